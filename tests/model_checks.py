@@ -1,0 +1,113 @@
+"""The checks every builder in the zoo goes through.
+
+One harness holds the whole zoo to the same standard (DESIGN.md): a forward pass
+with the right batch size and finite values, a gradient for every trainable
+weight, a ``.keras`` round-trip that reproduces the outputs, and a training step
+compiled with XLA (``jit_compile=True``). Model test modules build each model once
+(module-scoped fixture) at a tiny input size and call :func:`run_all_checks`, or
+the single checks where a model needs something special.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def random_inputs(model: keras.Model, batch_size: int = 2, seed: int = 0) -> Any:
+    """Uniform [0, 1) inputs shaped like ``model.inputs`` (non-float inputs: zeros).
+
+    Integer inputs (e.g. SANet's superpixel label map) get zeros: a valid label
+    map with a single region. Pass explicit inputs where that is not enough.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = (batch_size, *tensor.shape[1:])
+        if any(dim is None for dim in shape):
+            raise ValueError(
+                f"input {tensor.name!r} has an unknown dimension {shape}: pass inputs explicitly"
+            )
+        if "float" in str(tensor.dtype):
+            arrays.append(rng.random(shape, dtype=np.float32))
+        else:
+            arrays.append(np.zeros(shape, dtype=str(tensor.dtype)))
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _as_list(outputs: Any) -> list[np.ndarray]:
+    if isinstance(outputs, dict):
+        return [np.asarray(outputs[key]) for key in sorted(outputs)]
+    if isinstance(outputs, (list, tuple)):
+        return [np.asarray(value) for value in outputs]
+    return [np.asarray(outputs)]
+
+
+def check_forward(model: keras.Model, inputs: Any) -> list[np.ndarray]:
+    """Outputs keep the batch size and are finite; returns them as a list."""
+    batch_size = len(inputs[0] if isinstance(inputs, list) else inputs)
+    outputs = _as_list(model(inputs, training=False))
+    for index, output in enumerate(outputs):
+        assert output.shape[0] == batch_size, f"output {index}: batch {output.shape[0]} != {batch_size}"
+        assert np.all(np.isfinite(output)), f"output {index} has NaN or Inf"
+    return outputs
+
+
+def check_gradients(model: keras.Model, inputs: Any) -> None:
+    """Every trainable weight gets a finite gradient from the sum of all outputs."""
+    with tf.GradientTape() as tape:
+        outputs = model(inputs, training=True)
+        flat = tf.nest.flatten(outputs)
+        objective = tf.add_n([tf.reduce_mean(tf.cast(o, tf.float32) ** 2) for o in flat])
+    weights = model.trainable_weights
+    grads = tape.gradient(objective, weights)
+    missing = [w.path for w, g in zip(weights, grads) if g is None]
+    assert not missing, f"no gradient reaches: {missing[:10]}"
+    bad = [w.path for w, g in zip(weights, grads) if not np.all(np.isfinite(np.asarray(g)))]
+    assert not bad, f"non-finite gradients for: {bad[:10]}"
+
+
+def check_keras_roundtrip(model: keras.Model, inputs: Any, tmp_path: Path) -> None:
+    """Saving to ``.keras`` and loading (plain ``load_model``) gives the same outputs."""
+    import zoo  # noqa: F401  (registers every custom object)
+
+    path = Path(tmp_path) / f"{model.name}.keras"
+    model.save(path)
+    restored = keras.models.load_model(path, compile=False)
+    for before, after in zip(_as_list(model(inputs, training=False)),
+                             _as_list(restored(inputs, training=False))):
+        np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-5)
+
+
+def check_xla_train_step(model: keras.Model, inputs: Any, targets: Any = None,
+                         loss: Any = "mse") -> None:
+    """One optimiser step compiled with ``jit_compile=True``: finite loss, weights move.
+
+    Targets default to random values shaped like the outputs (the point is that the
+    whole step compiles with XLA, not what it learns). The model is recompiled, so
+    run this check last.
+    """
+    outputs = model(inputs, training=False)
+    if targets is None:
+        rng = np.random.default_rng(1)
+        targets = tf.nest.map_structure(
+            lambda o: rng.random(tuple(o.shape), dtype=np.float32), outputs)
+    before = [np.array(w) for w in model.trainable_weights]
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, jit_compile=True)
+    value = model.train_on_batch(inputs, targets, return_dict=True)["loss"]
+    assert np.isfinite(value), f"loss is {value}"
+    moved = any(not np.array_equal(b, np.array(w))
+                for b, w in zip(before, model.trainable_weights))
+    assert moved, "no trainable weight changed after an XLA train step"
+
+
+def run_all_checks(model: keras.Model, tmp_path: Path, inputs: Any = None, **train_kwargs) -> None:
+    """Forward, gradients, ``.keras`` round-trip, then an XLA train step."""
+    inputs = random_inputs(model) if inputs is None else inputs
+    check_forward(model, inputs)
+    check_gradients(model, inputs)
+    check_keras_roundtrip(model, inputs, tmp_path)
+    check_xla_train_step(model, inputs, **train_kwargs)
