@@ -1,0 +1,308 @@
+"""Readers for generic layouts: an image folder with a mask folder, and Labelme JSON.
+
+These serve private data sets such as the renal ultrasound of A-PSPNet (Sec. 4.1:
+Labelme-annotated, users bring their own). Both return
+:class:`~data_tools.records.Record` lists sorted by image id and check their files
+like the ISIC readers (``skip_bad``, ``validate``: see :mod:`data_tools.imageio`).
+
+The tf.data pipelines decode with ``tf.io.decode_image`` (JPEG, PNG, BMP, GIF). TIFF
+and DICOM files are therefore converted once to PNG in ``cache_dir`` and the records
+point at the PNGs; DICOM in RGB, YBR or palette colour becomes 8-bit RGB.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from data_tools.imageio import (
+    DICOM_SUFFIXES,
+    Validation,
+    as_policy,
+    check_validation_level,
+    is_up_to_date,
+    load_image,
+    load_mask,
+    read_image_header,
+    read_json_object,
+    save_png,
+    validate_records,
+)
+from data_tools.records import BadInputPolicy, DatasetError, Record
+
+#: Files ``tf.io.decode_image`` reads as they are.
+TF_READABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: Files converted to PNG first.
+CONVERTED_SUFFIXES = (".tif", ".tiff", *DICOM_SUFFIXES)
+IMAGE_SUFFIXES = TF_READABLE_SUFFIXES + CONVERTED_SUFFIXES
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
+LABELME_SHAPES = ("polygon", "rectangle", "circle")
+
+
+def read_mask_folder(
+    image_dir: str | Path,
+    mask_dir: str | Path,
+    *,
+    mask_suffix: str = "",
+    binary: bool = True,
+    classes: int | Sequence[str] | None = None,
+    mask_name: str = "mask",
+    cache_dir: str | Path | None = None,
+    skip_bad: bool | BadInputPolicy = False,
+    validate: Validation = "full",
+) -> list[Record]:
+    """Images paired with masks by file stem: ``a.jpg`` with ``a<mask_suffix>.png``.
+
+    Args:
+        image_dir: PNG, JPEG, BMP, TIFF or DICOM images (DICOM needs pydicom).
+        mask_dir: single-channel PNG, BMP or TIFF masks of the same sizes.
+        mask_suffix: what the mask stems add to the image stems, e.g. ``"_mask"``.
+        binary: masks hold 0/255 (ignored when ``classes`` is given).
+        classes: class-index masks: the number of classes or their names (index =
+            pixel value); values must then lie in ``[0, classes)``.
+        mask_name: the key of the masks in ``Record.mask_paths``.
+        cache_dir: where converted TIFF/DICOM files go (default
+            ``<image_dir>/.converted``).
+        skip_bad, validate: as in :func:`data_tools.isic.read_isic2016_part1`.
+    """
+    check_validation_level(validate)
+    policy = as_policy(skip_bad)
+    image_dir, mask_dir = Path(image_dir), Path(mask_dir)
+    images = _files_by_stem(image_dir, IMAGE_SUFFIXES, "images")
+    masks = _files_by_stem(mask_dir, MASK_SUFFIXES, "masks")
+    masks = {
+        stem[: len(stem) - len(mask_suffix)]: path
+        for stem, path in masks.items()
+        if stem.endswith(mask_suffix)
+    }
+    for stem in sorted(set(masks) - set(images)):
+        policy.reject(masks[stem], f"mask without an image {stem}.* in {image_dir}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else image_dir / ".converted"
+    records = []
+    for stem in sorted(images):
+        if stem not in masks:
+            policy.reject(images[stem], f"no mask {stem}{mask_suffix}.png (or .bmp/.tif) in {mask_dir}")
+            continue
+        try:
+            image = _tf_readable(images[stem], cache_dir / "images", as_mask=False)
+            mask = _tf_readable(masks[stem], cache_dir / "masks", as_mask=True)
+        except DatasetError as error:
+            policy.reject(error.path, error.problem)
+            continue
+        records.append(Record(stem, image, mask_paths={mask_name: mask}))
+    num_classes = classes if isinstance(classes, int) or classes is None else len(classes)
+    return validate_records(
+        records,
+        policy,
+        validate=validate,
+        binary=binary and num_classes is None,
+        num_classes=num_classes,
+        description=f"masks in {mask_dir.name}",
+    )
+
+
+def read_labelme(
+    folder: str | Path,
+    label_map: Mapping[str, int],
+    cache_dir: str | Path | None = None,
+    *,
+    skip_bad: bool | BadInputPolicy = False,
+    validate: Validation = "full",
+) -> list[Record]:
+    """Labelme annotations rasterised to class-index masks: ``mask_paths["classes"]``.
+
+    Reads every ``*.json`` in ``folder``. Each holds ``shapes`` (``label``,
+    ``points`` in pixel x/y, ``shape_type`` polygon, rectangle or circle),
+    ``imageHeight``/``imageWidth``, and ``imagePath`` (relative to the JSON) or
+    ``imageData`` (the image embedded in base64). Shapes are drawn in file order
+    with ``label_map[label]`` as pixel value (later shapes overwrite earlier ones,
+    as Labelme's own export does), on background 0, and written once as ``uint8``
+    PNGs under ``cache_dir`` (default ``<folder>/.masks``), in a subfolder per
+    label map so that a changed map never reuses stale masks. Embedded images are
+    written there too.
+
+    Args:
+        folder: the Labelme folder.
+        label_map: label -> class index (1..255; 0 is the background).
+        cache_dir: where masks go.
+        skip_bad, validate: as in :func:`data_tools.isic.read_isic2016_part1`.
+
+    Raises:
+        DatasetError: unreadable JSON or image, size mismatch with
+            ``imageHeight``/``imageWidth``, unknown labels (the label map is listed),
+            unsupported shapes; with ``skip_bad`` the sample is left out instead.
+    """
+    check_validation_level(validate)
+    _check_label_map(label_map)
+    policy = as_policy(skip_bad)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(folder, "missing folder: expected a Labelme folder of *.json files")
+    annotations = sorted(folder.glob("*.json"))
+    if not annotations:
+        raise DatasetError(folder, "empty folder: no Labelme *.json annotations")
+    cache_dir = Path(cache_dir) if cache_dir is not None else folder / ".masks"
+    cache_dir = cache_dir / _label_map_key(label_map)
+    records = []
+    for annotation in annotations:
+        try:
+            records.append(_labelme_record(annotation, label_map, cache_dir))
+        except DatasetError as error:
+            policy.reject(error.path, error.problem)
+    return validate_records(
+        records,
+        policy,
+        validate=validate,
+        binary=False,
+        num_classes=max(label_map.values()) + 1,
+        description=f"Labelme {folder.name}",
+    )
+
+
+def _labelme_record(annotation: Path, label_map: Mapping[str, int], cache_dir: Path) -> Record:
+    content = read_json_object(annotation)
+    image = _labelme_image(annotation, content, cache_dir)
+    height, width = _labelme_size(annotation, content, image)
+    mask_path = cache_dir / f"{annotation.stem}.png"
+    if not is_up_to_date(mask_path, (annotation,)):
+        save_png(mask_path, rasterise_labelme(annotation, content, label_map, (height, width)))
+    return Record(annotation.stem, image, mask_paths={"classes": mask_path})
+
+
+def rasterise_labelme(
+    annotation: str | Path,
+    content: Mapping,
+    label_map: Mapping[str, int],
+    size: tuple[int, int],
+) -> np.ndarray:
+    """Draws a Labelme file's shapes, in file order, into a ``uint8`` class-index mask.
+
+    Args:
+        annotation: the JSON file (named in errors).
+        content: its parsed content.
+        label_map: label -> class index.
+        size: ``(height, width)`` of the mask.
+    """
+    annotation = Path(annotation)
+    mask = np.zeros(size, np.uint8)
+    shapes = content.get("shapes")
+    if not isinstance(shapes, list):
+        raise DatasetError(annotation, "no 'shapes' list: not a Labelme annotation")
+    for number, shape in enumerate(shapes, start=1):
+        label = shape.get("label")
+        if label not in label_map:
+            raise DatasetError(
+                annotation,
+                f"shape {number}: unknown label {label!r}; label_map has "
+                + ", ".join(f"{name!r}: {index}" for name, index in label_map.items()),
+            )
+        kind = shape.get("shape_type") or "polygon"
+        points = np.asarray(shape.get("points", []), np.float64)
+        needed = 3 if kind == "polygon" else 2
+        if kind not in LABELME_SHAPES:
+            raise DatasetError(
+                annotation,
+                f"shape {number} ({label!r}): shape_type {kind!r} is not supported; "
+                f"use one of {LABELME_SHAPES}",
+            )
+        if points.ndim != 2 or points.shape[1] != 2 or len(points) < needed:
+            raise DatasetError(
+                annotation,
+                f"shape {number} ({label!r}): a {kind} needs at least {needed} [x, y] points, "
+                f"got {shape.get('points')}",
+            )
+        _draw(mask, kind, points, label_map[label])
+    return mask
+
+
+def _draw(mask: np.ndarray, kind: str, points: np.ndarray, value: int) -> None:
+    """Fills one Labelme shape with ``value`` (points are pixel x, y)."""
+    corners = np.rint(points).astype(np.int32)
+    if kind == "polygon":
+        cv2.fillPoly(mask, [corners], int(value))
+    elif kind == "rectangle":
+        cv2.rectangle(mask, tuple(map(int, corners[0])), tuple(map(int, corners[1])), int(value), -1)
+    else:  # circle: centre, then a point on the circumference
+        radius = int(round(float(np.linalg.norm(points[1] - points[0]))))
+        cv2.circle(mask, tuple(map(int, corners[0])), radius, int(value), -1)
+
+
+def _labelme_image(annotation: Path, content: Mapping, cache_dir: Path) -> Path:
+    """The annotated image: ``imagePath`` beside the JSON, else ``imageData`` written out."""
+    relative = content.get("imagePath")
+    if relative:
+        path = annotation.parent / str(relative).replace("\\", "/")
+        if path.is_file():
+            return _tf_readable(path, cache_dir / "images", as_mask=False)
+    data = content.get("imageData")
+    if not data:
+        raise DatasetError(
+            annotation, f"image {relative!r} not found beside the JSON and no imageData embedded"
+        )
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as embedded:
+            pixels = np.asarray(embedded.convert("RGB"))
+    except (binascii.Error, OSError, ValueError) as error:
+        raise DatasetError(annotation, f"imageData is not a readable base64 image ({error})") from None
+    path = cache_dir / "images" / f"{annotation.stem}.png"
+    if not is_up_to_date(path, (annotation,)):
+        save_png(path, pixels)
+    return path
+
+
+def _labelme_size(annotation: Path, content: Mapping, image: Path) -> tuple[int, int]:
+    height, width, _ = read_image_header(image)
+    stated = (content.get("imageHeight"), content.get("imageWidth"))
+    if None not in stated and tuple(stated) != (height, width):
+        raise DatasetError(
+            annotation,
+            f"imageHeight x imageWidth {stated[0]}x{stated[1]} differs from the image "
+            f"{image.name}'s {height}x{width}",
+        )
+    return height, width
+
+
+def _files_by_stem(folder: Path, suffixes: Sequence[str], what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise DatasetError(folder, f"missing folder: expected a folder of {what}")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in suffixes or not path.is_file():
+            continue
+        if path.stem in found:
+            raise DatasetError(path, f"two {what} share the stem {path.stem!r}: {found[path.stem].name}")
+        found[path.stem] = path
+    if not found:
+        raise DatasetError(folder, f"empty folder: no {what} ({', '.join(suffixes)})")
+    return found
+
+
+def _tf_readable(path: Path, cache_dir: Path, *, as_mask: bool) -> Path:
+    """``path`` itself, or for TIFF/DICOM a PNG copy in ``cache_dir`` (made once)."""
+    if path.suffix.lower() not in CONVERTED_SUFFIXES:
+        return path
+    converted = cache_dir / f"{path.stem}.png"
+    if not is_up_to_date(converted, (path,)):
+        save_png(converted, load_mask(path, binary=False) if as_mask else load_image(path))
+    return converted
+
+
+def _check_label_map(label_map: Mapping[str, int]) -> None:
+    if not label_map:
+        raise ValueError("label_map is empty: map each Labelme label to a class index")
+    bad = {k: v for k, v in label_map.items() if not isinstance(v, int) or not 0 <= v <= 255}
+    if bad:
+        raise ValueError(f"label_map values must be integers in 0..255, got {bad}")
+
+
+def _label_map_key(label_map: Mapping[str, int]) -> str:
+    text = json.dumps(sorted(label_map.items()))
+    return "labels-" + hashlib.sha1(text.encode()).hexdigest()[:10]

@@ -1,0 +1,358 @@
+"""The one place that opens image and mask files to check them.
+
+Readers record paths; pixels are decoded for training by the tf.data pipelines.
+Before that, every reader validates its files here so that a truncated JPEG, a mask
+of the wrong size or a grey-level mask stops the read with a :class:`DatasetError`
+naming the file and the problem, instead of surfacing later as a TensorFlow
+traceback or as silently wrong targets.
+
+Validation levels (``validate=`` of every reader):
+
+``"full"`` (the default)
+    Decodes every image and mask. JPEGs are decoded at 1/8 scale (Pillow's
+    ``draft`` mode): the whole entropy-coded stream is still read, so truncated and
+    corrupt files are caught, at a fraction of the cost of a full-size decode. Masks are
+    decoded in full and their values checked. Measured per image and mask (on a
+    busy 2-core machine): 0.04 s at 1022x767, 0.55 s at 4000x3000; files are
+    checked on one thread per core, so the 2594 ISIC 2018 Task 1 training images
+    (1022x767 up to 6688x4439) take one to a few minutes.
+``"header"``
+    Reads headers only: image and mask sizes, channel counts; about 1 ms per
+    image, seconds for a whole ISIC release, but a truncated file or a grey-level
+    mask goes unnoticed.
+
+Supported files: JPEG, PNG, BMP, TIFF through Pillow, and DICOM through pydicom
+(ultrasound DICOMs in RGB, YBR or palette colour are converted to RGB).
+"""
+from __future__ import annotations
+
+import sys
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from data_tools.records import BadInputPolicy, DatasetError, Record
+
+Validation = Literal["full", "header"]
+VALIDATION_LEVELS = ("full", "header")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+#: Fewer samples than this read without a progress bar.
+PROGRESS_MIN_ITEMS = 50
+_MAX_LISTED_VALUES = 10
+
+
+def read_image_header(path: str | Path) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of an image or mask, from its header only.
+
+    ``channels`` counts the stored bands: 1 for grey-level and palette images,
+    3 for RGB, 4 for RGBA (for DICOM: ``SamplesPerPixel``, palette colour as 3).
+    """
+    path = Path(path)
+    if _is_dicom(path):
+        dataset = _read_dicom(path, pixels=False)
+        channels = 3 if dataset.PhotometricInterpretation == "PALETTE COLOR" else int(
+            dataset.SamplesPerPixel
+        )
+        return int(dataset.Rows), int(dataset.Columns), channels
+    with _open_pil(path) as image:
+        return image.height, image.width, len(image.getbands())
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decodes an image in full to ``uint8`` of shape ``(height, width, 3)``.
+
+    Grey-level, palette and RGBA images are converted to RGB (alpha dropped).
+    Raises :class:`DatasetError` for missing, unreadable, truncated or 16-bit files.
+    """
+    path = Path(path)
+    if _is_dicom(path):
+        return _dicom_to_rgb(path)
+    with _open_pil(path) as image:
+        _decode(image, path)
+        _require_8bit(image, path)
+        return np.asarray(image.convert("RGB"))
+
+
+def load_mask(
+    path: str | Path,
+    *,
+    expected_size: tuple[int, int] | None = None,
+    binary: bool = True,
+    num_classes: int | None = None,
+) -> np.ndarray:
+    """Decodes a single-channel 8-bit mask to ``uint8`` of shape ``(height, width)``.
+
+    Args:
+        path: a PNG/BMP/TIFF mask (palette images give their indices).
+        expected_size: ``(height, width)`` of the mask's image; a mask of another
+            size is an error that states both sizes.
+        binary: the mask must hold only 0 and 255 (the ISIC convention).
+        num_classes: a class-index mask: values must lie in ``[0, num_classes)``.
+            Requires ``binary=False``.
+
+    Raises:
+        DatasetError: unreadable or truncated file, several channels, wrong size,
+            or values outside the allowed set (the offending values are listed).
+    """
+    if binary and num_classes is not None:
+        raise ValueError("load_mask: pass either binary=True or num_classes, not both")
+    path = Path(path)
+    with _open_pil(path) as image:
+        _check_mask_header(image, path, expected_size)
+        _decode(image, path)
+        mask = np.asarray(image.convert("L") if image.mode == "1" else image)
+    _check_mask_values(mask, path, binary=binary, num_classes=num_classes)
+    return mask
+
+
+def validate_records(
+    records: Iterable[Record],
+    policy: BadInputPolicy,
+    *,
+    validate: Validation = "full",
+    binary: bool = True,
+    num_classes: int | None = None,
+    description: str = "checking",
+    workers: int | None = None,
+) -> list[Record]:
+    """Checks each record's image and masks; returns the good ones, in order.
+
+    Every mask must match its image's size and hold the allowed values (see
+    :func:`load_mask`). A bad record goes to ``policy.reject``: it raises, or, with
+    ``skip_bad``, is logged and left out. Files are decoded on ``workers`` threads
+    (default: one per CPU; Pillow decodes without the GIL). Shows a progress bar on
+    a terminal when there are at least :data:`PROGRESS_MIN_ITEMS` records.
+    """
+    check_validation_level(validate)
+    records = list(records)
+
+    def problem(record: Record) -> DatasetError | None:
+        try:
+            _validate_record(record, validate=validate, binary=binary, num_classes=num_classes)
+        except DatasetError as error:
+            return error
+        return None
+
+    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    try:
+        problems = tqdm(
+            pool.map(problem, records),
+            total=len(records),
+            desc=description,
+            unit="image",
+            disable=len(records) < PROGRESS_MIN_ITEMS or not sys.stderr.isatty(),
+        )
+        good = []
+        for record, error in zip(records, problems):
+            if error is None:
+                good.append(record)
+            else:
+                policy.reject(error.path, error.problem)  # raises unless skip_bad
+    finally:
+        pool.shutdown(cancel_futures=True)  # stop at the first error, not after all
+    return good
+
+
+def save_png(path: str | Path, pixels: np.ndarray) -> Path:
+    """Writes ``uint8`` pixels (HxW or HxWx3) as PNG atomically: no half-written files."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        Image.fromarray(pixels).save(temporary, format="PNG")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def as_policy(skip_bad: bool | BadInputPolicy) -> BadInputPolicy:
+    """The readers' ``skip_bad`` argument as a policy (a policy passes through)."""
+    return skip_bad if isinstance(skip_bad, BadInputPolicy) else BadInputPolicy(bool(skip_bad))
+
+
+def is_up_to_date(path: Path, sources: Iterable[str | Path]) -> bool:
+    """``path`` exists and is no older than any of ``sources`` (cached derived files)."""
+    return path.is_file() and all(path.stat().st_mtime >= Path(s).stat().st_mtime for s in sources)
+
+
+def read_json_object(path: str | Path) -> Mapping:
+    """A JSON file holding an object; :class:`DatasetError` if missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise DatasetError(path, f"not valid JSON ({error})") from None
+    if not isinstance(content, dict):
+        raise DatasetError(path, f"expected a JSON object, got {type(content).__name__}")
+    return content
+
+
+def check_validation_level(validate: str) -> None:
+    """Raises ``ValueError`` unless ``validate`` is one of :data:`VALIDATION_LEVELS`."""
+    if validate not in VALIDATION_LEVELS:
+        raise ValueError(f"validate must be one of {VALIDATION_LEVELS}, got {validate!r}")
+
+
+def _validate_record(
+    record: Record, *, validate: Validation, binary: bool, num_classes: int | None
+) -> None:
+    if validate == "full":
+        height, width = _check_image_data(Path(record.image_path))
+    else:
+        height, width, _ = read_image_header(record.image_path)
+    for mask_path in record.mask_paths.values():
+        if validate == "full":
+            load_mask(
+                mask_path,
+                expected_size=(height, width),
+                binary=binary,
+                num_classes=num_classes,
+            )
+        else:
+            with _open_pil(Path(mask_path)) as mask:
+                _check_mask_header(mask, Path(mask_path), (height, width))
+
+
+def _open_pil(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    try:
+        return Image.open(path)
+    except UnidentifiedImageError:
+        raise DatasetError(path, "not a readable image (unknown format or corrupt header)") from None
+    except OSError as error:
+        raise DatasetError(path, f"truncated or corrupt image header ({error})") from None
+
+
+def _check_image_data(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image after decoding all its data (JPEGs at 1/8 scale)."""
+    if _is_dicom(path):
+        return load_image(path).shape[:2]
+    with _open_pil(path) as image:
+        size = image.height, image.width
+        _require_8bit(image, path)
+        _decode(image, path, reduced=True)
+    return size
+
+
+def _decode(image: Image.Image, path: Path, *, reduced: bool = False) -> None:
+    """Decodes all pixel data; catches truncated and corrupt files.
+
+    ``reduced`` decodes JPEGs at 1/8 scale (``draft`` mode): the whole compressed
+    stream is still read, so truncation is still caught, several times faster.
+    """
+    if reduced and image.format == "JPEG":
+        image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(path, f"truncated or corrupt image data ({error})") from None
+
+
+def _require_8bit(image: Image.Image, path: Path) -> None:
+    if image.mode not in ("1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr", "PA"):
+        raise DatasetError(path, f"unsupported pixel format {image.mode!r}; expected 8-bit images")
+
+
+def _check_mask_header(
+    image: Image.Image, path: Path, expected_size: tuple[int, int] | None
+) -> None:
+    if image.mode not in ("1", "L", "P"):
+        raise DatasetError(
+            path,
+            f"mask has {len(image.getbands())} channel(s) in mode {image.mode!r}; "
+            "expected a single-channel 8-bit mask",
+        )
+    if expected_size is not None and (image.height, image.width) != tuple(expected_size):
+        raise DatasetError(
+            path,
+            f"mask size {image.height}x{image.width} differs from its image's "
+            f"{expected_size[0]}x{expected_size[1]} (height x width)",
+        )
+
+
+def _check_mask_values(
+    mask: np.ndarray, path: Path, *, binary: bool, num_classes: int | None
+) -> None:
+    if binary:
+        outside = (mask != 0) & (mask != 255)  # elementwise: far cheaper than np.unique
+        allowed = "{0, 255}"
+    elif num_classes is not None:
+        outside = mask >= num_classes
+        allowed = f"class indices 0..{num_classes - 1}"
+    else:
+        return
+    if outside.any():
+        bad = np.unique(mask[outside])
+        listed = ", ".join(str(v) for v in bad[:_MAX_LISTED_VALUES])
+        more = f" and {bad.size - _MAX_LISTED_VALUES} more" if bad.size > _MAX_LISTED_VALUES else ""
+        raise DatasetError(path, f"mask values must be {allowed}; found {listed}{more}")
+
+
+def _is_dicom(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_SUFFIXES
+
+
+def _read_dicom(path: Path, *, pixels: bool):
+    try:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+    except ImportError:
+        raise DatasetError(
+            path, "reading DICOM needs pydicom: pip install pydicom"
+        ) from None
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
+    except (InvalidDicomError, OSError, ValueError) as error:
+        raise DatasetError(path, f"not a readable DICOM file ({error})") from None
+
+
+def _dicom_to_rgb(path: Path) -> np.ndarray:
+    """DICOM pixels as 8-bit RGB: palette and YBR colour converted, MONOCHROME1 inverted."""
+    from pydicom.pixels import apply_color_lut
+
+    dataset = _read_dicom(path, pixels=True)
+    if int(getattr(dataset, "NumberOfFrames", 1) or 1) > 1:
+        raise DatasetError(
+            path, f"multi-frame DICOM ({dataset.NumberOfFrames} frames); export single frames"
+        )
+    interpretation = dataset.PhotometricInterpretation
+    try:
+        pixels = dataset.pixel_array  # pydicom >= 3 returns YBR data as RGB
+    except Exception as error:  # pydicom raises many types for bad pixel data
+        raise DatasetError(path, f"cannot decode DICOM pixel data ({error})") from None
+    if interpretation == "PALETTE COLOR":
+        pixels = apply_color_lut(pixels, dataset)
+        bits = 8 if pixels.dtype == np.uint8 else 16
+    else:
+        bits = int(dataset.BitsStored)
+    pixels = _to_uint8(pixels, bits)
+    if interpretation == "MONOCHROME1":
+        pixels = 255 - pixels
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    return pixels
+
+
+def _to_uint8(pixels: np.ndarray, bits: int) -> np.ndarray:
+    """Rescales ``bits``-bit integers linearly to 0..255."""
+    if bits == 8:
+        return pixels.astype(np.uint8)
+    scaled = pixels.astype(np.float64) * (255.0 / (2**bits - 1))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+

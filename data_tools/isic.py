@@ -1,0 +1,517 @@
+"""Readers for the ISIC 2016, 2017 and 2018 challenge datasets, as distributed.
+
+Each reader takes the folder into which the official archives were unpacked (the
+folder and file names are in :mod:`data_tools.layouts`) and returns one
+:class:`~data_tools.records.Record` per image, sorted by image id. It checks as it
+reads: every image has its ground truth and every ground-truth file or CSV row has
+its image, CSVs have the expected columns and values, and (see
+:mod:`data_tools.imageio` for the ``validate`` levels and their cost) images decode,
+masks are single-channel 0/255 and the size of their image. A problem raises
+:class:`~data_tools.records.DatasetError` naming the file; with ``skip_bad=True``
+the sample is logged and left out instead (pass a
+:class:`~data_tools.records.BadInputPolicy` to collect what was skipped).
+
+Files the challenges ship among the images (``ISIC_<id>_superpixels.png``,
+metadata CSVs, ``LICENSE.txt``, ``ATTRIBUTION.txt``) are ignored.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from data_tools import layouts
+from data_tools.imageio import (
+    PROGRESS_MIN_ITEMS,
+    Validation,
+    as_policy,
+    check_validation_level,
+    is_up_to_date,
+    load_image,
+    read_image_header,
+    read_json_object,
+    save_png,
+    validate_records,
+)
+from data_tools.records import BadInputPolicy, DatasetError, Record
+
+#: Name of the union of the four ISIC 2017 Part 2 feature masks (AttnMel's "Dermo" ROI).
+DERMO_UNION = "dermo"
+
+
+# ----------------------------------------------------------------------------- ISIC 2016
+
+
+def read_isic2016_part1(
+    root: str | Path,
+    split: str = "train",
+    *,
+    skip_bad: bool | BadInputPolicy = False,
+    validate: Validation = "full",
+) -> list[Record]:
+    """ISIC 2016 Part 1 (lesion segmentation): ``mask_paths={"lesion": ...}``.
+
+    Args:
+        root: folder holding ``ISBI2016_ISIC_Part1_{Training,Test}_Data`` and
+            ``..._GroundTruth`` (masks ``ISIC_<id>_Segmentation.png``).
+        split: ``"train"`` (900 images) or ``"test"`` (379).
+        skip_bad: log and leave out bad samples instead of raising; a
+            ``BadInputPolicy`` also collects them in ``.skipped``.
+        validate: ``"full"`` or ``"header"`` (see :mod:`data_tools.imageio`).
+    """
+    dataset, folders = _open_split(
+        "ISIC 2016 Part 1", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate
+    )
+    images = dataset.images(folders["part1_images"])
+    truths = {"lesion": dataset.files(folders["part1"], layouts.ISIC2016_MASK_SUFFIX)}
+    return _read(dataset, images, truths, validate=validate)
+
+
+def read_isic2016_part3(
+    root: str | Path,
+    split: str = "train",
+    *,
+    skip_bad: bool | BadInputPolicy = False,
+    validate: Validation = "full",
+) -> list[Record]:
+    """ISIC 2016 Part 3 (melanoma classification): ``labels={"melanoma": 0.0 | 1.0}``.
+
+    The ground-truth CSVs have no header; the training one holds
+    ``ISIC_<id>,benign|malignant``, the test one ``ISIC_<id>,0.0|1.0``. Both
+    spellings are accepted in either file.
+    """
+    dataset, folders = _open_split(
+        "ISIC 2016 Part 3", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate
+    )
+    images = dataset.images(folders["part3_images"])
+    truths = {"labels": dataset.isic2016_labels(folders["part3"])}
+    return _read(dataset, images, truths, validate=validate)
+
+
+# ----------------------------------------------------------------------------- ISIC 2017
+
+
+def read_isic2017(
+    root: str | Path,
+    split: str = "train",
+    *,
+    parts: Sequence[int] = (1, 3),
+    skip_bad: bool | BadInputPolicy = False,
+    validate: Validation = "full",
+) -> list[Record]:
+    """ISIC 2017 (2000 training, 150 validation, 600 test images).
+
+    Args:
+        root: folder holding the ``ISIC-2017_{Training,Validation,Test_v2}_*``
+            folders and CSVs.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        parts: ground truth to attach; ``()`` reads the images alone.
+            1: ``mask_paths["lesion"]`` (``ISIC_<id>_segmentation.png``).
+            2: ``extra["superpixels"]`` (``ISIC_<id>_superpixels.png`` beside the
+            images) and ``extra["features"]`` (``ISIC_<id>_features.json``); turn
+            them into masks with :func:`write_isic2017_feature_masks`.
+            3: ``labels`` ``{"melanoma", "seborrheic_keratosis"}`` (0.0/1.0;
+            nevus is both 0) from the CSV with header
+            ``image_id,melanoma,seborrheic_keratosis``.
+        skip_bad, validate: as in :func:`read_isic2016_part1`.
+    """
+    parts = _check_choices("parts", parts, (1, 2, 3))
+    dataset, folders = _open_split(
+        "ISIC 2017", layouts.ISIC2017_LAYOUT, root, split, skip_bad, validate
+    )
+    images = dataset.images(folders["images"])
+    truths: dict[str, _GroundTruth] = {}
+    if 1 in parts:
+        truths["lesion"] = dataset.files(folders["part1"], layouts.ISIC2017_MASK_SUFFIX)
+    if 2 in parts:
+        truths["superpixels"] = dataset.files(
+            folders["images"], layouts.ISIC2017_SUPERPIXELS_SUFFIX, "extra"
+        )
+        truths["features"] = dataset.files(
+            folders["part2"], layouts.ISIC2017_FEATURES_SUFFIX, "extra"
+        )
+    if 3 in parts:
+        truths["labels"] = dataset.isic2017_labels(folders["part3"])
+    return _read(dataset, images, truths, validate=validate)
+
+
+def rasterise_isic2017_features(
+    superpixels_png: str | Path, features_json: str | Path
+) -> dict[str, np.ndarray]:
+    """ISIC 2017 Part 2 dermoscopic features as ``uint8`` 0/255 masks.
+
+    The superpixel PNG encodes each pixel's superpixel index as
+    ``R + (G << 8) + (B << 16)``; the JSON maps each feature (``pigment_network``,
+    ``negative_network``, ``milia_like_cyst``, ``streaks``) to one 0/1 value per
+    superpixel. A pixel is 255 in a feature's mask when its superpixel has it.
+
+    Raises:
+        DatasetError: unreadable files, a missing feature, lists of unequal length,
+            values other than 0/1, or superpixel indices beyond the lists.
+    """
+    superpixels_png, features_json = Path(superpixels_png), Path(features_json)
+    rgb = load_image(superpixels_png).astype(np.int64)
+    index = rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
+    features = _read_features_json(features_json)
+    count = len(next(iter(features.values())))
+    if index.max() >= count:
+        raise DatasetError(
+            superpixels_png,
+            f"superpixel index {index.max()} out of range: {features_json.name} "
+            f"labels {count} superpixels",
+        )
+    return {
+        name: np.where(values[index], 255, 0).astype(np.uint8)
+        for name, values in features.items()
+    }
+
+
+def write_isic2017_feature_masks(
+    records: Iterable[Record], cache_dir: str | Path
+) -> list[Record]:
+    """Writes each record's Part 2 feature masks once as PNGs; returns updated records.
+
+    For every record read with ``parts`` including 2, writes
+    ``<cache_dir>/<id>_<feature>.png`` for the four features of
+    :data:`~data_tools.layouts.ISIC2017_FEATURES` and ``<id>_dermo.png``, their
+    union (AttnMel's "Dermo" attention ROI, AttnMel Sec. 2.2), and adds them to
+    ``mask_paths`` under those names. Masks newer than their sources are reused.
+
+    Raises:
+        ValueError: a record without Part 2 files.
+        DatasetError: bad Part 2 files, or superpixels whose size differs from the image.
+    """
+    cache_dir = Path(cache_dir)
+    records = list(records)
+    names = (*layouts.ISIC2017_FEATURES, DERMO_UNION)
+    updated = []
+    for record in tqdm(
+        records, desc="ISIC 2017 feature masks", unit="image", disable=len(records) < PROGRESS_MIN_ITEMS
+    ):
+        if not {"superpixels", "features"} <= set(record.extra):
+            raise ValueError(
+                f"record {record.image_id} has no Part 2 files: read it with "
+                "read_isic2017(..., parts=(..., 2))"
+            )
+        sources = (record.extra["superpixels"], record.extra["features"])
+        paths = {name: cache_dir / f"{record.image_id}_{name}.png" for name in names}
+        if not all(is_up_to_date(path, sources) for path in paths.values()):
+            _write_feature_masks(record, paths)
+        updated.append(dataclasses.replace(record, mask_paths={**record.mask_paths, **paths}))
+    return updated
+
+
+# ----------------------------------------------------------------------------- ISIC 2018
+
+
+def read_isic2018(
+    root: str | Path,
+    split: str = "train",
+    *,
+    tasks: Sequence[int] = (1,),
+    skip_bad: bool | BadInputPolicy = False,
+    validate: Validation = "full",
+) -> list[Record]:
+    """ISIC 2018 Tasks 1-2 (2594 training, 100 validation, 1000 test images).
+
+    Args:
+        root: folder holding ``ISIC2018_Task1-2_{Training,Validation,Test}_Input``
+            and the ground-truth folders.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        tasks: ground truth to attach; ``()`` reads the images alone.
+            1: ``mask_paths["lesion"]`` (``ISIC_<id>_segmentation.png``).
+            2: one mask per attribute of
+            :data:`~data_tools.layouts.ISIC2018_ATTRIBUTES`
+            (``ISIC_<id>_attribute_<name>.png``; many are all zero).
+        skip_bad, validate: as in :func:`read_isic2016_part1`.
+    """
+    tasks = _check_choices("tasks", tasks, (1, 2))
+    dataset, folders = _open_split(
+        "ISIC 2018", layouts.ISIC2018_LAYOUT, root, split, skip_bad, validate
+    )
+    images = dataset.images(folders["images"])
+    truths: dict[str, _GroundTruth] = {}
+    if 1 in tasks:
+        truths["lesion"] = dataset.files(folders["task1"], layouts.ISIC2018_MASK_SUFFIX)
+    if 2 in tasks:
+        for attribute in layouts.ISIC2018_ATTRIBUTES:
+            truths[attribute] = dataset.files(
+                folders["task2"], layouts.isic2018_attribute_suffix(attribute)
+            )
+    return _read(dataset, images, truths, validate=validate)
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+@dataclasses.dataclass(frozen=True)
+class _GroundTruth:
+    """One kind of per-image ground truth, found in one folder or CSV.
+
+    ``found`` maps image id -> file path or label dict; ``None`` marks a CSV row
+    that was already rejected. ``expected`` names what an id should have.
+    """
+
+    source: Path
+    found: Mapping[str, Any]
+    expected: Callable[[str], str]
+    kind: Literal["mask", "extra", "labels"] = "mask"  # where it goes in the Record
+
+
+@dataclasses.dataclass(frozen=True)
+class _DatasetSplit:
+    """One split of one dataset under ``root``: finds its folders and files."""
+
+    name: str
+    split: str
+    root: Path
+    policy: BadInputPolicy
+
+    def folder(self, name: str) -> Path:
+        """The official folder ``name`` under root; an error says which was expected."""
+        path = self.root / name
+        if not path.is_dir():
+            raise DatasetError(
+                path,
+                f"missing folder: {self.name} {self.split} expects the official folder "
+                f"{name!r} under {self.root}",
+            )
+        return path
+
+    def csv_file(self, name: str) -> Path:
+        path = self.root / name
+        if not path.is_file():
+            raise DatasetError(
+                path,
+                f"missing file: {self.name} {self.split} expects the official CSV "
+                f"{name!r} under {self.root}",
+            )
+        return path
+
+    def images(self, folder_name: str) -> tuple[Path, dict[str, Path]]:
+        """``ISIC_<7 digits>.jpg`` files of an official image folder, by id."""
+        folder = self.folder(folder_name)
+        found = _files_by_id(folder, layouts.ISIC_IMAGE_SUFFIX)
+        if not found:
+            raise DatasetError(
+                folder, f"empty folder: no ISIC_<7 digits>.jpg images ({self.name} {self.split})"
+            )
+        return folder, found
+
+    def files(self, folder_name: str, suffix: str, kind: str = "mask") -> _GroundTruth:
+        """Files ``ISIC_<id><suffix>`` (suffix case ignored) of an official folder."""
+        folder = self.folder(folder_name)
+        found = _files_by_id(folder, suffix)
+        return _GroundTruth(folder, found, lambda i: f"{i}{suffix}", kind)
+
+    def isic2016_labels(self, csv_name: str) -> _GroundTruth:
+        """2016 Part 3 CSV without header: ``id,benign|malignant`` or ``id,0.0|1.0``."""
+        path = self.csv_file(csv_name)
+        found = {}
+        for line, row in _csv_rows(path):
+            if len(row) < 2:
+                raise DatasetError(path, f"line {line}: expected 'ISIC_<id>,label', got {row}")
+            image_id, text = row[0].strip(), row[1].strip()
+            _check_row_id(path, line, image_id, found)
+            value = layouts.ISIC2016_PART3_CLASSES.get(text.lower(), _as_binary(text))
+            if value is None:
+                self.policy.reject(
+                    path, f"line {line}: label {text!r} for {image_id} is not benign, "
+                    "malignant, 0 or 1"
+                )
+            found[image_id] = None if value is None else {"melanoma": float(value)}
+        return _GroundTruth(path, found, lambda i: f"a row for {i}", "labels")
+
+    def isic2017_labels(self, csv_name: str) -> _GroundTruth:
+        """2017 Part 3 CSV with header ``image_id,melanoma,seborrheic_keratosis``."""
+        path = self.csv_file(csv_name)
+        rows = _csv_rows(path)
+        try:
+            _, header = next(rows)
+        except StopIteration:
+            raise DatasetError(path, "empty CSV: expected a header row") from None
+        header = [column.strip() for column in header]
+        missing = [c for c in layouts.ISIC2017_PART3_COLUMNS if c not in header]
+        if missing:
+            raise DatasetError(
+                path,
+                f"missing column(s) {', '.join(missing)}; header is {','.join(header)}; "
+                f"expected {','.join(layouts.ISIC2017_PART3_COLUMNS)}",
+            )
+        id_column, *label_columns = (header.index(c) for c in layouts.ISIC2017_PART3_COLUMNS)
+        found = {}
+        for line, row in rows:
+            image_id = row[id_column].strip() if len(row) > id_column else ""
+            _check_row_id(path, line, image_id, found)
+            values = [_as_binary(row[c]) if len(row) > c else None for c in label_columns]
+            if None in values:
+                self.policy.reject(
+                    path, f"line {line}: labels for {image_id} must be 0 or 1, got {row}"
+                )
+                found[image_id] = None
+                continue
+            found[image_id] = {
+                name: float(value)
+                for name, value in zip(layouts.ISIC2017_PART3_COLUMNS[1:], values)
+            }
+        return _GroundTruth(path, found, lambda i: f"a row for {i}", "labels")
+
+
+def _read(
+    dataset: _DatasetSplit,
+    image_files: tuple[Path, Mapping[str, Path]],
+    truths: Mapping[str, _GroundTruth],
+    *,
+    validate: Validation,
+) -> list[Record]:
+    """Joins images (folder, files by id) with their ground truth; validates records."""
+    folder, images = image_files
+    records = []
+    for image_id, found in _join(folder, images, truths, dataset.policy).items():
+        by_kind = {
+            kind: {name: found[name] for name, t in truths.items() if t.kind == kind}
+            for kind in ("mask", "extra")
+        }
+        records.append(
+            Record(
+                image_id=image_id,
+                image_path=images[image_id],
+                mask_paths=by_kind["mask"],
+                labels=found.get("labels", {}),
+                extra=by_kind["extra"],
+            )
+        )
+    return validate_records(
+        records,
+        dataset.policy,
+        validate=validate,
+        description=f"{dataset.name} {dataset.split}",
+    )
+
+
+def _join(
+    image_folder: Path,
+    images: Mapping[str, Path],
+    truths: Mapping[str, _GroundTruth],
+    policy: BadInputPolicy,
+) -> dict[str, dict[str, Any]]:
+    """Per image id (sorted), its ground truth by name; orphans on either side rejected."""
+    for truth in truths.values():
+        for image_id in sorted(set(truth.found) - set(images)):
+            where = truth.source if truth.kind == "labels" else truth.found[image_id]
+            policy.reject(
+                where,
+                f"ground truth for {image_id} but no image {image_id}"
+                f"{layouts.ISIC_IMAGE_SUFFIX} in {image_folder}",
+            )
+    joined = {}
+    for image_id in sorted(images):
+        missing = [t for t in truths.values() if image_id not in t.found]
+        if missing:
+            policy.reject(
+                images[image_id],
+                "no ground truth: expected "
+                + "; ".join(f"{t.expected(image_id)} in {t.source}" for t in missing),
+            )
+            continue
+        found = {name: truth.found[image_id] for name, truth in truths.items()}
+        if all(value is not None for value in found.values()):  # None: row already rejected
+            joined[image_id] = found
+    return joined
+
+
+def _files_by_id(folder: Path, suffix: str) -> dict[str, Path]:
+    """Files named ``ISIC_<7 digits><suffix>`` in ``folder`` (suffix case ignored), by id."""
+    pattern = re.compile(rf"^(ISIC_\d{{7}})(?i:{re.escape(suffix)})$")
+    found = {}
+    for path in folder.iterdir():
+        match = pattern.match(path.name)
+        if match and path.is_file():
+            found[match.group(1)] = path
+    return found
+
+
+def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
+    """Non-empty CSV rows with their 1-based line numbers."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if any(cell.strip() for cell in row):
+                yield line, row
+
+
+def _check_row_id(path: Path, line: int, image_id: str, seen: Mapping[str, Any]) -> None:
+    if not layouts.ISIC_IMAGE_ID.match(image_id):
+        raise DatasetError(path, f"line {line}: {image_id!r} is not an ISIC_<7 digits> image id")
+    if image_id in seen:
+        raise DatasetError(path, f"line {line}: duplicate row for {image_id}")
+
+
+def _as_binary(text: str) -> int | None:
+    """0 or 1 from ``"0"``, ``"1.0"`` and the like; ``None`` for anything else."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value in (0.0, 1.0) else None
+
+
+def _read_features_json(path: Path) -> dict[str, np.ndarray]:
+    content = read_json_object(path)
+    missing = [name for name in layouts.ISIC2017_FEATURES if name not in content]
+    if missing:
+        raise DatasetError(path, f"missing feature(s) {', '.join(missing)}")
+    features = {}
+    for name in layouts.ISIC2017_FEATURES:
+        values = np.asarray(content[name])
+        if values.ndim != 1 or not np.isin(values, (0, 1)).all():
+            raise DatasetError(path, f"feature {name!r} must be a list of 0/1 values")
+        features[name] = values.astype(bool)
+    lengths = {name: len(values) for name, values in features.items()}
+    if len(set(lengths.values())) != 1:
+        raise DatasetError(path, f"feature lists differ in length: {lengths}")
+    return features
+
+
+def _write_feature_masks(record: Record, paths: Mapping[str, Path]) -> None:
+    superpixels = record.extra["superpixels"]
+    map_size = read_image_header(superpixels)[:2]
+    image_size = read_image_header(record.image_path)[:2]
+    if map_size != image_size:
+        raise DatasetError(
+            superpixels,
+            f"superpixel map size {map_size[0]}x{map_size[1]} differs from its image "
+            f"{record.image_path.name}'s {image_size[0]}x{image_size[1]} (height x width)",
+        )
+    masks = rasterise_isic2017_features(superpixels, record.extra["features"])
+    masks[DERMO_UNION] = np.maximum.reduce(list(masks.values()))
+    for name, path in paths.items():
+        save_png(path, masks[name])
+
+
+def _open_split(
+    name: str,
+    layout: Mapping[str, Mapping[str, str]],
+    root: str | Path,
+    split: str,
+    skip_bad: bool | BadInputPolicy,
+    validate: str,
+) -> tuple[_DatasetSplit, Mapping[str, str]]:
+    """Checks a reader's arguments; returns the split and its official names."""
+    if split not in layout:
+        raise ValueError(f"split for {name} must be one of {tuple(layout)}, got {split!r}")
+    check_validation_level(validate)
+    return _DatasetSplit(name, split, Path(root), as_policy(skip_bad)), layout[split]
+
+
+def _check_choices(argument: str, given: Sequence[int], allowed: Sequence[int]) -> tuple[int, ...]:
+    chosen = tuple(given)
+    if not set(chosen) <= set(allowed):
+        raise ValueError(f"{argument} must be drawn from {tuple(allowed)}, got {chosen}")
+    return chosen
+
