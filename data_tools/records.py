@@ -38,7 +38,7 @@ class Record:
         labels: class labels by name, e.g. ``{"melanoma": 1.0,
             "seborrheic_keratosis": 0.0}``; empty for segmentation-only data.
         extra: other per-sample files, e.g. ``{"superpixels": ...,
-            "features_json": ...}`` for ISIC 2017 Part 2.
+            "features": ...}`` for ISIC 2017 Part 2.
     """
 
     image_id: str
