@@ -3,4 +3,17 @@
 ``import zoo`` registers every custom layer, loss and metric, so ``.keras`` files
 saved from this package load with plain ``keras.models.load_model``.
 """
+from zoo import losses, metrics, submission
+from zoo.losses import (
+    AttentionDiceRegulariser,
+    ComboLoss,
+    CrossEntropyJaccardLoss,
+    DiceLoss,
+    GlobalBalancingLoss,
+    SoftJaccardLoss,
+    attnmel_losses,
+    focal_loss,
+)
+from zoo.metrics import DiceCoefficient, JaccardIndex
+
 __version__ = "0.1.0"
