@@ -3,6 +3,7 @@
 ``import zoo`` registers every custom layer, loss and metric, so ``.keras`` files
 saved from this package load with plain ``keras.models.load_model``.
 """
+import data_tools.colour  # noqa: F401  (registers the RGBToLab layer used inside models)
 from zoo import losses, metrics, submission
 from zoo.losses import (
     AttentionDiceRegulariser,

@@ -1,0 +1,380 @@
+"""tf.data pipelines from dataset records to ``(image, target)`` batches.
+
+Stages, in order (training / evaluation):
+
+1. **load** (parallel): read and decode the files (``tf.io.decode_image``: JPEG,
+   PNG, BMP, GIF), then :func:`data_tools.preprocess.resize_images` (float32 RGB in
+   [0, 1], fitted and resized to ``spec.resize_size``) and
+   :func:`~data_tools.preprocess.resize_masks` (same geometry, nearest neighbour).
+2. **cache** (``cache=True``: in memory; a string: a cache file): what is cached is
+   the *decoded and resized, not yet augmented* data, float32 images and uint8
+   masks, so every epoch skips decoding and resizing and still draws fresh
+   augmentations. Float32 keeps training and serving bit-identical (the exported
+   model runs the same ``resize_images``); it costs 4 bytes per value
+   (ISIC 2018 at 256 x 256: about 2 GB). With ARL patches the raw file bytes are
+   cached instead (patches are cut from the full-resolution image).
+3. **shuffle** (training, seeded, reshuffled every epoch), optional **repeat**.
+4. **augment** (training, parallel): a random ``spec.image_size`` window when the
+   spec has a ``pre_crop_size`` (centred in evaluation), then an
+   :class:`~data_tools.augment.Augmentation`, jointly on image and masks.
+5. **normalize**: :func:`~data_tools.preprocess.normalize_images` (colour space and
+   scale), then **batch** and **prefetch**.
+
+Determinism: ``options.deterministic`` is on, the shuffle is seeded, and every
+element draws its augmentation from a stateless seed taken from
+``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``: the same
+``seed`` gives the same batches in every run, each epoch gets new draws, and a
+different ``seed`` gives different ones.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Sequence
+
+import tensorflow as tf
+
+from data_tools.augment import Augmentation, joint_random_crop
+from data_tools.patches import ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches
+from data_tools.preprocess import InputSpec, crop_images, normalize_images, resize_images, resize_masks, to_float_rgb
+from data_tools.records import DatasetError, Record
+
+AUTOTUNE = tf.data.AUTOTUNE
+# ISIC scoring binarises ground-truth masks at > 128 (REFERENCE_NOTES).
+MASK_THRESHOLD = 128
+MASK_MODES = ("binary", "index")
+PATCH_MODES = (None, "arl")
+# Patch-level shuffle buffer in patches mode: this many images' worth of patches.
+_PATCH_SHUFFLE_IMAGES = 8
+# Leading bytes of the formats tf.io.decode_image reads.
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF87a", b"GIF89a")
+
+
+# --------------------------------------------------------------------- checks
+
+
+def _check_common(records: Sequence[Record], batch_size: int, shuffle_buffer: int | None) -> None:
+    if not records:
+        raise ValueError("records: got an empty list; nothing to build a dataset from.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    if shuffle_buffer is not None and shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer must be a positive int or None, got {shuffle_buffer!r}.")
+
+
+def _check_image_file(path: Path) -> None:
+    """Fail early, naming the file, on what would otherwise fail deep inside tf.data."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise DatasetError(path, f"cannot be read ({error.strerror or error})") from error
+    if not head.startswith(_IMAGE_SIGNATURES):
+        raise DatasetError(path, "is not a JPEG, PNG, BMP or GIF file (unrecognised leading bytes)")
+
+
+def _record_mask_paths(record: Record, mask_names: Sequence[str]) -> list[str]:
+    missing = [name for name in mask_names if name not in record.mask_paths]
+    if missing:
+        raise DatasetError(
+            record.image_path, f"record {record.image_id!r} has no mask {missing} (it has {sorted(record.mask_paths)})"
+        )
+    return [str(record.mask_paths[name]) for name in mask_names]
+
+
+def _record_labels(record: Record, label_names: Sequence[str]) -> list[float]:
+    missing = [name for name in label_names if name not in record.labels]
+    if missing:
+        raise DatasetError(
+            record.image_path, f"record {record.image_id!r} has no label {missing} (it has {sorted(record.labels)})"
+        )
+    return [float(record.labels[name]) for name in label_names]
+
+
+# ----------------------------------------------------------------- decoding
+
+
+def decode_image_file(path: tf.Tensor, channels: int = 3) -> tf.Tensor:
+    """Read and decode a JPEG/PNG/BMP/GIF file to uint8 ``[H, W, channels]``."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    return tf.ensure_shape(image, (None, None, channels))
+
+
+def _decode_masks(mask_paths: tf.Tensor, count: int, image_path: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
+    """The ``count`` masks of one image stacked to uint8 ``[H, W, count]``; each must match the image size."""
+    masks = []
+    for index in range(count):
+        path = mask_paths[index]
+        mask = decode_image_file(path, channels=1)
+        same_size = tf.reduce_all(tf.equal(tf.shape(mask)[:2], image_shape[:2]))
+        check = tf.debugging.Assert(
+            same_size, ["mask size differs from its image:", path, tf.shape(mask), "image:", image_path, image_shape]
+        )
+        with tf.control_dependencies([check]):
+            masks.append(tf.identity(mask))
+    return tf.concat(masks, axis=-1)
+
+
+def _mask_target(masks: tf.Tensor, mask_mode: str) -> tf.Tensor:
+    if mask_mode == "binary":
+        return tf.cast(masks > MASK_THRESHOLD, tf.float32)
+    return tf.cast(masks, tf.int32)
+
+
+# ------------------------------------------------------------------ stages
+
+
+def _with_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """Zip every element with its own stateless seed (new draws every iteration)."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(dataset, seeds)
+
+
+def _shuffle_repeat(dataset: tf.data.Dataset, training: bool, buffer: int, seed: int, repeat: bool) -> tf.data.Dataset:
+    if training:
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.repeat() if repeat else dataset
+
+
+def _map_finish(dataset: tf.data.Dataset, finish, training: bool, seed: int) -> tf.data.Dataset:
+    """Apply ``finish(*element, seed_pair)`` in training, ``finish(*element)`` in evaluation."""
+    if not training:
+        return dataset.map(finish, num_parallel_calls=AUTOTUNE)
+    return _with_seeds(dataset, seed).map(
+        lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE
+    )
+
+
+def _cache(dataset: tf.data.Dataset, cache: bool | str) -> tf.data.Dataset:
+    if cache is True:
+        return dataset.cache()
+    if isinstance(cache, str):
+        return dataset.cache(cache)
+    return dataset
+
+
+def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE).with_options(options)
+
+
+def _augment_and_normalize(
+    image: tf.Tensor,
+    mask: tf.Tensor | None,
+    seed: tf.Tensor | None,
+    spec: InputSpec,
+    augment: Augmentation | None,
+) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """Stage 4-5 for one element; ``seed`` None means evaluation (no randomness)."""
+    if seed is None:
+        image = crop_images(image, spec)
+        mask = None if mask is None else crop_images(mask, spec)
+    else:
+        crop_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        if spec.pre_crop_size is not None:
+            image, mask = joint_random_crop(image, mask, spec.image_size, crop_seed)
+        if augment is not None:
+            image, mask = augment(image, mask, seed=augment_seed)
+    return normalize_images(image, spec), mask
+
+
+def _labelled_image_finisher(spec: InputSpec, augment: Augmentation | None):
+    def finish(image, label, seed_pair=None):
+        image, _ = _augment_and_normalize(image, None, seed_pair, spec, augment)
+        return image, label
+
+    return finish
+
+
+# ------------------------------------------------------------------ public
+
+
+def segmentation_dataset(
+    records: Sequence[Record],
+    spec: InputSpec,
+    *,
+    mask_names: Sequence[str] = ("lesion",),
+    batch_size: int,
+    training: bool,
+    augment: Augmentation | None = None,
+    mask_mode: Literal["binary", "index"] = "binary",
+    seed: int = 0,
+    cache: bool | str = True,
+    shuffle_buffer: int | None = None,
+    repeat: bool = False,
+    drop_remainder: bool | None = None,
+) -> tf.data.Dataset:
+    """``(image, mask)`` batches for segmentation.
+
+    Args:
+        records: samples with ``mask_paths`` holding every name in ``mask_names``.
+        spec: the model's input (size, fit, colour, scale).
+        mask_names: the masks to stack as channels, in order (ISIC 2018 Task 2:
+            the five attribute names).
+        batch_size: samples per batch.
+        training: shuffle, random crop (with ``spec.pre_crop_size``) and augment.
+        augment: joint augmentation (training only); None for none.
+        mask_mode: ``"binary"``: float32 ``[H, W, K]`` in {0, 1}, files binarised
+            at > 128 as in ISIC scoring; ``"index"``: one class-index mask file
+            (pixel value = class), int32 ``[H, W, 1]``.
+        seed: seeds the shuffle and the augmentation.
+        cache: True (memory), a file path (disk) or False; see the module docs.
+        shuffle_buffer: default: the number of records (a full shuffle).
+        repeat: repeat forever (then pass ``steps_per_epoch`` to ``fit``).
+        drop_remainder: default: True when training, else False.
+
+    Returns:
+        A dataset of ``(float32 [B, h, w, 3], mask [B, h, w, K])``.
+    """
+    _check_common(records, batch_size, shuffle_buffer)
+    if mask_mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}.")
+    mask_names = tuple(mask_names)
+    if not mask_names:
+        raise ValueError("mask_names: give at least one mask name.")
+    if mask_mode == "index" and len(mask_names) != 1:
+        raise ValueError(f"mask_mode='index' reads one class-index mask file, got mask_names={mask_names}.")
+    for record in records:
+        _check_image_file(Path(record.image_path))
+        for path in _record_mask_paths(record, mask_names):
+            _check_image_file(Path(path))
+
+    image_paths = [str(record.image_path) for record in records]
+    mask_paths = [_record_mask_paths(record, mask_names) for record in records]
+
+    def load(image_path, paths):
+        image = decode_image_file(image_path)
+        masks = _decode_masks(paths, len(mask_names), image_path, tf.shape(image))
+        return resize_images(image, spec), resize_masks(masks, spec)
+
+    def finish(image, masks, seed_pair=None):
+        image, masks = _augment_and_normalize(image, masks, seed_pair, spec, augment)
+        return image, _mask_target(masks, mask_mode)
+
+    dataset = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
+    dataset = _cache(dataset.map(load, num_parallel_calls=AUTOTUNE), cache)
+    dataset = _shuffle_repeat(dataset, training, shuffle_buffer or len(records), seed, repeat)
+    dataset = _map_finish(dataset, finish, training, seed)
+    return _finish(dataset, batch_size, training if drop_remainder is None else drop_remainder)
+
+
+def classification_dataset(
+    records: Sequence[Record],
+    spec: InputSpec,
+    *,
+    label_names: Sequence[str],
+    batch_size: int,
+    training: bool,
+    patches: Literal["arl"] | None = None,
+    augment: Augmentation | None = None,
+    seed: int = 0,
+    cache: bool | str = True,
+    shuffle_buffer: int | None = None,
+    repeat: bool = False,
+    drop_remainder: bool | None = None,
+) -> tf.data.Dataset:
+    """``(image, labels)`` batches for classification; labels float32 ``[B, len(label_names)]``.
+
+    Args:
+        records: samples whose ``labels`` hold every name in ``label_names``.
+        spec: the model's input; with ``pre_crop_size`` (AttnMel: 256 -> 224)
+            training takes random windows and evaluation the centred one.
+        label_names: the label columns, in order, e.g. ``("melanoma",)``.
+        patches: None (whole image), or ``"arl"``: ARL-CNN's multi-scale central
+            patches (arl_cnn.txt, section IV.B), resized to ``spec.image_size``.
+            Training yields 60 patches per image as separate samples, each with
+            the image's labels; the patch boxes of an image are fixed for a given
+            ``seed`` (the paper extracts them once, offline) while augmentation
+            is redrawn every epoch. Evaluation yields the 9 test patches of each
+            image stacked: images ``[B, 9, h, w, 3]``; average the model's scores
+            with :func:`data_tools.patches.average_over_patches`.
+        Other arguments as in :func:`segmentation_dataset`.
+    """
+    _check_common(records, batch_size, shuffle_buffer)
+    if patches not in PATCH_MODES:
+        raise ValueError(f"patches must be one of {PATCH_MODES}, got {patches!r}.")
+    label_names = tuple(label_names)
+    if not label_names:
+        raise ValueError("label_names: give at least one label name.")
+    for record in records:
+        _check_image_file(Path(record.image_path))
+    image_paths = [str(record.image_path) for record in records]
+    labels = [_record_labels(record, label_names) for record in records]
+    dataset = tf.data.Dataset.from_tensor_slices((image_paths, labels))
+    drop_remainder = training if drop_remainder is None else drop_remainder
+
+    if patches == "arl":
+        return _arl_patch_dataset(
+            dataset, spec, training, augment, seed, cache, shuffle_buffer, repeat, batch_size, drop_remainder, len(records)
+        )
+
+    def load(image_path, label):
+        return resize_images(decode_image_file(image_path), spec), label
+
+    finish = _labelled_image_finisher(spec, augment)
+    dataset = _cache(dataset.map(load, num_parallel_calls=AUTOTUNE), cache)
+    dataset = _shuffle_repeat(dataset, training, shuffle_buffer or len(records), seed, repeat)
+    dataset = _map_finish(dataset, finish, training, seed)
+    return _finish(dataset, batch_size, drop_remainder)
+
+
+def _arl_patch_dataset(
+    dataset: tf.data.Dataset,
+    spec: InputSpec,
+    training: bool,
+    augment: Augmentation | None,
+    seed: int,
+    cache: bool | str,
+    shuffle_buffer: int | None,
+    repeat: bool,
+    batch_size: int,
+    drop_remainder: bool,
+    num_records: int,
+) -> tf.data.Dataset:
+    """ARL-CNN patches: file bytes cached, patches cut from the full-resolution image."""
+    if spec.pre_crop_size is not None or spec.fit != "stretch":
+        raise ValueError("patches='arl' resizes each patch to spec.image_size: use a spec with fit='stretch' and no pre_crop_size.")
+    size = spec.image_size
+    dataset = _cache(dataset.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE), cache)
+
+    def decode(data):
+        return to_float_rgb(tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False), (None, None, 3)))
+
+    if not training:
+
+        def test_patches(data, label):
+            return normalize_images(arl_test_patches(decode(data), size=size), spec), label
+
+        dataset = dataset.map(test_patches, num_parallel_calls=AUTOTUNE)
+        return _finish(dataset.repeat() if repeat else dataset, batch_size, drop_remainder)
+
+    def training_patches(index, element):
+        data, label = element
+        patch_seed = tf.stack([tf.constant(seed, tf.int64), index])
+        images = arl_training_patches(decode(data), patch_seed, count=ARL_TRAIN_PATCHES, size=size)
+        labels = tf.tile(label[None], (ARL_TRAIN_PATCHES, 1))
+        return tf.data.Dataset.from_tensor_slices((images, labels))
+
+    dataset = dataset.enumerate().flat_map(training_patches)
+    buffer = shuffle_buffer or _PATCH_SHUFFLE_IMAGES * ARL_TRAIN_PATCHES
+    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.repeat() if repeat else dataset
+
+    finish = _labelled_image_finisher(spec, augment)
+    return _finish(_map_finish(dataset, finish, True, seed), batch_size, drop_remainder)
+
+
+def oversample_positives(records: Sequence[Record], label_name: str, factor: int = 4) -> list[Record]:
+    """Repeat every record with ``labels[label_name] >= 0.5`` ``factor`` times in total.
+
+    AttnMel's class balancing (attnmel.txt, section 3; reference code: each melanoma
+    row 4x in the training list). Order is kept, copies are adjacent; the
+    pipeline's shuffle spreads them.
+    """
+    if not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"oversample_positives: factor must be a positive int, got {factor!r}.")
+    result: list[Record] = []
+    for record in records:
+        positive = _record_labels(record, (label_name,))[0] >= 0.5
+        result.extend([record] * (factor if positive else 1))
+    return result

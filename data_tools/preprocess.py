@@ -1,0 +1,261 @@
+"""One declarative description of a model's input, shared by training and serving.
+
+An :class:`InputSpec` says what a model expects: its spatial size, its colour space
+and its value scale. The tf.data pipelines (``data_tools.pipeline``) and the
+SavedModel export (``zoo.export``) both call :func:`preprocess_images` with the
+model's spec, so a served model sees exactly the pixels it was trained on.
+
+The preprocessing is split in steps so that the training pipelines can cache and
+augment in between:
+
+* :func:`resize_images`: any image (uint8 or float in [0, 1], 1 or 3 channels,
+  batched or not) -> float32 RGB in [0, 1], fitted (``spec.fit``) and resized to
+  ``spec.resize_size``; :func:`resize_masks` applies the same geometry to masks
+  (background padding, nearest neighbour);
+* :func:`crop_images`: the centred ``spec.image_size`` window when the spec resizes
+  larger first (``pre_crop_size``; training pipelines take a random window instead);
+* :func:`normalize_images`: float32 RGB in [0, 1] -> the model's colour space and
+  scale.
+
+``preprocess_images(x, spec) == normalize_images(crop_images(resize_images(x, spec), spec), spec)``.
+All are plain TF ops and work under ``jit_compile=True``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Literal, Mapping
+
+import tensorflow as tf
+
+from data_tools.colour import rgb_to_lab_unit
+from data_tools.patches import GREY, centre_crop, centre_square_crop, pad_to_square
+
+Colour = Literal["rgb", "lab"]
+Scale = Literal["unit", "imagenet", "caffe", "raw255", "standard"]
+Resize = Literal["bilinear", "nearest", "bicubic", "area"]
+Fit = Literal["stretch", "pad", "crop"]
+
+COLOURS: tuple[str, ...] = ("rgb", "lab")
+SCALES: tuple[str, ...] = ("unit", "imagenet", "caffe", "raw255", "standard")
+RESIZE_METHODS: tuple[str, ...] = ("bilinear", "nearest", "bicubic", "area")
+FITS: tuple[str, ...] = ("stretch", "pad", "crop")
+DEFAULT_CROP_FRACTION = 0.8  # AttnMel, section 3
+# Scales that make sense for CIELAB input (ImageNet / Caffe statistics are RGB ones).
+_LAB_SCALES = ("unit", "raw255", "standard")
+
+# torchvision / keras "torch" mode statistics, on [0, 1] RGB.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# keras.applications "caffe" mode (VGG16, ResNet50): BGR, 0-255, minus this BGR mean.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """What a model expects as input.
+
+    Attributes:
+        image_size: ``(height, width)`` of the model input.
+        colour: ``"rgb"``, or ``"lab"`` for CIELAB (AER-Net, section 3.1).
+        scale: value scale of the model input:
+            ``"unit"``: [0, 1] (for ``"lab"``: :func:`data_tools.colour.lab_to_unit`);
+            ``"imagenet"``: ``(x - IMAGENET_MEAN) / IMAGENET_STD`` on [0, 1] RGB;
+            ``"caffe"``: BGR, 0-255, minus ``CAFFE_BGR_MEAN``, as keras.applications
+            VGG16/ResNet50 expect; ``"raw255"``: the ``"unit"`` values times 255
+            (keras.applications EfficientNet, which rescales internally);
+            ``"standard"``: ``(x - mean) / std`` on the ``"unit"`` values with a
+            dataset's own channel statistics (AttnMel normalises per dataset).
+        resize: ``tf.image.resize`` method for images (masks always use nearest).
+        fit: how the image becomes the model's aspect ratio before the resize:
+            ``"stretch"`` resizes as is; ``"pad"`` fills to a square with grey
+            borders (A-PSPNet, section IV.A); ``"crop"`` keeps the centred square of
+            ``crop_fraction`` x the shorter side (AttnMel, section 3).
+        crop_fraction: for ``fit="crop"`` (default 0.8); forbidden otherwise.
+        pre_crop_size: resize to this ``(height, width)`` first and then take an
+            ``image_size`` window: centred at test and in serving, random in
+            training (AttnMel: resize 256, crop 224). ``None``: resize straight
+            to ``image_size``.
+        mean, std: channel statistics, required for ``scale="standard"`` and
+            forbidden otherwise.
+    """
+
+    image_size: tuple[int, int]
+    colour: Colour = "rgb"
+    scale: Scale = "unit"
+    resize: Resize = "bilinear"
+    fit: Fit = "stretch"
+    crop_fraction: float | None = None
+    pre_crop_size: tuple[int, int] | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_size", _check_size("image_size", self.image_size))
+        _check_choice("colour", self.colour, COLOURS)
+        _check_choice("scale", self.scale, SCALES)
+        _check_choice("resize", self.resize, RESIZE_METHODS)
+        _check_choice("fit", self.fit, FITS)
+        if self.fit == "crop":
+            fraction = DEFAULT_CROP_FRACTION if self.crop_fraction is None else float(self.crop_fraction)
+            if not 0.0 < fraction <= 1.0:
+                raise ValueError(f"InputSpec.crop_fraction must be in (0, 1], got {self.crop_fraction!r}.")
+            object.__setattr__(self, "crop_fraction", fraction)
+        elif self.crop_fraction is not None:
+            raise ValueError(f"InputSpec.crop_fraction is only used with fit='crop', got fit={self.fit!r}.")
+        if self.pre_crop_size is not None:
+            pre_crop_size = _check_size("pre_crop_size", self.pre_crop_size)
+            if pre_crop_size[0] < self.image_size[0] or pre_crop_size[1] < self.image_size[1]:
+                raise ValueError(
+                    f"InputSpec.pre_crop_size {pre_crop_size} must be at least image_size {self.image_size}."
+                )
+            object.__setattr__(self, "pre_crop_size", pre_crop_size)
+        if self.colour == "lab" and self.scale not in _LAB_SCALES:
+            raise ValueError(
+                f"InputSpec: scale={self.scale!r} applies RGB statistics and does not fit "
+                f"colour='lab'; use one of {_LAB_SCALES}."
+            )
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if self.scale == "standard":
+                if value is None or len(value) != 3:
+                    raise ValueError(f"InputSpec: scale='standard' needs {name} as 3 floats, got {value!r}.")
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+            elif value is not None:
+                raise ValueError(f"InputSpec: {name} is only used with scale='standard', got scale={self.scale!r}.")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"InputSpec: std must be positive, got {self.std!r}.")
+
+    @property
+    def resize_size(self) -> tuple[int, int]:
+        """The size :func:`resize_images` produces (``pre_crop_size`` or ``image_size``)."""
+        return self.pre_crop_size or self.image_size
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The model's ``input_shape`` (height, width, 3)."""
+        return (*self.image_size, 3)
+
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-able dict; :meth:`from_config` inverts it."""
+        config = dataclasses.asdict(self)
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "InputSpec":
+        unknown = set(config) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"InputSpec.from_config: unknown keys {sorted(unknown)}.")
+        if "image_size" not in config:
+            raise ValueError("InputSpec.from_config: missing key 'image_size'.")
+        values = dict(config)
+        for name in ("image_size", "pre_crop_size", "mean", "std"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_config(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "InputSpec":
+        return cls.from_config(json.loads(text))
+
+
+def _check_size(name: str, size: Any) -> tuple[int, int]:
+    size = tuple(size)
+    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
+        raise ValueError(f"InputSpec.{name} must be two positive ints (height, width), got {size!r}.")
+    return size
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"InputSpec.{name} must be one of {allowed}, got {value!r}.")
+
+
+def to_float_rgb(images: tf.Tensor) -> tf.Tensor:
+    """uint8/uint16 or float images -> float32 RGB in [0, 1] (grey is repeated to RGB).
+
+    Integer images are divided by their dtype's maximum; float images must already
+    be in [0, 1]. Works on ``[H, W, C]`` and ``[B, H, W, C]`` with C = 1 or 3.
+    """
+    images = tf.convert_to_tensor(images)
+    rank, channels = images.shape.rank, images.shape[-1] if images.shape.rank else None
+    if rank not in (3, 4):
+        raise ValueError(f"images: expected [H, W, C] or [batch, H, W, C], got shape {images.shape}.")
+    if channels not in (1, 3):
+        raise ValueError(f"images: expected 1 (grey) or 3 (RGB) channels in the last axis, got shape {images.shape}.")
+    if images.dtype.is_integer:
+        images = tf.image.convert_image_dtype(images, tf.float32)
+    elif images.dtype.is_floating:
+        images = tf.cast(images, tf.float32)
+    else:
+        raise TypeError(f"images: expected an integer or float tensor, got dtype {images.dtype.name}.")
+    if channels == 1:
+        images = tf.image.grayscale_to_rgb(images)
+    return images
+
+
+def _fit_and_resize(images: tf.Tensor, spec: InputSpec, method: str, pad_value: float) -> tf.Tensor:
+    if spec.fit == "pad":
+        images = pad_to_square(images, pad_value)
+    elif spec.fit == "crop":
+        images = centre_square_crop(images, spec.crop_fraction)
+    if tuple(images.shape[-3:-1]) == spec.resize_size:
+        return images
+    return tf.image.resize(images, spec.resize_size, method=method)
+
+
+def resize_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Any image -> float32 RGB in [0, 1], fitted per ``spec.fit`` and resized to ``spec.resize_size``."""
+    images = _fit_and_resize(to_float_rgb(images), spec, spec.resize, GREY)
+    # Bicubic overshoots; clipping keeps every method in [0, 1].
+    return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def resize_masks(masks: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Masks ``[H, W, K]`` (or batched) with the images' geometry: padding 0, nearest neighbour.
+
+    Values are never interpolated, so binary and class-index masks stay so; the
+    dtype is kept.
+    """
+    masks = tf.convert_to_tensor(masks)
+    if masks.shape.rank not in (3, 4):
+        raise ValueError(f"masks: expected [H, W, K] or [batch, H, W, K], got shape {masks.shape}.")
+    resized = _fit_and_resize(masks, spec, "nearest", 0)
+    return tf.cast(resized, masks.dtype)
+
+
+def crop_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """The centred ``spec.image_size`` window of resized images (identity without ``pre_crop_size``)."""
+    if spec.pre_crop_size is None:
+        return images
+    return centre_crop(images, spec.image_size)
+
+
+def normalize_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Float32 RGB in [0, 1] (any size) -> the model's colour space and scale."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if spec.colour == "lab":
+        images = rgb_to_lab_unit(images)
+    if spec.scale == "unit":
+        return images
+    if spec.scale == "raw255":
+        return images * 255.0
+    if spec.scale == "imagenet":
+        return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+    if spec.scale == "standard":
+        return (images - tf.constant(spec.mean)) / tf.constant(spec.std)
+    # "caffe"
+    return tf.reverse(images, axis=[-1]) * 255.0 - tf.constant(CAFFE_BGR_MEAN)
+
+
+def preprocess_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Images of any size (uint8 or float in [0, 1], batched or not) -> model input.
+
+    The evaluation transform of the training pipelines: :func:`resize_images`,
+    :func:`crop_images`, :func:`normalize_images`. Returns float32
+    ``[..., *spec.image_size, 3]``.
+    """
+    return normalize_images(crop_images(resize_images(images, spec), spec), spec)

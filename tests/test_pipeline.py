@@ -1,0 +1,199 @@
+"""tf.data pipelines (data_tools.pipeline) and joint augmentation (data_tools.augment)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from data_tools.augment import ARL_AUGMENTATION, SANET_AUGMENTATION, Augmentation, gaussian_blur, joint_random_crop
+from data_tools.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES
+from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
+from data_tools.preprocess import InputSpec
+from data_tools.records import DatasetError, Record
+
+GEOMETRIC = Augmentation(
+    horizontal_flip=True, vertical_flip=True, rotate90=True, rotation_degrees=10.0, zoom=(0.9, 1.1), interpolation="nearest"
+)
+
+
+def _write_sample(folder, index, rng, size=(20, 24)):
+    """A PNG whose red channel is 255 exactly where the lesion mask is 255."""
+    mask = np.zeros(size, np.uint8)
+    top, left = rng.integers(0, size[0] // 2), rng.integers(0, size[1] // 2)
+    mask[top : top + size[0] // 2, left : left + size[1] // 3] = 255
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    image[..., 0] = mask
+    image_path, mask_path = folder / f"img_{index}.png", folder / f"img_{index}_mask.png"
+    Image.fromarray(image).save(image_path)
+    Image.fromarray(mask).save(mask_path)
+    labels = {"melanoma": float(index % 3 == 0)}
+    return Record(f"img_{index}", image_path, {"lesion": mask_path}, labels)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pipeline")
+    rng = np.random.default_rng(7)
+    return [_write_sample(folder, index, rng) for index in range(6)]
+
+
+def _all(dataset):
+    return [tuple(np.asarray(x) for x in batch) for batch in dataset.as_numpy_iterator()]
+
+
+# ---------------------------------------------------------------- augment
+
+
+def test_augment_keeps_image_and_mask_aligned():
+    rng = np.random.default_rng(0)
+    mask = (rng.random((16, 16, 1)) > 0.5).astype(np.uint8)
+    image = np.concatenate([mask, rng.random((16, 16, 2))], axis=-1).astype(np.float32)
+    changed = 0
+    for step in range(6):
+        out_image, out_mask = GEOMETRIC(image, mask, seed=tf.constant([step, 1]))
+        assert out_mask.dtype == tf.uint8
+        np.testing.assert_array_equal(out_image.numpy()[..., 0], out_mask.numpy()[..., 0])
+        changed += not np.array_equal(out_mask.numpy(), mask)
+    assert changed >= 4
+
+
+def test_augment_bilinear_image_agrees_with_nearest_mask():
+    mask = np.zeros((32, 32, 1), np.uint8)
+    mask[8:24, 6:20] = 1
+    image = np.repeat(mask, 3, axis=-1).astype(np.float32)
+    out_image, out_mask = ARL_AUGMENTATION(image, mask, seed=tf.constant([3, 4]))
+    agreement = np.mean((out_image.numpy()[..., 0] > 0.5) == (out_mask.numpy()[..., 0] == 1))
+    assert set(np.unique(out_mask.numpy())) <= {0, 1}
+    assert agreement > 0.97
+
+
+def test_augment_deterministic_per_seed():
+    image = np.random.default_rng(1).random((12, 12, 3)).astype(np.float32)
+    first, _ = SANET_AUGMENTATION(image, seed=tf.constant([5, 6]))
+    again, _ = SANET_AUGMENTATION(image, seed=tf.constant([5, 6]))
+    other, _ = SANET_AUGMENTATION(image, seed=tf.constant([5, 7]))
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    assert not np.array_equal(first.numpy(), other.numpy())
+    assert first.numpy().min() >= 0 and first.numpy().max() <= 1
+
+
+def test_gaussian_blur_matches_scipy():
+    from scipy.ndimage import gaussian_filter
+
+    image = np.random.default_rng(2).random((9, 11, 2)).astype(np.float32)
+    ours = gaussian_blur(image, 1.0, radius=3).numpy()
+    # scipy's "mirror" mode is TF's REFLECT padding (edge pixel not repeated).
+    expected = gaussian_filter(image, sigma=(1.0, 1.0, 0), mode="mirror", truncate=3.0)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_joint_random_crop_takes_same_window():
+    image = np.arange(10 * 8 * 1, dtype=np.float32).reshape(10, 8, 1)
+    crop_image, crop_mask = joint_random_crop(image, image.astype(np.int32), (4, 4), tf.constant([1, 2]))
+    np.testing.assert_array_equal(crop_image.numpy(), crop_mask.numpy())
+    top, left = divmod(int(crop_image.numpy()[0, 0, 0]), 8)
+    np.testing.assert_array_equal(crop_image.numpy(), image[top : top + 4, left : left + 4])
+
+
+def test_augment_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="zoom"):
+        Augmentation(zoom=(1.1, 0.9))
+    with pytest.raises(ValueError, match="rotate90 needs square"):
+        Augmentation(rotate90=True)(np.zeros((4, 6, 3), np.float32), seed=tf.constant([0, 0]))
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+def test_segmentation_eval_shapes_and_values(records):
+    spec = InputSpec((8, 12), scale="unit")
+    batches = _all(segmentation_dataset(records, spec, batch_size=4, training=False))
+    assert [b[0].shape for b in batches] == [(4, 8, 12, 3), (2, 8, 12, 3)]
+    image, mask = batches[0]
+    assert image.dtype == np.float32 and mask.dtype == np.float32 and mask.shape == (4, 8, 12, 1)
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    # Same order as the records and the same resize as the serving path.
+    expected = tf.image.resize(np.asarray(Image.open(records[0].image_path), np.float32) / 255, (8, 12)).numpy()
+    np.testing.assert_allclose(image[0], expected, atol=1e-6)
+
+
+def test_segmentation_training_keeps_masks_aligned_and_is_deterministic(records):
+    spec = InputSpec((16, 16), resize="nearest")
+
+    def build(seed):
+        return segmentation_dataset(records, spec, batch_size=3, training=True, augment=GEOMETRIC, seed=seed, cache=False)
+
+    first = _all(build(1))
+    assert len(first) == 2  # drop_remainder in training
+    for image, mask in first:
+        # The red channel is the (nearest-resized) mask, so it stays binary and equal.
+        np.testing.assert_array_equal(image[..., 0], mask[..., 0])
+    again = _all(build(1))
+    other = _all(build(2))
+    for (a_image, a_mask), (b_image, b_mask) in zip(first, again):
+        np.testing.assert_array_equal(a_image, b_image)
+        np.testing.assert_array_equal(a_mask, b_mask)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+
+
+def test_segmentation_epochs_draw_new_augmentations(records):
+    spec = InputSpec((16, 16))
+    dataset = segmentation_dataset(records, spec, batch_size=6, training=True, augment=GEOMETRIC, seed=3)
+    epoch1, epoch2 = _all(dataset), _all(dataset)
+    assert not np.array_equal(epoch1[0][0], epoch2[0][0])
+
+
+def test_segmentation_index_masks(tmp_path):
+    mask = np.array([[0, 1, 2, 2]] * 4, np.uint8)
+    image_path, mask_path = tmp_path / "a.png", tmp_path / "a_mask.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(image_path)
+    Image.fromarray(mask).save(mask_path)
+    record = Record("a", image_path, {"classes": mask_path})
+    spec = InputSpec((8, 8), fit="pad")
+    (_, out), = _all(segmentation_dataset([record], spec, mask_names=("classes",), mask_mode="index", batch_size=1, training=False))
+    assert out.dtype == np.int32
+    np.testing.assert_array_equal(out[0, ..., 0], np.kron(mask, np.ones((2, 2), np.uint8)))
+
+
+def test_segmentation_reports_bad_files(records, tmp_path):
+    spec = InputSpec((8, 8))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match="broken.png"):
+        segmentation_dataset([Record("x", bad, {"lesion": records[0].mask_paths["lesion"]})], spec, batch_size=1, training=False)
+    with pytest.raises(DatasetError, match="missing.png"):
+        segmentation_dataset([Record("x", tmp_path / "missing.png", {"lesion": bad})], spec, batch_size=1, training=False)
+    with pytest.raises(DatasetError, match="no mask"):
+        segmentation_dataset(records, spec, mask_names=("streaks",), batch_size=1, training=False)
+    mismatched = Record("x", records[0].image_path, {"lesion": tmp_path / "small.png"})
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(mismatched.mask_paths["lesion"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="mask size differs from its image"):
+        _all(segmentation_dataset([mismatched], spec, batch_size=1, training=False))
+
+
+def test_classification_pre_crop_and_labels(records):
+    spec = InputSpec((8, 8), fit="crop", pre_crop_size=(10, 10), scale="imagenet")
+    dataset = classification_dataset(records, spec, label_names=("melanoma",), batch_size=6, training=True, augment=ARL_AUGMENTATION, seed=4)
+    (images, labels), = _all(dataset)
+    assert images.shape == (6, 8, 8, 3) and labels.shape == (6, 1) and labels.dtype == np.float32
+    assert sorted(labels[:, 0]) == sorted(r.labels["melanoma"] for r in records)
+    evaluation = _all(classification_dataset(records, spec, label_names=("melanoma",), batch_size=6, training=False))
+    np.testing.assert_array_equal(evaluation[0][1][:, 0], [r.labels["melanoma"] for r in records])
+
+
+def test_classification_arl_patches(records):
+    spec = InputSpec((8, 8))
+    train = classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=40, training=True, patches="arl")
+    sizes = [images.shape[0] for images, _ in train.as_numpy_iterator()]
+    assert sum(sizes) == 2 * ARL_TRAIN_PATCHES - (2 * ARL_TRAIN_PATCHES) % 40
+    test = _all(classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=2, training=False, patches="arl"))
+    images, labels = test[0]
+    assert images.shape == (2, ARL_TEST_PATCHES, 8, 8, 3)
+    again = _all(classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=2, training=False, patches="arl"))
+    np.testing.assert_array_equal(images, again[0][0])
+
+
+def test_oversample_positives(records):
+    result = oversample_positives(records, "melanoma", factor=4)
+    positives = sum(r.labels["melanoma"] == 1.0 for r in records)
+    assert len(result) == len(records) + 3 * positives
+    assert [r.image_id for r in result[:4]] == ["img_0"] * 4
