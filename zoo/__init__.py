@@ -15,6 +15,9 @@ from zoo.losses import (
     attnmel_losses,
     focal_loss,
 )
+from zoo.export import export_saved_model, load_input_spec
 from zoo.metrics import DiceCoefficient, JaccardIndex
+from zoo.runtime import describe_runtime, make_strategy
+from zoo.train import TrainConfig, TrainResult, fit
 
 __version__ = "0.1.0"

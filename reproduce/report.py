@@ -1,0 +1,251 @@
+"""Our numbers beside the paper's: console table, ``table.md/.csv/.json``, curves.
+
+Every output shows, for each of the paper's columns, our value, the paper's value
+and the difference ``ours - paper``. Rows the paper quotes from other publications
+are shown with the paper's value only and marked ``quoted from the paper``; rows we
+have not run (yet) are marked ``not run``. Output computed on synthetic data says
+SYNTHETIC in its title and in every file, since its numbers only show that the
+pipeline runs.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from reproduce.frame import Column, PaperRow, PaperTable, RowResult
+
+SYNTHETIC_BANNER = (
+    "SYNTHETIC DATA (--smoke): these numbers only show that the pipeline runs; "
+    "they say nothing about the paper's results."
+)
+QUOTED = "quoted from the paper"
+OURS = "ours"
+NOT_RUN = "not run"
+_MISSING = "—"
+
+
+def title_of(table: PaperTable, *, synthetic: bool) -> str:
+    """The table's title, prefixed with ``SYNTHETIC`` for smoke runs."""
+    return f"SYNTHETIC — {table.title}" if synthetic else table.title
+
+
+def difference(ours: float | None, paper: float | None) -> float | None:
+    """``ours - paper``, or ``None`` where either is missing."""
+    if ours is None or paper is None:
+        return None
+    return ours - paper
+
+
+def row_status(row: PaperRow, results: Mapping[str, RowResult]) -> str:
+    """``quoted from the paper``, ``ours`` or ``not run``."""
+    if row.quoted:
+        return QUOTED
+    return OURS if row.name in results else NOT_RUN
+
+
+def _ours(row: PaperRow, column: Column, results: Mapping[str, RowResult]) -> float | None:
+    result = results.get(row.name)
+    return None if result is None else result.values.get(column.name)
+
+
+def _format(value: float | None, decimals: int, *, signed: bool = False) -> str:
+    if value is None:
+        return _MISSING
+    return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
+
+
+def comparison_grid(
+    table: PaperTable, results: Mapping[str, RowResult]
+) -> tuple[list[str], list[list[str]]]:
+    """The comparison as header and body cells, shared by the console and markdown."""
+    header = ["Method"]
+    for column in table.columns:
+        header += [f"{column.name} ours", f"{column.name} paper", f"{column.name} diff"]
+    header.append("Source")
+    body = []
+    for row in table.rows:
+        cells = [row.name]
+        for column in table.columns:
+            ours = _ours(row, column, results)
+            paper = row.values.get(column.name)
+            cells += [
+                _format(ours, column.decimals),
+                _format(paper, column.decimals),
+                _format(difference(ours, paper), column.decimals, signed=True),
+            ]
+        cells.append(row_status(row, results))
+        body.append(cells)
+    return header, body
+
+
+def _legend(table: PaperTable) -> str:
+    columns = ", ".join(column.label for column in table.columns)
+    return (
+        f"Source: {table.source}. Columns: {columns} (↑/↓: higher/lower is better); "
+        "ours: this run; paper: the paper's value; diff: ours - paper."
+    )
+
+
+def render_text(table: PaperTable, results: Mapping[str, RowResult], *, synthetic: bool) -> str:
+    """The comparison as an aligned plain-text table for the console."""
+    header, body = comparison_grid(table, results)
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    lines = [title_of(table, synthetic=synthetic)]
+    if synthetic:
+        lines.append(SYNTHETIC_BANNER)
+    lines += [_legend(table), "", line(header), rule, *map(line, body)]
+    lines += [f"Note: {note}" for note in table.notes]
+    return "\n".join(lines)
+
+
+def render_markdown(
+    table: PaperTable, results: Mapping[str, RowResult], *, synthetic: bool
+) -> str:
+    """The comparison as a markdown document (``table.md``)."""
+    header, body = comparison_grid(table, results)
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    lines = [f"# {title_of(table, synthetic=synthetic)}", ""]
+    if synthetic:
+        lines += [f"> **{SYNTHETIC_BANNER}**", ""]
+    lines += [_legend(table), "", line(header), "|" + "---|" * len(header), *map(line, body)]
+    if table.notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(
+    table: PaperTable, results: Mapping[str, RowResult], path: Path, *, synthetic: bool
+) -> None:
+    """``table.csv``: one line per row, unrounded; the ``data`` column says
+    ``synthetic`` or ``real``."""
+    header = ["method", "source", "data"]
+    for column in table.columns:
+        header += [f"{column.name} ours", f"{column.name} paper", f"{column.name} diff"]
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        for row in table.rows:
+            cells: list[Any] = [row.name, row_status(row, results), "synthetic" if synthetic else "real"]
+            for column in table.columns:
+                ours = _ours(row, column, results)
+                paper = row.values.get(column.name)
+                cells += ["" if v is None else repr(v) for v in (ours, paper, difference(ours, paper))]
+            writer.writerow(cells)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON: numpy values as Python ones, non-finite floats as
+    ``None``, paths as strings."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def table_json(
+    table: PaperTable, results: Mapping[str, RowResult], *, synthetic: bool
+) -> dict[str, Any]:
+    """``table.json``: the declaration, our values, the paper's and the differences."""
+    rows = []
+    for row in table.rows:
+        result = results.get(row.name)
+        ours = {c.name: _ours(row, c, results) for c in table.columns}
+        rows.append({
+            "name": row.name,
+            "source": row_status(row, results),
+            "paper": {c.name: row.values.get(c.name) for c in table.columns},
+            "ours": None if result is None else ours,
+            "difference": {
+                c.name: difference(ours[c.name], row.values.get(c.name)) for c in table.columns
+            },
+            "extra": None if result is None else result.extra,
+        })
+    return json_safe({
+        "key": table.key,
+        "title": title_of(table, synthetic=synthetic),
+        "source": table.source,
+        "synthetic": synthetic,
+        "columns": [
+            {"name": c.name, "unit": c.unit, "higher_is_better": c.higher_is_better}
+            for c in table.columns
+        ],
+        "rows": rows,
+        "notes": list(table.notes),
+    })
+
+
+def plot_curves(
+    table: PaperTable, results: Mapping[str, RowResult], path: Path, *, synthetic: bool
+) -> bool:
+    """Draws every trained row's loss and monitored metric per epoch into ``path``.
+
+    One figure per table, one line of panels per row: the training and validation
+    loss, and the row's monitored metric (``RowResult.monitor``, training and
+    validation). Returns ``False`` and writes nothing when no row has a history.
+    """
+    trained = [(name, r) for name, r in results.items() if r.history]
+    if not trained:
+        return False
+    figure = Figure(figsize=(10, 3 * len(trained)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(trained), 2, squeeze=False)
+    for (name, result), (loss_axis, metric_axis) in zip(trained, axes):
+        _plot_pair(loss_axis, result.history, "loss", title=f"{name}: loss")
+        if result.monitor and result.monitor.removeprefix("val_") != "loss":
+            metric = result.monitor.removeprefix("val_")
+            _plot_pair(metric_axis, result.history, metric, title=f"{name}: {metric}")
+        else:
+            metric_axis.set_axis_off()
+    figure.suptitle(title_of(table, synthetic=synthetic))
+    figure.savefig(path, dpi=80)
+    return True
+
+
+def _plot_pair(axis: Any, history: Mapping[str, list], metric: str, *, title: str) -> None:
+    for key in (metric, f"val_{metric}"):
+        if key in history:
+            values = history[key]
+            axis.plot(range(1, len(values) + 1), values, marker=".", label=key)
+    axis.set_title(title)
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend()
+
+
+def write_report(
+    table: PaperTable, results: Mapping[str, RowResult], out_dir: Path, *, synthetic: bool
+) -> list[Path]:
+    """Writes ``table.md``, ``table.csv``, ``table.json`` and, when any row has a
+    history, ``curves.png`` into ``out_dir``; returns the files written."""
+    written = [out_dir / "table.md", out_dir / "table.csv", out_dir / "table.json"]
+    written[0].write_text(render_markdown(table, results, synthetic=synthetic), encoding="utf-8")
+    write_csv(table, results, written[1], synthetic=synthetic)
+    written[2].write_text(
+        json.dumps(table_json(table, results, synthetic=synthetic), indent=2), encoding="utf-8"
+    )
+    if plot_curves(table, results, out_dir / "curves.png", synthetic=synthetic):
+        written.append(out_dir / "curves.png")
+    return written

@@ -1,0 +1,266 @@
+"""zoo.train.fit and zoo.runtime on a tiny segmenter (tests/_train_worker.py).
+
+Checks that need a fresh process (a crash, a split CPU, a two-worker cluster) run
+tests/_train_worker.py in subprocesses and compare with in-process references.
+"""
+import csv
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests._train_worker import (
+    KILL_EXIT_CODE,
+    EpochRecorder,
+    build_tiny_model,
+    load_weights,
+    tiny_datasets,
+    tiny_fit_kwargs,
+)
+from zoo import runtime
+from zoo.train import BACKUP_DIR, LOG_FILE, TrainConfig, fit, read_log
+
+WORKER = Path(__file__).with_name("_train_worker.py")
+SUBPROCESS_TIMEOUT = 240
+
+
+def _csv_rows(path: Path) -> list[dict[str, float]]:
+    """The CSV log read with the csv module alone (independent of read_log)."""
+    with path.open(newline="") as file:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]
+
+
+def _run_worker(*args: str, expected_rc: int = 0) -> None:
+    done = subprocess.run(
+        [sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
+    )
+    assert done.returncode == expected_rc, done.stderr[-3000:]
+
+
+def _assert_same_weights(actual: list[np.ndarray], expected: list[np.ndarray], atol: float) -> None:
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=0, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def xla_run(tmp_path_factory):
+    """Three epochs under XLA, keeping the epoch with the *highest* val_loss.
+
+    Monitoring val_loss with mode="max" makes the kept epoch an early one, so the
+    restored weights are not simply the last ones.
+    """
+    train, val = tiny_datasets()
+    config = TrainConfig(tmp_path_factory.mktemp("xla"), epochs=3, monitor="val_loss", mode="max", xla=True, verbose=0)
+    return config, fit(build_tiny_model, train, val, config, **tiny_fit_kwargs())
+
+
+def test_xla_training_lowers_the_loss(xla_run):
+    _, result = xla_run
+    assert result.model.jit_compile is True
+    assert result.history["loss"][-1] < 0.7 * result.history["loss"][0]
+
+
+def test_best_checkpoint_is_restored(xla_run):
+    config, result = xla_run
+    rows = _csv_rows(config.out_dir / LOG_FILE)
+    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    best = max(range(len(rows)), key=lambda i: rows[i]["val_loss"])
+    assert best != len(rows) - 1, "the test needs a best epoch that is not the last"
+    assert result.best_epoch == best
+    _, val = tiny_datasets()
+    restored = result.model.evaluate(val, verbose=0, return_dict=True)
+    np.testing.assert_allclose(restored["loss"], rows[best]["val_loss"], rtol=1e-5)
+    np.testing.assert_allclose(result.history["val_loss"], [row["val_loss"] for row in rows], rtol=1e-7)
+
+
+def test_run_records_config_and_runtime(xla_run):
+    config, result = xla_run
+    assert json.loads((result.out_dir / "train_config.json").read_text()) == config.to_dict()
+    recorded = json.loads((result.out_dir / "runtime.json").read_text())
+    assert recorded["xla"] is True
+    assert recorded["tensorflow"] == tf.__version__
+    assert recorded["keras"] == keras.__version__
+    assert recorded["replicas"] == 1
+    assert not (result.out_dir / BACKUP_DIR).exists(), "a finished run leaves no backup"
+
+
+def test_mixed_precision_builds_under_the_policy_and_restores_it(tmp_path):
+    train, val = tiny_datasets(train_count=8, val_count=4)
+    config = TrainConfig(tmp_path, epochs=1, mixed_precision=True, xla=False, verbose=0)
+    with pytest.warns(UserWarning, match="mixed_precision=True without a GPU"):
+        result = fit(build_tiny_model, train, val, config, **tiny_fit_kwargs())
+    assert result.model.get_layer("conv").dtype_policy.name == "mixed_float16"
+    assert result.model.get_layer("conv").compute_dtype == "float16"
+    assert isinstance(result.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert np.isfinite(result.history["loss"][0])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _RaiseAt(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise _Interrupt
+
+
+def test_batch_backups_resume_in_the_interrupted_epoch(tmp_path):
+    """backup_freq=2 batches; interrupted twice in epoch 2, the second time before
+    the resumed run finished any epoch: the third run must still start at epoch 2."""
+    train, val = tiny_datasets()  # 8 batches per epoch
+    config = TrainConfig(tmp_path, epochs=4, backup_freq=2, xla=False, verbose=0)
+    for interrupt_at in [(2, 5), (2, 2)]:
+        with pytest.raises(_Interrupt):
+            fit(build_tiny_model, train, val, config, callbacks=[_RaiseAt(*interrupt_at)], **tiny_fit_kwargs())
+        metadata = json.loads((tmp_path / BACKUP_DIR / "training_metadata.json").read_text())
+        assert metadata["epoch"] == 2
+    recorder = EpochRecorder()
+    result = fit(build_tiny_model, train, val, config, callbacks=[recorder], **tiny_fit_kwargs())
+    assert recorder.epochs == [2, 3]
+    assert [row["epoch"] for row in _csv_rows(tmp_path / LOG_FILE)] == [0, 1, 2, 3]
+    assert result.history["epoch"] == [0, 1, 2, 3]
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    # Killed after batch 3 of epoch 2: the backup of the end of epoch 1 survives.
+    _run_worker("resume", str(tmp_path), "--kill-at", "2:3", expected_rc=KILL_EXIT_CODE)
+    run_dir = tmp_path / "run"
+    assert [row["epoch"] for row in _csv_rows(run_dir / LOG_FILE)] == [0, 1]
+    assert (run_dir / BACKUP_DIR).is_dir()
+
+    _run_worker("resume", str(tmp_path))
+    assert json.loads((tmp_path / "epochs_run.json").read_text()) == [2, 3]
+    resumed_rows = _csv_rows(run_dir / LOG_FILE)
+    assert [row["epoch"] for row in resumed_rows] == [0, 1, 2, 3]
+
+    train, val = tiny_datasets()
+    reference = fit(
+        build_tiny_model, train, val, TrainConfig(tmp_path / "ref", epochs=4, xla=False, verbose=0), **tiny_fit_kwargs()
+    )
+    for key in ("loss", "val_loss", "acc", "val_acc"):
+        np.testing.assert_allclose([row[key] for row in resumed_rows], reference.history[key], rtol=1e-5)
+    _assert_same_weights(load_weights(tmp_path / "weights.npz"), reference.model.get_weights(), atol=1e-6)
+
+
+def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
+    _run_worker("mirrored", str(tmp_path))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["default"]["replicas"] == 1
+    assert results["mirrored"]["replicas"] == 2
+    np.testing.assert_allclose(results["mirrored"]["loss"], results["default"]["loss"], rtol=1e-6)
+    _assert_same_weights(load_weights(tmp_path / "mirrored.npz"), load_weights(tmp_path / "default.npz"), atol=1e-6)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_two_workers_train_to_the_single_process_weights(tmp_path):
+    ports = ",".join(map(str, _free_ports(2)))
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "multi_worker", str(tmp_path), "--index", str(i), "--ports", ports],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        errors = [worker.communicate(timeout=SUBPROCESS_TIMEOUT)[1] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    for worker, error in zip(workers, errors):
+        assert worker.returncode == 0, error[-3000:]
+
+    train, _ = tiny_datasets()
+    config = TrainConfig(tmp_path / "ref", epochs=2, monitor="loss", xla=False, verbose=0)
+    reference = fit(build_tiny_model, train, None, config, **tiny_fit_kwargs())
+    for i in range(2):
+        assert json.loads((tmp_path / f"replicas-{i}.json").read_text()) == 2
+        _assert_same_weights(load_weights(tmp_path / f"weights-{i}.npz"), reference.model.get_weights(), atol=1e-6)
+    # Only the chief writes to out_dir; worker 1 writes to its own folder.
+    chief_log = read_log(tmp_path / "run" / LOG_FILE)
+    np.testing.assert_allclose(chief_log["loss"], reference.history["loss"], rtol=1e-5)
+    assert (tmp_path / "run" / "workers" / "worker-1" / LOG_FILE).is_file()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("epochs", 0), ("mode", "up"), ("strategy", "tpu"), ("backup_freq", 0), ("steps_per_epoch", -1), ("xla", "yes")],
+)
+def test_config_rejects_bad_values_naming_the_field(tmp_path, field, value):
+    with pytest.raises((ValueError, TypeError), match=field):
+        TrainConfig(tmp_path, **{"epochs": 1, field: value})
+
+
+def test_auto_mode(tmp_path):
+    assert TrainConfig(tmp_path, epochs=1, monitor="val_loss").resolved_mode == "min"
+    assert TrainConfig(tmp_path, epochs=1, monitor="val_dice").resolved_mode == "max"
+    with pytest.raises(ValueError, match="mode='min' or mode='max'"):
+        TrainConfig(tmp_path, epochs=1, monitor="val_hausdorff").resolved_mode
+
+
+def test_fit_rejects_bad_data_before_training(tmp_path):
+    train, val = tiny_datasets(train_count=4, val_count=4)
+    config = TrainConfig(tmp_path, epochs=1, xla=False, verbose=0)
+    with pytest.raises(ValueError, match="needs val_data"):
+        fit(build_tiny_model, train, None, config, **tiny_fit_kwargs())
+    with pytest.raises(TypeError, match="train_data must be a tf.data.Dataset"):
+        fit(build_tiny_model, np.zeros((4, 8, 8, 2)), val, config, **tiny_fit_kwargs())
+    with pytest.raises(ValueError, match=r"train_data must yield \(inputs, targets\)"):
+        fit(build_tiny_model, train.map(lambda x, y: x), val, config, **tiny_fit_kwargs())
+    with pytest.raises(ValueError, match="set TrainConfig.steps_per_epoch"):
+        fit(build_tiny_model, train.repeat(), val, config, **tiny_fit_kwargs())
+
+
+def test_unlogged_monitor_is_a_clear_error(tmp_path):
+    train, val = tiny_datasets(train_count=4, val_count=4)
+    config = TrainConfig(tmp_path, epochs=1, monitor="val_dice", xla=False, verbose=0)
+    with pytest.raises(ValueError, match=r"monitor='val_dice' is not among the logged quantities .*'val_loss'"):
+        fit(build_tiny_model, train, val, config, **tiny_fit_kwargs())
+
+
+def test_runtime_helpers(monkeypatch):
+    assert runtime.resolve_xla(None) is runtime.gpu_available()
+    assert runtime.resolve_xla(True) is True
+    description = runtime.describe_runtime(mixed_precision=True)
+    assert description["precision_policy"] == "mixed_float16"
+    assert description["strategy"] == type(tf.distribute.get_strategy()).__name__
+    assert {device["type"] for device in description["devices"]} >= {"CPU"}
+    assert runtime.is_chief(tf.distribute.get_strategy())
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        runtime.make_strategy("tpu")
+    with pytest.raises(ValueError, match="devices applies to strategy='mirrored' only"):
+        runtime.make_strategy("default", ["/cpu:0"])
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
+        runtime.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        runtime.make_strategy("multi_worker")

@@ -1,0 +1,215 @@
+"""Where training runs: devices, XLA, mixed precision and distribution strategies.
+
+:func:`zoo.train.fit` resolves its runtime settings here, and the reproduce scripts
+record :func:`describe_runtime` next to their tables so that a number can be traced
+to the hardware and software that produced it.
+
+Defaults follow measurements on this stack (TF 2.21, Keras 3.15):
+
+* XLA (``jit_compile=True``) is on iff a GPU is present. On CPU it is slower: a
+  ResNet50 training step 1.4x, an EfficientNet U-Net step 8x, because depthwise
+  convolutions run 30x slower under CPU XLA.
+* Mixed precision (``mixed_float16``) pays off on GPUs with tensor cores only; on
+  CPU float16 is emulated and slower. It is allowed on CPU so that tests can run it.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import platform
+import warnings
+from typing import Any, Iterator, Sequence
+
+import keras
+import tensorflow as tf
+
+STRATEGIES: tuple[str, ...] = ("default", "mirrored", "multi_worker")
+MIXED_POLICY = "mixed_float16"
+
+
+def gpu_available() -> bool:
+    """True if TensorFlow sees at least one GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_xla(xla: bool | None) -> bool:
+    """``xla=None`` means "on iff a GPU is present" (see the module docstring)."""
+    if xla is None:
+        return gpu_available()
+    if not isinstance(xla, bool):
+        raise TypeError(f"xla must be True, False or None (= on iff a GPU is present), got {xla!r}.")
+    return xla
+
+
+@contextlib.contextmanager
+def precision_policy(mixed_precision: bool) -> Iterator[str]:
+    """Sets the global Keras dtype policy for the block and restores it afterwards.
+
+    Layers take the global policy when they are created, so the model must be
+    built inside the block; it keeps its policy after the block ends. Keras wraps
+    the optimizer of a ``mixed_float16`` model in a ``LossScaleOptimizer`` at
+    ``compile`` time. Yields the policy name in force.
+    """
+    previous = keras.mixed_precision.global_policy()
+    name = MIXED_POLICY if mixed_precision else "float32"
+    if mixed_precision and not gpu_available():
+        warnings.warn(
+            "mixed_precision=True without a GPU: float16 is emulated on CPU and only "
+            "slows training down; use it on CPU for tests only.",
+            stacklevel=3,
+        )
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield name
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy called ``name``.
+
+    Args:
+        name: ``"default"`` (one device, no replication), ``"mirrored"``
+            (synchronous data parallelism over the devices of this machine) or
+            ``"multi_worker"`` (``MultiWorkerMirroredStrategy`` over the cluster
+            described by the ``TF_CONFIG`` environment variable).
+        devices: for ``"mirrored"`` only: the devices to replicate over, e.g.
+            ``["/gpu:0", "/gpu:1"]``. ``None`` takes every GPU, or when there is
+            none every logical CPU device (one, unless the CPU was split with
+            ``tf.config.set_logical_device_configuration``).
+
+    Under a strategy the batch size of the datasets given to ``fit`` is the
+    *global* batch: each of the ``strategy.num_replicas_in_sync`` replicas gets
+    ``global_batch / replicas`` samples per step, and the gradients are averaged
+    across replicas, so a step equals a single-device step on the global batch.
+
+    ``"multi_worker"`` must be created before TensorFlow runs its first operation
+    (TensorFlow configures the collective ops once, at start-up): call
+    ``make_strategy("multi_worker")`` at the top of the script, before building
+    datasets. The instance is cached, so a later call, e.g. inside ``fit``,
+    returns the same strategy.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
+    if devices is not None and name != "mirrored":
+        raise ValueError(f"devices applies to strategy='mirrored' only, got strategy={name!r}.")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if devices is None:
+            devices = [device.name for device in tf.config.list_logical_devices("GPU")]
+            devices = devices or [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=list(devices))
+    return _multi_worker_strategy()
+
+
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """``MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3 gives it.
+
+    Keras 3.15 ``fit`` on a cluster fails twice in ``strategy.reduce`` with
+    TensorFlow 2.21 (keras-team/keras#20585):
+
+    * it reduces its first input batch, a nest, to build the model symbolically;
+      TensorFlow reduces single values only ("Attempt to convert a value
+      (PerReplica...)"): this ``reduce`` maps over the nest;
+    * it averages the per-step logs, which are scalars, with ``axis=0`` ("Invalid
+      reduction dimension 0 for input with 0 dimensions"): a scalar has no batch
+      axis, so it is averaged across replicas only (``axis=None``).
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        parent = super()
+
+        def reduce_leaf(leaf):
+            leaf_axis = None if _rank(leaf) == 0 else axis
+            return parent.reduce(reduce_op, leaf, leaf_axis)
+
+        return tf.nest.map_structure(reduce_leaf, value)
+
+
+def _rank(value: Any) -> int | None:
+    if isinstance(value, tf.distribute.DistributedValues):
+        value = value.values[0]
+    return tf.convert_to_tensor(value).shape.rank
+
+
+@functools.cache
+def _multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
+    _check_tf_config()
+    try:
+        return _MultiWorkerMirroredStrategy()
+    except RuntimeError as error:
+        raise RuntimeError(
+            "MultiWorkerMirroredStrategy must be created before TensorFlow runs any "
+            "operation: call zoo.runtime.make_strategy('multi_worker') at the top of "
+            f"the script, before building datasets or models ({error})."
+        ) from None
+
+
+def _check_tf_config() -> None:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ValueError(
+            "strategy='multi_worker' needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host0:port", "host1:port"]}, "task": {"type": "worker", "index": 0}}.'
+        )
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {raw!r}") from None
+    if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
+        raise ValueError(f"TF_CONFIG needs the keys 'cluster' and 'task', got {raw!r}.")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster.
+
+    The chief is the ``"chief"`` task if the cluster has one, otherwise worker 0.
+    Only the chief should write shared outputs (checkpoints, logs).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief_task = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief_task
+
+
+def task_name(strategy: tf.distribute.Strategy) -> str:
+    """``"<task_type>-<task_id>"`` in a cluster, ``"local"`` otherwise."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return "local"
+    return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def describe_runtime(
+    *,
+    xla: bool | None = None,
+    mixed_precision: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict[str, Any]:
+    """A JSON-able record of the software, devices and settings of a run."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "platform": platform.platform(),
+        "devices": [_describe_device(device) for device in tf.config.list_physical_devices()],
+        "logical_devices": [device.name for device in tf.config.list_logical_devices()],
+        "xla": resolve_xla(xla),
+        "precision_policy": MIXED_POLICY if mixed_precision else "float32",
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "task": task_name(strategy),
+    }
+
+
+def _describe_device(device: tf.config.PhysicalDevice) -> dict[str, Any]:
+    details = tf.config.experimental.get_device_details(device) if device.device_type == "GPU" else {}
+    return {"name": device.name, "type": device.device_type, **{key: str(value) for key, value in details.items()}}
