@@ -1,0 +1,9 @@
+"""Custom Keras layers of the zoo (attention modules, superpixel pooling, ...).
+
+Importing this package registers every layer for ``.keras`` loading.
+"""
+from zoo.layers.arl import AttentionNormalization, ScaleGate
+from zoo.layers.ran import attention_module
+from zoo.layers.se import SqueezeExcitation
+
+__all__ = ["AttentionNormalization", "ScaleGate", "SqueezeExcitation", "attention_module"]

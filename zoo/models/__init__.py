@@ -1,0 +1,15 @@
+"""Functional-API builders for every model of the five papers and their baselines."""
+from zoo.models.arl_cnn import (
+    build_arl_cnn14,
+    build_arl_cnn50,
+    build_ran14,
+    build_ran50,
+    build_senet14,
+    build_senet50,
+)
+from zoo.models.resnet import build_resnet14, build_resnet50
+
+__all__ = [
+    "build_arl_cnn14", "build_arl_cnn50", "build_ran14", "build_ran50", "build_resnet14",
+    "build_resnet50", "build_senet14", "build_senet50",
+]

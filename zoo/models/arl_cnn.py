@@ -1,0 +1,200 @@
+"""ARL-CNN and the attention baselines of Zhang et al., "Attention Residual Learning
+for Skin Lesion Classification", IEEE TMI 2019.
+
+Eight classifiers share the ResNet builder of :mod:`zoo.models.resnet` (stem,
+four bottleneck stages, GAP, FC; 224x224x3 input; Tables I and II):
+
+==========  ===================  ============================  ================
+model       blocks per stage     block / extra attention        Table III params
+==========  ===================  ============================  ================
+ResNet14    1, 1, 1, 1           residual block                 0.8e7
+ARL-CNN14   1, 1, 1, 1           ARL block (eq. 9)              0.8e7
+SEnet14     1, 1, 1, 1           SE block (Hu et al.)           1.1e7
+RAN14       1, 1, 1, 1           + attention module, conv2-5    1.2e7
+ResNet50    3, 4, 6, 3           residual block                 2.3e7
+ARL-CNN50   3, 4, 6, 3           ARL block                      2.3e7
+SEnet50     3, 4, 6, 3           SE block                       2.6e7
+RAN50       3, 4, 6, 3           + attention module, conv2-4    3.9e7
+==========  ===================  ============================  ================
+
+``build_resnet14`` and ``build_resnet50`` live in :mod:`zoo.models.resnet`.
+Every 50-layer builder accepts ``weights="imagenet"``: keras.applications
+ResNet50 weights copied by layer name; layers ResNet50 lacks (SE, RAN attention
+modules, classifier) start from their initialisers, as the paper does for RAN50.
+The paper's SEnet50 starts from Hu et al.'s own ImageNet SE-ResNet50, which
+Keras does not ship (a documented deviation).
+
+Parameter counts of our builds (classes=2; Keras counts conv biases, which the
+paper's PyTorch-style counts do not): see :data:`PAPER_PARAMS` and
+``tests/test_arl_models.py``. SEnet14 and RAN14 cannot match the paper's figures
+with the designs of Hu et al. and Wang et al. that the paper says it adopted:
+SE with r = 16 adds only 0.7M to ResNet14 (paper: +3M), and a RAN attention
+module at conv5 (2048 channels) alone holds far more than the paper's +4M
+(``build_ran14(attention_stages=(2, 3))`` matches 1.2e7; ``ratio=4`` gives an
+SEnet14 of 1.08e7). The defaults follow the architectures of Table II.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+
+import keras
+
+from zoo.layers.arl import AttentionNormalization, ScaleGate
+from zoo.layers.ran import attention_module
+from zoo.layers.se import SqueezeExcitation
+from zoo.models.resnet import (RESNET14_BLOCKS, RESNET50_BLOCKS, STAGE_FILTERS,
+                               MergeHook, StageHook, bottleneck_block, build_resnet)
+
+ATTENTION_TYPES = ("spatial", "channel", "mixed")
+
+PAPER_PARAMS = {  # Table III, "Params (x 10^7)"
+    "resnet14": 0.8e7, "ran14": 1.2e7, "senet14": 1.1e7, "arl_cnn14": 0.8e7,
+    "resnet50": 2.3e7, "ran50": 3.9e7, "senet50": 2.6e7, "arl_cnn50": 2.3e7,
+}
+
+FINE_TUNING_ALPHA = 0.001  # Sec. IV-B: initial scale gate when fine-tuning ARL-CNN50
+
+Weights = str | os.PathLike | None
+
+
+def arl_merge(attention: str = "spatial", alpha_initial: float = FINE_TUNING_ALPHA
+              ) -> MergeHook:
+    """ARL block merge (eq. 9): [x, F(x), alpha * N[F(x)] * x].
+
+    The mask layer is ``{block}_attention_mask`` and the scale gate
+    ``{block}_scale_gate`` (weight ``alpha``).
+    """
+    if attention not in ATTENTION_TYPES:
+        raise ValueError(f"attention must be one of {ATTENTION_TYPES}, got {attention!r}")
+
+    def merge(residual, shortcut, name):
+        mask = AttentionNormalization(attention, name=f"{name}_attention_mask")(residual)
+        gated = ScaleGate(alpha_initial, name=f"{name}_scale_gate")([mask, shortcut])
+        return [shortcut, residual, gated]
+
+    return merge
+
+
+def se_merge(ratio: int = 16) -> MergeHook:
+    """SE-ResNet block merge: [x, SE(F(x))] (Hu et al., Fig. 3)."""
+
+    def merge(residual, shortcut, name):
+        return [shortcut, SqueezeExcitation(ratio, name=f"{name}_se")(residual)]
+
+    return merge
+
+
+RAN_MASK_LEVELS = {2: 3, 3: 2, 4: 1, 5: 1}  # soft-mask depth per stage (Wang et al.)
+
+
+def ran_stage_hook(attention_stages: Sequence[int]) -> StageHook:
+    """Insert a RAN attention module after the first block of the listed stages.
+
+    The soft mask of stage s has ``RAN_MASK_LEVELS[s]`` max-pooling steps (3, 2,
+    1 at 56, 28, 14 pixels as in Wang et al.'s Attention-56, so the mask bottom is
+    7x7 at 224 input; 1 at conv5). Its residual units are the stage's bottleneck
+    blocks (width = stage filters).
+    """
+    stages = tuple(int(stage) for stage in attention_stages)
+    if not set(stages) <= set(RAN_MASK_LEVELS):
+        raise ValueError(f"attention_stages must be taken from (2, 3, 4, 5), "
+                         f"got {attention_stages!r}")
+
+    def hook(x, stage, name):
+        if stage not in stages:
+            return x
+        unit = functools.partial(_identity_bottleneck, filters=STAGE_FILTERS[stage - 2])
+        return attention_module(x, unit, RAN_MASK_LEVELS[stage], f"{name}_attention")
+
+    return hook
+
+
+def _identity_bottleneck(x, name, filters):
+    return bottleneck_block(x, filters, name)
+
+
+def _with_attention_maps(model: keras.Model, layer_suffix: str) -> keras.Model:
+    """The same model with outputs {"probabilities", <mask layer name>: mask, ...}."""
+    maps = {layer.name: layer.output for layer in model.layers
+            if layer.name.endswith(layer_suffix)}
+    return keras.Model(model.input, {"probabilities": model.output, **maps},
+                       name=model.name)
+
+
+def build_arl_cnn14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                    weights: Weights = None, attention: str = "spatial",
+                    alpha_initial: float = FINE_TUNING_ALPHA,
+                    return_attention_maps: bool = False) -> keras.Model:
+    """ARL-CNN14 (Table I): one ARL block per stage, trained from scratch.
+
+    Args:
+        attention: mask normalisation, "spatial" (eq. 4, the paper's default),
+            "channel" (eq. 5) or "mixed" (eq. 6).
+        alpha_initial: initial scale gate alpha of every block. The paper states
+            0.001 for fine-tuning only; we use it from scratch too.
+        return_attention_maps: also output every block's mask N[F(x)] under the
+            key ``conv{s}_block{b}_attention_mask``.
+    """
+    model = build_resnet(RESNET14_BLOCKS, "arl_cnn14", input_shape, classes, weights,
+                         merge=arl_merge(attention, alpha_initial))
+    return _with_attention_maps(model, "_attention_mask") if return_attention_maps else model
+
+
+def build_arl_cnn50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                    weights: Weights = None, attention: str = "spatial",
+                    alpha_initial: float = FINE_TUNING_ALPHA,
+                    return_attention_maps: bool = False) -> keras.Model:
+    """ARL-CNN50 (Table I): ResNet50 with ARL blocks; see :func:`build_arl_cnn14`.
+
+    ``weights="imagenet"`` initialises every ResNet50 layer from ImageNet
+    (Sec. III-B) with alpha = 0.001 (Sec. IV-B).
+    """
+    model = build_resnet(RESNET50_BLOCKS, "arl_cnn50", input_shape, classes, weights,
+                         merge=arl_merge(attention, alpha_initial))
+    return _with_attention_maps(model, "_attention_mask") if return_attention_maps else model
+
+
+def build_senet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                  weights: Weights = None, ratio: int = 16) -> keras.Model:
+    """SEnet14 (Table II): ResNet14 with an SE block per stage (reduction ``ratio``)."""
+    return build_resnet(RESNET14_BLOCKS, "senet14", input_shape, classes, weights,
+                        merge=se_merge(ratio))
+
+
+def build_senet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                  weights: Weights = None, ratio: int = 16) -> keras.Model:
+    """SEnet50 (Table II): SE-ResNet50. ``weights="imagenet"``: ResNet50 layers only."""
+    return build_resnet(RESNET50_BLOCKS, "senet50", input_shape, classes, weights,
+                        merge=se_merge(ratio))
+
+
+def build_ran14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                weights: Weights = None, attention_stages: Sequence[int] = (2, 3, 4, 5),
+                return_attention_maps: bool = False) -> keras.Model:
+    """RAN14 (Table II): ResNet14 with an attention module after the listed stages' block.
+
+    Table II puts a module in conv2..conv5 (the default); that gives 5.6e7
+    parameters, not Table III's 1.2e7 (a module at 1024 or 2048 channels alone
+    exceeds the difference). ``attention_stages=(2, 3)`` gives 1.2e7. Needs an
+    input of at least 32x32. The soft masks are the layers
+    ``conv{s}_attention_mask_sigmoid`` (outputs with ``return_attention_maps``).
+    """
+    model = build_resnet(RESNET14_BLOCKS, "ran14", input_shape, classes, weights,
+                         after_first_block=ran_stage_hook(attention_stages))
+    return _with_attention_maps(model, "_mask_sigmoid") if return_attention_maps else model
+
+
+def build_ran50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                weights: Weights = None, attention_stages: Sequence[int] = (2, 3, 4),
+                return_attention_maps: bool = False) -> keras.Model:
+    """RAN50 (Table II): ResNet50 with an attention module in conv2, conv3 and conv4.
+
+    Placed after each stage's first (projection) block, as in Wang et al.'s
+    Attention-56 (residual unit, then attention module). ``weights="imagenet"``
+    initialises the ResNet50 layers only (Sec. IV-D).
+    """
+    model = build_resnet(RESNET50_BLOCKS, "ran50", input_shape, classes, weights,
+                         after_first_block=ran_stage_hook(attention_stages))
+    return _with_attention_maps(model, "_mask_sigmoid") if return_attention_maps else model

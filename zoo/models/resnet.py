@@ -1,0 +1,272 @@
+"""A generic bottleneck ResNet (He et al., 2016) with pluggable attention.
+
+One stem, one bottleneck block and one stage stacker serve every ResNet-shaped
+model in the zoo: plain ResNets, ARL-CNN (ARL blocks), SEnet (SE blocks), RAN
+(attention modules between blocks), and the dilated backbones of A-PSPNet and
+SANet. Layer names follow ``keras.applications`` ResNet50 exactly
+(``conv1_conv``, ``conv2_block1_1_conv``, ..., ``conv5_block3_out``), so
+:func:`transfer_resnet_weights` copies ImageNet weights by name into any model
+built here, whatever attention it adds.
+
+Block variants differ only in how the residual branch F(x) is merged with the
+shortcut x. A *merge hook* ``merge(residual, shortcut, name) -> tensors`` returns
+the tensors that the block adds before its final ReLU:
+
+* plain residual block (eq. 2 of the ARL paper): ``[shortcut, residual]``;
+* ARL block (eq. 9): ``[shortcut, residual, alpha * N(residual) * shortcut]``;
+* SE block: ``[shortcut, SE(residual)]``.
+
+The stride of a downsampling block sits in its first 1x1 convolution, as in
+``keras.applications`` (the layout of its ImageNet weights).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import layers
+
+BN_EPSILON = 1.001e-5
+STAGE_FILTERS = (64, 128, 256, 512)
+RESNET50_BLOCKS = (3, 4, 6, 3)
+RESNET101_BLOCKS = (3, 4, 23, 3)
+RESNET14_BLOCKS = (1, 1, 1, 1)
+
+MergeHook = Callable[[keras.KerasTensor, keras.KerasTensor, str], list]
+StageHook = Callable[[keras.KerasTensor, int, str], keras.KerasTensor]
+
+
+def plain_merge(residual: keras.KerasTensor, shortcut: keras.KerasTensor,
+                name: str) -> list:
+    """The residual block's merge, y = x + F(x) (eq. 2)."""
+    del name
+    return [shortcut, residual]
+
+
+def conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str,
+            strides: int = 1, dilation_rate: int = 1,
+            activation: bool = True) -> keras.KerasTensor:
+    """Conv2D (with bias, as keras.applications) -> BN -> optional ReLU.
+
+    Layers are named ``{name}_conv``, ``{name}_bn`` and ``{name}_relu``.
+    """
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                      dilation_rate=dilation_rate, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    if activation:
+        x = layers.Activation("relu", name=f"{name}_relu")(x)
+    return x
+
+
+def bottleneck_block(x: keras.KerasTensor, filters: int, name: str,
+                     stride: int = 1, dilation_rate: int = 1,
+                     merge: MergeHook = plain_merge) -> keras.KerasTensor:
+    """Bottleneck block: 1x1 (filters) -> 3x3 (filters) -> 1x1 (4 filters), BN each.
+
+    The shortcut is the identity when the input already has ``4 * filters``
+    channels and ``stride == 1``, else a strided 1x1 projection + BN
+    (``{name}_0_conv``). ``merge`` decides what is added before the final ReLU
+    (see the module docstring); ``plain_merge`` gives the ResNet block.
+    """
+    if stride != 1 or x.shape[-1] != 4 * filters:
+        shortcut = conv_bn(x, 4 * filters, 1, f"{name}_0", strides=stride,
+                           activation=False)
+    else:
+        shortcut = x
+    residual = conv_bn(x, filters, 1, f"{name}_1", strides=stride)
+    residual = conv_bn(residual, filters, 3, f"{name}_2", dilation_rate=dilation_rate)
+    residual = conv_bn(residual, 4 * filters, 1, f"{name}_3", activation=False)
+    x = layers.Add(name=f"{name}_add")(merge(residual, shortcut, name))
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet_stem(inputs: keras.KerasTensor) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """7x7/2 convolution, BN, ReLU, then 3x3/2 max pooling (Table I, Conv1 and pool).
+
+    Returns the conv1 feature map (stride 2) and the pooled map (stride 4).
+    """
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name="conv1_bn")(x)
+    conv1 = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(conv1)
+    return conv1, layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def _stage_strides_and_dilations(output_stride: int) -> list[tuple[int, int]]:
+    """(stride, dilation) of stages conv2..conv5 for an output stride of 8, 16 or 32.
+
+    Once the output stride is reached, later stages keep their resolution and
+    dilate their 3x3 convolutions instead (DeepLab / PSPNet dilated ResNet).
+    """
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+    plan, current, dilation = [], 4, 1
+    for stage_stride in (1, 2, 2, 2):
+        if current * stage_stride > output_stride:
+            dilation *= stage_stride
+            stage_stride = 1
+        current *= stage_stride
+        plan.append((stage_stride, dilation))
+    return plan
+
+
+def resnet_features(inputs: keras.KerasTensor,
+                    blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
+                    merge: MergeHook = plain_merge,
+                    after_first_block: StageHook | None = None,
+                    output_stride: int = 32) -> list[keras.KerasTensor]:
+    """Stem and the four bottleneck stages; returns [conv1..conv5] feature maps.
+
+    Args:
+        inputs: the image tensor.
+        blocks_per_stage: blocks in conv2_x..conv5_x, e.g. (3, 4, 6, 3) for ResNet50
+            and (1, 1, 1, 1) for the 14-layer models of the ARL paper (Table I).
+        merge: the block merge hook shared by every block (plain, ARL, SE).
+        after_first_block: optional ``hook(x, stage_number, name)`` applied after
+            the first block of each stage (stage_number 2..5); RAN inserts its
+            attention modules there. Return ``x`` to leave a stage unchanged.
+        output_stride: 32 (classification), 16 or 8 (dilated, for segmentation).
+    """
+    if len(blocks_per_stage) != 4 or any(int(b) < 1 for b in blocks_per_stage):
+        raise ValueError("blocks_per_stage must list four positive block counts, "
+                         f"got {blocks_per_stage!r}")
+    conv1, x = resnet_stem(inputs)
+    features = [conv1]
+    plan = _stage_strides_and_dilations(output_stride)
+    for stage, (blocks, filters, (stride, dilation)) in enumerate(
+            zip(blocks_per_stage, STAGE_FILTERS, plan), start=2):
+        for block in range(1, blocks + 1):
+            name = f"conv{stage}_block{block}"
+            x = bottleneck_block(x, filters, name, stride=stride if block == 1 else 1,
+                                 dilation_rate=dilation, merge=merge)
+            if block == 1 and after_first_block is not None:
+                x = after_first_block(x, stage, f"conv{stage}")
+        features.append(x)
+    return features
+
+
+def classifier_head(features: keras.KerasTensor, classes: int) -> keras.KerasTensor:
+    """GAP -> fully connected -> softmax (Table I, last two rows).
+
+    The Dense layer (``predictions``) gives logits and a separate float32 softmax
+    (``probabilities``) keeps the output float32 under mixed precision. The CAM
+    of :mod:`zoo.cam` reads the ``avg_pool`` input and the ``predictions`` kernel.
+    """
+    if int(classes) < 1:
+        raise ValueError(f"classes must be a positive integer, got {classes!r}")
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    x = layers.Dense(int(classes), name="predictions")(x)
+    return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+
+
+def validate_weights(weights: str | os.PathLike | None, imagenet_allowed: bool,
+                     model_name: str) -> None:
+    """Accept None, "imagenet" (where available) or an existing file path."""
+    if weights is None:
+        return
+    if weights == "imagenet":
+        if not imagenet_allowed:
+            raise ValueError(f"{model_name} has no ImageNet weights (only ResNet50-based "
+                             "models do): use weights=None or a file path")
+        return
+    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+        raise ValueError(f"weights must be None, 'imagenet' or the path of an existing "
+                         f"weights file; got {weights!r}")
+
+
+def imagenet_resnet50(weights: str | os.PathLike = "imagenet") -> keras.Model:
+    """keras.applications ResNet50 without its top, with ImageNet weights.
+
+    ``weights`` may also be a local copy of keras' no-top ResNet50 weights file
+    (``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``) for offline use.
+    A failed download raises a RuntimeError that tells how to use a local file.
+    """
+    try:
+        return keras.applications.ResNet50(include_top=False, weights=weights,
+                                           input_shape=(None, None, 3))
+    except Exception as error:  # download or file errors: re-raise with a remedy
+        raise RuntimeError(
+            f"could not load the keras.applications ResNet50 ImageNet weights "
+            f"({type(error).__name__}: {error}). Download "
+            "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 elsewhere and pass "
+            "its local path as weights=") from error
+
+
+def transfer_resnet_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy every weighted layer of ``source`` into the same-named layer of ``target``.
+
+    Used to initialise ResNet50, ARL-CNN50, RAN50 and SEnet50 from
+    keras.applications ResNet50 (the paper's "transferring the parameters from a
+    pre-trained ResNet50", Sec. IV-D). Layers of ``target`` absent from ``source``
+    (ARL alphas, SE and RAN layers, the classifier) keep their initial values.
+    Raises ValueError naming the first layer that is missing or mis-shaped.
+    Returns the names of the copied layers.
+    """
+    copied = []
+    for layer in source.layers:
+        values = layer.get_weights()
+        if not values:
+            continue
+        try:
+            destination = target.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(f"layer {layer.name!r} of {source.name!r} has no "
+                             f"counterpart in {target.name!r}") from None
+        shapes = [tuple(w.shape) for w in destination.weights]
+        if shapes != [v.shape for v in values]:
+            raise ValueError(f"layer {layer.name!r}: {source.name!r} has shapes "
+                             f"{[v.shape for v in values]}, {target.name!r} {shapes}")
+        destination.set_weights(values)
+        copied.append(layer.name)
+    return copied
+
+
+def load_weights(model: keras.Model, weights: str | os.PathLike | None) -> None:
+    """Apply a validated ``weights`` argument to a freshly built model.
+
+    * ``"imagenet"``: keras.applications ResNet50 ImageNet weights, by layer name.
+    * a ``*.weights.h5`` or ``*.keras`` path: this model's own saved weights.
+    * any other path: a keras.applications ResNet50 (no-top) weights file, by name.
+    """
+    if weights is None:
+        return
+    path = os.fspath(weights)
+    if path.endswith((".weights.h5", ".keras")):
+        model.load_weights(path)
+    else:
+        transfer_resnet_weights(imagenet_resnet50(path), model)
+
+
+def build_resnet(blocks_per_stage: Sequence[int], name: str,
+                 input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                 weights: str | os.PathLike | None = None,
+                 merge: MergeHook = plain_merge,
+                 after_first_block: StageHook | None = None) -> keras.Model:
+    """A ResNet-shaped classifier: stem, four stages, GAP and FC (Table I/II).
+
+    The shared builder behind every public ``build_*`` classifier of the ARL
+    paper. ``weights="imagenet"`` is allowed for 50-layer models only.
+    """
+    validate_weights(weights, tuple(blocks_per_stage) == RESNET50_BLOCKS, name)
+    if weights is not None and (len(input_shape) != 3 or input_shape[-1] != 3):
+        raise ValueError(f"pretrained weights need RGB input, got input_shape={input_shape!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    features = resnet_features(inputs, blocks_per_stage, merge, after_first_block)
+    model = keras.Model(inputs, classifier_head(features[-1], classes), name=name)
+    load_weights(model, weights)
+    return model
+
+
+def build_resnet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                   weights: str | os.PathLike | None = None) -> keras.Model:
+    """ResNet14 of the ARL paper (Table I): one bottleneck block per stage."""
+    return build_resnet(RESNET14_BLOCKS, "resnet14", input_shape, classes, weights)
+
+
+def build_resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                   weights: str | os.PathLike | None = None) -> keras.Model:
+    """ResNet50 (Table I); ``weights="imagenet"`` loads keras.applications weights."""
+    return build_resnet(RESNET50_BLOCKS, "resnet50", input_shape, classes, weights)
