@@ -213,7 +213,9 @@ def joint_random_crop(
     left = tf.random.stateless_uniform((), left_seed, 0, shape[1] - size[1] + 1, dtype=tf.int32)
 
     def crop(x):
-        return x[top : top + size[0], left : left + size[1], :]
+        # A static window size, so later static-shape steps (rot90 of squares) accept it.
+        window = x[top : top + size[0], left : left + size[1], :]
+        return tf.ensure_shape(window, (size[0], size[1], x.shape[-1]))
 
     return crop(image), (None if mask is None else crop(mask))
 

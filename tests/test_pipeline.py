@@ -94,6 +94,16 @@ def test_joint_random_crop_takes_same_window():
     np.testing.assert_array_equal(crop_image.numpy(), image[top : top + 4, left : left + 4])
 
 
+def test_joint_random_crop_keeps_a_static_size_inside_tf_function():
+    @tf.function(input_signature=[tf.TensorSpec((None, None, 3), tf.float32)])
+    def crop_then_rotate(image):
+        crop, _ = joint_random_crop(image, None, (4, 4), tf.constant([1, 2]))
+        assert crop.shape.as_list() == [4, 4, 3]
+        return Augmentation(rotate90=True)(crop, seed=tf.constant([3, 4]))[0]
+
+    assert crop_then_rotate(tf.zeros((9, 7, 3))).shape == (4, 4, 3)
+
+
 def test_augment_rejects_bad_arguments():
     with pytest.raises(ValueError, match="zoom"):
         Augmentation(zoom=(1.1, 0.9))

@@ -3,7 +3,8 @@
 Importing this package registers every layer for ``.keras`` loading.
 """
 from zoo.layers.arl import AttentionNormalization, ScaleGate
+from zoo.layers.attnmel_attention import AttnMelAttention
 from zoo.layers.ran import attention_module
 from zoo.layers.se import SqueezeExcitation
 
-__all__ = ["AttentionNormalization", "ScaleGate", "SqueezeExcitation", "attention_module"]
+__all__ = ["AttnMelAttention", "AttentionNormalization", "ScaleGate", "SqueezeExcitation", "attention_module"]

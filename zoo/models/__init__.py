@@ -7,9 +7,17 @@ from zoo.models.arl_cnn import (
     build_senet14,
     build_senet50,
 )
+from zoo.models.attnmel import (
+    ATTNMEL_INPUT,
+    build_attnmel_cnn,
+    build_mel_cnn,
+    build_vgg16_classifier,
+    build_vgg16_gap,
+)
 from zoo.models.resnet import build_resnet14, build_resnet50
 
 __all__ = [
+    "ATTNMEL_INPUT", "build_attnmel_cnn", "build_mel_cnn", "build_vgg16_classifier", "build_vgg16_gap",
     "build_arl_cnn14", "build_arl_cnn50", "build_ran14", "build_ran50", "build_resnet14",
     "build_resnet50", "build_senet14", "build_senet50",
 ]

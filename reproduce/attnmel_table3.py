@@ -1,0 +1,129 @@
+"""AttnMel Table 3 and Fig. 3: how well attention maps and CAMs cover the lesion.
+
+    python reproduce/attnmel_table3.py --data-dir data/isic2017
+    python reproduce/attnmel_table3.py --data-dir data/isic2017 --trained results/attnmel_table2
+    python reproduce/attnmel_table3.py --smoke
+
+Sec. 3.3: each attention map ``A`` (eq. 2) of AttnMel-CNN, -Dermo and -Lesion, and
+the class activation map (Zhou et al.) of VGG-16-GAP, is upsampled (bilinear) to the
+input, re-normalised to [0, 1] (min-max per image), binarised at 0.5, and compared
+with the ground-truth lesion segmentation of the ISIC 2017 test images: the mean
+Jaccard index over images. Each row also writes ``attention_maps.png`` (Fig. 3: the
+first test images with their pool-3 and pool-4 maps, or CAMs, overlaid).
+
+The models are those of Table 2: ``--trained`` reuses the best epochs written by
+``attnmel_table2.py`` (``<dir>/rows/<row>/best.weights.h5``) with the same recipe
+flags; otherwise each row trains its model first. The CAM is that of the class each
+image is predicted as (Zhou et al.); the paper does not say which class it used.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import matplotlib.pyplot
+import numpy as np
+
+from data_tools.pipeline import segmentation_dataset
+from reproduce.attnmel_table1 import BUILDERS, SMOKE, add_recipe_arguments, build_row_model, input_spec
+from reproduce.attnmel_table2 import DATASET, REGULARISED_ROWS, read_split, train_row
+from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
+from zoo.cam import class_activation_map, normalize_map, plot_class_activation_maps
+from zoo.metrics import mean_segmentation_scores
+from zoo.models.attnmel import ATTENTION_OUTPUTS, build_attnmel_cnn
+from zoo.train import BEST_WEIGHTS_FILE
+
+FIGURE_IMAGES = 6
+FIGURE_FILE = "attention_maps.png"
+COLUMNS = {"pool3": "attention_pool3", "pool4": "attention_pool4", "CAM": None}
+"""Table 3 column -> the AttnMel-CNN output it scores (``None``: the CAM)."""
+
+TABLE = PaperTable(
+    key="attnmel_table3",
+    title="AttnMel Table 3: Jaccard of binarised attention maps and CAMs vs lesion masks "
+          "(ISIC 2017 test)",
+    source="Yan et al., IPMI 2019, Table 3",
+    columns=[Column(name, higher_is_better=True, decimals=4) for name in COLUMNS],
+    rows=[
+        PaperRow("AttnMel-CNN", {"pool3": 0.3105, "pool4": 0.3186}),
+        PaperRow("AttnMel-CNN-Dermo", {"pool3": 0.3621, "pool4": 0.4767}),
+        PaperRow("AttnMel-CNN-Lesion", {"pool3": 0.5533, "pool4": 0.6560}),
+        PaperRow("VGG-16-GAP", {"CAM": 0.2825}),
+    ],
+    notes=["Maps upsampled to the input, min-max normalised per image, thresholded at 0.5; "
+           "CAM of the predicted class."],
+)
+
+
+def trained_model(ctx: RowContext) -> keras.Model:
+    """The row's Table 2 model: its best epoch from ``--trained``, or trained here."""
+    name = ctx.row.name
+    if ctx.args.trained is None:
+        return train_row(ctx, name).model
+    path = Path(ctx.args.trained) / "rows" / slug(name) / BEST_WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--trained: {path} does not exist; run attnmel_table2.py "
+                                f"--rows {name!r} first, or leave out --trained to train here.")
+    builder = build_attnmel_cnn if name in REGULARISED_ROWS else BUILDERS[name]
+    model = build_row_model(ctx.args, builder)
+    model.load_weights(path)
+    return model
+
+
+def maps_of(model: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Table 3 column -> the maps ``(batch, H, W)`` at the input size, not normalised."""
+    size = images.shape[1:3]
+    if isinstance(model.output, dict):
+        outputs = model(images, training=False)
+        return {column: np.asarray(keras.ops.image.resize(outputs[output], size,
+                                                          interpolation="bilinear"))[..., 0]
+                for column, output in COLUMNS.items() if output is not None}
+    predicted = np.argmax(model(images, training=False), axis=-1)
+    cams = np.stack([class_activation_map(model, images, k, resize_to_input=True)
+                     for k in range(model.output.shape[-1])])
+    return {"CAM": cams[predicted, np.arange(len(images))]}
+
+
+def binarised_jaccard(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> float:
+    """Sec. 3.3: mean over images of the Jaccard index between each map, min-max
+    re-normalised to [0, 1] and thresholded at 0.5, and its lesion mask."""
+    return mean_segmentation_scores(masks, [normalize_map(m) for m in maps])["jaccard"]
+
+
+def run_row(ctx: RowContext) -> RowResult:
+    model = trained_model(ctx)
+    test = read_split(ctx, "test")
+    dataset = segmentation_dataset(test, input_spec(ctx.args), mask_names=("lesion",),
+                                   batch_size=ctx.args.batch_size, training=False)
+    masks, maps, figure_images = [], {}, []
+    for images, lesions in dataset.as_numpy_iterator():
+        for column, batch_maps in maps_of(model, images).items():
+            maps.setdefault(column, []).extend(batch_maps)
+        masks.extend(lesions[..., 0])
+        figure_images.extend(images[: FIGURE_IMAGES - len(figure_images)])
+    values = {column: binarised_jaccard(column_maps, masks) for column, column_maps in maps.items()}
+    figure = plot_class_activation_maps(
+        np.stack(figure_images), {f"{ctx.row.name} {column}": np.stack(column_maps[:len(figure_images)])
+                                  for column, column_maps in maps.items()})
+    figure.savefig(ctx.out_dir / FIGURE_FILE, dpi=120)
+    matplotlib.pyplot.close(figure)
+    return RowResult(values, extra={"test_images": len(masks), "figure": FIGURE_FILE})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_recipe_arguments(parser)
+    parser.add_argument("--trained", type=Path,
+                        help="output folder of attnmel_table2.py whose best weights to evaluate "
+                             "(default: train each row here)")
+
+
+def main(argv: Sequence[str] | None = None):
+    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
+                     defaults={"epochs": 50, "batch_size": 32, "passes_per_epoch": 2},
+                     smoke_overrides=SMOKE)
+
+
+if __name__ == "__main__":
+    main()

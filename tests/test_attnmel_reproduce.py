@@ -1,0 +1,99 @@
+"""The AttnMel table scripts: targets of eq. 5, Table 3's scoring, and a --smoke run."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_tools.isic import read_isic2017
+from data_tools.pipeline import classification_dataset
+from data_tools.preprocess import InputSpec
+from data_tools.synthetic import make_isic2017
+from reproduce import attnmel_table1, attnmel_table2, attnmel_table3
+
+SIDE, RESIZE = 32, 40
+
+
+@pytest.fixture(scope="module")
+def isic2017_train(tmp_path_factory):
+    root = make_isic2017(tmp_path_factory.mktemp("isic2017"), n_train=6, n_val=0, n_test=0,
+                         image_size=(48, 64))
+    return read_isic2017(root, "train", parts=(1, 3))
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return InputSpec(image_size=(SIDE, SIDE), fit="crop", crop_fraction=0.8,
+                     pre_crop_size=(RESIZE, RESIZE))
+
+
+def test_binarised_jaccard_by_hand():
+    """Sec. 3.3: min-max to [0, 1], threshold 0.5, Jaccard with the lesion, mean over images."""
+    maps = [np.array([[2.0, 4.0], [6.0, 10.0]]),   # normalised 0, .25, .5, 1 -> only 10 > 0.5
+            np.array([[1.0, 1.0], [1.0, 1.0]])]    # constant -> all zero -> empty prediction
+    masks = [np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 0.0]])]
+    # image 1: prediction {(1,1)}, lesion {(1,0), (1,1)} -> 1/2; image 2: 0 / 1 -> 0.
+    assert attnmel_table3.binarised_jaccard(maps, masks) == pytest.approx(0.25)
+
+
+def test_split_validation_is_stratified_and_disjoint(isic2017_train):
+    records = isic2017_train  # 2 melanomas, 4 others
+    train, validation = attnmel_table1.split_validation(records, 0.3, seed=0)
+    assert len(train) + len(validation) == len(records) and len(validation) == 2
+    train_ids = {r.image_id for r in train}
+    assert train_ids.isdisjoint(r.image_id for r in validation)
+    for subset in (train, validation):
+        assert {r.labels["melanoma"] for r in subset} == {0.0, 1.0}
+    with pytest.raises(ValueError, match="--val-fraction"):
+        attnmel_table1.split_validation(records, 1.5, seed=0)
+
+
+@pytest.mark.parametrize("roi", ["lesion", "background"])
+def test_roi_targets_follow_their_images(isic2017_train, spec, roi):
+    """Eq. 5's targets: one-hot labels and the ROI (or its inverse), aligned with the
+    augmented image: the zipped label pipeline yields the very same images."""
+    make = dict(spec=spec, batch_size=3, seed=5, attention_outputs=True)
+    dataset = attnmel_table1.make_dataset(isic2017_train, training=True, roi=roi, **make)
+    labelled = classification_dataset(isic2017_train, spec, label_names=("melanoma",),
+                                      batch_size=3, training=True, seed=5,
+                                      augment=attnmel_table1.ATTNMEL_AUGMENTATION)
+    lesion = attnmel_table1.make_dataset(isic2017_train, training=True, roi="lesion", **make)
+    for (image, targets), (same_image, labels), (_, lesion_targets) in zip(dataset, labelled, lesion):
+        np.testing.assert_array_equal(image, same_image)
+        np.testing.assert_array_equal(targets["probabilities"][:, 1], labels[:, 0])
+        np.testing.assert_array_equal(targets["attention_pool3"], targets["attention_pool4"])
+        expected = lesion_targets["attention_pool3"]
+        if roi == "background":
+            expected = 1.0 - expected
+        np.testing.assert_array_equal(targets["attention_pool3"], expected)
+        assert set(np.unique(targets["attention_pool3"])) <= {0.0, 1.0}
+
+
+def test_unregularised_attnmel_targets_are_zero_maps(isic2017_train, spec):
+    dataset = attnmel_table1.make_dataset(isic2017_train, spec, batch_size=6, training=False,
+                                          seed=0, attention_outputs=True)
+    image, targets = next(iter(dataset))
+    assert targets["attention_pool3"].shape == (6, SIDE, SIDE, 1)
+    assert not np.any(targets["attention_pool3"])
+    np.testing.assert_array_equal(targets["probabilities"][:, 1],
+                                  [r.labels["melanoma"] for r in isic2017_train])
+    np.testing.assert_allclose(tf.reduce_sum(targets["probabilities"], axis=-1), 1.0)
+
+
+def test_smoke_table2_row_then_table3_on_its_weights(tmp_path):
+    """The whole path on synthetic data: Table 2's -Lesion row trains with eq. 5;
+    Table 3 scores its attention maps from the saved best epoch and draws Fig. 3."""
+    row = "AttnMel-CNN-Lesion"
+    table2 = attnmel_table2.main(["--smoke", "--out", str(tmp_path / "t2"), "--rows", row])
+    result = table2.results[row]
+    assert 0.0 <= result.values["AUC"] <= 1.0 and 0.0 <= result.values["AP"] <= 1.0
+    assert {"attention_pool3_loss", "attention_pool4_loss", "val_probabilities_auc"} <= set(result.history)
+    table3 = attnmel_table3.main(["--smoke", "--out", str(tmp_path / "t3"), "--rows", row,
+                                  "--trained", str(tmp_path / "t2")])
+    assert set(table3.results[row].values) == {"pool3", "pool4"}
+    assert all(0.0 <= v <= 1.0 for v in table3.results[row].values.values())
+    assert (tmp_path / "t3" / "rows" / "attnmel-cnn-lesion" / attnmel_table3.FIGURE_FILE).is_file()
+    written = json.loads((tmp_path / "t2" / "table.json").read_text())
+    assert "SYNTHETIC" in json.dumps(written)
