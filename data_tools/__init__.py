@@ -22,6 +22,13 @@ from data_tools.patches import arl_test_patches, average_over_patches
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import BadInputPolicy, DatasetError, Record
+from data_tools.shuffle import RegionShuffle
+from data_tools.superpixels import (
+    SlicParams,
+    cache_superpixels,
+    slic_superpixels,
+    superpixel_segmentation_dataset,
+)
 from data_tools.synthetic import (
     is_synthetic,
     make_isic2016,
@@ -32,6 +39,8 @@ from data_tools.synthetic import (
 )
 
 __all__ = [
+    "RegionShuffle", "SlicParams", "cache_superpixels", "slic_superpixels",
+    "superpixel_segmentation_dataset",
     "Augmentation", "InputSpec", "RGBToLab", "arl_test_patches", "average_over_patches",
     "classification_dataset", "oversample_positives", "preprocess_images", "rgb_to_lab",
     "rgb_to_lab_unit", "segmentation_dataset",

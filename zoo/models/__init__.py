@@ -15,8 +15,16 @@ from zoo.models.attnmel import (
     build_vgg16_gap,
 )
 from zoo.models.resnet import build_resnet14, build_resnet50
+from zoo.models.sanet import (
+    build_attribute_unet,
+    build_deeplab,
+    build_resnet_danet,
+    build_resunet,
+    build_sanet,
+)
 
 __all__ = [
+    "build_attribute_unet", "build_deeplab", "build_resnet_danet", "build_resunet", "build_sanet",
     "ATTNMEL_INPUT", "build_attnmel_cnn", "build_mel_cnn", "build_vgg16_classifier", "build_vgg16_gap",
     "build_arl_cnn14", "build_arl_cnn50", "build_ran14", "build_ran50", "build_resnet14",
     "build_resnet50", "build_senet14", "build_senet50",

@@ -1,0 +1,67 @@
+"""SANet table scripts end to end on synthetic data (reproduce/sanet_table1.py, sanet_table3.py)."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data_tools.layouts import ISIC2018_ATTRIBUTES, ISIC2018_LAYOUT
+from reproduce import sanet_table1, sanet_table3, sanet_table4
+
+
+def _values(out_dir):
+    """``{row: {column: ours}}`` from table.json."""
+    table = json.loads((out_dir / "table.json").read_text())
+    return {row["name"]: row["ours"] for row in table["rows"]}
+
+
+def test_table1_equals_a_plain_numpy_count(tmp_path):
+    result = sanet_table1.main(["--smoke", "--out", str(tmp_path)])
+    assert result.synthetic
+    folder = next((tmp_path / "synthetic_data").rglob(ISIC2018_LAYOUT["train"]["task2"]))
+    for row, attribute in sanet_table1.ATTRIBUTE_OF_ROW.items():
+        masks = [np.asarray(Image.open(path)) > 128
+                 for path in sorted(folder.glob(f"*_attribute_{attribute}.png"))]
+        assert len(masks) == 12
+        blank = 100.0 * np.mean([not m.any() for m in masks])
+        ratio = 100.0 * np.sum([m.sum() for m in masks]) / np.sum([m.size for m in masks])
+        values = result.results[row].values
+        assert values[sanet_table1.BLANK] == pytest.approx(blank)
+        assert values[sanet_table1.RATIO] == pytest.approx(ratio)
+    assert "SYNTHETIC" in (tmp_path / "table.md").read_text()
+
+
+def test_table1_statistics_by_hand():
+    masks = [np.zeros((2, 2), bool), np.array([[1, 0], [0, 0]], bool), np.ones((2, 2), bool)]
+    stats = sanet_table1.attribute_statistics(masks)
+    assert stats == {sanet_table1.BLANK: pytest.approx(100 / 3), sanet_table1.RATIO: pytest.approx(500 / 12)}
+
+
+def test_table3_sanet_row_trains_scores_and_writes_task2_pngs(tmp_path):
+    """The whole SANet path: SLIC cache, RSM, SAM model, GBL, AdamW, PNGs, scores."""
+    out = tmp_path / "out"
+    cache = tmp_path / "superpixels"
+    result = sanet_table3.main(["--smoke", "--out", str(out), "--rows", "ResUNet+RSM+SAM", "--epochs", "1",
+                                "--image-size", "32", "--superpixel-cache", str(cache)])
+    row = result.results["ResUNet+RSM+SAM"]
+    assert set(row.values) == {"Avg JA", "Avg Dice"}
+    assert all(0.0 <= value <= 100.0 for value in row.values.values())
+    scores = row.extra["task2_scores"]
+    expected_ja = np.mean([scores[name]["jaccard"] for name in (*ISIC2018_ATTRIBUTES, "micro_average")])
+    assert row.values["Avg JA"] == pytest.approx(100.0 * expected_ja)
+    assert row.extra["variant"] == {"model": "sanet", "loss": "gbl", "gamma": 1.0, "rsm": True}
+    predictions = out / "rows" / "resunet-rsm-sam" / "predictions"
+    test_images = row.extra["images"]["test"]
+    assert len(list(predictions.glob("ISIC_*_attribute_*.png"))) == test_images * len(ISIC2018_ATTRIBUTES)
+    png = Image.open(next(predictions.glob("*.png")))
+    assert png.mode == "L" and png.size == (64, 48)  # original size of the synthetic images
+    assert len(list(cache.rglob("*_superpixels.png"))) == sum(row.extra["images"].values())
+    assert _values(out)["ResUNet+RSM+SAM"]["Avg JA"] == pytest.approx(row.values["Avg JA"])
+
+
+def test_table4_lists_quoted_rows_and_sanet_columns():
+    names = [row.name for row in sanet_table4.TABLE.runnable_rows]
+    assert names == ["SANet"]
+    sanet = next(row for row in sanet_table4.TABLE.rows if row.name == "SANet")
+    jaccards = [sanet.values[f"{group} Jaccard"] for group in list(sanet_table4.GROUPS)[:5]]
+    assert np.mean(jaccards) == pytest.approx(sanet.values["Macro avg Jaccard"], abs=0.01)

@@ -1,0 +1,274 @@
+"""Superpixel average pooling, unpooling and SANet's superpixel attention module (SAM).
+
+SANet (sanet.txt, "Superpixel Average Pooling", eq. 1) averages a feature map
+``F`` inside each superpixel ``s_i`` of the image::
+
+    R_i = sum_{(h, w) in s_i} F(h, w) / |s_i|
+
+and unpooling gives every pixel its superpixel's ``R_i``. The superpixel
+attention module ("Superpixels attention module", eq. 1 of that section) is::
+
+    P = w * (Unpooling(R) + F)
+
+with ``w`` a learned 1x1 convolution. The text describes a concatenation instead
+of the sum; ``merge="concat"`` gives ``P = w * [Unpooling(R), F]``
+(REFERENCE_NOTES: follow the equation by default).
+
+Label maps are ``int`` ``(batch, h, w)`` or ``(batch, h, w, 1)`` with labels
+``0 .. max_segments-1`` (consecutive, bounded: :mod:`data_tools.superpixels`). A
+map whose size differs from the features' is resized to it with nearest
+neighbour (``tf.image.resize``, half-pixel centres: feature pixel ``i`` takes the
+label at ``floor((i + 0.5) * h / H)``).
+
+Batches are pooled with one ``tf.math.unsorted_segment_sum`` over
+``batch * max_segments`` segments (image ``b``'s labels offset by ``b *
+max_segments``), which compiles under XLA with a static segment count. A label
+outside ``[0, max_segments)`` would land in another image's segment; it raises
+``InvalidArgumentError`` when run without XLA and, under XLA (which cannot raise),
+its pixels are left out of the pooling and unpool to zero.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+SAM_MERGES: tuple[str, ...] = ("add", "concat")
+
+
+def _check_max_segments(layer: str, max_segments: Any) -> int:
+    if isinstance(max_segments, bool) or not isinstance(max_segments, int) or max_segments < 1:
+        raise ValueError(f"{layer}: max_segments must be a positive int, got {max_segments!r}.")
+    return max_segments
+
+
+def _check_label_shape(layer: str, shape: Sequence) -> None:
+    shape = tuple(shape)
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] != 1):
+        raise ValueError(
+            f"{layer}: the superpixel map must be (batch, h, w) or (batch, h, w, 1), got {shape}.")
+
+
+def _check_feature_shape(layer: str, shape: Sequence) -> None:
+    if len(tuple(shape)) != 4:
+        raise ValueError(f"{layer}: features must be (batch, H, W, C), got {tuple(shape)}.")
+
+
+def resize_labels(labels: tf.Tensor, size: tuple[int, int] | tf.Tensor) -> tf.Tensor:
+    """``int`` label maps ``(B, h, w[, 1])`` -> ``int32`` ``(B, *size)``, nearest neighbour."""
+    labels = tf.cast(labels, tf.int32)
+    if labels.shape.rank == 3:
+        labels = labels[..., None]
+    if isinstance(size, tuple) and tuple(labels.shape[1:3]) == size:
+        return labels[..., 0]
+    return tf.image.resize(labels, size, method="nearest")[..., 0]
+
+
+def _segment_ids(labels: tf.Tensor, max_segments: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-image offset ids ``(B, H, W)`` (``-1`` where the label is out of range) and
+    the mask of valid pixels."""
+    check = tf.debugging.assert_equal(
+        tf.logical_and(labels >= 0, labels < max_segments), True,
+        message=f"superpixel labels must lie in [0, max_segments={max_segments}); relabel the "
+                f"maps consecutively (data_tools.superpixels) or raise max_segments")
+    with tf.control_dependencies([check]):
+        valid = tf.logical_and(labels >= 0, labels < max_segments)
+    offsets = tf.range(tf.shape(labels)[0], dtype=tf.int32)[:, None, None] * max_segments
+    return tf.where(valid, labels + offsets, -1), valid
+
+
+def superpixel_average_pool(features: tf.Tensor, labels: tf.Tensor, max_segments: int) -> tf.Tensor:
+    """SANet eq. 1: ``(B, H, W, C)`` features and ``(B, H, W)`` labels -> ``(B, max_segments, C)``.
+
+    The mean of the features of each superpixel; an empty (absent) superpixel
+    gets zeros. Sums run in float32 (stable under mixed precision), the result
+    has the features' dtype.
+    """
+    batch, channels = tf.shape(features)[0], features.shape[-1]
+    ids, valid = _segment_ids(labels, max_segments)
+    ids = tf.reshape(ids, [-1])
+    total = batch * max_segments
+    values = tf.reshape(tf.cast(features, tf.float32), [-1, channels])
+    sums = tf.math.unsorted_segment_sum(values, ids, total)
+    counts = tf.math.unsorted_segment_sum(tf.reshape(tf.cast(valid, tf.float32), [-1]), ids, total)
+    means = sums / tf.maximum(counts, 1.0)[:, None]
+    return tf.cast(tf.reshape(means, [batch, max_segments, channels]), features.dtype)
+
+
+def superpixel_unpool(regions: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """``(B, N, C)`` superpixel values and ``(B, H, W)`` labels -> ``(B, H, W, C)``:
+    each pixel gets its superpixel's value (zeros for labels out of range)."""
+    max_segments = regions.shape[1]
+    ids, valid = _segment_ids(labels, max_segments)
+    flat = tf.reshape(regions, [-1, regions.shape[-1]])
+    values = tf.gather(flat, tf.maximum(ids, 0))
+    return values * tf.cast(valid, regions.dtype)[..., None]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SuperpixelAveragePooling(keras.layers.Layer):
+    """Superpixel average pooling (SANet eq. 1): ``[F, s] -> R``.
+
+    Args:
+        max_segments: the bound on the superpixel labels (``0 .. max_segments-1``);
+            the data's ``SlicParams.max_segments``.
+
+    Call arguments:
+        inputs: ``[features, labels]``: features ``(batch, H, W, C)``; labels
+            ``int`` ``(batch, h, w)`` or ``(batch, h, w, 1)``, resized to
+            ``(H, W)`` with nearest neighbour when ``(h, w) != (H, W)``.
+
+    Returns:
+        ``(batch, max_segments, C)``: the mean feature of each superpixel (zeros
+        for labels absent from an image).
+    """
+
+    def __init__(self, max_segments: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.max_segments = _check_max_segments("SuperpixelAveragePooling", max_segments)
+
+    def build(self, input_shape):
+        features_shape, labels_shape = (tuple(shape) for shape in input_shape)
+        _check_feature_shape("SuperpixelAveragePooling", features_shape)
+        _check_label_shape("SuperpixelAveragePooling", labels_shape)
+
+    def call(self, inputs):
+        features, labels = inputs
+        labels = resize_labels(labels, tuple(features.shape[1:3]))
+        return superpixel_average_pool(features, labels, self.max_segments)
+
+    def compute_output_shape(self, input_shape):
+        features_shape = tuple(input_shape[0])
+        return features_shape[0], self.max_segments, features_shape[-1]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "max_segments": self.max_segments}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SuperpixelUnpooling(keras.layers.Layer):
+    """Superpixel unpooling: ``[R, s] -> U`` with ``U(h, w) = R_i`` for ``(h, w)`` in ``s_i``.
+
+    Args:
+        output_size: ``(H, W)`` of the output; the labels are resized to it with
+            nearest neighbour. ``None``: the labels' own size.
+
+    Call arguments:
+        inputs: ``[regions, labels]``: regions ``(batch, max_segments, C)`` (from
+            :class:`SuperpixelAveragePooling`); labels ``int`` ``(batch, h, w)``
+            or ``(batch, h, w, 1)``.
+
+    Returns:
+        ``(batch, H, W, C)``.
+    """
+
+    def __init__(self, output_size: Sequence[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if output_size is not None:
+            output_size = tuple(output_size)
+            if len(output_size) != 2 or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in output_size):
+                raise ValueError(
+                    f"SuperpixelUnpooling: output_size must be None or (height, width) as positive "
+                    f"ints, got {output_size!r}.")
+        self.output_size = output_size
+
+    def build(self, input_shape):
+        regions_shape, labels_shape = (tuple(shape) for shape in input_shape)
+        if len(regions_shape) != 3 or regions_shape[1] is None:
+            raise ValueError(
+                f"SuperpixelUnpooling: regions must be (batch, max_segments, C) with a static "
+                f"max_segments, got {regions_shape}.")
+        _check_label_shape("SuperpixelUnpooling", labels_shape)
+        if self.output_size is None and None in labels_shape[1:3]:
+            raise ValueError(
+                f"SuperpixelUnpooling: the labels {labels_shape} have no static size; pass output_size.")
+
+    def _size(self, labels_shape) -> tuple[int, int]:
+        return self.output_size or tuple(labels_shape[1:3])
+
+    def call(self, inputs):
+        regions, labels = inputs
+        return superpixel_unpool(regions, resize_labels(labels, self._size(labels.shape)))
+
+    def compute_output_shape(self, input_shape):
+        regions_shape, labels_shape = (tuple(shape) for shape in input_shape)
+        return (regions_shape[0], *self._size(labels_shape), regions_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "output_size": self.output_size}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SuperpixelAttention(keras.layers.Layer):
+    """SANet's superpixel attention module (SAM): ``[F, s] -> P = w * (Unpooling(R) + F)``.
+
+    ``R`` is the superpixel average pooling of ``F`` (eq. 1), unpooled back to
+    ``F``'s size, merged with ``F`` and recalibrated by ``w``, a 1x1 convolution
+    (with bias) to ``filters`` channels.
+
+    Args:
+        max_segments: the bound on the superpixel labels.
+        filters: output channels of ``w``; ``None``: those of ``F``.
+        merge: ``"add"`` (the paper's equation, default) or ``"concat"`` (the
+            paper's text: ``w`` sees ``[Unpooling(R), F]``).
+        kernel_initializer: initialiser of ``w``.
+
+    Call arguments:
+        inputs: ``[features, labels]`` as in :class:`SuperpixelAveragePooling`.
+
+    Returns:
+        ``P``: ``(batch, H, W, filters)``.
+    """
+
+    def __init__(self, max_segments: int = 256, filters: int | None = None, merge: str = "add",
+                 kernel_initializer: Any = "glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.max_segments = _check_max_segments("SuperpixelAttention", max_segments)
+        if filters is not None and (isinstance(filters, bool) or not isinstance(filters, int)
+                                    or filters < 1):
+            raise ValueError(f"SuperpixelAttention: filters must be a positive int or None, got {filters!r}.")
+        if merge not in SAM_MERGES:
+            raise ValueError(f"SuperpixelAttention: merge must be one of {SAM_MERGES}, got {merge!r}.")
+        self.filters = filters
+        self.merge = merge
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        features_shape, labels_shape = (tuple(shape) for shape in input_shape)
+        _check_feature_shape("SuperpixelAttention", features_shape)
+        _check_label_shape("SuperpixelAttention", labels_shape)
+        if None in features_shape[1:]:
+            raise ValueError(
+                f"SuperpixelAttention: features need a static size and channels, got {features_shape}.")
+        channels = features_shape[-1]
+        self.recalibration = keras.layers.Conv2D(
+            self.filters or channels, 1, kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy, name="recalibration")
+        merged = channels * (2 if self.merge == "concat" else 1)
+        self.recalibration.build((*features_shape[:3], merged))
+
+    def call(self, inputs):
+        features, labels = inputs
+        labels = resize_labels(labels, tuple(features.shape[1:3]))
+        regions = superpixel_average_pool(features, labels, self.max_segments)
+        unpooled = superpixel_unpool(regions, labels)
+        if self.merge == "add":
+            merged = unpooled + features
+        else:
+            merged = tf.concat([unpooled, features], axis=-1)
+        return self.recalibration(merged)
+
+    def compute_output_shape(self, input_shape):
+        features_shape = tuple(input_shape[0])
+        return (*features_shape[:3], self.filters or features_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "max_segments": self.max_segments,
+            "filters": self.filters,
+            "merge": self.merge,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
