@@ -1,0 +1,182 @@
+"""Pretrained keras.applications backbones as U-Net encoders, tapped by layer name.
+
+:func:`build_encoder` runs a keras.applications backbone (no top) on a model
+input in [0, 1] and returns its feature maps at named layers ("taps"). Taps are
+layer *names*, never indices: indices shift between Keras versions and with
+``weights="imagenet"`` (REFERENCE_NOTES, AER-Net).
+
+The model input is in [0, 1] (``InputSpec(scale="unit")``); each backbone gets it
+rescaled inside the model, by a ``Rescaling`` layer named ``encoder_input_scaling``,
+to the range its ImageNet weights were trained on:
+
+* EfficientNet: times 255 (the backbone has its own Rescaling/Normalization that
+  expect 0-255 input);
+* ResNet, VGG ("caffe" mode): times 255 minus the Caffe channel means, applied to
+  the channels in the order given (Caffe models were trained on BGR);
+* DenseNet ("torch" mode): ``(x - mean) / std`` with ImageNet statistics;
+* MobileNetV2 ("tf" mode): ``2 x - 1``.
+
+``weights`` is ``None`` (random initialisation), ``"imagenet"`` (downloaded by
+keras.applications into ``~/.keras/models``) or the path to a weights file of the
+same backbone without top (e.g. ``efficientnetb1_notop.h5`` as keras.applications
+downloads it, or a ``.weights.h5`` saved from ``keras.applications.<Backbone>(
+include_top=False)``): the file is loaded by keras.applications' own mechanism.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import keras
+
+# Feature strides of the default taps: 1/2, 1/4, 1/8, 1/16 (the skips) and 1/32.
+TAP_STRIDES: tuple[int, ...] = (2, 4, 8, 16, 32)
+
+_CAFFE_MEAN = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderSpec:
+    """A keras.applications backbone as an encoder.
+
+    Attributes:
+        application: the keras.applications constructor.
+        taps: layer names at ``TAP_STRIDES`` (1/2 ... 1/32), finest first.
+        scale, offset: per-channel affine map from [0, 1] input to the backbone's
+            expected input (``x * scale + offset``).
+    """
+
+    application: Callable[..., keras.Model]
+    taps: tuple[str, ...]
+    scale: tuple[float, float, float]
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def _efficientnet(application, last_stage_tap: str = "top_activation") -> EncoderSpec:
+    return EncoderSpec(application, ("block2a_expand_activation", "block3a_expand_activation",
+                                     "block4a_expand_activation", "block6a_expand_activation",
+                                     last_stage_tap), (255.0,) * 3)
+
+
+def _caffe(application, taps) -> EncoderSpec:
+    return EncoderSpec(application, tuple(taps), (255.0,) * 3, tuple(-m for m in _CAFFE_MEAN))
+
+
+def _torch(application, taps) -> EncoderSpec:
+    return EncoderSpec(application, tuple(taps), tuple(1.0 / s for s in _TORCH_STD),
+                       tuple(-m / s for m, s in zip(_TORCH_MEAN, _TORCH_STD)))
+
+
+_apps = keras.applications
+ENCODERS: dict[str, EncoderSpec] = {
+    **{f"efficientnetb{i}": _efficientnet(getattr(_apps, f"EfficientNetB{i}")) for i in range(8)},
+    "resnet50": _caffe(_apps.ResNet50, ("conv1_relu", "conv2_block3_out", "conv3_block4_out",
+                                        "conv4_block6_out", "conv5_block3_out")),
+    "resnet101": _caffe(_apps.ResNet101, ("conv1_relu", "conv2_block3_out", "conv3_block4_out",
+                                          "conv4_block23_out", "conv5_block3_out")),
+    "resnet152": _caffe(_apps.ResNet152, ("conv1_relu", "conv2_block3_out", "conv3_block8_out",
+                                          "conv4_block36_out", "conv5_block3_out")),
+    "vgg16": _caffe(_apps.VGG16, ("block2_conv2", "block3_conv3", "block4_conv3",
+                                  "block5_conv3", "block5_pool")),
+    "vgg19": _caffe(_apps.VGG19, ("block2_conv2", "block3_conv4", "block4_conv4",
+                                  "block5_conv4", "block5_pool")),
+    **{f"densenet{depth}": _torch(getattr(_apps, f"DenseNet{depth}"),
+                                  ("conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu", "relu"))
+       for depth in (121, 169, 201)},
+    "mobilenetv2": EncoderSpec(_apps.MobileNetV2, ("block_1_expand_relu", "block_3_expand_relu",
+                                                  "block_6_expand_relu", "block_13_expand_relu",
+                                                  "out_relu"), (2.0,) * 3, (-1.0,) * 3),
+}
+del _apps
+
+
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights could not be downloaded; the message says how to pass a file."""
+
+
+def validate_weights(weights: str | os.PathLike | None, argument: str = "weights") -> str | None:
+    """Returns ``None``, ``"imagenet"`` or an existing file's path as a string.
+
+    Raises:
+        ValueError: naming ``argument`` when ``weights`` is anything else or the
+            file does not exist.
+    """
+    if weights is None or weights == "imagenet":
+        return weights
+    if isinstance(weights, (str, os.PathLike)):
+        path = Path(weights)
+        if path.is_file():
+            return str(path)
+        raise ValueError(
+            f"{argument}={str(weights)!r}: no such file. Pass None, 'imagenet' or the path "
+            f"to an existing weights file.")
+    raise ValueError(f"{argument} must be None, 'imagenet' or a path to a weights file, got {weights!r}.")
+
+
+def encoder_spec(backbone: str) -> EncoderSpec:
+    """The :class:`EncoderSpec` of ``backbone`` (a key of ``ENCODERS``)."""
+    if backbone not in ENCODERS:
+        raise ValueError(f"backbone must be one of {sorted(ENCODERS)}, got {backbone!r}.")
+    return ENCODERS[backbone]
+
+
+def build_encoder(backbone: str, inputs, weights: str | os.PathLike | None = None,
+                  taps: Sequence[str] | None = None) -> list:
+    """Runs ``backbone`` on ``inputs`` (a Keras input in [0, 1]) and returns its taps.
+
+    The backbone's layers become layers of the model built on ``inputs`` (with their
+    keras.applications names), so ``model.get_layer("block3b_add")`` works.
+
+    Args:
+        backbone: a key of ``ENCODERS`` (``"efficientnetb1"``, ``"resnet101"``, ...).
+        inputs: the model's ``keras.Input``, values in [0, 1].
+        weights: ``None``, ``"imagenet"`` or the path to the backbone's (no top)
+            weights file.
+        taps: layer names to return, in the order wanted; default: the backbone's
+            ``TAP_STRIDES`` taps, finest first.
+
+    Returns:
+        The tapped Keras tensors, in the order of ``taps``.
+
+    Raises:
+        ValueError: unknown backbone or tap, bad ``weights``, or ImageNet weights
+            asked for an input that does not have 3 channels.
+        WeightsUnavailableError: the ImageNet weights could not be downloaded.
+    """
+    spec = encoder_spec(backbone)
+    weights = validate_weights(weights)
+    channels = inputs.shape[-1]
+    if weights == "imagenet" and channels != 3:
+        raise ValueError(
+            f"weights='imagenet' needs 3 input channels (the ImageNet weights' first "
+            f"convolution); the input has {channels}. Use weights=None.")
+    scale, offset = spec.scale, spec.offset
+    if channels != 3:  # per-channel statistics do not apply: use their means
+        scale, offset = sum(scale) / 3, sum(offset) / 3
+    scaled = keras.layers.Rescaling(scale, offset, name="encoder_input_scaling")(inputs)
+    try:
+        model = spec.application(include_top=False, weights=weights, input_tensor=scaled)
+    except Exception as error:  # keras' get_file raises a bare Exception on download failure
+        if weights == "imagenet" and is_download_failure(error):
+            raise WeightsUnavailableError(
+                f"Could not download the ImageNet weights of {backbone} ({error}). Download "
+                f"the keras.applications '{backbone}' no-top weights file (e.g. "
+                f"{backbone}_notop.h5) on a machine with internet access and pass its path: "
+                f"weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/."
+            ) from error
+        raise
+    names = tuple(taps) if taps is not None else spec.taps
+    known = {layer.name for layer in model.layers}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise ValueError(f"taps {missing} are not layers of keras.applications {backbone}.")
+    return [model.get_layer(name).output for name in names]
+
+
+def is_download_failure(error: Exception) -> bool:
+    """Whether ``error`` comes from keras' ``get_file`` failing to download a file."""
+    return isinstance(error, OSError) or "URL fetch failure" in str(error)

@@ -1,0 +1,214 @@
+"""U-Net (Ronneberger et al. 2015) and its attention / residual variants.
+
+* :func:`build_unet`: the classic U-Net (AER-Net Table 2, first row; SANet's UNet
+  baseline);
+* :func:`build_attention_unet`: attention gates (Oktay et al. 2018) on every skip
+  connection, before the concatenation (AER-Net Table 2, second row);
+* :func:`build_attention_residual_unet`: plus AER-Net's residual decoder blocks
+  (AER-Net Fig. 4; Table 2, third row);
+* :func:`unet_decoder`: the decoder over any encoder's skip taps, shared with
+  AER-Net and ResNet-encoder U-Nets.
+
+Differences from Ronneberger et al., shared by all Keras U-Nets: 'same' padding
+(the output has the input's size, no cropping) and, by default, batch norm after
+every convolution (``batch_norm=False`` gives the original's plain conv-ReLU).
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import keras
+
+from zoo.layers.attention_gate import ATTENTION_ACTIVATIONS, AttentionGate
+from zoo.models.blocks import (UPSAMPLING_MODES, double_conv_block, gating_signal,
+                               residual_block, segmentation_head, upsample_block)
+from zoo.models.encoders import validate_weights
+
+DECODER_BLOCKS: tuple[str, ...] = ("double_conv", "residual")
+
+
+def check_choice(argument: str, value, allowed: Sequence) -> None:
+    """Raises a ValueError naming ``argument`` unless ``value`` is in ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{argument} must be one of {tuple(allowed)}, got {value!r}.")
+
+
+def check_input_shape(input_shape: Sequence[int], multiple: int, model: str) -> tuple[int, int, int]:
+    """Validates ``(height, width, channels)``: positive ints, H and W divisible by ``multiple``.
+
+    Encoder-decoder models halve the resolution ``log2(multiple)`` times and must
+    meet their skip connections at the same size again.
+    """
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                  for d in shape):
+        raise ValueError(f"{model}: input_shape must be (height, width, channels) as positive "
+                         f"ints, got {input_shape!r}.")
+    height, width, _ = shape
+    if height % multiple or width % multiple:
+        lower = (max(height // multiple, 1) * multiple, max(width // multiple, 1) * multiple)
+        raise ValueError(f"{model}: input height and width must be divisible by {multiple}, got "
+                         f"{height}x{width}; resize to e.g. {lower[0]}x{lower[1]}.")
+    return shape
+
+
+def check_classes(classes: int) -> None:
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"classes must be a positive int, got {classes!r}.")
+
+
+def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "double_conv",
+                 attention: bool = False, attention_activation: str = "sigmoid",
+                 upsampling: str = "transpose", batch_norm: bool = True,
+                 name: str = "decoder"):
+    """U-Net decoder: per level, upsample x2, (gate the skip,) concatenate, conv block.
+
+    Args:
+        x: the bottleneck features.
+        skips: one skip tensor per level, coarsest first, each at twice the previous
+            level's resolution; ``None`` for a level without skip (upsampling only).
+        filters: output channels of each level's block (and of its transposed
+            convolution).
+        block: ``"double_conv"`` (U-Net) or ``"residual"`` (AER-Net Fig. 4).
+        attention: gate each skip with an :class:`AttentionGate` before the
+            concatenation (Attention U-Net; AER-Net section 3.2.1). The gating
+            signal is the current decoder features through 1x1 conv + BN + ReLU
+            with the level's filters; the gate's ``F_int`` is half of them.
+        attention_activation: the gates' ``sigma_2`` (``"sigmoid"``: Oktay et al.;
+            ``"relu"``: AER-Net authors' code).
+        upsampling: one of ``UPSAMPLING_MODES``; interpolation modes keep the
+            channels and let the block change them.
+        batch_norm: batch norm in the blocks.
+        name: prefix of the decoder's layer names (``{name}{level}_...``, level 1
+            is the coarsest).
+
+    Returns:
+        ``(features, attention_maps)``: the finest decoder features and a dict
+        ``{f"attention_{level}": alpha}`` of the gates' maps (empty without gates).
+    """
+    check_choice("block", block, DECODER_BLOCKS)
+    check_choice("upsampling", upsampling, UPSAMPLING_MODES)
+    check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
+    if len(skips) != len(filters):
+        raise ValueError(f"unet_decoder: got {len(skips)} skips but {len(filters)} filters.")
+    conv_block = double_conv_block if block == "double_conv" else residual_block
+    attention_maps = {}
+    for level, (skip, level_filters) in enumerate(zip(skips, filters), start=1):
+        prefix = f"{name}{level}"
+        if attention and skip is not None:
+            gate = gating_signal(x, level_filters, name=f"{prefix}_gating")
+            skip, attention_maps[f"attention_{level}"] = AttentionGate(
+                inter_channels=max(level_filters // 2, 1), attention_activation=attention_activation,
+                name=f"{prefix}_attention")([skip, gate])
+        x = upsample_block(x, level_filters if upsampling == "transpose" else None,
+                           mode=upsampling, name=f"{prefix}_up")
+        if skip is not None:
+            x = keras.layers.Concatenate(name=f"{prefix}_concat")([x, skip])
+        x = conv_block(x, level_filters, batch_norm=batch_norm, name=f"{prefix}_block")
+    return x, attention_maps
+
+
+def _build_unet(input_shape, classes, weights, *, base_filters: int, depth: int, block: str,
+                attention: bool, attention_activation: str, upsampling: str, batch_norm: bool,
+                return_attention: bool, name: str) -> keras.Model:
+    """The U-Net family: encoder of ``depth`` double-conv levels, decoder, 1x1 head."""
+    for argument, value in (("base_filters", base_filters), ("depth", depth)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: {argument} must be a positive int, got {value!r}.")
+    input_shape = check_input_shape(input_shape, 2 ** depth, name)
+    check_classes(classes)
+    weights = validate_weights(weights)
+    if weights == "imagenet":
+        raise ValueError(f"{name} has no pretrained encoder: weights must be None or the path "
+                         f"to a weights file of this model; for ImageNet weights use build_aernet.")
+    if return_attention and not attention:
+        raise ValueError(f"{name}: return_attention=True needs attention gates.")
+    level_filters = [base_filters * 2 ** level for level in range(depth + 1)]
+
+    inputs = keras.Input(input_shape, name="image")
+    x, skips = inputs, []
+    for level, level_filter in enumerate(level_filters[:-1], start=1):
+        x = double_conv_block(x, level_filter, batch_norm=batch_norm, name=f"encoder{level}")
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"encoder{level}_pool")(x)
+    x = double_conv_block(x, level_filters[-1], batch_norm=batch_norm, name="bottleneck")
+    x, attention_maps = unet_decoder(
+        x, skips[::-1], level_filters[-2::-1], block=block, attention=attention,
+        attention_activation=attention_activation, upsampling=upsampling, batch_norm=batch_norm)
+    mask = segmentation_head(x, classes)
+    outputs = {"mask": mask, **attention_maps} if return_attention else mask
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def build_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
+               weights: str | os.PathLike | None = None, *, base_filters: int = 64,
+               depth: int = 4, upsampling: str = "transpose", batch_norm: bool = True,
+               name: str = "unet") -> keras.Model:
+    """Classic U-Net (Ronneberger et al. 2015; AER-Net Table 2, first row).
+
+    Encoder: ``depth`` levels of two 3x3 conv-BN-ReLU and a 2x2 max-pool, channels
+    ``base_filters * 2**level`` (64 ... 1024 by default); decoder: 2x2 up-convolution
+    halving the channels, concatenation with the skip, two 3x3 conv-BN-ReLU; head:
+    1x1 conv + sigmoid (softmax for ``classes > 1``).
+
+    Args:
+        input_shape: ``(H, W, C)``, H and W divisible by ``2**depth``.
+        classes: output channels.
+        weights: ``None`` or the path to a weights file of this model (there is no
+            pretrained encoder).
+        base_filters: channels of the first level (smaller for quick tests).
+        depth: number of poolings.
+        upsampling: ``"transpose"`` (the up-convolution), ``"nearest"`` or
+            ``"bilinear"``.
+        batch_norm: batch norm after each conv (``False``: the original U-Net).
+        name: the model's name.
+    """
+    return _build_unet(input_shape, classes, weights, base_filters=base_filters, depth=depth,
+                       block="double_conv", attention=False, attention_activation="sigmoid",
+                       upsampling=upsampling, batch_norm=batch_norm, return_attention=False,
+                       name=name)
+
+
+def build_attention_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
+                         weights: str | os.PathLike | None = None, *, base_filters: int = 64,
+                         depth: int = 4, attention_activation: str = "sigmoid",
+                         upsampling: str = "transpose", batch_norm: bool = True,
+                         return_attention: bool = False,
+                         name: str = "attention_unet") -> keras.Model:
+    """Attention U-Net (Oktay et al. 2018; AER-Net Table 2, "Attention + U-Net").
+
+    :func:`build_unet` with an :class:`~zoo.layers.attention_gate.AttentionGate` on
+    every skip connection, before the concatenation. ``return_attention=True``
+    makes the model output a dict ``{"mask": ..., "attention_1": ..., ...}`` with
+    the gates' maps (level 1 is the coarsest). Other arguments as in
+    :func:`build_unet`.
+    """
+    return _build_unet(input_shape, classes, weights, base_filters=base_filters, depth=depth,
+                       block="double_conv", attention=True,
+                       attention_activation=attention_activation, upsampling=upsampling,
+                       batch_norm=batch_norm, return_attention=return_attention, name=name)
+
+
+def build_attention_residual_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
+                                  weights: str | os.PathLike | None = None, *,
+                                  base_filters: int = 64, depth: int = 4,
+                                  attention_activation: str = "sigmoid",
+                                  upsampling: str = "transpose", batch_norm: bool = True,
+                                  return_attention: bool = False,
+                                  name: str = "attention_residual_unet") -> keras.Model:
+    """Attention U-Net with residual decoder blocks (AER-Net Table 2, third row).
+
+    :func:`build_attention_unet` whose decoder blocks are AER-Net's residual blocks
+    (Fig. 4: two 3x3 conv-BN-ReLU plus a 1x1 conv + BN shortcut). The encoder keeps
+    U-Net's plain double-conv blocks: the paper adds residual connections in the
+    decoder ("blocos residuais" of section 3.2). Arguments as in
+    :func:`build_attention_unet`.
+    """
+    return _build_unet(input_shape, classes, weights, base_filters=base_filters, depth=depth,
+                       block="residual", attention=True,
+                       attention_activation=attention_activation, upsampling=upsampling,
+                       batch_norm=batch_norm, return_attention=return_attention, name=name)
