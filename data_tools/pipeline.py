@@ -5,7 +5,9 @@ Stages, in order (training / evaluation):
 1. **load** (parallel): read and decode the files (``tf.io.decode_image``: JPEG,
    PNG, BMP, GIF), then :func:`data_tools.preprocess.resize_images` (float32 RGB in
    [0, 1], fitted and resized to ``spec.resize_size``) and
-   :func:`~data_tools.preprocess.resize_masks` (same geometry, nearest neighbour).
+   :func:`~data_tools.preprocess.resize_masks` (same geometry, nearest neighbour;
+   also the ``extra_maps`` of :func:`segmentation_dataset`, integer maps such as
+   SANet's superpixels, first resized to their image by :func:`decode_label_map`).
 2. **cache** (``cache=True``: in memory; a string: a cache file): what is cached is
    the *decoded and resized, not yet augmented* data, float32 images and uint8
    masks, so every epoch skips decoding and resizing and still draws fresh
@@ -81,6 +83,16 @@ def _record_mask_paths(record: Record, mask_names: Sequence[str]) -> list[str]:
     return [str(record.mask_paths[name]) for name in mask_names]
 
 
+def _record_extra_map_paths(record: Record, extra_maps: Sequence[str]) -> list[str]:
+    missing = [name for name in extra_maps if name not in record.extra]
+    if missing:
+        raise DatasetError(
+            record.image_path, f"record {record.image_id!r} has no extra map {missing} in record.extra "
+            f"(it has {sorted(record.extra)})"
+        )
+    return [str(record.extra[name]) for name in extra_maps]
+
+
 def _record_labels(record: Record, label_names: Sequence[str]) -> list[float]:
     missing = [name for name in label_names if name not in record.labels]
     if missing:
@@ -97,6 +109,23 @@ def decode_image_file(path: tf.Tensor, channels: int = 3) -> tf.Tensor:
     """Read and decode a JPEG/PNG/BMP/GIF file to uint8 ``[H, W, channels]``."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
     return tf.ensure_shape(image, (None, None, channels))
+
+
+def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None) -> tf.Tensor:
+    """A one-channel 16-bit PNG of integer labels -> ``int32`` ``[H, W, 1]``.
+
+    16-bit only: ``tf.io.decode_png`` scales 8-bit values by 257 when asked for
+    ``uint16``. :func:`data_tools.superpixels.write_superpixel_map` writes such maps.
+
+    With ``size`` (the decoded image's ``(height, width)``) the map is resized to it
+    with nearest neighbour, labels kept, so a map stored at another size (SANet's
+    superpixels are computed at a working size) lines up with its image.
+    """
+    labels = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)
+    labels = tf.cast(tf.ensure_shape(labels, (None, None, 1)), tf.int32)
+    if size is None:
+        return labels
+    return tf.cast(tf.image.resize(labels, size, method="nearest"), tf.int32)
 
 
 def _decode_masks(mask_paths: tf.Tensor, count: int, image_path: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
@@ -198,6 +227,7 @@ def segmentation_dataset(
     training: bool,
     augment: Augmentation | None = None,
     mask_mode: Literal["binary", "index"] = "binary",
+    extra_maps: Sequence[str] = (),
     seed: int = 0,
     cache: bool | str = True,
     shuffle_buffer: int | None = None,
@@ -217,6 +247,12 @@ def segmentation_dataset(
         mask_mode: ``"binary"``: float32 ``[H, W, K]`` in {0, 1}, files binarised
             at > 128 as in ISIC scoring; ``"index"``: one class-index mask file
             (pixel value = class), int32 ``[H, W, 1]``.
+        extra_maps: names of integer maps carried beside the masks as model
+            inputs (SANet: ``("superpixels",)``). Each record's
+            ``record.extra[name]`` is a one-channel 16-bit PNG of labels
+            (:func:`decode_label_map`); it is resized to its image with nearest
+            neighbour, then fitted, cropped and augmented with the masks'
+            geometry, labels kept.
         seed: seeds the shuffle and the augmentation.
         cache: True (memory), a file path (disk) or False; see the module docs.
         shuffle_buffer: default: the number of records (a full shuffle).
@@ -224,37 +260,56 @@ def segmentation_dataset(
         drop_remainder: default: True when training, else False.
 
     Returns:
-        A dataset of ``(float32 [B, h, w, 3], mask [B, h, w, K])``.
+        A dataset of ``(float32 [B, h, w, 3], mask [B, h, w, K])``; with
+        ``extra_maps``, of ``({"image": float32 [B, h, w, 3], name: int32
+        [B, h, w, 1] for each name}, mask [B, h, w, K])``.
     """
     _check_common(records, batch_size, shuffle_buffer)
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}.")
-    mask_names = tuple(mask_names)
+    mask_names, extra_maps = tuple(mask_names), tuple(extra_maps)
     if not mask_names:
         raise ValueError("mask_names: give at least one mask name.")
     if mask_mode == "index" and len(mask_names) != 1:
         raise ValueError(f"mask_mode='index' reads one class-index mask file, got mask_names={mask_names}.")
-    for record in records:
-        _check_image_file(Path(record.image_path))
-        for path in _record_mask_paths(record, mask_names):
-            _check_image_file(Path(path))
-
-    image_paths = [str(record.image_path) for record in records]
+    if "image" in extra_maps or len(set(extra_maps)) != len(extra_maps):
+        raise ValueError(f"extra_maps: names must be distinct and not 'image', got {extra_maps}.")
     mask_paths = [_record_mask_paths(record, mask_names) for record in records]
+    map_paths = [_record_extra_map_paths(record, extra_maps) for record in records]
+    for record, paths, maps in zip(records, mask_paths, map_paths):
+        for path in (record.image_path, *paths, *maps):
+            _check_image_file(Path(path))
+    image_paths = [str(record.image_path) for record in records]
 
-    def load(image_path, paths):
+    def load(image_path, paths, maps=None):
         image = decode_image_file(image_path)
         masks = _decode_masks(paths, len(mask_names), image_path, tf.shape(image))
-        return resize_images(image, spec), resize_masks(masks, spec)
+        loaded = resize_images(image, spec), resize_masks(masks, spec)
+        if not extra_maps:
+            return loaded
+        labels = [tf.cast(decode_label_map(maps[index], tf.shape(image)[:2]), tf.uint16)
+                  for index in range(len(extra_maps))]
+        return *loaded, resize_masks(tf.concat(labels, axis=-1), spec)
 
     def finish(image, masks, seed_pair=None):
         image, masks = _augment_and_normalize(image, masks, seed_pair, spec, augment)
         return image, _mask_target(masks, mask_mode)
 
-    dataset = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
+    def finish_with_maps(image, masks, labels, seed_pair=None):
+        # masks and maps travel as one int32 tensor so every geometric step treats them alike
+        stacked = tf.concat([tf.cast(masks, tf.int32), tf.cast(labels, tf.int32)], axis=-1)
+        image, stacked = _augment_and_normalize(image, stacked, seed_pair, spec, augment)
+        inputs = {"image": image}
+        for index, name in enumerate(extra_maps):
+            channel = len(mask_names) + index
+            inputs[name] = stacked[..., channel : channel + 1]
+        return inputs, _mask_target(stacked[..., : len(mask_names)], mask_mode)
+
+    slices = (image_paths, mask_paths, map_paths) if extra_maps else (image_paths, mask_paths)
+    dataset = tf.data.Dataset.from_tensor_slices(slices)
     dataset = _cache(dataset.map(load, num_parallel_calls=AUTOTUNE), cache)
     dataset = _shuffle_repeat(dataset, training, shuffle_buffer or len(records), seed, repeat)
-    dataset = _map_finish(dataset, finish, training, seed)
+    dataset = _map_finish(dataset, finish_with_maps if extra_maps else finish, training, seed)
     return _finish(dataset, batch_size, training if drop_remainder is None else drop_remainder)
 
 

@@ -21,11 +21,11 @@ this stack"). SLIC may return more segments than asked (n_segments=256 gave up t
 Large images (ISIC 2018 goes up to 6688x4439) are segmented at a working size
 whose longer side is at most ``params.max_side`` pixels (SLIC costs about 1 s at
 1024x768), and the map is stored at that size; readers resize it to their image
-with nearest neighbour (:func:`decode_superpixel_map` does).
+with nearest neighbour (:func:`data_tools.pipeline.decode_label_map` does).
 
-:func:`superpixel_segmentation_dataset` is SANet's tf.data pipeline: images, the
-attribute masks and the cached maps, transformed alike, optionally through the
-random shuffle module.
+:func:`superpixel_segmentation_dataset` is SANet's tf.data pipeline:
+:func:`data_tools.pipeline.segmentation_dataset` carrying the cached maps beside
+the attribute masks, optionally through the random shuffle module.
 """
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ from PIL import Image
 from skimage.segmentation import slic
 from tqdm import tqdm
 
-from data_tools import pipeline
 from data_tools.augment import Augmentation
 from data_tools.imageio import as_policy, is_up_to_date, load_image, save_png
-from data_tools.preprocess import InputSpec, resize_images, resize_masks
+from data_tools.pipeline import segmentation_dataset
+from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from data_tools.shuffle import RegionShuffle
 
@@ -252,19 +252,6 @@ def cache_superpixels(
     return updated
 
 
-def decode_superpixel_map(path: tf.Tensor, size: tf.Tensor | None = None) -> tf.Tensor:
-    """TF: a cached map file -> ``int32`` ``[H, W, 1]``, resized (nearest) to ``size``.
-
-    For tf.data pipelines: ``size`` is the decoded image's ``(height, width)``, so
-    the map lines up with its image whatever working size it was computed at.
-    """
-    labels = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)
-    labels = tf.cast(tf.ensure_shape(labels, (None, None, 1)), tf.int32)
-    if size is None:
-        return labels
-    return tf.cast(tf.image.resize(labels, size, method="nearest"), tf.int32)
-
-
 def superpixel_segmentation_dataset(
     records: Sequence[Record],
     spec: InputSpec,
@@ -282,51 +269,27 @@ def superpixel_segmentation_dataset(
 ) -> tf.data.Dataset:
     """``({"image", "superpixels"}, masks)`` batches: SANet's input pipeline.
 
-    :func:`data_tools.pipeline.segmentation_dataset` with each record's cached
-    superpixel map (``record.extra["superpixels"]``, from :func:`cache_superpixels`)
-    carried beside the masks: resized to its image, then fitted, cropped and
-    augmented with the same geometry (nearest neighbour, labels kept). With
-    ``region_shuffle`` (training only) the batches then go through SANet's random
-    shuffle module (:class:`data_tools.shuffle.RegionShuffle`), which shuffles
-    image, masks and map alike.
+    :func:`data_tools.pipeline.segmentation_dataset` with ``extra_maps=("superpixels",)``:
+    each record's cached superpixel map (``record.extra["superpixels"]``, from
+    :func:`cache_superpixels`) carried beside the masks, resized to its image,
+    then fitted, cropped and augmented with the same geometry (nearest neighbour,
+    labels kept). With ``region_shuffle`` (training only) the batches then go
+    through SANet's random shuffle module (:class:`data_tools.shuffle.RegionShuffle`),
+    which shuffles image, masks and map alike.
 
     Returns:
         A dataset of ``({"image": float32 [B, h, w, 3], "superpixels": int32 [B,
         h, w, 1]}, float32 [B, h, w, len(mask_names)])``.
     """
-    mask_names = tuple(mask_names)
     missing = [r.image_id for r in records if SUPERPIXELS not in r.extra]
     if missing:
         raise ValueError(
             f"records {missing[:3]}{'...' if len(missing) > 3 else ''} have no superpixel map; "
             f"pass them through data_tools.superpixels.cache_superpixels first.")
-    # The masks' stages of segmentation_dataset, shared rather than repeated.
-    pipeline._check_common(records, batch_size, shuffle_buffer)
-    mask_paths = [pipeline._record_mask_paths(record, mask_names) for record in records]
-    for record, paths in zip(records, mask_paths):
-        for path in (record.image_path, *paths):
-            pipeline._check_image_file(Path(path))
-    image_paths = [str(record.image_path) for record in records]
-    map_paths = [str(record.extra[SUPERPIXELS]) for record in records]
-
-    def load(image_path, paths, map_path):
-        image = pipeline.decode_image_file(image_path)
-        masks = pipeline._decode_masks(paths, len(mask_names), image_path, tf.shape(image))
-        labels = tf.cast(decode_superpixel_map(map_path, tf.shape(image)[:2]), tf.uint16)
-        return resize_images(image, spec), resize_masks(masks, spec), resize_masks(labels, spec)
-
-    def finish(image, masks, labels, seed_pair=None):
-        # masks and map travel as one int32 tensor so every geometric step treats them alike
-        stacked = tf.concat([tf.cast(masks, tf.int32), tf.cast(labels, tf.int32)], axis=-1)
-        image, stacked = pipeline._augment_and_normalize(image, stacked, seed_pair, spec, augment)
-        masks = pipeline._mask_target(stacked[..., :-1], "binary")
-        return {"image": image, SUPERPIXELS: stacked[..., -1:]}, masks
-
-    dataset = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths, map_paths))
-    dataset = pipeline._cache(dataset.map(load, num_parallel_calls=pipeline.AUTOTUNE), cache)
-    dataset = pipeline._shuffle_repeat(dataset, training, shuffle_buffer or len(records), seed, repeat)
-    dataset = pipeline._map_finish(dataset, finish, training, seed)
-    dataset = pipeline._finish(dataset, batch_size, training if drop_remainder is None else drop_remainder)
+    dataset = segmentation_dataset(records, spec, mask_names=mask_names, batch_size=batch_size,
+                                   training=training, augment=augment, extra_maps=(SUPERPIXELS,), seed=seed,
+                                   cache=cache, shuffle_buffer=shuffle_buffer, repeat=repeat,
+                                   drop_remainder=drop_remainder)
     if training and region_shuffle is not None:
         dataset = region_shuffle.apply(dataset, seed)
     return dataset

@@ -3,22 +3,9 @@
     python reproduce/attnmel_table1.py --data-dir data/isic2016
     python reproduce/attnmel_table1.py --smoke            # synthetic data, minutes on a CPU
 
-Rows 4-7 are trained (VGG-16, VGG-16-GAP, Mel-CNN, AttnMel-CNN); rows 1-3 are quoted
-from the paper. This module also holds the training recipe the three AttnMel table
-scripts share (:func:`train_classifier`, :func:`evaluate_classifier`).
-
-The recipe (paper Sec. 3.1 and the authors' code, REFERENCE_NOTES):
-
-* input: centre square of 0.8 x the shorter side, resized to 256x256, random 224x224
-  crop (centred at test), random 90-degree rotation and flips
-  (:data:`zoo.models.attnmel.ATTNMEL_INPUT`, ``ATTNMEL_AUGMENTATION``);
-* class balance: every melanoma repeated 4x in the training list, focal loss
-  (gamma 2);
-* SGD, lr 0.01, momentum 0.9, Nesterov, weight decay 1e-4, lr x0.1 every 10 epochs,
-  50 epochs of batch 32, each epoch passing over the data 5x (ISIC 2016) or 2x
-  (ISIC 2017);
-* best epoch by validation AUC, reported on the test set (scikit-learn AP and AUC,
-  footnote 1).
+Rows 4-7 are trained (VGG-16, VGG-16-GAP, Mel-CNN, AttnMel-CNN) with the recipe of
+:mod:`reproduce.attnmel_recipe` (each epoch passes over the training list 5x, as the
+authors' code does for ISIC 2016); rows 1-3 are quoted from the paper.
 
 Deviation: ISIC 2016 has no validation split. We hold out ``--val-fraction``
 (default 0.1, stratified, seeded) of the training images to pick the best epoch;
@@ -27,49 +14,15 @@ the paper does not say how it validated on ISIC 2016.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import math
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-import keras
-import numpy as np
-import tensorflow as tf
-
-from data_tools.augment import ATTNMEL_AUGMENTATION
 from data_tools.isic import read_isic2016_part3
-from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
-from data_tools.preprocess import InputSpec
-from data_tools.records import Record
 from data_tools.synthetic import make_isic2016
+from reproduce.attnmel_recipe import (AP_AUC, BUILDERS, SMOKE, add_recipe_arguments, evaluate_classifier,
+                                      split_validation, train_classifier)
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.losses import attnmel_losses, focal_loss
-from zoo.metrics import classification_scores
-from zoo.models.attnmel import (ATTNMEL_INPUT, build_attnmel_cnn, build_mel_cnn,
-                                build_vgg16_classifier, build_vgg16_gap)
-from zoo.train import TrainResult, fit
-
-LABEL = "melanoma"
-OVERSAMPLING = 4          # REFERENCE_NOTES: every melanoma row 4x in the training list
-LEARNING_RATE = 0.01      # Sec. 3.1
-MOMENTUM = 0.9
-WEIGHT_DECAY = 1e-4
-DECAY_EVERY_EPOCHS = 10   # Sec. 3.1: "decayed by 0.1 every 10 epochs"
-DECAY_FACTOR = 0.1
-AUC_METRIC = "auc"
-
-BUILDERS: dict[str, Callable[..., keras.Model]] = {
-    "VGG-16": build_vgg16_classifier,
-    "VGG-16-GAP": build_vgg16_gap,
-    "Mel-CNN": build_mel_cnn,
-    "AttnMel-CNN": build_attnmel_cnn,
-}
-"""Row name -> builder (the rows of Tables 1-2 without ROI regularisation)."""
-
-AP_AUC = (Column("AP", higher_is_better=True, decimals=3),
-          Column("AUC", higher_is_better=True, decimals=3))
+from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
 TABLE = PaperTable(
     key="attnmel_table1",
@@ -98,182 +51,6 @@ DATASET = DatasetNeed(
     how_to_get="python -m data_tools.download isic2016 --dest data/isic2016",
     make_synthetic=functools.partial(make_isic2016, n_train=16, n_test=8, image_size=(48, 64)),
 )
-
-SMOKE = {"epochs": 1, "batch_size": 4, "image_size": 32, "resize": 40, "passes_per_epoch": 1,
-         "weights": None}
-"""``--smoke`` settings: tiny images, one epoch, random weights (no download)."""
-
-
-# --------------------------------------------------------------------------- flags
-
-
-def _weights(text: str) -> str | None:
-    return None if text.lower() == "none" else text
-
-
-def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of the AttnMel recipe, with the paper's values as defaults."""
-    parser.add_argument("--image-size", type=int, default=224,
-                        help="model input side, a multiple of 32 (default: %(default)s)")
-    parser.add_argument("--resize", type=int, default=256,
-                        help="side the centre crop is resized to before the random crop "
-                             "(default: %(default)s)")
-    parser.add_argument("--weights", type=_weights, default="imagenet",
-                        help="VGG-16 weights: imagenet, none, or a keras.applications weights "
-                             "file (default: %(default)s)")
-    parser.add_argument("--batch-norm", action="store_true",
-                        help="VGG-16-BN backbone of the authors' code (no ImageNet weights)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
-                        help="initial SGD learning rate (default: %(default)s)")
-    parser.add_argument("--passes-per-epoch", type=int,
-                        help="passes over the training list per epoch (the authors' code: "
-                             "5 for ISIC 2016, 2 for ISIC 2017)")
-
-
-def input_spec(args: argparse.Namespace) -> InputSpec:
-    """:data:`ATTNMEL_INPUT` at the sizes of ``--image-size`` and ``--resize``."""
-    side, resize = args.image_size, args.resize
-    return dataclasses.replace(ATTNMEL_INPUT, image_size=(side, side), pre_crop_size=(resize, resize))
-
-
-def build_row_model(args: argparse.Namespace, builder: Callable[..., keras.Model]) -> keras.Model:
-    weights = None if args.batch_norm else args.weights
-    return builder((args.image_size, args.image_size, 3), 2, weights, batch_norm=args.batch_norm)
-
-
-# --------------------------------------------------------------------------- data
-
-
-def split_validation(records: Sequence[Record], fraction: float, seed: int
-                     ) -> tuple[list[Record], list[Record]]:
-    """A stratified, seeded hold-out: ``(train, validation)``; both classes in each."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {fraction}.")
-    rng = np.random.default_rng(seed)
-    validation: set[str] = set()
-    for positive in (False, True):
-        ids = [r.image_id for r in records if (r.labels[LABEL] >= 0.5) == positive]
-        count = min(max(1, round(fraction * len(ids))), len(ids) - 1)
-        validation.update(rng.permutation(ids)[:count].tolist())
-    return ([r for r in records if r.image_id not in validation],
-            [r for r in records if r.image_id in validation])
-
-
-def _one_hot(labels: tf.Tensor) -> tf.Tensor:
-    """``[B, 1]`` melanoma labels -> ``[B, 2]`` (rest, melanoma), the softmax's order."""
-    return tf.concat([1.0 - labels, labels], axis=-1)
-
-
-def roi_target(masks: tf.Tensor, roi: str) -> tf.Tensor:
-    """The reference map of eq. 4: the ROI mask, or its inverse for ``"background"``."""
-    return 1.0 - masks if roi == "background" else masks
-
-
-ROI_MASKS = {"lesion": "lesion", "dermo": "dermo", "background": "lesion"}
-"""ROI (Table 2's -Lesion, -Dermo, -Bkg) -> the mask read for it."""
-
-
-def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int, training: bool,
-                 seed: int, attention_outputs: bool, roi: str | None = None,
-                 repeat: bool = False) -> tf.data.Dataset:
-    """Batches of ``(image, target)`` for one of the four models.
-
-    ``attention_outputs``: the model is AttnMel-CNN, whose targets are a dict keyed
-    by its three outputs. With an ``roi`` both attention maps get the ROI mask as
-    target (eq. 5); without, all-zero maps that eq. 5 weighs with 0 (Keras needs a
-    target per output). The ROI masks come from a segmentation pipeline zipped with
-    the label pipeline: both shuffle and augment the same records with the same
-    seed, so they stay aligned (``tests/test_attnmel_reproduce.py`` checks it).
-    """
-    common = dict(batch_size=batch_size, training=training, seed=seed, repeat=repeat,
-                  augment=ATTNMEL_AUGMENTATION if training else None)
-    labelled = classification_dataset(records, spec, label_names=(LABEL,), **common)
-    if not attention_outputs:
-        return labelled.map(lambda image, labels: (image, _one_hot(labels)))
-    if roi is None:
-        return labelled.map(lambda image, labels: (image, _attnmel_targets(
-            labels, tf.zeros_like(image[..., :1]))))
-    masked = segmentation_dataset(records, spec, mask_names=(ROI_MASKS[roi],), **common)
-    return tf.data.Dataset.zip(masked, labelled).map(
-        lambda with_mask, with_label: (with_mask[0], _attnmel_targets(
-            with_label[1], roi_target(with_mask[1], roi))))
-
-
-def _attnmel_targets(labels: tf.Tensor, reference: tf.Tensor) -> dict[str, tf.Tensor]:
-    return {"probabilities": _one_hot(labels), "attention_pool3": reference,
-            "attention_pool4": reference}
-
-
-# --------------------------------------------------------------------------- training
-
-
-def optimizer_factory(learning_rate: float, steps_per_epoch: int) -> Callable[[], keras.optimizers.Optimizer]:
-    """SGD with Nesterov momentum and weight decay, lr x0.1 every 10 epochs (Sec. 3.1)."""
-    def make() -> keras.optimizers.Optimizer:
-        schedule = keras.optimizers.schedules.ExponentialDecay(
-            learning_rate, decay_steps=DECAY_EVERY_EPOCHS * steps_per_epoch,
-            decay_rate=DECAY_FACTOR, staircase=True)
-        return keras.optimizers.SGD(schedule, momentum=MOMENTUM, nesterov=True,
-                                    weight_decay=WEIGHT_DECAY)
-    return make
-
-
-def _auc_metric() -> keras.metrics.Metric:
-    """Mean of the two softmax columns' ROC AUCs, which equals the melanoma AUC
-    (the rest column's is the same ranking reversed): the best-epoch monitor."""
-    return keras.metrics.AUC(num_thresholds=1000, multi_label=True, num_labels=2, name=AUC_METRIC)
-
-
-def train_classifier(ctx: RowContext, builder: Callable[..., keras.Model],
-                     train: Sequence[Record], validation: Sequence[Record], *,
-                     roi: str | None = None) -> TrainResult:
-    """Trains one row's model with the recipe; returns the best epoch's model."""
-    args = ctx.args
-    spec = input_spec(args)
-    attention = builder is build_attnmel_cnn
-    if roi is not None and not attention:
-        raise ValueError(f"roi={roi!r}: only AttnMel-CNN has attention maps to regularise.")
-    train = oversample_positives(train, LABEL, OVERSAMPLING)
-    steps = max(1, math.ceil(args.passes_per_epoch * len(train) / args.batch_size))
-    data = functools.partial(make_dataset, spec=spec, batch_size=args.batch_size, seed=args.seed,
-                             attention_outputs=attention)
-    train_data = data(train, training=True, roi=roi, repeat=True)
-    val_data = data(validation, training=False)
-    if attention:  # eq. 5; AttnMel-CNN without ROI is eq. 5 with lambda1 = lambda2 = 0 (Sec. 3.2)
-        loss, loss_weights = attnmel_losses() if roi is not None else attnmel_losses(lambda1=0.0,
-                                                                                    lambda2=0.0)
-    else:
-        loss, loss_weights = focal_loss(), None
-    metrics = {"probabilities": [_auc_metric]} if attention else [_auc_metric]
-    monitor = f"val_probabilities_{AUC_METRIC}" if attention else f"val_{AUC_METRIC}"
-    config = ctx.train_config(monitor=monitor, mode="max", steps_per_epoch=steps)
-    return fit(lambda: build_row_model(args, builder), train_data, val_data, config,
-               optimizer=optimizer_factory(args.learning_rate, steps), loss=loss,
-               loss_weights=loss_weights, metrics=metrics)
-
-
-def predict_melanoma(model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray:
-    """Melanoma probabilities (softmax column 1) of every image of ``dataset``."""
-    outputs = model.predict(dataset.map(lambda x, y: x), verbose=0)
-    probabilities = outputs["probabilities"] if isinstance(outputs, dict) else outputs
-    return np.asarray(probabilities)[:, 1]
-
-
-def evaluate_classifier(ctx: RowContext, trained: TrainResult, test: Sequence[Record]) -> RowResult:
-    """Test-set AP and AUC (scikit-learn, footnote 1) of the best epoch."""
-    args = ctx.args
-    dataset = make_dataset(test, input_spec(args), batch_size=args.batch_size, training=False,
-                           seed=args.seed, attention_outputs=False)
-    scores = classification_scores([r.labels[LABEL] for r in test],
-                                    predict_melanoma(trained.model, dataset))
-    monitor = next(key for key in trained.history if key.startswith("val_") and key.endswith(AUC_METRIC))
-    return RowResult({"AP": scores["ap"], "AUC": scores["auc"]}, history=trained.history,
-                     monitor=monitor, extra={"best_epoch": trained.best_epoch,
-                                             "params": trained.model.count_params(),
-                                             "test_images": len(test), **scores})
-
-
-# --------------------------------------------------------------------------- the table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,12 +27,12 @@ import matplotlib.pyplot
 import numpy as np
 
 from data_tools.pipeline import segmentation_dataset
-from reproduce.attnmel_table1 import BUILDERS, SMOKE, add_recipe_arguments, build_row_model, input_spec
-from reproduce.attnmel_table2 import DATASET, REGULARISED_ROWS, read_split, train_row
+from reproduce.attnmel_recipe import (BUILDERS, ISIC2017, REGULARISED_ROWS, SMOKE, add_recipe_arguments,
+                                      build_row_model, input_spec, read_isic2017_split, train_table2_row)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 from zoo.cam import class_activation_map, normalize_map, plot_class_activation_maps
 from zoo.metrics import mean_segmentation_scores
-from zoo.models.attnmel import ATTENTION_OUTPUTS, build_attnmel_cnn
+from zoo.models.attnmel import build_attnmel_cnn
 from zoo.train import BEST_WEIGHTS_FILE
 
 FIGURE_IMAGES = 6
@@ -61,7 +61,7 @@ def trained_model(ctx: RowContext) -> keras.Model:
     """The row's Table 2 model: its best epoch from ``--trained``, or trained here."""
     name = ctx.row.name
     if ctx.args.trained is None:
-        return train_row(ctx, name).model
+        return train_table2_row(ctx, name).model
     path = Path(ctx.args.trained) / "rows" / slug(name) / BEST_WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"--trained: {path} does not exist; run attnmel_table2.py "
@@ -94,7 +94,7 @@ def binarised_jaccard(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -
 
 def run_row(ctx: RowContext) -> RowResult:
     model = trained_model(ctx)
-    test = read_split(ctx, "test")
+    test = read_isic2017_split(ctx, "test")
     dataset = segmentation_dataset(test, input_spec(ctx.args), mask_names=("lesion",),
                                    batch_size=ctx.args.batch_size, training=False)
     masks, maps, figure_images = [], {}, []
@@ -120,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
+    return run_table(TABLE, run_row, dataset=ISIC2017, argv=argv, add_arguments=add_arguments,
                      defaults={"epochs": 50, "batch_size": 32, "passes_per_epoch": 2},
                      smoke_overrides=SMOKE)
 

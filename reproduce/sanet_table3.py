@@ -5,7 +5,7 @@
     python reproduce/sanet_table3.py --rows "ResUNet+RSM+SAM"      # SANet alone
 
 Every row trains with the global balancing loss (gamma = 1, the best of Table 2)
-and the recipe of :mod:`reproduce.sanet_table2` (AdamW, polynomial decay, batch 5,
+and the recipe of :mod:`reproduce.sanet_recipe` (AdamW, polynomial decay, batch 5,
 100 epochs, the paper's augmentation). Rows:
 
 * UNet: the shared U-Net (:func:`zoo.models.sanet.build_attribute_unet`), no
@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_table2 import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PAPER_SETTINGS, SMOKE, Variant,
+from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PAPER_SETTINGS, SMOKE, Variant,
                                     add_recipe_arguments, run_average_row)
 
 VARIANTS = {

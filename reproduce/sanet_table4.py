@@ -4,7 +4,7 @@
     python reproduce/sanet_table4.py --smoke             # synthetic data, minutes on a CPU
 
 One row is run: SANet (ResUNet + RSM + SAM, GBL gamma = 1, the recipe of
-:mod:`reproduce.sanet_table2`). Its ISIC 2018 Task 2 scores are listed per
+:mod:`reproduce.sanet_recipe`). Its ISIC 2018 Task 2 scores are listed per
 attribute, with the macro average (mean of the five attributes) and the micro
 average (confusions summed over the attributes), as the official scorer computes
 them. The ResNet151, ResNetv2, DenseNet169 and Ensemble rows are quoted from the
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_table2 import (DATASET, MONITOR, PAPER_SETTINGS, SMOKE, Variant, add_recipe_arguments,
+from reproduce.sanet_recipe import (DATASET, MONITOR, PAPER_SETTINGS, SMOKE, Variant, add_recipe_arguments,
                                     run_attribute_row)
 
 SANET = Variant("sanet", rsm=True)

@@ -11,7 +11,7 @@ from data_tools.isic import read_isic2017
 from data_tools.pipeline import classification_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.synthetic import make_isic2017
-from reproduce import attnmel_table1, attnmel_table2, attnmel_table3
+from reproduce import attnmel_recipe, attnmel_table2, attnmel_table3
 
 SIDE, RESIZE = 32, 40
 
@@ -40,14 +40,14 @@ def test_binarised_jaccard_by_hand():
 
 def test_split_validation_is_stratified_and_disjoint(isic2017_train):
     records = isic2017_train  # 2 melanomas, 4 others
-    train, validation = attnmel_table1.split_validation(records, 0.3, seed=0)
+    train, validation = attnmel_recipe.split_validation(records, 0.3, seed=0)
     assert len(train) + len(validation) == len(records) and len(validation) == 2
     train_ids = {r.image_id for r in train}
     assert train_ids.isdisjoint(r.image_id for r in validation)
     for subset in (train, validation):
         assert {r.labels["melanoma"] for r in subset} == {0.0, 1.0}
     with pytest.raises(ValueError, match="--val-fraction"):
-        attnmel_table1.split_validation(records, 1.5, seed=0)
+        attnmel_recipe.split_validation(records, 1.5, seed=0)
 
 
 @pytest.mark.parametrize("roi", ["lesion", "background"])
@@ -55,11 +55,11 @@ def test_roi_targets_follow_their_images(isic2017_train, spec, roi):
     """Eq. 5's targets: one-hot labels and the ROI (or its inverse), aligned with the
     augmented image: the zipped label pipeline yields the very same images."""
     make = dict(spec=spec, batch_size=3, seed=5, attention_outputs=True)
-    dataset = attnmel_table1.make_dataset(isic2017_train, training=True, roi=roi, **make)
+    dataset = attnmel_recipe.make_dataset(isic2017_train, training=True, roi=roi, **make)
     labelled = classification_dataset(isic2017_train, spec, label_names=("melanoma",),
                                       batch_size=3, training=True, seed=5,
-                                      augment=attnmel_table1.ATTNMEL_AUGMENTATION)
-    lesion = attnmel_table1.make_dataset(isic2017_train, training=True, roi="lesion", **make)
+                                      augment=attnmel_recipe.ATTNMEL_AUGMENTATION)
+    lesion = attnmel_recipe.make_dataset(isic2017_train, training=True, roi="lesion", **make)
     for (image, targets), (same_image, labels), (_, lesion_targets) in zip(dataset, labelled, lesion):
         np.testing.assert_array_equal(image, same_image)
         np.testing.assert_array_equal(targets["probabilities"][:, 1], labels[:, 0])
@@ -72,7 +72,7 @@ def test_roi_targets_follow_their_images(isic2017_train, spec, roi):
 
 
 def test_unregularised_attnmel_targets_are_zero_maps(isic2017_train, spec):
-    dataset = attnmel_table1.make_dataset(isic2017_train, spec, batch_size=6, training=False,
+    dataset = attnmel_recipe.make_dataset(isic2017_train, spec, batch_size=6, training=False,
                                           seed=0, attention_outputs=True)
     image, targets = next(iter(dataset))
     assert targets["attention_pool3"].shape == (6, SIDE, SIDE, 1)

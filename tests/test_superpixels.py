@@ -10,6 +10,7 @@ from skimage.segmentation import slic
 from data_tools import superpixels as sp
 from data_tools.imageio import load_image
 from data_tools.isic import read_isic2018
+from data_tools.pipeline import decode_label_map
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from data_tools.synthetic import make_isic2018
 
@@ -132,9 +133,9 @@ def test_read_rejects_8bit_maps_and_labels_out_of_bound(tmp_path):
 def test_decode_resizes_to_the_image_with_nearest_neighbour(tmp_path):
     labels = np.arange(6 * 8).reshape(6, 8) + 300  # beyond 8 bits
     path = sp.write_superpixel_map(tmp_path / "map.png", labels)
-    decoded = sp.decode_superpixel_map(tf.constant(str(path)), (12, 4)).numpy()
+    decoded = decode_label_map(tf.constant(str(path)), (12, 4)).numpy()
     rows = np.floor((np.arange(12) + 0.5) * 6 / 12).astype(int)
     columns = np.floor((np.arange(4) + 0.5) * 8 / 4).astype(int)
     np.testing.assert_array_equal(decoded[..., 0], labels[np.ix_(rows, columns)])
     assert decoded.dtype == np.int32
-    np.testing.assert_array_equal(sp.decode_superpixel_map(tf.constant(str(path))).numpy()[..., 0], labels)
+    np.testing.assert_array_equal(decode_label_map(tf.constant(str(path))).numpy()[..., 0], labels)

@@ -51,8 +51,13 @@ def class_activation_map(model: keras.Model, images, class_index: int,
     kernel = np.asarray(dense.kernel)
     if not 0 <= class_index < kernel.shape[1]:
         raise ValueError(f"class_index must be in [0, {kernel.shape[1]}), got {class_index}")
+    if len(model.inputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; class_activation_map "
+                         f"needs a model with one image input.")
     gap = _gap_layer(model, pooling_layer)
-    features_model = keras.Model(model.input, gap.input)
+    # the input tensor itself, not ``model.input``: a model built with ``inputs=[x]``
+    # would expect a one-element list and warn on a plain batch of images
+    features_model = keras.Model(model.inputs[0], gap.input)
     features = np.asarray(features_model(images, training=False), dtype=np.float32)
     if features.shape[-1] != kernel.shape[0]:
         raise ValueError(f"{gap.name!r} has {features.shape[-1]} channels but "
