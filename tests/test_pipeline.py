@@ -207,3 +207,32 @@ def test_oversample_positives(records):
     positives = sum(r.labels["melanoma"] == 1.0 for r in records)
     assert len(result) == len(records) + 3 * positives
     assert [r.image_id for r in result[:4]] == ["img_0"] * 4
+
+
+# ---------------------------------------------------------------- extra label maps
+
+
+def _with_label_map(record, folder):
+    """The record plus a 16-bit label map equal to its lesion mask (0 or 255)."""
+    mask = np.asarray(Image.open(record.mask_paths["lesion"]))
+    path = folder / f"{record.image_id}_labels.png"
+    Image.fromarray(mask.astype(np.uint16)).save(path)
+    return Record(record.image_id, record.image_path, record.mask_paths, record.labels,
+                  {"labels": path})
+
+
+def test_extra_maps_follow_the_mask_geometry(records, tmp_path):
+    with_maps = [_with_label_map(record, tmp_path) for record in records]
+    spec = InputSpec(image_size=(16, 16))
+    dataset = segmentation_dataset(with_maps, spec, batch_size=3, training=True, augment=GEOMETRIC,
+                                   extra_maps=("labels",), seed=5)
+    for inputs, masks in dataset:
+        labels = inputs["labels"].numpy()
+        assert labels.dtype == np.int32 and labels.shape == (3, 16, 16, 1)
+        np.testing.assert_array_equal(labels == 255, masks.numpy() == 1.0)
+
+
+def test_extra_maps_missing_from_a_record_names_the_image(records):
+    with pytest.raises(DatasetError, match=r"img_0\.png.*no extra map"):
+        segmentation_dataset(records, InputSpec(image_size=(16, 16)), batch_size=2, training=False,
+                             extra_maps=("labels",))
