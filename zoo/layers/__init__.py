@@ -3,10 +3,11 @@
 Importing this package registers every layer for ``.keras`` loading.
 """
 from zoo.layers.arl import AttentionNormalization, ScaleGate
+from zoo.layers.attention_gate import AttentionGate
 from zoo.layers.attnmel_attention import AttnMelAttention
 from zoo.layers.ran import attention_module
 from zoo.layers.se import SqueezeExcitation
 from zoo.layers.superpixel import SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
 
-__all__ = ["AttnMelAttention", "AttentionNormalization", "ScaleGate", "SqueezeExcitation", "attention_module",
+__all__ = ["AttentionGate", "AttnMelAttention", "AttentionNormalization", "ScaleGate", "SqueezeExcitation", "attention_module",
            "SuperpixelAttention", "SuperpixelAveragePooling", "SuperpixelUnpooling"]

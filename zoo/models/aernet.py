@@ -1,0 +1,108 @@
+"""AER-Net: Attention Efficient Residual U-Net (Lima & Braz Junior, section 3.2, Fig. 3).
+
+Encoder: keras.applications EfficientNetB1 (ImageNet). Skips by layer name at
+1/4, 1/8, 1/16 and 1/32 of the input (the layers the authors' code reaches by
+index, REFERENCE_NOTES); bottleneck: 2x2 max-pool to 1/64 and a residual block
+with 512 filters. Decoder (section 3.2): per level an upsampling by 2 that halves
+the channels, an attention gate on the skip (section 3.2.1), concatenation, a
+residual block (Fig. 4); filters 256, 128, 64, 32 at the skip levels, then two
+skip-less levels with 32 filters back to full resolution. Head: 1x1 conv + sigmoid.
+
+Input: CIELAB scaled to [0, 1] at 256x256 (section 3.1), :data:`AERNET_INPUT`. The
+model multiplies it by 255 internally because EfficientNet's own Rescaling and
+Normalization layers expect 0-255 values.
+
+Paper versus the authors' code (josegpl/AER-Net); defaults follow the paper:
+
+=====================  =====================================  =========================
+choice                 paper (default)                        authors' code (option)
+=====================  =====================================  =========================
+gate's sigma_2         sigmoid (Oktay et al.)                 ``attention_activation="relu"``
+decoder upsampling     stride-2 layer halving the channels    ``upsampling="nearest"``
+head                   1x1 conv + sigmoid                     ``head_batch_norm=True``
+=====================  =====================================  =========================
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import keras
+
+from data_tools.preprocess import InputSpec
+from zoo.layers.attention_gate import ATTENTION_ACTIVATIONS
+from zoo.models.blocks import UPSAMPLING_MODES, residual_block, segmentation_head
+from zoo.models.encoders import build_encoder
+from zoo.models.unet import check_choice, check_classes, check_input_shape, unet_decoder
+
+AERNET_INPUT = InputSpec(image_size=(256, 256), colour="lab", scale="unit")
+"""The input AER-Net was trained on (section 3.1): 256x256 CIELAB, channels in [0, 1]."""
+
+AERNET_BACKBONE = "efficientnetb1"
+AERNET_SKIPS: tuple[str, ...] = ("block7a_expand_activation", "block5a_dwconv",
+                                 "block3b_add", "block2c_se_excite")
+"""EfficientNetB1 layers feeding the decoder, coarsest first (1/32, 1/16, 1/8, 1/4)."""
+AERNET_BOTTLENECK_FILTERS = 512
+AERNET_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 32, 32)
+# Poolings between the input and the bottleneck: 5 in EfficientNet + 1 max-pool.
+AERNET_SIZE_MULTIPLE = 64
+
+
+def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
+                 weights: str | os.PathLike | None = None, *,
+                 attention_activation: str = "sigmoid", upsampling: str = "transpose",
+                 head_batch_norm: bool = False, return_attention: bool = False,
+                 name: str = "aernet") -> keras.Model:
+    """AER-Net (section 3.2, Fig. 3; Table 2, last row).
+
+    Args:
+        input_shape: ``(H, W, C)``, H and W divisible by 64; values in [0, 1]
+            (:data:`AERNET_INPUT`: 256x256x3 CIELAB).
+        classes: output channels (sigmoid for 1, softmax otherwise).
+        weights: the EfficientNetB1 encoder's weights: ``None``, ``"imagenet"``
+            (the paper) or the path to a keras.applications EfficientNetB1 no-top
+            weights file (``efficientnetb1_notop.h5``), for offline machines. A
+            trained AER-Net is saved and loaded as a whole ``.keras`` file.
+        attention_activation: the attention gates' ``sigma_2``: ``"sigmoid"``
+            (paper, Oktay et al.) or ``"relu"`` (authors' code).
+        upsampling: ``"transpose"`` (paper: stride-2 up-convolution to the level's
+            filters, halving the channels), ``"nearest"`` (authors' code) or
+            ``"bilinear"``.
+        head_batch_norm: batch norm between the 1x1 head conv and the sigmoid
+            (authors' code).
+        return_attention: output ``{"mask": ..., "attention_1": ..., ...,
+            "attention_4": ...}`` (attention_1 at 1/32, attention_4 at 1/4).
+        name: the model's name.
+
+    Raises:
+        ValueError: bad argument (the message names it) or input size.
+        zoo.models.encoders.WeightsUnavailableError: ImageNet weights cannot be
+            downloaded (the message suggests a local file).
+    """
+    input_shape = check_input_shape(input_shape, AERNET_SIZE_MULTIPLE, name)
+    check_classes(classes)
+    check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
+    check_choice("upsampling", upsampling, UPSAMPLING_MODES)
+    if not isinstance(head_batch_norm, bool):
+        raise ValueError(f"head_batch_norm must be True or False, got {head_batch_norm!r}.")
+    inputs = keras.Input(input_shape, name="image")
+    skips = build_encoder(AERNET_BACKBONE, inputs, weights, taps=AERNET_SKIPS)
+    x = keras.layers.MaxPooling2D(2, name="bottleneck_pool")(skips[0])
+    x = residual_block(x, AERNET_BOTTLENECK_FILTERS, name="bottleneck")
+    no_skip = [None] * (len(AERNET_DECODER_FILTERS) - len(skips))
+    x, attention_maps = unet_decoder(
+        x, [*skips, *no_skip], AERNET_DECODER_FILTERS, block="residual", attention=True,
+        attention_activation=attention_activation, upsampling=upsampling)
+    mask = segmentation_head(x, classes, batch_norm=head_batch_norm)
+    outputs = {"mask": mask, **attention_maps} if return_attention else mask
+    return keras.Model(inputs, outputs, name=name)
+
+
+def aernet_encoder(model: keras.Model) -> keras.Model:
+    """The encoder part of a built AER-Net: its input to the four skip taps.
+
+    Useful to inspect or freeze the EfficientNetB1 encoder (``for layer in
+    aernet_encoder(model).layers: layer.trainable = False``).
+    """
+    return keras.Model(model.input, [model.get_layer(tap).output for tap in AERNET_SKIPS],
+                       name=f"{model.name}_encoder")

@@ -1,0 +1,110 @@
+"""segmentation_models U-Nets for AER-Net Table 1's encoder sweep.
+
+The AER-Net authors compared "ResNet, VGG, EfficientNet, DenseNet, Inception,
+MobileNet, SENet, SE-ResNeXt, ResNeXt" pretrained encoders under a U-Net decoder
+(section 4.3) and report the best five in Table 1. SE-ResNet and SE-ResNeXt are not
+in keras.applications, so the sweep uses segmentation_models 1.0.1 (qubvel), which
+has all five of Table 1's backbones:
+
+==============  ================================
+Table 1         segmentation_models backbone
+==============  ================================
+EfficientNetb1  ``efficientnetb1``
+Se-ResNeXt101   ``seresnext101``
+EfficientNetb3  ``efficientnetb3``
+SeResNet152     ``seresnet152``
+EfficientNetb0  ``efficientnetb0``
+==============  ================================
+
+This is the one module that imports segmentation_models; it sets
+``SM_FRAMEWORK=tf.keras`` first (segmentation_models otherwise looks for the
+standalone ``keras`` 2 API). segmentation_models is an optional dependency
+(``pip install medattn-zoo[sweep]``); it is imported when a model is built.
+
+Input: the models take the [0, 1] CIELAB input of :data:`zoo.models.aernet.AERNET_INPUT`
+unchanged. segmentation_models' ``get_preprocessing`` applies RGB ImageNet
+statistics, which do not fit CIELAB input. Models built here contain
+segmentation_models' own custom layers and are meant for training and evaluation
+in the table script (weights files), not for ``.keras`` export.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import keras
+
+from zoo.models.encoders import WeightsUnavailableError, is_download_failure, validate_weights
+from zoo.models.unet import check_classes, check_input_shape
+
+TABLE1_BACKBONES: dict[str, str] = {
+    "EfficientNetb1": "efficientnetb1",
+    "Se-ResNeXt101": "seresnext101",
+    "EfficientNetb3": "efficientnetb3",
+    "SeResNet152": "seresnet152",
+    "EfficientNetb0": "efficientnetb0",
+}
+"""AER-Net Table 1's backbone names -> segmentation_models backbone names."""
+
+SM_SIZE_MULTIPLE = 32  # five poolings in every segmentation_models encoder
+
+
+def _segmentation_models():
+    os.environ["SM_FRAMEWORK"] = "tf.keras"
+    try:
+        import segmentation_models
+    except ImportError as error:
+        raise ImportError(
+            "The encoder sweep needs segmentation_models 1.0.1: pip install 'medattn-zoo[sweep]' "
+            f"(or pip install segmentation-models==1.0.1). ({error})") from error
+    return segmentation_models
+
+
+def sm_backbones() -> tuple[str, ...]:
+    """Every backbone name segmentation_models knows."""
+    return tuple(_segmentation_models().Backbones.models_names())
+
+
+def build_sm_unet(backbone: str, input_shape: Sequence[int] = (256, 256, 3),
+                  weights: str | os.PathLike | None = None, classes: int = 1) -> keras.Model:
+    """A segmentation_models U-Net over ``backbone`` (AER-Net Table 1).
+
+    Args:
+        backbone: a segmentation_models backbone name (:func:`sm_backbones`), e.g.
+            ``"seresnext101"``; see :data:`TABLE1_BACKBONES`.
+        input_shape: ``(H, W, C)``, H and W divisible by 32.
+        weights: ``None``, ``"imagenet"`` (the encoder's ImageNet weights, downloaded
+            by segmentation_models) or the path to a weights file of this whole
+            model (e.g. a checkpoint of a previous run).
+        classes: output channels (sigmoid for 1, softmax otherwise).
+
+    Raises:
+        ValueError: unknown backbone or bad argument (named in the message).
+        WeightsUnavailableError: the ImageNet weights could not be downloaded.
+    """
+    sm = _segmentation_models()
+    known = sm.Backbones.models_names()
+    if backbone not in known:
+        raise ValueError(f"backbone must be one of segmentation_models' {sorted(known)}, "
+                         f"got {backbone!r}.")
+    input_shape = check_input_shape(input_shape, SM_SIZE_MULTIPLE, f"build_sm_unet({backbone!r})")
+    check_classes(classes)
+    weights = validate_weights(weights)
+    if weights == "imagenet" and input_shape[-1] != 3:
+        raise ValueError(f"weights='imagenet' needs 3 input channels; the input has "
+                         f"{input_shape[-1]}. Use weights=None.")
+    try:
+        model = sm.Unet(backbone, input_shape=input_shape, classes=classes,
+                        activation="sigmoid" if classes == 1 else "softmax",
+                        encoder_weights="imagenet" if weights == "imagenet" else None)
+    except Exception as error:  # keras' get_file raises a bare Exception on download failure
+        if weights == "imagenet" and is_download_failure(error):
+            raise WeightsUnavailableError(
+                f"Could not download the ImageNet weights of segmentation_models' {backbone} "
+                f"({error}). Put the file segmentation_models asks for in ~/.keras/models/ "
+                f"(downloaded on a machine with internet access), or train from scratch with "
+                f"weights=None.") from error
+        raise
+    if weights not in (None, "imagenet"):
+        model.load_weights(weights)
+    return model
