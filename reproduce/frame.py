@@ -59,7 +59,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 from data_tools.records import BadInputPolicy, DatasetError
 from reproduce import report
 from reproduce.datasets import DatasetNeed, MissingDataError, find_real_data, prepare_synthetic_data
-from zoo.runtime import STRATEGIES, describe_runtime
+from zoo.runtime import STRATEGIES, describe_runtime, is_chief, make_strategy, task_name
 from zoo.train import TrainConfig
 
 #: Flags that change how a row runs but not its numbers: a row finished with other
@@ -386,6 +386,8 @@ def run_table(
     args = parse_flags(parser, argv, defaults=defaults, smoke_overrides=smoke_overrides)
     rows = select_rows(parser, table, args.rows)
     out_dir = args.out or Path("results") / (f"{table.key}-smoke" if args.smoke else table.key)
+    if args.strategy == "multi_worker":
+        out_dir = _worker_out_dir(out_dir)
     try:
         command = [parser.prog, *(sys.argv[1:] if argv is None else argv)]
         return _run(table, run_row, dataset, command, args, rows, out_dir)
@@ -396,6 +398,18 @@ def run_table(
         _exit(f"error: {error}\n({hint})", EXIT_USAGE)
     except KeyboardInterrupt:
         _exit(f"interrupted: finished rows are kept in {out_dir}; run again to go on", 130)
+
+
+def _worker_out_dir(out_dir: Path) -> Path:
+    """Where this process of a multi-worker run writes.
+
+    Creates the strategy first: TensorFlow needs its collectives configured before
+    it runs any operation. Only the chief writes the table into ``out_dir``; the
+    other workers run the same rows (they take part in every training step) and
+    write their copies under ``out_dir/workers/<task>`` so no file is written twice.
+    """
+    strategy = make_strategy("multi_worker")
+    return out_dir if is_chief(strategy) else out_dir / "workers" / task_name(strategy)
 
 
 def _exit(message: str, status: int) -> NoReturn:
