@@ -1,0 +1,260 @@
+"""ARL-CNN Table VI: ResNet50 and ARL-CNN50 with and without lesion segmentation.
+
+    python reproduce/arl_table6.py --data-dir data/isic2017
+    python reproduce/arl_table6.py --data-dir data/isic2017 --segmenter my_segmenter.keras
+    python reproduce/arl_table6.py --smoke
+
+Sec. V-D: a lesion segmenter trained on the ISIC 2017 Part 1 training masks
+segments every image; the classifiers are then trained and tested on the region
+of interest (ROI) "cropped according to segmentation masks" (Fig. 8), from which
+the patches are drawn as in Sec. IV-B. The rows without segmentation repeat
+Table III's ResNet50* and ARL-CNN50*.
+
+* Segmenter: the paper trains DeepLabv3+; we train a U-Net of this zoo
+  (:func:`zoo.models.unet.build_unet`, batch norm, ``--segmenter-filters`` in its
+  first level) on [0, 1] RGB images stretched to ``--segmenter-size``, with Adam
+  (lr 1e-3) and the Dice loss, keeping the epoch with the best validation Dice
+  (Part 1 validation masks). It is trained once per output folder
+  (``<out>/segmenter/segmenter.keras``) and shared by both segmented rows, or
+  loaded from ``--segmenter`` (any Keras model mapping such images to a lesion
+  probability map; its input size is read from the model).
+* ROI: the bounding box of the predicted mask (probability > 0.5) in the full-size
+  image, grown by ``--roi-margin`` of its height and width on each side (the paper
+  gives no margin) and clipped to the image. An image whose mask is empty keeps
+  its whole area (counted in the row's ``extra``). The crops are written once to
+  ``<out>/roi/<split>/`` (JPEG, quality 95) with their boxes in
+  ``<out>/roi/boxes.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+from PIL import Image
+
+from data_tools.imageio import load_image
+from data_tools.isic import read_isic2017
+from data_tools.pipeline import segmentation_dataset
+from data_tools.preprocess import InputSpec, preprocess_images
+from data_tools.records import Record
+from reproduce.arl_common import (AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, SMOKE, Splits,
+                                  add_recipe_arguments, claim_folder, number_in_range, read_splits,
+                                  row_result, score_model)
+from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
+from zoo.losses import DiceLoss
+from zoo.metrics import DiceCoefficient
+from zoo.models.unet import build_unet
+from zoo.train import fit
+
+MASK_THRESHOLD = 0.5
+ROI_MARGIN = 0.1
+SEGMENTER_LEARNING_RATE = 1e-3
+JPEG_QUALITY = 95
+Box = tuple[int, int, int, int]
+"""``(top, left, height, width)`` in image pixels."""
+
+MELANOMA_AUC = Column("AUC of M", higher_is_better=True, decimals=3)
+KERATOSIS_AUC = Column("AUC of SK", higher_is_better=True, decimals=3)
+
+PAPER_ROWS = {  # Table VI: row name -> (model, segmented, AUC of M, AUC of SK, average AUC)
+    "ResNet50*, no segmentation": ("ResNet50", False, 0.857, 0.948, 0.903),
+    "ResNet50*, segmented ROI": ("ResNet50", True, 0.864, 0.955, 0.910),
+    "ARL-CNN50*, no segmentation": ("ARL-CNN50", False, 0.875, 0.958, 0.917),
+    "ARL-CNN50*, segmented ROI": ("ARL-CNN50", True, 0.876, 0.960, 0.918),
+}
+
+TABLE = PaperTable(
+    key="arl_table6",
+    title="ARL-CNN Table VI: ResNet50 and ARL-CNN50 with and without lesion segmentation",
+    source="Zhang et al., IEEE TMI 2019, Table VI",
+    columns=[MELANOMA_AUC, KERATOSIS_AUC, AVERAGE_AUC],
+    rows=[PaperRow(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean})
+          for name, (_, _, m, sk, mean) in PAPER_ROWS.items()],
+    notes=["Segmenter: a U-Net of this zoo (the paper: DeepLabv3+), trained on the ISIC 2017 "
+           "Part 1 training masks, or --segmenter.",
+           f"ROI: bounding box of the predicted mask plus {ROI_MARGIN:.0%} of its size on each "
+           "side (--roi-margin; the paper gives none)."],
+)
+
+
+# --------------------------------------------------------------------------- segmenter
+
+
+def segmenter_spec(size: int) -> InputSpec:
+    """The segmenter's input: [0, 1] RGB stretched to ``size`` x ``size``."""
+    return InputSpec(image_size=(size, size))
+
+
+def train_segmenter(ctx: RowContext, folder: Path) -> Path:
+    """Trains the U-Net on ISIC 2017 Part 1 once per output folder; returns its file.
+
+    A segmenter trained earlier with the same flags and data is reused.
+    """
+    args = ctx.args
+    path = folder / "segmenter.keras"
+    names = ("segmenter_size", "segmenter_epochs", "segmenter_batch_size", "segmenter_filters",
+             "seed", "mixed_precision")
+    claim_folder(folder, {"data_dir": ctx.data_dir.resolve(),
+                          **{name: getattr(args, name) for name in names}})
+    if path.is_file():
+        return path
+    train, validation = (read_isic2017(ctx.data_dir, split, parts=(1,), skip_bad=ctx.bad_inputs)
+                         for split in ("train", "validation"))
+    spec = segmenter_spec(args.segmenter_size)
+    data = dict(spec=spec, batch_size=args.segmenter_batch_size, seed=args.seed)
+    config = ctx.train_config(out_dir=folder, epochs=args.segmenter_epochs,
+                              monitor="val_dice", mode="max")
+    trained = fit(lambda: build_unet(spec.input_shape, base_filters=args.segmenter_filters),
+                  segmentation_dataset(train, training=True, **data),
+                  segmentation_dataset(validation, training=False, **data), config,
+                  optimizer=lambda: keras.optimizers.Adam(SEGMENTER_LEARNING_RATE),
+                  loss=DiceLoss, metrics=lambda: [DiceCoefficient()])
+    trained.model.save(path)
+    return path
+
+
+def segmenter_input_size(model: keras.Model, default: int, path: Path) -> int:
+    """The square side the segmenter ``path`` takes (its input shape, else ``default``)."""
+    height, width = model.input_shape[1:3]
+    if height is None or width is None:
+        return default
+    if height != width:
+        raise ValueError(f"{path}: the segmenter takes {height}x{width} inputs; "
+                         "a square input is needed")
+    return int(height)
+
+
+# --------------------------------------------------------------------------- ROI
+
+
+def lesion_box(mask: np.ndarray, image_size: tuple[int, int], margin: float) -> Box | None:
+    """The ROI of one image from its predicted mask, in full-size image pixels.
+
+    Args:
+        mask: boolean ``[h, w]`` lesion mask at the segmenter's resolution.
+        image_size: ``(height, width)`` of the full-size image.
+        margin: fraction of the box's height (width) added above and below (left
+            and right).
+
+    Returns:
+        ``(top, left, height, width)`` clipped to the image, or None for an empty mask.
+    """
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    (height, width), (mask_height, mask_width) = image_size, mask.shape
+    edges = []
+    for first, last, size, mask_size in ((rows[0], rows[-1], height, mask_height),
+                                         (columns[0], columns[-1], width, mask_width)):
+        start, stop = first * size / mask_size, (last + 1) * size / mask_size
+        grow = margin * (stop - start)
+        start, stop = max(0, int(np.floor(start - grow))), min(size, int(np.ceil(stop + grow)))
+        edges.append((start, stop - start))
+    (top, box_height), (left, box_width) = edges
+    return top, left, box_height, box_width
+
+
+def crop_rois(ctx: RowContext, segmenter_path: Path, splits: Splits, folder: Path
+              ) -> tuple[Splits, int]:
+    """Every image cropped to its ROI, as records of the crops; and the number of
+    images whose mask was empty (kept whole). Written once per segmenter and margin."""
+    boxes_file = folder / "boxes.json"
+    claim_folder(folder, {"segmenter": segmenter_path.resolve(),
+                          "segmenter_modified": segmenter_path.stat().st_mtime_ns,
+                          "margin": ctx.args.roi_margin, "data_dir": ctx.data_dir.resolve()})
+    if not boxes_file.is_file():
+        boxes = _write_crops(segmenter_path, splits, folder, ctx.args)
+        boxes_file.write_text(json.dumps(boxes, indent=1), encoding="utf-8")
+    boxes = json.loads(boxes_file.read_text(encoding="utf-8"))
+
+    def cropped(split: str, records: Sequence[Record]) -> list[Record]:
+        return [dataclasses.replace(r, image_path=folder / split / f"{r.image_id}.jpg")
+                for r in records]
+
+    empty = sum(box is None for per_split in boxes.values() for box in per_split.values())
+    return Splits(cropped("train", splits.train), cropped("validation", splits.validation),
+                  cropped("test", splits.test)), empty
+
+
+def _write_crops(segmenter_path: Path, splits: Splits, folder: Path,
+                 args: argparse.Namespace) -> dict[str, dict[str, Box | None]]:
+    segmenter = keras.saving.load_model(segmenter_path, compile=False)
+    spec = segmenter_spec(segmenter_input_size(segmenter, args.segmenter_size, segmenter_path))
+    boxes: dict[str, dict[str, Box | None]] = {}
+    for split, records in (("train", splits.train), ("validation", splits.validation),
+                           ("test", splits.test)):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        boxes[split] = {}
+        for record in records:
+            image = load_image(record.image_path)
+            probabilities = np.asarray(segmenter(preprocess_images(image[None], spec),
+                                                 training=False))
+            box = lesion_box(probabilities[0, ..., 0] > MASK_THRESHOLD, image.shape[:2],
+                             args.roi_margin)
+            top, left, height, width = box or (0, 0, *image.shape[:2])
+            Image.fromarray(image[top:top + height, left:left + width]).save(
+                folder / split / f"{record.image_id}.jpg", quality=JPEG_QUALITY)
+            boxes[split][record.image_id] = box
+    return boxes
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def run_row(ctx: RowContext) -> RowResult:
+    model, segmented, *_ = PAPER_ROWS[ctx.row.name]
+    splits, extra = read_splits(ctx), {}
+    if segmented:
+        table_dir = ctx.out_dir.parents[1]  # <out>/rows/<row> -> <out>
+        segmenter = ctx.args.segmenter or train_segmenter(ctx, table_dir / "segmenter")
+        splits, empty = crop_rois(ctx, segmenter, splits, table_dir / "roi")
+        extra = {"segmenter": str(segmenter), "empty_masks": empty}
+    row = score_model(ctx, MODELS[model], splits)
+    auc = row.challenge_scores()
+    result = row_result(row, {MELANOMA_AUC.name: auc["melanoma_auc"],
+                              KERATOSIS_AUC.name: auc["seborrheic_keratosis_auc"],
+                              AVERAGE_AUC.name: auc["average_auc"]})
+    result.extra = {**result.extra, **extra}
+    return result
+
+
+def _model_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file() or path.suffix != ".keras":
+        raise argparse.ArgumentTypeError(f"{text} is not an existing .keras file")
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_recipe_arguments(parser)
+    parser.add_argument("--segmenter", type=_model_file,
+                        help="a trained lesion segmenter (.keras) to use instead of training "
+                             "the U-Net")
+    parser.add_argument("--segmenter-size", type=number_in_range(int, 16), default=256,
+                        help="U-Net input side, a multiple of 16 (default: %(default)s)")
+    parser.add_argument("--segmenter-epochs", type=number_in_range(int, 1), default=50,
+                        help="U-Net training epochs (default: %(default)s)")
+    parser.add_argument("--segmenter-batch-size", type=number_in_range(int, 1), default=16,
+                        help="U-Net batch size (default: %(default)s)")
+    parser.add_argument("--segmenter-filters", type=number_in_range(int, 1), default=32,
+                        help="U-Net channels in its first level (default: %(default)s)")
+    parser.add_argument("--roi-margin", type=number_in_range(float, 0.0), default=ROI_MARGIN,
+                        help="fraction of the box's size added on each side (default: %(default)s)")
+
+
+SMOKE_SEGMENTER = {"segmenter_size": 32, "segmenter_epochs": 1, "segmenter_batch_size": 4,
+                   "segmenter_filters": 4}
+
+
+def main(argv: Sequence[str] | None = None):
+    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
+                     defaults=PAPER_SETTINGS, smoke_overrides={**SMOKE, **SMOKE_SEGMENTER})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""The ARL-CNN table scripts: Sec. V-G's t-test, the 9-patch scores, the ROI box, the
+extra-image list, and a --smoke run of Table VII."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from data_tools.isic import read_isic2017
+from data_tools.patches import arl_test_patches
+from data_tools.preprocess import normalize_images, to_float_rgb
+from data_tools.records import BadInputPolicy, DatasetError
+from reproduce import arl_common, arl_table4, arl_table6, arl_table7
+from reproduce.frame import PaperRow, RowContext, RowResult, TableResult
+from zoo.train import TrainResult
+
+RESNET50 = arl_table7.PAPER_RUNS["ResNet50"]
+ARL_CNN50 = arl_table7.PAPER_RUNS["ARL-CNN50"]
+
+
+# --------------------------------------------------------------------------- t-test (Sec. V-G)
+
+
+def test_t_test_on_table7_matches_scipy_and_the_pooled_formula():
+    result = arl_table7.two_sample_t_test(RESNET50, ARL_CNN50)
+    reference = stats.ttest_ind(RESNET50, ARL_CNN50, equal_var=True, alternative="less")
+    assert result.t == pytest.approx(reference.statistic, rel=1e-12)
+    assert result.p == pytest.approx(reference.pvalue, rel=1e-9)
+    # Eq. 14-16 by hand with Table VII's values: sums of squares 0.224 and 0.064.
+    x, y = np.array(RESNET50), np.array(ARL_CNN50)
+    assert np.sum((x - x.mean()) ** 2) == pytest.approx(0.224)
+    assert np.sum((y - y.mean()) ** 2) == pytest.approx(0.064)
+    pooled = math.sqrt((0.224 + 0.064) / 18)
+    assert result.pooled_sd == pytest.approx(pooled)
+    assert result.t == pytest.approx((90.26 - 91.66) / (pooled * math.sqrt(0.2)))
+    assert result.t == pytest.approx(-24.7487, abs=1e-4)
+    assert result.df == 18 and result.critical == pytest.approx(-2.552, abs=1e-3)
+    assert result.rejects_h0
+
+
+def test_t_test_needs_two_runs_per_model():
+    with pytest.raises(ValueError, match="at least two runs"):
+        arl_table7.two_sample_t_test([90.0], [91.0, 91.5])
+
+
+def test_t_test_report_prints_scipy_values(tmp_path):
+    ours_x, ours_y = [50.0, 60.0, 55.0], [70.0, 65.0, 72.0]
+    results = {"ResNet50*": RowResult({}, extra={"average_auc_percent": ours_x}),
+               "ARL-CNN50*": RowResult({}, extra={"average_auc_percent": ours_y})}
+    table = TableResult(arl_table7.TABLE, results, tmp_path, synthetic=True, files=[])
+    (tmp_path / "table.md").write_text("# table\n", encoding="utf-8")
+    markdown = arl_table7.write_t_test(table)
+    reference = stats.ttest_ind(ours_x, ours_y, equal_var=True, alternative="less")
+    saved = json.loads((tmp_path / "ttest.json").read_text(encoding="utf-8"))
+    assert saved["synthetic"] is True
+    assert saved["ours"]["t"] == pytest.approx(reference.statistic)
+    assert saved["ours"]["p"] == pytest.approx(reference.pvalue)
+    assert saved["paper (printed)"]["t"] == arl_table7.PAPER_T
+    t_row = next(line for line in markdown.splitlines() if line.startswith("| t |"))
+    assert t_row.split("|")[2].strip() == f"{reference.statistic:.4f}"
+    assert "-78.2624" in t_row and "-24.7487" in t_row
+    assert (tmp_path / "table.md").read_text(encoding="utf-8").startswith("# table\n")
+    assert "SYNTHETIC — Two-sample t-test" in (tmp_path / "table.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def isic2017(tmp_path_factory):
+    root = arl_table4.make_synthetic_data(tmp_path_factory.mktemp("arl"))
+    return root, {split: read_isic2017(root, split, parts=(3,))
+                  for split in ("train", "validation", "test")}
+
+
+def test_image_scores_average_each_images_nine_patches(isic2017):
+    """The flattened 9-patch batches come back in image order: compare with a loop that
+    cuts each image's patches itself and averages the model's softmax over them."""
+    records = isic2017[1]["test"][:4]
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
+    spec = arl_common.input_spec(argparse.Namespace(image_size=32), weights="imagenet")
+    expected = []
+    for record in records:
+        image = to_float_rgb(tf.io.decode_image(tf.io.read_file(str(record.image_path)), 3))
+        patches = normalize_images(arl_test_patches(image, size=(32, 32)), spec)
+        expected.append(np.mean(model(patches).numpy()[:, 1]))
+    scores = arl_common.image_scores(model, records, "melanoma", spec, batch_size=10)  # 2 images
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    assert np.ptp(scores) > 0  # the images are told apart
+
+
+def test_roi_box_by_hand():
+    mask = np.zeros((4, 4), bool)
+    mask[1:3, 1] = True  # rows 1-2, column 1 of a 4x4 mask over an 8x8 image
+    assert arl_table6.lesion_box(mask, (8, 8), margin=0.0) == (2, 2, 4, 2)
+    # margin 0.5: rows 2..6 grow by 2 on each side (0..8); columns 2..4 by 1 (1..5)
+    assert arl_table6.lesion_box(mask, (8, 8), margin=0.5) == (0, 1, 8, 4)
+    assert arl_table6.lesion_box(np.zeros((4, 4), bool), (8, 8), margin=0.1) is None
+
+
+def _write_extras(path, rows):
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["image_id", "melanoma", "seborrheic_keratosis", "path"],
+                                      *rows])
+    return path
+
+
+def test_extra_images_are_read_and_checked(isic2017, tmp_path):
+    root, splits = isic2017
+    listed = root.parent / arl_table4.SYNTHETIC_EXTRAS
+    challenge = {r.image_id for records in splits.values() for r in records}
+    extras = arl_table4.read_extra_images(listed, challenge)
+    assert [r.image_id for r in extras] == ["ISIC_0300000", "ISIC_0300001", "ISIC_0300002"]
+    assert all(r.image_path.is_file() for r in extras)
+    assert sum(r.labels["melanoma"] + r.labels["seborrheic_keratosis"] for r in extras) == 2
+
+    image = extras[0].image_path
+    test_id = splits["test"][0].image_id
+    bad = _write_extras(tmp_path / "bad.csv", [["ISIC_0400000", 0, 0, image],
+                                               [test_id, 1, 0, image],
+                                               ["ISIC_0400001", 1, 1, image],
+                                               ["ISIC_0400002", 0, 0, tmp_path / "none.jpg"]])
+    with pytest.raises(DatasetError, match=rf"bad\.csv: line 3: {test_id} is an ISIC 2017"):
+        arl_table4.read_extra_images(bad, challenge)
+    policy = BadInputPolicy(skip_bad=True)
+    kept = arl_table4.read_extra_images(bad, challenge, skip_bad=policy)
+    assert [r.image_id for r in kept] == ["ISIC_0400000"]
+    assert [str(e).split(": ")[1] for e in policy.skipped] == ["line 3", "line 4", "line 5"]
+    no_labels = tmp_path / "no_labels.csv"
+    no_labels.write_text("image_id,path\nISIC_0400000,x.jpg\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="missing column"):
+        arl_table4.read_extra_images(no_labels, challenge)
+
+
+# --------------------------------------------------------------------------- --smoke
+
+
+def test_table7_smoke_run_writes_a_synthetic_table(tmp_path):
+    out = tmp_path / "table7"
+    result = arl_table7.main(["--smoke", "--rows", "resnet50", "--runs", "1", "--out", str(out)])
+    markdown = (out / "table.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# SYNTHETIC") and "Two-sample t-test" in markdown
+    table = json.loads((out / "table.json").read_text(encoding="utf-8"))
+    assert table["synthetic"] is True
+    ours = next(row for row in table["rows"] if row["name"] == "ResNet50*")["ours"]
+    assert 0.0 <= ours["Test 1"] <= 100.0 and ours["Mean"] == ours["Test 1"]
+    run = result.results["ResNet50*"].extra["runs"][0]
+    assert all(math.isfinite(v) for k, v in run.items() if k != "seed")
+    assert json.loads((out / "ttest.json").read_text(encoding="utf-8"))["ours"] is None
+    with (out / "rows" / "resnet50" / "run-01" / "predictions.csv").open() as handle:
+        predictions = list(csv.DictReader(handle))
+    assert len(predictions) == 6 and all(0.0 <= float(p["melanoma"]) <= 1.0 for p in predictions)
+
+
+def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, monkeypatch):
+    """A rerun with the same flags keeps a finished task; other flags wipe its folder."""
+    root, splits = isic2017
+    trainings = []
+
+    def fake_train(ctx, model, task, splits, out_dir, seed):
+        trainings.append((task, seed))
+        (out_dir / "best.weights.h5").write_text("weights")
+        inputs = keras.Input((4,))
+        return TrainResult(keras.Model(inputs, keras.layers.Dense(2)(inputs)),
+                           {"loss": [1.0]}, 0, out_dir, out_dir / "best.weights.h5")
+
+    def fake_scores(model, records, task, spec, batch_size):
+        return np.linspace(0.1, 0.9, len(records))
+
+    monkeypatch.setattr(arl_common, "train_task", fake_train)
+    monkeypatch.setattr(arl_common, "image_scores", fake_scores)
+    args = argparse.Namespace(seed=3, threshold=0.5, epochs=1, out=tmp_path, xla=None,
+                              image_size=32, batch_size=4, pretrained=False)
+    ctx = RowContext(args, PaperRow("x", {}), root, tmp_path, True, BadInputPolicy())
+    data = arl_common.Splits(splits["train"], splits["validation"], splits["test"])
+    first = arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data)
+    assert trainings == [("melanoma", 3), ("seborrheic_keratosis", 3)]
+    args.xla = True  # does not change the numbers
+    again = arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data)
+    assert len(trainings) == 2 and again.challenge_scores() == first.challenge_scores()
+    args.epochs = 2
+    (tmp_path / "melanoma" / "stale.txt").write_text("left by the epochs=1 run")
+    arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data, seed=4)
+    assert trainings[2:] == [("melanoma", 4), ("seborrheic_keratosis", 4)]
+    assert not (tmp_path / "melanoma" / "stale.txt").exists()
+    with (tmp_path / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["image_id"] for r in rows] == [r.image_id for r in splits["test"]]
+    np.testing.assert_allclose([float(r["melanoma"]) for r in rows], fake_scores(0, rows, 0, 0, 0))
