@@ -1,5 +1,15 @@
 """Functional-API builders for every model of the five papers and their baselines."""
 from zoo.models.aernet import AERNET_INPUT, build_aernet
+from zoo.models.apspnet import (
+    APSPNET_CLASSES,
+    APSPNET_INPUT,
+    build_apspnet,
+    build_attention_resnet,
+    build_attention_resnet50,
+    build_danet,
+    build_deeplabv3,
+    build_pspnet,
+)
 from zoo.models.arl_cnn import (
     build_arl_cnn14,
     build_arl_cnn50,
@@ -26,6 +36,8 @@ from zoo.models.sanet import (
 )
 
 __all__ = [
+    "APSPNET_CLASSES", "APSPNET_INPUT", "build_apspnet", "build_attention_resnet",
+    "build_attention_resnet50", "build_danet", "build_deeplabv3", "build_pspnet",
     "AERNET_INPUT", "build_aernet", "build_attention_residual_unet", "build_attention_unet", "build_unet",
     "build_attribute_unet", "build_deeplab", "build_resnet_danet", "build_resunet", "build_sanet",
     "ATTNMEL_INPUT", "build_attnmel_cnn", "build_mel_cnn", "build_vgg16_classifier", "build_vgg16_gap",

@@ -85,13 +85,21 @@ def pspnet_head(x: keras.KerasTensor, filters: int = 512, dropout: float = 0.1,
 
 def aspp(x: keras.KerasTensor, output_stride: int = 8, filters: int = 256,
          name: str = "aspp") -> keras.KerasTensor:
-    """Atrous spatial pyramid pooling of DeepLabv3 (Chen et al. 2017, Fig. 5)."""
+    """Atrous spatial pyramid pooling of DeepLabv3 (Chen et al. 2017, Fig. 5).
+
+    A rate at least the feature map's side only reaches the zero padding with the
+    off-centre taps, so such rates are capped at that side: the outputs are
+    identical and TF's CPU atrous convolution does not spend its time on padding
+    (small inputs; at 473x473 the 60x60 features keep 12, 24, 36). Layers are
+    named after the nominal rates (``{name}_rate12_conv``, ...).
+    """
     if output_stride not in (8, 16):
         raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
     rates = [rate * 16 // output_stride for rate in ASPP_RATES_OS16]
+    largest_useful = max(x.shape[1:3])
     branches = [conv_bn(x, filters, 1, f"{name}_1x1")]
-    branches += [conv_bn(x, filters, 3, f"{name}_rate{rate}", dilation_rate=rate)
-                 for rate in rates]
+    branches += [conv_bn(x, filters, 3, f"{name}_rate{rate}",
+                         dilation_rate=min(rate, largest_useful)) for rate in rates]
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_image_pool")(x)
     pooled = conv_bn(pooled, filters, 1, f"{name}_image")
     branches.append(resize_to(pooled, x.shape[1:3], f"{name}_image_up"))

@@ -1,0 +1,97 @@
+"""A-PSPNet table scripts: Table II's counts against the paper, Tables I and III smoke runs."""
+import argparse
+import json
+
+import pytest
+
+from data_tools.records import BadInputPolicy, DatasetError, Record
+from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
+from reproduce import apspnet_table1, apspnet_table2, apspnet_table3
+from reproduce.frame import RowContext
+
+PAPER_CBAM_PARAMETERS = 26.08203 - 25.55703   # Table II, in millions
+TORCHVISION_RESNET50 = 25_557_032              # Table II's ResNet50 row, to the parameter
+KERAS_CONV_BIASES = 26_560                      # keras.applications ResNet50 conv biases
+
+
+def test_table2_cbam_parameters_and_macs_match_the_paper(tmp_path):
+    results = apspnet_table2.main(["--smoke", "--rows", "ResNet50", "A-PSPNet",
+                                   "--out", str(tmp_path)])
+    resnet, apspnet = results["ResNet50"], results["A-PSPNet"]
+    gap = apspnet.values["Params"] - resnet.values["Params"]
+    assert abs(gap - PAPER_CBAM_PARAMETERS) <= 0.05 * PAPER_CBAM_PARAMETERS
+    # The footnote's explanation of the ResNet50 row: torchvision's count + conv biases.
+    assert resnet.extra["trainable_params"] == TORCHVISION_RESNET50 + KERAS_CONV_BIASES
+    # MACs come from the profiler's counts: conv and matmul FLOPs / 2 ...
+    for result in results.values():
+        flops = result.extra["flops_by_op"]
+        assert result.extra["macs"] == (flops["Conv2D"] + flops["MatMul"]) // 2
+        assert result.values["MACs"] == pytest.approx(result.extra["macs"] / 1e9)
+    # ... and the CBAM's MACs at 64x64 are the hand count: two MLP passes per CBAM,
+    # the 7x7 convolution on the 32x32 conv1 map and on the 2x2 conv5 map.
+    cbam_macs = 2 * (2 * 64 * 4) + 98 * 32 ** 2 + 2 * (2 * 2048 * 128) + 98 * 2 ** 2
+    assert apspnet.extra["macs"] - resnet.extra["macs"] == cbam_macs
+    table = (tmp_path / "table.md").read_text()
+    assert "Counted at 64x64" in table and "26.08203" in table
+    assert json.loads((tmp_path / "table.json").read_text())
+
+
+def test_table2_rejects_a_size_below_the_smoke_size(capsys):
+    with pytest.raises(SystemExit):
+        apspnet_table2.main(["--image-size", "32"])
+    assert "--image-size must be at least 64" in capsys.readouterr().err
+
+
+def _records(ids):
+    return [Record(i, f"{i}.png", {"classes": f"{i}_mask.png"}, {}, {}) for i in ids]
+
+
+def test_split_is_nine_to_one_written_once_and_checked(tmp_path):
+    path = tmp_path / "split.json"
+    records = _records([f"us_{i:02d}" for i in range(20)])
+    train, test = apspnet_table1.split_records(records, path, 0.1, seed=3)
+    assert len(train) == 18 and len(test) == 2
+    assert not {r.image_id for r in train} & {r.image_id for r in test}
+    again = apspnet_table1.split_records(list(reversed(records)), path, 0.1, seed=99)
+    assert {r.image_id for r in again[1]} == {r.image_id for r in test}  # read, not redrawn
+    with pytest.raises(DatasetError, match="not in the split"):
+        apspnet_table1.split_records(records + _records(["new"]), path, 0.1, seed=3)
+    with pytest.raises(DatasetError, match="split.json.*not in the data"):
+        apspnet_table1.split_records(records[1:], path, 0.1, seed=3)
+
+
+def test_split_of_a_labelme_folder_is_reused_by_the_next_row(tmp_path):
+    data = make_ultrasound_labelme(tmp_path / "data", n=10, image_size=(32, 40))
+    args = argparse.Namespace(data_format="labelme", label_map=dict(ULTRASOUND_LABEL_MAP),
+                              split_file=None, test_fraction=0.1, seed=0)
+    ctx = RowContext(args, apspnet_table1.TABLE.rows[0], data, tmp_path / "row", True,
+                     BadInputPolicy(False))
+    first = apspnet_table1.train_test_records(ctx)
+    second = apspnet_table1.train_test_records(ctx)  # the split file must not be read as data
+    assert [len(part) for part in first] == [9, 1]
+    assert [[r.image_id for r in part] for part in first] == \
+        [[r.image_id for r in part] for part in second]
+    assert [r.mask_paths["classes"] for r in second[0]][0].is_file()
+
+
+def test_label_map_flag():
+    assert apspnet_table1.parse_label_map("kidney=1, hydrops=2") == {"kidney": 1, "hydrops": 2}
+    for bad in ("kidney", "kidney=0", "kidney=x", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="label-map"):
+            apspnet_table1.parse_label_map(bad)
+
+
+@pytest.mark.parametrize("script, row", [
+    (apspnet_table1, "ResNet50 + Channel&Spatial attention units"),
+    # Table III shares Table I's recipe; its own part is the row -> builder map.
+    pytest.param(apspnet_table3, "DANet", marks=pytest.mark.slow),
+])
+def test_segmentation_tables_run_with_smoke(script, row, tmp_path):
+    outcome = script.main(["--smoke", "--rows", row, "--out", str(tmp_path)])
+    result = outcome.results[row]
+    assert outcome.synthetic and set(result.values) == {"MIoU", "MPA"}
+    for value in (*result.values.values(), result.extra["mean_pixel_accuracy"]):
+        assert 0.0 <= value <= 100.0
+    assert result.extra["train_images"] == 9 and result.extra["test_images"] == 1
+    assert (tmp_path / "synthetic_data" / ".apspnet" / "split-seed0.json").is_file()
+    assert "SYNTHETIC" in (tmp_path / "table.md").read_text()
