@@ -104,6 +104,25 @@ def check_xla_train_step(model: keras.Model, inputs: Any, targets: Any = None,
     assert moved, "no trainable weight changed after an XLA train step"
 
 
+def check_saved_model(model: keras.Model, tmp_path: Path, input_spec: Any) -> None:
+    """The TF Serving export answers raw uint8 images of another size like the model.
+
+    ``zoo.export.export_saved_model`` puts the preprocessing inside the signature,
+    so its outputs must equal ``model(preprocess_images(images))``.
+    """
+    from data_tools.preprocess import preprocess_images
+    from zoo.export import export_saved_model
+
+    height, width = input_spec.image_size
+    images = np.random.default_rng(2).integers(0, 256, (2, height + 7, width + 5, 3), dtype=np.uint8)
+    path = export_saved_model(model, Path(tmp_path) / f"{model.name}_serving", input_spec=input_spec)
+    served = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images))
+    expected = _as_list(model(preprocess_images(images, input_spec), training=False))
+    assert len(served) == len(expected), f"{sorted(served)} vs {len(expected)} model outputs"
+    if len(expected) == 1:
+        np.testing.assert_allclose(next(iter(served.values())).numpy(), expected[0], rtol=1e-4, atol=1e-5)
+
+
 def run_all_checks(model: keras.Model, tmp_path: Path, inputs: Any = None, **train_kwargs) -> None:
     """Forward, gradients, ``.keras`` round-trip, then an XLA train step."""
     inputs = random_inputs(model) if inputs is None else inputs

@@ -1,4 +1,6 @@
 """AER-Net paper models: U-Net, Attention U-Net, Attention Residual U-Net, AER-Net."""
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -70,6 +72,13 @@ def test_aernet_passes_the_model_harness(aernet, tmp_path):
         model_checks.check_keras_roundtrip(aernet, inputs, tmp_path)
     finally:
         aernet.set_weights(weights)
+
+
+def test_every_aernet_paper_builder_exports_for_serving(unets, aernet, tmp_path):
+    """SavedModel with CIELAB preprocessing inside: uint8 RGB in, lesion probability out."""
+    for model in (*unets.values(), aernet):
+        spec = dataclasses.replace(AERNET_INPUT, image_size=tuple(model.input_shape[1:3]))
+        model_checks.check_saved_model(model, tmp_path, spec)
 
 
 @pytest.mark.slow
