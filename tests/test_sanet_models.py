@@ -1,4 +1,6 @@
 """SANet Table 3 models: ResUNet, SANet, DeepLab, DANet, attribute U-Net (zoo.models.sanet)."""
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ import tensorflow as tf
 
 from tests import model_checks
 from zoo.layers.superpixel import SuperpixelAttention
-from zoo.models.sanet import (build_attribute_unet, build_deeplab, build_resnet_danet, build_resunet,
+from zoo.models.sanet import (SANET_INPUT, build_attribute_unet, build_deeplab, build_resnet_danet, build_resunet,
                               build_sanet)
 
 SIZE = 32
@@ -128,3 +130,21 @@ def test_attribute_unet_is_the_shared_unet_with_sigmoids():
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+BASELINES = {
+    "resunet": lambda: build_resunet((SIZE, SIZE, 3), backbone="vgg16", decoder_filters=(8,) * 5),
+    "deeplab": lambda: build_deeplab((SIZE, SIZE, 3), backbone="resnet14"),
+    "danet": lambda: build_resnet_danet((SIZE, SIZE, 3), backbone="resnet14"),
+    "attribute_unet": lambda: build_attribute_unet((SIZE, SIZE, 3), base_filters=4),
+}
+
+
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_table3_baselines_pass_the_harness_and_export_for_serving(name, tmp_path):
+    """Every single-input Table 3 model: harness (XLA train step last) and the
+    SavedModel whose signature does SANet's preprocessing on raw uint8 images."""
+    model = BASELINES[name]()
+    spec = dataclasses.replace(SANET_INPUT, image_size=(SIZE, SIZE))
+    model_checks.check_saved_model(model, tmp_path, spec)
+    model_checks.run_all_checks(model, tmp_path)
