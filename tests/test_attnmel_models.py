@@ -1,12 +1,14 @@
 """AttnMel-CNN and its baselines (AttnMel Sec. 2.1 and 3.2, Tables 1-2)."""
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
 from tests import model_checks
-from zoo.models.attnmel import (ATTENTION_OUTPUTS, PAPER_PARAMETER_SAVING, build_attnmel_cnn,
+from zoo.models.attnmel import (ATTENTION_OUTPUTS, ATTNMEL_INPUT, PAPER_PARAMETER_SAVING, build_attnmel_cnn,
                                 build_mel_cnn, build_vgg16_classifier, build_vgg16_gap)
 from zoo.runtime import precision_policy
 
@@ -96,12 +98,13 @@ def test_attnmel_passes_all_model_checks(attnmel, inputs, tmp_path):
     (build_vgg16_classifier, {}),
 ])
 def test_other_builders_pass_model_checks(builder, kwargs, inputs, tmp_path):
-    """The same checks but XLA, which costs ~20 s per VGG-16 on 2 CPU cores: these
-    models add only stock Keras layers to the backbone the XLA check above compiles."""
+    """The same checks (the XLA step costs ~20 s per VGG-16 on 2 CPU cores), and the
+    serving export for the single-output baselines."""
     model = builder(TINY, **kwargs)
-    model_checks.check_forward(model, inputs)
-    model_checks.check_gradients(model, inputs)
-    model_checks.check_keras_roundtrip(model, inputs, tmp_path)
+    if builder is not build_attnmel_cnn:
+        spec = dataclasses.replace(ATTNMEL_INPUT, image_size=(SIZE, SIZE), pre_crop_size=None)
+        model_checks.check_saved_model(model, tmp_path, spec)
+    model_checks.run_all_checks(model, tmp_path, inputs)
 
 
 def test_softmax_normalisation_option(inputs):
