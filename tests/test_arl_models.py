@@ -3,6 +3,7 @@ import keras
 import numpy as np
 import pytest
 
+from data_tools.preprocess import InputSpec
 from tests import model_checks
 from zoo.models import arl_cnn, resnet
 from zoo.models.arl_cnn import PAPER_PARAMS
@@ -168,8 +169,13 @@ def test_output_stride_8_dilates_instead_of_striding():
 @pytest.mark.parametrize("build", [resnet.build_resnet14, arl_cnn.build_arl_cnn14,
                                    arl_cnn.build_senet14])
 def test_lightweight_models_pass_the_harness(build, tmp_path):
-    model_checks.run_all_checks(build(input_shape=TINY), tmp_path)
+    model = build(input_shape=TINY)
+    model_checks.check_saved_model(model, tmp_path, SERVING_SPEC)
+    model_checks.run_all_checks(model, tmp_path)
 
+
+SERVING_SPEC = InputSpec(image_size=TINY[:2], scale="unit")
+"""Raw uint8 images in, probabilities out (patching is the client's: ARL averages 9 patches)."""
 
 LARGE_BUILDERS = [arl_cnn.build_ran14, resnet.build_resnet50, arl_cnn.build_arl_cnn50,
                   arl_cnn.build_senet50, arl_cnn.build_ran50]
@@ -186,7 +192,9 @@ def test_large_models_forward_and_backward(build):
 @pytest.mark.slow
 @pytest.mark.parametrize("build", LARGE_BUILDERS)
 def test_large_models_pass_the_harness(build, tmp_path):
-    model_checks.run_all_checks(build(input_shape=TINY), tmp_path)
+    model = build(input_shape=TINY)
+    model_checks.check_saved_model(model, tmp_path, SERVING_SPEC)
+    model_checks.run_all_checks(model, tmp_path)
 
 
 def test_arl_cnn14_exports_a_saved_model_with_its_attention_maps(tmp_path):
