@@ -16,8 +16,8 @@ from zoo.losses import (
     attnmel_losses,
     focal_loss,
 )
-from zoo.flops import count_flops
 from zoo.export import export_saved_model, load_input_spec
+from zoo.flops import count_flops
 from zoo.metrics import DiceCoefficient, JaccardIndex
 from zoo.models import *  # noqa: F401,F403  (every build_* function)
 from zoo.runtime import describe_runtime, make_strategy
