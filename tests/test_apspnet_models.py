@@ -95,6 +95,8 @@ def test_apspnet_is_pspnet_plus_two_cbams_on_an_untouched_resnet(models):
         assert [w.shape for w in twin.weights] == [w.shape for w in layer.weights], layer.name
     start = apsp.get_layer("cbam_start_channel")
     assert start.input.shape[-1] == 64 and apsp.get_layer("conv1_relu").output is start.input
+    # eq. 5: the start CBAM sits between the stem and the pooling (the after_stem hook).
+    assert apsp.get_layer("pool1_pad").input is apsp.get_layer("cbam_start_spatial_mul").output
     maps = {k: tuple(v.shape) for k, v in apsp.output.items() if k != "mask"}
     assert maps == {"cbam_start_channel": (None, 1, 1, 64),
                     "cbam_start_spatial": (None, SIZE // 2, SIZE // 2, 1),
@@ -132,7 +134,7 @@ def test_mixed_precision_keeps_the_softmax_float32():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"classes": 0}, "classes must be a positive integer"),
+    ({"classes": 0}, "classes must be a positive int"),
     ({"backbone": "resnet18"}, "backbone must be one of"),
     ({"input_shape": (40, 64, 3)}, "too small"),
     ({"input_shape": (64, 64)}, "input_shape must be"),
@@ -145,6 +147,16 @@ def test_mixed_precision_keeps_the_softmax_float32():
 def test_builders_reject_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_apspnet(**{"input_shape": SHAPE, "backbone": "resnet14", **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"activation": "relu"}, "activation must be one of"),
+    ({"input_scale": "torch"}, "input_scale must be one of"),
+    ({"backbone": "vgg16"}, "backbone must be one of"),
+])
+def test_danet_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_danet(SHAPE, **{"backbone": "resnet14", **kwargs})
 
 
 def test_deeplabv3_output_stride_sets_the_atrous_rates(models):

@@ -12,17 +12,33 @@ UPSAMPLING_MODES: tuple[str, ...] = ("transpose", "nearest", "bilinear")
 
 
 def conv_bn_relu(x, filters: int, kernel_size: int = 3, *, strides: int = 1,
-                 batch_norm: bool = True, name: str):
-    """``kernel_size`` convolution ('same' padding), batch norm, ReLU.
+                 dilation_rate: int = 1, padding: str = "same", batch_norm: bool = True,
+                 use_bias: bool | None = None, bn_epsilon: float = 1e-3, relu: bool = True,
+                 name: str):
+    """``kernel_size`` convolution, batch norm, ReLU: the zoo's one conv-BN-ReLU block.
 
-    The convolution has no bias when batch norm follows (the norm's beta replaces it).
+    Args:
+        strides, dilation_rate, padding: of the convolution (dilation: the atrous
+            convolutions of dilated ResNets and DeepLab's ASPP).
+        batch_norm: ``False`` drops the batch norm (plain conv-ReLU).
+        use_bias: the convolution's bias; default: none when batch norm follows
+            (the norm's beta replaces it). keras.applications ResNets keep it.
+        bn_epsilon: the batch norm's epsilon (keras.applications ResNet: 1.001e-5).
+        relu: ``False`` ends at the batch norm (projection shortcuts, last
+            convolution of a residual branch, logits).
+
     Layers: ``{name}_conv``, ``{name}_bn``, ``{name}_relu``.
     """
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                            use_bias=not batch_norm, name=f"{name}_conv")(x)
+    if use_bias is None:
+        use_bias = not batch_norm
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                            dilation_rate=dilation_rate, use_bias=use_bias,
+                            name=f"{name}_conv")(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
+        x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name=f"{name}_bn")(x)
+    if relu:
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return x
 
 
 def double_conv_block(x, filters: int, *, batch_norm: bool = True, name: str):
@@ -46,10 +62,8 @@ def residual_block(x, filters: int, *, batch_norm: bool = True, name: str):
     residual = double_conv_block(x, filters, batch_norm=batch_norm, name=name)
     shortcut = x
     if x.shape[-1] != filters:
-        shortcut = keras.layers.Conv2D(filters, 1, use_bias=not batch_norm,
-                                       name=f"{name}_shortcut_conv")(x)
-        if batch_norm:
-            shortcut = keras.layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+        shortcut = conv_bn_relu(x, filters, 1, batch_norm=batch_norm, relu=False,
+                                name=f"{name}_shortcut")
     return keras.layers.Add(name=f"{name}_add")([shortcut, residual])
 
 
@@ -90,17 +104,20 @@ def gating_signal(x, filters: int, *, name: str):
     return conv_bn_relu(x, filters, kernel_size=1, name=name)
 
 
-def segmentation_head(x, classes: int, *, batch_norm: bool = False, name: str = "head"):
-    """1x1 convolution to ``classes`` maps, then sigmoid (1 class) or softmax.
+def segmentation_head(x, classes: int, *, activation: str | None = None,
+                      batch_norm: bool = False, name: str = "head", output_name: str = "mask"):
+    """1x1 convolution to ``classes`` maps, then the output activation.
 
     AER-Net section 3.2: "a 1x1 convolution and a sigmoid activation produce the
-    final mask". ``batch_norm=True`` inserts a batch norm before the activation, as
-    the AER-Net authors' code does. The activation runs in float32 (its layer has
-    ``dtype="float32"``) so the output stays accurate under mixed precision.
-    Layers: ``{name}_conv``, ``{name}_bn``, ``mask`` (the activation).
+    final mask". ``activation`` defaults to sigmoid for one class and softmax for
+    several; ``"sigmoid"`` with several classes gives independent (multi-label)
+    maps, as SANet's five lesion attributes. ``batch_norm=True`` inserts a batch
+    norm before the activation, as the AER-Net authors' code does. The activation
+    runs in float32 (its layer has ``dtype="float32"``) so the output stays
+    accurate under mixed precision.
+    Layers: ``{name}_conv``, ``{name}_bn`` and ``output_name`` (the activation).
     """
-    x = keras.layers.Conv2D(classes, 1, use_bias=not batch_norm, name=f"{name}_conv")(x)
-    if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    activation = "sigmoid" if classes == 1 else "softmax"
-    return keras.layers.Activation(activation, dtype="float32", name="mask")(x)
+    if activation is None:
+        activation = "sigmoid" if classes == 1 else "softmax"
+    x = conv_bn_relu(x, classes, 1, batch_norm=batch_norm, relu=False, name=name)
+    return keras.layers.Activation(activation, dtype="float32", name=output_name)(x)

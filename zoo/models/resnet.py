@@ -16,8 +16,13 @@ the tensors that the block adds before its final ReLU:
 * ARL block (eq. 9): ``[shortcut, residual, alpha * N(residual) * shortcut]``;
 * SE block: ``[shortcut, SE(residual)]``.
 
+Two more hooks insert layers between the ResNet's own: ``after_stem(x)`` on the
+stem's output (A-PSPNet's start CBAM, eq. 5) and ``after_first_block(x, stage,
+name)`` after each stage's first block (RAN's attention modules).
+
 The stride of a downsampling block sits in its first 1x1 convolution, as in
-``keras.applications`` (the layout of its ImageNet weights).
+``keras.applications`` (the layout of its ImageNet weights). Every conv-BN(-ReLU)
+is :func:`zoo.models.blocks.conv_bn_relu` in that layout (:func:`conv_bn`).
 """
 from __future__ import annotations
 
@@ -27,14 +32,31 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers
 
+from zoo.models.blocks import conv_bn_relu
+from zoo.models.encoders import WeightsUnavailableError
+
 BN_EPSILON = 1.001e-5
 STAGE_FILTERS = (64, 128, 256, 512)
+RESNET14_BLOCKS = (1, 1, 1, 1)
 RESNET50_BLOCKS = (3, 4, 6, 3)
 RESNET101_BLOCKS = (3, 4, 23, 3)
-RESNET14_BLOCKS = (1, 1, 1, 1)
+RESNET152_BLOCKS = (3, 8, 36, 3)
+#: Blocks per stage of each named backbone. ResNet14 (one block per stage, the
+#: ARL paper's Table I) has no ImageNet weights; it serves small experiments and tests.
+RESNET_BACKBONES: dict[str, tuple[int, ...]] = {
+    "resnet14": RESNET14_BLOCKS, "resnet50": RESNET50_BLOCKS,
+    "resnet101": RESNET101_BLOCKS, "resnet152": RESNET152_BLOCKS,
+}
+#: The keras.applications ResNets with ImageNet weights, by blocks per stage.
+IMAGENET_RESNETS: dict[tuple[int, ...], Callable[..., keras.Model]] = {
+    RESNET50_BLOCKS: keras.applications.ResNet50,
+    RESNET101_BLOCKS: keras.applications.ResNet101,
+    RESNET152_BLOCKS: keras.applications.ResNet152,
+}
 
 MergeHook = Callable[[keras.KerasTensor, keras.KerasTensor, str], list]
 StageHook = Callable[[keras.KerasTensor, int, str], keras.KerasTensor]
+StemHook = Callable[[keras.KerasTensor], keras.KerasTensor]
 
 
 def plain_merge(residual: keras.KerasTensor, shortcut: keras.KerasTensor,
@@ -44,19 +66,17 @@ def plain_merge(residual: keras.KerasTensor, shortcut: keras.KerasTensor,
     return [shortcut, residual]
 
 
-def conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str,
-            strides: int = 1, dilation_rate: int = 1,
+def conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str, *,
+            strides: int = 1, dilation_rate: int = 1, padding: str = "same",
             activation: bool = True) -> keras.KerasTensor:
-    """Conv2D (with bias, as keras.applications) -> BN -> optional ReLU.
+    """:func:`zoo.models.blocks.conv_bn_relu` in keras.applications' ResNet layout.
 
-    Layers are named ``{name}_conv``, ``{name}_bn`` and ``{name}_relu``.
+    Conv2D with bias, BN with epsilon 1.001e-5, optional ReLU: the layout of the
+    ImageNet weights. Layers ``{name}_conv``, ``{name}_bn`` and ``{name}_relu``.
     """
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                      dilation_rate=dilation_rate, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    if activation:
-        x = layers.Activation("relu", name=f"{name}_relu")(x)
-    return x
+    return conv_bn_relu(x, filters, kernel_size, strides=strides, dilation_rate=dilation_rate,
+                        padding=padding, use_bias=True, bn_epsilon=BN_EPSILON,
+                        relu=activation, name=name)
 
 
 def bottleneck_block(x: keras.KerasTensor, filters: int, name: str,
@@ -81,15 +101,18 @@ def bottleneck_block(x: keras.KerasTensor, filters: int, name: str,
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def resnet_stem(inputs: keras.KerasTensor) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def resnet_stem(inputs: keras.KerasTensor, after_stem: StemHook | None = None
+                ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """7x7/2 convolution, BN, ReLU, then 3x3/2 max pooling (Table I, Conv1 and pool).
 
-    Returns the conv1 feature map (stride 2) and the pooled map (stride 4).
+    ``after_stem``, if given, is applied to the conv1 output (``conv1_relu``)
+    before the pooling: A-PSPNet's start CBAM (eq. 5). Returns the (hooked)
+    conv1 feature map (stride 2) and the pooled map (stride 4).
     """
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
-    x = layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name="conv1_bn")(x)
-    conv1 = layers.Activation("relu", name="conv1_relu")(x)
+    conv1 = conv_bn(x, 64, 7, "conv1", strides=2, padding="valid")
+    if after_stem is not None:
+        conv1 = after_stem(conv1)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(conv1)
     return conv1, layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
@@ -116,7 +139,8 @@ def resnet_features(inputs: keras.KerasTensor,
                     blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
                     merge: MergeHook = plain_merge,
                     after_first_block: StageHook | None = None,
-                    output_stride: int = 32) -> list[keras.KerasTensor]:
+                    output_stride: int = 32,
+                    after_stem: StemHook | None = None) -> list[keras.KerasTensor]:
     """Stem and the four bottleneck stages; returns [conv1..conv5] feature maps.
 
     Args:
@@ -128,11 +152,13 @@ def resnet_features(inputs: keras.KerasTensor,
             the first block of each stage (stage_number 2..5); RAN inserts its
             attention modules there. Return ``x`` to leave a stage unchanged.
         output_stride: 32 (classification), 16 or 8 (dilated, for segmentation).
+        after_stem: optional ``hook(x)`` applied to the stem's output before the
+            pooling (see :func:`resnet_stem`); its result is ``features[0]``.
     """
     if len(blocks_per_stage) != 4 or any(int(b) < 1 for b in blocks_per_stage):
         raise ValueError("blocks_per_stage must list four positive block counts, "
                          f"got {blocks_per_stage!r}")
-    conv1, x = resnet_stem(inputs)
+    conv1, x = resnet_stem(inputs, after_stem)
     features = [conv1]
     plan = _stage_strides_and_dilations(output_stride)
     for stage, (blocks, filters, (stride, dilation)) in enumerate(
@@ -161,38 +187,62 @@ def classifier_head(features: keras.KerasTensor, classes: int) -> keras.KerasTen
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
-def validate_weights(weights: str | os.PathLike | None, imagenet_allowed: bool,
+def validate_weights(weights: str | os.PathLike | None, blocks_per_stage: Sequence[int],
                      model_name: str) -> None:
-    """Accept None, "imagenet" (where available) or an existing file path."""
+    """Accept None, "imagenet" (where keras.applications has it) or an existing file path."""
     if weights is None:
         return
     if weights == "imagenet":
-        if not imagenet_allowed:
-            raise ValueError(f"{model_name} has no ImageNet weights (only ResNet50-based "
-                             "models do): use weights=None or a file path")
+        if tuple(blocks_per_stage) not in IMAGENET_RESNETS:
+            raise ValueError(f"{model_name} has no ImageNet weights (only ResNet50-, ResNet101- "
+                             "and ResNet152-based models do): use weights=None or a file path")
         return
     if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
         raise ValueError(f"weights must be None, 'imagenet' or the path of an existing "
                          f"weights file; got {weights!r}")
 
 
-def imagenet_resnet50(weights: str | os.PathLike = "imagenet") -> keras.Model:
-    """keras.applications ResNet50 without its top, with ImageNet weights.
+def check_input_shape(input_shape: Sequence[int], model_name: str,
+                      weights: str | os.PathLike | None = None,
+                      minimum_side: int = 1) -> tuple[int, int, int]:
+    """Validates ``(height, width, channels)`` of a ResNet-backbone model.
 
-    ``weights`` may also be a local copy of keras' no-top ResNet50 weights file
-    (``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``) for offline use.
-    A failed download raises a RuntimeError that tells how to use a local file.
+    Height and width must be at least ``minimum_side``; pretrained weights need
+    three channels (their first convolution's).
     """
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                  for d in shape):
+        raise ValueError(f"{model_name}: input_shape must be (height, width, channels) "
+                         f"positive integers, got {input_shape!r}")
+    if min(shape[:2]) < minimum_side:
+        raise ValueError(f"{model_name}: input_shape {shape} is too small; height and "
+                         f"width must be at least {minimum_side}")
+    if weights is not None and shape[-1] != 3:
+        raise ValueError(f"{model_name}: pretrained ResNet weights need 3 input "
+                         f"channels, got input_shape={shape}")
+    return shape
+
+
+def imagenet_resnet(blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
+                    weights: str | os.PathLike = "imagenet") -> keras.Model:
+    """The keras.applications ResNet50/101/152 without its top, with ImageNet weights.
+
+    ``weights`` may also be a local copy of keras' no-top weights file (e.g.
+    ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``) for offline use.
+    A failed download raises a :class:`WeightsUnavailableError` (a RuntimeError)
+    that tells how to use a local file.
+    """
+    application = IMAGENET_RESNETS[tuple(blocks_per_stage)]
     try:
-        return keras.applications.ResNet50(include_top=False, weights=weights,
-                                           input_shape=(None, None, 3))
+        return application(include_top=False, weights=weights, input_shape=(None, None, 3))
     except Exception as error:  # download or file errors: re-raise with a remedy
-        raise RuntimeError(
-            f"could not load the keras.applications ResNet50 ImageNet weights "
+        file = f"{application.__name__.lower()}_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        raise WeightsUnavailableError(
+            f"could not load the keras.applications {application.__name__} ImageNet weights "
             f"({type(error).__name__}: {error}). Download "
-            "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 elsewhere and pass "
-            "its local path as weights=") from error
+            f"https://storage.googleapis.com/tensorflow/keras-applications/resnet/{file} "
+            "elsewhere and pass its local path as weights=") from error
 
 
 def transfer_resnet_weights(source: keras.Model, target: keras.Model) -> list[str]:
@@ -224,12 +274,14 @@ def transfer_resnet_weights(source: keras.Model, target: keras.Model) -> list[st
     return copied
 
 
-def load_weights(model: keras.Model, weights: str | os.PathLike | None) -> None:
+def load_weights(model: keras.Model, weights: str | os.PathLike | None,
+                 blocks_per_stage: Sequence[int] = RESNET50_BLOCKS) -> None:
     """Apply a validated ``weights`` argument to a freshly built model.
 
-    * ``"imagenet"``: keras.applications ResNet50 ImageNet weights, by layer name.
+    * ``"imagenet"``: the keras.applications ResNet's ImageNet weights (the one
+      with ``blocks_per_stage``), by layer name.
     * a ``*.weights.h5`` or ``*.keras`` path: this model's own saved weights.
-    * any other path: a keras.applications ResNet50 (no-top) weights file, by name.
+    * any other path: that keras.applications ResNet's (no-top) weights file, by name.
     """
     if weights is None:
         return
@@ -237,7 +289,7 @@ def load_weights(model: keras.Model, weights: str | os.PathLike | None) -> None:
     if path.endswith((".weights.h5", ".keras")):
         model.load_weights(path)
     else:
-        transfer_resnet_weights(imagenet_resnet50(path), model)
+        transfer_resnet_weights(imagenet_resnet(blocks_per_stage, path), model)
 
 
 def build_resnet(blocks_per_stage: Sequence[int], name: str,
@@ -248,15 +300,15 @@ def build_resnet(blocks_per_stage: Sequence[int], name: str,
     """A ResNet-shaped classifier: stem, four stages, GAP and FC (Table I/II).
 
     The shared builder behind every public ``build_*`` classifier of the ARL
-    paper. ``weights="imagenet"`` is allowed for 50-layer models only.
+    paper. ``weights="imagenet"`` is allowed for 50-, 101- and 152-layer models.
     """
-    validate_weights(weights, tuple(blocks_per_stage) == RESNET50_BLOCKS, name)
+    validate_weights(weights, blocks_per_stage, name)
     if weights is not None and (len(input_shape) != 3 or input_shape[-1] != 3):
         raise ValueError(f"pretrained weights need RGB input, got input_shape={input_shape!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     features = resnet_features(inputs, blocks_per_stage, merge, after_first_block)
     model = keras.Model(inputs, classifier_head(features[-1], classes), name=name)
-    load_weights(model, weights)
+    load_weights(model, weights, blocks_per_stage)
     return model
 
 

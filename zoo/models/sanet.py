@@ -16,9 +16,11 @@ ISIC 2018 Task 2 lesion attributes as five independent sigmoid maps:
   unpooling), which turns "the superpixel classification task [into] the
   superpixel segmentation task": every superpixel gets one score per attribute.
 * Baselines with the same sigmoid output: :func:`build_deeplab` (DeepLabv3+:
-  dilated ResNet, output stride 16, ASPP and the DeepLabv3+ decoder) and
-  :func:`build_resnet_danet` (dilated ResNet, output stride 8, DANet's dual
-  attention head); both from :mod:`zoo.models.segmentation_heads`; and
+  dilated ResNet, output stride 16, ASPP and the DeepLabv3+ decoder) and DANet,
+  the shared :func:`zoo.models.apspnet.build_danet` called with ``classes=5,
+  activation="sigmoid", input_scale="unit", backbone="resnet101"`` (dilated
+  ResNet, output stride 8, DANet's dual attention head); both through
+  :func:`zoo.models.dilated.build_dilated_model`; and
   :func:`build_attribute_unet`, the shared U-Net (:func:`zoo.models.unet.build_unet`)
   with one sigmoid per attribute.
 
@@ -50,10 +52,10 @@ from data_tools.preprocess import InputSpec
 from data_tools.superpixels import SlicParams
 from zoo.layers.superpixel import SAM_MERGES, SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
 from zoo.models import segmentation_heads as heads
-from zoo.models.blocks import conv_bn_relu
-from zoo.models.encoders import build_encoder, encoder_spec, validate_weights, WeightsUnavailableError
-from zoo.models.resnet import (RESNET14_BLOCKS, RESNET50_BLOCKS, RESNET101_BLOCKS, resnet_features,
-                               transfer_resnet_weights)
+from zoo.models.blocks import conv_bn_relu, segmentation_head
+from zoo.models.dilated import build_dilated_model
+from zoo.models.encoders import build_encoder
+from zoo.models.resnet import RESNET_BACKBONES
 from zoo.models.unet import build_unet, check_choice, check_classes, check_input_shape, unet_decoder
 
 SANET_INPUT = InputSpec(image_size=(256, 256), scale="unit")
@@ -66,19 +68,10 @@ RESUNET_BACKBONE = "resnet101"
 RESUNET_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 16)
 SAM_FILTERS = 64
 RESUNET_SIZE_MULTIPLE = 32
-DILATED_BACKBONES: dict[str, tuple[int, ...]] = {
-    "resnet14": RESNET14_BLOCKS, "resnet50": RESNET50_BLOCKS, "resnet101": RESNET101_BLOCKS}
-"""Backbones of the dilated baselines (resnet14: small, no ImageNet weights)."""
-_IMAGENET_RESNETS = {"resnet50": keras.applications.ResNet50, "resnet101": keras.applications.ResNet101}
-
-
-def attribute_head(x, classes: int, *, name: str = "head", output_name: str = "mask"):
-    """1x1 conv to ``classes`` independent sigmoid maps (multi-label), in float32.
-
-    Layers: ``{name}_conv`` and ``output_name`` (the sigmoid).
-    """
-    x = keras.layers.Conv2D(classes, 1, name=f"{name}_conv")(x)
-    return keras.layers.Activation("sigmoid", dtype="float32", name=output_name)(x)
+DILATED_BACKBONE = "resnet101"
+"""The dilated baselines' backbone (the paper names none: SANet's own ResNet101)."""
+DILATED_BACKBONES: tuple[str, ...] = tuple(RESNET_BACKBONES)
+"""The ``backbone`` choices of the dilated baselines (resnet14: small, no ImageNet weights)."""
 
 
 def _resunet_features(inputs, backbone: str, weights, decoder_filters: Sequence[int], upsampling: str):
@@ -117,7 +110,7 @@ def build_resunet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len
     decoder_filters = _check_decoder(decoder_filters)
     inputs = keras.Input(input_shape, name="image")
     x = _resunet_features(inputs, backbone, weights, decoder_filters, upsampling)
-    return keras.Model(inputs, attribute_head(x, classes), name=name)
+    return keras.Model(inputs, segmentation_head(x, classes, activation="sigmoid"), name=name)
 
 
 def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
@@ -164,10 +157,11 @@ def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(S
     attention = SuperpixelAttention(max_segments, filters=sam_filters, merge=sam_merge,
                                     name="superpixel_attention")([x, superpixels])
     if superpixel_output:
-        pixelwise = attribute_head(attention, classes, output_name="head_sigmoid")
+        pixelwise = segmentation_head(attention, classes, activation="sigmoid",
+                                      output_name="head_sigmoid")
         mask = superpixel_average(pixelwise, superpixels, max_segments)
     else:
-        mask = attribute_head(attention, classes)
+        mask = segmentation_head(attention, classes, activation="sigmoid")
     outputs = {"mask": mask, "superpixel_attention": attention} if return_attention else mask
     return keras.Model([image, superpixels], outputs, name=name)
 
@@ -188,76 +182,30 @@ def build_attribute_unet(input_shape: Sequence[int] = (256, 256, 3),
     """SANet Table 3's UNet: :func:`zoo.models.unet.build_unet` with a sigmoid per attribute.
 
     ``build_unet`` ends in a softmax for several classes; its last features get
-    :func:`attribute_head` instead. ``unet_kwargs`` go to ``build_unet``.
+    a sigmoid head instead. ``unet_kwargs`` go to ``build_unet``.
     """
     unet = build_unet(input_shape, 1, **{"name": "unet", **unet_kwargs})
     features = unet.get_layer("head_conv").input
-    return keras.Model(unet.inputs, attribute_head(features, classes, name="attribute_head"), name=unet.name)
-
-
-def _dilated_backbone(inputs, backbone: str, output_stride: int):
-    """[0, 1] input rescaled as the ImageNet ResNets expect, then the dilated ResNet stages."""
-    spec = encoder_spec("resnet50")  # the Caffe scaling every keras.applications ResNet shares
-    scaled = keras.layers.Rescaling(spec.scale, spec.offset, name="encoder_input_scaling")(inputs)
-    return resnet_features(scaled, DILATED_BACKBONES[backbone], output_stride=output_stride)
-
-
-def _load_imagenet_resnet(model: keras.Model, backbone: str, weights: str | None) -> None:
-    """Copies a keras.applications ResNet's (no top) weights into ``model`` by layer name."""
-    if weights is None:
-        return
-    try:
-        source = _IMAGENET_RESNETS[backbone](include_top=False, weights=weights, input_shape=(None, None, 3))
-    except Exception as error:  # keras' get_file raises a bare Exception on download failure
-        raise WeightsUnavailableError(
-            f"could not load the keras.applications {backbone} weights ({error}); download its "
-            f"no-top weights file where there is internet and pass weights='/path/to/file.h5'."
-        ) from error
-    transfer_resnet_weights(source, model)
-
-
-def _dilated_model(head, input_shape, classes, weights, backbone, output_stride, name) -> keras.Model:
-    input_shape = check_input_shape(input_shape, output_stride, name)
-    check_classes(classes)
-    check_choice("backbone", backbone, tuple(DILATED_BACKBONES))
-    weights = validate_weights(weights)
-    if weights is not None and backbone not in _IMAGENET_RESNETS:
-        raise ValueError(f"weights: {backbone} has no ImageNet weights; use weights=None.")
-    image = keras.Input(input_shape, name="image")
-    features = _dilated_backbone(image, backbone, output_stride)
-    x = head(features)
-    x = keras.layers.Conv2D(classes, 1, name="head_conv")(x)  # logits, then upsampled (as heads.classifier)
-    x = heads.resize_to(x, input_shape[:2], "head_up")
-    model = keras.Model(image, keras.layers.Activation("sigmoid", dtype="float32", name="mask")(x), name=name)
-    _load_imagenet_resnet(model, backbone, weights)
-    return model
+    head = segmentation_head(features, classes, activation="sigmoid", name="attribute_head")
+    return keras.Model(unet.inputs, head, name=unet.name)
 
 
 def build_deeplab(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                  weights: str | os.PathLike | None = None, *, backbone: str = "resnet101",
+                  weights: str | os.PathLike | None = None, *, backbone: str = DILATED_BACKBONE,
                   output_stride: int = 16, name: str = "deeplab") -> keras.Model:
     """DeepLabv3+ (Chen et al. 2018; SANet Table 3 "DeepLab") with sigmoid attribute maps.
 
-    Dilated ResNet (:data:`DILATED_BACKBONES`) at ``output_stride`` 16 (or 8), ASPP,
-    the DeepLabv3+ decoder on the stride-4 features, 1x1 conv, bilinear x4, sigmoid.
-    ``weights``: ``None``, ``"imagenet"`` or a keras.applications no-top file of
-    the backbone (copied by layer name).
+    RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
+    ``output_stride`` 16 (or 8), ASPP, the DeepLabv3+ decoder on the stride-4
+    features, 1x1 conv, bilinear x4, sigmoid
+    (:func:`zoo.models.dilated.build_dilated_model`). ``weights``: ``None``,
+    ``"imagenet"`` or a keras.applications no-top file of the backbone (copied by
+    layer name).
     """
     def head(features):
         x = heads.aspp(features[-1], output_stride)
         return heads.deeplabv3plus_decoder(x, features[1])
 
-    return _dilated_model(head, input_shape, classes, weights, backbone, output_stride, name)
-
-
-def build_resnet_danet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                       weights: str | os.PathLike | None = None, *, backbone: str = "resnet101",
-                       name: str = "danet") -> keras.Model:
-    """DANet (Fu et al. 2019; SANet Table 3 "DANet") with sigmoid attribute maps.
-
-    Dilated ResNet at output stride 8 and DANet's position + channel attention
-    head, 1x1 conv, bilinear x8, sigmoid. (:func:`zoo.models.apspnet.build_danet`
-    is the softmax, ResNet50, Caffe-input variant of A-PSPNet's Table III.)
-    """
-    return _dilated_model(lambda features: heads.danet_head(features[-1]), input_shape, classes,
-                          weights, backbone, 8, name)
+    return build_dilated_model(head, name=name, input_shape=input_shape, classes=classes,
+                               weights=weights, backbone=backbone, output_stride=output_stride,
+                               activation="sigmoid", input_scale="unit")

@@ -1,9 +1,10 @@
 """Segmentation heads on a dilated backbone: PSPNet, DeepLabv3 (ASPP), DeepLabv3+, DANet.
 
 Written once and shared by A-PSPNet (Table III: PSPNet, Deeplabv3, DANet,
-A-PSPNet) and SANet (DeepLab, DANet baselines). Each head maps backbone features
+A-PSPNet) and SANet (DeepLab, DANet baselines) through
+:func:`zoo.models.dilated.build_dilated_model`. Each head maps backbone features
 (output stride 8 or 16) to a feature map that :func:`classifier` turns into class
-probabilities at the input size:
+probabilities (softmax) or independent maps (sigmoid) at the input size:
 
 * :func:`pyramid_pooling_module` + :func:`pspnet_head` (Zhao et al., CVPR 2017,
   Fig. 3; A-PSPNet section III-B): adaptive average pools to 1, 2, 3 and 6 bins,
@@ -23,8 +24,8 @@ probabilities at the input size:
   (:mod:`zoo.layers.danet`), 3x3 conv-BN-ReLU; summed; dropout 0.1. (The auxiliary
   per-branch outputs of the DANet code are not built.)
 
-Convolutions are ``zoo.models.resnet.conv_bn`` (conv with bias, BN, ReLU), the
-block that offers dilation. All resizing is bilinear with half-pixel centres (TF);
+Convolutions are ``zoo.models.resnet.conv_bn`` (conv with bias, BN, ReLU: the
+ResNet layout of :func:`zoo.models.blocks.conv_bn_relu`). All resizing is bilinear with half-pixel centres (TF);
 the PyTorch reference codes use ``align_corners=True``, a sub-pixel shift.
 """
 from __future__ import annotations
@@ -133,12 +134,14 @@ def danet_head(x: keras.KerasTensor, dropout: float = 0.1,
 
 
 def classifier(x: keras.KerasTensor, classes: int, size: Sequence[int],
-               name: str = "classifier") -> keras.KerasTensor:
-    """1x1 conv to ``classes`` logits, bilinear upsampling to ``size``, float32 softmax.
+               activation: str = "softmax", name: str = "classifier") -> keras.KerasTensor:
+    """1x1 conv to ``classes`` logits, bilinear upsampling to ``size``, float32 activation.
 
-    Layers: ``{name}_conv``, ``{name}_up`` and ``mask`` (the softmax, float32 under
+    ``activation``: ``"softmax"`` (one class per pixel: A-PSPNet) or
+    ``"sigmoid"`` (independent maps: SANet's lesion attributes). Layers:
+    ``{name}_conv``, ``{name}_up`` and ``mask`` (the activation, float32 under
     mixed precision).
     """
     x = layers.Conv2D(classes, 1, name=f"{name}_conv")(x)
     x = resize_to(x, size, f"{name}_up")
-    return layers.Activation("softmax", dtype="float32", name="mask")(x)
+    return layers.Activation(activation, dtype="float32", name="mask")(x)
