@@ -228,6 +228,7 @@ def segmentation_dataset(
     augment: Augmentation | None = None,
     mask_mode: Literal["binary", "index"] = "binary",
     extra_maps: Sequence[str] = (),
+    label_names: Sequence[str] = (),
     seed: int = 0,
     cache: bool | str = True,
     shuffle_buffer: int | None = None,
@@ -253,6 +254,11 @@ def segmentation_dataset(
             (:func:`decode_label_map`); it is resized to its image with nearest
             neighbour, then fitted, cropped and augmented with the masks'
             geometry, labels kept.
+        label_names: names of image-level labels carried beside the masks as
+            targets (AttnMel: ``("melanoma",)`` with the lesion mask that
+            regularises its attention maps), read from ``record.labels`` as in
+            :func:`classification_dataset`. Each sample's labels travel with its
+            image and masks through the shuffle, so they stay aligned.
         seed: seeds the shuffle and the augmentation.
         cache: True (memory), a file path (disk) or False; see the module docs.
         shuffle_buffer: default: the number of records (a full shuffle).
@@ -260,56 +266,70 @@ def segmentation_dataset(
         drop_remainder: default: True when training, else False.
 
     Returns:
-        A dataset of ``(float32 [B, h, w, 3], mask [B, h, w, K])``; with
-        ``extra_maps``, of ``({"image": float32 [B, h, w, 3], name: int32
-        [B, h, w, 1] for each name}, mask [B, h, w, K])``.
+        A dataset of ``(inputs, targets)``. ``inputs`` is the image, float32
+        ``[B, h, w, 3]``; with ``extra_maps``, ``{"image": image, name: int32
+        [B, h, w, 1] for each name}``. ``targets`` is the mask ``[B, h, w, K]``;
+        with ``label_names``, ``{"masks": mask, "labels": float32
+        [B, len(label_names)]}``.
     """
     _check_common(records, batch_size, shuffle_buffer)
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}.")
-    mask_names, extra_maps = tuple(mask_names), tuple(extra_maps)
+    mask_names, extra_maps, label_names = tuple(mask_names), tuple(extra_maps), tuple(label_names)
     if not mask_names:
         raise ValueError("mask_names: give at least one mask name.")
     if mask_mode == "index" and len(mask_names) != 1:
         raise ValueError(f"mask_mode='index' reads one class-index mask file, got mask_names={mask_names}.")
     if "image" in extra_maps or len(set(extra_maps)) != len(extra_maps):
         raise ValueError(f"extra_maps: names must be distinct and not 'image', got {extra_maps}.")
+    if len(set(label_names)) != len(label_names):
+        raise ValueError(f"label_names: names must be distinct, got {label_names}.")
     mask_paths = [_record_mask_paths(record, mask_names) for record in records]
     map_paths = [_record_extra_map_paths(record, extra_maps) for record in records]
     for record, paths, maps in zip(records, mask_paths, map_paths):
         for path in (record.image_path, *paths, *maps):
             _check_image_file(Path(path))
     image_paths = [str(record.image_path) for record in records]
+    # What rides along with each image; load and finish see one sample's share of it.
+    parts = {"masks": mask_paths}
+    if extra_maps:
+        parts["maps"] = map_paths
+    if label_names:
+        parts["labels"] = [_record_labels(record, label_names) for record in records]
 
-    def load(image_path, paths, maps=None):
+    def load(image_path, sample):
         image = decode_image_file(image_path)
-        masks = _decode_masks(paths, len(mask_names), image_path, tf.shape(image))
-        loaded = resize_images(image, spec), resize_masks(masks, spec)
-        if not extra_maps:
-            return loaded
-        labels = [tf.cast(decode_label_map(maps[index], tf.shape(image)[:2]), tf.uint16)
-                  for index in range(len(extra_maps))]
-        return *loaded, resize_masks(tf.concat(labels, axis=-1), spec)
+        masks = _decode_masks(sample["masks"], len(mask_names), image_path, tf.shape(image))
+        loaded = {"masks": resize_masks(masks, spec)}
+        if extra_maps:
+            maps = [tf.cast(decode_label_map(sample["maps"][index], tf.shape(image)[:2]), tf.uint16)
+                    for index in range(len(extra_maps))]
+            loaded["maps"] = resize_masks(tf.concat(maps, axis=-1), spec)
+        if label_names:
+            loaded["labels"] = sample["labels"]
+        return resize_images(image, spec), loaded
 
-    def finish(image, masks, seed_pair=None):
-        image, masks = _augment_and_normalize(image, masks, seed_pair, spec, augment)
-        return image, _mask_target(masks, mask_mode)
+    def finish(image, loaded, seed_pair=None):
+        geometry = loaded["masks"]
+        if extra_maps:
+            # masks and maps travel as one int32 tensor so every geometric step treats them alike
+            geometry = tf.concat([tf.cast(geometry, tf.int32), tf.cast(loaded["maps"], tf.int32)], axis=-1)
+        image, geometry = _augment_and_normalize(image, geometry, seed_pair, spec, augment)
+        inputs = image
+        if extra_maps:
+            inputs = {"image": image}
+            for index, name in enumerate(extra_maps):
+                channel = len(mask_names) + index
+                inputs[name] = geometry[..., channel : channel + 1]
+        targets = _mask_target(geometry[..., : len(mask_names)], mask_mode)
+        if label_names:
+            targets = {"masks": targets, "labels": loaded["labels"]}
+        return inputs, targets
 
-    def finish_with_maps(image, masks, labels, seed_pair=None):
-        # masks and maps travel as one int32 tensor so every geometric step treats them alike
-        stacked = tf.concat([tf.cast(masks, tf.int32), tf.cast(labels, tf.int32)], axis=-1)
-        image, stacked = _augment_and_normalize(image, stacked, seed_pair, spec, augment)
-        inputs = {"image": image}
-        for index, name in enumerate(extra_maps):
-            channel = len(mask_names) + index
-            inputs[name] = stacked[..., channel : channel + 1]
-        return inputs, _mask_target(stacked[..., : len(mask_names)], mask_mode)
-
-    slices = (image_paths, mask_paths, map_paths) if extra_maps else (image_paths, mask_paths)
-    dataset = tf.data.Dataset.from_tensor_slices(slices)
+    dataset = tf.data.Dataset.from_tensor_slices((image_paths, parts))
     dataset = _cache(dataset.map(load, num_parallel_calls=AUTOTUNE), cache)
     dataset = _shuffle_repeat(dataset, training, shuffle_buffer or len(records), seed, repeat)
-    dataset = _map_finish(dataset, finish_with_maps if extra_maps else finish, training, seed)
+    dataset = _map_finish(dataset, finish, training, seed)
     return _finish(dataset, batch_size, training if drop_remainder is None else drop_remainder)
 
 

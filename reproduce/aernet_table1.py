@@ -5,7 +5,7 @@
 
 Each row is a segmentation_models U-Net over one ImageNet-pretrained encoder
 (:func:`zoo.models.sm_adapter.build_sm_unet`, section 4.3), trained and evaluated
-with the recipe of :mod:`reproduce.aernet_table2` (same split file, Adam 1e-3,
+with the recipe of :mod:`reproduce.aernet_recipe` (same split file, Adam 1e-3,
 Dice loss, batch 16, 100 epochs, CIELAB [0, 1] at 256x256). The paper reports only
 the Jaccard index of the five best of its sweep; the other encoders it tried are
 available through ``build_sm_unet`` but not rows here.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.aernet_table2 import (DATASET, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
+from reproduce.aernet_recipe import (DATASET, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
                                      input_shape, run_segmentation_row)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
 from zoo.models.sm_adapter import TABLE1_BACKBONES, build_sm_unet

@@ -4,7 +4,7 @@
     python reproduce/aernet_table3.py --smoke
 
 Only the last row, AER-Net, is measured (with the recipe of
-:mod:`reproduce.aernet_table2`; pass the same ``--split`` file to score it on the
+:mod:`reproduce.aernet_recipe`; pass the same ``--split`` file to score it on the
 same test images as Table 2). The other rows are results the paper quotes from
 other publications, on their own splits and protocols; they are printed as quoted,
 never run.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.aernet_table2 import (DATASET, JSI_DC, PAPER_SETTINGS, SMOKE,
+from reproduce.aernet_recipe import (DATASET, JSI_DC, PAPER_SETTINGS, SMOKE,
                                      add_recipe_arguments, input_shape, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 from zoo.models.aernet import build_aernet

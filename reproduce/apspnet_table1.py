@@ -6,65 +6,21 @@
 
 Each row trains A-PSPNet (attention ResNet50 + PSPNet head) with one arrangement
 of :data:`zoo.layers.cbam.CBAM_ORDERS` and reports the test-set MIoU (eq. 7) and
-"MPA" (eq. 8). This module also holds the recipe Table III shares
-(:func:`train_segmenter`, :func:`evaluate_segmenter`).
-
-The recipe (paper section IV):
-
-* data: Labelme JSON (kidney and hydronephrosis polygons, ``--label-map``) or
-  image/mask folders (``--data-format folders``), PNG/JPEG/DICOM; a random 9:1
-  train/test split, written once to ``--split-file`` and reused by every row and
-  by Table III;
-* input: padded to a square with grey borders, resized to 473x473
-  (:data:`zoo.models.apspnet.APSPNET_INPUT`), ImageNet ResNet50 weights;
-* Combo loss (eq. 6, :class:`zoo.losses.ComboLoss`), Adam, learning rate 1e-3,
-  batch 8, 50 epochs here (Table I) and 100 in Table III.
-
-Reading notes and deviations:
-
-* The paper has no validation split and reports "the final model"; we keep the
-  epoch with the lowest *training* loss (the final one once training has
-  converged), so the test set never picks an epoch.
-* "MPA" follows eq. 8, the mean over classes of the area under the
-  precision-recall curve (:func:`zoo.metrics.mean_average_precision`); the mean
-  pixel accuracy the name suggests is in ``result.json`` (``mean_pixel_accuracy``).
-* Scores are computed on the 473x473 model input (grey borders included, as
-  background), over all test pixels at once.
+"MPA" (eq. 8), with the recipe of :mod:`reproduce.apspnet_recipe` (9:1 split,
+473x473 grey-padded input, Combo loss, Adam 1e-3, batch 8; its docstring lists the
+reading notes and deviations).
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import functools
-import json
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-import keras
-import numpy as np
-import tensorflow as tf
+from reproduce.apspnet_recipe import (BATCH_SIZE, DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE,
+                                      add_recipe_arguments, run_segmentation_row)
+from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
+from zoo.models.apspnet import build_apspnet
 
-from data_tools.folders import read_labelme, read_mask_folder
-from data_tools.pipeline import segmentation_dataset
-from data_tools.preprocess import InputSpec
-from data_tools.records import DatasetError, Record
-from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
-from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.losses import ComboLoss
-from zoo.metrics import mean_average_precision, mean_iou, mean_pixel_accuracy
-from zoo.models.apspnet import APSPNET_INPUT, BACKBONES, build_apspnet
-from zoo.train import TrainResult, fit
-
-MASK_NAME = "classes"
-LEARNING_RATE = 1e-3      # section IV-B
-TEST_FRACTION = 0.1       # section IV-A: 9:1
-PAPER_SETTINGS = {"epochs": 50, "batch_size": 8}
-SMOKE = {"epochs": 1, "batch_size": 2, "image_size": 64, "weights": None, "backbone": "resnet14"}
-"""``--smoke``: 64x64 inputs, ResNet14 backbone, one epoch, random weights."""
-
-MIOU_MPA = (Column("MIoU", "%", higher_is_better=True, decimals=2),
-            Column("MPA", "%", higher_is_better=True, decimals=2))
+PAPER_SETTINGS = {"epochs": 50, "batch_size": BATCH_SIZE}   # section IV-B
 
 ORDERS = {
     "ResNet50 + Spatial attention unit": "spatial",
@@ -86,204 +42,11 @@ TABLE = PaperTable(
         PaperRow("ResNet50 + Channel&Spatial attention units", {"MIoU": 87.43, "MPA": 93.53}),
     ],
     notes=[
-        "MPA is eq. 8 (mean area under the per-class precision-recall curves); the mean "
-        "pixel accuracy is in table.json (mean_pixel_accuracy).",
-        "The paper reports the final model; we keep the epoch of lowest training loss "
-        "(no validation split; the test set never picks an epoch).",
+        *RECIPE_NOTES,
         "Each row: A-PSPNet (CBAM before and after ResNet50, PSPNet head) with the row's "
         "arrangement, trained 50 epochs with Combo loss, Adam 1e-3, batch 8, 473x473.",
     ],
 )
-
-DATASET = DatasetNeed(
-    name="renal ultrasound (UPJO hydronephrosis, Labelme)",
-    default_dir="data/renal_ultrasound",
-    how_to_get=("the paper's data is private (Beijing Children's Hospital): pass your own "
-                "Labelme folder (*.json with kidney/hydronephrosis polygons, --label-map), or "
-                "--data-format folders with images/ and class-index masks/"),
-    make_synthetic=functools.partial(make_ultrasound_labelme, n=10, image_size=(72, 96)),
-    site=None,
-)
-
-
-# --------------------------------------------------------------------------- flags
-
-
-def _weights(text: str) -> str | None:
-    return None if text.lower() == "none" else text
-
-
-def parse_label_map(text: str) -> dict[str, int]:
-    """``"kidney=1,hydronephrosis=2"`` -> ``{"kidney": 1, "hydronephrosis": 2}``."""
-    label_map = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        label, _, index = item.partition("=")
-        if not label or not index.strip().isdigit() or int(index) < 1:
-            raise argparse.ArgumentTypeError(
-                f"--label-map: {item!r} is not LABEL=INDEX with INDEX >= 1 (0 is the "
-                "background), e.g. kidney=1,hydronephrosis=2")
-        label_map[label.strip()] = int(index)
-    if not label_map:
-        raise argparse.ArgumentTypeError("--label-map is empty; e.g. kidney=1,hydronephrosis=2")
-    return label_map
-
-
-def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of the A-PSPNet recipe, with the paper's values as defaults."""
-    default_map = ",".join(f"{k}={v}" for k, v in ULTRASOUND_LABEL_MAP.items())
-    parser.add_argument("--data-format", choices=("labelme", "folders"), default="labelme",
-                        help="Labelme JSON folder, or image and class-index mask folders "
-                             "(default: %(default)s)")
-    parser.add_argument("--label-map", type=parse_label_map, default=parse_label_map(default_map),
-                        help="Labelme label -> class index, e.g. kidney=1,hydrops=2 "
-                             f"(default: {default_map}); with folders, the class names")
-    parser.add_argument("--image-dir", default="images",
-                        help="folders format: image folder inside --data-dir (default: %(default)s)")
-    parser.add_argument("--mask-dir", default="masks",
-                        help="folders format: mask folder inside --data-dir; pixel value = "
-                             "class index (default: %(default)s)")
-    parser.add_argument("--mask-suffix", default="",
-                        help="folders format: what mask stems add to image stems, e.g. _mask")
-    parser.add_argument("--image-size", type=int, default=473,
-                        help="model input side (default: %(default)s, the paper's)")
-    parser.add_argument("--weights", type=_weights, default="imagenet",
-                        help="ResNet50 weights: imagenet, none, or a keras.applications "
-                             "ResNet50 no-top weights file (default: %(default)s)")
-    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",
-                        help="backbone ResNet (default: %(default)s, the paper's)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
-                        help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
-                        help="share of the images in the test split (default: %(default)s)")
-    parser.add_argument("--split-file", type=Path,
-                        help="the train/test split, written on the first run and reused "
-                             "(default: <data-dir>/.apspnet/split-seed<seed>.json)")
-
-
-def num_classes(args: argparse.Namespace) -> int:
-    """Background plus the classes of ``--label-map``."""
-    return max(args.label_map.values()) + 1
-
-
-def input_spec(args: argparse.Namespace) -> InputSpec:
-    """:data:`APSPNET_INPUT` at ``--image-size``."""
-    return dataclasses.replace(APSPNET_INPUT, image_size=(args.image_size, args.image_size))
-
-
-# --------------------------------------------------------------------------- data
-
-
-def read_records(ctx: RowContext) -> list[Record]:
-    """Every annotated image of ``--data-dir``, masks under ``mask_paths["classes"]``."""
-    args = ctx.args
-    if args.data_format == "labelme":
-        return read_labelme(ctx.data_dir, args.label_map, skip_bad=ctx.bad_inputs)
-    return read_mask_folder(ctx.data_dir / args.image_dir, ctx.data_dir / args.mask_dir,
-                            mask_suffix=args.mask_suffix, classes=num_classes(args),
-                            mask_name=MASK_NAME, skip_bad=ctx.bad_inputs)
-
-
-def split_records(records: Sequence[Record], path: Path, test_fraction: float, seed: int
-                  ) -> tuple[list[Record], list[Record]]:
-    """The 9:1 random split, read from ``path`` or drawn (seeded) and written there.
-
-    Raises:
-        DatasetError: ``path`` is unreadable or names images that are not in the
-            dataset (the data changed: delete the file or pass another).
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"--test-fraction must be in (0, 1), got {test_fraction}")
-    ids = [record.image_id for record in records]
-    if path.is_file():
-        try:
-            split = json.loads(path.read_text(encoding="utf-8"))
-            test_ids = set(split["test"])
-            known = set(split["train"]) | test_ids
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise DatasetError(path, f"not a split file ({error}); delete it to draw a new one")
-        missing = sorted(known - set(ids))
-        if missing:
-            raise DatasetError(path, f"{len(missing)} images of the split are not in the data "
-                                     f"(e.g. {missing[0]!r}); delete the file to draw a new split")
-        new = sorted(set(ids) - known)
-        if new:
-            raise DatasetError(path, f"{len(new)} images of the data are not in the split "
-                                     f"(e.g. {new[0]!r}); delete the file to draw a new split")
-    else:
-        count = min(max(1, round(test_fraction * len(ids))), len(ids) - 1)
-        test_ids = set(np.random.default_rng(seed).permutation(ids)[:count].tolist())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"seed": seed, "train": sorted(set(ids) - test_ids),
-                                    "test": sorted(test_ids)}, indent=2), encoding="utf-8")
-    return ([r for r in records if r.image_id not in test_ids],
-            [r for r in records if r.image_id in test_ids])
-
-
-def train_test_records(ctx: RowContext) -> tuple[list[Record], list[Record]]:
-    """The records of the shared train/test split of ``ctx``'s data."""
-    args = ctx.args
-    # In a subfolder: read_labelme reads every *.json of the data folder itself.
-    path = args.split_file or ctx.data_dir / ".apspnet" / f"split-seed{args.seed}.json"
-    return split_records(read_records(ctx), path, args.test_fraction, args.seed)
-
-
-def make_dataset(records: Sequence[Record], args: argparse.Namespace, *, training: bool
-                 ) -> tf.data.Dataset:
-    """``(image, class-index mask [B, H, W, 1])`` batches at the model's input size."""
-    return segmentation_dataset(records, input_spec(args), mask_names=(MASK_NAME,),
-                                batch_size=args.batch_size, training=training,
-                                mask_mode="index", seed=args.seed,
-                                drop_remainder=False)
-
-
-# --------------------------------------------------------------------------- training
-
-
-Builder = Callable[..., keras.Model]
-
-
-def train_segmenter(ctx: RowContext, build: Builder, train: Sequence[Record]) -> TrainResult:
-    """Trains ``build(input_shape, classes, weights, backbone=...)`` with the recipe."""
-    args = ctx.args
-    shape = (args.image_size, args.image_size, 3)
-    config = ctx.train_config(monitor="loss", mode="min")
-    return fit(lambda: build(shape, num_classes(args), args.weights, backbone=args.backbone),
-               make_dataset(train, args, training=True), None, config,
-               optimizer=lambda: keras.optimizers.Adam(args.learning_rate),
-               loss=lambda: ComboLoss(sparse=True))
-
-
-def segmentation_scores(truth: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Eq. 7 MIoU, eq. 8 "MPA" and the mean pixel accuracy, in percent."""
-    classes = probabilities.shape[-1]
-    predicted = np.argmax(probabilities, axis=-1)
-    return {"miou": 100 * mean_iou(truth, predicted, classes),
-            "mpa_eq8": 100 * mean_average_precision(truth, probabilities),
-            "mean_pixel_accuracy": 100 * mean_pixel_accuracy(truth, predicted, classes)}
-
-
-def evaluate_segmenter(ctx: RowContext, trained: TrainResult, test: Sequence[Record]
-                       ) -> RowResult:
-    """Test-set scores of the kept epoch, over all test pixels."""
-    dataset = make_dataset(test, ctx.args, training=False)
-    truth = np.concatenate([np.asarray(mask)[..., 0] for _, mask in dataset])
-    probabilities = np.asarray(trained.model.predict(dataset.map(lambda x, y: x), verbose=0))
-    scores = segmentation_scores(truth, probabilities)
-    return RowResult({"MIoU": scores["miou"], "MPA": scores["mpa_eq8"]},
-                     history=trained.history, monitor="loss",
-                     extra={**scores, "best_epoch": trained.best_epoch,
-                            "test_images": len(test),
-                            "params": trained.model.count_params()})
-
-
-def run_segmentation_row(ctx: RowContext, build: Builder) -> RowResult:
-    """Split, train, evaluate: one row of Table I or III."""
-    train, test = train_test_records(ctx)
-    result = evaluate_segmenter(ctx, train_segmenter(ctx, build, train), test)
-    return dataclasses.replace(result, extra={**result.extra, "train_images": len(train)})
-
-
-# --------------------------------------------------------------------------- the table
 
 
 def run_row(ctx: RowContext) -> RowResult:

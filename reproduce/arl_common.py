@@ -66,7 +66,7 @@ from data_tools.records import Record
 from data_tools.synthetic import make_isic2017
 from reproduce import report
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult
+from reproduce.frame import NON_RESULT_FLAGS, Column, RowContext, RowResult
 from zoo.metrics import classification_scores, isic2017_average_auc
 from zoo.models.arl_cnn import (build_arl_cnn14, build_arl_cnn50, build_ran14, build_ran50,
                                 build_senet14, build_senet50)
@@ -357,13 +357,9 @@ class TaskResult:
     params: int
 
 
-_NOT_SETTINGS = ("out", "rows", "force", "xla", "strategy")
-"""Flags that do not change a trained task's numbers (as the frame's resume rule)."""
-
-
 def _settings(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The flags a trained task depends on."""
-    flags = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    flags = {k: v for k, v in vars(args).items() if k not in NON_RESULT_FLAGS}
     return report.json_safe({**flags, "seed": seed})
 
 

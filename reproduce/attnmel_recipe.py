@@ -150,22 +150,22 @@ def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int,
     ``attention_outputs``: the model is AttnMel-CNN, whose targets are a dict keyed
     by its three outputs. With an ``roi`` both attention maps get the ROI mask as
     target (eq. 5); without, all-zero maps that eq. 5 weighs with 0 (Keras needs a
-    target per output). The ROI masks come from a segmentation pipeline zipped with
-    the label pipeline: both shuffle and augment the same records with the same
-    seed, so they stay aligned (``tests/test_attnmel_reproduce.py`` checks it).
+    target per output). The ROI masks and the labels come from one segmentation
+    pipeline that carries the labels beside the masks (``label_names``), so each
+    image is decoded and augmented once and its targets cannot drift from it.
     """
     common = dict(batch_size=batch_size, training=training, seed=seed, repeat=repeat,
                   augment=ATTNMEL_AUGMENTATION if training else None)
+    if roi is not None and attention_outputs:
+        masked = segmentation_dataset(records, spec, mask_names=(ROI_MASKS[roi],),
+                                      label_names=(LABEL,), **common)
+        return masked.map(lambda image, targets: (image, _attnmel_targets(
+            targets["labels"], roi_target(targets["masks"], roi))))
     labelled = classification_dataset(records, spec, label_names=(LABEL,), **common)
     if not attention_outputs:
         return labelled.map(lambda image, labels: (image, _one_hot(labels)))
-    if roi is None:
-        return labelled.map(lambda image, labels: (image, _attnmel_targets(
-            labels, tf.zeros_like(image[..., :1]))))
-    masked = segmentation_dataset(records, spec, mask_names=(ROI_MASKS[roi],), **common)
-    return tf.data.Dataset.zip(masked, labelled).map(
-        lambda with_mask, with_label: (with_mask[0], _attnmel_targets(
-            with_label[1], roi_target(with_mask[1], roi))))
+    return labelled.map(lambda image, labels: (image, _attnmel_targets(
+        labels, tf.zeros_like(image[..., :1]))))
 
 
 def _attnmel_targets(labels: tf.Tensor, reference: tf.Tensor) -> dict[str, tf.Tensor]:

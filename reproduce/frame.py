@@ -62,9 +62,11 @@ from reproduce.datasets import DatasetNeed, MissingDataError, find_real_data, pr
 from zoo.runtime import STRATEGIES, describe_runtime, is_chief, make_strategy, task_name
 from zoo.train import TrainConfig
 
-#: Flags that change how a row runs but not its numbers: a row finished with other
-#: values of these is still reused.
-_RESUME_IGNORES = frozenset({"out", "rows", "force", "xla", "strategy"})
+#: Flags that do not change a trained row's numbers, only where and how it runs: the
+#: output folder, the rows chosen, rerunning, XLA compilation and the distribution
+#: strategy. A row finished with other values of these is still reused; every other
+#: flag is one of the row's settings (recorded in its ``result.json``).
+NON_RESULT_FLAGS = frozenset({"out", "rows", "force", "xla", "strategy"})
 #: Exit status for errors the user fixes by changing the command or the data.
 EXIT_USAGE = 2
 
@@ -487,7 +489,7 @@ def _checked(table: PaperTable, row: PaperRow, result: Any) -> RowResult:
 def _row_settings(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """The flags that decide a row's numbers, as JSON: finished rows are reused only
     when these are equal."""
-    flags = {k: v for k, v in vars(args).items() if k not in _RESUME_IGNORES}
+    flags = {k: v for k, v in vars(args).items() if k not in NON_RESULT_FLAGS}
     flags["data_dir"] = data_dir.resolve()
     return json.loads(json.dumps(report.json_safe(flags)))
 

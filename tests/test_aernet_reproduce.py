@@ -1,9 +1,9 @@
-"""The AER-Net table scripts: ``aernet_table2.py --smoke`` end to end, and the split."""
+"""The AER-Net table scripts: ``aernet_table2.py --smoke`` end to end, and the recipe's split."""
 import json
 
 import pytest
 
-from reproduce import aernet_table2
+from reproduce import aernet_recipe, aernet_table2
 
 # The first and last rows: the plain U-Net baseline and AER-Net itself. The two
 # ablation rows between them share every block with these two (tests/test_aernet_models.py
@@ -50,10 +50,10 @@ def test_smoke_run_writes_table_split_and_figures(smoke_run):
 
 def test_split_is_the_papers_2094_of_2594_and_stable():
     ids = [f"ISIC_{i:07d}" for i in range(2594)]
-    split = aernet_table2.make_split(ids)
+    split = aernet_recipe.make_split(ids)
     assert (len(split["train"]), len(split["test"])) == (2094, 500)
     assert sorted(split["train"] + split["test"]) == ids
-    assert aernet_table2.make_split(reversed(ids)) == split
+    assert aernet_recipe.make_split(reversed(ids)) == split
 
 
 def test_rerun_keeps_finished_rows_and_the_split(smoke_run, capsys):

@@ -6,7 +6,7 @@ import pytest
 
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
-from reproduce import apspnet_table1, apspnet_table2, apspnet_table3
+from reproduce import apspnet_recipe, apspnet_table1, apspnet_table2, apspnet_table3
 from reproduce.frame import RowContext
 
 PAPER_CBAM_PARAMETERS = 26.08203 - 25.55703   # Table II, in millions
@@ -49,15 +49,15 @@ def _records(ids):
 def test_split_is_nine_to_one_written_once_and_checked(tmp_path):
     path = tmp_path / "split.json"
     records = _records([f"us_{i:02d}" for i in range(20)])
-    train, test = apspnet_table1.split_records(records, path, 0.1, seed=3)
+    train, test = apspnet_recipe.split_records(records, path, 0.1, seed=3)
     assert len(train) == 18 and len(test) == 2
     assert not {r.image_id for r in train} & {r.image_id for r in test}
-    again = apspnet_table1.split_records(list(reversed(records)), path, 0.1, seed=99)
+    again = apspnet_recipe.split_records(list(reversed(records)), path, 0.1, seed=99)
     assert {r.image_id for r in again[1]} == {r.image_id for r in test}  # read, not redrawn
     with pytest.raises(DatasetError, match="not in the split"):
-        apspnet_table1.split_records(records + _records(["new"]), path, 0.1, seed=3)
+        apspnet_recipe.split_records(records + _records(["new"]), path, 0.1, seed=3)
     with pytest.raises(DatasetError, match="split.json.*not in the data"):
-        apspnet_table1.split_records(records[1:], path, 0.1, seed=3)
+        apspnet_recipe.split_records(records[1:], path, 0.1, seed=3)
 
 
 def test_split_of_a_labelme_folder_is_reused_by_the_next_row(tmp_path):
@@ -66,8 +66,8 @@ def test_split_of_a_labelme_folder_is_reused_by_the_next_row(tmp_path):
                               split_file=None, test_fraction=0.1, seed=0)
     ctx = RowContext(args, apspnet_table1.TABLE.rows[0], data, tmp_path / "row", True,
                      BadInputPolicy(False))
-    first = apspnet_table1.train_test_records(ctx)
-    second = apspnet_table1.train_test_records(ctx)  # the split file must not be read as data
+    first = apspnet_recipe.train_test_records(ctx)
+    second = apspnet_recipe.train_test_records(ctx)  # the split file must not be read as data
     assert [len(part) for part in first] == [9, 1]
     assert [[r.image_id for r in part] for part in first] == \
         [[r.image_id for r in part] for part in second]
@@ -75,10 +75,10 @@ def test_split_of_a_labelme_folder_is_reused_by_the_next_row(tmp_path):
 
 
 def test_label_map_flag():
-    assert apspnet_table1.parse_label_map("kidney=1, hydrops=2") == {"kidney": 1, "hydrops": 2}
+    assert apspnet_recipe.parse_label_map("kidney=1, hydrops=2") == {"kidney": 1, "hydrops": 2}
     for bad in ("kidney", "kidney=0", "kidney=x", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="label-map"):
-            apspnet_table1.parse_label_map(bad)
+            apspnet_recipe.parse_label_map(bad)
 
 
 @pytest.mark.parametrize("script, row", [

@@ -161,6 +161,13 @@ def test_table7_smoke_run_writes_a_synthetic_table(tmp_path):
     assert len(predictions) == 6 and all(0.0 <= float(p["melanoma"]) <= 1.0 for p in predictions)
 
 
+def test_task_settings_leave_out_the_frames_non_result_flags():
+    """A trained task is reused under the frame's rule for rows (frame.NON_RESULT_FLAGS)."""
+    args = argparse.Namespace(out="results/x", rows=["ResNet14"], force=True, xla=True,
+                              strategy="mirrored", epochs=3, seed=0, learning_rate=0.01)
+    assert arl_common._settings(args, seed=7) == {"epochs": 3, "seed": 7, "learning_rate": 0.01}
+
+
 def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, monkeypatch):
     """A rerun with the same flags keeps a finished task; other flags wipe its folder."""
     root, splits = isic2017

@@ -53,7 +53,8 @@ def test_split_validation_is_stratified_and_disjoint(isic2017_train):
 @pytest.mark.parametrize("roi", ["lesion", "background"])
 def test_roi_targets_follow_their_images(isic2017_train, spec, roi):
     """Eq. 5's targets: one-hot labels and the ROI (or its inverse), aligned with the
-    augmented image: the zipped label pipeline yields the very same images."""
+    augmented image: the classification pipeline over the same records and seed yields
+    the very same images with the same labels."""
     make = dict(spec=spec, batch_size=3, seed=5, attention_outputs=True)
     dataset = attnmel_recipe.make_dataset(isic2017_train, training=True, roi=roi, **make)
     labelled = classification_dataset(isic2017_train, spec, label_names=("melanoma",),

@@ -21,7 +21,7 @@ from PIL import Image
 from data_tools.records import DatasetError
 from reproduce import report
 from reproduce.datasets import DatasetNeed, prepare_synthetic_data
-from reproduce.frame import Column, PaperRow, PaperTable, RowResult, run_table
+from reproduce.frame import NON_RESULT_FLAGS, Column, PaperRow, PaperTable, RowResult, run_table
 from zoo.train import TrainConfig
 
 TABLE = PaperTable(
@@ -192,6 +192,14 @@ def test_row_result_files_hold_values_and_settings(full_run):
     assert record["result"]["values"] == {"JSI": 77.5}
     assert record["result"]["history"] == toy_history(4)
     assert record["settings"]["epochs"] == 4
+
+
+def test_row_settings_are_every_flag_but_the_non_result_ones(full_run):
+    _, result = full_run
+    flags = json.loads((result.out_dir / "config.json").read_text())["flags"]
+    record = json.loads((result.out_dir / "rows" / "alpha" / "result.json").read_text())
+    assert NON_RESULT_FLAGS < set(flags)  # names real flags
+    assert set(record["settings"]) == (set(flags) - NON_RESULT_FLAGS) | {"data_dir"}
 
 
 def test_curves_png_is_an_image_with_a_panel_pair_per_row(full_run):

@@ -236,3 +236,46 @@ def test_extra_maps_missing_from_a_record_names_the_image(records):
     with pytest.raises(DatasetError, match=r"img_0\.png.*no extra map"):
         segmentation_dataset(records, InputSpec(image_size=(16, 16)), batch_size=2, training=False,
                              extra_maps=("labels",))
+
+
+# ---------------------------------------------------------------- image-level labels
+
+
+def test_label_names_ride_with_their_images_and_masks(records):
+    """The labels of a shuffled, augmented sample are its record's: the same as the
+    classification pipeline's (same seed), beside the same masks as without labels."""
+    spec = InputSpec((16, 16), resize="nearest")
+    common = dict(batch_size=3, training=True, augment=GEOMETRIC, seed=5, cache=False)
+    with_labels = segmentation_dataset(records, spec, label_names=("melanoma",), **common)
+    masks_only = segmentation_dataset(records, spec, **common)
+    labelled = classification_dataset(records, spec, label_names=("melanoma",), **common)
+    seen = []
+    for (image, targets), (same_image, masks), (image_again, labels) in zip(with_labels, masks_only, labelled):
+        assert set(targets) == {"masks", "labels"}
+        assert targets["labels"].dtype == tf.float32 and targets["labels"].shape == (3, 1)
+        np.testing.assert_array_equal(image, same_image)
+        np.testing.assert_array_equal(image, image_again)
+        np.testing.assert_array_equal(targets["masks"], masks)
+        np.testing.assert_array_equal(targets["labels"], labels)
+        np.testing.assert_array_equal(image[..., 0], targets["masks"][..., 0])  # red channel = mask
+        seen.extend(targets["labels"].numpy()[:, 0])
+    assert sorted(seen) == sorted(r.labels["melanoma"] for r in records)  # 2 batches of 3: every sample once
+
+
+def test_label_names_with_extra_maps_and_in_record_order(records, tmp_path):
+    with_maps = [_with_label_map(record, tmp_path) for record in records]
+    dataset = segmentation_dataset(with_maps, InputSpec(image_size=(8, 8)), batch_size=6, training=False,
+                                   extra_maps=("labels",), label_names=("melanoma",))
+    (inputs, targets), = list(dataset)
+    assert set(inputs) == {"image", "labels"} and set(targets) == {"masks", "labels"}
+    np.testing.assert_array_equal(targets["labels"][:, 0], [r.labels["melanoma"] for r in records])
+    np.testing.assert_array_equal(inputs["labels"] == 255, targets["masks"] == 1.0)
+
+
+def test_label_names_missing_from_a_record_names_the_image(records):
+    with pytest.raises(DatasetError, match=r"img_0\.png.*no label \['benign'\]"):
+        segmentation_dataset(records, InputSpec(image_size=(16, 16)), batch_size=2, training=False,
+                             label_names=("benign",))
+    with pytest.raises(ValueError, match="label_names"):
+        segmentation_dataset(records, InputSpec(image_size=(16, 16)), batch_size=2, training=False,
+                             label_names=("melanoma", "melanoma"))
