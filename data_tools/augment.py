@@ -13,8 +13,10 @@ Paper recipes (see the presets at the bottom):
   90-110 % of width and height, horizontal and vertical flips.
 * AttnMel (REFERENCE_NOTES): random crop 224 (done by the pipeline through
   ``InputSpec.pre_crop_size``), random 90-degree rotation, flips.
-* SANet (sanet.txt, "Data augmentation"): Gaussian noise, random contrast, Gaussian
-  blur of different sizes; plus flips and 90-degree rotations.
+* SANet (sanet.txt, "Data augmentation", after Jahanifar et al. 2018): Gaussian
+  noise, random contrast and random sharpness (Gaussian blur of different sizes;
+  sharpening by CLAHE, :mod:`data_tools.clahe`, and by imgaug's emboss); plus flips
+  and 90-degree rotations.
 """
 from __future__ import annotations
 
@@ -23,9 +25,14 @@ import math
 
 import tensorflow as tf
 
+from data_tools.clahe import checked_tile_grid, clahe, clahe_lightness
+
 FILL_MODES = ("reflect", "constant", "nearest", "wrap")
 INTERPOLATIONS = ("bilinear", "nearest")
-_NUM_SEEDS = 7  # one independent stream per random transform below
+# One independent stream per random transform below. Only ever append: the first n
+# of stateless_split(seed, m) are stateless_split(seed, n), so a new transform leaves
+# the draws of the older ones, and seeded results without it, unchanged.
+_NUM_SEEDS = 9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +55,17 @@ class Augmentation:
             drawn uniformly in [low, high].
         blur_sigma: ``(low, high)``: Gaussian blur with sigma uniform in
             [low, high] pixels, applied with probability ``blur_probability``.
+        clahe_clip_limit: ``(low, high)``: CLAHE (:func:`data_tools.clahe.clahe`,
+            OpenCV's relative clip limit uniform in [low, high], a
+            ``clahe_tile_grid`` of tiles) with probability ``clahe_probability``;
+            RGB images are equalised in their lightness (HSV value, colours kept,
+            :func:`~data_tools.clahe.clahe_lightness`), other images per channel.
+        emboss_alpha: ``(low, high)``: imgaug's ``Emboss`` (:func:`emboss`) with
+            blend factor uniform in [low, high] (within [0, 1]) and strength uniform
+            in ``emboss_strength``, with probability ``emboss_probability``.
+
+    Order: geometry; brightness, contrast, CLAHE, emboss, noise, blur (sharpening
+    acts on the image before noise is added, so it does not amplify the noise).
     """
 
     horizontal_flip: bool = False
@@ -62,6 +80,12 @@ class Augmentation:
     noise_std: tuple[float, float] | None = None
     blur_sigma: tuple[float, float] | None = None
     blur_probability: float = 0.5
+    clahe_clip_limit: tuple[float, float] | None = None
+    clahe_tile_grid: tuple[int, int] = (8, 8)
+    clahe_probability: float = 0.5
+    emboss_alpha: tuple[float, float] | None = None
+    emboss_strength: tuple[float, float] = (0.25, 1.0)
+    emboss_probability: float = 0.5
 
     def __post_init__(self):
         if self.fill_mode not in FILL_MODES:
@@ -72,17 +96,22 @@ class Augmentation:
             raise ValueError(f"Augmentation.rotation_degrees must be in [0, 180], got {self.rotation_degrees!r}.")
         if not 0.0 <= self.brightness <= 1.0:
             raise ValueError(f"Augmentation.brightness must be in [0, 1], got {self.brightness!r}.")
-        if not 0.0 <= self.blur_probability <= 1.0:
-            raise ValueError(f"Augmentation.blur_probability must be in [0, 1], got {self.blur_probability!r}.")
-        for name, minimum in (("zoom", 1e-3), ("contrast", 0.0), ("noise_std", 0.0), ("blur_sigma", 1e-3)):
+        for name in ("blur_probability", "clahe_probability", "emboss_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"Augmentation.{name} must be in [0, 1], got {getattr(self, name)!r}.")
+        ranges = (("zoom", 1e-3, math.inf), ("contrast", 0.0, math.inf), ("noise_std", 0.0, math.inf),
+                  ("blur_sigma", 1e-3, math.inf), ("clahe_clip_limit", 1e-3, math.inf), ("emboss_alpha", 0.0, 1.0),
+                  ("emboss_strength", 0.0, math.inf))
+        for name, minimum, maximum in ranges:
             value = getattr(self, name)
             if value is None:
                 continue
-            if len(value) != 2 or not minimum <= value[0] <= value[1]:
-                raise ValueError(
-                    f"Augmentation.{name} must be (low, high) with {minimum} <= low <= high, got {value!r}."
-                )
+            if len(value) != 2 or not minimum <= value[0] <= value[1] <= maximum:
+                bounds = f"{minimum} <= low <= high" + ("" if maximum == math.inf else f" <= {maximum}")
+                raise ValueError(f"Augmentation.{name} must be (low, high) with {bounds}, got {value!r}.")
             object.__setattr__(self, name, (float(value[0]), float(value[1])))
+        grid = checked_tile_grid(self.clahe_tile_grid, "Augmentation.clahe_tile_grid")
+        object.__setattr__(self, "clahe_tile_grid", grid)
 
     def __call__(
         self, image: tf.Tensor, mask: tf.Tensor | None = None, *, seed: tf.Tensor
@@ -135,9 +164,8 @@ class Augmentation:
         draws = tf.random.stateless_uniform((3,), seed)
         max_angle = math.radians(self.rotation_degrees)
         angle = (2.0 * draws[0] - 1.0) * max_angle
-        low, high = self.zoom or (1.0, 1.0)
-        zoom_x = low + (high - low) * draws[1]
-        zoom_y = low + (high - low) * draws[2]
+        zoom_x = _within(self.zoom or (1.0, 1.0), draws[1])
+        zoom_y = _within(self.zoom or (1.0, 1.0), draws[2])
         cos, sin = tf.cos(angle), tf.sin(angle)
         centre_x = (tf.cast(width, tf.float32) - 1.0) / 2.0
         centre_y = (tf.cast(height, tf.float32) - 1.0) / 2.0
@@ -151,21 +179,47 @@ class Augmentation:
     # ------------------------------------------------------------- photometric
 
     def _photometric(self, image, seeds):
-        brightness_seed, contrast_seed, noise_seed, blur_seed = seeds
+        brightness_seed, contrast_seed, noise_seed, blur_seed, clahe_seed, emboss_seed = seeds
         if self.brightness > 0:
             image = tf.image.stateless_random_brightness(image, self.brightness, brightness_seed)
         if self.contrast is not None:
             image = tf.image.stateless_random_contrast(image, *self.contrast, contrast_seed)
+        if self.clahe_clip_limit is not None:
+            image = self._random_clahe(image, clahe_seed)
+        if self.emboss_alpha is not None:
+            image = self._random_emboss(image, emboss_seed)
         if self.noise_std is not None:
             std_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(noise_seed, 2))
             std = tf.random.stateless_uniform((), std_seed, *self.noise_std)
             image = image + std * tf.random.stateless_normal(tf.shape(image), pixel_seed)
         if self.blur_sigma is not None:
             draws = tf.random.stateless_uniform((2,), blur_seed)
-            sigma = self.blur_sigma[0] + (self.blur_sigma[1] - self.blur_sigma[0]) * draws[0]
+            sigma = _within(self.blur_sigma, draws[0])
             radius = max(1, math.ceil(3.0 * self.blur_sigma[1]))
-            image = tf.where(draws[1] < self.blur_probability, gaussian_blur(image, sigma, radius), image)
+            image = tf.cond(
+                draws[1] < self.blur_probability, lambda: gaussian_blur(image, sigma, radius), lambda: image
+            )
         return image
+
+    def _random_clahe(self, image, seed):
+        draws = tf.random.stateless_uniform((2,), seed)
+        clip_limit = _within(self.clahe_clip_limit, draws[0])
+        equalise = clahe_lightness if image.shape[-1] == 3 else clahe
+        return tf.cond(
+            draws[1] < self.clahe_probability,
+            lambda: equalise(image, clip_limit, self.clahe_tile_grid),
+            lambda: image,
+        )
+
+    def _random_emboss(self, image, seed):
+        draws = tf.random.stateless_uniform((3,), seed)
+        alpha, strength = _within(self.emboss_alpha, draws[0]), _within(self.emboss_strength, draws[1])
+        return tf.cond(draws[2] < self.emboss_probability, lambda: emboss(image, alpha, strength), lambda: image)
+
+
+def _within(bounds: tuple[float, float], draw: tf.Tensor) -> tf.Tensor:
+    """Map a uniform draw in [0, 1) onto [low, high)."""
+    return bounds[0] + (bounds[1] - bounds[0]) * draw
 
 
 def _warp(image: tf.Tensor, transform: tf.Tensor, interpolation: str, fill_mode: str) -> tf.Tensor:
@@ -189,16 +243,40 @@ def gaussian_blur(image: tf.Tensor, sigma: tf.Tensor | float, radius: int) -> tf
     if radius < 1:
         raise ValueError(f"gaussian_blur: radius must be >= 1, got {radius}.")
     image = tf.convert_to_tensor(image, tf.float32)
-    channels = image.shape[-1]
     offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
     weights = tf.exp(-0.5 * tf.square(offsets / tf.cast(sigma, tf.float32)))
     weights = weights / tf.reduce_sum(weights)
     padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    vertical = tf.tile(tf.reshape(weights, (-1, 1, 1, 1)), (1, 1, channels, 1))
-    horizontal = tf.tile(tf.reshape(weights, (1, -1, 1, 1)), (1, 1, channels, 1))
-    blurred = tf.nn.depthwise_conv2d(padded, vertical, (1, 1, 1, 1), "VALID")
-    blurred = tf.nn.depthwise_conv2d(blurred, horizontal, (1, 1, 1, 1), "VALID")
-    return blurred[0]
+    blurred = _filter_each_channel(padded, tf.reshape(weights, (-1, 1)))
+    return _filter_each_channel(blurred, tf.reshape(weights, (1, -1)))[0]
+
+
+def emboss(image: tf.Tensor, alpha: tf.Tensor | float, strength: tf.Tensor | float) -> tf.Tensor:
+    """imgaug's ``Emboss`` of ``[H, W, C]``: a 3x3 relief filter blended with the identity.
+
+    The filter is ``(1 - alpha) I + alpha E`` with ``I`` the identity kernel and
+    ``E = [[-1 - s, -s, 0], [-s, 1, s], [0, s, 1 + s]]`` (``s = strength``), i.e.
+    ``(1 - alpha) image + alpha (E * image)``. It is applied as ``cv2.filter2D``
+    (imgaug's implementation) applies it: as a correlation (kernel not flipped),
+    with reflected borders (edge pixel not repeated). The output is not clipped.
+    """
+    image = tf.convert_to_tensor(image, tf.float32)
+    if image.shape.rank != 3 or image.shape[-1] is None:
+        raise ValueError(f"emboss: expected one image [H, W, C] with a known channel count, got shape {image.shape}.")
+    alpha, strength = tf.cast(alpha, tf.float32), tf.cast(strength, tf.float32)
+    identity = tf.constant([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    relief_at_zero_strength = tf.constant([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    relief_per_strength = tf.constant([[-1.0, -1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    relief = relief_at_zero_strength + strength * relief_per_strength
+    kernel = (1.0 - alpha) * identity + alpha * relief
+    padded = tf.pad(image[None], [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    return _filter_each_channel(padded, kernel)[0]
+
+
+def _filter_each_channel(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """Correlate every channel of ``images`` ``[N, H, W, C]`` with the 2-D ``kernel`` (no padding)."""
+    kernel = tf.tile(kernel[:, :, None, None], (1, 1, images.shape[-1], 1))
+    return tf.nn.depthwise_conv2d(images, kernel, (1, 1, 1, 1), "VALID")
 
 
 def joint_random_crop(
@@ -229,4 +307,16 @@ SANET_AUGMENTATION = Augmentation(
     contrast=(0.8, 1.2),
     noise_std=(0.0, 0.03),
     blur_sigma=(0.5, 1.5),
+    clahe_clip_limit=(1.0, 4.0),
+    clahe_probability=0.25,
+    emboss_alpha=(0.0, 1.0),
+    emboss_strength=(0.25, 1.0),
+    emboss_probability=0.25,
 )
+"""SANet's augmentation (sanet.txt, "Data augmentation"). The paper names the
+transforms but gives no ranges or probabilities; these are ours: contrast 0.8-1.2,
+noise std up to 0.03, blur sigma 0.5-1.5 with probability 0.5, and the two
+sharpenings each with probability 0.25 (blur and sharpening act on a quarter to a
+half of the images, not on most): CLAHE with clip limit 1-4 on an 8x8 grid
+(imgaug's ``CLAHE`` draws 0.1-8 and 3-12 tiles), emboss with imgaug's default alpha
+0-1 and strength 0.25-1."""
