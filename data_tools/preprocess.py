@@ -18,6 +18,9 @@ augment in between:
   scale.
 
 ``preprocess_images(x, spec) == normalize_images(crop_images(resize_images(x, spec), spec), spec)``.
+Integer label maps carried as model inputs (SANet's superpixels) go through
+:func:`preprocess_label_maps`, the masks' geometry without value changes:
+``preprocess_label_maps(m, spec) == crop_images(resize_masks(m, spec), spec)``.
 All are plain TF ops and work under ``jit_compile=True``.
 """
 from __future__ import annotations
@@ -259,3 +262,16 @@ def preprocess_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
     ``[..., *spec.image_size, 3]``.
     """
     return normalize_images(crop_images(resize_images(images, spec), spec), spec)
+
+
+def preprocess_label_maps(maps: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Integer label maps at their image's size -> the model's map input (nearest neighbour).
+
+    The evaluation transform that :func:`data_tools.pipeline.segmentation_dataset`
+    applies to its ``extra_maps`` (SANet's superpixel maps): :func:`resize_masks`
+    (the images' fit, padding label 0, nearest neighbour) then :func:`crop_images`.
+    Labels are never interpolated and the dtype is kept, so a map bounded by
+    ``max_segments`` stays so. Works on ``[H, W, 1]`` and ``[batch, H, W, 1]``;
+    returns ``[..., *spec.image_size, 1]``.
+    """
+    return crop_images(resize_masks(maps, spec), spec)

@@ -152,12 +152,13 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     np.testing.assert_allclose(cli_output, _expected(model, spec, names, images)["probabilities"], rtol=1e-5, atol=1e-6)
 
 
-def test_two_input_models_are_refused_naming_the_input(tmp_path):
+def test_inputs_other_than_an_image_and_a_label_map_are_refused_naming_them(tmp_path):
+    """Two-input models with a label map are served (tests/test_export_superpixels.py); a float second input is not."""
     image = keras.Input((16, 16, 3), name="image")
-    superpixels = keras.Input((16, 16), dtype="int32", name="superpixels")
+    metadata = keras.Input((4,), name="metadata")
     outputs = keras.layers.Conv2D(1, 1)(image)
-    model = keras.Model([image, superpixels], outputs)
-    with pytest.raises(NotImplementedError, match="'superpixels'"):
+    model = keras.Model([image, metadata], outputs)
+    with pytest.raises(NotImplementedError, match="'metadata'"):
         export_saved_model(model, tmp_path / "m", input_spec=InputSpec((16, 16)))
 
 

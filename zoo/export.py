@@ -14,6 +14,26 @@ Both return a dict of float32 outputs named after the model's outputs (the outpu
 layers' names, or the keys of a dict-output model): the probabilities and, for
 attention models built to return them, the attention maps.
 
+**Models with a label-map input** (SANet: ``image`` and ``superpixels``, int32
+labels ``0 .. max_segments-1``). SLIC has no TensorFlow op, so the client
+computes the map (:func:`data_tools.superpixels.slic_superpixels`, with the
+training run's :class:`~data_tools.superpixels.SlicParams`) and sends it beside
+the image, under the model input's name:
+
+* ``serving_default``: ``images`` as above and ``superpixels``, int32
+  ``[batch, height, width]`` or ``[batch, height, width, 1]`` at the images'
+  size;
+* ``serving_bytes``: ``encoded`` as above and ``superpixels`` at the *decoded*
+  images' size; the maps are one dense tensor, so the images of one request
+  must decode to one size (send other sizes in other requests).
+
+The graph checks that each map has its image's batch, height and width and that
+every label lies in ``[0, max_segments)`` (a label out of range would be pooled
+into another image's superpixel under XLA), then resizes the maps to the model's
+size with :func:`data_tools.preprocess.preprocess_label_maps`: nearest
+neighbour with the images' geometry, as the training pipeline does.
+``max_segments`` is read from the model's superpixel layers (or passed, smaller).
+
 The spec is also written as JSON to ``<path>/assets.extra/input_spec.json``
 (the SavedModel folder for files the graph does not use; TF Serving ignores it),
 so clients can read it back with :func:`load_input_spec`.
@@ -21,18 +41,20 @@ so clients can read it back with :func:`load_input_spec`.
 Example::
 
     export_saved_model(model, "serving/aernet/1", input_spec=AERNET_INPUT)
+    export_saved_model(sanet, "serving/sanet/1", input_spec=SANET_INPUT)  # + superpixels
     # saved_model_cli show --dir serving/aernet/1 --all
     # tensorflow_model_server --model_base_path=$PWD/serving/aernet ...
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import keras
 import tensorflow as tf
 
-from data_tools.preprocess import InputSpec, preprocess_images
+from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
 
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
@@ -41,6 +63,24 @@ ENCODED_INPUT = "encoded"
 SPEC_FILE = os.path.join("assets.extra", "input_spec.json")  # tf.compat.v1.saved_model.EXTRA_ASSETS_DIRECTORY
 
 _IMAGES_SHAPE = "[batch, height, width, 3]"
+_MAPS_SHAPE = "[batch, height, width] or [batch, height, width, 1]"
+
+
+@dataclasses.dataclass(frozen=True)
+class _LabelMapInput:
+    """A model's integer label-map input (SANet's ``superpixels``).
+
+    Attributes:
+        name: the model input's name, also the signatures' input name.
+        index: its position in ``model.inputs``.
+        rank: 4 for ``(batch, h, w, 1)``, 3 for ``(batch, h, w)``.
+        max_segments: labels must lie in ``[0, max_segments)``.
+    """
+
+    name: str
+    index: int
+    rank: int
+    max_segments: int
 
 
 def export_saved_model(
@@ -50,12 +90,16 @@ def export_saved_model(
     input_spec: InputSpec,
     output_names: Sequence[str] | None = None,
     accept_encoded: bool = True,
+    max_segments: int | None = None,
 ) -> str:
     """Writes ``model`` as a SavedModel whose signatures take raw images.
 
     Args:
         model: a model with one image input ``(height, width, 3)``; height and
-            width are ``input_spec.image_size`` or ``None``.
+            width are ``input_spec.image_size`` or ``None``. It may have one more
+            input, an integer label map ``(height, width, 1)`` or ``(height,
+            width)`` (SANet's ``superpixels``), which the signatures then take
+            too (module docs).
         path: the SavedModel folder, e.g. ``".../<model name>/<version>"`` for TF
             Serving (local or any ``tf.io.gfile`` location).
         input_spec: the model's input description; the same one its training
@@ -63,42 +107,73 @@ def export_saved_model(
         output_names: names of the signature outputs, one per model output in the
             model's order; default: the model's own output names.
         accept_encoded: also add the ``serving_bytes`` signature.
+        max_segments: the label bound of a label-map input; default: the
+            ``max_segments`` of the model's superpixel layers. A smaller value
+            is allowed (a stricter check), a larger one is not.
 
     Returns:
         ``path`` as a string.
 
     Raises:
-        NotImplementedError: the model has more than one input (e.g. SANet's
-            superpixel map, which cannot be computed from the image in the graph).
-        ValueError: the model's image input does not match ``input_spec``, or
-            ``output_names`` does not match the model's outputs.
+        NotImplementedError: the model has inputs other than one image and at
+            most one integer label map.
+        ValueError: the model's inputs do not match ``input_spec``,
+            ``output_names`` does not match the model's outputs, or
+            ``max_segments`` is missing or exceeds the model's.
     """
     if not isinstance(input_spec, InputSpec):
         raise TypeError(f"input_spec must be a data_tools.preprocess.InputSpec, got {type(input_spec).__name__}.")
-    _check_image_input(model, input_spec)
+    image_index, label_map = _split_inputs(model, max_segments)
+    _check_image_input(model, image_index, input_spec)
+    if label_map is not None:
+        _check_label_map_input(model, label_map, input_spec)
     names = _output_names(model, output_names)
 
-    def predict(batch: tf.Tensor) -> dict[str, tf.Tensor]:
-        outputs = model(batch, training=False)
+    def predict(batch: tf.Tensor, maps: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        inputs = batch
+        if label_map is not None:
+            maps = preprocess_label_maps(maps, input_spec)
+            maps = maps if label_map.rank == 4 else maps[..., 0]
+            inputs = [batch, maps] if label_map.index == 1 else [maps, batch]  # model.inputs order
+        outputs = model(inputs, training=False)
         flat = list(outputs.values()) if isinstance(outputs, Mapping) else keras.tree.flatten(outputs)
         return {name: _as_float32(output) for name, output in zip(names, flat)}
 
-    def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 images [batch, height, width, 3] of any size -> named outputs."""
-        return predict(preprocess_images(_checked_images(images), input_spec))
+    def serve_images(images: tf.Tensor, maps: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """uint8 images [batch, height, width, 3] of any size (and their maps) -> named outputs."""
+        images = _checked_images(images)
+        if label_map is not None:
+            maps = _checked_label_maps(
+                maps, label_map, tf.shape(images)[:3], f"the batch, height and width of {IMAGES_INPUT}"
+            )
+        return predict(preprocess_images(images, input_spec), maps)
 
-    def serve_encoded(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
-        """JPEG/PNG files [batch] -> named outputs."""
+    def serve_encoded(encoded: tf.Tensor, maps: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """JPEG/PNG files [batch] (and their maps at the decoded size) -> named outputs."""
         rank_check = tf.debugging.assert_rank(
             encoded, 1, message=f"{ENCODED_INPUT}: expected a [batch] vector of encoded JPEG/PNG images"
         )
+        encoded = _after_checks(encoded, [rank_check], [None])
+        if label_map is None:
+            batch = tf.map_fn(
+                lambda image: preprocess_images(_decode_rgb(image), input_spec),
+                encoded,
+                fn_output_signature=tf.TensorSpec(input_spec.input_shape, tf.float32),
+            )
+            return predict(batch)
+        maps = _checked_label_maps(maps, label_map, tf.shape(encoded), f"one map per {ENCODED_INPUT} image")
         batch = tf.map_fn(
-            lambda image: preprocess_images(_decode_rgb(image), input_spec),
-            _after_checks(encoded, [rank_check], [None]),
+            lambda pair: preprocess_images(_decode_rgb_like(pair[0], pair[1], label_map.name), input_spec),
+            (encoded, maps),
             fn_output_signature=tf.TensorSpec(input_spec.input_shape, tf.float32),
         )
-        return predict(batch)
+        return predict(batch, maps)
 
+    signature = [tf.TensorSpec(None, tf.uint8, name=IMAGES_INPUT)]
+    bytes_signature = [tf.TensorSpec(None, tf.string, name=ENCODED_INPUT)]
+    if label_map is not None:
+        map_spec = tf.TensorSpec(None, tf.int32, name=label_map.name)
+        signature, bytes_signature = signature + [map_spec], bytes_signature + [map_spec]
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The first endpoint becomes the SavedModel's serving_default signature. The
@@ -106,13 +181,9 @@ def export_saved_model(
     # declared shape, and a declared rank would let tf.debugging.assert_rank decide
     # at trace time and drop the runtime check, so a wrong rank would fail deep in
     # the graph instead of with the asserts' messages.
-    archive.add_endpoint(
-        SERVING_DEFAULT, serve_images, input_signature=[tf.TensorSpec(None, tf.uint8, name=IMAGES_INPUT)]
-    )
+    archive.add_endpoint(SERVING_DEFAULT, serve_images, input_signature=signature)
     if accept_encoded:
-        archive.add_endpoint(
-            SERVING_BYTES, serve_encoded, input_signature=[tf.TensorSpec(None, tf.string, name=ENCODED_INPUT)]
-        )
+        archive.add_endpoint(SERVING_BYTES, serve_encoded, input_signature=bytes_signature)
     path = os.fspath(path)
     archive.write_out(path, verbose=False)
     spec_path = os.path.join(path, SPEC_FILE)
@@ -131,21 +202,86 @@ def load_input_spec(path: str | os.PathLike) -> InputSpec:
         return InputSpec.from_json(file.read())
 
 
-def _check_image_input(model: keras.Model, spec: InputSpec) -> None:
-    if len(model.inputs) > 1:
-        extra = ", ".join(repr(tensor.name) for tensor in model.inputs[1:])
+# --------------------------------------------------------------------------- export-time checks
+
+
+def _split_inputs(model: keras.Model, max_segments: int | None) -> tuple[int, _LabelMapInput | None]:
+    """The image input's index and the label-map input, if any.
+
+    The image is the one floating-point input; a label map is an integer input.
+    """
+    inputs = list(model.inputs)
+    floats = [index for index, tensor in enumerate(inputs) if keras.backend.is_float_dtype(tensor.dtype)]
+    integers = [index for index in range(len(inputs)) if index not in floats]
+    if len(floats) != 1 or len(integers) > 1:
+        described = ", ".join(f"{tensor.name!r} ({tensor.dtype})" for tensor in inputs)
         raise NotImplementedError(
-            f"export_saved_model: model {model.name!r} has {len(model.inputs)} inputs; only the image "
-            f"input can be computed from raw images in the serving graph, not {extra}."
+            f"export_saved_model: model {model.name!r} has inputs {described}; the serving graph takes one "
+            f"float image input and at most one integer label map (SANet's superpixels)."
         )
-    shape = tuple(model.inputs[0].shape)
+    if not integers:
+        return floats[0], None
+    index = integers[0]
+    name, shape = inputs[index].name, tuple(inputs[index].shape)
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] != 1):
+        raise ValueError(
+            f"export_saved_model: label-map input {name!r} of model {model.name!r} has shape {shape}; "
+            f"expected (batch, height, width, 1) or (batch, height, width)."
+        )
+    if name in (IMAGES_INPUT, ENCODED_INPUT):
+        raise ValueError(f"export_saved_model: label-map input {name!r} clashes with a signature input name.")
+    return floats[0], _LabelMapInput(name, index, len(shape), _label_bound(model, name, max_segments))
+
+
+def _label_bound(model: keras.Model, name: str, max_segments: int | None) -> int:
+    """``max_segments`` checked against, or taken from, the model's superpixel layers."""
+    bounds = [
+        layer.max_segments for layer in _all_layers(model) if isinstance(getattr(layer, "max_segments", None), int)
+    ]
+    if max_segments is None:
+        if not bounds:
+            raise ValueError(
+                f"export_saved_model: model {model.name!r} has no layer with a max_segments bound; pass "
+                f"max_segments, the bound on the labels of input {name!r}."
+            )
+        return min(bounds)
+    if isinstance(max_segments, bool) or not isinstance(max_segments, int) or max_segments < 1:
+        raise ValueError(f"export_saved_model: max_segments must be a positive int, got {max_segments!r}.")
+    if bounds and max_segments > min(bounds):
+        raise ValueError(
+            f"export_saved_model: max_segments={max_segments} exceeds the model's bound {min(bounds)}; labels "
+            f"beyond it would be pooled into another image's superpixels."
+        )
+    return max_segments
+
+
+def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _check_image_input(model: keras.Model, index: int, spec: InputSpec) -> None:
+    shape = tuple(model.inputs[index].shape)
     if len(shape) != 4 or shape[-1] != 3:
         raise ValueError(
-            f"export_saved_model: model {model.name!r} input has shape {shape}; expected (batch, height, width, 3)."
+            f"export_saved_model: model {model.name!r} image input has shape {shape}; "
+            f"expected (batch, height, width, 3)."
         )
-    if any(size is not None and size != expected for size, expected in zip(shape[1:3], spec.image_size)):
+    _check_size(model, "input", shape[1:3], spec)
+
+
+def _check_label_map_input(model: keras.Model, label_map: _LabelMapInput, spec: InputSpec) -> None:
+    """The training pipeline gives the map at the image's size: the model must take it so."""
+    shape = tuple(model.inputs[label_map.index].shape)
+    _check_size(model, f"input {label_map.name!r}", shape[1:3], spec)
+
+
+def _check_size(model: keras.Model, what: str, size: tuple, spec: InputSpec) -> None:
+    if any(side is not None and side != expected for side, expected in zip(size, spec.image_size)):
         raise ValueError(
-            f"export_saved_model: model {model.name!r} input is {shape[1:3]} but input_spec.image_size is "
+            f"export_saved_model: model {model.name!r} {what} is {size} but input_spec.image_size is "
             f"{spec.image_size}."
         )
 
@@ -162,6 +298,9 @@ def _output_names(model: keras.Model, output_names: Sequence[str] | None) -> lis
             f"{model.name!r} ({default}), got {names}."
         )
     return names
+
+
+# --------------------------------------------------------------------------- graph-time checks
 
 
 def _checked_images(images: tf.Tensor) -> tf.Tensor:
@@ -181,7 +320,39 @@ def _checked_images(images: tf.Tensor) -> tf.Tensor:
     return _after_checks(images, checks, [None, None, None, 3])
 
 
-def _after_checks(tensor: tf.Tensor, checks: list, shape: list[int | None]) -> tf.Tensor:
+def _checked_label_maps(maps: tf.Tensor, label_map: _LabelMapInput, leading: tf.Tensor, what: str) -> tf.Tensor:
+    """Asserts int32 maps of ``_MAPS_SHAPE`` whose leading dimensions are ``leading``
+    (described as ``what``) and whose labels lie in ``[0, max_segments)``; returns
+    them as ``[batch, height, width, 1]``.
+
+    ``leading`` must come from already checked images, and the shape comparison
+    waits for the rank check, so each failure reports its own message.
+    """
+    name, bound = label_map.name, label_map.max_segments
+    rank, shape = tf.rank(maps), tf.shape(maps)
+    rank_check = tf.debugging.assert_equal(
+        tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)), True,
+        message=f"{name}: expected int32 {_MAPS_SHAPE}; got another rank",
+    )
+    with tf.control_dependencies([rank_check]):
+        channel_check = tf.debugging.assert_equal(
+            shape[3:], 1, message=f"{name}: expected int32 {_MAPS_SHAPE}; got more than one channel"
+        )
+        size_check = tf.debugging.assert_equal(
+            shape[: leading.shape[0]], leading, message=f"{name}: expected {what}"
+        )
+    label_check = tf.debugging.assert_equal(
+        tf.reduce_all(tf.logical_and(maps >= 0, maps < bound)), True,
+        message=f"{name}: labels must lie in [0, max_segments={bound}); relabel the maps consecutively "
+                f"(data_tools.superpixels.relabel_consecutive) and bound them as in training",
+    )
+    maps = _after_checks(maps, [rank_check, channel_check, size_check, label_check], None)
+    maps = tf.reshape(maps, tf.concat([tf.shape(maps)[:3], [1]], axis=0))
+    maps.set_shape([None, None, None, 1])
+    return maps
+
+
+def _after_checks(tensor: tf.Tensor, checks: list, shape: list[int | None] | None) -> tf.Tensor:
     """``tensor`` with the static ``shape``, computed only once ``checks`` passed.
 
     Not ``tf.ensure_shape``: the runtime tests it against the call's actual input
@@ -195,6 +366,17 @@ def _after_checks(tensor: tf.Tensor, checks: list, shape: list[int | None]) -> t
 
 def _decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+
+
+def _decode_rgb_like(encoded: tf.Tensor, labels: tf.Tensor, name: str) -> tf.Tensor:
+    """One decoded image, asserted to have the height and width of its label map."""
+    image = _decode_rgb(encoded)
+    size_check = tf.debugging.assert_equal(
+        tf.shape(image)[:2], tf.shape(labels)[:2],
+        message=f"{name}: each map must have the height and width of its decoded {ENCODED_INPUT} image "
+                f"(the images of one request must decode to one size)",
+    )
+    return _after_checks(image, [size_check], [None, None, 3])
 
 
 def _as_float32(tensor: tf.Tensor) -> tf.Tensor:
