@@ -133,6 +133,8 @@ class BenchModel:
         builder: ``"module:function"`` (imported when the benchmark runs) or the
             builder itself.
         train_step: loss, optimiser and targets of a training step.
+        backbone: the network family the speed targets group by (``"resnet"``,
+            ``"efficientnet"``, ``"vgg"``, ``"unet"``; empty: none).
         paper_kwargs: builder arguments at the paper's size (empty: the builder's
             defaults, which are the paper's).
         small_kwargs: builder arguments at the small CPU size.
@@ -142,6 +144,7 @@ class BenchModel:
     paper: str
     builder: str | Builder
     train_step: TrainStep
+    backbone: str = ""
     paper_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     small_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"input_shape": SMALL_INPUT})
 
@@ -224,7 +227,7 @@ PIPELINES: Mapping[str, PipelineRecipe] = MappingProxyType({
         "JPEG decode, grey padding to a square, resize (IV.A), caffe scale",
         lambda size: InputSpec(size, fit="pad", scale="caffe"), None, masks=("classes",), mask_mode="index"),
     "sanet": PipelineRecipe(
-        "JPEG decode, resize, flips, rot90, contrast, Gaussian noise and blur "
+        "JPEG decode, resize, flips, rot90, contrast, CLAHE, emboss, Gaussian noise and blur "
         "(superpixel maps are precomputed offline and not included)",
         lambda size: InputSpec(size), SANET_AUGMENTATION, masks=SANET_ATTRIBUTES),
 })
@@ -266,45 +269,52 @@ SANET_STEP = TrainStep(GlobalBalancingLoss, _adam(1e-4), "binary")
 APSPNET_STEP = TrainStep(ComboLoss, _adam(1e-3), "one_hot")
 
 
-def _entries(paper: str, step: TrainStep, builders: Sequence[tuple[str, str]]) -> list[BenchModel]:
-    return [BenchModel(name, paper, builder, step) for name, builder in builders]
+def _entries(paper: str, step: TrainStep, builders: Sequence[tuple[str, str, str]]) -> list[BenchModel]:
+    """One entry per ``(name, backbone, builder)``."""
+    return [BenchModel(name, paper, builder, step, backbone) for name, backbone, builder in builders]
 
 
 ZOO_MODELS: tuple[BenchModel, ...] = (
     *_entries("aernet", AERNET_STEP, [
-        ("unet", "zoo.models.unet:build_unet"),
-        ("attention_unet", "zoo.models.unet:build_attention_unet"),
-        ("attention_residual_unet", "zoo.models.unet:build_attention_residual_unet"),
-        ("aernet", "zoo.models.aernet:build_aernet"),
+        ("unet", "unet", "zoo.models.unet:build_unet"),
+        ("attention_unet", "unet", "zoo.models.unet:build_attention_unet"),
+        ("attention_residual_unet", "unet", "zoo.models.unet:build_attention_residual_unet"),
+        ("aernet", "efficientnet", "zoo.models.aernet:build_aernet"),
     ]),
     *_entries("arl_cnn", ARL_STEP, [
-        ("resnet14", "zoo.models.resnet:build_resnet14"),
-        ("arl_cnn14", "zoo.models.arl_cnn:build_arl_cnn14"),
-        ("senet14", "zoo.models.arl_cnn:build_senet14"),
-        ("ran14", "zoo.models.arl_cnn:build_ran14"),
-        ("resnet50", "zoo.models.resnet:build_resnet50"),
-        ("arl_cnn50", "zoo.models.arl_cnn:build_arl_cnn50"),
-        ("senet50", "zoo.models.arl_cnn:build_senet50"),
-        ("ran50", "zoo.models.arl_cnn:build_ran50"),
+        ("resnet14", "resnet", "zoo.models.resnet:build_resnet14"),
+        ("arl_cnn14", "resnet", "zoo.models.arl_cnn:build_arl_cnn14"),
+        ("senet14", "resnet", "zoo.models.arl_cnn:build_senet14"),
+        ("ran14", "resnet", "zoo.models.arl_cnn:build_ran14"),
+        ("resnet50", "resnet", "zoo.models.resnet:build_resnet50"),
+        ("arl_cnn50", "resnet", "zoo.models.arl_cnn:build_arl_cnn50"),
+        ("senet50", "resnet", "zoo.models.arl_cnn:build_senet50"),
+        ("ran50", "resnet", "zoo.models.arl_cnn:build_ran50"),
     ]),
     *_entries("attnmel", ATTNMEL_STEP, [
-        ("vgg16", "zoo.models.attnmel:build_vgg16_classifier"),
-        ("vgg16_gap", "zoo.models.attnmel:build_vgg16_gap"),
-        ("mel_cnn", "zoo.models.attnmel:build_mel_cnn"),
+        ("vgg16", "vgg", "zoo.models.attnmel:build_vgg16_classifier"),
+        ("vgg16_gap", "vgg", "zoo.models.attnmel:build_vgg16_gap"),
+        ("mel_cnn", "vgg", "zoo.models.attnmel:build_mel_cnn"),
     ]),
-    BenchModel("attnmel_cnn", "attnmel", "zoo.models.attnmel:build_attnmel_cnn", ATTNMEL_REGULARISED_STEP),
+    BenchModel("attnmel_cnn", "attnmel", "zoo.models.attnmel:build_attnmel_cnn", ATTNMEL_REGULARISED_STEP, "vgg"),
     *_entries("sanet", SANET_STEP, [
-        ("sanet_unet", "zoo.models.sanet:build_attribute_unet"),
-        ("sanet_deeplab", "zoo.models.sanet:build_deeplab"),
-        ("sanet_danet", "zoo.models.sanet:build_resnet_danet"),
-        ("resunet", "zoo.models.sanet:build_resunet"),
-        ("sanet", "zoo.models.sanet:build_sanet"),
+        ("sanet_unet", "unet", "zoo.models.sanet:build_attribute_unet"),
+        ("sanet_deeplab", "resnet", "zoo.models.sanet:build_deeplab"),
+    ]),
+    BenchModel("sanet_danet", "sanet", "zoo.models.apspnet:build_danet", SANET_STEP, "resnet",
+               paper_kwargs={"input_shape": (256, 256, 3), "classes": 5, "backbone": "resnet101",
+                             "activation": "sigmoid", "input_scale": "unit"},
+               small_kwargs={"input_shape": SMALL_INPUT, "classes": 5, "backbone": "resnet101",
+                             "activation": "sigmoid", "input_scale": "unit"}),
+    *_entries("sanet", SANET_STEP, [
+        ("resunet", "resnet", "zoo.models.sanet:build_resunet"),
+        ("sanet", "resnet", "zoo.models.sanet:build_sanet"),
     ]),
     *_entries("apspnet", APSPNET_STEP, [
-        ("pspnet", "zoo.models.apspnet:build_pspnet"),
-        ("deeplabv3", "zoo.models.apspnet:build_deeplabv3"),
-        ("danet", "zoo.models.apspnet:build_danet"),
-        ("apspnet", "zoo.models.apspnet:build_apspnet"),
+        ("pspnet", "resnet", "zoo.models.apspnet:build_pspnet"),
+        ("deeplabv3", "resnet", "zoo.models.apspnet:build_deeplabv3"),
+        ("danet", "resnet", "zoo.models.apspnet:build_danet"),
+        ("apspnet", "resnet", "zoo.models.apspnet:build_apspnet"),
     ]),
 )
 """Every builder of the zoo, grouped by paper, in the order of the papers' tables."""

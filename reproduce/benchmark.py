@@ -24,7 +24,15 @@ For every model of :data:`reproduce.bench_models.ZOO_MODELS` (randomly initialis
 
 An error under XLA (a custom layer XLA cannot compile, e.g. one that calls
 ``tf.numpy_function``) is recorded in the row (status ``xla failed``), not raised;
-builders that do not exist yet are listed as ``not in the zoo yet``.
+builders that do not exist yet are listed as ``not in the zoo yet``. Every custom
+layer is also compiled on its own, forward and gradient, under XLA and under
+``mixed_float16`` (:mod:`reproduce.bench_layers`; ``--no-layer-checks`` skips it),
+so a layer that cannot compile is named, not just the model it breaks.
+
+The report checks the speed targets (:func:`reproduce.benchmark_report.check_targets`):
+XLA never slower than no XLA; mixed precision + XLA at least 1.5x float32 without
+XLA for the ResNet- and EfficientNet-based models; the input pipeline at least 2x
+the model. They are GPU targets; on a CPU they are reported as informational.
 
 For every paper it also measures the training ``tf.data`` pipeline (decode,
 paper preprocessing, augmentation, batching; no cache, so every image is decoded
@@ -32,7 +40,7 @@ as in a first epoch) on generated JPEGs of the size of real ISIC images, and
 compares its images/s with the model's fastest training images/s ("pipeline /
 model"; the target is >= 2, so that the accelerator never waits for data).
 
-Writes ``benchmark.md``, ``benchmark.csv`` (one line per model, precision and XLA
+Writes (:mod:`reproduce.benchmark_report`) ``benchmark.md``, ``benchmark.csv`` (one line per model, precision and XLA
 setting), ``benchmark.json`` (everything, with the device, versions, settings and
 date) and ``benchmark.png`` (training images/s per model with XLA off and on, and
 the XLA / no-XLA ratio) into ``--out``. ``--size small`` runs the same
@@ -43,11 +51,9 @@ EfficientNet U-Net step 8x slower, see :mod:`zoo.runtime`).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import datetime
 import gc
-import json
 import math
 import resource
 import statistics
@@ -60,43 +66,21 @@ from typing import Any, Callable, Mapping, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 from tqdm import tqdm
 
 from data_tools.patches import ARL_TRAIN_PATCHES
 from data_tools.pipeline import classification_dataset, segmentation_dataset
 from data_tools.records import Record
+from reproduce.bench_layers import LAYER_CASES, LayerCase, check_layers, uncovered_layers
 from reproduce.bench_models import PIPELINES, SIZES, ZOO_MODELS, BenchModel, PipelineRecipe, random_inputs, select_models
-from reproduce.report import json_safe
+from reproduce.benchmark_report import (BUILD_FAILED, COLUMNS, FAILED, MISSING, OK, PIPELINE_COLUMNS, XLA_FAILED,
+                                        check_targets, render_markdown, summarise, write_report)
 from zoo.runtime import MIXED_POLICY, describe_runtime, gpu_available, precision_policy
 
 PRECISIONS = {"float32": "float32", "mixed": MIXED_POLICY}
 XLA_CHOICES = {"both": (False, True), "on": (True,), "off": (False,)}
 
-OK = "ok"
-MISSING = "not in the zoo yet"
-XLA_FAILED = "xla failed"
-FAILED = "failed"
-BUILD_FAILED = "build failed"
-
-COLUMNS: tuple[str, ...] = (
-    "model", "paper", "status", "precision", "xla", "input_shape", "params",
-    "train_batch", "compile_s", "train_step_ms", "train_img_s",
-    "latency_batch", "latency_ms", "infer_batch", "infer_img_s", "infer_compile_s",
-    "peak_memory_mb", "memory_kind", "builder", "error",
-)
-"""Columns of ``benchmark.csv``: one line per model, precision and XLA setting."""
-
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "model", "paper", "precision", "train_img_s_xla_off", "train_img_s_xla_on", "train_xla_ratio",
-    "infer_img_s_xla_off", "infer_img_s_xla_on", "infer_xla_ratio", "pipeline_img_s", "pipeline_model_ratio",
-)
-PIPELINE_COLUMNS: tuple[str, ...] = (
-    "paper", "image_size", "source_size", "images_per_pass", "batch", "img_s", "description", "error",
-)
-PIPELINE_TARGET = 2.0
 _ERROR_CHARS = 400
 
 
@@ -248,7 +232,8 @@ def measure_inference(model: keras.Model, inputs: Any, xla: bool, settings: Sett
 
 def _row(entry: BenchModel, status: str, **values: Any) -> dict[str, Any]:
     row = dict.fromkeys(COLUMNS)
-    row.update(model=entry.name, paper=entry.paper, status=status, builder=entry.builder_name, **values)
+    row.update(model=entry.name, paper=entry.paper, backbone=entry.backbone, status=status,
+               builder=entry.builder_name, **values)
     return row
 
 
@@ -372,153 +357,15 @@ def benchmark_pipeline(paper: str, recipe: PipelineRecipe, image_size: tuple[int
     return row
 
 
-# ----------------------------------------------------------------------- summary
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or denominator is None or denominator <= 0:
-        return None
-    return numerator / denominator
-
-
-def summarise(rows: Sequence[Mapping[str, Any]], pipelines: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per model and precision: images/s with XLA off and on, their ratios, and the
-    pipeline's images/s over the model's fastest training images/s."""
-    grouped: dict[tuple[str, str], dict[bool, Mapping[str, Any]]] = {}
-    papers = {}
-    for row in rows:
-        if row["xla"] is not None:
-            grouped.setdefault((row["model"], row["precision"]), {})[row["xla"]] = row
-            papers[row["model"]] = row["paper"]
-    summary = []
-    for (model, precision), by_xla in grouped.items():
-        def value(xla: bool, column: str) -> float | None:
-            row = by_xla.get(xla)
-            return None if row is None else row[column]
-
-        fastest = max((r["train_img_s"] for r in by_xla.values() if r["train_img_s"] is not None), default=None)
-        pipeline = pipelines.get(papers[model], {}).get("img_s")
-        summary.append({
-            "model": model, "paper": papers[model], "precision": precision,
-            "train_img_s_xla_off": value(False, "train_img_s"), "train_img_s_xla_on": value(True, "train_img_s"),
-            "train_xla_ratio": _ratio(value(True, "train_img_s"), value(False, "train_img_s")),
-            "infer_img_s_xla_off": value(False, "infer_img_s"), "infer_img_s_xla_on": value(True, "infer_img_s"),
-            "infer_xla_ratio": _ratio(value(True, "infer_img_s"), value(False, "infer_img_s")),
-            "pipeline_img_s": pipeline, "pipeline_model_ratio": _ratio(pipeline, fastest),
-        })
-    return summary
-
-
-# ----------------------------------------------------------------------- outputs
-
-
-def _cell(value: Any, decimals: int = 1) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:.{decimals}f}" if math.isfinite(value) else "—"
-    return str(value).replace("|", "\\|")
-
-
-def _markdown_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], decimals: Mapping[str, int]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[c], decimals.get(c, 1)) for c in columns) + " |" for row in rows]
-    return lines
-
-
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """``benchmark.md``: environment, measurements, XLA and pipeline summaries, notes."""
-    env, settings = report["environment"], report["settings"]
-    devices = ", ".join(f"{d['name']} ({d.get('device_name', d['type'])})" for d in env["devices"])
-    measured = [c for c in COLUMNS if c not in ("paper", "builder", "error", "memory_kind")]
-    lines = [
-        "# Zoo benchmark", "",
-        f"Date: {report['date']}. Device(s): {devices}. TensorFlow {env['tensorflow']}, "
-        f"Keras {env['keras']}, Python {env['python']}, {env['platform']}.", "",
-        f"Settings: size {settings['size']}, batch sizes {settings['batch_sizes']} (training at "
-        f"{max(settings['batch_sizes'])}), precisions {settings['precisions']}, XLA {settings['xla']}, "
-        f"{settings['warmup_steps']} warm-up and {settings['timed_steps']} timed steps. "
-        f"Memory: {report['memory_kind']}.", "",
-        "## Measurements", "",
-        "compile_s: first step minus an ordinary step (tracing + compilation); latency at the "
-        "smallest batch size (median), inference images/s at the largest.", "",
-        *_markdown_table(measured, report["rows"], {"compile_s": 2, "infer_compile_s": 2, "peak_memory_mb": 0}),
-        "", "## XLA and input pipeline", "",
-        f"XLA ratio: images/s with XLA / without. pipeline / model: the paper's tf.data pipeline "
-        f"images/s over the model's fastest training images/s (target >= {PIPELINE_TARGET:g}).", "",
-        *_markdown_table(SUMMARY_COLUMNS, report["summary"],
-                         {"train_xla_ratio": 2, "infer_xla_ratio": 2, "pipeline_model_ratio": 2}),
-        "", "## Input pipelines (generated JPEGs, no cache)", "",
-        *_markdown_table(PIPELINE_COLUMNS, report["pipelines"], {}),
-    ]
-    notes = [f"{row['model']} ({row['precision']}, XLA {_cell(row['xla'])}): {row['status']}: {row['error']}"
-             for row in report["rows"] if row["error"]]
-    notes += [f"{row['model']}: {row['status']} ({row['builder']})" for row in report["rows"]
-              if row["status"] == MISSING]
-    notes += [f"pipeline/model below {PIPELINE_TARGET:g}x: {row['model']} ({row['precision']}): "
-              f"{row['pipeline_model_ratio']:.2f}" for row in report["summary"]
-              if row["pipeline_model_ratio"] is not None and row["pipeline_model_ratio"] < PIPELINE_TARGET]
-    if notes:
-        lines += ["", "## Notes", "", *[f"- {_cell(note)}" for note in notes]]
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """``benchmark.csv``: :data:`COLUMNS`, unrounded, empty where not measured."""
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
-
-
-def plot_throughput(summary: Sequence[Mapping[str, Any]], path: Path) -> bool:
-    """Bar chart: training images/s with XLA off and on (log scale), and their ratio.
-
-    Returns False and writes nothing when no model was measured.
-    """
-    measured = [row for row in summary if row["train_img_s_xla_off"] or row["train_img_s_xla_on"]]
-    if not measured:
-        return False
-    labels = [row["model"] if row["precision"] == "float32" else f"{row['model']} ({row['precision']})"
-              for row in measured]
-    positions = np.arange(len(measured))
-    figure = Figure(figsize=(max(6.0, 0.6 * len(measured) + 2), 7), layout="constrained")
-    FigureCanvasAgg(figure)
-    speed, ratio = figure.subplots(2, 1, sharex=True)
-    for offset, (key, label) in zip((-0.2, 0.2), (("train_img_s_xla_off", "XLA off"), ("train_img_s_xla_on", "XLA on"))):
-        speed.bar(positions + offset, [row[key] or 0.0 for row in measured], width=0.4, label=label)
-    speed.set_yscale("log")
-    speed.set_ylabel("training images/s")
-    speed.legend()
-    ratio.bar(positions, [row["train_xla_ratio"] or 0.0 for row in measured], width=0.5, color="tab:green")
-    ratio.axhline(1.0, color="black", linewidth=0.8)
-    ratio.set_ylabel("XLA / no-XLA")
-    ratio.set_xticks(positions, labels, rotation=60, ha="right")
-    figure.suptitle("Training throughput per model")
-    figure.savefig(path, dpi=80)
-    return True
-
-
-def write_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
-    """Writes ``benchmark.{md,csv,json}`` and, when anything was measured, ``benchmark.png``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "benchmark.md", out_dir / "benchmark.csv", out_dir / "benchmark.json"]
-    written[0].write_text(render_markdown(report), encoding="utf-8")
-    write_csv(report["rows"], written[1])
-    written[2].write_text(json.dumps(json_safe(report), indent=2), encoding="utf-8")
-    if plot_throughput(report["summary"], out_dir / "benchmark.png"):
-        written.append(out_dir / "benchmark.png")
-    return written
-
-
 # ---------------------------------------------------------------------------- run
 
 
 def run_benchmark(entries: Sequence[BenchModel], settings: Settings,
-                  pipelines: Mapping[str, PipelineRecipe] = PIPELINES) -> dict[str, Any]:
-    """Benchmarks ``entries`` and each of their papers' pipelines; returns the report."""
+                  pipelines: Mapping[str, PipelineRecipe] = PIPELINES,
+                  layer_cases: Sequence[LayerCase] = LAYER_CASES) -> dict[str, Any]:
+    """Benchmarks ``entries``, each of their papers' pipelines, and checks the custom
+    layers of ``layer_cases`` under XLA (:func:`reproduce.bench_layers.check_layers`;
+    empty: no check); returns the report."""
     memory = MemoryProbe()
     rows: list[dict[str, Any]] = []
     pipeline_rows: dict[str, dict[str, Any]] = {}
@@ -531,6 +378,8 @@ def run_benchmark(entries: Sequence[BenchModel], settings: Settings,
         if shape and entry.paper in pipelines and entry.paper not in pipeline_rows:
             image_size = tuple(int(side) for side in shape.split("x")[:2])
             pipeline_rows[entry.paper] = benchmark_pipeline(entry.paper, pipelines[entry.paper], image_size, settings)
+    layers = check_layers(layer_cases, settings.seed) if layer_cases else []
+    summary = summarise(rows, pipeline_rows)
     environment = describe_runtime()
     for key in ("xla", "precision_policy"):  # varied by the benchmark, reported per row
         environment.pop(key)
@@ -540,8 +389,11 @@ def run_benchmark(entries: Sequence[BenchModel], settings: Settings,
         "settings": {**dataclasses.asdict(settings), "precisions": [PRECISIONS[p] for p in settings.precisions]},
         "memory_kind": memory.kind,
         "rows": rows,
-        "summary": summarise(rows, pipeline_rows),
+        "summary": summary,
+        "targets": check_targets(summary, {entry.name: entry.backbone for entry in entries}),
         "pipelines": list(pipeline_rows.values()),
+        "layers": layers,
+        "uncovered_layers": uncovered_layers(layer_cases) if layer_cases else [],
     }
 
 
@@ -571,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-steps", type=int, help="untimed steps after the first (default 3; small: 1)")
     parser.add_argument("--timed-steps", type=int, help="timed steps (default 10; small: 3)")
     parser.add_argument("--pipeline-images", type=int, help="generated JPEGs per pipeline (default 64; small: 8)")
+    parser.add_argument("--no-layer-checks", dest="layer_checks", action="store_false",
+                        help="skip compiling every custom layer under XLA and mixed precision")
     parser.add_argument("--out", type=Path, default=Path("results/benchmark"), help="output folder")
     return parser
 
@@ -584,7 +438,7 @@ def main(argv: Sequence[str] | None = None, table: Sequence[BenchModel] = ZOO_MO
         settings = parse_settings(args)
     except ValueError as error:
         parser.error(str(error))
-    report = run_benchmark(entries, settings)
+    report = run_benchmark(entries, settings, layer_cases=LAYER_CASES if args.layer_checks else ())
     written = write_report(report, args.out)
     print(render_markdown(report))
     print("wrote " + ", ".join(str(path) for path in written))

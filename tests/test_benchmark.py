@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reproduce import benchmark
+from reproduce import bench_layers, benchmark, benchmark_report
 from reproduce.bench_models import (
     AERNET_STEP,
     ARL_STEP,
@@ -89,7 +89,7 @@ def run(tmp_path_factory):
     """One CLI run over the toy table: (report, output folder, csv rows by (model, xla))."""
     out = tmp_path_factory.mktemp("benchmark")
     argv = ["--size", "small", "--batch-sizes", "1", "2", "--warmup-steps", "0", "--timed-steps", "2",
-            "--pipeline-images", "2", "--out", str(out)]
+            "--pipeline-images", "2", "--no-layer-checks", "--out", str(out)]
     report = benchmark.main(argv, table=TOY_TABLE)
     with open(out / "benchmark.csv", newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
@@ -291,3 +291,59 @@ def test_paper_pipelines_yield_model_batches(paper):
         assert targets.shape == (2, 16, 16, len(recipe.masks))
     else:
         assert targets.shape == (2, 1)
+
+
+def test_no_layer_checks_runs_none(run):
+    assert run[0]["layers"] == [] and run[0]["uncovered_layers"] == []
+    assert "Custom layers" not in (run[1] / "benchmark.md").read_text(encoding="utf-8")
+
+
+def _summary_row(model, precision, **values):
+    row = dict.fromkeys(benchmark_report.SUMMARY_COLUMNS)
+    row.update(model=model, precision=precision, **values)
+    return row
+
+
+def test_mixed_speedup_is_mixed_xla_over_float32_without_xla():
+    def row(precision, xla, speed):
+        return {"model": "net", "paper": "arl_cnn", "precision": precision, "xla": xla, "train_img_s": speed,
+                "infer_img_s": 1.0}
+
+    rows = [row("float32", False, 10.0), row("float32", True, 12.0), row("mixed", False, 14.0), row("mixed", True, 30.0)]
+    summary = {r["precision"]: r for r in benchmark_report.summarise(rows, {})}
+    assert summary["mixed"]["mixed_xla_speedup"] == pytest.approx(3.0)
+    assert summary["float32"]["mixed_xla_speedup"] is None
+    assert summary["float32"]["train_xla_ratio"] == pytest.approx(1.2)
+
+
+def test_targets_met_and_missed():
+    summary = [
+        _summary_row("resnet50", "float32", train_xla_ratio=1.3, infer_xla_ratio=0.9, pipeline_model_ratio=2.5),
+        _summary_row("resnet50", "mixed", train_xla_ratio=1.1, mixed_xla_speedup=1.4),
+        _summary_row("unet", "mixed", mixed_xla_speedup=1.1),  # not a ResNet/EfficientNet: no mixed target
+        _summary_row("aernet", "mixed", mixed_xla_speedup=2.0, pipeline_model_ratio=1.5),
+    ]
+    checks = benchmark_report.check_targets(summary, {"resnet50": "resnet", "unet": "unet", "aernet": "efficientnet"})
+    found = {(c["target"].split(" ")[0], c["model"], c["precision"]): c["met"] for c in checks}
+    assert found == {
+        ("XLA", "resnet50", "float32"): False,  # inference 0.9 < 1 (training 1.3 met)
+        ("pipeline", "resnet50", "float32"): True,
+        ("mixed", "resnet50", "mixed"): False,  # 1.4 < 1.5
+        ("mixed", "aernet", "mixed"): True,
+        ("pipeline", "aernet", "mixed"): False,
+    } | {("XLA", "resnet50", "mixed"): True}
+    xla = [c for c in checks if c["model"] == "resnet50" and c["precision"] == "float32" and c["target"].startswith("XLA")]
+    assert [(c["value"], c["met"]) for c in xla] == [(1.3, True), (0.9, False)]
+
+
+def test_layer_checks_are_reported(tmp_path):
+    settings = benchmark.Settings(size="small", batch_sizes=(1,), xla=(False,), precisions=("float32",),
+                                  warmup_steps=0, timed_steps=1, pipeline_images=1, source_size=(32, 32))
+    cases = [case for case in bench_layers.LAYER_CASES if case.name == "squeeze_excitation"]
+    report = benchmark.run_benchmark([], settings, pipelines={}, layer_cases=cases)
+    assert [(row["case"], row["status"]) for row in report["layers"]] == [("squeeze_excitation", bench_layers.OK)]
+    assert "AttentionGate" in report["uncovered_layers"]  # every layer but SE lacks a case in this subset
+    markdown = benchmark_report.render_markdown(report)
+    assert "## Custom layers under XLA" in markdown and "squeeze_excitation" in markdown
+    assert "AttentionGate: a custom layer with no XLA check" in markdown
+    assert "measured on a CPU they are informational" in markdown or tf.config.list_physical_devices("GPU")

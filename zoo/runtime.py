@@ -10,7 +10,9 @@ Defaults follow measurements on this stack (TF 2.21, Keras 3.15):
   ResNet50 training step 1.4x, an EfficientNet U-Net step 8x, because depthwise
   convolutions run 30x slower under CPU XLA.
 * Mixed precision (``mixed_float16``) pays off on GPUs with tensor cores only; on
-  CPU float16 is emulated and slower. It is allowed on CPU so that tests can run it.
+  CPU float16 is emulated and far slower (measured: a 64x64 U-Net training step
+  1.2 s in float32, 223 s in mixed_float16). It is allowed on CPU so that tests can
+  run forward passes with it.
 """
 from __future__ import annotations
 
@@ -56,8 +58,8 @@ def precision_policy(mixed_precision: bool) -> Iterator[str]:
     name = MIXED_POLICY if mixed_precision else "float32"
     if mixed_precision and not gpu_available():
         warnings.warn(
-            "mixed_precision=True without a GPU: float16 is emulated on CPU and only "
-            "slows training down; use it on CPU for tests only.",
+            "mixed_precision=True without a GPU: float16 is emulated on CPU, where a "
+            "training step is about 100x slower than float32; use it on CPU for tests only.",
             stacklevel=3,
         )
     keras.mixed_precision.set_global_policy(name)
