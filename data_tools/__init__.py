@@ -5,7 +5,8 @@ read); ``data_tools.pipeline`` turns records into batches. ``data_tools.syntheti
 writes small datasets in the same official layouts for tests and ``--smoke`` runs.
 """
 from data_tools import layouts
-from data_tools.augment import Augmentation
+from data_tools.augment import Augmentation, emboss
+from data_tools.clahe import clahe, clahe_lightness
 from data_tools.colour import RGBToLab, rgb_to_lab, rgb_to_lab_unit
 from data_tools.download import DownloadError, download_dataset
 from data_tools.folders import read_labelme, read_mask_folder
@@ -20,7 +21,7 @@ from data_tools.isic import (
 )
 from data_tools.patches import arl_test_patches, average_over_patches
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
-from data_tools.preprocess import InputSpec, preprocess_images
+from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from data_tools.shuffle import RegionShuffle
 from data_tools.superpixels import (
@@ -41,8 +42,8 @@ from data_tools.synthetic import (
 __all__ = [
     "RegionShuffle", "SlicParams", "cache_superpixels", "slic_superpixels",
     "superpixel_segmentation_dataset",
-    "Augmentation", "InputSpec", "RGBToLab", "arl_test_patches", "average_over_patches",
-    "classification_dataset", "oversample_positives", "preprocess_images", "rgb_to_lab",
+    "Augmentation", "clahe", "clahe_lightness", "emboss", "InputSpec", "RGBToLab", "arl_test_patches", "average_over_patches",
+    "classification_dataset", "oversample_positives", "preprocess_images", "preprocess_label_maps", "rgb_to_lab",
     "rgb_to_lab_unit", "segmentation_dataset",
     "BadInputPolicy", "DatasetError", "DownloadError", "Record", "download_dataset",
     "is_synthetic", "layouts", "load_image", "load_mask", "make_isic2016", "make_isic2017",

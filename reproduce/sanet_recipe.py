@@ -27,9 +27,10 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
   resolution. "Avg JA"/"Avg Dice" are the mean of the five attribute values and
   the micro average (REFERENCE_NOTES).
 
-Deviations and gaps: the paper's CLAHE sharpening and emboss augmentations are not
-in :mod:`data_tools.augment` yet; SLIC settings, SANet's decoder widths and the
-baselines' backbones are ours (documented in :mod:`zoo.models.sanet`).
+Deviations and gaps: the paper gives no ranges or probabilities for its
+augmentations (:data:`data_tools.augment.SANET_AUGMENTATION` documents ours); SLIC
+settings, SANet's decoder widths and the baselines' backbones are ours
+(documented in :mod:`zoo.models.sanet`).
 """
 from __future__ import annotations
 
@@ -57,9 +58,10 @@ from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult
 from zoo.losses import SANET_ALPHA, CrossEntropyJaccardLoss, GlobalBalancingLoss
 from zoo.metrics import DiceCoefficient, JaccardIndex, isic2018_task2_scores
+from zoo.models.apspnet import build_danet
 from zoo.models.encoders import ENCODERS
 from zoo.models.sanet import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_unet,
-                              build_deeplab, build_resnet_danet, build_resunet, build_sanet)
+                              build_deeplab, build_resunet, build_sanet)
 from zoo.submission import original_size, write_attribute_masks
 from zoo.train import TrainResult, fit
 
@@ -165,7 +167,8 @@ def build_model(variant: Variant, args: argparse.Namespace) -> keras.Model:
     if variant.model == "deeplab":
         return build_deeplab(shape, weights=args.encoder_weights, backbone=args.dilated_backbone)
     if variant.model == "danet":
-        return build_resnet_danet(shape, weights=args.encoder_weights, backbone=args.dilated_backbone)
+        return build_danet(shape, classes=len(ATTRIBUTES), weights=args.encoder_weights,
+                           backbone=args.dilated_backbone, activation="sigmoid", input_scale="unit")
     if variant.model == "resunet":
         return build_resunet(shape, weights=args.encoder_weights, backbone=args.backbone)
     return build_sanet(shape, weights=args.encoder_weights, backbone=args.backbone,

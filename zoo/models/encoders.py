@@ -6,13 +6,15 @@ layer *names*, never indices: indices shift between Keras versions and with
 ``weights="imagenet"`` (REFERENCE_NOTES, AER-Net).
 
 The model input is in [0, 1] (``InputSpec(scale="unit")``); each backbone gets it
-rescaled inside the model, by a ``Rescaling`` layer named ``encoder_input_scaling``,
+rescaled inside the model, by an :class:`~zoo.layers.input_scaling.InputScaling`
+layer named ``encoder_input_scaling``,
 to the range its ImageNet weights were trained on:
 
 * EfficientNet: times 255 (the backbone has its own Rescaling/Normalization that
   expect 0-255 input);
-* ResNet, VGG ("caffe" mode): times 255 minus the Caffe channel means, applied to
-  the channels in the order given (Caffe models were trained on BGR);
+* ResNet, VGG ("caffe" mode): RGB -> BGR, times 255, minus the Caffe BGR means
+  (as ``keras.applications.resnet.preprocess_input``: the weights were trained on
+  BGR);
 * DenseNet ("torch" mode): ``(x - mean) / std`` with ImageNet statistics;
 * MobileNetV2 ("tf" mode): ``2 x - 1``.
 
@@ -31,10 +33,12 @@ from typing import Callable, Sequence
 
 import keras
 
+from data_tools.preprocess import CAFFE_BGR_MEAN
+from zoo.layers.input_scaling import InputScaling
+
 # Feature strides of the default taps: 1/2, 1/4, 1/8, 1/16 (the skips) and 1/32.
 TAP_STRIDES: tuple[int, ...] = (2, 4, 8, 16, 32)
 
-_CAFFE_MEAN = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
 
@@ -47,13 +51,25 @@ class EncoderSpec:
         application: the keras.applications constructor.
         taps: layer names at ``TAP_STRIDES`` (1/2 ... 1/32), finest first.
         scale, offset: per-channel affine map from [0, 1] input to the backbone's
-            expected input (``x * scale + offset``).
+            expected input (``x * scale + offset``, in the backbone's channel order).
+        bgr: the backbone expects BGR: the channels are reversed before the map.
     """
 
     application: Callable[..., keras.Model]
     taps: tuple[str, ...]
     scale: tuple[float, float, float]
     offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    bgr: bool = False
+
+    def input_scaling(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
+        """[0, 1] RGB ``inputs`` -> the backbone's input (layer ``encoder_input_scaling``).
+
+        Inputs without 3 channels get the channel-mean scale and offset, unreversed.
+        """
+        scale, offset, bgr = self.scale, self.offset, self.bgr
+        if inputs.shape[-1] != 3:  # per-channel statistics do not apply: use their means
+            scale, offset, bgr = sum(scale) / 3, sum(offset) / 3, False
+        return InputScaling(scale, offset, reverse_channels=bgr, name="encoder_input_scaling")(inputs)
 
 
 def _efficientnet(application, last_stage_tap: str = "top_activation") -> EncoderSpec:
@@ -63,7 +79,7 @@ def _efficientnet(application, last_stage_tap: str = "top_activation") -> Encode
 
 
 def _caffe(application, taps) -> EncoderSpec:
-    return EncoderSpec(application, tuple(taps), (255.0,) * 3, tuple(-m for m in _CAFFE_MEAN))
+    return EncoderSpec(application, tuple(taps), (255.0,) * 3, tuple(-m for m in CAFFE_BGR_MEAN), bgr=True)
 
 
 def _torch(application, taps) -> EncoderSpec:
@@ -154,10 +170,7 @@ def build_encoder(backbone: str, inputs, weights: str | os.PathLike | None = Non
         raise ValueError(
             f"weights='imagenet' needs 3 input channels (the ImageNet weights' first "
             f"convolution); the input has {channels}. Use weights=None.")
-    scale, offset = spec.scale, spec.offset
-    if channels != 3:  # per-channel statistics do not apply: use their means
-        scale, offset = sum(scale) / 3, sum(offset) / 3
-    scaled = keras.layers.Rescaling(scale, offset, name="encoder_input_scaling")(inputs)
+    scaled = spec.input_scaling(inputs)
     try:
         model = spec.application(include_top=False, weights=weights, input_tensor=scaled)
     except Exception as error:  # keras' get_file raises a bare Exception on download failure
