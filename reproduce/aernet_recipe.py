@@ -57,11 +57,10 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import DatasetError, Record
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult
+from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import DiceLoss
 from zoo.metrics import DiceCoefficient, JaccardIndex, segmentation_scores, threshold_jaccard
 from zoo.models.aernet import AERNET_INPUT, AERNET_SIZE_MULTIPLE
-from zoo.models.encoders import validate_weights
 from zoo.train import TrainResult, fit
 
 PAPER_TRAIN_IMAGES = 2094     # section 3.3
@@ -93,14 +92,6 @@ batch-norm statistics re-estimated before evaluation (80 steps are too few for t
 # --------------------------------------------------------------------------- flags
 
 
-def _weights(text: str) -> str | None:
-    """``--encoder-weights``: checked when parsing, so a typo stops before any training."""
-    try:
-        return validate_weights(None if text.lower() == "none" else text, "--encoder-weights")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _image_side(text: str) -> int:
     side = int(text)
     if side < AERNET_SIZE_MULTIPLE or side % AERNET_SIZE_MULTIPLE:
@@ -116,7 +107,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model input side, a multiple of 64 (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
                         help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--encoder-weights", type=_weights, default="imagenet",
+    parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
                         help="pretrained encoders' weights: imagenet, none, or a keras.applications "
                              "no-top weights file (default: %(default)s)")
     parser.add_argument("--base-filters", type=int, default=64,

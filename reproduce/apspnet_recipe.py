@@ -46,7 +46,7 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import DatasetError, Record
 from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult
+from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import ComboLoss
 from zoo.metrics import mean_average_precision, mean_iou, mean_pixel_accuracy
 from zoo.models.apspnet import APSPNET_INPUT, BACKBONES
@@ -84,10 +84,6 @@ DATASET = DatasetNeed(
 # --------------------------------------------------------------------------- flags
 
 
-def _weights(text: str) -> str | None:
-    return None if text.lower() == "none" else text
-
-
 def parse_label_map(text: str) -> dict[str, int]:
     """``"kidney=1,hydronephrosis=2"`` -> ``{"kidney": 1, "hydronephrosis": 2}``."""
     label_map = {}
@@ -121,7 +117,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folders format: what mask stems add to image stems, e.g. _mask")
     parser.add_argument("--image-size", type=int, default=473,
                         help="model input side (default: %(default)s, the paper's)")
-    parser.add_argument("--weights", type=_weights, default="imagenet",
+    parser.add_argument("--weights", type=weights_argument, default="imagenet",
                         help="ResNet50 weights: imagenet, none, or a keras.applications "
                              "ResNet50 no-top weights file (default: %(default)s)")
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",

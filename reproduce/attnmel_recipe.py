@@ -37,7 +37,7 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from data_tools.synthetic import make_isic2017
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult
+from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import attnmel_losses, focal_loss
 from zoo.metrics import classification_scores
 from zoo.models.attnmel import (ATTNMEL_INPUT, build_attnmel_cnn, build_mel_cnn,
@@ -72,10 +72,6 @@ SMOKE = {"epochs": 1, "batch_size": 4, "image_size": 32, "resize": 40, "passes_p
 # --------------------------------------------------------------------------- flags
 
 
-def _weights(text: str) -> str | None:
-    return None if text.lower() == "none" else text
-
-
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the AttnMel recipe, with the paper's values as defaults."""
     parser.add_argument("--image-size", type=int, default=224,
@@ -83,7 +79,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resize", type=int, default=256,
                         help="side the centre crop is resized to before the random crop "
                              "(default: %(default)s)")
-    parser.add_argument("--weights", type=_weights, default="imagenet",
+    parser.add_argument("--weights", type=weights_argument, default="imagenet",
                         help="VGG-16 weights: imagenet, none, or a keras.applications weights "
                              "file (default: %(default)s)")
     parser.add_argument("--batch-norm", action="store_true",

@@ -59,6 +59,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 from data_tools.records import BadInputPolicy, DatasetError
 from reproduce import report
 from reproduce.datasets import DatasetNeed, MissingDataError, find_real_data, prepare_synthetic_data
+from zoo.models.encoders import validate_weights
 from zoo.runtime import STRATEGIES, describe_runtime, is_chief, make_strategy, task_name
 from zoo.train import TrainConfig
 
@@ -337,6 +338,16 @@ def parse_flags(
         parser.set_defaults(**smoke_overrides)
         args = parser.parse_args(argv)
     return args
+
+
+def weights_argument(text: str) -> str | None:
+    """argparse ``type`` of the recipes' weights flags: ``none`` (random
+    initialisation), ``imagenet`` or an existing weights file, checked when parsing
+    so that a typo stops before any training."""
+    try:
+        return validate_weights(None if text.lower() == "none" else text, "weights")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def select_rows(

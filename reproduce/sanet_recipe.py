@@ -55,7 +55,7 @@ from data_tools.shuffle import RegionShuffle
 from data_tools.superpixels import SlicParams, cache_superpixels, superpixel_segmentation_dataset
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult
+from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import SANET_ALPHA, CrossEntropyJaccardLoss, GlobalBalancingLoss
 from zoo.metrics import DiceCoefficient, JaccardIndex, isic2018_task2_scores
 from zoo.models.apspnet import build_danet
@@ -115,10 +115,6 @@ class Variant:
 # --------------------------------------------------------------------------- flags
 
 
-def _weights(text: str) -> str | None:
-    return None if text.lower() == "none" else text
-
-
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The SANet recipe's flags, with the paper's values (or ours, where it has none) as defaults."""
     parser.add_argument("--image-size", type=int, default=SANET_INPUT.image_size[0],
@@ -131,7 +127,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="power of the polynomial learning-rate decay (default: %(default)s)")
     parser.add_argument("--alpha", type=float, default=SANET_ALPHA,
                         help="GBL truncation point alpha, eq. 7 (default: %(default)s)")
-    parser.add_argument("--encoder-weights", type=_weights, default="imagenet",
+    parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
                         help="pretrained encoders: imagenet, none, or a keras.applications no-top "
                              "weights file (default: %(default)s)")
     parser.add_argument("--backbone", choices=sorted(ENCODERS), default=RESUNET_BACKBONE,

@@ -450,3 +450,17 @@ def test_script_overrides_must_name_flags(script, real_data):
     )
     assert script.calls[-1].args.image_size == 64 and script.calls[-1].args.epochs == 3
     assert added.results["Alpha"].values["JSI"] == OURS["Alpha"]["JSI"]
+
+
+def test_weights_argument_checks_when_parsing(tmp_path):
+    import argparse
+
+    from reproduce.frame import weights_argument
+
+    weights_file = tmp_path / "resnet50_notop.h5"
+    weights_file.write_bytes(b"")
+    assert weights_argument("None") is None
+    assert weights_argument("imagenet") == "imagenet"
+    assert weights_argument(str(weights_file)) == str(weights_file)
+    with pytest.raises(argparse.ArgumentTypeError, match="no_such.h5"):
+        weights_argument(str(tmp_path / "no_such.h5"))
