@@ -30,9 +30,9 @@ its ImageNet backbone. SANet also takes the superpixel label map of the image
 :func:`data_tools.superpixels.cache_superpixels`); the map may come at another
 resolution than the image (resized with nearest neighbour inside).
 
-Serving: a SANet SavedModel has two inputs, ``image`` and ``superpixels``; SLIC
-has no TensorFlow op, so clients compute the map with
-:func:`data_tools.superpixels.slic_superpixels` (the same parameters as in
+Serving: :func:`zoo.export.export_saved_model` gives signatures that take the
+images and a ``superpixels`` map; SLIC has no TensorFlow op, so clients compute the
+map with :func:`data_tools.superpixels.slic_superpixels` (the same parameters as in
 training) and send it beside the image.
 
 Paper gaps, our choices: the paper names neither SLIC's settings
