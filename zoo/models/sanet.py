@@ -187,7 +187,7 @@ def build_attribute_unet(input_shape: Sequence[int] = (256, 256, 3),
     unet = build_unet(input_shape, 1, **{"name": "unet", **unet_kwargs})
     features = unet.get_layer("head_conv").input
     head = segmentation_head(features, classes, activation="sigmoid", name="attribute_head")
-    return keras.Model(unet.inputs, head, name=unet.name)
+    return keras.Model(unet.input, head, name=unet.name)
 
 
 def build_deeplab(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
