@@ -126,19 +126,21 @@ def check_targets(summary: Sequence[Mapping[str, Any]], backbones: Mapping[str, 
 # ----------------------------------------------------------------------- outputs
 
 
-def _cell(value: Any, decimals: int = 1) -> str:
+def _cell(value: Any, number_format: str = ".1f") -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
-        return f"{value:.{decimals}f}" if math.isfinite(value) else "—"
+        return format(value, number_format) if math.isfinite(value) else "—"
     return str(value).replace("|", "\\|")
 
 
-def _markdown_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], decimals: Mapping[str, int]) -> list[str]:
+def _markdown_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+                    formats: Mapping[str, str]) -> list[str]:
+    """A markdown table; floats formatted by ``formats[column]`` (default ``.1f``)."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[c], decimals.get(c, 1)) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row[c], formats.get(c, ".1f")) for c in columns) + " |" for row in rows]
     return lines
 
 
@@ -159,14 +161,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "## Measurements", "",
         "compile_s: first step minus an ordinary step (tracing + compilation); latency at the "
         "smallest batch size (median), inference images/s at the largest.", "",
-        *_markdown_table(measured, report["rows"], {"compile_s": 2, "infer_compile_s": 2, "peak_memory_mb": 0}),
+        *_markdown_table(measured, report["rows"], {"compile_s": ".2f", "infer_compile_s": ".2f", "peak_memory_mb": ".0f"}),
         "", "## XLA, mixed precision and input pipeline", "",
         "XLA ratio: images/s with XLA / without. mixed_xla_speedup: training images/s with mixed "
         "precision and XLA / float32 without XLA. pipeline / model: the paper's tf.data pipeline "
         "images/s over the model's fastest training images/s.", "",
         *_markdown_table(SUMMARY_COLUMNS, report["summary"],
-                         {"train_xla_ratio": 2, "infer_xla_ratio": 2, "mixed_xla_speedup": 2,
-                          "pipeline_model_ratio": 2}),
+                         {"train_xla_ratio": ".2f", "infer_xla_ratio": ".2f", "mixed_xla_speedup": ".2f",
+                          "pipeline_model_ratio": ".2f"}),
         "", "## Input pipelines (generated JPEGs, no cache)", "",
         *_markdown_table(PIPELINE_COLUMNS, report["pipelines"], {}),
         "", *_targets_section(report),
@@ -178,7 +180,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   "(`xla_error`, `gradient_error`), and its compiled forward pass under `mixed_float16` "
                   "with the same weights (`mixed_error`); errors relative to the largest value.", "",
                   *_markdown_table(LAYER_COLUMNS, report["layers"],
-                                   {"compile_s": 2, "xla_error": 7, "gradient_error": 7, "mixed_error": 4})]
+                                   {"compile_s": ".2f", "xla_error": ".1e", "gradient_error": ".1e",
+                                    "mixed_error": ".1e"})]
     notes = [f"{row['model']} ({row['precision']}, XLA {_cell(row['xla'])}): {row['status']}: {row['error']}"
              for row in report["rows"] if row["error"]]
     notes += [f"{row['model']}: {row['status']} ({row['builder']})" for row in report["rows"]
