@@ -43,3 +43,15 @@ def test_input_scaling_round_trips_and_rejects_wrong_channel_counts(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(x)), x[..., ::-1] * [1.0, 2.0, 3.0] - 1.0)
     with pytest.raises(ValueError, match="2 scale values for 3 input channels"):
         InputScaling([1.0, 2.0])(keras.Input((2, 2, 3)))
+
+
+def test_imagenet_download_translates_only_download_failures():
+    with pytest.raises(encoders.WeightsUnavailableError, match=r"of VGG16 \(refused\)\. Put the file there\."):
+        with encoders.imagenet_download("imagenet", "VGG16", "Put the file there."):
+            raise OSError("refused")
+    with pytest.raises(OSError, match="refused"):  # no download asked for: not a download failure
+        with encoders.imagenet_download(None, "VGG16", "Put the file there."):
+            raise OSError("refused")
+    with pytest.raises(ValueError, match="bad shape"):
+        with encoders.imagenet_download("imagenet", "VGG16", "Put the file there."):
+            raise ValueError("bad shape")

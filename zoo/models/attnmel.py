@@ -46,8 +46,7 @@ import keras
 from data_tools.preprocess import InputSpec
 from zoo.layers.attnmel_attention import NORMALIZATIONS, AttnMelAttention
 from zoo.models.blocks import conv_bn_relu
-from zoo.models.encoders import (WeightsUnavailableError, build_encoder, is_download_failure,
-                                 validate_weights)
+from zoo.models.encoders import build_encoder, imagenet_download, validate_weights
 from zoo.models.unet import check_choice, check_classes, check_input_shape
 
 ATTNMEL_INPUT = InputSpec(image_size=(224, 224), fit="crop", crop_fraction=0.8,
@@ -244,16 +243,11 @@ def build_vgg16_classifier(input_shape: Sequence[int] = (224, 224, 3), classes: 
 
 def _load_full_vgg16_weights(model: keras.Model, weights: str) -> None:
     """Copies keras.applications VGG16 (with top) weights into same-named layers."""
-    try:
+    with imagenet_download(weights, "VGG16", (
+            "Download vgg16_weights_tf_dim_ordering_tf_kernels.h5 (keras.applications, with top) "
+            "on a machine with internet access and pass its path as weights=, or put it in "
+            "~/.keras/models/.")):
         source = keras.applications.VGG16(include_top=True, weights=weights)
-    except Exception as error:  # keras' get_file raises a bare Exception on download failure
-        if weights == "imagenet" and is_download_failure(error):
-            raise WeightsUnavailableError(
-                f"Could not download the ImageNet weights of VGG16 ({error}). Download "
-                "vgg16_weights_tf_dim_ordering_tf_kernels.h5 (keras.applications, with top) on a "
-                "machine with internet access and pass its path as weights=, or put it in "
-                "~/.keras/models/.") from error
-        raise
     for layer in source.layers:
         if layer.weights and layer.name != "predictions":
             model.get_layer(layer.name).set_weights(layer.get_weights())

@@ -26,10 +26,11 @@ include_top=False)``): the file is loaded by keras.applications' own mechanism.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import keras
 
@@ -171,17 +172,11 @@ def build_encoder(backbone: str, inputs, weights: str | os.PathLike | None = Non
             f"weights='imagenet' needs 3 input channels (the ImageNet weights' first "
             f"convolution); the input has {channels}. Use weights=None.")
     scaled = spec.input_scaling(inputs)
-    try:
+    with imagenet_download(weights, backbone, (
+            f"Download the keras.applications '{backbone}' no-top weights file (e.g. "
+            f"{backbone}_notop.h5) on a machine with internet access and pass its path: "
+            f"weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/.")):
         model = spec.application(include_top=False, weights=weights, input_tensor=scaled)
-    except Exception as error:  # keras' get_file raises a bare Exception on download failure
-        if weights == "imagenet" and is_download_failure(error):
-            raise WeightsUnavailableError(
-                f"Could not download the ImageNet weights of {backbone} ({error}). Download "
-                f"the keras.applications '{backbone}' no-top weights file (e.g. "
-                f"{backbone}_notop.h5) on a machine with internet access and pass its path: "
-                f"weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/."
-            ) from error
-        raise
     names = tuple(taps) if taps is not None else spec.taps
     known = {layer.name for layer in model.layers}
     missing = [name for name in names if name not in known]
@@ -193,3 +188,17 @@ def build_encoder(backbone: str, inputs, weights: str | os.PathLike | None = Non
 def is_download_failure(error: Exception) -> bool:
     """Whether ``error`` comes from keras' ``get_file`` failing to download a file."""
     return isinstance(error, OSError) or "URL fetch failure" in str(error)
+
+
+@contextlib.contextmanager
+def imagenet_download(weights: str | None, what: str, remedy: str) -> Iterator[None]:
+    """Turns a failed ImageNet download inside the block into a
+    :class:`WeightsUnavailableError` that names ``what`` and tells the ``remedy``
+    (keras' ``get_file`` raises a bare Exception); other errors pass unchanged."""
+    try:
+        yield
+    except Exception as error:
+        if weights == "imagenet" and is_download_failure(error):
+            raise WeightsUnavailableError(
+                f"Could not download the ImageNet weights of {what} ({error}). {remedy}") from error
+        raise

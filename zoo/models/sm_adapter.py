@@ -34,7 +34,7 @@ from typing import Sequence
 
 import keras
 
-from zoo.models.encoders import WeightsUnavailableError, is_download_failure, validate_weights
+from zoo.models.encoders import imagenet_download, validate_weights
 from zoo.models.unet import check_classes, check_input_shape
 
 TABLE1_BACKBONES: dict[str, str] = {
@@ -93,18 +93,12 @@ def build_sm_unet(backbone: str, input_shape: Sequence[int] = (256, 256, 3),
     if weights == "imagenet" and input_shape[-1] != 3:
         raise ValueError(f"weights='imagenet' needs 3 input channels; the input has "
                          f"{input_shape[-1]}. Use weights=None.")
-    try:
+    with imagenet_download(weights, f"segmentation_models' {backbone}", (
+            "Put the file segmentation_models asks for in ~/.keras/models/ (downloaded on a "
+            "machine with internet access), or train from scratch with weights=None.")):
         model = sm.Unet(backbone, input_shape=input_shape, classes=classes,
                         activation="sigmoid" if classes == 1 else "softmax",
                         encoder_weights="imagenet" if weights == "imagenet" else None)
-    except Exception as error:  # keras' get_file raises a bare Exception on download failure
-        if weights == "imagenet" and is_download_failure(error):
-            raise WeightsUnavailableError(
-                f"Could not download the ImageNet weights of segmentation_models' {backbone} "
-                f"({error}). Put the file segmentation_models asks for in ~/.keras/models/ "
-                f"(downloaded on a machine with internet access), or train from scratch with "
-                f"weights=None.") from error
-        raise
     if weights not in (None, "imagenet"):
         model.load_weights(weights)
     return model
