@@ -296,27 +296,3 @@ def joint_random_crop(
         return tf.ensure_shape(window, (size[0], size[1], x.shape[-1]))
 
     return crop(image), (None if mask is None else crop(mask))
-
-
-ARL_AUGMENTATION = Augmentation(horizontal_flip=True, vertical_flip=True, rotation_degrees=10.0, zoom=(0.9, 1.1))
-ATTNMEL_AUGMENTATION = Augmentation(horizontal_flip=True, vertical_flip=True, rotate90=True)
-SANET_AUGMENTATION = Augmentation(
-    horizontal_flip=True,
-    vertical_flip=True,
-    rotate90=True,
-    contrast=(0.8, 1.2),
-    noise_std=(0.0, 0.03),
-    blur_sigma=(0.5, 1.5),
-    clahe_clip_limit=(1.0, 4.0),
-    clahe_probability=0.25,
-    emboss_alpha=(0.0, 1.0),
-    emboss_strength=(0.25, 1.0),
-    emboss_probability=0.25,
-)
-"""SANet's augmentation (sanet.txt, "Data augmentation"). The paper names the
-transforms but gives no ranges or probabilities; these are ours: contrast 0.8-1.2,
-noise std up to 0.03, blur sigma 0.5-1.5 with probability 0.5, and the two
-sharpenings each with probability 0.25 (blur and sharpening act on a quarter to a
-half of the images, not on most): CLAHE with clip limit 1-4 on an 8x8 grid
-(imgaug's ``CLAHE`` draws 0.1-8 and 3-12 tiles), emboss with imgaug's default alpha
-0-1 and strength 0.25-1."""

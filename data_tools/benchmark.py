@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data_tools.augment import ARL_AUGMENTATION
+from zoo.arl_cnn.recipe import ARL_AUGMENTATION
 from data_tools.pipeline import classification_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import Record

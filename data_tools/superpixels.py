@@ -12,7 +12,7 @@ get another folder, and a map older than its image is recomputed.
 
 Labels are **consecutive** (``0 .. K-1``) and **bounded** (``K <=
 params.max_segments``). The bound matters: the superpixel layers
-(:mod:`zoo.layers.superpixel`) pool with ``tf.math.unsorted_segment_sum`` over
+(:mod:`zoo.sanet.layers`) pool with ``tf.math.unsorted_segment_sum`` over
 ``max_segments`` segments per image, and under XLA an id out of range is silently
 dropped, or leaks into the next image of the batch (REFERENCE_NOTES, "Measured on
 this stack"). SLIC may return more segments than asked (n_segments=256 gave up to

@@ -12,7 +12,7 @@ The recipe (paper sections 3.1-3.4, 4.2):
   written to ``<out>/split.json`` on the first run and read back on every later run
   (``--split`` points the three AER-Net scripts at one file);
 * input: resized to 256x256, CIELAB with each channel scaled to [0, 1] (section 3.1,
-  :data:`zoo.models.aernet.AERNET_INPUT`); no augmentation (the paper names none);
+  :data:`zoo.aernet.models.AERNET_INPUT`); no augmentation (the paper names none);
 * training: Adam, learning rate 1e-3, batch 16, 100 epochs, Dice loss of eq. 1
   (:class:`zoo.losses.DiceLoss`, squared denominators);
 * evaluation: test masks predicted at 256x256, thresholded at 0.5, JSI (eq. 4) and
@@ -60,7 +60,7 @@ from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import DiceLoss
 from zoo.metrics import DiceCoefficient, JaccardIndex, segmentation_scores, threshold_jaccard
-from zoo.models.aernet import AERNET_INPUT, AERNET_SIZE_MULTIPLE
+from zoo.aernet.models import AERNET_INPUT, AERNET_SIZE_MULTIPLE
 from zoo.train import TrainResult, fit
 
 PAPER_TRAIN_IMAGES = 2094     # section 3.3

@@ -4,7 +4,7 @@
     python reproduce/aernet_table1.py --smoke            # synthetic data, random encoders
 
 Each row is a segmentation_models U-Net over one ImageNet-pretrained encoder
-(:func:`zoo.models.sm_adapter.build_sm_unet`, section 4.3), trained and evaluated
+(:func:`zoo.aernet.encoder_sweep.build_sm_unet`, section 4.3), trained and evaluated
 with the recipe of :mod:`reproduce.aernet_recipe` (same split file, Adam 1e-3,
 Dice loss, batch 16, 100 epochs, CIELAB [0, 1] at 256x256). The paper reports only
 the Jaccard index of the five best of its sweep; the other encoders it tried are
@@ -17,7 +17,7 @@ from typing import Sequence
 from reproduce.aernet_recipe import (DATASET, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
                                      input_shape, run_segmentation_row)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.models.sm_adapter import TABLE1_BACKBONES, build_sm_unet
+from zoo.aernet.encoder_sweep import TABLE1_BACKBONES, build_sm_unet
 
 TABLE = PaperTable(
     key="aernet_table1",

@@ -5,7 +5,7 @@
     python reproduce/aernet_table2.py --rows aer-net     # one row
 
 Rows: U-Net, Attention U-Net, Attention Residual U-Net, AER-Net
-(:mod:`zoo.models.unet`, :mod:`zoo.models.aernet`), each trained and evaluated with
+(:mod:`zoo.common.unet`, :mod:`zoo.aernet.models`), each trained and evaluated with
 the recipe of :mod:`reproduce.aernet_recipe` (fixed 2094/500 split, CIELAB [0, 1] at
 256x256, Adam 1e-3, Dice loss, batch 16, 100 epochs; its docstring lists the
 deviations).
@@ -20,8 +20,8 @@ import keras
 from reproduce.aernet_recipe import (DATASET, JSI_DC, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
                                      input_shape, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.models.aernet import build_aernet
-from zoo.models.unet import build_attention_residual_unet, build_attention_unet, build_unet
+from zoo.aernet.models import build_aernet
+from zoo.aernet import build_attention_residual_unet, build_attention_unet, build_unet
 
 UNET = "U-Net"
 ATTENTION_UNET = "Attention + U-Net"

@@ -16,7 +16,7 @@ from typing import Sequence
 from reproduce.aernet_recipe import (DATASET, JSI_DC, PAPER_SETTINGS, SMOKE,
                                      add_recipe_arguments, input_shape, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.models.aernet import build_aernet
+from zoo.aernet.models import build_aernet
 
 TABLE = PaperTable(
     key="aernet_table3",

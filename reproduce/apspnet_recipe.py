@@ -12,7 +12,7 @@ The recipe (paper section IV):
   train/test split, written once to ``--split-file`` and reused by every row and
   by both tables;
 * input: padded to a square with grey borders, resized to 473x473
-  (:data:`zoo.models.apspnet.APSPNET_INPUT`), ImageNet ResNet50 weights;
+  (:data:`zoo.apspnet.models.APSPNET_INPUT`), ImageNet ResNet50 weights;
 * Combo loss (eq. 6, :class:`zoo.losses.ComboLoss`), Adam, learning rate 1e-3,
   batch 8, 50 epochs in Table I and 100 in Table III.
 
@@ -49,7 +49,7 @@ from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import ComboLoss
 from zoo.metrics import mean_average_precision, mean_iou, mean_pixel_accuracy
-from zoo.models.apspnet import APSPNET_INPUT, BACKBONES
+from zoo.apspnet.models import APSPNET_INPUT, BACKBONES
 from zoo.train import TrainResult, fit
 
 MASK_NAME = "classes"

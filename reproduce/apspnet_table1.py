@@ -5,7 +5,7 @@
     python reproduce/apspnet_table1.py --smoke        # synthetic data, minutes on a CPU
 
 Each row trains A-PSPNet (attention ResNet50 + PSPNet head) with one arrangement
-of :data:`zoo.layers.cbam.CBAM_ORDERS` and reports the test-set MIoU (eq. 7) and
+of :data:`zoo.apspnet.layers.CBAM_ORDERS` and reports the test-set MIoU (eq. 7) and
 "MPA" (eq. 8), with the recipe of :mod:`reproduce.apspnet_recipe` (9:1 split,
 473x473 grey-padded input, Combo loss, Adam 1e-3, batch 8; its docstring lists the
 reading notes and deviations).
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from reproduce.apspnet_recipe import (BATCH_SIZE, DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE,
                                       add_recipe_arguments, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.models.apspnet import build_apspnet
+from zoo.apspnet.models import build_apspnet
 
 PAPER_SETTINGS = {"epochs": 50, "batch_size": BATCH_SIZE}   # section IV-B
 
@@ -28,7 +28,7 @@ ORDERS = {
     "ResNet50 + Spatial&Channel attention units": "spatial_channel",
     "ResNet50 + Channel&Spatial attention units": "channel_spatial",
 }
-"""Table I row -> ``cbam_order`` of :func:`zoo.models.apspnet.build_apspnet`."""
+"""Table I row -> ``cbam_order`` of :func:`zoo.apspnet.models.build_apspnet`."""
 
 TABLE = PaperTable(
     key="apspnet_table1",

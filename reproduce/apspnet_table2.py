@@ -35,9 +35,9 @@ from keras import layers
 from reproduce import report
 from reproduce.frame import Column, PaperRow, PaperTable, RowResult
 from zoo.flops import count_flops
-from zoo.layers.pyramid_pooling import AdaptiveAveragePooling2D
-from zoo.models.apspnet import BACKBONES, build_apspnet, build_attention_resnet, build_pspnet
-from zoo.models.resnet import build_resnet
+from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
+from zoo.apspnet.models import BACKBONES, build_apspnet, build_attention_resnet, build_pspnet
+from zoo.common.resnet import build_resnet
 
 IMAGENET_CLASSES = 1000
 PAPER_SIZE = 473
@@ -65,13 +65,13 @@ TABLE = PaperTable(
         "MACs: convolutions and matrix products only, counted by TensorFlow's profiler "
         "(zoo.flops); the paper's tool also counts batch norm, activations, pooling and "
         "additions, so its MACs are higher (ResNet50: about 6 %).",
-        "ResNet rows: our ResNets (zoo.models.resnet) use keras.applications' layout, "
+        "ResNet rows: our ResNets (zoo.common.resnet) use keras.applications' layout, "
         "whose convolutions have biases before batch norm (torchvision's have none): "
         "ResNet50 +26,560, ResNet101 +52,672, ResNet152 +75,712 parameters. This is "
         "the whole parameter difference of these rows.",
         "ResNet101 and ResNet152: the paper's counts are torchvision's (44.54916M, "
         "60.19281M) plus 0.52500M, i.e. these rows carry the same two CBAMs as "
-        "A-PSPNet; we count them so (zoo.models.apspnet.build_attention_resnet).",
+        "A-PSPNet; we count them so (zoo.apspnet.models.build_attention_resnet).",
         "A-PSPNet: ResNet50 + CBAM per eq. 3-4 (no MLP biases, no batch norm) on conv1 "
         "(64 channels) and conv5 (2048): +524,996 parameters, the paper's +0.52500M. "
         "Its extra MACs (+6.58M at 473x473; the paper +5.20M) are both MLP passes "

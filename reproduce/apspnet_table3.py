@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from reproduce.apspnet_recipe import (BATCH_SIZE, DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE,
                                       add_recipe_arguments, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.models.apspnet import build_apspnet, build_danet, build_deeplabv3, build_pspnet
+from zoo.apspnet.models import build_apspnet, build_danet, build_deeplabv3, build_pspnet
 
 PAPER_SETTINGS = {"epochs": 100, "batch_size": BATCH_SIZE}   # section IV-B
 

@@ -2,7 +2,7 @@
 
 Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE TMI
 2019 (``arl_cnn.txt``). Tables III-VII train classifiers of
-:mod:`zoo.models.arl_cnn` with one recipe and score them on the ISIC 2017 test set:
+:mod:`zoo.arl_cnn.models` with one recipe and score them on the ISIC 2017 test set:
 
 * **data** (Sec. IV-A): ISIC 2017 Part 3, 2000 training, 150 validation and 600
   test images (:func:`data_tools.isic.read_isic2017`).
@@ -57,7 +57,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data_tools.augment import ARL_AUGMENTATION
+from zoo.arl_cnn.recipe import ARL_AUGMENTATION
 from data_tools.isic import read_isic2017
 from data_tools.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, average_over_patches
 from data_tools.pipeline import classification_dataset
@@ -68,9 +68,9 @@ from reproduce import report
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import NON_RESULT_FLAGS, Column, RowContext, RowResult
 from zoo.metrics import classification_scores, isic2017_average_auc
-from zoo.models.arl_cnn import (build_arl_cnn14, build_arl_cnn50, build_ran14, build_ran50,
+from zoo.arl_cnn.models import (build_arl_cnn14, build_arl_cnn50, build_ran14, build_ran50,
                                 build_senet14, build_senet50)
-from zoo.models.resnet import build_resnet14, build_resnet50
+from zoo.arl_cnn.models import build_resnet14, build_resnet50
 from zoo.submission import write_isic2017_classification_csv
 from zoo.train import TrainResult, fit
 
@@ -115,7 +115,7 @@ class ArlModel:
     """A classifier of Tables III-VII and how the paper initialises it.
 
     Attributes:
-        build: a builder of :mod:`zoo.models.arl_cnn` or :mod:`zoo.models.resnet`.
+        build: a builder of :mod:`zoo.arl_cnn.models` or :mod:`zoo.common.resnet`.
         imagenet: the paper starts it from ImageNet weights (Table III's "*").
         options: extra builder arguments, e.g. ``{"attention": "channel"}``.
     """

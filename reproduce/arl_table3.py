@@ -58,7 +58,7 @@ TABLE = PaperTable(
         "starts from Hu et al.'s SE-ResNet50, which Keras does not ship: its SE layers "
         "start at random here).",
         "RAN14 and SEnet14 follow Table II's architecture; the paper's parameter counts "
-        "(1.2e7, 1.1e7) do not match those designs (see zoo.models.arl_cnn).",
+        "(1.2e7, 1.1e7) do not match those designs (see zoo.arl_cnn.models).",
         "ACC, sensitivity and specificity at a score threshold of 0.5 (--threshold); "
         "scores averaged over 9 test patches per image.",
     ],

@@ -19,7 +19,7 @@ from reproduce.arl_common import (DATASET, MODELS, PAPER_SETTINGS, SCORE_COLUMNS
                                   score_model, table_values)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
-PAPER_ROWS = {  # Table V: row name -> (attention of zoo.models.arl_cnn, M scores, SK scores)
+PAPER_ROWS = {  # Table V: row name -> (attention of zoo.arl_cnn.models, M scores, SK scores)
     "Channel-wise softmax": ("channel", (0.861, 0.847, 0.607, 0.905), (0.952, 0.852, 0.867, 0.849)),
     "Mixed Sigmoid": ("mixed", (0.851, 0.832, 0.641, 0.878), (0.951, 0.898, 0.811, 0.913)),
     "Spatial-wise softmax": ("spatial", (0.875, 0.850, 0.658, 0.896), (0.958, 0.868, 0.878, 0.867)),

@@ -11,7 +11,7 @@ the patches are drawn as in Sec. IV-B. The rows without segmentation repeat
 Table III's ResNet50* and ARL-CNN50*.
 
 * Segmenter: the paper trains DeepLabv3+; we train a U-Net of this zoo
-  (:func:`zoo.models.unet.build_unet`, batch norm, ``--segmenter-filters`` in its
+  (:func:`zoo.common.unet.build_unet`, batch norm, ``--segmenter-filters`` in its
   first level) on [0, 1] RGB images stretched to ``--segmenter-size``, with Adam
   (lr 1e-3) and the Dice loss, keeping the epoch with the best validation Dice
   (Part 1 validation masks). It is trained once per output folder
@@ -48,7 +48,7 @@ from reproduce.arl_common import (AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, 
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
 from zoo.losses import DiceLoss
 from zoo.metrics import DiceCoefficient
-from zoo.models.unet import build_unet
+from zoo.common.unet import build_unet
 from zoo.train import fit
 
 MASK_THRESHOLD = 0.5

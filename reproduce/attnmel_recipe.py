@@ -4,7 +4,7 @@ The recipe (paper Sec. 3.1 and the authors' code, REFERENCE_NOTES):
 
 * input: centre square of 0.8 x the shorter side, resized to 256x256, random 224x224
   crop (centred at test), random 90-degree rotation and flips
-  (:data:`zoo.models.attnmel.ATTNMEL_INPUT`, ``ATTNMEL_AUGMENTATION``);
+  (:data:`zoo.attnmel.models.ATTNMEL_INPUT`, ``ATTNMEL_AUGMENTATION``);
 * class balance: every melanoma repeated 4x in the training list, focal loss
   (gamma 2);
 * SGD, lr 0.01, momentum 0.9, Nesterov, weight decay 1e-4, lr x0.1 every 10 epochs,
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data_tools.augment import ATTNMEL_AUGMENTATION
+from zoo.attnmel.recipe import ATTNMEL_AUGMENTATION
 from data_tools.isic import read_isic2017, write_isic2017_feature_masks
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec
@@ -40,7 +40,7 @@ from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import attnmel_losses, focal_loss
 from zoo.metrics import classification_scores
-from zoo.models.attnmel import (ATTNMEL_INPUT, build_attnmel_cnn, build_mel_cnn,
+from zoo.attnmel.models import (ATTNMEL_INPUT, build_attnmel_cnn, build_mel_cnn,
                                 build_vgg16_classifier, build_vgg16_gap)
 from zoo.train import TrainResult, fit
 

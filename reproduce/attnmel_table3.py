@@ -32,7 +32,7 @@ from reproduce.attnmel_recipe import (BUILDERS, ISIC2017, REGULARISED_ROWS, SMOK
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 from zoo.cam import class_activation_map, normalize_map, plot_class_activation_maps
 from zoo.metrics import mean_segmentation_scores
-from zoo.models.attnmel import build_attnmel_cnn
+from zoo.attnmel.models import build_attnmel_cnn
 from zoo.train import BEST_WEIGHTS_FILE
 
 FIGURE_IMAGES = 6

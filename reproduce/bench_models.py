@@ -2,7 +2,7 @@
 
 One :class:`BenchModel` per builder says
 
-* where the builder lives (``"zoo.models.unet:build_unet"``, resolved lazily, so
+* where the builder lives (``"zoo.common.unet:build_unet"``, resolved lazily, so
   builders that have not landed yet are reported as "not in the zoo yet" instead
   of breaking the import);
 * how to call it at the paper's size (the builder's defaults, which are the
@@ -25,7 +25,10 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import keras
 import numpy as np
 
-from data_tools.augment import ARL_AUGMENTATION, ATTNMEL_AUGMENTATION, SANET_AUGMENTATION, Augmentation
+from data_tools.augment import Augmentation
+from zoo.arl_cnn.recipe import ARL_AUGMENTATION
+from zoo.attnmel.recipe import ATTNMEL_AUGMENTATION
+from zoo.sanet.recipe import SANET_AUGMENTATION
 from data_tools.preprocess import InputSpec
 from zoo.losses import ComboLoss, DiceLoss, GlobalBalancingLoss, attnmel_losses, focal_loss
 
@@ -276,45 +279,45 @@ def _entries(paper: str, step: TrainStep, builders: Sequence[tuple[str, str, str
 
 ZOO_MODELS: tuple[BenchModel, ...] = (
     *_entries("aernet", AERNET_STEP, [
-        ("unet", "unet", "zoo.models.unet:build_unet"),
-        ("attention_unet", "unet", "zoo.models.unet:build_attention_unet"),
-        ("attention_residual_unet", "unet", "zoo.models.unet:build_attention_residual_unet"),
-        ("aernet", "efficientnet", "zoo.models.aernet:build_aernet"),
+        ("unet", "unet", "zoo.common.unet:build_unet"),
+        ("attention_unet", "unet", "zoo.aernet.models:build_attention_unet"),
+        ("attention_residual_unet", "unet", "zoo.aernet.models:build_attention_residual_unet"),
+        ("aernet", "efficientnet", "zoo.aernet.models:build_aernet"),
     ]),
     *_entries("arl_cnn", ARL_STEP, [
-        ("resnet14", "resnet", "zoo.models.resnet:build_resnet14"),
-        ("arl_cnn14", "resnet", "zoo.models.arl_cnn:build_arl_cnn14"),
-        ("senet14", "resnet", "zoo.models.arl_cnn:build_senet14"),
-        ("ran14", "resnet", "zoo.models.arl_cnn:build_ran14"),
-        ("resnet50", "resnet", "zoo.models.resnet:build_resnet50"),
-        ("arl_cnn50", "resnet", "zoo.models.arl_cnn:build_arl_cnn50"),
-        ("senet50", "resnet", "zoo.models.arl_cnn:build_senet50"),
-        ("ran50", "resnet", "zoo.models.arl_cnn:build_ran50"),
+        ("resnet14", "resnet", "zoo.arl_cnn.models:build_resnet14"),
+        ("arl_cnn14", "resnet", "zoo.arl_cnn.models:build_arl_cnn14"),
+        ("senet14", "resnet", "zoo.arl_cnn.models:build_senet14"),
+        ("ran14", "resnet", "zoo.arl_cnn.models:build_ran14"),
+        ("resnet50", "resnet", "zoo.arl_cnn.models:build_resnet50"),
+        ("arl_cnn50", "resnet", "zoo.arl_cnn.models:build_arl_cnn50"),
+        ("senet50", "resnet", "zoo.arl_cnn.models:build_senet50"),
+        ("ran50", "resnet", "zoo.arl_cnn.models:build_ran50"),
     ]),
     *_entries("attnmel", ATTNMEL_STEP, [
-        ("vgg16", "vgg", "zoo.models.attnmel:build_vgg16_classifier"),
-        ("vgg16_gap", "vgg", "zoo.models.attnmel:build_vgg16_gap"),
-        ("mel_cnn", "vgg", "zoo.models.attnmel:build_mel_cnn"),
+        ("vgg16", "vgg", "zoo.attnmel.models:build_vgg16_classifier"),
+        ("vgg16_gap", "vgg", "zoo.attnmel.models:build_vgg16_gap"),
+        ("mel_cnn", "vgg", "zoo.attnmel.models:build_mel_cnn"),
     ]),
-    BenchModel("attnmel_cnn", "attnmel", "zoo.models.attnmel:build_attnmel_cnn", ATTNMEL_REGULARISED_STEP, "vgg"),
+    BenchModel("attnmel_cnn", "attnmel", "zoo.attnmel.models:build_attnmel_cnn", ATTNMEL_REGULARISED_STEP, "vgg"),
     *_entries("sanet", SANET_STEP, [
-        ("sanet_unet", "unet", "zoo.models.sanet:build_attribute_unet"),
-        ("sanet_deeplab", "resnet", "zoo.models.sanet:build_deeplab"),
+        ("sanet_unet", "unet", "zoo.sanet.models:build_attribute_unet"),
+        ("sanet_deeplab", "resnet", "zoo.sanet.models:build_deeplab"),
     ]),
-    BenchModel("sanet_danet", "sanet", "zoo.models.apspnet:build_danet", SANET_STEP, "resnet",
+    BenchModel("sanet_danet", "sanet", "zoo.apspnet.models:build_danet", SANET_STEP, "resnet",
                paper_kwargs={"input_shape": (256, 256, 3), "classes": 5, "backbone": "resnet101",
                              "activation": "sigmoid", "input_scale": "unit"},
                small_kwargs={"input_shape": SMALL_INPUT, "classes": 5, "backbone": "resnet101",
                              "activation": "sigmoid", "input_scale": "unit"}),
     *_entries("sanet", SANET_STEP, [
-        ("resunet", "resnet", "zoo.models.sanet:build_resunet"),
-        ("sanet", "resnet", "zoo.models.sanet:build_sanet"),
+        ("resunet", "resnet", "zoo.sanet.models:build_resunet"),
+        ("sanet", "resnet", "zoo.sanet.models:build_sanet"),
     ]),
     *_entries("apspnet", APSPNET_STEP, [
-        ("pspnet", "resnet", "zoo.models.apspnet:build_pspnet"),
-        ("deeplabv3", "resnet", "zoo.models.apspnet:build_deeplabv3"),
-        ("danet", "resnet", "zoo.models.apspnet:build_danet"),
-        ("apspnet", "resnet", "zoo.models.apspnet:build_apspnet"),
+        ("pspnet", "resnet", "zoo.apspnet.models:build_pspnet"),
+        ("deeplabv3", "resnet", "zoo.apspnet.models:build_deeplabv3"),
+        ("danet", "resnet", "zoo.apspnet.models:build_danet"),
+        ("apspnet", "resnet", "zoo.apspnet.models:build_apspnet"),
     ]),
 )
 """Every builder of the zoo, grouped by paper, in the order of the papers' tables."""

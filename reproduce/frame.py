@@ -59,7 +59,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 from data_tools.records import BadInputPolicy, DatasetError
 from reproduce import report
 from reproduce.datasets import DatasetNeed, MissingDataError, find_real_data, prepare_synthetic_data
-from zoo.models.encoders import validate_weights
+from zoo.common.encoders import validate_weights
 from zoo.runtime import STRATEGIES, describe_runtime, is_chief, make_strategy, task_name
 from zoo.train import TrainConfig
 

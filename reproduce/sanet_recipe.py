@@ -11,7 +11,7 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
   testing"; their ground truth was released after the challenge). The best epoch
   is chosen on the 100 validation images by the thresholded Jaccard (the paper
   does not say how it picks its epoch);
-* input: RGB in [0, 1] at 256x256 (:data:`zoo.models.sanet.SANET_INPUT`; the paper
+* input: RGB in [0, 1] at 256x256 (:data:`zoo.sanet.models.SANET_INPUT`; the paper
   gives no size); augmentation :data:`data_tools.augment.SANET_AUGMENTATION`
   (Gaussian noise, random contrast, Gaussian blur, flips, 90-degree rotations);
 * training: "ADSGrad, a variant of Adam" with batch 5, weight decay 1e-4 and
@@ -30,7 +30,7 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
 Deviations and gaps: the paper gives no ranges or probabilities for its
 augmentations (:data:`data_tools.augment.SANET_AUGMENTATION` documents ours); SLIC
 settings, SANet's decoder widths and the baselines' backbones are ours
-(documented in :mod:`zoo.models.sanet`).
+(documented in :mod:`zoo.sanet.models`).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data_tools.augment import SANET_AUGMENTATION
+from zoo.sanet.recipe import SANET_AUGMENTATION
 from data_tools.isic import read_isic2018
 from data_tools.layouts import ISIC2018_ATTRIBUTES
 from data_tools.pipeline import segmentation_dataset
@@ -58,10 +58,9 @@ from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.losses import SANET_ALPHA, CrossEntropyJaccardLoss, GlobalBalancingLoss
 from zoo.metrics import DiceCoefficient, JaccardIndex, isic2018_task2_scores
-from zoo.models.apspnet import build_danet
-from zoo.models.encoders import ENCODERS
-from zoo.models.sanet import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_unet,
-                              build_deeplab, build_resunet, build_sanet)
+from zoo.common.encoders import ENCODERS
+from zoo.sanet.models import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_danet,
+                              build_attribute_unet, build_deeplab, build_resunet, build_sanet)
 from zoo.submission import original_size, write_attribute_masks
 from zoo.train import TrainResult, fit
 
@@ -163,8 +162,7 @@ def build_model(variant: Variant, args: argparse.Namespace) -> keras.Model:
     if variant.model == "deeplab":
         return build_deeplab(shape, weights=args.encoder_weights, backbone=args.dilated_backbone)
     if variant.model == "danet":
-        return build_danet(shape, classes=len(ATTRIBUTES), weights=args.encoder_weights,
-                           backbone=args.dilated_backbone, activation="sigmoid", input_scale="unit")
+        return build_attribute_danet(shape, weights=args.encoder_weights, backbone=args.dilated_backbone)
     if variant.model == "resunet":
         return build_resunet(shape, weights=args.encoder_weights, backbone=args.backbone)
     return build_sanet(shape, weights=args.encoder_weights, backbone=args.backbone,

@@ -8,14 +8,14 @@ Every row trains with the global balancing loss (gamma = 1, the best of Table 2)
 and the recipe of :mod:`reproduce.sanet_recipe` (AdamW, polynomial decay, batch 5,
 100 epochs, the paper's augmentation). Rows:
 
-* UNet: the shared U-Net (:func:`zoo.models.sanet.build_attribute_unet`), no
+* UNet: the shared U-Net (:func:`zoo.sanet.models.build_attribute_unet`), no
   pretrained weights;
 * DeepLab (DeepLabv3+) and DANet: dilated ImageNet ResNet101 backbones
-  (``--dilated-backbone``) with their heads from :mod:`zoo.models.segmentation_heads`;
+  (``--dilated-backbone``) with their heads from :mod:`zoo.common.segmentation_heads`;
 * ResUNet: ImageNet ResNet101 + U-Net decoder;
 * +RSM: the random shuffle module (:class:`data_tools.shuffle.RegionShuffle`) on
   the training batches, half of each batch deconstructed;
-* +SAM: SANet (:func:`zoo.models.sanet.build_sanet`) fed the cached SLIC maps.
+* +SAM: SANet (:func:`zoo.sanet.models.build_sanet`) fed the cached SLIC maps.
 """
 from __future__ import annotations
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from tests import model_checks
-from zoo.layers.attention_gate import AttentionGate
-from zoo.models import encoders
-from zoo.models.aernet import AERNET_INPUT, AERNET_SKIPS, aernet_encoder, build_aernet
-from zoo.models.blocks import residual_block
-from zoo.models.unet import build_attention_residual_unet, build_attention_unet, build_unet
+from zoo.common.attention_gate import AttentionGate
+from zoo.common import encoders
+from zoo.aernet.models import AERNET_INPUT, AERNET_SKIPS, aernet_encoder, build_aernet
+from zoo.common.blocks import residual_block
+from zoo.aernet import build_attention_residual_unet, build_attention_unet, build_unet
 
 SIZE = 64  # AER-Net's smallest input (divisible by 64)
 UNET_DEPTH = 2
@@ -253,13 +253,13 @@ def test_aernet_scales_unit_input_to_0_255_for_efficientnet(aernet):
 
 
 def test_table1_backbones_are_in_segmentation_models():
-    from zoo.models.sm_adapter import TABLE1_BACKBONES, sm_backbones
+    from zoo.aernet.encoder_sweep import TABLE1_BACKBONES, sm_backbones
 
     assert set(TABLE1_BACKBONES.values()) <= set(sm_backbones())
 
 
 def test_sm_unet_builds_and_rejects_unknown_backbones():
-    from zoo.models.sm_adapter import build_sm_unet
+    from zoo.aernet.encoder_sweep import build_sm_unet
 
     model = build_sm_unet("efficientnetb0", (SIZE, SIZE, 3))
     assert model.output.shape == (None, SIZE, SIZE, 1)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from skimage.transform import resize as skimage_resize
 
-from zoo.layers.arl import AttentionNormalization, ScaleGate
-from zoo.layers.ran import attention_module
-from zoo.layers.se import SqueezeExcitation
-from zoo.models.arl_cnn import arl_merge
-from zoo.models.resnet import BN_EPSILON, bottleneck_block
+from zoo.arl_cnn.layers import AttentionNormalization, ScaleGate
+from zoo.arl_cnn.ran import attention_module
+from zoo.arl_cnn.se import SqueezeExcitation
+from zoo.arl_cnn.models import arl_merge
+from zoo.common.resnet import BN_EPSILON, bottleneck_block
 
 RNG = np.random.default_rng(7)
 

@@ -5,16 +5,17 @@ import pytest
 
 from data_tools.preprocess import InputSpec
 from tests import model_checks
-from zoo.models import arl_cnn, resnet
-from zoo.models.arl_cnn import PAPER_PARAMS
+from zoo.arl_cnn import models as arl_cnn
+from zoo.common import resnet
+from zoo.arl_cnn.models import PAPER_PARAMS
 
 FULL_SIZE_BUILDERS = {
-    "resnet14": resnet.build_resnet14, "ran14": arl_cnn.build_ran14,
+    "resnet14": arl_cnn.build_resnet14, "ran14": arl_cnn.build_ran14,
     "senet14": arl_cnn.build_senet14, "arl_cnn14": arl_cnn.build_arl_cnn14,
-    "resnet50": resnet.build_resnet50, "ran50": arl_cnn.build_ran50,
+    "resnet50": arl_cnn.build_resnet50, "ran50": arl_cnn.build_ran50,
     "senet50": arl_cnn.build_senet50, "arl_cnn50": arl_cnn.build_arl_cnn50,
 }
-# Table II's SEnet14 / RAN14 cannot reach Table III's counts (see zoo.models.arl_cnn);
+# Table II's SEnet14 / RAN14 cannot reach Table III's counts (see zoo.arl_cnn.models);
 # these documented variants do, and are checked instead.
 COUNT_MATCHING_VARIANTS = {
     "senet14": lambda: arl_cnn.build_senet14(ratio=4),
@@ -92,7 +93,7 @@ def test_arl_cnn50_with_zero_alpha_equals_transferred_resnet50(random_keras_resn
 def test_local_keras_weights_file_loads_like_imagenet(random_keras_resnet50, images, tmp_path):
     path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     random_keras_resnet50.save(path)  # legacy HDF5, the layout of keras' download
-    model = resnet.build_resnet50(input_shape=(64, 64, 3), weights=str(path))
+    model = arl_cnn.build_resnet50(input_shape=(64, 64, 3), weights=str(path))
     np.testing.assert_allclose(np.asarray(_backbone(model)(images, training=False)),
                                np.asarray(random_keras_resnet50(images, training=False)),
                                rtol=1e-6, atol=1e-6)
@@ -166,7 +167,7 @@ def test_output_stride_8_dilates_instead_of_striding():
 # models whose blocks hold every custom layer except RAN's (tested under XLA in
 # test_arl_layers.py); RAN14 and the 50-layer models get forward and backward
 # checks by default and the full harness under the ``slow`` marker.
-@pytest.mark.parametrize("build", [resnet.build_resnet14, arl_cnn.build_arl_cnn14,
+@pytest.mark.parametrize("build", [arl_cnn.build_resnet14, arl_cnn.build_arl_cnn14,
                                    arl_cnn.build_senet14])
 def test_lightweight_models_pass_the_harness(build, tmp_path):
     model = build(input_shape=TINY)
@@ -177,7 +178,7 @@ def test_lightweight_models_pass_the_harness(build, tmp_path):
 SERVING_SPEC = InputSpec(image_size=TINY[:2], scale="unit")
 """Raw uint8 images in, probabilities out (patching is the client's: ARL averages 9 patches)."""
 
-LARGE_BUILDERS = [arl_cnn.build_ran14, resnet.build_resnet50, arl_cnn.build_arl_cnn50,
+LARGE_BUILDERS = [arl_cnn.build_ran14, arl_cnn.build_resnet50, arl_cnn.build_arl_cnn50,
                   arl_cnn.build_senet50, arl_cnn.build_ran50]
 
 

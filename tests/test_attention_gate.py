@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers.attention_gate import AttentionGate
+from zoo.common.attention_gate import AttentionGate
 
 BN_EPSILON = 1e-3  # keras.layers.BatchNormalization default
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers.attnmel_attention import AttnMelAttention
+from zoo.attnmel.layers import AttnMelAttention
 
 BATCH, LOCAL_SIZE, GLOBAL_SIZE, LOCAL_CHANNELS, GLOBAL_CHANNELS, FILTERS = 2, 8, 2, 5, 6, 4
 

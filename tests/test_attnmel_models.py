@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import model_checks
-from zoo.models.attnmel import (ATTENTION_OUTPUTS, ATTNMEL_INPUT, PAPER_PARAMETER_SAVING, build_attnmel_cnn,
+from zoo.attnmel.models import (ATTENTION_OUTPUTS, ATTNMEL_INPUT, PAPER_PARAMETER_SAVING, build_attnmel_cnn,
                                 build_mel_cnn, build_vgg16_classifier, build_vgg16_gap)
 from zoo.runtime import precision_policy
 

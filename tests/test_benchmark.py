@@ -79,7 +79,7 @@ TOY_TABLE = (
     _toy("toy_segmenter", "aernet", build_toy_segmenter, AERNET_STEP),
     _toy("toy_numpy", "no_pipeline", build_toy_numpy, ARL_STEP),
     _toy("missing_module", "sanet", "zoo.models.no_such_module:build_model", SANET_STEP),
-    _toy("missing_function", "aernet", "zoo.models.unet:build_no_such_model", AERNET_STEP),
+    _toy("missing_function", "aernet", "zoo.common.unet:build_no_such_model", AERNET_STEP),
 )
 MEASURED = ("toy_classifier", "toy_segmenter")
 
@@ -236,7 +236,7 @@ def test_zoo_table_is_consistent():
     names = [entry.name for entry in ZOO_MODELS]
     assert len(names) == len(set(names))
     assert {entry.paper for entry in ZOO_MODELS} == set(PIPELINES)
-    from zoo.models.unet import build_unet
+    from zoo.common.unet import build_unet
 
     assert select_models(ZOO_MODELS, ["unet"])[0].resolve() is build_unet
     root = Path(__file__).resolve().parents[1]

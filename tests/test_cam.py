@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from zoo.cam import class_activation_map, plot_class_activation_maps
-from zoo.models.arl_cnn import build_arl_cnn14
+from zoo.arl_cnn.models import build_arl_cnn14
 
 matplotlib.use("Agg")
 

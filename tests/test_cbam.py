@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers.cbam import CBAM_ORDERS, ChannelAttention, SpatialAttention, cbam
-from zoo.layers.pyramid_pooling import AdaptiveAveragePooling2D
+from zoo.apspnet.layers import CBAM_ORDERS, ChannelAttention, SpatialAttention, cbam
+from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
 
 RNG = np.random.default_rng(3)
 

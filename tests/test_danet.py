@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers.danet import DANetChannelAttention, DANetPositionAttention
+from zoo.common.danet_attention import DANetChannelAttention, DANetPositionAttention
 
 RNG = np.random.default_rng(5)
 

@@ -3,8 +3,8 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.layers.input_scaling import InputScaling
-from zoo.models import encoders
+from zoo.common.input_scaling import InputScaling
+from zoo.common import encoders
 
 APPLICATION_PREPROCESSING = {
     "resnet50": keras.applications.resnet.preprocess_input,      # caffe: RGB->BGR, minus BGR mean

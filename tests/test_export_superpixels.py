@@ -16,8 +16,8 @@ from data_tools.records import Record
 from data_tools.superpixels import superpixel_segmentation_dataset, write_superpixel_map
 from tests.test_export import CLI_TIMEOUT, SAVED_MODEL_CLI
 from zoo.export import export_saved_model
-from zoo.layers.superpixel import SuperpixelAveragePooling, SuperpixelUnpooling
-from zoo.models.sanet import SANET_INPUT, build_sanet
+from zoo.sanet.layers import SuperpixelAveragePooling, SuperpixelUnpooling
+from zoo.sanet.models import SANET_INPUT, build_sanet
 
 SIZE = 32
 SEGMENTS = 16

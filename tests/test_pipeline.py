@@ -4,7 +4,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from data_tools.augment import ARL_AUGMENTATION, SANET_AUGMENTATION, Augmentation, gaussian_blur, joint_random_crop
+from data_tools.augment import Augmentation, gaussian_blur, joint_random_crop
+from zoo.arl_cnn.recipe import ARL_AUGMENTATION
+from zoo.sanet.recipe import SANET_AUGMENTATION
 from data_tools.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec

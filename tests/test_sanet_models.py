@@ -1,6 +1,5 @@
-"""SANet Table 3 models: ResUNet, SANet, DeepLab, DANet, attribute U-Net (zoo.models.sanet)."""
+"""SANet Table 3 models: ResUNet, SANet, DeepLab, DANet, attribute U-Net (zoo.sanet.models)."""
 import dataclasses
-import functools
 
 import keras
 import numpy as np
@@ -8,18 +7,16 @@ import pytest
 import tensorflow as tf
 
 from tests import model_checks
-from zoo.layers.superpixel import SuperpixelAttention
-from zoo.models.apspnet import build_danet
-from zoo.models.encoders import encoder_spec
-from zoo.models.sanet import (SANET_ATTRIBUTES, SANET_INPUT, build_attribute_unet, build_deeplab, build_resunet,
+from zoo.sanet.layers import SuperpixelAttention
+from zoo.common.encoders import encoder_spec
+from zoo.sanet.models import (SANET_ATTRIBUTES, SANET_INPUT, build_attribute_danet, build_attribute_unet, build_deeplab, build_resunet,
                               build_sanet)
 
 SIZE = 32
 SEGMENTS = 16
 # VGG16 is the keras.applications encoder with the fewest layers: the quickest to build and run.
 TINY = dict(backbone="vgg16", decoder_filters=(8, 8, 8, 8, 8), sam_filters=8, max_segments=SEGMENTS)
-# Table 3's DANet: the shared builder with SANet's sigmoid maps and [0, 1] input.
-sanet_danet = functools.partial(build_danet, classes=len(SANET_ATTRIBUTES), activation="sigmoid", input_scale="unit")
+
 
 
 def _inputs(batch=2, seed=0):
@@ -110,11 +107,11 @@ def test_deeplab_is_aspp_at_stride16_and_decoder_at_stride4():
 
 
 def test_danet_is_dual_attention_at_stride8_on_rescaled_unit_input():
-    model = sanet_danet((SIZE, SIZE, 3), backbone="resnet14")
+    model = build_attribute_danet((SIZE, SIZE, 3), backbone="resnet14")
     _check_sigmoid_maps(model)
     assert model.get_layer("danet_pam").output.shape[1:3] == (SIZE // 8, SIZE // 8)
     assert model.get_layer("danet_cam").output.shape[1:3] == (SIZE // 8, SIZE // 8)
-    # [0, 1] input reaches the ResNet scaled as the ResNet encoders of zoo.models.encoders scale it.
+    # [0, 1] input reaches the ResNet scaled as the ResNet encoders of zoo.common.encoders scale it.
     image = np.random.default_rng(2).random((1, SIZE, SIZE, 3), dtype=np.float32)
     scaled = keras.Model(model.input, model.get_layer("conv1_pad").input)(image).numpy()
     spec = encoder_spec("resnet50")
@@ -125,7 +122,7 @@ def test_danet_is_dual_attention_at_stride8_on_rescaled_unit_input():
 def test_dilated_baselines_keep_float32_sigmoids_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = sanet_danet((SIZE, SIZE, 3), backbone="resnet14")
+        model = build_attribute_danet((SIZE, SIZE, 3), backbone="resnet14")
         output = model(np.random.default_rng(0).random((1, SIZE, SIZE, 3), dtype=np.float32))
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -147,7 +144,7 @@ def test_attribute_unet_is_the_shared_unet_with_sigmoids():
     (lambda: build_sanet((SIZE, SIZE, 3), superpixel_shape=(SIZE, SIZE, 2)), "superpixel_shape"),
     (lambda: build_resunet((SIZE, SIZE, 3), decoder_filters=(8, 8)), "decoder_filters"),
     (lambda: build_deeplab((SIZE, SIZE, 3), backbone="vgg16"), "backbone"),
-    (lambda: sanet_danet((SIZE, SIZE, 3), weights="imagenet", backbone="resnet14"), "ImageNet"),
+    (lambda: build_attribute_danet((SIZE, SIZE, 3), weights="imagenet", backbone="resnet14"), "ImageNet"),
 ])
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):
@@ -157,7 +154,7 @@ def test_bad_arguments_are_named(make, match):
 BASELINES = {
     "resunet": lambda: build_resunet((SIZE, SIZE, 3), backbone="vgg16", decoder_filters=(8,) * 5),
     "deeplab": lambda: build_deeplab((SIZE, SIZE, 3), backbone="resnet14"),
-    "danet": lambda: sanet_danet((SIZE, SIZE, 3), backbone="resnet14"),
+    "danet": lambda: build_attribute_danet((SIZE, SIZE, 3), backbone="resnet14"),
     "attribute_unet": lambda: build_attribute_unet((SIZE, SIZE, 3), base_filters=4),
 }
 

@@ -1,10 +1,10 @@
-"""Superpixel pooling, unpooling and SAM (zoo.layers.superpixel) against numpy loops."""
+"""Superpixel pooling, unpooling and SAM (zoo.sanet.layers) against numpy loops."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers.superpixel import (SuperpixelAttention, SuperpixelAveragePooling,
+from zoo.sanet.layers import (SuperpixelAttention, SuperpixelAveragePooling,
                                    SuperpixelUnpooling, superpixel_average_pool)
 
 N = 6  # max_segments

@@ -1,11 +1,23 @@
 """Keras 3 builders, layers, losses and metrics for five medical attention networks.
 
+One package per paper (:mod:`zoo.aernet`, :mod:`zoo.arl_cnn`, :mod:`zoo.attnmel`,
+:mod:`zoo.sanet`, :mod:`zoo.apspnet`) holds its builders, layers, input spec and
+recipe, and registers its models (:mod:`zoo.registry`): ``zoo.list_models()``,
+``zoo.get_model(name)``, ``python -m zoo list``. Shared blocks live in
+:mod:`zoo.common`.
+
 ``import zoo`` registers every custom layer, loss and metric, so ``.keras`` files
 saved from this package load with plain ``keras.models.load_model``.
 """
 import data_tools.colour  # noqa: F401  (registers the RGBToLab layer used inside models)
 from zoo import layers, losses, metrics, submission
+from zoo.aernet import *  # noqa: F401,F403
+from zoo.apspnet import *  # noqa: F401,F403
+from zoo.arl_cnn import *  # noqa: F401,F403
+from zoo.attnmel import *  # noqa: F401,F403
 from zoo.cam import class_activation_map, plot_class_activation_maps
+from zoo.export import export_saved_model, load_input_spec
+from zoo.flops import count_flops
 from zoo.losses import (
     AttentionDiceRegulariser,
     ComboLoss,
@@ -16,11 +28,11 @@ from zoo.losses import (
     attnmel_losses,
     focal_loss,
 )
-from zoo.export import export_saved_model, load_input_spec
-from zoo.flops import count_flops
 from zoo.metrics import DiceCoefficient, JaccardIndex
-from zoo.models import *  # noqa: F401,F403  (every build_* function)
+from zoo.recipe import TrainingRecipe
+from zoo.registry import PAPERS, ModelEntry, get_model, list_models, register_model
 from zoo.runtime import describe_runtime, make_strategy
+from zoo.sanet import *  # noqa: F401,F403
 from zoo.train import TrainConfig, TrainResult, fit
 
 __version__ = "0.1.0"

@@ -33,7 +33,7 @@ def class_activation_map(model: keras.Model, images, class_index: int,
 
     Args:
         model: a GAP + Dense classifier, e.g. any ``build_*`` of
-            :mod:`zoo.models.arl_cnn` (GAP ``avg_pool``, Dense ``predictions``).
+            :mod:`zoo.arl_cnn.models` (GAP ``avg_pool``, Dense ``predictions``).
         images: (batch, height, width, channels) array, preprocessed as for the model.
         class_index: the class k.
         classifier_layer: name of the Dense layer after the GAP.

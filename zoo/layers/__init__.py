@@ -2,16 +2,16 @@
 
 Importing this package registers every layer for ``.keras`` loading.
 """
-from zoo.layers.arl import AttentionNormalization, ScaleGate
-from zoo.layers.attention_gate import AttentionGate
-from zoo.layers.attnmel_attention import AttnMelAttention
-from zoo.layers.cbam import CBAM_ORDERS, ChannelAttention, SpatialAttention, cbam
-from zoo.layers.danet import DANetChannelAttention, DANetPositionAttention
-from zoo.layers.input_scaling import InputScaling
-from zoo.layers.pyramid_pooling import AdaptiveAveragePooling2D
-from zoo.layers.ran import attention_module
-from zoo.layers.se import SqueezeExcitation
-from zoo.layers.superpixel import SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
+from zoo.arl_cnn.layers import AttentionNormalization, ScaleGate
+from zoo.common.attention_gate import AttentionGate
+from zoo.attnmel.layers import AttnMelAttention
+from zoo.apspnet.layers import CBAM_ORDERS, ChannelAttention, SpatialAttention, cbam
+from zoo.common.danet_attention import DANetChannelAttention, DANetPositionAttention
+from zoo.common.input_scaling import InputScaling
+from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
+from zoo.arl_cnn.ran import attention_module
+from zoo.arl_cnn.se import SqueezeExcitation
+from zoo.sanet.layers import SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
 
 __all__ = ["AdaptiveAveragePooling2D", "CBAM_ORDERS", "ChannelAttention", "DANetChannelAttention",
            "DANetPositionAttention", "InputScaling", "SpatialAttention", "cbam", "AttentionGate", "AttnMelAttention", "AttentionNormalization", "ScaleGate", "SqueezeExcitation", "attention_module",

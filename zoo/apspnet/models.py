@@ -2,19 +2,18 @@
 image") and its Table III baselines, PSPNet, DeepLabv3 and DANet, on ResNet50.
 
 * :func:`attention_resnet` is the "improved ResNet" of section III-A, eq. 5:
-  ``f_out = M_end(y_n(M_start))``: the same CBAM arrangement (:mod:`zoo.layers.cbam`)
+  ``f_out = M_end(y_n(M_start))``: the same CBAM arrangement (:mod:`zoo.apspnet.layers`)
   on the initial feature map (after ``conv1_relu``, 64 channels: "given an input
   and obtain the initial feature map", section VI; the ``after_stem`` hook of
-  :func:`zoo.models.resnet.resnet_features`) and on the output of the last
+  :func:`zoo.common.resnet.resnet_features`) and on the output of the last
   stage (2048 channels). The ResNet50 itself is untouched (every layer keeps its
   keras.applications name and shape), so ImageNet weights load as into a plain
   ResNet50.
 * :func:`build_apspnet` = attention ResNet50 (dilated, output stride 8) + PSPNet
   head (section III-B); :func:`build_pspnet`, :func:`build_deeplabv3` and
-  :func:`build_danet` put the heads of :mod:`zoo.models.segmentation_heads` on
+  :func:`build_danet` put the heads of :mod:`zoo.common.segmentation_heads` on
   the plain dilated ResNet50, all through
-  :func:`zoo.models.dilated.build_dilated_model`. :func:`build_danet` also
-  serves SANet's Table 3 (``activation="sigmoid"``, ``input_scale="unit"``).
+  :func:`zoo.common.dilated.build_dilated_model`.
 * :func:`build_attention_resnet50` is the attention ResNet50 as an ImageNet-style
   classifier: the model Table II counts as "A-PSPNet" (its 26.08203M parameters are
   ResNet50's 25.55703M plus 0.525M of CBAM; the PSPNet head would add ~23M).
@@ -37,10 +36,10 @@ from collections.abc import Sequence
 import keras
 
 from data_tools.preprocess import InputSpec
-from zoo.layers.cbam import CBAM_ORDERS, cbam
-from zoo.models import segmentation_heads as heads
-from zoo.models.dilated import Features, build_dilated_model
-from zoo.models.resnet import (RESNET50_BLOCKS, RESNET_BACKBONES, check_input_shape,
+from zoo.apspnet.layers import CBAM_ORDERS, cbam
+from zoo.common import segmentation_heads as heads
+from zoo.common.dilated import Features, build_dilated_model
+from zoo.common.resnet import (RESNET50_BLOCKS, RESNET_BACKBONES, check_input_shape,
                                classifier_head, load_weights, resnet_features,
                                validate_weights)
 
@@ -66,13 +65,13 @@ def attention_resnet(inputs: keras.KerasTensor, cbam_order: str = "channel_spati
     """A ResNet with CBAM before and after its stages (eq. 5); returns features and maps.
 
     The start CBAM goes on the stem's output (``conv1_relu``, through the
-    ``after_stem`` hook of :func:`zoo.models.resnet.resnet_features`), the end
+    ``after_stem`` hook of :func:`zoo.common.resnet.resnet_features`), the end
     CBAM on the last stage's; every ResNet layer keeps the name and shape it has
     in a plain ResNet.
 
     Args:
         inputs: the image tensor.
-        cbam_order: a key of :data:`zoo.layers.cbam.CBAM_ORDERS` (Table I).
+        cbam_order: a key of :data:`zoo.apspnet.layers.CBAM_ORDERS` (Table I).
         output_stride: 32 (classification), 16 or 8 (dilated stages 4-5 for
             segmentation, as PSPNet).
         reduction: the channel unit's ratio r (16).
@@ -115,9 +114,9 @@ def build_apspnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
             hydronephrosis).
         weights: ``None``, ``"imagenet"`` (keras.applications ResNet, by layer
             name; the paper's transfer learning) or a weights file path (see
-            :func:`zoo.models.resnet.load_weights`).
+            :func:`zoo.common.resnet.load_weights`).
         cbam_order: Table I's arrangement, a key of
-            :data:`zoo.layers.cbam.CBAM_ORDERS`; the paper's choice
+            :data:`zoo.apspnet.layers.CBAM_ORDERS`; the paper's choice
             ``"channel_spatial"`` by default.
         return_attention: outputs a dict ``{"mask": ..., "cbam_start_channel": ...,
             ...}`` with every CBAM map instead of the mask alone.
@@ -166,29 +165,16 @@ def build_deeplabv3(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
 def build_danet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                 classes: int = len(APSPNET_CLASSES),
                 weights: str | os.PathLike | None = None, *,
-                backbone: str = "resnet50", activation: str = "softmax",
-                input_scale: str = "caffe") -> keras.Model:
-    """DANet (Fu et al. 2019): dilated ResNet (output stride 8) + dual attention head.
+                backbone: str = "resnet50") -> keras.Model:
+    """DANet (Fu et al. 2019): dilated ResNet (output stride 8) + dual attention head; Table III.
 
-    The defaults are A-PSPNet's Table III model (softmax over
-    :data:`APSPNET_CLASSES`, ResNet50, "caffe"-scaled 473x473 input). SANet's
-    Table 3 "DANet" is ``build_danet((256, 256, 3), classes=5,
-    activation="sigmoid", input_scale="unit", backbone="resnet101")``.
-
-    Args:
-        input_shape, classes, weights: as :func:`build_apspnet` (``"imagenet"``
-            for the ResNet50, ResNet101 and ResNet152 backbones).
-        backbone: a key of :data:`BACKBONES`.
-        activation: ``"softmax"`` (one class per pixel) or ``"sigmoid"``
-            (independent maps, e.g. SANet's five lesion attributes).
-        input_scale: ``"caffe"`` (input already in keras.applications' ResNet
-            scale, :data:`APSPNET_INPUT`) or ``"unit"`` (RGB in [0, 1], rescaled
-            inside the model, as :data:`zoo.models.sanet.SANET_INPUT`).
+    Softmax over :data:`APSPNET_CLASSES` on "caffe"-scaled 473x473 input, as the
+    other Table III models. (SANet's sigmoid DANet is
+    :func:`zoo.sanet.build_attribute_danet`.) Arguments as :func:`build_apspnet`.
     """
     return build_dilated_model(lambda features: heads.danet_head(features[-1]),
                                name="danet", input_shape=input_shape, classes=classes,
-                               weights=weights, backbone=backbone, activation=activation,
-                               input_scale=input_scale)
+                               weights=weights, backbone=backbone)
 
 
 def build_attention_resnet(blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,

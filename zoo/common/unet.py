@@ -1,11 +1,10 @@
-"""U-Net (Ronneberger et al. 2015) and its attention / residual variants.
+"""U-Net (Ronneberger et al. 2015) and the decoder shared by every U-Net of the zoo.
 
 * :func:`build_unet`: the classic U-Net (AER-Net Table 2, first row; SANet's UNet
-  baseline);
-* :func:`build_attention_unet`: attention gates (Oktay et al. 2018) on every skip
-  connection, before the concatenation (AER-Net Table 2, second row);
-* :func:`build_attention_residual_unet`: plus AER-Net's residual decoder blocks
-  (AER-Net Fig. 4; Table 2, third row);
+  baseline through :func:`zoo.sanet.build_attribute_unet`);
+* :func:`build_unet_family`: the U-Net with attention gates and/or residual decoder
+  blocks, behind AER-Net's :func:`zoo.aernet.build_attention_unet` and
+  :func:`zoo.aernet.build_attention_residual_unet`;
 * :func:`unet_decoder`: the decoder over any encoder's skip taps, shared with
   AER-Net and ResNet-encoder U-Nets.
 
@@ -20,10 +19,10 @@ from typing import Sequence
 
 import keras
 
-from zoo.layers.attention_gate import ATTENTION_ACTIVATIONS, AttentionGate
-from zoo.models.blocks import (UPSAMPLING_MODES, double_conv_block, gating_signal,
+from zoo.common.attention_gate import ATTENTION_ACTIVATIONS, AttentionGate
+from zoo.common.blocks import (UPSAMPLING_MODES, double_conv_block, gating_signal,
                                residual_block, segmentation_head, upsample_block)
-from zoo.models.encoders import validate_weights
+from zoo.common.encoders import validate_weights
 
 DECODER_BLOCKS: tuple[str, ...] = ("double_conv", "residual")
 
@@ -109,7 +108,7 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
     return x, attention_maps
 
 
-def _build_unet(input_shape, classes, weights, *, base_filters: int, depth: int, block: str,
+def build_unet_family(input_shape, classes, weights, *, base_filters: int, depth: int, block: str,
                 attention: bool, attention_activation: str, upsampling: str, batch_norm: bool,
                 return_attention: bool, name: str) -> keras.Model:
     """The U-Net family: encoder of ``depth`` double-conv levels, decoder, 1x1 head."""
@@ -167,48 +166,7 @@ def build_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
         batch_norm: batch norm after each conv (``False``: the original U-Net).
         name: the model's name.
     """
-    return _build_unet(input_shape, classes, weights, base_filters=base_filters, depth=depth,
+    return build_unet_family(input_shape, classes, weights, base_filters=base_filters, depth=depth,
                        block="double_conv", attention=False, attention_activation="sigmoid",
                        upsampling=upsampling, batch_norm=batch_norm, return_attention=False,
                        name=name)
-
-
-def build_attention_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-                         weights: str | os.PathLike | None = None, *, base_filters: int = 64,
-                         depth: int = 4, attention_activation: str = "sigmoid",
-                         upsampling: str = "transpose", batch_norm: bool = True,
-                         return_attention: bool = False,
-                         name: str = "attention_unet") -> keras.Model:
-    """Attention U-Net (Oktay et al. 2018; AER-Net Table 2, "Attention + U-Net").
-
-    :func:`build_unet` with an :class:`~zoo.layers.attention_gate.AttentionGate` on
-    every skip connection, before the concatenation. ``return_attention=True``
-    makes the model output a dict ``{"mask": ..., "attention_1": ..., ...}`` with
-    the gates' maps (level 1 is the coarsest). Other arguments as in
-    :func:`build_unet`.
-    """
-    return _build_unet(input_shape, classes, weights, base_filters=base_filters, depth=depth,
-                       block="double_conv", attention=True,
-                       attention_activation=attention_activation, upsampling=upsampling,
-                       batch_norm=batch_norm, return_attention=return_attention, name=name)
-
-
-def build_attention_residual_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-                                  weights: str | os.PathLike | None = None, *,
-                                  base_filters: int = 64, depth: int = 4,
-                                  attention_activation: str = "sigmoid",
-                                  upsampling: str = "transpose", batch_norm: bool = True,
-                                  return_attention: bool = False,
-                                  name: str = "attention_residual_unet") -> keras.Model:
-    """Attention U-Net with residual decoder blocks (AER-Net Table 2, third row).
-
-    :func:`build_attention_unet` whose decoder blocks are AER-Net's residual blocks
-    (Fig. 4: two 3x3 conv-BN-ReLU plus a 1x1 conv + BN shortcut). The encoder keeps
-    U-Net's plain double-conv blocks: the paper adds residual connections in the
-    decoder ("blocos residuais" of section 3.2). Arguments as in
-    :func:`build_attention_unet`.
-    """
-    return _build_unet(input_shape, classes, weights, base_filters=base_filters, depth=depth,
-                       block="residual", attention=True,
-                       attention_activation=attention_activation, upsampling=upsampling,
-                       batch_norm=batch_norm, return_attention=return_attention, name=name)

@@ -1,7 +1,7 @@
 """ARL-CNN and the attention baselines of Zhang et al., "Attention Residual Learning
 for Skin Lesion Classification", IEEE TMI 2019.
 
-Eight classifiers share the ResNet builder of :mod:`zoo.models.resnet` (stem,
+Eight classifiers share the ResNet builder of :mod:`zoo.common.resnet` (stem,
 four bottleneck stages, GAP, FC; 224x224x3 input; Tables I and II):
 
 ==========  ===================  ============================  ================
@@ -17,7 +17,7 @@ SEnet50     3, 4, 6, 3           SE block                       2.6e7
 RAN50       3, 4, 6, 3           + attention module, conv2-4    3.9e7
 ==========  ===================  ============================  ================
 
-``build_resnet14`` and ``build_resnet50`` live in :mod:`zoo.models.resnet`.
+``build_resnet14`` and ``build_resnet50`` (the plain ResNets) are at the end of this module.
 Every 50-layer builder accepts ``weights="imagenet"``: keras.applications
 ResNet50 weights copied by layer name; layers ResNet50 lacks (SE, RAN attention
 modules, classifier) start from their initialisers, as the paper does for RAN50.
@@ -41,10 +41,10 @@ from collections.abc import Sequence
 
 import keras
 
-from zoo.layers.arl import AttentionNormalization, ScaleGate
-from zoo.layers.ran import attention_module
-from zoo.layers.se import SqueezeExcitation
-from zoo.models.resnet import (RESNET14_BLOCKS, RESNET50_BLOCKS, STAGE_FILTERS,
+from zoo.arl_cnn.layers import AttentionNormalization, ScaleGate
+from zoo.arl_cnn.ran import attention_module
+from zoo.arl_cnn.se import SqueezeExcitation
+from zoo.common.resnet import (RESNET14_BLOCKS, RESNET50_BLOCKS, STAGE_FILTERS,
                                MergeHook, StageHook, bottleneck_block, build_resnet)
 
 ATTENTION_TYPES = ("spatial", "channel", "mixed")
@@ -198,3 +198,15 @@ def build_ran50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int 
     model = build_resnet(RESNET50_BLOCKS, "ran50", input_shape, classes, weights,
                          after_first_block=ran_stage_hook(attention_stages))
     return _with_attention_maps(model, "_mask_sigmoid") if return_attention_maps else model
+
+
+def build_resnet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                   weights: str | os.PathLike | None = None) -> keras.Model:
+    """ResNet14 of the ARL paper (Table I): one bottleneck block per stage."""
+    return build_resnet(RESNET14_BLOCKS, "resnet14", input_shape, classes, weights)
+
+
+def build_resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
+                   weights: str | os.PathLike | None = None) -> keras.Model:
+    """ResNet50 (Table I); ``weights="imagenet"`` loads keras.applications weights."""
+    return build_resnet(RESNET50_BLOCKS, "resnet50", input_shape, classes, weights)

@@ -18,7 +18,7 @@ map is a tensor of the model (for figures and for serving).
 The paper's equations have no biases in the MLP, no bias and no batch norm after
 the 7x7 convolution; with them, the parameter gap between A-PSPNet and ResNet50 in
 Table II (26.08203M - 25.55703M = 0.52500M) is met to the parameter (see
-:mod:`zoo.models.apspnet`). The CBAM reference code (Jongchan/attention-module)
+:mod:`zoo.apspnet.models`). The CBAM reference code (Jongchan/attention-module)
 adds MLP biases and a batch norm; ``use_bias=True`` gives the MLP biases.
 """
 from __future__ import annotations

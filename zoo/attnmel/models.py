@@ -21,7 +21,7 @@ AttnMel-CNN returns a dict with the class probabilities and both attention maps
 
 Input: RGB in [0, 1], H and W divisible by 32 (the paper: 224x224 crops of 256x256
 images, :data:`ATTNMEL_INPUT`). With the plain VGG-16 backbone the model rescales
-it internally to keras.applications' "caffe" input (:mod:`zoo.models.encoders`).
+it internally to keras.applications' "caffe" input (:mod:`zoo.common.encoders`).
 
 Paper versus the authors' code (SaoYan/IPMI2019-AttnMel); defaults follow the paper:
 
@@ -31,7 +31,7 @@ Paper versus the authors' code (SaoYan/IPMI2019-AttnMel); defaults follow the pa
   weights for it, and the input is used as given, e.g. standardised with the
   dataset's channel statistics as the code does);
 * attention normalisation: sigmoid (eq. 2); ``normalization="softmax"`` is the
-  code's alternative (:class:`zoo.layers.attnmel_attention.AttnMelAttention`).
+  code's alternative (:class:`zoo.attnmel.layers.AttnMelAttention`).
 
 Initialisation as the code: attention convolutions He-normal (Sec. 3.1), classifier
 ``N(0, 0.01)`` with zero bias.
@@ -44,10 +44,10 @@ from typing import Sequence
 import keras
 
 from data_tools.preprocess import InputSpec
-from zoo.layers.attnmel_attention import NORMALIZATIONS, AttnMelAttention
-from zoo.models.blocks import conv_bn_relu
-from zoo.models.encoders import build_encoder, imagenet_download, validate_weights
-from zoo.models.unet import check_choice, check_classes, check_input_shape
+from zoo.attnmel.layers import NORMALIZATIONS, AttnMelAttention
+from zoo.common.blocks import conv_bn_relu
+from zoo.common.encoders import build_encoder, imagenet_download, validate_weights
+from zoo.common.unet import check_choice, check_classes, check_input_shape
 
 ATTNMEL_INPUT = InputSpec(image_size=(224, 224), fit="crop", crop_fraction=0.8,
                           pre_crop_size=(256, 256))

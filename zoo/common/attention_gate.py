@@ -13,7 +13,7 @@ follows Oktay et al.'s eq. 1-2 and their reference code
 
 ``x`` is the skip (encoder) feature map, ``g`` the gating signal from the coarser
 decoder level (usually at half of ``x``'s resolution; build it with
-:func:`zoo.models.blocks.gating_signal`).
+:func:`zoo.common.blocks.gating_signal`).
 
 The AER-Net authors' code (josegpl/AER-Net) applies a ReLU instead of the sigmoid
 as ``sigma_2``; ``attention_activation="relu"`` reproduces it. The paper cites

@@ -6,7 +6,7 @@ layer *names*, never indices: indices shift between Keras versions and with
 ``weights="imagenet"`` (REFERENCE_NOTES, AER-Net).
 
 The model input is in [0, 1] (``InputSpec(scale="unit")``); each backbone gets it
-rescaled inside the model, by an :class:`~zoo.layers.input_scaling.InputScaling`
+rescaled inside the model, by an :class:`~zoo.common.input_scaling.InputScaling`
 layer named ``encoder_input_scaling``,
 to the range its ImageNet weights were trained on:
 
@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence
 import keras
 
 from data_tools.preprocess import CAFFE_BGR_MEAN
-from zoo.layers.input_scaling import InputScaling
+from zoo.common.input_scaling import InputScaling
 
 # Feature strides of the default taps: 1/2, 1/4, 1/8, 1/16 (the skips) and 1/32.
 TAP_STRIDES: tuple[int, ...] = (2, 4, 8, 16, 32)

@@ -2,7 +2,7 @@
 
 Written once and shared by A-PSPNet (Table III: PSPNet, Deeplabv3, DANet,
 A-PSPNet) and SANet (DeepLab, DANet baselines) through
-:func:`zoo.models.dilated.build_dilated_model`. Each head maps backbone features
+:func:`zoo.common.dilated.build_dilated_model`. Each head maps backbone features
 (output stride 8 or 16) to a feature map that :func:`classifier` turns into class
 probabilities (softmax) or independent maps (sigmoid) at the input size:
 
@@ -21,11 +21,11 @@ probabilities (softmax) or independent maps (sigmoid) at the input size:
   upsampled ASPP output, two 3x3 conv-BN-ReLU of 256 channels.
 * :func:`danet_head` (Fu et al., CVPR 2019, section 3.4): two branches of 3x3
   conv-BN-ReLU to C / 4 channels, position resp. channel attention
-  (:mod:`zoo.layers.danet`), 3x3 conv-BN-ReLU; summed; dropout 0.1. (The auxiliary
+  (:mod:`zoo.common.danet_attention`), 3x3 conv-BN-ReLU; summed; dropout 0.1. (The auxiliary
   per-branch outputs of the DANet code are not built.)
 
-Convolutions are ``zoo.models.resnet.conv_bn`` (conv with bias, BN, ReLU: the
-ResNet layout of :func:`zoo.models.blocks.conv_bn_relu`). All resizing is bilinear with half-pixel centres (TF);
+Convolutions are ``zoo.common.resnet.conv_bn`` (conv with bias, BN, ReLU: the
+ResNet layout of :func:`zoo.common.blocks.conv_bn_relu`). All resizing is bilinear with half-pixel centres (TF);
 the PyTorch reference codes use ``align_corners=True``, a sub-pixel shift.
 """
 from __future__ import annotations
@@ -35,9 +35,9 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from zoo.layers.danet import DANetChannelAttention, DANetPositionAttention
-from zoo.layers.pyramid_pooling import AdaptiveAveragePooling2D
-from zoo.models.resnet import conv_bn
+from zoo.common.danet_attention import DANetChannelAttention, DANetPositionAttention
+from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
+from zoo.common.resnet import conv_bn
 
 PSP_BINS: tuple[int, ...] = (1, 2, 3, 6)
 #: ASPP atrous rates at output stride 16 (Chen et al. 2017); doubled at 8.

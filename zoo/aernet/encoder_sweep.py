@@ -21,7 +21,7 @@ This is the one module that imports segmentation_models; it sets
 standalone ``keras`` 2 API). segmentation_models is an optional dependency
 (``pip install medattn-zoo[sweep]``); it is imported when a model is built.
 
-Input: the models take the [0, 1] CIELAB input of :data:`zoo.models.aernet.AERNET_INPUT`
+Input: the models take the [0, 1] CIELAB input of :data:`zoo.aernet.models.AERNET_INPUT`
 unchanged. segmentation_models' ``get_preprocessing`` applies RGB ImageNet
 statistics, which do not fit CIELAB input. Models built here contain
 segmentation_models' own custom layers and are meant for training and evaluation
@@ -34,8 +34,8 @@ from typing import Sequence
 
 import keras
 
-from zoo.models.encoders import imagenet_download, validate_weights
-from zoo.models.unet import check_classes, check_input_shape
+from zoo.common.encoders import imagenet_download, validate_weights
+from zoo.common.unet import check_classes, check_input_shape
 
 TABLE1_BACKBONES: dict[str, str] = {
     "EfficientNetb1": "efficientnetb1",

@@ -4,24 +4,23 @@ SANet (sanet.txt, "Superpixel attention network", Fig. 2(a)) detects the five
 ISIC 2018 Task 2 lesion attributes as five independent sigmoid maps:
 
 * :func:`build_resunet`: "Residual UNet": a keras.applications ResNet101 encoder
-  (ImageNet; skips by layer name at 1/2 ... 1/16, :mod:`zoo.models.encoders`) and
-  the shared U-Net decoder (:func:`zoo.models.unet.unet_decoder`) with
+  (ImageNet; skips by layer name at 1/2 ... 1/16, :mod:`zoo.common.encoders`) and
+  the shared U-Net decoder (:func:`zoo.common.unet.unet_decoder`) with
   :data:`RESUNET_DECODER_FILTERS` = 256, 128, 64, 32, 16 back to full resolution.
 * :func:`build_sanet`: ResUNet + SAM. The decoder features go through "a
   convolutional layer" (3x3 conv-BN-ReLU) and the superpixel attention module
-  (:class:`~zoo.layers.superpixel.SuperpixelAttention`: superpixel average
+  (:class:`~zoo.sanet.layers.SuperpixelAttention`: superpixel average
   pooling, eq. 1, unpooling, ``P = w * (Unpooling(R) + F)``); the 1x1 head gives
   the five attribute probabilities. With ``superpixel_output=True`` (default)
   they are then averaged inside each superpixel (superpixel average pooling and
   unpooling), which turns "the superpixel classification task [into] the
   superpixel segmentation task": every superpixel gets one score per attribute.
 * Baselines with the same sigmoid output: :func:`build_deeplab` (DeepLabv3+:
-  dilated ResNet, output stride 16, ASPP and the DeepLabv3+ decoder) and DANet,
-  the shared :func:`zoo.models.apspnet.build_danet` called with ``classes=5,
-  activation="sigmoid", input_scale="unit", backbone="resnet101"`` (dilated
-  ResNet, output stride 8, DANet's dual attention head); both through
-  :func:`zoo.models.dilated.build_dilated_model`; and
-  :func:`build_attribute_unet`, the shared U-Net (:func:`zoo.models.unet.build_unet`)
+  dilated ResNet, output stride 16, ASPP and the DeepLabv3+ decoder) and
+  :func:`build_attribute_danet` (dilated ResNet, output stride 8, DANet's dual
+  attention head); both through
+  :func:`zoo.common.dilated.build_dilated_model`; and
+  :func:`build_attribute_unet`, the shared U-Net (:func:`zoo.common.unet.build_unet`)
   with one sigmoid per attribute.
 
 Every model takes RGB in [0, 1] (:data:`SANET_INPUT`) and rescales it inside for
@@ -50,13 +49,13 @@ import keras
 from data_tools.layouts import ISIC2018_ATTRIBUTES
 from data_tools.preprocess import InputSpec
 from data_tools.superpixels import SlicParams
-from zoo.layers.superpixel import SAM_MERGES, SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
-from zoo.models import segmentation_heads as heads
-from zoo.models.blocks import conv_bn_relu, segmentation_head
-from zoo.models.dilated import build_dilated_model
-from zoo.models.encoders import build_encoder
-from zoo.models.resnet import RESNET_BACKBONES
-from zoo.models.unet import build_unet, check_choice, check_classes, check_input_shape, unet_decoder
+from zoo.sanet.layers import SAM_MERGES, SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
+from zoo.common import segmentation_heads as heads
+from zoo.common.blocks import conv_bn_relu, segmentation_head
+from zoo.common.dilated import build_dilated_model
+from zoo.common.encoders import build_encoder
+from zoo.common.resnet import RESNET_BACKBONES
+from zoo.common.unet import build_unet, check_choice, check_classes, check_input_shape, unet_decoder
 
 SANET_INPUT = InputSpec(image_size=(256, 256), scale="unit")
 """RGB in [0, 1]; 256x256 (the paper gives no size; U-Nets need multiples of 32)."""
@@ -100,7 +99,7 @@ def build_resunet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len
         classes: sigmoid output maps (5 lesion attributes, :data:`SANET_ATTRIBUTES`).
         weights: the encoder's: ``None``, ``"imagenet"`` (the paper) or the path to
             the keras.applications backbone's no-top weights file.
-        backbone: a key of :data:`zoo.models.encoders.ENCODERS` (the paper: ResNet101).
+        backbone: a key of :data:`zoo.common.encoders.ENCODERS` (the paper: ResNet101).
         decoder_filters: the decoder levels' channels, at 1/16, 1/8, 1/4, 1/2, 1/1.
         upsampling: ``"nearest"``, ``"bilinear"`` or ``"transpose"``.
         name: the model's name.
@@ -179,7 +178,7 @@ def superpixel_average(probabilities, superpixels, max_segments: int, *, name: s
 
 def build_attribute_unet(input_shape: Sequence[int] = (256, 256, 3),
                          classes: int = len(SANET_ATTRIBUTES), **unet_kwargs) -> keras.Model:
-    """SANet Table 3's UNet: :func:`zoo.models.unet.build_unet` with a sigmoid per attribute.
+    """SANet Table 3's UNet: :func:`zoo.common.unet.build_unet` with a sigmoid per attribute.
 
     ``build_unet`` ends in a softmax for several classes; its last features get
     a sigmoid head instead. ``unet_kwargs`` go to ``build_unet``.
@@ -198,7 +197,7 @@ def build_deeplab(input_shape: Sequence[int] = (256, 256, 3), classes: int = len
     RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
     ``output_stride`` 16 (or 8), ASPP, the DeepLabv3+ decoder on the stride-4
     features, 1x1 conv, bilinear x4, sigmoid
-    (:func:`zoo.models.dilated.build_dilated_model`). ``weights``: ``None``,
+    (:func:`zoo.common.dilated.build_dilated_model`). ``weights``: ``None``,
     ``"imagenet"`` or a keras.applications no-top file of the backbone (copied by
     layer name).
     """
@@ -209,3 +208,19 @@ def build_deeplab(input_shape: Sequence[int] = (256, 256, 3), classes: int = len
     return build_dilated_model(head, name=name, input_shape=input_shape, classes=classes,
                                weights=weights, backbone=backbone, output_stride=output_stride,
                                activation="sigmoid", input_scale="unit")
+
+
+def build_attribute_danet(input_shape: Sequence[int] = (256, 256, 3),
+                          classes: int = len(SANET_ATTRIBUTES),
+                          weights: str | os.PathLike | None = None, *,
+                          backbone: str = DILATED_BACKBONE, name: str = "danet") -> keras.Model:
+    """DANet (Fu et al. 2019; SANet Table 3 "DANet") with sigmoid attribute maps.
+
+    RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
+    output stride 8, DANet's dual attention head, 1x1 conv, bilinear x8, sigmoid
+    (:func:`zoo.common.dilated.build_dilated_model`; the softmax DANet of A-PSPNet's
+    Table III is :func:`zoo.apspnet.build_danet`). ``weights`` as :func:`build_deeplab`.
+    """
+    return build_dilated_model(lambda features: heads.danet_head(features[-1]), name=name,
+                               input_shape=input_shape, classes=classes, weights=weights,
+                               backbone=backbone, activation="sigmoid", input_scale="unit")

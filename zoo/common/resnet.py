@@ -22,7 +22,7 @@ name)`` after each stage's first block (RAN's attention modules).
 
 The stride of a downsampling block sits in its first 1x1 convolution, as in
 ``keras.applications`` (the layout of its ImageNet weights). Every conv-BN(-ReLU)
-is :func:`zoo.models.blocks.conv_bn_relu` in that layout (:func:`conv_bn`).
+is :func:`zoo.common.blocks.conv_bn_relu` in that layout (:func:`conv_bn`).
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers
 
-from zoo.models.blocks import conv_bn_relu
-from zoo.models.encoders import WeightsUnavailableError
+from zoo.common.blocks import conv_bn_relu
+from zoo.common.encoders import WeightsUnavailableError
 
 BN_EPSILON = 1.001e-5
 STAGE_FILTERS = (64, 128, 256, 512)
@@ -69,7 +69,7 @@ def plain_merge(residual: keras.KerasTensor, shortcut: keras.KerasTensor,
 def conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str, *,
             strides: int = 1, dilation_rate: int = 1, padding: str = "same",
             activation: bool = True) -> keras.KerasTensor:
-    """:func:`zoo.models.blocks.conv_bn_relu` in keras.applications' ResNet layout.
+    """:func:`zoo.common.blocks.conv_bn_relu` in keras.applications' ResNet layout.
 
     Conv2D with bias, BN with epsilon 1.001e-5, optional ReLU: the layout of the
     ImageNet weights. Layers ``{name}_conv``, ``{name}_bn`` and ``{name}_relu``.
@@ -310,15 +310,3 @@ def build_resnet(blocks_per_stage: Sequence[int], name: str,
     model = keras.Model(inputs, classifier_head(features[-1], classes), name=name)
     load_weights(model, weights, blocks_per_stage)
     return model
-
-
-def build_resnet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                   weights: str | os.PathLike | None = None) -> keras.Model:
-    """ResNet14 of the ARL paper (Table I): one bottleneck block per stage."""
-    return build_resnet(RESNET14_BLOCKS, "resnet14", input_shape, classes, weights)
-
-
-def build_resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                   weights: str | os.PathLike | None = None) -> keras.Model:
-    """ResNet50 (Table I); ``weights="imagenet"`` loads keras.applications weights."""
-    return build_resnet(RESNET50_BLOCKS, "resnet50", input_shape, classes, weights)

@@ -30,10 +30,11 @@ from typing import Sequence
 import keras
 
 from data_tools.preprocess import InputSpec
-from zoo.layers.attention_gate import ATTENTION_ACTIVATIONS
-from zoo.models.blocks import UPSAMPLING_MODES, residual_block, segmentation_head
-from zoo.models.encoders import build_encoder
-from zoo.models.unet import check_choice, check_classes, check_input_shape, unet_decoder
+from zoo.common.attention_gate import ATTENTION_ACTIVATIONS
+from zoo.common.blocks import UPSAMPLING_MODES, residual_block, segmentation_head
+from zoo.common.encoders import build_encoder
+from zoo.common.unet import (build_unet_family, check_choice, check_classes, check_input_shape,
+                             unet_decoder)
 
 AERNET_INPUT = InputSpec(image_size=(256, 256), colour="lab", scale="unit")
 """The input AER-Net was trained on (section 3.1): 256x256 CIELAB, channels in [0, 1]."""
@@ -76,7 +77,7 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
 
     Raises:
         ValueError: bad argument (the message names it) or input size.
-        zoo.models.encoders.WeightsUnavailableError: ImageNet weights cannot be
+        zoo.common.encoders.WeightsUnavailableError: ImageNet weights cannot be
             downloaded (the message suggests a local file).
     """
     input_shape = check_input_shape(input_shape, AERNET_SIZE_MULTIPLE, name)
@@ -106,3 +107,44 @@ def aernet_encoder(model: keras.Model) -> keras.Model:
     """
     return keras.Model(model.input, [model.get_layer(tap).output for tap in AERNET_SKIPS],
                        name=f"{model.name}_encoder")
+
+
+def build_attention_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
+                         weights: str | os.PathLike | None = None, *, base_filters: int = 64,
+                         depth: int = 4, attention_activation: str = "sigmoid",
+                         upsampling: str = "transpose", batch_norm: bool = True,
+                         return_attention: bool = False,
+                         name: str = "attention_unet") -> keras.Model:
+    """Attention U-Net (Oktay et al. 2018; AER-Net Table 2, "Attention + U-Net").
+
+    :func:`build_unet` with an :class:`~zoo.common.attention_gate.AttentionGate` on
+    every skip connection, before the concatenation. ``return_attention=True``
+    makes the model output a dict ``{"mask": ..., "attention_1": ..., ...}`` with
+    the gates' maps (level 1 is the coarsest). Other arguments as in
+    :func:`build_unet`.
+    """
+    return build_unet_family(input_shape, classes, weights, base_filters=base_filters, depth=depth,
+                       block="double_conv", attention=True,
+                       attention_activation=attention_activation, upsampling=upsampling,
+                       batch_norm=batch_norm, return_attention=return_attention, name=name)
+
+
+def build_attention_residual_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
+                                  weights: str | os.PathLike | None = None, *,
+                                  base_filters: int = 64, depth: int = 4,
+                                  attention_activation: str = "sigmoid",
+                                  upsampling: str = "transpose", batch_norm: bool = True,
+                                  return_attention: bool = False,
+                                  name: str = "attention_residual_unet") -> keras.Model:
+    """Attention U-Net with residual decoder blocks (AER-Net Table 2, third row).
+
+    :func:`build_attention_unet` whose decoder blocks are AER-Net's residual blocks
+    (Fig. 4: two 3x3 conv-BN-ReLU plus a 1x1 conv + BN shortcut). The encoder keeps
+    U-Net's plain double-conv blocks: the paper adds residual connections in the
+    decoder ("blocos residuais" of section 3.2). Arguments as in
+    :func:`build_attention_unet`.
+    """
+    return build_unet_family(input_shape, classes, weights, base_filters=base_filters, depth=depth,
+                       block="residual", attention=True,
+                       attention_activation=attention_activation, upsampling=upsampling,
+                       batch_norm=batch_norm, return_attention=return_attention, name=name)

@@ -2,22 +2,22 @@
 
 Every segmentation network of A-PSPNet's Table III (PSPNet, Deeplabv3, DANet,
 A-PSPNet) and SANet's dilated baselines of Table 3 (DeepLab, DANet) is the same
-pipeline with a different head (:mod:`zoo.models.segmentation_heads`):
+pipeline with a different head (:mod:`zoo.common.segmentation_heads`):
 
 1. the image, either already in keras.applications' "caffe" scale (A-PSPNet's
-   :data:`zoo.models.apspnet.APSPNET_INPUT`) or RGB in [0, 1] rescaled inside the
+   :data:`zoo.apspnet.models.APSPNET_INPUT`) or RGB in [0, 1] rescaled inside the
    model by an ``InputScaling`` layer named ``encoder_input_scaling`` (SANet's
-   :data:`zoo.models.sanet.SANET_INPUT`; the scaling of :mod:`zoo.models.encoders`);
-2. a ResNet of :mod:`zoo.models.resnet` whose last stages are dilated to the
+   :data:`zoo.sanet.models.SANET_INPUT`; the scaling of :mod:`zoo.common.encoders`);
+2. a ResNet of :mod:`zoo.common.resnet` whose last stages are dilated to the
    output stride (8 or 16: PSPNet / DeepLab), possibly with attention
    (A-PSPNet's CBAMs: an ``encoder`` callable);
 3. the head on the stage features;
-4. :func:`zoo.models.segmentation_heads.classifier`: 1x1 conv, bilinear upsampling
+4. :func:`zoo.common.segmentation_heads.classifier`: 1x1 conv, bilinear upsampling
    to the input size and a float32 softmax (one class per pixel) or sigmoid
    (independent maps, SANet's lesion attributes).
 
 ResNet layers keep keras.applications' names, so ``weights="imagenet"`` copies
-the ImageNet ResNet50/101/152 by layer name (:func:`zoo.models.resnet.load_weights`).
+the ImageNet ResNet50/101/152 by layer name (:func:`zoo.common.resnet.load_weights`).
 Each paper's defaults (input size, classes, backbone) live in its own module.
 """
 from __future__ import annotations
@@ -27,17 +27,17 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-from zoo.models import segmentation_heads as heads
-from zoo.models.encoders import encoder_spec
-from zoo.models.resnet import (RESNET_BACKBONES, check_input_shape, load_weights,
+from zoo.common import segmentation_heads as heads
+from zoo.common.encoders import encoder_spec
+from zoo.common.resnet import (RESNET_BACKBONES, check_input_shape, load_weights,
                                resnet_features, validate_weights)
-from zoo.models.unet import check_choice, check_classes
+from zoo.common.unet import check_choice, check_classes
 
 OUTPUT_ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
 INPUT_SCALES: tuple[str, ...] = ("caffe", "unit")
 """``"caffe"``: the input is already BGR 0-255 minus the ImageNet mean
 (``InputSpec(scale="caffe")``); ``"unit"``: RGB in [0, 1], rescaled inside by
-the ResNet scaling of :mod:`zoo.models.encoders` (RGB -> BGR, 255 x minus the
+the ResNet scaling of :mod:`zoo.common.encoders` (RGB -> BGR, 255 x minus the
 BGR mean), so that these baselines see what SANet's ResNet encoder sees."""
 
 Features = list[keras.KerasTensor]
@@ -73,8 +73,8 @@ def build_dilated_model(head: Head, *, name: str, input_shape: Sequence[int], cl
         input_shape: ``(height, width, channels)``, sides at least ``minimum_side``.
         classes: output maps.
         weights: ``None``, ``"imagenet"`` (ResNet50/101/152 backbones) or a path
-            (:func:`zoo.models.resnet.load_weights`).
-        backbone: a key of :data:`zoo.models.resnet.RESNET_BACKBONES`.
+            (:func:`zoo.common.resnet.load_weights`).
+        backbone: a key of :data:`zoo.common.resnet.RESNET_BACKBONES`.
         output_stride: 8 or 16 (stages 4-5 resp. stage 5 dilated instead of strided).
         activation: a value of :data:`OUTPUT_ACTIVATIONS`.
         input_scale: a value of :data:`INPUT_SCALES`.

@@ -13,7 +13,7 @@ hyper-parameters p = 1, t = 2, r = 1:
 * one post-processing residual unit.
 
 Residual units are passed in (``residual_unit(x, name)``, same channels out as
-in), so the module reuses the bottleneck block of :mod:`zoo.models.resnet`.
+in), so the module reuses the bottleneck block of :mod:`zoo.common.resnet`.
 Wang et al. take ``levels`` = 3, 2, 1 at 56x56, 28x28 and 14x14 so that the
 mask bottom is 7x7 (their Attention-56).
 """

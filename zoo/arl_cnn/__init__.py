@@ -1,0 +1,38 @@
+"""ARL-CNN (Zhang et al., arl_cnn.txt) and the classifiers of its Tables II-V.
+
+Builders: :func:`build_resnet14`/``50``, :func:`build_arl_cnn14`/``50``,
+:func:`build_senet14`/``50``, :func:`build_ran14`/``50``; input :data:`ARL_INPUT`
+(patches in [0, 1]; ``ARL_PRETRAINED_INPUT`` for ImageNet weights); recipe
+:data:`ARL_RECIPE`.
+"""
+from data_tools.preprocess import InputSpec
+from zoo.arl_cnn.models import (ATTENTION_TYPES, PAPER_PARAMS, build_arl_cnn14, build_arl_cnn50, build_ran14,
+                                build_ran50, build_resnet14, build_resnet50, build_senet14, build_senet50)
+from zoo.arl_cnn.recipe import ARL_AUGMENTATION, ARL_RECIPE
+from zoo.registry import ModelEntry, register_model
+
+ARL_INPUT = InputSpec(image_size=(224, 224), scale="unit")
+"""Sec. IV-B: 224x224 patches (cut by :mod:`data_tools.patches`), in [0, 1] for
+models trained from scratch."""
+ARL_PRETRAINED_INPUT = InputSpec(image_size=(224, 224), scale="caffe")
+"""The same patches in keras.applications' "caffe" scale, which ImageNet ResNet50
+weights expect (the 50-layer models fine-tuned from ImageNet, Sec. IV-B)."""
+
+__all__ = ["ARL_AUGMENTATION", "ARL_INPUT", "ARL_PRETRAINED_INPUT", "ARL_RECIPE", "ATTENTION_TYPES",
+           "PAPER_PARAMS", "build_arl_cnn14", "build_arl_cnn50", "build_ran14", "build_ran50",
+           "build_resnet14", "build_resnet50", "build_senet14", "build_senet50"]
+
+for _depth, _resnet, _arl, _senet, _ran in (
+        (14, build_resnet14, build_arl_cnn14, build_senet14, build_ran14),
+        (50, build_resnet50, build_arl_cnn50, build_senet50, build_ran50)):
+    _tags = {"large"} if _depth == 50 else set()
+    _test = {"input_shape": (32, 32, 3)}
+    for _name, _builder, _attention in ((f"resnet{_depth}", _resnet, False),
+                                        (f"arl_cnn{_depth}", _arl, True),
+                                        (f"senet{_depth}", _senet, False),
+                                        (f"ran{_depth}", _ran, True)):
+        _baseline = None if _name.startswith("resnet") else f"resnet{_depth}"
+        register_model(ModelEntry(
+            _name, "arl_cnn", _builder, ARL_INPUT, ARL_RECIPE, output="probabilities",
+            attention=_attention, test_kwargs=_test, family="resnet", baseline=_baseline,
+            tags=_tags | ({"baseline"} if _baseline is None else {"attention"})))

@@ -1,0 +1,31 @@
+"""ARL-CNN's training recipe (arl_cnn.txt, section IV-B).
+
+Mini-batch SGD (the paper names no momentum), learning rate 0.01 from scratch (1e-4
+when fine-tuning ImageNet weights) halved every 30 epochs, batches of 32 patches,
+100 epochs, cross-entropy on the softmax; augmentation: rotation, zoom and flips.
+The best epoch by the validation AUC.
+"""
+import keras
+
+from data_tools.augment import Augmentation
+from zoo.recipe import TrainingRecipe, step_decay
+
+SCRATCH_LEARNING_RATE = 0.01       # Sec. IV-B, training from scratch
+FINE_TUNING_LEARNING_RATE = 1e-4   # Sec. IV-B, fine-tuning ImageNet weights
+HALVING_EPOCHS = 30                # Sec. IV-B: "reduced by half every 30 epochs"
+
+ARL_AUGMENTATION = Augmentation(horizontal_flip=True, vertical_flip=True, rotation_degrees=10.0,
+                                zoom=(0.9, 1.1))
+"""Sec. IV-B: random rotation (+-10 degrees), zoom (0.9-1.1) and flips."""
+
+
+def arl_sgd(momentum: float = 0.0, halving_epochs: int = HALVING_EPOCHS):
+    """Mini-batch SGD whose rate halves every ``halving_epochs`` epochs (Sec. IV-B)."""
+    return step_decay(keras.optimizers.SGD, every_epochs=halving_epochs, factor=0.5,
+                      momentum=momentum)
+
+
+ARL_RECIPE = TrainingRecipe(
+    source="arl_cnn.txt section IV-B: SGD lr 0.01 halved every 30 epochs, batch 32, 100 epochs",
+    loss=lambda: "categorical_crossentropy", optimizer=arl_sgd(), learning_rate=SCRATCH_LEARNING_RATE,
+    batch_size=32, epochs=100, targets="one_hot", augmentation=ARL_AUGMENTATION, monitor="val_auc")

@@ -1,0 +1,108 @@
+"""A paper's training recipe as data: loss, optimiser, schedule, augmentation, targets.
+
+Each paper package writes its recipe once (``zoo.<paper>.recipe``) and registers it
+with its models (:mod:`zoo.registry`); the table scripts, the benchmark and the tests
+read it from there. A recipe holds what the paper says about *training a model*; the
+experiment around it (splits, evaluation, the table) lives in ``reproduce/``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+from typing import Any, Callable, Literal, Mapping
+
+import keras
+
+TargetKind = Literal["binary", "one_hot"]
+TARGET_KINDS: tuple[str, ...] = ("binary", "one_hot")
+
+OptimizerFactory = Callable[[float, int, int], keras.optimizers.Optimizer]
+"""``make(learning_rate, steps_per_epoch, epochs) -> optimiser`` (a fresh one per call:
+schedules that count epochs need the number of steps in one)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRecipe:
+    """How a paper trains its models.
+
+    Attributes:
+        source: where the paper says so (section, equation), for docs and reports.
+        loss: makes the loss (a ``keras.losses.Loss``, a name, or a dict per output).
+        optimizer: :data:`OptimizerFactory`.
+        learning_rate: the paper's initial learning rate.
+        batch_size, epochs: the paper's.
+        targets: ``"binary"`` (sigmoid maps, {0, 1} per channel), ``"one_hot"``
+            (softmax over the last axis), or such a kind per output name.
+        augmentation: the training augmentation preset (a
+            :class:`data_tools.augment.Augmentation`), or None where the paper names none.
+        loss_weights: makes the per-output loss weights, or None.
+        monitor: the quantity that picks the best epoch (``"val_auc"``, ``"loss"``, ...).
+    """
+
+    source: str
+    loss: Callable[[], Any]
+    optimizer: OptimizerFactory
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    targets: TargetKind | Mapping[str, TargetKind]
+    augmentation: Any = None
+    loss_weights: Callable[[], Mapping[str, float]] | None = None
+    monitor: str = "loss"
+
+    def __post_init__(self):
+        kinds = [self.targets] if isinstance(self.targets, str) else list(self.targets.values())
+        bad = [kind for kind in kinds if kind not in TARGET_KINDS]
+        if bad:
+            raise ValueError(f"TrainingRecipe.targets: kinds must be in {TARGET_KINDS}, got {bad}.")
+        if not isinstance(self.targets, str):
+            object.__setattr__(self, "targets", MappingProxyType(dict(self.targets)))
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainingRecipe.{name} must be a positive int, got {value!r}.")
+
+    def make_optimizer(self, steps_per_epoch: int, *, learning_rate: float | None = None,
+                       epochs: int | None = None) -> keras.optimizers.Optimizer:
+        """A fresh optimiser; ``learning_rate``/``epochs`` default to the paper's."""
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be a positive int, got {steps_per_epoch!r}.")
+        return self.optimizer(self.learning_rate if learning_rate is None else learning_rate,
+                              steps_per_epoch, self.epochs if epochs is None else epochs)
+
+    def compile(self, model: keras.Model, *, steps_per_epoch: int = 100,
+                jit_compile: bool | str = "auto", **kwargs) -> None:
+        """``model.compile`` with the recipe's loss, loss weights and a fresh optimiser."""
+        model.compile(optimizer=self.make_optimizer(steps_per_epoch), loss=self.loss(),
+                      loss_weights=None if self.loss_weights is None else dict(self.loss_weights()),
+                      jit_compile=jit_compile, **kwargs)
+
+
+def constant(optimizer_class: type[keras.optimizers.Optimizer], **options) -> OptimizerFactory:
+    """A factory of ``optimizer_class(learning_rate, **options)`` with a constant rate."""
+    def make(learning_rate: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+        del steps_per_epoch, epochs
+        return optimizer_class(learning_rate, **options)
+    return make
+
+
+def step_decay(optimizer_class: type[keras.optimizers.Optimizer], *, every_epochs: int,
+               factor: float, **options) -> OptimizerFactory:
+    """The rate times ``factor`` every ``every_epochs`` epochs (a staircase)."""
+    def make(learning_rate: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+        del epochs
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            learning_rate, decay_steps=every_epochs * steps_per_epoch, decay_rate=factor,
+            staircase=True)
+        return optimizer_class(schedule, **options)
+    return make
+
+
+def polynomial_decay(optimizer_class: type[keras.optimizers.Optimizer], *, power: float,
+                     **options) -> OptimizerFactory:
+    """The rate decays polynomially (``power``) to 0 over the whole run."""
+    def make(learning_rate: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+        schedule = keras.optimizers.schedules.PolynomialDecay(
+            learning_rate, steps_per_epoch * epochs, 0.0, power=power)
+        return optimizer_class(schedule, **options)
+    return make

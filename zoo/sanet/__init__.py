@@ -1,0 +1,27 @@
+"""SANet (superpixel attention network, sanet.txt) and the networks of its Table 3.
+
+Builders: :func:`build_attribute_unet`, :func:`build_deeplab`, :func:`build_attribute_danet`,
+:func:`build_resunet`, :func:`build_sanet`; input :data:`SANET_INPUT` (and, for SANet, a
+superpixel label map); recipe :data:`SANET_RECIPE`.
+"""
+from zoo.registry import ModelEntry, register_model
+from zoo.sanet.models import (SANET_ATTRIBUTES, SANET_INPUT, SANET_MAX_SEGMENTS, build_attribute_danet,
+                              build_attribute_unet, build_deeplab, build_resunet, build_sanet)
+from zoo.sanet.recipe import SANET_AUGMENTATION, SANET_RECIPE
+
+__all__ = ["SANET_ATTRIBUTES", "SANET_AUGMENTATION", "SANET_INPUT", "SANET_MAX_SEGMENTS", "SANET_RECIPE",
+           "build_attribute_danet", "build_attribute_unet", "build_deeplab", "build_resunet", "build_sanet"]
+
+_SMALL = (64, 64, 3)
+for _name, _builder, _attention, _family, _baseline, _test, _tags, _extra in (
+        ("sanet_unet", build_attribute_unet, False, "unet", None,
+         {"input_shape": (32, 32, 3), "base_filters": 4}, set(), ()),
+        ("sanet_deeplab", build_deeplab, False, "resnet", None, {"input_shape": _SMALL}, {"large"}, ()),
+        ("sanet_danet", build_attribute_danet, True, "resnet", None, {"input_shape": _SMALL}, {"large"}, ()),
+        ("resunet", build_resunet, False, "resnet", None, {"input_shape": _SMALL}, {"large"}, ()),
+        ("sanet", build_sanet, True, "resnet", "resunet", {"input_shape": _SMALL, "max_segments": 16},
+         {"large"}, ("superpixels",))):
+    register_model(ModelEntry(
+        _name, "sanet", _builder, SANET_INPUT, SANET_RECIPE, output="mask", attention=_attention,
+        test_kwargs=_test, family=_family, baseline=_baseline, extra_inputs=_extra,
+        tags=_tags | ({"attention"} if _attention else {"baseline"})))
