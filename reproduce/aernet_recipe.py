@@ -58,17 +58,16 @@ from data_tools.records import DatasetError, Record
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
-from zoo.losses import DiceLoss
 from zoo.metrics import DiceCoefficient, JaccardIndex, segmentation_scores, threshold_jaccard
 from zoo.aernet.models import AERNET_INPUT, AERNET_SIZE_MULTIPLE
+from zoo.aernet.recipe import AERNET_RECIPE
 from zoo.train import TrainResult, fit
 
 PAPER_TRAIN_IMAGES = 2094     # section 3.3
 PAPER_TOTAL_IMAGES = 2594     # section 3.1
 TRAIN_FRACTION = PAPER_TRAIN_IMAGES / PAPER_TOTAL_IMAGES
 SPLIT_SEED = 2018             # the split does not change with --seed
-LEARNING_RATE = 1e-3          # section 3.3
-MONITOR = "loss"              # no validation split in the paper: the lowest training loss
+MONITOR = AERNET_RECIPE.monitor  # no validation split in the paper: the lowest training loss
 THRESHOLD = 0.5
 
 JSI_DC = (Column("JSI", "%", higher_is_better=True, decimals=1),
@@ -82,7 +81,7 @@ DATASET = DatasetNeed(
                                      image_size=(64, 64)),
 )
 
-PAPER_SETTINGS = {"epochs": 100, "batch_size": 16}
+PAPER_SETTINGS = {"epochs": AERNET_RECIPE.epochs, "batch_size": AERNET_RECIPE.batch_size}
 SMOKE = {"epochs": 10, "batch_size": 4, "image_size": 64, "base_filters": 8,
          "encoder_weights": None, "recalibrate_bn": True}
 """``--smoke``: 64x64 synthetic images, small U-Nets, random encoder weights (no download),
@@ -105,7 +104,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the AER-Net recipe, with the paper's values as defaults."""
     parser.add_argument("--image-size", type=_image_side, default=AERNET_INPUT.image_size[0],
                         help="model input side, a multiple of 64 (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+    parser.add_argument("--learning-rate", type=float, default=AERNET_RECIPE.learning_rate,
                         help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
                         help="pretrained encoders' weights: imagenet, none, or a keras.applications "
@@ -178,14 +177,17 @@ def load_split(ctx: RowContext) -> tuple[list[Record], list[Record]]:
 
 def train_segmenter(ctx: RowContext, build: Callable[[], keras.Model],
                     train: Sequence[Record]) -> TrainResult:
-    """Adam 1e-3, Dice loss (eq. 1), ``--epochs`` of ``--batch-size`` (section 3.3)."""
+    """:data:`zoo.aernet.AERNET_RECIPE` (Adam 1e-3, Dice loss of eq. 1), ``--epochs`` of
+    ``--batch-size`` (section 3.3)."""
     args = ctx.args
     data = segmentation_dataset(train, input_spec(args), batch_size=args.batch_size,
                                 training=True, seed=args.seed)
     config = ctx.train_config(monitor=MONITOR, mode="min")
+    steps = max(1, len(train) // args.batch_size)
     return fit(build, data, None, config,
-               optimizer=lambda: keras.optimizers.Adam(args.learning_rate),
-               loss=DiceLoss, metrics=lambda: [DiceCoefficient(), JaccardIndex()])
+               optimizer=lambda: AERNET_RECIPE.make_optimizer(steps, learning_rate=args.learning_rate,
+                                                              epochs=args.epochs),
+               loss=AERNET_RECIPE.loss, metrics=lambda: [DiceCoefficient(), JaccardIndex()])
 
 
 @dataclasses.dataclass

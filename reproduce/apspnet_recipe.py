@@ -47,14 +47,13 @@ from data_tools.records import DatasetError, Record
 from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
-from zoo.losses import ComboLoss
+
 from zoo.metrics import mean_average_precision, mean_iou, mean_pixel_accuracy
 from zoo.apspnet.models import APSPNET_INPUT, BACKBONES
+from zoo.apspnet.recipe import APSPNET_RECIPE
 from zoo.train import TrainResult, fit
 
 MASK_NAME = "classes"
-LEARNING_RATE = 1e-3      # section IV-B
-BATCH_SIZE = 8            # section IV-B
 TEST_FRACTION = 0.1       # section IV-A: 9:1
 SMOKE = {"epochs": 1, "batch_size": 2, "image_size": 64, "weights": None, "backbone": "resnet14"}
 """``--smoke``: 64x64 inputs, ResNet14 backbone, one epoch, random weights."""
@@ -122,7 +121,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                              "ResNet50 no-top weights file (default: %(default)s)")
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",
                         help="backbone ResNet (default: %(default)s, the paper's)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+    parser.add_argument("--learning-rate", type=float, default=APSPNET_RECIPE.learning_rate,
                         help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
                         help="share of the images in the test split (default: %(default)s)")
@@ -217,11 +216,13 @@ def train_segmenter(ctx: RowContext, build: Builder, train: Sequence[Record]) ->
     """Trains ``build(input_shape, classes, weights, backbone=...)`` with the recipe."""
     args = ctx.args
     shape = (args.image_size, args.image_size, 3)
-    config = ctx.train_config(monitor="loss", mode="min")
+    config = ctx.train_config(monitor=APSPNET_RECIPE.monitor, mode="min")
+    steps = max(1, len(train) // args.batch_size)
     return fit(lambda: build(shape, num_classes(args), args.weights, backbone=args.backbone),
                make_dataset(train, args, training=True), None, config,
-               optimizer=lambda: keras.optimizers.Adam(args.learning_rate),
-               loss=lambda: ComboLoss(sparse=True))
+               optimizer=lambda: APSPNET_RECIPE.make_optimizer(steps, learning_rate=args.learning_rate,
+                                                               epochs=args.epochs),
+               loss=lambda: APSPNET_RECIPE.loss(sparse=True))  # index masks: eq. 6 on sparse targets
 
 
 def segmentation_scores(truth: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from reproduce.apspnet_recipe import (BATCH_SIZE, DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE,
+from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE,
                                       add_recipe_arguments, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
+from zoo.apspnet.recipe import APSPNET_RECIPE
 from zoo.apspnet.models import build_apspnet
 
-PAPER_SETTINGS = {"epochs": 50, "batch_size": BATCH_SIZE}   # section IV-B
+PAPER_SETTINGS = {"epochs": 50, "batch_size": APSPNET_RECIPE.batch_size}   # section IV-B
 
 ORDERS = {
     "ResNet50 + Spatial attention unit": "spatial",

@@ -16,7 +16,7 @@ Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE
   2/5, 3/5 and 4/5 of its size, resized bilinearly to 224x224 (``patches="arl"``
   of :func:`data_tools.pipeline.classification_dataset`), augmented online with
   rotations of +-10 degrees, zooms of 90-110 % and flips
-  (:data:`data_tools.augment.ARL_AUGMENTATION`).
+  (:data:`zoo.arl_cnn.recipe.ARL_AUGMENTATION`).
 * **training** (Sec. IV-B): mini-batch SGD, batch 32, learning rate 0.01 from
   scratch and 1e-4 when fine-tuning from ImageNet (the "*" rows of Table III),
   halved every 30 epochs, 100 epochs, the best epoch on the official validation
@@ -57,7 +57,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.arl_cnn.recipe import ARL_AUGMENTATION
 from data_tools.isic import read_isic2017
 from data_tools.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, average_over_patches
 from data_tools.pipeline import classification_dataset
@@ -72,6 +71,8 @@ from zoo.arl_cnn.models import (build_arl_cnn14, build_arl_cnn50, build_ran14, b
                                 build_senet14, build_senet50)
 from zoo.arl_cnn.models import build_resnet14, build_resnet50
 from zoo.submission import write_isic2017_classification_csv
+from zoo.arl_cnn.recipe import (ARL_AUGMENTATION, ARL_RECIPE, FINE_TUNING_LEARNING_RATE,
+                                HALVING_EPOCHS, SCRATCH_LEARNING_RATE, arl_sgd)
 from zoo.train import TrainResult, fit
 
 TASKS = ("melanoma", "seborrheic_keratosis")
@@ -79,16 +80,13 @@ TASKS = ("melanoma", "seborrheic_keratosis")
 TASK_ABBREVIATIONS = {"melanoma": "M", "seborrheic_keratosis": "SK"}
 """Column prefixes, as Table VI abbreviates the sub-tasks."""
 
-SCRATCH_LEARNING_RATE = 0.01    # Sec. IV-B, training from scratch
-FINE_TUNING_LEARNING_RATE = 1e-4  # Sec. IV-B, fine-tuning ImageNet weights
-HALVING_EPOCHS = 30             # Sec. IV-B: "reduced by half every 30 epochs"
 THRESHOLD = 0.5                 # accuracy / sensitivity / specificity (not in the paper)
-MONITOR = "val_auc"
+MONITOR = ARL_RECIPE.monitor
 RESULT_FILE = "task_result.json"
 SETTINGS_FILE = "settings.json"
 PREDICTIONS_FILE = "predictions.csv"
 
-PAPER_SETTINGS = {"epochs": 100, "batch_size": 32}
+PAPER_SETTINGS = {"epochs": ARL_RECIPE.epochs, "batch_size": ARL_RECIPE.batch_size}
 """Sec. IV-B: 100 epochs of mini-batches of 32 patches."""
 SMOKE = {"epochs": 1, "batch_size": 4, "image_size": 32, "steps_per_epoch": 2,
          "pretrained": False, "learning_rate": 1e-4}
@@ -289,16 +287,6 @@ def steps_per_epoch(args: argparse.Namespace, train: Sequence[Record]) -> int:
 # --------------------------------------------------------------------------- training
 
 
-def sgd_factory(rate: float, momentum: float, halving_steps: int
-                ) -> Callable[[], keras.optimizers.Optimizer]:
-    """Mini-batch SGD whose learning rate halves every ``halving_steps`` steps (Sec. IV-B)."""
-    def make() -> keras.optimizers.Optimizer:
-        schedule = keras.optimizers.schedules.ExponentialDecay(
-            rate, decay_steps=halving_steps, decay_rate=0.5, staircase=True)
-        return keras.optimizers.SGD(schedule, momentum=momentum)
-    return make
-
-
 def auc_metric() -> keras.metrics.Metric:
     """ROC AUC of the positive class: the mean over both softmax columns equals it (the
     rest column ranks the images in reverse against reversed labels)."""
@@ -318,9 +306,9 @@ def train_task(ctx: RowContext, model: ArlModel, task: str, splits: Splits, out_
                training_patches(splits.train, task, spec, args.batch_size, seed),
                evaluation_patches(splits.validation, task, spec, args.batch_size, cache=True),
                config,
-               optimizer=sgd_factory(learning_rate(args, weights), args.momentum,
-                                     args.halving_epochs * steps),
-               loss=keras.losses.CategoricalCrossentropy, metrics=[auc_metric])
+               optimizer=lambda: arl_sgd(args.momentum, args.halving_epochs)(
+                   learning_rate(args, weights), steps, args.epochs),
+               loss=ARL_RECIPE.loss, metrics=[auc_metric])
 
 
 def image_scores(model: keras.Model, records: Sequence[Record], task: str, spec: InputSpec,

@@ -7,9 +7,10 @@ The recipe (paper Sec. 3.1 and the authors' code, REFERENCE_NOTES):
   (:data:`zoo.attnmel.models.ATTNMEL_INPUT`, ``ATTNMEL_AUGMENTATION``);
 * class balance: every melanoma repeated 4x in the training list, focal loss
   (gamma 2);
-* SGD, lr 0.01, momentum 0.9, Nesterov, weight decay 1e-4, lr x0.1 every 10 epochs,
-  50 epochs of batch 32, each epoch passing over the data 5x (ISIC 2016) or 2x
-  (ISIC 2017);
+* the optimiser of :data:`zoo.attnmel.ATTNMEL_RECIPE`: SGD, lr 0.01, Nesterov momentum
+  0.9, PyTorch-style weight decay 1e-4 (added to the gradient, as the authors' PyTorch
+  code does: :class:`zoo.optimizers.L2SGD`), lr x0.1 every 10 epochs, 50 epochs of
+  batch 32, each epoch passing over the data 5x (ISIC 2016) or 2x (ISIC 2017);
 * best epoch by validation AUC, reported on the test set (scikit-learn AP and AUC,
   footnote 1).
 
@@ -42,15 +43,11 @@ from zoo.losses import attnmel_losses, focal_loss
 from zoo.metrics import classification_scores
 from zoo.attnmel.models import (ATTNMEL_INPUT, build_attnmel_cnn, build_mel_cnn,
                                 build_vgg16_classifier, build_vgg16_gap)
+from zoo.attnmel.recipe import ATTNMEL_RECIPE
 from zoo.train import TrainResult, fit
 
 LABEL = "melanoma"
 OVERSAMPLING = 4          # REFERENCE_NOTES: every melanoma row 4x in the training list
-LEARNING_RATE = 0.01      # Sec. 3.1
-MOMENTUM = 0.9
-WEIGHT_DECAY = 1e-4
-DECAY_EVERY_EPOCHS = 10   # Sec. 3.1: "decayed by 0.1 every 10 epochs"
-DECAY_FACTOR = 0.1
 AUC_METRIC = "auc"
 
 BUILDERS: dict[str, Callable[..., keras.Model]] = {
@@ -84,7 +81,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                              "file (default: %(default)s)")
     parser.add_argument("--batch-norm", action="store_true",
                         help="VGG-16-BN backbone of the authors' code (no ImageNet weights)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+    parser.add_argument("--learning-rate", type=float, default=ATTNMEL_RECIPE.learning_rate,
                         help="initial SGD learning rate (default: %(default)s)")
     parser.add_argument("--passes-per-epoch", type=int,
                         help="passes over the training list per epoch (the authors' code: "
@@ -172,17 +169,6 @@ def _attnmel_targets(labels: tf.Tensor, reference: tf.Tensor) -> dict[str, tf.Te
 # --------------------------------------------------------------------------- training
 
 
-def optimizer_factory(learning_rate: float, steps_per_epoch: int) -> Callable[[], keras.optimizers.Optimizer]:
-    """SGD with Nesterov momentum and weight decay, lr x0.1 every 10 epochs (Sec. 3.1)."""
-    def make() -> keras.optimizers.Optimizer:
-        schedule = keras.optimizers.schedules.ExponentialDecay(
-            learning_rate, decay_steps=DECAY_EVERY_EPOCHS * steps_per_epoch,
-            decay_rate=DECAY_FACTOR, staircase=True)
-        return keras.optimizers.SGD(schedule, momentum=MOMENTUM, nesterov=True,
-                                    weight_decay=WEIGHT_DECAY)
-    return make
-
-
 def _auc_metric() -> keras.metrics.Metric:
     """Mean of the two softmax columns' ROC AUCs, which equals the melanoma AUC
     (the rest column's is the same ranking reversed): the best-epoch monitor."""
@@ -213,7 +199,9 @@ def train_classifier(ctx: RowContext, builder: Callable[..., keras.Model],
     monitor = f"val_probabilities_{AUC_METRIC}" if attention else f"val_{AUC_METRIC}"
     config = ctx.train_config(monitor=monitor, mode="max", steps_per_epoch=steps)
     return fit(lambda: build_row_model(args, builder), train_data, val_data, config,
-               optimizer=optimizer_factory(args.learning_rate, steps), loss=loss,
+               optimizer=functools.partial(ATTNMEL_RECIPE.make_optimizer, steps,
+                                           learning_rate=args.learning_rate, epochs=args.epochs),
+               loss=loss,
                loss_weights=loss_weights, metrics=metrics)
 
 

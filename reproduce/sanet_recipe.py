@@ -12,11 +12,13 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
   is chosen on the 100 validation images by the thresholded Jaccard (the paper
   does not say how it picks its epoch);
 * input: RGB in [0, 1] at 256x256 (:data:`zoo.sanet.models.SANET_INPUT`; the paper
-  gives no size); augmentation :data:`data_tools.augment.SANET_AUGMENTATION`
+  gives no size); augmentation :data:`zoo.sanet.recipe.SANET_AUGMENTATION`
   (Gaussian noise, random contrast, Gaussian blur, flips, 90-degree rotations);
-* training: "ADSGrad, a variant of Adam" with batch 5, weight decay 1e-4 and
-  momentum 0.9: AdamW (beta_1 = 0.9, decoupled weight decay 1e-4); learning rate
-  1e-4 with polynomial decay of power 0.9 to 0 over the run; 100 epochs;
+* training (:data:`zoo.sanet.SANET_RECIPE`): "ADSGrad, a variant of Adam" with batch 5,
+  weight decay 1e-4 and momentum 0.9, on PyTorch: AMSGrad (beta_1 = 0.9) with
+  PyTorch-style weight decay 1e-4 added to the gradient (:class:`zoo.optimizers.L2Adam`;
+  Keras' decoupled weight decay would be effectively none at this rate); learning
+  rate 1e-4 with polynomial decay of power 0.9 to 0 over the run; 100 epochs;
 * loss: GBL (eq. 9, :class:`zoo.losses.GlobalBalancingLoss`, alpha = 0.2 as in
   Fig. 3) or the CE+JAL baseline (eq. 2, :class:`zoo.losses.CrossEntropyJaccardLoss`,
   multi-channel Jaccard averaged over channels);
@@ -28,7 +30,7 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
   the micro average (REFERENCE_NOTES).
 
 Deviations and gaps: the paper gives no ranges or probabilities for its
-augmentations (:data:`data_tools.augment.SANET_AUGMENTATION` documents ours); SLIC
+augmentations (:data:`zoo.sanet.recipe.SANET_AUGMENTATION` documents ours); SLIC
 settings, SANet's decoder widths and the baselines' backbones are ours
 (documented in :mod:`zoo.sanet.models`).
 """
@@ -45,7 +47,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.sanet.recipe import SANET_AUGMENTATION
 from data_tools.isic import read_isic2018
 from data_tools.layouts import ISIC2018_ATTRIBUTES
 from data_tools.pipeline import segmentation_dataset
@@ -61,15 +62,12 @@ from zoo.metrics import DiceCoefficient, JaccardIndex, isic2018_task2_scores
 from zoo.common.encoders import ENCODERS
 from zoo.sanet.models import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_danet,
                               build_attribute_unet, build_deeplab, build_resunet, build_sanet)
+from zoo.sanet.recipe import LR_POWER, SANET_AUGMENTATION, SANET_RECIPE, WEIGHT_DECAY, sanet_optimizer
 from zoo.submission import original_size, write_attribute_masks
 from zoo.train import TrainResult, fit
 
 ATTRIBUTES = ISIC2018_ATTRIBUTES
-LEARNING_RATE = 1e-4
-WEIGHT_DECAY = 1e-4
-LR_POWER = 0.9
-BETA_1 = 0.9  # "momentum = 0.9"
-MONITOR = "val_jaccard"
+MONITOR = SANET_RECIPE.monitor
 THRESHOLD = 0.5
 MODELS = ("unet", "deeplab", "danet", "resunet", "sanet")
 LOSSES = ("gbl", "ce_jal")
@@ -84,7 +82,7 @@ DATASET = DatasetNeed(
     make_synthetic=functools.partial(make_isic2018, n_train=10, n_val=4, n_test=4, image_size=(48, 64)),
 )
 
-PAPER_SETTINGS = {"epochs": 100, "batch_size": 5}
+PAPER_SETTINGS = {"epochs": SANET_RECIPE.epochs, "batch_size": SANET_RECIPE.batch_size}
 SMOKE = {"epochs": 2, "batch_size": 2, "image_size": 64, "encoder_weights": None, "backbone": "vgg16",
          "dilated_backbone": "resnet14", "unet_base_filters": 8, "slic_segments": 16, "max_segments": 32}
 """``--smoke``: 64x64 synthetic images, small random-weight encoders (no download)."""
@@ -118,10 +116,10 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The SANet recipe's flags, with the paper's values (or ours, where it has none) as defaults."""
     parser.add_argument("--image-size", type=int, default=SANET_INPUT.image_size[0],
                         help="model input side, a multiple of 32 (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+    parser.add_argument("--learning-rate", type=float, default=SANET_RECIPE.learning_rate,
                         help="initial learning rate (default: %(default)s)")
     parser.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY,
-                        help="AdamW decoupled weight decay (default: %(default)s)")
+                        help="PyTorch-style weight decay, added to the gradient (default: %(default)s)")
     parser.add_argument("--lr-power", type=float, default=LR_POWER,
                         help="power of the polynomial learning-rate decay (default: %(default)s)")
     parser.add_argument("--alpha", type=float, default=SANET_ALPHA,
@@ -207,14 +205,15 @@ def make_dataset(records: Sequence[Record], variant: Variant, args: argparse.Nam
 
 def train_attribute_model(ctx: RowContext, variant: Variant, train: Sequence[Record],
                           validation: Sequence[Record]) -> TrainResult:
-    """AdamW, polynomial decay (power 0.9) from ``--learning-rate`` to 0 over the run."""
+    """:func:`zoo.sanet.recipe.sanet_optimizer` (AMSGrad, PyTorch-style weight decay,
+    polynomial decay from ``--learning-rate`` to 0 over the run)."""
     args = ctx.args
-    steps = max(1, len(train) // args.batch_size) * args.epochs
-    schedule = keras.optimizers.schedules.PolynomialDecay(args.learning_rate, steps, 0.0, power=args.lr_power)
+    steps = max(1, len(train) // args.batch_size)
+    make_optimizer = sanet_optimizer(args.weight_decay, args.lr_power)
     return fit(lambda: build_model(variant, args), make_dataset(train, variant, args, training=True),
                make_dataset(validation, variant, args, training=False),
                ctx.train_config(monitor=MONITOR, mode="max"),
-               optimizer=lambda: keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay, beta_1=BETA_1),
+               optimizer=lambda: make_optimizer(args.learning_rate, steps, args.epochs),
                loss=lambda: make_loss(variant, args),
                metrics=lambda: [JaccardIndex(), DiceCoefficient()])
 

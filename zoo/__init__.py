@@ -29,6 +29,7 @@ from zoo.losses import (
     focal_loss,
 )
 from zoo.metrics import DiceCoefficient, JaccardIndex
+from zoo.optimizers import L2Adam, L2SGD
 from zoo.recipe import TrainingRecipe
 from zoo.registry import PAPERS, ModelEntry, get_model, list_models, register_model
 from zoo.runtime import describe_runtime, make_strategy
