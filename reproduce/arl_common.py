@@ -65,7 +65,7 @@ from data_tools.records import Record
 from data_tools.synthetic import make_isic2017
 from reproduce import report
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import NON_RESULT_FLAGS, Column, RowContext, RowResult
+from reproduce.frame import NON_RESULT_FLAGS, Column, RowContext, RowResult, number_in_range
 from zoo.metrics import classification_scores, isic2017_average_auc
 from zoo.arl_cnn.models import (build_arl_cnn14, build_arl_cnn50, build_ran14, build_ran50,
                                 build_senet14, build_senet50)
@@ -158,21 +158,6 @@ PARAMS = Column("Params", "x10^7", decimals=1)
 
 
 # --------------------------------------------------------------------------- flags
-
-
-def number_in_range(kind: type, low: float, high: float | None = None, *,
-              include_low: bool = True) -> Callable[[str], Any]:
-    """An argparse ``type``: a ``kind`` value from ``low`` up to, not including, ``high``."""
-    def parse(text: str) -> Any:
-        value = kind(text)
-        too_low = value < low or (value == low and not include_low)
-        if too_low or (high is not None and value >= high):
-            lower = f"[{low}" if include_low else f"({low}"
-            raise argparse.ArgumentTypeError(
-                f"must be in {lower}, {high if high is not None else 'inf'}), got {text}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names it in "invalid int value"
-    return parse
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:

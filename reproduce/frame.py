@@ -46,6 +46,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import math
 import numbers
 import re
 import shlex
@@ -290,8 +291,10 @@ def build_parser(
         "--out", type=Path,
         help=f"output folder (default: results/{table.key}, results/{table.key}-smoke with --smoke)",
     )
-    parser.add_argument("--epochs", type=int, help="training epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, help="global batch size (default: %(default)s)")
+    parser.add_argument("--epochs", type=number_in_range(int, 1),
+                        help="training epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=number_in_range(int, 1),
+                        help="global batch size (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--xla", action=argparse.BooleanOptionalAction, default=None,
@@ -338,6 +341,23 @@ def parse_flags(
         parser.set_defaults(**smoke_overrides)
         args = parser.parse_args(argv)
     return args
+
+
+def number_in_range(kind: type, low: float, high: float | None = None, *,
+              include_low: bool = True) -> Callable[[str], Any]:
+    """An argparse ``type``: a ``kind`` value from ``low`` up to, not including, ``high``."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        too_low = value < low or (value == low and not include_low)
+        if too_low or (high is not None and value >= high):
+            lower = f"[{low}" if include_low else f"({low}"
+            raise argparse.ArgumentTypeError(
+                f"must be in {lower}, {high if high is not None else 'inf'}), got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names it in "invalid int value"
+    return parse
 
 
 def weights_argument(text: str) -> str | None:

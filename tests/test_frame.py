@@ -5,9 +5,11 @@ flags, data resolution, rows, resume, and the written md/csv/json/png/config.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,7 +21,7 @@ import pytest
 from PIL import Image
 
 from data_tools.records import DatasetError
-from reproduce import report
+from reproduce import frame, report
 from reproduce.datasets import DatasetNeed, prepare_synthetic_data
 from reproduce.frame import NON_RESULT_FLAGS, Column, PaperRow, PaperTable, RowResult, run_table
 from zoo.train import TrainConfig
@@ -464,3 +466,26 @@ def test_weights_argument_checks_when_parsing(tmp_path):
     assert weights_argument(str(weights_file)) == str(weights_file)
     with pytest.raises(argparse.ArgumentTypeError, match="no_such.h5"):
         weights_argument(str(tmp_path / "no_such.h5"))
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--epochs", "0", r"must be in \[1, inf\)"),
+    ("--batch-size", "0", r"must be in \[1, inf\)"),
+    ("--batch-size", "-3", r"must be in \[1, inf\)"),
+    ("--epochs", "two", "invalid int value"),
+])
+def test_training_arguments_are_checked_when_parsing(flag, value, message, capsys):
+    """Before any data is read (issue 16): argparse stops with exit status 2."""
+    parser = frame.build_parser(TABLE, DatasetNeed("Toy", "data/toy", "nothing to get", make_synthetic=lambda root: root))
+    with pytest.raises(SystemExit) as stop:
+        frame.parse_flags(parser, [flag, value])
+    assert stop.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_number_in_range_rejects_non_finite_values():
+    parse = frame.number_in_range(float, 0.0, 1.0)
+    assert parse("0.5") == 0.5
+    for text in ("nan", "inf", "-inf"):
+        with pytest.raises(argparse.ArgumentTypeError, match="finite"):
+            parse(text)

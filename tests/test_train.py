@@ -20,10 +20,12 @@ from tests._train_worker import (
     EpochRecorder,
     build_tiny_model,
     load_weights,
+    tiny_arrays,
     tiny_datasets,
     tiny_fit_kwargs,
 )
 from zoo import runtime
+from zoo import train as zoo_train
 from zoo.train import BACKUP_DIR, LOG_FILE, TrainConfig, fit, read_log
 
 WORKER = Path(__file__).with_name("_train_worker.py")
@@ -264,3 +266,48 @@ def test_runtime_helpers(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
         runtime.make_strategy("multi_worker")
+
+
+# ------------------------------------------------------------------ bad data and arguments (issue 16)
+
+
+def test_non_finite_loss_stops_training_naming_epoch_and_batch_and_keeps_best(tmp_path):
+    """One NaN pixel in the third epoch: training stops with a message naming the
+    epoch (on this CPU the ReLU maps the NaN to 0, so the loss stays finite while the
+    gradient puts NaN into the first kernel), and the best checkpoint of the finite
+    epochs before is kept."""
+    train, val = tiny_datasets(train_count=8, val_count=4)
+    images, masks = next(iter(train.unbatch().batch(8)))
+    poisoned = images.numpy().copy()
+    poisoned[1, 3, 3, 0] = np.nan  # sample 1: batch 0 of the epoch (batch size 4)
+    clean = tf.data.Dataset.from_tensor_slices((images, masks)).batch(4)
+    dirty = tf.data.Dataset.from_tensor_slices((poisoned, masks)).batch(4)
+    epochs = clean.concatenate(clean).concatenate(dirty)  # epochs 0 and 1 clean, epoch 2 poisoned
+    config = TrainConfig(tmp_path, epochs=3, xla=False, verbose=0, steps_per_epoch=2)
+    with pytest.raises(zoo_train.NonFiniteLossError, match=r"epoch 2(, batch \d: the training loss is nan|: after its updates the weights 'conv/kernel')"):
+        fit(build_tiny_model, epochs, val, config, **tiny_fit_kwargs())
+    assert (tmp_path / zoo_train.BEST_WEIGHTS_FILE).is_file()
+    model = build_tiny_model()
+    model.load_weights(tmp_path / zoo_train.BEST_WEIGHTS_FILE)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_empty_training_data_says_so_instead_of_a_monitor_error(tmp_path):
+    """A batch larger than the training set with drop_remainder leaves no batch."""
+    images, masks = tiny_arrays(3, seed=0)
+    train = tf.data.Dataset.from_tensor_slices((images, masks)).batch(4, drop_remainder=True)
+    config = TrainConfig(tmp_path, epochs=1, monitor="loss", xla=False, verbose=0)
+    with pytest.raises(ValueError, match=r"train_data yields no batch.*batch size"):
+        fit(build_tiny_model, train, None, config, **tiny_fit_kwargs())
+    # The same when the emptiness is only seen while training (unknown cardinality).
+    unknown = train.unbatch().filter(lambda x, y: True).batch(4, drop_remainder=True)
+    with pytest.raises(ValueError, match=r"no training batch ran in epoch 0"):
+        fit(build_tiny_model, unknown, None, config, **tiny_fit_kwargs())
+
+
+def test_non_finite_loss_names_the_batch(tmp_path):
+    train, val = tiny_datasets(train_count=8, val_count=4)
+    config = TrainConfig(tmp_path, epochs=1, xla=False, verbose=0)
+    with pytest.raises(zoo_train.NonFiniteLossError, match=r"epoch 0, batch 0: the training loss is inf"):
+        fit(build_tiny_model, train, val, config, optimizer=lambda: keras.optimizers.SGD(0.1),
+            loss=lambda: (lambda y_true, y_pred: keras.ops.mean(y_pred) / 0.0))

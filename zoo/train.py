@@ -13,6 +13,13 @@ dtype policy, compiles with or without XLA, and runs ``model.fit`` with:
   history is read from it, so it covers the interrupted and the resumed part;
 * optionally TensorBoard logs (``tensorboard/``) and Keras progress bars.
 
+**Non-finite loss.** Training stops at the first batch whose loss is NaN or
+infinite, or at the end of the first epoch that left a weight non-finite (one NaN
+pixel in the inputs is enough), with a :class:`NonFiniteLossError` naming the epoch
+(and batch, or weight); the best checkpoint of the epochs before is kept, and no
+backup is written after that. An empty training dataset (e.g. a batch
+larger than the training set with ``drop_remainder``) is an error too.
+
 Files in ``out_dir``: ``train_config.json`` (the :class:`TrainConfig`),
 ``runtime.json`` (:func:`zoo.runtime.describe_runtime`), ``train_log.csv``,
 ``best.weights.h5``, ``backup/`` while a run is unfinished.
@@ -157,6 +164,10 @@ class TrainConfig:
         )
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names epoch and batch."""
+
+
 @dataclasses.dataclass
 class TrainResult:
     """What :func:`fit` returns.
@@ -274,6 +285,7 @@ def _run_callbacks(config: TrainConfig, mode: str, out_dir: Path, resuming: bool
     # the best checkpoint whatever its value.
     previous_best = _best_value(read_log(log_path), config.monitor, mode) if resuming else None
     callbacks = [
+        _StopOnNonFiniteLoss(out_dir / BEST_WEIGHTS_FILE),
         _RequireMonitor(config.monitor),
         keras.callbacks.CSVLogger(str(log_path), append=resuming),
         keras.callbacks.ModelCheckpoint(
@@ -327,12 +339,56 @@ def _best_value(history: Mapping[str, list[float]], monitor: str, mode: str) -> 
 def _best_epoch(history: Mapping[str, list[float]], monitor: str, mode: str) -> int:
     """The first epoch with the best value, as ``ModelCheckpoint`` keeps it."""
     values = np.asarray(history[monitor], dtype=float)
+    if not np.isfinite(values).any():
+        raise ValueError(f"{monitor!r} was never finite in {len(values)} epoch(s): no epoch can be "
+                         "chosen as the best; check the validation data for NaN or empty batches.")
     index = np.nanargmin(values) if mode == "min" else np.nanargmax(values)
     return int(history["epoch"][index])
 
 
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises :class:`NonFiniteLossError` at the first batch with a non-finite loss,
+    or at the end of an epoch whose updates left a weight non-finite.
+
+    The weights are checked too because a NaN input need not show in the loss: a
+    ReLU that maps NaN to 0 (oneDNN on CPUs does) hides it from the forward pass but
+    not from the gradient, and the model then trains on with NaN kernels. The check
+    runs first among the callbacks, so neither the log, the best checkpoint nor the
+    backup see the broken weights. (Keras' ``TerminateOnNaN`` only stops quietly.)
+    """
+
+    def __init__(self, best_weights: Path):
+        super().__init__()
+        self.best_weights, self.epoch = best_weights, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            kept = (f"the best checkpoint so far is kept in {self.best_weights}"
+                    if self.best_weights.is_file() else "no epoch finished, so there is no checkpoint")
+            raise NonFiniteLossError(
+                f"epoch {self.epoch}, batch {batch}: the training loss is {float(loss)}. Look for NaN or "
+                "infinite values in the inputs or targets of this batch or the one before (a NaN input "
+                "can reach the weights through the gradient before it shows in the loss), or lower the "
+                f"learning rate; {kept}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for variable in self.model.trainable_weights:
+            if not np.isfinite(np.asarray(variable)).all():
+                kept = (f"the best checkpoint so far is kept in {self.best_weights}"
+                        if self.best_weights.is_file() else "there is no checkpoint yet")
+                raise NonFiniteLossError(
+                    f"epoch {epoch}: after its updates the weights {variable.path!r} hold NaN or "
+                    "infinite values. Look for NaN or infinite values in this epoch's inputs or "
+                    f"targets, or lower the learning rate; {kept}.")
+
+
 class _RequireMonitor(keras.callbacks.Callback):
-    """Stops at the first epoch end if the monitored quantity is not logged.
+    """Stops at the first epoch end if the monitored quantity is not logged, or if
+    no training batch ran at all (Keras then logs nothing and says nothing).
 
     ``ModelCheckpoint`` only warns in that case and would keep no checkpoint.
     """
@@ -342,6 +398,10 @@ class _RequireMonitor(keras.callbacks.Callback):
         self.monitor = monitor
 
     def on_epoch_end(self, epoch, logs=None):
+        if not logs or "loss" not in logs:
+            raise ValueError(
+                f"no training batch ran in epoch {epoch}: the training dataset is empty (a batch size "
+                "larger than the training set with drop_remainder=True drops every sample).")
         if self.monitor not in (logs or {}):
             raise ValueError(
                 f"TrainConfig.monitor={self.monitor!r} is not among the logged quantities "
@@ -400,6 +460,10 @@ def _check_dataset(name: str, data: Any, steps: int | None, steps_name: str) -> 
         )
     if steps is None and data.cardinality() == tf.data.INFINITE_CARDINALITY:
         raise ValueError(f"{name} repeats forever: set TrainConfig.{steps_name}.")
+    if data.cardinality() == 0:
+        raise ValueError(
+            f"{name} yields no batch: is the batch size larger than the number of samples "
+            "(with drop_remainder=True every sample is dropped)?")
 
 
 def _check_positive_int(name: str, value: Any) -> None:
