@@ -23,13 +23,6 @@ from data_tools.patches import arl_test_patches, average_over_patches
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
 from data_tools.records import BadInputPolicy, DatasetError, Record
-from data_tools.shuffle import RegionShuffle
-from data_tools.superpixels import (
-    SlicParams,
-    cache_superpixels,
-    slic_superpixels,
-    superpixel_segmentation_dataset,
-)
 from data_tools.synthetic import (
     is_synthetic,
     make_isic2016,
@@ -40,8 +33,6 @@ from data_tools.synthetic import (
 )
 
 __all__ = [
-    "RegionShuffle", "SlicParams", "cache_superpixels", "slic_superpixels",
-    "superpixel_segmentation_dataset",
     "Augmentation", "clahe", "clahe_lightness", "emboss", "InputSpec", "RGBToLab", "arl_test_patches", "average_over_patches",
     "classification_dataset", "oversample_positives", "preprocess_images", "preprocess_label_maps", "rgb_to_lab",
     "rgb_to_lab_unit", "segmentation_dataset",

@@ -115,7 +115,7 @@ def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None) -> tf.Tenso
     """A one-channel 16-bit PNG of integer labels -> ``int32`` ``[H, W, 1]``.
 
     16-bit only: ``tf.io.decode_png`` scales 8-bit values by 257 when asked for
-    ``uint16``. :func:`data_tools.superpixels.write_superpixel_map` writes such maps.
+    ``uint16``. SANet's :func:`zoo.sanet.superpixels.write_superpixel_map` writes such maps.
 
     With ``size`` (the decoded image's ``(height, width)``) the map is resized to it
     with nearest neighbour, labels kept, so a map stored at another size (SANet's

@@ -52,8 +52,6 @@ from data_tools.layouts import ISIC2018_ATTRIBUTES
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import Record
-from data_tools.shuffle import RegionShuffle
-from data_tools.superpixels import SlicParams, cache_superpixels, superpixel_segmentation_dataset
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
@@ -63,6 +61,8 @@ from zoo.common.encoders import ENCODERS
 from zoo.sanet.models import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_danet,
                               build_attribute_unet, build_deeplab, build_resunet, build_sanet)
 from zoo.sanet.recipe import LR_POWER, SANET_AUGMENTATION, SANET_RECIPE, WEIGHT_DECAY, sanet_optimizer
+from zoo.sanet.region_shuffle import RegionShuffle
+from zoo.sanet.superpixels import SlicParams, cache_superpixels, superpixel_segmentation_dataset
 from zoo.submission import original_size, write_attribute_masks
 from zoo.train import TrainResult, fit
 

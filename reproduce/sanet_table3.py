@@ -13,7 +13,7 @@ and the recipe of :mod:`reproduce.sanet_recipe` (AdamW, polynomial decay, batch 
 * DeepLab (DeepLabv3+) and DANet: dilated ImageNet ResNet101 backbones
   (``--dilated-backbone``) with their heads from :mod:`zoo.common.segmentation_heads`;
 * ResUNet: ImageNet ResNet101 + U-Net decoder;
-* +RSM: the random shuffle module (:class:`data_tools.shuffle.RegionShuffle`) on
+* +RSM: the random shuffle module (:class:`zoo.sanet.region_shuffle.RegionShuffle`) on
   the training batches, half of each batch deconstructed;
 * +SAM: SANet (:func:`zoo.sanet.models.build_sanet`) fed the cached SLIC maps.
 """

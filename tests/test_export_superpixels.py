@@ -13,11 +13,11 @@ from PIL import Image
 
 from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
 from data_tools.records import Record
-from data_tools.superpixels import superpixel_segmentation_dataset, write_superpixel_map
 from tests.test_export import CLI_TIMEOUT, SAVED_MODEL_CLI
 from zoo.export import export_saved_model
 from zoo.sanet.layers import SuperpixelAveragePooling, SuperpixelUnpooling
 from zoo.sanet.models import SANET_INPUT, build_sanet
+from zoo.sanet.superpixels import superpixel_segmentation_dataset, write_superpixel_map
 
 SIZE = 32
 SEGMENTS = 16

@@ -1,9 +1,9 @@
-"""SANet's random shuffle module (data_tools.shuffle) against a numpy loop."""
+"""SANet's random shuffle module (zoo.sanet.region_shuffle) against a numpy loop."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_tools.shuffle import RSM_GRID, RegionShuffle, region_permutation, shuffle_regions
+from zoo.sanet.region_shuffle import RSM_GRID, RegionShuffle, region_permutation, shuffle_regions
 
 
 def _numpy_shuffle(image, permutation, grid):

@@ -1,5 +1,7 @@
-"""SLIC superpixel maps and their cache (data_tools.superpixels)."""
+"""SLIC superpixel maps and their cache (zoo.sanet.superpixels)."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,12 +9,12 @@ import tensorflow as tf
 from PIL import Image
 from skimage.segmentation import slic
 
-from data_tools import superpixels as sp
 from data_tools.imageio import load_image
 from data_tools.isic import read_isic2018
 from data_tools.pipeline import decode_label_map
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from data_tools.synthetic import make_isic2018
+from zoo.sanet import superpixels as sp
 
 SMALL = sp.SlicParams(n_segments=20, max_segments=32, max_side=None)
 
@@ -139,3 +141,18 @@ def test_decode_resizes_to_the_image_with_nearest_neighbour(tmp_path):
     np.testing.assert_array_equal(decoded[..., 0], labels[np.ix_(rows, columns)])
     assert decoded.dtype == np.int32
     np.testing.assert_array_equal(decode_label_map(tf.constant(str(path))).numpy()[..., 0], labels)
+
+
+def test_import_zoo_leaves_out_scikit_image_and_the_superpixel_code():
+    """``import zoo`` stays light: no scikit-image, no SLIC code (zoo.sanet.superpixels and
+    zoo.sanet.region_shuffle are imported on demand)."""
+    script = (
+        "import sys\n"
+        "import zoo\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'skimage' or m in\n"
+        "                ('zoo.sanet.superpixels', 'zoo.sanet.region_shuffle'))\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]

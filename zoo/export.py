@@ -16,8 +16,8 @@ attention models built to return them, the attention maps.
 
 **Models with a label-map input** (SANet: ``image`` and ``superpixels``, int32
 labels ``0 .. max_segments-1``). SLIC has no TensorFlow op, so the client
-computes the map (:func:`data_tools.superpixels.slic_superpixels`, with the
-training run's :class:`~data_tools.superpixels.SlicParams`) and sends it beside
+computes the map (:func:`zoo.sanet.superpixels.slic_superpixels`, with the
+training run's :class:`~zoo.sanet.superpixels.SlicParams`) and sends it beside
 the image, under the model input's name:
 
 * ``serving_default``: ``images`` as above and ``superpixels``, int32
@@ -344,7 +344,7 @@ def _checked_label_maps(maps: tf.Tensor, label_map: _LabelMapInput, leading: tf.
     label_check = tf.debugging.assert_equal(
         tf.reduce_all(tf.logical_and(maps >= 0, maps < bound)), True,
         message=f"{name}: labels must lie in [0, max_segments={bound}); relabel the maps consecutively "
-                f"(data_tools.superpixels.relabel_consecutive) and bound them as in training",
+                f"(zoo.sanet.superpixels.relabel_consecutive) and bound them as in training",
     )
     maps = _after_checks(maps, [rank_check, channel_check, size_check, label_check], None)
     maps = tf.reshape(maps, tf.concat([tf.shape(maps)[:3], [1]], axis=0))

@@ -15,7 +15,7 @@ of the sum; ``merge="concat"`` gives ``P = w * [Unpooling(R), F]``
 (REFERENCE_NOTES: follow the equation by default).
 
 Label maps are ``int`` ``(batch, h, w)`` or ``(batch, h, w, 1)`` with labels
-``0 .. max_segments-1`` (consecutive, bounded: :mod:`data_tools.superpixels`). A
+``0 .. max_segments-1`` (consecutive, bounded: :mod:`zoo.sanet.superpixels`). A
 map whose size differs from the features' is resized to it with nearest
 neighbour (``tf.image.resize``, half-pixel centres: feature pixel ``i`` takes the
 label at ``floor((i + 0.5) * h / H)``).
@@ -71,7 +71,7 @@ def _segment_ids(labels: tf.Tensor, max_segments: int) -> tuple[tf.Tensor, tf.Te
     check = tf.debugging.assert_equal(
         tf.logical_and(labels >= 0, labels < max_segments), True,
         message=f"superpixel labels must lie in [0, max_segments={max_segments}); relabel the "
-                f"maps consecutively (data_tools.superpixels) or raise max_segments")
+                f"maps consecutively (zoo.sanet.superpixels) or raise max_segments")
     with tf.control_dependencies([check]):
         valid = tf.logical_and(labels >= 0, labels < max_segments)
     offsets = tf.range(tf.shape(labels)[0], dtype=tf.int32)[:, None, None] * max_segments

@@ -26,16 +26,16 @@ ISIC 2018 Task 2 lesion attributes as five independent sigmoid maps:
 Every model takes RGB in [0, 1] (:data:`SANET_INPUT`) and rescales it inside for
 its ImageNet backbone. SANet also takes the superpixel label map of the image
 (``int32`` ``(H, W, 1)``, labels ``0 .. max_segments-1``:
-:func:`data_tools.superpixels.cache_superpixels`); the map may come at another
+:func:`zoo.sanet.superpixels.cache_superpixels`); the map may come at another
 resolution than the image (resized with nearest neighbour inside).
 
 Serving: :func:`zoo.export.export_saved_model` gives signatures that take the
 images and a ``superpixels`` map; SLIC has no TensorFlow op, so clients compute the
-map with :func:`data_tools.superpixels.slic_superpixels` (the same parameters as in
+map with :func:`zoo.sanet.superpixels.slic_superpixels` (the same parameters as in
 training) and send it beside the image.
 
 Paper gaps, our choices: the paper names neither SLIC's settings
-(:class:`data_tools.superpixels.SlicParams`), the decoder's widths (those of
+(:class:`zoo.sanet.superpixels.SlicParams`), the decoder's widths (those of
 segmentation_models' U-Net), the upsampling (nearest neighbour, as there) nor
 the baselines' backbones (ResNet101, as SANet's).
 """
@@ -48,7 +48,6 @@ import keras
 
 from data_tools.layouts import ISIC2018_ATTRIBUTES
 from data_tools.preprocess import InputSpec
-from data_tools.superpixels import SlicParams
 from zoo.sanet.layers import SAM_MERGES, SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
 from zoo.common import segmentation_heads as heads
 from zoo.common.blocks import conv_bn_relu, segmentation_head
@@ -61,8 +60,10 @@ SANET_INPUT = InputSpec(image_size=(256, 256), scale="unit")
 """RGB in [0, 1]; 256x256 (the paper gives no size; U-Nets need multiples of 32)."""
 SANET_ATTRIBUTES: tuple[str, ...] = ISIC2018_ATTRIBUTES
 """The output channels, in order (alphabetical, as :data:`~data_tools.layouts.ISIC2018_ATTRIBUTES`)."""
-SANET_MAX_SEGMENTS = SlicParams.max_segments
-"""The superpixel label bound: the default SLIC maps' (:class:`data_tools.superpixels.SlicParams`)."""
+SANET_MAX_SEGMENTS = 256
+"""The superpixel label bound (labels ``0 .. 255``; ours, the paper gives none): the default of the
+models and of the SLIC maps (:class:`zoo.sanet.superpixels.SlicParams`), defined here so that
+``import zoo`` does not import the superpixel code or scikit-image."""
 RESUNET_BACKBONE = "resnet101"
 RESUNET_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 16)
 SAM_FILTERS = 64

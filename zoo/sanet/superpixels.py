@@ -13,7 +13,7 @@ get another folder, and a map older than its image is recomputed.
 Labels are **consecutive** (``0 .. K-1``) and **bounded** (``K <=
 params.max_segments``). The bound matters: the superpixel layers
 (:mod:`zoo.sanet.layers`) pool with ``tf.math.unsorted_segment_sum`` over
-``max_segments`` segments per image, and under XLA an id out of range is silently
+``max_segments`` segments per image (default :data:`zoo.sanet.models.SANET_MAX_SEGMENTS`), and under XLA an id out of range is silently
 dropped, or leaks into the next image of the batch (REFERENCE_NOTES, "Measured on
 this stack"). SLIC may return more segments than asked (n_segments=256 gave up to
 266); :func:`slic_superpixels` then retries with fewer.
@@ -47,7 +47,8 @@ from data_tools.imageio import as_policy, is_up_to_date, load_image, save_png
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
-from data_tools.shuffle import RegionShuffle
+from zoo.sanet.models import SANET_MAX_SEGMENTS
+from zoo.sanet.region_shuffle import RegionShuffle
 
 #: ``Record.extra`` key of a record's cached superpixel map.
 SUPERPIXELS = "superpixels"
@@ -67,7 +68,8 @@ class SlicParams:
         compactness: colour versus space trade-off (higher: squarer superpixels).
         sigma: Gaussian smoothing before segmentation, in pixels of the working size.
         max_segments: hard bound on the labels of a map (``0 .. max_segments-1``);
-            pass the same value to the superpixel layers.
+            pass the same value to the superpixel layers (default: the models'
+            :data:`~zoo.sanet.models.SANET_MAX_SEGMENTS`).
         max_side: the longer side of the working size; ``None`` segments at full
             resolution.
     """
@@ -75,7 +77,7 @@ class SlicParams:
     n_segments: int = 200
     compactness: float = 10.0
     sigma: float = 1.0
-    max_segments: int = 256
+    max_segments: int = SANET_MAX_SEGMENTS
     max_side: int | None = 1024
 
     def __post_init__(self) -> None:
@@ -274,7 +276,7 @@ def superpixel_segmentation_dataset(
     :func:`cache_superpixels`) carried beside the masks, resized to its image,
     then fitted, cropped and augmented with the same geometry (nearest neighbour,
     labels kept). With ``region_shuffle`` (training only) the batches then go
-    through SANet's random shuffle module (:class:`data_tools.shuffle.RegionShuffle`),
+    through SANet's random shuffle module (:class:`zoo.sanet.region_shuffle.RegionShuffle`),
     which shuffles image, masks and map alike.
 
     Returns:
@@ -285,7 +287,7 @@ def superpixel_segmentation_dataset(
     if missing:
         raise ValueError(
             f"records {missing[:3]}{'...' if len(missing) > 3 else ''} have no superpixel map; "
-            f"pass them through data_tools.superpixels.cache_superpixels first.")
+            f"pass them through zoo.sanet.superpixels.cache_superpixels first.")
     dataset = segmentation_dataset(records, spec, mask_names=mask_names, batch_size=batch_size,
                                    training=training, augment=augment, extra_maps=(SUPERPIXELS,), seed=seed,
                                    cache=cache, shuffle_buffer=shuffle_buffer, repeat=repeat,
