@@ -34,10 +34,10 @@ TABLE = PaperTable(
     source="Lima & Braz Junior, AER-Net, Table 2",
     columns=JSI_DC,
     rows=[
-        PaperRow(UNET, {"JSI": 55.5, "DC": 67.4}),
-        PaperRow(ATTENTION_UNET, {"JSI": 70.0, "DC": 79.6}),
-        PaperRow(ATTENTION_RESIDUAL_UNET, {"JSI": 70.6, "DC": 79.9}),
-        PaperRow(AERNET, {"JSI": 77.2, "DC": 85.25}),
+        PaperRow(UNET, {"JSI": "55,5", "DC": "67,4"}),  # the paper's printed text
+        PaperRow(ATTENTION_UNET, {"JSI": "70", "DC": "79,6"}),
+        PaperRow(ATTENTION_RESIDUAL_UNET, {"JSI": "70,6", "DC": "79,9"}),
+        PaperRow(AERNET, {"JSI": "77,2", "DC": "85,25"}),
     ],
     notes=[
         "Split: 2094 training / 500 test images of the ISIC 2018 Task 1 training set, "

@@ -103,6 +103,9 @@ class Column:
         return f"{self.name}{unit}{arrow}"
 
 
+_MAX_PAPER_DECIMALS = 6  # a computed float (a mean of the paper's values) is not printed to 17 digits
+
+
 @dataclasses.dataclass(frozen=True)
 class PaperRow:
     """One row of the paper's table and the paper's values in it.
@@ -110,14 +113,44 @@ class PaperRow:
     Attributes:
         name: the row's method name as the paper prints it.
         values: the paper's value per column name; a column the paper leaves
-            empty is left out (or ``None``).
+            empty is left out (or ``None``). A string is the paper's printed text
+            (``"70"``, ``"75,6"``) and prints with exactly its digits; a float prints
+            with the column's decimals or, if it has more, its own (77.29 in a
+            1-decimal column prints 77.29, not 77.3).
         quoted: ``True`` for a result the paper quotes from another publication:
             printed and marked "quoted from the paper", never run.
+
+    After construction ``values`` holds floats; :meth:`decimals` gives the digits
+    each paper value prints with.
     """
 
     name: str
-    values: Mapping[str, float | None]
+    values: Mapping[str, float | str | None]
     quoted: bool = False
+
+    def __post_init__(self):
+        values, decimals = {}, {}
+        for column, value in self.values.items():
+            if value is None:
+                values[column] = None
+                continue
+            text = value.replace(",", ".") if isinstance(value, str) else repr(float(value))
+            try:
+                number = float(text)
+            except ValueError:
+                raise ValueError(f"PaperRow {self.name!r}: {column}={value!r} is not a number") from None
+            if not math.isfinite(number):
+                raise ValueError(f"PaperRow {self.name!r}: {column}={value!r} is not finite")
+            values[column] = number
+            digits = 0 if "e" in text else min(len(text.partition(".")[2]), _MAX_PAPER_DECIMALS)
+            decimals[column] = (digits, isinstance(value, str))
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "_decimals", decimals)
+
+    def decimals(self, column: Column) -> int:
+        """Digits after the point that the paper's value in ``column`` prints with."""
+        digits, exact = self._decimals.get(column.name, (0, False))
+        return digits if exact else max(digits, column.decimals)
 
     @property
     def slug(self) -> str:

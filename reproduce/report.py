@@ -76,10 +76,11 @@ def comparison_grid(
         for column in table.columns:
             ours = _ours(row, column, results)
             paper = row.values.get(column.name)
+            paper_decimals = row.decimals(column)
             cells += [
                 _format(ours, column.decimals),
-                _format(paper, column.decimals),
-                _format(difference(ours, paper), column.decimals, signed=True),
+                _format(paper, paper_decimals),  # as the paper prints it
+                _format(difference(ours, paper), max(column.decimals, paper_decimals), signed=True),
             ]
         cells.append(row_status(row, results))
         body.append(cells)

@@ -489,3 +489,32 @@ def test_number_in_range_rejects_non_finite_values():
     for text in ("nan", "inf", "-inf"):
         with pytest.raises(argparse.ArgumentTypeError, match="finite"):
             parse(text)
+
+
+def test_paper_values_print_with_the_papers_own_digits():
+    """AER-Net Table 3 prints 77.29 and 79.51: a 1-decimal column must not round them,
+    a string keeps the paper's text ("70", "75,6"), and trailing zeros of the column stay."""
+    column = Column("JSI", "%", decimals=1)
+    table = PaperTable("t", "T", "T, Table 3", [column, Column("AUC", decimals=3)], [
+        PaperRow("A", {"JSI": 77.29, "AUC": 0.85}),
+        PaperRow("B", {"JSI": "70"}),
+        PaperRow("C", {"JSI": "75,6"}),
+    ])
+    result = RowResult({"JSI": 76.04, "AUC": 0.8})
+    _, body = report.comparison_grid(table, {"A": result})
+    assert body[0][1:7] == ["76.0", "77.29", "-1.25", "0.800", "0.850", "-0.050"]
+    assert body[1][2] == "70" and body[2][2] == "75.6"
+    with pytest.raises(ValueError, match="is not a number"):
+        PaperRow("D", {"JSI": "n/a"})
+    with pytest.raises(ValueError, match="is not finite"):
+        PaperRow("D", {"JSI": float("nan")})
+
+
+def test_aernet_table3_runs_the_authors_attention_unet_row():
+    from reproduce import aernet_table2, aernet_table3
+
+    rows = {row.name: row for row in aernet_table3.TABLE.rows}
+    oktay = rows[aernet_table3.OKTAY]
+    assert not oktay.quoted  # the authors' own Attention U-Net: Table 2's numbers
+    assert oktay.values == {row.name: row for row in aernet_table2.TABLE.rows}[aernet_table2.ATTENTION_UNET].values
+    assert [row.name for row in aernet_table3.TABLE.rows if not row.quoted] == [aernet_table3.OKTAY, "AER-Net"]
