@@ -230,6 +230,37 @@ def resize_masks(masks: tf.Tensor, spec: InputSpec) -> tf.Tensor:
     return tf.cast(resized, masks.dtype)
 
 
+def restore_geometry(maps: tf.Tensor, original_size: tuple[int, int], spec: InputSpec,
+                     method: str = "bilinear") -> tf.Tensor:
+    """Model-resolution maps ``[H, W, C]`` back onto the original image's pixels.
+
+    The inverse of :func:`resize_images` for ``fit="stretch"`` (resize to
+    ``original_size``) and ``fit="pad"`` (resize to the padded square, then cut the
+    image region out of it: the grey borders are no pixels of the image and are not
+    scored, A-PSPNet section IV-B). ``fit="crop"`` drops pixels and cannot be
+    inverted; neither can a ``pre_crop_size`` random crop.
+
+    Args:
+        maps: ``[spec.image_size..., C]`` probabilities or class scores.
+        original_size: ``(height, width)`` of the original image.
+        method: ``tf.image.resize`` method (``"bilinear"`` for probabilities,
+            ``"nearest"`` for labels).
+    """
+    if spec.fit == "crop" or spec.pre_crop_size is not None:
+        raise ValueError(f"restore_geometry: fit={spec.fit!r} with pre_crop_size={spec.pre_crop_size} "
+                         "drops pixels of the image; only fit='stretch' or 'pad' can be mapped back.")
+    height, width = (int(side) for side in original_size)
+    if height < 1 or width < 1:
+        raise ValueError(f"restore_geometry: original_size must be positive, got {original_size!r}.")
+    maps = tf.convert_to_tensor(maps)
+    if spec.fit == "stretch":
+        return tf.image.resize(maps, (height, width), method=method)
+    side = max(height, width)
+    square = tf.image.resize(maps, (side, side), method=method)
+    top, left = (side - height) // 2, (side - width) // 2  # as pad_to_square places the image
+    return square[top:top + height, left:left + width]
+
+
 def crop_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
     """The centred ``spec.image_size`` window of resized images (identity without ``pre_crop_size``)."""
     if spec.pre_crop_size is None:

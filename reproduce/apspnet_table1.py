@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE,
+from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE, paper_values,
                                       add_recipe_arguments, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 from zoo.apspnet.recipe import APSPNET_RECIPE
@@ -37,10 +37,10 @@ TABLE = PaperTable(
     source="Wen et al., A-PSPNet, Table I",
     columns=MIOU_MPA,
     rows=[
-        PaperRow("ResNet50 + Spatial attention unit", {"MIoU": 87.39, "MPA": 93.03}),
-        PaperRow("ResNet50 + Channel attention unit", {"MIoU": 87.16, "MPA": 93.05}),
-        PaperRow("ResNet50 + Spatial&Channel attention units", {"MIoU": 87.17, "MPA": 92.78}),
-        PaperRow("ResNet50 + Channel&Spatial attention units", {"MIoU": 87.43, "MPA": 93.53}),
+        PaperRow("ResNet50 + Spatial attention unit", paper_values("87.39", "93.03")),
+        PaperRow("ResNet50 + Channel attention unit", paper_values("87.16", "93.05")),
+        PaperRow("ResNet50 + Spatial&Channel attention units", paper_values("87.17", "92.78")),
+        PaperRow("ResNet50 + Channel&Spatial attention units", paper_values("87.43", "93.53")),
     ],
     notes=[
         *RECIPE_NOTES,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE,
+from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE, paper_values,
                                       add_recipe_arguments, run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 from zoo.apspnet.recipe import APSPNET_RECIPE
@@ -33,10 +33,10 @@ TABLE = PaperTable(
     source="Wen et al., A-PSPNet, Table III",
     columns=MIOU_MPA,
     rows=[
-        PaperRow("PSPNet", {"MIoU": 86.61, "MPA": 92.01}),
-        PaperRow("Deeplabv3", {"MIoU": 85.47, "MPA": 91.58}),
-        PaperRow("DANet", {"MIoU": 80.54, "MPA": 83.14}),
-        PaperRow("A-PSPNet", {"MIoU": 87.93, "MPA": 93.52}),
+        PaperRow("PSPNet", paper_values("86.61", "92.01")),
+        PaperRow("Deeplabv3", paper_values("85.47", "91.58")),
+        PaperRow("DANet", paper_values("80.54", "83.14")),
+        PaperRow("A-PSPNet", paper_values("87.93", "93.52")),
     ],
     notes=[
         *RECIPE_NOTES,

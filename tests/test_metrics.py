@@ -200,3 +200,33 @@ def test_dice_metric_in_a_jit_compiled_fit_is_val_dice():
     history = model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=4, verbose=0).history
     expected = _per_image_numpy(y, keras.ops.convert_to_numpy(model(x)), metrics.Confusion.dice)
     assert history["val_dice"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_mean_iou_follows_eq7_and_counts_an_absent_class_as_one():
+    """Eq. 7 divides by k + 1: a class in neither truth nor prediction counts 1 (0/0:
+    nothing to find, nothing found), one only predicted counts 0."""
+    truth = np.array([0, 0, 1, 1])
+    prediction = np.array([0, 1, 1, 1])
+    assert metrics.mean_iou(truth, prediction, 3) == pytest.approx((0.5 + 2 / 3 + 1.0) / 3)
+    assert metrics.mean_iou(truth, np.array([0, 1, 1, 2]), 3) == pytest.approx((0.5 + 1 / 3 + 0.0) / 3)
+
+
+def test_streaming_scores_equal_the_whole_set_functions():
+    """SegmentationScores over images of different sizes = the functions on all pixels
+    (scores on the 1/1000 grid, where the binned eq. 8 is exact)."""
+    rng = np.random.default_rng(3)
+    scores = metrics.SegmentationScores(3, bins=1000)
+    truths, probabilities = [], []
+    for shape in ((5, 7), (9, 4), (3, 3)):
+        truth = rng.integers(0, 3, shape)
+        raw = rng.integers(1, 1000, (*shape, 3)).astype(np.float64)
+        p = np.round(raw / raw.sum(-1, keepdims=True), 3)
+        scores.update(truth, p)
+        truths.append(truth.ravel())
+        probabilities.append(p.reshape(-1, 3))
+    truth, p = np.concatenate(truths), np.concatenate(probabilities)
+    assert scores.mean_iou() == pytest.approx(metrics.mean_iou(truth, p.argmax(-1), 3))
+    assert scores.mean_pixel_accuracy() == pytest.approx(metrics.mean_pixel_accuracy(truth, p.argmax(-1), 3))
+    assert scores.mean_average_precision() == pytest.approx(metrics.mean_average_precision(truth, p), abs=1e-12)
+    with pytest.raises(ValueError, match="do not match"):
+        scores.update(truth.reshape(-1, 1), p)

@@ -229,31 +229,44 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def mean_iou(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """A-PSPNet eq. 7, MIoU: mean over the k + 1 classes of ``p_ii / (row_i + col_i - p_ii)``.
+    """A-PSPNet eq. 7, MIoU: ``1 / (k + 1)`` times the sum over the k + 1 classes of
+    ``p_ii / (row_i + col_i - p_ii)``.
 
     Counts are accumulated over all pixels given (pass the whole test set, as
-    hszhao/semseg does). Classes absent from both truth and prediction are left
-    out of the mean.
+    hszhao/semseg does). Eq. 7 divides by the number of classes; a class that is
+    neither in the truth nor predicted anywhere (0 / 0) counts as 1: nothing to
+    find and nothing wrongly found. A class predicted but absent counts 0.
     """
-    counts = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
+    return _miou(confusion_matrix(y_true, y_pred, num_classes))
+
+
+def _miou(counts: np.ndarray) -> float:
+    counts = counts.astype(np.float64)
     hits = np.diag(counts)
     union = counts.sum(axis=0) + counts.sum(axis=1) - hits
-    return float(np.mean(hits[union > 0] / union[union > 0]))
+    return float(np.mean(np.where(union > 0, hits / np.where(union > 0, union, 1.0), 1.0)))
 
 
 def mean_pixel_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """Mean pixel accuracy, the usual "MPA": mean over classes of ``p_ii / sum_j p_ij``.
+    """Mean pixel accuracy, the usual "MPA": mean over classes of ``p_ii / sum_j p_ij``
+    (the per-class recall).
 
     This is what A-PSPNet's "MPA" name means; its eq. 8 computes something else
-    (:func:`mean_average_precision`). Classes absent from the truth are left out.
+    (:func:`mean_average_precision`). Classes absent from the truth are left out
+    (their recall is undefined).
     """
-    counts = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
+    return _mean_pixel_accuracy(confusion_matrix(y_true, y_pred, num_classes))
+
+
+def _mean_pixel_accuracy(counts: np.ndarray) -> float:
+    counts = counts.astype(np.float64)
     support = counts.sum(axis=1)
     return float(np.mean(np.diag(counts)[support > 0] / support[support > 0]))
 
 
 def mean_average_precision(y_true: np.ndarray, probabilities: np.ndarray) -> float:
-    """A-PSPNet eq. 8, the "MPA" column: mean over classes of the area under the PR curve.
+    """A-PSPNet eq. 8, written as ``sum_n (R_n - R_{n-1}) P_n`` over the k + 1 classes:
+    the mean over classes of the area under the precision-recall curve.
 
     ``sum_n (R_n - R_{n-1}) P_n`` is the average precision of scikit-learn's
     ``average_precision_score``, computed one-vs-rest per class over all pixels,
@@ -280,6 +293,64 @@ def mean_average_precision(y_true: np.ndarray, probabilities: np.ndarray) -> flo
         if np.any(truth == c)
     ]
     return float(np.mean(precisions))
+
+
+class SegmentationScores:
+    """A-PSPNet's scores accumulated image by image, at any image size.
+
+    The test images of an ultrasound set at their original resolution do not fit in
+    memory together, so the pixel counts are accumulated: the confusion matrix for
+    eq. 7 (:func:`mean_iou`) and the mean pixel accuracy, and for eq. 8
+    (:func:`mean_average_precision`) per-class histograms of the scores of positive
+    and negative pixels in ``bins`` equal bins. The average precision from the
+    histograms is exact for scores that are multiples of ``1 / bins`` and otherwise
+    differs by at most the precision change within one bin.
+    """
+
+    def __init__(self, num_classes: int, bins: int = 1000):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+        self.num_classes, self.bins = num_classes, bins
+        self.counts = np.zeros((num_classes, num_classes), np.int64)
+        self.positives = np.zeros((num_classes, bins + 1), np.int64)
+        self.negatives = np.zeros((num_classes, bins + 1), np.int64)
+
+    def update(self, y_true: np.ndarray, probabilities: np.ndarray) -> None:
+        """Adds one image: class indices ``[H, W]`` and probabilities ``[H, W, classes]``."""
+        probabilities = np.asarray(probabilities, np.float64)
+        truth = np.asarray(y_true).astype(np.int64)
+        if probabilities.shape != (*truth.shape, self.num_classes):
+            raise ValueError(f"probabilities of shape {probabilities.shape} do not match truth "
+                             f"{truth.shape} with {self.num_classes} classes.")
+        if not np.isfinite(probabilities).all():
+            raise ValueError("probabilities hold NaN or infinite values.")
+        self.counts += confusion_matrix(truth, probabilities.argmax(-1), self.num_classes)
+        levels = np.clip(np.rint(probabilities * self.bins), 0, self.bins).astype(np.int64)
+        for c in range(self.num_classes):
+            positive = truth == c
+            self.positives[c] += np.bincount(levels[..., c][positive], minlength=self.bins + 1)
+            self.negatives[c] += np.bincount(levels[..., c][~positive], minlength=self.bins + 1)
+
+    def mean_iou(self) -> float:
+        return _miou(self.counts)
+
+    def mean_pixel_accuracy(self) -> float:
+        return _mean_pixel_accuracy(self.counts)
+
+    def mean_average_precision(self) -> float:
+        """Eq. 8 from the score histograms (thresholds at every bin, high to low)."""
+        precisions = []
+        for positives, negatives in zip(self.positives, self.negatives):
+            total = positives.sum()
+            if total == 0:
+                continue
+            true_pos = np.cumsum(positives[::-1])
+            predicted = true_pos + np.cumsum(negatives[::-1])
+            steps = positives[::-1] > 0
+            precision = true_pos[steps] / predicted[steps]
+            recall_steps = positives[::-1][steps] / total
+            precisions.append(float(np.sum(recall_steps * precision)))
+        return float(np.mean(precisions))
 
 
 # --------------------------------------------------------------------------- classification
