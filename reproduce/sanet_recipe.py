@@ -22,6 +22,9 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
 * loss: GBL (eq. 9, :class:`zoo.losses.GlobalBalancingLoss`, alpha = 0.2 as in
   Fig. 3) or the CE+JAL baseline (eq. 2, :class:`zoo.losses.CrossEntropyJaccardLoss`,
   multi-channel Jaccard averaged over channels);
+* RSM rows: the random shuffle module (:mod:`zoo.sanet.region_shuffle`, see
+  :data:`RSM_NOTE`); ``--batch-size`` counts the sampled images, each followed
+  in its batch by its destructed copy;
 * evaluation: test predictions thresholded at 0.5 and written as Task 2 attribute
   PNGs at the original image size (``rows/<row>/predictions/``, ready for the
   official scorer or a submission); the table's scores are the ISIC 2018 Task 2
@@ -54,14 +57,14 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult, weights_argument
+from reproduce.frame import Column, RowContext, RowResult, number_in_range, weights_argument
 from zoo.losses import SANET_ALPHA, CrossEntropyJaccardLoss, GlobalBalancingLoss
 from zoo.metrics import DiceCoefficient, JaccardIndex, isic2018_task2_scores
 from zoo.common.encoders import ENCODERS
 from zoo.sanet.models import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_danet,
                               build_attribute_unet, build_deeplab, build_resunet, build_sanet)
 from zoo.sanet.recipe import LR_POWER, SANET_AUGMENTATION, SANET_RECIPE, WEIGHT_DECAY, sanet_optimizer
-from zoo.sanet.region_shuffle import RegionShuffle
+from zoo.sanet.region_shuffle import DCL_NEIGHBOURHOOD, RSM_GRID, RSM_NEIGHBOURHOOD, RegionShuffle
 from zoo.sanet.superpixels import SlicParams, cache_superpixels, superpixel_segmentation_dataset
 from zoo.submission import original_size, write_attribute_masks
 from zoo.train import TrainResult, fit
@@ -86,6 +89,15 @@ PAPER_SETTINGS = {"epochs": SANET_RECIPE.epochs, "batch_size": SANET_RECIPE.batc
 SMOKE = {"epochs": 2, "batch_size": 2, "image_size": 64, "encoder_weights": None, "backbone": "vgg16",
          "dilated_backbone": "resnet14", "unet_base_filters": 8, "slic_segments": 16, "max_segments": 32}
 """``--smoke``: 64x64 synthetic images, small random-weight encoders (no download)."""
+
+RSM_NOTE = (
+    f"RSM: {RSM_GRID}x{RSM_GRID} regions, each moving at most one cell per axis (\"nearest neighbors\"; "
+    f"--rsm-neighbourhood {DCL_NEIGHBOURHOOD} for DCL's wider moves). \"Destructed images in batch 1:1\" "
+    "as in DCL: each sampled image is followed by its destructed copy, so a batch of --batch-size 5 "
+    "trains on 10 images. Masks and superpixels move with their regions; each piece of a shuffled "
+    "superpixel becomes its own superpixel (the smallest merged into a neighbour beyond --max-segments)."
+)
+"""The table notes on the random shuffle module (Tables 3 and 4)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +148,11 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slic-segments", type=int, default=SlicParams.n_segments,
                         help="SLIC superpixels per image (default: %(default)s)")
     parser.add_argument("--max-segments", type=int, default=SlicParams.max_segments,
-                        help="bound on the superpixel labels (default: %(default)s)")
+                        help="bound on the superpixel labels, also of the RSM-shuffled maps "
+                             "(default: %(default)s)")
+    parser.add_argument("--rsm-neighbourhood", type=number_in_range(float, 0.0), default=RSM_NEIGHBOURHOOD,
+                        help="RSM rows: DCL's jitter range k; regions move fewer than 2k cells per axis "
+                             f"(default: %(default)s, nearest neighbours; DCL's: {DCL_NEIGHBOURHOOD})")
     parser.add_argument("--superpixel-cache", type=Path,
                         help="where SLIC maps are cached (default: beside the images, "
                              "<image folder>_superpixels/)")
@@ -189,11 +205,13 @@ def load_records(ctx: RowContext, variant: Variant) -> dict[str, list[Record]]:
 
 def make_dataset(records: Sequence[Record], variant: Variant, args: argparse.Namespace, *,
                  training: bool) -> tf.data.Dataset:
-    """Batches for the row's model: ``(image, masks)``, or ``({"image", "superpixels"}, masks)``."""
+    """Batches for the row's model: ``(image, masks)``, or ``({"image", "superpixels"}, masks)``;
+    in training with RSM, ``2 * args.batch_size`` images (each sample and its destructed copy)."""
     common = dict(mask_names=ATTRIBUTES, batch_size=args.batch_size, training=training,
                   augment=SANET_AUGMENTATION if training and args.augment else None, seed=args.seed,
                   cache=training)
-    shuffle = RegionShuffle() if training and variant.rsm else None
+    shuffle = (RegionShuffle(neighbourhood=args.rsm_neighbourhood, max_segments=args.max_segments)
+               if training and variant.rsm else None)
     if variant.needs_superpixels:
         return superpixel_segmentation_dataset(records, input_spec(args), region_shuffle=shuffle, **common)
     dataset = segmentation_dataset(records, input_spec(args), **common)

@@ -14,7 +14,8 @@ and the recipe of :mod:`reproduce.sanet_recipe` (AdamW, polynomial decay, batch 
   (``--dilated-backbone``) with their heads from :mod:`zoo.common.segmentation_heads`;
 * ResUNet: ImageNet ResNet101 + U-Net decoder;
 * +RSM: the random shuffle module (:class:`zoo.sanet.region_shuffle.RegionShuffle`) on
-  the training batches, half of each batch deconstructed;
+  the training batches: each sampled image followed by its destructed copy (1:1;
+  ``--batch-size 5`` trains on 10 images per step), regions moving at most one cell;
 * +SAM: SANet (:func:`zoo.sanet.models.build_sanet`) fed the cached SLIC maps.
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PAPER_SETTINGS, SMOKE, Variant,
-                                    add_recipe_arguments, run_average_row)
+from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PAPER_SETTINGS, RSM_NOTE, SMOKE,
+                                    Variant, add_recipe_arguments, run_average_row)
 
 VARIANTS = {
     "UNet": Variant("unet"),
@@ -55,6 +56,7 @@ TABLE = PaperTable(
         "All rows: GBL with alpha = 0.2, gamma = 1. DeepLab and DANet backbones: dilated "
         "ResNet101 (the paper does not name them).",
         "SAM rows read SLIC superpixel maps cached beside the images (computed on first use).",
+        RSM_NOTE,
     ],
 )
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_recipe import (DATASET, MONITOR, PAPER_SETTINGS, SMOKE, Variant, add_recipe_arguments,
-                                    run_attribute_row)
+from reproduce.sanet_recipe import (DATASET, MONITOR, PAPER_SETTINGS, RSM_NOTE, SMOKE, Variant,
+                                    add_recipe_arguments, run_attribute_row)
 
 SANET = Variant("sanet", rsm=True)
 
@@ -63,6 +63,7 @@ TABLE = PaperTable(
         "Micro avg: confusions summed over the attributes too.",
         "The paper prints SANet's macro Jaccard with two decimals (34.14).",
         "ResNet151, ResNetv2, DenseNet169 and Ensemble: Koohbanani et al. 2018, quoted.",
+        RSM_NOTE,
     ],
 )
 

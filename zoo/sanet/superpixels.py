@@ -34,7 +34,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -48,7 +48,9 @@ from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from zoo.sanet.models import SANET_MAX_SEGMENTS
-from zoo.sanet.region_shuffle import RegionShuffle
+
+if TYPE_CHECKING:  # zoo.sanet.region_shuffle imports this module
+    from zoo.sanet.region_shuffle import RegionShuffle
 
 #: ``Record.extra`` key of a record's cached superpixel map.
 SUPERPIXELS = "superpixels"
