@@ -29,6 +29,10 @@ from data_tools.clahe import checked_tile_grid, clahe, clahe_lightness
 
 FILL_MODES = ("reflect", "constant", "nearest", "wrap")
 INTERPOLATIONS = ("bilinear", "nearest")
+NOISE_TYPES = ("additive", "additive_grey", "multiplicative")
+"""Gaussian noise kinds: ``additive`` (independent per pixel and channel),
+``additive_grey`` (one draw per pixel, the same in every channel, imgaug's
+``per_channel=False``) and ``multiplicative`` (speckle: ``x * (1 + n)``)."""
 # One independent stream per random transform below. Only ever append: the first n
 # of stateless_split(seed, m) are stateless_split(seed, n), so a new transform leaves
 # the draws of the older ones, and seeded results without it, unchanged.
@@ -53,6 +57,8 @@ class Augmentation:
             by a factor uniform in [low, high].
         noise_std: ``(low, high)``: add Gaussian noise whose standard deviation is
             drawn uniformly in [low, high].
+        noise_types: the kinds of Gaussian noise (:data:`NOISE_TYPES`); each image
+            gets one, drawn uniformly.
         blur_sigma: ``(low, high)``: Gaussian blur with sigma uniform in
             [low, high] pixels, applied with probability ``blur_probability``.
         clahe_clip_limit: ``(low, high)``: CLAHE (:func:`data_tools.clahe.clahe`,
@@ -78,6 +84,7 @@ class Augmentation:
     brightness: float = 0.0
     contrast: tuple[float, float] | None = None
     noise_std: tuple[float, float] | None = None
+    noise_types: tuple[str, ...] = ("additive",)
     blur_sigma: tuple[float, float] | None = None
     blur_probability: float = 0.5
     clahe_clip_limit: tuple[float, float] | None = None
@@ -96,6 +103,11 @@ class Augmentation:
             raise ValueError(f"Augmentation.rotation_degrees must be in [0, 180], got {self.rotation_degrees!r}.")
         if not 0.0 <= self.brightness <= 1.0:
             raise ValueError(f"Augmentation.brightness must be in [0, 1], got {self.brightness!r}.")
+        types = tuple(self.noise_types)
+        if not types or any(kind not in NOISE_TYPES for kind in types) or len(set(types)) != len(types):
+            raise ValueError(f"Augmentation.noise_types must be distinct values of {NOISE_TYPES}, "
+                             f"got {self.noise_types!r}.")
+        object.__setattr__(self, "noise_types", types)
         for name in ("blur_probability", "clahe_probability", "emboss_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"Augmentation.{name} must be in [0, 1], got {getattr(self, name)!r}.")
@@ -189,9 +201,7 @@ class Augmentation:
         if self.emboss_alpha is not None:
             image = self._random_emboss(image, emboss_seed)
         if self.noise_std is not None:
-            std_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(noise_seed, 2))
-            std = tf.random.stateless_uniform((), std_seed, *self.noise_std)
-            image = image + std * tf.random.stateless_normal(tf.shape(image), pixel_seed)
+            image = self._random_noise(image, noise_seed)
         if self.blur_sigma is not None:
             draws = tf.random.stateless_uniform((2,), blur_seed)
             sigma = _within(self.blur_sigma, draws[0])
@@ -200,6 +210,21 @@ class Augmentation:
                 draws[1] < self.blur_probability, lambda: gaussian_blur(image, sigma, radius), lambda: image
             )
         return image
+
+    def _random_noise(self, image, seed):
+        std_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        std = tf.random.stateless_uniform((), std_seed, *self.noise_std)
+        shape = tf.shape(image)
+        kinds = {
+            "additive": lambda: image + std * tf.random.stateless_normal(shape, pixel_seed),
+            "additive_grey": lambda: image + std * tf.random.stateless_normal(shape[:-1], pixel_seed)[..., None],
+            "multiplicative": lambda: image * (1.0 + std * tf.random.stateless_normal(shape, pixel_seed)),
+        }
+        if len(self.noise_types) == 1:
+            return kinds[self.noise_types[0]]()
+        kind_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        index = tf.random.stateless_uniform((), kind_seed, 0, len(self.noise_types), dtype=tf.int32)
+        return tf.switch_case(index, [kinds[kind] for kind in self.noise_types])
 
     def _random_clahe(self, image, seed):
         draws = tf.random.stateless_uniform((2,), seed)

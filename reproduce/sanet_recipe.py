@@ -12,8 +12,9 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
   is chosen on the 100 validation images by the thresholded Jaccard (the paper
   does not say how it picks its epoch);
 * input: RGB in [0, 1] at 256x256 (:data:`zoo.sanet.models.SANET_INPUT`; the paper
-  gives no size); augmentation :data:`zoo.sanet.recipe.SANET_AUGMENTATION`
-  (Gaussian noise, random contrast, Gaussian blur, flips, 90-degree rotations);
+  gives no size); augmentation :data:`zoo.sanet.recipe.SANET_AUGMENTATION`, the paper's
+  list only: Gaussian noise of three kinds, random contrast, Gaussian blur, CLAHE and
+  emboss (``--geometric-augmentation`` adds flips and 90-degree rotations);
 * training (:data:`zoo.sanet.SANET_RECIPE`): "ADSGrad, a variant of Adam" with batch 5,
   weight decay 1e-4 and momentum 0.9, on PyTorch: AMSGrad (beta_1 = 0.9) with
   PyTorch-style weight decay 1e-4 added to the gradient (:class:`zoo.optimizers.L2Adam`;
@@ -50,6 +51,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_tools.augment import Augmentation
 from data_tools.isic import read_isic2018
 from data_tools.layouts import ISIC2018_ATTRIBUTES
 from data_tools.pipeline import segmentation_dataset
@@ -63,7 +65,8 @@ from zoo.metrics import DiceCoefficient, JaccardIndex, isic2018_task2_scores
 from zoo.common.encoders import ENCODERS
 from zoo.sanet.models import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_danet,
                               build_attribute_unet, build_deeplab, build_resunet, build_sanet)
-from zoo.sanet.recipe import LR_POWER, SANET_AUGMENTATION, SANET_RECIPE, WEIGHT_DECAY, sanet_optimizer
+from zoo.sanet.recipe import (LR_POWER, SANET_AUGMENTATION, SANET_GEOMETRIC_AUGMENTATION, SANET_RECIPE,
+                              WEIGHT_DECAY, sanet_optimizer)
 from zoo.sanet.region_shuffle import DCL_NEIGHBOURHOOD, RSM_GRID, RSM_NEIGHBOURHOOD, RegionShuffle
 from zoo.sanet.superpixels import SlicParams, cache_superpixels, superpixel_segmentation_dataset
 from zoo.submission import original_size, write_attribute_masks
@@ -158,10 +161,20 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                              "<image folder>_superpixels/)")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
                         help="train without the paper's augmentation")
+    parser.add_argument("--geometric-augmentation", action="store_true",
+                        help="also random flips and 90-degree rotations, which the paper's list of "
+                             "augmentations does not name (default: the paper's list only)")
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
     return dataclasses.replace(SANET_INPUT, image_size=(args.image_size, args.image_size))
+
+
+def training_augmentation(args: argparse.Namespace) -> Augmentation | None:
+    """The paper's augmentation list, with ``--geometric-augmentation`` flips and rotations."""
+    if not args.augment:
+        return None
+    return SANET_GEOMETRIC_AUGMENTATION if args.geometric_augmentation else SANET_AUGMENTATION
 
 
 def slic_params(args: argparse.Namespace) -> SlicParams:
@@ -208,7 +221,7 @@ def make_dataset(records: Sequence[Record], variant: Variant, args: argparse.Nam
     """Batches for the row's model: ``(image, masks)``, or ``({"image", "superpixels"}, masks)``;
     in training with RSM, ``2 * args.batch_size`` images (each sample and its destructed copy)."""
     common = dict(mask_names=ATTRIBUTES, batch_size=args.batch_size, training=training,
-                  augment=SANET_AUGMENTATION if training and args.augment else None, seed=args.seed,
+                  augment=training_augmentation(args) if training else None, seed=args.seed,
                   cache=training)
     shuffle = (RegionShuffle(neighbourhood=args.rsm_neighbourhood, max_segments=args.max_segments)
                if training and variant.rsm else None)

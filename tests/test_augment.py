@@ -175,3 +175,36 @@ def test_augmentation_sharpens_with_the_given_probability_in_tf_data():
 def test_augmentation_rejects_bad_sharpening_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         Augmentation(**arguments)
+
+
+def test_noise_types_are_drawn_per_image_and_each_is_what_it_says():
+    """SANet: "Gaussian noises from different random distributions and types"."""
+    from data_tools.augment import NOISE_TYPES
+
+    image = tf.fill((16, 16, 3), 0.5)
+    grey = Augmentation(noise_std=(0.1, 0.1), noise_types=("additive_grey",))(image, seed=tf.constant([1, 2]))[0]
+    np.testing.assert_allclose(grey[..., 0], grey[..., 2])  # one draw for all channels
+    colour = Augmentation(noise_std=(0.1, 0.1))(image, seed=tf.constant([1, 2]))[0]
+    assert np.abs(np.asarray(colour[..., 0]) - np.asarray(colour[..., 2])).max() > 1e-3
+    dark = tf.zeros((16, 16, 3))
+    speckle = Augmentation(noise_std=(0.1, 0.1), noise_types=("multiplicative",))(dark, seed=tf.constant([1, 2]))[0]
+    assert np.abs(np.asarray(speckle)).max() == 0.0  # multiplicative noise leaves black black
+    mixed = Augmentation(noise_std=(0.1, 0.1), noise_types=NOISE_TYPES)
+    kinds = set()
+    for seed in range(40):
+        out = np.asarray(mixed(image, seed=tf.constant([seed, 7]))[0])
+        kinds.add("grey" if np.allclose(out[..., 0], out[..., 1]) else "colour")
+    assert kinds == {"grey", "colour"}
+    with pytest.raises(ValueError, match="noise_types"):
+        Augmentation(noise_types=("salt",))
+
+
+def test_sanet_augmentation_is_the_papers_list():
+    """No flips or rotations by default (the paper names none); the option adds them."""
+    from zoo.sanet.recipe import SANET_AUGMENTATION, SANET_GEOMETRIC_AUGMENTATION
+
+    assert not (SANET_AUGMENTATION.horizontal_flip or SANET_AUGMENTATION.vertical_flip or SANET_AUGMENTATION.rotate90)
+    assert len(SANET_AUGMENTATION.noise_types) > 1
+    assert SANET_AUGMENTATION.contrast and SANET_AUGMENTATION.blur_sigma and SANET_AUGMENTATION.clahe_clip_limit
+    assert SANET_AUGMENTATION.emboss_alpha
+    assert SANET_GEOMETRIC_AUGMENTATION.rotate90 and SANET_GEOMETRIC_AUGMENTATION.horizontal_flip

@@ -10,6 +10,7 @@ polynomial ("power") decay 0.9 to 0 over the run, batch 5, 100 epochs, the globa
 balancing loss (eq. 9); the paper's augmentation list. The best epoch by the
 validation Jaccard.
 """
+import dataclasses
 
 from data_tools.augment import Augmentation
 from zoo.losses import GlobalBalancingLoss
@@ -21,11 +22,9 @@ BETA_1 = 0.9        # "momentum = 0.9"
 LR_POWER = 0.9
 
 SANET_AUGMENTATION = Augmentation(
-    horizontal_flip=True,
-    vertical_flip=True,
-    rotate90=True,
     contrast=(0.8, 1.2),
     noise_std=(0.0, 0.03),
+    noise_types=("additive", "additive_grey", "multiplicative"),
     blur_sigma=(0.5, 1.5),
     clahe_clip_limit=(1.0, 4.0),
     clahe_probability=0.25,
@@ -33,8 +32,15 @@ SANET_AUGMENTATION = Augmentation(
     emboss_strength=(0.25, 1.0),
     emboss_probability=0.25,
 )
-"""SANet's augmentation (sanet.txt, "Data augmentation"). The paper names the
-transforms but gives no ranges or probabilities; these are ours: contrast 0.8-1.2,
+"""SANet's augmentation (sanet.txt, "Data augmentation"): exactly the paper's list,
+"adding Gaussian noises from different random distributions and types, randomly
+contrast adjustment and random sharpness adjustment (blurring using the Gaussian
+filter of different sizes and sharpening by employing CLAHE and embossment)". No flips
+or rotations: the paper names none (:data:`SANET_GEOMETRIC_AUGMENTATION` adds them).
+"Different random distributions and types" of Gaussian noise: the standard deviation
+drawn per image, and one of three kinds per image (additive per channel, additive
+grey, multiplicative; :data:`data_tools.augment.NOISE_TYPES`). The paper gives no
+ranges or probabilities; these are ours: contrast 0.8-1.2,
 noise std up to 0.03, blur sigma 0.5-1.5 with probability 0.5, and the two
 sharpenings each with probability 0.25 (blur and sharpening act on a quarter to a
 half of the images, not on most): CLAHE with clip limit 1-4 on an 8x8 grid
@@ -47,6 +53,11 @@ def sanet_optimizer(weight_decay: float = WEIGHT_DECAY, power: float = LR_POWER)
     return polynomial_decay(L2Adam, power=power, amsgrad=True, beta_1=BETA_1,
                             l2_weight_decay=weight_decay)
 
+
+SANET_GEOMETRIC_AUGMENTATION = dataclasses.replace(
+    SANET_AUGMENTATION, horizontal_flip=True, vertical_flip=True, rotate90=True)
+"""The option: :data:`SANET_AUGMENTATION` plus flips and 90-degree rotations, which the
+paper does not name (common for dermoscopy, which has no up or down)."""
 
 SANET_RECIPE = TrainingRecipe(
     source="sanet.txt Experiments: 'ADSGrad' (AMSGrad, PyTorch weight decay 1e-4, beta_1 0.9), lr 1e-4 "
