@@ -111,7 +111,7 @@ def decode_image_file(path: tf.Tensor, channels: int = 3) -> tf.Tensor:
     return tf.ensure_shape(image, (None, None, channels))
 
 
-def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None) -> tf.Tensor:
+def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None, bound: int | None = None) -> tf.Tensor:
     """A one-channel 16-bit PNG of integer labels -> ``int32`` ``[H, W, 1]``.
 
     16-bit only: ``tf.io.decode_png`` scales 8-bit values by 257 when asked for
@@ -120,9 +120,19 @@ def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None) -> tf.Tenso
     With ``size`` (the decoded image's ``(height, width)``) the map is resized to it
     with nearest neighbour, labels kept, so a map stored at another size (SANet's
     superpixels are computed at a working size) lines up with its image.
+
+    With ``bound``, a map holding a label ``>= bound`` fails (``InvalidArgumentError``
+    naming the file and the label) instead of reaching a model: segment ops under XLA
+    drop out-of-range ids silently (SANet's superpixel pooling, REFERENCE_NOTES).
     """
     labels = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)
     labels = tf.cast(tf.ensure_shape(labels, (None, None, 1)), tf.int32)
+    if bound is not None:
+        largest = tf.reduce_max(labels)
+        check = tf.debugging.Assert(largest < bound, ["label map", path, "holds label", largest,
+                                                      f"but its labels must be < {bound}"])
+        with tf.control_dependencies([check]):
+            labels = tf.identity(labels)
     if size is None:
         return labels
     return tf.cast(tf.image.resize(labels, size, method="nearest"), tf.int32)
@@ -228,6 +238,7 @@ def segmentation_dataset(
     augment: Augmentation | None = None,
     mask_mode: Literal["binary", "index"] = "binary",
     extra_maps: Sequence[str] = (),
+    extra_map_bounds: dict[str, int] | None = None,
     label_names: Sequence[str] = (),
     seed: int = 0,
     cache: bool | str = True,
@@ -254,6 +265,9 @@ def segmentation_dataset(
             (:func:`decode_label_map`); it is resized to its image with nearest
             neighbour, then fitted, cropped and augmented with the masks'
             geometry, labels kept.
+        extra_map_bounds: ``{name: bound}`` for some of ``extra_maps``: reading a
+            map with a label ``>= bound`` fails, naming the file
+            (:func:`decode_label_map`; SANet: ``max_segments``).
         label_names: names of image-level labels carried beside the masks as
             targets (AttnMel: ``("melanoma",)`` with the lesion mask that
             regularises its attention maps), read from ``record.labels`` as in
@@ -282,6 +296,14 @@ def segmentation_dataset(
         raise ValueError(f"mask_mode='index' reads one class-index mask file, got mask_names={mask_names}.")
     if "image" in extra_maps or len(set(extra_maps)) != len(extra_maps):
         raise ValueError(f"extra_maps: names must be distinct and not 'image', got {extra_maps}.")
+    bounds = dict(extra_map_bounds or {})
+    if not set(bounds) <= set(extra_maps):
+        raise ValueError(f"extra_map_bounds: {sorted(set(bounds) - set(extra_maps))} are not in "
+                         f"extra_maps={extra_maps}.")
+    bad_bounds = {name: bound for name, bound in bounds.items()
+                  if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1}
+    if bad_bounds:
+        raise ValueError(f"extra_map_bounds: bounds must be positive ints, got {bad_bounds}.")
     if len(set(label_names)) != len(label_names):
         raise ValueError(f"label_names: names must be distinct, got {label_names}.")
     mask_paths = [_record_mask_paths(record, mask_names) for record in records]
@@ -302,8 +324,9 @@ def segmentation_dataset(
         masks = _decode_masks(sample["masks"], len(mask_names), image_path, tf.shape(image))
         loaded = {"masks": resize_masks(masks, spec)}
         if extra_maps:
-            maps = [tf.cast(decode_label_map(sample["maps"][index], tf.shape(image)[:2]), tf.uint16)
-                    for index in range(len(extra_maps))]
+            maps = [tf.cast(decode_label_map(sample["maps"][index], tf.shape(image)[:2], bounds.get(name)),
+                            tf.uint16)
+                    for index, name in enumerate(extra_maps)]
             loaded["maps"] = resize_masks(tf.concat(maps, axis=-1), spec)
         if label_names:
             loaded["labels"] = sample["labels"]

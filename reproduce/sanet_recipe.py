@@ -226,7 +226,8 @@ def make_dataset(records: Sequence[Record], variant: Variant, args: argparse.Nam
     shuffle = (RegionShuffle(neighbourhood=args.rsm_neighbourhood, max_segments=args.max_segments)
                if training and variant.rsm else None)
     if variant.needs_superpixels:
-        return superpixel_segmentation_dataset(records, input_spec(args), region_shuffle=shuffle, **common)
+        return superpixel_segmentation_dataset(records, input_spec(args), max_segments=args.max_segments,
+                                               region_shuffle=shuffle, **common)
     dataset = segmentation_dataset(records, input_spec(args), **common)
     return dataset if shuffle is None else shuffle.apply(dataset, args.seed)
 

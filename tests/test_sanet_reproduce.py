@@ -1,12 +1,17 @@
 """SANet table scripts end to end on synthetic data (reproduce/sanet_table1.py, sanet_table3.py)."""
+import argparse
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
+from data_tools.isic import read_isic2018
 from data_tools.layouts import ISIC2018_ATTRIBUTES, ISIC2018_LAYOUT
-from reproduce import sanet_table1, sanet_table3, sanet_table4
+from data_tools.synthetic import make_isic2018
+from reproduce import sanet_recipe, sanet_table1, sanet_table3, sanet_table4
+from zoo.sanet.superpixels import cache_superpixels
 
 
 def _values(out_dir):
@@ -65,3 +70,24 @@ def test_table4_lists_quoted_rows_and_sanet_columns():
     sanet = next(row for row in sanet_table4.TABLE.rows if row.name == "SANet")
     jaccards = [sanet.values[f"{group} Jaccard"] for group in list(sanet_table4.GROUPS)[:5]]
     assert np.mean(jaccards) == pytest.approx(sanet.values["Macro avg Jaccard"], abs=0.01)
+
+
+def test_rsm_training_batches_pair_each_sample_with_its_destructed_copy(tmp_path):
+    """--batch-size 5 (the paper's) gives 10 images: 5 intact, 5 destructed, superpixels bounded and connected."""
+    parser = argparse.ArgumentParser()
+    sanet_recipe.add_recipe_arguments(parser)
+    args = parser.parse_args(["--image-size", "32", "--max-segments", "32", "--slic-segments", "16", "--no-augment"])
+    args.batch_size, args.seed = 5, 0
+    root = make_isic2018(tmp_path / "isic2018", n_train=5, n_val=0, n_test=0, image_size=(48, 64))
+    records = cache_superpixels(read_isic2018(root, "train", tasks=(2,)), sanet_recipe.slic_params(args),
+                                cache_dir=tmp_path / "superpixels")
+    plain, _ = next(iter(sanet_recipe.make_dataset(records, sanet_recipe.Variant("sanet"), args, training=True)))
+    rsm = sanet_recipe.make_dataset(records, sanet_recipe.Variant("sanet", rsm=True), args, training=True)
+    inputs, masks = next(iter(rsm))
+    images, maps = inputs["image"].numpy(), inputs["superpixels"].numpy()[..., 0]
+    assert images.shape[0] == maps.shape[0] == masks.shape[0] == 10
+    np.testing.assert_array_equal(images[0::2], plain["image"].numpy())
+    assert all(not np.array_equal(copy, intact) for copy, intact in zip(images[1::2], images[0::2]))
+    assert maps.max() < args.max_segments
+    for labels in maps[1::2]:
+        assert all(ndimage.label(labels == label)[1] == 1 for label in np.unique(labels))

@@ -1,4 +1,5 @@
 """SLIC superpixel maps and their cache (zoo.sanet.superpixels)."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,12 +12,16 @@ from skimage.segmentation import slic
 
 from data_tools.imageio import load_image
 from data_tools.isic import read_isic2018
-from data_tools.pipeline import decode_label_map
+from data_tools.layouts import ISIC2018_ATTRIBUTES
+from data_tools.pipeline import decode_label_map, segmentation_dataset
+from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from data_tools.synthetic import make_isic2018
 from zoo.sanet import superpixels as sp
+from zoo.sanet.region_shuffle import RegionShuffle
 
 SMALL = sp.SlicParams(n_segments=20, max_segments=32, max_side=None)
+SPEC = InputSpec(image_size=(16, 16), scale="unit")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +146,43 @@ def test_decode_resizes_to_the_image_with_nearest_neighbour(tmp_path):
     np.testing.assert_array_equal(decoded[..., 0], labels[np.ix_(rows, columns)])
     assert decoded.dtype == np.int32
     np.testing.assert_array_equal(decode_label_map(tf.constant(str(path))).numpy()[..., 0], labels)
+
+
+def _with_maps(records, folder, labels_of):
+    """The records with a superpixel map ``labels_of(index)`` (``(h, w)``) each."""
+    return [dataclasses.replace(record, extra={sp.SUPERPIXELS: sp.write_superpixel_map(
+        folder / f"{record.image_id}{sp.SUPERPIXEL_SUFFIX}", labels_of(index))})
+        for index, record in enumerate(records)]
+
+
+def _attribute_batches(records, **kwargs):
+    dataset = sp.superpixel_segmentation_dataset(records, SPEC, mask_names=ISIC2018_ATTRIBUTES, batch_size=3,
+                                                 training=False, cache=False, **kwargs)
+    return list(dataset)
+
+
+def test_reading_a_map_with_a_label_out_of_bound_names_the_file(records, tmp_path):
+    """Under XLA an id >= max_segments is dropped silently: the tf.data reader refuses it."""
+    inside = _with_maps(records, tmp_path, lambda index: np.full((8, 8), 31))
+    [(inputs, _)] = _attribute_batches(inside, max_segments=32)
+    assert inputs["superpixels"].numpy().max() == 31
+    outside = _with_maps(records, tmp_path, lambda index: np.full((8, 8), 40 if index == 1 else 0))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"{records[1].image_id}_superpixels.png\] \[holds label\] \[40\] "
+                             rf"\[but its labels must be < 32\]"):
+        _attribute_batches(outside, max_segments=32)
+
+
+def test_pipeline_and_shuffle_bounds_are_checked(records, tmp_path):
+    mapped = _with_maps(records, tmp_path, lambda index: np.zeros((8, 8)))
+    with pytest.raises(ValueError, match="region_shuffle.max_segments=64 exceeds max_segments=32"):
+        _attribute_batches(mapped, max_segments=32, region_shuffle=RegionShuffle(max_segments=64))
+    with pytest.raises(ValueError, match=r"extra_map_bounds: \['labels'\] are not in extra_maps"):
+        segmentation_dataset(mapped, SPEC, mask_names=ISIC2018_ATTRIBUTES, batch_size=1, training=False,
+                             extra_maps=(sp.SUPERPIXELS,), extra_map_bounds={"labels": 4})
+    with pytest.raises(ValueError, match="extra_map_bounds: bounds must be positive ints"):
+        segmentation_dataset(mapped, SPEC, mask_names=ISIC2018_ATTRIBUTES, batch_size=1, training=False,
+                             extra_maps=(sp.SUPERPIXELS,), extra_map_bounds={sp.SUPERPIXELS: 0})
 
 
 def test_import_zoo_leaves_out_scikit_image_and_the_superpixel_code():

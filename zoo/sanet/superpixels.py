@@ -264,6 +264,7 @@ def superpixel_segmentation_dataset(
     batch_size: int,
     training: bool,
     augment: Augmentation | None = None,
+    max_segments: int = SANET_MAX_SEGMENTS,
     region_shuffle: RegionShuffle | None = None,
     seed: int = 0,
     cache: bool | str = True,
@@ -277,23 +278,35 @@ def superpixel_segmentation_dataset(
     each record's cached superpixel map (``record.extra["superpixels"]``, from
     :func:`cache_superpixels`) carried beside the masks, resized to its image,
     then fitted, cropped and augmented with the same geometry (nearest neighbour,
-    labels kept). With ``region_shuffle`` (training only) the batches then go
-    through SANet's random shuffle module (:class:`zoo.sanet.region_shuffle.RegionShuffle`),
-    which shuffles image, masks and map alike.
+    labels kept). Reading a map with a label ``>= max_segments`` (the model's bound)
+    fails with a ``tf.errors.InvalidArgumentError`` naming the file. With
+    ``region_shuffle`` (training only) the batches then go through SANet's random
+    shuffle module (:class:`zoo.sanet.region_shuffle.RegionShuffle`), which pairs
+    every sample with its destructed copy (image, masks and map shuffled alike, the
+    map relabelled below ``region_shuffle.max_segments``).
 
     Returns:
         A dataset of ``({"image": float32 [B, h, w, 3], "superpixels": int32 [B,
-        h, w, 1]}, float32 [B, h, w, len(mask_names)])``.
+        h, w, 1]}, float32 [B, h, w, len(mask_names)])``; ``2 * batch_size`` per
+        batch with ``region_shuffle``.
+
+    Raises:
+        ValueError: a record has no cached map, or ``region_shuffle.max_segments``
+            exceeds ``max_segments``.
     """
     missing = [r.image_id for r in records if SUPERPIXELS not in r.extra]
     if missing:
         raise ValueError(
             f"records {missing[:3]}{'...' if len(missing) > 3 else ''} have no superpixel map; "
             f"pass them through zoo.sanet.superpixels.cache_superpixels first.")
+    if region_shuffle is not None and region_shuffle.max_segments > max_segments:
+        raise ValueError(
+            f"region_shuffle.max_segments={region_shuffle.max_segments} exceeds max_segments={max_segments}: "
+            f"the shuffled maps would hold labels the model cannot pool; pass the same bound to both.")
     dataset = segmentation_dataset(records, spec, mask_names=mask_names, batch_size=batch_size,
-                                   training=training, augment=augment, extra_maps=(SUPERPIXELS,), seed=seed,
-                                   cache=cache, shuffle_buffer=shuffle_buffer, repeat=repeat,
-                                   drop_remainder=drop_remainder)
+                                   training=training, augment=augment, extra_maps=(SUPERPIXELS,),
+                                   extra_map_bounds={SUPERPIXELS: max_segments}, seed=seed, cache=cache,
+                                   shuffle_buffer=shuffle_buffer, repeat=repeat, drop_remainder=drop_remainder)
     if training and region_shuffle is not None:
         dataset = region_shuffle.apply(dataset, seed)
     return dataset
