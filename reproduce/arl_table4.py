@@ -27,17 +27,16 @@ from pathlib import Path
 from typing import Sequence
 
 from data_tools.isic import read_isic2017
-from data_tools.layouts import ISIC_IMAGE_ID, ISIC_IMAGE_SUFFIX
-from data_tools.records import BadInputPolicy, DatasetError, Record
+from data_tools.records import Record
 from data_tools.synthetic import make_isic2017
 from reproduce.arl_common import (AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, SCORE_COLUMNS,
                                   SMOKE, TASKS, Splits, add_recipe_arguments, paper_scores,
                                   read_splits, row_result, score_model, table_values)
 from reproduce.datasets import MissingDataError
+from reproduce.arl_extra_images import EXTRA_COLUMNS, read_extra_images
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 
 PAPER_EXTRA_IMAGES = 1320
-EXTRA_COLUMNS = ("image_id", *TASKS)
 SYNTHETIC_EXTRAS = Path("isic_archive") / "extra_images.csv"
 """Under ``--smoke``: the synthetic extras list, relative to the synthetic data's parent."""
 _SYNTHETIC_ID_OFFSET = 300_000  # beyond the synthetic splits' ids (0, 100000, 200000)
@@ -89,73 +88,6 @@ TABLE = PaperTable(
 # --------------------------------------------------------------------------- extra images
 
 
-def _label(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if value in (0.0, 1.0) else None
-
-
-def _extra_record(row: dict[str, str], line: int, path: Path, policy: BadInputPolicy
-                  ) -> Record | None:
-    """One CSV row as a record, or None (after ``policy.reject``) when it is bad."""
-    image_id = (row.get("image_id") or "").strip()
-    if not ISIC_IMAGE_ID.match(image_id):
-        policy.reject(path, f"line {line}: {image_id!r} is not an ISIC_<7 digits> image id")
-        return None
-    labels = {task: _label((row.get(task) or "").strip()) for task in TASKS}
-    if None in labels.values() or sum(labels.values()) > 1:
-        policy.reject(path, f"line {line}: labels of {image_id} must be 0 or 1 and not both 1, "
-                            f"got {[row.get(task) for task in TASKS]}")
-        return None
-    image = Path((row.get("path") or "").strip() or f"{image_id}{ISIC_IMAGE_SUFFIX}")
-    image = image if image.is_absolute() else path.parent / image
-    if not image.is_file():
-        policy.reject(path, f"line {line}: image of {image_id} not found at {image}")
-        return None
-    return Record(image_id, image, labels=labels)
-
-
-def read_extra_images(path: str | Path, challenge_ids: set[str], *,
-                      skip_bad: bool | BadInputPolicy = False) -> list[Record]:
-    """The extra training images listed in ``path`` (format: module docstring).
-
-    Args:
-        path: the CSV.
-        challenge_ids: the ISIC 2017 image ids (every split); listed extras among
-            them are refused.
-        skip_bad: leave bad rows out (logged; a policy collects them) instead of raising.
-
-    Raises:
-        DatasetError: naming the CSV (and line): missing, without the columns, with a
-            bad id, label, or missing image, a repeated id, or an ISIC 2017 image.
-    """
-    path = Path(path)
-    policy = skip_bad if isinstance(skip_bad, BadInputPolicy) else BadInputPolicy(skip_bad)
-    if not path.is_file():
-        raise DatasetError(path, "the --extra-images list does not exist")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in EXTRA_COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise DatasetError(path, f"missing column(s) {missing}; expected "
-                                     f"{','.join(EXTRA_COLUMNS)}[,path]")
-        records: dict[str, Record] = {}
-        for line, row in enumerate(reader, start=2):
-            record = _extra_record(row, line, path, policy)
-            if record is None:
-                continue
-            if record.image_id in records:
-                policy.reject(path, f"line {line}: {record.image_id} is listed twice")
-            elif record.image_id in challenge_ids:
-                policy.reject(path, f"line {line}: {record.image_id} is an ISIC 2017 challenge "
-                                    "image (training, validation or test): not an extra image")
-            else:
-                records[record.image_id] = record
-    if not records:
-        raise DatasetError(path, "lists no usable image")
-    return list(records.values())
 
 
 def make_synthetic_data(root: Path) -> Path:

@@ -14,6 +14,10 @@ SCRATCH_LEARNING_RATE = 0.01       # Sec. IV-B, training from scratch
 FINE_TUNING_LEARNING_RATE = 1e-4   # Sec. IV-B, fine-tuning ImageNet weights
 HALVING_EPOCHS = 30                # Sec. IV-B: "reduced by half every 30 epochs"
 
+ARL_EXTRA_IMAGES = {"melanoma": 466, "nevus": 822, "seborrheic_keratosis": 32}
+"""Sec. IV-A: the 1320 ISIC Archive images added to the 2000 training images (not
+listed in the paper; ``reproduce/arl_extra_images.py`` draws a seeded sample)."""
+
 ARL_AUGMENTATION = Augmentation(horizontal_flip=True, vertical_flip=True, rotation_degrees=10.0,
                                 zoom=(0.9, 1.1))
 """Sec. IV-B: random rotation (+-10 degrees), zoom (0.9-1.1) and flips."""
