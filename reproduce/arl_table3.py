@@ -52,15 +52,19 @@ TABLE = PaperTable(
     columns=[PARAMS, *SCORE_COLUMNS],
     rows=[PaperRow(row_name(model), values) for model, values in PAPER_ROWS.items()],
     notes=[
-        "Two binary models per row (2-way softmax, Table I), one per sub-task; Params "
-        "counts one of them (Keras counts conv biases, the paper's counts do not).",
+        "Two binary models per row (2-way softmax, Table I), one per sub-task; Params counts one "
+        "of them as the paper's PyTorch-era tables do: trainable parameters, no bias in a "
+        "convolution that batch norm follows (ResNet50: 2.351e7, torchvision's count with a "
+        "2-class head). Keras' count_params (with the moving statistics and those biases) is "
+        "in result.json as keras_params.",
+        "The paper's one-decimal Params look rounded down: 2.351e7 prints as 2.3, not 2.4.",
         "'*': initialised from keras.applications ImageNet ResNet50 (the paper's SEnet50 "
         "starts from Hu et al.'s SE-ResNet50, which Keras does not ship: its SE layers "
         "start at random here).",
         "RAN14 and SEnet14 follow Table II's architecture; the paper's parameter counts "
         "(1.2e7, 1.1e7) do not match those designs (see zoo.arl_cnn.models).",
         "ACC, sensitivity and specificity at a score threshold of 0.5 (--threshold); "
-        "scores averaged over 9 test patches per image.",
+        "scores averaged over 9 random test patches per image, drawn with --seed.",
     ],
 )
 
