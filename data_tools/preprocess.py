@@ -46,6 +46,7 @@ FITS: tuple[str, ...] = ("stretch", "pad", "crop")
 DEFAULT_CROP_FRACTION = 0.8  # AttnMel, section 3
 # Scales that make sense for CIELAB input (ImageNet / Caffe statistics are RGB ones).
 _LAB_SCALES = ("unit", "raw255", "standard")
+COLOUR_CONSTANCY = (None, "gray_world")
 
 # torchvision / keras "torch" mode statistics, on [0, 1] RGB.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -81,6 +82,8 @@ class InputSpec:
             to ``image_size``.
         mean, std: channel statistics, required for ``scale="standard"`` and
             forbidden otherwise.
+        colour_constancy: ``None``, or ``"gray_world"``: :func:`gray_world` on the
+            whole image before anything else (ARL-CNN Sec. V-F, after Barata et al.).
     """
 
     image_size: tuple[int, int]
@@ -92,8 +95,10 @@ class InputSpec:
     pre_crop_size: tuple[int, int] | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    colour_constancy: str | None = None
 
     def __post_init__(self):
+        _check_choice("colour_constancy", self.colour_constancy, COLOUR_CONSTANCY)
         object.__setattr__(self, "image_size", _check_size("image_size", self.image_size))
         _check_choice("colour", self.colour, COLOURS)
         _check_choice("scale", self.scale, SCALES)
@@ -200,6 +205,22 @@ def to_float_rgb(images: tf.Tensor) -> tf.Tensor:
     return images
 
 
+def gray_world(images: tf.Tensor) -> tf.Tensor:
+    """Gray-world colour constancy (Barata et al. 2015, Minkowski norm p = 1; ARL-CNN Sec. V-F).
+
+    The illuminant of each image is estimated as its per-channel mean ``e_c``; each
+    channel is scaled by ``mean(e) / e_c``, so the image's average colour becomes grey
+    while its average brightness stays; values are clipped to [0, 1]. Float RGB
+    ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1]; an all-black channel is left as is.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    illuminant = tf.reduce_mean(images, axis=(-3, -2), keepdims=True)
+    grey = tf.reduce_mean(illuminant, axis=-1, keepdims=True)
+    gain = tf.math.divide_no_nan(grey, illuminant)
+    gain = tf.where(illuminant > 0, gain, tf.ones_like(gain))
+    return tf.clip_by_value(images * gain, 0.0, 1.0)
+
+
 def _fit_and_resize(images: tf.Tensor, spec: InputSpec, method: str, pad_value: float) -> tf.Tensor:
     if spec.fit == "pad":
         images = pad_to_square(images, pad_value)
@@ -212,7 +233,10 @@ def _fit_and_resize(images: tf.Tensor, spec: InputSpec, method: str, pad_value: 
 
 def resize_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
     """Any image -> float32 RGB in [0, 1], fitted per ``spec.fit`` and resized to ``spec.resize_size``."""
-    images = _fit_and_resize(to_float_rgb(images), spec, spec.resize, GREY)
+    images = to_float_rgb(images)
+    if spec.colour_constancy == "gray_world":
+        images = gray_world(images)
+    images = _fit_and_resize(images, spec, spec.resize, GREY)
     # Bicubic overshoots; clipping keeps every method in [0, 1].
     return tf.clip_by_value(images, 0.0, 1.0)
 

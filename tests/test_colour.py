@@ -192,3 +192,22 @@ def test_resize_masks_nearest_and_background_padding():
     assert out.dtype == np.uint8 and set(np.unique(out)) == {0, 255}
     expected = np.kron(np.pad(mask[..., 0], ((1, 1), (0, 0))), np.ones((2, 2), np.uint8))
     np.testing.assert_array_equal(out[..., 0], expected)
+
+
+def test_gray_world_equalises_the_channel_means_and_keeps_brightness():
+    """ARL-CNN Sec. V-F: gray-world colour constancy, checked against numpy by hand."""
+    from data_tools.preprocess import InputSpec, gray_world, resize_images
+
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.random((6, 8, 3)) * np.array([0.9, 0.5, 0.3]), 0, 1).astype(np.float32)  # a reddish cast
+    means = image.mean(axis=(0, 1))
+    expected = np.clip(image * means.mean() / means, 0, 1)
+    out = np.asarray(gray_world(image))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), means.mean(), rtol=1e-4)  # grey on average, same brightness
+    black = np.zeros((4, 4, 3), np.float32)
+    np.testing.assert_array_equal(np.asarray(gray_world(black)), black)
+    spec = InputSpec(image_size=(6, 8), colour_constancy="gray_world")
+    np.testing.assert_allclose(np.asarray(resize_images(image, spec)), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="colour_constancy"):
+        InputSpec(image_size=(6, 8), colour_constancy="retinex")
