@@ -19,7 +19,6 @@ from data_tools.isic import (
     read_isic2018,
     write_isic2017_feature_masks,
 )
-from data_tools.patches import arl_test_patches, average_over_patches
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
 from data_tools.records import BadInputPolicy, DatasetError, Record
@@ -33,7 +32,7 @@ from data_tools.synthetic import (
 )
 
 __all__ = [
-    "Augmentation", "clahe", "clahe_lightness", "emboss", "InputSpec", "RGBToLab", "arl_test_patches", "average_over_patches",
+    "Augmentation", "clahe", "clahe_lightness", "emboss", "InputSpec", "RGBToLab",
     "classification_dataset", "oversample_positives", "preprocess_images", "preprocess_label_maps", "rgb_to_lab",
     "rgb_to_lab_unit", "segmentation_dataset",
     "BadInputPolicy", "DatasetError", "DownloadError", "Record", "download_dataset",

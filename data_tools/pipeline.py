@@ -13,8 +13,9 @@ Stages, in order (training / evaluation):
    masks, so every epoch skips decoding and resizing and still draws fresh
    augmentations. Float32 keeps training and serving bit-identical (the exported
    model runs the same ``resize_images``); it costs 4 bytes per value
-   (ISIC 2018 at 256 x 256: about 2 GB). With ARL patches the raw file bytes are
-   cached instead (patches are cut from the full-resolution image).
+   (ISIC 2018 at 256 x 256: about 2 GB). With an ``expand`` hook of
+   :func:`classification_dataset` the raw file bytes are cached instead (its
+   samples are cut from the full-resolution image).
 3. **shuffle** (training, seeded, reshuffled every epoch), optional **repeat**.
 4. **augment** (training, parallel): a random ``spec.image_size`` window when the
    spec has a ``pre_crop_size`` (centred in evaluation), then an
@@ -31,12 +32,11 @@ different ``seed`` gives different ones.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import tensorflow as tf
 
 from data_tools.augment import Augmentation, joint_random_crop
-from data_tools.patches import ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches
 from data_tools.preprocess import InputSpec, crop_images, normalize_images, resize_images, resize_masks, to_float_rgb
 from data_tools.records import DatasetError, Record
 
@@ -44,9 +44,11 @@ AUTOTUNE = tf.data.AUTOTUNE
 # ISIC scoring binarises ground-truth masks at > 128 (REFERENCE_NOTES).
 MASK_THRESHOLD = 128
 MASK_MODES = ("binary", "index")
-PATCH_MODES = (None, "arl")
-# Patch-level shuffle buffer in patches mode: this many images' worth of patches.
-_PATCH_SHUFFLE_IMAGES = 8
+Expand = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+"""``expand(image, seed) -> samples``, the per-image hook of :func:`classification_dataset`."""
+EXPAND_SHUFFLE_SAMPLES = 2048
+"""Default ``sample_buffer`` of :func:`classification_dataset` (about 34 images of
+ARL-CNN's 60 patches; at 224 x 224 float32 RGB, 1.2 GB)."""
 # Leading bytes of the formats tf.io.decode_image reads.
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF87a", b"GIF89a")
 
@@ -363,11 +365,12 @@ def classification_dataset(
     label_names: Sequence[str],
     batch_size: int,
     training: bool,
-    patches: Literal["arl"] | None = None,
+    expand: Expand | None = None,
     augment: Augmentation | None = None,
     seed: int = 0,
     cache: bool | str = True,
     shuffle_buffer: int | None = None,
+    sample_buffer: int | None = None,
     repeat: bool = False,
     drop_remainder: bool | None = None,
 ) -> tf.data.Dataset:
@@ -378,88 +381,115 @@ def classification_dataset(
         spec: the model's input; with ``pre_crop_size`` (AttnMel: 256 -> 224)
             training takes random windows and evaluation the centred one.
         label_names: the label columns, in order, e.g. ``("melanoma",)``.
-        patches: None (whole image), or ``"arl"``: ARL-CNN's multi-scale central
-            patches (arl_cnn.txt, section IV.B), resized to ``spec.image_size``.
-            Training yields 60 patches per image as separate samples, each with
-            the image's labels; the patch boxes of an image are fixed for a given
-            ``seed`` (the paper extracts them once, offline) while augmentation
-            is redrawn every epoch. Evaluation yields the 9 test patches of each
-            image stacked: images ``[B, 9, h, w, 3]``; average the model's scores
-            with :func:`data_tools.patches.average_over_patches`.
+        expand: None (one sample per image), or a per-paper hook that cuts several
+            samples from each image (ARL-CNN's patches:
+            ``functools.partial(zoo.arl_cnn.patches.arl_training_patches,
+            size=spec.image_size)``). Its contract:
+
+            * it is called as ``expand(image, seed)`` on every image, inside
+              tf.data (graph mode, TF ops only): ``image`` is the decoded file at
+              full resolution, float32 RGB ``[H, W, 3]`` in [0, 1] (the file bytes
+              are what ``cache`` keeps); ``seed`` is an int64 ``[2]`` stateless
+              seed ``(seed, index of the image in records)``, so an image's
+              samples are the same in every epoch and every run with this
+              ``seed``, and differ between images and between seeds;
+            * it returns float32 ``[n, *spec.image_size, 3]`` in [0, 1], ``n >= 1``
+              samples, each with the image's labels; ``spec`` then only
+              normalises them (its fit, resize and crop settings are not used,
+              and ``pre_crop_size`` must be None);
+            * training: the images are shuffled every epoch (``shuffle_buffer``)
+              before they are expanded, and the samples of consecutive images are
+              mixed in a shuffle buffer of ``sample_buffer`` samples before they are
+              augmented and batched, so a batch draws from many images;
+              evaluation: the ``n`` samples of an image stay together, images
+              ``[B, n, h, w, 3]`` in record order (``n`` the same for every image).
+
+            Memory besides the cache, in training: ``sample_buffer`` samples, plus
+            the expansions being cut in parallel (about one image's per CPU core);
+            with ``cache=False`` the image shuffle holds file names only.
+        shuffle_buffer: images in the shuffle buffer; default: the number of
+            records (a full shuffle).
+        sample_buffer: with ``expand``, the samples mixed in training; default
+            :data:`EXPAND_SHUFFLE_SAMPLES`.
         Other arguments as in :func:`segmentation_dataset`.
     """
     _check_common(records, batch_size, shuffle_buffer)
-    if patches not in PATCH_MODES:
-        raise ValueError(f"patches must be one of {PATCH_MODES}, got {patches!r}.")
     label_names = tuple(label_names)
     if not label_names:
         raise ValueError("label_names: give at least one label name.")
+    if expand is None and sample_buffer is not None:
+        raise ValueError("sample_buffer: mixes the samples of an expand hook; pass expand too.")
+    if expand is not None and spec.pre_crop_size is not None:
+        raise ValueError(f"expand: its samples are the model's input (spec.image_size={spec.image_size}); "
+                         f"a spec with pre_crop_size={spec.pre_crop_size} is not supported.")
+    if sample_buffer is not None and (not isinstance(sample_buffer, int) or sample_buffer < 1):
+        raise ValueError(f"sample_buffer must be a positive int or None, got {sample_buffer!r}.")
     for record in records:
         _check_image_file(Path(record.image_path))
     image_paths = [str(record.image_path) for record in records]
     labels = [_record_labels(record, label_names) for record in records]
     dataset = tf.data.Dataset.from_tensor_slices((image_paths, labels))
     drop_remainder = training if drop_remainder is None else drop_remainder
+    buffer = shuffle_buffer or len(records)
+    finish = _labelled_image_finisher(spec, augment)
 
-    if patches == "arl":
-        return _arl_patch_dataset(
-            dataset, spec, training, augment, seed, cache, shuffle_buffer, repeat, batch_size, drop_remainder, len(records)
-        )
+    if expand is not None:
+        samples = _expanded_samples(dataset, spec, expand, training, seed, cache, buffer, repeat)
+        if not training:
+            return _finish(samples, batch_size, drop_remainder)
+        samples = samples.shuffle(sample_buffer or EXPAND_SHUFFLE_SAMPLES, seed=seed, reshuffle_each_iteration=True)
+        return _finish(_map_finish(samples, finish, True, seed), batch_size, drop_remainder)
 
     def load(image_path, label):
         return resize_images(decode_image_file(image_path), spec), label
 
-    finish = _labelled_image_finisher(spec, augment)
     dataset = _cache(dataset.map(load, num_parallel_calls=AUTOTUNE), cache)
-    dataset = _shuffle_repeat(dataset, training, shuffle_buffer or len(records), seed, repeat)
+    dataset = _shuffle_repeat(dataset, training, buffer, seed, repeat)
     dataset = _map_finish(dataset, finish, training, seed)
     return _finish(dataset, batch_size, drop_remainder)
 
 
-def _arl_patch_dataset(
+def _expanded_samples(
     dataset: tf.data.Dataset,
     spec: InputSpec,
+    expand: Expand,
     training: bool,
-    augment: Augmentation | None,
     seed: int,
     cache: bool | str,
-    shuffle_buffer: int | None,
+    buffer: int,
     repeat: bool,
-    batch_size: int,
-    drop_remainder: bool,
-    num_records: int,
 ) -> tf.data.Dataset:
-    """ARL-CNN patches: file bytes cached, patches cut from the full-resolution image."""
-    if spec.pre_crop_size is not None or spec.fit != "stretch":
-        raise ValueError("patches='arl' resizes each patch to spec.image_size: use a spec with fit='stretch' and no pre_crop_size.")
-    size = spec.image_size
-    dataset = _cache(dataset.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE), cache)
+    """The ``expand`` samples of every image (see :func:`classification_dataset`):
+    file bytes cached, images shuffled (training) and expanded. Training yields the
+    samples one by one, ``(sample, labels)``; evaluation an image's together,
+    normalised."""
+    expected = (*spec.image_size, 3)
 
-    def decode(data):
-        return to_float_rgb(tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False), (None, None, 3)))
+    def read(index, element):
+        path, label = element
+        return index, tf.io.read_file(path), label
 
-    if not training:
+    def cut(index, data, label):
+        image = to_float_rgb(tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False),
+                                             (None, None, 3)))
+        samples = expand(image, tf.stack([tf.constant(seed, tf.int64), index]))
+        if samples.dtype != tf.float32 or samples.shape.rank != 4 or not samples.shape[1:].is_compatible_with(expected):
+            raise ValueError(f"expand must return float32 samples [n, {expected[0]}, {expected[1]}, 3] "
+                             f"(spec.image_size, RGB), got {samples.dtype.name} {samples.shape}.")
+        samples = tf.ensure_shape(samples, (None, *expected))
+        if not training:
+            return normalize_images(samples, spec), label
+        return samples, tf.tile(label[None], (tf.shape(samples)[0], 1))
 
-        def test_patches(data, label):
-            return normalize_images(arl_test_patches(decode(data), size=size), spec), label
-
-        dataset = dataset.map(test_patches, num_parallel_calls=AUTOTUNE)
-        return _finish(dataset.repeat() if repeat else dataset, batch_size, drop_remainder)
-
-    def training_patches(index, element):
-        data, label = element
-        patch_seed = tf.stack([tf.constant(seed, tf.int64), index])
-        images = arl_training_patches(decode(data), patch_seed, count=ARL_TRAIN_PATCHES, size=size)
-        labels = tf.tile(label[None], (ARL_TRAIN_PATCHES, 1))
-        return tf.data.Dataset.from_tensor_slices((images, labels))
-
-    dataset = dataset.enumerate().flat_map(training_patches)
-    buffer = shuffle_buffer or _PATCH_SHUFFLE_IMAGES * ARL_TRAIN_PATCHES
-    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.repeat() if repeat else dataset
-
-    finish = _labelled_image_finisher(spec, augment)
-    return _finish(_map_finish(dataset, finish, True, seed), batch_size, drop_remainder)
+    # index first: an image's seed is its place in records, whatever the shuffle
+    dataset = dataset.enumerate()
+    if cache:
+        dataset = _shuffle_repeat(_cache(dataset.map(read, num_parallel_calls=AUTOTUNE), cache),
+                                  training, buffer, seed, repeat)
+    else:  # shuffle the names, not the files' bytes (same order as with the cache)
+        dataset = _shuffle_repeat(dataset, training, buffer, seed, repeat).map(read, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(cut, num_parallel_calls=AUTOTUNE)
+    return dataset.unbatch() if training else dataset
 
 
 def oversample_positives(records: Sequence[Record], label_name: str, factor: int = 4) -> list[Record]:

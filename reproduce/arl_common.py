@@ -12,17 +12,20 @@ Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE
   CAMs "obtained by ARL-CNN50 when applying it to melanoma classification and
   seborrheic keratosis classification, respectively". So every row trains two
   models with a 2-way softmax, one per sub-task (:data:`TASKS`).
-* **patches** (Sec. IV-B): 60 random central patches per training image at 1/5,
-  2/5, 3/5 and 4/5 of its size, resized bilinearly to 224x224 (``patches="arl"``
-  of :func:`data_tools.pipeline.classification_dataset`), augmented online with
+* **patches** (Sec. IV-B): 60 random central patches per training image, each at a
+  scale drawn from 1/5, 2/5, 3/5 and 4/5 of its size, resized bilinearly to 224x224
+  (:mod:`zoo.arl_cnn.patches`, the ``expand`` hook of
+  :func:`data_tools.pipeline.classification_dataset`, which shuffles the images
+  every epoch and mixes the patches of many images in a batch), augmented online with
   rotations of +-10 degrees, zooms of 90-110 % and flips
   (:data:`zoo.arl_cnn.recipe.ARL_AUGMENTATION`).
 * **training** (Sec. IV-B): mini-batch SGD, batch 32, learning rate 0.01 from
   scratch and 1e-4 when fine-tuning from ImageNet (the "*" rows of Table III),
   halved every 30 epochs, 100 epochs, the best epoch on the official validation
   set (:func:`zoo.train.fit`).
-* **test** (Sec. IV-B, IV-C): the 9 test patches of each image, softmax scores
-  averaged (:func:`data_tools.patches.average_over_patches`); AUC, accuracy,
+* **test** (Sec. IV-B, IV-C): 9 random patches of each test image, drawn as in
+  training with the run's seed, softmax scores averaged
+  (:func:`zoo.arl_cnn.patches.average_over_patches`); AUC, accuracy,
   sensitivity and specificity (eq. 10-12, :func:`zoo.metrics.classification_scores`)
   and the challenge's average AUC (:func:`zoo.metrics.isic2017_average_auc`).
 
@@ -33,6 +36,10 @@ What the paper leaves open, and what we chose (flags change it):
   ImageNet ResNet50 weights (what they expect), [0, 1] for models from scratch.
 * Best epoch: the validation AUC of the validation images' 9 test patches, each
   scored on its own (Keras' streaming AUC); the test numbers average the patches.
+* Patch seeds: an image's patches are fixed by the run's ``--seed`` (and the image's
+  place in its split), drawn once as the paper extracts them before its online
+  augmentation; the 9 test patches of each image change with the seed, so each of
+  Table VII's runs draws its own.
 * Threshold of accuracy, sensitivity and specificity: 0.5 on the averaged softmax.
 
 Files per trained model (``<row>/<task>/``, :func:`train_and_score`): what
@@ -58,7 +65,6 @@ import numpy as np
 import tensorflow as tf
 
 from data_tools.isic import read_isic2017
-from data_tools.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, average_over_patches
 from data_tools.pipeline import classification_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import Record
@@ -70,6 +76,8 @@ from zoo.metrics import classification_scores, isic2017_average_auc
 from zoo.arl_cnn.models import (build_arl_cnn14, build_arl_cnn50, build_ran14, build_ran50,
                                 build_senet14, build_senet50)
 from zoo.arl_cnn.models import build_resnet14, build_resnet50
+from zoo.arl_cnn.patches import (ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches,
+                                 average_over_patches)
 from zoo.submission import write_isic2017_classification_csv
 from zoo.arl_cnn.recipe import (ARL_AUGMENTATION, ARL_RECIPE, FINE_TUNING_LEARNING_RATE,
                                 HALVING_EPOCHS, SCRATCH_LEARNING_RATE, arl_sgd)
@@ -242,23 +250,27 @@ def _flatten_patches(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, t
 
 def training_patches(records: Sequence[Record], task: str, spec: InputSpec, batch_size: int,
                      seed: int) -> tf.data.Dataset:
-    """Augmented random central patches (60 per image), repeated: ``(patch, one-hot)``."""
+    """Augmented random central patches (60 per image, fixed by ``seed``), the images
+    shuffled every epoch and their patches mixed, repeated: ``(patch, one-hot)``."""
     data = classification_dataset(records, spec, label_names=(task,),
-                                  batch_size=batch_size, training=True, patches="arl",
+                                  batch_size=batch_size, training=True,
+                                  expand=functools.partial(arl_training_patches, size=spec.image_size),
                                   augment=ARL_AUGMENTATION, seed=seed, repeat=True)
     return data.map(lambda images, labels: (images, _one_hot(labels)))
 
 
 def evaluation_patches(records: Sequence[Record], task: str, spec: InputSpec, batch_size: int,
-                       cache: bool) -> tf.data.Dataset:
-    """The 9 test patches of each image, consecutive, with the image's one-hot label.
+                       cache: bool, seed: int) -> tf.data.Dataset:
+    """The 9 test patches of each image (drawn with ``seed``, the run's), consecutive,
+    with the image's one-hot label.
 
     A batch holds the patches of ``ceil(batch_size / 9)`` images.
     """
     images_per_batch = math.ceil(batch_size / ARL_TEST_PATCHES)
     data = classification_dataset(records, spec, label_names=(task,),
-                                  batch_size=images_per_batch, training=False, patches="arl",
-                                  cache=cache)
+                                  batch_size=images_per_batch, training=False,
+                                  expand=functools.partial(arl_test_patches, size=spec.image_size),
+                                  cache=cache, seed=seed)
     return data.map(_flatten_patches).map(lambda images, labels: (images, _one_hot(labels)))
 
 
@@ -289,7 +301,7 @@ def train_task(ctx: RowContext, model: ArlModel, task: str, splits: Splits, out_
     spec = input_spec(args, weights)
     return fit(lambda: model.build(spec.input_shape, 2, weights, **model.options),
                training_patches(splits.train, task, spec, args.batch_size, seed),
-               evaluation_patches(splits.validation, task, spec, args.batch_size, cache=True),
+               evaluation_patches(splits.validation, task, spec, args.batch_size, cache=True, seed=seed),
                config,
                optimizer=lambda: arl_sgd(args.momentum, args.halving_epochs)(
                    learning_rate(args, weights), steps, args.epochs),
@@ -297,13 +309,14 @@ def train_task(ctx: RowContext, model: ArlModel, task: str, splits: Splits, out_
 
 
 def image_scores(model: keras.Model, records: Sequence[Record], task: str, spec: InputSpec,
-                 batch_size: int) -> np.ndarray:
-    """Each image's positive-class probability, averaged over its 9 test patches.
+                 batch_size: int, seed: int) -> np.ndarray:
+    """Each image's positive-class probability, averaged over its 9 test patches
+    (drawn with ``seed``, the run's: :func:`evaluation_patches`).
 
     Raises:
         FloatingPointError: a score is not finite (the training diverged).
     """
-    patches = evaluation_patches(records, task, spec, batch_size, cache=False)
+    patches = evaluation_patches(records, task, spec, batch_size, cache=False, seed=seed)
     probabilities = model.predict(patches.map(lambda images, _: images), verbose=0)
     scores = average_over_patches(probabilities, ARL_TEST_PATCHES).numpy()[:, 1]
     if not np.all(np.isfinite(scores)):
@@ -364,7 +377,7 @@ def train_and_score(ctx: RowContext, model: ArlModel, task: str, splits: Splits,
         return TaskResult(**json.loads(result_file.read_text(encoding="utf-8")))
     trained = train_task(ctx, model, task, splits, out_dir, seed)
     spec = input_spec(ctx.args, initial_weights(ctx.args, model))
-    scores = image_scores(trained.model, splits.test, task, spec, ctx.args.batch_size)
+    scores = image_scores(trained.model, splits.test, task, spec, ctx.args.batch_size, seed)
     labels = [record.labels[task] for record in splits.test]
     result = TaskResult(
         scores=classification_scores(labels, scores, threshold=ctx.args.threshold),

@@ -6,8 +6,10 @@
 
 Each row trains its model (ImageNet-initialised, the recipe of
 :mod:`reproduce.arl_common`) ``--runs`` times, run *i* with seed ``--seed + i - 1``
-(weights of the new layers, patch boxes, data order and augmentation), and lists
-each run's average AUC of the two sub-tasks, in percent, as Table VII does.
+(weights of the new layers, training patches, data order, augmentation, and the nine
+test patches of each test image: "randomly crop nine patches from each test image",
+Sec. IV-B, drawn anew by every run), and lists each run's average AUC of the two
+sub-tasks, in percent, as Table VII does.
 
 Sec. V-G then tests H0: mu_ResNet50 >= mu_ARL-CNN50 against H1: mu_ResNet50 <
 mu_ARL-CNN50 with the independent two-sample t-test with pooled variance at
@@ -64,7 +66,8 @@ TABLE = PaperTable(
     rows=[PaperRow(row_name(model), {**{c.name: v for c, v in zip(RUN_COLUMNS, runs)},
                                      MEAN.name: float(np.mean(runs))})
           for model, runs in PAPER_RUNS.items()],
-    notes=["Run i uses seed --seed + i - 1; average AUC = mean of the melanoma and seborrheic "
+    notes=["Run i uses seed --seed + i - 1, for its training and for its own 9 random test "
+           "patches per image; average AUC = mean of the melanoma and seborrheic "
            "keratosis AUCs (the ISIC 2017 ranking score).",
            "The two-sample t-test of Sec. V-G follows the table (table.md, ttest.json)."],
 )

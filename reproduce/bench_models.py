@@ -17,6 +17,7 @@ One :class:`BenchModel` per builder says
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import math
 from types import MappingProxyType
@@ -26,6 +27,8 @@ import keras
 import numpy as np
 
 from data_tools.augment import Augmentation
+from data_tools.pipeline import Expand
+from zoo.arl_cnn.patches import ARL_TRAIN_PATCHES, arl_training_patches
 from zoo.arl_cnn.recipe import ARL_AUGMENTATION
 from zoo.attnmel.recipe import ATTNMEL_AUGMENTATION
 from zoo.sanet.recipe import SANET_AUGMENTATION
@@ -195,7 +198,9 @@ class PipelineRecipe:
         augment: the training augmentation.
         masks: mask names for segmentation (empty: classification with one label).
         mask_mode: ``"binary"`` masks (0/255 files) or one ``"index"`` mask.
-        patches: ``"arl"`` for ARL-CNN's 60 patches per image, else None.
+        expand: the ``expand`` hook of ``classification_dataset`` for a model input of
+            ``(height, width)`` (ARL-CNN: its 60 patches per image), else None.
+        samples_per_image: what ``expand`` cuts from an image (ARL-CNN: 60), else 1.
     """
 
     description: str
@@ -203,7 +208,8 @@ class PipelineRecipe:
     augment: Augmentation | None = None
     masks: tuple[str, ...] = ()
     mask_mode: Literal["binary", "index"] = "binary"
-    patches: Literal["arl"] | None = None
+    expand: Callable[[tuple[int, int]], Expand] | None = None
+    samples_per_image: int = 1
 
 
 def _attnmel_spec(size: tuple[int, int]) -> InputSpec:
@@ -222,7 +228,8 @@ PIPELINES: Mapping[str, PipelineRecipe] = MappingProxyType({
     "arl_cnn": PipelineRecipe(
         "JPEG decode, 60 multi-scale central patches resized to the input (IV.B), "
         "rotation +-10 deg, zoom 0.9-1.1, flips",
-        lambda size: InputSpec(size), ARL_AUGMENTATION, patches="arl"),
+        lambda size: InputSpec(size), ARL_AUGMENTATION,
+        expand=lambda size: functools.partial(arl_training_patches, size=size), samples_per_image=ARL_TRAIN_PATCHES),
     "attnmel": PipelineRecipe(
         "JPEG decode, centre crop 0.8, resize 256 (x input/224), random crop, rot90, flips",
         _attnmel_spec, ATTNMEL_AUGMENTATION),

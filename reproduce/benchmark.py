@@ -69,7 +69,6 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from data_tools.patches import ARL_TRAIN_PATCHES
 from data_tools.pipeline import classification_dataset, segmentation_dataset
 from data_tools.records import Record
 from reproduce.bench_layers import LAYER_CASES, LayerCase, check_layers, uncovered_layers
@@ -322,7 +321,8 @@ def pipeline_dataset(recipe: PipelineRecipe, records: Sequence[Record], image_si
     spec = recipe.spec(image_size)
     if recipe.masks:
         return segmentation_dataset(records, spec, mask_names=recipe.masks, mask_mode=recipe.mask_mode, **common)
-    return classification_dataset(records, spec, label_names=("label",), patches=recipe.patches, **common)
+    expand = None if recipe.expand is None else recipe.expand(image_size)
+    return classification_dataset(records, spec, label_names=("label",), expand=expand, **common)
 
 
 def pipeline_images_per_second(dataset: tf.data.Dataset, warmup_batches: int, timed_batches: int) -> float:
@@ -343,7 +343,7 @@ def benchmark_pipeline(paper: str, recipe: PipelineRecipe, image_size: tuple[int
     row = dict.fromkeys(PIPELINE_COLUMNS)
     row.update(paper=paper, description=recipe.description, batch=settings.train_batch,
                image_size="x".join(map(str, image_size)), source_size="x".join(map(str, settings.source_size)))
-    images = settings.pipeline_images * (ARL_TRAIN_PATCHES if recipe.patches == "arl" else 1)
+    images = settings.pipeline_images * recipe.samples_per_image
     batches_per_pass = math.ceil(images / settings.train_batch)
     try:
         with tempfile.TemporaryDirectory(prefix="zoo_pipeline_") as folder:

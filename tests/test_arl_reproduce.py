@@ -1,11 +1,12 @@
-"""The ARL-CNN table scripts: Sec. V-G's t-test, the 9-patch scores, the ROI box, the
-extra-image list, and a --smoke run of Table VII."""
+"""The ARL-CNN table scripts: Sec. V-G's t-test, the 9-patch scores and their seeds, the
+ROI box, the extra-image list, and a --smoke run of Table VII."""
 from __future__ import annotations
 
 import argparse
 import csv
 import json
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,11 +15,11 @@ import tensorflow as tf
 from scipy import stats
 
 from data_tools.isic import read_isic2017
-from data_tools.patches import arl_test_patches
 from data_tools.preprocess import normalize_images, to_float_rgb
 from data_tools.records import BadInputPolicy, DatasetError
 from reproduce import arl_common, arl_table4, arl_table6, arl_table7
 from reproduce.frame import PaperRow, RowContext, RowResult, TableResult
+from zoo.arl_cnn.patches import arl_test_patches
 from zoo.train import TrainResult
 
 RESNET50 = arl_table7.PAPER_RUNS["ResNet50"]
@@ -89,13 +90,46 @@ def test_image_scores_average_each_images_nine_patches(isic2017):
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
     spec = arl_common.input_spec(argparse.Namespace(image_size=32), weights="imagenet")
     expected = []
-    for record in records:
+    for index, record in enumerate(records):
         image = to_float_rgb(tf.io.decode_image(tf.io.read_file(str(record.image_path)), 3))
-        patches = normalize_images(arl_test_patches(image, size=(32, 32)), spec)
+        seed = tf.constant([5, index], tf.int64)  # the run's seed, the image's place
+        patches = normalize_images(arl_test_patches(image, seed, size=(32, 32)), spec)
         expected.append(np.mean(model(patches).numpy()[:, 1]))
-    scores = arl_common.image_scores(model, records, "melanoma", spec, batch_size=10)  # 2 images
+    scores = arl_common.image_scores(model, records, "melanoma", spec, batch_size=10, seed=5)  # 2 images
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
     assert np.ptp(scores) > 0  # the images are told apart
+
+
+def test_each_run_draws_its_own_test_patches(isic2017):
+    """Sec. IV-B "randomly crop nine patches from each test image", in each of Table
+    VII's runs: the patches follow the run's seed, the same whenever it is rerun."""
+    records = isic2017[1]["test"][:2]
+    spec = arl_common.input_spec(argparse.Namespace(image_size=32), weights=None)
+
+    def patches(seed):
+        data = arl_common.evaluation_patches(records, "melanoma", spec, 18, cache=False, seed=seed)
+        return np.concatenate([images for images, _ in data.as_numpy_iterator()])
+
+    run_1 = patches(seed=0)
+    assert run_1.shape == (2 * 9, 32, 32, 3)
+    np.testing.assert_array_equal(run_1, patches(seed=0))
+    run_2 = patches(seed=1)
+    assert not np.any([np.array_equal(a, b) for a, b in zip(run_1, run_2)])
+
+
+def test_table7_runs_score_with_their_own_seeds(monkeypatch):
+    seeds = []
+
+    def fake_score_model(ctx, model, splits, *, out_dir, seed):
+        seeds.append(seed)
+        return argparse.Namespace(challenge_scores=lambda: {"average_auc": 0.5})
+
+    monkeypatch.setattr(arl_table7, "read_splits", lambda ctx: None)
+    monkeypatch.setattr(arl_table7, "score_model", fake_score_model)
+    ctx = RowContext(argparse.Namespace(runs=3, seed=5), PaperRow("ResNet50*", {}), None, Path("unused"), True,
+                     BadInputPolicy())
+    arl_table7.run_row(ctx)
+    assert seeds == [5, 6, 7]
 
 
 def test_roi_box_by_hand():
@@ -180,7 +214,10 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
         return TrainResult(keras.Model(inputs, keras.layers.Dense(2)(inputs)),
                            {"loss": [1.0]}, 0, out_dir, out_dir / "best.weights.h5")
 
-    def fake_scores(model, records, task, spec, batch_size):
+    scorings = []
+
+    def fake_scores(model, records, task, spec, batch_size, seed):
+        scorings.append((task, seed))
         return np.linspace(0.1, 0.9, len(records))
 
     monkeypatch.setattr(arl_common, "train_task", fake_train)
@@ -191,6 +228,7 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
     data = arl_common.Splits(splits["train"], splits["validation"], splits["test"])
     first = arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data)
     assert trainings == [("melanoma", 3), ("seborrheic_keratosis", 3)]
+    assert scorings == trainings  # the test patches of the run's seed
     args.xla = True  # does not change the numbers
     again = arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data)
     assert len(trainings) == 2 and again.challenge_scores() == first.challenge_scores()
@@ -202,4 +240,4 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
     with (tmp_path / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["image_id"] for r in rows] == [r.image_id for r in splits["test"]]
-    np.testing.assert_allclose([float(r["melanoma"]) for r in rows], fake_scores(0, rows, 0, 0, 0))
+    np.testing.assert_allclose([float(r["melanoma"]) for r in rows], np.linspace(0.1, 0.9, len(rows)))

@@ -1,16 +1,19 @@
 """tf.data pipelines (data_tools.pipeline) and joint augmentation (data_tools.augment)."""
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from scipy import stats
 
 from data_tools.augment import Augmentation, gaussian_blur, joint_random_crop
 from zoo.arl_cnn.recipe import ARL_AUGMENTATION
 from zoo.sanet.recipe import SANET_AUGMENTATION
-from data_tools.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import DatasetError, Record
+from zoo.arl_cnn.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches
 
 GEOMETRIC = Augmentation(
     horizontal_flip=True, vertical_flip=True, rotate90=True, rotation_degrees=10.0, zoom=(0.9, 1.1), interpolation="nearest"
@@ -192,16 +195,111 @@ def test_classification_pre_crop_and_labels(records):
     np.testing.assert_array_equal(evaluation[0][1][:, 0], [r.labels["melanoma"] for r in records])
 
 
-def test_classification_arl_patches(records):
+def _arl_hooks(size):
+    return (functools.partial(arl_training_patches, size=size), functools.partial(arl_test_patches, size=size))
+
+
+def test_expand_training_yields_every_patch_and_evaluation_stacks_them(records):
     spec = InputSpec((8, 8))
-    train = classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=40, training=True, patches="arl")
-    sizes = [images.shape[0] for images, _ in train.as_numpy_iterator()]
-    assert sum(sizes) == 2 * ARL_TRAIN_PATCHES - (2 * ARL_TRAIN_PATCHES) % 40
-    test = _all(classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=2, training=False, patches="arl"))
-    images, labels = test[0]
-    assert images.shape == (2, ARL_TEST_PATCHES, 8, 8, 3)
-    again = _all(classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=2, training=False, patches="arl"))
-    np.testing.assert_array_equal(images, again[0][0])
+    train_hook, test_hook = _arl_hooks((8, 8))
+    train = classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=40, training=True,
+                                   expand=train_hook)
+    labels = np.concatenate([labels for _, labels in train.as_numpy_iterator()])
+    assert len(labels) == 2 * ARL_TRAIN_PATCHES - (2 * ARL_TRAIN_PATCHES) % 40  # drop_remainder
+    assert set(labels[:, 0]) == {records[0].labels["melanoma"], records[1].labels["melanoma"]}
+
+    def evaluation(seed):
+        return _all(classification_dataset(records[:3], spec, label_names=("melanoma",), batch_size=2,
+                                           training=False, expand=test_hook, seed=seed))
+
+    (images, labels), (last, _) = evaluation(seed=3)
+    assert images.shape == (2, ARL_TEST_PATCHES, 8, 8, 3) and last.shape == (1, ARL_TEST_PATCHES, 8, 8, 3)
+    np.testing.assert_array_equal(labels[:, 0], [r.labels["melanoma"] for r in records[:2]])
+    # the image's patches, seeded by (seed, its index in records)
+    image = tf.io.decode_image(tf.io.read_file(str(records[1].image_path)), channels=3)
+    expected = test_hook(tf.image.convert_image_dtype(image, tf.float32), tf.constant([3, 1], tf.int64))
+    np.testing.assert_allclose(images[1], expected.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(images, evaluation(seed=3)[0][0])
+    assert not np.array_equal(images, evaluation(seed=4)[0][0])
+
+
+@pytest.fixture(scope="module")
+def hundred_images(tmp_path_factory):
+    """100 small random images, each labelled with its index."""
+    folder = tmp_path_factory.mktemp("hundred")
+    rng = np.random.default_rng(3)
+    result = []
+    for index in range(100):
+        path = folder / f"image_{index}.png"
+        Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(path)
+        result.append(Record(f"image_{index}", path, labels={"index": float(index)}))
+    return result
+
+
+def _patch_epochs(records, seed, epochs=2, **options):
+    """The image index of every patch, batch by batch, of ``epochs`` epochs."""
+    dataset = classification_dataset(records, InputSpec((8, 8)), label_names=("index",), batch_size=32, training=True,
+                                     expand=_arl_hooks((8, 8))[0], seed=seed, **options)
+    return [[batch for batch in dataset.as_numpy_iterator()] for _ in range(epochs)]
+
+
+def test_expand_batches_mix_many_images_in_a_new_order_every_epoch(hundred_images):
+    """Issue 14 item 2 (arl_cnn.txt Sec. IV-B): the images are shuffled every epoch and
+    their patches mixed, so a batch of 32 holds patches of at least 16 images (22 on
+    average). Expanding the images in record order through 8 images' worth of patches
+    gave at least 8 (16 on average), the same neighbours at the same place every epoch."""
+    first, second = _patch_epochs(hundred_images, seed=1)
+    for epoch in (first, second):
+        distinct = [len(set(labels[:, 0])) for _, labels in epoch]
+        assert len(distinct) == 100 * ARL_TRAIN_PATCHES // 32
+        assert min(distinct) >= 16 and np.mean(distinct) >= 22
+
+    def mean_position(epoch):
+        order = np.concatenate([labels[:, 0] for _, labels in epoch]).astype(int)
+        return np.bincount(order, weights=np.arange(len(order)), minlength=100) / np.bincount(order, minlength=100)
+
+    assert stats.spearmanr(mean_position(first), mean_position(second)).statistic < 0.5
+    again = _patch_epochs(hundred_images, seed=1)
+    for epoch, same in zip((first, second), again):
+        for (images, labels), (same_images, same_labels) in zip(epoch, same, strict=True):
+            np.testing.assert_array_equal(images, same_images)
+            np.testing.assert_array_equal(labels, same_labels)
+
+
+def test_expand_patches_of_an_image_are_fixed_and_the_cache_changes_nothing(hundred_images):
+    """An image's patches are cut once per seed (the paper extracts them before the
+    online augmentation): the same in every epoch; without the cache the batches are
+    the very same."""
+    records = hundred_images[:6]
+    cached = _patch_epochs(records, seed=2, drop_remainder=False)
+    uncached = _patch_epochs(records, seed=2, drop_remainder=False, cache=False)
+    for epoch, same in zip(cached, uncached):
+        for (images, labels), (same_images, same_labels) in zip(epoch, same, strict=True):
+            np.testing.assert_array_equal(images, same_images)
+            np.testing.assert_array_equal(labels, same_labels)
+
+    def patches_by_image(epoch):
+        images = np.concatenate([images for images, _ in epoch])
+        labels = np.concatenate([labels[:, 0] for _, labels in epoch])
+        return {index: sorted(map(bytes, images[labels == index])) for index in range(len(records))}
+
+    assert patches_by_image(cached[0]) == patches_by_image(cached[1])
+    assert patches_by_image(cached[0]) != patches_by_image(_patch_epochs(records, seed=3, epochs=1,
+                                                                         drop_remainder=False)[0])
+
+
+def test_expand_rejects_what_it_cannot_use(records):
+    spec = InputSpec((8, 8))
+    common = dict(label_names=("melanoma",), batch_size=2, training=False)
+    with pytest.raises(ValueError, match=r"expand must return float32 samples \[n, 8, 8, 3\].*\(9, 6, 6, 3\)"):
+        classification_dataset(records, spec, expand=_arl_hooks((6, 6))[1], **common)
+    with pytest.raises(ValueError, match="expand: .*pre_crop_size"):
+        classification_dataset(records, InputSpec((8, 8), pre_crop_size=(10, 10)), expand=_arl_hooks((8, 8))[1],
+                               **common)
+    with pytest.raises(ValueError, match="sample_buffer: .*pass expand"):
+        classification_dataset(records, spec, sample_buffer=10, **common)
+    with pytest.raises(ValueError, match="sample_buffer must be a positive int"):
+        classification_dataset(records, spec, expand=_arl_hooks((8, 8))[1], sample_buffer=0, **common)
 
 
 def test_oversample_positives(records):

@@ -12,7 +12,7 @@ from zoo.arl_cnn.recipe import ARL_AUGMENTATION, ARL_RECIPE
 from zoo.registry import ModelEntry, register_model
 
 ARL_INPUT = InputSpec(image_size=(224, 224), scale="unit")
-"""Sec. IV-B: 224x224 patches (cut by :mod:`data_tools.patches`), in [0, 1] for
+"""Sec. IV-B: 224x224 patches (cut by :mod:`zoo.arl_cnn.patches`), in [0, 1] for
 models trained from scratch."""
 ARL_PRETRAINED_INPUT = InputSpec(image_size=(224, 224), scale="caffe")
 """The same patches in keras.applications' "caffe" scale, which ImageNet ResNet50
