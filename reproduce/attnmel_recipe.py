@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from zoo.attnmel.recipe import ATTNMEL_AUGMENTATION
 from data_tools.isic import read_isic2017, write_isic2017_feature_masks
-from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
+from data_tools.pipeline import classification_dataset, oversample_positives
 from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from data_tools.synthetic import make_isic2017
@@ -44,6 +44,7 @@ from zoo.metrics import classification_scores
 from zoo.attnmel.models import (ATTNMEL_INPUT, build_attnmel_cnn, build_mel_cnn,
                                 build_vgg16_classifier, build_vgg16_gap)
 from zoo.attnmel.recipe import ATTNMEL_RECIPE
+from zoo.attnmel.roi import attention_targets, roi_dataset
 from zoo.train import TrainResult, fit
 
 LABEL = "melanoma"
@@ -126,15 +127,6 @@ def _one_hot(labels: tf.Tensor) -> tf.Tensor:
     return tf.concat([1.0 - labels, labels], axis=-1)
 
 
-def roi_target(masks: tf.Tensor, roi: str) -> tf.Tensor:
-    """The reference map of eq. 4: the ROI mask, or its inverse for ``"background"``."""
-    return 1.0 - masks if roi == "background" else masks
-
-
-ROI_MASKS = {"lesion": "lesion", "dermo": "dermo", "background": "lesion"}
-"""ROI (Table 2's -Lesion, -Dermo, -Bkg) -> the mask read for it."""
-
-
 def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int, training: bool,
                  seed: int, attention_outputs: bool, roi: str | None = None,
                  repeat: bool = False) -> tf.data.Dataset:
@@ -144,26 +136,20 @@ def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int,
     by its three outputs. With an ``roi`` both attention maps get the ROI mask as
     target (eq. 5); without, all-zero maps that eq. 5 weighs with 0 (Keras needs a
     target per output). The ROI masks and the labels come from one segmentation
-    pipeline that carries the labels beside the masks (``label_names``), so each
-    image is decoded and augmented once and its targets cannot drift from it.
+    pipeline (:func:`zoo.attnmel.roi.roi_dataset`), so each image is decoded and
+    augmented once and its targets cannot drift from it.
     """
     common = dict(batch_size=batch_size, training=training, seed=seed, repeat=repeat,
                   augment=ATTNMEL_AUGMENTATION if training else None)
     if roi is not None and attention_outputs:
-        masked = segmentation_dataset(records, spec, mask_names=(ROI_MASKS[roi],),
-                                      label_names=(LABEL,), **common)
-        return masked.map(lambda image, targets: (image, _attnmel_targets(
-            targets["labels"], roi_target(targets["masks"], roi))))
+        masked = roi_dataset(records, spec, roi, label_name=LABEL, **common)
+        return masked.map(lambda image, targets: (image, attention_targets(
+            _one_hot(targets["labels"]), targets["reference"])))
     labelled = classification_dataset(records, spec, label_names=(LABEL,), **common)
     if not attention_outputs:
         return labelled.map(lambda image, labels: (image, _one_hot(labels)))
-    return labelled.map(lambda image, labels: (image, _attnmel_targets(
-        labels, tf.zeros_like(image[..., :1]))))
-
-
-def _attnmel_targets(labels: tf.Tensor, reference: tf.Tensor) -> dict[str, tf.Tensor]:
-    return {"probabilities": _one_hot(labels), "attention_pool3": reference,
-            "attention_pool4": reference}
+    return labelled.map(lambda image, labels: (image, attention_targets(
+        _one_hot(labels), tf.zeros_like(image[..., :1]))))
 
 
 # --------------------------------------------------------------------------- training
@@ -241,7 +227,7 @@ REGULARISED_ROWS = {
     "AttnMel-CNN-Lesion": "lesion",
     "AttnMel-CNN-Bkg": "background",
 }
-"""Table 2 row name -> the ROI of eq. 5 (the keys of :data:`ROI_MASKS`)."""
+"""Table 2 row name -> the ROI of eq. 5 (:data:`zoo.attnmel.roi.ROIS`)."""
 
 
 def read_isic2017_split(ctx: RowContext, split: str, roi: str | None = None) -> list[Record]:
