@@ -1,6 +1,6 @@
 """Throughput of the training pipeline: decode + CIELAB + augmentation + batching.
 
-    python -m data_tools.benchmark [--n 256] [--size 256] [--batch-size 32] [--epochs 3]
+    python reproduce/bench_pipeline.py [--n 256] [--size 256] [--batch-size 32] [--epochs 3]
 
 Writes ``n`` synthetic ``size`` x ``size`` JPEGs to a temporary folder, builds
 :func:`data_tools.pipeline.classification_dataset` with AER-Net's input
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoo.arl_cnn.recipe import ARL_AUGMENTATION
 from data_tools.pipeline import classification_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import Record
+from zoo.arl_cnn.recipe import ARL_AUGMENTATION
 
 
 def write_synthetic_jpegs(folder: Path, count: int, size: int, seed: int = 0) -> list[Record]:
