@@ -162,9 +162,10 @@ def _auc_metric() -> keras.metrics.Metric:
 
 
 def train_classifier(ctx: RowContext, builder: Callable[..., keras.Model],
-                     train: Sequence[Record], validation: Sequence[Record], *,
+                     train: Sequence[Record], validation: Sequence[Record] | None, *,
                      roi: str | None = None) -> TrainResult:
-    """Trains one row's model with the recipe; returns the best epoch's model."""
+    """Trains one row's model with the recipe; returns the best epoch's model by the
+    validation AUC, or, with no ``validation`` records, the final epoch's."""
     args = ctx.args
     spec = input_spec(args)
     attention = builder is build_attnmel_cnn
@@ -175,15 +176,18 @@ def train_classifier(ctx: RowContext, builder: Callable[..., keras.Model],
     data = functools.partial(make_dataset, spec=spec, batch_size=args.batch_size, seed=args.seed,
                              attention_outputs=attention)
     train_data = data(train, training=True, roi=roi, repeat=True)
-    val_data = data(validation, training=False)
+    val_data = data(validation, training=False) if validation else None
     if attention:  # eq. 5; AttnMel-CNN without ROI is eq. 5 with lambda1 = lambda2 = 0 (Sec. 3.2)
         loss, loss_weights = attnmel_losses() if roi is not None else attnmel_losses(lambda1=0.0,
                                                                                     lambda2=0.0)
     else:
         loss, loss_weights = focal_loss(), None
     metrics = {"probabilities": [_auc_metric]} if attention else [_auc_metric]
-    monitor = f"val_probabilities_{AUC_METRIC}" if attention else f"val_{AUC_METRIC}"
-    config = ctx.train_config(monitor=monitor, mode="max", steps_per_epoch=steps)
+    if val_data is None:  # no validation set: keep the final epoch (ISIC 2016, attnmel_table1)
+        config = ctx.train_config(monitor="loss", mode="min", steps_per_epoch=steps, keep="last")
+    else:
+        monitor = f"val_probabilities_{AUC_METRIC}" if attention else f"val_{AUC_METRIC}"
+        config = ctx.train_config(monitor=monitor, mode="max", steps_per_epoch=steps)
     return fit(lambda: build_row_model(args, builder), train_data, val_data, config,
                optimizer=functools.partial(ATTNMEL_RECIPE.make_optimizer, steps,
                                            learning_rate=args.learning_rate, epochs=args.epochs),

@@ -429,6 +429,7 @@ def run_table(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     defaults: Mapping[str, Any] | None = None,
     smoke_overrides: Mapping[str, Any] | None = None,
+    variant: Callable[[argparse.Namespace], str | None] | None = None,
 ) -> TableResult:
     """Runs a table script: flags, data, rows, and the table beside the paper's.
 
@@ -441,6 +442,10 @@ def run_table(
         defaults: the paper's settings as flag defaults, e.g. ``{"epochs": 50}``.
         smoke_overrides: the tiny defaults ``--smoke`` uses instead, e.g.
             ``{"epochs": 1, "batch_size": 2, "image_size": 64}``.
+        variant: names a run that departs from the paper's protocol (an option
+            the user chose), e.g. ``"hold-out validation 10 %"``, or None; it is
+            appended to the title of every output, so such a table is never taken
+            for the paper's experiment.
 
     Returns:
         The results of every finished row, and the files written.
@@ -450,6 +455,9 @@ def run_table(
     """
     parser = build_parser(table, dataset, add_arguments, smoke_overrides)
     args = parse_flags(parser, argv, defaults=defaults, smoke_overrides=smoke_overrides)
+    departure = variant(args) if variant is not None else None
+    if departure:
+        table = dataclasses.replace(table, title=f"{table.title} [{departure}]")
     rows = select_rows(parser, table, args.rows)
     out_dir = args.out or Path("results") / (f"{table.key}-smoke" if args.smoke else table.key)
     if args.strategy == "multi_worker":

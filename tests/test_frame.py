@@ -518,3 +518,23 @@ def test_aernet_table3_runs_the_authors_attention_unet_row():
     assert not oktay.quoted  # the authors' own Attention U-Net: Table 2's numbers
     assert oktay.values == {row.name: row for row in aernet_table2.TABLE.rows}[aernet_table2.ATTENTION_UNET].values
     assert [row.name for row in aernet_table3.TABLE.rows if not row.quoted] == [aernet_table3.OKTAY, "AER-Net"]
+
+
+def test_a_run_that_departs_from_the_paper_says_so_in_its_title(tmp_path):
+    from reproduce import attnmel_table1
+
+    need = DatasetNeed("Toy", "data/toy", "nothing to get", make_synthetic=lambda root: root)
+    seen = {}
+
+    def run_row(ctx):
+        seen["title"] = None
+        return RowResult({"JSI": 1.0, "Params": 1.0})
+
+    result = run_table(TABLE, run_row, dataset=need, argv=["--smoke", "--out", str(tmp_path), "--rows", "Alpha"],
+                       variant=lambda args: "hold-out validation: 10% of the training images")
+    assert "[hold-out validation: 10% of the training images]" in (tmp_path / "table.md").read_text()
+    assert result is not None
+    parser_args = frame.build_parser(attnmel_table1.TABLE, need, attnmel_table1.add_arguments)
+    defaults = parser_args.parse_args([])
+    assert defaults.val_fraction == 0.0 and attnmel_table1.hold_out_variant(defaults) is None
+    assert "10%" in attnmel_table1.hold_out_variant(parser_args.parse_args(["--val-fraction", "0.1"]))

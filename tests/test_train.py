@@ -311,3 +311,18 @@ def test_non_finite_loss_names_the_batch(tmp_path):
     with pytest.raises(zoo_train.NonFiniteLossError, match=r"epoch 0, batch 0: the training loss is inf"):
         fit(build_tiny_model, train, val, config, optimizer=lambda: keras.optimizers.SGD(0.1),
             loss=lambda: (lambda y_true, y_pred: keras.ops.mean(y_pred) / 0.0))
+
+
+def test_keep_last_returns_the_final_epoch_whatever_the_monitor(tmp_path):
+    """Papers without a validation set report their final model (AttnMel on ISIC 2016)."""
+    train, val = tiny_datasets(train_count=8, val_count=4)
+    config = TrainConfig(tmp_path, epochs=3, monitor="loss", xla=False, verbose=0, keep="last")
+    result = fit(build_tiny_model, train, None, config, **tiny_fit_kwargs(learning_rate=5.0))
+    assert result.best_epoch == 2
+    final = result.model.get_weights()
+    model = build_tiny_model()
+    model.load_weights(result.best_weights_path)
+    for saved, kept in zip(model.get_weights(), final):
+        np.testing.assert_array_equal(saved, kept)
+    with pytest.raises(ValueError, match="keep must be one of"):
+        TrainConfig(tmp_path, epochs=1, keep="median")

@@ -113,6 +113,9 @@ class TrainConfig:
         tensorboard: also write TensorBoard logs.
         verbose: Keras ``fit`` verbosity: ``"auto"``, 0 (silent), 1 (progress
             bar), 2 (one line per epoch).
+        keep: ``"best"`` (the epoch with the best ``monitor``) or ``"last"`` (the
+            final epoch, for papers that report their final model without a
+            validation set; ``monitor`` is then only logged).
     """
 
     out_dir: str | Path
@@ -128,6 +131,7 @@ class TrainConfig:
     backup_freq: Literal["epoch"] | int = "epoch"
     tensorboard: bool = False
     verbose: Literal["auto", 0, 1, 2] = "auto"
+    keep: Literal["best", "last"] = "best"
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
@@ -142,6 +146,7 @@ class TrainConfig:
         _check_choice("mode", self.mode, ("min", "max", "auto"))
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("verbose", self.verbose, ("auto", 0, 1, 2))
+        _check_choice("keep", self.keep, ("best", "last"))
         resolve_xla(self.xla)  # type check
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +182,8 @@ class TrainResult:
         history: per-epoch logs as :func:`read_log` returns them (``"epoch"``,
             ``"loss"``, ``"val_loss"``, metrics...), from epoch 0, including the
             epochs run before a resume.
-        best_epoch: zero-based index of the best epoch by the monitored quantity.
+        best_epoch: zero-based index of the kept epoch: the best by the monitored
+            quantity, or the last with ``TrainConfig.keep="last"``.
         out_dir: the folder this process wrote to.
         best_weights_path: the best epoch's weights.
     """
@@ -268,9 +274,8 @@ def fit(
         )
         history = read_log(out_dir / LOG_FILE)
         model.load_weights(str(out_dir / BEST_WEIGHTS_FILE))
-    return TrainResult(
-        model, history, _best_epoch(history, config.monitor, mode), out_dir, out_dir / BEST_WEIGHTS_FILE
-    )
+    kept = history["epoch"][-1] if config.keep == "last" else _best_epoch(history, config.monitor, mode)
+    return TrainResult(model, history, kept, out_dir, out_dir / BEST_WEIGHTS_FILE)
 
 
 def _run_callbacks(config: TrainConfig, mode: str, out_dir: Path, resuming: bool) -> list[keras.callbacks.Callback]:
@@ -292,9 +297,9 @@ def _run_callbacks(config: TrainConfig, mode: str, out_dir: Path, resuming: bool
             str(out_dir / BEST_WEIGHTS_FILE),
             monitor=config.monitor,
             mode=mode,
-            save_best_only=True,
+            save_best_only=config.keep == "best",  # "last": every epoch overwrites it
             save_weights_only=True,
-            initial_value_threshold=previous_best,
+            initial_value_threshold=previous_best if config.keep == "best" else None,
         ),
         _BackupAndRestore(str(out_dir / BACKUP_DIR), save_freq=config.backup_freq),
     ]
