@@ -255,34 +255,61 @@ def resize_masks(masks: tf.Tensor, spec: InputSpec) -> tf.Tensor:
 
 
 def restore_geometry(maps: tf.Tensor, original_size: tuple[int, int], spec: InputSpec,
-                     method: str = "bilinear") -> tf.Tensor:
+                     method: str = "bilinear", *, fill: float | None = None) -> tf.Tensor:
     """Model-resolution maps ``[H, W, C]`` back onto the original image's pixels.
 
-    The inverse of :func:`resize_images` for ``fit="stretch"`` (resize to
-    ``original_size``) and ``fit="pad"`` (resize to the padded square, then cut the
-    image region out of it: the grey borders are no pixels of the image and are not
-    scored, A-PSPNet section IV-B). ``fit="crop"`` drops pixels and cannot be
-    inverted; neither can a ``pre_crop_size`` random crop.
+    The inverse of :func:`preprocess_images`' geometry (at evaluation: centred
+    crops): ``fit="stretch"`` resizes to ``original_size``; ``fit="pad"`` resizes to
+    the padded square and cuts the image region out of it (the grey borders are no
+    pixels of the image and are not scored, A-PSPNet section IV-B); ``fit="crop"``
+    and a ``pre_crop_size`` window drop pixels of the image, which get ``fill``
+    (required then; e.g. 0 for an attention map that does not look there, AttnMel
+    Table 3). The model's window is resized straight to its box in the original
+    image, so no fill value is blended into it.
 
     Args:
         maps: ``[spec.image_size..., C]`` probabilities or class scores.
         original_size: ``(height, width)`` of the original image.
         method: ``tf.image.resize`` method (``"bilinear"`` for probabilities,
             ``"nearest"`` for labels).
+        fill: the value of original pixels the model never saw.
     """
-    if spec.fit == "crop" or spec.pre_crop_size is not None:
-        raise ValueError(f"restore_geometry: fit={spec.fit!r} with pre_crop_size={spec.pre_crop_size} "
-                         "drops pixels of the image; only fit='stretch' or 'pad' can be mapped back.")
     height, width = (int(side) for side in original_size)
     if height < 1 or width < 1:
         raise ValueError(f"restore_geometry: original_size must be positive, got {original_size!r}.")
     maps = tf.convert_to_tensor(maps)
+    # The region the fitted (pre-crop) image covers in the original: (top, left, height, width).
     if spec.fit == "stretch":
-        return tf.image.resize(maps, (height, width), method=method)
-    side = max(height, width)
-    square = tf.image.resize(maps, (side, side), method=method)
-    top, left = (side - height) // 2, (side - width) // 2  # as pad_to_square places the image
-    return square[top:top + height, left:left + width]
+        region = (0.0, 0.0, float(height), float(width))
+    elif spec.fit == "pad":
+        side = max(height, width)
+        region = (float(-((side - height) // 2)), float(-((side - width) // 2)), float(side), float(side))
+    else:
+        side = max(int(spec.crop_fraction * min(height, width)), 1)  # as centre_square_crop
+        region = (float((height - side) // 2), float((width - side) // 2), float(side), float(side))
+    # The model's window inside the resized image (a centred crop of pre_crop_size, if any).
+    resized = spec.resize_size
+    window_top, window_left = ((r - i) // 2 for r, i in zip(resized, spec.image_size))
+    scale_y, scale_x = region[2] / resized[0], region[3] / resized[1]
+    top, left = region[0] + window_top * scale_y, region[1] + window_left * scale_x
+    box = (round(top), round(left), round(spec.image_size[0] * scale_y), round(spec.image_size[1] * scale_x))
+    window = tf.image.resize(maps, (max(box[2], 1), max(box[3], 1)), method=method)
+    if box == (0, 0, height, width):
+        return window
+    # Cut the part of the window inside the image; pad what the window does not cover.
+    cut_top, cut_left = max(-box[0], 0), max(-box[1], 0)
+    inside = window[cut_top:cut_top + height - max(box[0], 0), cut_left:cut_left + width - max(box[1], 0)]
+    pad_top, pad_left = max(box[0], 0), max(box[1], 0)
+    pad_bottom = height - pad_top - int(inside.shape[0])
+    pad_right = width - pad_left - int(inside.shape[1])
+    if min(pad_top, pad_left, pad_bottom, pad_right) < 0:
+        raise AssertionError(f"restore_geometry: window {box} does not fit {original_size}")
+    if (pad_top, pad_left, pad_bottom, pad_right) != (0, 0, 0, 0) and fill is None:
+        raise ValueError(f"restore_geometry: fit={spec.fit!r} with pre_crop_size={spec.pre_crop_size} leaves "
+                         "pixels of the image unseen; pass fill= for them (only fit='stretch' or 'pad' "
+                         "can be mapped back without).")
+    return tf.pad(inside, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]],
+                  constant_values=tf.cast(fill or 0, inside.dtype))
 
 
 def crop_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:

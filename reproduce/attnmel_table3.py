@@ -4,11 +4,19 @@
     python reproduce/attnmel_table3.py --data-dir data/isic2017 --trained results/attnmel_table2
     python reproduce/attnmel_table3.py --smoke
 
-Sec. 3.3: each attention map ``A`` (eq. 2) of AttnMel-CNN, -Dermo and -Lesion, and
-the class activation map (Zhou et al.) of VGG-16-GAP, is upsampled (bilinear) to the
-input, re-normalised to [0, 1] (min-max per image), binarised at 0.5, and compared
-with the ground-truth lesion segmentation of the ISIC 2017 test images: the mean
-Jaccard index over images. Each row also writes ``attention_maps.png`` (Fig. 3: the
+Sec. 3.3: "we re-normalize each attention map to [0,1] and binarize it using a
+threshold of 0.5. Then we compute the Jaccard index with respect to the ground truth
+lesion segmentation", for each attention map ``A`` (eq. 2) of AttnMel-CNN, -Dermo
+and -Lesion, and the class activation map (Zhou et al.) of VGG-16-GAP: the mean
+Jaccard index over the ISIC 2017 test images. The ground truth is the full-size
+lesion mask, so by default (``--score-region original``) each map, re-normalised
+(min-max per image) at the model's resolution, is mapped back through the input's
+geometry (the 224 centre crop of the 256-resized centre square of 0.8 x the shorter
+side: :func:`data_tools.preprocess.restore_geometry`, bilinear), the pixels the
+model never sees count as not attended (0), and the binarised map is compared with
+the original mask at its original size. ``--score-region crop`` scores on the
+model's 224x224 input instead (the mask cropped the same way), which leaves out
+any lesion outside the crop. Each row also writes ``attention_maps.png`` (Fig. 3: the
 first test images with their pool-3 and pool-4 maps, or CAMs, overlaid).
 
 The models are those of Table 2: ``--trained`` reuses the best epochs written by
@@ -26,7 +34,9 @@ import keras
 import matplotlib.pyplot
 import numpy as np
 
+from data_tools.imageio import load_mask
 from data_tools.pipeline import segmentation_dataset
+from data_tools.preprocess import restore_geometry
 from reproduce.attnmel_recipe import (BUILDERS, ISIC2017, REGULARISED_ROWS, SMOKE, add_recipe_arguments,
                                       build_row_model, input_spec, read_isic2017_split, train_table2_row)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
@@ -52,8 +62,9 @@ TABLE = PaperTable(
         PaperRow("AttnMel-CNN-Lesion", {"pool3": 0.5533, "pool4": 0.6560}),
         PaperRow("VGG-16-GAP", {"CAM": 0.2825}),
     ],
-    notes=["Maps upsampled to the input, min-max normalised per image, thresholded at 0.5; "
-           "CAM of the predicted class."],
+    notes=["Maps min-max normalised per image, mapped back to the original image (pixels outside "
+           "AttnMel's centre crop count as not attended), thresholded at 0.5 and scored against the "
+           "full-size lesion masks (--score-region crop: on the 224x224 crop); CAM of the predicted class."],
 )
 
 
@@ -92,10 +103,23 @@ def binarised_jaccard(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -
     return mean_segmentation_scores(masks, [normalize_map(m) for m in maps])["jaccard"]
 
 
+def original_jaccard(maps: Sequence[np.ndarray], records: Sequence, spec) -> float:
+    """:func:`binarised_jaccard` at the original images' pixels: each map re-normalised,
+    mapped back (unseen pixels 0), thresholded at 0.5, against the full-size mask."""
+    masks, restored = [], []
+    for record, column_map in zip(records, maps, strict=True):
+        mask = load_mask(record.mask_paths["lesion"]) > 0
+        back = restore_geometry(normalize_map(column_map)[..., None], mask.shape, spec, fill=0.0)
+        masks.append(mask.astype(np.float32))
+        restored.append(np.asarray(back)[..., 0])
+    return mean_segmentation_scores(masks, restored)["jaccard"]
+
+
 def run_row(ctx: RowContext) -> RowResult:
     model = trained_model(ctx)
     test = read_isic2017_split(ctx, "test")
-    dataset = segmentation_dataset(test, input_spec(ctx.args), mask_names=("lesion",),
+    spec = input_spec(ctx.args)
+    dataset = segmentation_dataset(test, spec, mask_names=("lesion",),
                                    batch_size=ctx.args.batch_size, training=False)
     masks, maps, figure_images = [], {}, []
     for images, lesions in dataset.as_numpy_iterator():
@@ -103,7 +127,10 @@ def run_row(ctx: RowContext) -> RowResult:
             maps.setdefault(column, []).extend(batch_maps)
         masks.extend(lesions[..., 0])
         figure_images.extend(images[: FIGURE_IMAGES - len(figure_images)])
-    values = {column: binarised_jaccard(column_maps, masks) for column, column_maps in maps.items()}
+    if ctx.args.score_region == "original":
+        values = {column: original_jaccard(column_maps, test, spec) for column, column_maps in maps.items()}
+    else:
+        values = {column: binarised_jaccard(column_maps, masks) for column, column_maps in maps.items()}
     figure = plot_class_activation_maps(
         np.stack(figure_images), {f"{ctx.row.name} {column}": np.stack(column_maps[:len(figure_images)])
                                   for column, column_maps in maps.items()})
@@ -114,6 +141,9 @@ def run_row(ctx: RowContext) -> RowResult:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
+    parser.add_argument("--score-region", choices=("original", "crop"), default="original",
+                        help="score the maps against the full-size lesion masks (default), or on "
+                             "the model's centre crop")
     parser.add_argument("--trained", type=Path,
                         help="output folder of attnmel_table2.py whose best weights to evaluate "
                              "(default: train each row here)")

@@ -98,3 +98,23 @@ def test_smoke_table2_row_then_table3_on_its_weights(tmp_path):
     assert (tmp_path / "t3" / "rows" / "attnmel-cnn-lesion" / attnmel_table3.FIGURE_FILE).is_file()
     written = json.loads((tmp_path / "t2" / "table.json").read_text())
     assert "SYNTHETIC" in json.dumps(written)
+
+
+def test_table3_scores_on_the_full_size_masks_where_the_crop_misses_lesion(tmp_path):
+    """A map attending to the model's whole window, against a lesion filling the image:
+    on the crop it scores 1; on the original pixels only the window's share."""
+    from PIL import Image
+
+    from data_tools.preprocess import InputSpec
+    from data_tools.records import Record
+
+    mask_path = tmp_path / "ISIC_0000000_Segmentation.png"
+    Image.fromarray(np.full((60, 80), 255, np.uint8)).save(mask_path)
+    record = Record("ISIC_0000000", tmp_path / "ISIC_0000000.jpg", mask_paths={"lesion": mask_path})
+    spec = InputSpec(image_size=(28, 28), fit="crop", crop_fraction=0.8, pre_crop_size=(32, 32))
+    attention = np.ones((28, 28)); attention[0, 0] = 0.0  # min-max -> all 1 but one pixel
+    crop = attnmel_table3.binarised_jaccard([attention], [np.ones((28, 28))])
+    original = attnmel_table3.original_jaccard([attention], [record], spec)
+    window = round(28 * 48 / 32)  # side 48 = 0.8 * 60, resized 32, cropped 28
+    assert crop == pytest.approx(1 - 1 / 28 ** 2)
+    assert original == pytest.approx(window ** 2 / (60 * 80), abs=0.01)

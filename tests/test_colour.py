@@ -211,3 +211,23 @@ def test_gray_world_equalises_the_channel_means_and_keeps_brightness():
     np.testing.assert_allclose(np.asarray(resize_images(image, spec)), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="colour_constancy"):
         InputSpec(image_size=(6, 8), colour_constancy="retinex")
+
+
+def test_restore_geometry_inverts_attnmels_crop_and_fills_the_unseen_pixels():
+    """AttnMel's input: centre square of 0.8 x the shorter side, resized to 256, centre
+    224 crop. A map that marks the model's whole window comes back as exactly the
+    window's box in the original image; the rest is the fill value."""
+    from data_tools.preprocess import InputSpec, restore_geometry
+
+    spec = InputSpec(image_size=(224, 224), fit="crop", crop_fraction=0.8, pre_crop_size=(256, 256))
+    ones = tf.ones((224, 224, 1))
+    back = np.asarray(restore_geometry(ones, (300, 400), spec, fill=0.0))[..., 0]
+    side = 240  # floor(0.8 * 300)
+    top, left = (300 - side) // 2 + 16 * side / 256, (400 - side) // 2 + 16 * side / 256
+    rows, cols = np.nonzero(back)
+    assert back.shape == (300, 400)
+    assert (rows.min(), cols.min()) == (round(top), round(left))
+    assert rows.max() - rows.min() + 1 == round(224 * side / 256)
+    assert back.sum() == round(224 * side / 256) ** 2  # nothing blended outside the window
+    with pytest.raises(ValueError, match="pass fill="):
+        restore_geometry(ones, (300, 400), spec)
