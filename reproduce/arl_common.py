@@ -81,6 +81,7 @@ from zoo.arl_cnn.patches import (ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_test_p
 from zoo.submission import write_isic2017_classification_csv
 from zoo.arl_cnn.recipe import (ARL_AUGMENTATION, ARL_RECIPE, FINE_TUNING_LEARNING_RATE,
                                 HALVING_EPOCHS, SCRATCH_LEARNING_RATE, arl_sgd)
+from zoo.params import count_parameters
 from zoo.train import TrainResult, fit
 
 TASKS = ("melanoma", "seborrheic_keratosis")
@@ -162,7 +163,9 @@ def paper_scores(melanoma: Sequence[float], keratosis: Sequence[float]) -> dict[
 
 
 AVERAGE_AUC = Column("Average AUC", higher_is_better=True, decimals=3)
-PARAMS = Column("Params", "x10^7", decimals=1)
+PARAMS = Column("Params", "x10^7", decimals=2)
+"""Counted as the paper counts (:func:`zoo.params.count_parameters`); two decimals, since
+the paper's one-decimal values are rounded down (ResNet50: 2.351e7 printed 2.3)."""
 
 
 # --------------------------------------------------------------------------- flags
@@ -333,7 +336,9 @@ class TaskResult:
         scores: :func:`zoo.metrics.classification_scores` of the test images.
         image_scores: test image id -> averaged positive-class probability.
         history, best_epoch: from :func:`zoo.train.fit`.
-        params: the model's parameter count.
+        params: the model's parameter count as the paper counts it (trainable, no
+            bias in a convolution that batch norm follows: :func:`zoo.params.count_parameters`).
+        keras_params: Keras' ``count_params`` (moving statistics and those biases included).
     """
 
     scores: dict[str, float]
@@ -341,6 +346,7 @@ class TaskResult:
     history: dict[str, list[float]]
     best_epoch: int
     params: int
+    keras_params: int = 0
 
 
 def _settings(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -383,7 +389,8 @@ def train_and_score(ctx: RowContext, model: ArlModel, task: str, splits: Splits,
         scores=classification_scores(labels, scores, threshold=ctx.args.threshold),
         image_scores={r.image_id: float(s) for r, s in zip(splits.test, scores)},
         history=trained.history, best_epoch=trained.best_epoch,
-        params=trained.model.count_params())
+        params=count_parameters(trained.model).pytorch_style,
+        keras_params=trained.model.count_params())
     result_file.write_text(json.dumps(report.json_safe(dataclasses.asdict(result)), indent=1),
                            encoding="utf-8")
     return result
@@ -419,7 +426,7 @@ class RowScores:
 
     def extra(self) -> dict[str, Any]:
         """What a row keeps besides its columns: every score, epochs, sizes, histories."""
-        return {"params": self.tasks[TASKS[0]].params,
+        return {"params": self.tasks[TASKS[0]].params, "keras_params": self.tasks[TASKS[0]].keras_params,
                 "challenge": self.challenge_scores(),
                 "test_images": len(self.test),
                 **{task: {"scores": r.scores, "best_epoch": r.best_epoch, "history": r.history}
