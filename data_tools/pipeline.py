@@ -37,7 +37,8 @@ from typing import Callable, Literal, Sequence
 import tensorflow as tf
 
 from data_tools.augment import Augmentation, joint_random_crop
-from data_tools.preprocess import InputSpec, crop_images, normalize_images, resize_images, resize_masks, to_float_rgb
+from data_tools.preprocess import (InputSpec, corrected_rgb, crop_images, normalize_images, resize_images,
+                                  resize_masks)
 from data_tools.records import DatasetError, Record
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -470,8 +471,8 @@ def _expanded_samples(
         return index, tf.io.read_file(path), label
 
     def cut(index, data, label):
-        image = to_float_rgb(tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False),
-                                             (None, None, 3)))
+        image = corrected_rgb(tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False),
+                                              (None, None, 3)), spec)
         samples = expand(image, tf.stack([tf.constant(seed, tf.int64), index]))
         if samples.dtype != tf.float32 or samples.shape.rank != 4 or not samples.shape[1:].is_compatible_with(expected):
             raise ValueError(f"expand must return float32 samples [n, {expected[0]}, {expected[1]}, 3] "

@@ -231,12 +231,16 @@ def _fit_and_resize(images: tf.Tensor, spec: InputSpec, method: str, pad_value: 
     return tf.image.resize(images, spec.resize_size, method=method)
 
 
+def corrected_rgb(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Any image -> float32 RGB in [0, 1] with ``spec.colour_constancy`` applied to the
+    whole image: the first step of every path (resized inputs, ARL's patches)."""
+    images = to_float_rgb(images)
+    return gray_world(images) if spec.colour_constancy == "gray_world" else images
+
+
 def resize_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
     """Any image -> float32 RGB in [0, 1], fitted per ``spec.fit`` and resized to ``spec.resize_size``."""
-    images = to_float_rgb(images)
-    if spec.colour_constancy == "gray_world":
-        images = gray_world(images)
-    images = _fit_and_resize(images, spec, spec.resize, GREY)
+    images = _fit_and_resize(corrected_rgb(images, spec), spec, spec.resize, GREY)
     # Bicubic overshoots; clipping keeps every method in [0, 1].
     return tf.clip_by_value(images, 0.0, 1.0)
 

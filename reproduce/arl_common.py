@@ -70,7 +70,9 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from data_tools.synthetic import make_isic2017
 from reproduce import report
-from reproduce.datasets import DatasetNeed
+from reproduce.arl_extra_images import (DEFAULT_LIST, SYNTHETIC_LIST, extra_images_argument, read_extra_images,
+                                        write_synthetic_extras)
+from reproduce.datasets import DatasetNeed, MissingDataError
 from reproduce.frame import NON_RESULT_FLAGS, Column, RowContext, RowResult, number_in_range
 from zoo.metrics import classification_scores, isic2017_average_auc
 from zoo.arl_cnn.models import (build_arl_cnn14, build_arl_cnn50, build_ran14, build_ran50,
@@ -105,12 +107,18 @@ The small learning rate keeps the barely trained networks finite in inference mo
 after two steps at 0.01 their batch-norm moving statistics are far from the
 activations' (RAN14's soft-mask branch pools 32x32 inputs down to 1x1 maps)."""
 
+def _make_synthetic_data(root: Path) -> Path:
+    """Synthetic ISIC 2017 in ``root/isic2017`` and synthetic extra images beside it."""
+    data_dir = make_isic2017(root / "isic2017", n_train=6, n_val=3, n_test=6, image_size=(48, 64))
+    write_synthetic_extras(root)
+    return data_dir
+
+
 DATASET = DatasetNeed(
     name="ISIC 2017 (Part 3)",
     default_dir="data/isic2017",
     how_to_get="python -m data_tools.download isic2017 --dest data/isic2017",
-    make_synthetic=functools.partial(make_isic2017, n_train=6, n_val=3, n_test=6,
-                                     image_size=(48, 64)),
+    make_synthetic=_make_synthetic_data,
 )
 
 
@@ -196,6 +204,15 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps-per-epoch", type=number_in_range(int, 1),
                         help="training batches per epoch (default: one pass over the 60 "
                              "patches of every training image)")
+    parser.add_argument("--extra-images", type=extra_images_argument, default=DEFAULT_LIST,
+                        help="the extra ISIC Archive training images (Sec. IV-A: 1320; a list "
+                             "image_id,melanoma,seborrheic_keratosis[,path] as "
+                             "reproduce/arl_extra_images.py writes it), or 'none' to train on the "
+                             "2000 challenge images only (default: %(default)s)")
+    parser.add_argument("--colour-constancy", choices=("gray_world",),
+                        help="normalise every image's colour with the gray-world algorithm first "
+                             "(Sec. V-F: ARL-CNN50 then reaches an average AUC of 0.918; default: off, "
+                             "as every table of the paper)")
     parser.add_argument("--threshold", type=number_in_range(float, 0.0, 1.0, include_low=False),
                         default=THRESHOLD,
                         help="score threshold of accuracy, sensitivity and specificity "
@@ -206,7 +223,8 @@ def input_spec(args: argparse.Namespace, weights: str | None) -> InputSpec:
     """Patches of ``--image-size``, stretched; in keras.applications' "caffe" scaling
     for ImageNet ResNet50 weights (what they expect), else in [0, 1]."""
     return InputSpec(image_size=(args.image_size, args.image_size),
-                     scale="unit" if weights is None else "caffe")
+                     scale="unit" if weights is None else "caffe",
+                     colour_constancy=args.colour_constancy)
 
 
 def initial_weights(args: argparse.Namespace, model: ArlModel) -> str | None:
@@ -233,10 +251,56 @@ class Splits:
     test: Sequence[Record]
 
 
-def read_splits(ctx: RowContext, parts: Sequence[int] = (3,)) -> Splits:
-    """ISIC 2017 training, validation and test records with their Part 3 labels."""
+def read_splits(ctx: RowContext, parts: Sequence[int] = (3,), *, extras: bool = True) -> Splits:
+    """ISIC 2017 training, validation and test records with their Part 3 labels; the
+    training set enlarged by ``--extra-images`` (Sec. IV-A) unless ``extras=False`` or
+    ``--extra-images none``."""
     read = functools.partial(read_isic2017, ctx.data_dir, parts=parts, skip_bad=ctx.bad_inputs)
-    return Splits(read("train"), read("validation"), read("test"))
+    splits = Splits(read("train"), read("validation"), read("test"))
+    if not extras or ctx.args.extra_images is None:
+        return splits
+    return add_extra_images(ctx, splits)
+
+
+def add_extra_images(ctx: RowContext, splits: Splits) -> Splits:
+    """``splits`` with the ``--extra-images`` added to the training set; a listed image
+    of the challenge (any split) is refused (it would leak or count twice)."""
+    challenge_ids = {r.image_id for split in (splits.train, splits.validation, splits.test) for r in split}
+    added = read_extra_images(extra_images_path(ctx), challenge_ids, skip_bad=ctx.bad_inputs)
+    return Splits([*splits.train, *added], splits.validation, splits.test)
+
+
+def extra_images_path(ctx: RowContext) -> Path:
+    """``--extra-images`` (the synthetic list under ``--smoke`` by default); a missing
+    list stops with how to make it or how to run without it."""
+    path = ctx.args.extra_images
+    if ctx.smoke and path == DEFAULT_LIST:
+        return ctx.data_dir.parent / SYNTHETIC_LIST
+    if not Path(path).is_file():
+        raise MissingDataError(
+            f"The paper trains with 1320 extra ISIC Archive images (Sec. IV-A), listed in {path}, which "
+            f"does not exist. Make it with\n  python reproduce/arl_extra_images.py --isic2017 {ctx.data_dir} "
+            f"--dest {Path(path).parent}\nor pass --extra-images FILE.csv, or --extra-images none to train "
+            "on the 2000 challenge images only (the title then says so).")
+    return Path(path)
+
+
+def extras_variant(args: argparse.Namespace) -> str | None:
+    """The title's note when the run departs from the paper's tables (``run_table(variant=)``):
+    without the extra images, or with colour constancy (Sec. V-F)."""
+    notes = []
+    if args.extra_images is None:
+        notes.append("no extra images: the 2000 ISIC 2017 training images only")
+    if getattr(args, "colour_constancy", None):
+        notes.append(f"{args.colour_constancy} colour constancy (Sec. V-F: average AUC 0.918)")
+    return "; ".join(notes) or None
+
+
+EXTRAS_NOTE = ("Trained on the 2000 ISIC 2017 training images plus 1320 ISIC Archive images (Sec. IV-A: "
+               "466 melanoma, 822 nevus, 32 seborrheic keratosis); the paper lists none, so "
+               "reproduce/arl_extra_images.py draws a seeded sample with those counts (--extra-images none: "
+               "the 2000 only, named in the title). --colour-constancy gray_world: Sec. V-F's variant, "
+               "average AUC 0.918 in the paper.")
 
 
 def _one_hot(labels: tf.Tensor) -> tf.Tensor:

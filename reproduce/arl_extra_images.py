@@ -46,6 +46,12 @@ SEARCHES = {
 SELECTION_FILE = "selection.json"
 LIST_FILE = "extra_images.csv"
 IMAGES_DIR = "images"
+DEFAULT_DEST = Path("data/isic_archive_extra")
+DEFAULT_LIST = DEFAULT_DEST / LIST_FILE
+"""Where this command writes its list, which the ARL tables read by default."""
+SYNTHETIC_LIST = Path("isic_archive") / LIST_FILE
+"""Under ``--smoke``: the synthetic extras' list, relative to the synthetic data's parent."""
+_SYNTHETIC_ID_OFFSET = 300_000  # beyond the synthetic ISIC 2017 splits' ids (0, 100000, 200000)
 LABELS = {"melanoma": (1, 0), "nevus": (0, 0), "seborrheic_keratosis": (0, 1)}
 """Class -> (melanoma, seborrheic_keratosis), the ISIC 2017 Part 3 columns."""
 TASKS = ("melanoma", "seborrheic_keratosis")
@@ -65,7 +71,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--isic2017", type=Path, required=True,
                         help="the ISIC 2017 folder: its images are never selected")
-    parser.add_argument("--dest", type=Path, default=Path("data/isic_archive_extra"),
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST,
                         help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="the sample's seed (default: %(default)s)")
     parser.add_argument("--search", type=_search_flag, action="append", default=[],
@@ -182,6 +188,30 @@ def read_extra_images(path: str | Path, challenge_ids: set[str], *,
     if not records:
         raise DatasetError(path, "lists no usable image")
     return list(records.values())
+
+
+def extra_images_argument(text: str) -> Path | None:
+    """argparse ``type`` of ``--extra-images``: a list's path, or ``none`` (no extras)."""
+    return None if text.lower() == "none" else Path(text)
+
+
+def write_synthetic_extras(root: Path, count: int = 3) -> Path:
+    """Synthetic extras for ``--smoke``: ``count`` images of an ISIC 2017 stand-in,
+    listed in ``root /`` :data:`SYNTHETIC_LIST` with ids beyond the challenge's."""
+    from data_tools.isic import read_isic2017
+    from data_tools.synthetic import make_isic2017
+
+    listed = root / SYNTHETIC_LIST
+    archive = make_isic2017(listed.parent / IMAGES_DIR, n_train=count, n_val=0, n_test=0,
+                            image_size=(48, 64), seed=1)
+    with listed.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*EXTRA_COLUMNS, "path"])
+        for index, record in enumerate(read_isic2017(archive, "train", parts=(3,))):
+            writer.writerow([f"ISIC_{_SYNTHETIC_ID_OFFSET + index:07d}",
+                             *(int(record.labels[task]) for task in TASKS),
+                             record.image_path.relative_to(listed.parent)])
+    return listed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (DATASET, MODELS, PAPER_SETTINGS, PARAMS, SCORE_COLUMNS, SMOKE,
+from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, DATASET, MODELS, PAPER_SETTINGS, PARAMS, SCORE_COLUMNS, SMOKE,
                                   add_recipe_arguments, paper_scores, read_splits, row_result,
                                   score_model, table_values)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
@@ -52,6 +52,7 @@ TABLE = PaperTable(
     columns=[PARAMS, *SCORE_COLUMNS],
     rows=[PaperRow(row_name(model), values) for model, values in PAPER_ROWS.items()],
     notes=[
+        EXTRAS_NOTE,
         "Two binary models per row (2-way softmax, Table I), one per sub-task; Params counts one "
         "of them as the paper's PyTorch-era tables do: trainable parameters, no bias in a "
         "convolution that batch norm follows (ResNet50: 2.351e7, torchvision's count with a "
@@ -79,7 +80,7 @@ def run_row(ctx: RowContext) -> RowResult:
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
                      add_arguments=add_recipe_arguments, defaults=PAPER_SETTINGS,
-                     smoke_overrides=SMOKE)
+                     smoke_overrides=SMOKE, variant=extras_variant)
 
 
 if __name__ == "__main__":

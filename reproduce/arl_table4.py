@@ -1,6 +1,7 @@
 """ARL-CNN Table IV: ARL-CNN50 beside the top ISIC 2017 challenge records.
 
-    python reproduce/arl_table4.py --data-dir data/isic2017 --extra-images archive/extra.csv
+    python reproduce/arl_extra_images.py --isic2017 data/isic2017   # once: the 1320 extra images
+    python reproduce/arl_table4.py --data-dir data/isic2017
     python reproduce/arl_table4.py --data-dir data/isic2017 --rows arl-cnn50-no-external-data
     python reproduce/arl_table4.py --smoke              # synthetic data and synthetic extras
 
@@ -11,35 +12,24 @@ keratoses, Sec. IV-A), and trained on the 2000 alone. The six challenge entries
 are quoted from the paper. "Average AUC", the mean of the two sub-tasks' AUCs,
 is the challenge's ranking score.
 
-The paper does not list its 1320 images. ``--extra-images`` takes a CSV in the
-ISIC 2017 Part 3 format, ``image_id,melanoma,seborrheic_keratosis`` (nevus: both
-0), with an optional ``path`` column (absolute, or relative to the CSV's folder;
-default ``<CSV folder>/<image_id>.jpg``). An image that is also in the ISIC 2017
-training, validation or test set is refused: in the validation or test set it
-would leak, in the training set it would count twice.
+The paper does not list its 1320 images: ``reproduce/arl_extra_images.py`` draws a
+seeded sample with its class counts from the ISIC Archive, and ``--extra-images``
+(default: that command's list) takes any CSV in the ISIC 2017 Part 3 format
+(:func:`reproduce.arl_extra_images.read_extra_images`). An image that is also in
+the ISIC 2017 training, validation or test set is refused: in the validation or test
+set it would leak, in the training set it would count twice.
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import dataclasses
-from pathlib import Path
 from typing import Sequence
 
-from data_tools.isic import read_isic2017
-from data_tools.records import Record
-from data_tools.synthetic import make_isic2017
 from reproduce.arl_common import (AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, SCORE_COLUMNS,
-                                  SMOKE, TASKS, Splits, add_recipe_arguments, paper_scores,
+                                  SMOKE, add_extra_images, add_recipe_arguments, paper_scores,
                                   read_splits, row_result, score_model, table_values)
 from reproduce.datasets import MissingDataError
-from reproduce.arl_extra_images import EXTRA_COLUMNS, read_extra_images
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 
 PAPER_EXTRA_IMAGES = 1320
-SYNTHETIC_EXTRAS = Path("isic_archive") / "extra_images.csv"
-"""Under ``--smoke``: the synthetic extras list, relative to the synthetic data's parent."""
-_SYNTHETIC_ID_OFFSET = 300_000  # beyond the synthetic splits' ids (0, 100000, 200000)
 
 EXTERNAL = Column("External data", "images", decimals=0)
 WITH_EXTRAS = f"ARL-CNN50*, {PAPER_EXTRA_IMAGES} ISIC Archive images"
@@ -90,64 +80,22 @@ TABLE = PaperTable(
 
 
 
-def make_synthetic_data(root: Path) -> Path:
-    """Synthetic ISIC 2017 in ``root/isic2017`` and extras listed in ``root/``
-    :data:`SYNTHETIC_EXTRAS` (ids beyond the challenge's, files in the list's folder)."""
-    data_dir = DATASET.make_synthetic(root / "isic2017")
-    archive = make_isic2017(root / SYNTHETIC_EXTRAS.parent / "images", n_train=3, n_val=0,
-                            n_test=0, image_size=(48, 64), seed=1)
-    listed = root / SYNTHETIC_EXTRAS
-    with listed.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*EXTRA_COLUMNS, "path"])
-        for index, record in enumerate(read_isic2017(archive, "train", parts=(3,))):
-            writer.writerow([f"ISIC_{_SYNTHETIC_ID_OFFSET + index:07d}",
-                             *(int(record.labels[task]) for task in TASKS),
-                             record.image_path.relative_to(listed.parent)])
-    return data_dir
-
-
-DATASET_WITH_EXTRAS = dataclasses.replace(DATASET, make_synthetic=make_synthetic_data)
-
-
-# --------------------------------------------------------------------------- rows
-
-
-def extras_list(ctx: RowContext) -> Path:
-    """``--extra-images``, or the synthetic list under ``--smoke``."""
-    if ctx.args.extra_images is not None:
-        return ctx.args.extra_images
-    if ctx.smoke:
-        return ctx.data_dir.parent / SYNTHETIC_EXTRAS
-    raise MissingDataError(
-        f"The row {WITH_EXTRAS!r} needs the list of extra ISIC Archive images: pass "
-        "--extra-images FILE.csv (columns image_id,melanoma,seborrheic_keratosis[,path]).\n"
-        f"To run the other row alone: --rows {slug(WITHOUT_EXTRAS)}")
-
-
 def run_row(ctx: RowContext) -> RowResult:
-    splits = read_splits(ctx)
-    extras: list[Record] = []
-    if ctx.row.name == WITH_EXTRAS:
-        challenge_ids = {r.image_id for split in (splits.train, splits.validation, splits.test)
-                         for r in split}
-        extras = read_extra_images(extras_list(ctx), challenge_ids, skip_bad=ctx.bad_inputs)
-        splits = Splits([*splits.train, *extras], splits.validation, splits.test)
+    with_extras = ctx.row.name == WITH_EXTRAS
+    if with_extras and ctx.args.extra_images is None:
+        raise MissingDataError(f"the row {WITH_EXTRAS!r} trains with the extra images; --extra-images none "
+                               f"leaves only --rows {slug(WITHOUT_EXTRAS)}")
+    challenge = read_splits(ctx, extras=False)
+    splits = add_extra_images(ctx, challenge) if with_extras else challenge
     row = score_model(ctx, MODELS["ARL-CNN50"], splits)
-    values = {EXTERNAL.name: float(len(extras)), **table_values(row, average_auc=True)}
+    values = {EXTERNAL.name: float(len(splits.train) - len(challenge.train)),
+              **table_values(row, average_auc=True)}
     return row_result(row, values)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_recipe_arguments(parser)
-    parser.add_argument("--extra-images", type=Path,
-                        help="CSV of extra training images for the first row: "
-                             "image_id,melanoma,seborrheic_keratosis[,path]")
-
-
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET_WITH_EXTRAS, argv=argv,
-                     add_arguments=add_arguments, defaults=PAPER_SETTINGS,
+    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
+                     add_arguments=add_recipe_arguments, defaults=PAPER_SETTINGS,
                      smoke_overrides=SMOKE)
 
 

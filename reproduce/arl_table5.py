@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from reproduce.arl_common import (DATASET, MODELS, PAPER_SETTINGS, SCORE_COLUMNS, SMOKE,
+from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, DATASET, MODELS, PAPER_SETTINGS, SCORE_COLUMNS, SMOKE,
                                   add_recipe_arguments, paper_scores, read_splits, row_result,
                                   score_model, table_values)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
@@ -32,7 +32,7 @@ TABLE = PaperTable(
     columns=SCORE_COLUMNS,
     rows=[PaperRow(name, paper_scores(melanoma, keratosis))
           for name, (_, melanoma, keratosis) in PAPER_ROWS.items()],
-    notes=["ARL-CNN50 initialised from ImageNet ResNet50, alpha = 0.001 (Sec. IV-B).",
+    notes=[EXTRAS_NOTE, "ARL-CNN50 initialised from ImageNet ResNet50, alpha = 0.001 (Sec. IV-B).",
            "ACC, sensitivity and specificity at a score threshold of 0.5 (--threshold)."],
 )
 
@@ -47,7 +47,7 @@ def run_row(ctx: RowContext) -> RowResult:
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
                      add_arguments=add_recipe_arguments, defaults=PAPER_SETTINGS,
-                     smoke_overrides=SMOKE)
+                     smoke_overrides=SMOKE, variant=extras_variant)
 
 
 if __name__ == "__main__":

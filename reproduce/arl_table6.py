@@ -42,7 +42,7 @@ from data_tools.isic import read_isic2017
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import Record
-from reproduce.arl_common import (AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, SMOKE, Splits,
+from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, SMOKE, Splits,
                                   add_recipe_arguments, claim_folder, number_in_range, read_splits,
                                   row_result, score_model)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
@@ -75,7 +75,7 @@ TABLE = PaperTable(
     columns=[MELANOMA_AUC, KERATOSIS_AUC, AVERAGE_AUC],
     rows=[PaperRow(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean})
           for name, (_, _, m, sk, mean) in PAPER_ROWS.items()],
-    notes=["Segmenter: a U-Net of this zoo (the paper: DeepLabv3+), trained on the ISIC 2017 "
+    notes=[EXTRAS_NOTE, "Segmenter: a U-Net of this zoo (the paper: DeepLabv3+), trained on the ISIC 2017 "
            "Part 1 training masks, or --segmenter.",
            f"ROI: bounding box of the predicted mask plus {ROI_MARGIN:.0%} of its size on each "
            "side (--roi-margin; the paper gives none)."],
@@ -253,7 +253,8 @@ SMOKE_SEGMENTER = {"segmenter_size": 32, "segmenter_epochs": 1, "segmenter_batch
 
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
-                     defaults=PAPER_SETTINGS, smoke_overrides={**SMOKE, **SMOKE_SEGMENTER})
+                     defaults=PAPER_SETTINGS, smoke_overrides={**SMOKE, **SMOKE_SEGMENTER},
+                     variant=extras_variant)
 
 
 if __name__ == "__main__":

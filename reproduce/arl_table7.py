@@ -34,7 +34,7 @@ import numpy as np
 from scipy import stats
 
 from reproduce import report
-from reproduce.arl_common import (DATASET, MODELS, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
+from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, DATASET, MODELS, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
                                   number_in_range, read_splits, score_model)
 from reproduce.frame import (Column, PaperRow, PaperTable, RowContext, RowResult, TableResult,
                              run_table)
@@ -66,7 +66,7 @@ TABLE = PaperTable(
     rows=[PaperRow(row_name(model), {**{c.name: v for c, v in zip(RUN_COLUMNS, runs)},
                                      MEAN.name: float(np.mean(runs))})
           for model, runs in PAPER_RUNS.items()],
-    notes=["Run i uses seed --seed + i - 1, for its training and for its own 9 random test "
+    notes=[EXTRAS_NOTE, "Run i uses seed --seed + i - 1, for its training and for its own 9 random test "
            "patches per image; average AUC = mean of the melanoma and seborrheic "
            "keratosis AUCs (the ISIC 2017 ranking score).",
            "The two-sample t-test of Sec. V-G follows the table (table.md, ttest.json)."],
@@ -204,7 +204,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> TableResult:
     result = run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
-                       defaults=PAPER_SETTINGS, smoke_overrides={**SMOKE, "runs": 2})
+                       defaults=PAPER_SETTINGS, smoke_overrides={**SMOKE, "runs": 2},
+                       variant=extras_variant)
     print("\n" + write_t_test(result))
     return result
 

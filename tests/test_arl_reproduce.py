@@ -17,7 +17,8 @@ from scipy import stats
 from data_tools.isic import read_isic2017
 from data_tools.preprocess import normalize_images, to_float_rgb
 from data_tools.records import BadInputPolicy, DatasetError
-from reproduce import arl_common, arl_table4, arl_table6, arl_table7
+from reproduce import arl_common, arl_extra_images, arl_table6, arl_table7
+from reproduce.datasets import MissingDataError
 from reproduce.frame import PaperRow, RowContext, RowResult, TableResult
 from zoo.arl_cnn.patches import arl_test_patches
 from zoo.train import TrainResult
@@ -76,7 +77,7 @@ def test_t_test_report_prints_scipy_values(tmp_path):
 
 @pytest.fixture(scope="module")
 def isic2017(tmp_path_factory):
-    root = arl_table4.make_synthetic_data(tmp_path_factory.mktemp("arl"))
+    root = arl_common.DATASET.make_synthetic(tmp_path_factory.mktemp("arl"))
     return root, {split: read_isic2017(root, split, parts=(3,))
                   for split in ("train", "validation", "test")}
 
@@ -88,7 +89,7 @@ def test_image_scores_average_each_images_nine_patches(isic2017):
     inputs = keras.Input((32, 32, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
-    spec = arl_common.input_spec(argparse.Namespace(image_size=32), weights="imagenet")
+    spec = arl_common.input_spec(argparse.Namespace(image_size=32, colour_constancy=None), weights="imagenet")
     expected = []
     for index, record in enumerate(records):
         image = to_float_rgb(tf.io.decode_image(tf.io.read_file(str(record.image_path)), 3))
@@ -104,7 +105,7 @@ def test_each_run_draws_its_own_test_patches(isic2017):
     """Sec. IV-B "randomly crop nine patches from each test image", in each of Table
     VII's runs: the patches follow the run's seed, the same whenever it is rerun."""
     records = isic2017[1]["test"][:2]
-    spec = arl_common.input_spec(argparse.Namespace(image_size=32), weights=None)
+    spec = arl_common.input_spec(argparse.Namespace(image_size=32, colour_constancy=None), weights=None)
 
     def patches(seed):
         data = arl_common.evaluation_patches(records, "melanoma", spec, 18, cache=False, seed=seed)
@@ -150,9 +151,9 @@ def _write_extras(path, rows):
 
 def test_extra_images_are_read_and_checked(isic2017, tmp_path):
     root, splits = isic2017
-    listed = root.parent / arl_table4.SYNTHETIC_EXTRAS
+    listed = root.parent / arl_extra_images.SYNTHETIC_LIST
     challenge = {r.image_id for records in splits.values() for r in records}
-    extras = arl_table4.read_extra_images(listed, challenge)
+    extras = arl_extra_images.read_extra_images(listed, challenge)
     assert [r.image_id for r in extras] == ["ISIC_0300000", "ISIC_0300001", "ISIC_0300002"]
     assert all(r.image_path.is_file() for r in extras)
     assert sum(r.labels["melanoma"] + r.labels["seborrheic_keratosis"] for r in extras) == 2
@@ -164,15 +165,15 @@ def test_extra_images_are_read_and_checked(isic2017, tmp_path):
                                                ["ISIC_0400001", 1, 1, image],
                                                ["ISIC_0400002", 0, 0, tmp_path / "none.jpg"]])
     with pytest.raises(DatasetError, match=rf"bad\.csv: line 3: {test_id} is an ISIC 2017"):
-        arl_table4.read_extra_images(bad, challenge)
+        arl_extra_images.read_extra_images(bad, challenge)
     policy = BadInputPolicy(skip_bad=True)
-    kept = arl_table4.read_extra_images(bad, challenge, skip_bad=policy)
+    kept = arl_extra_images.read_extra_images(bad, challenge, skip_bad=policy)
     assert [r.image_id for r in kept] == ["ISIC_0400000"]
     assert [str(e).split(": ")[1] for e in policy.skipped] == ["line 3", "line 4", "line 5"]
     no_labels = tmp_path / "no_labels.csv"
     no_labels.write_text("image_id,path\nISIC_0400000,x.jpg\n", encoding="utf-8")
     with pytest.raises(DatasetError, match="missing column"):
-        arl_table4.read_extra_images(no_labels, challenge)
+        arl_extra_images.read_extra_images(no_labels, challenge)
 
 
 # --------------------------------------------------------------------------- --smoke
@@ -223,7 +224,7 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
     monkeypatch.setattr(arl_common, "train_task", fake_train)
     monkeypatch.setattr(arl_common, "image_scores", fake_scores)
     args = argparse.Namespace(seed=3, threshold=0.5, epochs=1, out=tmp_path, xla=None,
-                              image_size=32, batch_size=4, pretrained=False)
+                              image_size=32, batch_size=4, pretrained=False, colour_constancy=None)
     ctx = RowContext(args, PaperRow("x", {}), root, tmp_path, True, BadInputPolicy())
     data = arl_common.Splits(splits["train"], splits["validation"], splits["test"])
     first = arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data)
@@ -241,3 +242,41 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
         rows = list(csv.DictReader(handle))
     assert [r["image_id"] for r in rows] == [r.image_id for r in splits["test"]]
     np.testing.assert_allclose([float(r["melanoma"]) for r in rows], np.linspace(0.1, 0.9, len(rows)))
+
+
+def test_tables_train_with_the_extra_images_unless_told_not_to(isic2017, tmp_path):
+    """Sec. IV-A: Tables III, V, VI, VII are the model trained with the 1320 extras; a
+    missing list stops with how to get it; --extra-images none says so in the title."""
+    root, splits = isic2017
+    parser = argparse.ArgumentParser()
+    arl_common.add_recipe_arguments(parser)
+    args = parser.parse_args([])
+    assert args.extra_images == arl_extra_images.DEFAULT_LIST
+    ctx = RowContext(args, PaperRow("x", {}), root, tmp_path, True, BadInputPolicy(False))
+    enlarged = arl_common.read_splits(ctx)
+    assert len(enlarged.train) == len(splits["train"]) + 3  # the synthetic extras
+    missing = RowContext(parser.parse_args(["--extra-images", str(tmp_path / "none.csv")]),
+                         PaperRow("x", {}), root, tmp_path, False, BadInputPolicy(False))
+    with pytest.raises(MissingDataError, match=r"(?s)arl_extra_images\.py --isic2017 .*--extra-images none"):
+        arl_common.read_splits(missing)
+    none = parser.parse_args(["--extra-images", "none"])
+    plain = RowContext(none, PaperRow("x", {}), root, tmp_path, False, BadInputPolicy(False))
+    assert len(arl_common.read_splits(plain).train) == len(splits["train"])
+    assert arl_common.extras_variant(none).startswith("no extra images")
+    assert arl_common.extras_variant(args) is None
+
+
+def test_colour_constancy_option_reaches_the_patches(isic2017):
+    """Sec. V-F: gray world on the whole image, before the patches are cut; named in the title."""
+    parser = argparse.ArgumentParser()
+    arl_common.add_recipe_arguments(parser)
+    args = parser.parse_args(["--colour-constancy", "gray_world", "--image-size", "32"])
+    spec = arl_common.input_spec(args, None)
+    assert spec.colour_constancy == "gray_world"
+    assert "gray_world colour constancy" in arl_common.extras_variant(args)
+    plain_spec = arl_common.input_spec(parser.parse_args(["--image-size", "32"]), None)
+    records = isic2017[1]["test"][:2]
+    corrected = arl_common.evaluation_patches(records, "melanoma", spec, 18, cache=False, seed=0)
+    plain = arl_common.evaluation_patches(records, "melanoma", plain_spec, 18, cache=False, seed=0)
+    a, b = (np.asarray(next(iter(d))[0]) for d in (corrected, plain))
+    assert a.shape == b.shape and np.abs(a - b).max() > 1e-3
