@@ -16,18 +16,29 @@ Stages, in order (training / evaluation):
    (ISIC 2018 at 256 x 256: about 2 GB). With an ``expand`` hook of
    :func:`classification_dataset` the raw file bytes are cached instead (its
    samples are cut from the full-resolution image).
-3. **shuffle** (training, seeded, reshuffled every epoch), optional **repeat**.
+3. **shuffle** (training: a new order every epoch, drawn from ``(seed, epoch)``),
+   optional **repeat**.
 4. **augment** (training, parallel): a random ``spec.image_size`` window when the
    spec has a ``pre_crop_size`` (centred in evaluation), then an
    :class:`~data_tools.augment.Augmentation`, jointly on image and masks.
 5. **normalize**: :func:`~data_tools.preprocess.normalize_images` (colour space and
    scale), then **batch** and **prefetch**.
 
-Determinism: ``options.deterministic`` is on, the shuffle is seeded, and every
-element draws its augmentation from a stateless seed taken from
-``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``: the same
-``seed`` gives the same batches in every run, each epoch gets new draws, and a
-different ``seed`` gives different ones.
+Determinism: ``options.deterministic`` is on, and epoch *e* of a training dataset
+is a function of ``(seed, e)`` alone: its shuffle order is seeded by them and every
+element draws its augmentation from the stateless seed ``(seed, e, position in the
+epoch)``. The same ``seed`` gives the same batches in every run, each epoch gets
+new draws, a different ``seed`` gives different ones, and, because nothing depends
+on how many epochs a process has run, a run resumed at epoch *e* in a new process
+sees exactly the batches an uninterrupted run sees (:func:`set_training_epoch`).
+
+Epochs: every training dataset has an epoch counter. A new iterator of a dataset
+that does not repeat takes the counter's value as its epoch and advances it, so a
+plain loop over it, or Keras' ``fit``, gets epochs 0, 1, 2, ...; a repeated dataset
+starts at the counter's value and counts on by itself. :func:`zoo.train.fit` sets
+every counter to the epoch it is about to run (:func:`set_training_epoch`), which
+makes resuming after an interruption exact. Build the datasets outside a
+distribution strategy's scope (the counter is a plain variable).
 """
 from __future__ import annotations
 
@@ -50,6 +61,20 @@ Expand = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 EXPAND_SHUFFLE_SAMPLES = 2048
 """Default ``sample_buffer`` of :func:`classification_dataset` (about 34 images of
 ARL-CNN's 60 patches; at 224 x 224 float32 RGB, 1.2 GB)."""
+_EPOCH_COUNTERS: list[tf.Variable] = []
+"""Every training dataset's epoch counter (held here: tf.data's functions hold the
+variables they read only weakly; one scalar per dataset built)."""
+_NO_END = tf.int64.max
+
+
+def set_training_epoch(epoch: int) -> None:
+    """Make every live training dataset's next iterator start at ``epoch`` (module docs)."""
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"set_training_epoch: epoch must be a non-negative int, got {epoch!r}.")
+    for counter in _EPOCH_COUNTERS:
+        counter.assign(epoch)
+
+
 # Leading bytes of the formats tf.io.decode_image reads.
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF87a", b"GIF89a")
 
@@ -165,25 +190,56 @@ def _mask_target(masks: tf.Tensor, mask_mode: str) -> tf.Tensor:
 # ------------------------------------------------------------------ stages
 
 
-def _with_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
-    """Zip every element with its own stateless seed (new draws every iteration)."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(dataset, seeds)
+def _epochs(one_epoch: Callable[[tf.Tensor], tf.data.Dataset], repeat: bool) -> tf.data.Dataset:
+    """``one_epoch(e)`` for e = this iterator's first epoch (its counter), and on
+    forever with ``repeat`` (see the module docstring)."""
+    with tf.init_scope():
+        counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="training_epoch")
+    _EPOCH_COUNTERS.append(counter)
+    start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+    if repeat:
+        epochs = start.map(lambda _: counter.read_value()).flat_map(
+            lambda first: tf.data.Dataset.range(first, _NO_END))
+    else:
+        epochs = start.map(lambda _: counter.assign_add(1) - 1).flat_map(
+            lambda first: tf.data.Dataset.range(first, first + 1))
+    return epochs.flat_map(one_epoch)
 
 
-def _shuffle_repeat(dataset: tf.data.Dataset, training: bool, buffer: int, seed: int, repeat: bool) -> tf.data.Dataset:
-    if training:
-        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+def _epoch_shuffle(dataset: tf.data.Dataset, buffer: int, seed: int, epoch: tf.Tensor, stream: int = 0
+                   ) -> tf.data.Dataset:
+    """``dataset`` shuffled with a seed that is a function of ``(seed, epoch, stream)``
+    only; called while tf.data traces an epoch function.
+
+    The function graph's own seed is cleared first: tf.data combines a shuffle's seed
+    with the graph-level seed (``keras.utils.set_random_seed`` sets one), and that
+    combination cannot take a seed computed from the epoch tensor.
+    """
+    tf.compat.v1.get_default_graph().seed = None
+    epoch_seed = (tf.constant(seed, tf.int64) * 1_000_003 + epoch) * 2 + stream
+    return dataset.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+
+
+def _with_seeds(dataset: tf.data.Dataset, seed: int, epoch: tf.Tensor) -> tf.data.Dataset:
+    """Every element of one epoch with its stateless seed ``(seed, epoch, position)``."""
+    key = tf.stack([tf.constant(seed, tf.int64), epoch])
+    return dataset.enumerate().map(
+        lambda position, element: (element, tf.random.experimental.stateless_fold_in(key, position)))
+
+
+def _training_epochs(dataset: tf.data.Dataset, finish, buffer: int, seed: int, repeat: bool) -> tf.data.Dataset:
+    """Shuffled (per epoch) and finished with per-element seeds: the training stages."""
+    def one_epoch(epoch):
+        shuffled = _epoch_shuffle(dataset, buffer, seed, epoch)
+        return _with_seeds(shuffled, seed, epoch).map(
+            lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE)
+
+    return _epochs(one_epoch, repeat)
+
+
+def _evaluation(dataset: tf.data.Dataset, finish, repeat: bool) -> tf.data.Dataset:
+    dataset = dataset.map(finish, num_parallel_calls=AUTOTUNE)
     return dataset.repeat() if repeat else dataset
-
-
-def _map_finish(dataset: tf.data.Dataset, finish, training: bool, seed: int) -> tf.data.Dataset:
-    """Apply ``finish(*element, seed_pair)`` in training, ``finish(*element)`` in evaluation."""
-    if not training:
-        return dataset.map(finish, num_parallel_calls=AUTOTUNE)
-    return _with_seeds(dataset, seed).map(
-        lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE
-    )
 
 
 def _cache(dataset: tf.data.Dataset, cache: bool | str) -> tf.data.Dataset:
@@ -354,8 +410,10 @@ def segmentation_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices((image_paths, parts))
     dataset = _cache(dataset.map(load, num_parallel_calls=AUTOTUNE), cache)
-    dataset = _shuffle_repeat(dataset, training, shuffle_buffer or len(records), seed, repeat)
-    dataset = _map_finish(dataset, finish, training, seed)
+    if training:
+        dataset = _training_epochs(dataset, finish, shuffle_buffer or len(records), seed, repeat)
+    else:
+        dataset = _evaluation(dataset, finish, repeat)
     return _finish(dataset, batch_size, training if drop_remainder is None else drop_remainder)
 
 
@@ -435,18 +493,18 @@ def classification_dataset(
     finish = _labelled_image_finisher(spec, augment)
 
     if expand is not None:
-        samples = _expanded_samples(dataset, spec, expand, training, seed, cache, buffer, repeat)
-        if not training:
-            return _finish(samples, batch_size, drop_remainder)
-        samples = samples.shuffle(sample_buffer or EXPAND_SHUFFLE_SAMPLES, seed=seed, reshuffle_each_iteration=True)
-        return _finish(_map_finish(samples, finish, True, seed), batch_size, drop_remainder)
+        samples = _expanded_samples(dataset, spec, expand, training, seed, cache, buffer, repeat, finish,
+                                    sample_buffer or EXPAND_SHUFFLE_SAMPLES)
+        return _finish(samples, batch_size, drop_remainder)
 
     def load(image_path, label):
         return resize_images(decode_image_file(image_path), spec), label
 
     dataset = _cache(dataset.map(load, num_parallel_calls=AUTOTUNE), cache)
-    dataset = _shuffle_repeat(dataset, training, buffer, seed, repeat)
-    dataset = _map_finish(dataset, finish, training, seed)
+    if training:
+        dataset = _training_epochs(dataset, finish, buffer, seed, repeat)
+    else:
+        dataset = _evaluation(dataset, finish, repeat)
     return _finish(dataset, batch_size, drop_remainder)
 
 
@@ -459,11 +517,14 @@ def _expanded_samples(
     cache: bool | str,
     buffer: int,
     repeat: bool,
+    finish,
+    sample_buffer: int,
 ) -> tf.data.Dataset:
     """The ``expand`` samples of every image (see :func:`classification_dataset`):
-    file bytes cached, images shuffled (training) and expanded. Training yields the
-    samples one by one, ``(sample, labels)``; evaluation an image's together,
-    normalised."""
+    file bytes cached, images shuffled per epoch (training) and expanded. Training
+    yields the samples of an epoch mixed, augmented and normalised (``finish``, with
+    the per-element seeds of the module docstring); evaluation an image's samples
+    together, normalised."""
     expected = (*spec.image_size, 3)
 
     def read(index, element):
@@ -484,13 +545,24 @@ def _expanded_samples(
 
     # index first: an image's seed is its place in records, whatever the shuffle
     dataset = dataset.enumerate()
-    if cache:
-        dataset = _shuffle_repeat(_cache(dataset.map(read, num_parallel_calls=AUTOTUNE), cache),
-                                  training, buffer, seed, repeat)
-    else:  # shuffle the names, not the files' bytes (same order as with the cache)
-        dataset = _shuffle_repeat(dataset, training, buffer, seed, repeat).map(read, num_parallel_calls=AUTOTUNE)
-    dataset = dataset.map(cut, num_parallel_calls=AUTOTUNE)
-    return dataset.unbatch() if training else dataset
+    if cache:  # the files' bytes are cached; without a cache only the names are shuffled (same order)
+        dataset = _cache(dataset.map(read, num_parallel_calls=AUTOTUNE), cache)
+    if not training:
+        if not cache:
+            dataset = dataset.map(read, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(cut, num_parallel_calls=AUTOTUNE)
+        return dataset.repeat() if repeat else dataset
+
+    def one_epoch(epoch):
+        images = _epoch_shuffle(dataset, buffer, seed, epoch)
+        if not cache:
+            images = images.map(read, num_parallel_calls=AUTOTUNE)
+        samples = images.map(cut, num_parallel_calls=AUTOTUNE).unbatch()
+        samples = _epoch_shuffle(samples, sample_buffer, seed, epoch, stream=1)
+        return _with_seeds(samples, seed, epoch).map(
+            lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE)
+
+    return _epochs(one_epoch, repeat)
 
 
 def oversample_positives(records: Sequence[Record], label_name: str, factor: int = 4) -> list[Record]:

@@ -6,6 +6,8 @@ same problem in fresh processes, which some checks need:
 
 * ``resume``: trains, optionally killing itself with ``os._exit`` at a given
   epoch and batch (a crash that runs no cleanup);
+* ``pipeline_resume``: the same with the project's own shuffled, augmented
+  ``data_tools.pipeline.segmentation_dataset``, killed with a real SIGKILL;
 * ``mirrored``: splits the CPU into two logical devices before TensorFlow starts,
   then trains once on one device and once with ``MirroredStrategy`` over both;
 * ``multi_worker``: one worker of a ``MultiWorkerMirroredStrategy`` cluster on
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -65,17 +68,20 @@ def tiny_fit_kwargs(learning_rate: float = 0.5) -> dict:
 
 
 class KillAt(keras.callbacks.Callback):
-    """Ends the process abruptly after batch ``batch`` of epoch ``epoch``."""
+    """Ends the process abruptly after batch ``batch`` of epoch ``epoch``
+    (``os._exit``, or with ``sigkill`` the kernel's SIGKILL)."""
 
-    def __init__(self, epoch: int, batch: int):
+    def __init__(self, epoch: int, batch: int, sigkill: bool = False):
         super().__init__()
-        self.kill_epoch, self.kill_batch, self.epoch = epoch, batch, None
+        self.kill_epoch, self.kill_batch, self.epoch, self.sigkill = epoch, batch, None, sigkill
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         if (self.epoch, batch) == (self.kill_epoch, self.kill_batch):
+            if self.sigkill:
+                os.kill(os.getpid(), signal.SIGKILL)
             os._exit(KILL_EXIT_CODE)
 
 
@@ -111,6 +117,44 @@ def run_resume(out_dir: Path, kill_at: str | None, epochs: int) -> None:
     result = fit(build_tiny_model, train, val, config, callbacks=callbacks, **tiny_fit_kwargs())
     save_weights(result.model, out_dir / "weights.npz")
     (out_dir / "epochs_run.json").write_text(json.dumps(recorder.epochs))
+
+
+def pipeline_datasets(data_root: Path) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The project's pipeline on a synthetic ISIC 2018 set: shuffled, augmented, 16x16."""
+    from data_tools.augment import Augmentation
+    from data_tools.isic import read_isic2018
+    from data_tools.pipeline import segmentation_dataset
+    from data_tools.preprocess import InputSpec
+    from data_tools.synthetic import make_isic2018
+
+    if not (data_root / "done").is_file():
+        make_isic2018(data_root, n_train=12, n_val=4, n_test=1, image_size=(32, 40))
+        (data_root / "done").write_text("")
+    spec = InputSpec(image_size=(16, 16))
+    augment = Augmentation(horizontal_flip=True, vertical_flip=True, rotation_degrees=20.0,
+                           noise_std=(0.0, 0.05))
+    train = segmentation_dataset(read_isic2018(data_root, "train", tasks=(1,)), spec, batch_size=4,
+                                 training=True, augment=augment, seed=7)
+    val = segmentation_dataset(read_isic2018(data_root, "validation", tasks=(1,)), spec, batch_size=4,
+                               training=False)
+    return train, val
+
+
+def build_pipeline_model() -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="head")(x)
+    return keras.Model(inputs, outputs, name="tiny_rgb")
+
+
+def run_pipeline_resume(out_dir: Path, kill_at: str | None, epochs: int, data_root: Path) -> None:
+    from zoo.train import TrainConfig, fit
+
+    callbacks = [KillAt(*map(int, kill_at.split(":")), sigkill=True)] if kill_at else []
+    train, val = pipeline_datasets(data_root)
+    config = TrainConfig(out_dir / "run", epochs=epochs, xla=False, verbose=0)
+    result = fit(build_pipeline_model, train, val, config, callbacks=callbacks, **tiny_fit_kwargs(0.2))
+    save_weights(result.model, out_dir / "weights.npz")
 
 
 def run_mirrored(out_dir: Path) -> None:
@@ -151,7 +195,8 @@ def run_multi_worker(out_dir: Path, index: int, ports: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenario", choices=("resume", "mirrored", "multi_worker"))
+    parser.add_argument("scenario", choices=("resume", "pipeline_resume", "mirrored", "multi_worker"))
+    parser.add_argument("--data", type=Path, help="synthetic data folder (pipeline_resume)")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--kill-at", help="EPOCH:BATCH (resume)")
     parser.add_argument("--epochs", type=int, default=4, help="(resume)")
@@ -161,6 +206,8 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if args.scenario == "resume":
         run_resume(args.out_dir, args.kill_at, args.epochs)
+    elif args.scenario == "pipeline_resume":
+        run_pipeline_resume(args.out_dir, args.kill_at, args.epochs, args.data)
     elif args.scenario == "mirrored":
         run_mirrored(args.out_dir)
     else:

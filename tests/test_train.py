@@ -5,6 +5,7 @@ tests/_train_worker.py in subprocesses and compare with in-process references.
 """
 import csv
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -158,6 +159,22 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
     for key in ("loss", "val_loss", "acc", "val_acc"):
         np.testing.assert_allclose([row[key] for row in resumed_rows], reference.history[key], rtol=1e-5)
     _assert_same_weights(load_weights(tmp_path / "weights.npz"), reference.model.get_weights(), atol=1e-6)
+
+
+def test_sigkilled_run_with_the_projects_pipeline_resumes_to_the_same_weights(tmp_path):
+    """Issue 16: shuffle order and augmentation continue where they stopped. The
+    project's own shuffled and augmented pipeline, the process killed with SIGKILL in
+    epoch 2, resumed in a new process: the same weights as an uninterrupted run."""
+    data = tmp_path / "data"
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    _run_worker("pipeline_resume", str(killed), "--data", str(data), "--kill-at", "2:1",
+                expected_rc=-signal.SIGKILL)
+    assert [row["epoch"] for row in _csv_rows(killed / "run" / LOG_FILE)] == [0, 1]
+    _run_worker("pipeline_resume", str(killed), "--data", str(data))
+    _run_worker("pipeline_resume", str(whole), "--data", str(data))
+    resumed, reference = load_weights(killed / "weights.npz"), load_weights(whole / "weights.npz")
+    for got, want in zip(resumed, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 def test_mirrored_over_two_cpus_matches_one_device(tmp_path):

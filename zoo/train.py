@@ -30,9 +30,12 @@ new run that overwrites the old files. With ``backup_freq="epoch"`` (default) th
 state is saved at the end of every epoch and a run killed in epoch *k* restarts at
 the first batch of epoch *k* with the weights and optimizer state of the end of
 epoch *k - 1*. The result then equals an uninterrupted run when the data order and
-random ops do not depend on how many epochs the process has run (a ``shuffle``
-with ``reshuffle_each_iteration`` restarts its sequence of orders, and the seeds
-restart from ``config.seed``). With an integer ``backup_freq=n`` the state is also
+random ops do not depend on how many epochs the process has run: the
+:mod:`data_tools.pipeline` datasets draw epoch *k* from ``(seed, k)`` alone, and
+``fit`` tells them which epoch starts (:func:`data_tools.pipeline.set_training_epoch`),
+so a resumed run with them ends with the weights of an uninterrupted one (tested by
+killing a training process with SIGKILL). A ``tf.data`` shuffle of your own with
+``reshuffle_each_iteration`` restarts its sequence of orders in a new process. With an integer ``backup_freq=n`` the state is also
 saved every *n* batches: the weights then include the part of epoch *k* done
 before the kill, but ``fit`` cannot start in the middle of an epoch, so epoch *k*
 is rerun from its first batch and those batches are seen twice.
@@ -62,6 +65,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_tools.pipeline import set_training_epoch
 from zoo.runtime import (
     STRATEGIES,
     describe_runtime,
@@ -290,6 +294,7 @@ def _run_callbacks(config: TrainConfig, mode: str, out_dir: Path, resuming: bool
     # the best checkpoint whatever its value.
     previous_best = _best_value(read_log(log_path), config.monitor, mode) if resuming else None
     callbacks = [
+        _EpochData(),
         _StopOnNonFiniteLoss(out_dir / BEST_WEIGHTS_FILE),
         _RequireMonitor(config.monitor),
         keras.callbacks.CSVLogger(str(log_path), append=resuming),
@@ -349,6 +354,14 @@ def _best_epoch(history: Mapping[str, list[float]], monitor: str, mode: str) -> 
                          "chosen as the best; check the validation data for NaN or empty batches.")
     index = np.nanargmin(values) if mode == "min" else np.nanargmax(values)
     return int(history["epoch"][index])
+
+
+class _EpochData(keras.callbacks.Callback):
+    """Tells the data_tools pipelines which epoch starts, so that its data order and
+    augmentation are those of that epoch in any process (exact resume)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        set_training_epoch(epoch)
 
 
 class _StopOnNonFiniteLoss(keras.callbacks.Callback):
