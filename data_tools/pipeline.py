@@ -166,6 +166,33 @@ def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None, bound: int 
     return tf.cast(tf.image.resize(labels, size, method="nearest"), tf.int32)
 
 
+_MASK_PNG_KINDS = {
+    2: "an RGB PNG",
+    3: "a palette PNG (tf.io.decode_image would return its colours, not its indices)",
+    4: "a grey-level PNG with alpha",
+    6: "an RGBA PNG",
+}
+
+
+def _check_mask_file(path: Path) -> None:
+    """Masks must be 8-bit grey-level PNGs: ``tf.io.decode_image`` turns a palette PNG's
+    indices into its colours (index 1 of the VOC palette, dark red, becomes 38), reads
+    no one-channel BMP, and averages RGB. The data_tools readers convert such masks."""
+    with open(path, "rb") as handle:
+        header = handle.read(26)  # signature, then the IHDR chunk up to the colour type
+    if not header.startswith(b"\x89PNG\r\n\x1a\n") or header[12:16] != b"IHDR":
+        kind = "not a PNG"
+    elif header[25] != 0:
+        kind = _MASK_PNG_KINDS.get(header[25], f"a PNG of colour type {header[25]}")
+    elif header[24] > 8:
+        kind = f"a {header[24]}-bit PNG"
+    else:
+        return
+    raise DatasetError(path, f"mask is {kind}; masks must be 8-bit grey-level PNGs. Read the dataset with a "
+                       "data_tools reader, which converts such masks, or save the mask's values as a "
+                       "grey-level PNG.")
+
+
 def _decode_masks(mask_paths: tf.Tensor, count: int, image_path: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
     """The ``count`` masks of one image stacked to uint8 ``[H, W, count]``; each must match the image size."""
     masks = []
@@ -370,6 +397,8 @@ def segmentation_dataset(
     for record, paths, maps in zip(records, mask_paths, map_paths):
         for path in (record.image_path, *paths, *maps):
             _check_image_file(Path(path))
+        for path in paths:
+            _check_mask_file(Path(path))
     image_paths = [str(record.image_path) for record in records]
     # What rides along with each image; load and finish see one sample's share of it.
     parts = {"masks": mask_paths}
