@@ -5,9 +5,12 @@ Labelme-annotated, users bring their own). Both return
 :class:`~data_tools.records.Record` lists sorted by image id and check their files
 like the ISIC readers (``skip_bad``, ``validate``: see :mod:`data_tools.imageio`).
 
-The tf.data pipelines decode with ``tf.io.decode_image`` (JPEG, PNG, BMP, GIF). TIFF
-and DICOM files are therefore converted once to PNG in ``cache_dir`` and the records
-point at the PNGs; DICOM in RGB, YBR or palette colour becomes 8-bit RGB.
+The tf.data pipelines decode with ``tf.io.decode_image`` (JPEG, PNG, BMP, GIF). Files
+it would misread (TIFF and DICOM images, palette BMPs, masks that are not grey-level
+PNGs, palette PNG masks among them) are therefore converted once to PNG in
+``cache_dir`` and the records point at the PNGs (see
+:func:`data_tools.imageio.validate_records`); DICOM in RGB, YBR or palette colour
+becomes 8-bit RGB, palette masks keep their indices.
 """
 from __future__ import annotations
 
@@ -29,8 +32,6 @@ from data_tools.imageio import (
     as_policy,
     check_validation_level,
     is_up_to_date,
-    load_image,
-    load_mask,
     read_image_header,
     read_json_object,
     save_png,
@@ -38,11 +39,7 @@ from data_tools.imageio import (
 )
 from data_tools.records import BadInputPolicy, DatasetError, Record
 
-#: Files ``tf.io.decode_image`` reads as they are.
-TF_READABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-#: Files converted to PNG first.
-CONVERTED_SUFFIXES = (".tif", ".tiff", *DICOM_SUFFIXES)
-IMAGE_SUFFIXES = TF_READABLE_SUFFIXES + CONVERTED_SUFFIXES
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", *DICOM_SUFFIXES)
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 LABELME_SHAPES = ("polygon", "rectangle", "circle")
 
@@ -69,8 +66,7 @@ def read_mask_folder(
         classes: class-index masks: the number of classes or their names (index =
             pixel value); values must then lie in ``[0, classes)``.
         mask_name: the key of the masks in ``Record.mask_paths``.
-        cache_dir: where converted TIFF/DICOM files go (default
-            ``<image_dir>/.converted``).
+        cache_dir: where converted files go (default ``<image_dir>/.converted``).
         skip_bad, validate: as in :func:`data_tools.isic.read_isic2016_part1`.
     """
     check_validation_level(validate)
@@ -91,17 +87,12 @@ def read_mask_folder(
         if stem not in masks:
             policy.reject(images[stem], f"no mask {stem}{mask_suffix}.png (or .bmp/.tif) in {mask_dir}")
             continue
-        try:
-            image = _tf_readable(images[stem], cache_dir / "images", as_mask=False)
-            mask = _tf_readable(masks[stem], cache_dir / "masks", as_mask=True)
-        except DatasetError as error:
-            policy.reject(error.path, error.problem)
-            continue
-        records.append(Record(stem, image, mask_paths={mask_name: mask}))
+        records.append(Record(stem, images[stem], mask_paths={mask_name: masks[stem]}))
     num_classes = classes if isinstance(classes, int) or classes is None else len(classes)
     return validate_records(
         records,
         policy,
+        cache_dir=cache_dir,
         validate=validate,
         binary=binary and num_classes is None,
         num_classes=num_classes,
@@ -160,6 +151,7 @@ def read_labelme(
     return validate_records(
         records,
         policy,
+        cache_dir=cache_dir,
         validate=validate,
         binary=False,
         num_classes=max(label_map.values()) + 1,
@@ -241,7 +233,7 @@ def _labelme_image(annotation: Path, content: Mapping, cache_dir: Path) -> Path:
     if relative:
         path = annotation.parent / str(relative).replace("\\", "/")
         if path.is_file():
-            return _tf_readable(path, cache_dir / "images", as_mask=False)
+            return path
     data = content.get("imageData")
     if not data:
         raise DatasetError(
@@ -252,7 +244,7 @@ def _labelme_image(annotation: Path, content: Mapping, cache_dir: Path) -> Path:
             pixels = np.asarray(embedded.convert("RGB"))
     except (binascii.Error, OSError, ValueError) as error:
         raise DatasetError(annotation, f"imageData is not a readable base64 image ({error})") from None
-    path = cache_dir / "images" / f"{annotation.stem}.png"
+    path = cache_dir / "embedded" / f"{annotation.stem}.png"
     if not is_up_to_date(path, (annotation,)):
         save_png(path, pixels)
     return path
@@ -283,16 +275,6 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str], what: str) -> dict[str
     if not found:
         raise DatasetError(folder, f"empty folder: no {what} ({', '.join(suffixes)})")
     return found
-
-
-def _tf_readable(path: Path, cache_dir: Path, *, as_mask: bool) -> Path:
-    """``path`` itself, or for TIFF/DICOM a PNG copy in ``cache_dir`` (made once)."""
-    if path.suffix.lower() not in CONVERTED_SUFFIXES:
-        return path
-    converted = cache_dir / f"{path.stem}.png"
-    if not is_up_to_date(converted, (path,)):
-        save_png(converted, load_mask(path, binary=False) if as_mask else load_image(path))
-    return converted
 
 
 def _check_label_map(label_map: Mapping[str, int]) -> None:

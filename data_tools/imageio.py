@@ -23,14 +23,20 @@ Validation levels (``validate=`` of every reader):
 
 Supported files: JPEG, PNG, BMP, TIFF through Pillow, and DICOM through pydicom
 (ultrasound DICOMs in RGB, YBR or palette colour are converted to RGB).
+
+What is checked is what trains: :func:`validate_records` points every record at files
+that ``tf.io.decode_image`` decodes to the pixels checked here, converting once to PNG
+those it would misread (a palette PNG mask's indices would become its colours).
 """
 from __future__ import annotations
 
-import sys
+import dataclasses
+import hashlib
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -117,6 +123,7 @@ def validate_records(
     records: Iterable[Record],
     policy: BadInputPolicy,
     *,
+    cache_dir: str | Path,
     validate: Validation = "full",
     binary: bool = True,
     num_classes: int | None = None,
@@ -130,32 +137,41 @@ def validate_records(
     ``skip_bad``, is logged and left out. Files are decoded on ``workers`` threads
     (default: one per CPU; Pillow decodes without the GIL). Shows a progress bar on
     a terminal when there are at least :data:`PROGRESS_MIN_ITEMS` records.
+
+    The records returned point at files that ``tf.io.decode_image`` decodes to the
+    pixels checked here: a file it would read otherwise is converted once to PNG
+    under ``cache_dir`` (``images/`` and ``masks/``), and the record
+    points at the copy. Converted: TIFF and DICOM images, palette and 1-bit BMP
+    images (TF misreads their colours), and every mask that is not a grey-level PNG
+    (palette PNGs, whose indices TF would turn into colours; BMP and TIFF masks).
     """
     check_validation_level(validate)
     records = list(records)
+    cache_dir = Path(cache_dir)
 
-    def problem(record: Record) -> DatasetError | None:
+    def checked(record: Record) -> Record | DatasetError:
         try:
-            _validate_record(record, validate=validate, binary=binary, num_classes=num_classes)
+            return _checked_record(
+                record, validate=validate, binary=binary, num_classes=num_classes, cache_dir=cache_dir
+            )
         except DatasetError as error:
             return error
-        return None
 
     pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
     try:
-        problems = tqdm(
-            pool.map(problem, records),
+        results = tqdm(
+            pool.map(checked, records),
             total=len(records),
             desc=description,
             unit="image",
             disable=len(records) < PROGRESS_MIN_ITEMS or not sys.stderr.isatty(),
         )
         good = []
-        for record, error in zip(records, problems):
-            if error is None:
-                good.append(record)
+        for result in results:
+            if isinstance(result, DatasetError):
+                policy.reject(result.path, result.problem)  # raises unless skip_bad
             else:
-                policy.reject(error.path, error.problem)  # raises unless skip_bad
+                good.append(result)
     finally:
         pool.shutdown(cancel_futures=True)  # stop at the first error, not after all
     return good
@@ -206,24 +222,78 @@ def check_validation_level(validate: str) -> None:
         raise ValueError(f"validate must be one of {VALIDATION_LEVELS}, got {validate!r}")
 
 
-def _validate_record(
-    record: Record, *, validate: Validation, binary: bool, num_classes: int | None
-) -> None:
+def _checked_record(
+    record: Record, *, validate: Validation, binary: bool, num_classes: int | None, cache_dir: Path
+) -> Record:
+    """The record, checked, pointing at files TF decodes as checked (copies if need be)."""
+    image_path = Path(record.image_path)
     if validate == "full":
-        height, width = _check_image_data(Path(record.image_path))
+        size = _check_image_data(image_path)
     else:
-        height, width, _ = read_image_header(record.image_path)
-    for mask_path in record.mask_paths.values():
-        if validate == "full":
-            load_mask(
-                mask_path,
-                expected_size=(height, width),
-                binary=binary,
-                num_classes=num_classes,
+        size = read_image_header(image_path)[:2]
+    masks = {
+        name: _checked_mask(
+            Path(path), size, validate=validate, binary=binary, num_classes=num_classes,
+            cache_dir=cache_dir / "masks",
+        )
+        for name, path in record.mask_paths.items()
+    }
+    image = _tf_readable_image(image_path, cache_dir / "images")
+    return dataclasses.replace(record, image_path=image, mask_paths=masks)
+
+
+def _checked_mask(
+    path: Path,
+    size: tuple[int, int],
+    *,
+    validate: Validation,
+    binary: bool,
+    num_classes: int | None,
+    cache_dir: Path,
+) -> Path:
+    """Checks one mask; returns it, or its grey-level PNG copy when TF would misread it."""
+    with _open_pil(path) as mask:
+        _check_mask_header(mask, path, size)
+        grey_png = mask.format == "PNG" and mask.mode in ("1", "L")
+    if validate == "header" and grey_png:
+        return path
+    full = validate == "full"
+    values = load_mask(
+        path, expected_size=size, binary=binary and full, num_classes=num_classes if full else None
+    )
+    return path if grey_png else _converted(path, cache_dir, lambda: values)
+
+
+def _tf_readable_image(path: Path, cache_dir: Path) -> Path:
+    """``path``, or its PNG copy when ``tf.io.decode_image`` would not read it as Pillow does."""
+    if not _is_dicom(path):
+        with _open_pil(path) as image:
+            readable = image.format in ("JPEG", "PNG", "GIF") or (
+                image.format == "BMP" and image.mode not in ("1", "P")
             )
-        else:
-            with _open_pil(Path(mask_path)) as mask:
-                _check_mask_header(mask, Path(mask_path), (height, width))
+        if readable:
+            return path
+    return _converted(path, cache_dir, lambda: load_image(path))
+
+
+def _converted(source: Path, cache_dir: Path, pixels: Callable[[], np.ndarray]) -> Path:
+    """``cache_dir/<stem>-<key>.png`` holding ``pixels()``, written unless newer than ``source``.
+
+    ``key`` hashes the source's full path, so that files of one stem in different
+    folders (Labelme annotations may point anywhere) never share a copy.
+    """
+    key = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:8]
+    converted = cache_dir / f"{source.stem}-{key}.png"
+    if not is_up_to_date(converted, (source,)):
+        try:
+            save_png(converted, pixels())
+        except OSError as error:
+            raise DatasetError(
+                converted,
+                f"cannot write the PNG copy of {source.name} that TensorFlow can read "
+                f"({error.strerror or error}); pass a writable cache_dir",
+            ) from None
+    return converted
 
 
 def _open_pil(path: Path) -> Image.Image:

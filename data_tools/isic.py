@@ -54,6 +54,7 @@ def read_isic2016_part1(
     *,
     skip_bad: bool | BadInputPolicy = False,
     validate: Validation = "full",
+    cache_dir: str | Path | None = None,
 ) -> list[Record]:
     """ISIC 2016 Part 1 (lesion segmentation): ``mask_paths={"lesion": ...}``.
 
@@ -64,9 +65,13 @@ def read_isic2016_part1(
         skip_bad: log and leave out bad samples instead of raising; a
             ``BadInputPolicy`` also collects them in ``.skipped``.
         validate: ``"full"`` or ``"header"`` (see :mod:`data_tools.imageio`).
+        cache_dir: where files that TensorFlow would misread (palette PNG masks,
+            whose indices it turns into colours) are converted to PNG once
+            (default ``<root>/.converted``; see
+            :func:`data_tools.imageio.validate_records`).
     """
     dataset, folders = _open_split(
-        "ISIC 2016 Part 1", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate
+        "ISIC 2016 Part 1", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
     images = dataset.images(folders["part1_images"])
     truths = {"lesion": dataset.files(folders["part1"], layouts.ISIC2016_MASK_SUFFIX)}
@@ -79,15 +84,16 @@ def read_isic2016_part3(
     *,
     skip_bad: bool | BadInputPolicy = False,
     validate: Validation = "full",
+    cache_dir: str | Path | None = None,
 ) -> list[Record]:
     """ISIC 2016 Part 3 (melanoma classification): ``labels={"melanoma": 0.0 | 1.0}``.
 
     The ground-truth CSVs have no header; the training one holds
     ``ISIC_<id>,benign|malignant``, the test one ``ISIC_<id>,0.0|1.0``. Both
-    spellings are accepted in either file.
+    spellings are accepted in either file. Arguments as in :func:`read_isic2016_part1`.
     """
     dataset, folders = _open_split(
-        "ISIC 2016 Part 3", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate
+        "ISIC 2016 Part 3", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
     images = dataset.images(folders["part3_images"])
     truths = {"labels": dataset.isic2016_labels(folders["part3"])}
@@ -104,6 +110,7 @@ def read_isic2017(
     parts: Sequence[int] = (1, 3),
     skip_bad: bool | BadInputPolicy = False,
     validate: Validation = "full",
+    cache_dir: str | Path | None = None,
 ) -> list[Record]:
     """ISIC 2017 (2000 training, 150 validation, 600 test images).
 
@@ -119,11 +126,11 @@ def read_isic2017(
             3: ``labels`` ``{"melanoma", "seborrheic_keratosis"}`` (0.0/1.0;
             nevus is both 0) from the CSV with header
             ``image_id,melanoma,seborrheic_keratosis``.
-        skip_bad, validate: as in :func:`read_isic2016_part1`.
+        skip_bad, validate, cache_dir: as in :func:`read_isic2016_part1`.
     """
     parts = _check_choices("parts", parts, (1, 2, 3))
     dataset, folders = _open_split(
-        "ISIC 2017", layouts.ISIC2017_LAYOUT, root, split, skip_bad, validate
+        "ISIC 2017", layouts.ISIC2017_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
     images = dataset.images(folders["images"])
     truths: dict[str, _GroundTruth] = {}
@@ -217,6 +224,7 @@ def read_isic2018(
     tasks: Sequence[int] = (1,),
     skip_bad: bool | BadInputPolicy = False,
     validate: Validation = "full",
+    cache_dir: str | Path | None = None,
 ) -> list[Record]:
     """ISIC 2018 Tasks 1-2 (2594 training, 100 validation, 1000 test images).
 
@@ -229,11 +237,11 @@ def read_isic2018(
             2: one mask per attribute of
             :data:`~data_tools.layouts.ISIC2018_ATTRIBUTES`
             (``ISIC_<id>_attribute_<name>.png``; many are all zero).
-        skip_bad, validate: as in :func:`read_isic2016_part1`.
+        skip_bad, validate, cache_dir: as in :func:`read_isic2016_part1`.
     """
     tasks = _check_choices("tasks", tasks, (1, 2))
     dataset, folders = _open_split(
-        "ISIC 2018", layouts.ISIC2018_LAYOUT, root, split, skip_bad, validate
+        "ISIC 2018", layouts.ISIC2018_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
     images = dataset.images(folders["images"])
     truths: dict[str, _GroundTruth] = {}
@@ -272,6 +280,7 @@ class _DatasetSplit:
     split: str
     root: Path
     policy: BadInputPolicy
+    cache_dir: Path
 
     def folder(self, name: str) -> Path:
         """The official folder ``name`` under root; an error says which was expected."""
@@ -390,6 +399,7 @@ def _read(
     return validate_records(
         records,
         dataset.policy,
+        cache_dir=dataset.cache_dir,
         validate=validate,
         description=f"{dataset.name} {dataset.split}",
     )
@@ -501,12 +511,15 @@ def _open_split(
     split: str,
     skip_bad: bool | BadInputPolicy,
     validate: str,
+    cache_dir: str | Path | None,
 ) -> tuple[_DatasetSplit, Mapping[str, str]]:
     """Checks a reader's arguments; returns the split and its official names."""
     if split not in layout:
         raise ValueError(f"split for {name} must be one of {tuple(layout)}, got {split!r}")
     check_validation_level(validate)
-    return _DatasetSplit(name, split, Path(root), as_policy(skip_bad)), layout[split]
+    root = Path(root)
+    cache = Path(cache_dir) if cache_dir is not None else root / ".converted"
+    return _DatasetSplit(name, split, root, as_policy(skip_bad), cache), layout[split]
 
 
 def _check_choices(argument: str, given: Sequence[int], allowed: Sequence[int]) -> tuple[int, ...]:
