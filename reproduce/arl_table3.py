@@ -62,8 +62,9 @@ TABLE = PaperTable(
         "'*': initialised from keras.applications ImageNet ResNet50 (the paper's SEnet50 "
         "starts from Hu et al.'s SE-ResNet50, which Keras does not ship: its SE layers "
         "start at random here).",
-        "RAN14 and SEnet14 follow Table II's architecture; the paper's parameter counts "
-        "(1.2e7, 1.1e7) do not match those designs (see zoo.arl_cnn.models).",
+        "SEnet14 (SE r = 4) and RAN14 (attention in conv2-3) are the models Table III's counts "
+        "identify (1.08e7, 1.20e7); Table II's layouts (r = 16; conv2-5) would give 0.87e7 and 5.60e7. "
+        "RAN50 (conv2-4, Table II) counts 3.63e7 against the paper's 3.9e7 (see zoo.arl_cnn.models).",
         "ACC, sensitivity and specificity at a score threshold of 0.5 (--threshold); "
         "scores averaged over 9 random test patches per image, drawn with --seed.",
     ],

@@ -15,32 +15,38 @@ FULL_SIZE_BUILDERS = {
     "resnet50": arl_cnn.build_resnet50, "ran50": arl_cnn.build_ran50,
     "senet50": arl_cnn.build_senet50, "arl_cnn50": arl_cnn.build_arl_cnn50,
 }
-# Table II's SEnet14 / RAN14 cannot reach Table III's counts (see zoo.arl_cnn.models);
-# these documented variants do, and are checked instead.
-COUNT_MATCHING_VARIANTS = {
-    "senet14": lambda: arl_cnn.build_senet14(ratio=4),
-    "ran14": lambda: arl_cnn.build_ran14(attention_stages=(2, 3)),
+# Table II's own SEnet14 / RAN14 layouts, which miss Table III's counts (see zoo.arl_cnn.models).
+TABLE_II_LAYOUTS = {
+    "senet14": lambda: arl_cnn.build_senet14(ratio=16),
+    "ran14": lambda: arl_cnn.build_ran14(attention_stages=(2, 3, 4, 5)),
 }
 TINY = (32, 32, 3)
 
 
 @pytest.fixture(scope="module")
 def param_counts():
-    """Parameters of every model at 224x224x3 and 2 classes, as in Table III."""
-    counts = {name: build().count_params() for name, build in FULL_SIZE_BUILDERS.items()}
-    counts.update({f"{name} (variant)": build().count_params()
-                   for name, build in COUNT_MATCHING_VARIANTS.items()})
+    """Parameters of every model at 224x224x3 and 2 classes, counted as Table III does."""
+    from zoo.params import count_parameters
+
+    counts = {name: count_parameters(build()).pytorch_style for name, build in FULL_SIZE_BUILDERS.items()}
+    counts.update({f"{name} (Table II layout)": count_parameters(build()).pytorch_style
+                   for name, build in TABLE_II_LAYOUTS.items()})
     print("\nmodel                 ours (1e7)  paper (1e7)")
     for name, count in counts.items():
         print(f"{name:20s}  {count / 1e7:9.3f}  {PAPER_PARAMS[name.split()[0]] / 1e7:10.1f}")
     return counts
 
 
-@pytest.mark.parametrize("name", ["resnet14", "arl_cnn14", "resnet50", "arl_cnn50",
-                                  "senet50", "ran50", "senet14 (variant)", "ran14 (variant)"])
-def test_parameter_count_within_ten_percent_of_table_iii(param_counts, name):
-    paper = PAPER_PARAMS[name.split()[0]]
+@pytest.mark.parametrize("name", sorted(FULL_SIZE_BUILDERS))
+def test_default_parameter_count_within_ten_percent_of_table_iii(param_counts, name):
+    """Issue 14: the defaults are the models Table III's counts identify."""
+    paper = PAPER_PARAMS[name]
     assert abs(param_counts[name] - paper) <= 0.1 * paper, (name, param_counts[name], paper)
+
+
+def test_table_ii_layouts_miss_table_iii_as_documented(param_counts):
+    assert param_counts["senet14 (Table II layout)"] < 0.9 * PAPER_PARAMS["senet14"]
+    assert param_counts["ran14 (Table II layout)"] > 4 * PAPER_PARAMS["ran14"]
 
 
 def test_arl_adds_one_alpha_per_block_and_nothing_else(param_counts):
@@ -49,13 +55,14 @@ def test_arl_adds_one_alpha_per_block_and_nothing_else(param_counts):
 
 
 def test_se_adds_two_fc_layers_per_block(param_counts):
-    # r = 16 on C = 256, 512, 1024, 2048: C*C/16 * 2 weights + C/16 + C biases each.
-    expected = sum(2 * c * c // 16 + c // 16 + c for c in (256, 512, 1024, 2048))
-    assert param_counts["senet14"] - param_counts["resnet14"] == expected
+    # r on C = 256, 512, 1024, 2048: C*C/r * 2 weights + C/r + C biases each.
+    for name, r in (("senet14", arl_cnn.SENET14_RATIO), ("senet14 (Table II layout)", 16)):
+        expected = sum(2 * c * c // r + c // r + c for c in (256, 512, 1024, 2048))
+        assert param_counts[name] - param_counts["resnet14"] == expected
 
 
-def test_resnet50_matches_keras_applications_head_count(param_counts):
-    assert param_counts["resnet50"] == 23_591_810  # REFERENCE_NOTES: 2-class ResNet50
+def test_resnet50_matches_torchvision_count(param_counts):
+    assert param_counts["resnet50"] == 23_512_130  # torchvision resnet50 with a 2-class head
 
 
 # ------------------------------------------------------------ ImageNet weight transfer

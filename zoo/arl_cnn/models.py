@@ -24,14 +24,23 @@ modules, classifier) start from their initialisers, as the paper does for RAN50.
 The paper's SEnet50 starts from Hu et al.'s own ImageNet SE-ResNet50, which
 Keras does not ship (a documented deviation).
 
-Parameter counts of our builds (classes=2; Keras counts conv biases, which the
-paper's PyTorch-style counts do not): see :data:`PAPER_PARAMS` and
-``tests/test_arl_models.py``. SEnet14 and RAN14 cannot match the paper's figures
-with the designs of Hu et al. and Wang et al. that the paper says it adopted:
-SE with r = 16 adds only 0.7M to ResNet14 (paper: +3M), and a RAN attention
-module at conv5 (2048 channels) alone holds far more than the paper's +4M
-(``build_ran14(attention_stages=(2, 3))`` matches 1.2e7; ``ratio=4`` gives an
-SEnet14 of 1.08e7). The defaults follow the architectures of Table II.
+Parameter counts (classes=2, counted as the paper does: :func:`zoo.params.count_parameters`,
+``pytorch_style``) against Table III (:data:`PAPER_PARAMS`). The defaults are the models
+the paper's counts identify, where Table II's layout and its counts disagree:
+
+=========  ==========================  ==============  =========================
+model      default                     ours (x 1e7)    Table III (x 1e7)
+=========  ==========================  ==============  =========================
+SEnet14    SE reduction r = 4          1.081           1.1 (r = 16: 0.872)
+RAN14      attention in conv2, conv3   1.204           1.2 (conv2-5, Table II: 5.60)
+RAN50      attention in conv2-4        3.634           3.9 (conv2-5: 7.15)
+SEnet50    r = 16 (Hu et al.)          2.604           2.6
+=========  ==========================  ==============  =========================
+
+RAN50 stays 0.27e7 below the paper with Table II's conv2-4: Wang et al.'s
+Attention-56 modules have more residual units per branch than ours (one unit before
+the trunk/mask split, one after), and no arrangement of whole modules lands on 3.9e7.
+Table II's own layouts stay available (``attention_stages=(2, 3, 4, 5)``, ``ratio=16``).
 """
 from __future__ import annotations
 
@@ -156,9 +165,18 @@ def build_arl_cnn50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: 
     return _with_attention_maps(model, "_attention_mask") if return_attention_maps else model
 
 
+SENET14_RATIO = 4
+"""The SE reduction whose SEnet14 has Table III's 1.1e7 parameters (1.081e7; Hu et al.'s
+r = 16 gives 0.872e7)."""
+RAN14_ATTENTION_STAGES = (2, 3)
+"""The stages whose RAN14 has Table III's 1.2e7 parameters (1.204e7; Table II's conv2-5
+gives 5.60e7: one module at 1024 or 2048 channels alone exceeds the difference)."""
+
+
 def build_senet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                  weights: Weights = None, ratio: int = 16) -> keras.Model:
-    """SEnet14 (Table II): ResNet14 with an SE block per stage (reduction ``ratio``)."""
+                  weights: Weights = None, ratio: int = SENET14_RATIO) -> keras.Model:
+    """SEnet14 (Table II): ResNet14 with an SE block per stage (reduction ``ratio``;
+    default :data:`SENET14_RATIO`, the one Table III's parameter count identifies)."""
     return build_resnet(RESNET14_BLOCKS, "senet14", input_shape, classes, weights,
                         merge=se_merge(ratio))
 
@@ -171,13 +189,12 @@ def build_senet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: in
 
 
 def build_ran14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                weights: Weights = None, attention_stages: Sequence[int] = (2, 3, 4, 5),
+                weights: Weights = None, attention_stages: Sequence[int] = RAN14_ATTENTION_STAGES,
                 return_attention_maps: bool = False) -> keras.Model:
     """RAN14 (Table II): ResNet14 with an attention module after the listed stages' block.
 
-    Table II puts a module in conv2..conv5 (the default); that gives 5.6e7
-    parameters, not Table III's 1.2e7 (a module at 1024 or 2048 channels alone
-    exceeds the difference). ``attention_stages=(2, 3)`` gives 1.2e7. Needs an
+    Default :data:`RAN14_ATTENTION_STAGES` (conv2, conv3: 1.204e7, Table III's 1.2e7);
+    Table II's conv2..conv5 is ``attention_stages=(2, 3, 4, 5)`` (5.60e7). Needs an
     input of at least 32x32. The soft masks are the layers
     ``conv{s}_attention_mask_sigmoid`` (outputs with ``return_attention_maps``).
     """
