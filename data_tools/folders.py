@@ -27,11 +27,12 @@ import numpy as np
 from PIL import Image
 
 from data_tools.imageio import (
-    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
     Validation,
     as_policy,
     check_validation_level,
     is_up_to_date,
+    list_folder,
     read_image_header,
     read_json_object,
     save_png,
@@ -39,7 +40,6 @@ from data_tools.imageio import (
 )
 from data_tools.records import BadInputPolicy, DatasetError, Record
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", *DICOM_SUFFIXES)
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 LABELME_SHAPES = ("polygon", "rectangle", "circle")
 
@@ -73,12 +73,13 @@ def read_mask_folder(
     policy = as_policy(skip_bad)
     image_dir, mask_dir = Path(image_dir), Path(mask_dir)
     images = _files_by_stem(image_dir, IMAGE_SUFFIXES, "images")
-    masks = _files_by_stem(mask_dir, MASK_SUFFIXES, "masks")
-    masks = {
-        stem[: len(stem) - len(mask_suffix)]: path
-        for stem, path in masks.items()
-        if stem.endswith(mask_suffix)
-    }
+    masks = {}
+    for stem, path in _files_by_stem(mask_dir, MASK_SUFFIXES, "masks").items():
+        if stem.endswith(mask_suffix):
+            masks[stem[: len(stem) - len(mask_suffix)]] = path
+        else:
+            policy.reject(path, f"mask name does not end with mask_suffix {mask_suffix!r}; "
+                          f"its image would be {stem}.*")
     for stem in sorted(set(masks) - set(images)):
         policy.reject(masks[stem], f"mask without an image {stem}.* in {image_dir}")
     cache_dir = Path(cache_dir) if cache_dir is not None else image_dir / ".converted"
@@ -110,7 +111,7 @@ def read_labelme(
 ) -> list[Record]:
     """Labelme annotations rasterised to class-index masks: ``mask_paths["classes"]``.
 
-    Reads every ``*.json`` in ``folder``. Each holds ``shapes`` (``label``,
+    Reads every ``*.json`` in ``folder`` (any case; two for one id are an error). Each holds ``shapes`` (``label``,
     ``points`` in pixel x/y, ``shape_type`` polygon, rectangle or circle),
     ``imageHeight``/``imageWidth``, and ``imagePath`` (relative to the JSON) or
     ``imageData`` (the image embedded in base64). Shapes are drawn in file order
@@ -135,11 +136,7 @@ def read_labelme(
     _check_label_map(label_map)
     policy = as_policy(skip_bad)
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(folder, "missing folder: expected a Labelme folder of *.json files")
-    annotations = sorted(folder.glob("*.json"))
-    if not annotations:
-        raise DatasetError(folder, "empty folder: no Labelme *.json annotations")
+    annotations = _files_by_stem(folder, (".json",), "Labelme annotations").values()
     cache_dir = Path(cache_dir) if cache_dir is not None else folder / ".masks"
     cache_dir = cache_dir / _label_map_key(label_map)
     records = []
@@ -263,14 +260,23 @@ def _labelme_size(annotation: Path, content: Mapping, image: Path) -> tuple[int,
 
 
 def _files_by_stem(folder: Path, suffixes: Sequence[str], what: str) -> dict[str, Path]:
+    """Files of ``folder`` with one of ``suffixes`` (any case), by stem; hidden files skipped.
+
+    Two files for one id (one stem, or stems differing only in case) are an error
+    naming both, even with ``skip_bad``: which is meant is not for a reader to guess.
+    """
     if not folder.is_dir():
         raise DatasetError(folder, f"missing folder: expected a folder of {what}")
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    by_key: dict[str, Path] = {}
+    for path in list_folder(folder):
         if path.name.startswith(".") or path.suffix.lower() not in suffixes or not path.is_file():
             continue
-        if path.stem in found:
-            raise DatasetError(path, f"two {what} share the stem {path.stem!r}: {found[path.stem].name}")
+        other = by_key.setdefault(path.stem.casefold(), path)
+        if other != path:
+            raise DatasetError(
+                path, f"two {what} for one id: {other.name} and {path.name}; keep one"
+            )
         found[path.stem] = path
     if not found:
         raise DatasetError(folder, f"empty folder: no {what} ({', '.join(suffixes)})")

@@ -50,6 +50,8 @@ from data_tools.records import BadInputPolicy, DatasetError, Record
 Validation = Literal["full", "header"]
 VALIDATION_LEVELS = ("full", "header")
 DICOM_SUFFIXES = (".dcm", ".dicom")
+#: Image files the readers take (TIFF and DICOM are converted for TensorFlow).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", *DICOM_SUFFIXES)
 #: Fewer samples than this read without a progress bar.
 PROGRESS_MIN_ITEMS = 50
 _MAX_LISTED_VALUES = 10
@@ -214,6 +216,15 @@ def read_json_object(path: str | Path) -> Mapping:
     if not isinstance(content, dict):
         raise DatasetError(path, f"expected a JSON object, got {type(content).__name__}")
     return content
+
+
+def list_folder(folder: str | Path) -> list[Path]:
+    """The entries of ``folder``, sorted; :class:`DatasetError` if it cannot be listed."""
+    folder = Path(folder)
+    try:
+        return sorted(folder.iterdir())
+    except OSError as error:
+        raise DatasetError(folder, f"cannot list the folder ({error.strerror or error})") from None
 
 
 def check_validation_level(validate: str) -> None:

@@ -28,11 +28,13 @@ from tqdm import tqdm
 
 from data_tools import layouts
 from data_tools.imageio import (
+    IMAGE_SUFFIXES,
     PROGRESS_MIN_ITEMS,
     Validation,
     as_policy,
     check_validation_level,
     is_up_to_date,
+    list_folder,
     load_image,
     read_image_header,
     read_json_object,
@@ -73,7 +75,7 @@ def read_isic2016_part1(
     dataset, folders = _open_split(
         "ISIC 2016 Part 1", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
-    images = dataset.images(folders["part1_images"])
+    images = dataset.images(dataset.scan(folders["part1_images"], layouts.ISIC_IMAGE_SUFFIX))
     truths = {"lesion": dataset.files(folders["part1"], layouts.ISIC2016_MASK_SUFFIX)}
     return _read(dataset, images, truths, validate=validate)
 
@@ -95,7 +97,7 @@ def read_isic2016_part3(
     dataset, folders = _open_split(
         "ISIC 2016 Part 3", layouts.ISIC2016_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
-    images = dataset.images(folders["part3_images"])
+    images = dataset.images(dataset.scan(folders["part3_images"], layouts.ISIC_IMAGE_SUFFIX))
     truths = {"labels": dataset.isic2016_labels(folders["part3"])}
     return _read(dataset, images, truths, validate=validate)
 
@@ -132,14 +134,15 @@ def read_isic2017(
     dataset, folders = _open_split(
         "ISIC 2017", layouts.ISIC2017_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
-    images = dataset.images(folders["images"])
+    image_folder = dataset.scan(
+        folders["images"], layouts.ISIC_IMAGE_SUFFIX, layouts.ISIC2017_SUPERPIXELS_SUFFIX
+    )
+    images = dataset.images(image_folder)
     truths: dict[str, _GroundTruth] = {}
     if 1 in parts:
         truths["lesion"] = dataset.files(folders["part1"], layouts.ISIC2017_MASK_SUFFIX)
     if 2 in parts:
-        truths["superpixels"] = dataset.files(
-            folders["images"], layouts.ISIC2017_SUPERPIXELS_SUFFIX, "extra"
-        )
+        truths["superpixels"] = image_folder.truth(layouts.ISIC2017_SUPERPIXELS_SUFFIX, "extra")
         truths["features"] = dataset.files(
             folders["part2"], layouts.ISIC2017_FEATURES_SUFFIX, "extra"
         )
@@ -243,15 +246,15 @@ def read_isic2018(
     dataset, folders = _open_split(
         "ISIC 2018", layouts.ISIC2018_LAYOUT, root, split, skip_bad, validate, cache_dir
     )
-    images = dataset.images(folders["images"])
+    images = dataset.images(dataset.scan(folders["images"], layouts.ISIC_IMAGE_SUFFIX))
     truths: dict[str, _GroundTruth] = {}
     if 1 in tasks:
         truths["lesion"] = dataset.files(folders["task1"], layouts.ISIC2018_MASK_SUFFIX)
     if 2 in tasks:
-        for attribute in layouts.ISIC2018_ATTRIBUTES:
-            truths[attribute] = dataset.files(
-                folders["task2"], layouts.isic2018_attribute_suffix(attribute)
-            )
+        suffixes = {a: layouts.isic2018_attribute_suffix(a) for a in layouts.ISIC2018_ATTRIBUTES}
+        task2 = dataset.scan(folders["task2"], *suffixes.values())
+        for attribute, suffix in suffixes.items():
+            truths[attribute] = task2.truth(suffix)
     return _read(dataset, images, truths, validate=validate)
 
 
@@ -270,6 +273,17 @@ class _GroundTruth:
     found: Mapping[str, Any]
     expected: Callable[[str], str]
     kind: Literal["mask", "extra", "labels"] = "mask"  # where it goes in the Record
+
+
+@dataclasses.dataclass(frozen=True)
+class _Folder:
+    """A scanned official folder: its files ``ISIC_<id><suffix>`` by suffix, then id."""
+
+    path: Path
+    by_suffix: Mapping[str, Mapping[str, Path]]
+
+    def truth(self, suffix: str, kind: str = "mask") -> _GroundTruth:
+        return _GroundTruth(self.path, self.by_suffix[suffix], lambda i: f"{i}{suffix}", kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,21 +317,57 @@ class _DatasetSplit:
             )
         return path
 
-    def images(self, folder_name: str) -> tuple[Path, dict[str, Path]]:
-        """``ISIC_<7 digits>.jpg`` files of an official image folder, by id."""
+    def scan(self, folder_name: str, *suffixes: str) -> _Folder:
+        """The files ``ISIC_<7 digits><suffix>`` of an official folder, for each of its
+        official ``suffixes`` (their case ignored).
+
+        Nothing is dropped without a word: any other file with an image extension (or
+        the extension of one of the suffixes) is rejected as off the naming pattern,
+        and two files for one id (names differing only in case, as ``.jpg`` and
+        ``.JPG``) are an error naming both, even with ``skip_bad``: which one is meant
+        is not for a reader to guess. Other files (``LICENSE.txt``, metadata CSVs) are
+        ignored.
+        """
         folder = self.folder(folder_name)
-        found = _files_by_id(folder, layouts.ISIC_IMAGE_SUFFIX)
+        official = {suffix.lower(): suffix for suffix in suffixes}
+        either = "|".join(re.escape(suffix) for suffix in suffixes)
+        pattern = re.compile(rf"^(ISIC_\d{{7}})((?i:{either}))$")
+        watched = {*IMAGE_SUFFIXES, ".gif", *(Path(suffix).suffix.lower() for suffix in suffixes)}
+        found: dict[str, dict[str, Path]] = {suffix: {} for suffix in suffixes}
+        for path in list_folder(folder):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            match = pattern.match(path.name)
+            if match is None:
+                if path.suffix.lower() in watched:
+                    expected = " or ".join(f"ISIC_<7 digits>{suffix}" for suffix in suffixes)
+                    self.policy.reject(
+                        path, f"not an official ISIC file name: {self.name} expects {expected} "
+                        f"in {folder.name}"
+                    )
+                continue
+            image_id, files = match.group(1), found[official[match.group(2).lower()]]
+            if image_id in files:
+                raise DatasetError(
+                    path,
+                    f"two files for {image_id}: {files[image_id].name} and {path.name} (names "
+                    "differ only in case); keep one",
+                )
+            files[image_id] = path
+        return _Folder(folder, found)
+
+    def images(self, folder: _Folder) -> tuple[Path, dict[str, Path]]:
+        """The ``ISIC_<7 digits>.jpg`` images of a scanned folder, by id; none is an error."""
+        found = folder.by_suffix[layouts.ISIC_IMAGE_SUFFIX]
         if not found:
             raise DatasetError(
-                folder, f"empty folder: no ISIC_<7 digits>.jpg images ({self.name} {self.split})"
+                folder.path, f"empty folder: no ISIC_<7 digits>.jpg images ({self.name} {self.split})"
             )
-        return folder, found
+        return folder.path, found
 
     def files(self, folder_name: str, suffix: str, kind: str = "mask") -> _GroundTruth:
-        """Files ``ISIC_<id><suffix>`` (suffix case ignored) of an official folder."""
-        folder = self.folder(folder_name)
-        found = _files_by_id(folder, suffix)
-        return _GroundTruth(folder, found, lambda i: f"{i}{suffix}", kind)
+        """Files ``ISIC_<id><suffix>`` of an official folder holding only those."""
+        return self.scan(folder_name, suffix).truth(suffix, kind)
 
     def isic2016_labels(self, csv_name: str) -> _GroundTruth:
         """2016 Part 3 CSV without header: ``id,benign|malignant`` or ``id,0.0|1.0``."""
@@ -434,17 +484,6 @@ def _join(
         if all(value is not None for value in found.values()):  # None: row already rejected
             joined[image_id] = found
     return joined
-
-
-def _files_by_id(folder: Path, suffix: str) -> dict[str, Path]:
-    """Files named ``ISIC_<7 digits><suffix>`` in ``folder`` (suffix case ignored), by id."""
-    pattern = re.compile(rf"^(ISIC_\d{{7}})(?i:{re.escape(suffix)})$")
-    found = {}
-    for path in folder.iterdir():
-        match = pattern.match(path.name)
-        if match and path.is_file():
-            found[match.group(1)] = path
-    return found
 
 
 def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:

@@ -7,6 +7,9 @@ or label for label). Every dataset is a few tiny files in ``tmp_path``.
 """
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +17,13 @@ import pytest
 from PIL import Image
 
 from data_tools import layouts
-from data_tools.folders import read_mask_folder
-from data_tools.isic import read_isic2018
+from data_tools.check import main as check_main
+from data_tools.folders import read_labelme, read_mask_folder
+from data_tools.isic import read_isic2016_part1, read_isic2017, read_isic2018
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
+from tests.test_readers import IDS, make_isic2016, make_isic2017, make_isic2018
 
 H, W = 6, 8
 DARK_RED, GREEN = (128, 0, 0), (0, 128, 0)
@@ -133,3 +138,113 @@ def test_pipeline_refuses_a_palette_mask_it_would_misread(tmp_path):
     mask = save_palette_png(tmp_path / "a_mask.png", class_indices(), voc_palette())
     with pytest.raises(DatasetError, match=r"a_mask\.png: .*palette PNG"):
         pipeline_targets([Record("a", image, {"classes": mask})], "classes", "index")
+
+
+# ----------------------------------------------------------------------------- two files for one id
+
+_2016_GT = layouts.ISIC2016_LAYOUT["train"]["part1"]
+_2017_IMAGES = layouts.ISIC2017_LAYOUT["train"]["images"]
+_2018_GT2 = layouts.ISIC2018_LAYOUT["train"]["task2"]
+
+CASE_TWINS = {
+    "2016 mask": (make_isic2016, _2016_GT, "ISIC_0000001_Segmentation.png", "ISIC_0000001_segmentation.png",
+                  lambda root: read_isic2016_part1(root, skip_bad=True), ["isic2016-part1"]),
+    "2017 image": (make_isic2017, _2017_IMAGES, "ISIC_0000001.jpg", "ISIC_0000001.JPG",
+                   lambda root: read_isic2017(root, parts=(), skip_bad=True), ["isic2017", "--parts"]),
+    "2018 attribute": (make_isic2018, _2018_GT2, "ISIC_0000001_attribute_streaks.png",
+                       "ISIC_0000001_Attribute_Streaks.png",
+                       lambda root: read_isic2018(root, tasks=(2,), skip_bad=True), ["isic2018", "--tasks", "2"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASE_TWINS))
+def test_isic_file_names_differing_only_in_case_are_an_error_naming_both(tmp_path, capsys, case):
+    """Named error, even with skip_bad (which file is meant?), and the check command exits 1."""
+    make, folder, official, twin, read, command = CASE_TWINS[case]
+    root = make(tmp_path)
+    shutil.copy(root / folder / official, root / folder / twin)
+    with pytest.raises(DatasetError, match="two files for ISIC_0000001") as error:
+        read(root)
+    assert official in str(error.value) and twin in str(error.value)
+    assert check_main([command[0], str(root), *command[1:], "--skip-bad"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and official in err and twin in err
+
+
+STRAYS = ["isic_0000005.jpg", "ISIC_000005.jpg", "ISIC_0000005 (1).jpg", "ISIC_0000005.jpeg",
+          "ISIC_0000005.png"]
+
+
+@pytest.mark.parametrize("stray", STRAYS)
+def test_image_names_off_the_isic_pattern_are_named_not_dropped(tmp_path, stray):
+    """Named error; skipped-and-listed with skip_bad (the official images are read)."""
+    root = make_isic2017(tmp_path)
+    shutil.copy(root / _2017_IMAGES / "ISIC_0000001.jpg", root / _2017_IMAGES / stray)
+    with pytest.raises(DatasetError, match=re.escape(f"{stray}: not an official ISIC file name")):
+        read_isic2017(root, parts=(1, 3))
+    policy = BadInputPolicy(skip_bad=True)
+    assert [r.image_id for r in read_isic2017(root, parts=(1, 3), skip_bad=policy)] == sorted(IDS)
+    assert [e.path.name for e in policy.skipped] == [stray]
+
+
+def test_mask_names_off_the_isic_pattern_are_named_and_official_extras_ignored(tmp_path):
+    """Skipped-and-listed: a stray mask copy; correct data: LICENSE, metadata CSV, superpixels."""
+    root = make_isic2018(tmp_path)
+    gt1 = root / layouts.ISIC2018_LAYOUT["train"]["task1"]
+    shutil.copy(gt1 / "ISIC_0000001_segmentation.png", gt1 / "ISIC_0000001_segmentation_old.png")
+    (gt1 / "ATTRIBUTION.txt").write_text("ISIC\n")
+    with pytest.raises(DatasetError, match=r"ISIC_0000001_segmentation_old\.png: not an official ISIC file name"):
+        read_isic2018(root)
+    policy = BadInputPolicy(skip_bad=True)
+    assert len(read_isic2018(root, skip_bad=policy)) == 3 and len(policy.skipped) == 1
+    assert len(read_isic2017(make_isic2017(tmp_path / "2017"), parts=(1, 3))) == 3  # superpixels, CSV
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("a.png", "A.png"), ("a.png", "a.JPG")],
+    ids=["stems differ in case", "same stem"],
+)
+def test_mask_folder_two_images_for_one_id_are_an_error_naming_both(tmp_path, names):
+    """Named error, even with skip_bad; the check command exits 1."""
+    for name in names:
+        save_rgb(tmp_path / "images" / name)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(class_indices() * 0).save(tmp_path / "masks/a.png")
+    with pytest.raises(DatasetError, match="two images for one id") as error:
+        read_mask_folder(tmp_path / "images", tmp_path / "masks", skip_bad=True)
+    assert all(name in str(error.value) for name in names)
+    assert check_main(["mask-folder", str(tmp_path / "images"), "--mask-dir", str(tmp_path / "masks")]) == 1
+
+
+def test_mask_folder_masks_differing_in_case_or_without_the_suffix(tmp_path):
+    """Named error for twins; skipped-and-listed for a mask without ``mask_suffix``."""
+    save_rgb(tmp_path / "images/a.png")
+    save_rgb(tmp_path / "images/b.png")
+    (tmp_path / "masks").mkdir()
+    for name in ("a_mask.png", "b_mask.png", "b_Mask.png"):
+        Image.fromarray(class_indices() * 0).save(tmp_path / "masks" / name)
+    with pytest.raises(DatasetError, match=r"two masks for one id: b_Mask\.png and b_mask\.png"):
+        read_mask_folder(tmp_path / "images", tmp_path / "masks", mask_suffix="_mask")
+    (tmp_path / "masks/b_mask.png").unlink()
+    policy = BadInputPolicy(skip_bad=True)
+    records = read_mask_folder(tmp_path / "images", tmp_path / "masks", mask_suffix="_mask", skip_bad=policy)
+    assert [r.image_id for r in records] == ["a"]
+    assert [(e.path.name, e.problem.split(";")[0]) for e in policy.skipped] == [
+        ("b_Mask.png", "mask name does not end with mask_suffix '_mask'"),
+        ("b.png", "no mask b_mask.png (or .bmp/.tif) in " + str(tmp_path / "masks")),
+    ]
+
+
+@pytest.mark.parametrize("twin", ["Scan.json", "scan.JSON"])
+def test_labelme_annotations_differing_only_in_case_are_an_error_naming_both(tmp_path, twin):
+    """Named error, even with skip_bad; an upper-case .JSON is read, not ignored."""
+    save_rgb(tmp_path / "scan.png", size=(20, 24))
+    content = {"shapes": [{"label": "kidney", "points": [[1, 1], [5, 5]], "shape_type": "rectangle"}],
+               "imagePath": "scan.png"}
+    (tmp_path / "scan.json").write_text(json.dumps(content))
+    (tmp_path / twin).write_text(json.dumps(content))
+    with pytest.raises(DatasetError, match=rf"two Labelme annotations for one id: .*{re.escape(twin)}"):
+        read_labelme(tmp_path, {"kidney": 1}, skip_bad=True)
+    (tmp_path / "scan.json").unlink()
+    assert [r.image_id for r in read_labelme(tmp_path, {"kidney": 1})] == [Path(twin).stem]

@@ -94,7 +94,7 @@ def test_tiff_converted_once_to_png(tmp_path):
     [
         (lambda i, m: (m / "b_mask.png").unlink(), r"images/b\.png: no mask b_mask\.png"),
         (lambda i, m: (i / "b.png").unlink(), r"masks/b_mask\.png: mask without an image b\.\*"),
-        (lambda i, m: save(i / "b.jpg", rgb(0)), r"images/b\.png: two images share the stem 'b'"),
+        (lambda i, m: save(i / "b.jpg", rgb(0)), r"images/b\.png: two images for one id: b\.jpg and b\.png; keep one"),
         (lambda i, m: save(m / "b_mask.png", binary_mask(size=(H, W + 1))), r"b_mask\.png: mask size 8x11 differs"),
     ],
     ids=["image without mask", "mask without image", "duplicate stem", "mask size"],
@@ -104,7 +104,7 @@ def test_mask_folder_bad_input(mask_folder, caplog, spoil, message):
     spoil(images, masks)
     with pytest.raises(DatasetError, match=message):
         read_mask_folder(images, masks, mask_suffix="_mask")
-    if "share the stem" in message:
+    if "for one id" in message:
         return  # an ambiguous pairing is never skipped
     policy = BadInputPolicy(skip_bad=True)
     with caplog.at_level(logging.WARNING, logger="data_tools"):
@@ -280,9 +280,9 @@ def test_labelme_bad_input(tmp_path, shapes, fields, message):
 
 
 def test_labelme_folder_and_label_map_errors(tmp_path):
-    with pytest.raises(DatasetError, match="missing folder: expected a Labelme folder"):
+    with pytest.raises(DatasetError, match="missing folder: expected a folder of Labelme annotations"):
         read_labelme(tmp_path / "nowhere", LABELS)
-    with pytest.raises(DatasetError, match=r"empty folder: no Labelme \*\.json"):
+    with pytest.raises(DatasetError, match=r"empty folder: no Labelme annotations \(\.json\)"):
         read_labelme(tmp_path, LABELS)
     with pytest.raises(ValueError, match=r"label_map values must be integers in 0\.\.255, got \{'kidney': 300\}"):
         read_labelme(tmp_path, {"kidney": 300})
