@@ -42,6 +42,8 @@ from data_tools.records import BadInputPolicy, DatasetError, Record
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 LABELME_SHAPES = ("polygon", "rectangle", "circle")
+#: Labelme coordinates beyond this many pixels (either sign) are rejected as garbage.
+MAX_COORDINATE = 1 << 20
 
 
 def read_mask_folder(
@@ -130,7 +132,9 @@ def read_labelme(
     Raises:
         DatasetError: unreadable JSON or image, size mismatch with
             ``imageHeight``/``imageWidth``, unknown labels (the label map is listed),
-            unsupported shapes; with ``skip_bad`` the sample is left out instead.
+            unsupported shapes, points that are not finite [x, y] numbers, a shape
+            covering no pixel of the image (wholly outside it; a shape partly outside
+            is clipped); with ``skip_bad`` the sample is left out instead.
     """
     check_validation_level(validate)
     _check_label_map(label_map)
@@ -186,42 +190,72 @@ def rasterise_labelme(
     if not isinstance(shapes, list):
         raise DatasetError(annotation, "no 'shapes' list: not a Labelme annotation")
     for number, shape in enumerate(shapes, start=1):
+        if not isinstance(shape, Mapping):
+            raise DatasetError(
+                annotation, f"shape {number}: expected an object with 'label' and 'points', got {shape!r}"
+            )
         label = shape.get("label")
-        if label not in label_map:
+        if not isinstance(label, str) or label not in label_map:
             raise DatasetError(
                 annotation,
                 f"shape {number}: unknown label {label!r}; label_map has "
                 + ", ".join(f"{name!r}: {index}" for name, index in label_map.items()),
             )
         kind = shape.get("shape_type") or "polygon"
-        points = np.asarray(shape.get("points", []), np.float64)
-        needed = 3 if kind == "polygon" else 2
         if kind not in LABELME_SHAPES:
             raise DatasetError(
                 annotation,
                 f"shape {number} ({label!r}): shape_type {kind!r} is not supported; "
                 f"use one of {LABELME_SHAPES}",
             )
-        if points.ndim != 2 or points.shape[1] != 2 or len(points) < needed:
+        where = f"shape {number} ({label!r})"
+        drawn = np.zeros(size, np.uint8)
+        _draw(drawn, kind, _shape_points(annotation, where, kind, shape.get("points", [])))
+        if not drawn.any():
             raise DatasetError(
                 annotation,
-                f"shape {number} ({label!r}): a {kind} needs at least {needed} [x, y] points, "
-                f"got {shape.get('points')}",
+                f"{where}: covers no pixel of the {size[0]}x{size[1]} image (height x width); "
+                f"its points {shape.get('points')} lie outside it",
             )
-        _draw(mask, kind, points, label_map[label])
+        mask[drawn > 0] = label_map[label]
     return mask
 
 
-def _draw(mask: np.ndarray, kind: str, points: np.ndarray, value: int) -> None:
-    """Fills one Labelme shape with ``value`` (points are pixel x, y)."""
+def _shape_points(annotation: Path, where: str, kind: str, raw: object) -> np.ndarray:
+    """A shape's ``[x, y]`` points as float64 ``[n, 2]``; named errors for anything else."""
+    needed = 3 if kind == "polygon" else 2
+    numbers = isinstance(raw, list) and all(
+        isinstance(point, list)
+        and len(point) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)
+        for point in raw
+    )
+    if not numbers:
+        raise DatasetError(annotation, f"{where}: points must be [x, y] numbers, got {raw}")
+    points = np.asarray(raw, np.float64).reshape(-1, 2)
+    if len(points) < needed:
+        raise DatasetError(
+            annotation, f"{where}: a {kind} needs at least {needed} [x, y] points, got {raw}"
+        )
+    if not np.isfinite(points).all() or np.abs(points).max() > MAX_COORDINATE:
+        raise DatasetError(
+            annotation,
+            f"{where}: points must be finite numbers of at most {MAX_COORDINATE} pixels in "
+            f"magnitude, got {raw}",
+        )
+    return points
+
+
+def _draw(mask: np.ndarray, kind: str, points: np.ndarray) -> None:
+    """Fills one Labelme shape with 1 (points are pixel x, y), clipped to the mask."""
     corners = np.rint(points).astype(np.int32)
     if kind == "polygon":
-        cv2.fillPoly(mask, [corners], int(value))
+        cv2.fillPoly(mask, [corners], 1)
     elif kind == "rectangle":
-        cv2.rectangle(mask, tuple(map(int, corners[0])), tuple(map(int, corners[1])), int(value), -1)
+        cv2.rectangle(mask, tuple(map(int, corners[0])), tuple(map(int, corners[1])), 1, -1)
     else:  # circle: centre, then a point on the circumference
         radius = int(round(float(np.linalg.norm(points[1] - points[0]))))
-        cv2.circle(mask, tuple(map(int, corners[0])), radius, int(value), -1)
+        cv2.circle(mask, tuple(map(int, corners[0])), radius, 1, -1)
 
 
 def _labelme_image(annotation: Path, content: Mapping, cache_dir: Path) -> Path:

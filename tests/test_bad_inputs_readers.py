@@ -248,3 +248,57 @@ def test_labelme_annotations_differing_only_in_case_are_an_error_naming_both(tmp
         read_labelme(tmp_path, {"kidney": 1}, skip_bad=True)
     (tmp_path / "scan.json").unlink()
     assert [r.image_id for r in read_labelme(tmp_path, {"kidney": 1})] == [Path(twin).stem]
+
+
+# ----------------------------------------------------------------------------- Labelme shapes
+
+
+def write_labelme(folder: Path, name: str, shapes, size=(20, 24)) -> Path:
+    save_rgb(folder / f"{name}.png", size=size)
+    content = {"shapes": shapes, "imageHeight": size[0], "imageWidth": size[1], "imagePath": f"{name}.png"}
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(content))  # NaN and Infinity as Python's json writes them
+    return path
+
+
+GOOD_SHAPE = {"label": "kidney", "points": [[2, 2], [8, 6]], "shape_type": "rectangle"}
+BAD_SHAPES = {
+    "NaN coordinate": ({"label": "kidney", "points": [[2, 2], [float("nan"), 6], [5, 9]]},
+                       r"shape 2 \('kidney'\): points must be finite numbers"),
+    "infinite coordinate": ({"label": "kidney", "points": [[2, 2], [float("inf"), 6]], "shape_type": "rectangle"},
+                            r"shape 2 \('kidney'\): points must be finite numbers"),
+    "non-numeric coordinate": ({"label": "kidney", "points": [[2, 2], ["8", "x"], [5, 9]]},
+                               r"shape 2 \('kidney'\): points must be \[x, y\] numbers, got \[\[2, 2\], \['8', 'x'\]"),
+    "huge coordinate": ({"label": "kidney", "points": [[2, 2], [1e12, 6]], "shape_type": "rectangle"},
+                        r"shape 2 \('kidney'\): points must be finite numbers"),
+    "wholly outside": ({"label": "kidney", "points": [[30, 2], [40, 9]], "shape_type": "rectangle"},
+                       r"shape 2 \('kidney'\): covers no pixel of the 20x24 image"),
+    "circle outside": ({"label": "kidney", "points": [[-20, -20], [-18, -20]], "shape_type": "circle"},
+                       r"shape 2 \('kidney'\): covers no pixel of the 20x24 image"),
+    "not an object": (["kidney", [[1, 1], [4, 4]]], r"shape 2: expected an object with 'label' and 'points'"),
+    "label not text": ({"label": ["kidney"], "points": [[1, 1], [4, 4]], "shape_type": "rectangle"},
+                       r"shape 2: unknown label \['kidney'\]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SHAPES))
+def test_bad_labelme_shape_is_named_or_skipped_and_listed(tmp_path, case):
+    """Named error (file, shape number, label); skipped-and-listed with skip_bad."""
+    bad_shape, message = BAD_SHAPES[case]
+    write_labelme(tmp_path, "bad", [GOOD_SHAPE, bad_shape])
+    write_labelme(tmp_path, "good", [GOOD_SHAPE])
+    with pytest.raises(DatasetError, match=rf"bad\.json: {message}"):
+        read_labelme(tmp_path, {"kidney": 1})
+    policy = BadInputPolicy(skip_bad=True)
+    records = read_labelme(tmp_path, {"kidney": 1}, skip_bad=policy)
+    assert [r.image_id for r in records] == ["good"]
+    assert [e.path.name for e in policy.skipped] == ["bad.json"]
+
+
+def test_labelme_shape_partly_outside_is_clipped(tmp_path):
+    """Correct data: the part inside the image is drawn."""
+    write_labelme(tmp_path, "edge", [{"label": "kidney", "points": [[-5, -5], [3, 2]], "shape_type": "rectangle"}])
+    mask = np.asarray(Image.open(read_labelme(tmp_path, {"kidney": 1})[0].mask_paths["classes"]))
+    expected = np.zeros((20, 24), np.uint8)
+    expected[:3, :4] = 1
+    np.testing.assert_array_equal(mask, expected)
