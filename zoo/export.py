@@ -381,3 +381,64 @@ def _decode_rgb_like(encoded: tf.Tensor, labels: tf.Tensor, name: str) -> tf.Ten
 
 def _as_float32(tensor: tf.Tensor) -> tf.Tensor:
     return tf.cast(tensor, tf.float32) if tensor.dtype.is_floating else tensor
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zoo.export --model NAME --weights CKPT --out PATH [--litert ...]``.
+
+    Without ``--litert``: a SavedModel folder (:func:`export_saved_model`). With it:
+    a ``.tflite`` file (:func:`zoo.litert.export_litert`), ``--quantization``
+    ``float16``/``dynamic``/``int8`` (int8 calibrates on ``--representative``
+    images), ``--input-size H W`` for a fixed frame size.
+    """
+    import argparse
+    import json
+    import sys
+
+    from zoo.predict import _attention_kwargs, load_checkpoint, spec_for_model
+    from zoo.registry import get_model
+
+    parser = argparse.ArgumentParser(prog="python -m zoo.export", description="Export a trained zoo model.")
+    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument("--weights", required=True, help="checkpoint of the whole model (.weights.h5 or .keras)")
+    parser.add_argument("--out", required=True, help="SavedModel folder, or the .tflite file with --litert")
+    parser.add_argument("--small", action="store_true", help="the registry's small test configuration")
+    parser.add_argument("--builder-args", type=json.loads, default={}, help="JSON builder arguments")
+    parser.add_argument("--attention", action="store_true", help="also export the attention maps")
+    parser.add_argument("--litert", action="store_true", help="write a LiteRT .tflite file")
+    parser.add_argument("--quantization", choices=["float16", "dynamic", "int8"], help="--litert quantisation")
+    parser.add_argument("--representative", nargs="+", help="--quantization int8: calibration image folders/files")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help="--litert: a fixed input size (default: any size)")
+    args = parser.parse_args(argv)
+    try:
+        entry = get_model(args.model)
+        kwargs = {**args.builder_args, **(_attention_kwargs(entry) if args.attention else {})}
+        model = entry.build(small=args.small, **kwargs)
+        load_checkpoint(model, args.weights, entry.name, {**({"small": True} if args.small else {}), **args.builder_args})
+        spec = spec_for_model(entry.input_spec, model.inputs[0].shape[1:3])
+        if not args.litert:
+            print(f"wrote SavedModel {export_saved_model(model, args.out, input_spec=spec)}")
+            return 0
+        from data_tools.imageio import load_image
+        from zoo.litert import export_litert
+        from zoo.predict import collect_images
+
+        images = None
+        if args.representative:
+            images = [load_image(path) for _, path in collect_images(args.representative, isic_ids=False)[0]]
+        path = export_litert(model, args.out, input_spec=spec, quantization=args.quantization,
+                             representative_images=images,
+                             input_size=tuple(args.input_size) if args.input_size else None)
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB, {args.quantization or 'float32'})")
+    except (ValueError, FileNotFoundError, KeyError, OSError, RuntimeError) as error:
+        print(f"zoo.export: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
