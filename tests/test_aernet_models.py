@@ -148,7 +148,7 @@ def test_aernet_shapes_skips_and_parameter_counts(aernet, reference_b1_weights):
     assert aernet.output.shape == (None, SIZE, SIZE, 1)
     assert aernet.get_layer("mask").dtype_policy.compute_dtype == "float32"
     strides = [SIZE // aernet.get_layer(tap).output.shape[1] for tap in AERNET_SKIPS]
-    assert strides == [32, 16, 8, 4]
+    assert strides == [32, 16, 8, 4, 2]
     reference, _ = reference_b1_weights
     reference_taps = keras.Model(reference.input,
                                  [reference.get_layer(tap).output for tap in AERNET_SKIPS])
@@ -160,14 +160,29 @@ def test_aernet_shapes_skips_and_parameter_counts(aernet, reference_b1_weights):
     assert encoder.count_params() == reference_taps.count_params()
 
 
-def test_aernet_attention_maps_are_outputs():
-    model = build_aernet((SIZE, SIZE, 3), return_attention=True, attention_activation="relu",
-                         upsampling="nearest", head_batch_norm=True)
+def test_aernet_paper_decoder_skips_every_level_and_halves_the_channels(aernet):
+    """Section 3.2: each decoder level halves the channels and concatenates the
+    corresponding encoder map behind an attention gate (1/32 ... 1/2)."""
+    widths = [aernet.get_layer(f"decoder{level}_up_transpose").output.shape[-1] for level in range(1, 7)]
+    assert widths == [256, 128, 64, 32, 16, 8]
+    gated = [layer.name for layer in aernet.layers if layer.name.endswith("_attention")]
+    assert gated == [f"decoder{level}_attention" for level in range(1, 6)]
+    assert aernet.get_layer("decoder5_attention").input[0].shape[1] == SIZE // 2
+
+
+def test_aernet_authors_decoder_and_attention_maps_are_outputs():
+    model = build_aernet((SIZE, SIZE, 3), decoder="authors", return_attention=True,
+                         attention_activation="relu", upsampling="nearest", head_batch_norm=True)
     outputs = model(np.random.default_rng(0).random((1, SIZE, SIZE, 3), dtype=np.float32))
     assert sorted(outputs) == ["attention_1", "attention_2", "attention_3", "attention_4", "mask"]
     assert [outputs[f"attention_{level}"].shape[1] for level in range(1, 5)] == [2, 4, 8, 16]
     assert float(np.min(outputs["attention_1"])) >= 0.0  # ReLU maps
     assert model.get_layer("head_bn") is not None
+    assert model.get_layer("deepest_skip_relu") is not None
+    assert isinstance(model.get_layer("decoder1_gating_transpose"), keras.layers.Conv2DTranspose)
+    assert model.get_layer("decoder1_attention").inter_channels == 256  # the level's full width
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        build_aernet((SIZE, SIZE, 3), decoder="code")
 
 
 def test_aernet_encoder_equals_efficientnetb1_with_transferred_weights(aernet,

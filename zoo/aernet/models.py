@@ -1,26 +1,36 @@
 """AER-Net: Attention Efficient Residual U-Net (Lima & Braz Junior, section 3.2, Fig. 3).
 
-Encoder: keras.applications EfficientNetB1 (ImageNet). Skips by layer name at
-1/4, 1/8, 1/16 and 1/32 of the input (the layers the authors' code reaches by
-index, REFERENCE_NOTES); bottleneck: 2x2 max-pool to 1/64 and a residual block
-with 512 filters. Decoder (section 3.2): per level an upsampling by 2 that halves
-the channels, an attention gate on the skip (section 3.2.1), concatenation, a
-residual block (Fig. 4); filters 256, 128, 64, 32 at the skip levels, then two
-skip-less levels with 32 filters back to full resolution. Head: 1x1 conv + sigmoid.
+Encoder: keras.applications EfficientNetB1 (ImageNet), tapped by layer name;
+bottleneck: 2x2 max-pool to 1/64 and a residual block with 512 filters. Decoder
+(section 3.2): "a cada nivel uma camada de upsampling com stride = 2 que dobra o
+tamanho de um mapa de recursos enquanto reduz o numero de canais pela metade, uma
+camada de concatenacao que mescla o mapa de recursos gerado das etapas anteriores
+com o mapa do encoder correspondente, seguida por blocos residuais", the skips gated
+by attention gates (section 3.2.1). Head: 1x1 conv + sigmoid.
 
 Input: CIELAB scaled to [0, 1] at 256x256 (section 3.1), :data:`AERNET_INPUT`. The
 model multiplies it by 255 internally because EfficientNet's own Rescaling and
 Normalization layers expect 0-255 values.
 
-Paper versus the authors' code (josegpl/AER-Net); defaults follow the paper:
+Paper versus the authors' code (josegpl/AER-Net, REFERENCE_NOTES); defaults follow
+the paper, ``decoder="authors"`` gives the code's decoder:
 
-=====================  =====================================  =========================
-choice                 paper (default)                        authors' code (option)
-=====================  =====================================  =========================
-gate's sigma_2         sigmoid (Oktay et al.)                 ``attention_activation="relu"``
-decoder upsampling     stride-2 layer halving the channels    ``upsampling="nearest"``
-head                   1x1 conv + sigmoid                     ``head_batch_norm=True``
-=====================  =====================================  =========================
+=====================  ==========================================  ==============================
+choice                 paper (``decoder="paper"``, default)         authors' code (``"authors"``)
+=====================  ==========================================  ==============================
+skips                  every level: 1/32, 1/16, 1/8, 1/4, 1/2        1/32 ... 1/4; 1/2, 1/1 none
+                       (:data:`AERNET_SKIPS`); 1/1 has no encoder    (:data:`AUTHORS_SKIPS`)
+                       map but the input, so no skip
+decoder filters        halved each level: 256 ... 16, 8             256, 128, 64, 32, 32, 32
+1/32 tap               as is                                        through a ReLU
+gating signal          1x1 conv + BN + ReLU (Oktay et al.)           3x3 transposed conv + BN + ReLU
+gate's inner width     half the level's filters (Oktay et al.)      the level's filters
+=====================  ==========================================  ==============================
+
+and, independently: the gate's sigma_2 (``attention_activation``: sigmoid, Oktay
+et al., or the code's ``"relu"``), the upsampling (``"transpose"``, stride 2 halving
+the channels, or the code's ``"nearest"``), the head's batch norm
+(``head_batch_norm=True``, the code).
 """
 from __future__ import annotations
 
@@ -40,20 +50,27 @@ AERNET_INPUT = InputSpec(image_size=(256, 256), colour="lab", scale="unit")
 """The input AER-Net was trained on (section 3.1): 256x256 CIELAB, channels in [0, 1]."""
 
 AERNET_BACKBONE = "efficientnetb1"
-AERNET_SKIPS: tuple[str, ...] = ("block7a_expand_activation", "block5a_dwconv",
-                                 "block3b_add", "block2c_se_excite")
-"""EfficientNetB1 layers feeding the decoder, coarsest first (1/32, 1/16, 1/8, 1/4)."""
+AUTHORS_SKIPS: tuple[str, ...] = ("block7a_expand_activation", "block5a_dwconv",
+                                  "block3b_add", "block2c_se_excite")
+"""EfficientNetB1 layers the authors' code feeds the decoder, coarsest first (1/32,
+1/16, 1/8, 1/4; the layers its hard-coded indices reach)."""
+AERNET_SKIPS: tuple[str, ...] = (*AUTHORS_SKIPS, "block2a_expand_activation")
+"""The paper's: the same and the 1/2-resolution map (EfficientNetB1's last layer at
+1/2, before block 2a's stride-2 depthwise convolution)."""
 AERNET_BOTTLENECK_FILTERS = 512
-AERNET_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 32, 32)
+AERNET_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 16, 8)
+"""The paper's: halved at every level, from the bottleneck's 512."""
+AUTHORS_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 32, 32)
+DECODERS: tuple[str, ...] = ("paper", "authors")
 # Poolings between the input and the bottleneck: 5 in EfficientNet + 1 max-pool.
 AERNET_SIZE_MULTIPLE = 64
 
 
 def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
                  weights: str | os.PathLike | None = None, *,
-                 attention_activation: str = "sigmoid", upsampling: str = "transpose",
-                 head_batch_norm: bool = False, return_attention: bool = False,
-                 name: str = "aernet") -> keras.Model:
+                 decoder: str = "paper", attention_activation: str = "sigmoid",
+                 upsampling: str = "transpose", head_batch_norm: bool = False,
+                 return_attention: bool = False, name: str = "aernet") -> keras.Model:
     """AER-Net (section 3.2, Fig. 3; Table 2, last row).
 
     Args:
@@ -64,6 +81,8 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
             (the paper) or the path to a keras.applications EfficientNetB1 no-top
             weights file (``efficientnetb1_notop.h5``), for offline machines. A
             trained AER-Net is saved and loaded as a whole ``.keras`` file.
+        decoder: ``"paper"`` (every level skipped and gated, channels halved) or
+            ``"authors"`` (the authors' code; see the module docstring).
         attention_activation: the attention gates' ``sigma_2``: ``"sigmoid"``
             (paper, Oktay et al.) or ``"relu"`` (authors' code).
         upsampling: ``"transpose"`` (paper: stride-2 up-convolution to the level's
@@ -71,8 +90,9 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
             ``"bilinear"``.
         head_batch_norm: batch norm between the 1x1 head conv and the sigmoid
             (authors' code).
-        return_attention: output ``{"mask": ..., "attention_1": ..., ...,
-            "attention_4": ...}`` (attention_1 at 1/32, attention_4 at 1/4).
+        return_attention: output ``{"mask": ..., "attention_1": ..., ...}``, one map
+            per gated level (attention_1 at 1/32; the paper's decoder has five, down
+            to 1/2, the authors' four, down to 1/4).
         name: the model's name.
 
     Raises:
@@ -84,23 +104,29 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
     check_classes(classes)
     check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
     check_choice("upsampling", upsampling, UPSAMPLING_MODES)
+    check_choice("decoder", decoder, DECODERS)
     if not isinstance(head_batch_norm, bool):
         raise ValueError(f"head_batch_norm must be True or False, got {head_batch_norm!r}.")
+    authors = decoder == "authors"
+    filters = AUTHORS_DECODER_FILTERS if authors else AERNET_DECODER_FILTERS
     inputs = keras.Input(input_shape, name="image")
-    skips = build_encoder(AERNET_BACKBONE, inputs, weights, taps=AERNET_SKIPS)
+    skips = build_encoder(AERNET_BACKBONE, inputs, weights, taps=AUTHORS_SKIPS if authors else AERNET_SKIPS)
+    if authors:
+        skips[0] = keras.layers.Activation("relu", name="deepest_skip_relu")(skips[0])
     x = keras.layers.MaxPooling2D(2, name="bottleneck_pool")(skips[0])
     x = residual_block(x, AERNET_BOTTLENECK_FILTERS, name="bottleneck")
-    no_skip = [None] * (len(AERNET_DECODER_FILTERS) - len(skips))
+    no_skip = [None] * (len(filters) - len(skips))
     x, attention_maps = unet_decoder(
-        x, [*skips, *no_skip], AERNET_DECODER_FILTERS, block="residual", attention=True,
-        attention_activation=attention_activation, upsampling=upsampling)
+        x, [*skips, *no_skip], filters, block="residual", attention=True,
+        attention_activation=attention_activation, upsampling=upsampling,
+        gate_width="full" if authors else "half", gating="transpose" if authors else "conv")
     mask = segmentation_head(x, classes, batch_norm=head_batch_norm)
     outputs = {"mask": mask, **attention_maps} if return_attention else mask
     return keras.Model(inputs, outputs, name=name)
 
 
 def aernet_encoder(model: keras.Model) -> keras.Model:
-    """The encoder part of a built AER-Net: its input to the four skip taps.
+    """The encoder part of a paper-decoder AER-Net: its input to the five skip taps.
 
     Useful to inspect or freeze the EfficientNetB1 encoder (``for layer in
     aernet_encoder(model).layers: layer.trainable = False``).

@@ -96,12 +96,18 @@ def upsample_block(x, filters: int | None, *, mode: str = "transpose", name: str
     return keras.layers.UpSampling2D(2, interpolation=mode, name=f"{name}_upsampling")(x)
 
 
-def gating_signal(x, filters: int, *, name: str):
-    """Gating signal of an attention gate: 1x1 conv + BN + ReLU (Oktay et al. 2018).
+def gating_signal(x, filters: int, *, transpose: bool = False, name: str):
+    """Gating signal of an attention gate: 1x1 conv + BN + ReLU (Oktay et al. 2018), or
+    with ``transpose`` a 3x3 stride-1 transposed convolution + BN + ReLU (the AER-Net
+    authors' code).
 
-    Layers: ``{name}_conv``, ``{name}_bn``, ``{name}_relu``.
+    Layers: ``{name}_conv`` (or ``{name}_transpose``), ``{name}_bn``, ``{name}_relu``.
     """
-    return conv_bn_relu(x, filters, kernel_size=1, name=name)
+    if not transpose:
+        return conv_bn_relu(x, filters, kernel_size=1, name=name)
+    x = keras.layers.Conv2DTranspose(filters, 3, padding="same", name=f"{name}_transpose")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
 def segmentation_head(x, classes: int, *, activation: str | None = None,

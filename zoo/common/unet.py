@@ -25,6 +25,8 @@ from zoo.common.blocks import (UPSAMPLING_MODES, double_conv_block, gating_signa
 from zoo.common.encoders import validate_weights
 
 DECODER_BLOCKS: tuple[str, ...] = ("double_conv", "residual")
+GATE_WIDTHS: tuple[str, ...] = ("half", "full")
+GATINGS: tuple[str, ...] = ("conv", "transpose")
 
 
 def check_choice(argument: str, value, allowed: Sequence) -> None:
@@ -60,7 +62,7 @@ def check_classes(classes: int) -> None:
 def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "double_conv",
                  attention: bool = False, attention_activation: str = "sigmoid",
                  upsampling: str = "transpose", batch_norm: bool = True,
-                 name: str = "decoder"):
+                 gate_width: str = "half", gating: str = "conv", name: str = "decoder"):
     """U-Net decoder: per level, upsample x2, (gate the skip,) concatenate, conv block.
 
     Args:
@@ -79,6 +81,11 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
         upsampling: one of ``UPSAMPLING_MODES``; interpolation modes keep the
             channels and let the block change them.
         batch_norm: batch norm in the blocks.
+        gate_width: the gates' ``F_int``: ``"half"`` of the level's filters (Oktay et
+            al.'s code) or ``"full"`` (AER-Net authors' code).
+        gating: the gating signal: ``"conv"`` (1x1 conv + BN + ReLU, Oktay et al.) or
+            ``"transpose"`` (a 3x3 transposed convolution + BN + ReLU, AER-Net
+            authors' code).
         name: prefix of the decoder's layer names (``{name}{level}_...``, level 1
             is the coarsest).
 
@@ -89,6 +96,8 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
     check_choice("block", block, DECODER_BLOCKS)
     check_choice("upsampling", upsampling, UPSAMPLING_MODES)
     check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
+    check_choice("gate_width", gate_width, GATE_WIDTHS)
+    check_choice("gating", gating, GATINGS)
     if len(skips) != len(filters):
         raise ValueError(f"unet_decoder: got {len(skips)} skips but {len(filters)} filters.")
     conv_block = double_conv_block if block == "double_conv" else residual_block
@@ -96,9 +105,10 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
     for level, (skip, level_filters) in enumerate(zip(skips, filters), start=1):
         prefix = f"{name}{level}"
         if attention and skip is not None:
-            gate = gating_signal(x, level_filters, name=f"{prefix}_gating")
+            gate = gating_signal(x, level_filters, transpose=gating == "transpose", name=f"{prefix}_gating")
+            inter = level_filters if gate_width == "full" else max(level_filters // 2, 1)
             skip, attention_maps[f"attention_{level}"] = AttentionGate(
-                inter_channels=max(level_filters // 2, 1), attention_activation=attention_activation,
+                inter_channels=inter, attention_activation=attention_activation,
                 name=f"{prefix}_attention")([skip, gate])
         x = upsample_block(x, level_filters if upsampling == "transpose" else None,
                            mode=upsampling, name=f"{prefix}_up")
