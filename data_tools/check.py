@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("mask-folder needs --mask-dir")
     if args.dataset == "labelme" and not args.label_map:
         parser.error("labelme needs --label-map LABEL=INDEX ...")
+    labels = [label for label, _ in args.label_map]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        parser.error("--label-map: " + "; ".join(f"label {label!r} given twice" for label in twice))
     policy = BadInputPolicy(skip_bad=args.skip_bad)
     try:
         records = READERS[args.dataset](args, policy)

@@ -54,6 +54,10 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", *DICOM_SUFFIXES)
 #: Fewer samples than this read without a progress bar.
 PROGRESS_MIN_ITEMS = 50
+#: Images with a side shorter than this are rejected as degenerate.
+MIN_IMAGE_SIDE = 2
+# A JPEG's end-of-image marker must lie within its last bytes (padding may follow).
+_JPEG_TAIL_BYTES = 1024
 _MAX_LISTED_VALUES = 10
 
 
@@ -210,8 +214,14 @@ def read_json_object(path: str | Path) -> Mapping:
     if not path.is_file():
         raise DatasetError(path, "file not found")
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DatasetError(path, f"cannot read the file ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise DatasetError(path, f"not UTF-8 text, so not JSON ({error})") from None
+    try:
+        content = json.loads(text)
+    except ValueError as error:
         raise DatasetError(path, f"not valid JSON ({error})") from None
     if not isinstance(content, dict):
         raise DatasetError(path, f"expected a JSON object, got {type(content).__name__}")
@@ -242,6 +252,12 @@ def _checked_record(
         size = _check_image_data(image_path)
     else:
         size = read_image_header(image_path)[:2]
+    if min(size) < MIN_IMAGE_SIDE:
+        raise DatasetError(
+            image_path,
+            f"degenerate image size {size[0]}x{size[1]} (height x width): an image needs at "
+            f"least {MIN_IMAGE_SIDE} pixels on each side",
+        )
     masks = {
         name: _checked_mask(
             Path(path), size, validate=validate, binary=binary, num_classes=num_classes,
@@ -315,6 +331,8 @@ def _open_pil(path: Path) -> Image.Image:
     except UnidentifiedImageError:
         raise DatasetError(path, "not a readable image (unknown format or corrupt header)") from None
     except OSError as error:
+        if error.errno is not None:  # from the system (permissions, I/O), not from Pillow
+            raise DatasetError(path, f"cannot read the file ({error.strerror})") from None
         raise DatasetError(path, f"truncated or corrupt image header ({error})") from None
 
 
@@ -339,8 +357,25 @@ def _decode(image: Image.Image, path: Path, *, reduced: bool = False) -> None:
         image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
     try:
         image.load()
+        _check_complete(image.format, path)
     except (OSError, SyntaxError, ValueError) as error:
         raise DatasetError(path, f"truncated or corrupt image data ({error})") from None
+
+
+def _check_complete(image_format: str | None, path: Path) -> None:
+    """Raises ``OSError`` for a PNG or JPEG that Pillow decodes but TensorFlow refuses.
+
+    Pillow decodes a PNG whose last chunks (``IEND``, a checksum) are cut off, and a
+    JPEG without its end-of-image marker; ``tf.io.decode_image`` fails on both.
+    """
+    if image_format == "PNG":
+        with Image.open(path) as again:
+            again.verify()  # every chunk's CRC, up to IEND
+    elif image_format == "JPEG":
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - _JPEG_TAIL_BYTES))
+            if b"\xff\xd9" not in handle.read():
+                raise OSError("no end-of-image marker: the file is cut short")
 
 
 def _require_8bit(image: Image.Image, path: Path) -> None:

@@ -4,7 +4,10 @@ Each reader takes the folder into which the official archives were unpacked (the
 folder and file names are in :mod:`data_tools.layouts`) and returns one
 :class:`~data_tools.records.Record` per image, sorted by image id. It checks as it
 reads: every image has its ground truth and every ground-truth file or CSV row has
-its image, CSVs have the expected columns and values, and (see
+its image; every image-like file is named ``ISIC_<7 digits><official suffix>`` and
+no two files name one id (``.jpg`` beside ``.JPG``); CSVs are UTF-8 (or UTF-16 with
+a byte-order mark), have the expected columns and values, one row per id and no
+contradiction (2017: melanoma and seborrheic keratosis both 1); and (see
 :mod:`data_tools.imageio` for the ``validate`` levels and their cost) images decode,
 masks are single-channel 0/255 and the size of their image. A problem raises
 :class:`~data_tools.records.DatasetError` naming the file; with ``skip_bad=True``
@@ -16,10 +19,12 @@ metadata CSVs, ``LICENSE.txt``, ``ATTRIBUTION.txt``) are ignored.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
+import io
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -372,30 +377,23 @@ class _DatasetSplit:
     def isic2016_labels(self, csv_name: str) -> _GroundTruth:
         """2016 Part 3 CSV without header: ``id,benign|malignant`` or ``id,0.0|1.0``."""
         path = self.csv_file(csv_name)
-        found = {}
-        for line, row in _csv_rows(path):
-            if len(row) < 2:
-                raise DatasetError(path, f"line {line}: expected 'ISIC_<id>,label', got {row}")
-            image_id, text = row[0].strip(), row[1].strip()
-            _check_row_id(path, line, image_id, found)
-            value = layouts.ISIC2016_PART3_CLASSES.get(text.lower(), _as_binary(text))
+
+        def labels(row: list[str]) -> dict[str, float] | str:
+            if len(row) != 2:
+                return f"expected 2 cells (ISIC_<id>,label), got {len(row)}: {','.join(row)}"
+            value = layouts.ISIC2016_PART3_CLASSES.get(row[1].lower(), _as_binary(row[1]))
             if value is None:
-                self.policy.reject(
-                    path, f"line {line}: label {text!r} for {image_id} is not benign, "
-                    "malignant, 0 or 1"
-                )
-            found[image_id] = None if value is None else {"melanoma": float(value)}
+                return f"label {row[1]!r} for {row[0]} is not benign, malignant, 0 or 1"
+            return {"melanoma": float(value)}
+
+        found = _labels_by_id(path, _csv_rows(path), self.policy, 0, labels)
         return _GroundTruth(path, found, lambda i: f"a row for {i}", "labels")
 
     def isic2017_labels(self, csv_name: str) -> _GroundTruth:
         """2017 Part 3 CSV with header ``image_id,melanoma,seborrheic_keratosis``."""
         path = self.csv_file(csv_name)
         rows = _csv_rows(path)
-        try:
-            _, header = next(rows)
-        except StopIteration:
-            raise DatasetError(path, "empty CSV: expected a header row") from None
-        header = [column.strip() for column in header]
+        _, header = next(rows)
         missing = [c for c in layouts.ISIC2017_PART3_COLUMNS if c not in header]
         if missing:
             raise DatasetError(
@@ -404,22 +402,63 @@ class _DatasetSplit:
                 f"expected {','.join(layouts.ISIC2017_PART3_COLUMNS)}",
             )
         id_column, *label_columns = (header.index(c) for c in layouts.ISIC2017_PART3_COLUMNS)
-        found = {}
-        for line, row in rows:
-            image_id = row[id_column].strip() if len(row) > id_column else ""
-            _check_row_id(path, line, image_id, found)
-            values = [_as_binary(row[c]) if len(row) > c else None for c in label_columns]
+        names = layouts.ISIC2017_PART3_COLUMNS[1:]
+
+        def labels(row: list[str]) -> dict[str, float] | str:
+            if len(row) != len(header):
+                return f"expected {len(header)} cells ({','.join(header)}), got {len(row)}"
+            values = [_as_binary(row[c]) for c in label_columns]
             if None in values:
-                self.policy.reject(
-                    path, f"line {line}: labels for {image_id} must be 0 or 1, got {row}"
+                return f"labels for {row[id_column]} must be 0 or 1, got {row}"
+            if all(values):
+                return (
+                    f"{row[id_column]} is labelled both {' and '.join(names)}: a lesion is one of "
+                    "melanoma, seborrheic keratosis or nevus (both 0)"
                 )
-                found[image_id] = None
-                continue
-            found[image_id] = {
-                name: float(value)
-                for name, value in zip(layouts.ISIC2017_PART3_COLUMNS[1:], values)
-            }
+            return {name: float(value) for name, value in zip(names, values)}
+
+        found = _labels_by_id(path, rows, self.policy, id_column, labels)
         return _GroundTruth(path, found, lambda i: f"a row for {i}", "labels")
+
+
+def _labels_by_id(
+    path: Path,
+    rows: Iterable[tuple[int, list[str]]],
+    policy: BadInputPolicy,
+    id_column: int,
+    labels: Callable[[list[str]], dict[str, float] | str],
+) -> dict[str, dict[str, float] | None]:
+    """Each CSV row's labels by image id; ``labels(row)`` returns them or the problem.
+
+    A row whose id is off the ISIC pattern, whose labels are bad, or whose id came
+    before (with other labels: "conflicting rows"; the same: "duplicate row") goes to
+    ``policy.reject``; its id then maps to ``None`` (already rejected), so that with
+    ``skip_bad`` an image with contradicting rows is left out, not given either.
+    """
+    found: dict[str, dict[str, float] | None] = {}
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        image_id = row[id_column] if len(row) > id_column else ""
+        if not layouts.ISIC_IMAGE_ID.match(image_id):
+            policy.reject(path, f"line {line}: {image_id!r} is not an ISIC_<7 digits> image id")
+            continue
+        first = first_line.setdefault(image_id, line)
+        given = labels(row)
+        if first != line:
+            previous = found[image_id]
+            problem = (
+                f"conflicting rows for {image_id}: line {first} gives {previous}, line {line} gives {given}"
+                if isinstance(given, dict) and previous is not None and previous != given
+                else f"duplicate row for {image_id} (also line {first})"
+            )
+        elif isinstance(given, str):
+            problem = given
+        else:
+            found[image_id] = given
+            continue
+        found[image_id] = None
+        policy.reject(path, f"line {line}: {problem}")
+    return found
 
 
 def _read(
@@ -486,19 +525,45 @@ def _join(
     return joined
 
 
-def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
-    """Non-empty CSV rows with their 1-based line numbers."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        for line, row in enumerate(csv.reader(handle), start=1):
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Non-empty CSV rows (cells stripped) with their 1-based line numbers.
+
+    UTF-8 with or without a byte-order mark, or UTF-16 with one (either byte order);
+    anything else, an unreadable file or an empty one is a :class:`DatasetError`.
+    """
+    reader = csv.reader(io.StringIO(_csv_text(path), newline=""))
+    empty = True
+    try:
+        for row in reader:
             if any(cell.strip() for cell in row):
-                yield line, row
+                empty = False
+                yield reader.line_num, [cell.strip() for cell in row]
+    except csv.Error as error:
+        raise DatasetError(path, f"line {reader.line_num}: not valid CSV ({error})") from None
+    if empty:
+        raise DatasetError(path, "empty CSV: no rows")
 
 
-def _check_row_id(path: Path, line: int, image_id: str, seen: Mapping[str, Any]) -> None:
-    if not layouts.ISIC_IMAGE_ID.match(image_id):
-        raise DatasetError(path, f"line {line}: {image_id!r} is not an ISIC_<7 digits> image id")
-    if image_id in seen:
-        raise DatasetError(path, f"line {line}: duplicate row for {image_id}")
+def _csv_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DatasetError(path, f"cannot read the file ({error.strerror or error})") from None
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        text = data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DatasetError(
+            path,
+            f"line {line}: not {'UTF-16' if utf16 else 'UTF-8'} text (byte "
+            f"0x{data[error.start]:02x} at offset {error.start}); save the CSV as UTF-8",
+        ) from None
+    if "\0" in text:
+        raise DatasetError(
+            path, "NUL characters (UTF-16 without a byte-order mark?); save the CSV as UTF-8"
+        )
+    return text
 
 
 def _as_binary(text: str) -> int | None:

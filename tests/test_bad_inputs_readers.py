@@ -19,7 +19,7 @@ from PIL import Image
 from data_tools import layouts
 from data_tools.check import main as check_main
 from data_tools.folders import read_labelme, read_mask_folder
-from data_tools.isic import read_isic2016_part1, read_isic2017, read_isic2018
+from data_tools.isic import read_isic2016_part1, read_isic2016_part3, read_isic2017, read_isic2018
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
@@ -302,3 +302,249 @@ def test_labelme_shape_partly_outside_is_clipped(tmp_path):
     expected = np.zeros((20, 24), np.uint8)
     expected[:3, :4] = 1
     np.testing.assert_array_equal(mask, expected)
+
+
+# ----------------------------------------------------------------------------- CSVs
+
+_CSV_2016 = layouts.ISIC2016_LAYOUT["train"]["part3"]
+_CSV_2017 = layouts.ISIC2017_LAYOUT["train"]["part3"]
+_ROWS_2016 = "ISIC_0000000,benign\r\nISIC_0000001,malignant\r\nISIC_0000002,benign\r\n"
+_LABELS_2016 = [{"melanoma": 0.0}, {"melanoma": 1.0}, {"melanoma": 0.0}]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-be-bom"])
+def test_csv_in_utf8_with_or_without_bom_or_utf16_is_read(tmp_path, encoding):
+    """Correct data: the byte-order mark tells UTF-16 (either byte order) and UTF-8 apart."""
+    root = make_isic2016(tmp_path)
+    data = (b"\xfe\xff" + _ROWS_2016.encode("utf-16-be") if encoding == "utf-16-be-bom"
+            else _ROWS_2016.encode(encoding))
+    (root / _CSV_2016).write_bytes(data)
+    assert [r.labels for r in read_isic2016_part3(root)] == _LABELS_2016
+
+
+def test_2017_header_after_a_bom_is_found(tmp_path):
+    """Correct data: Excel's UTF-8 BOM before ``image_id``."""
+    root = make_isic2017(tmp_path)
+    text = (root / _CSV_2017).read_text()
+    (root / _CSV_2017).write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert [r.labels["melanoma"] for r in read_isic2017(root, parts=(3,))] == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("ISIC_0000000,benign\nISIC_000000\xe9,malignant\n".encode("latin-1"),
+         r"line 2: not UTF-8 text \(byte 0xe9 at offset 31\); save the CSV as UTF-8"),
+        (_ROWS_2016.encode("utf-16-le"), r"NUL characters \(UTF-16 without a byte-order mark\?\)"),
+        (b"", r"empty CSV: no rows"),
+    ],
+    ids=["Latin-1", "UTF-16 without BOM", "empty"],
+)
+def test_csv_in_another_encoding_is_a_named_error(tmp_path, data, message):
+    """Named error, even with skip_bad: the whole file is unreadable as text."""
+    root = make_isic2016(tmp_path)
+    (root / _CSV_2016).write_bytes(data)
+    with pytest.raises(DatasetError, match=rf"{re.escape(_CSV_2016)}: {message}"):
+        read_isic2016_part3(root, skip_bad=True)
+
+
+BAD_ROWS = {
+    "2017 both diagnoses": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\n"
+                            "ISIC_0000001,1,1\nISIC_0000002,1,0\n",
+                            r"line 3: ISIC_0000001 is labelled both melanoma and seborrheic_keratosis", 1),
+    "2017 short row": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\n"
+                       "ISIC_0000001,1\nISIC_0000002,1,0\n",
+                       r"line 3: expected 3 cells \(image_id,melanoma,seborrheic_keratosis\), got 2", 1),
+    "2017 id off the pattern": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\n"
+                                "ISIC_0000001.jpg,1,0\nISIC_0000002,1,0\n",
+                                r"line 3: 'ISIC_0000001\.jpg' is not an ISIC_<7 digits> image id", 2),
+    "2017 conflicting duplicate": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000001,0,1\n"
+                                   "ISIC_0000000,0,0\nISIC_0000001,1,0\nISIC_0000002,1,0\n",
+                                   r"line 4: conflicting rows for ISIC_0000001: line 2 gives "
+                                   r"\{'melanoma': 0\.0, 'seborrheic_keratosis': 1\.0\}, line 4 gives", 1),
+    "2016 conflicting duplicate": (_CSV_2016, _ROWS_2016 + "ISIC_0000001,benign\n",
+                                   r"line 4: conflicting rows for ISIC_0000001: line 2 gives "
+                                   r"\{'melanoma': 1\.0\}, line 4 gives \{'melanoma': 0\.0\}", 1),
+    "2016 repeated row": (_CSV_2016, _ROWS_2016 + "ISIC_0000001,1.0\n",
+                          r"line 4: duplicate row for ISIC_0000001 \(also line 2\)", 1),
+    "2016 label 2": (_CSV_2016, "ISIC_0000000,benign\nISIC_0000001,2\nISIC_0000002,benign\n",
+                     r"line 2: label '2' for ISIC_0000001 is not benign, malignant, 0 or 1", 1),
+    "2016 extra cell": (_CSV_2016, "ISIC_0000000,benign\nISIC_0000001,benign,malignant\nISIC_0000002,0\n",
+                        r"line 2: expected 2 cells \(ISIC_<id>,label\), got 3", 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ROWS))
+def test_bad_or_contradictory_csv_row_is_named_or_skipped_and_listed(tmp_path, case):
+    """Named error with the line; skip_bad leaves out ISIC_0000001 and lists why."""
+    name, text, message, problems = BAD_ROWS[case]
+    root = (make_isic2017 if name == _CSV_2017 else make_isic2016)(tmp_path)
+    (root / name).write_text(text)
+    read = (lambda **kw: read_isic2017(root, parts=(3,), **kw)) if name == _CSV_2017 else (
+        lambda **kw: read_isic2016_part3(root, **kw))
+    with pytest.raises(DatasetError, match=rf"{re.escape(name)}: {message}"):
+        read()
+    policy = BadInputPolicy(skip_bad=True)
+    assert [r.image_id for r in read(skip_bad=policy)] == ["ISIC_0000000", "ISIC_0000002"]
+    assert re.search(message, str(policy.skipped[0]))
+    assert len(policy.skipped) == problems  # a row off the pattern also leaves its image without one
+
+
+# ----------------------------------------------------------------------------- unreadable files
+
+
+def _refuse(monkeypatch, target: Path, method: str) -> None:
+    """Makes ``Path.<method>`` fail for ``target`` as an unreadable file or folder does."""
+    original = getattr(Path, method)
+
+    def refusing(self, *args, **kwargs):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, method, refusing)
+
+
+@pytest.mark.parametrize("reader", ["isic2018", "mask folder", "labelme"])
+def test_unreadable_folder_is_a_named_error(tmp_path, monkeypatch, reader):
+    """Named error (the folder and 'Permission denied'), even with skip_bad."""
+    if reader == "isic2018":
+        root = make_isic2018(tmp_path)
+        folder = root / layouts.ISIC2018_LAYOUT["train"]["task1"]
+        read = lambda: read_isic2018(root, skip_bad=True)  # noqa: E731
+    elif reader == "mask folder":
+        save_rgb(tmp_path / "images/a.png")
+        folder = tmp_path / "masks"
+        folder.mkdir()
+        read = lambda: read_mask_folder(tmp_path / "images", folder, skip_bad=True)  # noqa: E731
+    else:
+        folder = tmp_path
+        write_labelme(tmp_path, "scan", [GOOD_SHAPE])
+        read = lambda: read_labelme(tmp_path, {"kidney": 1}, skip_bad=True)  # noqa: E731
+    _refuse(monkeypatch, folder, "iterdir")
+    with pytest.raises(DatasetError, match=rf"{re.escape(folder.name)}: cannot list the folder \(Permission denied\)"):
+        read()
+
+
+def test_unreadable_csv_and_image(tmp_path, monkeypatch):
+    """Named errors; the unreadable image is skipped-and-listed with skip_bad."""
+    root = make_isic2016(tmp_path)
+    _refuse(monkeypatch, root / _CSV_2016, "read_bytes")
+    with pytest.raises(DatasetError, match=r"GroundTruth\.csv: cannot read the file \(Permission denied\)"):
+        read_isic2016_part3(root, skip_bad=True)
+    image = root / layouts.ISIC2016_LAYOUT["train"]["part1_images"] / "ISIC_0000001.jpg"
+    original = Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *a, **k: _raise_permission(path) if Path(path) == image
+                        else original(path, *a, **k))
+    with pytest.raises(DatasetError, match=r"ISIC_0000001\.jpg: cannot read the file \(Permission denied\)"):
+        read_isic2016_part1(root)
+    policy = BadInputPolicy(skip_bad=True)
+    assert [r.image_id for r in read_isic2016_part1(root, skip_bad=policy)] == ["ISIC_0000000", "ISIC_0000002"]
+    assert [e.path for e in policy.skipped] == [image]
+
+
+def test_unreadable_labelme_json_is_skipped_and_listed(tmp_path, monkeypatch):
+    """Named error; skipped-and-listed with skip_bad."""
+    bad = write_labelme(tmp_path, "bad", [GOOD_SHAPE])
+    write_labelme(tmp_path, "good", [GOOD_SHAPE])
+    _refuse(monkeypatch, bad, "read_text")
+    with pytest.raises(DatasetError, match=r"bad\.json: cannot read the file \(Permission denied\)"):
+        read_labelme(tmp_path, {"kidney": 1})
+    policy = BadInputPolicy(skip_bad=True)
+    assert [r.image_id for r in read_labelme(tmp_path, {"kidney": 1}, skip_bad=policy)] == ["good"]
+    assert [e.path for e in policy.skipped] == [bad]
+
+
+def _raise_permission(path):
+    raise PermissionError(13, "Permission denied", str(path))
+
+
+# ----------------------------------------------------------------------------- degenerate files
+
+
+def _zero_width_png(path: Path) -> None:
+    """A PNG whose IHDR says 0 pixels wide (with a valid CRC)."""
+    import struct
+    import zlib
+
+    save_rgb(path, size=(5, 1))
+    data = bytearray(path.read_bytes())
+    data[16:20] = struct.pack(">I", 0)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+def _jpeg_without_end_marker(path: Path) -> None:
+    """A JPEG whose data is whole but whose final FF D9 marker is cut: Pillow decodes it."""
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    _truncate(path, 2)
+    Image.open(path).load()
+
+
+def _truncate(path: Path, cut: int = 20) -> None:
+    path.write_bytes(path.read_bytes()[:-cut])
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda i, m: (save_rgb(i / "b.png", size=(1, 1)), Image.new("L", (1, 1)).save(m / "b.png")),
+         r"b\.png: degenerate image size 1x1 \(height x width\)"),
+        (lambda i, m: (save_rgb(i / "b.png", size=(1, 12)), Image.new("L", (12, 1)).save(m / "b.png")),
+         r"b\.png: degenerate image size 1x12 \(height x width\)"),
+        (lambda i, m: _zero_width_png(i / "b.png"), r"b\.png: not a readable image"),
+        (lambda i, m: (save_rgb(i / "b.jpg", size=(40, 40)), (i / "b.png").unlink(),
+                       Image.new("L", (40, 40)).save(m / "b.png"), _truncate(i / "b.jpg")),
+         r"b\.jpg: truncated or corrupt image data"),
+        (lambda i, m: (_jpeg_without_end_marker(i / "b.jpg"), (i / "b.png").unlink(),
+                       Image.new("L", (40, 40)).save(m / "b.png")),
+         r"b\.jpg: truncated or corrupt image data \(no end-of-image marker"),
+        (lambda i, m: _truncate(m / "b.png"), r"masks/b\.png: truncated or corrupt image data"),
+        (lambda i, m: _truncate(m / "b.png", 12), r"masks/b\.png: truncated or corrupt image data"),
+        (lambda i, m: Image.fromarray((class_indices() > 0).astype(np.uint8)).save(m / "b.png"),
+         r"masks/b\.png: mask values must be \{0, 255\}; found 1"),
+    ],
+    ids=["1x1 image", "1-pixel-high image", "0-pixel image", "truncated JPEG", "JPEG without end marker",
+         "truncated mask", "PNG mask without IEND", "0/1 mask"],
+)
+def test_degenerate_truncated_or_off_value_files_in_a_mask_folder(tmp_path, spoil, message):
+    """Named error; skipped-and-listed with skip_bad. A JPEG without its end marker and a
+    PNG without IEND decode in Pillow but make tf.io.decode_image fail mid-training."""
+    for stem in ("a", "b"):
+        save_rgb(tmp_path / f"images/{stem}.png")
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        Image.fromarray((class_indices() > 0).astype(np.uint8) * 255).save(tmp_path / f"masks/{stem}.png")
+    spoil(tmp_path / "images", tmp_path / "masks")
+    with pytest.raises(DatasetError, match=message):
+        read_mask_folder(tmp_path / "images", tmp_path / "masks")
+    policy = BadInputPolicy(skip_bad=True)
+    assert [r.image_id for r in read_mask_folder(tmp_path / "images", tmp_path / "masks", skip_bad=policy)] == ["a"]
+    assert len(policy.skipped) == 1 and re.search(message, str(policy.skipped[0]))
+
+
+def test_degenerate_and_truncated_images_in_isic_and_labelme(tmp_path):
+    """Named errors in the ISIC and Labelme readers too (header validation catches the size)."""
+    root = make_isic2018(tmp_path / "isic")
+    folders = layouts.ISIC2018_LAYOUT["train"]
+    save_rgb(root / folders["images"] / "ISIC_0000001.jpg", size=(1, 1))
+    Image.new("L", (1, 1)).save(root / folders["task1"] / "ISIC_0000001_segmentation.png")
+    with pytest.raises(DatasetError, match=r"ISIC_0000001\.jpg: degenerate image size 1x1"):
+        read_isic2018(root, validate="header")
+    write_labelme(tmp_path / "labelme", "scan", [GOOD_SHAPE])
+    scan = tmp_path / "labelme/scan.png"
+    Image.open(scan).convert("RGB").save(scan.with_suffix(".jpg"))
+    content = json.loads((tmp_path / "labelme/scan.json").read_text())
+    (tmp_path / "labelme/scan.json").write_text(json.dumps({**content, "imagePath": "scan.jpg"}))
+    _truncate(scan.with_suffix(".jpg"))
+    with pytest.raises(DatasetError, match=r"scan\.jpg: truncated or corrupt image data"):
+        read_labelme(tmp_path / "labelme", {"kidney": 1})
+
+
+def test_check_command_refuses_a_label_given_twice(tmp_path, capsys):
+    """Named error: ``--label-map kidney=1 kidney=2`` would keep one silently."""
+    write_labelme(tmp_path, "scan", [GOOD_SHAPE])
+    with pytest.raises(SystemExit) as exit_:
+        check_main(["labelme", str(tmp_path), "--label-map", "kidney=1", "kidney=2"])
+    assert exit_.value.code == 2
+    assert "label 'kidney' given twice" in capsys.readouterr().err
