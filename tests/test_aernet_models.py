@@ -282,3 +282,15 @@ def test_sm_unet_builds_and_rejects_unknown_backbones():
         build_sm_unet("efficientnetb9", (SIZE, SIZE, 3))
     with pytest.raises(ValueError, match="divisible by 32"):
         build_sm_unet("efficientnetb0", (48, 48, 3))
+
+
+@pytest.mark.parametrize("backbone", ["efficientnetb1", "seresnext101", "vgg16", "resnet34"])
+def test_sm_encoders_get_the_scaling_their_imagenet_weights_expect(backbone):
+    """Issue 15: Table 1's encoders see the CIELAB input scaled as their ImageNet
+    preprocessing asks (segmentation_models' own function on 0-255), like AER-Net's."""
+    from zoo.aernet.encoder_sweep import _segmentation_models, sm_input_scaling
+
+    x = np.random.default_rng(0).random((2, 4, 4, 3), dtype=np.float32)
+    layer = sm_input_scaling(backbone)
+    expected = _segmentation_models().get_preprocessing(backbone)(255.0 * x)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-5, atol=1e-4)

@@ -21,11 +21,14 @@ This is the one module that imports segmentation_models; it sets
 standalone ``keras`` 2 API). segmentation_models is an optional dependency
 (``pip install medattn-zoo[sweep]``); it is imported when a model is built.
 
-Input: the models take the [0, 1] CIELAB input of :data:`zoo.aernet.models.AERNET_INPUT`
-unchanged. segmentation_models' ``get_preprocessing`` applies RGB ImageNet
-statistics, which do not fit CIELAB input. Models built here contain
-segmentation_models' own custom layers and are meant for training and evaluation
-in the table script (weights files), not for ``.keras`` export.
+Input: the [0, 1] CIELAB input of :data:`zoo.aernet.models.AERNET_INPUT`, scaled inside
+the model as each encoder's ImageNet weights expect (:func:`sm_input_scaling`: the
+affine map of segmentation_models' own ``get_preprocessing(backbone)`` on 0-255 values,
+as one ``InputScaling`` layer, ``encoder_input_scaling``), exactly as AER-Net feeds its
+own EfficientNetB1 (x 255, then the backbone's normalisation): the same encoder sees the
+same input in Tables 1 and 2. Models built here contain segmentation_models' own
+custom layers and are meant for training and evaluation in the table script (weights
+files), not for ``.keras`` export.
 """
 from __future__ import annotations
 
@@ -33,8 +36,10 @@ import os
 from typing import Sequence
 
 import keras
+import numpy as np
 
 from zoo.common.encoders import imagenet_download, validate_weights
+from zoo.common.input_scaling import InputScaling
 from zoo.common.unet import check_classes, check_input_shape
 
 TABLE1_BACKBONES: dict[str, str] = {
@@ -63,6 +68,27 @@ def _segmentation_models():
 def sm_backbones() -> tuple[str, ...]:
     """Every backbone name segmentation_models knows."""
     return tuple(_segmentation_models().Backbones.models_names())
+
+
+def sm_input_scaling(backbone: str) -> InputScaling:
+    """``backbone``'s ImageNet preprocessing as an :class:`InputScaling` layer on [0, 1] input.
+
+    segmentation_models' ``get_preprocessing(backbone)`` maps 0-255 images per channel
+    affinely (keras.applications' "caffe", "torch" or "tf" modes, or nothing); the map
+    is read off the function itself (its answer to black and to each pure channel), so
+    the layer equals ``get_preprocessing(backbone)(255 * x)`` for every backbone.
+    """
+    preprocess = _segmentation_models().get_preprocessing(backbone)
+    black = np.asarray(preprocess(np.zeros((1, 1, 1, 3), np.float32)), np.float64).ravel()
+    response = np.stack([np.asarray(preprocess(255.0 * np.eye(3, dtype=np.float32)[c].reshape(1, 1, 1, 3)),
+                                    np.float64).ravel() - black for c in range(3)], axis=1)  # [out, in]
+    reverse = bool(np.allclose(response, np.diag(np.diag(response[:, ::-1]))[:, ::-1]) and
+                   not np.allclose(response, np.diag(np.diag(response))))
+    scale = np.diag(response[:, ::-1] if reverse else response)
+    if not np.allclose(response, (np.diag(scale)[:, ::-1] if reverse else np.diag(scale)), atol=1e-6):
+        raise ValueError(f"segmentation_models' preprocessing of {backbone!r} mixes channels; "
+                         "it cannot be one per-channel scaling.")
+    return InputScaling(tuple(scale), tuple(black), reverse_channels=reverse, name="encoder_input_scaling")
 
 
 def build_sm_unet(backbone: str, input_shape: Sequence[int] = (256, 256, 3),
@@ -96,9 +122,13 @@ def build_sm_unet(backbone: str, input_shape: Sequence[int] = (256, 256, 3),
     with imagenet_download(weights, f"segmentation_models' {backbone}", (
             "Put the file segmentation_models asks for in ~/.keras/models/ (downloaded on a "
             "machine with internet access), or train from scratch with weights=None.")):
-        model = sm.Unet(backbone, input_shape=input_shape, classes=classes,
-                        activation="sigmoid" if classes == 1 else "softmax",
-                        encoder_weights="imagenet" if weights == "imagenet" else None)
+        unet = sm.Unet(backbone, input_shape=input_shape, classes=classes,
+                       activation="sigmoid" if classes == 1 else "softmax",
+                       encoder_weights="imagenet" if weights == "imagenet" else None)
+    inputs = keras.Input(input_shape, name="image")
+    scaling = sm_input_scaling(backbone) if input_shape[-1] == 3 else None
+    model = keras.Model(inputs, unet(scaling(inputs) if scaling is not None else inputs),
+                        name=f"sm_unet_{backbone}")
     if weights not in (None, "imagenet"):
         model.load_weights(weights)
     return model
