@@ -32,7 +32,7 @@ TABLE = PaperTable(
         PaperRow("EfficientNetb0", {"JSI": 75.4}),
     ],
     notes=[
-        "segmentation_models 1.0.1 U-Nets; CIELAB [0, 1] input fed unscaled.",
+        "segmentation_models 1.0.1 U-Nets; the CIELAB [0, 1] input is scaled inside each model as its encoder's ImageNet weights expect (x 255, then the backbone's own normalisation), as AER-Net's EfficientNetB1 in Table 2.",
         "Split, training and evaluation as in aernet_table2 (see its notes).",
     ],
 )
