@@ -10,11 +10,14 @@ of interest (ROI) "cropped according to segmentation masks" (Fig. 8), from which
 the patches are drawn as in Sec. IV-B. The rows without segmentation repeat
 Table III's ResNet50* and ARL-CNN50*.
 
-* Segmenter: the paper trains DeepLabv3+; we train a U-Net of this zoo
-  (:func:`zoo.common.unet.build_unet`, batch norm, ``--segmenter-filters`` in its
-  first level) on [0, 1] RGB images stretched to ``--segmenter-size``, with Adam
-  (lr 1e-3) and the Dice loss, keeping the epoch with the best validation Dice
-  (Part 1 validation masks). It is trained once per output folder
+* Segmenter: DeepLabv3+, as the paper ("a state-of-the-art segmentation model
+  deeplabV3+ ... trained by using the ISIC 2017 Skin Lesion Segmentation dataset"):
+  the zoo's DeepLabv3+ (:func:`zoo.sanet.build_deeplab`: dilated ResNet at output
+  stride 16, ASPP, the DeepLabv3+ decoder) with one sigmoid lesion map, on [0, 1]
+  RGB images stretched to ``--segmenter-size``, its ResNet (``--segmenter-backbone``,
+  default ResNet50; the paper names none) from ImageNet (``--segmenter-weights``),
+  trained with Adam (lr 1e-3) and the Dice loss, keeping the epoch with the best
+  validation Dice (Part 1 validation masks). It is trained once per output folder
   (``<out>/segmenter/segmenter.keras``) and shared by both segmented rows, or
   loaded from ``--segmenter`` (any Keras model mapping such images to a lesion
   probability map; its input size is read from the model).
@@ -45,10 +48,10 @@ from data_tools.records import Record
 from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, SMOKE, Splits,
                                   add_recipe_arguments, claim_folder, number_in_range, read_splits,
                                   row_result, score_model)
-from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
+from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, weights_argument
 from zoo.losses import DiceLoss
 from zoo.metrics import DiceCoefficient
-from zoo.common.unet import build_unet
+from zoo.sanet.models import DILATED_BACKBONES, build_deeplab
 from zoo.train import fit
 
 MASK_THRESHOLD = 0.5
@@ -75,8 +78,8 @@ TABLE = PaperTable(
     columns=[MELANOMA_AUC, KERATOSIS_AUC, AVERAGE_AUC],
     rows=[PaperRow(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean})
           for name, (_, _, m, sk, mean) in PAPER_ROWS.items()],
-    notes=[EXTRAS_NOTE, "Segmenter: a U-Net of this zoo (the paper: DeepLabv3+), trained on the ISIC 2017 "
-           "Part 1 training masks, or --segmenter.",
+    notes=[EXTRAS_NOTE, "Segmenter: DeepLabv3+ (as the paper; ResNet50 from ImageNet, output stride 16), "
+           "trained on the ISIC 2017 Part 1 training masks, or --segmenter.",
            f"ROI: bounding box of the predicted mask plus {ROI_MARGIN:.0%} of its size on each "
            "side (--roi-margin; the paper gives none)."],
 )
@@ -97,7 +100,8 @@ def train_segmenter(ctx: RowContext, folder: Path) -> Path:
     """
     args = ctx.args
     path = folder / "segmenter.keras"
-    names = ("segmenter_size", "segmenter_epochs", "segmenter_batch_size", "segmenter_filters",
+    names = ("segmenter_size", "segmenter_epochs", "segmenter_batch_size", "segmenter_backbone",
+             "segmenter_weights",
              "seed", "mixed_precision")
     claim_folder(folder, {"data_dir": ctx.data_dir.resolve(),
                           **{name: getattr(args, name) for name in names}})
@@ -109,7 +113,8 @@ def train_segmenter(ctx: RowContext, folder: Path) -> Path:
     data = dict(spec=spec, batch_size=args.segmenter_batch_size, seed=args.seed)
     config = ctx.train_config(out_dir=folder, epochs=args.segmenter_epochs,
                               monitor="val_dice", mode="max")
-    trained = fit(lambda: build_unet(spec.input_shape, base_filters=args.segmenter_filters),
+    trained = fit(lambda: build_deeplab(spec.input_shape, classes=1, weights=args.segmenter_weights,
+                                        backbone=args.segmenter_backbone, name="lesion_deeplabv3plus"),
                   segmentation_dataset(train, training=True, **data),
                   segmentation_dataset(validation, training=False, **data), config,
                   optimizer=lambda: keras.optimizers.Adam(SEGMENTER_LEARNING_RATE),
@@ -234,21 +239,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
     parser.add_argument("--segmenter", type=_model_file,
                         help="a trained lesion segmenter (.keras) to use instead of training "
-                             "the U-Net")
-    parser.add_argument("--segmenter-size", type=number_in_range(int, 16), default=256,
-                        help="U-Net input side, a multiple of 16 (default: %(default)s)")
+                             "the DeepLabv3+")
+    parser.add_argument("--segmenter-size", type=number_in_range(int, 32), default=256,
+                        help="DeepLabv3+ input side (default: %(default)s)")
     parser.add_argument("--segmenter-epochs", type=number_in_range(int, 1), default=50,
-                        help="U-Net training epochs (default: %(default)s)")
+                        help="DeepLabv3+ training epochs (default: %(default)s)")
     parser.add_argument("--segmenter-batch-size", type=number_in_range(int, 1), default=16,
-                        help="U-Net batch size (default: %(default)s)")
-    parser.add_argument("--segmenter-filters", type=number_in_range(int, 1), default=32,
-                        help="U-Net channels in its first level (default: %(default)s)")
+                        help="DeepLabv3+ batch size (default: %(default)s)")
+    parser.add_argument("--segmenter-backbone", choices=sorted(DILATED_BACKBONES), default="resnet50",
+                        help="the DeepLabv3+ ResNet (default: %(default)s; the paper names none)")
+    parser.add_argument("--segmenter-weights", type=weights_argument, default="imagenet",
+                        help="the DeepLabv3+ ResNet's initial weights: imagenet, none, or a "
+                             "keras.applications no-top file (default: %(default)s)")
     parser.add_argument("--roi-margin", type=number_in_range(float, 0.0), default=ROI_MARGIN,
                         help="fraction of the box's size added on each side (default: %(default)s)")
 
 
 SMOKE_SEGMENTER = {"segmenter_size": 32, "segmenter_epochs": 1, "segmenter_batch_size": 4,
-                   "segmenter_filters": 4}
+                   "segmenter_backbone": "resnet14", "segmenter_weights": None}
 
 
 def main(argv: Sequence[str] | None = None):
