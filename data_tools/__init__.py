@@ -4,41 +4,41 @@ Readers return lists of :class:`Record` (paths and labels, validated as they are
 read); ``data_tools.pipeline`` turns records into batches. ``data_tools.synthetic``
 writes small datasets in the same official layouts for tests and ``--smoke`` runs.
 """
-from data_tools import layouts
-from data_tools.augment import Augmentation, emboss
-from data_tools.clahe import clahe, clahe_lightness
-from data_tools.colour import RGBToLab, rgb_to_lab, rgb_to_lab_unit
-from data_tools.download import DownloadError, download_dataset
-from data_tools.folders import read_labelme, read_mask_folder
-from data_tools.imageio import load_image, load_mask, read_image_header
-from data_tools.isic import (
-    rasterise_isic2017_features,
-    read_isic2016_part1,
-    read_isic2016_part3,
-    read_isic2017,
-    read_isic2018,
-    write_isic2017_feature_masks,
-)
-from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
-from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
-from data_tools.records import BadInputPolicy, DatasetError, Record
-from data_tools.synthetic import (
-    is_synthetic,
-    make_isic2016,
-    make_isic2017,
-    make_isic2018,
-    make_mask_folder,
-    make_ultrasound_labelme,
-)
+from __future__ import annotations
 
-__all__ = [
-    "Augmentation", "clahe", "clahe_lightness", "emboss", "InputSpec", "RGBToLab",
-    "classification_dataset", "oversample_positives", "preprocess_images", "preprocess_label_maps", "rgb_to_lab",
-    "rgb_to_lab_unit", "segmentation_dataset",
-    "BadInputPolicy", "DatasetError", "DownloadError", "Record", "download_dataset",
-    "is_synthetic", "layouts", "load_image", "load_mask", "make_isic2016", "make_isic2017",
-    "make_isic2018", "make_mask_folder", "make_ultrasound_labelme",
-    "rasterise_isic2017_features", "read_image_header", "read_isic2016_part1",
-    "read_isic2016_part3", "read_isic2017", "read_isic2018", "read_labelme",
-    "read_mask_folder", "write_isic2017_feature_masks",
-]
+import importlib
+
+#: Each public name and the module of the package that defines it. The modules are
+#: imported on first use (PEP 562 ``__getattr__``), so that ``python -m
+#: data_tools.download`` and ``python -m data_tools.check`` start without TensorFlow,
+#: and runpy finds the module it runs not yet imported by this package.
+_EXPORTS = {
+    "layouts": "layouts",
+    "Augmentation": "augment", "emboss": "augment",
+    "clahe": "clahe", "clahe_lightness": "clahe",
+    "RGBToLab": "colour", "rgb_to_lab": "colour", "rgb_to_lab_unit": "colour",
+    "DownloadError": "download", "download_dataset": "download",
+    "read_labelme": "folders", "read_mask_folder": "folders",
+    "load_image": "imageio", "load_mask": "imageio", "read_image_header": "imageio",
+    "rasterise_isic2017_features": "isic", "read_isic2016_part1": "isic", "read_isic2016_part3": "isic",
+    "read_isic2017": "isic", "read_isic2018": "isic", "write_isic2017_feature_masks": "isic",
+    "classification_dataset": "pipeline", "oversample_positives": "pipeline", "segmentation_dataset": "pipeline",
+    "InputSpec": "preprocess", "preprocess_images": "preprocess", "preprocess_label_maps": "preprocess",
+    "BadInputPolicy": "records", "DatasetError": "records", "Record": "records",
+    "is_synthetic": "synthetic", "make_isic2016": "synthetic", "make_isic2017": "synthetic",
+    "make_isic2018": "synthetic", "make_mask_folder": "synthetic", "make_ultrasound_labelme": "synthetic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'data_tools' has no attribute {name!r}")
+    module = importlib.import_module(f"data_tools.{module_name}")
+    return module if name == module_name else getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -12,8 +12,14 @@ What :func:`download_dataset` does for every archive of the requested splits:
    (reruns are cheap: the command is idempotent);
 2. downloads it into ``<file>.part``, resuming with an HTTP ``Range`` request when a
    partial file is left from an interrupted run, and retrying broken connections;
-3. checks the byte count (the server's ``Content-Length`` / ``Content-Range`` and the
-   registry's size when known) and the SHA-256 when the registry knows it;
+3. verifies it before it is kept: the byte count (the server's ``Content-Length`` /
+   ``Content-Range``, and the registry's size when known), the SHA-256 when the
+   registry knows it, no HTML page (refused by Content-Type or by its first bytes: an
+   error page served with status 200), zips with ``zipfile.testzip`` (every member's
+   CRC), CSVs by their first row (2017: the header; 2016: ``ISIC_<id>,<label>``). A
+   download resumed from a leftover ``.part`` that fails is fetched once more from the
+   start; a file left by an earlier run is verified again before it is used. A
+   server trickling bytes times out (see :func:`download_file`);
 4. extracts zips into ``<dest>/<official folder>/`` whatever the zip's own top folder
    (most official zips hold the folder itself, a few hold the files directly),
    skipping macOS metadata (``__MACOSX/``, ``._*``) and refusing unsafe paths;
@@ -21,7 +27,7 @@ What :func:`download_dataset` does for every archive of the requested splits:
    ``keep_archives``).
 
 Every failure raises :class:`DownloadError`, whose message names the URL and the
-problem. Use ``ISIC_BASE_URL`` or ``--base-url`` for a mirror with the same
+problem; the command line prints it as an ``error:`` line on stderr. Use ``ISIC_BASE_URL`` or ``--base-url`` for a mirror with the same
 ``<year>/<file>`` structure (tests use a ``127.0.0.1`` server).
 
 Command line::
@@ -31,23 +37,34 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import functools
 import hashlib
 import http.client
+import io
 import json
 import logging
 import os
 import re
 import shutil
+import sys
+import time
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
-from data_tools.layouts import ISIC2016_LAYOUT, ISIC2017_LAYOUT, ISIC2018_LAYOUT
+from data_tools.layouts import (
+    ISIC2016_LAYOUT,
+    ISIC2017_LAYOUT,
+    ISIC2017_PART3_COLUMNS,
+    ISIC2018_LAYOUT,
+    ISIC_IMAGE_ID,
+)
 
 log = logging.getLogger("data_tools")
 
@@ -67,7 +84,11 @@ _LAYOUTS: dict[str, tuple[int, Mapping[str, Mapping[str, str]]]] = {
 #: written into its marker file, so a maintainer can fill this table from a run.
 KNOWN_CHECKSUMS: dict[str, tuple[int | None, str | None]] = {}
 
+#: A download averaging fewer bytes per second than this over ``timeout`` seconds
+#: has stalled (a server trickling one byte per second never trips a socket timeout).
+STALL_MIN_RATE = 1024
 _CHUNK_SIZE = 1 << 20
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<?xml")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -172,6 +193,7 @@ def download_file(
     *,
     size: int | None = None,
     sha256: str | None = None,
+    verify: Callable[[Path], str | None] | None = None,
     retries: int = 3,
     timeout: float = 60.0,
     progress: bool = True,
@@ -180,42 +202,78 @@ def download_file(
 
     A ``.part`` file left by an interrupted call is continued with an HTTP
     ``Range`` request; a server that ignores the range (status 200) restarts the
-    file. Broken connections are retried ``retries`` times, each retry resuming
-    from the bytes already written. ``path`` appears only once the byte count and,
-    when given, ``size`` and ``sha256`` are verified.
+    file. Broken connections and stalls are retried ``retries`` times, each retry
+    resuming from the bytes already written. ``path`` appears only once the file
+    passes its checks: the byte count, ``size`` and ``sha256`` when given, no HTML
+    (by Content-Type or by its first bytes), and ``verify(file)`` (a problem, or
+    None). When a file resumed from a leftover ``.part`` fails them, the leftover
+    is taken for other content and the file is fetched once more from the start.
+
+    ``timeout`` (seconds) bounds every wait for the server, and a transfer averaging
+    under :data:`STALL_MIN_RATE` bytes per second over ``timeout`` seconds has
+    stalled.
 
     Returns:
         The hex SHA-256 of the downloaded file.
 
     Raises:
-        DownloadError: HTTP errors, unreachable server, size or checksum mismatch;
-            the message names the URL.
+        DownloadError: HTTP errors, unreachable server, a stall, a file failing its
+            checks (then deleted); the message names the URL.
     """
     path = Path(path)
     part = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
+    resumed = part.is_file() and part.stat().st_size > 0
+    while True:  # twice at most: once more from the start after resuming a bad leftover
+        _fetch_with_retries(url, part, retries=retries, timeout=timeout, progress=progress)
+        digest = file_sha256(part)
+        problem = _download_problem(part, digest, size=size, sha256=sha256, verify=verify)
+        if problem is None:
+            part.replace(path)
+            return digest
+        part.unlink()
+        if not resumed:
+            raise DownloadError(url, problem)
+        log.warning("%s: %s after resuming a leftover %s; downloading it from the start", url, problem, part.name)
+        resumed = False
+
+
+def _fetch_with_retries(url: str, part: Path, *, retries: int, timeout: float, progress: bool) -> None:
     for attempt in range(retries + 1):
         try:
             _fetch_into(url, part, timeout=timeout, progress=progress)
-            break
+            return
         except (OSError, http.client.HTTPException) as error:
             if isinstance(error, urllib.error.HTTPError) or attempt == retries:
                 raise _as_download_error(url, error) from error
             log.warning("%s: %s; resuming (retry %d of %d)", url, error, attempt + 1, retries)
+
+
+def _download_problem(
+    part: Path,
+    digest: str,
+    *,
+    size: int | None,
+    sha256: str | None,
+    verify: Callable[[Path], str | None] | None,
+) -> str | None:
+    """What is wrong with a downloaded file, or None."""
     received = part.stat().st_size
     if size is not None and received != size:
-        part.unlink()
-        raise DownloadError(url, f"size mismatch: expected {size} bytes, received {received}")
-    digest = file_sha256(part)
+        return f"size mismatch: expected {size} bytes, received {received}"
+    if not received:
+        return "an empty file"
     if sha256 is not None and digest != sha256.lower():
-        part.unlink()
-        raise DownloadError(url, f"checksum mismatch: expected sha256 {sha256}, got {digest}")
-    part.replace(path)
-    return digest
+        return f"checksum mismatch: expected sha256 {sha256}, got {digest}"
+    with open(part, "rb") as handle:
+        head = handle.read(512).lstrip().lower()
+    if head.startswith(_HTML_STARTS):
+        return "an HTML page, not the file (an error or login page served as the file?)"
+    return verify(part) if verify is not None else None
 
 
 def _fetch_into(url: str, part: Path, *, timeout: float, progress: bool) -> None:
-    """One HTTP request appending to ``part``; raises on a short or failed read."""
+    """One HTTP request appending to ``part``; raises on a short, stalled or failed read."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
@@ -228,6 +286,10 @@ def _fetch_into(url: str, part: Path, *, timeout: float, progress: bool) -> None
         part.unlink()
         return _fetch_into(url, part, timeout=timeout, progress=progress)
     with response:
+        if response.headers.get_content_type() == "text/html":
+            raise DownloadError(
+                url, "an HTML page (Content-Type text/html), not the file: an error or login page?"
+            )
         offset, total = _resume_offset(url, response, offset)
         mode = "ab" if offset else "wb"
         with open(part, mode) as out, tqdm(
@@ -239,9 +301,19 @@ def _fetch_into(url: str, part: Path, *, timeout: float, progress: bool) -> None
             desc=part.name.removesuffix(".part"),
             disable=not progress,
         ) as bar:
-            while chunk := response.read(_CHUNK_SIZE):
+            window_start, window_bytes = time.monotonic(), 0
+            while chunk := response.read1(_CHUNK_SIZE):
                 out.write(chunk)
                 bar.update(len(chunk))
+                window_bytes += len(chunk)
+                elapsed = time.monotonic() - window_start
+                if elapsed >= timeout:
+                    if window_bytes < STALL_MIN_RATE * elapsed:
+                        raise TimeoutError(
+                            f"stalled: {window_bytes} bytes in the last {elapsed:.1f} s (under "
+                            f"{STALL_MIN_RATE} bytes/s)"
+                        )
+                    window_start, window_bytes = time.monotonic(), 0
     received = part.stat().st_size
     if total is not None and received != total:
         raise http.client.IncompleteRead(b"", total - received)
@@ -278,6 +350,8 @@ def _as_download_error(url: str, error: BaseException) -> DownloadError:
         return DownloadError(
             url, f"connection closed with {error.expected} bytes missing; rerun to resume"
         )
+    if isinstance(error, TimeoutError):
+        return DownloadError(url, f"{error}; rerun to resume")
     return DownloadError(url, f"{type(error).__name__}: {error}; rerun to resume")
 
 
@@ -288,6 +362,41 @@ def file_sha256(path: str | Path) -> str:
         while chunk := f.read(_CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def verify_archive_file(archive: Archive, path: str | Path) -> str | None:
+    """What is wrong with a downloaded official file, or None.
+
+    A zip must pass ``zipfile.testzip`` (every member read, its CRC checked); a CSV
+    must be UTF-8 and start as the official one does: the 2017 header
+    ``image_id,melanoma,seborrheic_keratosis``, or (2016, no header) a row
+    ``ISIC_<7 digits>,<label>``. The readers check every row later.
+    """
+    path = Path(path)
+    if archive.is_zip:
+        try:
+            with zipfile.ZipFile(path) as opened:
+                bad = opened.testzip()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
+            return f"corrupt zip archive ({error})"
+        return None if bad is None else f"corrupt zip archive: member {bad!r} fails its CRC check"
+    try:
+        rows = csv.reader(io.StringIO(path.read_bytes().decode("utf-8-sig")))
+        first = next((row for row in rows if any(cell.strip() for cell in row)), [])
+    except UnicodeDecodeError as error:
+        return f"not a UTF-8 CSV ({error})"
+    except csv.Error as error:
+        return f"not a CSV ({error})"
+    cells = [cell.strip() for cell in first]
+    if archive.dataset == "isic2017":
+        if set(ISIC2017_PART3_COLUMNS) <= set(cells):
+            return None
+        expected = f"a header with {','.join(ISIC2017_PART3_COLUMNS)}"
+    else:
+        if len(cells) == 2 and ISIC_IMAGE_ID.match(cells[0]):
+            return None
+        expected = "ISIC_<7 digits>,<label> (no header)"
+    return f"not the expected CSV: first row {','.join(cells)!r}; expected {expected}"
 
 
 def extract_archive(zip_path: str | Path, dest: str | Path, folder: str, *, url: str) -> Path:
@@ -372,17 +481,16 @@ def download_archive(
         log.info("%s: already complete, skipping", target)
         return target
     download_path = dest / MARKER_DIR / archive.file_name if archive.is_zip else target
-    if download_path.is_file():  # downloaded and verified, not yet extracted
+    checks = dict(size=archive.size, sha256=archive.sha256, verify=functools.partial(verify_archive_file, archive))
+    if download_path.is_file():  # left by an earlier run (not extracted, or not marked): check again
         digest = file_sha256(download_path)
-    else:
+        problem = _download_problem(download_path, digest, **checks)
+        if problem is not None:
+            log.warning("%s: %s; downloading it again", download_path, problem)
+            download_path.unlink()
+    if not download_path.is_file():
         digest = download_file(
-            url,
-            download_path,
-            size=archive.size,
-            sha256=archive.sha256,
-            retries=retries,
-            timeout=timeout,
-            progress=progress,
+            url, download_path, **checks, retries=retries, timeout=timeout, progress=progress
         )
     if archive.is_zip:
         try:
@@ -448,7 +556,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--base-url", help=f"mirror URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})"
     )
     parser.add_argument("--keep-archives", action="store_true", help="keep the zips")
-    parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--retries", type=int, default=3, help="retries per file (default 3)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds: the longest wait for the server, and the window over which a transfer "
+        f"averaging under {STALL_MIN_RATE} bytes/s counts as stalled (default 60)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -464,11 +579,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 base_url=args.base_url,
                 keep_archives=args.keep_archives,
                 retries=args.retries,
+                timeout=args.timeout,
                 progress=not args.no_progress,
             )
             print(path)
-    except DownloadError as error:
-        print(f"error: {error}")
+    except (DownloadError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import re
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -29,18 +30,22 @@ from data_tools.synthetic import make_isic2017, make_isic2018
 SERVER_LIFETIME_S = 60.0
 
 
-class _Server:
+class LocalServer:
     """Serves ``files`` (URL path -> bytes) on 127.0.0.1 with HTTP Range support.
 
     ``log`` records ``(path, Range header, bytes sent)`` per request. A path in
     ``cut_after`` sends its full Content-Length but only that many bytes, once,
     then closes the connection. With ``honour_range=False`` ranges are ignored.
+    A path in ``content_types`` is served with that Content-Type; a path in
+    ``trickle`` sends one byte per that many seconds (until the client hangs up).
     """
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.log: list[tuple[str, str | None, int]] = []
         self.cut_after: dict[str, int] = {}
+        self.content_types: dict[str, str] = {}
+        self.trickle: dict[str, float] = {}
         self.honour_range = True
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -50,7 +55,7 @@ class _Server:
         )
         self._watchdog = threading.Timer(SERVER_LIFETIME_S, self.httpd.shutdown)
 
-    def __enter__(self) -> "_Server":
+    def __enter__(self) -> "LocalServer":
         self._thread.start()
         self._watchdog.start()
         return self
@@ -92,8 +97,18 @@ class _Server:
                 else:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body) - start))
+                self.send_header("Content-Type", server.content_types.get(self.path, "application/octet-stream"))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.path not in server.trickle:
+                    self.wfile.write(payload)
+                    return
+                for index in range(len(payload)):  # ends with the payload or the client
+                    try:
+                        self.wfile.write(payload[index : index + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(server.trickle[self.path])
 
             def log_message(self, *args):
                 pass
@@ -103,7 +118,7 @@ class _Server:
 
 @pytest.fixture
 def server():
-    with _Server() as running:
+    with LocalServer() as running:
         yield running
 
 
@@ -127,7 +142,7 @@ def isic2018_source(tmp_path_factory) -> Path:
     )
 
 
-def _serve_isic2018_train(server: _Server, source: Path, tmp_path: Path) -> None:
+def _serve_isic2018_train(server: LocalServer, source: Path, tmp_path: Path) -> None:
     """The three training archives, in the three shapes zips come in: with the
     official top folder (plus macOS junk), without a top folder, with another one."""
     folders = layouts.ISIC2018_LAYOUT["train"]
@@ -240,7 +255,7 @@ def test_http_404_is_a_clear_error(server, tmp_path):
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path):
-    with _Server() as stopped:
+    with LocalServer() as stopped:
         url = f"{stopped.url}/f.bin"
     with pytest.raises(DownloadError, match=rf"{re.escape(url)}: cannot reach"):
         download_file(url, tmp_path / "f.bin", retries=0, timeout=2, progress=False)
@@ -337,7 +352,8 @@ def test_command_line(server, isic2018_source, tmp_path, capsys):
     assert len(list((dest / MARKER_DIR).glob("*.zip"))) == 3
     assert main(["isic2018", "--dest", str(dest), "--splits", "test", "--base-url", server.url,
                  "--no-progress"]) == 1
-    assert "HTTP 404" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "HTTP 404" in err
 
 
 def test_part_file_longer_than_the_file_restarts(server, tmp_path):
