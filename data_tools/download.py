@@ -27,8 +27,9 @@ What :func:`download_dataset` does for every archive of the requested splits:
    ``keep_archives``).
 
 Every failure raises :class:`DownloadError`, whose message names the URL and the
-problem; the command line prints it as an ``error:`` line on stderr. Use ``ISIC_BASE_URL`` or ``--base-url`` for a mirror with the same
-``<year>/<file>`` structure (tests use a ``127.0.0.1`` server).
+problem; the command line prints it as an ``error:`` line on stderr. Use
+``ISIC_BASE_URL`` or ``--base-url`` for a mirror with the same ``<year>/<file>``
+structure (tests use a ``127.0.0.1`` server).
 
 Command line::
 
@@ -234,7 +235,9 @@ def download_file(
         part.unlink()
         if not resumed:
             raise DownloadError(url, problem)
-        log.warning("%s: %s after resuming a leftover %s; downloading it from the start", url, problem, part.name)
+        log.warning(
+            "%s: %s after resuming a leftover %s; downloading it from the start", url, problem, part.name
+        )
         resumed = False
 
 
@@ -481,7 +484,9 @@ def download_archive(
         log.info("%s: already complete, skipping", target)
         return target
     download_path = dest / MARKER_DIR / archive.file_name if archive.is_zip else target
-    checks = dict(size=archive.size, sha256=archive.sha256, verify=functools.partial(verify_archive_file, archive))
+    checks = dict(
+        size=archive.size, sha256=archive.sha256, verify=functools.partial(verify_archive_file, archive)
+    )
     if download_path.is_file():  # left by an earlier run (not extracted, or not marked): check again
         digest = file_sha256(download_path)
         problem = _download_problem(download_path, digest, **checks)

@@ -63,7 +63,8 @@ def read_mask_folder(
     Args:
         image_dir: PNG, JPEG, BMP, TIFF or DICOM images (DICOM needs pydicom).
         mask_dir: single-channel PNG, BMP or TIFF masks of the same sizes.
-        mask_suffix: what the mask stems add to the image stems, e.g. ``"_mask"``.
+        mask_suffix: what the mask stems add to the image stems, e.g. ``"_mask"``;
+            a mask whose stem lacks it is rejected (with ``skip_bad``: listed).
         binary: masks hold 0/255 (ignored when ``classes`` is given).
         classes: class-index masks: the number of classes or their names (index =
             pixel value); values must then lie in ``[0, classes)``.

@@ -19,7 +19,8 @@ Validation levels (``validate=`` of every reader):
 ``"header"``
     Reads headers only: image and mask sizes, channel counts; about 1 ms per
     image, seconds for a whole ISIC release, but a truncated file or a grey-level
-    mask goes unnoticed.
+    mask goes unnoticed (degenerate sizes are still caught, and masks TensorFlow
+    would misread still converted).
 
 Supported files: JPEG, PNG, BMP, TIFF through Pillow, and DICOM through pydicom
 (ultrasound DICOMs in RGB, YBR or palette colour are converted to RGB).
