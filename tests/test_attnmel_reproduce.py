@@ -118,3 +118,14 @@ def test_table3_scores_on_the_full_size_masks_where_the_crop_misses_lesion(tmp_p
     window = round(28 * 48 / 32)  # side 48 = 0.8 * 60, resized 32, cropped 28
     assert crop == pytest.approx(1 - 1 / 28 ** 2)
     assert original == pytest.approx(window ** 2 / (60 * 80), abs=0.01)
+
+
+def test_table1_smoke_trains_on_all_training_images_and_tests_the_final_epoch(tmp_path):
+    """ISIC 2016 has no validation set: the paper's protocol is the default."""
+    from reproduce import attnmel_table1
+
+    row = "VGG-16-GAP"
+    result = attnmel_table1.main(["--smoke", "--out", str(tmp_path), "--rows", row]).results[row]
+    assert result.monitor == "loss" and 0.0 <= result.values["AUC"] <= 1.0
+    assert result.extra["best_epoch"] == len(result.history["loss"]) - 1  # the final epoch
+    assert "hold-out" not in (tmp_path / "table.md").read_text()
