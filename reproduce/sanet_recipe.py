@@ -27,10 +27,11 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
   :data:`RSM_NOTE`); ``--batch-size`` counts the sampled images, each followed
   in its batch by its destructed copy;
 * evaluation: test predictions thresholded at 0.5 and written as Task 2 attribute
-  PNGs at the original image size (``rows/<row>/predictions/``, ready for the
-  official scorer or a submission); the table's scores are the ISIC 2018 Task 2
-  scores (:func:`zoo.metrics.isic2018_task2_scores`) computed at the model's
-  resolution. "Avg JA"/"Avg Dice" are the mean of the five attribute values and
+  PNGs at the original image size (``rows/<row>/predictions/``, ready for a
+  submission); the table's scores are those files scored against the full-size
+  ground truth as the official ISIC 2018 Task 2 scorer does
+  (:func:`zoo.evaluate.evaluate`). "Avg JA"/"Avg Dice" are the mean of the five
+  attribute values and
   the micro average (REFERENCE_NOTES).
 
 Deviations and gaps: the paper gives no ranges or probabilities for its
@@ -41,6 +42,7 @@ settings, SANet's decoder widths and the baselines' backbones are ours
 from __future__ import annotations
 
 import argparse
+import shutil
 import dataclasses
 import functools
 import time
@@ -61,7 +63,7 @@ from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, number_in_range, weights_argument
 from zoo.losses import SANET_ALPHA, CrossEntropyJaccardLoss, GlobalBalancingLoss
-from zoo.metrics import DiceCoefficient, JaccardIndex, isic2018_task2_scores
+from zoo.metrics import DiceCoefficient, JaccardIndex
 from zoo.common.encoders import ENCODERS
 from zoo.sanet.models import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_danet,
                               build_attribute_unet, build_deeplab, build_resunet, build_sanet)
@@ -69,6 +71,7 @@ from zoo.sanet.recipe import (LR_POWER, SANET_AUGMENTATION, SANET_GEOMETRIC_AUGM
                               WEIGHT_DECAY, sanet_optimizer)
 from zoo.sanet.region_shuffle import DCL_NEIGHBOURHOOD, RSM_GRID, RSM_NEIGHBOURHOOD, RegionShuffle
 from zoo.sanet.superpixels import SlicParams, cache_superpixels, superpixel_segmentation_dataset
+from zoo.evaluate import evaluate
 from zoo.submission import original_size, write_attribute_masks
 from zoo.train import TrainResult, fit
 
@@ -252,18 +255,28 @@ def train_attribute_model(ctx: RowContext, variant: Variant, train: Sequence[Rec
 
 def predict_and_score(model: keras.Model, records: Sequence[Record], variant: Variant,
                       args: argparse.Namespace, predictions_dir: Path) -> dict[str, dict[str, float]]:
-    """Writes every test prediction as Task 2 PNGs and returns the Task 2 scores (fractions)."""
-    truths, predictions, index = [], [], 0
-    for inputs, masks in make_dataset(records, variant, args, training=False):
-        probabilities = np.asarray(model.predict_on_batch(inputs))
-        for truth, probability in zip(masks.numpy(), probabilities):
+    """Writes every test prediction as Task 2 PNGs at the original image size and scores
+    those files against the full-size ground truth, as the official ISIC 2018 Task 2
+    scorer does (:func:`zoo.evaluate.evaluate`); returns the Task 2 scores (fractions)
+    with ``sanet_average`` (Avg JA / Avg Dice: the five attributes and the micro average)."""
+    index = 0
+    for inputs, _ in make_dataset(records, variant, args, training=False):
+        for probability in np.asarray(model.predict_on_batch(inputs)):
             record = records[index]
             write_attribute_masks(record.image_id, probability, predictions_dir,
                                   original_size(record.image_path), ATTRIBUTES, THRESHOLD)
-            truths.append(truth > 0.5)
-            predictions.append(probability > THRESHOLD)
             index += 1
-    return isic2018_task2_scores(truths, predictions, ATTRIBUTES)
+    truth_dir = predictions_dir.parent / "ground_truth"  # the scored records' own masks (--skip-bad may drop some)
+    shutil.rmtree(truth_dir, ignore_errors=True)
+    truth_dir.mkdir(parents=True)
+    for record in records:
+        for path in record.mask_paths.values():
+            (truth_dir / Path(path).name).symlink_to(Path(path).resolve())
+    scores = evaluate("isic2018-task2", truth_dir, predictions_dir).metrics
+    groups = [*ATTRIBUTES, "micro_average"]
+    scores["sanet_average"] = {metric: float(np.mean([scores[group][metric] for group in groups]))
+                               for metric in ("jaccard", "dice")}
+    return scores
 
 
 @dataclasses.dataclass
