@@ -1,0 +1,202 @@
+"""The builders' ``weights=`` argument: a checkpoint of the whole model, loaded once built.
+
+A checkpoint is a Keras ``.weights.h5`` file (``model.save_weights``) or a ``.keras``
+file (``model.save``). Keras stores each layer's variables under
+``layers/<snake_case class name>[_<n>]`` (the n-th layer of that class in
+``model.layers``), so a checkpoint of another model either fails deep inside Keras
+("A total of N objects could not be loaded", a KeyError) or half-loads with a
+warning. :func:`load_checkpoint` compares the file's variables with the model's
+first and names the file, the model and the first layer that does not match.
+
+Those keys follow the order of ``model.layers``, which Keras derives from the model's
+outputs: the same layers in a model that also outputs attention maps can come in
+another order (DANet's position and channel branches swap), and a checkpoint would
+load into the wrong layers without any error. So every builder ends with
+:func:`assemble_model`, which loads a checkpoint into the layer order of the
+builder's *default* outputs (what the recipes train and save) whatever outputs were
+asked for; a ``.keras`` file says which outputs it was saved with, and is loaded in
+that order.
+
+The encoder's pretrained weights (``encoder_weights=``: ImageNet or a keras.applications
+file) are another argument: :func:`zoo.common.validation.check_encoder_weights`.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import h5py
+import keras
+from keras.src.utils.naming import to_snake_case  # the names Keras' weights files use
+
+CHECKPOINT_SUFFIXES: tuple[str, ...] = (".weights.h5", ".keras")
+_KERAS_WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a .keras archive
+_KERAS_CONFIG_MEMBER = "config.json"
+
+
+def assemble_model(inputs: Any, main_name: str, main: keras.KerasTensor,
+                   maps: Mapping[str, keras.KerasTensor], *, return_attention: bool, weights: Any,
+                   name: str, attention_by_default: bool = False,
+                   initialise: Callable[[keras.Model], None] | None = None) -> keras.Model:
+    """The builders' last step: the model, with the checkpoint ``weights`` loaded.
+
+    Args:
+        inputs: the model's input(s).
+        main_name: the main output's key (``"mask"`` or ``"probabilities"``).
+        main: the main output.
+        maps: the attention maps by name (``{}`` for models without attention).
+        return_attention: output ``{main_name: main, **maps}`` instead of ``main``.
+        weights: ``None`` or a checkpoint (:func:`load_checkpoint`), loaded in the
+            layer order of the default outputs.
+        name: the model's name.
+        attention_by_default: the builder returns its maps by default (AttnMel-CNN,
+            whose loss regularises them).
+        initialise: sets initial weights before the checkpoint is loaded (the
+            encoder's pretrained weights, copied by layer name).
+    """
+    def model_with(attention: bool) -> keras.Model:
+        return keras.Model(inputs, {main_name: main, **maps} if attention else main, name=name)
+
+    default = model_with(attention_by_default)
+    if initialise is not None:
+        initialise(default)
+    load_checkpoint(default, weights)
+    return default if return_attention == attention_by_default else model_with(return_attention)
+
+
+def check_checkpoint(weights: Any, model: str, *, argument: str = "weights") -> Path | None:
+    """``None`` or the path of an existing ``.weights.h5``/``.keras`` file; a ValueError
+    naming ``argument``, the file and ``model`` otherwise."""
+    if weights is None:
+        return None
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"{argument} must be None or the path to a .weights.h5 or .keras checkpoint of "
+                         f"model {model!r}, got {weights!r}.")
+    path = Path(weights)
+    if not path.name.endswith(CHECKPOINT_SUFFIXES):
+        raise ValueError(f"{argument}={str(path)!r}: a checkpoint of model {model!r} must be a Keras "
+                         f".weights.h5 or .keras file (the encoder's keras.applications weights go to "
+                         f"encoder_weights=).")
+    if not path.is_file():
+        raise ValueError(f"{argument}={str(path)!r}: no such file (a .weights.h5 or .keras checkpoint "
+                         f"of model {model!r}).")
+    return path
+
+
+def load_checkpoint(model: keras.Model, weights: Any, *, argument: str = "weights") -> None:
+    """Loads the checkpoint ``weights`` (``None``: nothing) into the built ``model``.
+
+    Raises:
+        ValueError: ``weights`` is no existing ``.weights.h5``/``.keras`` file, not
+            a Keras file, or a checkpoint of another model (the message names the
+            first layer that does not match).
+    """
+    path = check_checkpoint(weights, model.name, argument=argument)
+    if path is None:
+        return
+    model = _as_saved(model, path, argument)
+    problem = _first_mismatch(model, _stored_shapes(path, model.name, argument))
+    if problem:
+        raise ValueError(
+            f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r} "
+            f"({model.count_params():,} parameters): {problem}. Build the model the checkpoint was "
+            f"saved from (the same builder and arguments, e.g. classes).")
+    try:
+        model.load_weights(path)
+    except Exception as error:  # what the comparison cannot see: re-raise with the file and model
+        raise ValueError(f"{argument}={str(path)!r}: loading it into model {model.name!r} failed: "
+                         f"{type(error).__name__}: {' '.join(str(error).split())[:400]}") from error
+
+
+def _as_saved(model: keras.Model, path: Path, argument: str) -> keras.Model:
+    """``model`` with the outputs a ``.keras`` file was saved with (its layers in the
+    file's order); ``model`` itself for a ``.weights.h5`` file or the same outputs."""
+    if not path.name.endswith(".keras"):
+        return model
+    try:
+        with zipfile.ZipFile(path) as archive:
+            saved_outputs = json.loads(archive.read(_KERAS_CONFIG_MEMBER))["config"]["output_layers"]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{argument}={str(path)!r} is not a Keras model file of model {model.name!r} "
+                         f"(saved by model.save): {type(error).__name__}: {error}") from None
+
+    def tensor(entry):
+        if isinstance(entry, Mapping):
+            return {key: tensor(value) for key, value in entry.items()}
+        if len(entry) == 3 and isinstance(entry[0], str):
+            layer_name, node_index, tensor_index = entry
+            names = {layer.name for layer in model.layers}
+            if layer_name not in names or node_index != 0:
+                raise ValueError(f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r}: "
+                                 f"its output layer {layer_name!r} is not one of the model's.")
+            output = model.get_layer(layer_name).output
+            return output[tensor_index] if isinstance(output, (tuple, list)) else output
+        return [tensor(item) for item in entry]
+
+    inputs = model.inputs if len(model.inputs) > 1 else model.inputs[0]
+    return keras.Model(inputs, tensor(saved_outputs), name=model.name)
+
+
+def layer_keys(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
+    """``(key, layer)`` for every layer of ``model``: the group name of its variables
+    under ``layers/`` in a Keras weights file."""
+    used: dict[str, int] = {}
+    keys = []
+    for layer in model.layers:
+        name = to_snake_case(type(layer).__name__)
+        if name in used:
+            used[name] += 1
+            name = f"{name}_{used[name]}"
+        else:
+            used[name] = 0
+        keys.append((name, layer))
+    return keys
+
+
+def _stored_shapes(path: Path, model: str, argument: str) -> dict[str, list[tuple[int, ...]]]:
+    """The sorted variable shapes under each ``layers/<key>`` group of the file."""
+    try:
+        if path.name.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                source: Any = io.BytesIO(archive.read(_KERAS_WEIGHTS_MEMBER))
+        else:
+            source = path
+        with h5py.File(source, "r") as file:
+            groups = file.get("layers")
+            if not isinstance(groups, h5py.Group):
+                raise ValueError("it holds no 'layers' group")
+            return {key: sorted(_dataset_shapes(group)) for key, group in groups.items()
+                    if isinstance(group, h5py.Group)}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{argument}={str(path)!r} is not a Keras checkpoint of model {model!r} "
+                         f"(saved by model.save_weights or model.save): {error}") from None
+
+
+def _dataset_shapes(group: h5py.Group) -> list[tuple[int, ...]]:
+    shapes: list[tuple[int, ...]] = []
+    group.visititems(lambda _, item: shapes.append(tuple(item.shape))
+                     if isinstance(item, h5py.Dataset) else None)
+    return shapes
+
+
+def _first_mismatch(model: keras.Model, stored: dict[str, list[tuple[int, ...]]]) -> str | None:
+    stored = dict(stored)
+    for key, layer in layer_keys(model):
+        expected = sorted(tuple(int(d) for d in weight.shape) for weight in layer.weights)
+        found = stored.pop(key, [])
+        if expected == found:
+            continue
+        what = f"layer {layer.name!r} ({type(layer).__name__})"
+        if not found:
+            return f"{what} has no weights in the file"
+        if not expected:
+            return f"{what} has no weights, the file has {len(found)} for it"
+        return f"{what} has weights of shapes {expected}, the file's are {found}"
+    extra = sorted(key for key, shapes in stored.items() if shapes)
+    if extra:
+        return f"the file has weights of {len(extra)} layers the model lacks, e.g. {extra[0]!r}"
+    return None
