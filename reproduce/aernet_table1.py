@@ -41,7 +41,8 @@ TABLE = PaperTable(
 def run_row(ctx: RowContext) -> RowResult:
     backbone = TABLE1_BACKBONES[ctx.row.name]
     result = run_segmentation_row(
-        ctx, lambda: build_sm_unet(backbone, input_shape(ctx.args), ctx.args.encoder_weights))
+        ctx, lambda: build_sm_unet(input_shape(ctx.args), encoder_weights=ctx.args.encoder_weights,
+                                   backbone=backbone))
     result.values = {"JSI": result.values["JSI"]}  # Table 1 reports the Jaccard index only
     result.extra = {**result.extra, "backbone": backbone}
     return result

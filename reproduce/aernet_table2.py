@@ -56,7 +56,7 @@ ROW_BUILDERS: dict[str, Callable[[argparse.Namespace], keras.Model]] = {
                                                    batch_norm=a.batch_norm),
     ATTENTION_RESIDUAL_UNET: lambda a: build_attention_residual_unet(
         input_shape(a), base_filters=a.base_filters, batch_norm=a.batch_norm),
-    AERNET: lambda a: build_aernet(input_shape(a), weights=a.encoder_weights),
+    AERNET: lambda a: build_aernet(input_shape(a), encoder_weights=a.encoder_weights),
 }
 """Row name -> ``build(args)``."""
 

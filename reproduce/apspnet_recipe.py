@@ -1,7 +1,7 @@
 """The A-PSPNet training recipe shared by Tables I and III (``apspnet_table{1,3}.py``).
 
 :func:`run_segmentation_row` runs one row (split, training, evaluation) for any
-builder ``build(input_shape, classes, weights, backbone=...)``;
+builder ``build(input_shape, classes, encoder_weights=..., backbone=...)``;
 :func:`add_recipe_arguments` adds the flags; :data:`DATASET` and :data:`SMOKE` are
 what both tables run on.
 
@@ -243,12 +243,12 @@ Builder = Callable[..., keras.Model]
 
 
 def train_segmenter(ctx: RowContext, build: Builder, train: Sequence[Record]) -> TrainResult:
-    """Trains ``build(input_shape, classes, weights, backbone=...)`` with the recipe."""
+    """Trains ``build(input_shape, classes, encoder_weights=..., backbone=...)`` with the recipe."""
     args = ctx.args
     shape = (args.image_size, args.image_size, 3)
     config = ctx.train_config(monitor=APSPNET_RECIPE.monitor, mode="min")
     steps = max(1, len(train) // args.batch_size)
-    return fit(lambda: build(shape, num_classes(args), args.weights, backbone=args.backbone),
+    return fit(lambda: build(shape, num_classes(args), encoder_weights=args.weights, backbone=args.backbone),
                make_dataset(train, args, training=True), None, config,
                optimizer=lambda: APSPNET_RECIPE.make_optimizer(steps, learning_rate=args.learning_rate,
                                                                epochs=args.epochs),

@@ -127,8 +127,7 @@ def _torchvision_classifier(x, bins: int, classes: int):
 
 
 def _attention_resnet(backbone: str) -> Callable[[tuple], keras.Model]:
-    return lambda shape: build_attention_resnet(BACKBONES[backbone], f"attention_{backbone}",
-                                                shape, IMAGENET_CLASSES)
+    return lambda shape: build_attention_resnet(shape, IMAGENET_CLASSES, backbone=backbone)
 
 
 BUILDERS: dict[str, Callable[[tuple[int, int, int]], keras.Model]] = {

@@ -366,7 +366,7 @@ def train_task(ctx: RowContext, model: ArlModel, task: str, splits: Splits, out_
     config = ctx.train_config(out_dir=out_dir, seed=seed, monitor=MONITOR, mode="max",
                               steps_per_epoch=steps)
     spec = input_spec(args, weights)
-    return fit(lambda: model.build(spec.input_shape, 2, weights, **model.options),
+    return fit(lambda: model.build(spec.input_shape, 2, encoder_weights=weights, **model.options),
                training_patches(splits.train, task, spec, args.batch_size, seed),
                evaluation_patches(splits.validation, task, spec, args.batch_size, cache=True, seed=seed),
                config,

@@ -113,7 +113,7 @@ def train_segmenter(ctx: RowContext, folder: Path) -> Path:
     data = dict(spec=spec, batch_size=args.segmenter_batch_size, seed=args.seed)
     config = ctx.train_config(out_dir=folder, epochs=args.segmenter_epochs,
                               monitor="val_dice", mode="max")
-    trained = fit(lambda: build_deeplab(spec.input_shape, classes=1, weights=args.segmenter_weights,
+    trained = fit(lambda: build_deeplab(spec.input_shape, classes=1, encoder_weights=args.segmenter_weights,
                                         backbone=args.segmenter_backbone, name="lesion_deeplabv3plus"),
                   segmentation_dataset(train, training=True, **data),
                   segmentation_dataset(validation, training=False, **data), config,

@@ -98,7 +98,7 @@ def input_spec(args: argparse.Namespace) -> InputSpec:
 def build_row_model(args: argparse.Namespace, builder: Callable[..., keras.Model]) -> keras.Model:
     """``builder``'s two-class model at ``--image-size`` (VGG-16-BN: no pretrained weights)."""
     weights = None if args.batch_norm else args.weights
-    return builder((args.image_size, args.image_size, 3), 2, weights, batch_norm=args.batch_norm)
+    return builder((args.image_size, args.image_size, 3), 2, encoder_weights=weights, batch_norm=args.batch_norm)
 
 
 # --------------------------------------------------------------------------- data

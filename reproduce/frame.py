@@ -60,7 +60,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 from data_tools.records import BadInputPolicy, DatasetError
 from reproduce import report
 from reproduce.datasets import DatasetNeed, MissingDataError, find_real_data, prepare_synthetic_data
-from zoo.common.encoders import validate_weights
+from zoo.common.validation import check_encoder_weights
 from zoo.runtime import STRATEGIES, describe_runtime, is_chief, make_strategy, task_name
 from zoo.train import TrainConfig
 
@@ -398,7 +398,8 @@ def weights_argument(text: str) -> str | None:
     initialisation), ``imagenet`` or an existing weights file, checked when parsing
     so that a typo stops before any training."""
     try:
-        return validate_weights(None if text.lower() == "none" else text, "weights")
+        return check_encoder_weights(None if text.lower() == "none" else text, "the recipe's models",
+                                     argument="weights")
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

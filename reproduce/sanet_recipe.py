@@ -190,12 +190,12 @@ def build_model(variant: Variant, args: argparse.Namespace) -> keras.Model:
     if variant.model == "unet":
         return build_attribute_unet(shape, base_filters=args.unet_base_filters)
     if variant.model == "deeplab":
-        return build_deeplab(shape, weights=args.encoder_weights, backbone=args.dilated_backbone)
+        return build_deeplab(shape, encoder_weights=args.encoder_weights, backbone=args.dilated_backbone)
     if variant.model == "danet":
-        return build_attribute_danet(shape, weights=args.encoder_weights, backbone=args.dilated_backbone)
+        return build_attribute_danet(shape, encoder_weights=args.encoder_weights, backbone=args.dilated_backbone)
     if variant.model == "resunet":
-        return build_resunet(shape, weights=args.encoder_weights, backbone=args.backbone)
-    return build_sanet(shape, weights=args.encoder_weights, backbone=args.backbone,
+        return build_resunet(shape, encoder_weights=args.encoder_weights, backbone=args.backbone)
+    return build_sanet(shape, encoder_weights=args.encoder_weights, backbone=args.backbone,
                        max_segments=args.max_segments)
 
 

@@ -188,7 +188,7 @@ def test_attention_module_keeps_shape_and_mask_lies_in_unit_interval():
 # ---------------------------------------------------------------- RAN under the harness
 def test_attention_module_passes_the_harness_at_tiny_size(tmp_path):
     """Forward, gradients, ``.keras`` round-trip and a ``jit_compile=True`` train step
-    (the ARL and SE layers go through the harness in test_arl_models.py)."""
+    (the ARL and SE layers go through the registry's, tests/test_registry_harness.py)."""
     from tests import model_checks
 
     def unit(x, name):

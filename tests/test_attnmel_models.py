@@ -1,16 +1,12 @@
 """AttnMel-CNN and its baselines (AttnMel Sec. 2.1 and 3.2, Tables 1-2)."""
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import numpy as np
 import pytest
 
-from tests import model_checks
-from zoo.attnmel.models import (ATTENTION_OUTPUTS, ATTNMEL_INPUT, PAPER_PARAMETER_SAVING, build_attnmel_cnn,
-                                build_mel_cnn, build_vgg16_classifier, build_vgg16_gap)
-from zoo.runtime import precision_policy
+from zoo.attnmel.models import (ATTENTION_OUTPUTS, PAPER_PARAMETER_SAVING, build_attnmel_cnn, build_mel_cnn,
+                                build_vgg16_classifier, build_vgg16_gap)
 
 SIZE = 64  # the smallest convenient size: VGG-16's five 2x2 poolings need multiples of 32
 TINY = (SIZE, SIZE, 3)
@@ -86,46 +82,29 @@ def test_attnmel_classifier_sees_pool5_gap_and_attended_vectors(attnmel, inputs)
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_attnmel_passes_all_model_checks(attnmel, inputs, tmp_path):
-    """Forward, gradients, ``.keras`` round-trip and an XLA train step (the custom layer)."""
-    model_checks.run_all_checks(attnmel, tmp_path, inputs)
-
-
-@pytest.mark.parametrize("builder, kwargs", [
-    (build_attnmel_cnn, {"batch_norm": True}),
-    (build_mel_cnn, {}),
-    (build_vgg16_gap, {}),
-    (build_vgg16_classifier, {}),
-])
-def test_other_builders_pass_model_checks(builder, kwargs, inputs, tmp_path):
-    """The same checks (the XLA step costs ~20 s per VGG-16 on 2 CPU cores), and the
-    serving export for the single-output baselines."""
-    model = builder(TINY, **kwargs)
-    if builder is not build_attnmel_cnn:
-        spec = dataclasses.replace(ATTNMEL_INPUT, image_size=(SIZE, SIZE), pre_crop_size=None)
-        model_checks.check_saved_model(model, tmp_path, spec)
-    model_checks.run_all_checks(model, tmp_path, inputs)
-
-
 def test_softmax_normalisation_option(inputs):
     outputs = build_attnmel_cnn(TINY, normalization="softmax")(inputs)
     np.testing.assert_allclose(np.sum(outputs["attention_pool3"], axis=(1, 2, 3)), 1.0, rtol=1e-5)
 
 
-def test_mixed_precision_keeps_float32_outputs(inputs):
-    with precision_policy(True):
-        model = build_attnmel_cnn(TINY)
-    outputs = model(inputs)
-    assert model.get_layer("block1_conv1").compute_dtype == "float16"
-    assert {name: keras.backend.standardize_dtype(value.dtype) for name, value in outputs.items()} \
-        == {name: "float32" for name in ("probabilities", *ATTENTION_OUTPUTS)}
+def test_return_attention_false_gives_the_probabilities_of_a_checkpoint(attnmel, inputs, tmp_path):
+    """AttnMel-CNN returns its maps by default (its loss regularises them, eq. 5); its
+    ``.keras`` checkpoint loads through ``weights=`` into the probabilities-only build."""
+    path = tmp_path / "attnmel_cnn.keras"
+    attnmel.save(path)
+    probabilities = build_attnmel_cnn(TINY, weights=path, return_attention=False)
+    assert probabilities.output_names == ["probabilities"]
+    np.testing.assert_array_equal(np.asarray(probabilities(inputs, training=False)),
+                                  np.asarray(attnmel(inputs, training=False)["probabilities"]))
+    with pytest.raises(ValueError, match=r"attnmel_cnn.keras' is not a checkpoint of model 'mel_cnn'"):
+        build_mel_cnn(TINY, weights=path)
 
 
 def test_weights_file_loads_into_the_backbone(tmp_path, inputs):
     source = keras.applications.VGG16(include_top=False, weights=None, input_shape=TINY)
     path = tmp_path / "vgg16_notop.weights.h5"
     source.save_weights(path)
-    model = build_vgg16_gap(TINY, weights=path)
+    model = build_vgg16_gap(TINY, encoder_weights=path)
     for name in ("block1_conv1", "block5_conv3"):
         np.testing.assert_array_equal(model.get_layer(name).get_weights()[0],
                                       source.get_layer(name).get_weights()[0])
@@ -146,29 +125,14 @@ def test_vgg16_gap_has_the_layers_cam_reads(inputs):
     (lambda: build_attnmel_cnn((60, 64, 3)), "divisible by 32"),
     (lambda: build_attnmel_cnn(TINY, classes=0), "classes must be a positive int"),
     (lambda: build_attnmel_cnn(TINY, normalization="tanh"), "normalization must be one of"),
-    (lambda: build_attnmel_cnn(TINY, weights="imagenet", batch_norm=True), "no VGG-16-BN"),
+    (lambda: build_attnmel_cnn(TINY, encoder_weights="imagenet", batch_norm=True), "no VGG-16-BN"),
     (lambda: build_attnmel_cnn(TINY, batch_norm="yes"), "batch_norm must be True or False"),
-    (lambda: build_mel_cnn(TINY, weights="/no/such/file.h5"), "no such file"),
-    (lambda: build_vgg16_classifier(TINY, weights="imagenet"), r"input_shape=\(224, 224, 3\)"),
+    (lambda: build_attnmel_cnn(TINY, return_attention=None), "return_attention must be True or False"),
+    (lambda: build_mel_cnn(TINY, encoder_weights="/no/such/file.h5"), "encoder_weights='/no/such/file.h5'"),
+    (lambda: build_mel_cnn(TINY, return_attention=True), "mel_cnn has no attention maps"),
+    (lambda: build_vgg16_gap(TINY, weights="vgg16_notop.h5"), "must be a Keras .weights.h5 or .keras file"),
+    (lambda: build_vgg16_classifier(TINY, encoder_weights="imagenet"), r"input_shape=\(224, 224, 3\)"),
 ])
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
-
-
-def test_saved_model_serves_probabilities_and_both_attention_maps(attnmel, tmp_path):
-    import tensorflow as tf
-
-    from data_tools.preprocess import InputSpec, preprocess_images
-    from zoo.export import export_saved_model
-
-    spec = InputSpec(image_size=(SIZE, SIZE), fit="crop", crop_fraction=0.8,
-                     pre_crop_size=(SIZE + 8, SIZE + 8))
-    path = export_saved_model(attnmel, tmp_path / "attnmel" / "1", input_spec=spec,
-                              accept_encoded=False)
-    images = np.random.default_rng(3).integers(0, 256, (2, 90, 120, 3), dtype=np.uint8)
-    served = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images))
-    expected = attnmel(preprocess_images(tf.constant(images), spec), training=False)
-    assert set(served) == {"probabilities", *ATTENTION_OUTPUTS}
-    for name in served:
-        np.testing.assert_allclose(served[name], expected[name], rtol=1e-4, atol=1e-5)

@@ -68,6 +68,36 @@ def test_channel_attention_matches_equation_4(max_subtracted):
                                rtol=1e-4, atol=1e-5)
 
 
+def test_return_attention_gives_the_softmaxes_of_equations_1_and_3():
+    """``return_attention=True``: the same output and the attention the layer computes,
+    s_ji = softmax_i(B_i . C'_j) (eq. 1) and x_ji = softmax_i(A_i . A_j) (eq. 3)."""
+    a = (0.3 * RNG.normal(size=(2, 2, 3, 16))).astype("float32")
+    position = DANetPositionAttention(return_attention=True)
+    position.build(a.shape)
+    position.alpha.assign(0.7)
+    out, s = (np.asarray(t, np.float64) for t in position(a))
+    values = [np.asarray(w, np.float64) for w in position.weights]
+    weights = [(values[0], values[1]), (values[2], values[3]), (values[4], values[5])]
+    np.testing.assert_allclose(out, np_position_attention(a, weights, 0.7), rtol=1e-4, atol=1e-5)
+    flat = a.reshape(2, 6, 16).astype(np.float64)
+    query, key = flat @ weights[0][0] + weights[0][1], flat @ weights[1][0] + weights[1][1]
+    expected = np.stack([[softmax(np.array([query[b, i] @ key[b, j] for i in range(6)])) for j in range(6)]
+                         for b in range(2)])
+    np.testing.assert_allclose(s, expected, rtol=1e-4, atol=1e-6)
+    channel = DANetChannelAttention(return_attention=True)
+    channel.build(a.shape)
+    channel.beta.assign(0.5)
+    out, x = (np.asarray(t, np.float64) for t in channel(a))
+    np.testing.assert_allclose(out, np_channel_attention(a, 0.5), rtol=1e-4, atol=1e-5)
+    expected = np.stack([[softmax(np.array([flat[b, :, i] @ flat[b, :, j] for i in range(16)]))
+                          for j in range(16)] for b in range(2)])
+    np.testing.assert_allclose(x, expected, rtol=1e-4, atol=1e-6)
+    assert position.compute_output_shape(a.shape) == (a.shape, (2, 6, 6))
+    assert channel.compute_output_shape(a.shape) == (a.shape, (2, 16, 16))
+    with pytest.raises(ValueError, match="return_attention must be True or False"):
+        DANetChannelAttention(return_attention="yes")
+
+
 def test_danet_layers_roundtrip_and_xla(tmp_path):
     inputs = keras.Input((4, 4, 16))
     outputs = DANetChannelAttention()(DANetPositionAttention()(inputs))

@@ -1,16 +1,12 @@
 """SANet Table 3 models: ResUNet, SANet, DeepLab, DANet, attribute U-Net (zoo.sanet.models)."""
-import dataclasses
-
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests import model_checks
 from zoo.sanet.layers import SuperpixelAttention
 from zoo.common.encoders import encoder_spec
-from zoo.sanet.models import (SANET_ATTRIBUTES, SANET_INPUT, build_attribute_danet, build_attribute_unet, build_deeplab, build_resunet,
-                              build_sanet)
+from zoo.sanet.models import build_attribute_danet, build_attribute_unet, build_deeplab, build_resunet, build_sanet
 
 SIZE = 32
 SEGMENTS = 16
@@ -32,15 +28,18 @@ def sanet():
     return build_sanet((SIZE, SIZE, 3), **TINY)
 
 
-def test_sanet_passes_the_model_harness(sanet, tmp_path):
-    """Forward, gradients and ``.keras`` round-trip. The XLA train step of the harness
-    is left out here (about a minute of XLA compilation of the encoder on CPU): what
-    SANet adds to the encoder, the superpixel layers, is trained under XLA in
-    tests/test_superpixel_layers.py."""
-    inputs = _inputs()
-    model_checks.check_forward(sanet, inputs)
-    model_checks.check_gradients(sanet, inputs)
-    model_checks.check_keras_roundtrip(sanet, inputs, tmp_path)
+def test_sanet_checkpoint_round_trip_through_weights(sanet, tmp_path):
+    """A whole-model checkpoint loads through ``weights=``, into the build with SAM's map too."""
+    for variable in sanet.trainable_variables:
+        variable.assign(variable + 0.01)
+    path = tmp_path / "sanet.weights.h5"
+    sanet.save_weights(path)
+    restored = build_sanet((SIZE, SIZE, 3), weights=path, return_attention=True, **TINY)
+    inputs = _inputs(seed=4)
+    np.testing.assert_array_equal(restored(inputs, training=False)["mask"].numpy(),
+                                  sanet(inputs, training=False).numpy())
+    with pytest.raises(ValueError, match=r"sanet.weights.h5' is not a checkpoint of model 'resunet'"):
+        build_resunet((SIZE, SIZE, 3), weights=path, backbone="vgg16", decoder_filters=TINY["decoder_filters"])
 
 
 def test_sanet_output_is_constant_inside_each_superpixel_and_their_mean(sanet):
@@ -74,14 +73,6 @@ def test_sam_merge_concat_doubles_w_inputs(sanet):
     assert concat.count_params() == 2 * filters * filters + filters
 
 
-def test_sanet_exports_a_savedmodel_with_image_and_superpixel_inputs(sanet, tmp_path):
-    inputs = _inputs()
-    sanet.export(str(tmp_path / "sanet"), verbose=False)
-    loaded = tf.saved_model.load(str(tmp_path / "sanet"))
-    served = loaded.serve([tf.constant(x) for x in inputs])
-    np.testing.assert_allclose(served.numpy(), sanet(inputs, training=False).numpy(), rtol=1e-5, atol=1e-5)
-
-
 def test_resunet_has_keras_resnet101_encoder_and_five_sigmoid_maps():
     model = build_resunet((SIZE, SIZE, 3))
     encoder = sum(int(np.prod(w.shape)) for layer in model.layers
@@ -94,7 +85,7 @@ def test_resunet_has_keras_resnet101_encoder_and_five_sigmoid_maps():
 
 
 def _check_sigmoid_maps(model):
-    (output,) = model_checks.check_forward(model, model_checks.random_inputs(model))
+    output = np.asarray(model(model_checks.random_inputs(model), training=False))
     assert output.shape == (2, SIZE, SIZE, 5) and 0 < output.min() and output.max() < 1
     assert model.get_layer("mask").activation is keras.activations.sigmoid
 
@@ -109,8 +100,8 @@ def test_deeplab_is_aspp_at_stride16_and_decoder_at_stride4():
 def test_danet_is_dual_attention_at_stride8_on_rescaled_unit_input():
     model = build_attribute_danet((SIZE, SIZE, 3), backbone="resnet14")
     _check_sigmoid_maps(model)
-    assert model.get_layer("danet_pam").output.shape[1:3] == (SIZE // 8, SIZE // 8)
-    assert model.get_layer("danet_cam").output.shape[1:3] == (SIZE // 8, SIZE // 8)
+    assert model.get_layer("danet_pam").output[0].shape[1:3] == (SIZE // 8, SIZE // 8)
+    assert model.get_layer("danet_cam").output[0].shape[1:3] == (SIZE // 8, SIZE // 8)
     # [0, 1] input reaches the ResNet scaled as the ResNet encoders of zoo.common.encoders scale it.
     image = np.random.default_rng(2).random((1, SIZE, SIZE, 3), dtype=np.float32)
     scaled = keras.Model(model.input, model.get_layer("conv1_pad").input)(image).numpy()
@@ -119,15 +110,16 @@ def test_danet_is_dual_attention_at_stride8_on_rescaled_unit_input():
     np.testing.assert_allclose(scaled, expected, rtol=1e-6, atol=1e-4)
 
 
-def test_dilated_baselines_keep_float32_sigmoids_under_mixed_precision():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        model = build_attribute_danet((SIZE, SIZE, 3), backbone="resnet14")
-        output = model(np.random.default_rng(0).random((1, SIZE, SIZE, 3), dtype=np.float32))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert model.get_layer("encoder_input_scaling").compute_dtype == "float16"
-    assert output.dtype == "float32" and np.all((0 < output.numpy()) & (output.numpy() < 1))
+def test_danet_returns_its_position_and_channel_attention():
+    """Fu et al. eq. 1 and 3 on the stride-8 features: (N, N) over the positions, (C, C)
+    over the head's C = 2048 / 4 channels; each row a softmax."""
+    model = build_attribute_danet((SIZE, SIZE, 3), backbone="resnet14", return_attention=True)
+    outputs = model(model_checks.random_inputs(model), training=False)
+    positions = (SIZE // 8) ** 2
+    assert {name: tuple(value.shape) for name, value in outputs.items()} == {
+        "mask": (2, SIZE, SIZE, 5), "position_attention": (2, positions, positions),
+        "channel_attention": (2, 512, 512)}
+    np.testing.assert_allclose(outputs["position_attention"].numpy().sum(-1), 1.0, rtol=1e-5)
 
 
 def test_attribute_unet_is_the_shared_unet_with_sigmoids():
@@ -144,26 +136,14 @@ def test_attribute_unet_is_the_shared_unet_with_sigmoids():
     (lambda: build_sanet((SIZE, SIZE, 3), superpixel_shape=(SIZE, SIZE, 2)), "superpixel_shape"),
     (lambda: build_resunet((SIZE, SIZE, 3), decoder_filters=(8, 8)), "decoder_filters"),
     (lambda: build_deeplab((SIZE, SIZE, 3), backbone="vgg16"), "backbone"),
-    (lambda: build_attribute_danet((SIZE, SIZE, 3), weights="imagenet", backbone="resnet14"), "ImageNet"),
+    (lambda: build_attribute_danet((SIZE, SIZE, 3), encoder_weights="imagenet", backbone="resnet14"),
+     "danet has no pretrained encoder"),
+    (lambda: build_resunet((SIZE, SIZE, 3), encoder_weights="no/such/resnet101_notop.h5"),
+     "encoder_weights='no/such/resnet101_notop.h5': no such file"),
+    (lambda: build_deeplab((SIZE, SIZE, 3), backbone="resnet14", return_attention=True),
+     "deeplab has no attention maps"),
+    (lambda: build_attribute_unet((SIZE, SIZE, 3), return_attention=True), "unet has no attention maps"),
 ])
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
-
-
-BASELINES = {
-    "resunet": lambda: build_resunet((SIZE, SIZE, 3), backbone="vgg16", decoder_filters=(8,) * 5),
-    "deeplab": lambda: build_deeplab((SIZE, SIZE, 3), backbone="resnet14"),
-    "danet": lambda: build_attribute_danet((SIZE, SIZE, 3), backbone="resnet14"),
-    "attribute_unet": lambda: build_attribute_unet((SIZE, SIZE, 3), base_filters=4),
-}
-
-
-@pytest.mark.parametrize("name", list(BASELINES))
-def test_table3_baselines_pass_the_harness_and_export_for_serving(name, tmp_path):
-    """Every single-input Table 3 model: harness (XLA train step last) and the
-    SavedModel whose signature does SANet's preprocessing on raw uint8 images."""
-    model = BASELINES[name]()
-    spec = dataclasses.replace(SANET_INPUT, image_size=(SIZE, SIZE))
-    model_checks.check_saved_model(model, tmp_path, spec)
-    model_checks.run_all_checks(model, tmp_path)

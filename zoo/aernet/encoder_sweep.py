@@ -38,9 +38,10 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from zoo.common.encoders import imagenet_download, validate_weights
+from zoo.common.encoders import imagenet_download
 from zoo.common.input_scaling import InputScaling
-from zoo.common.unet import check_classes, check_input_shape
+from zoo.common.validation import IMAGENET, check_choice, check_classes, check_input_shape, check_return_attention
+from zoo.common.weights import assemble_model, check_checkpoint
 
 TABLE1_BACKBONES: dict[str, str] = {
     "EfficientNetb1": "efficientnetb1",
@@ -91,18 +92,23 @@ def sm_input_scaling(backbone: str) -> InputScaling:
     return InputScaling(tuple(scale), tuple(black), reverse_channels=reverse, name="encoder_input_scaling")
 
 
-def build_sm_unet(backbone: str, input_shape: Sequence[int] = (256, 256, 3),
-                  weights: str | os.PathLike | None = None, classes: int = 1) -> keras.Model:
-    """A segmentation_models U-Net over ``backbone`` (AER-Net Table 1).
+def build_sm_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
+                  weights: str | os.PathLike | None = None, *, encoder_weights: str | None = None,
+                  return_attention: bool = False, backbone: str = TABLE1_BACKBONES["EfficientNetb1"]
+                  ) -> keras.Model:
+    """A segmentation_models U-Net over ``backbone`` (AER-Net Table 1, section 4.3).
 
     Args:
-        backbone: a segmentation_models backbone name (:func:`sm_backbones`), e.g.
-            ``"seresnext101"``; see :data:`TABLE1_BACKBONES`.
         input_shape: ``(H, W, C)``, H and W divisible by 32.
-        weights: ``None``, ``"imagenet"`` (the encoder's ImageNet weights, downloaded
-            by segmentation_models) or the path to a weights file of this whole
-            model (e.g. a checkpoint of a previous run).
         classes: output channels (sigmoid for 1, softmax otherwise).
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of this whole
+            model (e.g. of a previous run), loaded after building.
+        encoder_weights: ``None`` or ``"imagenet"`` (the encoder's ImageNet weights,
+            downloaded by segmentation_models; it takes no local file).
+        return_attention: ``False`` only: these U-Nets have no attention maps.
+        backbone: a segmentation_models backbone name (:func:`sm_backbones`), e.g.
+            ``"seresnext101"``; see :data:`TABLE1_BACKBONES` (default: Table 1's best,
+            EfficientNetB1).
 
     Raises:
         ValueError: unknown backbone or bad argument (named in the message).
@@ -113,22 +119,21 @@ def build_sm_unet(backbone: str, input_shape: Sequence[int] = (256, 256, 3),
     if backbone not in known:
         raise ValueError(f"backbone must be one of segmentation_models' {sorted(known)}, "
                          f"got {backbone!r}.")
-    input_shape = check_input_shape(input_shape, SM_SIZE_MULTIPLE, f"build_sm_unet({backbone!r})")
+    name = f"build_sm_unet({backbone!r})"
+    check_checkpoint(weights, name)
+    check_choice("encoder_weights", encoder_weights, (None, IMAGENET))
+    input_shape = check_input_shape(input_shape, name, multiple=SM_SIZE_MULTIPLE,
+                                    pretrained=encoder_weights is not None)
     check_classes(classes)
-    weights = validate_weights(weights)
-    if weights == "imagenet" and input_shape[-1] != 3:
-        raise ValueError(f"weights='imagenet' needs 3 input channels; the input has "
-                         f"{input_shape[-1]}. Use weights=None.")
-    with imagenet_download(weights, f"segmentation_models' {backbone}", (
+    check_return_attention(return_attention, name, available=False)
+    with imagenet_download(encoder_weights, f"segmentation_models' {backbone}", (
             "Put the file segmentation_models asks for in ~/.keras/models/ (downloaded on a "
-            "machine with internet access), or train from scratch with weights=None.")):
+            "machine with internet access), or train from scratch with encoder_weights=None.")):
         unet = sm.Unet(backbone, input_shape=input_shape, classes=classes,
                        activation="sigmoid" if classes == 1 else "softmax",
-                       encoder_weights="imagenet" if weights == "imagenet" else None)
+                       encoder_weights=encoder_weights)
     inputs = keras.Input(input_shape, name="image")
     scaling = sm_input_scaling(backbone) if input_shape[-1] == 3 else None
-    model = keras.Model(inputs, unet(scaling(inputs) if scaling is not None else inputs),
-                        name=f"sm_unet_{backbone}")
-    if weights not in (None, "imagenet"):
-        model.load_weights(weights)
-    return model
+    mask = unet(scaling(inputs) if scaling is not None else inputs)
+    return assemble_model(inputs, "mask", mask, {}, return_attention=False, weights=weights,
+                          name=f"sm_unet_{backbone}")

@@ -43,8 +43,10 @@ from data_tools.preprocess import InputSpec
 from zoo.common.attention_gate import ATTENTION_ACTIVATIONS
 from zoo.common.blocks import UPSAMPLING_MODES, residual_block, segmentation_head
 from zoo.common.encoders import build_encoder
-from zoo.common.unet import (build_unet_family, check_choice, check_classes, check_input_shape,
-                             unet_decoder)
+from zoo.common.unet import build_unet_family, unet_decoder
+from zoo.common.validation import (check_bool, check_choice, check_classes, check_encoder_weights,
+                                   check_input_shape, check_return_attention)
+from zoo.common.weights import assemble_model, check_checkpoint
 
 AERNET_INPUT = InputSpec(image_size=(256, 256), colour="lab", scale="unit")
 """The input AER-Net was trained on (section 3.1): 256x256 CIELAB, channels in [0, 1]."""
@@ -68,19 +70,25 @@ AERNET_SIZE_MULTIPLE = 64
 
 def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
                  weights: str | os.PathLike | None = None, *,
+                 encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
                  decoder: str = "paper", attention_activation: str = "sigmoid",
                  upsampling: str = "transpose", head_batch_norm: bool = False,
-                 return_attention: bool = False, name: str = "aernet") -> keras.Model:
+                 name: str = "aernet") -> keras.Model:
     """AER-Net (section 3.2, Fig. 3; Table 2, last row).
 
     Args:
         input_shape: ``(H, W, C)``, H and W divisible by 64; values in [0, 1]
             (:data:`AERNET_INPUT`: 256x256x3 CIELAB).
         classes: output channels (sigmoid for 1, softmax otherwise).
-        weights: the EfficientNetB1 encoder's weights: ``None``, ``"imagenet"``
-            (the paper) or the path to a keras.applications EfficientNetB1 no-top
-            weights file (``efficientnetb1_notop.h5``), for offline machines. A
-            trained AER-Net is saved and loaded as a whole ``.keras`` file.
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of this model
+            (a trained AER-Net), loaded after building.
+        encoder_weights: the EfficientNetB1 encoder's: ``None``, ``"imagenet"``
+            (the paper, section 3.2) or the path to a keras.applications
+            EfficientNetB1 no-top weights file (``efficientnetb1_notop.h5``), for
+            offline machines.
+        return_attention: output ``{"mask": ..., "attention_1": ..., ...}``, one map
+            per gated level (attention_1 at 1/32; the paper's decoder has five, down
+            to 1/2, the authors' four, down to 1/4).
         decoder: ``"paper"`` (every level skipped and gated, channels halved) or
             ``"authors"`` (the authors' code; see the module docstring).
         attention_activation: the attention gates' ``sigma_2``: ``"sigmoid"``
@@ -90,9 +98,6 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
             ``"bilinear"``.
         head_batch_norm: batch norm between the 1x1 head conv and the sigmoid
             (authors' code).
-        return_attention: output ``{"mask": ..., "attention_1": ..., ...}``, one map
-            per gated level (attention_1 at 1/32; the paper's decoder has five, down
-            to 1/2, the authors' four, down to 1/4).
         name: the model's name.
 
     Raises:
@@ -100,17 +105,21 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
         zoo.common.encoders.WeightsUnavailableError: ImageNet weights cannot be
             downloaded (the message suggests a local file).
     """
-    input_shape = check_input_shape(input_shape, AERNET_SIZE_MULTIPLE, name)
+    check_checkpoint(weights, name)
+    encoder_weights = check_encoder_weights(encoder_weights, name)
+    input_shape = check_input_shape(input_shape, name, multiple=AERNET_SIZE_MULTIPLE,
+                                    pretrained=encoder_weights is not None)
     check_classes(classes)
+    check_return_attention(return_attention, name, available=True)
     check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
     check_choice("upsampling", upsampling, UPSAMPLING_MODES)
     check_choice("decoder", decoder, DECODERS)
-    if not isinstance(head_batch_norm, bool):
-        raise ValueError(f"head_batch_norm must be True or False, got {head_batch_norm!r}.")
+    check_bool("head_batch_norm", head_batch_norm)
     authors = decoder == "authors"
     filters = AUTHORS_DECODER_FILTERS if authors else AERNET_DECODER_FILTERS
     inputs = keras.Input(input_shape, name="image")
-    skips = build_encoder(AERNET_BACKBONE, inputs, weights, taps=AUTHORS_SKIPS if authors else AERNET_SKIPS)
+    skips = build_encoder(AERNET_BACKBONE, inputs, encoder_weights,
+                          taps=AUTHORS_SKIPS if authors else AERNET_SKIPS)
     if authors:
         skips[0] = keras.layers.Activation("relu", name="deepest_skip_relu")(skips[0])
     x = keras.layers.MaxPooling2D(2, name="bottleneck_pool")(skips[0])
@@ -121,8 +130,8 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
         attention_activation=attention_activation, upsampling=upsampling,
         gate_width="full" if authors else "half", gating="transpose" if authors else "conv")
     mask = segmentation_head(x, classes, batch_norm=head_batch_norm)
-    outputs = {"mask": mask, **attention_maps} if return_attention else mask
-    return keras.Model(inputs, outputs, name=name)
+    return assemble_model(inputs, "mask", mask, attention_maps, return_attention=return_attention,
+                          weights=weights, name=name)
 
 
 def aernet_encoder(model: keras.Model) -> keras.Model:
@@ -136,11 +145,11 @@ def aernet_encoder(model: keras.Model) -> keras.Model:
 
 
 def build_attention_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-                         weights: str | os.PathLike | None = None, *, base_filters: int = 64,
-                         depth: int = 4, attention_activation: str = "sigmoid",
-                         upsampling: str = "transpose", batch_norm: bool = True,
-                         return_attention: bool = False,
-                         name: str = "attention_unet") -> keras.Model:
+                         weights: str | os.PathLike | None = None, *,
+                         encoder_weights: str | os.PathLike | None = None,
+                         return_attention: bool = False, base_filters: int = 64, depth: int = 4,
+                         attention_activation: str = "sigmoid", upsampling: str = "transpose",
+                         batch_norm: bool = True, name: str = "attention_unet") -> keras.Model:
     """Attention U-Net (Oktay et al. 2018; AER-Net Table 2, "Attention + U-Net").
 
     :func:`build_unet` with an :class:`~zoo.common.attention_gate.AttentionGate` on
@@ -149,18 +158,18 @@ def build_attention_unet(input_shape: Sequence[int] = (256, 256, 3), classes: in
     the gates' maps (level 1 is the coarsest). Other arguments as in
     :func:`build_unet`.
     """
-    return build_unet_family(input_shape, classes, weights, base_filters=base_filters, depth=depth,
-                       block="double_conv", attention=True,
+    return build_unet_family(input_shape, classes, weights, encoder_weights=encoder_weights,
+                       base_filters=base_filters, depth=depth, block="double_conv", attention=True,
                        attention_activation=attention_activation, upsampling=upsampling,
                        batch_norm=batch_norm, return_attention=return_attention, name=name)
 
 
 def build_attention_residual_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
                                   weights: str | os.PathLike | None = None, *,
-                                  base_filters: int = 64, depth: int = 4,
-                                  attention_activation: str = "sigmoid",
+                                  encoder_weights: str | os.PathLike | None = None,
+                                  return_attention: bool = False, base_filters: int = 64,
+                                  depth: int = 4, attention_activation: str = "sigmoid",
                                   upsampling: str = "transpose", batch_norm: bool = True,
-                                  return_attention: bool = False,
                                   name: str = "attention_residual_unet") -> keras.Model:
     """Attention U-Net with residual decoder blocks (AER-Net Table 2, third row).
 
@@ -170,7 +179,7 @@ def build_attention_residual_unet(input_shape: Sequence[int] = (256, 256, 3), cl
     decoder ("blocos residuais" of section 3.2). Arguments as in
     :func:`build_attention_unet`.
     """
-    return build_unet_family(input_shape, classes, weights, base_filters=base_filters, depth=depth,
-                       block="residual", attention=True,
+    return build_unet_family(input_shape, classes, weights, encoder_weights=encoder_weights,
+                       base_filters=base_filters, depth=depth, block="residual", attention=True,
                        attention_activation=attention_activation, upsampling=upsampling,
                        batch_norm=batch_norm, return_attention=return_attention, name=name)

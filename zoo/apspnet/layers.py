@@ -26,6 +26,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo.common.validation import check_feature_map
+
 #: Table I's arrangements: spatial only, channel only, spatial then channel,
 #: channel then spatial (the paper's choice).
 CBAM_ORDERS: dict[str, tuple[str, ...]] = {
@@ -34,14 +36,6 @@ CBAM_ORDERS: dict[str, tuple[str, ...]] = {
     "spatial_channel": ("spatial", "channel"),
     "channel_spatial": ("channel", "spatial"),
 }
-
-
-def _feature_map_shape(layer: keras.layers.Layer, input_shape) -> tuple:
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 4 or input_shape[-1] is None:
-        raise ValueError(f"{layer.name} expects (batch, height, width, channels) inputs "
-                         f"with known channels, got {input_shape}")
-    return input_shape
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -63,7 +57,7 @@ class ChannelAttention(keras.layers.Layer):
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape):
-        channels = _feature_map_shape(self, input_shape)[-1]
+        channels = check_feature_map(self.name, input_shape)[-1]
         hidden = max(1, channels // self.reduction)
         self.w0 = self.add_weight(shape=(channels, hidden), name="w0",
                                   initializer="glorot_uniform")
@@ -108,7 +102,7 @@ class SpatialAttention(keras.layers.Layer):
         self.kernel_size = kernel_size
 
     def build(self, input_shape):
-        _feature_map_shape(self, input_shape)
+        check_feature_map(self.name, input_shape)
         self.kernel = self.add_weight(shape=(self.kernel_size, self.kernel_size, 2, 1),
                                       name="kernel", initializer="glorot_uniform")
 

@@ -39,9 +39,11 @@ from data_tools.preprocess import InputSpec
 from zoo.apspnet.layers import CBAM_ORDERS, cbam
 from zoo.common import segmentation_heads as heads
 from zoo.common.dilated import Features, build_dilated_model
-from zoo.common.resnet import (RESNET50_BLOCKS, RESNET_BACKBONES, check_input_shape,
-                               classifier_head, load_weights, resnet_features,
-                               validate_weights)
+from zoo.common.resnet import (RESNET50_BLOCKS, RESNET_BACKBONES, classifier_head, has_imagenet_weights,
+                               load_encoder_weights, resnet_features)
+from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
+                                   check_return_attention)
+from zoo.common.weights import assemble_model, check_checkpoint
 
 APSPNET_INPUT = InputSpec(image_size=(473, 473), fit="pad", scale="caffe")
 """Section IV-B: grey borders to a square, resize to 473x473; ImageNet ResNet50 scale."""
@@ -84,8 +86,7 @@ def attention_resnet(inputs: keras.KerasTensor, cbam_order: str = "channel_spati
         and the attention maps, keyed ``"cbam_start_channel"``,
         ``"cbam_end_spatial"``, ...
     """
-    if cbam_order not in CBAM_ORDERS:
-        raise ValueError(f"cbam_order must be one of {sorted(CBAM_ORDERS)}, got {cbam_order!r}")
+    check_choice("cbam_order", cbam_order, tuple(CBAM_ORDERS))
     maps: dict[str, keras.KerasTensor] = {}
 
     def attend(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
@@ -100,9 +101,10 @@ def attention_resnet(inputs: keras.KerasTensor, cbam_order: str = "channel_spati
 
 def build_apspnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                   classes: int = len(APSPNET_CLASSES),
-                  weights: str | os.PathLike | None = None,
-                  cbam_order: str = "channel_spatial",
+                  weights: str | os.PathLike | None = None, *,
+                  encoder_weights: str | os.PathLike | None = None,
                   return_attention: bool = False,
+                  cbam_order: str = "channel_spatial",
                   backbone: str = "resnet50") -> keras.Model:
     """A-PSPNet (Fig. 1): attention ResNet50 (eq. 5) + pyramid pooling module.
 
@@ -112,96 +114,128 @@ def build_apspnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
             output stride 8).
         classes: output classes including the background (3: background, kidney,
             hydronephrosis).
-        weights: ``None``, ``"imagenet"`` (keras.applications ResNet, by layer
-            name; the paper's transfer learning) or a weights file path (see
-            :func:`zoo.common.resnet.load_weights`).
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of this model.
+        encoder_weights: ``None``, ``"imagenet"`` (keras.applications ResNet, by
+            layer name; the paper's transfer learning, section IV-B) or that
+            ResNet's keras.applications no-top weights file.
+        return_attention: outputs a dict ``{"mask": ..., "cbam_start_channel": ...,
+            ...}`` with every CBAM map instead of the mask alone.
         cbam_order: Table I's arrangement, a key of
             :data:`zoo.apspnet.layers.CBAM_ORDERS`; the paper's choice
             ``"channel_spatial"`` by default.
-        return_attention: outputs a dict ``{"mask": ..., "cbam_start_channel": ...,
-            ...}`` with every CBAM map instead of the mask alone.
         backbone: a key of :data:`BACKBONES`; the paper's ``"resnet50"``.
     """
     def encoder(image: keras.KerasTensor, blocks: Sequence[int], output_stride: int):
         return attention_resnet(image, cbam_order, output_stride, blocks_per_stage=blocks)
 
-    return build_dilated_model(lambda features: heads.pspnet_head(features[-1]),
+    return build_dilated_model(lambda features: (heads.pspnet_head(features[-1]), {}),
                                name=f"apspnet_{cbam_order}", input_shape=input_shape,
-                               classes=classes, weights=weights, backbone=backbone,
-                               encoder=encoder, return_attention=return_attention,
-                               minimum_side=PSP_MINIMUM_SIDE)
+                               classes=classes, weights=weights, encoder_weights=encoder_weights,
+                               backbone=backbone, encoder=encoder, return_attention=return_attention,
+                               attention=True, minimum_side=PSP_MINIMUM_SIDE)
 
 
 def build_pspnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                  classes: int = len(APSPNET_CLASSES),
-                 weights: str | os.PathLike | None = None,
+                 weights: str | os.PathLike | None = None, *,
+                 encoder_weights: str | os.PathLike | None = None,
+                 return_attention: bool = False,
                  backbone: str = "resnet50") -> keras.Model:
     """PSPNet (Zhao et al. 2017) on a dilated ResNet (output stride 8); Table III.
 
-    Arguments as :func:`build_apspnet`.
+    No attention maps (``return_attention=False`` only). Other arguments as
+    :func:`build_apspnet`.
     """
-    return build_dilated_model(lambda features: heads.pspnet_head(features[-1]),
+    return build_dilated_model(lambda features: (heads.pspnet_head(features[-1]), {}),
                                name="pspnet", input_shape=input_shape, classes=classes,
-                               weights=weights, backbone=backbone,
-                               minimum_side=PSP_MINIMUM_SIDE)
+                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
+                               return_attention=return_attention, minimum_side=PSP_MINIMUM_SIDE)
 
 
 def build_deeplabv3(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                     classes: int = len(APSPNET_CLASSES),
-                    weights: str | os.PathLike | None = None,
+                    weights: str | os.PathLike | None = None, *,
+                    encoder_weights: str | os.PathLike | None = None,
+                    return_attention: bool = False,
                     output_stride: int = 8,
                     backbone: str = "resnet50") -> keras.Model:
     """DeepLabv3 (Chen et al. 2017): dilated ResNet + ASPP; Table III.
 
     ``output_stride`` 8 (rates 12, 24, 36; the default, as the other Table III
-    models) or 16 (rates 6, 12, 18; DeepLabv3's training setting). Other
-    arguments as :func:`build_apspnet`.
+    models) or 16 (rates 6, 12, 18; DeepLabv3's training setting). No attention
+    maps. Other arguments as :func:`build_apspnet`.
     """
-    return build_dilated_model(lambda features: heads.aspp(features[-1], output_stride),
+    return build_dilated_model(lambda features: (heads.aspp(features[-1], output_stride), {}),
                                name="deeplabv3", input_shape=input_shape, classes=classes,
-                               weights=weights, backbone=backbone, output_stride=output_stride)
+                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
+                               output_stride=output_stride, return_attention=return_attention)
 
 
 def build_danet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                 classes: int = len(APSPNET_CLASSES),
                 weights: str | os.PathLike | None = None, *,
+                encoder_weights: str | os.PathLike | None = None,
+                return_attention: bool = False,
                 backbone: str = "resnet50") -> keras.Model:
     """DANet (Fu et al. 2019): dilated ResNet (output stride 8) + dual attention head; Table III.
 
     Softmax over :data:`APSPNET_CLASSES` on "caffe"-scaled 473x473 input, as the
     other Table III models. (SANet's sigmoid DANet is
-    :func:`zoo.sanet.build_attribute_danet`.) Arguments as :func:`build_apspnet`.
+    :func:`zoo.sanet.build_attribute_danet`.) ``return_attention=True`` adds the
+    head's ``"position_attention"`` ``(batch, N, N)`` and ``"channel_attention"``
+    ``(batch, 512, 512)`` (Fu et al. eq. 1 and 3; N the positions of the stride-8
+    features). Other arguments as :func:`build_apspnet`.
     """
     return build_dilated_model(lambda features: heads.danet_head(features[-1]),
                                name="danet", input_shape=input_shape, classes=classes,
-                               weights=weights, backbone=backbone)
+                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
+                               return_attention=return_attention, attention=True)
 
 
-def build_attention_resnet(blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
-                           name: str = "attention_resnet50",
-                           input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
+def build_attention_resnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                            classes: int = 1000,
-                           weights: str | os.PathLike | None = None,
-                           cbam_order: str = "channel_spatial") -> keras.Model:
+                           weights: str | os.PathLike | None = None, *,
+                           encoder_weights: str | os.PathLike | None = None,
+                           return_attention: bool = False,
+                           cbam_order: str = "channel_spatial",
+                           backbone: str = "resnet50",
+                           name: str | None = None) -> keras.Model:
     """The attention ResNet of eq. 5 as a classifier (GAP + FC), the models of Table II.
 
-    Table II's "A-PSPNet" is this model with ResNet50 blocks; its ResNet101 and
-    ResNet152 counts (torchvision's plus 0.52500M) are these models too.
-    ``weights="imagenet"`` is available for ResNet50, ResNet101 and ResNet152 blocks.
+    Table II's "A-PSPNet" is this model with the ResNet50 backbone; its ResNet101
+    and ResNet152 counts (torchvision's plus 0.52500M) are these models too.
+
+    Args:
+        backbone: a key of :data:`BACKBONES`; ``encoder_weights`` (``"imagenet"`` or
+            a keras.applications no-top file) for ResNet50, ResNet101 and ResNet152.
+        return_attention: outputs ``{"probabilities": ..., "cbam_start_channel": ...,
+            ...}`` with every CBAM map, as :func:`build_apspnet`.
+        name: the model's name; default ``attention_<backbone>``.
+        Other arguments as :func:`build_apspnet`.
     """
-    validate_weights(weights, blocks_per_stage, name)
-    shape = check_input_shape(input_shape, name, weights, minimum_side=32)
+    check_choice("backbone", backbone, tuple(BACKBONES))
+    blocks = BACKBONES[backbone]
+    name = name or f"attention_{backbone}"
+    check_checkpoint(weights, name)
+    encoder_weights = check_encoder_weights(encoder_weights, name, pretrained=has_imagenet_weights(blocks))
+    shape = check_input_shape(input_shape, name, minimum_side=32, pretrained=encoder_weights is not None)
+    check_classes(classes)
+    check_return_attention(return_attention, name, available=True)
     inputs = keras.Input(shape=shape, name="image")
-    features, _ = attention_resnet(inputs, cbam_order, blocks_per_stage=blocks_per_stage)
-    model = keras.Model(inputs, classifier_head(features[-1], classes), name=name)
-    load_weights(model, weights, blocks_per_stage)
-    return model
+    features, maps = attention_resnet(inputs, cbam_order, blocks_per_stage=blocks)
+    probabilities = classifier_head(features[-1], classes)
+    return assemble_model(inputs, "probabilities", probabilities, maps, return_attention=return_attention,
+                          weights=weights, name=name,
+                          initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks))
 
 
 def build_attention_resnet50(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                              classes: int = 1000,
-                             weights: str | os.PathLike | None = None,
+                             weights: str | os.PathLike | None = None, *,
+                             encoder_weights: str | os.PathLike | None = None,
+                             return_attention: bool = False,
                              cbam_order: str = "channel_spatial") -> keras.Model:
-    """Attention ResNet50 classifier: Table II's "A-PSPNet" row."""
-    return build_attention_resnet(RESNET50_BLOCKS, "attention_resnet50", input_shape,
-                                  classes, weights, cbam_order)
+    """Attention ResNet50 classifier: Table II's "A-PSPNet" row (:func:`build_attention_resnet`)."""
+    return build_attention_resnet(input_shape, classes, weights, encoder_weights=encoder_weights,
+                                  return_attention=return_attention, cbam_order=cbam_order,
+                                  backbone="resnet50", name="attention_resnet50")

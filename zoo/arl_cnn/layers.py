@@ -14,6 +14,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo.common.validation import check_feature_map
+
 NORMALIZATIONS = ("spatial", "channel", "mixed")
 
 
@@ -56,9 +58,7 @@ class AttentionNormalization(keras.layers.Layer):
         self.normalization = normalization
 
     def build(self, input_shape):
-        if len(tuple(input_shape)) != 4:
-            raise ValueError(f"{self.name} expects (batch, height, width, channels) "
-                             f"inputs, got shape {tuple(input_shape)}")
+        check_feature_map(self.name, input_shape, known_channels=False)
 
     def call(self, inputs):
         mask = normalize_attention(ops.cast(inputs, "float32"), self.normalization)

@@ -18,7 +18,7 @@ RAN50       3, 4, 6, 3           + attention module, conv2-4    3.9e7
 ==========  ===================  ============================  ================
 
 ``build_resnet14`` and ``build_resnet50`` (the plain ResNets) are at the end of this module.
-Every 50-layer builder accepts ``weights="imagenet"``: keras.applications
+Every 50-layer builder accepts ``encoder_weights="imagenet"``: keras.applications
 ResNet50 weights copied by layer name; layers ResNet50 lacks (SE, RAN attention
 modules, classifier) start from their initialisers, as the paper does for RAN50.
 The paper's SEnet50 starts from Hu et al.'s own ImageNet SE-ResNet50, which
@@ -65,6 +65,11 @@ PAPER_PARAMS = {  # Table III, "Params (x 10^7)"
 
 FINE_TUNING_ALPHA = 0.001  # Sec. IV-B: initial scale gate when fine-tuning ARL-CNN50
 
+# With return_attention=True the maps are the outputs of the layers named so:
+ARL_MAPS = "_attention_mask"   # every ARL block's mask N[F(x)] (eq. 3-6)
+SE_MAPS = "_se"                # every SE block's excitation vector (Hu et al. eq. 3)
+RAN_MAPS = "_mask_sigmoid"     # every attention module's soft mask M (Wang et al. eq. 3)
+
 Weights = str | os.PathLike | None
 
 
@@ -87,10 +92,15 @@ def arl_merge(attention: str = "spatial", alpha_initial: float = FINE_TUNING_ALP
 
 
 def se_merge(ratio: int = 16) -> MergeHook:
-    """SE-ResNet block merge: [x, SE(F(x))] (Hu et al., Fig. 3)."""
+    """SE-ResNet block merge: [x, SE(F(x))] (Hu et al., Fig. 3).
+
+    The SE layer ``{block}_se`` also outputs its excitation vector (the SEnet's
+    attention map, an output with ``return_attention=True``).
+    """
 
     def merge(residual, shortcut, name):
-        return [shortcut, SqueezeExcitation(ratio, name=f"{name}_se")(residual)]
+        recalibrated, _ = SqueezeExcitation(ratio, return_excitation=True, name=f"{name}_se")(residual)
+        return [shortcut, recalibrated]
 
     return merge
 
@@ -124,45 +134,42 @@ def _identity_bottleneck(x, name, filters):
     return bottleneck_block(x, filters, name)
 
 
-def _with_attention_maps(model: keras.Model, layer_suffix: str) -> keras.Model:
-    """The same model with outputs {"probabilities", <mask layer name>: mask, ...}."""
-    maps = {layer.name: layer.output for layer in model.layers
-            if layer.name.endswith(layer_suffix)}
-    return keras.Model(model.input, {"probabilities": model.output, **maps},
-                       name=model.name)
-
-
 def build_arl_cnn14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                    weights: Weights = None, attention: str = "spatial",
-                    alpha_initial: float = FINE_TUNING_ALPHA,
-                    return_attention_maps: bool = False) -> keras.Model:
+                    weights: Weights = None, *, encoder_weights: Weights = None,
+                    return_attention: bool = False, attention: str = "spatial",
+                    alpha_initial: float = FINE_TUNING_ALPHA) -> keras.Model:
     """ARL-CNN14 (Table I): one ARL block per stage, trained from scratch.
 
     Args:
+        input_shape: ``(height, width, channels)``; the paper's 224x224 patches.
+        classes: softmax outputs (2: one sub-task, melanoma or seborrheic keratosis).
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of this model.
+        encoder_weights: ``None`` only (no ImageNet ResNet14).
+        return_attention: output ``{"probabilities": ..., "conv{s}_block{b}_attention_mask":
+            N[F(x)], ...}`` with every block's mask (eq. 3-6).
         attention: mask normalisation, "spatial" (eq. 4, the paper's default),
             "channel" (eq. 5) or "mixed" (eq. 6).
         alpha_initial: initial scale gate alpha of every block. The paper states
             0.001 for fine-tuning only; we use it from scratch too.
-        return_attention_maps: also output every block's mask N[F(x)] under the
-            key ``conv{s}_block{b}_attention_mask``.
     """
-    model = build_resnet(RESNET14_BLOCKS, "arl_cnn14", input_shape, classes, weights,
-                         merge=arl_merge(attention, alpha_initial))
-    return _with_attention_maps(model, "_attention_mask") if return_attention_maps else model
+    return build_resnet(RESNET14_BLOCKS, "arl_cnn14", input_shape, classes, weights,
+                        encoder_weights=encoder_weights, return_attention=return_attention,
+                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial))
 
 
 def build_arl_cnn50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                    weights: Weights = None, attention: str = "spatial",
-                    alpha_initial: float = FINE_TUNING_ALPHA,
-                    return_attention_maps: bool = False) -> keras.Model:
+                    weights: Weights = None, *, encoder_weights: Weights = None,
+                    return_attention: bool = False, attention: str = "spatial",
+                    alpha_initial: float = FINE_TUNING_ALPHA) -> keras.Model:
     """ARL-CNN50 (Table I): ResNet50 with ARL blocks; see :func:`build_arl_cnn14`.
 
-    ``weights="imagenet"`` initialises every ResNet50 layer from ImageNet
-    (Sec. III-B) with alpha = 0.001 (Sec. IV-B).
+    ``encoder_weights="imagenet"`` (or a keras.applications ResNet50 no-top file)
+    initialises every ResNet50 layer from ImageNet (Sec. III-B) with alpha = 0.001
+    (Sec. IV-B).
     """
-    model = build_resnet(RESNET50_BLOCKS, "arl_cnn50", input_shape, classes, weights,
-                         merge=arl_merge(attention, alpha_initial))
-    return _with_attention_maps(model, "_attention_mask") if return_attention_maps else model
+    return build_resnet(RESNET50_BLOCKS, "arl_cnn50", input_shape, classes, weights,
+                        encoder_weights=encoder_weights, return_attention=return_attention,
+                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial))
 
 
 SENET14_RATIO = 4
@@ -174,56 +181,74 @@ gives 5.60e7: one module at 1024 or 2048 channels alone exceeds the difference).
 
 
 def build_senet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                  weights: Weights = None, ratio: int = SENET14_RATIO) -> keras.Model:
+                  weights: Weights = None, *, encoder_weights: Weights = None,
+                  return_attention: bool = False, ratio: int = SENET14_RATIO) -> keras.Model:
     """SEnet14 (Table II): ResNet14 with an SE block per stage (reduction ``ratio``;
-    default :data:`SENET14_RATIO`, the one Table III's parameter count identifies)."""
+    default :data:`SENET14_RATIO`, the one Table III's parameter count identifies).
+
+    ``return_attention=True`` adds every block's excitation vector ``(batch, C)``
+    (Hu et al. eq. 3) under the key ``conv{s}_block{b}_se``. Other arguments as
+    :func:`build_arl_cnn14`."""
     return build_resnet(RESNET14_BLOCKS, "senet14", input_shape, classes, weights,
-                        merge=se_merge(ratio))
+                        encoder_weights=encoder_weights, return_attention=return_attention,
+                        map_suffix=SE_MAPS, merge=se_merge(ratio))
 
 
 def build_senet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                  weights: Weights = None, ratio: int = 16) -> keras.Model:
-    """SEnet50 (Table II): SE-ResNet50. ``weights="imagenet"``: ResNet50 layers only."""
+                  weights: Weights = None, *, encoder_weights: Weights = None,
+                  return_attention: bool = False, ratio: int = 16) -> keras.Model:
+    """SEnet50 (Table II): SE-ResNet50. ``encoder_weights="imagenet"``: ResNet50
+    layers only. Other arguments as :func:`build_senet14`."""
     return build_resnet(RESNET50_BLOCKS, "senet50", input_shape, classes, weights,
-                        merge=se_merge(ratio))
+                        encoder_weights=encoder_weights, return_attention=return_attention,
+                        map_suffix=SE_MAPS, merge=se_merge(ratio))
 
 
 def build_ran14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                weights: Weights = None, attention_stages: Sequence[int] = RAN14_ATTENTION_STAGES,
-                return_attention_maps: bool = False) -> keras.Model:
+                weights: Weights = None, *, encoder_weights: Weights = None,
+                return_attention: bool = False,
+                attention_stages: Sequence[int] = RAN14_ATTENTION_STAGES) -> keras.Model:
     """RAN14 (Table II): ResNet14 with an attention module after the listed stages' block.
 
     Default :data:`RAN14_ATTENTION_STAGES` (conv2, conv3: 1.204e7, Table III's 1.2e7);
     Table II's conv2..conv5 is ``attention_stages=(2, 3, 4, 5)`` (5.60e7). Needs an
     input of at least 32x32. The soft masks are the layers
-    ``conv{s}_attention_mask_sigmoid`` (outputs with ``return_attention_maps``).
+    ``conv{s}_attention_mask_sigmoid`` (outputs with ``return_attention=True``). Other
+    arguments as :func:`build_arl_cnn14`.
     """
-    model = build_resnet(RESNET14_BLOCKS, "ran14", input_shape, classes, weights,
-                         after_first_block=ran_stage_hook(attention_stages))
-    return _with_attention_maps(model, "_mask_sigmoid") if return_attention_maps else model
+    return build_resnet(RESNET14_BLOCKS, "ran14", input_shape, classes, weights,
+                        encoder_weights=encoder_weights, return_attention=return_attention,
+                        map_suffix=RAN_MAPS, after_first_block=ran_stage_hook(attention_stages))
 
 
 def build_ran50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                weights: Weights = None, attention_stages: Sequence[int] = (2, 3, 4),
-                return_attention_maps: bool = False) -> keras.Model:
+                weights: Weights = None, *, encoder_weights: Weights = None,
+                return_attention: bool = False,
+                attention_stages: Sequence[int] = (2, 3, 4)) -> keras.Model:
     """RAN50 (Table II): ResNet50 with an attention module in conv2, conv3 and conv4.
 
     Placed after each stage's first (projection) block, as in Wang et al.'s
-    Attention-56 (residual unit, then attention module). ``weights="imagenet"``
-    initialises the ResNet50 layers only (Sec. IV-D).
+    Attention-56 (residual unit, then attention module). ``encoder_weights="imagenet"``
+    initialises the ResNet50 layers only (Sec. IV-D). Other arguments as
+    :func:`build_ran14`.
     """
-    model = build_resnet(RESNET50_BLOCKS, "ran50", input_shape, classes, weights,
-                         after_first_block=ran_stage_hook(attention_stages))
-    return _with_attention_maps(model, "_mask_sigmoid") if return_attention_maps else model
+    return build_resnet(RESNET50_BLOCKS, "ran50", input_shape, classes, weights,
+                        encoder_weights=encoder_weights, return_attention=return_attention,
+                        map_suffix=RAN_MAPS, after_first_block=ran_stage_hook(attention_stages))
 
 
 def build_resnet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                   weights: str | os.PathLike | None = None) -> keras.Model:
-    """ResNet14 of the ARL paper (Table I): one bottleneck block per stage."""
-    return build_resnet(RESNET14_BLOCKS, "resnet14", input_shape, classes, weights)
+                   weights: Weights = None, *, encoder_weights: Weights = None,
+                   return_attention: bool = False) -> keras.Model:
+    """ResNet14 of the ARL paper (Table I): one bottleneck block per stage (no
+    attention maps, no ImageNet weights; arguments as :func:`build_arl_cnn14`)."""
+    return build_resnet(RESNET14_BLOCKS, "resnet14", input_shape, classes, weights,
+                        encoder_weights=encoder_weights, return_attention=return_attention)
 
 
 def build_resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                   weights: str | os.PathLike | None = None) -> keras.Model:
-    """ResNet50 (Table I); ``weights="imagenet"`` loads keras.applications weights."""
-    return build_resnet(RESNET50_BLOCKS, "resnet50", input_shape, classes, weights)
+                   weights: Weights = None, *, encoder_weights: Weights = None,
+                   return_attention: bool = False) -> keras.Model:
+    """ResNet50 (Table I); ``encoder_weights="imagenet"`` loads keras.applications weights."""
+    return build_resnet(RESNET50_BLOCKS, "resnet50", input_shape, classes, weights,
+                        encoder_weights=encoder_weights, return_attention=return_attention)

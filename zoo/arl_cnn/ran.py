@@ -24,17 +24,9 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from zoo.common.resizing import resize_to
+
 ResidualUnit = Callable[[keras.KerasTensor, str], keras.KerasTensor]
-
-
-def _resize_to(x: keras.KerasTensor, reference: keras.KerasTensor,
-               name: str) -> keras.KerasTensor:
-    """Bilinear resize of ``x`` to the (static) spatial size of ``reference``."""
-    height, width = reference.shape[1:3]
-    if height is None or width is None:
-        raise ValueError(f"{name}: the attention module needs a static spatial size, "
-                         f"got {tuple(reference.shape)}")
-    return layers.Resizing(height, width, interpolation="bilinear", name=name)(x)
 
 
 def soft_mask_branch(x: keras.KerasTensor, residual_unit: ResidualUnit, levels: int,
@@ -53,7 +45,7 @@ def soft_mask_branch(x: keras.KerasTensor, residual_unit: ResidualUnit, levels: 
             skips.append(residual_unit(mask, f"{name}_skip{level}"))
     mask = residual_unit(mask, f"{name}_bottom")
     for level in range(levels - 1, -1, -1):
-        mask = _resize_to(mask, scales[level], f"{name}_up{level}_resize")
+        mask = resize_to(mask, scales[level].shape[1:3], f"{name}_up{level}_resize")
         if level > 0:
             mask = layers.Add(name=f"{name}_up{level}_merge")([mask, skips[level - 1]])
             mask = residual_unit(mask, f"{name}_up{level}")

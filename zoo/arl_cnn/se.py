@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo.common.validation import check_bool, check_feature_map
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class SqueezeExcitation(keras.layers.Layer):
@@ -16,20 +18,19 @@ class SqueezeExcitation(keras.layers.Layer):
 
     Args:
         ratio: reduction ratio r of the bottleneck FC layer (Hu et al. use 16).
+        return_excitation: return ``(y, s)``: also the excitation vector ``s`` of
+            shape ``(batch, C)`` (Hu et al. eq. 3), the SEnet's attention map.
     """
 
-    def __init__(self, ratio: int = 16, **kwargs):
+    def __init__(self, ratio: int = 16, return_excitation: bool = False, **kwargs):
         super().__init__(**kwargs)
         if int(ratio) < 1:
             raise ValueError(f"ratio must be a positive integer, got {ratio!r}")
         self.ratio = int(ratio)
+        self.return_excitation = check_bool("return_excitation", return_excitation)
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(f"{self.name} expects (batch, height, width, channels) "
-                             f"inputs with known channels, got {input_shape}")
-        channels = input_shape[-1]
+        channels = check_feature_map(self.name, input_shape)[-1]
         hidden = max(1, channels // self.ratio)
         self.squeeze_kernel = self.add_weight(shape=(channels, hidden), name="squeeze_kernel",
                                               initializer="glorot_uniform")
@@ -44,10 +45,14 @@ class SqueezeExcitation(keras.layers.Layer):
         squeezed = ops.mean(inputs, axis=(1, 2))
         hidden = ops.relu(ops.matmul(squeezed, self.squeeze_kernel) + self.squeeze_bias)
         scale = ops.sigmoid(ops.matmul(hidden, self.excite_kernel) + self.excite_bias)
-        return inputs * scale[:, None, None, :]
+        outputs = inputs * scale[:, None, None, :]
+        return (outputs, scale) if self.return_excitation else outputs
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+        input_shape = tuple(input_shape)
+        if self.return_excitation:
+            return input_shape, (input_shape[0], input_shape[-1])
+        return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "ratio": self.ratio}
+        return {**super().get_config(), "ratio": self.ratio, "return_excitation": self.return_excitation}

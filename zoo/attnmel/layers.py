@@ -25,6 +25,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from zoo.common.resizing import resize_like
+
 NORMALIZATIONS: tuple[str, ...] = ("sigmoid", "softmax")
 ATTNMEL_ATTENTION_FILTERS = 256  # Sec. 2.1: "W_f and W_g ... with 256 filters"
 
@@ -83,10 +85,7 @@ class AttnMelAttention(keras.layers.Layer):
 
     def call(self, inputs):
         local, global_ = inputs
-        projected_global = self.global_projection(global_)
-        if tuple(projected_global.shape[1:3]) != tuple(local.shape[1:3]) or None in local.shape[1:3]:
-            projected_global = ops.image.resize(projected_global, ops.shape(local)[1:3],
-                                                interpolation="bilinear")
+        projected_global = resize_like(self.global_projection(global_), local)
         response = self.response(ops.relu(self.local_projection(local) + projected_global))
         if self.normalization == "sigmoid":
             attention = ops.sigmoid(response)

@@ -26,7 +26,7 @@ it internally to keras.applications' "caffe" input (:mod:`zoo.common.encoders`).
 Paper versus the authors' code (SaoYan/IPMI2019-AttnMel); defaults follow the paper:
 
 * backbone: the paper says VGG-16 pre-trained on ImageNet (``batch_norm=False``, the
-  default, ``weights="imagenet"``); the code uses torchvision's VGG-16 with batch
+  default, ``encoder_weights="imagenet"``); the code uses torchvision's VGG-16 with batch
   norm (``batch_norm=True``: conv-BN-ReLU; keras.applications has no ImageNet
   weights for it, and the input is used as given, e.g. standardised with the
   dataset's channel statistics as the code does);
@@ -46,8 +46,10 @@ import keras
 from data_tools.preprocess import InputSpec
 from zoo.attnmel.layers import NORMALIZATIONS, AttnMelAttention
 from zoo.common.blocks import conv_bn_relu
-from zoo.common.encoders import build_encoder, imagenet_download, validate_weights
-from zoo.common.unet import check_choice, check_classes, check_input_shape
+from zoo.common.encoders import build_encoder, imagenet_download
+from zoo.common.validation import (check_bool, check_choice, check_classes, check_encoder_weights,
+                                   check_input_shape, check_return_attention)
+from zoo.common.weights import assemble_model, check_checkpoint
 
 ATTNMEL_INPUT = InputSpec(image_size=(224, 224), fit="crop", crop_fraction=0.8,
                           pre_crop_size=(256, 256))
@@ -83,28 +85,26 @@ def _vgg16_bn_features(inputs) -> list:
     return [pools[name] for name in VGG16_POOLS]
 
 
-def vgg16_features(inputs, weights: Weights = None, batch_norm: bool = False) -> list:
+def vgg16_features(inputs, encoder_weights: Weights = None, batch_norm: bool = False) -> list:
     """Pool-3, pool-4 and pool-5 of VGG-16 run on ``inputs`` (RGB in [0, 1]).
 
     Args:
         inputs: the model's ``keras.Input``.
-        weights: ``None``, ``"imagenet"`` or the path to keras.applications' VGG16
-            no-top weights file (``batch_norm=False`` only).
+        encoder_weights: ``None``, ``"imagenet"`` or the path to keras.applications'
+            VGG16 no-top weights file (``batch_norm=False`` only).
         batch_norm: the authors' VGG-16-BN instead of keras.applications VGG16.
 
     Raises:
-        ValueError: ``weights`` other than ``None`` with ``batch_norm=True``, or bad.
+        ValueError: ``encoder_weights`` other than ``None`` with ``batch_norm=True``, or bad.
     """
-    if not isinstance(batch_norm, bool):
-        raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}.")
-    weights = validate_weights(weights)
+    check_bool("batch_norm", batch_norm)
     if not batch_norm:
-        return build_encoder("vgg16", inputs, weights, taps=VGG16_POOLS)
-    if weights is not None:
+        return build_encoder("vgg16", inputs, encoder_weights, taps=VGG16_POOLS)
+    if encoder_weights is not None:
         raise ValueError(
-            f"weights={weights!r} with batch_norm=True: keras.applications has no VGG-16-BN "
-            "weights. Use weights=None (and model.load_weights(...) for a trained model) or "
-            "batch_norm=False for ImageNet VGG-16.")
+            f"encoder_weights={encoder_weights!r} with batch_norm=True: keras.applications has no "
+            "VGG-16-BN weights. Use encoder_weights=None (and weights= for a checkpoint of the "
+            "trained model) or batch_norm=False for ImageNet VGG-16.")
     return _vgg16_bn_features(inputs)
 
 
@@ -117,19 +117,27 @@ def softmax_classifier(features, classes: int):
     return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
 
 
-def _start(input_shape, classes: int, name: str):
-    input_shape = check_input_shape(input_shape, VGG16_SIZE_MULTIPLE, name)
+def _start(name: str, input_shape, classes: int, weights: Weights, encoder_weights: Weights,
+           return_attention: bool, *, attention: bool) -> tuple[keras.KerasTensor, str | None]:
+    """The builders' common checks; returns the model input and the checked encoder weights."""
+    check_checkpoint(weights, name)
+    encoder_weights = check_encoder_weights(encoder_weights, name)
+    input_shape = check_input_shape(input_shape, name, multiple=VGG16_SIZE_MULTIPLE,
+                                    pretrained=encoder_weights is not None)
     check_classes(classes)
-    return keras.Input(input_shape, name="image")
+    check_return_attention(return_attention, name, available=attention)
+    return keras.Input(input_shape, name="image"), encoder_weights
 
 
 def _build_attnmel(input_shape: Sequence[int], classes: int, weights: Weights, *,
-                   batch_norm: bool, attention: bool, normalization: str,
-                   attention_filters: int, name: str) -> keras.Model:
+                   encoder_weights: Weights, return_attention: bool, batch_norm: bool,
+                   attention: bool, normalization: str, attention_filters: int,
+                   name: str) -> keras.Model:
     """AttnMel-CNN (``attention=True``) or Mel-CNN (Sec. 3.2, "Does attention help?")."""
     check_choice("normalization", normalization, NORMALIZATIONS)
-    inputs = _start(input_shape, classes, name)
-    pool3, pool4, pool5 = vgg16_features(inputs, weights, batch_norm)
+    inputs, encoder_weights = _start(name, input_shape, classes, weights, encoder_weights,
+                                     return_attention, attention=attention)
+    pool3, pool4, pool5 = vgg16_features(inputs, encoder_weights, batch_norm)
     global_vector = keras.layers.GlobalAveragePooling2D(name="pool5_gap")(pool5)
     outputs = {}
     if attention:
@@ -145,12 +153,13 @@ def _build_attnmel(input_shape: Sequence[int], classes: int, weights: Weights, *
                          for level, local in ((3, pool3), (4, pool4))]
     features = keras.layers.Concatenate(name="features")([global_vector, *local_vectors])
     probabilities = softmax_classifier(features, classes)
-    return keras.Model(inputs, {"probabilities": probabilities, **outputs} if attention
-                       else probabilities, name=name)
+    return assemble_model(inputs, "probabilities", probabilities, outputs, return_attention=return_attention,
+                          weights=weights, name=name, attention_by_default=attention)
 
 
 def build_attnmel_cnn(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                      weights: Weights = None, batch_norm: bool = False, *,
+                      weights: Weights = None, *, encoder_weights: Weights = None,
+                      return_attention: bool = True, batch_norm: bool = False,
                       normalization: str = "sigmoid", attention_filters: int = 256,
                       name: str = "attnmel_cnn") -> keras.Model:
     """AttnMel-CNN (Sec. 2.1, Fig. 1-2; Table 1 row 7, Table 2 rows 9-12).
@@ -162,9 +171,16 @@ def build_attnmel_cnn(input_shape: Sequence[int] = (224, 224, 3), classes: int =
     Args:
         input_shape: ``(H, W, C)``, H and W divisible by 32; RGB in [0, 1].
         classes: softmax outputs (the paper: 2, melanoma vs rest).
-        weights: the VGG-16 convolutions' weights: ``None``, ``"imagenet"`` (the
-            paper) or the path to keras.applications' VGG16 no-top weights file.
-        batch_norm: VGG-16-BN backbone of the authors' code (``weights=None`` only).
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of this model.
+        encoder_weights: the VGG-16 convolutions': ``None``, ``"imagenet"`` (the
+            paper, Sec. 3.1) or the path to keras.applications' VGG16 no-top
+            weights file.
+        return_attention: output both attention maps beside the probabilities.
+            Unlike the other builders' it defaults to ``True``: the paper's loss
+            regularises the maps (eq. 5, :func:`zoo.losses.attnmel_losses`).
+            ``False`` gives the probabilities alone.
+        batch_norm: VGG-16-BN backbone of the authors' code (``encoder_weights=None``
+            only).
         normalization: eq. 2: ``"sigmoid"`` (paper) or ``"softmax"`` (code option).
         attention_filters: filters of ``W_f`` and ``W_g`` (the paper: 256).
         name: the model's name.
@@ -172,43 +188,52 @@ def build_attnmel_cnn(input_shape: Sequence[int] = (224, 224, 3), classes: int =
     Returns:
         A model with dict output ``{"probabilities": (batch, classes),
         "attention_pool3": (batch, H/8, W/8, 1), "attention_pool4":
-        (batch, H/16, W/16, 1)}``.
+        (batch, H/16, W/16, 1)}`` (the probabilities alone with
+        ``return_attention=False``).
     """
-    return _build_attnmel(input_shape, classes, weights, batch_norm=batch_norm, attention=True,
+    return _build_attnmel(input_shape, classes, weights, encoder_weights=encoder_weights,
+                          return_attention=return_attention, batch_norm=batch_norm, attention=True,
                           normalization=normalization, attention_filters=attention_filters,
                           name=name)
 
 
 def build_mel_cnn(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                  weights: Weights = None, batch_norm: bool = False, *,
+                  weights: Weights = None, *, encoder_weights: Weights = None,
+                  return_attention: bool = False, batch_norm: bool = False,
                   name: str = "mel_cnn") -> keras.Model:
     """Mel-CNN: AttnMel-CNN without attention, GAP of pool-3, pool-4 and pool-5
     concatenated (Sec. 3.2, "Does Attention Help?"; Table 1 row 6, Table 2 row 8).
 
-    Arguments as :func:`build_attnmel_cnn`; outputs the class probabilities.
+    Arguments as :func:`build_attnmel_cnn` (no attention maps:
+    ``return_attention=False`` only); outputs the class probabilities.
     """
-    return _build_attnmel(input_shape, classes, weights, batch_norm=batch_norm, attention=False,
+    return _build_attnmel(input_shape, classes, weights, encoder_weights=encoder_weights,
+                          return_attention=return_attention, batch_norm=batch_norm, attention=False,
                           normalization="sigmoid", attention_filters=1, name=name)
 
 
 def build_vgg16_gap(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                    weights: Weights = None, batch_norm: bool = False, *,
+                    weights: Weights = None, *, encoder_weights: Weights = None,
+                    return_attention: bool = False, batch_norm: bool = False,
                     name: str = "vgg16_gap") -> keras.Model:
     """VGG-16-GAP: the dense layers replaced by global average pooling (Sec. 3.2,
     "Comparison with the Truncated VGG"; Table 1 row 5, Table 2 row 7).
 
     GAP ``avg_pool`` and Dense ``predictions``: the layers
     :func:`zoo.cam.class_activation_map` reads for Table 3's CAM column.
-    Arguments as :func:`build_attnmel_cnn`; outputs the class probabilities.
+    Arguments as :func:`build_mel_cnn`; outputs the class probabilities.
     """
-    inputs = _start(input_shape, classes, name)
-    pool5 = vgg16_features(inputs, weights, batch_norm)[-1]
+    inputs, encoder_weights = _start(name, input_shape, classes, weights, encoder_weights,
+                                     return_attention, attention=False)
+    pool5 = vgg16_features(inputs, encoder_weights, batch_norm)[-1]
     features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(pool5)
-    return keras.Model(inputs, softmax_classifier(features, classes), name=name)
+    return assemble_model(inputs, "probabilities", softmax_classifier(features, classes), {},
+                          return_attention=False, weights=weights, name=name)
 
 
 def build_vgg16_classifier(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                           weights: Weights = None, batch_norm: bool = False, *,
+                           weights: Weights = None, *, encoder_weights: Weights = None,
+                           return_attention: bool = False, batch_norm: bool = False,
                            name: str = "vgg16") -> keras.Model:
     """The original VGG-16 with its dense layers and a ``classes``-way output
     (Sec. 3.2, "Comparing with the Original VGG"; Table 1 row 4, Table 2 row 6).
@@ -217,37 +242,39 @@ def build_vgg16_classifier(input_shape: Sequence[int] = (224, 224, 3), classes: 
     Zisserman), then the new softmax layer.
 
     Args:
-        weights: ``None``, ``"imagenet"`` or the path to keras.applications' full
-            VGG16 weights file (``vgg16_weights_tf_dim_ordering_tf_kernels.h5``,
+        encoder_weights: ``None``, ``"imagenet"`` or the path to keras.applications'
+            full VGG16 weights file (``vgg16_weights_tf_dim_ordering_tf_kernels.h5``,
             with the dense layers): every layer but the classifier is loaded from
             it, as the paper does. Needs a 224x224x3 input (fc1's shape).
-        Other arguments as :func:`build_attnmel_cnn`.
+        Other arguments as :func:`build_mel_cnn`.
     """
-    weights = validate_weights(weights)
-    inputs = _start(input_shape, classes, name)
-    if weights is not None and (batch_norm or tuple(inputs.shape[1:]) != (224, 224, 3)):
+    inputs, encoder_weights = _start(name, input_shape, classes, weights, encoder_weights,
+                                     return_attention, attention=False)
+    if encoder_weights is not None and (batch_norm or tuple(inputs.shape[1:]) != (224, 224, 3)):
         raise ValueError(
-            f"{name}: weights={weights!r} needs batch_norm=False and input_shape=(224, 224, 3) "
-            f"(the shape of VGG-16's dense layers), got batch_norm={batch_norm}, "
+            f"{name}: encoder_weights={encoder_weights!r} needs batch_norm=False and input_shape="
+            f"(224, 224, 3) (the shape of VGG-16's dense layers), got batch_norm={batch_norm}, "
             f"input_shape={tuple(inputs.shape[1:])}.")
     x = vgg16_features(inputs, None, batch_norm)[-1]
     x = keras.layers.Flatten(name="flatten")(x)
     for index in (1, 2):
         x = keras.layers.Dense(VGG16_DENSE_UNITS, activation="relu", name=f"fc{index}")(x)
         x = keras.layers.Dropout(VGG16_DROPOUT, name=f"fc{index}_dropout")(x)
-    model = keras.Model(inputs, softmax_classifier(x, classes), name=name)
-    if weights is not None:
-        _load_full_vgg16_weights(model, weights)
-    return model
+    return assemble_model(inputs, "probabilities", softmax_classifier(x, classes), {},
+                          return_attention=False, weights=weights, name=name,
+                          initialise=lambda model: _load_full_vgg16_weights(model, encoder_weights))
 
 
-def _load_full_vgg16_weights(model: keras.Model, weights: str) -> None:
-    """Copies keras.applications VGG16 (with top) weights into same-named layers."""
-    with imagenet_download(weights, "VGG16", (
+def _load_full_vgg16_weights(model: keras.Model, encoder_weights: str | None) -> None:
+    """Copies keras.applications VGG16 (with top) weights into same-named layers (``None``:
+    nothing)."""
+    if encoder_weights is None:
+        return
+    with imagenet_download(encoder_weights, "VGG16", (
             "Download vgg16_weights_tf_dim_ordering_tf_kernels.h5 (keras.applications, with top) "
-            "on a machine with internet access and pass its path as weights=, or put it in "
+            "on a machine with internet access and pass its path as encoder_weights=, or put it in "
             "~/.keras/models/.")):
-        source = keras.applications.VGG16(include_top=True, weights=weights)
+        source = keras.applications.VGG16(include_top=True, weights=encoder_weights)
     for layer in source.layers:
         if layer.weights and layer.name != "predictions":
             model.get_layer(layer.name).set_weights(layer.get_weights())

@@ -26,6 +26,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from zoo.common.resizing import resize_like
+
 ATTENTION_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "relu")
 
 
@@ -92,10 +94,10 @@ class AttentionGate(keras.layers.Layer):
     def call(self, inputs, training=None):
         x, g = inputs
         theta_x = self.theta(x)
-        phi_g = _resize_like(self.phi(g), theta_x)
+        phi_g = resize_like(self.phi(g), theta_x)
         q = self.psi(ops.relu(theta_x + phi_g))
         alpha = ops.sigmoid(q) if self.attention_activation == "sigmoid" else ops.relu(q)
-        alpha = _resize_like(alpha, x)
+        alpha = resize_like(alpha, x)
         y = self.output_bn(self.output_conv(alpha * x), training=training)
         return y, alpha
 
@@ -112,13 +114,3 @@ class AttentionGate(keras.layers.Layer):
         )
         return config
 
-
-def _resize_like(tensor, reference):
-    """Bilinear resize (half-pixel centres) of ``tensor`` to ``reference``'s H, W.
-
-    A no-op when the static sizes already agree.
-    """
-    if tensor.shape[1:3] == reference.shape[1:3] and None not in tensor.shape[1:3]:
-        return tensor
-    size = ops.shape(reference)[1:3]
-    return ops.image.resize(tensor, size, interpolation="bilinear")

@@ -15,19 +15,17 @@ the identity. The DANet reference code (junfu1115/DANet) feeds the channel softm
 ``max_i(A_i . A_j) - A_i . A_j`` instead of ``A_i . A_j`` (it favours *dissimilar*
 channels); ``max_subtracted_energy=True`` reproduces it, the paper's eq. 3 is the
 default.
+
+With ``return_attention=True`` each layer also returns its attention, the softmax it
+computes anyway: ``s`` ``(batch, N, N)`` (row ``j``: the weights of the positions
+``i`` for position ``j``) and ``x`` ``(batch, C, C)``.
 """
 from __future__ import annotations
 
 import keras
 from keras import ops
 
-
-def _check_feature_map(layer: keras.layers.Layer, input_shape) -> tuple:
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 4 or input_shape[-1] is None:
-        raise ValueError(f"{layer.name} expects (batch, height, width, channels) inputs "
-                         f"with known channels, got {input_shape}")
-    return input_shape
+from zoo.common.validation import check_bool, check_feature_map
 
 
 def _flatten_positions(x):
@@ -43,16 +41,19 @@ class DANetPositionAttention(keras.layers.Layer):
     Args:
         reduction: ``B`` and ``C'`` have ``max(1, C // reduction)`` channels (8 in
             Fu et al.).
+        return_attention: return ``(E, s)``: also the position attention ``s`` of
+            eq. 1, ``(batch, H W, H W)``.
     """
 
-    def __init__(self, reduction: int = 8, **kwargs):
+    def __init__(self, reduction: int = 8, return_attention: bool = False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
             raise ValueError(f"reduction must be a positive integer, got {reduction!r}")
         self.reduction = reduction
+        self.return_attention = check_bool("return_attention", return_attention)
 
     def build(self, input_shape):
-        channels = _check_feature_map(self, input_shape)[-1]
+        channels = check_feature_map(self.name, input_shape)[-1]
         key_channels = max(1, channels // self.reduction)
         for name, width in (("query", key_channels), ("key", key_channels), ("value", channels)):
             setattr(self, f"{name}_kernel", self.add_weight(
@@ -69,13 +70,20 @@ class DANetPositionAttention(keras.layers.Layer):
         # attention[j, i] = s_ji, normalised over the positions i.
         attention = ops.softmax(ops.matmul(key, ops.transpose(query, (0, 2, 1))), axis=-1)
         attended = ops.reshape(ops.matmul(attention, value), ops.shape(inputs))
-        return self.alpha * attended + inputs
+        outputs = self.alpha * attended + inputs
+        return (outputs, attention) if self.return_attention else outputs
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+        input_shape = tuple(input_shape)
+        if not self.return_attention:
+            return input_shape
+        height, width = input_shape[1:3]
+        positions = None if height is None or width is None else height * width
+        return input_shape, (input_shape[0], positions, positions)
 
     def get_config(self):
-        return {**super().get_config(), "reduction": self.reduction}
+        return {**super().get_config(), "reduction": self.reduction,
+                "return_attention": self.return_attention}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -85,14 +93,17 @@ class DANetChannelAttention(keras.layers.Layer):
     Args:
         max_subtracted_energy: softmax over ``max - A_i . A_j`` as the reference
             code does, instead of the paper's ``A_i . A_j`` (eq. 3).
+        return_attention: return ``(E, x)``: also the channel attention ``x`` of
+            eq. 3, ``(batch, C, C)``.
     """
 
-    def __init__(self, max_subtracted_energy: bool = False, **kwargs):
+    def __init__(self, max_subtracted_energy: bool = False, return_attention: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.max_subtracted_energy = bool(max_subtracted_energy)
+        self.return_attention = check_bool("return_attention", return_attention)
 
     def build(self, input_shape):
-        _check_feature_map(self, input_shape)
+        check_feature_map(self.name, input_shape)
         self.beta = self.add_weight(shape=(), name="beta", initializer="zeros")
 
     def call(self, inputs):
@@ -105,10 +116,15 @@ class DANetChannelAttention(keras.layers.Layer):
             energy = ops.max(energy, axis=-1, keepdims=True) - energy
         attention = ops.cast(ops.softmax(energy, axis=-1), inputs.dtype)  # x_ji over i
         attended = ops.matmul(features, ops.transpose(attention, (0, 2, 1)))
-        return self.beta * ops.reshape(attended, ops.shape(inputs)) + inputs
+        outputs = self.beta * ops.reshape(attended, ops.shape(inputs)) + inputs
+        return (outputs, attention) if self.return_attention else outputs
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+        input_shape = tuple(input_shape)
+        if not self.return_attention:
+            return input_shape
+        return input_shape, (input_shape[0], input_shape[-1], input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "max_subtracted_energy": self.max_subtracted_energy}
+        return {**super().get_config(), "max_subtracted_energy": self.max_subtracted_energy,
+                "return_attention": self.return_attention}

@@ -11,13 +11,14 @@ pipeline with a different head (:mod:`zoo.common.segmentation_heads`):
 2. a ResNet of :mod:`zoo.common.resnet` whose last stages are dilated to the
    output stride (8 or 16: PSPNet / DeepLab), possibly with attention
    (A-PSPNet's CBAMs: an ``encoder`` callable);
-3. the head on the stage features;
+3. the head on the stage features (DANet's also gives its attention maps);
 4. :func:`zoo.common.segmentation_heads.classifier`: 1x1 conv, bilinear upsampling
    to the input size and a float32 softmax (one class per pixel) or sigmoid
    (independent maps, SANet's lesion attributes).
 
-ResNet layers keep keras.applications' names, so ``weights="imagenet"`` copies
-the ImageNet ResNet50/101/152 by layer name (:func:`zoo.common.resnet.load_weights`).
+ResNet layers keep keras.applications' names, so ``encoder_weights="imagenet"`` copies
+the ImageNet ResNet50/101/152 by layer name (:func:`zoo.common.resnet.load_encoder_weights`);
+``weights`` is a checkpoint of the whole model (:func:`zoo.common.weights.load_checkpoint`).
 Each paper's defaults (input size, classes, backbone) live in its own module.
 """
 from __future__ import annotations
@@ -29,9 +30,10 @@ import keras
 
 from zoo.common import segmentation_heads as heads
 from zoo.common.encoders import encoder_spec
-from zoo.common.resnet import (RESNET_BACKBONES, check_input_shape, load_weights,
-                               resnet_features, validate_weights)
-from zoo.common.unet import check_choice, check_classes
+from zoo.common.resnet import RESNET_BACKBONES, has_imagenet_weights, load_encoder_weights, resnet_features
+from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
+                                   check_return_attention)
+from zoo.common.weights import assemble_model, check_checkpoint
 
 OUTPUT_ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
 INPUT_SCALES: tuple[str, ...] = ("caffe", "unit")
@@ -41,8 +43,9 @@ the ResNet scaling of :mod:`zoo.common.encoders` (RGB -> BGR, 255 x minus the
 BGR mean), so that these baselines see what SANet's ResNet encoder sees."""
 
 Features = list[keras.KerasTensor]
-Head = Callable[[Features], keras.KerasTensor]
-"""``head(features)``: the [conv1 .. conv5] stage features to the classifier's input."""
+Head = Callable[[Features], tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]]
+"""``head(features)``: the [conv1 .. conv5] stage features to the classifier's input
+and the head's attention maps (``{}`` for heads without attention)."""
 Encoder = Callable[[keras.KerasTensor, Sequence[int], int],
                    tuple[Features, dict[str, keras.KerasTensor]]]
 """``encoder(image, blocks_per_stage, output_stride)`` -> (stage features, attention maps)."""
@@ -60,40 +63,49 @@ def _unit_to_caffe(inputs: keras.KerasTensor) -> keras.KerasTensor:
 
 
 def build_dilated_model(head: Head, *, name: str, input_shape: Sequence[int], classes: int,
-                        weights: str | os.PathLike | None, backbone: str,
+                        weights: str | os.PathLike | None,
+                        encoder_weights: str | os.PathLike | None, backbone: str,
                         output_stride: int = 8, activation: str = "softmax",
                         input_scale: str = "caffe", encoder: Encoder = plain_encoder,
-                        return_attention: bool = False, minimum_side: int = 1) -> keras.Model:
+                        return_attention: bool = False, attention: bool = False,
+                        minimum_side: int = 1) -> keras.Model:
     """(Attention) dilated ResNet -> ``head`` -> :func:`segmentation_heads.classifier`.
 
     Args:
         head: maps the stage features ``[conv1, ..., conv5]`` to the classifier's
-            input (e.g. ``lambda f: heads.danet_head(f[-1])``).
+            input and its attention maps (e.g. ``lambda f: heads.danet_head(f[-1])``).
         name: the model's name.
         input_shape: ``(height, width, channels)``, sides at least ``minimum_side``.
         classes: output maps.
-        weights: ``None``, ``"imagenet"`` (ResNet50/101/152 backbones) or a path
-            (:func:`zoo.common.resnet.load_weights`).
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of the model.
+        encoder_weights: ``None``, ``"imagenet"`` or a keras.applications no-top
+            file of the ResNet (ResNet50/101/152 backbones).
         backbone: a key of :data:`zoo.common.resnet.RESNET_BACKBONES`.
         output_stride: 8 or 16 (stages 4-5 resp. stage 5 dilated instead of strided).
         activation: a value of :data:`OUTPUT_ACTIVATIONS`.
         input_scale: a value of :data:`INPUT_SCALES`.
         encoder: builds the backbone; :func:`plain_encoder` or an attention ResNet.
-        return_attention: output ``{"mask": ..., **maps}`` with the encoder's maps.
+        return_attention: output ``{"mask": ..., **maps}`` with the encoder's and
+            the head's maps.
+        attention: the encoder or the head has attention maps (``return_attention``
+            is allowed).
         minimum_side: the smallest input side the head accepts.
     """
     check_choice("backbone", backbone, tuple(RESNET_BACKBONES))
     check_choice("activation", activation, OUTPUT_ACTIVATIONS)
     check_choice("input_scale", input_scale, INPUT_SCALES)
     blocks = RESNET_BACKBONES[backbone]
-    validate_weights(weights, blocks, name)
+    check_checkpoint(weights, name)
+    encoder_weights = check_encoder_weights(encoder_weights, name, pretrained=has_imagenet_weights(blocks))
     check_classes(classes)
-    shape = check_input_shape(input_shape, name, weights, minimum_side)
+    shape = check_input_shape(input_shape, name, minimum_side=minimum_side,
+                              pretrained=encoder_weights is not None)
+    check_return_attention(return_attention, name, available=attention)
     image = keras.Input(shape=shape, name="image")
     scaled = _unit_to_caffe(image) if input_scale == "unit" else image
     features, maps = encoder(scaled, blocks, output_stride)
-    mask = heads.classifier(head(features), classes, shape[:2], activation)
-    outputs = {"mask": mask, **maps} if return_attention else mask
-    model = keras.Model(image, outputs, name=name)
-    load_weights(model, weights, blocks)
-    return model
+    head_features, head_maps = head(features)
+    mask = heads.classifier(head_features, classes, shape[:2], activation)
+    return assemble_model(image, "mask", mask, {**maps, **head_maps}, return_attention=return_attention,
+                          weights=weights, name=name,
+                          initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks))

@@ -18,7 +18,7 @@ to the range its ImageNet weights were trained on:
 * DenseNet ("torch" mode): ``(x - mean) / std`` with ImageNet statistics;
 * MobileNetV2 ("tf" mode): ``2 x - 1``.
 
-``weights`` is ``None`` (random initialisation), ``"imagenet"`` (downloaded by
+``encoder_weights`` is ``None`` (random initialisation), ``"imagenet"`` (downloaded by
 keras.applications into ``~/.keras/models``) or the path to a weights file of the
 same backbone without top (e.g. ``efficientnetb1_notop.h5`` as keras.applications
 downloads it, or a ``.weights.h5`` saved from ``keras.applications.<Backbone>(
@@ -29,13 +29,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import keras
 
 from data_tools.preprocess import CAFFE_BGR_MEAN
 from zoo.common.input_scaling import InputScaling
+from zoo.common.validation import check_encoder_weights, check_pretrained_channels
 
 # Feature strides of the default taps: 1/2, 1/4, 1/8, 1/16 (the skips) and 1/32.
 TAP_STRIDES: tuple[int, ...] = (2, 4, 8, 16, 32)
@@ -115,25 +115,6 @@ class WeightsUnavailableError(RuntimeError):
     """ImageNet weights could not be downloaded; the message says how to pass a file."""
 
 
-def validate_weights(weights: str | os.PathLike | None, argument: str = "weights") -> str | None:
-    """Returns ``None``, ``"imagenet"`` or an existing file's path as a string.
-
-    Raises:
-        ValueError: naming ``argument`` when ``weights`` is anything else or the
-            file does not exist.
-    """
-    if weights is None or weights == "imagenet":
-        return weights
-    if isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-        if path.is_file():
-            return str(path)
-        raise ValueError(
-            f"{argument}={str(weights)!r}: no such file. Pass None, 'imagenet' or the path "
-            f"to an existing weights file.")
-    raise ValueError(f"{argument} must be None, 'imagenet' or a path to a weights file, got {weights!r}.")
-
-
 def encoder_spec(backbone: str) -> EncoderSpec:
     """The :class:`EncoderSpec` of ``backbone`` (a key of ``ENCODERS``)."""
     if backbone not in ENCODERS:
@@ -141,7 +122,7 @@ def encoder_spec(backbone: str) -> EncoderSpec:
     return ENCODERS[backbone]
 
 
-def build_encoder(backbone: str, inputs, weights: str | os.PathLike | None = None,
+def build_encoder(backbone: str, inputs, encoder_weights: str | os.PathLike | None = None,
                   taps: Sequence[str] | None = None) -> list:
     """Runs ``backbone`` on ``inputs`` (a Keras input in [0, 1]) and returns its taps.
 
@@ -151,8 +132,8 @@ def build_encoder(backbone: str, inputs, weights: str | os.PathLike | None = Non
     Args:
         backbone: a key of ``ENCODERS`` (``"efficientnetb1"``, ``"resnet101"``, ...).
         inputs: the model's ``keras.Input``, values in [0, 1].
-        weights: ``None``, ``"imagenet"`` or the path to the backbone's (no top)
-            weights file.
+        encoder_weights: ``None``, ``"imagenet"`` or the path to the backbone's (no
+            top) keras.applications weights file.
         taps: layer names to return, in the order wanted; default: the backbone's
             ``TAP_STRIDES`` taps, finest first.
 
@@ -160,23 +141,20 @@ def build_encoder(backbone: str, inputs, weights: str | os.PathLike | None = Non
         The tapped Keras tensors, in the order of ``taps``.
 
     Raises:
-        ValueError: unknown backbone or tap, bad ``weights``, or ImageNet weights
-            asked for an input that does not have 3 channels.
+        ValueError: unknown backbone or tap, bad ``encoder_weights``, or pretrained
+            weights asked for an input that does not have 3 channels.
         WeightsUnavailableError: the ImageNet weights could not be downloaded.
     """
     spec = encoder_spec(backbone)
-    weights = validate_weights(weights)
-    channels = inputs.shape[-1]
-    if weights == "imagenet" and channels != 3:
-        raise ValueError(
-            f"weights='imagenet' needs 3 input channels (the ImageNet weights' first "
-            f"convolution); the input has {channels}. Use weights=None.")
+    encoder_weights = check_encoder_weights(encoder_weights, backbone)
+    if encoder_weights is not None:
+        check_pretrained_channels(inputs.shape[-1], backbone)
     scaled = spec.input_scaling(inputs)
-    with imagenet_download(weights, backbone, (
+    with imagenet_download(encoder_weights, backbone, (
             f"Download the keras.applications '{backbone}' no-top weights file (e.g. "
             f"{backbone}_notop.h5) on a machine with internet access and pass its path: "
-            f"weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/.")):
-        model = spec.application(include_top=False, weights=weights, input_tensor=scaled)
+            f"encoder_weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/.")):
+        model = spec.application(include_top=False, weights=encoder_weights, input_tensor=scaled)
     names = tuple(taps) if taps is not None else spec.taps
     known = {layer.name for layer in model.layers}
     missing = [name for name in names if name not in known]

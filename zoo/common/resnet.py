@@ -34,6 +34,9 @@ from keras import layers
 
 from zoo.common.blocks import conv_bn_relu
 from zoo.common.encoders import WeightsUnavailableError
+from zoo.common.validation import (check_classes, check_encoder_weights, check_input_shape,
+                                   check_return_attention)
+from zoo.common.weights import assemble_model, check_checkpoint
 
 BN_EPSILON = 1.001e-5
 STAGE_FILTERS = (64, 128, 256, 512)
@@ -180,69 +183,31 @@ def classifier_head(features: keras.KerasTensor, classes: int) -> keras.KerasTen
     (``probabilities``) keeps the output float32 under mixed precision. The CAM
     of :mod:`zoo.cam` reads the ``avg_pool`` input and the ``predictions`` kernel.
     """
-    if int(classes) < 1:
-        raise ValueError(f"classes must be a positive integer, got {classes!r}")
+    check_classes(classes)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(features)
-    x = layers.Dense(int(classes), name="predictions")(x)
+    x = layers.Dense(classes, name="predictions")(x)
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
-def validate_weights(weights: str | os.PathLike | None, blocks_per_stage: Sequence[int],
-                     model_name: str) -> None:
-    """Accept None, "imagenet" (where keras.applications has it) or an existing file path."""
-    if weights is None:
-        return
-    if weights == "imagenet":
-        if tuple(blocks_per_stage) not in IMAGENET_RESNETS:
-            raise ValueError(f"{model_name} has no ImageNet weights (only ResNet50-, ResNet101- "
-                             "and ResNet152-based models do): use weights=None or a file path")
-        return
-    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
-        raise ValueError(f"weights must be None, 'imagenet' or the path of an existing "
-                         f"weights file; got {weights!r}")
-
-
-def check_input_shape(input_shape: Sequence[int], model_name: str,
-                      weights: str | os.PathLike | None = None,
-                      minimum_side: int = 1) -> tuple[int, int, int]:
-    """Validates ``(height, width, channels)`` of a ResNet-backbone model.
-
-    Height and width must be at least ``minimum_side``; pretrained weights need
-    three channels (their first convolution's).
-    """
-    shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                  for d in shape):
-        raise ValueError(f"{model_name}: input_shape must be (height, width, channels) "
-                         f"positive integers, got {input_shape!r}")
-    if min(shape[:2]) < minimum_side:
-        raise ValueError(f"{model_name}: input_shape {shape} is too small; height and "
-                         f"width must be at least {minimum_side}")
-    if weights is not None and shape[-1] != 3:
-        raise ValueError(f"{model_name}: pretrained ResNet weights need 3 input "
-                         f"channels, got input_shape={shape}")
-    return shape
-
-
 def imagenet_resnet(blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
-                    weights: str | os.PathLike = "imagenet") -> keras.Model:
+                    encoder_weights: str | os.PathLike = "imagenet") -> keras.Model:
     """The keras.applications ResNet50/101/152 without its top, with ImageNet weights.
 
-    ``weights`` may also be a local copy of keras' no-top weights file (e.g.
+    ``encoder_weights`` may also be a local copy of keras' no-top weights file (e.g.
     ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``) for offline use.
     A failed download raises a :class:`WeightsUnavailableError` (a RuntimeError)
     that tells how to use a local file.
     """
     application = IMAGENET_RESNETS[tuple(blocks_per_stage)]
     try:
-        return application(include_top=False, weights=weights, input_shape=(None, None, 3))
+        return application(include_top=False, weights=encoder_weights, input_shape=(None, None, 3))
     except Exception as error:  # download or file errors: re-raise with a remedy
         file = f"{application.__name__.lower()}_weights_tf_dim_ordering_tf_kernels_notop.h5"
         raise WeightsUnavailableError(
             f"could not load the keras.applications {application.__name__} ImageNet weights "
             f"({type(error).__name__}: {error}). Download "
             f"https://storage.googleapis.com/tensorflow/keras-applications/resnet/{file} "
-            "elsewhere and pass its local path as weights=") from error
+            "elsewhere and pass its local path as encoder_weights=") from error
 
 
 def transfer_resnet_weights(source: keras.Model, target: keras.Model) -> list[str]:
@@ -274,39 +239,60 @@ def transfer_resnet_weights(source: keras.Model, target: keras.Model) -> list[st
     return copied
 
 
-def load_weights(model: keras.Model, weights: str | os.PathLike | None,
-                 blocks_per_stage: Sequence[int] = RESNET50_BLOCKS) -> None:
-    """Apply a validated ``weights`` argument to a freshly built model.
+def has_imagenet_weights(blocks_per_stage: Sequence[int]) -> bool:
+    """keras.applications has ImageNet weights for these blocks (ResNet50/101/152)."""
+    return tuple(blocks_per_stage) in IMAGENET_RESNETS
 
-    * ``"imagenet"``: the keras.applications ResNet's ImageNet weights (the one
-      with ``blocks_per_stage``), by layer name.
-    * a ``*.weights.h5`` or ``*.keras`` path: this model's own saved weights.
-    * any other path: that keras.applications ResNet's (no-top) weights file, by name.
-    """
-    if weights is None:
-        return
-    path = os.fspath(weights)
-    if path.endswith((".weights.h5", ".keras")):
-        model.load_weights(path)
-    else:
-        transfer_resnet_weights(imagenet_resnet(blocks_per_stage, path), model)
+
+def load_encoder_weights(model: keras.Model, encoder_weights: str | None,
+                         blocks_per_stage: Sequence[int] = RESNET50_BLOCKS) -> None:
+    """Copies a checked ``encoder_weights`` (``None``: nothing; ``"imagenet"`` or a
+    keras.applications no-top weights file of the ResNet with ``blocks_per_stage``)
+    into ``model`` by layer name (:func:`transfer_resnet_weights`)."""
+    if encoder_weights is not None:
+        transfer_resnet_weights(imagenet_resnet(blocks_per_stage, encoder_weights), model)
 
 
 def build_resnet(blocks_per_stage: Sequence[int], name: str,
-                 input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                 weights: str | os.PathLike | None = None,
+                 input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
+                 weights: str | os.PathLike | None = None, *,
+                 encoder_weights: str | os.PathLike | None = None,
+                 return_attention: bool = False, map_suffix: str | None = None,
                  merge: MergeHook = plain_merge,
                  after_first_block: StageHook | None = None) -> keras.Model:
     """A ResNet-shaped classifier: stem, four stages, GAP and FC (Table I/II).
 
     The shared builder behind every public ``build_*`` classifier of the ARL
-    paper. ``weights="imagenet"`` is allowed for 50-, 101- and 152-layer models.
+    paper, in the builders' common signature (:mod:`zoo.common.validation`):
+    ``weights`` is a checkpoint of the whole model, ``encoder_weights``
+    ``"imagenet"`` (50-, 101- and 152-layer models) or a keras.applications no-top
+    ResNet file, copied by layer name.
+
+    Args:
+        map_suffix: the attention maps are the outputs of the layers whose names
+            end so (the second output of a layer that returns two);
+            ``return_attention=True`` outputs ``{"probabilities": ..., <layer name>:
+            map, ...}``. ``None``: the model has no maps.
     """
-    validate_weights(weights, blocks_per_stage, name)
-    if weights is not None and (len(input_shape) != 3 or input_shape[-1] != 3):
-        raise ValueError(f"pretrained weights need RGB input, got input_shape={input_shape!r}")
-    inputs = keras.Input(shape=input_shape, name="image")
+    check_checkpoint(weights, name)
+    encoder_weights = check_encoder_weights(encoder_weights, name,
+                                            pretrained=has_imagenet_weights(blocks_per_stage))
+    shape = check_input_shape(input_shape, name, pretrained=encoder_weights is not None)
+    check_classes(classes)
+    check_return_attention(return_attention, name, available=map_suffix is not None)
+    inputs = keras.Input(shape=shape, name="image")
     features = resnet_features(inputs, blocks_per_stage, merge, after_first_block)
-    model = keras.Model(inputs, classifier_head(features[-1], classes), name=name)
-    load_weights(model, weights, blocks_per_stage)
-    return model
+    probabilities = classifier_head(features[-1], classes)
+    maps = {}
+    if return_attention:
+        maps = {layer.name: _attention_output(layer) for layer in keras.Model(inputs, probabilities).layers
+                if layer.name.endswith(map_suffix)}
+    return assemble_model(inputs, "probabilities", probabilities, maps, return_attention=return_attention,
+                          weights=weights, name=name,
+                          initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks_per_stage))
+
+
+def _attention_output(layer: keras.layers.Layer) -> keras.KerasTensor:
+    """A map layer's map: its output, or the second of its two outputs."""
+    output = layer.output
+    return output[1] if isinstance(output, (tuple, list)) else output

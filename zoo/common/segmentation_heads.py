@@ -37,19 +37,12 @@ from keras import layers
 
 from zoo.common.danet_attention import DANetChannelAttention, DANetPositionAttention
 from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
+from zoo.common.resizing import resize_to
 from zoo.common.resnet import conv_bn
 
 PSP_BINS: tuple[int, ...] = (1, 2, 3, 6)
 #: ASPP atrous rates at output stride 16 (Chen et al. 2017); doubled at 8.
 ASPP_RATES_OS16: tuple[int, ...] = (6, 12, 18)
-
-
-def resize_to(x: keras.KerasTensor, size: Sequence[int], name: str) -> keras.KerasTensor:
-    """Bilinear resize of ``x`` to the static ``(height, width)`` ``size``."""
-    height, width = size
-    if height is None or width is None:
-        raise ValueError(f"{name}: segmentation heads need a static input size, got {size}")
-    return layers.Resizing(int(height), int(width), interpolation="bilinear", name=name)(x)
 
 
 def pyramid_pooling_module(x: keras.KerasTensor, bins: Sequence[int] = PSP_BINS,
@@ -119,18 +112,24 @@ def deeplabv3plus_decoder(x: keras.KerasTensor, low_level: keras.KerasTensor,
     return conv_bn(x, filters, 3, f"{name}_conv2")
 
 
-def danet_head(x: keras.KerasTensor, dropout: float = 0.1,
-               name: str = "danet") -> keras.KerasTensor:
-    """DANet's dual attention head (Fu et al. Fig. 2): PAM and CAM branches, summed."""
+def danet_head(x: keras.KerasTensor, dropout: float = 0.1, name: str = "danet"
+               ) -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
+    """DANet's dual attention head (Fu et al. Fig. 2): PAM and CAM branches, summed.
+
+    Returns the head's features and its two attention maps, as the modules compute
+    them: ``{"position_attention": s (batch, H W, H W), "channel_attention": x
+    (batch, C / 4, C / 4)}`` (Fu et al. eq. 1 and 3).
+    """
     inter = x.shape[-1] // 4
     position = conv_bn(x, inter, 3, f"{name}_pam_in")
-    position = DANetPositionAttention(name=f"{name}_pam")(position)
+    position, position_map = DANetPositionAttention(return_attention=True, name=f"{name}_pam")(position)
     position = conv_bn(position, inter, 3, f"{name}_pam_out")
     channel = conv_bn(x, inter, 3, f"{name}_cam_in")
-    channel = DANetChannelAttention(name=f"{name}_cam")(channel)
+    channel, channel_map = DANetChannelAttention(return_attention=True, name=f"{name}_cam")(channel)
     channel = conv_bn(channel, inter, 3, f"{name}_cam_out")
     x = layers.Add(name=f"{name}_sum")([position, channel])
-    return layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    maps = {"position_attention": position_map, "channel_attention": channel_map}
+    return layers.Dropout(dropout, name=f"{name}_dropout")(x), maps
 
 
 def classifier(x: keras.KerasTensor, classes: int, size: Sequence[int],

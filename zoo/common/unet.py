@@ -22,41 +22,13 @@ import keras
 from zoo.common.attention_gate import ATTENTION_ACTIVATIONS, AttentionGate
 from zoo.common.blocks import (UPSAMPLING_MODES, double_conv_block, gating_signal,
                                residual_block, segmentation_head, upsample_block)
-from zoo.common.encoders import validate_weights
+from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
+                                   check_positive_int, check_return_attention)
+from zoo.common.weights import assemble_model, check_checkpoint
 
 DECODER_BLOCKS: tuple[str, ...] = ("double_conv", "residual")
 GATE_WIDTHS: tuple[str, ...] = ("half", "full")
 GATINGS: tuple[str, ...] = ("conv", "transpose")
-
-
-def check_choice(argument: str, value, allowed: Sequence) -> None:
-    """Raises a ValueError naming ``argument`` unless ``value`` is in ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"{argument} must be one of {tuple(allowed)}, got {value!r}.")
-
-
-def check_input_shape(input_shape: Sequence[int], multiple: int, model: str) -> tuple[int, int, int]:
-    """Validates ``(height, width, channels)``: positive ints, H and W divisible by ``multiple``.
-
-    Encoder-decoder models halve the resolution ``log2(multiple)`` times and must
-    meet their skip connections at the same size again.
-    """
-    shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                  for d in shape):
-        raise ValueError(f"{model}: input_shape must be (height, width, channels) as positive "
-                         f"ints, got {input_shape!r}.")
-    height, width, _ = shape
-    if height % multiple or width % multiple:
-        lower = (max(height // multiple, 1) * multiple, max(width // multiple, 1) * multiple)
-        raise ValueError(f"{model}: input height and width must be divisible by {multiple}, got "
-                         f"{height}x{width}; resize to e.g. {lower[0]}x{lower[1]}.")
-    return shape
-
-
-def check_classes(classes: int) -> None:
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be a positive int, got {classes!r}.")
 
 
 def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "double_conv",
@@ -118,21 +90,21 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
     return x, attention_maps
 
 
-def build_unet_family(input_shape, classes, weights, *, base_filters: int, depth: int, block: str,
-                attention: bool, attention_activation: str, upsampling: str, batch_norm: bool,
-                return_attention: bool, name: str) -> keras.Model:
-    """The U-Net family: encoder of ``depth`` double-conv levels, decoder, 1x1 head."""
-    for argument, value in (("base_filters", base_filters), ("depth", depth)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: {argument} must be a positive int, got {value!r}.")
-    input_shape = check_input_shape(input_shape, 2 ** depth, name)
+def build_unet_family(input_shape, classes, weights, *, encoder_weights, base_filters: int, depth: int,
+                      block: str, attention: bool, attention_activation: str, upsampling: str,
+                      batch_norm: bool, return_attention: bool, name: str) -> keras.Model:
+    """The U-Net family: encoder of ``depth`` double-conv levels, decoder, 1x1 head.
+
+    ``weights`` is a checkpoint of the whole model (:func:`zoo.common.weights.load_checkpoint`);
+    there is no pretrained encoder, so ``encoder_weights`` must be None.
+    """
+    check_positive_int("base_filters", base_filters)
+    check_positive_int("depth", depth)
+    input_shape = check_input_shape(input_shape, name, multiple=2 ** depth)
     check_classes(classes)
-    weights = validate_weights(weights)
-    if weights == "imagenet":
-        raise ValueError(f"{name} has no pretrained encoder: weights must be None or the path "
-                         f"to a weights file of this model; for ImageNet weights use build_aernet.")
-    if return_attention and not attention:
-        raise ValueError(f"{name}: return_attention=True needs attention gates.")
+    check_checkpoint(weights, name)
+    check_encoder_weights(encoder_weights, name, pretrained=False)
+    check_return_attention(return_attention, name, available=attention)
     level_filters = [base_filters * 2 ** level for level in range(depth + 1)]
 
     inputs = keras.Input(input_shape, name="image")
@@ -146,16 +118,15 @@ def build_unet_family(input_shape, classes, weights, *, base_filters: int, depth
         x, skips[::-1], level_filters[-2::-1], block=block, attention=attention,
         attention_activation=attention_activation, upsampling=upsampling, batch_norm=batch_norm)
     mask = segmentation_head(x, classes)
-    outputs = {"mask": mask, **attention_maps} if return_attention else mask
-    model = keras.Model(inputs, outputs, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return assemble_model(inputs, "mask", mask, attention_maps, return_attention=return_attention,
+                          weights=weights, name=name)
 
 
 def build_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-               weights: str | os.PathLike | None = None, *, base_filters: int = 64,
-               depth: int = 4, upsampling: str = "transpose", batch_norm: bool = True,
+               weights: str | os.PathLike | None = None, *,
+               encoder_weights: str | os.PathLike | None = None,
+               return_attention: bool = False, base_filters: int = 64, depth: int = 4,
+               upsampling: str = "transpose", batch_norm: bool = True,
                name: str = "unet") -> keras.Model:
     """Classic U-Net (Ronneberger et al. 2015; AER-Net Table 2, first row).
 
@@ -167,8 +138,9 @@ def build_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
     Args:
         input_shape: ``(H, W, C)``, H and W divisible by ``2**depth``.
         classes: output channels.
-        weights: ``None`` or the path to a weights file of this model (there is no
-            pretrained encoder).
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of this model.
+        encoder_weights: ``None`` only: the U-Net has no pretrained encoder.
+        return_attention: ``False`` only: the U-Net has no attention maps.
         base_filters: channels of the first level (smaller for quick tests).
         depth: number of poolings.
         upsampling: ``"transpose"`` (the up-convolution), ``"nearest"`` or
@@ -176,7 +148,7 @@ def build_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
         batch_norm: batch norm after each conv (``False``: the original U-Net).
         name: the model's name.
     """
-    return build_unet_family(input_shape, classes, weights, base_filters=base_filters, depth=depth,
-                       block="double_conv", attention=False, attention_activation="sigmoid",
-                       upsampling=upsampling, batch_norm=batch_norm, return_attention=False,
-                       name=name)
+    return build_unet_family(input_shape, classes, weights, encoder_weights=encoder_weights,
+                             base_filters=base_filters, depth=depth, block="double_conv",
+                             attention=False, attention_activation="sigmoid", upsampling=upsampling,
+                             batch_norm=batch_norm, return_attention=return_attention, name=name)

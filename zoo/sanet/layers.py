@@ -34,6 +34,8 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
+from zoo.common.validation import check_feature_map
+
 SAM_MERGES: tuple[str, ...] = ("add", "concat")
 
 
@@ -48,11 +50,6 @@ def _check_label_shape(layer: str, shape: Sequence) -> None:
     if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] != 1):
         raise ValueError(
             f"{layer}: the superpixel map must be (batch, h, w) or (batch, h, w, 1), got {shape}.")
-
-
-def _check_feature_shape(layer: str, shape: Sequence) -> None:
-    if len(tuple(shape)) != 4:
-        raise ValueError(f"{layer}: features must be (batch, H, W, C), got {tuple(shape)}.")
 
 
 def resize_labels(labels: tf.Tensor, size: tuple[int, int] | tf.Tensor) -> tf.Tensor:
@@ -130,7 +127,7 @@ class SuperpixelAveragePooling(keras.layers.Layer):
 
     def build(self, input_shape):
         features_shape, labels_shape = (tuple(shape) for shape in input_shape)
-        _check_feature_shape("SuperpixelAveragePooling", features_shape)
+        check_feature_map("SuperpixelAveragePooling", features_shape)
         _check_label_shape("SuperpixelAveragePooling", labels_shape)
 
     def call(self, inputs):
@@ -237,7 +234,7 @@ class SuperpixelAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         features_shape, labels_shape = (tuple(shape) for shape in input_shape)
-        _check_feature_shape("SuperpixelAttention", features_shape)
+        check_feature_map("SuperpixelAttention", features_shape)
         _check_label_shape("SuperpixelAttention", labels_shape)
         if None in features_shape[1:]:
             raise ValueError(

@@ -54,7 +54,10 @@ from zoo.common.blocks import conv_bn_relu, segmentation_head
 from zoo.common.dilated import build_dilated_model
 from zoo.common.encoders import build_encoder
 from zoo.common.resnet import RESNET_BACKBONES
-from zoo.common.unet import build_unet, check_choice, check_classes, check_input_shape, unet_decoder
+from zoo.common.unet import build_unet, unet_decoder
+from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
+                                   check_positive_int, check_return_attention)
+from zoo.common.weights import assemble_model, check_checkpoint
 
 SANET_INPUT = InputSpec(image_size=(256, 256), scale="unit")
 """RGB in [0, 1]; 256x256 (the paper gives no size; U-Nets need multiples of 32)."""
@@ -74,9 +77,9 @@ DILATED_BACKBONES: tuple[str, ...] = tuple(RESNET_BACKBONES)
 """The ``backbone`` choices of the dilated baselines (resnet14: small, no ImageNet weights)."""
 
 
-def _resunet_features(inputs, backbone: str, weights, decoder_filters: Sequence[int], upsampling: str):
+def _resunet_features(inputs, backbone: str, encoder_weights, decoder_filters: Sequence[int], upsampling: str):
     """Encoder taps 1/2 ... 1/32, decoder back to full resolution."""
-    taps = build_encoder(backbone, inputs, weights)
+    taps = build_encoder(backbone, inputs, encoder_weights)
     skips = [*taps[-2::-1], None][: len(decoder_filters)]
     x, _ = unet_decoder(taps[-1], skips, decoder_filters, upsampling=upsampling)
     return x
@@ -89,38 +92,55 @@ def _check_decoder(decoder_filters: Sequence[int]) -> tuple[int, ...]:
     return filters
 
 
+def _check_common(name: str, input_shape, classes, weights, encoder_weights, return_attention, *,
+                  attention: bool) -> tuple[tuple[int, int, int], str | None]:
+    """The checks of the ResUNet-encoder builders; returns the input shape and encoder weights."""
+    check_checkpoint(weights, name)
+    encoder_weights = check_encoder_weights(encoder_weights, name)
+    input_shape = check_input_shape(input_shape, name, multiple=RESUNET_SIZE_MULTIPLE,
+                                    pretrained=encoder_weights is not None)
+    check_classes(classes)
+    check_return_attention(return_attention, name, available=attention)
+    return input_shape, encoder_weights
+
+
 def build_resunet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                  weights: str | os.PathLike | None = None, *, backbone: str = RESUNET_BACKBONE,
-                  decoder_filters: Sequence[int] = RESUNET_DECODER_FILTERS,
+                  weights: str | os.PathLike | None = None, *,
+                  encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
+                  backbone: str = RESUNET_BACKBONE, decoder_filters: Sequence[int] = RESUNET_DECODER_FILTERS,
                   upsampling: str = "nearest", name: str = "resunet") -> keras.Model:
     """ResUNet (SANet, "Residual UNet"; Table 2, Table 3 row "ResUNet").
 
     Args:
         input_shape: ``(H, W, C)``, H and W divisible by 32; RGB in [0, 1].
         classes: sigmoid output maps (5 lesion attributes, :data:`SANET_ATTRIBUTES`).
-        weights: the encoder's: ``None``, ``"imagenet"`` (the paper) or the path to
-            the keras.applications backbone's no-top weights file.
+        weights: ``None`` or a ``.weights.h5``/``.keras`` checkpoint of this model.
+        encoder_weights: ``None``, ``"imagenet"`` (the paper) or the path to the
+            keras.applications backbone's no-top weights file.
+        return_attention: ``False`` only: ResUNet has no attention maps.
         backbone: a key of :data:`zoo.common.encoders.ENCODERS` (the paper: ResNet101).
         decoder_filters: the decoder levels' channels, at 1/16, 1/8, 1/4, 1/2, 1/1.
         upsampling: ``"nearest"``, ``"bilinear"`` or ``"transpose"``.
         name: the model's name.
     """
-    input_shape = check_input_shape(input_shape, RESUNET_SIZE_MULTIPLE, name)
-    check_classes(classes)
+    input_shape, encoder_weights = _check_common(name, input_shape, classes, weights, encoder_weights,
+                                                 return_attention, attention=False)
     decoder_filters = _check_decoder(decoder_filters)
     inputs = keras.Input(input_shape, name="image")
-    x = _resunet_features(inputs, backbone, weights, decoder_filters, upsampling)
-    return keras.Model(inputs, segmentation_head(x, classes, activation="sigmoid"), name=name)
+    x = _resunet_features(inputs, backbone, encoder_weights, decoder_filters, upsampling)
+    mask = segmentation_head(x, classes, activation="sigmoid")
+    return assemble_model(inputs, "mask", mask, {}, return_attention=False, weights=weights, name=name)
 
 
 def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                weights: str | os.PathLike | None = None, *, max_segments: int = SANET_MAX_SEGMENTS,
+                weights: str | os.PathLike | None = None, *,
+                encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
+                max_segments: int = SANET_MAX_SEGMENTS,
                 superpixel_shape: Sequence[int] | None = None, sam_merge: str = "add",
                 sam_filters: int = SAM_FILTERS, superpixel_output: bool = True,
                 backbone: str = RESUNET_BACKBONE,
                 decoder_filters: Sequence[int] = RESUNET_DECODER_FILTERS,
-                upsampling: str = "nearest", return_attention: bool = False,
-                name: str = "sanet") -> keras.Model:
+                upsampling: str = "nearest", name: str = "sanet") -> keras.Model:
     """SANet (Fig. 2(a); Table 3 rows "ResUNet+SAM" and, trained with RSM, "ResUNet+RSM+SAM").
 
     Inputs ``[image, superpixels]`` (named so; a dict with these keys works too):
@@ -128,8 +148,9 @@ def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(S
     ``superpixel_shape`` with labels ``0 .. max_segments-1``.
 
     Args:
-        input_shape, classes, weights, backbone, decoder_filters, upsampling: as in
-            :func:`build_resunet`.
+        input_shape, classes, weights, encoder_weights, backbone, decoder_filters,
+            upsampling: as in :func:`build_resunet`.
+        return_attention: output ``{"mask": ..., "superpixel_attention": P}``.
         max_segments: the bound on the superpixel labels (the data's
             ``SlicParams.max_segments``).
         superpixel_shape: ``(h, w, 1)`` of the map input; default the image's
@@ -138,21 +159,19 @@ def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(S
         sam_filters: channels of the conv layer before SAM and of SAM's ``w``.
         superpixel_output: average the attribute probabilities inside each
             superpixel (one score per superpixel and attribute).
-        return_attention: output ``{"mask": ..., "superpixel_attention": P}``.
         name: the model's name.
     """
-    input_shape = check_input_shape(input_shape, RESUNET_SIZE_MULTIPLE, name)
-    check_classes(classes)
+    input_shape, encoder_weights = _check_common(name, input_shape, classes, weights, encoder_weights,
+                                                 return_attention, attention=True)
     decoder_filters = _check_decoder(decoder_filters)
     check_choice("sam_merge", sam_merge, SAM_MERGES)
-    if isinstance(sam_filters, bool) or not isinstance(sam_filters, int) or sam_filters < 1:
-        raise ValueError(f"sam_filters must be a positive int, got {sam_filters!r}.")
+    check_positive_int("sam_filters", sam_filters)
     superpixel_shape = tuple(superpixel_shape or (*input_shape[:2], 1))
     if len(superpixel_shape) != 3 or superpixel_shape[-1] != 1:
         raise ValueError(f"superpixel_shape must be (height, width, 1), got {superpixel_shape!r}.")
     image = keras.Input(input_shape, name="image")
     superpixels = keras.Input(superpixel_shape, dtype="int32", name="superpixels")
-    x = _resunet_features(image, backbone, weights, decoder_filters, upsampling)
+    x = _resunet_features(image, backbone, encoder_weights, decoder_filters, upsampling)
     x = conv_bn_relu(x, sam_filters, name="sam_input")
     attention = SuperpixelAttention(max_segments, filters=sam_filters, merge=sam_merge,
                                     name="superpixel_attention")([x, superpixels])
@@ -162,8 +181,8 @@ def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(S
         mask = superpixel_average(pixelwise, superpixels, max_segments)
     else:
         mask = segmentation_head(attention, classes, activation="sigmoid")
-    outputs = {"mask": mask, "superpixel_attention": attention} if return_attention else mask
-    return keras.Model([image, superpixels], outputs, name=name)
+    return assemble_model([image, superpixels], "mask", mask, {"superpixel_attention": attention},
+                          return_attention=return_attention, weights=weights, name=name)
 
 
 def superpixel_average(probabilities, superpixels, max_segments: int, *, name: str = "mask"):
@@ -178,50 +197,71 @@ def superpixel_average(probabilities, superpixels, max_segments: int, *, name: s
 
 
 def build_attribute_unet(input_shape: Sequence[int] = (256, 256, 3),
-                         classes: int = len(SANET_ATTRIBUTES), **unet_kwargs) -> keras.Model:
+                         classes: int = len(SANET_ATTRIBUTES),
+                         weights: str | os.PathLike | None = None, *,
+                         encoder_weights: str | os.PathLike | None = None,
+                         return_attention: bool = False, **unet_kwargs) -> keras.Model:
     """SANet Table 3's UNet: :func:`zoo.common.unet.build_unet` with a sigmoid per attribute.
 
     ``build_unet`` ends in a softmax for several classes; its last features get
-    a sigmoid head instead. ``unet_kwargs`` go to ``build_unet``.
+    a sigmoid head instead. ``weights``: ``None`` or a checkpoint of this model;
+    ``encoder_weights`` and ``return_attention`` as ``build_unet`` (None and False
+    only); ``unet_kwargs`` go to ``build_unet``.
     """
-    unet = build_unet(input_shape, 1, **{"name": "unet", **unet_kwargs})
+    name = unet_kwargs.pop("name", "unet")
+    check_checkpoint(weights, name)
+    check_classes(classes)
+    unet = build_unet(input_shape, 1, encoder_weights=encoder_weights, return_attention=return_attention,
+                      name=name, **unet_kwargs)
     features = unet.get_layer("head_conv").input
     head = segmentation_head(features, classes, activation="sigmoid", name="attribute_head")
-    return keras.Model(unet.input, head, name=unet.name)
+    return assemble_model(unet.input, "mask", head, {}, return_attention=False, weights=weights,
+                          name=unet.name)
 
 
 def build_deeplab(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                  weights: str | os.PathLike | None = None, *, backbone: str = DILATED_BACKBONE,
-                  output_stride: int = 16, name: str = "deeplab") -> keras.Model:
+                  weights: str | os.PathLike | None = None, *,
+                  encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
+                  backbone: str = DILATED_BACKBONE, output_stride: int = 16,
+                  name: str = "deeplab") -> keras.Model:
     """DeepLabv3+ (Chen et al. 2018; SANet Table 3 "DeepLab") with sigmoid attribute maps.
 
     RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
     ``output_stride`` 16 (or 8), ASPP, the DeepLabv3+ decoder on the stride-4
     features, 1x1 conv, bilinear x4, sigmoid
-    (:func:`zoo.common.dilated.build_dilated_model`). ``weights``: ``None``,
-    ``"imagenet"`` or a keras.applications no-top file of the backbone (copied by
-    layer name).
+    (:func:`zoo.common.dilated.build_dilated_model`). ``weights``: ``None`` or a
+    checkpoint of this model; ``encoder_weights``: ``None``, ``"imagenet"`` or a
+    keras.applications no-top file of the backbone (copied by layer name); no
+    attention maps (``return_attention=False`` only).
     """
     def head(features):
         x = heads.aspp(features[-1], output_stride)
-        return heads.deeplabv3plus_decoder(x, features[1])
+        return heads.deeplabv3plus_decoder(x, features[1]), {}
 
     return build_dilated_model(head, name=name, input_shape=input_shape, classes=classes,
-                               weights=weights, backbone=backbone, output_stride=output_stride,
-                               activation="sigmoid", input_scale="unit")
+                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
+                               output_stride=output_stride, activation="sigmoid", input_scale="unit",
+                               return_attention=return_attention)
 
 
 def build_attribute_danet(input_shape: Sequence[int] = (256, 256, 3),
                           classes: int = len(SANET_ATTRIBUTES),
                           weights: str | os.PathLike | None = None, *,
-                          backbone: str = DILATED_BACKBONE, name: str = "danet") -> keras.Model:
+                          encoder_weights: str | os.PathLike | None = None,
+                          return_attention: bool = False, backbone: str = DILATED_BACKBONE,
+                          name: str = "danet") -> keras.Model:
     """DANet (Fu et al. 2019; SANet Table 3 "DANet") with sigmoid attribute maps.
 
     RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
     output stride 8, DANet's dual attention head, 1x1 conv, bilinear x8, sigmoid
     (:func:`zoo.common.dilated.build_dilated_model`; the softmax DANet of A-PSPNet's
-    Table III is :func:`zoo.apspnet.build_danet`). ``weights`` as :func:`build_deeplab`.
+    Table III is :func:`zoo.apspnet.build_danet`). ``return_attention=True`` adds the
+    head's ``"position_attention"`` ``(batch, N, N)`` and ``"channel_attention"``
+    ``(batch, C / 4, C / 4)`` (Fu et al. eq. 1 and 3). ``weights``,
+    ``encoder_weights`` as :func:`build_deeplab`.
     """
     return build_dilated_model(lambda features: heads.danet_head(features[-1]), name=name,
                                input_shape=input_shape, classes=classes, weights=weights,
-                               backbone=backbone, activation="sigmoid", input_scale="unit")
+                               encoder_weights=encoder_weights, backbone=backbone,
+                               activation="sigmoid", input_scale="unit",
+                               return_attention=return_attention, attention=True)
