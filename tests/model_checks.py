@@ -130,3 +130,147 @@ def run_all_checks(model: keras.Model, tmp_path: Path, inputs: Any = None, **tra
     check_gradients(model, inputs)
     check_keras_roundtrip(model, inputs, tmp_path)
     check_xla_train_step(model, inputs, **train_kwargs)
+
+
+# --------------------------------------------------------------------------- registry harness helpers
+
+
+def named_outputs(model: keras.Model, outputs: Any) -> dict[str, np.ndarray]:
+    """``outputs`` of ``model`` by name: a dict output's keys, else ``model.output_names``."""
+    if isinstance(outputs, dict):
+        return {name: np.asarray(value) for name, value in outputs.items()}
+    flat = keras.tree.flatten(outputs)
+    if len(flat) != len(model.output_names):
+        raise ValueError(f"{model.name}: {len(flat)} outputs but output_names {model.output_names}")
+    return {name: np.asarray(value) for name, value in zip(model.output_names, flat)}
+
+
+def float32_tail(model: keras.Model) -> set[str]:
+    """Names of the layers a mixed-precision model deliberately keeps in float32: those
+    whose compute dtype is float32 and whose outputs reach the model's outputs through
+    float32 layers only (the heads' final softmax/sigmoid, which Keras' mixed-precision
+    guide keeps in float32, and what follows them). A float32 layer that feeds a float16
+    one is in the middle of the network and not in the tail."""
+    tail: set[str] = set()
+    stack = [tensor._keras_history.operation for tensor in keras.tree.flatten(model.outputs)]
+    while stack:
+        layer = stack.pop()
+        if layer.name in tail or layer.dtype_policy.compute_dtype != "float32":
+            continue
+        tail.add(layer.name)
+        for node in layer._inbound_nodes:
+            stack += [tensor._keras_history.operation for tensor in node.input_tensors]
+    return tail
+
+
+def check_mixed_precision_dtypes(model: keras.Model, policy: str = "mixed_float16") -> None:
+    """Every layer (nested models' too) computes in ``policy``'s dtype, except the
+    :func:`float32_tail`; every output is float32."""
+    compute_dtype = keras.DTypePolicy(policy).compute_dtype
+    tail = float32_tail(model)
+    assert tail, f"{model.name}: no layer before the outputs is kept in float32"
+
+    def stray(layers: list, top: bool) -> list[str]:
+        found = []
+        for layer in layers:
+            if isinstance(layer, keras.layers.InputLayer) or (top and layer.name in tail):
+                continue
+            if layer.dtype_policy.compute_dtype != compute_dtype:
+                found.append(f"{layer.name} ({type(layer).__name__}, {layer.dtype_policy.name})")
+            if isinstance(layer, keras.Model):
+                found += stray(layer.layers, top=False)
+        return found
+
+    wrong = stray(model.layers, top=True)
+    assert not wrong, f"{model.name}: layers outside the float32 output tail {sorted(tail)} not in {policy}: {wrong}"
+    outputs = model.output if isinstance(model.output, dict) else dict(zip(model.output_names, model.outputs))
+    dtypes = {name: keras.backend.standardize_dtype(tensor.dtype) for name, tensor in outputs.items()}
+    assert set(dtypes.values()) == {"float32"}, (
+        f"{model.name}: outputs not float32 under {policy}: {dtypes} (end each output with a float32 layer)")
+
+
+class FreshProcess:
+    """One Python process, started once, that loads ``.keras`` files after nothing but
+    ``import zoo`` and returns the loaded models' outputs (``python -m
+    tests.model_checks`` runs its side). It proves a file loads where the builders
+    never ran; one process for many models saves TensorFlow's start-up per model.
+
+    Use as a context manager: ``with FreshProcess(folder) as fresh: fresh.outputs(path, inputs)``.
+    """
+
+    def __init__(self, folder: Path, timeout_s: float = 300.0) -> None:
+        import subprocess
+        import sys
+
+        self.folder, self.timeout_s, self.requests = Path(folder), timeout_s, 0
+        self.log = open(self.folder / "fresh_process.log", "w+", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.model_checks"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True, cwd=Path(__file__).resolve().parents[1])
+
+    def __enter__(self) -> "FreshProcess":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def outputs(self, path: Path, inputs: Any) -> dict[str, np.ndarray]:
+        """The outputs, by name, of the model in ``path`` loaded in the fresh process."""
+        import json
+        import select
+
+        self.requests += 1
+        arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        request = {"model": str(path), "inputs": str(self.folder / f"inputs_{self.requests}.npz"),
+                   "outputs": str(self.folder / f"outputs_{self.requests}.npz")}
+        np.savez(request["inputs"], *[np.asarray(array) for array in arrays])
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], self.timeout_s)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            self.log.seek(0)
+            raise RuntimeError(f"the fresh process gave no answer for {path} within {self.timeout_s} s "
+                               f"(exit code {self.process.poll()}):\n{self.log.read()[-3000:]}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise AssertionError(f"loading {path} in a fresh process failed: {answer['error']}")
+        with np.load(request["outputs"]) as saved:
+            return {name: saved[name] for name in answer["names"]}
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+        self.log.close()
+
+
+def _serve_fresh_loads() -> None:
+    """The fresh process: ``import zoo``, then one JSON request per stdin line (``model``,
+    ``inputs``, ``outputs`` paths); answers ``{"names": [...]}`` or ``{"error": ...}``."""
+    import json
+    import os
+    import sys
+
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else printed goes to the log, not into the answers
+    import zoo  # noqa: F401  (the only registration a user's process has)
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            model = keras.models.load_model(request["model"], compile=False)
+            with np.load(request["inputs"]) as saved:
+                arrays = [saved[f"arr_{index}"] for index in range(len(saved.files))]
+            outputs = named_outputs(model, model(arrays[0] if len(arrays) == 1 else arrays, training=False))
+            np.savez(request["outputs"], **outputs)
+            answer = {"names": list(outputs)}
+        except Exception as error:  # noqa: BLE001 (reported to the test, which fails)
+            answer = {"error": f"{type(error).__name__}: {error}"[:3000]}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+        keras.backend.clear_session()
+
+
+if __name__ == "__main__":
+    _serve_fresh_loads()

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping
 
 import keras
+import numpy as np
 
 TargetKind = Literal["binary", "one_hot"]
 TARGET_KINDS: tuple[str, ...] = ("binary", "one_hot")
@@ -70,12 +71,37 @@ class TrainingRecipe:
         return self.optimizer(self.learning_rate if learning_rate is None else learning_rate,
                               steps_per_epoch, self.epochs if epochs is None else epochs)
 
+    def random_targets(self, model: keras.Model, batch_size: int, rng: np.random.Generator) -> Any:
+        """Random targets of the recipe's kinds, shaped like ``model``'s outputs, for
+        ``batch_size`` samples (smoke tests and benchmarks): {0, 1} per channel for
+        ``"binary"``, one-hot over the last axis for ``"one_hot"``."""
+        structure = model.output
+        if isinstance(structure, Mapping):
+            kinds = dict.fromkeys(structure, self.targets) if isinstance(self.targets, str) else self.targets
+            missing = sorted(set(structure) - set(kinds))
+            if missing:
+                raise ValueError(f"TrainingRecipe.targets names no target kind for the outputs {missing} of "
+                                 f"{model.name!r}.")
+            return {name: _random_target(tensor, kinds[name], batch_size, rng) for name, tensor in structure.items()}
+        if not isinstance(self.targets, str):
+            raise ValueError(f"TrainingRecipe.targets is per output ({sorted(self.targets)}) but {model.name!r} "
+                             f"has a single output; build it with its attention maps (return_attention=True).")
+        return _random_target(structure, self.targets, batch_size, rng)
+
     def compile(self, model: keras.Model, *, steps_per_epoch: int = 100,
                 jit_compile: bool | str = "auto", **kwargs) -> None:
         """``model.compile`` with the recipe's loss, loss weights and a fresh optimiser."""
         model.compile(optimizer=self.make_optimizer(steps_per_epoch), loss=self.loss(),
                       loss_weights=None if self.loss_weights is None else dict(self.loss_weights()),
                       jit_compile=jit_compile, **kwargs)
+
+
+def _random_target(tensor: Any, kind: TargetKind, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    shape = (batch_size, *tensor.shape[1:])
+    if kind == "binary":
+        return (rng.random(shape) < 0.5).astype(np.float32)
+    classes = shape[-1]
+    return np.eye(classes, dtype=np.float32)[rng.integers(0, classes, shape[:-1])]
 
 
 def constant(optimizer_class: type[keras.optimizers.Optimizer], **options) -> OptimizerFactory:

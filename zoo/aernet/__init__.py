@@ -24,4 +24,4 @@ for _name, _builder, _attention, _family, _baseline, _test in (
     register_model(ModelEntry(
         _name, "aernet", _builder, AERNET_INPUT, AERNET_RECIPE, output="mask", attention=_attention,
         test_kwargs=_test, family=_family, baseline=_baseline,
-        tags={"attention"} if _attention else {"baseline"}))
+        tags=({"attention"} if _attention else {"baseline"}) | ({"large"} if _name == "aernet" else set())))

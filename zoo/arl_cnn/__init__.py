@@ -25,13 +25,13 @@ __all__ = ["ARL_AUGMENTATION", "ARL_INPUT", "ARL_PRETRAINED_INPUT", "ARL_RECIPE"
 for _depth, _resnet, _arl, _senet, _ran in (
         (14, build_resnet14, build_arl_cnn14, build_senet14, build_ran14),
         (50, build_resnet50, build_arl_cnn50, build_senet50, build_ran50)):
-    _tags = {"large"} if _depth == 50 else set()
     _test = {"input_shape": (32, 32, 3)}
     for _name, _builder, _attention in ((f"resnet{_depth}", _resnet, False),
                                         (f"arl_cnn{_depth}", _arl, True),
                                         (f"senet{_depth}", _senet, False),
                                         (f"ran{_depth}", _ran, True)):
         _baseline = None if _name.startswith("resnet") else f"resnet{_depth}"
+        _tags = {"large"} if _depth == 50 or _name == "ran14" else set()  # RAN-14: 441 layers
         register_model(ModelEntry(
             _name, "arl_cnn", _builder, ARL_INPUT, ARL_RECIPE, output="probabilities",
             attention=_attention, test_kwargs=_test, family="resnet", baseline=_baseline,

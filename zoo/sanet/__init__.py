@@ -12,14 +12,18 @@ from zoo.sanet.recipe import SANET_AUGMENTATION, SANET_RECIPE
 __all__ = ["SANET_ATTRIBUTES", "SANET_AUGMENTATION", "SANET_INPUT", "SANET_MAX_SEGMENTS", "SANET_RECIPE",
            "build_attribute_danet", "build_attribute_unet", "build_deeplab", "build_resunet", "build_sanet"]
 
-_SMALL = (64, 64, 3)
+# Small versions: the same networks on 14-layer (dilated) ResNets or a VGG-16 encoder
+# with 8-filter decoders; ResNet-101's 100+ layers at 32x32 would cost the test
+# harness (tests/test_registry_harness.py) ~30 s per model on 2 CPU cores.
+_SMALL_DILATED = {"input_shape": (32, 32, 3), "backbone": "resnet14"}
+_SMALL_RESUNET = {"input_shape": (32, 32, 3), "backbone": "vgg16", "decoder_filters": (8,) * 5}
 for _name, _builder, _attention, _family, _baseline, _test, _tags, _extra in (
         ("sanet_unet", build_attribute_unet, False, "unet", None,
          {"input_shape": (32, 32, 3), "base_filters": 4}, set(), ()),
-        ("sanet_deeplab", build_deeplab, False, "resnet", None, {"input_shape": _SMALL}, {"large"}, ()),
-        ("sanet_danet", build_attribute_danet, True, "resnet", None, {"input_shape": _SMALL}, {"large"}, ()),
-        ("resunet", build_resunet, False, "resnet", None, {"input_shape": _SMALL}, {"large"}, ()),
-        ("sanet", build_sanet, True, "resnet", "resunet", {"input_shape": _SMALL, "max_segments": 16},
+        ("sanet_deeplab", build_deeplab, False, "resnet", None, _SMALL_DILATED, {"large"}, ()),
+        ("sanet_danet", build_attribute_danet, True, "resnet", None, _SMALL_DILATED, {"large"}, ()),
+        ("resunet", build_resunet, False, "resnet", None, _SMALL_RESUNET, {"large"}, ()),
+        ("sanet", build_sanet, True, "resnet", "resunet", {**_SMALL_RESUNET, "sam_filters": 8, "max_segments": 16},
          {"large"}, ("superpixels",))):
     register_model(ModelEntry(
         _name, "sanet", _builder, SANET_INPUT, SANET_RECIPE, output="mask", attention=_attention,
