@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 import data_tools.colour  # noqa: F401 (registers RGBToLab)
-import zoo  # noqa: F401 (registers every layer of zoo.layers and zoo.models)
+import zoo  # noqa: F401 (registers every layer of the paper packages and zoo.common)
 from data_tools.colour import RGBToLab
 from zoo.layers import (AdaptiveAveragePooling2D, AttentionGate, AttentionNormalization, AttnMelAttention,
                         ChannelAttention, DANetChannelAttention, DANetPositionAttention, InputScaling, ScaleGate,

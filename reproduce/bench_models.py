@@ -1,26 +1,25 @@
-"""The benchmark's table: every builder of the zoo, how to call it, how to train it.
+"""What the benchmark runs, read from the registry and the recipes.
 
-One :class:`BenchModel` per builder says
+* The models are :func:`zoo.list_models` (:class:`zoo.registry.ModelEntry`):
+  ``--size paper`` builds ``entry.build()`` (the paper's model), ``--size small``
+  ``entry.build(small=True)`` (its small test configuration, same architecture).
+* A training step is the entry's recipe (:class:`zoo.recipe.TrainingRecipe`): its
+  loss, loss weights and a fresh optimiser (``recipe.compile``), on random targets of
+  its kinds (``recipe.random_targets``). Recipes with a target per output (AttnMel-CNN's
+  regularised attention maps) train the model built with ``return_attention=True``.
+* A paper's input pipeline (:func:`pipeline_for`) is the entry's ``input_spec`` at the
+  model's input size (:func:`zoo.predict.spec_for_model`) and its recipe's ``augmentation``; the targets follow the main
+  output: one label for ``"probabilities"``, one binary mask per channel of a
+  ``"binary"`` mask, one class-index mask for a ``"one_hot"`` mask. The only paper
+  data neither says is ARL-CNN's 60 patches per image (:data:`EXPANSIONS`).
 
-* where the builder lives (``"zoo.common.unet:build_unet"``, resolved lazily, so
-  builders that have not landed yet are reported as "not in the zoo yet" instead
-  of breaking the import);
-* how to call it at the paper's size (the builder's defaults, which are the
-  paper's: 256x256 for AER-Net, 224x224 for ARL-CNN and AttnMel, 473x473 for
-  A-PSPNet) and at a small CPU size (:data:`SMALL_INPUT`, same architecture);
-* what one training step computes (:class:`TrainStep`: the paper's loss and
-  optimiser, and the kind of random targets that fit the outputs);
-* which paper's tf.data preprocessing feeds it (:data:`PIPELINES`).
-
-``reproduce/benchmark.py`` runs any such table; tests pass a table of toy models.
+``reproduce/benchmark.py`` runs any list of entries; tests pass entries of toy models.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import math
-from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import keras
@@ -28,82 +27,48 @@ import numpy as np
 
 from data_tools.augment import Augmentation
 from data_tools.pipeline import Expand
-from zoo.arl_cnn.patches import ARL_TRAIN_PATCHES, arl_training_patches
-from zoo.arl_cnn.recipe import ARL_AUGMENTATION
-from zoo.attnmel.recipe import ATTNMEL_AUGMENTATION
-from zoo.sanet.recipe import SANET_AUGMENTATION
 from data_tools.preprocess import InputSpec
-from zoo.losses import ComboLoss, DiceLoss, GlobalBalancingLoss, attnmel_losses, focal_loss
+from zoo.arl_cnn.patches import ARL_TRAIN_PATCHES, arl_training_patches
+from zoo.predict import spec_for_model
+from zoo.registry import PAPERS, ModelEntry, list_models
 
 SIZES: tuple[str, ...] = ("paper", "small")
-SMALL_INPUT: tuple[int, int, int] = (64, 64, 3)
-"""The small CPU size: the smallest side every architecture accepts (AER-Net needs a
-multiple of 64, A-PSPNet at least 41, VGG-16 a multiple of 32)."""
-
-TargetKind = Literal["binary", "one_hot"]
-TARGET_KINDS: tuple[str, ...] = ("binary", "one_hot")
-Builder = Callable[..., keras.Model]
 
 # Superpixel label maps for models with a second integer input (SANet): a grid of
 # square cells with consecutive ids, at most this many per image.
 MAX_GRID_SEGMENTS = 256
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainStep:
-    """What one benchmarked training step computes.
-
-    Attributes:
-        loss: makes the loss argument of ``model.compile`` (a loss, a name, or a
-            dict per output).
-        optimizer: makes a fresh optimiser (the paper's kind and learning rate).
-        targets: ``"binary"`` (sigmoid masks: {0, 1} per channel) or
-            ``"one_hot"`` (softmax over the last axis), or such a kind per output
-            name for dict-output models.
-        loss_weights: per-output weights for ``model.compile``, or None.
-    """
-
-    loss: Callable[[], Any]
-    optimizer: Callable[[], keras.optimizers.Optimizer]
-    targets: TargetKind | Mapping[str, TargetKind]
-    loss_weights: Callable[[], Mapping[str, float]] | None = None
-
-    def __post_init__(self):
-        kinds = [self.targets] if isinstance(self.targets, str) else list(self.targets.values())
-        bad = [kind for kind in kinds if kind not in TARGET_KINDS]
-        if bad:
-            raise ValueError(f"TrainStep.targets: kinds must be in {TARGET_KINDS}, got {bad}.")
-
-    def compile(self, model: keras.Model, jit_compile: bool) -> None:
-        """``model.compile`` with this step's loss and a fresh optimiser."""
-        model.compile(
-            optimizer=self.optimizer(),
-            loss=self.loss(),
-            loss_weights=None if self.loss_weights is None else dict(self.loss_weights()),
-            jit_compile=jit_compile,
-        )
-
-    def make_targets(self, model: keras.Model, batch_size: int, rng: np.random.Generator) -> Any:
-        """Random targets shaped like the model's outputs for ``batch_size`` samples."""
-        structure = model.output
-        if isinstance(structure, Mapping):
-            if isinstance(self.targets, str):
-                return {name: _random_target(tensor, self.targets, batch_size, rng) for name, tensor in structure.items()}
-            missing = sorted(set(structure) - set(self.targets))
-            if missing:
-                raise ValueError(f"TrainStep.targets names no target kind for the outputs {missing} of {model.name!r}.")
-            return {name: _random_target(tensor, self.targets[name], batch_size, rng) for name, tensor in structure.items()}
-        if not isinstance(self.targets, str):
-            raise ValueError(f"TrainStep.targets: {model.name!r} has a single output; give one kind, not a mapping.")
-        return _random_target(structure, self.targets, batch_size, rng)
+def trains_with_attention(entry: ModelEntry) -> bool:
+    """Whether the recipe has a target per output, so the trained model returns its maps."""
+    return not isinstance(entry.recipe.targets, str)
 
 
-def _random_target(tensor: Any, kind: TargetKind, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    shape = (batch_size, *tensor.shape[1:])
-    if kind == "binary":
-        return (rng.random(shape) < 0.5).astype(np.float32)
-    classes = shape[-1]
-    return np.eye(classes, dtype=np.float32)[rng.integers(0, classes, shape[:-1])]
+def build_model(entry: ModelEntry, size: str) -> keras.Model:
+    """The model the benchmark trains: at the paper's ``size`` or ``"small"``, randomly
+    initialised, with its attention maps where the recipe trains them."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}.")
+    return entry.build(small=size == "small", **({"return_attention": True} if trains_with_attention(entry) else {}))
+
+
+def select_models(entries: Sequence[ModelEntry] | None = None, names: Sequence[str] | None = None,
+                  papers: Sequence[str] | None = None) -> list[ModelEntry]:
+    """The ``entries`` (default: every registered model) named in ``names`` (in that
+    order) and/or of ``papers``; None selects everything. Raises ValueError naming
+    any unknown name or paper."""
+    entries = list_models() if entries is None else list(entries)
+    by_name = {entry.name: entry for entry in entries}
+    if len(by_name) != len(entries):
+        raise ValueError("benchmark: model names must be unique.")
+    unknown = [name for name in names or () if name not in by_name]
+    if unknown:
+        raise ValueError(f"--models: unknown model(s) {unknown}; known: {sorted(by_name)}.")
+    unknown = [paper for paper in papers or () if paper not in PAPERS]
+    if unknown:
+        raise ValueError(f"--papers: unknown paper(s) {unknown}; known: {list(PAPERS)}.")
+    selected = [by_name[name] for name in names] if names else entries
+    return [entry for entry in selected if not papers or entry.paper in papers]
 
 
 def random_inputs(model: keras.Model, batch_size: int, rng: np.random.Generator) -> Any:
@@ -129,223 +94,91 @@ def _random_input(tensor: Any, batch_size: int, rng: np.random.Generator) -> np.
     return np.broadcast_to(grid.reshape((1, height, width) + (1,) * (len(shape) - 3)), shape).copy()
 
 
-@dataclasses.dataclass(frozen=True)
-class BenchModel:
-    """One row of the benchmark table.
-
-    Attributes:
-        name: the model's name on the command line (``--models``), unique.
-        paper: the paper it belongs to: a key of :data:`PIPELINES`.
-        builder: ``"module:function"`` (imported when the benchmark runs) or the
-            builder itself.
-        train_step: loss, optimiser and targets of a training step.
-        backbone: the network family the speed targets group by (``"resnet"``,
-            ``"efficientnet"``, ``"vgg"``, ``"unet"``; empty: none).
-        paper_kwargs: builder arguments at the paper's size (empty: the builder's
-            defaults, which are the paper's).
-        small_kwargs: builder arguments at the small CPU size.
-    """
-
-    name: str
-    paper: str
-    builder: str | Builder
-    train_step: TrainStep
-    backbone: str = ""
-    paper_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    small_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"input_shape": SMALL_INPUT})
-
-    @property
-    def builder_name(self) -> str:
-        """``module:function`` of the builder, for reports."""
-        if isinstance(self.builder, str):
-            return self.builder
-        return f"{self.builder.__module__}:{self.builder.__qualname__}"
-
-    def resolve(self) -> Builder | None:
-        """The builder function, or None while its module or function does not exist."""
-        if not isinstance(self.builder, str):
-            return self.builder
-        module_name, _, function_name = self.builder.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name is not None and module_name.startswith(error.name):
-                return None  # the builder's own module (or its package) is missing
-            raise  # the module exists but one of its imports is missing: a real error
-        return getattr(module, function_name, None)
-
-    def build(self, size: str) -> keras.Model:
-        """The model at ``size`` (``"paper"`` or ``"small"``), randomly initialised."""
-        if size not in SIZES:
-            raise ValueError(f"size must be one of {SIZES}, got {size!r}.")
-        builder = self.resolve()
-        if builder is None:
-            raise LookupError(f"{self.name}: builder {self.builder_name} is not in the zoo yet.")
-        kwargs = self.paper_kwargs if size == "paper" else self.small_kwargs
-        return builder(weights=None, **kwargs)
-
-
 # --------------------------------------------------------------------- pipelines
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineRecipe:
-    """A paper's training preprocessing, measured on generated JPEGs.
+class Expansion:
+    """A paper's per-image hook of ``classification_dataset``: ``make(input size)`` and
+    the samples it cuts from each image."""
+
+    make: Callable[[tuple[int, int]], Expand]
+    samples_per_image: int
+    description: str
+
+
+EXPANSIONS: Mapping[str, Expansion] = {
+    "arl_cnn": Expansion(lambda size: functools.partial(arl_training_patches, size=size), ARL_TRAIN_PATCHES,
+                         f"{ARL_TRAIN_PATCHES} multi-scale central patches per image (zoo.arl_cnn.patches)"),
+}
+"""Papers whose training images become several samples (the rest: one each)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """A paper's training preprocessing for one model input size, measured on generated JPEGs.
 
     Attributes:
-        description: the steps, for reports.
-        spec: the :class:`InputSpec` for a model input of ``(height, width)``.
-        augment: the training augmentation.
+        spec: the entry's InputSpec at the model's input size.
+        augment: the recipe's augmentation.
         masks: mask names for segmentation (empty: classification with one label).
         mask_mode: ``"binary"`` masks (0/255 files) or one ``"index"`` mask.
-        expand: the ``expand`` hook of ``classification_dataset`` for a model input of
-            ``(height, width)`` (ARL-CNN: its 60 patches per image), else None.
-        samples_per_image: what ``expand`` cuts from an image (ARL-CNN: 60), else 1.
+        classes: the classes of an ``"index"`` mask.
+        expansion: the per-image hook, or None.
+        description: the steps, for reports.
     """
 
-    description: str
-    spec: Callable[[tuple[int, int]], InputSpec]
-    augment: Augmentation | None = None
+    spec: InputSpec
+    augment: Augmentation | None
     masks: tuple[str, ...] = ()
     mask_mode: Literal["binary", "index"] = "binary"
-    expand: Callable[[tuple[int, int]], Expand] | None = None
-    samples_per_image: int = 1
+    classes: int = 0
+    expansion: Expansion | None = None
+    description: str = ""
+
+    @property
+    def samples_per_image(self) -> int:
+        return 1 if self.expansion is None else self.expansion.samples_per_image
 
 
-def _attnmel_spec(size: tuple[int, int]) -> InputSpec:
-    """AttnMel (section 3): centre crop 0.8, resize to 256/224 x the input, random crop."""
-    pre_crop = tuple(round(side * 256 / 224) for side in size)
-    return InputSpec(size, fit="crop", crop_fraction=0.8, pre_crop_size=pre_crop)
+def _changed_fields(value: Any) -> str:
+    """The fields of a dataclass that differ from their defaults, as ``name=value``."""
+    default = type(value)()
+    changed = [(field.name, getattr(value, field.name)) for field in dataclasses.fields(value)
+               if getattr(value, field.name) != getattr(default, field.name)]
+    return ", ".join(name if item is True else f"{name}={item}" for name, item in changed)
 
 
-SANET_ATTRIBUTES = ("pigment_network", "negative_network", "streaks", "milia_like_cyst", "globules")
-AERNET_FLIPS = Augmentation(horizontal_flip=True, vertical_flip=True)
-
-PIPELINES: Mapping[str, PipelineRecipe] = MappingProxyType({
-    "aernet": PipelineRecipe(
-        "JPEG decode, resize, CIELAB in [0, 1] (section 3.1), flips",
-        lambda size: InputSpec(size, colour="lab"), AERNET_FLIPS, masks=("lesion",)),
-    "arl_cnn": PipelineRecipe(
-        "JPEG decode, 60 multi-scale central patches resized to the input (IV.B), "
-        "rotation +-10 deg, zoom 0.9-1.1, flips",
-        lambda size: InputSpec(size), ARL_AUGMENTATION,
-        expand=lambda size: functools.partial(arl_training_patches, size=size), samples_per_image=ARL_TRAIN_PATCHES),
-    "attnmel": PipelineRecipe(
-        "JPEG decode, centre crop 0.8, resize 256 (x input/224), random crop, rot90, flips",
-        _attnmel_spec, ATTNMEL_AUGMENTATION),
-    "apspnet": PipelineRecipe(
-        "JPEG decode, grey padding to a square, resize (IV.A), caffe scale",
-        lambda size: InputSpec(size, fit="pad", scale="caffe"), None, masks=("classes",), mask_mode="index"),
-    "sanet": PipelineRecipe(
-        "JPEG decode, resize, flips, rot90, contrast, CLAHE, emboss, Gaussian noise and blur "
-        "(superpixel maps are precomputed offline and not included)",
-        lambda size: InputSpec(size), SANET_AUGMENTATION, masks=SANET_ATTRIBUTES),
-})
+def _geometry(spec: InputSpec) -> list[str]:
+    """The spec's fitting and resizing steps, in order."""
+    size = "x".join(map(str, spec.image_size))
+    fit = {"stretch": [], "pad": ["grey padding to a square"],
+           "crop": [f"centre square of {spec.crop_fraction} x the shorter side"]}[spec.fit]
+    if spec.pre_crop_size is None:
+        return [*fit, f"resize {size}"]
+    return [*fit, f"resize {'x'.join(map(str, spec.pre_crop_size))}", f"crop {size}"]
 
 
-# --------------------------------------------------------------- training steps
-
-
-def _adam(learning_rate: float) -> Callable[[], keras.optimizers.Optimizer]:
-    return lambda: keras.optimizers.Adam(learning_rate)
-
-
-def _sgd(learning_rate: float, momentum: float = 0.0, nesterov: bool = False) -> Callable[[], keras.optimizers.Optimizer]:
-    return lambda: keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=nesterov)
-
-
-def _attnmel_loss() -> dict[str, keras.losses.Loss]:
-    return attnmel_losses()[0]
-
-
-def _attnmel_loss_weights() -> dict[str, float]:
-    return attnmel_losses()[1]
-
-
-# AER-Net section 4: Adam, lr 0.001, Dice loss (eq. 1).
-AERNET_STEP = TrainStep(DiceLoss, _adam(1e-3), "binary")
-# ARL-CNN section IV.B: mini-batch SGD, lr 0.01, cross-entropy on the softmax.
-ARL_STEP = TrainStep(lambda: "categorical_crossentropy", _sgd(1e-2), "one_hot")
-# AttnMel section 3: SGD with momentum (reference code: Nesterov 0.9), lr 0.01,
-# focal loss; AttnMel-CNN adds the attention Dice regularisers (eq. 5).
-ATTNMEL_STEP = TrainStep(focal_loss, _sgd(1e-2, 0.9, True), "one_hot")
-ATTNMEL_REGULARISED_STEP = TrainStep(
-    _attnmel_loss, _sgd(1e-2, 0.9, True),
-    {"probabilities": "one_hot", "attention_pool3": "binary", "attention_pool4": "binary"},
-    loss_weights=_attnmel_loss_weights)
-# SANet "Experiments": an Adam variant, lr 0.0001, global balancing loss (eq. 9).
-SANET_STEP = TrainStep(GlobalBalancingLoss, _adam(1e-4), "binary")
-# A-PSPNet section IV.B: Adam, lr 0.001, Combo loss (eq. 6) on one-hot masks.
-APSPNET_STEP = TrainStep(ComboLoss, _adam(1e-3), "one_hot")
-
-
-def _entries(paper: str, step: TrainStep, builders: Sequence[tuple[str, str, str]]) -> list[BenchModel]:
-    """One entry per ``(name, backbone, builder)``."""
-    return [BenchModel(name, paper, builder, step, backbone) for name, backbone, builder in builders]
-
-
-ZOO_MODELS: tuple[BenchModel, ...] = (
-    *_entries("aernet", AERNET_STEP, [
-        ("unet", "unet", "zoo.common.unet:build_unet"),
-        ("attention_unet", "unet", "zoo.aernet.models:build_attention_unet"),
-        ("attention_residual_unet", "unet", "zoo.aernet.models:build_attention_residual_unet"),
-        ("aernet", "efficientnet", "zoo.aernet.models:build_aernet"),
-    ]),
-    *_entries("arl_cnn", ARL_STEP, [
-        ("resnet14", "resnet", "zoo.arl_cnn.models:build_resnet14"),
-        ("arl_cnn14", "resnet", "zoo.arl_cnn.models:build_arl_cnn14"),
-        ("senet14", "resnet", "zoo.arl_cnn.models:build_senet14"),
-        ("ran14", "resnet", "zoo.arl_cnn.models:build_ran14"),
-        ("resnet50", "resnet", "zoo.arl_cnn.models:build_resnet50"),
-        ("arl_cnn50", "resnet", "zoo.arl_cnn.models:build_arl_cnn50"),
-        ("senet50", "resnet", "zoo.arl_cnn.models:build_senet50"),
-        ("ran50", "resnet", "zoo.arl_cnn.models:build_ran50"),
-    ]),
-    *_entries("attnmel", ATTNMEL_STEP, [
-        ("vgg16", "vgg", "zoo.attnmel.models:build_vgg16_classifier"),
-        ("vgg16_gap", "vgg", "zoo.attnmel.models:build_vgg16_gap"),
-        ("mel_cnn", "vgg", "zoo.attnmel.models:build_mel_cnn"),
-    ]),
-    BenchModel("attnmel_cnn", "attnmel", "zoo.attnmel.models:build_attnmel_cnn", ATTNMEL_REGULARISED_STEP, "vgg"),
-    *_entries("sanet", SANET_STEP, [
-        ("sanet_unet", "unet", "zoo.sanet.models:build_attribute_unet"),
-        ("sanet_deeplab", "resnet", "zoo.sanet.models:build_deeplab"),
-    ]),
-    BenchModel("sanet_danet", "sanet", "zoo.apspnet.models:build_danet", SANET_STEP, "resnet",
-               paper_kwargs={"input_shape": (256, 256, 3), "classes": 5, "backbone": "resnet101",
-                             "activation": "sigmoid", "input_scale": "unit"},
-               small_kwargs={"input_shape": SMALL_INPUT, "classes": 5, "backbone": "resnet101",
-                             "activation": "sigmoid", "input_scale": "unit"}),
-    *_entries("sanet", SANET_STEP, [
-        ("resunet", "resnet", "zoo.sanet.models:build_resunet"),
-        ("sanet", "resnet", "zoo.sanet.models:build_sanet"),
-    ]),
-    *_entries("apspnet", APSPNET_STEP, [
-        ("pspnet", "resnet", "zoo.apspnet.models:build_pspnet"),
-        ("deeplabv3", "resnet", "zoo.apspnet.models:build_deeplabv3"),
-        ("danet", "resnet", "zoo.apspnet.models:build_danet"),
-        ("apspnet", "resnet", "zoo.apspnet.models:build_apspnet"),
-    ]),
-)
-"""Every builder of the zoo, grouped by paper, in the order of the papers' tables."""
-
-
-def select_models(
-    table: Sequence[BenchModel], names: Sequence[str] | None = None, papers: Sequence[str] | None = None
-) -> list[BenchModel]:
-    """The entries of ``table`` named in ``names`` (in that order) and/or of ``papers``.
-
-    None selects everything. Raises ValueError naming any unknown name or paper.
-    """
-    by_name = {entry.name: entry for entry in table}
-    if len(by_name) != len(table):
-        raise ValueError("benchmark table: model names must be unique.")
-    known_papers = sorted({entry.paper for entry in table})
-    unknown = [name for name in names or () if name not in by_name]
-    if unknown:
-        raise ValueError(f"--models: unknown model(s) {unknown}; known: {sorted(by_name)}.")
-    unknown = [paper for paper in papers or () if paper not in known_papers]
-    if unknown:
-        raise ValueError(f"--papers: unknown paper(s) {unknown}; known: {known_papers}.")
-    selected = [by_name[name] for name in names] if names else list(table)
-    return [entry for entry in selected if not papers or entry.paper in papers]
+def pipeline_for(entry: ModelEntry, model: keras.Model) -> Pipeline:
+    """The training pipeline of ``entry``'s paper for ``model`` (built from the entry)."""
+    spec = spec_for_model(entry.input_spec, model.inputs[0].shape[1:3])
+    augment = entry.recipe.augmentation
+    steps = [", ".join(["JPEG decode", *_geometry(spec), f"{spec.colour} {spec.scale}"])]
+    expansion = EXPANSIONS.get(entry.paper)
+    if expansion is not None:
+        steps.append(expansion.description)
+    steps.append(f"augmentation: {_changed_fields(augment) or 'none'}" if augment else "no augmentation")
+    structure = model.output
+    main = structure[entry.output] if isinstance(structure, Mapping) else structure
+    kind = entry.recipe.targets if isinstance(entry.recipe.targets, str) else entry.recipe.targets[entry.output]
+    if entry.output == "probabilities":
+        layout = {}
+    elif kind == "binary":
+        layout = {"masks": tuple(f"channel{index}" for index in range(main.shape[-1]))}
+        steps.append(f"{main.shape[-1]} binary mask(s)")
+    else:
+        layout = {"masks": ("classes",), "mask_mode": "index", "classes": main.shape[-1]}
+        steps.append(f"one class-index mask ({main.shape[-1]} classes)")
+    if entry.extra_inputs:
+        steps.append(f"{', '.join(entry.extra_inputs)} precomputed offline, not included")
+    return Pipeline(spec, augment, expansion=expansion, description="; ".join(steps), **layout)

@@ -4,12 +4,13 @@
                                   [--batch-sizes 1 32] [--xla both|on|off]
                                   [--precision float32|mixed|both] [--out results/benchmark]
 
-For every model of :data:`reproduce.bench_models.ZOO_MODELS` (randomly initialised,
-``weights=None``), every precision and every XLA setting:
+For every registered model (:func:`zoo.list_models`, randomly initialised: ``--size
+paper`` is ``entry.build()``, ``--size small`` ``entry.build(small=True)``), every
+precision and every XLA setting:
 
-* **training**: the paper's loss and optimiser (:class:`~reproduce.bench_models.TrainStep`)
-  on random targets, ``model.compile(jit_compile=...)``, batch = the largest of
-  ``--batch-sizes``. The first step (tracing and compilation) is timed apart and
+* **training**: the entry's recipe (``entry.recipe``: loss, loss weights, a fresh
+  optimiser, :mod:`reproduce.bench_models`) on random targets of its kinds,
+  ``model.compile(jit_compile=...)``, batch = the largest of ``--batch-sizes``. The first step (tracing and compilation) is timed apart and
   reported as ``compile_s`` (its time minus one ordinary step); ``warmup`` more
   steps are excluded; ``train_img_s`` is batch / mean time of the timed steps.
 * **inference**: ``tf.function(model call, jit_compile=...)``; latency (median ms
@@ -23,19 +24,22 @@ For every model of :data:`reproduce.bench_models.ZOO_MODELS` (randomly initialis
   only on a CPU (float16 is emulated there); ``mixed`` forces it.
 
 An error under XLA (a custom layer XLA cannot compile, e.g. one that calls
-``tf.numpy_function``) is recorded in the row (status ``xla failed``), not raised;
-builders that do not exist yet are listed as ``not in the zoo yet``. Every custom
+``tf.numpy_function``) is recorded in the row (status ``xla failed``), not raised; an
+unknown ``--models`` name is an error. Every custom
 layer is also compiled on its own, forward and gradient, under XLA and under
 ``mixed_float16`` (:mod:`reproduce.bench_layers`; ``--no-layer-checks`` skips it),
 so a layer that cannot compile is named, not just the model it breaks.
 
 The report checks the speed targets (:func:`reproduce.benchmark_report.check_targets`):
 XLA never slower than no XLA; mixed precision + XLA at least 1.5x float32 without
-XLA for the ResNet- and EfficientNet-based models; the input pipeline at least 2x
-the model. They are GPU targets; on a CPU they are reported as informational.
+XLA for the ResNet- and EfficientNet-based models (``entry.family``); the input
+pipeline at least 2x the model. They are GPU targets; on a CPU they are reported as
+informational. For every attention model with a ``baseline`` (``entry.baseline``) the
+report gives its training step time over its baseline's, both measured in the run.
 
-For every paper it also measures the training ``tf.data`` pipeline (decode,
-paper preprocessing, augmentation, batching; no cache, so every image is decoded
+For every paper it also measures the training ``tf.data`` pipeline (decode, the
+entry's ``input_spec``, its recipe's augmentation, batching:
+:func:`reproduce.bench_models.pipeline_for`; no cache, so every image is decoded
 as in a first epoch) on generated JPEGs of the size of real ISIC images, and
 compares its images/s with the model's fastest training images/s ("pipeline /
 model"; the target is >= 2, so that the accelerator never waits for data).
@@ -43,8 +47,8 @@ model"; the target is >= 2, so that the accelerator never waits for data).
 Writes (:mod:`reproduce.benchmark_report`) ``benchmark.md``, ``benchmark.csv`` (one line per model, precision and XLA
 setting), ``benchmark.json`` (everything, with the device, versions, settings and
 date) and ``benchmark.png`` (training images/s per model with XLA off and on, and
-the XLA / no-XLA ratio) into ``--out``. ``--size small`` runs the same
-architectures at 64x64 with batch 2 and 3 timed steps: seconds per model on a CPU.
+the XLA / no-XLA ratio) into ``--out``. ``--size small`` runs the registry's small
+configurations (32-64 pixels) with batch 2 and 3 timed steps: seconds per model on a CPU.
 On CPU, XLA is known to be slower for some models (depthwise convolutions: an
 EfficientNet U-Net step 8x slower, see :mod:`zoo.runtime`).
 """
@@ -72,9 +76,10 @@ from tqdm import tqdm
 from data_tools.pipeline import classification_dataset, segmentation_dataset
 from data_tools.records import Record
 from reproduce.bench_layers import LAYER_CASES, LayerCase, check_layers, uncovered_layers
-from reproduce.bench_models import PIPELINES, SIZES, ZOO_MODELS, BenchModel, PipelineRecipe, random_inputs, select_models
-from reproduce.benchmark_report import (BUILD_FAILED, COLUMNS, FAILED, MISSING, OK, PIPELINE_COLUMNS, XLA_FAILED,
-                                        check_targets, render_markdown, summarise, write_report)
+from reproduce.bench_models import SIZES, Pipeline, build_model, pipeline_for, random_inputs, select_models
+from reproduce.benchmark_report import (BUILD_FAILED, COLUMNS, FAILED, OK, PIPELINE_COLUMNS, XLA_FAILED,
+                                        attention_costs, check_targets, render_markdown, summarise, write_report)
+from zoo.registry import ModelEntry
 from zoo.runtime import MIXED_POLICY, describe_runtime, gpu_available, precision_policy
 
 PRECISIONS = {"float32": "float32", "mixed": MIXED_POLICY}
@@ -88,7 +93,7 @@ class Settings:
     """What to run and how long.
 
     Attributes:
-        size: ``"paper"`` (the builders' defaults) or ``"small"`` (64x64).
+        size: ``"paper"`` (``entry.build()``) or ``"small"`` (``entry.build(small=True)``).
         batch_sizes: inference batch sizes; the smallest gives the latency, the
             largest the inference images/s and the training batch.
         xla: the ``jit_compile`` values to run.
@@ -203,10 +208,10 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {line[:_ERROR_CHARS]}"
 
 
-def measure_training(model: keras.Model, entry: BenchModel, inputs: Any, targets: Any, xla: bool,
+def measure_training(model: keras.Model, entry: ModelEntry, inputs: Any, targets: Any, xla: bool,
                      settings: Settings) -> dict[str, float]:
-    """``compile_s``, ``train_step_ms`` and ``train_img_s`` of ``entry``'s training step."""
-    entry.train_step.compile(model, jit_compile=xla)
+    """``compile_s``, ``train_step_ms`` and ``train_img_s`` of a step of ``entry``'s recipe."""
+    entry.recipe.compile(model, jit_compile=xla)
     first, times = time_calls(lambda: model.train_on_batch(inputs, targets),
                               settings.warmup_steps, settings.timed_steps)
     step = statistics.fmean(times)
@@ -229,14 +234,14 @@ def measure_inference(model: keras.Model, inputs: Any, xla: bool, settings: Sett
             "infer_compile_s": max(first - statistics.fmean(times), 0.0)}
 
 
-def _row(entry: BenchModel, status: str, **values: Any) -> dict[str, Any]:
+def _row(entry: ModelEntry, status: str, **values: Any) -> dict[str, Any]:
     row = dict.fromkeys(COLUMNS)
-    row.update(model=entry.name, paper=entry.paper, backbone=entry.backbone, status=status,
+    row.update(model=entry.name, paper=entry.paper, family=entry.family, status=status,
                builder=entry.builder_name, **values)
     return row
 
 
-def measure_setting(model: keras.Model, entry: BenchModel, inputs: Any, targets: Any, xla: bool,
+def measure_setting(model: keras.Model, entry: ModelEntry, inputs: Any, targets: Any, xla: bool,
                     settings: Settings, memory: MemoryProbe) -> tuple[dict[str, Any], list[str]]:
     """Training and inference numbers of one XLA setting, with the peak memory, and
     the errors met (a failed phase leaves its columns empty)."""
@@ -257,22 +262,22 @@ def measure_setting(model: keras.Model, entry: BenchModel, inputs: Any, targets:
     return values, errors
 
 
-def benchmark_model(entry: BenchModel, settings: Settings, memory: MemoryProbe) -> list[dict[str, Any]]:
-    """One row per precision and XLA setting (one ``not in the zoo yet`` row if the
-    builder is missing); errors are recorded in the rows, never raised."""
-    if entry.resolve() is None:
-        return [_row(entry, MISSING)]
-    rows = []
+def benchmark_model(entry: ModelEntry, settings: Settings,
+                    memory: MemoryProbe) -> tuple[list[dict[str, Any]], Pipeline | None]:
+    """One row per precision and XLA setting, and the paper's pipeline for the model's
+    input (None when no model was built); errors are recorded in the rows, never raised."""
+    rows, pipeline = [], None
     for precision in settings.precisions:
         with precision_policy(precision == "mixed"):
             try:
-                model = entry.build(settings.size)
+                model = build_model(entry, settings.size)
             except Exception as error:  # noqa: BLE001 (recorded, the run goes on)
                 rows.append(_row(entry, BUILD_FAILED, precision=precision, error=_error_text(error)))
                 continue
+            pipeline = pipeline or pipeline_for(entry, model)
             rng = np.random.default_rng(settings.seed)
             inputs = random_inputs(model, settings.train_batch, rng)
-            targets = entry.train_step.make_targets(model, settings.train_batch, rng)
+            targets = entry.recipe.random_targets(model, settings.train_batch, rng)
             common = {"precision": precision, "params": model.count_params(), "train_batch": settings.train_batch,
                       "input_shape": "x".join(str(d) for d in model.inputs[0].shape[1:]),
                       "memory_kind": memory.kind}
@@ -283,16 +288,16 @@ def benchmark_model(entry: BenchModel, settings: Settings, memory: MemoryProbe) 
             del model
         keras.backend.clear_session()
         gc.collect()
-    return rows
+    return rows, pipeline
 
 
 # --------------------------------------------------------------------- pipelines
 
 
-def write_pipeline_records(folder: Path, recipe: PipelineRecipe, count: int, size: tuple[int, int],
+def write_pipeline_records(folder: Path, pipeline: Pipeline, count: int, size: tuple[int, int],
                            seed: int = 0) -> list[Record]:
-    """``count`` smooth random JPEGs (quality 90) of ``size`` with the recipe's masks
-    (an ellipse: 0/255 for binary masks, class 1-2 for an index mask) and a label."""
+    """``count`` smooth random JPEGs (quality 90) of ``size`` with the pipeline's masks
+    (an ellipse: 0/255 for binary masks, a class from 1 for an index mask) and a label."""
     rng = np.random.default_rng(seed)
     height, width = size
     rows, cols = np.mgrid[:height, :width]
@@ -304,25 +309,25 @@ def write_pipeline_records(folder: Path, recipe: PipelineRecipe, count: int, siz
         centre, radius = rng.uniform(0.3, 0.7, 2), rng.uniform(0.1, 0.3, 2)
         inside = ((rows / height - centre[0]) / radius[0]) ** 2 + ((cols / width - centre[1]) / radius[1]) ** 2 < 1
         mask_paths = {}
-        for name in recipe.masks:
-            value = 1 + index % 2 if recipe.mask_mode == "index" else 255
+        for name in pipeline.masks:
+            value = 1 + index % max(pipeline.classes - 1, 1) if pipeline.mask_mode == "index" else 255
             mask_paths[name] = folder / f"image_{index:05d}_{name}.png"
             Image.fromarray((inside * value).astype(np.uint8)).save(mask_paths[name])
         records.append(Record(image_path.stem, image_path, mask_paths, labels={"label": float(index % 2)}))
     return records
 
 
-def pipeline_dataset(recipe: PipelineRecipe, records: Sequence[Record], image_size: tuple[int, int],
-                     batch_size: int, seed: int = 0) -> tf.data.Dataset:
+def pipeline_dataset(pipeline: Pipeline, records: Sequence[Record], batch_size: int,
+                     seed: int = 0) -> tf.data.Dataset:
     """The paper's training pipeline, repeated, without cache (every image is decoded
     every time, as in a first epoch or a dataset larger than memory)."""
-    common = {"batch_size": batch_size, "training": True, "augment": recipe.augment, "seed": seed,
+    common = {"batch_size": batch_size, "training": True, "augment": pipeline.augment, "seed": seed,
               "cache": False, "repeat": True}
-    spec = recipe.spec(image_size)
-    if recipe.masks:
-        return segmentation_dataset(records, spec, mask_names=recipe.masks, mask_mode=recipe.mask_mode, **common)
-    expand = None if recipe.expand is None else recipe.expand(image_size)
-    return classification_dataset(records, spec, label_names=("label",), expand=expand, **common)
+    if pipeline.masks:
+        return segmentation_dataset(records, pipeline.spec, mask_names=pipeline.masks, mask_mode=pipeline.mask_mode,
+                                    **common)
+    expand = None if pipeline.expansion is None else pipeline.expansion.make(pipeline.spec.image_size)
+    return classification_dataset(records, pipeline.spec, label_names=("label",), expand=expand, **common)
 
 
 def pipeline_images_per_second(dataset: tf.data.Dataset, warmup_batches: int, timed_batches: int) -> float:
@@ -336,20 +341,20 @@ def pipeline_images_per_second(dataset: tf.data.Dataset, warmup_batches: int, ti
     return images / (time.perf_counter() - start)
 
 
-def benchmark_pipeline(paper: str, recipe: PipelineRecipe, image_size: tuple[int, int],
-                       settings: Settings) -> dict[str, Any]:
-    """Images/s of ``recipe`` on ``settings.pipeline_images`` generated JPEGs: one pass
+def benchmark_pipeline(paper: str, pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
+    """Images/s of ``pipeline`` on ``settings.pipeline_images`` generated JPEGs: one pass
     over them as warm-up, two passes timed. Errors are recorded, not raised."""
     row = dict.fromkeys(PIPELINE_COLUMNS)
-    row.update(paper=paper, description=recipe.description, batch=settings.train_batch,
-               image_size="x".join(map(str, image_size)), source_size="x".join(map(str, settings.source_size)))
-    images = settings.pipeline_images * recipe.samples_per_image
+    row.update(paper=paper, description=pipeline.description, batch=settings.train_batch,
+               image_size="x".join(map(str, pipeline.spec.image_size)),
+               source_size="x".join(map(str, settings.source_size)))
+    images = settings.pipeline_images * pipeline.samples_per_image
     batches_per_pass = math.ceil(images / settings.train_batch)
     try:
         with tempfile.TemporaryDirectory(prefix="zoo_pipeline_") as folder:
-            records = write_pipeline_records(Path(folder), recipe, settings.pipeline_images,
+            records = write_pipeline_records(Path(folder), pipeline, settings.pipeline_images,
                                              settings.source_size, settings.seed)
-            dataset = pipeline_dataset(recipe, records, image_size, settings.train_batch, settings.seed)
+            dataset = pipeline_dataset(pipeline, records, settings.train_batch, settings.seed)
             rate = pipeline_images_per_second(dataset, batches_per_pass, 2 * batches_per_pass)
         row.update(images_per_pass=images, img_s=rate)
     except Exception as error:  # noqa: BLE001 (recorded, the run goes on)
@@ -360,24 +365,22 @@ def benchmark_pipeline(paper: str, recipe: PipelineRecipe, image_size: tuple[int
 # ---------------------------------------------------------------------------- run
 
 
-def run_benchmark(entries: Sequence[BenchModel], settings: Settings,
-                  pipelines: Mapping[str, PipelineRecipe] = PIPELINES,
+def run_benchmark(entries: Sequence[ModelEntry], settings: Settings, pipelines: bool = True,
                   layer_cases: Sequence[LayerCase] = LAYER_CASES) -> dict[str, Any]:
-    """Benchmarks ``entries``, each of their papers' pipelines, and checks the custom
-    layers of ``layer_cases`` under XLA (:func:`reproduce.bench_layers.check_layers`;
-    empty: no check); returns the report."""
+    """Benchmarks ``entries`` and, if ``pipelines``, each of their papers' pipelines (for
+    the input of the paper's first entry), and checks the custom layers of
+    ``layer_cases`` under XLA (:func:`reproduce.bench_layers.check_layers`; empty: no
+    check); returns the report."""
     memory = MemoryProbe()
     rows: list[dict[str, Any]] = []
     pipeline_rows: dict[str, dict[str, Any]] = {}
     progress = tqdm(entries, desc="models", unit="model", file=sys.stderr)
     for entry in progress:
         progress.set_postfix_str(entry.name)
-        model_rows = benchmark_model(entry, settings, memory)
+        model_rows, pipeline = benchmark_model(entry, settings, memory)
         rows += model_rows
-        shape = next((row["input_shape"] for row in model_rows if row["input_shape"]), None)
-        if shape and entry.paper in pipelines and entry.paper not in pipeline_rows:
-            image_size = tuple(int(side) for side in shape.split("x")[:2])
-            pipeline_rows[entry.paper] = benchmark_pipeline(entry.paper, pipelines[entry.paper], image_size, settings)
+        if pipelines and pipeline is not None and entry.paper not in pipeline_rows:
+            pipeline_rows[entry.paper] = benchmark_pipeline(entry.paper, pipeline, settings)
     layers = check_layers(layer_cases, settings.seed) if layer_cases else []
     summary = summarise(rows, pipeline_rows)
     environment = describe_runtime()
@@ -390,7 +393,8 @@ def run_benchmark(entries: Sequence[BenchModel], settings: Settings,
         "memory_kind": memory.kind,
         "rows": rows,
         "summary": summary,
-        "targets": check_targets(summary, {entry.name: entry.backbone for entry in entries}),
+        "targets": check_targets(summary, {entry.name: entry.family for entry in entries}),
+        "attention_costs": attention_costs(rows, {entry.name: entry.baseline for entry in entries if entry.baseline}),
         "pipelines": list(pipeline_rows.values()),
         "layers": layers,
         "uncovered_layers": uncovered_layers(layer_cases) if layer_cases else [],
@@ -411,8 +415,10 @@ def parse_settings(args: argparse.Namespace) -> Settings:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=SIZES, default="paper",
-                        help="paper: the builders' (paper) input sizes; small: 64x64, batch 2, 3 timed steps")
-    parser.add_argument("--models", nargs="+", metavar="NAME", help="model names (default: all)")
+                        help="paper: the paper's models; small: the registry's small test configurations, "
+                             "batch 2, 3 timed steps")
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help="registered model names, python -m zoo list (default: all)")
     parser.add_argument("--papers", nargs="+", metavar="PAPER", help="only these papers' models")
     parser.add_argument("--batch-sizes", nargs="+", type=int, metavar="N",
                         help="inference batch sizes; the largest is also the training batch "
@@ -429,12 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, table: Sequence[BenchModel] = ZOO_MODELS) -> dict[str, Any]:
-    """Runs the command line; ``table`` replaces the zoo's models (tests, own models)."""
+def main(argv: Sequence[str] | None = None, entries: Sequence[ModelEntry] | None = None) -> dict[str, Any]:
+    """Runs the command line; ``entries`` replace the registered models (tests, own models)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        entries = select_models(table, args.models, args.papers)
+        entries = select_models(entries, args.models, args.papers)
         settings = parse_settings(args)
     except ValueError as error:
         parser.error(str(error))

@@ -2,8 +2,8 @@
 
 :mod:`reproduce.benchmark` measures; this module turns its rows into the files a
 person reads: the per-setting measurements, the XLA and pipeline ratios per model,
-the issue's GPU targets met or missed, and the custom-layer XLA checks of
-:mod:`reproduce.bench_layers`.
+what attention costs over each model's baseline, the issue's GPU targets met or
+missed, and the custom-layer XLA checks of :mod:`reproduce.bench_layers`.
 """
 from __future__ import annotations
 
@@ -21,13 +21,12 @@ from reproduce.bench_layers import LAYER_COLUMNS
 from reproduce.report import json_safe
 
 OK = "ok"
-MISSING = "not in the zoo yet"
 XLA_FAILED = "xla failed"
 FAILED = "failed"
 BUILD_FAILED = "build failed"
 
 COLUMNS: tuple[str, ...] = (
-    "model", "paper", "backbone", "status", "precision", "xla", "input_shape", "params",
+    "model", "paper", "family", "status", "precision", "xla", "input_shape", "params",
     "train_batch", "compile_s", "train_step_ms", "train_img_s",
     "latency_batch", "latency_ms", "infer_batch", "infer_img_s", "infer_compile_s",
     "peak_memory_mb", "memory_kind", "builder", "error",
@@ -48,9 +47,13 @@ PIPELINE_TARGET = 2.0
 """The input pipeline must deliver at least this many times the model's training images/s."""
 MIXED_TARGET = 1.5
 """Mixed precision + XLA must train at least this many times faster than float32 without XLA..."""
-MIXED_TARGET_BACKBONES = ("resnet", "efficientnet")
-"""... for models on these backbones (``BenchModel.backbone``)."""
+MIXED_TARGET_FAMILIES = ("resnet", "efficientnet")
+"""... for models of these families (``ModelEntry.family``)."""
 TARGET_COLUMNS: tuple[str, ...] = ("target", "model", "precision", "value", "threshold", "met")
+ATTENTION_COLUMNS: tuple[str, ...] = ("model", "baseline", "precision", "xla", "train_step_ms",
+                                      "baseline_train_step_ms", "step_ratio")
+"""Per attention model with a baseline, precision and XLA setting: training step times
+of both, measured in the same run, and their ratio (what the attention costs)."""
 
 
 # ----------------------------------------------------------------------- summary
@@ -96,12 +99,28 @@ def summarise(rows: Sequence[Mapping[str, Any]], pipelines: Mapping[str, Mapping
     return summary
 
 
-def check_targets(summary: Sequence[Mapping[str, Any]], backbones: Mapping[str, str]) -> list[dict[str, Any]]:
+def attention_costs(rows: Sequence[Mapping[str, Any]], baselines: Mapping[str, str]) -> list[dict[str, Any]]:
+    """For every ``model -> baseline`` of ``baselines`` and every precision and XLA setting
+    the model was measured in: both training step times and model / baseline (None
+    where the baseline was not measured in that setting)."""
+    steps = {(row["model"], row["precision"], row["xla"]): row["train_step_ms"] for row in rows
+             if row["xla"] is not None}
+    costs = []
+    for (model, precision, xla), step in steps.items():
+        if model in baselines:
+            baseline_step = steps.get((baselines[model], precision, xla))
+            costs.append({"model": model, "baseline": baselines[model], "precision": precision, "xla": xla,
+                          "train_step_ms": step, "baseline_train_step_ms": baseline_step,
+                          "step_ratio": _ratio(step, baseline_step)})
+    return costs
+
+
+def check_targets(summary: Sequence[Mapping[str, Any]], families: Mapping[str, str]) -> list[dict[str, Any]]:
     """The speed targets, one row per model and measured quantity.
 
     * XLA never slower: ``train_xla_ratio`` and ``infer_xla_ratio`` >= 1;
     * mixed precision + XLA >= :data:`MIXED_TARGET` x float32 without XLA, for
-      models whose ``backbones[model]`` is in :data:`MIXED_TARGET_BACKBONES`;
+      models whose ``families[model]`` is in :data:`MIXED_TARGET_FAMILIES`;
     * input pipeline >= :data:`PIPELINE_TARGET` x the model's training images/s.
 
     They are GPU targets: on a CPU the rows are informational. Quantities that
@@ -117,7 +136,7 @@ def check_targets(summary: Sequence[Mapping[str, Any]], backbones: Mapping[str, 
     for row in summary:
         check("XLA not slower (training)", row, "train_xla_ratio", 1.0)
         check("XLA not slower (inference)", row, "infer_xla_ratio", 1.0)
-        if backbones.get(row["model"]) in MIXED_TARGET_BACKBONES:
+        if families.get(row["model"]) in MIXED_TARGET_FAMILIES:
             check(f"mixed + XLA >= {MIXED_TARGET:g}x float32", row, "mixed_xla_speedup", MIXED_TARGET)
         check(f"pipeline >= {PIPELINE_TARGET:g}x model", row, "pipeline_model_ratio", PIPELINE_TARGET)
     return checks
@@ -149,7 +168,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     targets met or missed, the custom layers' XLA checks, notes."""
     env, settings = report["environment"], report["settings"]
     devices = ", ".join(f"{d['name']} ({d.get('device_name', d['type'])})" for d in env["devices"])
-    measured = [c for c in COLUMNS if c not in ("paper", "backbone", "builder", "error", "memory_kind")]
+    measured = [c for c in COLUMNS if c not in ("paper", "family", "builder", "error", "memory_kind")]
     lines = [
         "# Zoo benchmark", "",
         f"Date: {report['date']}. Device(s): {devices}. TensorFlow {env['tensorflow']}, "
@@ -169,6 +188,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         *_markdown_table(SUMMARY_COLUMNS, report["summary"],
                          {"train_xla_ratio": ".2f", "infer_xla_ratio": ".2f", "mixed_xla_speedup": ".2f",
                           "pipeline_model_ratio": ".2f"}),
+        "", "## What attention costs", "",
+        "Training step time of each attention model over its baseline's (`entry.baseline`), both "
+        "measured in this run (— : the baseline was not among the models run).", "",
+        *_markdown_table(ATTENTION_COLUMNS, report["attention_costs"],
+                         {"train_step_ms": ".1f", "baseline_train_step_ms": ".1f", "step_ratio": ".2f"}),
         "", "## Input pipelines (generated JPEGs, no cache)", "",
         *_markdown_table(PIPELINE_COLUMNS, report["pipelines"], {}),
         "", *_targets_section(report),
@@ -184,8 +208,6 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                                     "mixed_error": ".1e"})]
     notes = [f"{row['model']} ({row['precision']}, XLA {_cell(row['xla'])}): {row['status']}: {row['error']}"
              for row in report["rows"] if row["error"]]
-    notes += [f"{row['model']}: {row['status']} ({row['builder']})" for row in report["rows"]
-              if row["status"] == MISSING]
     notes += [f"{layer}: a custom layer with no XLA check (add a case to reproduce.bench_layers.LAYER_CASES)"
               for layer in report.get("uncovered_layers", ())]
     if notes:

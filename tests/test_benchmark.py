@@ -1,9 +1,11 @@
-"""Tests of the zoo benchmark (reproduce/benchmark.py) and its table (reproduce/bench_models.py).
+"""Tests of the zoo benchmark (reproduce/benchmark.py) and what it reads from the
+registry and the recipes (reproduce/bench_models.py).
 
-The benchmark runs once per module on toy builders registered through the same
-table mechanism as the zoo's: a classifier and a segmenter, a model whose layer
-calls ``tf.numpy_function`` (XLA cannot compile it) and two builders that do not
-exist. The zoo's own models are never run here.
+The benchmark runs once per module on toy registry entries with their papers'
+recipes and input specs: a classifier and a segmenter, and an "attention" model with
+the classifier as its baseline whose layer calls ``tf.numpy_function`` (XLA cannot
+compile it). The zoo's own models are never benchmarked here; their pipelines are
+checked against their small models.
 """
 from __future__ import annotations
 
@@ -21,33 +23,26 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from reproduce import bench_layers, benchmark, benchmark_report
-from reproduce.bench_models import (
-    AERNET_STEP,
-    ARL_STEP,
-    ATTNMEL_REGULARISED_STEP,
-    MAX_GRID_SEGMENTS,
-    PIPELINES,
-    SANET_STEP,
-    ZOO_MODELS,
-    BenchModel,
-    random_inputs,
-    select_models,
-)
+from reproduce.bench_models import (MAX_GRID_SEGMENTS, build_model, pipeline_for, random_inputs, select_models,
+                                    trains_with_attention)
+from zoo.predict import spec_for_model
+from zoo.registry import ModelEntry, get_model, list_models
 
 TOY_SHAPE = (16, 16, 3)
 NUMERIC = ("params", "train_batch", "train_step_ms", "train_img_s", "latency_batch", "latency_ms",
            "infer_batch", "infer_img_s", "peak_memory_mb")
 
 
-def build_toy_classifier(input_shape=(32, 32, 3), classes=2, weights=None):
+def build_toy_classifier(input_shape=(32, 32, 3), classes=2):
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name="toy_classifier")
 
 
-def build_toy_segmenter(input_shape=(32, 32, 3), classes=1, weights=None):
+def build_toy_segmenter(input_shape=(32, 32, 3), classes=1):
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
     return keras.Model(inputs, keras.layers.Conv2D(classes, 1, activation="sigmoid")(x), name="toy_segmenter")
@@ -63,34 +58,35 @@ class NumpySquare(keras.layers.Layer):
         return x + tf.stop_gradient(y - x)
 
 
-def build_toy_numpy(input_shape=(32, 32, 3), classes=2, weights=None):
+def build_toy_numpy(input_shape=(32, 32, 3), classes=2):
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(NumpySquare()(x))
     return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name="toy_numpy")
 
 
-def _toy(name, paper, builder, step):
-    return BenchModel(name, paper, builder, step, small_kwargs={"input_shape": TOY_SHAPE})
+def _toy(name, paper, builder, family="resnet", baseline=None):
+    """A toy entry with ``paper``'s first registered model's spec, recipe and output."""
+    model = list_models(paper=paper)[0]
+    return ModelEntry(name, paper, builder, model.input_spec, model.recipe, model.output,
+                      test_kwargs={"input_shape": TOY_SHAPE}, family=family, baseline=baseline)
 
 
-TOY_TABLE = (
-    _toy("toy_classifier", "arl_cnn", build_toy_classifier, ARL_STEP),
-    _toy("toy_segmenter", "aernet", build_toy_segmenter, AERNET_STEP),
-    _toy("toy_numpy", "no_pipeline", build_toy_numpy, ARL_STEP),
-    _toy("missing_module", "sanet", "zoo.models.no_such_module:build_model", SANET_STEP),
-    _toy("missing_function", "aernet", "zoo.common.unet:build_no_such_model", AERNET_STEP),
+TOY_ENTRIES = (
+    _toy("toy_classifier", "arl_cnn", build_toy_classifier),
+    _toy("toy_segmenter", "aernet", build_toy_segmenter, family="unet"),
+    _toy("toy_numpy", "arl_cnn", build_toy_numpy, baseline="toy_classifier"),
 )
 MEASURED = ("toy_classifier", "toy_segmenter")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """One CLI run over the toy table: (report, output folder, csv rows by (model, xla))."""
+    """One CLI run over the toy entries: (report, output folder, csv rows by (model, xla))."""
     out = tmp_path_factory.mktemp("benchmark")
     argv = ["--size", "small", "--batch-sizes", "1", "2", "--warmup-steps", "0", "--timed-steps", "2",
             "--pipeline-images", "2", "--no-layer-checks", "--out", str(out)]
-    report = benchmark.main(argv, table=TOY_TABLE)
+    report = benchmark.main(argv, entries=TOY_ENTRIES)
     with open(out / "benchmark.csv", newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     return report, out, {(row["model"], row["xla"]): row for row in rows}
@@ -102,9 +98,9 @@ def test_writes_markdown_csv_json_and_png(run):
     with open(out / "benchmark.csv", newline="", encoding="utf-8") as stream:
         assert next(csv.reader(stream)) == list(benchmark.COLUMNS)
     saved = json.loads((out / "benchmark.json").read_text(encoding="utf-8"))
-    assert len(saved["rows"]) == len(rows) == 2 * 3 + 2  # 3 built models x XLA off/on + 2 missing
+    assert len(saved["rows"]) == len(rows) == 2 * 3  # 3 models x XLA off/on
     markdown = (out / "benchmark.md").read_text(encoding="utf-8")
-    for name in (*MEASURED, "toy_numpy", "missing_module", "missing_function"):
+    for name in (*MEASURED, "toy_numpy", "## What attention costs"):
         assert name in markdown
 
 
@@ -140,11 +136,24 @@ def test_xla_failure_is_recorded_not_raised(run):
     assert under_xla["train_img_s"] == ""  # not measured
 
 
-def test_missing_builders_are_reported(run):
-    report, out, rows = run
-    for name in ("missing_module", "missing_function"):
-        assert rows[(name, "")]["status"] == benchmark.MISSING == "not in the zoo yet"
-    assert "zoo.models.no_such_module:build_model" in (out / "benchmark.md").read_text(encoding="utf-8")
+def test_attention_cost_is_the_step_time_ratio_to_the_baseline(run):
+    report, _, rows = run
+    costs = {cost["xla"]: cost for cost in report["attention_costs"]}
+    assert set(costs) == {False, True} and all(cost["baseline"] == "toy_classifier" for cost in costs.values())
+    step, baseline = (float(rows[(name, "False")]["train_step_ms"]) for name in ("toy_numpy", "toy_classifier"))
+    assert costs[False]["step_ratio"] == pytest.approx(step / baseline)
+    assert costs[True]["step_ratio"] is None  # toy_numpy has no XLA step to divide
+
+
+def test_attention_costs_pair_equal_settings_only():
+    def row(model, precision, xla, step):
+        return {"model": model, "precision": precision, "xla": xla, "train_step_ms": step}
+
+    rows = [row("net", "float32", False, 30.0), row("base", "float32", False, 20.0), row("net", "float32", True, 9.0),
+            row("base", "mixed", True, 3.0), row("other", "float32", False, 5.0)]
+    costs = benchmark_report.attention_costs(rows, {"net": "base"})
+    assert [(c["xla"], c["baseline_train_step_ms"], c["step_ratio"]) for c in costs] == [(False, 20.0, 1.5),
+                                                                                           (True, None, None)]
 
 
 def test_summary_ratios(run):
@@ -162,7 +171,7 @@ def test_summary_ratios(run):
 
 def test_pipelines_measured_per_paper(run):
     pipelines = {row["paper"]: row for row in run[0]["pipelines"]}
-    assert set(pipelines) == {"arl_cnn", "aernet"}  # toy_numpy's paper has no pipeline
+    assert set(pipelines) == {"arl_cnn", "aernet"}  # toy_numpy's paper is measured once
     for row in pipelines.values():
         assert row["error"] is None and row["img_s"] > 0 and row["image_size"] == "16x16"
     assert pipelines["arl_cnn"]["images_per_pass"] == 2 * 60  # 60 patches per image
@@ -189,12 +198,12 @@ def test_mixed_precision_builds_under_the_policy_and_restores_it():
                                   warmup_steps=0, timed_steps=1, pipeline_images=1, source_size=(32, 32))
     seen = []
 
-    def build(input_shape, classes=2, weights=None):
+    def build(input_shape, classes=2):
         seen.append(keras.mixed_precision.global_policy().name)
         return build_toy_classifier(input_shape, classes)
 
     with pytest.warns(UserWarning, match="mixed_precision"):
-        rows = benchmark.benchmark_model(_toy("toy", "arl_cnn", build, ARL_STEP), settings, benchmark.MemoryProbe())
+        rows, _ = benchmark.benchmark_model(_toy("toy", "arl_cnn", build), settings, benchmark.MemoryProbe())
     assert seen == ["mixed_float16"]
     assert keras.mixed_precision.global_policy().name == "float32"
     assert rows[0]["status"] == benchmark.OK and rows[0]["precision"] == "mixed" and rows[0]["train_img_s"] > 0
@@ -218,37 +227,31 @@ def test_precision_both_is_float32_only_without_gpu():
     assert benchmark.resolve_precisions("mixed", gpu=False) == ("mixed",)
 
 
-def test_unknown_model_is_a_clear_cli_error(capsys):
+@pytest.mark.parametrize("argv", [["--models", "resnet14", "resnet15"], ["--papers", "isic"]])
+def test_unknown_models_and_papers_are_clear_cli_errors(capsys, argv):
     with pytest.raises(SystemExit):
-        benchmark.main(["--models", "toy_classifier", "no_such_net"], table=TOY_TABLE)
-    assert "no_such_net" in capsys.readouterr().err
+        benchmark.main(argv)  # the registry's models: a typo fails, nothing is skipped
+    error = capsys.readouterr().err
+    assert argv[-1] in error and "known:" in error
 
 
 def test_select_models_by_name_and_paper():
-    assert [e.name for e in select_models(TOY_TABLE, ["toy_segmenter", "toy_classifier"])] == [
+    assert select_models() == list_models()
+    assert [e.name for e in select_models(TOY_ENTRIES, ["toy_segmenter", "toy_classifier"])] == [
         "toy_segmenter", "toy_classifier"]
-    assert [e.name for e in select_models(TOY_TABLE, papers=["aernet"])] == ["toy_segmenter", "missing_function"]
+    assert [e.name for e in select_models(TOY_ENTRIES, papers=["arl_cnn"])] == ["toy_classifier", "toy_numpy"]
+    assert [e.name for e in select_models(names=["sanet", "unet"], papers=["sanet"])] == ["sanet"]
     with pytest.raises(ValueError, match="unknown paper"):
-        select_models(TOY_TABLE, papers=["nope"])
+        select_models(TOY_ENTRIES, papers=["nope"])
 
 
-def test_zoo_table_is_consistent():
-    names = [entry.name for entry in ZOO_MODELS]
-    assert len(names) == len(set(names))
-    assert {entry.paper for entry in ZOO_MODELS} == set(PIPELINES)
-    from zoo.common.unet import build_unet
-
-    assert select_models(ZOO_MODELS, ["unet"])[0].resolve() is build_unet
-    root = Path(__file__).resolve().parents[1]
-    for entry in ZOO_MODELS:
-        module = entry.builder.partition(":")[0]
-        if (root / (module.replace(".", "/") + ".py")).exists():  # modules still being written are skipped
-            builder = entry.resolve()
-            assert builder is not None, f"{entry.builder} is not in its module: fix the table"
-            assert builder.__module__ == module
+def test_trained_models_return_the_maps_their_recipe_has_targets_for():
+    assert [entry.name for entry in list_models() if trains_with_attention(entry)] == ["attnmel_cnn"]
+    with pytest.raises(ValueError, match="size must be one of \\('paper', 'small'\\), got 'tiny'"):
+        build_model(get_model("unet"), "tiny")
 
 
-def test_targets_follow_the_outputs():
+def test_targets_follow_the_recipe_kinds_and_the_outputs():
     inputs = keras.Input(TOY_SHAPE)
     features = keras.layers.Conv2D(3, 1)(inputs)
     model = keras.Model(inputs, {
@@ -256,13 +259,17 @@ def test_targets_follow_the_outputs():
         "attention_pool3": keras.layers.Conv2D(1, 1, activation="sigmoid")(features),
         "attention_pool4": keras.layers.Conv2D(1, 1, activation="sigmoid")(features),
     })
-    targets = ATTNMEL_REGULARISED_STEP.make_targets(model, 5, np.random.default_rng(0))
+    recipe = get_model("attnmel_cnn").recipe
+    targets = recipe.random_targets(model, 5, np.random.default_rng(0))
     assert targets["probabilities"].shape == (5, 2)
     np.testing.assert_array_equal(targets["probabilities"].sum(axis=1), np.ones(5))
     assert targets["attention_pool3"].shape == (5, 16, 16, 1)
-    assert set(np.unique(targets["attention_pool4"])) <= {0.0, 1.0}
-    with pytest.raises(ValueError, match="single output"):
-        ATTNMEL_REGULARISED_STEP.make_targets(build_toy_classifier(TOY_SHAPE), 2, np.random.default_rng(0))
+    assert set(np.unique(targets["attention_pool4"])) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="has a single output; build it with its attention maps"):
+        recipe.random_targets(build_toy_classifier(TOY_SHAPE), 2, np.random.default_rng(0))
+    extra = keras.Model(inputs, {**model.output, "extra": features})
+    with pytest.raises(ValueError, match=r"no target kind for the outputs \['extra'\]"):
+        recipe.random_targets(extra, 2, np.random.default_rng(0))
 
 
 def test_integer_inputs_get_a_superpixel_grid():
@@ -278,17 +285,49 @@ def test_integer_inputs_get_a_superpixel_grid():
     assert grid.dtype == np.int32 and grid.max() == MAX_GRID_SEGMENTS - 1
 
 
-@pytest.mark.parametrize("paper", sorted(PIPELINES))
-def test_paper_pipelines_yield_model_batches(paper):
-    recipe = PIPELINES[paper]
+def test_pipeline_description_says_what_the_recipe_does():
+    arl = pipeline_for(get_model("resnet14"), build_toy_classifier((24, 24, 3)))
+    assert arl.description == ("JPEG decode, resize 24x24, rgb unit; 60 multi-scale central patches per image "
+                               "(zoo.arl_cnn.patches); augmentation: horizontal_flip, vertical_flip, "
+                               "rotation_degrees=10.0, zoom=(0.9, 1.1)")
+    assert arl.samples_per_image == 60 and arl.masks == ()
+    attnmel = pipeline_for(get_model("vgg16"), build_toy_classifier((64, 64, 3)))
+    assert attnmel.description == ("JPEG decode, centre square of 0.8 x the shorter side, resize 73x73, crop 64x64, "
+                                   "rgb unit; augmentation: horizontal_flip, vertical_flip, rotate90")
+    sanet = pipeline_for(get_model("sanet"), build_toy_segmenter((32, 32, 3), classes=5))
+    assert sanet.masks == tuple(f"channel{index}" for index in range(5)) and sanet.mask_mode == "binary"
+    assert sanet.description.endswith("5 binary mask(s); superpixels precomputed offline, not included")
+
+
+@pytest.fixture(scope="module")
+def paper_pipelines():
+    """Each paper's pipeline for its first registered model (small), and that model's main output shape."""
+    pipelines = {}
+    for paper in zoo.PAPERS:
+        entry = list_models(paper=paper)[0]
+        model = entry.build(small=True)
+        main = model.output[entry.output] if isinstance(model.output, dict) else model.output
+        pipelines[paper] = pipeline_for(entry, model), tuple(model.inputs[0].shape), tuple(main.shape)
+        keras.backend.clear_session()
+    return pipelines
+
+
+@pytest.mark.parametrize("paper", list(zoo.PAPERS))
+def test_paper_pipelines_yield_model_batches(paper_pipelines, paper):
+    pipeline, input_shape, output_shape = paper_pipelines[paper]
+    entry = list_models(paper=paper)[0]
+    assert pipeline.spec == spec_for_model(entry.input_spec, input_shape[1:3])
+    assert pipeline.augment is entry.recipe.augmentation
     with tempfile.TemporaryDirectory() as folder:
-        records = benchmark.write_pipeline_records(Path(folder), recipe, 2, (24, 40))
-        images, targets = next(iter(benchmark.pipeline_dataset(recipe, records, (16, 16), 2)))
-    assert images.shape == (2, 16, 16, 3) and np.all(np.isfinite(images))
-    if paper == "apspnet":  # one class-index mask; the generated ellipses use classes 1 and 2
-        assert targets.shape == (2, 16, 16, 1) and set(np.unique(targets)) <= {0, 1, 2}
-    elif recipe.masks:
-        assert targets.shape == (2, 16, 16, len(recipe.masks))
+        records = benchmark.write_pipeline_records(Path(folder), pipeline, 2, (48, 80))
+        images, targets = next(iter(benchmark.pipeline_dataset(pipeline, records, 2)))
+    assert images.shape == (2, *input_shape[1:]) and np.all(np.isfinite(images))
+    if pipeline.mask_mode == "index":  # A-PSPNet: one class-index mask, classes from the softmax's channels
+        assert targets.shape == (2, *output_shape[1:3], 1)
+        assert set(np.unique(targets)) <= set(range(output_shape[-1])) and pipeline.classes == output_shape[-1]
+    elif pipeline.masks:  # a binary mask per channel of the sigmoid map
+        assert targets.shape == (2, *output_shape[1:])
+        assert set(np.unique(targets)) <= {0.0, 1.0}
     else:
         assert targets.shape == (2, 1)
 
