@@ -209,8 +209,9 @@ def evaluate_classifier(ctx: RowContext, trained: TrainResult, test: Sequence[Re
                            seed=args.seed, attention_outputs=False)
     scores = classification_scores([r.labels[LABEL] for r in test],
                                     predict_melanoma(trained.model, dataset))
-    monitor = next((key for key in trained.history if key.startswith("val_") and key.endswith(AUC_METRIC)),
-                   "loss")  # no validation set: the curves show the training loss
+    logged = [key for key, values in trained.history.items()  # Keras logs val_ columns as NA without them
+              if key.startswith("val_") and key.endswith(AUC_METRIC) and not np.isnan(values).all()]
+    monitor = logged[0] if logged else "loss"  # no validation set: the curves show the training loss
     return RowResult({"AP": scores["ap"], "AUC": scores["auc"]}, history=trained.history,
                      monitor=monitor, extra={"best_epoch": trained.best_epoch,
                                              "params": trained.model.count_params(),
