@@ -1,5 +1,7 @@
 """The builders' shared argument checks (zoo.common.validation), checkpoint loading
 (zoo.common.weights) and resizing (zoo.common.resizing), on tiny models."""
+import warnings
+
 import h5py
 import keras
 import numpy as np
@@ -167,6 +169,17 @@ def test_missing_or_mistyped_checkpoints_are_named(tiny):
                                          r"checkpoint of model 'tiny', got 7"):
         load_checkpoint(tiny, 7)
     load_checkpoint(tiny, None)  # nothing to load
+
+
+def test_maps_are_float32_outputs_under_mixed_precision(image):
+    from zoo.runtime import precision_policy
+
+    with warnings.catch_warnings(), precision_policy(True):
+        warnings.simplefilter("ignore", UserWarning)  # float16 is emulated on a CPU
+        model = _tiny(return_attention=True)
+    assert keras.backend.standardize_dtype(model(image)["b_map"].dtype) == "float32"
+    assert model.get_layer("b").compute_dtype == "float16" and model.get_layer("b_map_float32")
+    assert "b_map_float32" not in [layer.name for layer in _tiny(return_attention=True).layers]  # float32: as is
 
 
 # --------------------------------------------------------------------------- resizing

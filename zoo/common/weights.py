@@ -48,7 +48,9 @@ def assemble_model(inputs: Any, main_name: str, main: keras.KerasTensor,
         inputs: the model's input(s).
         main_name: the main output's key (``"mask"`` or ``"probabilities"``).
         main: the main output.
-        maps: the attention maps by name (``{}`` for models without attention).
+        maps: the attention maps by name (``{}`` for models without attention); a map
+            computed in another dtype (mixed precision) is output in float32, as the
+            main output (layer ``{name}_float32``).
         return_attention: output ``{main_name: main, **maps}`` instead of ``main``.
         weights: ``None`` or a checkpoint (:func:`load_checkpoint`), loaded in the
             layer order of the default outputs.
@@ -58,6 +60,8 @@ def assemble_model(inputs: Any, main_name: str, main: keras.KerasTensor,
         initialise: sets initial weights before the checkpoint is loaded (the
             encoder's pretrained weights, copied by layer name).
     """
+    maps = {key: _float32(tensor, f"{key}_float32") for key, tensor in maps.items()}
+
     def model_with(attention: bool) -> keras.Model:
         return keras.Model(inputs, {main_name: main, **maps} if attention else main, name=name)
 
@@ -110,6 +114,13 @@ def load_checkpoint(model: keras.Model, weights: Any, *, argument: str = "weight
     except Exception as error:  # what the comparison cannot see: re-raise with the file and model
         raise ValueError(f"{argument}={str(path)!r}: loading it into model {model.name!r} failed: "
                          f"{type(error).__name__}: {' '.join(str(error).split())[:400]}") from error
+
+
+def _float32(tensor: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    """``tensor`` itself if float32, else cast by a float32 linear activation ``name``."""
+    if keras.backend.standardize_dtype(tensor.dtype) == "float32":
+        return tensor
+    return keras.layers.Activation("linear", dtype="float32", name=name)(tensor)
 
 
 def _as_saved(model: keras.Model, path: Path, argument: str) -> keras.Model:
