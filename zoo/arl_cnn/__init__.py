@@ -28,7 +28,7 @@ for _depth, _resnet, _arl, _senet, _ran in (
     _test = {"input_shape": (32, 32, 3)}
     for _name, _builder, _attention in ((f"resnet{_depth}", _resnet, False),
                                         (f"arl_cnn{_depth}", _arl, True),
-                                        (f"senet{_depth}", _senet, False),
+                                        (f"senet{_depth}", _senet, True),
                                         (f"ran{_depth}", _ran, True)):
         _baseline = None if _name.startswith("resnet") else f"resnet{_depth}"
         _tags = {"large"} if _depth == 50 or _name == "ran14" else set()  # RAN-14: 441 layers
