@@ -11,7 +11,8 @@ parametrisation, so one entry's models are alive at a time):
 * ``classes`` changes the head: one *variant* per entry, built with another class
   count (3, or 4 where the default is 3) and, for entries with ``attention=True``,
   ``return_attention=True``: its main output has that many channels and its dict
-  holds the main output and at least one attention map;
+  holds the main output and at least one attention map (which the README's model
+  table names);
 * the ``.keras`` file loads in a fresh Python process (one for all the entries,
   :class:`tests.model_checks.FreshProcess`) with the same output names and values;
 * the SavedModel of :func:`zoo.export.export_saved_model` serves raw uint8 images (and
@@ -44,6 +45,8 @@ import tensorflow as tf
 import zoo
 from data_tools.preprocess import preprocess_images, preprocess_label_maps
 from tests.model_checks import FreshProcess, check_gradients, check_mixed_precision_dtypes, named_outputs
+from tests.test_registry import readme_rows
+from zoo.__main__ import describe_outputs
 from zoo.export import export_saved_model
 from zoo.predict import spec_for_model
 from zoo.runtime import precision_policy
@@ -201,6 +204,12 @@ def test_return_attention_gives_the_main_output_and_maps(entry, variant_outputs)
     assert maps, f"{entry.name}: return_attention=True gives no attention map"
     for map_name, value in maps.items():
         assert value.shape[0] == BATCH and np.all(np.isfinite(value)), f"{entry.name} {map_name}: {value.shape}"
+
+
+@every_entry([entry for entry in ENTRIES if entry.attention])
+def test_readme_names_the_attention_maps(entry, variant_outputs):
+    assert readme_rows()[entry.name]["outputs"] == describe_outputs(entry, list(variant_outputs)), (
+        "README.md's model table is out of date: python -m zoo list --format md")
 
 
 @every_entry()
