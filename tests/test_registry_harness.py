@@ -28,7 +28,8 @@ parametrisation, so one entry's models are alive at a time):
   (loss, loss weights, optimiser, random targets of its kinds).
 
 What 2 CPU cores cannot afford by default is left to ``-m slow``: the SavedModel
-export of the entries tagged ``"large"`` (tracing 200-500 layers: 30-80 s each) and
+export of the entries tagged ``"large"`` (tracing 200-500 layers: 30-80 s each), except
+those with extra inputs (SANet: the label-map signatures, cheap at its small size), and
 the XLA steps but one per recipe (:data:`XLA_BY_DEFAULT`).
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ import tensorflow as tf
 
 import zoo
 from data_tools.preprocess import preprocess_images, preprocess_label_maps
-from tests.model_checks import FreshProcess, check_gradients, check_mixed_precision_dtypes, named_outputs
+from tests.model_checks import (FreshProcess, check_gradients, check_mixed_precision_dtypes, float32_tail,
+                                named_outputs)
 from tests.test_registry import readme_rows
 from zoo.__main__ import describe_outputs
 from zoo.export import export_saved_model
@@ -139,15 +141,14 @@ def inputs(entry, model, spec, raw):
     return arrays[0] if len(arrays) == 1 else arrays
 
 
-def _main_channels(entry, model) -> int:
-    structure = model.output
-    main = structure[entry.output] if isinstance(structure, dict) else structure
-    return main.shape[-1]
+def _main_output(entry, model):
+    """The symbolic main output (``entry.output``) of ``model``."""
+    return model.output[entry.output] if isinstance(model.output, dict) else model.output
 
 
 @pytest.fixture(scope="module")
 def variant_kwargs(entry, model):
-    default = _main_channels(entry, model)
+    default = _main_output(entry, model).shape[-1]
     return {"classes": 3 if default != 3 else 4, **({"return_attention": True} if entry.attention else {})}
 
 
@@ -191,8 +192,7 @@ def test_every_trainable_weight_gets_a_finite_gradient(model, inputs):
 
 @every_entry()
 def test_classes_changes_the_head(entry, model, variant, variant_kwargs):
-    default = model.output[entry.output] if isinstance(model.output, dict) else model.output
-    changed = variant.output[entry.output] if isinstance(variant.output, dict) else variant.output
+    default, changed = _main_output(entry, model), _main_output(entry, variant)
     assert tuple(changed.shape) == (*default.shape[:-1], variant_kwargs["classes"]), (
         f"{entry.name}: classes={variant_kwargs['classes']} gives {changed.shape}, default {default.shape}")
 
@@ -227,7 +227,7 @@ def test_keras_file_loads_in_a_fresh_process(entry, model, inputs, fresh_process
                                    err_msg=f"{entry.name} {output_name}")
 
 
-@every_entry(slow=_large)
+@every_entry(slow=lambda entry: _large(entry) and not entry.extra_inputs)
 def test_saved_model_serves_like_predict(entry, model, spec, raw, inputs, tmp_path):
     path = export_saved_model(model, tmp_path / entry.name, input_spec=spec, accept_encoded=False)
     try:
@@ -287,3 +287,40 @@ def test_every_exported_builder_is_registered():
         f"{sorted(set(unregistered) - set(NON_REGISTERED_BUILDERS))}; register them (zoo.register_model) or "
         f"list them in NON_REGISTERED_BUILDERS with the reason")
     assert set(NON_REGISTERED_BUILDERS) <= exported, "NON_REGISTERED_BUILDERS names a builder zoo does not export"
+
+
+# --------------------------------------------------------------------------- the checks can fail
+
+
+@keras.saving.register_keras_serializable(package="harness_test")
+class _RegisteredHereOnly(keras.layers.Layer):
+    """Registered by this test module only, which the fresh process never imports."""
+
+    def call(self, inputs):
+        return inputs * 2.0
+
+
+def test_the_fresh_process_does_not_know_layers_registered_outside_zoo(fresh_process):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, _RegisteredHereOnly()(keras.layers.Dense(2, name="probabilities")(inputs)))
+    path = fresh_process.folder / "outside_zoo.keras"
+    model.save(path)
+    keras.models.load_model(path)  # loads here, where the layer is registered
+    with pytest.raises(AssertionError, match="loading .*outside_zoo.keras in a fresh process failed"):
+        fresh_process.outputs(path, np.ones((1, 4), np.float32))
+
+
+def test_a_float32_layer_inside_the_network_or_a_float16_output_is_caught():
+    with warnings.catch_warnings(), precision_policy(True):
+        warnings.simplefilter("ignore", UserWarning)
+        inputs = keras.Input((4,))
+        hidden = keras.layers.Dense(3, dtype="float32", name="hidden")(inputs)  # feeds a float16 layer
+        probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")
+        inner = keras.Model(inputs, probabilities(keras.layers.Dense(2, name="logits")(hidden)))
+        logits = keras.layers.Dense(2, name="logits")(inputs)
+        float16_map = keras.Model(inputs, {"probabilities": probabilities(logits), "map": logits})
+    assert float32_tail(inner) == {"probabilities"}
+    with pytest.raises(AssertionError, match=r"not in mixed_float16: \['hidden \(Dense, float32\)'\]"):
+        check_mixed_precision_dtypes(inner)
+    with pytest.raises(AssertionError, match="outputs not float32 under mixed_float16: .*'map': 'float16'"):
+        check_mixed_precision_dtypes(float16_map)
