@@ -44,9 +44,8 @@ from zoo.common.attention_gate import ATTENTION_ACTIVATIONS
 from zoo.common.blocks import UPSAMPLING_MODES, residual_block, segmentation_head
 from zoo.common.encoders import build_encoder
 from zoo.common.unet import build_unet_family, unet_decoder
-from zoo.common.validation import (check_bool, check_choice, check_classes, check_encoder_weights,
-                                   check_input_shape, check_return_attention)
-from zoo.common.weights import assemble_model, check_checkpoint
+from zoo.common.validation import check_bool, check_choice
+from zoo.common.weights import assemble_model, check_builder_arguments
 
 AERNET_INPUT = InputSpec(image_size=(256, 256), colour="lab", scale="unit")
 """The input AER-Net was trained on (section 3.1): 256x256 CIELAB, channels in [0, 1]."""
@@ -105,12 +104,9 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
         zoo.common.encoders.WeightsUnavailableError: ImageNet weights cannot be
             downloaded (the message suggests a local file).
     """
-    check_checkpoint(weights, name)
-    encoder_weights = check_encoder_weights(encoder_weights, name)
-    input_shape = check_input_shape(input_shape, name, multiple=AERNET_SIZE_MULTIPLE,
-                                    pretrained=encoder_weights is not None)
-    check_classes(classes)
-    check_return_attention(return_attention, name, available=True)
+    input_shape, encoder_weights = check_builder_arguments(
+        name, input_shape, classes, weights, encoder_weights, return_attention,
+        multiple=AERNET_SIZE_MULTIPLE, attention=True)
     check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
     check_choice("upsampling", upsampling, UPSAMPLING_MODES)
     check_choice("decoder", decoder, DECODERS)

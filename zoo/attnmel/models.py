@@ -47,9 +47,8 @@ from data_tools.preprocess import InputSpec
 from zoo.attnmel.layers import NORMALIZATIONS, AttnMelAttention
 from zoo.common.blocks import conv_bn_relu
 from zoo.common.encoders import build_encoder, imagenet_download
-from zoo.common.validation import (check_bool, check_choice, check_classes, check_encoder_weights,
-                                   check_input_shape, check_return_attention)
-from zoo.common.weights import assemble_model, check_checkpoint
+from zoo.common.validation import check_bool, check_choice
+from zoo.common.weights import assemble_model, check_builder_arguments
 
 ATTNMEL_INPUT = InputSpec(image_size=(224, 224), fit="crop", crop_fraction=0.8,
                           pre_crop_size=(256, 256))
@@ -120,12 +119,9 @@ def softmax_classifier(features, classes: int):
 def _start(name: str, input_shape, classes: int, weights: Weights, encoder_weights: Weights,
            return_attention: bool, *, attention: bool) -> tuple[keras.KerasTensor, str | None]:
     """The builders' common checks; returns the model input and the checked encoder weights."""
-    check_checkpoint(weights, name)
-    encoder_weights = check_encoder_weights(encoder_weights, name)
-    input_shape = check_input_shape(input_shape, name, multiple=VGG16_SIZE_MULTIPLE,
-                                    pretrained=encoder_weights is not None)
-    check_classes(classes)
-    check_return_attention(return_attention, name, available=attention)
+    input_shape, encoder_weights = check_builder_arguments(
+        name, input_shape, classes, weights, encoder_weights, return_attention,
+        multiple=VGG16_SIZE_MULTIPLE, attention=attention)
     return keras.Input(input_shape, name="image"), encoder_weights
 
 

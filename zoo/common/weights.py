@@ -33,6 +33,9 @@ import h5py
 import keras
 from keras.src.utils.naming import to_snake_case  # the names Keras' weights files use
 
+from zoo.common.validation import (check_classes, check_encoder_weights, check_input_shape,
+                                   check_return_attention)
+
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".weights.h5", ".keras")
 _KERAS_WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a .keras archive
 _KERAS_CONFIG_MEMBER = "config.json"
@@ -211,3 +214,17 @@ def _first_mismatch(model: keras.Model, stored: dict[str, list[tuple[int, ...]]]
     if extra:
         return f"the file has weights of {len(extra)} layers the model lacks, e.g. {extra[0]!r}"
     return None
+
+
+def check_builder_arguments(model: str, input_shape, classes, weights, encoder_weights, return_attention, *,
+                            multiple: int, attention: bool) -> tuple[tuple[int, int, int], str | None]:
+    """The checks every builder over a pretrained encoder starts with: the checkpoint,
+    the encoder weights, the input shape (sides divisible by ``multiple``; 3 channels
+    for pretrained weights), the classes and ``return_attention`` (allowed iff the model
+    has ``attention`` maps). Returns the checked input shape and encoder weights."""
+    check_checkpoint(weights, model)
+    encoder_weights = check_encoder_weights(encoder_weights, model)
+    input_shape = check_input_shape(input_shape, model, multiple=multiple, pretrained=encoder_weights is not None)
+    check_classes(classes)
+    check_return_attention(return_attention, model, available=attention)
+    return input_shape, encoder_weights

@@ -55,9 +55,8 @@ from zoo.common.dilated import build_dilated_model
 from zoo.common.encoders import build_encoder
 from zoo.common.resnet import RESNET_BACKBONES
 from zoo.common.unet import build_unet, unet_decoder
-from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
-                                   check_positive_int, check_return_attention)
-from zoo.common.weights import assemble_model, check_checkpoint
+from zoo.common.validation import check_choice, check_classes, check_positive_int
+from zoo.common.weights import assemble_model, check_builder_arguments, check_checkpoint
 
 SANET_INPUT = InputSpec(image_size=(256, 256), scale="unit")
 """RGB in [0, 1]; 256x256 (the paper gives no size; U-Nets need multiples of 32)."""
@@ -95,13 +94,8 @@ def _check_decoder(decoder_filters: Sequence[int]) -> tuple[int, ...]:
 def _check_common(name: str, input_shape, classes, weights, encoder_weights, return_attention, *,
                   attention: bool) -> tuple[tuple[int, int, int], str | None]:
     """The checks of the ResUNet-encoder builders; returns the input shape and encoder weights."""
-    check_checkpoint(weights, name)
-    encoder_weights = check_encoder_weights(encoder_weights, name)
-    input_shape = check_input_shape(input_shape, name, multiple=RESUNET_SIZE_MULTIPLE,
-                                    pretrained=encoder_weights is not None)
-    check_classes(classes)
-    check_return_attention(return_attention, name, available=attention)
-    return input_shape, encoder_weights
+    return check_builder_arguments(name, input_shape, classes, weights, encoder_weights, return_attention,
+                                   multiple=RESUNET_SIZE_MULTIPLE, attention=attention)
 
 
 def build_resunet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
