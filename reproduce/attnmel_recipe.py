@@ -12,7 +12,11 @@ The recipe (paper Sec. 3.1 and the authors' code, REFERENCE_NOTES):
   code does: :class:`zoo.optimizers.L2SGD`), lr x0.1 every 10 epochs, 50 epochs of
   batch 32, each epoch passing over the data 5x (ISIC 2016) or 2x (ISIC 2017);
 * best epoch by validation AUC, reported on the test set (scikit-learn AP and AUC,
-  footnote 1).
+  footnote 1);
+* ``--batch-norm`` (the code's VGG-16-BN): the input standardised with the training
+  images' channel statistics, as the code's ``transforms.Normalize`` does
+  (:func:`row_input_spec`, written to the row's ``input_spec.json`` for evaluation and
+  Table 3).
 
 It also holds what Tables 2 and 3 share on ISIC 2017: the data set
 (:data:`ISIC2017`), the ROI of each regularised row (eq. 5,
@@ -25,6 +29,7 @@ import argparse
 import dataclasses
 import functools
 import math
+from pathlib import Path
 from typing import Callable, Sequence
 
 import keras
@@ -36,6 +41,7 @@ from data_tools.isic import read_isic2017, write_isic2017_feature_masks
 from data_tools.pipeline import classification_dataset, oversample_positives
 from data_tools.preprocess import InputSpec
 from data_tools.records import Record
+from data_tools.statistics import standardised_spec
 from data_tools.synthetic import make_isic2017
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
@@ -81,7 +87,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VGG-16 weights: imagenet, none, or a keras.applications weights "
                              "file (default: %(default)s)")
     parser.add_argument("--batch-norm", action="store_true",
-                        help="VGG-16-BN backbone of the authors' code (no ImageNet weights)")
+                        help="VGG-16-BN backbone of the authors' code (no ImageNet weights), its input "
+                             "standardised with the training images' channel statistics")
     parser.add_argument("--learning-rate", type=float, default=ATTNMEL_RECIPE.learning_rate,
                         help="initial SGD learning rate (default: %(default)s)")
     parser.add_argument("--passes-per-epoch", type=int,
@@ -89,10 +96,60 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                              "5 for ISIC 2016, 2 for ISIC 2017)")
 
 
+BACKBONE_NOTE = ("VGG-16 with ImageNet weights, as the paper (the model rescales its [0, 1] input to the "
+                 "weights' Caffe statistics); --batch-norm trains the authors' VGG-16-BN from scratch on "
+                 "input standardised with the training images' channel statistics, written to each row's "
+                 "input_spec.json and used for its test set (the title then names it).")
+
+
+def backbone_variant(args: argparse.Namespace) -> str | None:
+    """The title's note when ``--batch-norm`` replaces the paper's ImageNet VGG-16."""
+    return "VGG-16-BN (authors' code), standardised input" if args.batch_norm else None
+
+
 def input_spec(args: argparse.Namespace) -> InputSpec:
     """:data:`ATTNMEL_INPUT` at the sizes of ``--image-size`` and ``--resize``."""
     side, resize = args.image_size, args.resize
     return dataclasses.replace(ATTNMEL_INPUT, image_size=(side, side), pre_crop_size=(resize, resize))
+
+
+INPUT_SPEC_FILE = "input_spec.json"
+"""The input a ``--batch-norm`` row was trained on (its channel statistics), in its folder."""
+
+
+def row_input_spec(args: argparse.Namespace, row_dir: Path, train: Sequence[Record] | None = None
+                   ) -> InputSpec:
+    """The row's input: :func:`input_spec`, with ``--batch-norm`` standardised by the
+    channel statistics of the training images (:mod:`data_tools.statistics`; each image
+    once, before the melanoma oversampling).
+
+    With ``train`` the statistics are computed and written to ``row_dir/input_spec.json``;
+    without, read from it (the test set's evaluation, Table 3's ``--trained``).
+
+    Raises:
+        FileNotFoundError: no ``input_spec.json`` in ``row_dir`` to read.
+        ValueError: the file is no InputSpec, or one of another input (other sizes).
+    """
+    spec = input_spec(args)
+    if not args.batch_norm:
+        return spec
+    path = Path(row_dir) / INPUT_SPEC_FILE
+    if train is not None:
+        spec = standardised_spec(train, spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(spec.to_json())
+        return spec
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: this --batch-norm row has no channel statistics; they are written "
+                                f"when it is trained (attnmel_table2.py --batch-norm --rows ...).")
+    try:
+        stored = InputSpec.from_json(path.read_text())
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: not an input description written by training: {error}") from None
+    if stored.scale != "standard" or dataclasses.replace(stored, scale="unit", mean=None, std=None) != spec:
+        raise ValueError(f"{path}: written for another input ({stored.to_json()}); this run's is "
+                         f"{spec.to_json()} with scale 'standard' (same --image-size and --resize).")
+    return stored
 
 
 def build_row_model(args: argparse.Namespace, builder: Callable[..., keras.Model]) -> keras.Model:
@@ -167,10 +224,10 @@ def train_classifier(ctx: RowContext, builder: Callable[..., keras.Model],
     """Trains one row's model with the recipe; returns the best epoch's model by the
     validation AUC, or, with no ``validation`` records, the final epoch's."""
     args = ctx.args
-    spec = input_spec(args)
     attention = builder is build_attnmel_cnn
     if roi is not None and not attention:
         raise ValueError(f"roi={roi!r}: only AttnMel-CNN has attention maps to regularise.")
+    spec = row_input_spec(args, ctx.out_dir, train)
     train = oversample_positives(train, LABEL, OVERSAMPLING)
     steps = max(1, math.ceil(args.passes_per_epoch * len(train) / args.batch_size))
     data = functools.partial(make_dataset, spec=spec, batch_size=args.batch_size, seed=args.seed,
@@ -205,7 +262,7 @@ def predict_melanoma(model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray
 def evaluate_classifier(ctx: RowContext, trained: TrainResult, test: Sequence[Record]) -> RowResult:
     """Test-set AP and AUC (scikit-learn, footnote 1) of the best epoch."""
     args = ctx.args
-    dataset = make_dataset(test, input_spec(args), batch_size=args.batch_size, training=False,
+    dataset = make_dataset(test, row_input_spec(args, ctx.out_dir), batch_size=args.batch_size, training=False,
                            seed=args.seed, attention_outputs=False)
     scores = classification_scores([r.labels[LABEL] for r in test],
                                     predict_melanoma(trained.model, dataset))

@@ -21,8 +21,9 @@ from typing import Sequence
 
 from data_tools.isic import read_isic2016_part3
 from data_tools.synthetic import make_isic2016
-from reproduce.attnmel_recipe import (AP_AUC, BUILDERS, SMOKE, add_recipe_arguments, evaluate_classifier,
-                                      split_validation, train_classifier)
+from reproduce.attnmel_recipe import (AP_AUC, BACKBONE_NOTE, BUILDERS, SMOKE, add_recipe_arguments,
+                                      backbone_variant, evaluate_classifier, split_validation,
+                                      train_classifier)
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, number_in_range, run_table
 
@@ -45,6 +46,7 @@ TABLE = PaperTable(
         "ISIC 2016 has no validation split: as the paper, all 900 training images train for 50 "
         "epochs and the final epoch is tested (--val-fraction F holds out F of them to pick the "
         "best epoch instead, as the authors' code; the title then names it).",
+        BACKBONE_NOTE,
     ],
 )
 
@@ -79,8 +81,9 @@ def main(argv: Sequence[str] | None = None):
 
 
 def hold_out_variant(args: argparse.Namespace) -> str | None:
-    """The title's note when a validation hold-out replaces the paper's protocol."""
-    return f"hold-out validation: {args.val_fraction:.0%} of the training images" if args.val_fraction else None
+    """The title's note when a validation hold-out or ``--batch-norm`` replaces the paper's protocol."""
+    hold_out = f"hold-out validation: {args.val_fraction:.0%} of the training images" if args.val_fraction else None
+    return "; ".join(v for v in (hold_out, backbone_variant(args)) if v) or None
 
 
 if __name__ == "__main__":

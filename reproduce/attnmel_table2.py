@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.attnmel_recipe import (AP_AUC, ISIC2017, SMOKE, add_recipe_arguments, evaluate_classifier,
-                                      read_isic2017_split, train_table2_row)
+from reproduce.attnmel_recipe import (AP_AUC, BACKBONE_NOTE, ISIC2017, SMOKE, add_recipe_arguments,
+                                      backbone_variant, evaluate_classifier, read_isic2017_split,
+                                      train_table2_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
 TABLE = PaperTable(
@@ -43,7 +44,7 @@ TABLE = PaperTable(
         PaperRow("AttnMel-CNN-Lesion", {"AP": 0.672, "AUC": 0.883}),
         PaperRow("AttnMel-CNN-Bkg", {"AP": 0.647, "AUC": 0.849}),
     ],
-    notes=["Rows 1-5 are quoted from the paper (other publications; no AP reported)."],
+    notes=["Rows 1-5 are quoted from the paper (other publications; no AP reported).", BACKBONE_NOTE],
 )
 
 
@@ -55,7 +56,7 @@ def run_row(ctx: RowContext) -> RowResult:
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=ISIC2017, argv=argv, add_arguments=add_recipe_arguments,
                      defaults={"epochs": 50, "batch_size": 32, "passes_per_epoch": 2},
-                     smoke_overrides=SMOKE)
+                     smoke_overrides=SMOKE, variant=backbone_variant)
 
 
 if __name__ == "__main__":

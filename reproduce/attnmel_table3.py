@@ -37,8 +37,9 @@ import numpy as np
 from data_tools.imageio import load_mask
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import restore_geometry
-from reproduce.attnmel_recipe import (BUILDERS, ISIC2017, REGULARISED_ROWS, SMOKE, add_recipe_arguments,
-                                      build_row_model, input_spec, read_isic2017_split, train_table2_row)
+from reproduce.attnmel_recipe import (BACKBONE_NOTE, BUILDERS, ISIC2017, REGULARISED_ROWS, SMOKE,
+                                      add_recipe_arguments, backbone_variant, build_row_model,
+                                      read_isic2017_split, row_input_spec, train_table2_row)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 from zoo.cam import class_activation_map, normalize_map, plot_class_activation_maps
 from zoo.metrics import mean_segmentation_scores
@@ -64,7 +65,8 @@ TABLE = PaperTable(
     ],
     notes=["Maps min-max normalised per image, mapped back to the original image (pixels outside "
            "AttnMel's centre crop count as not attended), thresholded at 0.5 and scored against the "
-           "full-size lesion masks (--score-region crop: on the 224x224 crop); CAM of the predicted class."],
+           "full-size lesion masks (--score-region crop: on the 224x224 crop); CAM of the predicted class.",
+           BACKBONE_NOTE],
 )
 
 
@@ -73,7 +75,7 @@ def trained_model(ctx: RowContext) -> keras.Model:
     name = ctx.row.name
     if ctx.args.trained is None:
         return train_table2_row(ctx, name).model
-    path = Path(ctx.args.trained) / "rows" / slug(name) / BEST_WEIGHTS_FILE
+    path = trained_row_dir(ctx) / BEST_WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"--trained: {path} does not exist; run attnmel_table2.py "
                                 f"--rows {name!r} first, or leave out --trained to train here.")
@@ -81,6 +83,11 @@ def trained_model(ctx: RowContext) -> keras.Model:
     model = build_row_model(ctx.args, builder)
     model.load_weights(path)
     return model
+
+
+def trained_row_dir(ctx: RowContext) -> Path:
+    """Where the row's Table 2 model was trained: ``--trained``'s row folder, or this one."""
+    return ctx.out_dir if ctx.args.trained is None else Path(ctx.args.trained) / "rows" / slug(ctx.row.name)
 
 
 def maps_of(model: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -118,7 +125,7 @@ def original_jaccard(maps: Sequence[np.ndarray], records: Sequence, spec) -> flo
 def run_row(ctx: RowContext) -> RowResult:
     model = trained_model(ctx)
     test = read_isic2017_split(ctx, "test")
-    spec = input_spec(ctx.args)
+    spec = row_input_spec(ctx.args, trained_row_dir(ctx))
     dataset = segmentation_dataset(test, spec, mask_names=("lesion",),
                                    batch_size=ctx.args.batch_size, training=False)
     masks, maps, figure_images = [], {}, []
@@ -126,7 +133,8 @@ def run_row(ctx: RowContext) -> RowResult:
         for column, batch_maps in maps_of(model, images).items():
             maps.setdefault(column, []).extend(batch_maps)
         masks.extend(lesions[..., 0])
-        figure_images.extend(images[: FIGURE_IMAGES - len(figure_images)])
+        shown = images[: FIGURE_IMAGES - len(figure_images)]
+        figure_images.extend(shown if spec.scale == "unit" else shown * np.array(spec.std) + np.array(spec.mean))
     if ctx.args.score_region == "original":
         values = {column: original_jaccard(column_maps, test, spec) for column, column_maps in maps.items()}
     else:
@@ -152,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=ISIC2017, argv=argv, add_arguments=add_arguments,
                      defaults={"epochs": 50, "batch_size": 32, "passes_per_epoch": 2},
-                     smoke_overrides=SMOKE)
+                     smoke_overrides=SMOKE, variant=backbone_variant)
 
 
 if __name__ == "__main__":

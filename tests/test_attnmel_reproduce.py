@@ -129,3 +129,58 @@ def test_table1_smoke_trains_on_all_training_images_and_tests_the_final_epoch(tm
     assert result.monitor == "loss" and 0.0 <= result.values["AUC"] <= 1.0
     assert result.extra["best_epoch"] == len(result.history["loss"]) - 1  # the final epoch
     assert "hold-out" not in (tmp_path / "table.md").read_text()
+
+
+def test_channel_statistics_by_hand(tmp_path):
+    """Two flat images: channel means and population standard deviations by hand."""
+    from PIL import Image
+
+    from data_tools.records import Record
+    from data_tools.statistics import channel_statistics, standardised_spec
+
+    records = []
+    for index, colour in enumerate(((51, 102, 153), (102, 153, 204))):  # 0.2 0.4 0.6 / 0.4 0.6 0.8
+        path = tmp_path / f"ISIC_{index:07d}.png"
+        Image.fromarray(np.full((16, 24, 3), colour, np.uint8)).save(path)
+        records.append(Record(path.stem, path))
+    spec = InputSpec(image_size=(8, 8))
+    mean, std = channel_statistics(records, spec, progress=False)
+    np.testing.assert_allclose(mean, (0.3, 0.5, 0.7), atol=1e-6)
+    np.testing.assert_allclose(std, (0.1, 0.1, 0.1), atol=1e-6)
+    standard = standardised_spec(records, spec, progress=False)
+    assert standard.scale == "standard" and standard.mean == pytest.approx(mean)
+    with pytest.raises(ValueError, match="constant over all 1 images"):
+        channel_statistics(records[:1], spec, progress=False)
+
+
+def test_batch_norm_rows_standardise_with_the_training_statistics(tmp_path):
+    """--batch-norm (the code's VGG-16-BN): the statistics of the training images are
+    written with the row, the test set is evaluated with them, and Table 3 reads them."""
+    from data_tools.statistics import channel_statistics
+
+    row = "VGG-16-GAP"
+    table2 = attnmel_table2.main(["--smoke", "--batch-norm", "--out", str(tmp_path / "t2"), "--rows", row])
+    assert 0.0 <= table2.results[row].values["AUC"] <= 1.0
+    assert "VGG-16-BN" in (tmp_path / "t2" / "table.md").read_text().splitlines()[0]
+    row_dir = tmp_path / "t2" / "rows" / "vgg-16-gap"
+    stored = InputSpec.from_json((row_dir / attnmel_recipe.INPUT_SPEC_FILE).read_text())
+    train = read_isic2017(tmp_path / "t2" / "synthetic_data", "train", parts=(1, 3))
+    expected = channel_statistics(train, attnmel_recipe.input_spec(argparse_namespace(batch_norm=True)),
+                                  progress=False)
+    assert stored.scale == "standard"
+    np.testing.assert_allclose((stored.mean, stored.std), expected, rtol=1e-6)
+    table3 = attnmel_table3.main(["--smoke", "--batch-norm", "--out", str(tmp_path / "t3"), "--rows", row,
+                                  "--trained", str(tmp_path / "t2")])
+    assert 0.0 <= table3.results[row].values["CAM"] <= 1.0
+    (row_dir / attnmel_recipe.INPUT_SPEC_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="no channel statistics"):
+        attnmel_table3.main(["--smoke", "--batch-norm", "--out", str(tmp_path / "t3b"), "--rows", row,
+                             "--trained", str(tmp_path / "t2")])
+
+
+def argparse_namespace(**overrides):
+    """The recipe's flags at the --smoke sizes."""
+    import argparse
+
+    return argparse.Namespace(**{"image_size": attnmel_recipe.SMOKE["image_size"],
+                                 "resize": attnmel_recipe.SMOKE["resize"], **overrides})

@@ -28,8 +28,8 @@ Paper versus the authors' code (SaoYan/IPMI2019-AttnMel); defaults follow the pa
 * backbone: the paper says VGG-16 pre-trained on ImageNet (``batch_norm=False``, the
   default, ``encoder_weights="imagenet"``); the code uses torchvision's VGG-16 with batch
   norm (``batch_norm=True``: conv-BN-ReLU; keras.applications has no ImageNet
-  weights for it, and the input is used as given, e.g. standardised with the
-  dataset's channel statistics as the code does);
+  weights for it; the input is used as given: the tables standardise it with the
+  training images' channel statistics as the code does, :mod:`data_tools.statistics`);
 * attention normalisation: sigmoid (eq. 2); ``normalization="softmax"`` is the
   code's alternative (:class:`zoo.attnmel.layers.AttnMelAttention`).
 
