@@ -109,6 +109,9 @@ LAYER_CASES: tuple[LayerCase, ...] = (
                 lambda kind=kind: AttentionNormalization(kind), _features(2, 6, 6, 8))
       for kind in ("spatial", "channel", "mixed")),
     LayerCase("scale_gate", ScaleGate, lambda: ScaleGate(alpha_initial=0.5), _pair((2, 6, 6, 8), (2, 6, 6, 8))),
+    *(LayerCase(f"scale_gate_{kind}", ScaleGate, lambda kind=kind: ScaleGate(alpha_initial=0.5, normalization=kind),
+                _pair((2, 6, 6, 8), (2, 6, 6, 8)))
+      for kind in ("spatial", "channel", "mixed")),
     *(LayerCase(f"attnmel_attention_{kind}", AttnMelAttention,
                 lambda kind=kind: AttnMelAttention(filters=8, normalization=kind),
                 _pair((2, 8, 8, 6), (2, 2, 2, 10)))

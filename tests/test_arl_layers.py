@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from skimage.transform import resize as skimage_resize
 
-from zoo.arl_cnn.layers import AttentionNormalization, ScaleGate
+from keras import ops
+
+from zoo.arl_cnn.layers import NORMALIZATIONS, AttentionNormalization, ScaleGate
 from zoo.arl_cnn.ran import attention_module
 from zoo.arl_cnn.se import SqueezeExcitation
 from zoo.arl_cnn.models import arl_merge
@@ -114,13 +116,161 @@ def test_arl_layers_reject_bad_arguments_by_name():
         AttentionNormalization("softmax")
     with pytest.raises(ValueError, match="same shape"):
         ScaleGate()([keras.Input((4, 4, 8)), keras.Input((4, 4, 4))])
+    with pytest.raises(ValueError, match="same shape"):
+        ScaleGate(normalization="spatial")([keras.Input((4, 4, 8)), keras.Input((4, 4, 4))])
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        ScaleGate(normalization="softmax")
 
 
 @pytest.mark.parametrize("layer", [AttentionNormalization("channel"), ScaleGate(0.25),
+                                   ScaleGate(0.25, normalization="mixed"),
                                    SqueezeExcitation(4)])
 def test_layer_config_round_trip(layer):
     clone = layer.__class__.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+# ---------------------------------------------------------------- ARL: one gate, same maths
+def reference_attention_term(features, x, alpha, normalization):
+    """alpha * N[F(x)] * x as the two layers computed it before the gate was fused (kept
+    here as the reference): the mask in separate full-size passes (max, exp, sum, divide;
+    the gradient also through the max), then alpha * mask * x."""
+    f = ops.cast(features, "float32")
+    if normalization == "spatial":
+        weights = ops.exp(f - ops.max(f, axis=(1, 2), keepdims=True))
+        mask = weights / ops.sum(weights, axis=(1, 2), keepdims=True)
+    elif normalization == "channel":
+        mask = ops.softmax(f, axis=-1)
+    else:
+        mask = ops.sigmoid(f)
+    return alpha * mask * x
+
+
+def output_and_gradients(function, features, x, alpha, seed=0):
+    """``function(features, x, alpha)`` and the gradients of ``sum(output * r)`` (r a fixed
+    random cotangent) with respect to ``features``, ``x`` and ``alpha``, on any backend."""
+    cotangent = np.random.default_rng(seed).normal(size=x.shape).astype("float32")
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        arguments = [tf.constant(features), tf.constant(x), tf.constant(alpha)]
+        with tf.GradientTape() as tape:
+            tape.watch(arguments)
+            output = function(*arguments)
+            loss = tf.reduce_sum(output * cotangent)
+        gradients = tape.gradient(loss, arguments)
+    elif backend == "jax":
+        import jax
+        output, pullback = jax.vjp(function, features, x, np.float32(alpha))
+        gradients = pullback(jax.numpy.asarray(cotangent))
+    else:
+        import torch
+        arguments = [torch.tensor(value, requires_grad=True) for value in (features, x, np.float32(alpha))]
+        output = function(*arguments)
+        gradients = torch.autograd.grad((output * torch.tensor(cotangent)).sum(), arguments)
+        output = output.detach()
+    return [np.asarray(keras.ops.convert_to_numpy(value)) for value in (output, *gradients)]
+
+
+def gate_function(gate):
+    """The gate as a function of its inputs and alpha (alpha passed as a value)."""
+    def call(features, x, alpha):
+        output, _ = gate.stateless_call([alpha], [], [features, x])
+        return output
+    return call
+
+
+def assert_close_to_1e5(got, expected, what):
+    for name, a, b in zip(("output", "d/dF", "d/dx", "d/dalpha"), got, expected):
+        scale = max(float(np.max(np.abs(b))), 1e-30)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * scale, err_msg=f"{what}: {name}")
+
+
+def arl_case(shape=(2, 5, 6, 8), seed=3):
+    rng = np.random.default_rng(seed)
+    features = rng.normal(0, 3, shape).astype("float32")  # a peaked spatial softmax
+    return features, rng.normal(0, 1, shape).astype("float32"), np.float32(0.7)
+
+
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_one_gate_equals_the_two_layer_form_in_outputs_and_gradients(normalization):
+    """ScaleGate(normalization=...) on [F(x), x] gives x + alpha * N[F(x)] * x: outputs and
+    gradients w.r.t. F(x), x and alpha equal the old layers' maths to 1e-5."""
+    features, x, alpha = arl_case()
+    gate = ScaleGate(0.001, normalization=normalization)
+    gate.build([features.shape, x.shape])
+    got = output_and_gradients(gate_function(gate), features, x, alpha)
+    expected = output_and_gradients(
+        lambda f, s, a: s + reference_attention_term(f, s, a, normalization), features, x, alpha)
+    assert_close_to_1e5(got, expected, normalization)
+
+
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_two_layer_form_keeps_its_outputs_and_gradients(normalization):
+    """AttentionNormalization + ScaleGate (models with their maps, old files) against the
+    reference: the same to 1e-5 (the max's gradient, exactly zero, is no longer computed)."""
+    features, x, alpha = arl_case(seed=4)
+    mask_layer, gate = AttentionNormalization(normalization), ScaleGate(0.001)
+    gate.build([x.shape, x.shape])
+
+    def two_layers(f, s, a):
+        return gate.stateless_call([a], [], [mask_layer(f), s])[0]
+
+    got = output_and_gradients(two_layers, features, x, alpha)
+    expected = output_and_gradients(lambda f, s, a: reference_attention_term(f, s, a, normalization),
+                                    features, x, alpha)
+    assert_close_to_1e5(got, expected, normalization)
+
+
+def test_one_gate_is_exact_for_large_features_and_a_single_position():
+    """No overflow where exp(F) would (F ~ 1e3), and a 1x1 map's spatial mask is 1."""
+    features, x, alpha = arl_case(shape=(1, 3, 3, 4))
+    gate = ScaleGate(0.5, normalization="spatial")
+    large = features * 300  # up to ~3e3: exp overflows float32 (and float64) without the shift
+    out = np.asarray(gate([large, x]))
+    shifted = np.exp(large.astype("float64") - large.max(axis=(1, 2), keepdims=True))
+    expected = x + 0.5 * shifted / shifted.sum(axis=(1, 2), keepdims=True) * x
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    single = np.full((2, 1, 1, 3), 5.0, "float32")
+    np.testing.assert_allclose(np.asarray(gate([single, single])), single * 1.5, rtol=1e-6)
+
+
+def test_one_gate_under_mixed_precision_computes_the_softmax_in_float32():
+    features, x, _ = arl_case()
+    reference = ScaleGate(0.25, normalization="spatial")
+    expected = np.asarray(reference([features, x]))
+    gate = ScaleGate(0.25, normalization="spatial", dtype="mixed_float16")
+    out = gate([features, x])
+    assert keras.backend.standardize_dtype(out.dtype) == "float16"
+    np.testing.assert_allclose(np.asarray(out, "float32"), expected, rtol=3e-3, atol=3e-3)
+
+
+def test_arl_block_without_maps_has_one_gate_layer_and_no_mask_layer():
+    """Without return_attention the block's attention term is one layer; with the maps it
+    keeps the mask layer, whose output is the map. Same weights, same outputs."""
+    inputs = keras.Input((4, 4, 8))
+    plain = keras.Model(inputs, bottleneck_block(inputs, 2, "blk", merge=arl_merge("spatial", 0.3)))
+    kinds = [type(layer).__name__ for layer in plain.layers]
+    assert "AttentionNormalization" not in kinds and kinds.count("ScaleGate") == 1
+    assert plain.get_layer("blk_scale_gate").normalization == "spatial"
+    with_maps = keras.Model(inputs, bottleneck_block(inputs, 2, "blk", merge=arl_merge("spatial", 0.3, maps=True)))
+    assert with_maps.get_layer("blk_scale_gate").normalization is None
+    assert isinstance(with_maps.get_layer("blk_attention_mask"), AttentionNormalization)
+    randomize(plain)
+    with_maps.set_weights(plain.get_weights())
+    x = RNG.normal(0, 1, (2, 4, 4, 8)).astype("float32")
+    np.testing.assert_allclose(np.asarray(plain(x, training=False)), np.asarray(with_maps(x, training=False)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_scale_gate_saved_before_the_fused_form_loads_as_the_two_layer_gate():
+    config = ScaleGate(0.25).get_config()
+    config.pop("normalization")  # as saved by the earlier ScaleGate
+    gate = ScaleGate.from_config(config)
+    assert gate.normalization is None
+    mask, x = np.full((1, 2, 2, 3), 0.5, "float32"), np.full((1, 2, 2, 3), 4.0, "float32")
+    np.testing.assert_allclose(np.asarray(gate([mask, x])), 0.25 * 0.5 * 4.0, rtol=1e-6)
 
 
 # ---------------------------------------------------------------- SE

@@ -6,8 +6,23 @@ An ARL block adds an attention term to the residual block (eq. 9):
 
 where F(x) is the residual branch, x the (possibly projected) shortcut, N one of
 three parameter-free normalisations (eq. 4-6) and alpha a learnable scalar, the
-"scale gate". :class:`AttentionNormalization` computes N[F(x)] and
-:class:`ScaleGate` computes alpha * N[F(x)] * x; the block adds the three terms.
+"scale gate". It is computed in one of two forms, with the same mathematics:
+
+* one layer (the models' default): ``ScaleGate(alpha, normalization=...)`` on
+  ``[F(x), x]`` returns the gated shortcut ``x + alpha * N[F(x)] * x``, and the
+  block adds F(x). The mask is never materialised: for the spatial softmax the
+  per-channel ``alpha / sum exp(F - max F)`` is one ``(B, 1, 1, C)`` scale applied
+  to ``exp(F - max F)``, and the max is a constant to the gradient (the softmax
+  does not depend on it, so its exact gradient through the max is zero; autodiff
+  would compute that zero in three more full-size passes). On a CPU this halves
+  the ARL block's cost over the residual block (``reproduce/benchmark.py``).
+* two layers (models built with ``return_attention=True``, whose maps are the
+  masks, and files saved before the one-layer form): :class:`AttentionNormalization`
+  computes N[F(x)] and ``ScaleGate(alpha)`` on ``[mask, x]`` computes
+  alpha * N[F(x)] * x; the block adds the three terms.
+
+Both forms have the same weight (``alpha`` of the ``{block}_scale_gate`` layer), so
+checkpoints load into either.
 """
 from __future__ import annotations
 
@@ -27,14 +42,39 @@ def normalize_attention(features, normalization: str):
     * ``"mixed"`` (eq. 6): element-wise sigmoid.
     """
     if normalization == "spatial":
-        shifted = features - ops.max(features, axis=(1, 2), keepdims=True)
-        weights = ops.exp(shifted)
-        return weights / ops.sum(weights, axis=(1, 2), keepdims=True)
+        weights, total = _spatial_exp(features)
+        return weights * (1.0 / total)
     if normalization == "channel":
         return ops.softmax(features, axis=-1)
     if normalization == "mixed":
         return ops.sigmoid(features)
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+
+
+def _spatial_exp(features):
+    """``exp(F - max F)`` over each channel's positions and its sum ``(B, 1, 1, C)``.
+
+    The max only keeps exp from overflowing: the softmax does not depend on it, so
+    its gradient through the max is exactly zero and is not computed.
+    """
+    peak = ops.stop_gradient(ops.max(features, axis=(1, 2), keepdims=True))
+    weights = ops.exp(features - peak)
+    return weights, ops.sum(weights, axis=(1, 2), keepdims=True)
+
+
+def attention_gain(features, alpha, normalization: str):
+    """``alpha * N[F]`` for a float32 map F: the spatial softmax with alpha and the
+    per-channel 1 / sum folded into one ``(B, 1, 1, C)`` scale, so that the full-size
+    map is touched once (``exp(F - max F) * scale``)."""
+    if normalization == "spatial":
+        weights, total = _spatial_exp(features)
+        return weights * (alpha / total)
+    return alpha * normalize_attention(features, normalization)
+
+
+def _check_normalization(normalization: str) -> None:
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -52,9 +92,7 @@ class AttentionNormalization(keras.layers.Layer):
 
     def __init__(self, normalization: str = "spatial", **kwargs):
         super().__init__(**kwargs)
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, "
-                             f"got {normalization!r}")
+        _check_normalization(normalization)
         self.normalization = normalization
 
     def build(self, input_shape):
@@ -73,35 +111,56 @@ class AttentionNormalization(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class ScaleGate(keras.layers.Layer):
-    """Attention feature map alpha * mask * x of eq. 8-9, alpha a learnable scalar.
+    """The scale gate of eq. 8-9, alpha a learnable scalar, in one of two forms.
 
-    Inputs ``[mask, x]`` of equal shape. The paper initialises alpha to 0.001 in
-    every ARL block when fine-tuning ARL-CNN50 (Sec. IV-B); it gives no value for
-    training from scratch. With alpha = 0 the ARL block is exactly a residual block.
+    * ``normalization=None`` (the two-layer form): inputs ``[mask, x]`` of equal
+      shape, the mask from :class:`AttentionNormalization`; returns the attention
+      feature map ``alpha * mask * x``.
+    * ``normalization`` one of ``"spatial"``, ``"channel"``, ``"mixed"`` (the
+      one-layer form): inputs ``[F(x), x]`` of equal shape; returns the gated
+      shortcut ``x + alpha * N[F(x)] * x`` (eq. 9 less F(x)), with N computed in
+      float32 and folded with alpha into one gain (:func:`attention_gain`).
+
+    The paper initialises alpha to 0.001 in every ARL block when fine-tuning
+    ARL-CNN50 (Sec. IV-B); it gives no value for training from scratch. With
+    alpha = 0 the ARL block is exactly a residual block.
 
     Args:
         alpha_initial: initial value of alpha.
+        normalization: ``None`` or the mask normalisation of the one-layer form.
+            Files saved before it existed have none and load as the two-layer form.
     """
 
-    def __init__(self, alpha_initial: float = 0.001, **kwargs):
+    def __init__(self, alpha_initial: float = 0.001, normalization: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        if normalization is not None:
+            _check_normalization(normalization)
         self.alpha_initial = float(alpha_initial)
+        self.normalization = normalization
 
     def build(self, input_shape):
-        mask_shape, x_shape = (tuple(shape) for shape in input_shape)
-        if mask_shape[1:] != x_shape[1:]:
-            raise ValueError(f"{self.name}: the attention mask {mask_shape} and the "
+        first_shape, x_shape = (tuple(shape) for shape in input_shape)
+        if first_shape[1:] != x_shape[1:]:
+            first = "attention mask" if self.normalization is None else "residual branch"
+            raise ValueError(f"{self.name}: the {first} {first_shape} and the "
                              f"gated input {x_shape} must have the same shape")
         self.alpha = self.add_weight(
             shape=(), name="alpha",
             initializer=keras.initializers.Constant(self.alpha_initial))
 
     def call(self, inputs):
-        mask, x = inputs
-        return ops.cast(self.alpha, self.compute_dtype) * mask * x
+        first, x = inputs
+        if self.normalization is None:
+            return ops.cast(self.alpha, self.compute_dtype) * first * x
+        gain = attention_gain(ops.cast(first, "float32"), ops.cast(self.alpha, "float32"),
+                              self.normalization)
+        # x * (1 + gain) rather than x + x * gain: one full-size op fewer in the
+        # gradient, and no less precise (the block adds the term to x + F(x) anyway).
+        return x * ops.cast(1.0 + gain, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[1])
 
     def get_config(self):
-        return {**super().get_config(), "alpha_initial": self.alpha_initial}
+        return {**super().get_config(), "alpha_initial": self.alpha_initial,
+                "normalization": self.normalization}

@@ -73,17 +73,24 @@ RAN_MAPS = "_mask_sigmoid"     # every attention module's soft mask M (Wang et a
 Weights = str | os.PathLike | None
 
 
-def arl_merge(attention: str = "spatial", alpha_initial: float = FINE_TUNING_ALPHA
-              ) -> MergeHook:
-    """ARL block merge (eq. 9): [x, F(x), alpha * N[F(x)] * x].
+def arl_merge(attention: str = "spatial", alpha_initial: float = FINE_TUNING_ALPHA,
+              maps: bool = False) -> MergeHook:
+    """ARL block merge (eq. 9), y = x + F(x) + alpha * N[F(x)] * x.
 
-    The mask layer is ``{block}_attention_mask`` and the scale gate
-    ``{block}_scale_gate`` (weight ``alpha``).
+    ``maps=False``: [F(x), x + alpha * N[F(x)] * x], the second from one layer,
+    ``{block}_scale_gate`` (weight ``alpha``; the mask is never materialised, see
+    :mod:`zoo.arl_cnn.layers`). ``maps=True`` (models that return their masks):
+    [x, F(x), alpha * N[F(x)] * x] with the mask layer ``{block}_attention_mask`` and
+    the scale gate ``{block}_scale_gate``. Both have the same weights.
     """
     if attention not in ATTENTION_TYPES:
         raise ValueError(f"attention must be one of {ATTENTION_TYPES}, got {attention!r}")
 
     def merge(residual, shortcut, name):
+        if not maps:
+            gated = ScaleGate(alpha_initial, normalization=attention,
+                              name=f"{name}_scale_gate")([residual, shortcut])
+            return [gated, residual]
         mask = AttentionNormalization(attention, name=f"{name}_attention_mask")(residual)
         gated = ScaleGate(alpha_initial, name=f"{name}_scale_gate")([mask, shortcut])
         return [shortcut, residual, gated]
@@ -154,7 +161,7 @@ def build_arl_cnn14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: 
     """
     return build_resnet(RESNET14_BLOCKS, "arl_cnn14", input_shape, classes, weights,
                         encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial))
+                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial, return_attention))
 
 
 def build_arl_cnn50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
@@ -169,7 +176,7 @@ def build_arl_cnn50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: 
     """
     return build_resnet(RESNET50_BLOCKS, "arl_cnn50", input_shape, classes, weights,
                         encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial))
+                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial, return_attention))
 
 
 SENET14_RATIO = 4
