@@ -169,3 +169,28 @@ def test_input_spec_must_match_the_model(tmp_path):
         export_saved_model(_one_output_model(), tmp_path / "m", input_spec=InputSpec((16, 16)), output_names=["a", "b"])
     with pytest.raises(FileNotFoundError, match="no input spec"):
         load_input_spec(tmp_path)
+
+
+def test_cli_attention_export_loads_a_default_checkpoint_layer_by_layer(tmp_path, capsys):
+    """``--attention`` builds DANet with its maps as outputs, whose layers Keras orders
+    otherwise (the position and channel branches swap): the default model's checkpoint
+    must still go into the same layers, so the served mask is the default model's."""
+    from tests.test_predict import _distinct_checkpoint
+    from zoo.export import main
+    from zoo.predict import load_predictor
+
+    weights = tmp_path / "danet.weights.h5"
+    default = _distinct_checkpoint("danet", weights)
+    assert main(["--model", "danet", "--small", "--weights", str(weights), "--out", str(tmp_path / "served"),
+                 "--attention"]) == 0
+    served = load_predictor("danet", saved_model=tmp_path / "served")
+    assert set(served.attention) == {"position_attention", "channel_attention"}
+    images = [_images((50, 70, 3), seed=4)]
+    expected = load_predictor("danet", keras_model=default).predict(images)[0]["mask"]
+    assert np.std(expected) > 1e-3
+    np.testing.assert_allclose(served.predict(images)[0]["mask"], expected, rtol=0, atol=1e-5)
+
+    assert main(["--model", "unet", "--small", "--weights", str(weights), "--out", str(tmp_path / "x")]) == 1
+    error = capsys.readouterr().err
+    assert f"zoo.export: error: {weights}: this checkpoint does not match model 'unet' built with {{'small': True}}" \
+        in error

@@ -1,6 +1,7 @@
 """zoo.predict: registered models on raw images of any size, written as ISIC
 submissions that zoo.evaluate (and the independent scorer of test_evaluate) reads."""
 import csv
+import re
 
 import cv2
 import numpy as np
@@ -78,14 +79,63 @@ def test_a_checkpoint_of_another_model_names_the_file_and_the_model(tmp_path, un
     with pytest.raises(CheckpointMismatchError) as caught:
         load_predictor("unet", weights=weights, small=True)
     message = str(caught.value)
-    assert str(weights) in message and "'unet'" in message and "could not be loaded" in message
+    assert message.startswith(f"{weights}: this checkpoint does not match model 'unet' built with {{'small': True}}")
+    assert re.search(r"\(122,829 parameters\): layer '\w+' \(Conv2D\) has weights of shapes \[.*\], "
+                     r"the file's are", message)
     other = tmp_path / "unet3.weights.h5"
     zoo.get_model("unet").build(small=True, classes=3).save_weights(other)
-    with pytest.raises(CheckpointMismatchError, match=r"head_conv.*\(1, 1, 4, 1\), the file's \(1, 1, 4, 3\)"):
+    with pytest.raises(CheckpointMismatchError, match=r"head_conv.*\(1, 1, 4, 1\)\], the file's are .*\(1, 1, 4, 3\)"):
         load_predictor("unet", weights=other, small=True)
     load_predictor("unet", weights=other, small=True, builder_args={"classes": 3})  # built as trained: loads
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_predictor("unet", weights=tmp_path / "missing.weights.h5", small=True)
+    not_keras = tmp_path / "noise.weights.h5"
+    not_keras.write_bytes(b"not hdf5")
+    with pytest.raises(CheckpointMismatchError, match=r"noise.weights.h5: this checkpoint does not match .*: it is"):
+        load_predictor("unet", weights=not_keras, small=True)
+    with pytest.raises(ValueError, match=r"unexpected keyword argument 'clases'"):
+        load_predictor("unet", weights=other, small=True, builder_args={"clases": 3})
+
+
+def _distinct_checkpoint(name, path):
+    """``name``'s default small model with every weight moved off its initial value
+    (so that two layers of the same shape differ), saved to ``path`` and loaded back
+    into it (Keras' own loading, into the layout it was saved from)."""
+    model = zoo.get_model(name).build(small=True)
+    rng = np.random.default_rng(7)
+    for variable in model.weights:
+        value = np.asarray(variable) + rng.normal(0, 0.2, variable.shape)
+        if "variance" in variable.path:
+            value = np.abs(value) + 0.5
+        variable.assign(value.astype(variable.dtype))
+    model.save_weights(path)
+    model.load_weights(path)  # layers that derive state from their variables when loaded (Normalization)
+    return model
+
+
+# the registered models whose weighted layers change places in model.layers when the maps
+# are outputs (DANet's position and channel attention branches swap; A-PSPNet's, ARL's,
+# RAN's, the U-Nets' layers keep their Keras weight-file keys)
+@pytest.mark.parametrize("name", ["danet", "sanet_danet"])
+def test_a_default_checkpoint_loads_into_the_attention_model_layer_by_layer(tmp_path, name):
+    """--overlays builds the model with its attention maps as outputs: the checkpoint of the
+    default model must still go into the same layers (it would not with model.load_weights)."""
+    from zoo.common.weights import layer_keys
+
+    weights = tmp_path / f"{name}.weights.h5"
+    default = _distinct_checkpoint(name, weights)
+    with_maps = zoo.get_model(name).build(small=True, return_attention=True)
+    moved = [key for (key, a), (_, b) in zip(layer_keys(default), layer_keys(with_maps))
+             if a.weights and a.name != b.name]
+    assert moved, f"{name}'s layer order no longer changes with its outputs: pick another model for this test"
+
+    predictor = load_predictor(name, weights=weights, small=True, attention=True)
+    assert predictor.attention  # the maps are outputs
+    images = [np.random.default_rng(3).integers(0, 256, (50, 70, 3), dtype=np.uint8)]
+    got = predictor.predict(images)[0][predictor.main]
+    expected = load_predictor(name, keras_model=default).predict(images)[0][predictor.main]
+    assert np.std(expected) > 1e-3  # not saturated: a wrong layer would show
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
 def test_unreadable_images_stop_the_run_or_are_skipped_and_listed(tmp_path, isic2018, unet):

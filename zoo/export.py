@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import json
     import sys
 
-    from zoo.predict import _attention_kwargs, load_checkpoint, spec_for_model
+    from zoo.predict import build_from_checkpoint, spec_for_model
     from zoo.registry import get_model
 
     parser = argparse.ArgumentParser(prog="python -m zoo.export", description="Export a trained zoo model.")
@@ -416,10 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         entry = get_model(args.model)
-        kwargs = {**args.builder_args, **(_attention_kwargs(entry) if args.attention else {})}
-        model = entry.build(small=args.small, **kwargs)
-        load_checkpoint(model, args.weights, entry.name, {**({"small": True} if args.small else {}), **args.builder_args})
-        spec = spec_for_model(entry.input_spec, model.inputs[0].shape[1:3])
+        # the builder loads the checkpoint in the default model's layer order (zoo.predict.build_from_checkpoint)
+        model = build_from_checkpoint(entry, args.weights, small=args.small, builder_args=args.builder_args,
+                                      attention=args.attention)
+        image_index, _ = _split_inputs(model, None)  # SANet: the image is one of two inputs
+        spec = spec_for_model(entry.input_spec, model.inputs[image_index].shape[1:3])
         if not args.litert:
             print(f"wrote SavedModel {export_saved_model(model, args.out, input_spec=spec)}")
             return 0

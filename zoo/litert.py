@@ -329,9 +329,9 @@ def measure_model(entry, out_dir: Path, count: int = 8, modes: Sequence[str | No
     against the labels (classifiers, last column), Keras and LiteRT."""
     from sklearn.metrics import roc_auc_score
 
-    from zoo.predict import _attention_kwargs, compute_superpixels, spec_for_model
+    from zoo.predict import attention_kwargs, compute_superpixels, spec_for_model
 
-    model = entry.build(small=True, **_attention_kwargs(entry))
+    model = entry.build(small=True, **attention_kwargs(entry))
     spec = spec_for_model(entry.input_spec, model.inputs[0].shape[1:3])
     images, masks, labels = _synthetic_set(count)
     serve, label_map = serving_function(model, spec)

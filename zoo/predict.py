@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import inspect
 import json
 import re
 import sys
@@ -171,58 +170,59 @@ def compute_superpixels(image: np.ndarray, max_segments: int, n_segments: int | 
     return tf.cast(resized, tf.int32).numpy()[..., 0]
 
 
-def _attention_kwargs(entry: ModelEntry) -> dict[str, bool]:
-    """The builder argument that makes it return its attention maps (H1 unifies the name)."""
-    if not entry.attention:
-        return {}
-    parameters = inspect.signature(entry.builder).parameters
-    for name in ("return_attention", "return_attention_maps"):
-        if name in parameters:
-            return {name: True}
-    return {}
+def attention_kwargs(entry: ModelEntry) -> dict[str, bool]:
+    """The builder argument that makes ``entry``'s model also return its attention maps
+    (``{}`` for a model without them)."""
+    return {"return_attention": True} if entry.attention else {}
 
 
-def load_checkpoint(model: keras.Model, path: str | Path, model_name: str, built_with: Mapping[str, Any]) -> None:
-    """``model.load_weights(path)`` with one clear error for a checkpoint that does not fit."""
-    path = Path(path)
+def build_from_checkpoint(entry: ModelEntry, weights: str | Path, *, small: bool = False,
+                          builder_args: Mapping[str, Any] | None = None, attention: bool = False) -> keras.Model:
+    """``entry``'s model built with ``builder_args`` (and ``small``), the checkpoint
+    ``weights`` loaded by the builder; ``attention``: also outputting its attention maps.
+
+    The builder loads the checkpoint (:func:`zoo.common.weights.assemble_model`) in the
+    layer order of the model's default outputs, which is what training saved, whatever
+    outputs were asked for. Loading it into the attention model afterwards
+    (``model.load_weights``) would not do: Keras stores a file's variables by the order
+    of ``model.layers``, which depends on the outputs (DANet's position and channel
+    branches swap), and the weights would go into the wrong layers without an error.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointMismatchError: not a Keras checkpoint, or one of another model or of
+            this model built with other arguments (names the file, the model and what it
+            was built with).
+        ValueError: builder arguments the builder does not take.
+    """
+    path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found.")
-    if not path.name.endswith((".weights.h5", ".keras")):
-        raise ValueError(f"{path}: a checkpoint must be a Keras .weights.h5 or .keras file.")
-    def mismatch(detail: str) -> CheckpointMismatchError:
-        return CheckpointMismatchError(
-            f"{path}: this checkpoint does not match model {model_name!r} built with {dict(built_with) or 'its defaults'} "
-            f"({model.count_params():,} parameters): {detail}. Build the model the checkpoint "
-            f"was trained as (--small, --builder-args '{{\"classes\": ...}}', or --model of the right name).")
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.load_weights(path)
-        except (ValueError, OSError, KeyError, TypeError) as error:
-            raise mismatch(_condense_keras_error(error)) from None
-    # Keras only warns when parts of the file have no counterpart (layers keep their initial weights)
-    partial = [str(w.message) for w in caught if re.search(r"Skipping|could not be loaded|freshly-initialized",
-                                                           str(w.message))]
-    if partial:
-        raise mismatch(" ".join(partial[0].split())[:300])
-
-
-def _condense_keras_error(error: Exception) -> str:
-    text = " ".join(str(error).split())
-    total = re.search(r"A total of (\d+) objects could not be loaded", text)
-    layer = re.search(r"<(\w+) name=([^,>]+)", text)
-    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
-    if total and layer:
-        what = f"{total.group(1)} layer(s) could not be loaded, e.g. {layer.group(1)} {layer.group(2)!r}"
-        if shapes:
-            what += f" (the model's weight has shape {shapes.group(1)}, the file's {shapes.group(2)})"
-        elif "expected" in text:
-            detail = re.search(r"expected (\d+) variables, but received (\d+)", text)
-            if detail:
-                what += f" (the model's layer has {detail.group(1)} weights, the file's {detail.group(2)})"
-        return what
-    return text[:300]
+    args = dict(builder_args or {})
+    clashing = sorted(set(args) & {"weights", "small", "return_attention"})
+    if clashing:
+        raise ValueError(f"builder arguments {clashing} are set by the command (the checkpoint is --weights, "
+                         "--small the test configuration, --overlays/--attention the attention outputs).")
+    built_with = {**({"small": True} if small else {}), **args}
+    try:
+        return entry.build(small=small, weights=path, **args, **(attention_kwargs(entry) if attention else {}))
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        raise ValueError(f"model {entry.name!r}: {error} (builder arguments {args}; the builder is "
+                         f"{entry.builder_name})") from None
+    except ValueError as error:
+        text = " ".join(str(error).split())
+        if not text.startswith(f"weights={str(path)!r}"):
+            raise  # another builder argument's error
+        found = re.search(r"\(([\d,]+) parameters\): (.*?)\. Build the model", text)
+        rest = text.removeprefix(f"weights={str(path)!r}").strip(" :")
+        detail = (found.group(2), f" ({found.group(1)} parameters)") if found else (
+            "it " + rest if rest.startswith("is ") else rest, "")
+        raise CheckpointMismatchError(
+            f"{path}: this checkpoint does not match model {entry.name!r} built with {built_with or 'its defaults'}"
+            f"{detail[1]}: {detail[0]}. Build the model the checkpoint was trained as (--small, "
+            f"--builder-args '{{\"classes\": ...}}', or --model of the right name).") from None
 
 
 def _named_outputs(model: keras.Model, outputs: Any) -> dict[str, Any]:
@@ -258,11 +258,9 @@ def load_predictor(
         raise ValueError("load_predictor: pass exactly one of weights, saved_model or keras_model.")
     if saved_model is not None:
         return _saved_model_predictor(entry, Path(saved_model), input_spec, max_segments)
-    built_with = dict(builder_args or {})
     if keras_model is None:
-        kwargs = {**built_with, **(_attention_kwargs(entry) if attention else {})}
-        keras_model = entry.build(small=small, **kwargs)
-        load_checkpoint(keras_model, weights, entry.name, {**({"small": True} if small else {}), **built_with})
+        keras_model = build_from_checkpoint(entry, weights, small=small, builder_args=builder_args,
+                                            attention=attention)
         source = str(weights)
     else:
         source = f"model {keras_model.name!r} in memory"
