@@ -30,11 +30,12 @@ def isic2018(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unet(tmp_path_factory):
-    """attention_unet (small), its checkpoint; outputs the mask and four attention maps."""
-    model = zoo.get_model("attention_unet").build(small=True, return_attention=True)
+    """attention_unet (small): its checkpoint (of the default model, as training saves it)
+    and the model built from it with its outputs: the mask and four attention maps."""
+    entry = zoo.get_model("attention_unet")
     path = tmp_path_factory.mktemp("ckpt") / "attention_unet.weights.h5"
-    model.save_weights(path)
-    return model, path
+    entry.build(small=True).save_weights(path)
+    return entry.build(small=True, weights=path, return_attention=True), path
 
 
 def test_task1_masks_are_the_models_own_preprocessing_at_the_original_size(tmp_path, isic2018, unet):
@@ -226,6 +227,43 @@ def test_isic2017_part3_from_a_melanoma_and_a_keratosis_model(tmp_path, isic2018
         handle.writelines(f"{i},{k % 2},{(k // 2) % 2}\n" for k, i in enumerate(ids))
     result = evaluate("isic2017-part3", tmp_path / "truth.csv", tmp_path / "out" / "predictions.csv")
     assert 0.0 <= result.score <= 1.0
+
+
+def test_isic2016_and_isic2017_test_layouts_are_predicted_and_scored(tmp_path, unet):
+    """The official test folders (2017's holds superpixel PNGs and a metadata CSV beside
+    the images) give one file per ground-truth file, under its name, that zoo.evaluate scores."""
+    from data_tools.layouts import ISIC2016_LAYOUT, ISIC2017_LAYOUT
+    from data_tools.synthetic import make_isic2016, make_isic2017
+
+    _, weights = unet
+    segmenter = load_predictor("attention_unet", weights=weights, small=True)
+    isic2016 = make_isic2016(tmp_path / "2016", n_train=0, n_test=4, image_size=(40, 56), vary_size=True)
+    isic2017 = make_isic2017(tmp_path / "2017", n_train=0, n_val=0, n_test=3, image_size=(40, 56), vary_size=True)
+    for format, root, layout, images in (("isic2016-part1", isic2016, ISIC2016_LAYOUT["test"], "part1_images"),
+                                         ("isic2017-part1", isic2017, ISIC2017_LAYOUT["test"], "images")):
+        truth = root / layout["part1"]
+        summary = predict_images(segmenter, root / layout[images], tmp_path / format, format=format)
+        assert sorted(p.name for p in summary.files) == sorted(p.name for p in truth.iterdir())
+        for path in summary.files:
+            assert Image.open(path).size == Image.open(truth / path.name).size  # the original size
+        assert 0.0 <= evaluate(format, truth, tmp_path / format).score <= 1.0
+
+    weights = tmp_path / "resnet14.weights.h5"
+    zoo.get_model("resnet14").build(small=True).save_weights(weights)
+    classifier = load_predictor("resnet14", weights=weights, small=True)
+    layout = ISIC2016_LAYOUT["test"]
+    predict_images(classifier, isic2016 / layout["part3_images"], tmp_path / "part3", format="isic2016-part3")
+    with (tmp_path / "part3" / "predictions.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 4 and all(len(row) == 2 and row[0].startswith("ISIC_") for row in rows)  # no header
+    result = evaluate("isic2016-part3", isic2016 / layout["part3"], tmp_path / "part3" / "predictions.csv")
+    assert result.primary == ("melanoma", "average_precision") and 0.0 <= result.score <= 1.0
+    predict_images(classifier, isic2016 / layout["part3_images"], tmp_path / "csv", format="csv",
+                   class_names=["benign", "melanoma"])
+    with (tmp_path / "csv" / "predictions.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["image_id", "benign", "melanoma"] and len(rows) == 5
+    np.testing.assert_allclose([float(a) + float(b) for _, a, b in rows[1:]], 1.0, atol=1e-5)  # a softmax
 
 
 def test_cli_predicts_and_reports_bad_names_and_formats(tmp_path, isic2018, unet, capsys):
