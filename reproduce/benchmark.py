@@ -3,6 +3,7 @@
     python reproduce/benchmark.py [--size small|paper] [--models NAME ...] [--papers PAPER ...]
                                   [--batch-sizes 1 32] [--xla both|on|off]
                                   [--precision float32|mixed|both] [--out results/benchmark]
+                                  [--backend tensorflow jax torch] [--no-pipelines]
 
 For every registered model (:func:`zoo.list_models`, randomly initialised: ``--size
 paper`` is ``entry.build()``, ``--size small`` ``entry.build(small=True)``), every
@@ -51,6 +52,23 @@ the XLA / no-XLA ratio) into ``--out``. ``--size small`` runs the registry's sma
 configurations (32-64 pixels) with batch 2 and 3 timed steps: seconds per model on a CPU.
 On CPU, XLA is known to be slower for some models (depthwise convolutions: an
 EfficientNet U-Net step 8x slower, see :mod:`zoo.runtime`).
+
+**Backends.** Keras picks its backend when it is imported, so ``--backend tensorflow jax
+torch`` runs the benchmark once per backend, each in a subprocess with ``KERAS_BACKEND``
+set and the same other arguments, into ``--out``/<backend>/, and writes
+``backends.{md,json}``: training images/s per model side by side (TensorFlow with XLA
+off and on, JAX jit-compiled, PyTorch eager), with "not installed" for a backend
+whose package is missing and "failed" (and why) for a run that failed. Without
+``--backend`` the benchmark runs in this process on the current backend. On JAX the
+training step is always jit-compiled (``--xla`` is ignored, the rows say XLA on), on
+PyTorch it is eager; inference there is ``model.predict_on_batch``. The custom-layer
+XLA checks are TensorFlow's and run only there; the input pipelines (tf.data, the same
+for every backend) only on TensorFlow too.
+
+**Attention cost goals.** :data:`reproduce.benchmark_report.ATTENTION_GOALS` holds the
+step-time ratios an attention model must keep to its baseline (issue 18: ARL-CNN50 at
+most 1.10x ResNet50, the paper's point being that ARL adds no parameters); the report
+checks them in the run (both models measured in the same process, same settings).
 """
 from __future__ import annotations
 
@@ -58,9 +76,13 @@ import argparse
 import dataclasses
 import datetime
 import gc
+import importlib.util
+import json
 import math
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,13 +99,18 @@ from data_tools.pipeline import classification_dataset, segmentation_dataset
 from data_tools.records import Record
 from reproduce.bench_layers import LAYER_CASES, LayerCase, check_layers, uncovered_layers
 from reproduce.bench_models import SIZES, Pipeline, build_model, pipeline_for, random_inputs, select_models
-from reproduce.benchmark_report import (BUILD_FAILED, COLUMNS, FAILED, OK, PIPELINE_COLUMNS, XLA_FAILED,
-                                        attention_costs, check_targets, render_markdown, summarise, write_report)
+from reproduce.benchmark_report import (BACKENDS, BUILD_FAILED, COLUMNS, FAILED, NOT_INSTALLED, OK, PIPELINE_COLUMNS,
+                                        XLA_FAILED, attention_costs, check_targets, render_markdown, summarise,
+                                        write_backends_report, write_report)
 from zoo.registry import ModelEntry
 from zoo.runtime import MIXED_POLICY, describe_runtime, gpu_available, precision_policy
 
 PRECISIONS = {"float32": "float32", "mixed": MIXED_POLICY}
 XLA_CHOICES = {"both": (False, True), "on": (True,), "off": (False,)}
+BACKEND_XLA = {"jax": (True,), "torch": (False,)}
+"""The only ``jit_compile`` setting measured on these backends (JAX always compiles with
+XLA; torch.compile is not what Keras' ``jit_compile`` should mean in a CPU benchmark)."""
+ROOT = Path(__file__).resolve().parents[1]
 
 _ERROR_CHARS = 400
 
@@ -176,7 +203,7 @@ class MemoryProbe:
     """Peak memory: the GPU allocator's peak, or the process's peak RSS on CPU."""
 
     def __init__(self) -> None:
-        self.gpu = gpu_available()
+        self.gpu = gpu_available() and keras.backend.backend() == "tensorflow"
         self.kind = "GPU:0 peak allocated" if self.gpu else "process peak RSS (cumulative)"
 
     def reset(self) -> None:
@@ -190,14 +217,23 @@ class MemoryProbe:
         return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
+def _tensorflow() -> bool:
+    return keras.backend.backend() == "tensorflow"
+
+
 def _block(outputs: Any) -> None:
     """Wait for a model call by fetching one value of its first output."""
-    first = tf.nest.flatten(outputs)[0]
-    np.asarray(tf.reshape(first, [-1])[:1])
+    first = keras.tree.flatten(outputs)[0]
+    if _tensorflow():
+        np.asarray(tf.reshape(first, [-1])[:1])
+    else:
+        keras.ops.convert_to_numpy(keras.ops.reshape(first, (-1,))[:1])
 
 
 def _batch(data: Any, size: int) -> Any:
-    return tf.nest.map_structure(lambda array: tf.constant(array[:size]), data)
+    if _tensorflow():
+        return tf.nest.map_structure(lambda array: tf.constant(array[:size]), data)
+    return keras.tree.map_structure(lambda array: array[:size], data)
 
 
 def _error_text(error: BaseException) -> str:
@@ -221,7 +257,10 @@ def measure_training(model: keras.Model, entry: ModelEntry, inputs: Any, targets
 
 def measure_inference(model: keras.Model, inputs: Any, xla: bool, settings: Settings) -> dict[str, float]:
     """Latency at the smallest batch size, images/s and compile time at the largest."""
-    forward = tf.function(lambda x: model(x, training=False), jit_compile=xla)
+    if _tensorflow():
+        forward = tf.function(lambda x: model(x, training=False), jit_compile=xla)
+    else:  # compiled as the training step was (jit on JAX)
+        forward = model.predict_on_batch
     results = {}
     for batch_size in sorted({min(settings.batch_sizes), max(settings.batch_sizes)}):
         batch = _batch(inputs, batch_size)
@@ -237,7 +276,7 @@ def measure_inference(model: keras.Model, inputs: Any, xla: bool, settings: Sett
 def _row(entry: ModelEntry, status: str, **values: Any) -> dict[str, Any]:
     row = dict.fromkeys(COLUMNS)
     row.update(model=entry.name, paper=entry.paper, family=entry.family, status=status,
-               builder=entry.builder_name, **values)
+               builder=entry.builder_name, backend=keras.backend.backend(), **values)
     return row
 
 
@@ -388,6 +427,7 @@ def run_benchmark(entries: Sequence[ModelEntry], settings: Settings, pipelines: 
         environment.pop(key)
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "backend": keras.backend.backend(),
         "environment": environment,
         "settings": {**dataclasses.asdict(settings), "precisions": [PRECISIONS[p] for p in settings.precisions]},
         "memory_kind": memory.kind,
@@ -408,7 +448,8 @@ def parse_settings(args: argparse.Namespace) -> Settings:
     for name in ("warmup_steps", "timed_steps", "pipeline_images"):
         if getattr(args, name) is not None:
             preset[name] = getattr(args, name)
-    return Settings(size=args.size, xla=XLA_CHOICES[args.xla],
+    xla = BACKEND_XLA.get(keras.backend.backend(), XLA_CHOICES[args.xla])
+    return Settings(size=args.size, xla=xla,
                     precisions=resolve_precisions(args.precision, gpu_available()), **preset)
 
 
@@ -431,20 +472,89 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pipeline-images", type=int, help="generated JPEGs per pipeline (default 64; small: 8)")
     parser.add_argument("--no-layer-checks", dest="layer_checks", action="store_false",
                         help="skip compiling every custom layer under XLA and mixed precision")
+    parser.add_argument("--no-pipelines", dest="pipelines", action="store_false",
+                        help="skip the input pipeline measurements")
+    parser.add_argument("--backend", nargs="+", choices=BACKENDS, metavar="BACKEND",
+                        help="run once per Keras backend (tensorflow, jax, torch), each in a subprocess with "
+                             "KERAS_BACKEND set, into OUT/<backend>/, and write OUT/backends.md: training "
+                             "images/s per backend side by side (default: this process's backend only)")
     parser.add_argument("--out", type=Path, default=Path("results/benchmark"), help="output folder")
     return parser
 
 
+# ---------------------------------------------------------------------- backends
+
+
+def backend_installed(backend: str) -> bool:
+    """Whether the backend's package can be imported."""
+    return importlib.util.find_spec(backend) is not None
+
+
+def child_arguments(argv: Sequence[str]) -> list[str]:
+    """``argv`` less ``--backend`` (and its values) and ``--out`` (and its value)."""
+    kept: list[str] = []
+    skipping = None
+    for token in argv:
+        if skipping == "--out":
+            skipping = None
+            continue
+        if skipping == "--backend" and not token.startswith("-"):
+            continue
+        skipping = None
+        if token in ("--backend", "--out"):
+            skipping = token
+        elif not token.startswith(("--backend=", "--out=")):
+            kept.append(token)
+    return kept
+
+
+def run_backend(backend: str, argv: Sequence[str], out: Path) -> dict[str, Any]:
+    """The benchmark on ``backend`` in a subprocess (``KERAS_BACKEND`` set, other arguments
+    as given, results in ``out``): ``{"status", "report", "error"}``."""
+    if not backend_installed(backend):
+        return {"status": NOT_INSTALLED, "report": None, "error": f"python package {backend!r} not installed"}
+    command = [sys.executable, "-m", "reproduce.benchmark", *child_arguments(argv), "--out", str(out)]
+    environment = {**os.environ, "KERAS_BACKEND": backend,
+                   "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
+    result_file = out / "benchmark.json"
+    if done.returncode != 0 or not result_file.exists():
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()] or [""]
+        return {"status": FAILED, "report": None,
+                "error": f"exit status {done.returncode}: {lines[-1].strip()[:_ERROR_CHARS]}"}
+    return {"status": OK, "report": json.loads(result_file.read_text(encoding="utf-8")), "error": None}
+
+
+def run_backends(backends: Sequence[str], argv: Sequence[str], out: Path) -> dict[str, dict[str, Any]]:
+    """One subprocess per backend (in the order given); returns their results by backend."""
+    results = {}
+    for backend in dict.fromkeys(backends):
+        print(f"benchmark: {backend} ...", file=sys.stderr, flush=True)
+        results[backend] = run_backend(backend, argv, out / backend)
+    return results
+
+
 def main(argv: Sequence[str] | None = None, entries: Sequence[ModelEntry] | None = None) -> dict[str, Any]:
-    """Runs the command line; ``entries`` replace the registered models (tests, own models)."""
+    """Runs the command line; ``entries`` replace the registered models (tests, own models;
+    not passed on to the subprocesses of ``--backend``). Returns the report, or with
+    ``--backend`` the results per backend (:func:`run_backends`)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
         entries = select_models(entries, args.models, args.papers)
         settings = parse_settings(args)
     except ValueError as error:
         parser.error(str(error))
-    report = run_benchmark(entries, settings, layer_cases=LAYER_CASES if args.layer_checks else ())
+    if args.backend:
+        results = run_backends(args.backend, argv, args.out)
+        written, markdown = write_backends_report(results, args.out)
+        print(markdown)
+        print("wrote " + ", ".join(str(path) for path in written))
+        return results
+    tensorflow = _tensorflow()
+    layer_cases = LAYER_CASES if args.layer_checks and tensorflow else ()
+    report = run_benchmark(entries, settings, pipelines=args.pipelines and tensorflow, layer_cases=layer_cases)
     written = write_report(report, args.out)
     print(render_markdown(report))
     print("wrote " + ", ".join(str(path) for path in written))

@@ -24,9 +24,13 @@ OK = "ok"
 XLA_FAILED = "xla failed"
 FAILED = "failed"
 BUILD_FAILED = "build failed"
+NOT_INSTALLED = "not installed"
+
+BACKENDS: tuple[str, ...] = ("tensorflow", "jax", "torch")
+"""The Keras backends ``--backend`` runs, each in its own process."""
 
 COLUMNS: tuple[str, ...] = (
-    "model", "paper", "family", "status", "precision", "xla", "input_shape", "params",
+    "model", "paper", "family", "backend", "status", "precision", "xla", "input_shape", "params",
     "train_batch", "compile_s", "train_step_ms", "train_img_s",
     "latency_batch", "latency_ms", "infer_batch", "infer_img_s", "infer_compile_s",
     "peak_memory_mb", "memory_kind", "builder", "error",
@@ -51,9 +55,13 @@ MIXED_TARGET_FAMILIES = ("resnet", "efficientnet")
 """... for models of these families (``ModelEntry.family``)."""
 TARGET_COLUMNS: tuple[str, ...] = ("target", "model", "precision", "value", "threshold", "met")
 ATTENTION_COLUMNS: tuple[str, ...] = ("model", "baseline", "precision", "xla", "train_step_ms",
-                                      "baseline_train_step_ms", "step_ratio")
+                                      "baseline_train_step_ms", "step_ratio", "goal", "met")
 """Per attention model with a baseline, precision and XLA setting: training step times
-of both, measured in the same run, and their ratio (what the attention costs)."""
+of both, measured in the same run, their ratio (what the attention costs) and, where
+:data:`ATTENTION_GOALS` sets one, the goal and whether the ratio meets it."""
+ATTENTION_GOALS: dict[str, float] = {"arl_cnn50": 1.10}
+"""Largest training step time over the baseline's an attention model may have (issue 18:
+ARL adds no parameters, so ARL-CNN50 costs at most 1.10x ResNet50)."""
 
 
 # ----------------------------------------------------------------------- summary
@@ -102,16 +110,20 @@ def summarise(rows: Sequence[Mapping[str, Any]], pipelines: Mapping[str, Mapping
 def attention_costs(rows: Sequence[Mapping[str, Any]], baselines: Mapping[str, str]) -> list[dict[str, Any]]:
     """For every ``model -> baseline`` of ``baselines`` and every precision and XLA setting
     the model was measured in: both training step times and model / baseline (None
-    where the baseline was not measured in that setting)."""
+    where the baseline was not measured in that setting), with the model's goal from
+    :data:`ATTENTION_GOALS` (None: no goal) and ``met`` (ratio <= goal)."""
     steps = {(row["model"], row["precision"], row["xla"]): row["train_step_ms"] for row in rows
              if row["xla"] is not None}
     costs = []
     for (model, precision, xla), step in steps.items():
         if model in baselines:
             baseline_step = steps.get((baselines[model], precision, xla))
+            ratio = _ratio(step, baseline_step)
+            goal = ATTENTION_GOALS.get(model)
             costs.append({"model": model, "baseline": baselines[model], "precision": precision, "xla": xla,
                           "train_step_ms": step, "baseline_train_step_ms": baseline_step,
-                          "step_ratio": _ratio(step, baseline_step)})
+                          "step_ratio": ratio, "goal": goal,
+                          "met": None if goal is None or ratio is None else ratio <= goal})
     return costs
 
 
@@ -190,9 +202,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                           "pipeline_model_ratio": ".2f"}),
         "", "## What attention costs", "",
         "Training step time of each attention model over its baseline's (`entry.baseline`), both "
-        "measured in this run (— : the baseline was not among the models run).", "",
-        *_markdown_table(ATTENTION_COLUMNS, report["attention_costs"],
-                         {"train_step_ms": ".1f", "baseline_train_step_ms": ".1f", "step_ratio": ".2f"}),
+        "measured in this run (— : the baseline was not among the models run); goal: the largest "
+        "ratio allowed (`ATTENTION_GOALS`, — : none set).", "",
+        *_markdown_table(ATTENTION_COLUMNS, [_yes_no(row, "met") for row in report["attention_costs"]],
+                         {"train_step_ms": ".1f", "baseline_train_step_ms": ".1f", "step_ratio": ".2f",
+                          "goal": ".2f"}),
         "", "## Input pipelines (generated JPEGs, no cache)", "",
         *_markdown_table(PIPELINE_COLUMNS, report["pipelines"], {}),
         "", *_targets_section(report),
@@ -215,12 +229,25 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _yes_no(row: Mapping[str, Any], column: str) -> dict[str, Any]:
+    value = row.get(column)
+    return {**row, column: None if value is None else "yes" if value else "NO"}
+
+
 def _targets_section(report: Mapping[str, Any]) -> list[str]:
     targets = report["targets"]
     gpu = any(device["type"] == "GPU" for device in report["environment"]["devices"])
-    lines = ["## Targets", "",
-             "The targets are for a GPU." if gpu else
-             "The targets are for a GPU; measured on a CPU they are informational only.", ""]
+    lines = ["## Targets", ""]
+    for cost in report.get("attention_costs", ()):
+        if cost["goal"] is not None:
+            value = "not measured" if cost["step_ratio"] is None else (
+                f"{cost['step_ratio']:.2f}: {'met' if cost['met'] else 'MISSED'}")
+            lines.append(f"- {cost['model']} / {cost['baseline']} training step <= {cost['goal']:.2f} "
+                         f"({cost['precision']}, XLA {_cell(cost['xla'])}): {value}")
+    if lines[-1]:
+        lines.append("")
+    lines += ["The other targets are for a GPU." if gpu else
+              "The other targets are for a GPU; measured on a CPU they are informational only.", ""]
     if not targets:
         return [*lines, "Nothing measured for any target."]
     for target in dict.fromkeys(row["target"] for row in targets):
@@ -277,3 +304,75 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     if plot_throughput(report["summary"], out_dir / "benchmark.png"):
         written.append(out_dir / "benchmark.png")
     return written
+
+
+# ---------------------------------------------------------------------- backends
+
+
+BACKEND_LABELS = {("tensorflow", False): "tensorflow, XLA off", ("tensorflow", True): "tensorflow, XLA on",
+                  ("jax", True): "jax (jit)", ("torch", False): "torch (eager)"}
+"""The column of each backend and ``jit_compile`` setting the benchmark measures."""
+
+
+def backend_table(results: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Training images/s per model (and precision), one column per backend and XLA
+    setting: the number, the row's status where it failed, "not installed" or the
+    backend's failure for a backend that did not run, "—" where not measured."""
+    measured: list[str] = []
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for backend, result in results.items():
+        for row in (result["report"] or {}).get("rows", ()):
+            label = BACKEND_LABELS.get((backend, row["xla"]), f"{backend}, XLA {_cell(row['xla'])}")
+            measured.append(label)
+            value = row["train_img_s"] if row["train_img_s"] is not None else row["status"]
+            cells.setdefault((row["model"], row["precision"]), {})[label] = value
+    known = [label for (backend, _), label in BACKEND_LABELS.items() if backend in results
+             and (label in measured or results[backend]["report"] is None)]
+    columns = known + [label for label in dict.fromkeys(measured) if label not in known]
+    table = []
+    for (model, precision), values in cells.items():
+        line = {"model": model, "precision": precision}
+        for backend, result in results.items():
+            for label in columns:
+                if label.startswith(backend):
+                    line[label] = values.get(label, result["status"] if result["report"] is None else None)
+        table.append(line)
+    if not table:  # no backend ran: one line saying why
+        table.append({"model": "—", "precision": "—", **{label: results[label.split(",")[0].split(" ")[0]]["status"]
+                                                         for label in columns}})
+    return ["model", "precision", *columns], table
+
+
+def render_backends_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """``backends.md``: the training images/s table and, per backend, its run's settings or error."""
+    columns, table = backend_table(results)
+    lines = ["# Training images/s per Keras backend", "",
+             "Each backend ran in its own process (`KERAS_BACKEND`), with the same models and settings; "
+             "training images/s = batch / mean step time (`benchmark.md` of each backend's folder has "
+             "the rest).", "", *_markdown_table(columns, table, {}), ""]
+    for backend, result in results.items():
+        report = result["report"]
+        if report is None:
+            lines.append(f"- {backend}: {result['status']} ({result['error']})")
+            continue
+        env, settings = report["environment"], report["settings"]
+        devices = ", ".join(device["name"] for device in env["devices"])
+        lines.append(f"- {backend}: {report['date']}, Keras {env['keras']}, {devices}; size {settings['size']}, "
+                     f"training batch {max(settings['batch_sizes'])}, {settings['timed_steps']} timed steps")
+    return "\n".join(lines) + "\n"
+
+
+def write_backends_report(results: Mapping[str, Mapping[str, Any]], out_dir: Path) -> tuple[list[Path], str]:
+    """Writes ``backends.md`` and ``backends.json`` (the table and each backend's status);
+    returns the paths and the markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns, table = backend_table(results)
+    markdown = render_backends_markdown(results)
+    written = [out_dir / "backends.md", out_dir / "backends.json"]
+    written[0].write_text(markdown, encoding="utf-8")
+    summary = {"columns": columns, "rows": table,
+               "backends": {backend: {"status": result["status"], "error": result["error"],
+                                      "folder": None if result["report"] is None else backend}
+                            for backend, result in results.items()}}
+    written[1].write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
+    return written, markdown

@@ -386,3 +386,90 @@ def test_layer_checks_are_reported(tmp_path):
     assert "## Custom layers under XLA" in markdown and "squeeze_excitation" in markdown
     assert "AttentionGate: a custom layer with no XLA check" in markdown
     assert "measured on a CPU they are informational" in markdown or tf.config.list_physical_devices("GPU")
+
+
+# ------------------------------------------------------------ attention goals and backends
+def test_arl_cnn50_goal_is_checked_in_the_run():
+    def row(model, xla, step):
+        return {"model": model, "precision": "float32", "xla": xla, "train_step_ms": step}
+
+    rows = [row("arl_cnn50", False, 109.0), row("resnet50", False, 100.0), row("arl_cnn50", True, 120.0),
+            row("resnet50", True, 100.0), row("arl_cnn14", False, 50.0), row("resnet14", False, 40.0)]
+    costs = {(c["model"], c["xla"]): c for c in benchmark_report.attention_costs(
+        rows, {"arl_cnn50": "resnet50", "arl_cnn14": "resnet14"})}
+    assert benchmark_report.ATTENTION_GOALS["arl_cnn50"] == pytest.approx(1.10)
+    assert (costs[("arl_cnn50", False)]["goal"], costs[("arl_cnn50", False)]["met"]) == (1.10, True)
+    assert costs[("arl_cnn50", True)]["met"] is False  # 1.20 > 1.10
+    assert costs[("arl_cnn14", False)]["goal"] is None and costs[("arl_cnn14", False)]["met"] is None
+    report = {"attention_costs": list(costs.values()), "targets": [],
+              "environment": {"devices": [{"type": "CPU"}]}}
+    section = "\n".join(benchmark_report._targets_section(report))
+    assert "arl_cnn50 / resnet50 training step <= 1.10 (float32, XLA off): 1.09: met" in section
+    assert "(float32, XLA on): 1.20: MISSED" in section
+
+
+def test_attention_costs_table_shows_every_pair_and_the_goal(run):
+    markdown = (run[1] / "benchmark.md").read_text(encoding="utf-8")
+    table = markdown.split("## What attention costs")[1].split("##")[0]
+    assert "| goal | met |" in table and "toy_numpy | toy_classifier" in table
+
+
+def test_child_arguments_drop_backend_and_out():
+    argv = ["--size", "small", "--backend", "jax", "torch", "--models", "resnet14", "--out", "x", "--xla=off"]
+    assert benchmark.child_arguments(argv) == ["--size", "small", "--models", "resnet14", "--xla=off"]
+    assert benchmark.child_arguments(["--backend=jax", "--out=y", "--no-pipelines"]) == ["--no-pipelines"]
+
+
+def _backend_report(backend, rows):
+    return {"date": "2026-12-02T00:00:00+00:00", "backend": backend,
+            "environment": {"keras": keras.__version__, "devices": [{"name": "/physical_device:CPU:0"}]},
+            "settings": {"size": "small", "batch_sizes": [1, 2], "timed_steps": 1},
+            "rows": [{"model": model, "precision": "float32", "xla": xla, "train_img_s": speed,
+                      "status": status} for model, xla, speed, status in rows]}
+
+
+def test_backend_table_puts_backends_side_by_side(tmp_path):
+    results = {
+        "tensorflow": {"status": benchmark.OK, "error": None, "report": _backend_report("tensorflow", [
+            ("resnet14", False, 10.0, benchmark.OK), ("resnet14", True, None, benchmark.XLA_FAILED),
+            ("sanet", False, 3.0, benchmark.OK), ("sanet", True, 4.0, benchmark.OK)])},
+        "jax": {"status": benchmark.OK, "error": None, "report": _backend_report("jax", [
+            ("resnet14", True, 12.0, benchmark.OK)])},
+        "torch": {"status": benchmark.NOT_INSTALLED, "error": "python package 'torch' not installed", "report": None},
+    }
+    columns, table = benchmark_report.backend_table(results)
+    assert columns == ["model", "precision", "tensorflow, XLA off", "tensorflow, XLA on", "jax (jit)",
+                       "torch (eager)"]
+    rows = {row["model"]: row for row in table}
+    assert rows["resnet14"]["tensorflow, XLA off"] == 10.0 and rows["resnet14"]["jax (jit)"] == 12.0
+    assert rows["resnet14"]["tensorflow, XLA on"] == benchmark.XLA_FAILED
+    assert rows["sanet"]["jax (jit)"] is None  # not measured there
+    assert rows["sanet"]["torch (eager)"] == rows["resnet14"]["torch (eager)"] == "not installed"
+    written, markdown = benchmark_report.write_backends_report(results, tmp_path)
+    assert [path.name for path in written] == ["backends.md", "backends.json"]
+    assert "| resnet14 | float32 | 10.0 | xla failed | 12.0 | not installed |" in markdown
+    assert "torch: not installed" in markdown
+    saved = json.loads(written[1].read_text(encoding="utf-8"))
+    assert saved["backends"]["torch"]["status"] == "not installed" and saved["columns"] == columns
+
+
+def test_backend_option_runs_one_subprocess_per_backend(tmp_path):
+    """The smallest real run: ResNet14 at 32x32, batch 1, one timed step, XLA off, on
+    TensorFlow and JAX in their own processes; torch says "not installed" when it is."""
+    argv = ["--backend", "tensorflow", "jax", "torch", "--models", "resnet14", "--size", "small",
+            "--batch-sizes", "1", "--warmup-steps", "0", "--timed-steps", "1", "--xla", "off",
+            "--no-layer-checks", "--no-pipelines", "--out", str(tmp_path)]
+    results = benchmark.main(argv)
+    for backend in ("tensorflow", "jax"):
+        assert results[backend]["status"] == benchmark.OK, results[backend]["error"]
+        report = results[backend]["report"]
+        assert report["backend"] == backend and report["pipelines"] == [] and report["layers"] == []
+        (row,) = report["rows"]
+        assert row["status"] == benchmark.OK and row["backend"] == backend and row["train_img_s"] > 0
+        assert row["xla"] is (backend == "jax")  # JAX always compiles with XLA
+        assert (tmp_path / backend / "benchmark.md").exists()
+    torch_installed = benchmark.backend_installed("torch")
+    assert results["torch"]["status"] == (benchmark.OK if torch_installed else benchmark.NOT_INSTALLED)
+    markdown = (tmp_path / "backends.md").read_text(encoding="utf-8")
+    assert "| model | precision | tensorflow, XLA off | jax (jit) | torch (eager) |" in markdown
+    assert torch_installed or "not installed |" in markdown
