@@ -6,15 +6,19 @@ weight, a ``.keras`` round-trip that reproduces the outputs, and a training step
 compiled with XLA (``jit_compile=True``). Model test modules build each model once
 (module-scoped fixture) at a tiny input size and call :func:`run_all_checks`, or
 the single checks where a model needs something special.
+
+The checks run on the Keras backend the process was started with (``KERAS_BACKEND``:
+tensorflow, jax or torch; :func:`gradients` takes each backend's own derivative), except
+:func:`check_saved_model`: SavedModel export is TensorFlow's.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 def random_inputs(model: keras.Model, batch_size: int = 2, seed: int = 0) -> Any:
@@ -56,17 +60,48 @@ def check_forward(model: keras.Model, inputs: Any) -> list[np.ndarray]:
     return outputs
 
 
+def _objective(outputs: Any) -> Any:
+    """The scalar the gradient checks differentiate: the mean square of every output."""
+    return sum(keras.ops.mean(keras.ops.square(keras.ops.cast(output, "float32")))
+               for output in keras.tree.flatten(outputs))
+
+
+def gradients(model: keras.Model, inputs: Any) -> list[Any]:
+    """The gradient of :func:`_objective` (training mode) for each trainable weight, by
+    the backend's own differentiation; ``None`` where none reaches (TensorFlow, torch;
+    JAX gives zeros instead). The batch-norm statistics move as in a training step."""
+    backend = keras.backend.backend()
+    weights = model.trainable_variables
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = _objective(model(inputs, training=True))
+        return tape.gradient(value, weights)
+    if backend == "jax":
+        import jax
+
+        def objective(trainable):
+            outputs, _ = model.stateless_call(trainable, [v.value for v in model.non_trainable_variables],
+                                              inputs, training=True)
+            return _objective(outputs)
+
+        return jax.jit(jax.grad(objective))([v.value for v in weights])  # one compile, not one per op
+    if backend == "torch":
+        for variable in weights:
+            variable.value.grad = None
+        _objective(model(inputs, training=True)).backward()
+        return [variable.value.grad for variable in weights]
+    raise NotImplementedError(f"gradients: backend {backend!r}")
+
+
 def check_gradients(model: keras.Model, inputs: Any) -> None:
     """Every trainable weight gets a finite gradient from the sum of all outputs."""
-    with tf.GradientTape() as tape:
-        outputs = model(inputs, training=True)
-        flat = tf.nest.flatten(outputs)
-        objective = tf.add_n([tf.reduce_mean(tf.cast(o, tf.float32) ** 2) for o in flat])
     weights = model.trainable_weights
-    grads = tape.gradient(objective, weights)
+    grads = gradients(model, inputs)
     missing = [w.path for w, g in zip(weights, grads) if g is None]
     assert not missing, f"no gradient reaches: {missing[:10]}"
-    bad = [w.path for w, g in zip(weights, grads) if not np.all(np.isfinite(np.asarray(g)))]
+    bad = [w.path for w, g in zip(weights, grads) if not np.all(np.isfinite(keras.ops.convert_to_numpy(g)))]
     assert not bad, f"non-finite gradients for: {bad[:10]}"
 
 
@@ -93,7 +128,7 @@ def check_xla_train_step(model: keras.Model, inputs: Any, targets: Any = None,
     outputs = model(inputs, training=False)
     if targets is None:
         rng = np.random.default_rng(1)
-        targets = tf.nest.map_structure(
+        targets = keras.tree.map_structure(
             lambda o: rng.random(tuple(o.shape), dtype=np.float32), outputs)
     before = [np.array(w) for w in model.trainable_weights]
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, jit_compile=True)
@@ -110,6 +145,8 @@ def check_saved_model(model: keras.Model, tmp_path: Path, input_spec: Any) -> No
     ``zoo.export.export_saved_model`` puts the preprocessing inside the signature,
     so its outputs must equal ``model(preprocess_images(images))``.
     """
+    import tensorflow as tf
+
     from data_tools.preprocess import preprocess_images
     from zoo.export import export_saved_model
 
@@ -133,6 +170,14 @@ def run_all_checks(model: keras.Model, tmp_path: Path, inputs: Any = None, **tra
 
 
 # --------------------------------------------------------------------------- registry harness helpers
+
+
+def inference_outputs(model: keras.Model, inputs: Any) -> dict[str, np.ndarray]:
+    """``model(inputs, training=False)`` by name. On JAX one jit-compiled call
+    (``predict_on_batch``): eager JAX compiles every op on its own, 10x slower here."""
+    if keras.backend.backend() == "jax":
+        return named_outputs(model, model.predict_on_batch(inputs))
+    return named_outputs(model, model(inputs, training=False))
 
 
 def named_outputs(model: keras.Model, outputs: Any) -> dict[str, np.ndarray]:
@@ -195,18 +240,23 @@ class FreshProcess:
     tests.model_checks`` runs its side). It proves a file loads where the builders
     never ran; one process for many models saves TensorFlow's start-up per model.
 
+    ``backend``: the process's Keras backend (default: this process's), so a file saved
+    under one backend can be loaded under another.
+
     Use as a context manager: ``with FreshProcess(folder) as fresh: fresh.outputs(path, inputs)``.
     """
 
-    def __init__(self, folder: Path, timeout_s: float = 300.0) -> None:
+    def __init__(self, folder: Path, timeout_s: float = 300.0, backend: str | None = None) -> None:
         import subprocess
         import sys
 
         self.folder, self.timeout_s, self.requests = Path(folder), timeout_s, 0
-        self.log = open(self.folder / "fresh_process.log", "w+", encoding="utf-8")
+        self.backend = backend or keras.backend.backend()
+        self.log = open(self.folder / f"fresh_process_{self.backend}.log", "w+", encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.model_checks"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True, cwd=Path(__file__).resolve().parents[1])
+            stderr=self.log, text=True, cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "KERAS_BACKEND": self.backend})
 
     def __enter__(self) -> "FreshProcess":
         return self
@@ -234,7 +284,7 @@ class FreshProcess:
                                f"(exit code {self.process.poll()}):\n{self.log.read()[-3000:]}")
         answer = json.loads(line)
         if "error" in answer:
-            raise AssertionError(f"loading {path} in a fresh process failed: {answer['error']}")
+            raise AssertionError(f"loading {path} in a fresh process ({self.backend}) failed: {answer['error']}")
         with np.load(request["outputs"]) as saved:
             return {name: saved[name] for name in answer["names"]}
 
@@ -262,7 +312,7 @@ def _serve_fresh_loads() -> None:
             model = keras.models.load_model(request["model"], compile=False)
             with np.load(request["inputs"]) as saved:
                 arrays = [saved[f"arr_{index}"] for index in range(len(saved.files))]
-            outputs = named_outputs(model, model(arrays[0] if len(arrays) == 1 else arrays, training=False))
+            outputs = inference_outputs(model, arrays[0] if len(arrays) == 1 else arrays)
             np.savez(request["outputs"], **outputs)
             answer = {"names": list(outputs)}
         except Exception as error:  # noqa: BLE001 (reported to the test, which fails)

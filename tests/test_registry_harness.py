@@ -14,9 +14,11 @@ parametrisation, so one entry's models are alive at a time):
   holds the main output and at least one attention map (which the README's model
   table names);
 * the ``.keras`` file loads in a fresh Python process (one for all the entries,
-  :class:`tests.model_checks.FreshProcess`) with the same output names and values;
+  :class:`tests.model_checks.FreshProcess`) with the same output names and values, and
+  in a fresh process of the other backend (TensorFlow <-> JAX) equal to 1e-5;
 * the SavedModel of :func:`zoo.export.export_saved_model` serves raw uint8 images (and
-  SANet's superpixel maps) like ``model.predict`` on the same preprocessed inputs;
+  SANet's superpixel maps) like ``model.predict`` on the same preprocessed inputs
+  (TensorFlow only: SavedModel is TensorFlow's format);
 * under ``mixed_float16`` every layer computes in float16 except the float32 tail
   before the outputs (:func:`tests.model_checks.float32_tail`: the heads'
   softmax/sigmoid and what follows them), the outputs are float32 and close to the
@@ -27,8 +29,15 @@ parametrisation, so one entry's models are alive at a time):
 * one training step compiled with XLA (``jit_compile=True``) with the entry's recipe
   (loss, loss weights, optimiser, random targets of its kinds).
 
-What 2 CPU cores cannot afford by default is left to ``-m slow``: the SavedModel
-export of the entries tagged ``"large"`` (tracing 200-500 layers: 30-80 s each), except
+The harness runs on the backend of ``KERAS_BACKEND`` (``tests/conftest.py`` defaults to
+tensorflow): ``KERAS_BACKEND=jax python -m pytest tests/test_registry_harness.py`` runs it
+on JAX (CI does, README "Backends"), ``KERAS_BACKEND=torch`` on PyTorch. The inputs are
+made by the TensorFlow preprocessing (tf.data is TensorFlow on every backend).
+
+What 2 CPU cores cannot afford by default is left to ``-m slow``: on JAX and torch the
+mixed-precision checks (Keras' policy is the same on every backend; TensorFlow checks
+it); the SavedModel export of the entries tagged ``"large"`` (tracing 200-500 layers:
+30-80 s each), except
 those with extra inputs (SANet: the label-map signatures, cheap at its small size), and
 the XLA steps but one per recipe (:data:`XLA_BY_DEFAULT`).
 """
@@ -46,7 +55,7 @@ import tensorflow as tf
 import zoo
 from data_tools.preprocess import preprocess_images, preprocess_label_maps
 from tests.model_checks import (FreshProcess, check_gradients, check_mixed_precision_dtypes, float32_tail,
-                                named_outputs)
+                                inference_outputs, named_outputs)
 from tests.test_registry import readme_rows
 from zoo.__main__ import describe_outputs
 from zoo.export import export_saved_model
@@ -54,6 +63,9 @@ from zoo.predict import spec_for_model
 from zoo.runtime import precision_policy
 
 ENTRIES = zoo.list_models()
+BACKEND = keras.backend.backend()
+OTHER_BACKEND = "jax" if BACKEND != "jax" else "tensorflow"
+"""The backend the cross-backend ``.keras`` check loads this backend's files in."""
 BATCH = 2
 SEGMENTS = 4  # labels of the random superpixel maps: below any model's max_segments
 MIXED_TOLERANCE = 0.05  # of the largest value: float16 keeps ~3 significant digits through ~50 layers
@@ -81,7 +93,10 @@ NON_REGISTERED_BUILDERS = {
 
 
 def _params(entries, slow=lambda entry: False):
-    return [pytest.param(entry.name, id=entry.name, marks=[pytest.mark.slow] if slow(entry) else [])
+    """One parameter per entry; an entry's tests form one xdist group (``--dist loadgroup``
+    runs the harness on several workers, each entry's models built on one of them)."""
+    return [pytest.param(entry.name, id=entry.name,
+                         marks=[pytest.mark.xdist_group(entry.name), *([pytest.mark.slow] if slow(entry) else [])])
             for entry in entries]
 
 
@@ -159,7 +174,7 @@ def variant(entry, variant_kwargs):
 
 @pytest.fixture(scope="module")
 def variant_outputs(variant, inputs):
-    return named_outputs(variant, variant(inputs, training=False))
+    return inference_outputs(variant, inputs)
 
 
 @pytest.fixture(scope="module")
@@ -168,12 +183,19 @@ def fresh_process(tmp_path_factory):
         yield fresh
 
 
+@pytest.fixture(scope="module")
+def other_backend_process(tmp_path_factory):
+    pytest.importorskip(OTHER_BACKEND, reason=f"the cross-backend check needs {OTHER_BACKEND} installed")
+    with FreshProcess(tmp_path_factory.mktemp("other_backend"), backend=OTHER_BACKEND) as fresh:
+        yield fresh
+
+
 # --------------------------------------------------------------------------- checks
 
 
 @every_entry()
 def test_forward_keeps_the_batch_and_is_finite(entry, model, inputs):
-    outputs = named_outputs(model, model(inputs, training=False))
+    outputs = inference_outputs(model, inputs)
     assert entry.output in outputs, f"{entry.name}: main output {entry.output!r} not in {sorted(outputs)}"
     for output_name, value in outputs.items():
         assert value.shape[0] == BATCH, f"{entry.name} {output_name}: batch {value.shape[0]} != {BATCH}"
@@ -212,21 +234,32 @@ def test_readme_names_the_attention_maps(entry, variant_outputs):
         "README.md's model table is out of date: python -m zoo list --format md")
 
 
-@every_entry()
-def test_keras_file_loads_in_a_fresh_process(entry, model, inputs, fresh_process):
-    path = fresh_process.folder / f"{entry.name}.keras"
+def _check_loaded_outputs(entry, model, inputs, process):
+    """``model``'s ``.keras`` file loaded by ``process`` gives its outputs (1e-5)."""
+    path = process.folder / f"{entry.name}.keras"
     model.save(path)
-    expected = named_outputs(model, model(inputs, training=False))
+    expected = inference_outputs(model, inputs)
     try:
-        loaded = fresh_process.outputs(path, inputs)
+        loaded = process.outputs(path, inputs)
     finally:
         path.unlink()
     assert sorted(loaded) == sorted(expected), f"{entry.name}: outputs {sorted(loaded)} != {sorted(expected)}"
     for output_name, value in expected.items():
         np.testing.assert_allclose(loaded[output_name], value, rtol=1e-5, atol=1e-5,
-                                   err_msg=f"{entry.name} {output_name}")
+                                   err_msg=f"{entry.name} {output_name} ({BACKEND} -> {process.backend})")
 
 
+@every_entry()
+def test_keras_file_loads_in_a_fresh_process(entry, model, inputs, fresh_process):
+    _check_loaded_outputs(entry, model, inputs, fresh_process)
+
+
+@every_entry()
+def test_keras_file_loads_under_the_other_backend(entry, model, inputs, other_backend_process):
+    _check_loaded_outputs(entry, model, inputs, other_backend_process)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="SavedModel export is TensorFlow's (README: Backends)")
 @every_entry(slow=lambda entry: _large(entry) and not entry.extra_inputs)
 def test_saved_model_serves_like_predict(entry, model, spec, raw, inputs, tmp_path):
     path = export_saved_model(model, tmp_path / entry.name, input_spec=spec, accept_encoded=False)
@@ -244,7 +277,7 @@ def test_saved_model_serves_like_predict(entry, model, spec, raw, inputs, tmp_pa
                                    err_msg=f"{entry.name} {output_name}")
 
 
-@every_entry()
+@every_entry(slow=lambda entry: BACKEND != "tensorflow")
 def test_mixed_float16_computes_in_float16_and_matches_float32(entry, variant, variant_kwargs, variant_outputs,
                                                                inputs):
     with warnings.catch_warnings(), precision_policy(True):
@@ -253,7 +286,7 @@ def test_mixed_float16_computes_in_float16_and_matches_float32(entry, variant, v
     assert keras.mixed_precision.global_policy().name == "float32"
     check_mixed_precision_dtypes(mixed)
     mixed.set_weights(variant.get_weights())
-    outputs = named_outputs(mixed, mixed(inputs, training=False))
+    outputs = inference_outputs(mixed, inputs)
     assert sorted(outputs) == sorted(variant_outputs)
     for output_name, want in variant_outputs.items():
         got = outputs[output_name]
@@ -307,7 +340,7 @@ def test_the_fresh_process_does_not_know_layers_registered_outside_zoo(fresh_pro
     path = fresh_process.folder / "outside_zoo.keras"
     model.save(path)
     keras.models.load_model(path)  # loads here, where the layer is registered
-    with pytest.raises(AssertionError, match="loading .*outside_zoo.keras in a fresh process failed"):
+    with pytest.raises(AssertionError, match=r"loading .*outside_zoo.keras in a fresh process \(\w+\) failed"):
         fresh_process.outputs(path, np.ones((1, 4), np.float32))
 
 
