@@ -154,7 +154,7 @@ def test_unsupported_ops_reads_the_converters_message():
     assert unsupported_ops("TF Select ops: Foo, Bar") == ["Foo (no LiteRT builtin)", "Bar (no LiteRT builtin)"]
 
 
-def test_export_cli_writes_a_tflite_file(tmp_path):
+def test_export_cli_writes_a_tflite_file(tmp_path, capsys):
     from zoo.export import main
 
     weights = tmp_path / "unet.weights.h5"
@@ -166,3 +166,4 @@ def test_export_cli_writes_a_tflite_file(tmp_path):
     assert LiteRTModel(out).predict(image)["mask"].shape == (32, 32, 1)
     assert main(["--model", "attention_unet", "--small", "--weights", str(weights), "--out", str(out),
                  "--litert"]) == 1
+    assert f"{weights}: this checkpoint does not match model 'attention_unet'" in capsys.readouterr().err
