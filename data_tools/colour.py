@@ -1,4 +1,4 @@
-"""sRGB to CIELAB in pure TensorFlow, for tf.data and for use inside models.
+"""sRGB to CIELAB, in TensorFlow for tf.data and in keras.ops for use inside models.
 
 AER-Net (aernet.txt, section 3.1) converts the dermoscopy images to CIELAB and
 normalises each channel to [0, 1]. The conversion here is the standard one (IEC
@@ -12,14 +12,22 @@ default D65 / 2-degree illuminant:
    else ``(kappa t + 16) / 116`` with kappa = 24389/27;
    ``L = 116 f(Y) - 16``, ``a = 500 (f(X) - f(Y))``, ``b = 200 (f(Y) - f(Z))``.
 
-Everything is plain TF math (no ``numpy_function``), so it runs in tf.data maps,
-in graph mode and under ``jit_compile=True``. Both branches of every ``tf.where``
-are evaluated on clamped arguments, so gradients stay finite at black.
+One implementation of the maths (``_lab``) runs on two namespaces of the same
+op names: TensorFlow's for :func:`rgb_to_lab` / :func:`rgb_to_lab_unit` (tf.data
+maps, whatever the Keras backend), ``keras.ops`` for the :class:`RGBToLab` layer
+(TensorFlow, JAX and PyTorch backends). Plain math (no ``numpy_function``), so
+it runs in tf.data maps, in graph mode and under ``jit_compile=True``. Both
+branches of every ``where`` are evaluated on clamped arguments, so gradients stay
+finite at black.
 """
 from __future__ import annotations
 
+import types
+
 import keras
+import numpy as np
 import tensorflow as tf
+from keras import ops
 
 # Linear sRGB -> XYZ, D65 (IEC 61966-2-1; the matrix scikit-image uses).
 _RGB_TO_XYZ = (
@@ -51,21 +59,44 @@ def _as_float_rgb(rgb: tf.Tensor, name: str) -> tf.Tensor:
     return tf.cast(rgb, tf.float32)
 
 
-def _power(base: tf.Tensor, exponent: float) -> tf.Tensor:
+def _power(base, exponent: float, xp):
     """``base ** exponent`` for positive ``base`` as exp(log): about twice as fast as ``tf.pow`` on CPU."""
-    return tf.exp(exponent * tf.math.log(base))
+    return xp.exp(exponent * xp.log(base))
 
 
-def _srgb_to_linear(rgb: tf.Tensor) -> tf.Tensor:
+def _srgb_to_linear(rgb, xp):
     """Inverse sRGB companding (IEC 61966-2-1)."""
-    curved = _power((tf.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4)
-    return tf.where(rgb > 0.04045, curved, rgb / 12.92)
+    curved = _power((xp.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4, xp)
+    return xp.where(rgb > 0.04045, curved, rgb / 12.92)
 
 
-def _lab_f(t: tf.Tensor) -> tf.Tensor:
+def _lab_f(t, xp):
     """The CIE L*a*b* companding function with its linear segment near zero."""
-    cube_root = _power(tf.maximum(t, _EPSILON), 1.0 / 3.0)
-    return tf.where(t > _EPSILON, cube_root, (_KAPPA * t + 16.0) / 116.0)
+    cube_root = _power(xp.maximum(t, _EPSILON), 1.0 / 3.0, xp)
+    return xp.where(t > _EPSILON, cube_root, (_KAPPA * t + 16.0) / 116.0)
+
+
+def _lab(rgb, xp):
+    """The conversion itself, once for both namespaces: ``xp`` is :data:`_TF_OPS`
+    (tf.data) or ``keras.ops`` (the layer, any backend); ``rgb`` float32 in [0, 1]."""
+    rgb = xp.clip(rgb, 0.0, 1.0)
+    linear = _srgb_to_linear(rgb, xp)
+    # tensordot over the last axis (a plain matmul); matvec's broadcasting is ~7x slower.
+    xyz = xp.tensordot(linear, np.asarray(_RGB_TO_XYZ, np.float32), axes=[[-1], [1]])
+    f = _lab_f(xyz / np.asarray(_D65_WHITE, np.float32), xp)
+    fx, fy, fz = xp.unstack(f, axis=-1)
+    return xp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def _unit(lab):
+    """AER-Net's per-channel [0, 1] scaling of float32 L*a*b* (see :func:`lab_to_unit`)."""
+    return (lab + np.asarray(_LAB_UNIT_OFFSET, np.float32)) / np.asarray(_LAB_UNIT_RANGE, np.float32)
+
+
+#: The names of keras.ops that :func:`_lab` uses, as TensorFlow functions.
+_TF_OPS = types.SimpleNamespace(exp=tf.exp, log=tf.math.log, maximum=tf.maximum, where=tf.where,
+                                clip=tf.clip_by_value, tensordot=tf.tensordot, unstack=tf.unstack,
+                                stack=tf.stack)
 
 
 def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
@@ -78,13 +109,7 @@ def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
     Returns:
         float32 ``[..., 3]``: L* in [0, 100], a* and b* roughly in [-128, 127].
     """
-    rgb = tf.clip_by_value(_as_float_rgb(rgb, "rgb_to_lab"), 0.0, 1.0)
-    linear = _srgb_to_linear(rgb)
-    # tensordot over the last axis (a plain matmul); matvec's broadcasting is ~7x slower.
-    xyz = tf.tensordot(linear, tf.constant(_RGB_TO_XYZ, tf.float32), axes=[[-1], [1]])
-    f = _lab_f(xyz / tf.constant(_D65_WHITE, tf.float32))
-    fx, fy, fz = tf.unstack(f, axis=-1)
-    return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+    return _lab(_as_float_rgb(rgb, "rgb_to_lab"), _TF_OPS)
 
 
 def lab_to_unit(lab: tf.Tensor) -> tf.Tensor:
@@ -97,8 +122,7 @@ def lab_to_unit(lab: tf.Tensor) -> tf.Tensor:
     a* in [-86.2, 98.2] and b* in [-107.9, 94.5], so every sRGB colour maps inside
     [0, 1] with the neutral axis (a = b = 0) at 128/255.
     """
-    lab = tf.convert_to_tensor(lab, tf.float32)
-    return (lab + tf.constant(_LAB_UNIT_OFFSET)) / tf.constant(_LAB_UNIT_RANGE)
+    return _unit(tf.convert_to_tensor(lab, tf.float32))
 
 
 def rgb_to_lab_unit(rgb: tf.Tensor) -> tf.Tensor:
@@ -114,8 +138,10 @@ class RGBToLab(keras.layers.Layer):
         unit: if True (default) return :func:`rgb_to_lab_unit` (AER-Net's [0, 1]
             scaling), else raw L*a*b*.
 
-    The conversion runs in float32 and is cast to the layer's compute dtype, so it
-    keeps its precision under mixed precision. No weights.
+    The conversion (the same maths as :func:`rgb_to_lab`, in ``keras.ops``: any
+    backend) runs in float32 and is cast to the layer's compute dtype, so it keeps
+    its precision under mixed precision. Integer inputs are divided by their
+    dtype's maximum, as in :func:`rgb_to_lab`. No weights.
     """
 
     def __init__(self, unit: bool = True, **kwargs):
@@ -131,8 +157,12 @@ class RGBToLab(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        lab = rgb_to_lab_unit(inputs) if self.unit else rgb_to_lab(inputs)
-        return tf.cast(lab, self.compute_dtype)
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        rgb = ops.cast(inputs, "float32")
+        if "int" in dtype:  # as rgb_to_lab: an integer image over its dtype's maximum
+            rgb = rgb * np.float32(1.0 / np.iinfo(dtype).max)
+        lab = _lab(rgb, ops)
+        return ops.cast(_unit(lab) if self.unit else lab, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -90,6 +90,25 @@ def test_rgb_to_lab_layer_round_trip(tmp_path):
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+def test_rgb_to_lab_layer_is_the_tf_function_eager_in_graphs_and_under_xla():
+    """The layer is keras.ops (any backend; tests/test_jax_backend.py runs it under JAX)
+    and the same maths as the tf.data functions."""
+    x = _colours().reshape(2, -1, 4, 3)  # the edge colours and random ones
+    image = np.random.default_rng(3).integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    for unit, reference in ((True, rgb_to_lab_unit), (False, rgb_to_lab)):
+        layer = RGBToLab(unit=unit)
+        for rgb in (x, image):
+            expected = reference(rgb).numpy()
+            for run in (lambda: layer(rgb), lambda: tf.function(lambda t: layer(t))(rgb),
+                        lambda: tf.function(lambda t: layer(t), jit_compile=True)(rgb)):
+                np.testing.assert_allclose(np.asarray(run()), expected, atol=1e-5 if unit else 1e-3, rtol=0)
+        lab = np.asarray(RGBToLab(unit=False)(x)).reshape(-1, 3)
+        np.testing.assert_allclose(lab, rgb2lab(x.reshape(-1, 3).astype(np.float64)), atol=0.05)
+    half = RGBToLab(dtype="mixed_float16")(x)
+    assert keras.backend.standardize_dtype(half.dtype) == "float16"
+    np.testing.assert_allclose(np.asarray(half, np.float32), rgb_to_lab_unit(x).numpy(), atol=1e-3)
+
+
 # ---------------------------------------------------------------- preprocess
 
 
