@@ -99,6 +99,34 @@ def test_superpixel_attention_converts_with_the_map_as_an_input(tmp_path):
         lite.predict(images[0])
 
 
+def _sam_model(size=32, segments=16):
+    image_in = keras.Input((size, size, 3), name="image")
+    labels_in = keras.Input((size, size, 1), dtype="int32", name="superpixels")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(image_in)
+    x = SuperpixelAttention(segments, filters=4)([x, labels_in])
+    return keras.Model([image_in, labels_in], keras.layers.Conv2D(5, 1, activation="sigmoid", name="mask")(x))
+
+
+def test_int8_superpixel_mean_runs_when_a_superpixel_is_one_pixel(tmp_path):
+    """int8 once quantised the pixel counts of the superpixel mean: a calibration map with
+    one superpixel of 1024 pixels gave them a step of 4, so a one-pixel superpixel divided
+    by zero ("DIV failed to invoke"). The mean multiplies by counts ** -1, a float op."""
+    model = _sam_model()
+    spec = InputSpec((32, 32))
+    rng = np.random.default_rng(0)
+    images = [s.image for s in _images(6, low=32, high=33)]
+    calibration = [np.zeros((32, 32), np.int32)] + [np.repeat(np.repeat(rng.integers(0, 16, (4, 4)), 8, 0), 8, 1)
+                                                    for _ in images[1:]]
+    path = export_litert(model, tmp_path / "sam_int8.tflite", input_spec=spec, quantization="int8",
+                         representative_images=images, representative_superpixels=calibration)
+    maps = [m.copy() for m in calibration[1:]]
+    for m in maps:
+        m[0, 0] = 15  # a superpixel of one pixel
+    diff = _max_diff(LiteRTModel(path, max_segments=16), model, spec, images[1:], maps)["mask"]
+    print(f"SAM int8 max |LiteRT - Keras| {diff:.3g}")
+    assert diff <= TOLERANCES["int8"]
+
+
 @pytest.mark.parametrize("mode", ["float16", "dynamic", "int8"])
 def test_quantised_unet_within_its_tolerance_and_dice_change(tmp_path, trained_unet, mode):
     model, spec = trained_unet

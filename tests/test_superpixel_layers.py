@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.sanet.layers import (SuperpixelAttention, SuperpixelAveragePooling,
-                                   SuperpixelUnpooling, superpixel_average_pool)
+from zoo.sanet.layers import (SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling,
+                              nearest_indices, resize_labels, superpixel_average_pool)
 
 N = 6  # max_segments
 
@@ -106,16 +106,39 @@ def test_xla_matches_eager(data):
     np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-5)
 
 
-def test_out_of_range_label_raises_eagerly_and_never_leaks_under_xla():
+def test_out_of_range_labels_are_left_out_and_unpool_to_zero_eager_and_under_xla():
+    """One behaviour everywhere (no backend can raise inside a compiled function): an
+    out-of-range pixel is in no superpixel (not another image's) and unpools to zero."""
     features = np.ones((2, 2, 2, 1), np.float32)
+    features[0, 0, 0] = 100.0  # the out-of-range pixel: must not reach any mean
     features[1] = 5.0
     labels = np.zeros((2, 2, 2), np.int32)
     labels[0, 0, 0] = N  # would be image 1's segment 0 with per-image offsets
-    pool = SuperpixelAveragePooling(N)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="max_segments"):
-        pool([features, labels])
-    compiled = tf.function(lambda f, s: pool([f, s]), jit_compile=True)(features, labels).numpy()
-    np.testing.assert_allclose(compiled[:, 0, 0], [1.0, 5.0])  # image 1's mean untouched
+    labels[1, 1, 1] = -1
+    pool, unpool = SuperpixelAveragePooling(N), SuperpixelUnpooling()
+    regions = np.ones((2, N, 1), np.float32)
+    for run in (lambda f: f(), lambda f: tf.function(f, jit_compile=True)(), lambda f: tf.function(f)()):
+        pooled = np.asarray(run(lambda: pool([features, labels])))
+        np.testing.assert_allclose(pooled[:, 0, 0], [1.0, 5.0])  # image 1's mean untouched
+        np.testing.assert_array_equal(pooled[:, 1:], 0.0)
+        unpooled = np.asarray(run(lambda: unpool([regions, labels])))[..., 0]
+        np.testing.assert_array_equal(unpooled, [[[0, 1], [1, 1]], [[1, 1], [1, 0]]])
+
+
+def test_nearest_indices_are_tf_image_resize_nearest():
+    pairs = [(h, t) for h in range(1, 41) for t in range(1, 41)]
+    pairs += [(512, 64), (224, 28), (300, 37), (1000, 333), (7, 1024), (63, 250), (600, 512)]
+    for source, target in pairs:
+        labels = tf.reshape(tf.range(source, dtype=tf.int32), (1, source, 1, 1))
+        expected = tf.image.resize(labels, (target, 1), method="nearest").numpy().ravel()
+        np.testing.assert_array_equal(nearest_indices(source, target), expected, err_msg=f"{source} -> {target}")
+
+
+def test_resized_labels_are_tf_image_resize_nearest_in_both_axes():
+    labels = np.random.default_rng(3).integers(0, 50, (2, 13, 29, 1)).astype(np.int32)
+    for size in [(5, 7), (40, 11), (13, 64), (13, 29)]:
+        np.testing.assert_array_equal(resize_labels(labels, size),
+                                      tf.image.resize(labels, size, method="nearest").numpy()[..., 0])
 
 
 def test_mixed_precision_keeps_the_feature_dtype(data):

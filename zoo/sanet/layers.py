@@ -17,22 +17,36 @@ of the sum; ``merge="concat"`` gives ``P = w * [Unpooling(R), F]``
 Label maps are ``int`` ``(batch, h, w)`` or ``(batch, h, w, 1)`` with labels
 ``0 .. max_segments-1`` (consecutive, bounded: :mod:`zoo.sanet.superpixels`). A
 map whose size differs from the features' is resized to it with nearest
-neighbour (``tf.image.resize``, half-pixel centres: feature pixel ``i`` takes the
-label at ``floor((i + 0.5) * h / H)``).
+neighbour, the index mapping of ``tf.image.resize(method="nearest")`` (half-pixel
+centres: feature pixel ``i`` takes the label at ``floor((i + 0.5) * h / H)``,
+computed in float32 like TensorFlow's kernel), as a gather with constant indices.
 
-Batches are pooled with one ``tf.math.unsorted_segment_sum`` over
-``batch * max_segments`` segments (image ``b``'s labels offset by ``b *
-max_segments``), which compiles under XLA with a static segment count. A label
-outside ``[0, max_segments)`` would land in another image's segment; it raises
-``InvalidArgumentError`` when run without XLA and, under XLA (which cannot raise),
-its pixels are left out of the pooling and unpool to zero.
+Everything is ``keras.ops`` (any backend; tested on TensorFlow, eager, graph and
+XLA, and on JAX with ``jit_compile=True``: tests/test_jax_backend.py). Batches are pooled with one ``keras.ops.segment_sum``
+over the static count ``batch * max_segments`` (image ``b``'s labels offset by
+``b * max_segments``).
+
+Out-of-range labels, on every backend, eager or compiled: a pixel whose label is
+outside ``[0, max_segments)`` is left out of the pooling (it is in no
+superpixel's sum or count) and unpools to zero. Nothing raises inside the layers
+(no backend can raise inside a compiled function); the readers reject such maps
+with the file's name (:mod:`zoo.sanet.superpixels`, ``data_tools``), and so do
+the SavedModel signature and :class:`zoo.litert.LiteRTModel`.
+
+The mean multiplies the sums by ``counts ** -1``: in float the same mean. In an
+int8 LiteRT model the power (POW) has no int8 kernel and stays float, so there is
+no quantised divide by a count that int8 rounds to zero (a divide by
+``counts`` gave ``DIV failed to invoke`` once a calibration superpixel had over
+510 pixels); the reciprocal is then quantised to steps of 1/255 for the
+multiplication, the main int8 error of SAM.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
 from zoo.common.validation import check_feature_map
 
@@ -52,55 +66,67 @@ def _check_label_shape(layer: str, shape: Sequence) -> None:
             f"{layer}: the superpixel map must be (batch, h, w) or (batch, h, w, 1), got {shape}.")
 
 
-def resize_labels(labels: tf.Tensor, size: tuple[int, int] | tf.Tensor) -> tf.Tensor:
+def nearest_indices(source: int, target: int) -> np.ndarray:
+    """The source index of each of ``target`` pixels resized from ``source`` with
+    nearest neighbour and half-pixel centres: ``min(floor((i + 0.5) * source /
+    target), source - 1)`` in float32, as TensorFlow's ResizeNearestNeighbor does."""
+    scale = np.float32(source) / np.float32(target)
+    index = np.floor((np.arange(target, dtype=np.float32) + np.float32(0.5)) * scale)
+    return np.minimum(index.astype(np.int64), source - 1).astype(np.int32)
+
+
+def resize_labels(labels, size: tuple[int, int]):
     """``int`` label maps ``(B, h, w[, 1])`` -> ``int32`` ``(B, *size)``, nearest neighbour."""
-    labels = tf.cast(labels, tf.int32)
-    if labels.shape.rank == 3:
-        labels = labels[..., None]
-    if isinstance(size, tuple) and tuple(labels.shape[1:3]) == size:
-        return labels[..., 0]
-    return tf.image.resize(labels, size, method="nearest")[..., 0]
+    labels = ops.cast(labels, "int32")
+    if len(labels.shape) == 4:
+        labels = labels[..., 0]
+    source, size = tuple(labels.shape[1:3]), tuple(size)
+    if source == size:
+        return labels
+    if None in source or None in size or not all(isinstance(d, int) for d in (*source, *size)):
+        raise ValueError(f"superpixel maps {source} resized to {size}: both sizes must be static.")
+    for axis in (1, 2):
+        if source[axis - 1] != size[axis - 1]:
+            labels = ops.take(labels, nearest_indices(source[axis - 1], size[axis - 1]), axis=axis)
+    return labels
 
 
-def _segment_ids(labels: tf.Tensor, max_segments: int) -> tuple[tf.Tensor, tf.Tensor]:
+def _segment_ids(labels, max_segments: int):
     """Per-image offset ids ``(B, H, W)`` (``-1`` where the label is out of range) and
     the mask of valid pixels."""
-    check = tf.debugging.assert_equal(
-        tf.logical_and(labels >= 0, labels < max_segments), True,
-        message=f"superpixel labels must lie in [0, max_segments={max_segments}); relabel the "
-                f"maps consecutively (zoo.sanet.superpixels) or raise max_segments")
-    with tf.control_dependencies([check]):
-        valid = tf.logical_and(labels >= 0, labels < max_segments)
-    offsets = tf.range(tf.shape(labels)[0], dtype=tf.int32)[:, None, None] * max_segments
-    return tf.where(valid, labels + offsets, -1), valid
+    valid = ops.logical_and(labels >= 0, labels < max_segments)
+    offsets = ops.arange(ops.shape(labels)[0], dtype="int32")[:, None, None] * max_segments
+    return ops.where(valid, labels + offsets, -1), valid
 
 
-def superpixel_average_pool(features: tf.Tensor, labels: tf.Tensor, max_segments: int) -> tf.Tensor:
+def superpixel_average_pool(features, labels, max_segments: int):
     """SANet eq. 1: ``(B, H, W, C)`` features and ``(B, H, W)`` labels -> ``(B, max_segments, C)``.
 
     The mean of the features of each superpixel; an empty (absent) superpixel
-    gets zeros. Sums run in float32 (stable under mixed precision), the result
-    has the features' dtype.
+    gets zeros; out-of-range labels are left out (module docs). Sums run in
+    float32 (stable under mixed precision), the result has the features' dtype.
     """
-    batch, channels = tf.shape(features)[0], features.shape[-1]
+    features, labels = ops.convert_to_tensor(features), ops.convert_to_tensor(labels)
+    channels = features.shape[-1]
     ids, valid = _segment_ids(labels, max_segments)
-    ids = tf.reshape(ids, [-1])
-    total = batch * max_segments
-    values = tf.reshape(tf.cast(features, tf.float32), [-1, channels])
-    sums = tf.math.unsorted_segment_sum(values, ids, total)
-    counts = tf.math.unsorted_segment_sum(tf.reshape(tf.cast(valid, tf.float32), [-1]), ids, total)
-    means = sums / tf.maximum(counts, 1.0)[:, None]
-    return tf.cast(tf.reshape(means, [batch, max_segments, channels]), features.dtype)
+    ids = ops.reshape(ids, (-1,))
+    total = ops.shape(labels)[0] * max_segments
+    values = ops.reshape(ops.cast(features, "float32"), (-1, channels))
+    sums = ops.segment_sum(values, ids, num_segments=total)
+    counts = ops.segment_sum(ops.reshape(ops.cast(valid, "float32"), (-1,)), ids, num_segments=total)
+    means = sums * ops.power(ops.maximum(counts, 1.0), -1.0)[:, None]
+    return ops.cast(ops.reshape(means, (-1, max_segments, channels)), features.dtype)
 
 
-def superpixel_unpool(regions: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+def superpixel_unpool(regions, labels):
     """``(B, N, C)`` superpixel values and ``(B, H, W)`` labels -> ``(B, H, W, C)``:
     each pixel gets its superpixel's value (zeros for labels out of range)."""
+    regions, labels = ops.convert_to_tensor(regions), ops.convert_to_tensor(labels)
     max_segments = regions.shape[1]
     ids, valid = _segment_ids(labels, max_segments)
-    flat = tf.reshape(regions, [-1, regions.shape[-1]])
-    values = tf.gather(flat, tf.maximum(ids, 0))
-    return values * tf.cast(valid, regions.dtype)[..., None]
+    flat = ops.reshape(regions, (-1, regions.shape[-1]))
+    values = ops.take(flat, ops.maximum(ids, 0), axis=0)
+    return values * ops.cast(valid, regions.dtype)[..., None]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -254,7 +280,7 @@ class SuperpixelAttention(keras.layers.Layer):
         if self.merge == "add":
             merged = unpooled + features
         else:
-            merged = tf.concat([unpooled, features], axis=-1)
+            merged = ops.concatenate([unpooled, features], axis=-1)
         return self.recalibration(merged)
 
     def compute_output_shape(self, input_shape):
