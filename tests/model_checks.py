@@ -175,9 +175,11 @@ def run_all_checks(model: keras.Model, tmp_path: Path, inputs: Any = None, **tra
 def inference_outputs(model: keras.Model, inputs: Any) -> dict[str, np.ndarray]:
     """``model(inputs, training=False)`` by name. On JAX one jit-compiled call
     (``predict_on_batch``): eager JAX compiles every op on its own, 10x slower here."""
-    if keras.backend.backend() == "jax":
-        return named_outputs(model, model.predict_on_batch(inputs))
-    return named_outputs(model, model(inputs, training=False))
+    if keras.backend.backend() != "jax":
+        return named_outputs(model, model(inputs, training=False))
+    outputs = named_outputs(model, model.predict_on_batch(inputs))  # keys sorted by the jit's flattening
+    order = list(model.output) if isinstance(model.output, dict) else model.output_names
+    return {name: outputs[name] for name in order}
 
 
 def named_outputs(model: keras.Model, outputs: Any) -> dict[str, np.ndarray]:

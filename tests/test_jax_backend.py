@@ -32,9 +32,7 @@ def test_sanet_and_rgb_to_lab_run_and_train_under_jax(tmp_path):
              sanet_tf=model.predict([image, superpixels], verbose=0),
              target=(rng.random((2, *model.outputs[0].shape[1:])) > 0.5).astype(np.float32),
              rgb=rgb, lab_unit_True=rgb_to_lab_unit(rgb).numpy(), lab_unit_False=rgb_to_lab(rgb).numpy())
-    # XLA's optimisation level 0: JAX compiles each weight initialiser; a third of the time.
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-                   "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}  # conftest: JAX's cache
     done = subprocess.run([sys.executable, "-m", "tests._jax_backend_worker", str(tmp_path)], cwd=ROOT,
                           env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
