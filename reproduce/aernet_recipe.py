@@ -241,8 +241,8 @@ def evaluate_segmenter(model: keras.Model, test: Sequence[Record], args: argpars
     data = segmentation_dataset(test, input_spec(args), batch_size=args.batch_size,
                                 training=False, cache=False)
     masks, predictions = [], []
-    for images, batch_masks in data:
-        masks.append(batch_masks.numpy()[..., 0] > 0.5)
+    for images, batch_masks in data.as_numpy_iterator():  # numpy: any Keras backend
+        masks.append(batch_masks[..., 0] > 0.5)
         predictions.append(np.asarray(model.predict_on_batch(images))[..., 0] > THRESHOLD)
     masks, predictions = np.concatenate(masks), np.concatenate(predictions)
     scores = [segmentation_scores(m, p) for m, p in zip(masks, predictions)]

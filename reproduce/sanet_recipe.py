@@ -260,7 +260,7 @@ def predict_and_score(model: keras.Model, records: Sequence[Record], variant: Va
     scorer does (:func:`zoo.evaluate.evaluate`); returns the Task 2 scores (fractions)
     with ``sanet_average`` (Avg JA / Avg Dice: the five attributes and the micro average)."""
     index = 0
-    for inputs, _ in make_dataset(records, variant, args, training=False):
+    for inputs, _ in make_dataset(records, variant, args, training=False).as_numpy_iterator():
         for probability in np.asarray(model.predict_on_batch(inputs)):
             record = records[index]
             write_attribute_masks(record.image_id, probability, predictions_dir,

@@ -1,5 +1,9 @@
 """Where training runs: devices, XLA, mixed precision and distribution strategies.
 
+The strategies are ``tf.distribute``'s and need the TensorFlow backend; on JAX,
+:func:`zoo.train.fit` runs with ``strategy="default"`` and Keras' own
+``keras.distribution`` (README "Backends").
+
 :func:`zoo.train.fit` resolves its runtime settings here, and the reproduce scripts
 record :func:`describe_runtime` next to their tables so that a number can be traced
 to the hardware and software that produced it.
@@ -37,9 +41,11 @@ def gpu_available() -> bool:
 
 
 def resolve_xla(xla: bool | None) -> bool:
-    """``xla=None`` means "on iff a GPU is present" (see the module docstring)."""
+    """``xla=None`` means "on iff a GPU is present" (see the module docstring) on
+    TensorFlow, and on under JAX, whose only compiler is XLA (``False`` there runs
+    every op on its own: for debugging)."""
     if xla is None:
-        return gpu_available()
+        return keras.backend.backend() == "jax" or gpu_available()
     if not isinstance(xla, bool):
         raise TypeError(f"xla must be True, False or None (= on iff a GPU is present), got {xla!r}.")
     return xla
@@ -97,6 +103,11 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
     if devices is not None and name != "mirrored":
         raise ValueError(f"devices applies to strategy='mirrored' only, got strategy={name!r}.")
+    if name != "default" and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"strategy={name!r} is a tf.distribute strategy and needs KERAS_BACKEND=tensorflow (this process "
+            f"runs Keras on {keras.backend.backend()!r}); on JAX, distribute with keras.distribution "
+            f"(e.g. keras.distribution.set_distribution(keras.distribution.DataParallel())) and strategy='default'.")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

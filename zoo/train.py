@@ -50,6 +50,12 @@ optimizer, loss and metrics as zero-argument factories (classes or lambdas) when
 using a strategy: their variables must be created inside its scope, which ``fit``
 does. On a multi-worker cluster only the chief writes to ``out_dir``; the other
 workers write to ``out_dir/workers/<task>``.
+
+**Backends.** :func:`fit` runs on any Keras backend with ``strategy="default"``: the
+``tf.data`` pipelines feed JAX and PyTorch too (Keras converts each batch), and the
+model compiles with ``jit_compile`` under JAX (always) and TensorFlow (``config.xla``).
+The ``"mirrored"`` and ``"multi_worker"`` strategies are ``tf.distribute``'s and need
+``KERAS_BACKEND=tensorflow``; on JAX use ``keras.distribution`` instead.
 """
 from __future__ import annotations
 
