@@ -185,11 +185,11 @@ def inference_outputs(model: keras.Model, inputs: Any) -> dict[str, np.ndarray]:
 def named_outputs(model: keras.Model, outputs: Any) -> dict[str, np.ndarray]:
     """``outputs`` of ``model`` by name: a dict output's keys, else ``model.output_names``."""
     if isinstance(outputs, dict):
-        return {name: np.asarray(value) for name, value in outputs.items()}
+        return {name: keras.ops.convert_to_numpy(value) for name, value in outputs.items()}
     flat = keras.tree.flatten(outputs)
     if len(flat) != len(model.output_names):
         raise ValueError(f"{model.name}: {len(flat)} outputs but output_names {model.output_names}")
-    return {name: np.asarray(value) for name, value in zip(model.output_names, flat)}
+    return {name: keras.ops.convert_to_numpy(value) for name, value in zip(model.output_names, flat)}
 
 
 def float32_tail(model: keras.Model) -> set[str]:
