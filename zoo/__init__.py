@@ -32,6 +32,7 @@ from zoo.metrics import DiceCoefficient, JaccardIndex
 from zoo.optimizers import L2Adam, L2SGD
 from zoo.recipe import TrainingRecipe
 from zoo.registry import PAPERS, ModelEntry, get_model, list_models, register_model
+from zoo.run import Run, load_run, save_run
 from zoo.runtime import describe_runtime, make_strategy
 from zoo.sanet import *  # noqa: F401,F403
 from zoo.train import TrainConfig, TrainResult, fit

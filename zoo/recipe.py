@@ -7,7 +7,9 @@ experiment around it (splits, evaluation, the table) lives in ``reproduce/``.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping
 
@@ -16,6 +18,10 @@ import numpy as np
 
 TargetKind = Literal["binary", "one_hot"]
 TARGET_KINDS: tuple[str, ...] = ("binary", "one_hot")
+
+OVERRIDABLE: tuple[str, ...] = ("learning_rate", "batch_size", "epochs", "monitor")
+"""The recipe fields a run may change (``--learning-rate``, ``--batch-size``, ``--epochs``,
+``--monitor``); the loss, optimiser, targets and augmentation are the paper's."""
 
 OptimizerFactory = Callable[[float, int, int], keras.optimizers.Optimizer]
 """``make(learning_rate, steps_per_epoch, epochs) -> optimiser`` (a fresh one per call:
@@ -62,6 +68,40 @@ class TrainingRecipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainingRecipe.{name} must be a positive int, got {value!r}.")
+        rate = self.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"TrainingRecipe.learning_rate must be a positive finite number, got {rate!r}.")
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise ValueError(f"TrainingRecipe.monitor must be a logged quantity such as 'val_auc', got "
+                             f"{self.monitor!r}.")
+
+    def with_overrides(self, **overrides: Any) -> "TrainingRecipe":
+        """This recipe with some of the :data:`OVERRIDABLE` fields changed (``None``
+        values keep the recipe's); the values are checked as the recipe's own are."""
+        unknown = sorted(set(overrides) - set(OVERRIDABLE))
+        if unknown:
+            raise ValueError(f"TrainingRecipe: {unknown} cannot be overridden; overridable: {OVERRIDABLE}.")
+        changes = {key: value for key, value in overrides.items() if value is not None}
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def overrides_from(self, registered: "TrainingRecipe") -> dict[str, Any]:
+        """The :data:`OVERRIDABLE` fields in which this recipe differs from ``registered``."""
+        return {name: getattr(self, name) for name in OVERRIDABLE
+                if getattr(self, name) != getattr(registered, name)}
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description (for run cards and reports): the source, the
+        numbers, and the loss, optimiser and augmentation by name."""
+        augmentation = self.augmentation
+        if dataclasses.is_dataclass(augmentation):
+            augmentation = {key: list(value) if isinstance(value, tuple) else value
+                            for key, value in dataclasses.asdict(augmentation).items()}
+        return {"source": self.source, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                "epochs": self.epochs, "monitor": self.monitor,
+                "targets": self.targets if isinstance(self.targets, str) else dict(self.targets),
+                "loss": _name_of(self.loss), "optimizer": _name_of(self.optimizer),
+                "loss_weights": None if self.loss_weights is None else dict(self.loss_weights()),
+                "augmentation": augmentation}
 
     def make_optimizer(self, steps_per_epoch: int, *, learning_rate: float | None = None,
                        epochs: int | None = None) -> keras.optimizers.Optimizer:
@@ -96,6 +136,11 @@ class TrainingRecipe:
                       jit_compile=jit_compile, **kwargs)
 
 
+def _name_of(factory: Any) -> str:
+    """A factory's readable name: ``OptimizerFactory`` closures say what they make."""
+    return getattr(factory, "description", None) or getattr(factory, "__qualname__", None) or repr(factory)
+
+
 def _random_target(tensor: Any, kind: TargetKind, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     shape = (batch_size, *tensor.shape[1:])
     if kind == "binary":
@@ -109,7 +154,7 @@ def constant(optimizer_class: type[keras.optimizers.Optimizer], **options) -> Op
     def make(learning_rate: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
         del steps_per_epoch, epochs
         return optimizer_class(learning_rate, **options)
-    return make
+    return _described(make, f"{optimizer_class.__name__}({_options(options)}), constant rate")
 
 
 def step_decay(optimizer_class: type[keras.optimizers.Optimizer], *, every_epochs: int,
@@ -121,7 +166,8 @@ def step_decay(optimizer_class: type[keras.optimizers.Optimizer], *, every_epoch
             learning_rate, decay_steps=every_epochs * steps_per_epoch, decay_rate=factor,
             staircase=True)
         return optimizer_class(schedule, **options)
-    return make
+    return _described(make, f"{optimizer_class.__name__}({_options(options)}), rate x{factor} every "
+                            f"{every_epochs} epochs")
 
 
 def polynomial_decay(optimizer_class: type[keras.optimizers.Optimizer], *, power: float,
@@ -131,4 +177,49 @@ def polynomial_decay(optimizer_class: type[keras.optimizers.Optimizer], *, power
         schedule = keras.optimizers.schedules.PolynomialDecay(
             learning_rate, steps_per_epoch * epochs, 0.0, power=power)
         return optimizer_class(schedule, **options)
+    return _described(make, f"{optimizer_class.__name__}({_options(options)}), polynomial decay to 0, "
+                            f"power {power}")
+
+
+def _described(make: OptimizerFactory, description: str) -> OptimizerFactory:
+    make.description = description
     return make
+
+
+def _options(options: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in options.items())
+
+
+_FLAG_TYPES: Mapping[str, tuple[type, str]] = MappingProxyType({
+    "learning_rate": (float, "initial learning rate"),
+    "batch_size": (int, "global batch size"),
+    "epochs": (int, "training epochs"),
+    "monitor": (str, "the logged quantity that picks the kept epoch"),
+})
+
+
+def add_override_flags(parser: argparse.ArgumentParser, recipe: TrainingRecipe | None = None) -> None:
+    """Adds ``--learning-rate``, ``--batch-size``, ``--epochs`` and ``--monitor`` (one per
+    :data:`OVERRIDABLE` field) to an ``argparse`` parser. Each defaults to ``None``:
+    the recipe's value (shown in the help when ``recipe`` is given);
+    :func:`overrides_from_flags` collects what the user set."""
+    for name in OVERRIDABLE:
+        kind, what = _FLAG_TYPES[name]
+        shown = f" (default: the recipe's, {getattr(recipe, name)})" if recipe is not None else " (default: the recipe's)"
+        parser.add_argument(f"--{name.replace('_', '-')}", type=_positive(kind) if kind is not str else str,
+                            default=None, help=what + shown)
+
+
+def overrides_from_flags(args: Any) -> dict[str, Any]:
+    """The :data:`OVERRIDABLE` fields set on the command line (``argparse.Namespace``)."""
+    return {name: getattr(args, name) for name in OVERRIDABLE if getattr(args, name, None) is not None}
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 import keras
 
 from data_tools.preprocess import InputSpec
+from zoo.common.run_card import RunError, build_from_card, is_run_folder, read_card
 from zoo.recipe import TrainingRecipe
 
 PAPERS: Mapping[str, str] = MappingProxyType({
@@ -103,12 +104,27 @@ class ModelEntry:
         return f"{self.builder.__module__}:{self.builder.__qualname__}"
 
     def build(self, *, small: bool = False, **overrides) -> keras.Model:
-        """The model, randomly initialised: the paper's (default) or the small test one.
+        """The model: the paper's (default) or the small test one, randomly initialised;
+        or a trained run's, given its run folder as ``weights``.
 
-        ``overrides`` go to the builder last (e.g. ``classes=3``, ``return_attention=True``).
+        ``overrides`` go to the builder last (e.g. ``classes=3``, ``return_attention=True``,
+        ``weights="model.weights.h5"``). With ``weights=<run folder>`` (:mod:`zoo.run`)
+        the model is built with the run's builder arguments instead (``small`` and
+        ``overrides`` may only agree with them, or ask for the attention outputs) and
+        the run's weights are loaded.
         """
+        if is_run_folder(overrides.get("weights")):
+            return build_from_card(self.builder, overrides["weights"], self._run_request(small, overrides))
         kwargs = {**self.kwargs, **(self.test_kwargs if small else {}), **overrides}
         return self.builder(**kwargs)
+
+    def _run_request(self, small: bool, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The builder arguments a caller asked for beside a run folder."""
+        card = read_card(overrides["weights"])
+        if card.model != self.name:
+            raise RunError(f"{overrides['weights']}: the run is of model {card.model!r}, not {self.name!r}.")
+        return {**(self.test_kwargs if small else {}),
+                **{key: value for key, value in overrides.items() if key != "weights"}}
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:

@@ -33,6 +33,7 @@ import h5py
 import keras
 from keras.src.utils.naming import to_snake_case  # the names Keras' weights files use
 
+from zoo.common.run_card import card_beside, check_against_card
 from zoo.common.validation import (check_classes, check_encoder_weights, check_input_shape,
                                    check_return_attention)
 
@@ -97,14 +98,24 @@ def check_checkpoint(weights: Any, model: str, *, argument: str = "weights") -> 
 def load_checkpoint(model: keras.Model, weights: Any, *, argument: str = "weights") -> None:
     """Loads the checkpoint ``weights`` (``None``: nothing) into the built ``model``.
 
+    A file inside a run folder (beside a ``run.json``, :mod:`zoo.run`) is also checked
+    against the run's card: the model must have the run's input shapes and network
+    (the weights of a fully convolutional model trained at 64x64 would load into a
+    256x256 one without any other complaint).
+
     Raises:
         ValueError: ``weights`` is no existing ``.weights.h5``/``.keras`` file, not
             a Keras file, or a checkpoint of another model (the message names the
             first layer that does not match).
+        zoo.common.run_card.RunMismatchError: a run's weights, and a model that is
+            not the run's.
     """
     path = check_checkpoint(weights, model.name, argument=argument)
     if path is None:
         return
+    card = card_beside(path)
+    if card is not None:
+        check_against_card(model, card, path)
     model = _as_saved(model, path, argument)
     problem = _first_mismatch(model, _stored_shapes(path, model.name, argument))
     if problem:
