@@ -44,25 +44,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import math
 import numbers
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, NoReturn, Sequence
 
+import keras
+
 from data_tools.records import BadInputPolicy, DatasetError
 from reproduce import report
 from reproduce.datasets import DatasetNeed, MissingDataError, find_real_data, prepare_synthetic_data
+from data_tools.preprocess import InputSpec
 from zoo.common.validation import check_encoder_weights
+from zoo.recipe import TrainingRecipe, add_override_flags, overrides_from_flags
+from zoo.registry import ModelEntry, get_model
+from zoo.run import git_commit, now, save_run
 from zoo.runtime import STRATEGIES, describe_runtime, is_chief, make_strategy, task_name
-from zoo.train import TrainConfig
+from zoo.train import TrainConfig, TrainResult, fit
 
 #: Flags that do not change a trained row's numbers, only where and how it runs: the
 #: output folder, the rows chosen, rerunning, XLA compilation and the distribution
@@ -119,6 +123,13 @@ class PaperRow:
             1-decimal column prints 77.29, not 77.3).
         quoted: ``True`` for a result the paper quotes from another publication:
             printed and marked "quoted from the paper", never run.
+        model: the registered model (``zoo.get_model`` name) the row trains; ``None``
+            for quoted rows and rows that train nothing.
+        builder_args: the row's builder arguments beyond the registered model's
+            (its variant, e.g. ``{"attention": "channel"}``).
+        recipe_overrides: the row's changes to the model's registered recipe (e.g.
+            the paper's 50 epochs of one table); listed in the row's run card and
+            the table's notes.
 
     After construction ``values`` holds floats; :meth:`decimals` gives the digits
     each paper value prints with.
@@ -127,8 +138,15 @@ class PaperRow:
     name: str
     values: Mapping[str, float | str | None]
     quoted: bool = False
+    model: str | None = None
+    builder_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    recipe_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        if self.model is not None:
+            get_model(self.model)  # a KeyError listing the registered names
+        if self.quoted and self.model is not None:
+            raise ValueError(f"PaperRow {self.name!r}: a quoted row is never run and names no model.")
         values, decimals = {}, {}
         for column, value in self.values.items():
             if value is None:
@@ -262,6 +280,58 @@ class RowContext:
     smoke: bool
     bad_inputs: BadInputPolicy
 
+    @property
+    def entry(self) -> ModelEntry:
+        """The registered model the row trains (``row.model``)."""
+        if self.row.model is None:
+            raise ValueError(f"row {self.row.name!r} names no registered model (PaperRow.model).")
+        return get_model(self.row.model)
+
+    def recipe(self, **script_overrides: Any) -> TrainingRecipe:
+        """The row's recipe: the model's registered recipe, then the row's
+        ``recipe_overrides``, then ``script_overrides`` (what the script's own flags
+        choose, e.g. another momentum), then the command line's ``--epochs``,
+        ``--batch-size``, ``--learning-rate``, ``--monitor`` (and ``--smoke``'s)."""
+        return (self.entry.recipe.with_overrides(**self.row.recipe_overrides)
+                .with_overrides(**script_overrides).with_overrides(**overrides_from_flags(self.args)))
+
+    def builder_args(self, **script_args: Any) -> dict[str, Any]:
+        """The row's builder arguments with the script's (input shape, classes, encoder
+        weights from its flags) over them."""
+        return {**self.entry.kwargs, **self.row.builder_args, **script_args}
+
+    def build(self, builder_args: Mapping[str, Any], **outputs: Any) -> keras.Model:
+        """The row's registered model built with ``builder_args`` (from
+        :meth:`builder_args`); ``outputs``: e.g. ``return_attention=True``."""
+        return self.entry.build(**builder_args, **outputs)
+
+    def fit(self, train_data: Any, val_data: Any, *, builder_args: Mapping[str, Any], recipe: TrainingRecipe,
+            steps_per_epoch: int, metrics: Any = None, return_attention: bool = False,
+            **settings: Any) -> TrainResult:
+        """Trains the row's model: the only way the tables train.
+
+        The model is ``self.build(builder_args)``; the optimiser, loss and loss
+        weights are ``recipe``'s (from :meth:`recipe`), for ``steps_per_epoch``
+        batches an epoch over ``recipe.epochs``; ``settings`` go to
+        :meth:`train_config` (``monitor`` defaults to the recipe's)."""
+        config = self.train_config(**{"epochs": recipe.epochs, "monitor": recipe.monitor, **settings})
+        outputs = {"return_attention": True} if return_attention else {}
+        return fit(lambda: self.build(builder_args, **outputs), train_data, val_data, config,
+                   optimizer=lambda: recipe.make_optimizer(steps_per_epoch),
+                   loss=recipe.loss, loss_weights=None if recipe.loss_weights is None else dict(recipe.loss_weights()),
+                   metrics=metrics)
+
+    def save_run(self, model: keras.Model, *, builder_args: Mapping[str, Any], recipe: TrainingRecipe,
+                 input_spec: InputSpec, scores: Mapping[str, Any], training: Mapping[str, Any] | None = None,
+                 data: Mapping[str, Any] | None = None, folder: Path | None = None) -> Path:
+        """Makes the row's folder (or ``folder`` under it, for rows that train several
+        models) a run folder holding ``model`` exactly as it was scored
+        (:func:`zoo.run.save_run`); ``data`` defaults to the dataset folder."""
+        data = {"dir": str(self.data_dir), "synthetic": self.smoke, **(data or {})}
+        return save_run(folder or self.out_dir, model, entry=self.entry, builder_args=builder_args,
+                        input_spec=input_spec, recipe=recipe, training=training, data=data,
+                        scores={**scores, "table": self.row.name})
+
     def train_config(self, **settings: Any) -> TrainConfig:
         """A :class:`zoo.train.TrainConfig` for this row, filled from the flags.
 
@@ -324,10 +394,7 @@ def build_parser(
         "--out", type=Path,
         help=f"output folder (default: results/{table.key}, results/{table.key}-smoke with --smoke)",
     )
-    parser.add_argument("--epochs", type=number_in_range(int, 1),
-                        help="training epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=number_in_range(int, 1),
-                        help="global batch size (default: %(default)s)")
+    add_override_flags(parser)  # --learning-rate, --batch-size, --epochs, --monitor: the recipe's by default
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--xla", action=argparse.BooleanOptionalAction, default=None,
@@ -629,7 +696,7 @@ class _RowStore:
             "row": row.name,
             "settings": self.settings,
             "seconds": round(seconds, 1),
-            "finished": _now(),
+            "finished": now(),
             "result": result.to_json(),
         }
         path = self.root / row.slug / "result.json"
@@ -649,10 +716,6 @@ class _RowStore:
         return results
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 def run_config(
     table: PaperTable, args: argparse.Namespace, data_dir: Path, command: Sequence[str]
 ) -> dict[str, Any]:
@@ -670,24 +733,7 @@ def run_config(
         "command": f"{command[0]} {shlex.join(command[1:])}",
         "flags": vars(args),
         "data_dir": data_dir.resolve(),
-        "date": _now(),
-        "git_commit": _git_commit(),
+        "date": now(),
+        "git_commit": git_commit(),
         "runtime": runtime,
     })
-
-
-def _git_commit() -> str | None:
-    """The checkout's commit, ``+dirty`` with uncommitted changes; ``None`` outside git."""
-    repo = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")

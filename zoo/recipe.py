@@ -76,18 +76,23 @@ class TrainingRecipe:
                              f"{self.monitor!r}.")
 
     def with_overrides(self, **overrides: Any) -> "TrainingRecipe":
-        """This recipe with some of the :data:`OVERRIDABLE` fields changed (``None``
-        values keep the recipe's); the values are checked as the recipe's own are."""
-        unknown = sorted(set(overrides) - set(OVERRIDABLE))
+        """This recipe with some fields changed (``None`` values keep the recipe's); the
+        values are checked as the recipe's own are. The command lines offer the
+        :data:`OVERRIDABLE` ones as flags; a table row may also replace the loss or the
+        optimiser factory (with the paper's own factory, e.g. another momentum),
+        which the run card then records by name."""
+        fields = {field.name for field in dataclasses.fields(self)} - {"source"}
+        unknown = sorted(set(overrides) - fields)
         if unknown:
-            raise ValueError(f"TrainingRecipe: {unknown} cannot be overridden; overridable: {OVERRIDABLE}.")
+            raise ValueError(f"TrainingRecipe: no field(s) {unknown} to override; fields: {sorted(fields)}.")
         changes = {key: value for key, value in overrides.items() if value is not None}
         return dataclasses.replace(self, **changes) if changes else self
 
     def overrides_from(self, registered: "TrainingRecipe") -> dict[str, Any]:
-        """The :data:`OVERRIDABLE` fields in which this recipe differs from ``registered``."""
-        return {name: getattr(self, name) for name in OVERRIDABLE
-                if getattr(self, name) != getattr(registered, name)}
+        """The fields in which this recipe differs from ``registered``, described as
+        :meth:`describe` describes them."""
+        mine, theirs = self.describe(), registered.describe()
+        return {key: value for key, value in mine.items() if key != "source" and value != theirs[key]}
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (for run cards and reports): the source, the
