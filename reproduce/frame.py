@@ -307,14 +307,17 @@ class RowContext:
 
     def fit(self, train_data: Any, val_data: Any, *, builder_args: Mapping[str, Any], recipe: TrainingRecipe,
             steps_per_epoch: int, metrics: Any = None, return_attention: bool = False,
-            **settings: Any) -> TrainResult:
+            repeated: bool = False, **settings: Any) -> TrainResult:
         """Trains the row's model: the only way the tables train.
 
         The model is ``self.build(builder_args)``; the optimiser, loss and loss
         weights are ``recipe``'s (from :meth:`recipe`), for ``steps_per_epoch``
         batches an epoch over ``recipe.epochs``; ``settings`` go to
-        :meth:`train_config` (``monitor`` defaults to the recipe's)."""
-        config = self.train_config(**{"epochs": recipe.epochs, "monitor": recipe.monitor, **settings})
+        :meth:`train_config` (``monitor`` defaults to the recipe's). ``repeated``:
+        ``train_data`` repeats without end, and an epoch is ``steps_per_epoch`` of
+        its batches (``TrainConfig.steps_per_epoch``)."""
+        epoch = {"steps_per_epoch": steps_per_epoch} if repeated else {}
+        config = self.train_config(**{"epochs": recipe.epochs, "monitor": recipe.monitor, **epoch, **settings})
         outputs = {"return_attention": True} if return_attention else {}
         return fit(lambda: self.build(builder_args, **outputs), train_data, val_data, config,
                    optimizer=lambda: recipe.make_optimizer(steps_per_epoch),
