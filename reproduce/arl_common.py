@@ -1,8 +1,12 @@
 """The recipe the five ARL-CNN table scripts share: data, patches, training, scoring.
 
-Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE TMI
-2019 (``arl_cnn.txt``). Tables III-VII train classifiers of
-:mod:`zoo.arl_cnn.models` with one recipe and score them on the ISIC 2017 test set:
+Zhang, Xie, Xia and Shen, "Attention Residual Learning for Skin Lesion Classification",
+IEEE Transactions on Medical Imaging 38(9), 2019. Tables III-VII train the registered
+classifiers of :mod:`zoo.arl_cnn` (``zoo.list_models(paper="arl_cnn")``) with their
+registered recipe (:data:`zoo.arl_cnn.recipe.ARL_RECIPE`) and score them on the ISIC
+2017 test set. Every row of a table names its registered model, its builder
+arguments and its changes to the recipe (:class:`reproduce.frame.PaperRow`;
+:func:`scratch_row`, :func:`imagenet_row`):
 
 * **data** (Sec. IV-A): ISIC 2017 Part 3, 2000 training, 150 validation and 600
   test images (:func:`data_tools.isic.read_isic2017`).
@@ -19,10 +23,15 @@ Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE
   every epoch and mixes the patches of many images in a batch), augmented online with
   rotations of +-10 degrees, zooms of 90-110 % and flips
   (:data:`zoo.arl_cnn.recipe.ARL_AUGMENTATION`).
-* **training** (Sec. IV-B): mini-batch SGD, batch 32, learning rate 0.01 from
-  scratch and 1e-4 when fine-tuning from ImageNet (the "*" rows of Table III),
-  halved every 30 epochs, 100 epochs, the best epoch on the official validation
-  set (:func:`zoo.train.fit`).
+* **training** (Sec. IV-B): the registered recipe, mini-batch SGD, batch 32,
+  learning rate 0.01 from scratch, halved every 30 epochs, 100 epochs, the best
+  epoch on the official validation set; the rows fine-tuned from ImageNet (the "*"
+  rows of Table III) override the learning rate with 1e-4 (Sec. IV-B). Training
+  goes through :meth:`reproduce.frame.RowContext.fit` (the recipe's optimiser and
+  loss); ``--momentum``, ``--halving-epochs`` and ``--no-pretrained`` change the
+  recipe through :meth:`~reproduce.frame.RowContext.recipe` (:func:`row_recipe`),
+  ``--learning-rate``, ``--batch-size``, ``--epochs`` are the frame's override
+  flags. Every change is recorded in the run card.
 * **test** (Sec. IV-B, IV-C): 9 random patches of each test image, drawn as in
   training with the run's seed, softmax scores averaged
   (:func:`zoo.arl_cnn.patches.average_over_patches`); AUC, accuracy,
@@ -31,7 +40,7 @@ Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE
 
 What the paper leaves open, and what we chose (flags change it):
 
-* SGD momentum: the paper names plain "mini-batch SGD": 0 (``--momentum``).
+* SGD momentum: the paper names plain "mini-batch SGD": the recipe's 0 (``--momentum``).
 * Input values: keras.applications' "caffe" scaling for models starting from its
   ImageNet ResNet50 weights (what they expect), [0, 1] for models from scratch.
 * Best epoch: the validation AUC of the validation images' 9 test patches, each
@@ -42,12 +51,16 @@ What the paper leaves open, and what we chose (flags change it):
   Table VII's runs draws its own.
 * Threshold of accuracy, sensitivity and specificity: 0.5 on the averaged softmax.
 
-Files per trained model (``<row>/<task>/``, :func:`train_and_score`): what
-:func:`zoo.train.fit` writes, plus ``settings.json`` (the flags) and
-``task_result.json`` (test scores, per-image scores, history). A finished task is
-not trained again when its row is run again with the same flags (a row interrupted
-in its second task keeps its first). A row also writes ``predictions.csv``, its
-test scores in the ISIC 2017 Part 3 submission layout.
+Every trained model is a run folder (``<row>/<task>/``, :func:`train_and_score`;
+Table VII: ``<row>/run-NN/<task>/``): ``run.json`` (the registered model, its builder
+arguments, input spec, recipe and overrides, data, seed and test scores) and
+``model.weights.h5``, exactly the weights that were scored, which
+``zoo.load_run(folder)`` rebuilds; beside them what :func:`zoo.train.fit` writes,
+``settings.json`` (the flags) and ``task_result.json`` (test scores, per-image
+scores, history). A finished task is not trained again when its row is run again
+with the same flags (a row interrupted in its second task keeps its first). A row
+also writes ``predictions.csv``, its test scores in the ISIC 2017 Part 3
+submission layout.
 """
 from __future__ import annotations
 
@@ -73,18 +86,17 @@ from reproduce import report
 from reproduce.arl_extra_images import (DEFAULT_LIST, SYNTHETIC_LIST, extra_images_argument, read_extra_images,
                                         write_synthetic_extras)
 from reproduce.datasets import DatasetNeed, MissingDataError
-from reproduce.frame import NON_RESULT_FLAGS, Column, RowContext, RowResult, number_in_range
+from reproduce.frame import NON_RESULT_FLAGS, Column, PaperRow, RowContext, RowResult, number_in_range
 from zoo.metrics import classification_scores, isic2017_average_auc
-from zoo.arl_cnn.models import (build_arl_cnn14, build_arl_cnn50, build_ran14, build_ran50,
-                                build_senet14, build_senet50)
-from zoo.arl_cnn.models import build_resnet14, build_resnet50
 from zoo.arl_cnn.patches import (ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches,
                                  average_over_patches)
 from zoo.submission import write_isic2017_classification_csv
 from zoo.arl_cnn.recipe import (ARL_AUGMENTATION, ARL_RECIPE, FINE_TUNING_LEARNING_RATE,
                                 HALVING_EPOCHS, SCRATCH_LEARNING_RATE, arl_sgd)
+from zoo.arl_cnn import ARL_INPUT, ARL_PRETRAINED_INPUT
 from zoo.params import count_parameters
-from zoo.train import TrainResult, fit
+from zoo.recipe import TrainingRecipe
+from zoo.train import TrainResult
 
 TASKS = ("melanoma", "seborrheic_keratosis")
 """The two binary sub-tasks (Sec. IV-A), named as the ISIC 2017 Part 3 CSV columns."""
@@ -92,13 +104,12 @@ TASK_ABBREVIATIONS = {"melanoma": "M", "seborrheic_keratosis": "SK"}
 """Column prefixes, as Table VI abbreviates the sub-tasks."""
 
 THRESHOLD = 0.5                 # accuracy / sensitivity / specificity (not in the paper)
-MONITOR = ARL_RECIPE.monitor
+CLASSES = 2
+"""Each sub-task model's softmax: rest, positive (Table I's 2-unit output layer)."""
 RESULT_FILE = "task_result.json"
 SETTINGS_FILE = "settings.json"
 PREDICTIONS_FILE = "predictions.csv"
 
-PAPER_SETTINGS = {"epochs": ARL_RECIPE.epochs, "batch_size": ARL_RECIPE.batch_size}
-"""Sec. IV-B: 100 epochs of mini-batches of 32 patches."""
 SMOKE = {"epochs": 1, "batch_size": 4, "image_size": 32, "steps_per_epoch": 2,
          "pretrained": False, "learning_rate": 1e-4}
 """``--smoke``: 32x32 patches, two steps of one epoch, random weights (no download).
@@ -122,35 +133,31 @@ DATASET = DatasetNeed(
 )
 
 
-# --------------------------------------------------------------------------- models
+# --------------------------------------------------------------------------- rows and models
 
 
-@dataclasses.dataclass(frozen=True)
-class ArlModel:
-    """A classifier of Tables III-VII and how the paper initialises it.
-
-    Attributes:
-        build: a builder of :mod:`zoo.arl_cnn.models` or :mod:`zoo.common.resnet`.
-        imagenet: the paper starts it from ImageNet weights (Table III's "*").
-        options: extra builder arguments, e.g. ``{"attention": "channel"}``.
-    """
-
-    build: Callable[..., keras.Model]
-    imagenet: bool
-    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+IMAGENET = "imagenet"
+"""The rows fine-tuned from ImageNet (the "*" of Tables III-VII) start from
+keras.applications' ResNet50 weights (``--resnet50-weights`` names a local copy)."""
 
 
-MODELS: dict[str, ArlModel] = {
-    "ResNet14": ArlModel(build_resnet14, imagenet=False),
-    "RAN14": ArlModel(build_ran14, imagenet=False),
-    "SEnet14": ArlModel(build_senet14, imagenet=False),
-    "ARL-CNN14": ArlModel(build_arl_cnn14, imagenet=False),
-    "ResNet50": ArlModel(build_resnet50, imagenet=True),
-    "RAN50": ArlModel(build_ran50, imagenet=True),
-    "SEnet50": ArlModel(build_senet50, imagenet=True),
-    "ARL-CNN50": ArlModel(build_arl_cnn50, imagenet=True),
-}
-"""The eight models of Table III (``MODELS["ARL-CNN50"]`` is the paper's model)."""
+def scratch_row(name: str, values: Mapping[str, Any], model: str, **builder_args: Any) -> PaperRow:
+    """A row whose registered ``model`` trains from scratch with the registered recipe
+    as it is (Sec. IV-B: learning rate 0.01); ``builder_args``: its variant."""
+    return PaperRow(name, values, model=model, builder_args=builder_args)
+
+
+def imagenet_row(name: str, values: Mapping[str, Any], model: str, **builder_args: Any) -> PaperRow:
+    """A "*" row: the registered ``model`` starts from ImageNet ResNet50 weights
+    (builder argument ``encoder_weights="imagenet"``) and fine-tunes at the paper's
+    learning rate 1e-4 (Sec. IV-B; the recipe override ``learning_rate``)."""
+    return PaperRow(name, values, model=model, builder_args={"encoder_weights": IMAGENET, **builder_args},
+                    recipe_overrides={"learning_rate": FINE_TUNING_LEARNING_RATE})
+
+
+def fine_tuned(row: PaperRow) -> bool:
+    """The row starts from ImageNet weights (:func:`imagenet_row`)."""
+    return row.builder_args.get("encoder_weights") is not None
 
 
 # --------------------------------------------------------------------------- columns
@@ -180,27 +187,28 @@ the paper's one-decimal values are rounded down (ResNet50: 2.351e7 printed 2.3).
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of the recipe, with the paper's values as defaults."""
-    parser.add_argument("--image-size", type=number_in_range(int, 32), default=224,
-                        help="patch side fed to the networks, at least 32 (default: %(default)s)")
+    """The tables' own flags. None repeats a recipe value: ``--learning-rate``,
+    ``--batch-size``, ``--epochs`` and ``--monitor`` are the frame's override flags
+    (default: the registered recipe's), ``--momentum`` and ``--halving-epochs`` replace
+    the recipe's optimiser (:func:`row_recipe`), and the defaults say "the recipe's"."""
+    parser.add_argument("--image-size", type=number_in_range(int, 32),
+                        help="patch side fed to the networks, at least 32 (default: the registered "
+                             f"input's, {ARL_INPUT.image_size[0]}, Sec. IV-B)")
     parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                        help="start the 50-layer models from ImageNet ResNet50 weights and "
-                             f"fine-tune them at lr {FINE_TUNING_LEARNING_RATE}, as the paper's "
-                             "'*' rows (default: on; the 14-layer models always start from "
-                             "scratch)")
-    parser.add_argument("--resnet50-weights", default="imagenet",
-                        help="with --pretrained: 'imagenet' (download) or a local copy of "
-                             "keras.applications' no-top ResNet50 weights file "
-                             "(default: %(default)s)")
-    parser.add_argument("--learning-rate", type=number_in_range(float, 0.0, include_low=False),
-                        help=f"initial SGD learning rate (default: {SCRATCH_LEARNING_RATE} from "
-                             f"scratch, {FINE_TUNING_LEARNING_RATE} fine-tuning)")
-    parser.add_argument("--momentum", type=number_in_range(float, 0.0, 1.0), default=0.0,
-                        help="SGD momentum; the paper names plain mini-batch SGD "
-                             "(default: %(default)s)")
-    parser.add_argument("--halving-epochs", type=number_in_range(int, 1), default=HALVING_EPOCHS,
-                        help="halve the learning rate every this many epochs "
-                             "(default: %(default)s)")
+                        help="start the paper's '*' rows (the 50-layer models) from ImageNet ResNet50 "
+                             f"weights and fine-tune them at the learning rate {FINE_TUNING_LEARNING_RATE} "
+                             "(Sec. IV-B); --no-pretrained trains them from scratch at the recipe's "
+                             f"{SCRATCH_LEARNING_RATE} (default: on; the 14-layer models always start "
+                             "from scratch)")
+    parser.add_argument("--resnet50-weights",
+                        help="with --pretrained: a local copy of keras.applications' no-top ResNet50 "
+                             "weights file (default: the rows' 'imagenet', downloaded)")
+    parser.add_argument("--momentum", type=number_in_range(float, 0.0, 1.0),
+                        help="SGD momentum (default: the recipe's, 0: the paper names plain "
+                             "mini-batch SGD)")
+    parser.add_argument("--halving-epochs", type=number_in_range(int, 1),
+                        help="halve the learning rate every this many epochs (default: the "
+                             f"recipe's, {HALVING_EPOCHS}, Sec. IV-B)")
     parser.add_argument("--steps-per-epoch", type=number_in_range(int, 1),
                         help="training batches per epoch (default: one pass over the 60 "
                              "patches of every training image)")
@@ -220,23 +228,47 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def input_spec(args: argparse.Namespace, weights: str | None) -> InputSpec:
-    """Patches of ``--image-size``, stretched; in keras.applications' "caffe" scaling
-    for ImageNet ResNet50 weights (what they expect), else in [0, 1]."""
-    return InputSpec(image_size=(args.image_size, args.image_size),
-                     scale="unit" if weights is None else "caffe",
-                     colour_constancy=args.colour_constancy)
+    """Patches of ``--image-size`` (default: the registered input's 224), stretched; in
+    keras.applications' "caffe" scaling for ImageNet ResNet50 weights (what they
+    expect, :data:`zoo.arl_cnn.ARL_PRETRAINED_INPUT`), else in [0, 1]
+    (:data:`zoo.arl_cnn.ARL_INPUT`)."""
+    size = ARL_INPUT.image_size if args.image_size is None else (args.image_size, args.image_size)
+    base = ARL_INPUT if weights is None else ARL_PRETRAINED_INPUT
+    return dataclasses.replace(base, image_size=size, colour_constancy=args.colour_constancy)
 
 
-def initial_weights(args: argparse.Namespace, model: ArlModel) -> str | None:
-    """``--resnet50-weights`` for the paper's ImageNet-initialised models, else None."""
-    return args.resnet50_weights if model.imagenet and args.pretrained else None
+def initial_weights(ctx: RowContext) -> str | None:
+    """The row's ImageNet start (:func:`imagenet_row`, ``--resnet50-weights`` for a local
+    copy) unless ``--no-pretrained``; None for the rows trained from scratch."""
+    if not fine_tuned(ctx.row) or not ctx.args.pretrained:
+        return None
+    return ctx.args.resnet50_weights or ctx.row.builder_args["encoder_weights"]
 
 
-def learning_rate(args: argparse.Namespace, weights: str | None) -> float:
-    """``--learning-rate``, else the paper's: 1e-4 fine-tuning, 0.01 from scratch."""
-    if args.learning_rate is not None:
-        return args.learning_rate
-    return FINE_TUNING_LEARNING_RATE if weights is not None else SCRATCH_LEARNING_RATE
+def row_builder_args(ctx: RowContext, spec: InputSpec) -> dict[str, Any]:
+    """The row's builder arguments (:meth:`~reproduce.frame.RowContext.builder_args`):
+    the registered model's, the row's variant, and the script's input shape, the two
+    softmax units of one sub-task (Table I) and the initial weights."""
+    return ctx.builder_args(input_shape=spec.input_shape, classes=CLASSES,
+                            encoder_weights=initial_weights(ctx))
+
+
+def script_overrides(ctx: RowContext) -> dict[str, Any]:
+    """The recipe changes the script's flags choose (None keeps the recipe's):
+    ``--momentum``/``--halving-epochs`` make another :func:`zoo.arl_cnn.recipe.arl_sgd`,
+    and ``--no-pretrained`` trains a "*" row from scratch at the recipe's own learning
+    rate instead of the row's fine-tuning one (Sec. IV-B)."""
+    sgd = {"momentum": ctx.args.momentum, "halving_epochs": ctx.args.halving_epochs}
+    sgd = {key: value for key, value in sgd.items() if value is not None}
+    scratch = fine_tuned(ctx.row) and initial_weights(ctx) is None
+    return {"optimizer": arl_sgd(**sgd) if sgd else None,
+            "learning_rate": ctx.entry.recipe.learning_rate if scratch else None}
+
+
+def row_recipe(ctx: RowContext) -> TrainingRecipe:
+    """The row's recipe: registered, then the row's overrides, then the script's
+    (:func:`script_overrides`), then the command line's (:meth:`RowContext.recipe`)."""
+    return ctx.recipe(**script_overrides(ctx))
 
 
 # --------------------------------------------------------------------------- data
@@ -341,11 +373,12 @@ def evaluation_patches(records: Sequence[Record], task: str, spec: InputSpec, ba
     return data.map(_flatten_patches).map(lambda images, labels: (images, _one_hot(labels)))
 
 
-def steps_per_epoch(args: argparse.Namespace, train: Sequence[Record]) -> int:
-    """``--steps-per-epoch``, else one pass over the 60 patches of every training image."""
+def steps_per_epoch(args: argparse.Namespace, train: Sequence[Record], batch_size: int) -> int:
+    """``--steps-per-epoch``, else one pass over the 60 patches of every training image
+    in batches of ``batch_size`` (the recipe's)."""
     if args.steps_per_epoch is not None:
         return args.steps_per_epoch
-    return max(1, ARL_TRAIN_PATCHES * len(train) // args.batch_size)
+    return max(1, ARL_TRAIN_PATCHES * len(train) // batch_size)
 
 
 # --------------------------------------------------------------------------- training
@@ -354,25 +387,41 @@ def steps_per_epoch(args: argparse.Namespace, train: Sequence[Record]) -> int:
 def auc_metric() -> keras.metrics.Metric:
     """ROC AUC of the positive class: the mean over both softmax columns equals it (the
     rest column ranks the images in reverse against reversed labels)."""
-    return keras.metrics.AUC(num_thresholds=1000, multi_label=True, num_labels=2, name="auc")
+    return keras.metrics.AUC(num_thresholds=1000, multi_label=True, num_labels=CLASSES, name="auc")
 
 
-def train_task(ctx: RowContext, model: ArlModel, task: str, splits: Splits, out_dir: Path,
+@dataclasses.dataclass(frozen=True)
+class TaskPlan:
+    """How a row trains each of its sub-task models: everything :func:`train_task` and
+    the run card need, decided once per row (:func:`task_plan`).
+
+    Attributes:
+        builder_args: the registered model's builder arguments for this row.
+        recipe: the row's recipe (:func:`row_recipe`).
+        spec: the patches' input spec.
+    """
+
+    builder_args: Mapping[str, Any]
+    recipe: TrainingRecipe
+    spec: InputSpec
+
+
+def task_plan(ctx: RowContext) -> TaskPlan:
+    """The row's builder arguments, recipe and input spec."""
+    spec = input_spec(ctx.args, initial_weights(ctx))
+    return TaskPlan(row_builder_args(ctx, spec), row_recipe(ctx), spec)
+
+
+def train_task(ctx: RowContext, plan: TaskPlan, task: str, splits: Splits, out_dir: Path,
                seed: int) -> TrainResult:
-    """Trains ``model`` on one sub-task with the recipe; returns the best epoch's model."""
-    args = ctx.args
-    weights = initial_weights(args, model)
-    steps = steps_per_epoch(args, splits.train)
-    config = ctx.train_config(out_dir=out_dir, seed=seed, monitor=MONITOR, mode="max",
-                              steps_per_epoch=steps)
-    spec = input_spec(args, weights)
-    return fit(lambda: model.build(spec.input_shape, 2, encoder_weights=weights, **model.options),
-               training_patches(splits.train, task, spec, args.batch_size, seed),
-               evaluation_patches(splits.validation, task, spec, args.batch_size, cache=True, seed=seed),
-               config,
-               optimizer=lambda: arl_sgd(args.momentum, args.halving_epochs)(
-                   learning_rate(args, weights), steps, args.epochs),
-               loss=ARL_RECIPE.loss, metrics=[auc_metric])
+    """Trains the row's model on one sub-task through :meth:`RowContext.fit` (the
+    recipe's optimiser, loss, epochs and batch size); returns the best epoch's model."""
+    batch_size = plan.recipe.batch_size
+    return ctx.fit(training_patches(splits.train, task, plan.spec, batch_size, seed),
+                   evaluation_patches(splits.validation, task, plan.spec, batch_size, cache=True, seed=seed),
+                   builder_args=plan.builder_args, recipe=plan.recipe,
+                   steps_per_epoch=steps_per_epoch(ctx.args, splits.train, batch_size),
+                   metrics=[auc_metric], repeated=True, out_dir=out_dir, seed=seed)
 
 
 def image_scores(model: keras.Model, records: Sequence[Record], task: str, spec: InputSpec,
@@ -392,6 +441,19 @@ def image_scores(model: keras.Model, records: Sequence[Record], task: str, spec:
     return scores
 
 
+def rescore_run(run: Any, records: Sequence[Record], threshold: float | None = None
+                ) -> tuple[np.ndarray, dict[str, float]]:
+    """A run folder's model (:func:`zoo.load_run`) scored again as its table scored it:
+    the test patches of its recorded seed and sub-task, in its input spec; returns the
+    per-image scores and :func:`zoo.metrics.classification_scores` (at the recorded
+    threshold unless ``threshold``)."""
+    task, seed = run.card.data["task"], run.card.training["seed"]
+    scores = image_scores(run.model, records, task, run.input_spec, run.card.training["batch_size"], seed)
+    labels = [record.labels[task] for record in records]
+    threshold = run.card.training["threshold"] if threshold is None else threshold
+    return scores, classification_scores(labels, scores, threshold=threshold)
+
+
 @dataclasses.dataclass
 class TaskResult:
     """One trained sub-task model and its test scores.
@@ -403,6 +465,7 @@ class TaskResult:
         params: the model's parameter count as the paper counts it (trainable, no
             bias in a convolution that batch norm follows: :func:`zoo.params.count_parameters`).
         keras_params: Keras' ``count_params`` (moving statistics and those biases included).
+        run: the run folder of the trained model (``zoo.load_run(run)``).
     """
 
     scores: dict[str, float]
@@ -411,6 +474,7 @@ class TaskResult:
     best_epoch: int
     params: int
     keras_params: int = 0
+    run: str | None = None
 
 
 def _settings(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -423,8 +487,8 @@ def claim_folder(folder: Path, settings: Mapping[str, Any]) -> None:
     """Makes ``folder`` a work folder of ``settings`` (recorded in ``settings.json``).
 
     A folder recorded with other settings is emptied first, so that no stale
-    checkpoint, backup or result made with them is resumed or reused; one recorded
-    with the same settings is kept as it is (its finished work is reused, an
+    checkpoint, backup, run or result made with them is resumed or reused; one
+    recorded with the same settings is kept as it is (its finished work is reused, an
     interrupted training resumes).
     """
     record = folder / SETTINGS_FILE
@@ -436,25 +500,37 @@ def claim_folder(folder: Path, settings: Mapping[str, Any]) -> None:
     record.write_text(json.dumps(settings, indent=1), encoding="utf-8")
 
 
-def train_and_score(ctx: RowContext, model: ArlModel, task: str, splits: Splits,
-                    out_dir: Path, seed: int) -> TaskResult:
-    """Trains one sub-task model and scores it on the test split; a task finished
-    earlier in ``out_dir`` with the same flags is reused (:func:`claim_folder`)."""
+def train_and_score(ctx: RowContext, plan: TaskPlan, task: str, splits: Splits,
+                    out_dir: Path, seed: int, data: Mapping[str, Any] | None = None) -> TaskResult:
+    """Trains one sub-task model, scores it on the test split and makes ``out_dir`` its
+    run folder (:meth:`RowContext.save_run`: the weights scored, the scores in the
+    card; ``data`` adds to the card's data record). A task finished earlier in
+    ``out_dir`` with the same flags is reused (:func:`claim_folder`)."""
     result_file = out_dir / RESULT_FILE
     claim_folder(out_dir, _settings(ctx.args, seed))
     if result_file.is_file():
         print(f"    {task}: finished earlier in {out_dir}, kept")
         return TaskResult(**json.loads(result_file.read_text(encoding="utf-8")))
-    trained = train_task(ctx, model, task, splits, out_dir, seed)
-    spec = input_spec(ctx.args, initial_weights(ctx.args, model))
-    scores = image_scores(trained.model, splits.test, task, spec, ctx.args.batch_size, seed)
+    trained = train_task(ctx, plan, task, splits, out_dir, seed)
+    batch_size = plan.recipe.batch_size
+    scores = image_scores(trained.model, splits.test, task, plan.spec, batch_size, seed)
     labels = [record.labels[task] for record in splits.test]
     result = TaskResult(
         scores=classification_scores(labels, scores, threshold=ctx.args.threshold),
         image_scores={r.image_id: float(s) for r, s in zip(splits.test, scores)},
         history=trained.history, best_epoch=trained.best_epoch,
         params=count_parameters(trained.model).pytorch_style,
-        keras_params=trained.model.count_params())
+        keras_params=trained.model.count_params(), run=str(out_dir))
+    ctx.save_run(trained.model, builder_args=plan.builder_args, recipe=plan.recipe, input_spec=plan.spec,
+                 scores={"task": task, **result.scores, "test_images": len(splits.test)},
+                 training={"seed": seed, "best_epoch": trained.best_epoch, "batch_size": batch_size,
+                           "steps_per_epoch": steps_per_epoch(ctx.args, splits.train, batch_size),
+                           "test_patches": ARL_TEST_PATCHES, "threshold": ctx.args.threshold},
+                 data={"task": task, "train_images": len(splits.train),
+                       "validation_images": len(splits.validation), "test_images": len(splits.test),
+                       "extra_images": None if ctx.args.extra_images is None else str(extra_images_path(ctx)),
+                       **(data or {})},
+                 folder=out_dir)
     result_file.write_text(json.dumps(report.json_safe(dataclasses.asdict(result)), indent=1),
                            encoding="utf-8")
     return result
@@ -469,6 +545,7 @@ class RowScores:
 
     tasks: dict[str, TaskResult]
     test: Sequence[Record]
+    monitor: str = ARL_RECIPE.monitor
 
     def values(self) -> dict[str, float]:
         """The eight score columns of Tables III-V (:data:`SCORE_COLUMNS`)."""
@@ -489,26 +566,31 @@ class RowScores:
         return write_isic2017_classification_csv(path, ids, *columns)
 
     def extra(self) -> dict[str, Any]:
-        """What a row keeps besides its columns: every score, epochs, sizes, histories."""
+        """What a row keeps besides its columns: every score, epochs, sizes, histories,
+        and each sub-task's run folder."""
         return {"params": self.tasks[TASKS[0]].params, "keras_params": self.tasks[TASKS[0]].keras_params,
                 "challenge": self.challenge_scores(),
                 "test_images": len(self.test),
+                "runs": {task: r.run for task, r in self.tasks.items()},
                 **{task: {"scores": r.scores, "best_epoch": r.best_epoch, "history": r.history}
                    for task, r in self.tasks.items()}}
 
 
-def score_model(ctx: RowContext, model: ArlModel, splits: Splits, *,
-                out_dir: Path | None = None, seed: int | None = None) -> RowScores:
-    """Trains and scores the two sub-task models of one row (or one run of a row).
+def score_model(ctx: RowContext, splits: Splits, *, out_dir: Path | None = None, seed: int | None = None,
+                data: Mapping[str, Any] | None = None) -> RowScores:
+    """Trains and scores the two sub-task models of one row (or one run of a row): the
+    row's registered model, builder arguments and recipe (:func:`task_plan`).
 
-    Files go to ``out_dir/<task>/`` (default: the row's folder); ``seed`` defaults
-    to ``--seed``. Writes ``out_dir/predictions.csv``.
+    Each model's run folder is ``out_dir/<task>/`` (default: the row's folder);
+    ``seed`` defaults to ``--seed``; ``data`` adds to the run cards' data record.
+    Writes ``out_dir/predictions.csv``.
     """
     out_dir = ctx.out_dir if out_dir is None else out_dir
     seed = ctx.args.seed if seed is None else seed
-    tasks = {task: train_and_score(ctx, model, task, splits, out_dir / task, seed)
+    plan = task_plan(ctx)
+    tasks = {task: train_and_score(ctx, plan, task, splits, out_dir / task, seed, data)
              for task in TASKS}
-    row = RowScores(tasks, splits.test)
+    row = RowScores(tasks, splits.test, plan.recipe.monitor)
     row.write_predictions(out_dir / PREDICTIONS_FILE)
     return row
 
@@ -516,7 +598,7 @@ def score_model(ctx: RowContext, model: ArlModel, splits: Splits, *,
 def row_result(row: RowScores, values: Mapping[str, float]) -> RowResult:
     """A frame row from ``values`` (the table's columns); the curves show the melanoma
     model's training (the other's history is in ``extra``)."""
-    return RowResult(dict(values), history=row.tasks[TASKS[0]].history, monitor=MONITOR,
+    return RowResult(dict(values), history=row.tasks[TASKS[0]].history, monitor=row.monitor,
                      extra=row.extra())
 
 

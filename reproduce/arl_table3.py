@@ -4,21 +4,26 @@
     python reproduce/arl_table3.py --smoke               # synthetic data, minutes on a CPU
     python reproduce/arl_table3.py --rows arl-cnn50      # one row
 
-Each row trains two binary models, melanoma vs rest and seborrheic keratosis vs
-rest, with the recipe of :mod:`reproduce.arl_common` (Sec. IV-B), and reports the
-parameters of one model and the test AUC, accuracy, sensitivity and specificity
-of each sub-task. The 14-layer models start from scratch (lr 0.01); the "*" rows
-start from ImageNet ResNet50 weights (lr 1e-4): every layer of ResNet50 and
-ARL-CNN50, and the ResNet50 layers of RAN50 and SEnet50 (Sec. IV-D).
+Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE TMI
+2019, Table III. Each row names its registered model (``resnet14`` ... ``arl_cnn50``,
+:mod:`zoo.arl_cnn`) and trains two binary models of it, melanoma vs rest and
+seborrheic keratosis vs rest, with the registered recipe and the protocol of
+:mod:`reproduce.arl_common` (Sec. IV-B); each trained model is a run folder
+``rows/<row>/<task>/``. It reports the parameters of one model, counted as the paper
+counts them, and the test AUC, accuracy, sensitivity and specificity of each
+sub-task. The 14-layer models start from scratch at the recipe's learning rate 0.01;
+the "*" rows start from ImageNet ResNet50 weights and override it with 1e-4
+(Sec. IV-B): every layer of ResNet50 and ARL-CNN50, and the ResNet50 layers of
+RAN50 and SEnet50 (Sec. IV-D).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, DATASET, MODELS, PAPER_SETTINGS, PARAMS, SCORE_COLUMNS, SMOKE,
-                                  add_recipe_arguments, paper_scores, read_splits, row_result,
-                                  score_model, table_values)
-from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
+from reproduce.arl_common import (DATASET, EXTRAS_NOTE, PARAMS, SCORE_COLUMNS, SMOKE, add_recipe_arguments,
+                                  extras_variant, imagenet_row, paper_scores, read_splits, row_result,
+                                  score_model, scratch_row, table_values)
+from reproduce.frame import PaperTable, RowContext, RowResult, run_table
 
 
 def _paper(params: float, melanoma: Sequence[float], keratosis: Sequence[float]
@@ -27,21 +32,16 @@ def _paper(params: float, melanoma: Sequence[float], keratosis: Sequence[float]
     return {PARAMS.name: params, **paper_scores(melanoma, keratosis)}
 
 
-PAPER_ROWS = {  # Table III; the "*" models were initialised from ImageNet
-    "ResNet14": _paper(0.8, (0.732, 0.748, 0.538, 0.799), (0.820, 0.711, 0.800, 0.696)),
-    "RAN14": _paper(1.2, (0.767, 0.762, 0.615, 0.797), (0.852, 0.758, 0.833, 0.745)),
-    "SEnet14": _paper(1.1, (0.758, 0.757, 0.598, 0.795), (0.847, 0.727, 0.811, 0.712)),
-    "ARL-CNN14": _paper(0.8, (0.777, 0.778, 0.615, 0.818), (0.875, 0.763, 0.822, 0.753)),
-    "ResNet50": _paper(2.3, (0.857, 0.838, 0.632, 0.888), (0.948, 0.842, 0.867, 0.837)),
-    "RAN50": _paper(3.9, (0.849, 0.850, 0.624, 0.906), (0.942, 0.862, 0.878, 0.859)),
-    "SEnet50": _paper(2.6, (0.861, 0.848, 0.624, 0.903), (0.952, 0.863, 0.856, 0.865)),
-    "ARL-CNN50": _paper(2.3, (0.875, 0.850, 0.658, 0.896), (0.958, 0.868, 0.878, 0.867)),
-}
-
-
-def row_name(model: str) -> str:
-    """The paper's row name: a "*" marks the ImageNet-initialised models."""
-    return f"{model}*" if MODELS[model].imagenet else model
+PAPER_ROWS = [  # Table III; the "*" models were initialised from ImageNet
+    scratch_row("ResNet14", _paper(0.8, (0.732, 0.748, 0.538, 0.799), (0.820, 0.711, 0.800, 0.696)), "resnet14"),
+    scratch_row("RAN14", _paper(1.2, (0.767, 0.762, 0.615, 0.797), (0.852, 0.758, 0.833, 0.745)), "ran14"),
+    scratch_row("SEnet14", _paper(1.1, (0.758, 0.757, 0.598, 0.795), (0.847, 0.727, 0.811, 0.712)), "senet14"),
+    scratch_row("ARL-CNN14", _paper(0.8, (0.777, 0.778, 0.615, 0.818), (0.875, 0.763, 0.822, 0.753)), "arl_cnn14"),
+    imagenet_row("ResNet50*", _paper(2.3, (0.857, 0.838, 0.632, 0.888), (0.948, 0.842, 0.867, 0.837)), "resnet50"),
+    imagenet_row("RAN50*", _paper(3.9, (0.849, 0.850, 0.624, 0.906), (0.942, 0.862, 0.878, 0.859)), "ran50"),
+    imagenet_row("SEnet50*", _paper(2.6, (0.861, 0.848, 0.624, 0.903), (0.952, 0.863, 0.856, 0.865)), "senet50"),
+    imagenet_row("ARL-CNN50*", _paper(2.3, (0.875, 0.850, 0.658, 0.896), (0.958, 0.868, 0.878, 0.867)), "arl_cnn50"),
+]
 
 
 TABLE = PaperTable(
@@ -50,7 +50,7 @@ TABLE = PaperTable(
           "(melanoma M and seborrheic keratosis SK vs rest)",
     source="Zhang et al., IEEE TMI 2019, Table III",
     columns=[PARAMS, *SCORE_COLUMNS],
-    rows=[PaperRow(row_name(model), values) for model, values in PAPER_ROWS.items()],
+    rows=PAPER_ROWS,
     notes=[
         EXTRAS_NOTE,
         "Two binary models per row (2-way softmax, Table I), one per sub-task; Params counts one "
@@ -70,18 +70,14 @@ TABLE = PaperTable(
     ],
 )
 
-MODEL_OF_ROW = {row_name(model): model for model in PAPER_ROWS}
-
-
 def run_row(ctx: RowContext) -> RowResult:
-    row = score_model(ctx, MODELS[MODEL_OF_ROW[ctx.row.name]], read_splits(ctx))
+    row = score_model(ctx, read_splits(ctx))
     return row_result(row, table_values(row, params=True))
 
 
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments, defaults=PAPER_SETTINGS,
-                     smoke_overrides=SMOKE, variant=extras_variant)
+                     add_arguments=add_recipe_arguments, smoke_overrides=SMOKE, variant=extras_variant)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@
     python reproduce/arl_table6.py --data-dir data/isic2017 --segmenter my_segmenter.keras
     python reproduce/arl_table6.py --smoke
 
+Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE TMI
+2019, Table VI and Sec. V-D. Each row names its registered classifier (``resnet50``
+or ``arl_cnn50``, ImageNet-initialised and fine-tuned with the registered recipe at
+the learning rate 1e-4 of Sec. IV-B, the protocol of :mod:`reproduce.arl_common`; a
+run folder per sub-task model, ``rows/<row>/<task>/``).
+
 Sec. V-D: a lesion segmenter trained on the ISIC 2017 Part 1 training masks
 segments every image; the classifiers are then trained and tested on the region
 of interest (ROI) "cropped according to segmentation masks" (Fig. 8), from which
@@ -45,10 +51,10 @@ from data_tools.isic import read_isic2017
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import Record
-from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, AVERAGE_AUC, DATASET, MODELS, PAPER_SETTINGS, SMOKE, Splits,
-                                  add_recipe_arguments, claim_folder, number_in_range, read_splits,
+from reproduce.arl_common import (AVERAGE_AUC, DATASET, EXTRAS_NOTE, SMOKE, Splits, add_recipe_arguments,
+                                  claim_folder, extras_variant, imagenet_row, number_in_range, read_splits,
                                   row_result, score_model)
-from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, weights_argument
+from reproduce.frame import Column, PaperTable, RowContext, RowResult, run_table, weights_argument
 from zoo.losses import DiceLoss
 from zoo.metrics import DiceCoefficient
 from zoo.sanet.models import DILATED_BACKBONES, build_deeplab
@@ -64,11 +70,11 @@ Box = tuple[int, int, int, int]
 MELANOMA_AUC = Column("AUC of M", higher_is_better=True, decimals=3)
 KERATOSIS_AUC = Column("AUC of SK", higher_is_better=True, decimals=3)
 
-PAPER_ROWS = {  # Table VI: row name -> (model, segmented, AUC of M, AUC of SK, average AUC)
-    "ResNet50*, no segmentation": ("ResNet50", False, 0.857, 0.948, 0.903),
-    "ResNet50*, segmented ROI": ("ResNet50", True, 0.864, 0.955, 0.910),
-    "ARL-CNN50*, no segmentation": ("ARL-CNN50", False, 0.875, 0.958, 0.917),
-    "ARL-CNN50*, segmented ROI": ("ARL-CNN50", True, 0.876, 0.960, 0.918),
+PAPER_ROWS = {  # Table VI: row name -> (registered model, segmented, AUC of M, AUC of SK, average AUC)
+    "ResNet50*, no segmentation": ("resnet50", False, 0.857, 0.948, 0.903),
+    "ResNet50*, segmented ROI": ("resnet50", True, 0.864, 0.955, 0.910),
+    "ARL-CNN50*, no segmentation": ("arl_cnn50", False, 0.875, 0.958, 0.917),
+    "ARL-CNN50*, segmented ROI": ("arl_cnn50", True, 0.876, 0.960, 0.918),
 }
 
 TABLE = PaperTable(
@@ -76,8 +82,8 @@ TABLE = PaperTable(
     title="ARL-CNN Table VI: ResNet50 and ARL-CNN50 with and without lesion segmentation",
     source="Zhang et al., IEEE TMI 2019, Table VI",
     columns=[MELANOMA_AUC, KERATOSIS_AUC, AVERAGE_AUC],
-    rows=[PaperRow(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean})
-          for name, (_, _, m, sk, mean) in PAPER_ROWS.items()],
+    rows=[imagenet_row(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean}, model)
+          for name, (model, _, m, sk, mean) in PAPER_ROWS.items()],
     notes=[EXTRAS_NOTE, "Segmenter: DeepLabv3+ (as the paper; ResNet50 from ImageNet, output stride 16), "
            "trained on the ISIC 2017 Part 1 training masks, or --segmenter.",
            f"ROI: bounding box of the predicted mask plus {ROI_MARGIN:.0%} of its size on each "
@@ -212,14 +218,15 @@ def _write_crops(segmenter_path: Path, splits: Splits, folder: Path,
 
 
 def run_row(ctx: RowContext) -> RowResult:
-    model, segmented, *_ = PAPER_ROWS[ctx.row.name]
+    segmented = PAPER_ROWS[ctx.row.name][1]
     splits, extra = read_splits(ctx), {}
     if segmented:
         table_dir = ctx.out_dir.parents[1]  # <out>/rows/<row> -> <out>
         segmenter = ctx.args.segmenter or train_segmenter(ctx, table_dir / "segmenter")
         splits, empty = crop_rois(ctx, segmenter, splits, table_dir / "roi")
         extra = {"segmenter": str(segmenter), "empty_masks": empty}
-    row = score_model(ctx, MODELS[model], splits)
+    row = score_model(ctx, splits, data={"roi": {"segmenter": str(segmenter), "margin": ctx.args.roi_margin}}
+                      if segmented else None)
     auc = row.challenge_scores()
     result = row_result(row, {MELANOMA_AUC.name: auc["melanoma_auc"],
                               KERATOSIS_AUC.name: auc["seborrheic_keratosis_auc"],
@@ -261,7 +268,7 @@ SMOKE_SEGMENTER = {"segmenter_size": 32, "segmenter_epochs": 1, "segmenter_batch
 
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
-                     defaults=PAPER_SETTINGS, smoke_overrides={**SMOKE, **SMOKE_SEGMENTER},
+                     smoke_overrides={**SMOKE, **SMOKE_SEGMENTER},
                      variant=extras_variant)
 
 

@@ -4,12 +4,16 @@
     python reproduce/arl_table7.py --data-dir data/isic2017 --runs 5
     python reproduce/arl_table7.py --smoke
 
-Each row trains its model (ImageNet-initialised, the recipe of
-:mod:`reproduce.arl_common`) ``--runs`` times, run *i* with seed ``--seed + i - 1``
+Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE TMI
+2019, Table VII and Sec. V-G. Each row names its registered model (``resnet50``,
+``arl_cnn50``: ImageNet-initialised, fine-tuned with the registered recipe at the
+learning rate 1e-4 of Sec. IV-B, the protocol of :mod:`reproduce.arl_common`) and
+trains it ``--runs`` times, run *i* with seed ``--seed + i - 1``
 (weights of the new layers, training patches, data order, augmentation, and the nine
 test patches of each test image: "randomly crop nine patches from each test image",
 Sec. IV-B, drawn anew by every run), and lists each run's average AUC of the two
-sub-tasks, in percent, as Table VII does.
+sub-tasks, in percent, as Table VII does. Every trained model is a run folder,
+``rows/<row>/run-NN/<task>/`` (two sub-task models a run).
 
 Sec. V-G then tests H0: mu_ResNet50 >= mu_ARL-CNN50 against H1: mu_ResNet50 <
 mu_ARL-CNN50 with the independent two-sample t-test with pooled variance at
@@ -34,11 +38,12 @@ import numpy as np
 from scipy import stats
 
 from reproduce import report
-from reproduce.arl_common import (EXTRAS_NOTE, extras_variant, DATASET, MODELS, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
+from reproduce.arl_common import (DATASET, EXTRAS_NOTE, SMOKE, add_recipe_arguments, extras_variant, imagenet_row,
                                   number_in_range, read_splits, score_model)
-from reproduce.frame import (Column, PaperRow, PaperTable, RowContext, RowResult, TableResult,
-                             run_table)
+from reproduce.frame import Column, PaperTable, RowContext, RowResult, TableResult, run_table
 
+MODELS = {"ResNet50": "resnet50", "ARL-CNN50": "arl_cnn50"}
+"""Table VII's models by the paper's name -> their registered names."""
 PAPER_RUNS = {  # Table VII, average AUC (%) of 10 independent runs
     "ResNet50": (90.3, 90.4, 90.3, 90.1, 90.3, 90.5, 90.2, 90.4, 90.1, 90.0),
     "ARL-CNN50": (91.7, 91.7, 91.6, 91.8, 91.7, 91.5, 91.6, 91.6, 91.7, 91.7),
@@ -63,8 +68,8 @@ TABLE = PaperTable(
     title="ARL-CNN Table VII: average AUC (%) of ResNet50 and ARL-CNN50 in independent runs",
     source="Zhang et al., IEEE TMI 2019, Table VII and Sec. V-G",
     columns=[*RUN_COLUMNS, MEAN],
-    rows=[PaperRow(row_name(model), {**{c.name: v for c, v in zip(RUN_COLUMNS, runs)},
-                                     MEAN.name: float(np.mean(runs))})
+    rows=[imagenet_row(row_name(model), {**{c.name: v for c, v in zip(RUN_COLUMNS, runs)},
+                                         MEAN.name: float(np.mean(runs))}, MODELS[model])
           for model, runs in PAPER_RUNS.items()],
     notes=[EXTRAS_NOTE, "Run i uses seed --seed + i - 1, for its training and for its own 9 random test "
            "patches per image; average AUC = mean of the melanoma and seborrheic "
@@ -181,14 +186,14 @@ def write_t_test(result: TableResult) -> str:
 
 
 def run_row(ctx: RowContext) -> RowResult:
-    model = ctx.row.name.removesuffix("*")
     splits = read_splits(ctx)
     runs = []
     for run in range(1, ctx.args.runs + 1):
         print(f"    run {run}/{ctx.args.runs}")
-        scores = score_model(ctx, MODELS[model], splits, out_dir=ctx.out_dir / f"run-{run:02d}",
-                             seed=ctx.args.seed + run - 1)
-        runs.append({"seed": ctx.args.seed + run - 1, **scores.challenge_scores()})
+        folder = ctx.out_dir / f"run-{run:02d}"
+        scores = score_model(ctx, splits, out_dir=folder, seed=ctx.args.seed + run - 1,
+                             data={"table7_run": run})
+        runs.append({"seed": ctx.args.seed + run - 1, "folder": str(folder), **scores.challenge_scores()})
     percent = [100.0 * run["average_auc"] for run in runs]
     values = {**{c.name: v for c, v in zip(RUN_COLUMNS, percent)},
               MEAN.name: float(np.mean(percent))}
@@ -204,7 +209,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> TableResult:
     result = run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
-                       defaults=PAPER_SETTINGS, smoke_overrides={**SMOKE, "runs": 2},
+                       smoke_overrides={**SMOKE, "runs": 2},
                        variant=extras_variant)
     print("\n" + write_t_test(result))
     return result

@@ -1,5 +1,7 @@
-"""The ARL-CNN table scripts: Sec. V-G's t-test, the 9-patch scores and their seeds, the
-ROI box, the extra-image list, and a --smoke run of Table VII."""
+"""The ARL-CNN table scripts (Zhang et al., "Attention Residual Learning for Skin Lesion
+Classification", IEEE TMI 2019): Sec. V-G's t-test, the 9-patch scores and their seeds,
+the ROI box, the extra-image list, the rows' registered models and recipes, and
+--smoke runs of Tables III and VII whose run folders score the tables' numbers again."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +23,7 @@ from reproduce import arl_common, arl_extra_images, arl_table6, arl_table7
 from reproduce.datasets import MissingDataError
 from reproduce.frame import PaperRow, RowContext, RowResult, TableResult
 from zoo.arl_cnn.patches import arl_test_patches
+from zoo.recipe import add_override_flags
 from zoo.train import TrainResult
 
 RESNET50 = arl_table7.PAPER_RUNS["ResNet50"]
@@ -121,7 +124,7 @@ def test_each_run_draws_its_own_test_patches(isic2017):
 def test_table7_runs_score_with_their_own_seeds(monkeypatch):
     seeds = []
 
-    def fake_score_model(ctx, model, splits, *, out_dir, seed):
+    def fake_score_model(ctx, splits, *, out_dir, seed, data):
         seeds.append(seed)
         return argparse.Namespace(challenge_scores=lambda: {"average_auc": 0.5})
 
@@ -189,7 +192,7 @@ def test_table7_smoke_run_writes_a_synthetic_table(tmp_path):
     ours = next(row for row in table["rows"] if row["name"] == "ResNet50*")["ours"]
     assert 0.0 <= ours["Test 1"] <= 100.0 and ours["Mean"] == ours["Test 1"]
     run = result.results["ResNet50*"].extra["runs"][0]
-    assert all(math.isfinite(v) for k, v in run.items() if k != "seed")
+    assert all(math.isfinite(v) for k, v in run.items() if k not in ("seed", "folder"))
     assert json.loads((out / "ttest.json").read_text(encoding="utf-8"))["ours"] is None
     with (out / "rows" / "resnet50" / "run-01" / "predictions.csv").open() as handle:
         predictions = list(csv.DictReader(handle))
@@ -203,12 +206,20 @@ def test_task_settings_leave_out_the_frames_non_result_flags():
     assert arl_common._settings(args, seed=7) == {"epochs": 3, "seed": 7, "learning_rate": 0.01}
 
 
+def _table_args(argv=(), **extra):
+    """The flags of an ARL table script (the frame's recipe overrides and the script's own)."""
+    parser = argparse.ArgumentParser()
+    add_override_flags(parser)
+    arl_common.add_recipe_arguments(parser)
+    return argparse.Namespace(**{**vars(parser.parse_args(list(argv))), **extra})
+
+
 def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, monkeypatch):
     """A rerun with the same flags keeps a finished task; other flags wipe its folder."""
     root, splits = isic2017
-    trainings = []
+    trainings, saved = [], []
 
-    def fake_train(ctx, model, task, splits, out_dir, seed):
+    def fake_train(ctx, plan, task, splits, out_dir, seed):
         trainings.append((task, seed))
         (out_dir / "best.weights.h5").write_text("weights")
         inputs = keras.Input((4,))
@@ -223,19 +234,22 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
 
     monkeypatch.setattr(arl_common, "train_task", fake_train)
     monkeypatch.setattr(arl_common, "image_scores", fake_scores)
-    args = argparse.Namespace(seed=3, threshold=0.5, epochs=1, out=tmp_path, xla=None,
-                              image_size=32, batch_size=4, pretrained=False, colour_constancy=None)
-    ctx = RowContext(args, PaperRow("x", {}), root, tmp_path, True, BadInputPolicy())
+    monkeypatch.setattr(RowContext, "save_run", lambda self, model, **kwargs: saved.append(kwargs))
+    args = _table_args(["--epochs", "1", "--image-size", "32", "--batch-size", "4", "--no-pretrained"],
+                       seed=3, out=tmp_path, xla=None)
+    ctx = RowContext(args, PaperRow("x", {}, model="resnet14"), root, tmp_path, True, BadInputPolicy())
     data = arl_common.Splits(splits["train"], splits["validation"], splits["test"])
-    first = arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data)
+    first = arl_common.score_model(ctx, data)
     assert trainings == [("melanoma", 3), ("seborrheic_keratosis", 3)]
     assert scorings == trainings  # the test patches of the run's seed
+    assert [call["folder"] for call in saved] == [tmp_path / task for task in arl_common.TASKS]
+    assert saved[0]["scores"]["auc"] == first.tasks["melanoma"].scores["auc"]
     args.xla = True  # does not change the numbers
-    again = arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data)
+    again = arl_common.score_model(ctx, data)
     assert len(trainings) == 2 and again.challenge_scores() == first.challenge_scores()
     args.epochs = 2
     (tmp_path / "melanoma" / "stale.txt").write_text("left by the epochs=1 run")
-    arl_common.score_model(ctx, arl_common.MODELS["ResNet14"], data, seed=4)
+    arl_common.score_model(ctx, data, seed=4)
     assert trainings[2:] == [("melanoma", 4), ("seborrheic_keratosis", 4)]
     assert not (tmp_path / "melanoma" / "stale.txt").exists()
     with (tmp_path / "predictions.csv").open() as handle:
