@@ -162,12 +162,39 @@ def test_overlays_draw_the_outline_and_every_spatial_attention_map(tmp_path, isi
     _, weights = unet
     predictor = load_predictor("attention_unet", weights=weights, small=True)
     image = sorted(isic2018["images"].iterdir())[0]
-    summary = predict_images(predictor, [image], tmp_path, format="isic2018-task1", overlays=True)
-    names = sorted(p.name for p in (tmp_path / "overlays").iterdir())
+    summary = predict_images(predictor, [image], tmp_path / "out", format="isic2018-task1", overlays=True)
+    overlays = tmp_path / "out_overlays"  # beside the submission, not inside it
+    assert summary.overlays_dir == overlays and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"{image.stem}_segmentation.png"]
+    names = sorted(p.name for p in overlays.iterdir())
     assert names == sorted([f"{image.stem}_prediction.png"] + [f"{image.stem}_attention_{k}.png" for k in range(1, 5)])
-    assert summary.overlays == 5
-    with Image.open(tmp_path / "overlays" / names[0]) as overlay:
+    assert summary.overlays == 5 and f"5 overlay(s) to {overlays}" in summary.line()
+    with Image.open(overlays / names[0]) as overlay:
         assert overlay.format == "PNG" and max(overlay.size) >= 512
+    chosen = predict_images(predictor, [image], tmp_path / "out", format="isic2018-task1",
+                            overlays=tmp_path / "pictures")
+    assert chosen.overlays_dir == tmp_path / "pictures" and len(list((tmp_path / "pictures").iterdir())) == 5
+    with pytest.raises(ValueError, match=r"--overlays .*inside the output folder .*out, whose files are the "
+                                         r"submission"):
+        predict_images(predictor, [image], tmp_path / "out", format="isic2018-task1",
+                       overlays=tmp_path / "out" / "overlays")
+
+
+def test_readme_flow_predict_with_overlays_then_evaluate_the_submission(tmp_path, isic2018, unet, capsys,
+                                                                       monkeypatch):
+    """``zoo.predict --out submission --overlays`` then ``zoo.evaluate --task isic2018-task1
+    truth submission``: the overlays once went into submission/overlays/, which the scorer
+    refused as a folder among the masks."""
+    from zoo.evaluate import main as evaluate_main
+
+    _, weights = unet
+    monkeypatch.chdir(tmp_path)
+    assert main(["--model", "attention_unet", "--small", "--weights", str(weights), "--images",
+                 str(isic2018["images"]), "--out", "submission", "--format", "isic2018-task1", "--overlays"]) == 0
+    assert "overlay(s) to submission_overlays" in capsys.readouterr().out
+    assert len(list((tmp_path / "submission_overlays").iterdir())) == 4 * 5
+    assert evaluate_main(["--task", "isic2018-task1", str(isic2018["task1"]), "submission"]) == 0, \
+        capsys.readouterr().err
 
 
 def test_window_of_the_model_input_in_original_pixels():

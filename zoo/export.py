@@ -36,9 +36,22 @@ neighbour with the images' geometry, as the training pipeline does.
 
 The spec is also written as JSON to ``<path>/assets.extra/input_spec.json``
 (the SavedModel folder for files the graph does not use; TF Serving ignores it),
-so clients can read it back with :func:`load_input_spec`.
+so clients can read it back with :func:`load_input_spec`; beside it,
+``assets.extra/serving.json`` names the label-map input and its ``max_segments``
+(:func:`zoo.serving.load_serving_info`). How a model is fed and read (its image
+input, label map, outputs) is :class:`zoo.serving.ModelIO`'s, the same for
+:mod:`zoo.predict` and :mod:`zoo.litert`.
 
-Example::
+Command line (the model from a run folder, or a bare checkpoint with the builder
+arguments it was trained with)::
+
+    python -m zoo.export --run runs/danet --out serving/danet/1 --attention
+    python -m zoo.export --run runs/aernet --litert --out aernet.tflite \\
+        --quantization int8 --representative ISIC2018_Task1-2_Validation_Input
+    python -m zoo.export --model danet --weights best.weights.h5 --out serving/danet/1 \\
+        [--small] [--builder-args '{"classes": 3}']
+
+Python::
 
     export_saved_model(model, "serving/aernet/1", input_spec=AERNET_INPUT)
     export_saved_model(sanet, "serving/sanet/1", input_spec=SANET_INPUT)  # + superpixels
@@ -47,40 +60,29 @@ Example::
 """
 from __future__ import annotations
 
-import dataclasses
+import argparse
+import json
 import os
-from typing import Iterator, Mapping, Sequence
+import sys
+from pathlib import Path
+from typing import Sequence
 
 import keras
 import tensorflow as tf
 
-from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
+from data_tools.imageio import load_image
+from data_tools.preprocess import InputSpec, preprocess_images
+from zoo.litert import export_litert
+from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, SERVING_BYTES, SERVING_DEFAULT, SERVING_FILE, SPEC_FILE,
+                         LabelMapInput, ModelIO, collect_images, error_line, load_input_spec, load_model,
+                         write_serving_info)
 
-SERVING_DEFAULT = "serving_default"
-SERVING_BYTES = "serving_bytes"
-IMAGES_INPUT = "images"
-ENCODED_INPUT = "encoded"
-SPEC_FILE = os.path.join("assets.extra", "input_spec.json")  # tf.compat.v1.saved_model.EXTRA_ASSETS_DIRECTORY
+__all__ = ["ENCODED_INPUT", "IMAGES_INPUT", "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE", "SPEC_FILE",
+           "export_saved_model", "load_input_spec", "main"]
 
 _IMAGES_SHAPE = "[batch, height, width, 3]"
 _MAPS_SHAPE = "[batch, height, width] or [batch, height, width, 1]"
-
-
-@dataclasses.dataclass(frozen=True)
-class _LabelMapInput:
-    """A model's integer label-map input (SANet's ``superpixels``).
-
-    Attributes:
-        name: the model input's name, also the signatures' input name.
-        index: its position in ``model.inputs``.
-        rank: 4 for ``(batch, h, w, 1)``, 3 for ``(batch, h, w)``.
-        max_segments: labels must lie in ``[0, max_segments)``.
-    """
-
-    name: str
-    index: int
-    rank: int
-    max_segments: int
+_CALLER = "export_saved_model"
 
 
 def export_saved_model(
@@ -123,21 +125,14 @@ def export_saved_model(
     """
     if not isinstance(input_spec, InputSpec):
         raise TypeError(f"input_spec must be a data_tools.preprocess.InputSpec, got {type(input_spec).__name__}.")
-    image_index, label_map = _split_inputs(model, max_segments)
-    _check_image_input(model, image_index, input_spec)
-    if label_map is not None:
-        _check_label_map_input(model, label_map, input_spec)
-    names = _output_names(model, output_names)
+    io = ModelIO.of(model, max_segments=max_segments, caller=_CALLER)
+    io.check_spec(model, input_spec, _CALLER)
+    label_map = io.label_map
+    names = _output_names(model, io, output_names)
 
     def predict(batch: tf.Tensor, maps: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        inputs = batch
-        if label_map is not None:
-            maps = preprocess_label_maps(maps, input_spec)
-            maps = maps if label_map.rank == 4 else maps[..., 0]
-            inputs = [batch, maps] if label_map.index == 1 else [maps, batch]  # model.inputs order
-        outputs = model(inputs, training=False)
-        flat = list(outputs.values()) if isinstance(outputs, Mapping) else keras.tree.flatten(outputs)
-        return {name: _as_float32(output) for name, output in zip(names, flat)}
+        """Preprocessed images and their maps at the images' size -> named float32 outputs."""
+        return io.run(model, batch, None if maps is None else io.model_maps(maps, input_spec), names)
 
     def serve_images(images: tf.Tensor, maps: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """uint8 images [batch, height, width, 3] of any size (and their maps) -> named outputs."""
@@ -190,105 +185,15 @@ def export_saved_model(
     tf.io.gfile.makedirs(os.path.dirname(spec_path))
     with tf.io.gfile.GFile(spec_path, "w") as file:
         file.write(input_spec.to_json())
+    write_serving_info(path, io)
     return path
-
-
-def load_input_spec(path: str | os.PathLike) -> InputSpec:
-    """The :class:`InputSpec` written beside a SavedModel by :func:`export_saved_model`."""
-    spec_path = os.path.join(os.fspath(path), SPEC_FILE)
-    if not tf.io.gfile.exists(spec_path):
-        raise FileNotFoundError(f"{spec_path}: no input spec; was {path} written by zoo.export.export_saved_model?")
-    with tf.io.gfile.GFile(spec_path) as file:
-        return InputSpec.from_json(file.read())
 
 
 # --------------------------------------------------------------------------- export-time checks
 
 
-def _split_inputs(model: keras.Model, max_segments: int | None) -> tuple[int, _LabelMapInput | None]:
-    """The image input's index and the label-map input, if any.
-
-    The image is the one floating-point input; a label map is an integer input.
-    """
-    inputs = list(model.inputs)
-    floats = [index for index, tensor in enumerate(inputs) if keras.backend.is_float_dtype(tensor.dtype)]
-    integers = [index for index in range(len(inputs)) if index not in floats]
-    if len(floats) != 1 or len(integers) > 1:
-        described = ", ".join(f"{tensor.name!r} ({tensor.dtype})" for tensor in inputs)
-        raise NotImplementedError(
-            f"export_saved_model: model {model.name!r} has inputs {described}; the serving graph takes one "
-            f"float image input and at most one integer label map (SANet's superpixels)."
-        )
-    if not integers:
-        return floats[0], None
-    index = integers[0]
-    name, shape = inputs[index].name, tuple(inputs[index].shape)
-    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] != 1):
-        raise ValueError(
-            f"export_saved_model: label-map input {name!r} of model {model.name!r} has shape {shape}; "
-            f"expected (batch, height, width, 1) or (batch, height, width)."
-        )
-    if name in (IMAGES_INPUT, ENCODED_INPUT):
-        raise ValueError(f"export_saved_model: label-map input {name!r} clashes with a signature input name.")
-    return floats[0], _LabelMapInput(name, index, len(shape), _label_bound(model, name, max_segments))
-
-
-def _label_bound(model: keras.Model, name: str, max_segments: int | None) -> int:
-    """``max_segments`` checked against, or taken from, the model's superpixel layers."""
-    bounds = [
-        layer.max_segments for layer in _all_layers(model) if isinstance(getattr(layer, "max_segments", None), int)
-    ]
-    if max_segments is None:
-        if not bounds:
-            raise ValueError(
-                f"export_saved_model: model {model.name!r} has no layer with a max_segments bound; pass "
-                f"max_segments, the bound on the labels of input {name!r}."
-            )
-        return min(bounds)
-    if isinstance(max_segments, bool) or not isinstance(max_segments, int) or max_segments < 1:
-        raise ValueError(f"export_saved_model: max_segments must be a positive int, got {max_segments!r}.")
-    if bounds and max_segments > min(bounds):
-        raise ValueError(
-            f"export_saved_model: max_segments={max_segments} exceeds the model's bound {min(bounds)}; labels "
-            f"beyond it would be pooled into another image's superpixels."
-        )
-    return max_segments
-
-
-def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
-def _check_image_input(model: keras.Model, index: int, spec: InputSpec) -> None:
-    shape = tuple(model.inputs[index].shape)
-    if len(shape) != 4 or shape[-1] != 3:
-        raise ValueError(
-            f"export_saved_model: model {model.name!r} image input has shape {shape}; "
-            f"expected (batch, height, width, 3)."
-        )
-    _check_size(model, "input", shape[1:3], spec)
-
-
-def _check_label_map_input(model: keras.Model, label_map: _LabelMapInput, spec: InputSpec) -> None:
-    """The training pipeline gives the map at the image's size: the model must take it so."""
-    shape = tuple(model.inputs[label_map.index].shape)
-    _check_size(model, f"input {label_map.name!r}", shape[1:3], spec)
-
-
-def _check_size(model: keras.Model, what: str, size: tuple, spec: InputSpec) -> None:
-    if any(side is not None and side != expected for side, expected in zip(size, spec.image_size)):
-        raise ValueError(
-            f"export_saved_model: model {model.name!r} {what} is {size} but input_spec.image_size is "
-            f"{spec.image_size}."
-        )
-
-
-def _output_names(model: keras.Model, output_names: Sequence[str] | None) -> list[str]:
-    structure = model.output
-    default = list(structure) if isinstance(structure, Mapping) else list(model.output_names)
+def _output_names(model: keras.Model, io: ModelIO, output_names: Sequence[str] | None) -> list[str]:
+    default = list(io.outputs)
     if output_names is None:
         return default
     names = list(output_names)
@@ -320,7 +225,7 @@ def _checked_images(images: tf.Tensor) -> tf.Tensor:
     return _after_checks(images, checks, [None, None, None, 3])
 
 
-def _checked_label_maps(maps: tf.Tensor, label_map: _LabelMapInput, leading: tf.Tensor, what: str) -> tf.Tensor:
+def _checked_label_maps(maps: tf.Tensor, label_map: LabelMapInput, leading: tf.Tensor, what: str) -> tf.Tensor:
     """Asserts int32 maps of ``_MAPS_SHAPE`` whose leading dimensions are ``leading``
     (described as ``what``) and whose labels lie in ``[0, max_segments)``; returns
     them as ``[batch, height, width, 1]``.
@@ -379,64 +284,57 @@ def _decode_rgb_like(encoded: tf.Tensor, labels: tf.Tensor, name: str) -> tf.Ten
     return _after_checks(image, [size_check], [None, None, 3])
 
 
-def _as_float32(tensor: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tensor, tf.float32) if tensor.dtype.is_floating else tensor
-
-
 # --------------------------------------------------------------------------- command line
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m zoo.export --model NAME --weights CKPT --out PATH [--litert ...]``.
-
-    Without ``--litert``: a SavedModel folder (:func:`export_saved_model`). With it:
-    a ``.tflite`` file (:func:`zoo.litert.export_litert`), ``--quantization``
-    ``float16``/``dynamic``/``int8`` (int8 calibrates on ``--representative``
-    images), ``--input-size H W`` for a fixed frame size.
-    """
-    import argparse
-    import json
-    import sys
-
-    from zoo.predict import build_from_checkpoint, spec_for_model
-    from zoo.registry import get_model
-
-    parser = argparse.ArgumentParser(prog="python -m zoo.export", description="Export a trained zoo model.")
-    parser.add_argument("--model", required=True, help="registered model name")
-    parser.add_argument("--weights", required=True, help="checkpoint of the whole model (.weights.h5 or .keras)")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m zoo.export", description="Export a trained zoo model: a "
+                                     "SavedModel folder, or a LiteRT .tflite file with --litert.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="a run folder (run.json + model.weights.h5): the model, builder "
+                        "arguments and input spec come from it")
+    source.add_argument("--weights", type=Path, help="a bare checkpoint of the whole model (.weights.h5 or .keras); "
+                        "needs --model (and --small/--builder-args as it was trained)")
+    parser.add_argument("--model", help="registered model name (with --weights)")
     parser.add_argument("--out", required=True, help="SavedModel folder, or the .tflite file with --litert")
-    parser.add_argument("--small", action="store_true", help="the registry's small test configuration")
-    parser.add_argument("--builder-args", type=json.loads, default={}, help="JSON builder arguments")
+    parser.add_argument("--small", action="store_true", help="--weights: the registry's small test configuration")
+    parser.add_argument("--builder-args", type=json.loads, default={},
+                        help="--weights: JSON builder arguments it was trained with")
     parser.add_argument("--attention", action="store_true", help="also export the attention maps")
     parser.add_argument("--litert", action="store_true", help="write a LiteRT .tflite file")
     parser.add_argument("--quantization", choices=["float16", "dynamic", "int8"], help="--litert quantisation")
     parser.add_argument("--representative", nargs="+", help="--quantization int8: calibration image folders/files")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                         help="--litert: a fixed input size (default: any size)")
-    args = parser.parse_args(argv)
-    try:
-        entry = get_model(args.model)
-        # the builder loads the checkpoint in the default model's layer order (zoo.predict.build_from_checkpoint)
-        model = build_from_checkpoint(entry, args.weights, small=args.small, builder_args=args.builder_args,
-                                      attention=args.attention)
-        image_index, _ = _split_inputs(model, None)  # SANet: the image is one of two inputs
-        spec = spec_for_model(entry.input_spec, model.inputs[image_index].shape[1:3])
-        if not args.litert:
-            print(f"wrote SavedModel {export_saved_model(model, args.out, input_spec=spec)}")
-            return 0
-        from data_tools.imageio import load_image
-        from zoo.litert import export_litert
-        from zoo.predict import collect_images
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zoo.export (--run RUN | --model NAME --weights CKPT) --out PATH [--litert ...]``.
+
+    Without ``--litert``: a SavedModel folder (:func:`export_saved_model`). With it:
+    a ``.tflite`` file (:func:`zoo.litert.export_litert`), ``--quantization``
+    ``float16``/``dynamic``/``int8`` (int8 calibrates on ``--representative``
+    images), ``--input-size H W`` for a fixed frame size. The model comes from a run
+    folder (``--run``) or a bare checkpoint (``--weights``, :func:`zoo.serving.load_model`).
+    """
+    args = _parser().parse_args(argv)
+    try:
+        # the builder loads the checkpoint in the default model's layer order (zoo.serving.build_from_checkpoint)
+        served = load_model(args.model, weights=args.weights, run=args.run, small=args.small,
+                            builder_args=args.builder_args, attention=args.attention)
+        if not args.litert:
+            print(f"wrote SavedModel {export_saved_model(served.model, args.out, input_spec=served.input_spec)}")
+            return 0
         images = None
         if args.representative:
             images = [load_image(path) for _, path in collect_images(args.representative, isic_ids=False)[0]]
-        path = export_litert(model, args.out, input_spec=spec, quantization=args.quantization,
+        path = export_litert(served.model, args.out, input_spec=served.input_spec, quantization=args.quantization,
                              representative_images=images,
                              input_size=tuple(args.input_size) if args.input_size else None)
         print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB, {args.quantization or 'float32'})")
     except (ValueError, FileNotFoundError, KeyError, OSError, RuntimeError) as error:
-        print(f"zoo.export: error: {error}", file=sys.stderr)
+        print(f"zoo.export: error: {error_line(error)}", file=sys.stderr)
         return 1
     return 0
 

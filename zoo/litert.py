@@ -3,8 +3,12 @@
     export_litert(model, "aernet.tflite", input_spec=spec)                     # float32
     export_litert(model, "aernet_int8.tflite", input_spec=spec, quantization="int8",
                   representative_images=[...uint8 images...])
+    python -m zoo.export --litert --run runs/aernet --out aernet.tflite      # a run folder
     python -m zoo.export --litert --model aernet --weights best.weights.h5 --out aernet.tflite
-    python -m zoo.litert --table          # every registered model, small size, 4 modes
+    python reproduce/litert_table.py --models unet sanet --out litert_table.md  # the measurement table
+
+The model is fed and read as :class:`zoo.serving.ModelIO` says (its image input,
+label map and outputs), the same as in :mod:`zoo.export` and :mod:`zoo.predict`.
 
 The ``.tflite`` file has one signature, ``serving_default``:
 
@@ -18,7 +22,7 @@ The ``.tflite`` file has one signature, ``serving_default``:
   fixed frame size instead (faster, and what most phone delegates need).
 * SANet only: ``superpixels``, int32 ``[1, height, width]`` at the image's size.
   **SLIC has no LiteRT (or TensorFlow) op**: the app computes the map (e.g.
-  :func:`zoo.predict.compute_superpixels`, scikit-image's SLIC) and must keep its
+  :func:`zoo.serving.compute_superpixels`, scikit-image's SLIC) and must keep its
   labels below the model's ``max_segments``; LiteRT has no assert op, so the
   graph cannot check it (:class:`LiteRTModel` does, in Python). The map is
   resized inside with nearest neighbour as a float tensor (LiteRT has no int32
@@ -35,32 +39,27 @@ weights (computed in float32 on CPU); ``"dynamic"`` int8 weights, float
 activations; ``"int8"`` int8 weights and activations calibrated on
 ``representative_images`` (uint8 images; their sizes may differ), ops without
 an int8 kernel (the CIELAB power, segment sums, ...) stay float. Tolerances
-measured on this stack (tests/test_litert.py, ``python -m zoo.litert --table``):
+measured on this stack (tests/test_litert.py, ``python reproduce/litert_table.py``):
 float32 within :data:`FLOAT32_TOLERANCE` of Keras; see :data:`TOLERANCES`.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import os
 import re
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
-from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps
+from data_tools.preprocess import InputSpec, preprocess_images
+from zoo.serving import IMAGES_INPUT, SERVING_DEFAULT, ModelIO, compute_extra_input
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
-SIGNATURE = "serving_default"
-IMAGES_INPUT = "images"
+SIGNATURE = SERVING_DEFAULT
 FLOAT32_TOLERANCE = 1e-4
 #: Max |LiteRT - Keras| on probabilities allowed by the tests per mode (the test
 #: models: a small U-Net fitted to synthetic lesions). The README's table has every
@@ -92,35 +91,23 @@ def _interpreter_class():
     return Interpreter
 
 
-def _image_and_map_inputs(model: keras.Model, max_segments: int | None):
-    from zoo.export import _check_image_input, _split_inputs  # one reading of a model's inputs
-
-    return _split_inputs(model, max_segments), _check_image_input
-
-
 def serving_function(model: keras.Model, spec: InputSpec, max_segments: int | None = None):
-    """``(images uint8 [1, h, w, 3][, superpixels int32 [1, h, w]]) -> {name: float32}``:
-    the preprocessing and the model as one TF function (what is converted)."""
-    (image_index, label_map), check_image = _image_and_map_inputs(model, max_segments)
-    check_image(model, image_index, spec)
+    """``(images uint8 [1, h, w, 3][, map int32 [1, h, w]]) -> {name: float32}``: the
+    preprocessing and the model as one TF function (what is converted), and the
+    model's label-map input (:class:`zoo.serving.LabelMapInput`) or ``None``."""
+    io = ModelIO.of(model, max_segments=max_segments, caller="export_litert")
+    io.check_spec(model, spec, "export_litert")
     if spec.resize in UNSUPPORTED_RESIZE:
         raise ValueError(f"InputSpec.resize={spec.resize!r} has no LiteRT builtin (TF's Resize{spec.resize.title()}); "
                          "export with resize='bilinear' or resize on the phone before the model.")
-    names = list(model.output) if isinstance(model.output, Mapping) else list(model.output_names)
 
     def serve(images: tf.Tensor, superpixels: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        batch = preprocess_images(images, spec)
-        inputs: Any = batch
-        if label_map is not None:
-            maps = tf.reshape(tf.cast(superpixels, tf.float32), tf.concat([tf.shape(superpixels), [1]], 0))
-            maps = tf.cast(tf.round(preprocess_label_maps(maps, spec)), tf.int32)
-            maps = maps if label_map.rank == 4 else maps[..., 0]
-            inputs = [batch, maps] if label_map.index == 1 else [maps, batch]
-        outputs = model(inputs, training=False)
-        flat = list(outputs.values()) if isinstance(outputs, Mapping) else keras.tree.flatten(outputs)
-        return {name: tf.cast(value, tf.float32) for name, value in zip(names, flat)}
+        maps = None
+        if io.label_map is not None:
+            maps = io.model_maps(superpixels[..., None], spec, through_float=True)
+        return io.run(model, preprocess_images(images, spec), maps)
 
-    return serve, label_map
+    return serve, io.label_map
 
 
 def export_litert(
@@ -140,13 +127,13 @@ def export_litert(
         model: a zoo model (one image input, SANet's label map beside it).
         path: the ``.tflite`` file.
         input_spec: the model's :class:`~data_tools.preprocess.InputSpec` (at
-            the model's size: :func:`zoo.predict.spec_for_model`).
+            the model's size: :func:`zoo.serving.spec_for_model`).
         quantization: one of :data:`QUANTIZATIONS`.
         representative_images: ``"int8"``: uint8 ``[h, w, 3]`` images to
             calibrate on (a few dozen real ones; at ``input_size`` if given, else
             any sizes).
         representative_superpixels: SANet with ``"int8"``: their maps; computed
-            with :func:`zoo.predict.compute_superpixels` if omitted.
+            with :func:`zoo.serving.compute_superpixels` if omitted.
         input_size: a fixed ``(height, width)`` of the ``images`` input; ``None``:
             any size.
         max_segments: SANet: the label bound (default: the model's).
@@ -163,7 +150,7 @@ def export_litert(
     height, width = input_size if input_size is not None else (None, None)
     signature = [tf.TensorSpec([1, height, width, 3], tf.uint8, name=IMAGES_INPUT)]
     if label_map is not None:
-        signature.append(tf.TensorSpec([1, height, width], tf.int32, name="superpixels"))
+        signature.append(tf.TensorSpec([1, height, width], tf.int32, name=label_map.name))
     with tempfile.TemporaryDirectory(prefix="litert_") as saved:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -190,8 +177,6 @@ def export_litert(
 
 
 def _representative(images, superpixels, label_map, input_size):
-    from zoo.predict import compute_superpixels
-
     def generate() -> Iterable[dict[str, np.ndarray]]:
         for index, image in enumerate(images):
             image = np.asarray(image, np.uint8)
@@ -199,9 +184,9 @@ def _representative(images, superpixels, label_map, input_size):
                 image = tf.cast(tf.round(tf.image.resize(image, input_size)), tf.uint8).numpy()
             feeds = {IMAGES_INPUT: image[None]}
             if label_map is not None:
-                labels = superpixels[index] if superpixels is not None else compute_superpixels(
-                    image, label_map.max_segments)
-                feeds["superpixels"] = np.asarray(labels, np.int32)[None]
+                labels = superpixels[index] if superpixels is not None else compute_extra_input(
+                    label_map.name, image, label_map.max_segments)
+                feeds[label_map.name] = np.asarray(labels, np.int32)[None]
             yield feeds
 
     return generate
@@ -233,6 +218,8 @@ class LiteRTModel:
         self.interpreter = _interpreter_class()(model_path=str(self.path))
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         self.inputs = dict(self.runner.get_input_details())
+        #: the label-map input's name (SANet's superpixels), or None
+        self.label_map = next((name for name in self.inputs if name != IMAGES_INPUT), None)
         self.max_segments = max_segments
 
     def predict(self, image: np.ndarray, superpixels: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -242,7 +229,7 @@ class LiteRTModel:
             raise ValueError(f"{self.path.name}: expected a uint8 [height, width, 3] image, got {image.dtype} "
                              f"{image.shape}.")
         feeds = {IMAGES_INPUT: image[None]}
-        if "superpixels" in self.inputs:
+        if self.label_map is not None:
             if superpixels is None:
                 raise ValueError(f"{self.path.name} takes a superpixel map beside the image (SLIC is not inside).")
             superpixels = np.asarray(superpixels, np.int32)
@@ -251,7 +238,7 @@ class LiteRTModel:
                                  f"{image.shape[:2]}; they must match.")
             if self.max_segments is not None and (superpixels.min() < 0 or superpixels.max() >= self.max_segments):
                 raise ValueError(f"{self.path.name}: superpixel labels must lie in [0, {self.max_segments}).")
-            feeds["superpixels"] = superpixels[None]
+            feeds[self.label_map] = superpixels[None]
         try:
             outputs = self.runner(**feeds)
         except RuntimeError as error:
@@ -284,148 +271,15 @@ def keras_reference(model: keras.Model, spec: InputSpec, image: np.ndarray,
     return {name: value.numpy()[0] for name, value in serve(*args).items()}
 
 
-# --------------------------------------------------------------------------- the per-model table
-
-
-@dataclasses.dataclass
-class TableRow:
-    model: str
-    quantization: str
-    converts: bool
-    size_bytes: int = 0
-    max_diff_main: float = float("nan")
-    max_diff_attention: float = float("nan")
-    score_name: str = ""
-    score_keras: float = float("nan")
-    score_litert: float = float("nan")
-    agreement: float = float("nan")
-    seconds: float = 0.0
-    problem: str = ""
-
-
-def _synthetic_set(count: int, seed: int = 0):
-    """Dermoscopy-like uint8 images of varied sizes with lesion masks and 0/1 labels."""
-    from data_tools.synthetic import MELANOMA, NEVUS, render_dermoscopy
-
-    rng = np.random.default_rng(seed)
-    images, masks, labels = [], [], []
-    for index in range(count):
-        size = (int(rng.integers(56, 97)), int(rng.integers(56, 97)))
-        sample = render_dermoscopy(rng, size, kind=MELANOMA if index % 2 else NEVUS)
-        images.append(sample.image)
-        masks.append(sample.lesion)
-        labels.append(index % 2)
-    return images, masks, np.array(labels)
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    from zoo.metrics import Confusion
-
-    return Confusion.of(a, b).dice()
-
-
-def measure_model(entry, out_dir: Path, count: int = 8, modes: Sequence[str | None] = QUANTIZATIONS,
-                  seed: int = 0) -> list[TableRow]:
-    """Converts ``entry``'s small model (random weights drawn with ``seed``; with its
-    attention maps as outputs) in every mode and compares it with Keras on a synthetic
-    set: max |LiteRT - Keras| of the main output and of the attention maps; Dice
-    against the lesion masks (mask models, first channel at 0.5) or AUC against the
-    labels (classifiers, last column), Keras and LiteRT."""
-    from sklearn.metrics import roc_auc_score
-
-    from zoo.predict import attention_kwargs, compute_superpixels, spec_for_model
-
-    keras.utils.set_random_seed(seed)  # the same weights on every run
-    model = entry.build(small=True, **attention_kwargs(entry))
-    spec = spec_for_model(entry.input_spec, model.inputs[0].shape[1:3])
-    images, masks, labels = _synthetic_set(count)
-    serve, label_map = serving_function(model, spec)
-    maps = [compute_superpixels(i, label_map.max_segments) for i in images] if label_map is not None else None
-    reference = [keras_reference(model, spec, image, None if maps is None else maps[k])
-                 for k, image in enumerate(images)]
-    main = entry.output if entry.output in reference[0] else next(iter(reference[0]))
-
-    def score(outputs: list[dict[str, np.ndarray]], index: int | None = None) -> tuple[str, float]:
-        if entry.output == "mask":
-            from zoo.predict import at_original_size
-
-            dice = [_dice(m, at_original_size(o[main], m.shape, spec)[..., 0] > 0.5) for m, o in zip(masks, outputs)]
-            return "dice", float(np.mean(dice))
-        return "auc", float(roc_auc_score(labels, [o[main].ravel()[-1] for o in outputs]))
-
-    name, keras_score = score(reference)
-    rows = []
-    for mode in modes:
-        row = TableRow(entry.name, mode or "float32", False, score_name=name, score_keras=keras_score)
-        started = time.perf_counter()
-        path = out_dir / f"{entry.name}_{mode or 'float32'}.tflite"
-        try:
-            export_litert(model, path, input_spec=spec, quantization=mode, representative_images=images,
-                          representative_superpixels=maps)
-            lite = LiteRTModel(path)
-            outputs = [lite.predict(image, None if maps is None else maps[k]) for k, image in enumerate(images)]
-        except (LiteRTConversionError, ValueError, RuntimeError) as error:
-            row.problem = str(error)
-            row.seconds = time.perf_counter() - started
-            rows.append(row)
-            continue
-        row.converts, row.size_bytes = True, path.stat().st_size
-        diffs = {k: max(float(np.max(np.abs(o[k] - r[k]))) for o, r in zip(outputs, reference)) for k in reference[0]}
-        row.max_diff_main = diffs.pop(main)
-        row.max_diff_attention = max(diffs.values()) if diffs else float("nan")
-        _, row.score_litert = score(outputs)
-        if entry.output == "mask":
-            row.agreement = float(np.mean([_dice(o[main][..., 0] > 0.5, r[main][..., 0] > 0.5)
-                                           for o, r in zip(outputs, reference)]))
-        else:
-            row.agreement = float(np.mean([np.argmax(o[main]) == np.argmax(r[main]) for o, r in zip(outputs, reference)]))
-        row.seconds = time.perf_counter() - started
-        path.unlink()
-        rows.append(row)
-    return rows
-
-
-def _format(value: float, digits: str = ".1e") -> str:
-    return "" if value != value else format(value, digits)
-
-
-def markdown_table(rows: Sequence[TableRow]) -> str:
-    lines = ["| model | mode | converts | size | max abs diff (main) | max abs diff (attention) | "
-             "score Keras -> LiteRT | agreement with Keras | problem |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        size = f"{row.size_bytes / 2**20:.2f} MiB" if row.converts else ""
-        score = (f"{row.score_name} {row.score_keras:.3f} -> {row.score_litert:.3f}" if row.converts else "")
-        agreement = "" if not row.converts else f"{row.agreement:.3f}"
-        lines.append(f"| {row.model} | {row.quantization} | {'yes' if row.converts else 'no'} | {size} | "
-                     f"{_format(row.max_diff_main)} | {_format(row.max_diff_attention)} | {score} | {agreement} | "
-                     f"{row.problem[:200]} |")
-    return "\n".join(lines)
+# --------------------------------------------------------------------------- command line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import zoo
-
-    parser = argparse.ArgumentParser(prog="python -m zoo.litert", description="LiteRT conversion table of the zoo.")
-    parser.add_argument("--table", action="store_true", help="convert every registered model (small) in every mode")
-    parser.add_argument("--models", nargs="+", help="only these registered models")
-    parser.add_argument("--modes", nargs="+", choices=["float32", "float16", "dynamic", "int8"])
-    parser.add_argument("--images", type=int, default=8, help="synthetic images per model")
-    parser.add_argument("--out", type=Path, default=Path("litert_table.md"), help="markdown table written here")
-    args = parser.parse_args(argv)
-    if not args.table:
-        parser.error("nothing to do: pass --table (export one model with python -m zoo.export --litert)")
-    entries = [zoo.get_model(n) for n in args.models] if args.models else zoo.list_models()
-    modes = [None if m == "float32" else m for m in (args.modes or ["float32", "float16", "dynamic", "int8"])]
-    rows: list[TableRow] = []
-    with tempfile.TemporaryDirectory(prefix="litert_table_") as folder:
-        for entry in tqdm(entries, desc="LiteRT table", unit="model", disable=None):
-            rows += measure_model(entry, Path(folder), args.images, modes)
-            args.out.write_text(markdown_table(rows) + "\n", encoding="utf-8")  # partial results survive a kill
-            keras.backend.clear_session()
-    print(markdown_table(rows))
-    print(f"wrote {args.out}")
-    return 0
+    """``python -m zoo.litert``: says where conversion and the measurement table are."""
+    print("zoo.litert: convert a trained model with python -m zoo.export --litert (--run RUN | --model NAME "
+          "--weights CKPT) --out MODEL.tflite; the per-model measurement table is python "
+          "reproduce/litert_table.py [--models ...] [--out litert_table.md].", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

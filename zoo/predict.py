@@ -1,16 +1,30 @@
 """Run a trained model of the zoo on new images and write the results.
 
-    python -m zoo.predict --model aernet --weights runs/aernet/best.weights.h5 \\
-        --images ISIC2018_Task1-2_Test_Input --out submission --format isic2018-task1
+    python -m zoo.predict --run runs/aernet --images ISIC2018_Task1-2_Test_Input \\
+        --out submission --format isic2018-task1 --overlays      # overlays: submission_overlays/
+    python -m zoo.evaluate --task isic2018-task1 ISIC2018_Task1_Test_GroundTruth submission
+    python -m zoo.predict --run runs/arl_melanoma --sk-run runs/arl_keratosis \\
+        --images ISIC-2017_Test_v2_Data --out part3 --format isic2017-part3
+    python -m zoo.predict --model aernet --weights best.weights.h5 [--small] \\
+        [--builder-args '{"classes": 1}'] --images test/ --out submission --format isic2018-task1
     python -m zoo.predict --model apspnet --saved-model serving/apspnet/1 \\
-        --images scans/ --out masks --format masks --overlays
+        --images scans/ --out masks --format masks --overlays scans_overlays
 
-Each image, of any size, goes through the model's own preprocessing: the
-registry entry's :class:`~data_tools.preprocess.InputSpec` with the model's input
-size (what the training pipelines do), or the spec stored beside a SavedModel of
-:mod:`zoo.export`. SANet's superpixel maps are computed as in training
-(:func:`zoo.sanet.superpixels.slic_superpixels` at its working size, resized to
-the image with nearest neighbour, then given the image's geometry).
+The model comes from a run folder (``--run``: :func:`zoo.load_run`; the model,
+its builder arguments and its input spec are the run's ``run.json``, nothing is
+retyped), a bare checkpoint (``--model`` ``--weights`` with the ``--small`` /
+``--builder-args`` it was trained with; a run's own ``model.weights.h5`` loaded
+into another build is a :class:`~zoo.common.run_card.RunMismatchError`), or a
+SavedModel of :mod:`zoo.export` (``--model`` ``--saved-model``).
+:mod:`zoo.serving` builds it and says how it is fed and read, as for the exports.
+
+Each image, of any size, goes through the model's own preprocessing: the run's
+:class:`~data_tools.preprocess.InputSpec`, or the registry entry's at the model's
+input size (what the training pipelines do), or the spec stored beside a
+SavedModel. SANet's superpixel maps (the extra input its registry entry declares)
+are computed as in training (:func:`zoo.serving.compute_superpixels`: SLIC at its
+working size, resized to the image with nearest neighbour, then given the image's
+geometry).
 
 Formats (``--format``):
 
@@ -21,8 +35,8 @@ Formats (``--format``):
 ``isic2018-task2``    ``ISIC_<id>_attribute_<name>.png``, one per attribute (5 channels)
 ``isic2017-part3``    ``predictions.csv``: ``image_id,melanoma,seborrheic_keratosis``;
                       a 3-class model (other, melanoma, seborrheic keratosis), or a
-                      2-class melanoma model plus ``--sk-weights`` (ARL-CNN trains
-                      one 2-way softmax per sub-task)
+                      2-class melanoma model plus ``--sk-run`` (or ``--sk-weights``;
+                      ARL-CNN trains one 2-way softmax per sub-task)
 ``isic2016-part3``    ``predictions.csv``: ``ISIC_<id>,<melanoma probability>``
 ``masks``             ``<stem>.png`` per image: 0/255 for one channel, class indices
                       for a softmax (A-PSPNet; ``python -m zoo.evaluate --task masks``),
@@ -32,10 +46,12 @@ Formats (``--format``):
 
 Masks are written at the original image size (:mod:`zoo.submission`; the grey
 padding of ``fit="pad"`` models is cut off with
-:func:`~data_tools.preprocess.restore_geometry`). ``--overlays`` adds
-``overlays/<stem>_prediction.png`` (the predicted outline on the image) and
-``overlays/<stem>_<map>.png`` per spatial attention map (heat map on the image;
-channel-attention vectors have no place in the image and are skipped).
+:func:`~data_tools.preprocess.restore_geometry`). ``--overlays [DIR]`` writes
+``<stem>_prediction.png`` (the predicted outline on the image) and
+``<stem>_<map>.png`` per spatial attention map (heat map on the image;
+channel-attention vectors have no place in the image and are skipped) into DIR,
+by default ``<out>_overlays/`` *beside* the output folder: never inside it, so
+that ``--out`` holds only the submission ``zoo.evaluate`` scores.
 Unreadable images stop the run with their name, or with ``--skip-bad`` are
 skipped and listed in ``<out>/skipped.txt``.
 """
@@ -45,7 +61,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import re
 import sys
 import time
 import warnings
@@ -58,20 +73,26 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from data_tools.folders import IMAGE_SUFFIXES
 from data_tools.imageio import load_image, save_png
 from data_tools.layouts import (
     ISIC2016_MASK_SUFFIX,
     ISIC2017_MASK_SUFFIX,
-    ISIC2017_SUPERPIXELS_SUFFIX,
     ISIC2018_ATTRIBUTES,
     ISIC2018_MASK_SUFFIX,
-    ISIC_IMAGE_ID,
 )
-from data_tools.preprocess import InputSpec, preprocess_images, preprocess_label_maps, restore_geometry
+from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import BadInputPolicy, DatasetError
 from zoo import submission
 from zoo.registry import ModelEntry, get_model
+from zoo.serving import (IMAGES_INPUT, SERVING_DEFAULT, CheckpointMismatchError, ModelIO, at_original_size,
+                         attention_kwargs, build_from_checkpoint, collect_images, compute_extra_input,
+                         compute_superpixels, entry_max_segments, error_line, load_input_spec, load_model,
+                         load_serving_info, spec_for_model)
+
+#: Re-exported from zoo.serving, where they live (zoo.predict.spec_for_model, ... keep working).
+__all__ = ["CheckpointMismatchError", "PredictionSummary", "Predictor", "at_original_size", "attention_kwargs",
+           "build_from_checkpoint", "check_format", "collect_images", "compute_superpixels", "load_predictor",
+           "main", "model_window", "overlays_folder", "predict_images", "spec_for_model", "write_overlays"]
 
 MASK_FORMATS: Mapping[str, str] = {
     "isic2018-task1": ISIC2018_MASK_SUFFIX,
@@ -83,30 +104,16 @@ ISIC_FORMATS = frozenset(FORMATS) - {"masks", "csv"}
 CLASSIFICATION_FORMATS = frozenset({"isic2017-part3", "isic2016-part3", "csv"})
 PREDICTIONS_CSV = "predictions.csv"
 SKIPPED_FILE = "skipped.txt"
-OVERLAY_DIR = "overlays"
+#: ``--overlays`` without a folder: ``<out>_overlays/`` beside the output folder (never inside: a
+#: submission folder holds only what is scored).
+OVERLAYS_SUFFIX = "_overlays"
 #: Overlays are drawn with their longer side in this range (pixels).
 OVERLAY_SIDES = (512, 1024)
 #: ISIC 2017 Part 3 from one 3-class model: its softmax columns.
 ISIC2017_THREE_CLASSES = ("other", "melanoma", "seborrheic_keratosis")
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint that does not fit the model it is loaded into."""
-
-
 # --------------------------------------------------------------------------- predictors
-
-
-def spec_for_model(spec: InputSpec, size: Sequence[int | None]) -> InputSpec:
-    """``spec`` at a model input of ``size`` ``(height, width)`` (a small test model,
-    or one trained at another size): ``image_size`` replaced and ``pre_crop_size``
-    scaled in proportion; unchanged for ``None`` sides."""
-    size = tuple(size)
-    if None in size or size == spec.image_size:
-        return spec
-    pre_crop = None if spec.pre_crop_size is None else tuple(
-        max(side, round(side * pre / image)) for side, pre, image in zip(size, spec.pre_crop_size, spec.image_size))
-    return dataclasses.replace(spec, image_size=tuple(int(s) for s in size), pre_crop_size=pre_crop)
 
 
 @dataclasses.dataclass
@@ -125,7 +132,10 @@ class Predictor:
         source: the checkpoint or SavedModel (for messages).
         channels: channels (classes) of the main output.
         attention: names of the other outputs (attention maps).
-        max_segments: SANet: the superpixel label bound; ``None`` for other models.
+        max_segments: the label-map input's bound (SANet's superpixels); ``None``
+            for models without one.
+        extra_input: the label-map input's name (``"superpixels"``), computed from
+            each image (:func:`zoo.serving.compute_extra_input`) unless given.
     """
 
     name: str
@@ -138,14 +148,16 @@ class Predictor:
     max_segments: int | None
     call: Callable[[list[np.ndarray], list[np.ndarray] | None], list[dict[str, np.ndarray]]]
     softmax: bool | None = None
+    extra_input: str | None = None
 
     @property
     def needs_superpixels(self) -> bool:
+        """The model takes a label map beside the image."""
         return self.max_segments is not None
 
     def predict(self, images: list[np.ndarray], superpixels: list[np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
         if self.needs_superpixels and superpixels is None:
-            superpixels = [compute_superpixels(image, self.max_segments) for image in images]
+            superpixels = [compute_extra_input(self.extra_input, image, self.max_segments) for image in images]
         outputs = self.call(images, superpixels if self.needs_superpixels else None)
         if self.softmax is None:
             self.softmax = _looks_like_softmax(outputs[0][self.main])
@@ -157,129 +169,57 @@ def _looks_like_softmax(values: np.ndarray) -> bool:
     return values.shape[-1] > 1 and bool(np.allclose(values.sum(-1), 1.0, atol=1e-3))
 
 
-def compute_superpixels(image: np.ndarray, max_segments: int, n_segments: int | None = None) -> np.ndarray:
-    """SANet's map of one image as in training: SLIC at the working size
-    (:func:`zoo.sanet.superpixels.slic_superpixels`), then nearest-neighbour to the
-    image's size (:func:`data_tools.pipeline.decode_label_map` does that to the cache)."""
-    from zoo.sanet.superpixels import SlicParams, slic_superpixels  # scikit-image only when needed
-
-    defaults = SlicParams()
-    params = SlicParams(n_segments=min(n_segments or defaults.n_segments, max_segments), max_segments=max_segments)
-    labels = slic_superpixels(image, params)
-    resized = tf.image.resize(labels[..., None], image.shape[:2], method="nearest")
-    return tf.cast(resized, tf.int32).numpy()[..., 0]
-
-
-def attention_kwargs(entry: ModelEntry) -> dict[str, bool]:
-    """The builder argument that makes ``entry``'s model also return its attention maps
-    (``{}`` for a model without them)."""
-    return {"return_attention": True} if entry.attention else {}
-
-
-def build_from_checkpoint(entry: ModelEntry, weights: str | Path, *, small: bool = False,
-                          builder_args: Mapping[str, Any] | None = None, attention: bool = False) -> keras.Model:
-    """``entry``'s model built with ``builder_args`` (and ``small``), the checkpoint
-    ``weights`` loaded by the builder; ``attention``: also outputting its attention maps.
-
-    The builder loads the checkpoint (:func:`zoo.common.weights.assemble_model`) in the
-    layer order of the model's default outputs, which is what training saved, whatever
-    outputs were asked for. Loading it into the attention model afterwards
-    (``model.load_weights``) would not do: Keras stores a file's variables by the order
-    of ``model.layers``, which depends on the outputs (DANet's position and channel
-    branches swap), and the weights would go into the wrong layers without an error.
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointMismatchError: not a Keras checkpoint, or one of another model or of
-            this model built with other arguments (names the file, the model and what it
-            was built with).
-        ValueError: builder arguments the builder does not take.
-    """
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found.")
-    args = dict(builder_args or {})
-    clashing = sorted(set(args) & {"weights", "small", "return_attention"})
-    if clashing:
-        raise ValueError(f"builder arguments {clashing} are set by the command (the checkpoint is --weights, "
-                         "--small the test configuration, --overlays/--attention the attention outputs).")
-    built_with = {**({"small": True} if small else {}), **args}
-    try:
-        return entry.build(small=small, weights=path, **args, **(attention_kwargs(entry) if attention else {}))
-    except TypeError as error:
-        if "unexpected keyword argument" not in str(error):
-            raise
-        raise ValueError(f"model {entry.name!r}: {error} (builder arguments {args}; the builder is "
-                         f"{entry.builder_name})") from None
-    except ValueError as error:
-        text = " ".join(str(error).split())
-        if not text.startswith(f"weights={str(path)!r}"):
-            raise  # another builder argument's error
-        found = re.search(r"\(([\d,]+) parameters\): (.*?)\. Build the model", text)
-        rest = text.removeprefix(f"weights={str(path)!r}").strip(" :")
-        detail = (found.group(2), f" ({found.group(1)} parameters)") if found else (
-            "it " + rest if rest.startswith("is ") else rest, "")
-        raise CheckpointMismatchError(
-            f"{path}: this checkpoint does not match model {entry.name!r} built with {built_with or 'its defaults'}"
-            f"{detail[1]}: {detail[0]}. Build the model the checkpoint was trained as (--small, "
-            f"--builder-args '{{\"classes\": ...}}', or --model of the right name).") from None
-
-
-def _named_outputs(model: keras.Model, outputs: Any) -> dict[str, Any]:
-    if isinstance(outputs, Mapping):
-        return dict(outputs)
-    return dict(zip(model.output_names, keras.tree.flatten(outputs)))
-
-
 def load_predictor(
-    model: str,
+    model: str | None = None,
     *,
     weights: str | Path | None = None,
     saved_model: str | Path | None = None,
     keras_model: keras.Model | None = None,
+    run: str | Path | None = None,
     small: bool = False,
     builder_args: Mapping[str, Any] | None = None,
     attention: bool = True,
     input_spec: InputSpec | None = None,
     max_segments: int | None = None,
 ) -> Predictor:
-    """A :class:`Predictor` for registered model ``model``.
+    """A :class:`Predictor` for a trained model.
 
-    Exactly one of ``weights`` (a checkpoint of the whole model; the model is built
-    from the registry with ``small`` and ``builder_args``), ``saved_model`` (a
-    folder written by :func:`zoo.export.export_saved_model`) or ``keras_model`` (a
-    model in memory) is used. ``attention`` builds attention models to return their
-    maps (for overlays). ``input_spec`` overrides the spec; ``max_segments`` the
-    superpixel bound (SANet SavedModels: default the models' 256).
+    Exactly one of ``run`` (a run folder, :mod:`zoo.run`: the model, its builder
+    arguments and input spec come from its ``run.json``; ``model`` may only name the
+    run's model), ``weights`` (a bare checkpoint of the whole model; registered
+    model ``model`` is built with ``small`` and ``builder_args``), ``saved_model``
+    (a folder written by :func:`zoo.export.export_saved_model`) or ``keras_model``
+    (a model of ``model`` in memory) is used (:func:`zoo.serving.load_model`).
+    ``attention`` builds attention models to return their maps (for overlays).
+    ``input_spec`` overrides the spec (not with ``run``); ``max_segments`` the
+    label-map bound (SANet; default: the model's).
     """
-    entry = get_model(model)
-    sources = [s for s in (weights, saved_model, keras_model) if s is not None]
+    sources = [s for s in (weights, saved_model, keras_model, run) if s is not None]
     if len(sources) != 1:
-        raise ValueError("load_predictor: pass exactly one of weights, saved_model or keras_model.")
+        raise ValueError("load_predictor: pass exactly one of run, weights, saved_model or keras_model.")
+    if weights is not None or run is not None:
+        served = load_model(model, weights=weights, run=run, small=small, builder_args=builder_args,
+                            input_spec=input_spec, attention=attention)
+        return _keras_predictor(served.entry, served.model, served.source, served.input_spec, max_segments)
+    if model is None:
+        raise ValueError("load_predictor: a SavedModel or a Keras model needs its registered model's name (model=).")
+    entry = get_model(model)
     if saved_model is not None:
         return _saved_model_predictor(entry, Path(saved_model), input_spec, max_segments)
-    if keras_model is None:
-        keras_model = build_from_checkpoint(entry, weights, small=small, builder_args=builder_args,
-                                            attention=attention)
-        source = str(weights)
-    else:
-        source = f"model {keras_model.name!r} in memory"
-    return _keras_predictor(entry, keras_model, source, input_spec, max_segments)
+    return _keras_predictor(entry, keras_model, f"model {keras_model.name!r} in memory", input_spec, max_segments)
 
 
 def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_spec: InputSpec | None,
                      max_segments: int | None) -> Predictor:
-    from zoo.export import _split_inputs  # the export's reading of a model's inputs
-
-    image_index, label_map = _split_inputs(model, max_segments)
-    spec = input_spec or spec_for_model(entry.input_spec, model.inputs[image_index].shape[1:3])
-    names = list(model.output) if isinstance(model.output, Mapping) else list(model.output_names)
-    main = entry.output if entry.output in names else names[0]
-    shapes = _named_outputs(model, model.output)
-    channels = int(shapes[main].shape[-1])
+    io = ModelIO.of(model, main=entry.output, max_segments=max_segments, caller="zoo.predict")
+    spec = input_spec or spec_for_model(entry.input_spec, io.image_size)
+    io.check_spec(model, spec, "zoo.predict")
+    outputs = model.output if isinstance(model.output, Mapping) else dict(
+        zip(model.output_names, keras.tree.flatten(model.output)))
+    channels = int(outputs[io.main].shape[-1])
     softmax = None
     try:
-        layer = model.get_layer(main)
+        layer = model.get_layer(io.main)
         activation = getattr(getattr(layer, "activation", None), "__name__", None)
         softmax = None if activation is None else activation == "softmax" and channels > 1
     except ValueError:
@@ -287,28 +227,23 @@ def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_s
 
     def call(images: list[np.ndarray], maps: list[np.ndarray] | None) -> list[dict[str, np.ndarray]]:
         batch = np.stack([preprocess_images(image, spec).numpy() for image in images])
-        inputs: Any = batch
-        if label_map is not None:
-            labels = np.stack([preprocess_label_maps(m[..., None], spec).numpy() for m in maps])
-            labels = labels if label_map.rank == 4 else labels[..., 0]
-            inputs = [batch, labels] if label_map.index == 1 else [labels, batch]
-        outputs = _named_outputs(model, model(inputs, training=False))
-        arrays = {name: np.asarray(keras.ops.convert_to_numpy(value), np.float32) for name, value in outputs.items()}
+        model_maps = None
+        if io.label_map is not None:
+            model_maps = np.concatenate([io.model_maps(m[None, ..., None], spec).numpy() for m in maps])
+        results = io.run(model, batch, model_maps)
+        arrays = {name: np.asarray(keras.ops.convert_to_numpy(value), np.float32) for name, value in results.items()}
         return [{name: value[index] for name, value in arrays.items()} for index in range(len(images))]
 
-    return Predictor(entry.name, entry.output, main, spec, source, channels,
-                     tuple(n for n in names if n != main),
-                     None if label_map is None else label_map.max_segments, call, softmax)
+    return Predictor(entry.name, entry.output, io.main, spec, source, channels, io.attention, io.max_segments, call,
+                     softmax, None if io.label_map is None else io.label_map.name)
 
 
 def _saved_model_predictor(entry: ModelEntry, path: Path, input_spec: InputSpec | None,
                            max_segments: int | None) -> Predictor:
-    from zoo.export import IMAGES_INPUT, SERVING_DEFAULT, load_input_spec
-    from zoo.sanet.models import SANET_MAX_SEGMENTS
-
     if not (path / "saved_model.pb").is_file():
         raise FileNotFoundError(f"{path}: no SavedModel here (saved_model.pb missing); write one with zoo.export.")
     spec = input_spec or load_input_spec(path)
+    info = load_serving_info(path)
     function = tf.saved_model.load(str(path)).signatures[SERVING_DEFAULT]
     map_names = [n for n in function.structured_input_signature[1] if n != IMAGES_INPUT]
     outputs = function.structured_outputs
@@ -324,62 +259,15 @@ def _saved_model_predictor(entry: ModelEntry, path: Path, input_spec: InputSpec 
             results.append({name: value.numpy()[0] for name, value in function(**feeds).items()})
         return results
 
-    bound = (max_segments or SANET_MAX_SEGMENTS) if map_names else None
+    bound = None
+    if map_names:
+        # the bound written beside the SavedModel; for an older export, the builder's default
+        bound = max_segments or info.get("max_segments") or entry_max_segments(entry)
+        if bound is None:
+            raise ValueError(f"{path}: the SavedModel takes {map_names[0]!r} maps and names no bound on their "
+                             f"labels; pass --max-segments.")
     return Predictor(entry.name, entry.output, main, spec, str(path), int(channels) if channels else 0,
-                     tuple(n for n in outputs if n != main), bound, call)
-
-
-# --------------------------------------------------------------------------- images
-
-
-def collect_images(sources: Sequence[str | Path], *, isic_ids: bool) -> tuple[list[tuple[str, Path]], list[str]]:
-    """``[(image id, path)]`` from folders (their image files, sorted) and files.
-
-    With ``isic_ids`` (ISIC formats) a folder's files not named ``ISIC_<7 digits>``
-    are left out (noted), and such a file named explicitly is an error. ISIC 2017
-    ``*_superpixels.png`` files beside the images are always left out.
-
-    Raises:
-        FileNotFoundError: a source does not exist.
-        ValueError: no images, ids that repeat (``a.jpg`` and ``a.png``), or a file
-            that is not an ISIC image with ``isic_ids``.
-    """
-    found: list[tuple[str, Path]] = []
-    notes: list[str] = []
-    missing = [str(s) for s in sources if not Path(s).exists()]
-    if missing:
-        raise FileNotFoundError(f"--images: not found: {', '.join(missing)}")
-    bad_names = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            ignored = []
-            for path in sorted(source.iterdir()):
-                if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                if path.name.endswith(ISIC2017_SUPERPIXELS_SUFFIX) or (isic_ids and not ISIC_IMAGE_ID.match(path.stem)):
-                    ignored.append(path.name)
-                    continue
-                found.append((path.stem, path))
-            if ignored:
-                notes.append(f"{source}: left out {len(ignored)} file(s) that are not images to predict, "
-                             f"e.g. {ignored[0]}")
-        else:
-            if isic_ids and not ISIC_IMAGE_ID.match(source.stem):
-                bad_names.append(source.name)
-            found.append((source.stem, source))
-    if bad_names:
-        raise ValueError(f"--images: ISIC formats need images named ISIC_<7 digits>; got {', '.join(bad_names)}.")
-    if not found:
-        raise ValueError(f"--images: no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, sources))}.")
-    seen: dict[str, Path] = {}
-    repeated = []
-    for image_id, path in found:
-        if image_id in seen:
-            repeated.append(f"{seen[image_id]} and {path}")
-        seen[image_id] = path
-    if repeated:
-        raise ValueError(f"--images: two images share an id (their file stem): {'; '.join(repeated)}.")
-    return found, notes
+                     tuple(n for n in outputs if n != main), bound, call, None, map_names[0] if map_names else None)
 
 
 # --------------------------------------------------------------------------- geometry and overlays
@@ -404,14 +292,6 @@ def model_window(original_size: tuple[int, int], spec: InputSpec) -> tuple[float
     (pre_h, pre_w), (in_h, in_w) = spec.pre_crop_size, spec.image_size
     return (top + fit_h * ((pre_h - in_h) // 2) / pre_h, left + fit_w * ((pre_w - in_w) // 2) / pre_w,
             fit_h * in_h / pre_h, fit_w * in_w / pre_w)
-
-
-def at_original_size(maps: np.ndarray, original_size: tuple[int, int], spec: InputSpec) -> np.ndarray:
-    """Model-resolution ``[h, w, C]`` probabilities on the original pixels (bilinear;
-    :func:`~data_tools.preprocess.restore_geometry`)."""
-    if tuple(maps.shape[:2]) != spec.image_size:
-        maps = tf.image.resize(maps, spec.image_size, method="bilinear").numpy()
-    return restore_geometry(maps, original_size, spec).numpy()
 
 
 def _figure(image: np.ndarray):
@@ -506,13 +386,14 @@ class PredictionSummary:
     seconds: float
     overlays: int = 0
     notes: list[str] = dataclasses.field(default_factory=list)
+    overlays_dir: Path | None = None
 
     def line(self) -> str:
         rate = f" ({self.seconds / len(self.predicted):.2f} s/image)" if self.predicted else ""
         text = (f"{self.model}: predicted {len(self.predicted)} image(s) in {self.seconds:.1f} s{rate}; wrote "
                 f"{len(self.files)} {self.format} file(s) to {self.out_dir}")
         if self.overlays:
-            text += f", {self.overlays} overlay(s) in {self.out_dir / OVERLAY_DIR}"
+            text += f", {self.overlays} overlay(s) to {self.overlays_dir}"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} unreadable image(s), listed in {self.out_dir / SKIPPED_FILE}"
         return text
@@ -548,7 +429,7 @@ def predict_images(
     out_dir: str | Path,
     *,
     format: str | None = None,
-    overlays: bool = False,
+    overlays: bool | str | Path = False,
     skip_bad: bool = False,
     batch_size: int = 8,
     threshold: float = 0.5,
@@ -562,7 +443,10 @@ def predict_images(
         out_dir: created if needed.
         format: one of :data:`FORMATS`; default ``"masks"`` for mask models,
             ``"csv"`` for classifiers.
-        overlays: also write the outline and attention heat maps per image.
+        overlays: also write the outline and attention heat maps per image: ``True``
+            into ``<out_dir>_overlays/`` beside ``out_dir`` (:func:`overlays_folder`),
+            or into the folder given; never inside ``out_dir``, whose files are the
+            submission.
         skip_bad: skip unreadable images (listed in ``<out_dir>/skipped.txt``)
             instead of stopping at the first.
         batch_size: images per model call (Keras models; SavedModels take one).
@@ -584,6 +468,7 @@ def predict_images(
     sources = [images] if isinstance(images, (str, Path)) else list(images)
     found, notes = collect_images(sources, isic_ids=format in ISIC_FORMATS)
     out_dir = Path(out_dir)
+    overlays_dir = overlays_folder(out_dir, overlays)
     out_dir.mkdir(parents=True, exist_ok=True)
     policy = BadInputPolicy(skip_bad)
     started = time.perf_counter()
@@ -602,10 +487,11 @@ def predict_images(
                     policy.reject(error.path, error.problem)  # raises unless skip_bad
             if batch:
                 pixels = [image for _, _, image in batch]
-                maps = None
-                if predictor.needs_superpixels or (sk_predictor is not None and sk_predictor.needs_superpixels):
-                    bound = min(p.max_segments for p in (predictor, sk_predictor) if p is not None and p.max_segments)
-                    maps = [compute_superpixels(image, bound) for image in pixels]
+                maps = None  # one map per image for both models (the smaller bound), if they take the same input
+                takers = [p for p in (predictor, sk_predictor) if p is not None and p.needs_superpixels]
+                if takers and len({p.extra_input for p in takers}) == 1:
+                    bound = min(p.max_segments for p in takers)
+                    maps = [compute_extra_input(takers[0].extra_input, image, bound) for image in pixels]
                 outputs = predictor.predict(pixels, maps)
                 sk_outputs = sk_predictor.predict(pixels, maps) if sk_predictor is not None else None
                 for index, (image_id, path, image) in enumerate(batch):
@@ -613,7 +499,7 @@ def predict_images(
                     files += _write(format, image_id, main, image.shape[:2], predictor, out_dir, threshold, rows,
                                     None if sk_outputs is None else sk_outputs[index][sk_predictor.main])
                     if overlays:
-                        overlay_count += len(write_overlays(image, outputs[index], predictor, out_dir / OVERLAY_DIR,
+                        overlay_count += len(write_overlays(image, outputs[index], predictor, overlays_dir,
                                                             image_id, threshold, attribute_labels))
                     predicted.append(image_id)
             progress.update(len(found[start:start + batch_size]))
@@ -628,7 +514,27 @@ def predict_images(
         notes.append(f"model {predictor.name!r} gave nothing to overlay (no mask output, no spatial attention maps; "
                      "attention models need their maps: load them with attention=True)")
     return PredictionSummary(predictor.name, format, out_dir, predicted, files, policy.skipped,
-                             time.perf_counter() - started, overlay_count, notes)
+                             time.perf_counter() - started, overlay_count, notes, overlays_dir)
+
+
+def overlays_folder(out_dir: str | Path, overlays: bool | str | Path) -> Path | None:
+    """Where :func:`predict_images` writes overlays: ``None`` (none), ``<out_dir>_overlays``
+    beside ``out_dir`` for ``True``, or the folder given.
+
+    Raises:
+        ValueError: a folder inside ``out_dir`` (the scorer would meet it among the
+            submission's files: ``zoo.evaluate`` and the challenges' scorers take a flat
+            folder of masks).
+    """
+    if overlays is False or overlays is None:
+        return None
+    out_dir = Path(out_dir)
+    folder = out_dir.with_name(out_dir.name + OVERLAYS_SUFFIX) if overlays is True else Path(overlays)
+    inside, outside = folder.resolve(), out_dir.resolve()
+    if inside == outside or outside in inside.parents:
+        raise ValueError(f"--overlays {folder}: inside the output folder {out_dir}, whose files are the submission "
+                         f"that is scored; write the overlays beside it (default {out_dir.name}{OVERLAYS_SUFFIX}/).")
+    return folder
 
 
 def _write(format: str, image_id: str, main: np.ndarray, size: tuple[int, int], predictor: Predictor, out_dir: Path,
@@ -678,41 +584,65 @@ def _write_csv(format: str, path: Path, rows: list[tuple[str, list[float]]], cha
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zoo.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="registered model name (python -c 'import zoo; "
-                        "print([e.name for e in zoo.list_models()])')")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--weights", type=Path, help="checkpoint of the whole model (.weights.h5 or .keras)")
-    source.add_argument("--saved-model", type=Path, help="SavedModel folder written by zoo.export")
+    source.add_argument("--run", type=Path, help="a run folder (run.json + model.weights.h5): the model, builder "
+                        "arguments and input spec come from it")
+    source.add_argument("--weights", type=Path, help="a bare checkpoint of the whole model (.weights.h5 or .keras); "
+                        "needs --model (and --small/--builder-args as it was trained)")
+    source.add_argument("--saved-model", type=Path, help="SavedModel folder written by zoo.export; needs --model")
+    parser.add_argument("--model", help="registered model name, with --weights or --saved-model (python -m zoo list)")
     parser.add_argument("--images", required=True, nargs="+", type=Path, help="image folders and/or files")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (the submission)")
     parser.add_argument("--format", choices=FORMATS, help="default: masks (mask models), csv (classifiers)")
-    parser.add_argument("--overlays", action="store_true", help="outline and attention heat maps per image")
+    parser.add_argument("--overlays", nargs="?", const=True, default=False, type=Path, metavar="DIR",
+                        help=f"outline and attention heat maps per image, into DIR (default: <out>{OVERLAYS_SUFFIX}/ "
+                             f"beside --out; never inside it)")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in skipped.txt)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of binary masks")
-    parser.add_argument("--small", action="store_true", help="the registry's small test configuration")
+    parser.add_argument("--small", action="store_true", help="--weights: the registry's small test configuration")
     parser.add_argument("--builder-args", type=json.loads, default={},
-                        help='JSON builder arguments the checkpoint was trained with, e.g. \'{"classes": 3}\'')
-    parser.add_argument("--input-spec", type=Path, help="an InputSpec JSON file overriding the model's")
-    parser.add_argument("--max-segments", type=int, help="SANet: the superpixel bound (SavedModels: default 256)")
-    parser.add_argument("--sk-weights", type=Path, help="isic2017-part3: the seborrheic keratosis model's checkpoint")
+                        help='--weights: JSON builder arguments it was trained with, e.g. \'{"classes": 3}\'')
+    parser.add_argument("--input-spec", type=Path, help="--weights/--saved-model: an InputSpec JSON file "
+                        "overriding the model's")
+    parser.add_argument("--max-segments", type=int, help="SANet: the superpixel bound (default: the model's)")
+    parser.add_argument("--sk-weights", type=Path, help="isic2017-part3 with --weights: the seborrheic keratosis "
+                        "model's checkpoint (the same --model, --small, --builder-args)")
+    parser.add_argument("--sk-run", type=Path, help="isic2017-part3: the seborrheic keratosis model's run folder")
     parser.add_argument("--class-names", nargs="+", help="--format csv: column names")
     return parser
+
+
+def _keratosis_predictor(args: argparse.Namespace, common: Mapping[str, Any]) -> Predictor | None:
+    """The seborrheic keratosis model of ``--sk-weights`` or ``--sk-run``, or ``None``."""
+    if args.sk_weights is not None and args.sk_run is not None:
+        raise ValueError("--sk-weights and --sk-run are two ways to give the one keratosis model; pass one.")
+    if args.sk_weights is not None:
+        if args.weights is None:
+            raise ValueError("--sk-weights is a checkpoint built like --weights (the same --model, --small, "
+                             "--builder-args); with --run or --saved-model give the keratosis model as --sk-run.")
+        return load_predictor(args.model, weights=args.sk_weights, attention=False, **common)
+    if args.sk_run is not None:
+        return load_predictor(run=args.sk_run, attention=False, max_segments=args.max_segments)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.run is None and args.model is None:
+            raise ValueError(f"--{'weights' if args.weights else 'saved-model'} needs --model, the registered "
+                             f"model it is (a run folder, --run, says it itself).")
         spec = InputSpec.from_json(args.input_spec.read_text(encoding="utf-8")) if args.input_spec else None
         common = dict(small=args.small, builder_args=args.builder_args, input_spec=spec, max_segments=args.max_segments)
-        predictor = load_predictor(args.model, weights=args.weights, saved_model=args.saved_model,
-                                   attention=args.overlays, **common)
-        sk = load_predictor(args.model, weights=args.sk_weights, attention=False, **common) if args.sk_weights else None
+        predictor = load_predictor(args.model, weights=args.weights, saved_model=args.saved_model, run=args.run,
+                                   attention=bool(args.overlays), **common)
+        sk = _keratosis_predictor(args, common)
         summary = predict_images(predictor, args.images, args.out, format=args.format, overlays=args.overlays,
                                  skip_bad=args.skip_bad, batch_size=args.batch_size, threshold=args.threshold,
                                  sk_predictor=sk, class_names=args.class_names)
     except (DatasetError, ValueError, FileNotFoundError, KeyError, OSError) as error:
-        print(f"zoo.predict: error: {error}", file=sys.stderr)
+        print(f"zoo.predict: error: {error_line(error)}", file=sys.stderr)
         return 1
     for note in summary.notes:
         print(f"note: {note}")

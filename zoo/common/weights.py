@@ -6,7 +6,10 @@ file (``model.save``). Keras stores each layer's variables under
 ``model.layers``), so a checkpoint of another model either fails deep inside Keras
 ("A total of N objects could not be loaded", a KeyError) or half-loads with a
 warning. :func:`load_checkpoint` compares the file's variables with the model's
-first and names the file, the model and the first layer that does not match.
+first and raises a :class:`CheckpointMismatchError` naming the file, the model and the
+first layer that does not match; its attributes (``path``, ``model``, ``detail``,
+``parameters``) let a caller that knows more (:mod:`zoo.serving`: the registry name,
+the builder arguments) say so without reading the message.
 
 Those keys follow the order of ``model.layers``, which Keras derives from the model's
 outputs: the same layers in a model that also outputs attention maps can come in
@@ -40,6 +43,30 @@ from zoo.common.validation import (check_classes, check_encoder_weights, check_i
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".weights.h5", ".keras")
 _KERAS_WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a .keras archive
 _KERAS_CONFIG_MEMBER = "config.json"
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that does not fit the model it is loaded into: not a Keras
+    checkpoint, or one of another model (or of this model built otherwise).
+
+    Callers that know more (the registry name, the builder arguments) re-raise it with
+    their own message from these attributes; none of them parses the text.
+
+    Attributes:
+        path: the checkpoint file.
+        model: the name of the model it was loaded into.
+        detail: what does not fit, as a clause (``"layer 'head' (Conv2D) has weights of
+            shapes [...], the file's are [...]"``, ``"it is not a Keras checkpoint
+            (...)"``).
+        parameters: the model's parameter count, where the layers were compared.
+        argument: the builder argument that named the file (``"weights"``).
+    """
+
+    def __init__(self, path: str | os.PathLike, model: str, detail: str, *, parameters: int | None = None,
+                 argument: str = "weights", message: str | None = None):
+        self.path, self.model, self.detail = Path(path), model, detail
+        self.parameters, self.argument = parameters, argument
+        super().__init__(message or f"{argument}={str(path)!r}: it does not fit model {model!r}: {detail}.")
 
 
 def assemble_model(inputs: Any, main_name: str, main: keras.KerasTensor,
@@ -104,9 +131,9 @@ def load_checkpoint(model: keras.Model, weights: Any, *, argument: str = "weight
     256x256 one without any other complaint).
 
     Raises:
-        ValueError: ``weights`` is no existing ``.weights.h5``/``.keras`` file, not
-            a Keras file, or a checkpoint of another model (the message names the
-            first layer that does not match).
+        ValueError: ``weights`` is no existing ``.weights.h5``/``.keras`` file.
+        CheckpointMismatchError: not a Keras file, or a checkpoint of another model
+            (the message names the first layer that does not match).
         zoo.common.run_card.RunMismatchError: a run's weights, and a model that is
             not the run's.
     """
@@ -119,15 +146,20 @@ def load_checkpoint(model: keras.Model, weights: Any, *, argument: str = "weight
     model = _as_saved(model, path, argument)
     problem = _first_mismatch(model, _stored_shapes(path, model.name, argument))
     if problem:
-        raise ValueError(
-            f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r} "
-            f"({model.count_params():,} parameters): {problem}. Build the model the checkpoint was "
-            f"saved from (the same builder and arguments, e.g. classes).")
+        parameters = model.count_params()
+        raise CheckpointMismatchError(
+            path, model.name, problem, parameters=parameters, argument=argument,
+            message=f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r} "
+                    f"({parameters:,} parameters): {problem}. Build the model the checkpoint was "
+                    f"saved from (the same builder and arguments, e.g. classes).")
     try:
         model.load_weights(path)
     except Exception as error:  # what the comparison cannot see: re-raise with the file and model
-        raise ValueError(f"{argument}={str(path)!r}: loading it into model {model.name!r} failed: "
-                         f"{type(error).__name__}: {' '.join(str(error).split())[:400]}") from error
+        detail = f"loading it failed: {type(error).__name__}: {' '.join(str(error).split())[:400]}"
+        raise CheckpointMismatchError(
+            path, model.name, detail, argument=argument,
+            message=f"{argument}={str(path)!r}: loading it into model {model.name!r} failed: "
+                    f"{type(error).__name__}: {' '.join(str(error).split())[:400]}") from error
 
 
 def _float32(tensor: keras.KerasTensor, name: str) -> keras.KerasTensor:
@@ -146,8 +178,11 @@ def _as_saved(model: keras.Model, path: Path, argument: str) -> keras.Model:
         with zipfile.ZipFile(path) as archive:
             saved_outputs = json.loads(archive.read(_KERAS_CONFIG_MEMBER))["config"]["output_layers"]
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{argument}={str(path)!r} is not a Keras model file of model {model.name!r} "
-                         f"(saved by model.save): {type(error).__name__}: {error}") from None
+        raise CheckpointMismatchError(
+            path, model.name, f"it is not a Keras model file (saved by model.save): {type(error).__name__}: {error}",
+            argument=argument,
+            message=f"{argument}={str(path)!r} is not a Keras model file of model {model.name!r} "
+                    f"(saved by model.save): {type(error).__name__}: {error}") from None
 
     def tensor(entry):
         if isinstance(entry, Mapping):
@@ -156,8 +191,10 @@ def _as_saved(model: keras.Model, path: Path, argument: str) -> keras.Model:
             layer_name, node_index, tensor_index = entry
             names = {layer.name for layer in model.layers}
             if layer_name not in names or node_index != 0:
-                raise ValueError(f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r}: "
-                                 f"its output layer {layer_name!r} is not one of the model's.")
+                detail = f"its output layer {layer_name!r} is not one of the model's"
+                raise CheckpointMismatchError(
+                    path, model.name, detail, argument=argument,
+                    message=f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r}: {detail}.")
             output = model.get_layer(layer_name).output
             return output[tensor_index] if isinstance(output, (tuple, list)) else output
         return [tensor(item) for item in entry]
@@ -197,8 +234,11 @@ def _stored_shapes(path: Path, model: str, argument: str) -> dict[str, list[tupl
             return {key: sorted(_dataset_shapes(group)) for key, group in groups.items()
                     if isinstance(group, h5py.Group)}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{argument}={str(path)!r} is not a Keras checkpoint of model {model!r} "
-                         f"(saved by model.save_weights or model.save): {error}") from None
+        raise CheckpointMismatchError(
+            path, model, f"it is not a Keras checkpoint (saved by model.save_weights or model.save): {error}",
+            argument=argument,
+            message=f"{argument}={str(path)!r} is not a Keras checkpoint of model {model!r} "
+                    f"(saved by model.save_weights or model.save): {error}") from None
 
 
 def _dataset_shapes(group: h5py.Group) -> list[tuple[int, ...]]:
