@@ -19,10 +19,15 @@ from scipy import stats
 from data_tools.isic import read_isic2017
 from data_tools.preprocess import normalize_images, to_float_rgb
 from data_tools.records import BadInputPolicy, DatasetError
-from reproduce import arl_common, arl_extra_images, arl_table6, arl_table7
+import zoo
+from reproduce import arl_common, arl_extra_images, arl_table3, arl_table4, arl_table5, arl_table6, arl_table7, frame
 from reproduce.datasets import MissingDataError
 from reproduce.frame import PaperRow, RowContext, RowResult, TableResult
+from zoo.arl_cnn.models import PAPER_PARAMS
 from zoo.arl_cnn.patches import arl_test_patches
+from zoo.arl_cnn.recipe import arl_sgd
+from zoo.common.run_card import WEIGHTS_FILE, read_card
+from zoo.params import count_parameters
 from zoo.recipe import add_override_flags
 from zoo.train import TrainResult
 
@@ -197,6 +202,14 @@ def test_table7_smoke_run_writes_a_synthetic_table(tmp_path):
     with (out / "rows" / "resnet50" / "run-01" / "predictions.csv").open() as handle:
         predictions = list(csv.DictReader(handle))
     assert len(predictions) == 6 and all(0.0 <= float(p["melanoma"]) <= 1.0 for p in predictions)
+    # Each run's sub-task models are run folders under the row's (reloading one is
+    # test_table3_smoke_row_reloads_from_its_run_folders_with_the_tables_numbers's: ResNet50 is slow to build).
+    for task in arl_common.TASKS:
+        card = read_card(Path(run["folder"]) / task)
+        assert (Path(run["folder"]) / task / WEIGHTS_FILE).is_file()
+        assert card.model == "resnet50" and card.data["table7_run"] == 1 and card.training["seed"] == run["seed"]
+        assert card.scores["auc"] == pytest.approx(run[f"{task}_auc"], abs=1e-12)
+        assert card.overrides == {"learning_rate": 1e-4, "batch_size": 4, "epochs": 1}  # --smoke's
 
 
 def test_task_settings_leave_out_the_frames_non_result_flags():
@@ -294,3 +307,171 @@ def test_colour_constancy_option_reaches_the_patches(isic2017):
     plain = arl_common.evaluation_patches(records, "melanoma", plain_spec, 18, cache=False, seed=0)
     a, b = (np.asarray(next(iter(d))[0]) for d in (corrected, plain))
     assert a.shape == b.shape and np.abs(a - b).max() > 1e-3
+
+
+# --------------------------------------------------------------------------- rows, recipes, run folders
+
+
+TABLES = (arl_table3, arl_table4, arl_table5, arl_table6, arl_table7)
+TABLE_ROWS = [(table, row) for table in TABLES for row in table.TABLE.runnable_rows]
+
+
+class _Captured(Exception):
+    """Raised by the fake zoo.train.fit once it has seen what a table trains with."""
+
+
+@pytest.fixture
+def capture_fit(monkeypatch):
+    """What :func:`reproduce.frame.fit` (the tables' one training path) is called with;
+    nothing is built or trained."""
+    calls = []
+
+    def fake_fit(build, train_data, val_data, config, *, optimizer, loss, loss_weights=None, metrics=None):
+        calls.append(dict(build=build, config=config, optimizer=optimizer, loss=loss, loss_weights=loss_weights))
+        raise _Captured
+
+    monkeypatch.setattr(frame, "fit", fake_fit)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter(tmp_path_factory):
+    """A lesion 'segmenter' file for Table VI's --segmenter: any .keras image -> map model."""
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+    path = tmp_path_factory.mktemp("segmenter") / "segmenter.keras"
+    model.save(path)
+    return path
+
+
+def _train_row(table, row, argv, isic2017, tmp_path, capture_fit, segmenter, monkeypatch):
+    """Runs ``table``'s ``row`` with the flags ``argv`` (no --smoke: the paper's settings)
+    up to its training; returns the row's context, the captured call and the builder
+    arguments its model would be built with."""
+    root, _ = isic2017
+    add_arguments = getattr(table, "add_arguments", arl_common.add_recipe_arguments)
+    parser = frame.build_parser(table.TABLE, table.DATASET, add_arguments)
+    segmenter_flag = ["--segmenter", str(segmenter)] if table is arl_table6 else []
+    args = frame.parse_flags(parser, [*argv, *segmenter_flag])
+    ctx = RowContext(args, row, root, tmp_path / "out" / "rows" / row.slug, True, BadInputPolicy())
+    ctx.out_dir.mkdir(parents=True)
+    with pytest.raises(_Captured):
+        table.run_row(ctx)
+    built = []
+    monkeypatch.setattr(RowContext, "build", lambda self, builder_args, **outputs: built.append(builder_args))
+    capture_fit[-1]["build"]()
+    return ctx, capture_fit[-1], built[0]
+
+
+def _config(optimizer):
+    """An optimiser's configuration but its name (Keras numbers each new one)."""
+    return {key: value for key, value in optimizer.get_config().items() if key != "name"}
+
+
+def _assert_trains_with(call, expected):
+    """``call`` (what frame.fit got) trains with ``expected``'s optimiser, loss and epochs."""
+    config = call["config"]
+    assert config.epochs == expected.epochs and config.monitor == expected.monitor
+    steps = config.steps_per_epoch
+    assert _config(call["optimizer"]()) == _config(expected.make_optimizer(steps))
+    assert call["loss"]() == expected.loss()
+    assert call["loss_weights"] is None and expected.loss_weights is None
+
+
+@pytest.mark.parametrize("table, row", TABLE_ROWS, ids=[f"{t.TABLE.key}-{r.slug}" for t, r in TABLE_ROWS])
+def test_every_row_trains_its_registered_model_with_its_recipe_and_named_overrides(
+        table, row, isic2017, tmp_path, capture_fit, tiny_segmenter, monkeypatch):
+    """Every row names a registered ARL-CNN model; it trains (through RowContext.fit) with
+    the registered recipe plus the row's overrides, nothing else: the "*" rows fine-tune
+    from ImageNet at 1e-4 (Sec. IV-B), the others train from scratch at the recipe's 0.01."""
+    entry = zoo.get_model(row.model)
+    assert entry.paper == "arl_cnn"
+    ctx, call, builder_args = _train_row(table, row, [], isic2017, tmp_path, capture_fit, tiny_segmenter,
+                                         monkeypatch)
+    expected = entry.recipe.with_overrides(**row.recipe_overrides)
+    _assert_trains_with(call, expected)
+    fine_tuning = row.model.endswith("50")  # Table III's "*": every 50-layer model of Tables III-VII
+    assert entry.recipe.learning_rate == 0.01
+    assert expected.learning_rate == (1e-4 if fine_tuning else 0.01)
+    assert builder_args == {**row.builder_args, "input_shape": (224, 224, 3), "classes": 2,
+                            "encoder_weights": "imagenet" if fine_tuning else None}
+    train_images = len(arl_common.read_splits(ctx, extras=table is not arl_table4 or "no external" not in row.name
+                                              ).train)
+    assert call["config"].steps_per_epoch == 60 * train_images // 32
+    assert arl_common.row_recipe(ctx).overrides_from(entry.recipe) == (
+        {"learning_rate": 1e-4} if fine_tuning else {})
+
+
+def test_script_flags_are_recipe_overrides_recorded_in_the_card(isic2017, tmp_path, capture_fit, tiny_segmenter,
+                                                               monkeypatch):
+    """--momentum and --halving-epochs make another arl_sgd, --no-pretrained trains a "*"
+    row from scratch at the recipe's rate, --learning-rate/--epochs override last."""
+    row = next(r for r in arl_table3.TABLE.rows if r.name == "ARL-CNN50*")
+    entry = zoo.get_model("arl_cnn50")
+    argv = ["--momentum", "0.9", "--halving-epochs", "7", "--no-pretrained"]
+    ctx, call, builder_args = _train_row(arl_table3, row, argv, isic2017, tmp_path, capture_fit, tiny_segmenter,
+                                         monkeypatch)
+    expected = entry.recipe.with_overrides(**row.recipe_overrides).with_overrides(
+        optimizer=arl_sgd(0.9, 7), learning_rate=entry.recipe.learning_rate)
+    _assert_trains_with(call, expected)
+    optimizer = call["optimizer"]()
+    assert optimizer.get_config()["momentum"] == 0.9
+    assert optimizer.get_config()["learning_rate"]["config"]["decay_steps"] == 7 * call["config"].steps_per_epoch
+    assert builder_args["encoder_weights"] is None
+    assert arl_common.row_recipe(ctx).overrides_from(entry.recipe) == {
+        "optimizer": "SGD(momentum=0.9), rate x0.5 every 7 epochs"}
+
+    capture_fit.clear()
+    argv = ["--momentum", "0.9", "--learning-rate", "0.003", "--epochs", "5", "--batch-size", "16"]
+    ctx, call, builder_args = _train_row(arl_table3, row, argv, isic2017, tmp_path / "2", capture_fit,
+                                         tiny_segmenter, monkeypatch)
+    expected = entry.recipe.with_overrides(optimizer=arl_sgd(0.9), learning_rate=0.003, epochs=5, batch_size=16)
+    _assert_trains_with(call, expected)
+    assert call["config"].steps_per_epoch == 60 * 9 // 16  # 6 images and 3 synthetic extras
+    assert builder_args["encoder_weights"] == "imagenet"
+    assert arl_common.row_recipe(ctx).overrides_from(entry.recipe) == {
+        "optimizer": "SGD(momentum=0.9), rate x0.5 every 30 epochs", "learning_rate": 0.003, "epochs": 5,
+        "batch_size": 16}
+
+
+def test_table3_params_are_the_papers_counts_of_the_rows_models():
+    """Table III's Params column: each row's paper value is Table III's count of the
+    registered model it names (zoo.arl_cnn.models.PAPER_PARAMS)."""
+    assert [row.model for row in arl_table3.TABLE.rows] == [
+        "resnet14", "ran14", "senet14", "arl_cnn14", "resnet50", "ran50", "senet50", "arl_cnn50"]
+    for row in arl_table3.TABLE.rows:
+        assert row.values["Params"] == pytest.approx(PAPER_PARAMS[row.model] / 1e7)
+    assert arl_table3.TABLE.column("Params").decimals == 2
+
+
+def _rescored(folder, test_records):
+    """A run folder reloaded with zoo.load_run and scored again on the test images."""
+    run = zoo.load_run(folder)
+    scores, metrics = arl_common.rescore_run(run, test_records)
+    return run, scores, metrics
+
+
+def test_table3_smoke_row_reloads_from_its_run_folders_with_the_tables_numbers(tmp_path):
+    """Issue 22: each trained sub-task model of a row is a run folder holding exactly the
+    weights scored; reloaded, it scores the table's numbers again. Table III's Params
+    prints the paper's count for the model (ResNet14: 0.8e7, two decimals)."""
+    out = tmp_path / "table3"
+    result = arl_table3.main(["--smoke", "--rows", "resnet14", "--out", str(out)])
+    ours = result.results["ResNet14"].values
+    test = read_isic2017(out / "synthetic_data" / "isic2017", "test", parts=(3,))
+    for task in arl_common.TASKS:
+        folder = out / "rows" / "resnet14" / task
+        run, scores, metrics = _rescored(folder, test)
+        assert run.entry.name == "resnet14" and run.card.scores["table"] == "ResNet14"
+        assert run.card.overrides == {"learning_rate": 1e-4, "batch_size": 4, "epochs": 1}  # --smoke's
+        saved = json.loads((folder / arl_common.RESULT_FILE).read_text(encoding="utf-8"))["image_scores"]
+        np.testing.assert_allclose(scores, [saved[r.image_id] for r in test], rtol=0, atol=1e-6)
+        prefix = arl_common.TASK_ABBREVIATIONS[task]
+        for header, key in arl_common.SCORE_KEYS.items():
+            assert metrics[key] == pytest.approx(ours[f"{prefix} {header}"], abs=1e-6)
+            assert run.card.scores[key] == pytest.approx(ours[f"{prefix} {header}"], abs=1e-6)
+    assert ours["Params"] == pytest.approx(count_parameters(run.model).pytorch_style / 1e7)
+    assert ours["Params"] == pytest.approx(PAPER_PARAMS["resnet14"] / 1e7, abs=0.05)
+    printed = next(line for line in (out / "table.md").read_text(encoding="utf-8").splitlines()
+                   if line.startswith("| ResNet14 |"))
+    assert printed.split("|")[2:4] == [" 0.80 ", " 0.80 "]  # ours, the paper's
