@@ -224,3 +224,24 @@ def test_label_map_models_that_cannot_be_served_are_refused(tmp_path):
                             keras.Input((SMALL, SMALL, 1), dtype="int32", name="b")], keras.layers.Conv2D(1, 1)(image))
     with pytest.raises(NotImplementedError, match="at most one integer label map"):
         export_saved_model(two_maps, tmp_path / "d", input_spec=spec, max_segments=4)
+
+
+# --------------------------------------------------------------------------- zoo.serving: the map and its bound
+
+
+def test_the_saved_model_names_its_map_input_and_bound_beside_it(exported):
+    """zoo.predict reads them back instead of assuming SANet's default bound."""
+    from zoo.serving import load_serving_info
+
+    assert load_serving_info(exported) == {"label_map": "superpixels", "max_segments": SEGMENTS}
+
+
+def test_superpixel_maps_are_computed_by_zoo_serving_below_the_bound():
+    from zoo.serving import compute_extra_input, compute_superpixels
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    labels = compute_superpixels(image, SEGMENTS)
+    assert labels.shape == (40, 52) and labels.dtype == np.int32 and 0 <= labels.min() and labels.max() < SEGMENTS
+    np.testing.assert_array_equal(compute_extra_input("superpixels", image, SEGMENTS), labels)
+    with pytest.raises(ValueError, match="label-map input 'regions' is not one the zoo computes"):
+        compute_extra_input("regions", image, 4)

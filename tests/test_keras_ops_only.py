@@ -16,6 +16,7 @@ TENSORFLOW_BY_DESIGN = {
     "zoo/export.py": "TensorFlow SavedModel export (tf.function serving signatures)",
     "zoo/litert.py": "LiteRT export: TensorFlow's converter",
     "zoo/predict.py": "runs the tf.data preprocessing and the SavedModels",
+    "zoo/serving.py": "feeds models for predict/export/litert: TF preprocessing, SavedModel assets (tf.io.gfile)",
     "zoo/flops.py": "counts FLOPs with TensorFlow's profiler",
     "zoo/runtime.py": "TensorFlow device and threading set-up",
 }

@@ -11,7 +11,7 @@ from data_tools.synthetic import render_dermoscopy
 from zoo.litert import (TOLERANCES, LiteRTConversionError, LiteRTModel, export_litert, keras_reference,
                         unsupported_ops)
 from zoo.metrics import Confusion
-from zoo.predict import spec_for_model
+from zoo.serving import spec_for_model
 from zoo.sanet.layers import SuperpixelAttention
 
 
@@ -195,3 +195,16 @@ def test_export_cli_writes_a_tflite_file(tmp_path, capsys):
     assert main(["--model", "attention_unet", "--small", "--weights", str(weights), "--out", str(out),
                  "--litert"]) == 1
     assert f"{weights}: this checkpoint does not match model 'attention_unet'" in capsys.readouterr().err
+
+
+def test_the_measurement_table_is_a_reproduce_script_not_the_library(tmp_path, capsys):
+    import zoo.litert as litert
+    from reproduce.litert_table import main
+
+    assert not hasattr(litert, "measure_model") and not hasattr(litert, "markdown_table")
+    assert litert.main([]) == 2 and "reproduce/litert_table.py" in capsys.readouterr().err
+    out = tmp_path / "table.md"
+    assert main(["--models", "unet", "--modes", "float32", "--images", "2", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("| model | mode | converts |") and lines[2].startswith("| unet | float32 | yes |")
+    assert main(["--models", "no_such_model", "--out", str(out)]) == 1
