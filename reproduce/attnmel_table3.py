@@ -19,16 +19,20 @@ model's 224x224 input instead (the mask cropped the same way), which leaves out
 any lesion outside the crop. Each row also writes ``attention_maps.png`` (Fig. 3: the
 first test images with their pool-3 and pool-4 maps, or CAMs, overlaid).
 
-The models are those of Table 2: ``--trained`` reuses the best epochs written by
-``attnmel_table2.py`` (``<dir>/rows/<row>/best.weights.h5``) with the same recipe
-flags; otherwise each row trains its model first. The CAM is that of the class each
-image is predicted as (Zhou et al.); the paper does not say which class it used.
+The models are those of Table 2 (the same registered models and recipe overrides):
+``--trained`` loads the run folders written by ``attnmel_table2.py``
+(``<dir>/rows/<row>/``, :func:`zoo.load_run`: the model Table 2 scored and the input
+spec it was trained on, with ``--batch-norm`` the training images' statistics);
+otherwise each row trains its model first and its row folder becomes its run folder,
+with the Jaccard indices as its scores. The CAM is that of the class each image is
+predicted as (Zhou et al.); the paper does not say which class it used.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 import matplotlib.pyplot
@@ -37,14 +41,14 @@ import numpy as np
 from data_tools.imageio import load_mask
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import restore_geometry
-from reproduce.attnmel_recipe import (BACKBONE_NOTE, BUILDERS, ISIC2017, REGULARISED_ROWS, SMOKE,
-                                      add_recipe_arguments, backbone_variant, build_row_model,
-                                      read_isic2017_split, row_input_spec, train_table2_row)
+from data_tools.preprocess import InputSpec
+from reproduce.attnmel_recipe import (BACKBONE_NOTE, ISIC2017, SMOKE, UNREGULARISED, add_recipe_arguments,
+                                      backbone_variant, input_spec, read_isic2017_split, train_table2_row)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 from zoo.cam import class_activation_map, normalize_map, plot_class_activation_maps
+from zoo.common.run_card import RunError
 from zoo.metrics import mean_segmentation_scores
-from zoo.attnmel.models import build_attnmel_cnn
-from zoo.train import BEST_WEIGHTS_FILE
+from zoo.run import load_run
 
 FIGURE_IMAGES = 6
 FIGURE_FILE = "attention_maps.png"
@@ -58,10 +62,11 @@ TABLE = PaperTable(
     source="Yan et al., IPMI 2019, Table 3",
     columns=[Column(name, higher_is_better=True, decimals=4) for name in COLUMNS],
     rows=[
-        PaperRow("AttnMel-CNN", {"pool3": 0.3105, "pool4": 0.3186}),
-        PaperRow("AttnMel-CNN-Dermo", {"pool3": 0.3621, "pool4": 0.4767}),
-        PaperRow("AttnMel-CNN-Lesion", {"pool3": 0.5533, "pool4": 0.6560}),
-        PaperRow("VGG-16-GAP", {"CAM": 0.2825}),
+        PaperRow("AttnMel-CNN", {"pool3": 0.3105, "pool4": 0.3186}, model="attnmel_cnn",
+                 recipe_overrides=UNREGULARISED),
+        PaperRow("AttnMel-CNN-Dermo", {"pool3": 0.3621, "pool4": 0.4767}, model="attnmel_cnn"),
+        PaperRow("AttnMel-CNN-Lesion", {"pool3": 0.5533, "pool4": 0.6560}, model="attnmel_cnn"),
+        PaperRow("VGG-16-GAP", {"CAM": 0.2825}, model="vgg16_gap"),
     ],
     notes=["Maps min-max normalised per image, mapped back to the original image (pixels outside "
            "AttnMel's centre crop count as not attended), thresholded at 0.5 and scored against the "
@@ -70,19 +75,48 @@ TABLE = PaperTable(
 )
 
 
-def trained_model(ctx: RowContext) -> keras.Model:
-    """The row's Table 2 model: its best epoch from ``--trained``, or trained here."""
-    name = ctx.row.name
+@dataclasses.dataclass
+class RowModel:
+    """The model a row scores, the input it was trained on, and, when trained here,
+    what its run folder records (``None`` for a model loaded from ``--trained``)."""
+
+    model: keras.Model
+    input_spec: InputSpec
+    trained: Any = None
+
+
+def trained_model(ctx: RowContext) -> RowModel:
+    """The row's Table 2 model: loaded from ``--trained``'s run folder, or trained here."""
     if ctx.args.trained is None:
-        return train_table2_row(ctx, name).model
-    path = trained_row_dir(ctx) / BEST_WEIGHTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"--trained: {path} does not exist; run attnmel_table2.py "
-                                f"--rows {name!r} first, or leave out --trained to train here.")
-    builder = build_attnmel_cnn if name in REGULARISED_ROWS else BUILDERS[name]
-    model = build_row_model(ctx.args, builder)
-    model.load_weights(path)
-    return model
+        row = train_table2_row(ctx)
+        return RowModel(row.model, row.input_spec, row)
+    folder = trained_row_dir(ctx)
+    try:
+        run = load_run(folder)
+    except RunError as error:
+        raise RunError(f"--trained: {error} Run attnmel_table2.py --rows {ctx.row.name!r} first, or leave out "
+                       f"--trained to train here.") from None
+    check_trained_run(ctx, run)
+    return RowModel(run.model, run.input_spec)
+
+
+def check_trained_run(ctx: RowContext, run) -> None:
+    """A ``--trained`` run must be this row's model, trained on this command line's
+    input (``--image-size``, ``--resize``, ``--batch-norm``): otherwise the table
+    would print one model's numbers under another's settings."""
+    args, card = ctx.args, run.card
+    problems = []
+    if card.model != ctx.row.model:
+        problems.append(f"it is model {card.model!r}, this row's is {ctx.row.model!r}")
+    if card.builder_args.get("batch_norm") != args.batch_norm:
+        problems.append(f"it was trained with batch_norm={card.builder_args.get('batch_norm')}, "
+                        f"this run asks for {args.batch_norm}")
+    expected = dataclasses.replace(input_spec(args), scale=run.input_spec.scale, mean=run.input_spec.mean,
+                                   std=run.input_spec.std)
+    if run.input_spec != expected:
+        problems.append(f"its input is {run.input_spec.to_json()}, this run's {expected.to_json()}")
+    if problems:
+        raise ValueError(f"--trained: {run.folder}: {'; '.join(problems)}.")
 
 
 def trained_row_dir(ctx: RowContext) -> Path:
@@ -123,11 +157,11 @@ def original_jaccard(maps: Sequence[np.ndarray], records: Sequence, spec) -> flo
 
 
 def run_row(ctx: RowContext) -> RowResult:
-    model = trained_model(ctx)
+    row = trained_model(ctx)
+    model, spec = row.model, row.input_spec
     test = read_isic2017_split(ctx, "test")
-    spec = row_input_spec(ctx.args, trained_row_dir(ctx))
-    dataset = segmentation_dataset(test, spec, mask_names=("lesion",),
-                                   batch_size=ctx.args.batch_size, training=False)
+    batch_size = ctx.recipe().batch_size
+    dataset = segmentation_dataset(test, spec, mask_names=("lesion",), batch_size=batch_size, training=False)
     masks, maps, figure_images = [], {}, []
     for images, lesions in dataset.as_numpy_iterator():
         for column, batch_maps in maps_of(model, images).items():
@@ -144,7 +178,16 @@ def run_row(ctx: RowContext) -> RowResult:
                                   for column, column_maps in maps.items()})
     figure.savefig(ctx.out_dir / FIGURE_FILE, dpi=120)
     matplotlib.pyplot.close(figure)
-    return RowResult(values, extra={"test_images": len(masks), "figure": FIGURE_FILE})
+    extra = {"test_images": len(masks), "figure": FIGURE_FILE, "run": str(trained_row_dir(ctx))}
+    if row.trained is not None:  # trained here: this row folder is its run folder
+        trained = row.trained
+        ctx.save_run(model, builder_args=trained.builder_args, recipe=trained.recipe, input_spec=spec,
+                     scores={"split": "test", "test_images": len(masks), "score_region": ctx.args.score_region,
+                             "jaccard": values},
+                     training={"kept_epoch": trained.trained.best_epoch,
+                               "epochs_run": len(trained.trained.history["loss"])},
+                     data=trained.data)
+    return RowResult(values, extra=extra)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,13 +196,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score the maps against the full-size lesion masks (default), or on "
                              "the model's centre crop")
     parser.add_argument("--trained", type=Path,
-                        help="output folder of attnmel_table2.py whose best weights to evaluate "
+                        help="output folder of attnmel_table2.py whose rows' run folders to evaluate "
                              "(default: train each row here)")
 
 
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=ISIC2017, argv=argv, add_arguments=add_arguments,
-                     defaults={"epochs": 50, "batch_size": 32, "passes_per_epoch": 2},
+                     defaults={"passes_per_epoch": 2},
                      smoke_overrides=SMOKE, variant=backbone_variant)
 
 

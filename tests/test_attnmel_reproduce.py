@@ -1,4 +1,5 @@
-"""The AttnMel table scripts: targets of eq. 5, Table 3's scoring, and a --smoke run."""
+"""The AttnMel table scripts: targets of eq. 5, Table 3's scoring, and --smoke runs whose
+run folders reload to the table's numbers."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,8 @@ from data_tools.pipeline import classification_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.synthetic import make_isic2017
 from reproduce import attnmel_recipe, attnmel_table2, attnmel_table3
+from zoo.common.run_card import RunError
+from zoo.run import load_run
 
 SIDE, RESIZE = 32, 40
 
@@ -84,13 +87,23 @@ def test_unregularised_attnmel_targets_are_zero_maps(isic2017_train, spec):
 
 
 def test_smoke_table2_row_then_table3_on_its_weights(tmp_path):
-    """The whole path on synthetic data: Table 2's -Lesion row trains with eq. 5;
-    Table 3 scores its attention maps from the saved best epoch and draws Fig. 3."""
+    """The whole path on synthetic data: Table 2's -Lesion row trains with eq. 5 and
+    leaves a run folder; reloaded with zoo.load_run, its model scores the table's AP and
+    AUC on the same test images; Table 3 scores its attention maps from that run folder
+    and draws Fig. 3."""
     row = "AttnMel-CNN-Lesion"
     table2 = attnmel_table2.main(["--smoke", "--out", str(tmp_path / "t2"), "--rows", row])
     result = table2.results[row]
     assert 0.0 <= result.values["AUC"] <= 1.0 and 0.0 <= result.values["AP"] <= 1.0
     assert {"attention_pool3_loss", "attention_pool4_loss", "val_probabilities_auc"} <= set(result.history)
+    run = load_run(tmp_path / "t2" / "rows" / "attnmel-cnn-lesion")
+    assert run.card.model == "attnmel_cnn" and run.card.builder_args["input_shape"] == [SIDE, SIDE, 3]
+    assert run.card.overrides == {"epochs": 1, "batch_size": 4}  # --smoke's; the recipe is the registered one
+    assert run.card.scores["auc"] == result.values["AUC"] and run.card.scores["table"] == row
+    test = read_isic2017(tmp_path / "t2" / "synthetic_data", "test", parts=(1, 3))
+    again = attnmel_recipe.score_test_set(run.model, run.input_spec, test, batch_size=3)
+    assert again["ap"] == pytest.approx(result.values["AP"], abs=1e-6)
+    assert again["auc"] == pytest.approx(result.values["AUC"], abs=1e-6)
     table3 = attnmel_table3.main(["--smoke", "--out", str(tmp_path / "t3"), "--rows", row,
                                   "--trained", str(tmp_path / "t2")])
     assert set(table3.results[row].values) == {"pool3", "pool4"}
@@ -129,6 +142,9 @@ def test_table1_smoke_trains_on_all_training_images_and_tests_the_final_epoch(tm
     assert result.monitor == "loss" and 0.0 <= result.values["AUC"] <= 1.0
     assert result.extra["best_epoch"] == len(result.history["loss"]) - 1  # the final epoch
     assert "hold-out" not in (tmp_path / "table.md").read_text()
+    card = load_run(tmp_path / "rows" / "vgg-16-gap").card
+    assert card.model == "vgg16_gap" and card.training["keep"] == "last"
+    assert card.overrides["monitor"] == "loss"  # no validation set: recorded as a recipe override
 
 
 def test_channel_statistics_by_hand(tmp_path):
@@ -155,7 +171,8 @@ def test_channel_statistics_by_hand(tmp_path):
 
 def test_batch_norm_rows_standardise_with_the_training_statistics(tmp_path):
     """--batch-norm (the code's VGG-16-BN): the statistics of the training images are
-    written with the row, the test set is evaluated with them, and Table 3 reads them."""
+    the input spec of the row's run card, the test set is evaluated with them, and
+    Table 3 reads them from the run folder."""
     from data_tools.statistics import channel_statistics
 
     row = "VGG-16-GAP"
@@ -163,7 +180,9 @@ def test_batch_norm_rows_standardise_with_the_training_statistics(tmp_path):
     assert 0.0 <= table2.results[row].values["AUC"] <= 1.0
     assert "VGG-16-BN" in (tmp_path / "t2" / "table.md").read_text().splitlines()[0]
     row_dir = tmp_path / "t2" / "rows" / "vgg-16-gap"
-    stored = InputSpec.from_json((row_dir / attnmel_recipe.INPUT_SPEC_FILE).read_text())
+    run = load_run(row_dir)
+    stored = run.input_spec
+    assert run.card.builder_args["batch_norm"] is True and run.card.builder_args["encoder_weights"] is None
     train = read_isic2017(tmp_path / "t2" / "synthetic_data", "train", parts=(1, 3))
     expected = channel_statistics(train, attnmel_recipe.input_spec(argparse_namespace(batch_norm=True)),
                                   progress=False)
@@ -172,8 +191,11 @@ def test_batch_norm_rows_standardise_with_the_training_statistics(tmp_path):
     table3 = attnmel_table3.main(["--smoke", "--batch-norm", "--out", str(tmp_path / "t3"), "--rows", row,
                                   "--trained", str(tmp_path / "t2")])
     assert 0.0 <= table3.results[row].values["CAM"] <= 1.0
-    (row_dir / attnmel_recipe.INPUT_SPEC_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match="no channel statistics"):
+    with pytest.raises(ValueError, match="batch_norm=True"):  # another model than asked for
+        attnmel_table3.main(["--smoke", "--out", str(tmp_path / "t3c"), "--rows", row,
+                             "--trained", str(tmp_path / "t2")])
+    (row_dir / "run.json").unlink()
+    with pytest.raises(RunError, match="not a run folder"):
         attnmel_table3.main(["--smoke", "--batch-norm", "--out", str(tmp_path / "t3b"), "--rows", row,
                              "--trained", str(tmp_path / "t2")])
 
