@@ -194,3 +194,18 @@ def test_cli_attention_export_loads_a_default_checkpoint_layer_by_layer(tmp_path
     error = capsys.readouterr().err
     assert f"zoo.export: error: {weights}: this checkpoint does not match model 'unet' built with {{'small': True}}" \
         in error
+
+
+def test_cli_takes_a_run_or_a_checkpoint_with_its_model(tmp_path, capsys):
+    """--run (everything from run.json) and --weights (with --model) are one or the other
+    (tests/test_serving.py exports through --run)."""
+    from zoo.export import main
+
+    with pytest.raises(SystemExit):
+        main(["--run", "a", "--weights", "b.weights.h5", "--out", str(tmp_path / "x")])
+    assert "not allowed with argument" in capsys.readouterr().err
+    weights = tmp_path / "unet.weights.h5"
+    _one_output_model().save_weights(weights)
+    assert main(["--weights", str(weights), "--out", str(tmp_path / "x")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "needs its registered model's name (--model)" in error
