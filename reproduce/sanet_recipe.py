@@ -1,10 +1,14 @@
 """The SANet training recipe shared by Tables 2-4 (``sanet_table{2,3,4}.py``).
 
-:class:`Variant` says what a row trains (model, loss, RSM), :func:`run_attribute_row`
-runs it (data, training, Task 2 predictions and scores), :func:`add_recipe_arguments`
-adds the flags.
+Each trained row of those tables names a registered model (``zoo.list_models(paper="sanet")``:
+``sanet_unet``, ``sanet_deeplab``, ``sanet_danet``, ``resunet``, ``sanet``) and its
+changes to the registered recipe in its :class:`~reproduce.frame.PaperRow` (Table 2's
+losses); :func:`run_attribute_row` runs it (data, training through
+:meth:`~reproduce.frame.RowContext.fit`, Task 2 predictions and scores, the run
+folder); :func:`add_recipe_arguments` adds the flags.
 
-The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
+The recipe is :data:`zoo.sanet.SANET_RECIPE`, the one source of the hyperparameters
+(SANet paper, "Experiment setting", "Data augmentation", "Metrics"):
 
 * data: ISIC 2018 Task 2; training on the 2594 training images ("2594 samples
   for training"), evaluation on the 1000 test images ("1000 images for
@@ -13,26 +17,34 @@ The recipe (sanet.txt, "Experiment setting", "Data augmentation", "Metrics"):
   does not say how it picks its epoch);
 * input: RGB in [0, 1] at 256x256 (:data:`zoo.sanet.models.SANET_INPUT`; the paper
   gives no size); augmentation :data:`zoo.sanet.recipe.SANET_AUGMENTATION`, the paper's
-  list only: Gaussian noise of three kinds, random contrast, Gaussian blur, CLAHE and
-  emboss (``--geometric-augmentation`` adds flips and 90-degree rotations);
-* training (:data:`zoo.sanet.SANET_RECIPE`): "ADSGrad, a variant of Adam" with batch 5,
-  weight decay 1e-4 and momentum 0.9, on PyTorch: AMSGrad (beta_1 = 0.9) with
-  PyTorch-style weight decay 1e-4 added to the gradient (:class:`zoo.optimizers.L2Adam`;
-  Keras' decoupled weight decay would be effectively none at this rate); learning
-  rate 1e-4 with polynomial decay of power 0.9 to 0 over the run; 100 epochs;
+  list only (``--geometric-augmentation`` adds flips and 90-degree rotations,
+  ``--no-augment`` none: both recipe overrides, recorded in the run card);
+* training: "ADSGrad, a variant of Adam" with batch 5, weight decay 1e-4 and
+  momentum 0.9, on PyTorch: AMSGrad (beta_1 = 0.9) with PyTorch-style weight decay
+  1e-4 added to the gradient (:class:`zoo.optimizers.L2Adam`; Keras' decoupled weight
+  decay would be effectively none at this rate); learning rate 1e-4 with polynomial
+  decay of power 0.9 to 0 over the run; 100 epochs. ``--weight-decay`` and
+  ``--lr-power`` replace the optimiser by :func:`zoo.sanet.recipe.sanet_optimizer`
+  with those values (a recipe override);
 * loss: GBL (eq. 9, :class:`zoo.losses.GlobalBalancingLoss`, alpha = 0.2 as in
-  Fig. 3) or the CE+JAL baseline (eq. 2, :class:`zoo.losses.CrossEntropyJaccardLoss`,
-  multi-channel Jaccard averaged over channels);
-* RSM rows: the random shuffle module (:mod:`zoo.sanet.region_shuffle`, see
-  :data:`RSM_NOTE`); ``--batch-size`` counts the sampled images, each followed
-  in its batch by its destructed copy;
+  Fig. 3, gamma 1: the registered recipe's), Table 2's other gammas (:class:`GBL`)
+  or the CE+JAL baseline (eq. 2, :func:`ce_jal`, multi-channel Jaccard averaged over
+  channels) as row overrides; ``--alpha`` changes GBL's alpha;
+* RSM rows (``rsm=True`` of :func:`run_attribute_row`): the random shuffle module
+  (:mod:`zoo.sanet.region_shuffle`, see :data:`RSM_NOTE`) on the training batches, a
+  change of the data, not of the model or the recipe (recorded in the run card's
+  ``training``); the batch size counts the sampled images, each followed in its
+  batch by its destructed copy;
 * evaluation: test predictions thresholded at 0.5 and written as Task 2 attribute
   PNGs at the original image size (``rows/<row>/predictions/``, ready for a
   submission); the table's scores are those files scored against the full-size
   ground truth as the official ISIC 2018 Task 2 scorer does
   (:func:`zoo.evaluate.evaluate`). "Avg JA"/"Avg Dice" are the mean of the five
-  attribute values and
-  the micro average (REFERENCE_NOTES).
+  attribute values and the micro average (our reading of the paper's averages).
+
+Every row trains one model (five sigmoid attribute maps), so its row folder is its
+run folder (:mod:`zoo.run`): ``zoo.load_run("results/sanet_table3/rows/resunet-rsm-sam")``
+gives the model that was scored, its input spec and its recipe.
 
 Deviations and gaps: the paper gives no ranges or probabilities for its
 augmentations (:data:`zoo.sanet.recipe.SANET_AUGMENTATION` documents ours); SLIC
@@ -42,12 +54,12 @@ settings, SANet's decoder widths and the baselines' backbones are ours
 from __future__ import annotations
 
 import argparse
-import shutil
 import dataclasses
 import functools
+import shutil
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -62,24 +74,20 @@ from data_tools.records import Record
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, number_in_range, weights_argument
-from zoo.losses import SANET_ALPHA, CrossEntropyJaccardLoss, GlobalBalancingLoss
-from zoo.metrics import DiceCoefficient, JaccardIndex
 from zoo.common.encoders import ENCODERS
-from zoo.sanet.models import (DILATED_BACKBONES, RESUNET_BACKBONE, SANET_INPUT, build_attribute_danet,
-                              build_attribute_unet, build_deeplab, build_resunet, build_sanet)
-from zoo.sanet.recipe import (LR_POWER, SANET_AUGMENTATION, SANET_GEOMETRIC_AUGMENTATION, SANET_RECIPE,
-                              WEIGHT_DECAY, sanet_optimizer)
+from zoo.evaluate import evaluate
+from zoo.losses import SANET_ALPHA, SANET_GAMMA, CrossEntropyJaccardLoss, GlobalBalancingLoss
+from zoo.metrics import DiceCoefficient, JaccardIndex
+from zoo.recipe import TrainingRecipe
+from zoo.sanet.models import DILATED_BACKBONES, SANET_INPUT
+from zoo.sanet.recipe import LR_POWER, SANET_GEOMETRIC_AUGMENTATION, WEIGHT_DECAY, sanet_optimizer
 from zoo.sanet.region_shuffle import DCL_NEIGHBOURHOOD, RSM_GRID, RSM_NEIGHBOURHOOD, RegionShuffle
 from zoo.sanet.superpixels import SlicParams, cache_superpixels, superpixel_segmentation_dataset
-from zoo.evaluate import evaluate
 from zoo.submission import original_size, write_attribute_masks
-from zoo.train import TrainResult, fit
+from zoo.train import TrainResult
 
 ATTRIBUTES = ISIC2018_ATTRIBUTES
-MONITOR = SANET_RECIPE.monitor
 THRESHOLD = 0.5
-MODELS = ("unet", "deeplab", "danet", "resunet", "sanet")
-LOSSES = ("gbl", "ce_jal")
 
 AVG_JA, AVG_DICE = "Avg JA", "Avg Dice"
 AVERAGE_COLUMNS = (Column(AVG_JA, "%", True), Column(AVG_DICE, "%", True))
@@ -91,10 +99,13 @@ DATASET = DatasetNeed(
     make_synthetic=functools.partial(make_isic2018, n_train=10, n_val=4, n_test=4, image_size=(48, 64)),
 )
 
-PAPER_SETTINGS = {"epochs": SANET_RECIPE.epochs, "batch_size": SANET_RECIPE.batch_size}
 SMOKE = {"epochs": 2, "batch_size": 2, "image_size": 64, "encoder_weights": None, "backbone": "vgg16",
          "dilated_backbone": "resnet14", "unet_base_filters": 8, "slic_segments": 16, "max_segments": 32}
-"""``--smoke``: 64x64 synthetic images, small random-weight encoders (no download)."""
+"""``--smoke``: 64x64 synthetic images, small random-weight encoders (no download),
+2 epochs of batch 2 (command-line overrides of the recipe, recorded as such)."""
+
+NO_AUGMENTATION = Augmentation()
+"""``--no-augment``'s recipe override: every transform off."""
 
 RSM_NOTE = (
     f"RSM: {RSM_GRID}x{RSM_GRID} regions, each moving at most one cell per axis (\"nearest neighbors\"; "
@@ -106,51 +117,72 @@ RSM_NOTE = (
 """The table notes on the random shuffle module (Tables 3 and 4)."""
 
 
+# --------------------------------------------------------------------------- losses (row overrides)
+
+
 @dataclasses.dataclass(frozen=True)
-class Variant:
-    """What a table row trains: the network, the loss and whether RSM shuffles the batches.
+class GBL:
+    """A recipe ``loss`` factory: the global balancing loss (SANet eq. 9) with the
+    focusing parameter ``gamma`` (eq. 8) and truncation point ``alpha`` (eq. 7).
+    Table 2's rows other than gamma = 1 override the registered recipe's loss with it;
+    the run card names it by :attr:`description`."""
 
-    Attributes:
-        model: one of :data:`MODELS` (``"sanet"`` is ResUNet + SAM).
-        loss: ``"gbl"`` (eq. 9) or ``"ce_jal"`` (eq. 2).
-        gamma: GBL's focusing parameter (eq. 8).
-        rsm: the random shuffle module on the training batches.
-    """
+    gamma: float = SANET_GAMMA
+    alpha: float = SANET_ALPHA
 
-    model: str
-    loss: str = "gbl"
-    gamma: float = 1.0
-    rsm: bool = False
+    def __call__(self) -> keras.losses.Loss:
+        return GlobalBalancingLoss(alpha=self.alpha, gamma=self.gamma)
 
     @property
-    def needs_superpixels(self) -> bool:
-        return self.model == "sanet"
+    def description(self) -> str:
+        return f"GlobalBalancingLoss(alpha={self.alpha}, gamma={self.gamma}), eq. 9"
+
+
+def ce_jal() -> keras.losses.Loss:
+    """A recipe ``loss`` factory: the CE+JAL baseline of Table 2 (eq. 2), the Jaccard
+    term per attribute channel, averaged."""
+    return CrossEntropyJaccardLoss(per_channel=True)
+
+
+ce_jal.description = "CrossEntropyJaccardLoss(per_channel=True), eq. 2"
+
+
+def with_alpha(loss: Callable[[], Any], alpha: float) -> Callable[[], Any]:
+    """``loss`` (a GBL factory: the registered :class:`~zoo.losses.GlobalBalancingLoss`
+    or a :class:`GBL`) with GBL's ``alpha``; other losses (CE+JAL) are returned as they are."""
+    if loss is GlobalBalancingLoss:
+        return GBL(alpha=alpha)
+    if isinstance(loss, GBL):
+        return dataclasses.replace(loss, alpha=alpha)
+    return loss
 
 
 # --------------------------------------------------------------------------- flags
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The SANet recipe's flags, with the paper's values (or ours, where it has none) as defaults."""
+    """The SANet tables' flags. The recipe's numbers (learning rate, batch size, epochs:
+    the frame's ``--learning-rate``, ``--batch-size``, ``--epochs``; weight decay, decay
+    power, GBL alpha here) default to the registered recipe's; the rest choose the
+    input, the networks' variants and the data."""
     parser.add_argument("--image-size", type=int, default=SANET_INPUT.image_size[0],
                         help="model input side, a multiple of 32 (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=SANET_RECIPE.learning_rate,
-                        help="initial learning rate (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY,
-                        help="PyTorch-style weight decay, added to the gradient (default: %(default)s)")
-    parser.add_argument("--lr-power", type=float, default=LR_POWER,
-                        help="power of the polynomial learning-rate decay (default: %(default)s)")
-    parser.add_argument("--alpha", type=float, default=SANET_ALPHA,
-                        help="GBL truncation point alpha, eq. 7 (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=number_in_range(float, 0.0), default=None,
+                        help=f"PyTorch-style weight decay, added to the gradient (default: the recipe's, "
+                             f"{WEIGHT_DECAY})")
+    parser.add_argument("--lr-power", type=number_in_range(float, 0.0, include_low=False), default=None,
+                        help=f"power of the polynomial learning-rate decay (default: the recipe's, {LR_POWER})")
+    parser.add_argument("--alpha", type=number_in_range(float, 0.0, 1.0, include_low=False), default=None,
+                        help=f"GBL truncation point alpha, eq. 7 (default: the recipe's, {SANET_ALPHA})")
     parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
                         help="pretrained encoders: imagenet, none, or a keras.applications no-top "
                              "weights file (default: %(default)s)")
-    parser.add_argument("--backbone", choices=sorted(ENCODERS), default=RESUNET_BACKBONE,
-                        help="ResUNet/SANet encoder (default: %(default)s, the paper's)")
-    parser.add_argument("--dilated-backbone", choices=sorted(DILATED_BACKBONES), default="resnet101",
-                        help="DeepLab/DANet backbone (default: %(default)s)")
-    parser.add_argument("--unet-base-filters", type=int, default=64,
-                        help="channels of U-Net's first level (default: %(default)s)")
+    parser.add_argument("--backbone", choices=sorted(ENCODERS), default=None,
+                        help="ResUNet/SANet encoder (default: the registered model's, the paper's ResNet101)")
+    parser.add_argument("--dilated-backbone", choices=sorted(DILATED_BACKBONES), default=None,
+                        help="DeepLab/DANet backbone (default: the registered model's, a dilated ResNet101)")
+    parser.add_argument("--unet-base-filters", type=int, default=None,
+                        help="channels of U-Net's first level (default: the registered model's, 64)")
     parser.add_argument("--slic-segments", type=int, default=SlicParams.n_segments,
                         help="SLIC superpixels per image (default: %(default)s)")
     parser.add_argument("--max-segments", type=int, default=SlicParams.max_segments,
@@ -162,105 +194,118 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--superpixel-cache", type=Path,
                         help="where SLIC maps are cached (default: beside the images, "
                              "<image folder>_superpixels/)")
-    parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="train without the paper's augmentation")
-    parser.add_argument("--geometric-augmentation", action="store_true",
-                        help="also random flips and 90-degree rotations, which the paper's list of "
-                             "augmentations does not name (default: the paper's list only)")
+    augmentation = parser.add_mutually_exclusive_group()
+    augmentation.add_argument("--no-augment", dest="augment", action="store_false",
+                              help="train without the paper's augmentation (a recipe override)")
+    augmentation.add_argument("--geometric-augmentation", action="store_true",
+                              help="also random flips and 90-degree rotations, which the paper's list of "
+                                   "augmentations does not name (a recipe override; default: the paper's "
+                                   "list only)")
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
     return dataclasses.replace(SANET_INPUT, image_size=(args.image_size, args.image_size))
 
 
-def training_augmentation(args: argparse.Namespace) -> Augmentation | None:
-    """The paper's augmentation list, with ``--geometric-augmentation`` flips and rotations."""
-    if not args.augment:
-        return None
-    return SANET_GEOMETRIC_AUGMENTATION if args.geometric_augmentation else SANET_AUGMENTATION
-
-
 def slic_params(args: argparse.Namespace) -> SlicParams:
     return SlicParams(n_segments=args.slic_segments, max_segments=args.max_segments)
 
 
-def build_model(variant: Variant, args: argparse.Namespace) -> keras.Model:
-    """The row's network with five sigmoid attribute maps, for ``args``' input size."""
-    shape = (args.image_size, args.image_size, 3)
-    if variant.model == "unet":
-        return build_attribute_unet(shape, base_filters=args.unet_base_filters)
-    if variant.model == "deeplab":
-        return build_deeplab(shape, encoder_weights=args.encoder_weights, backbone=args.dilated_backbone)
-    if variant.model == "danet":
-        return build_attribute_danet(shape, encoder_weights=args.encoder_weights, backbone=args.dilated_backbone)
-    if variant.model == "resunet":
-        return build_resunet(shape, encoder_weights=args.encoder_weights, backbone=args.backbone)
-    return build_sanet(shape, encoder_weights=args.encoder_weights, backbone=args.backbone,
-                       max_segments=args.max_segments)
+def script_recipe_overrides(args: argparse.Namespace, recipe: TrainingRecipe) -> dict[str, Any]:
+    """What the script's flags change in ``recipe`` (the registered recipe with the
+    row's overrides): the optimiser's weight decay and decay power, GBL's alpha, the
+    augmentation. Empty with the defaults: the row trains with its recipe as it is."""
+    overrides: dict[str, Any] = {}
+    if args.weight_decay is not None or args.lr_power is not None:
+        overrides["optimizer"] = sanet_optimizer(
+            WEIGHT_DECAY if args.weight_decay is None else args.weight_decay,
+            LR_POWER if args.lr_power is None else args.lr_power)
+    if args.alpha is not None:
+        overrides["loss"] = with_alpha(recipe.loss, args.alpha)
+    if not args.augment:
+        overrides["augmentation"] = NO_AUGMENTATION
+    elif args.geometric_augmentation:
+        overrides["augmentation"] = SANET_GEOMETRIC_AUGMENTATION
+    return overrides
 
 
-def make_loss(variant: Variant, args: argparse.Namespace) -> keras.losses.Loss:
-    if variant.loss == "ce_jal":
-        return CrossEntropyJaccardLoss(per_channel=True)
-    return GlobalBalancingLoss(alpha=args.alpha, gamma=variant.gamma)
+def row_recipe(ctx: RowContext) -> TrainingRecipe:
+    """The row's recipe: the registered one, the row's overrides, the script's flags
+    (:func:`script_recipe_overrides`), the command line's ``--epochs`` and the like."""
+    row = ctx.entry.recipe.with_overrides(**ctx.row.recipe_overrides)
+    return ctx.recipe(**script_recipe_overrides(ctx.args, row))
+
+
+def row_builder_args(ctx: RowContext) -> dict[str, Any]:
+    """The row's builder arguments: the registered model's, the row's, and the flags
+    that concern this model (input size, encoder weights, backbones, U-Net width,
+    SANet's superpixel bound)."""
+    args, model = ctx.args, ctx.row.model
+    script: dict[str, Any] = {"input_shape": (args.image_size, args.image_size, 3)}
+    if model == "sanet_unet":
+        script["base_filters"] = args.unet_base_filters
+    else:
+        script["encoder_weights"] = args.encoder_weights
+    if model in ("sanet_deeplab", "sanet_danet"):
+        script["backbone"] = args.dilated_backbone
+    if model in ("resunet", "sanet"):
+        script["backbone"] = args.backbone
+    if "superpixels" in ctx.entry.extra_inputs:
+        script["max_segments"] = args.max_segments
+    return ctx.builder_args(**{key: value for key, value in script.items()
+                               if value is not None or key == "encoder_weights"})
 
 
 # --------------------------------------------------------------------------- data
 
 
-def load_records(ctx: RowContext, variant: Variant) -> dict[str, list[Record]]:
+def load_records(ctx: RowContext, superpixels: bool) -> dict[str, list[Record]]:
     """Train, validation and test records with their attribute masks (and superpixel maps)."""
     splits = {split: read_isic2018(ctx.data_dir, split, tasks=(2,), skip_bad=ctx.bad_inputs)
               for split in ("train", "validation", "test")}
-    if variant.needs_superpixels:
+    if superpixels:
         splits = {split: cache_superpixels(records, slic_params(ctx.args), cache_dir=ctx.args.superpixel_cache,
                                            skip_bad=ctx.bad_inputs)
                   for split, records in splits.items()}
     return splits
 
 
-def make_dataset(records: Sequence[Record], variant: Variant, args: argparse.Namespace, *,
-                 training: bool) -> tf.data.Dataset:
-    """Batches for the row's model: ``(image, masks)``, or ``({"image", "superpixels"}, masks)``;
-    in training with RSM, ``2 * args.batch_size`` images (each sample and its destructed copy)."""
-    common = dict(mask_names=ATTRIBUTES, batch_size=args.batch_size, training=training,
-                  augment=training_augmentation(args) if training else None, seed=args.seed,
-                  cache=training)
-    shuffle = (RegionShuffle(neighbourhood=args.rsm_neighbourhood, max_segments=args.max_segments)
-               if training and variant.rsm else None)
-    if variant.needs_superpixels:
-        return superpixel_segmentation_dataset(records, input_spec(args), max_segments=args.max_segments,
+def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int, training: bool,
+                 superpixels: bool, max_segments: int, augmentation: Augmentation | None = None,
+                 rsm: RegionShuffle | None = None, seed: int = 0) -> tf.data.Dataset:
+    """Batches for a model: ``(image, masks)``, or ``({"image", "superpixels"}, masks)``
+    (``superpixels``: SANet's SAM input); ``augmentation`` and ``rsm`` in training only;
+    with RSM ``2 * batch_size`` images a batch (each sample and its destructed copy)."""
+    common = dict(mask_names=ATTRIBUTES, batch_size=batch_size, training=training,
+                  augment=augmentation if training else None, seed=seed, cache=training)
+    shuffle = rsm if training else None
+    if superpixels:
+        return superpixel_segmentation_dataset(records, spec, max_segments=max_segments,
                                                region_shuffle=shuffle, **common)
-    dataset = segmentation_dataset(records, input_spec(args), **common)
-    return dataset if shuffle is None else shuffle.apply(dataset, args.seed)
+    dataset = segmentation_dataset(records, spec, **common)
+    return dataset if shuffle is None else shuffle.apply(dataset, seed)
 
 
-# --------------------------------------------------------------------------- train, evaluate
+def region_shuffle(args: argparse.Namespace) -> RegionShuffle:
+    """The RSM rows' random shuffle module, from the flags."""
+    return RegionShuffle(neighbourhood=args.rsm_neighbourhood, max_segments=args.max_segments)
 
 
-def train_attribute_model(ctx: RowContext, variant: Variant, train: Sequence[Record],
-                          validation: Sequence[Record]) -> TrainResult:
-    """:func:`zoo.sanet.recipe.sanet_optimizer` (AMSGrad, PyTorch-style weight decay,
-    polynomial decay from ``--learning-rate`` to 0 over the run)."""
-    args = ctx.args
-    steps = max(1, len(train) // args.batch_size)
-    make_optimizer = sanet_optimizer(args.weight_decay, args.lr_power)
-    return fit(lambda: build_model(variant, args), make_dataset(train, variant, args, training=True),
-               make_dataset(validation, variant, args, training=False),
-               ctx.train_config(monitor=MONITOR, mode="max"),
-               optimizer=lambda: make_optimizer(args.learning_rate, steps, args.epochs),
-               loss=lambda: make_loss(variant, args),
-               metrics=lambda: [JaccardIndex(), DiceCoefficient()])
+# --------------------------------------------------------------------------- evaluate
 
 
-def predict_and_score(model: keras.Model, records: Sequence[Record], variant: Variant,
-                      args: argparse.Namespace, predictions_dir: Path) -> dict[str, dict[str, float]]:
-    """Writes every test prediction as Task 2 PNGs at the original image size and scores
-    those files against the full-size ground truth, as the official ISIC 2018 Task 2
-    scorer does (:func:`zoo.evaluate.evaluate`); returns the Task 2 scores (fractions)
-    with ``sanet_average`` (Avg JA / Avg Dice: the five attributes and the micro average)."""
+def predict_and_score(model: keras.Model, records: Sequence[Record], spec: InputSpec, predictions_dir: Path, *,
+                      batch_size: int, max_segments: int | None = None) -> dict[str, dict[str, float]]:
+    """Writes every test prediction of ``model`` (input ``spec``; ``max_segments``:
+    a SANet model's superpixel bound, ``None`` for the others) as Task 2 PNGs at the
+    original image size and scores those files against the full-size ground truth, as
+    the official ISIC 2018 Task 2 scorer does (:func:`zoo.evaluate.evaluate`); returns
+    the Task 2 scores (fractions) with ``sanet_average`` (Avg JA / Avg Dice: the five
+    attributes and the micro average)."""
+    dataset = make_dataset(records, spec, batch_size=batch_size, training=False,
+                           superpixels=max_segments is not None, max_segments=max_segments or 0)
     index = 0
-    for inputs, _ in make_dataset(records, variant, args, training=False).as_numpy_iterator():
+    for inputs, _ in dataset.as_numpy_iterator():
         for probability in np.asarray(model.predict_on_batch(inputs)):
             record = records[index]
             write_attribute_masks(record.image_id, probability, predictions_dir,
@@ -279,36 +324,66 @@ def predict_and_score(model: keras.Model, records: Sequence[Record], variant: Va
     return scores
 
 
+# --------------------------------------------------------------------------- one row
+
+
 @dataclasses.dataclass
 class AttributeRun:
-    """A trained row: the Task 2 scores and what the frame records."""
+    """A trained row: the Task 2 scores, the recipe it trained with, and what the frame records."""
 
     scores: dict[str, dict[str, float]]
     trained: TrainResult
+    recipe: TrainingRecipe
+    run_folder: Path
     extra: dict
 
 
-def run_attribute_row(ctx: RowContext, variant: Variant) -> AttributeRun:
-    """Data, training, test predictions (PNGs) and scores: one row of Tables 2-4."""
-    records = load_records(ctx, variant)
+def run_attribute_row(ctx: RowContext, *, rsm: bool = False) -> AttributeRun:
+    """One row of Tables 2-4: data, training (:meth:`RowContext.fit` with
+    :func:`row_recipe`), test predictions (PNGs) and scores, and the row folder made a
+    run folder of exactly the scored model; ``rsm``: the random shuffle module on the
+    training batches."""
+    args, entry = ctx.args, ctx.entry
+    recipe, builder_args = row_recipe(ctx), row_builder_args(ctx)
+    superpixels = "superpixels" in entry.extra_inputs
+    max_segments = builder_args["max_segments"] if superpixels else None
+    spec = input_spec(args)
+    records = load_records(ctx, superpixels)
+    data = functools.partial(make_dataset, spec=spec, batch_size=recipe.batch_size, superpixels=superpixels,
+                             max_segments=args.max_segments, seed=args.seed)
+    train = data(records["train"], training=True, augmentation=recipe.augmentation,
+                 rsm=region_shuffle(args) if rsm else None)
     started = time.monotonic()
-    trained = train_attribute_model(ctx, variant, records["train"], records["validation"])
+    trained = ctx.fit(train, data(records["validation"], training=False), builder_args=builder_args,
+                      recipe=recipe, steps_per_epoch=max(1, len(records["train"]) // recipe.batch_size),
+                      metrics=lambda: [JaccardIndex(), DiceCoefficient()], mode="max")
     seconds = time.monotonic() - started
-    scores = predict_and_score(trained.model, records["test"], variant, ctx.args, ctx.out_dir / "predictions")
-    epochs = len(trained.history.get("loss", [])) or ctx.args.epochs
-    extra = {"variant": dataclasses.asdict(variant), "params": trained.model.count_params(),
-             "task2_scores": scores, "best_epoch": trained.best_epoch,
-             "images": {split: len(r) for split, r in records.items()},
+    scores = predict_and_score(trained.model, records["test"], spec, ctx.out_dir / "predictions",
+                               batch_size=recipe.batch_size, max_segments=max_segments)
+    epochs = len(trained.history.get("loss", [])) or recipe.epochs
+    shuffle = ({"grid": RSM_GRID, "neighbourhood": args.rsm_neighbourhood, "max_segments": args.max_segments,
+                "destructed_per_image": 1} if rsm else None)
+    counts = {split: len(r) for split, r in records.items()}
+    folder = ctx.save_run(trained.model, builder_args=builder_args, recipe=recipe, input_spec=spec,
+                          scores={"split": "test", "threshold": THRESHOLD, "task2": scores},
+                          training={"best_epoch": trained.best_epoch, "epochs_run": epochs,
+                                    "monitor": recipe.monitor, "region_shuffle": shuffle},
+                          data={"images": counts, "superpixels": dataclasses.asdict(slic_params(args))
+                                if superpixels else None})
+    extra = {"model": entry.name, "recipe_overrides": recipe.overrides_from(entry.recipe),
+             "region_shuffle": rsm, "params": trained.model.count_params(), "task2_scores": scores,
+             "best_epoch": trained.best_epoch, "images": counts, "run": str(folder),
              "seconds_per_epoch": round(seconds / epochs, 2)}
-    return AttributeRun(scores, trained, extra)
+    return AttributeRun(scores, trained, recipe, folder, extra)
 
 
-def average_values(scores: dict[str, dict[str, float]]) -> dict[str, float]:
+def average_values(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Tables 2-3: SANet's averages (five attributes and the micro average), in percent."""
     return {AVG_JA: 100.0 * scores["sanet_average"]["jaccard"],
             AVG_DICE: 100.0 * scores["sanet_average"]["dice"]}
 
 
-def run_average_row(ctx: RowContext, variant: Variant) -> RowResult:
-    run = run_attribute_row(ctx, variant)
-    return RowResult(average_values(run.scores), history=run.trained.history, monitor=MONITOR, extra=run.extra)
+def run_average_row(ctx: RowContext, *, rsm: bool = False) -> RowResult:
+    run = run_attribute_row(ctx, rsm=rsm)
+    return RowResult(average_values(run.scores), history=run.trained.history, monitor=run.recipe.monitor,
+                     extra=run.extra)

@@ -4,37 +4,36 @@
     python reproduce/sanet_table3.py --smoke                       # synthetic data, minutes on a CPU
     python reproduce/sanet_table3.py --rows "ResUNet+RSM+SAM"      # SANet alone
 
-Every row trains with the global balancing loss (gamma = 1, the best of Table 2)
-and the recipe of :mod:`reproduce.sanet_recipe` (AdamW, polynomial decay, batch 5,
-100 epochs, the paper's augmentation). Rows:
+Every row trains a registered model with its registered recipe as it is
+(:data:`zoo.sanet.SANET_RECIPE`: the global balancing loss with gamma = 1, the best of
+Table 2; AMSGrad with PyTorch-style coupled weight decay 1e-4,
+:class:`zoo.optimizers.L2Adam`, the rate decaying polynomially to 0, batch 5, 100
+epochs, the paper's augmentation; see :mod:`reproduce.sanet_recipe`). Rows:
 
-* UNet: the shared U-Net (:func:`zoo.sanet.models.build_attribute_unet`), no
-  pretrained weights;
-* DeepLab (DeepLabv3+) and DANet: dilated ImageNet ResNet101 backbones
-  (``--dilated-backbone``) with their heads from :mod:`zoo.common.segmentation_heads`;
-* ResUNet: ImageNet ResNet101 + U-Net decoder;
+* UNet: ``sanet_unet``, the shared U-Net (:func:`zoo.sanet.models.build_attribute_unet`),
+  no pretrained weights;
+* DeepLab (DeepLabv3+) and DANet: ``sanet_deeplab`` and ``sanet_danet``, dilated
+  ImageNet ResNet101 backbones (``--dilated-backbone``) with their heads from
+  :mod:`zoo.common.segmentation_heads`;
+* ResUNet: ``resunet``, ImageNet ResNet101 + U-Net decoder;
 * +RSM: the random shuffle module (:class:`zoo.sanet.region_shuffle.RegionShuffle`) on
-  the training batches: each sampled image followed by its destructed copy (1:1;
-  ``--batch-size 5`` trains on 10 images per step), regions moving at most one cell;
-* +SAM: SANet (:func:`zoo.sanet.models.build_sanet`) fed the cached SLIC maps.
+  the training batches (:data:`RSM_ROWS`; a change of the data, recorded in the run
+  card): each sampled image followed by its destructed copy (1:1; ``--batch-size 5``
+  trains on 10 images per step), regions moving at most one cell;
+* +SAM: ``sanet`` (:func:`zoo.sanet.models.build_sanet`) fed the cached SLIC maps.
+
+Each row folder is the run folder of its model (``zoo.load_run``).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PAPER_SETTINGS, RSM_NOTE, SMOKE,
-                                    Variant, add_recipe_arguments, run_average_row)
+from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, RSM_NOTE, SMOKE,
+                                    add_recipe_arguments, run_average_row)
 
-VARIANTS = {
-    "UNet": Variant("unet"),
-    "DeepLab": Variant("deeplab"),
-    "DANet (Fu et al. 2018)": Variant("danet"),
-    "ResUNet": Variant("resunet"),
-    "ResUNet+RSM": Variant("resunet", rsm=True),
-    "ResUNet+SAM": Variant("sanet"),
-    "ResUNet+RSM+SAM": Variant("sanet", rsm=True),
-}
+RSM_ROWS = frozenset({"ResUNet+RSM", "ResUNet+RSM+SAM"})
+"""The rows that train on RSM-shuffled batches."""
 
 TABLE = PaperTable(
     key="sanet_table3",
@@ -42,13 +41,13 @@ TABLE = PaperTable(
     source="SANet, Table 3",
     columns=AVERAGE_COLUMNS,
     rows=[
-        PaperRow("UNet", {AVG_JA: 23.7, AVG_DICE: 37.4}),
-        PaperRow("DeepLab", {AVG_JA: 18.6, AVG_DICE: 28.8}),
-        PaperRow("DANet (Fu et al. 2018)", {AVG_JA: 19.1, AVG_DICE: 29.6}),
-        PaperRow("ResUNet", {AVG_JA: 29.3, AVG_DICE: 43.7}),
-        PaperRow("ResUNet+RSM", {AVG_JA: 34.3, AVG_DICE: 48.7}),
-        PaperRow("ResUNet+SAM", {AVG_JA: 36.2, AVG_DICE: 51.8}),
-        PaperRow("ResUNet+RSM+SAM", {AVG_JA: 37.4, AVG_DICE: 53.1}),
+        PaperRow("UNet", {AVG_JA: 23.7, AVG_DICE: 37.4}, model="sanet_unet"),
+        PaperRow("DeepLab", {AVG_JA: 18.6, AVG_DICE: 28.8}, model="sanet_deeplab"),
+        PaperRow("DANet (Fu et al. 2018)", {AVG_JA: 19.1, AVG_DICE: 29.6}, model="sanet_danet"),
+        PaperRow("ResUNet", {AVG_JA: 29.3, AVG_DICE: 43.7}, model="resunet"),
+        PaperRow("ResUNet+RSM", {AVG_JA: 34.3, AVG_DICE: 48.7}, model="resunet"),
+        PaperRow("ResUNet+SAM", {AVG_JA: 36.2, AVG_DICE: 51.8}, model="sanet"),
+        PaperRow("ResUNet+RSM+SAM", {AVG_JA: 37.4, AVG_DICE: 53.1}, model="sanet"),
     ],
     notes=[
         "Avg JA / Avg Dice: mean of the five attribute scores and the micro average "
@@ -62,12 +61,12 @@ TABLE = PaperTable(
 
 
 def run_row(ctx: RowContext) -> RowResult:
-    return run_average_row(ctx, VARIANTS[ctx.row.name])
+    return run_average_row(ctx, rsm=ctx.row.name in RSM_ROWS)
 
 
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments,
-                     defaults=PAPER_SETTINGS, smoke_overrides=SMOKE)
+                     smoke_overrides=SMOKE)
 
 
 if __name__ == "__main__":
