@@ -6,7 +6,7 @@ once in a fresh process (``python -m zoo.train``: no runpy warning, one-line err
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import subprocess
 import sys
@@ -17,11 +17,15 @@ import numpy as np
 import pytest
 
 from data_tools import synthetic
-from data_tools.detect import LayoutError, detect_layout, find_layouts, labelme_labels
+from data_tools.detect import LAYOUTS, LayoutError, detect_layout, find_layouts, labelme_labels
+from data_tools.pipeline import segmentation_dataset
+from data_tools.records import BadInputPolicy
 from zoo.common.run_card import read_card
 from zoo.run import load_run
 from zoo.train import LOG_FILE, read_log
-from zoo.train.command import SETTINGS_FILE, CommandError, main, parse_args, prepare_out, train
+from zoo.registry import get_model
+from zoo.train.command import (SETTINGS_FILE, CommandError, main, parse_args, plan_targets, prepare_out, read_records,
+                               train)
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (40, 48)
@@ -50,7 +54,7 @@ def _run(data: dict[str, Path], out: Path, model: str, dataset: str, *extra: str
     return train(args, log=lambda line: None)
 
 
-UNET_FLAGS = ("--epochs", "2", "--batch-size", "4", "--learning-rate", "0.002")
+UNET_FLAGS = ("--epochs", "2", "--batch-size", "4", "--learning-rate", "0.002", "--builder-args", '{"depth": 2}')
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +104,7 @@ def test_run_json_records_overrides_data_split_and_scores(unet_run):
     card = read_card(unet_run.folder)
     assert card.model == "unet"
     assert card.overrides == {"learning_rate": 0.002, "batch_size": 4, "epochs": 2}
-    assert card.recipe["epochs"] == 2 and card.builder_args["base_filters"] == 4
+    assert card.recipe["epochs"] == 2 and card.builder_args["base_filters"] == 4 and card.builder_args["depth"] == 2
     assert card.data["layout"] == "isic2018-task1"
     assert card.data["split"]["kind"] == "official"
     assert card.data["counts"] == {"train": 8, "validation": 4}
@@ -135,7 +139,7 @@ def test_rerun_after_an_interruption_resumes_to_the_same_weights(data, unet_run,
 
 def test_out_of_another_run_is_refused_unless_overwrite(data, unet_run, tmp_path, capsys):
     argv = ["--model", "unet", "--data", str(data["isic2018"]), "--out", str(unet_run.folder), "--small",
-            *_quiet("--epochs", "2", "--batch-size", "4", "--learning-rate", "0.005")]
+            *_quiet(*UNET_FLAGS[:-3], "0.005", *UNET_FLAGS[-2:])]
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "holds another run" in error and "learning_rate" in error
@@ -192,20 +196,51 @@ def test_classifier_on_a_held_out_fraction(data, tmp_path):
 
 
 def test_arl_trains_on_patches_and_scores_images(data, tmp_path):
-    outcome = _run(data, tmp_path / "arl", "resnet14", "isic2017", "--epochs", "1", "--batch-size", "32",
+    outcome = _run(data, tmp_path / "arl", "resnet14", "isic2017", "--epochs", "1", "--batch-size", "90",
                    "--label", "seborrheic_keratosis")
     card = read_card(outcome.folder)
     assert card.data["layout"] == "isic2017-part3" and card.data["targets"]["names"] == ["seborrheic_keratosis"]
-    assert card.training["steps_per_epoch"] == 60 * 12 // 32
+    assert card.training["steps_per_epoch"] == 60 * 12 // 90
     assert card.scores["validation"]["images"] == 6 and "auc" in card.scores["validation"]
 
 
+def test_index_masks_become_one_hot_or_per_class_targets(data, tmp_path):
+    args = parse_args(["--model", "pspnet", "--data", str(data["labelme"]), "--out", str(tmp_path / "run")])
+    softmax = plan_targets(get_model("pspnet"), LAYOUTS["labelme"], args)
+    sigmoid = plan_targets(get_model("unet"), LAYOUTS["labelme"], args)
+    assert (softmax.classes, softmax.encoding, sigmoid.classes, sigmoid.encoding) == (3, "one_hot", 2, "binary")
+    records = read_records(LAYOUTS["labelme"], data["labelme"], "train", args, softmax, BadInputPolicy())
+    batches = segmentation_dataset(records, dataclasses.replace(get_model("pspnet").input_spec, image_size=(32, 32)),
+                                   mask_names=("classes",), mask_mode="index", batch_size=6, training=False)
+    _, masks = next(iter(batches))
+    one_hot, per_class = softmax.convert(masks).numpy(), sigmoid.convert(masks).numpy()
+    assert one_hot.shape == (6, 32, 32, 3) and per_class.shape == (6, 32, 32, 2)
+    np.testing.assert_array_equal(one_hot.argmax(-1), masks.numpy()[..., 0])
+    np.testing.assert_array_equal(per_class, one_hot[..., 1:])
+    assert set(np.unique(masks)) == {0, 1, 2}
+    mask_targets = plan_targets(get_model("pspnet"), LAYOUTS["isic2018-task1"], args)
+    assert mask_targets.classes == 2 and mask_targets.convert(np.ones((1, 2, 2, 1), "float32")).numpy()[0, 0, 0].tolist() == [0, 1]
+
+
+@pytest.mark.slow
 def test_labelme_class_masks_train_a_softmax_segmenter(data, tmp_path):
     outcome = _run(data, tmp_path / "psp", "pspnet", "labelme", "--epochs", "1", "--batch-size", "4")
     card = read_card(outcome.folder)
     assert card.data["targets"]["label_map"] == {"hydronephrosis": 1, "kidney": 2}
     assert card.builder_args["classes"] == 3 and card.outputs
     assert set(card.scores["validation"]["per_channel"]) == {"hydronephrosis", "kidney"}
+
+
+@pytest.mark.slow
+def test_sanet_gets_superpixels_and_attnmel_cnn_its_roi(data, tmp_path):
+    sanet = read_card(_run(data, tmp_path / "sanet", "sanet", "isic2018", "--epochs", "1", "--batch-size", "4",
+                           "--superpixel-cache", str(tmp_path / "superpixels")).folder)
+    assert sanet.data["layout"] == "isic2018-task2" and len(sanet.scores["validation"]["per_channel"]) == 5
+    assert any((tmp_path / "superpixels").rglob("*.png"))
+    attnmel = read_card(_run(data, tmp_path / "attnmel", "attnmel_cnn", "isic2017", "--epochs", "1",
+                             "--batch-size", "4").folder)
+    assert attnmel.data["roi"] == "lesion" and attnmel.training["monitor"] == "val_probabilities_auc"
+    assert "auc" in attnmel.scores["validation"]
 
 
 # --------------------------------------------------------------------------- a fresh process

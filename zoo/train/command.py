@@ -43,6 +43,7 @@ import json
 import math
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -681,6 +682,8 @@ def train(args: argparse.Namespace, *, callbacks: Sequence[keras.callbacks.Callb
     data_record = {"layout": layout.name, "description": layout.description, "folder": str(args.data.resolve()),
                    "split": split, "counts": {"train": len(train_records), "validation": len(validation_records)},
                    "skipped": [str(error) for error in policy.skipped], "targets": targets.describe()}
+    if not isinstance(recipe.targets, str):
+        data_record["roi"] = args.roi
     if patches:
         data_record["patches"] = {"train_per_image": "60 random central (Sec. IV-B)", "validation_per_image": patches}
     log(f"{entry.name}{' (small)' if args.small else ''}: {layout.name} in {args.data}: {len(train_records)} "
@@ -703,10 +706,13 @@ def train(args: argparse.Namespace, *, callbacks: Sequence[keras.callbacks.Callb
                          mixed_precision=args.mixed_precision, strategy=args.strategy, seed=args.seed,
                          steps_per_epoch=steps if patches else None, verbose=args.verbose)
     build_kwargs = {**builder_args, **({"return_attention": True} if dict_outputs else {})}
-    result = fit(lambda: entry.builder(**build_kwargs), train_data, val_data, config,
-                 optimizer=lambda: recipe.make_optimizer(steps), loss=recipe.loss,
-                 loss_weights=None if recipe.loss_weights is None else dict(recipe.loss_weights()),
-                 metrics=(lambda: {main: metric()}) if dict_outputs else metric, callbacks=callbacks)
+    with warnings.catch_warnings():
+        # Keras says so at the end of every epoch of a dataset of unknown length (the pipelines' epochs)
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        result = fit(lambda: entry.builder(**build_kwargs), train_data, val_data, config,
+                     optimizer=lambda: recipe.make_optimizer(steps), loss=recipe.loss,
+                     loss_weights=None if recipe.loss_weights is None else dict(recipe.loss_weights()),
+                     metrics=(lambda: {main: metric()}) if dict_outputs else metric, callbacks=callbacks)
     scores = validation_scores(result.model, val_data, targets, main, patches)
     history = result.history
     training = {"settings": settings, "best_epoch": result.best_epoch, "epochs_run": len(history.get("epoch", [])),
