@@ -18,15 +18,18 @@ Table III's ResNet50* and ARL-CNN50*.
 
 * Segmenter: DeepLabv3+, as the paper ("a state-of-the-art segmentation model
   deeplabV3+ ... trained by using the ISIC 2017 Skin Lesion Segmentation dataset"):
-  the zoo's DeepLabv3+ (:func:`zoo.sanet.build_deeplab`: dilated ResNet at output
-  stride 16, ASPP, the DeepLabv3+ decoder) with one sigmoid lesion map, on [0, 1]
-  RGB images stretched to ``--segmenter-size``, its ResNet (``--segmenter-backbone``,
-  default ResNet50; the paper names none) from ImageNet (``--segmenter-weights``),
-  trained with Adam (lr 1e-3) and the Dice loss, keeping the epoch with the best
-  validation Dice (Part 1 validation masks). It is trained once per output folder
-  (``<out>/segmenter/segmenter.keras``) and shared by both segmented rows, or
-  loaded from ``--segmenter`` (any Keras model mapping such images to a lesion
-  probability map; its input size is read from the model).
+  the zoo's registered DeepLabv3+ (``sanet_deeplab``, :func:`zoo.sanet.build_deeplab`:
+  dilated ResNet at output stride 16, ASPP, the DeepLabv3+ decoder) with one sigmoid
+  lesion map (builder argument ``classes=1``), on [0, 1] RGB images stretched to
+  ``--segmenter-size``, its ResNet (``--segmenter-backbone``, default ResNet50; the
+  paper names none) from ImageNet (``--segmenter-weights``). It trains with its
+  registered recipe overridden by what this table chose (:func:`segmenter_recipe`,
+  recorded in its run card): Adam at a constant 1e-3, the Dice loss, no
+  augmentation, keeping the epoch with the best validation Dice (Part 1 validation
+  masks). It is trained once per output folder, into the run folder
+  ``<out>/segmenter/`` (``zoo.load_run`` reloads it), and shared by both segmented
+  rows; or ``--segmenter`` names another run folder or any ``.keras`` model mapping
+  such images to a lesion probability map (its input size is read from the model).
 * ROI: the bounding box of the predicted mask (probability > 0.5) in the full-size
   image, grown by ``--roi-margin`` of its height and width on each side (the paper
   gives no margin) and clipped to the image. An image whose mask is empty keeps
@@ -46,6 +49,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from data_tools.augment import Augmentation
 from data_tools.imageio import load_image
 from data_tools.isic import read_isic2017
 from data_tools.pipeline import segmentation_dataset
@@ -55,13 +59,19 @@ from reproduce.arl_common import (AVERAGE_AUC, DATASET, EXTRAS_NOTE, SMOKE, Spli
                                   claim_folder, extras_variant, imagenet_row, number_in_range, read_splits,
                                   row_result, score_model)
 from reproduce.frame import Column, PaperTable, RowContext, RowResult, run_table, weights_argument
+from zoo.common.run_card import WEIGHTS_FILE, is_run_folder
 from zoo.losses import DiceLoss
 from zoo.metrics import DiceCoefficient
-from zoo.sanet.models import DILATED_BACKBONES, build_deeplab
+from zoo.recipe import TrainingRecipe, constant
+from zoo.registry import get_model
+from zoo.run import load_run, save_run
+from zoo.sanet.models import DILATED_BACKBONES
 from zoo.train import fit
 
 MASK_THRESHOLD = 0.5
 ROI_MARGIN = 0.1
+SEGMENTER_MODEL = "sanet_deeplab"
+"""The registered DeepLabv3+ the segmenter is (Sec. V-D names DeepLabv3+)."""
 SEGMENTER_LEARNING_RATE = 1e-3
 JPEG_QUALITY = 95
 Box = tuple[int, int, int, int]
@@ -99,34 +109,63 @@ def segmenter_spec(size: int) -> InputSpec:
     return InputSpec(image_size=(size, size))
 
 
+def segmenter_recipe(args: argparse.Namespace) -> TrainingRecipe:
+    """The segmenter's recipe: the registered DeepLabv3+'s with this table's choices
+    over it (the paper gives none): Adam at a constant learning rate 1e-3, the Dice
+    loss, no augmentation, ``--segmenter-epochs`` and ``--segmenter-batch-size``,
+    the best validation Dice."""
+    return get_model(SEGMENTER_MODEL).recipe.with_overrides(
+        optimizer=constant(keras.optimizers.Adam), learning_rate=SEGMENTER_LEARNING_RATE, loss=DiceLoss,
+        augmentation=Augmentation(), batch_size=args.segmenter_batch_size, epochs=args.segmenter_epochs,
+        monitor="val_dice")
+
+
 def train_segmenter(ctx: RowContext, folder: Path) -> Path:
-    """Trains the U-Net on ISIC 2017 Part 1 once per output folder; returns its file.
+    """Trains the DeepLabv3+ on ISIC 2017 Part 1 once per output folder; returns its run
+    folder (``folder``).
 
     A segmenter trained earlier with the same flags and data is reused.
     """
     args = ctx.args
-    path = folder / "segmenter.keras"
     names = ("segmenter_size", "segmenter_epochs", "segmenter_batch_size", "segmenter_backbone",
              "segmenter_weights",
              "seed", "mixed_precision")
     claim_folder(folder, {"data_dir": ctx.data_dir.resolve(),
                           **{name: getattr(args, name) for name in names}})
-    if path.is_file():
-        return path
+    if is_run_folder(folder) and (folder / WEIGHTS_FILE).is_file():
+        return folder
     train, validation = (read_isic2017(ctx.data_dir, split, parts=(1,), skip_bad=ctx.bad_inputs)
                          for split in ("train", "validation"))
     spec = segmenter_spec(args.segmenter_size)
-    data = dict(spec=spec, batch_size=args.segmenter_batch_size, seed=args.seed)
-    config = ctx.train_config(out_dir=folder, epochs=args.segmenter_epochs,
-                              monitor="val_dice", mode="max")
-    trained = fit(lambda: build_deeplab(spec.input_shape, classes=1, encoder_weights=args.segmenter_weights,
-                                        backbone=args.segmenter_backbone, name="lesion_deeplabv3plus"),
-                  segmentation_dataset(train, training=True, **data),
+    recipe = segmenter_recipe(args)
+    entry = get_model(SEGMENTER_MODEL)
+    builder_args = {**entry.kwargs, "input_shape": spec.input_shape, "classes": 1,
+                    "encoder_weights": args.segmenter_weights, "backbone": args.segmenter_backbone,
+                    "name": "lesion_deeplabv3plus"}
+    data = dict(spec=spec, batch_size=recipe.batch_size, seed=args.seed)
+    train_data = segmentation_dataset(train, training=True, **data)
+    config = ctx.train_config(out_dir=folder, epochs=recipe.epochs, monitor=recipe.monitor)
+    steps = max(1, -(-len(train) // recipe.batch_size))
+    trained = fit(lambda: entry.build(**builder_args), train_data,
                   segmentation_dataset(validation, training=False, **data), config,
-                  optimizer=lambda: keras.optimizers.Adam(SEGMENTER_LEARNING_RATE),
-                  loss=DiceLoss, metrics=lambda: [DiceCoefficient()])
-    trained.model.save(path)
-    return path
+                  optimizer=lambda: recipe.make_optimizer(steps), loss=recipe.loss,
+                  metrics=lambda: [DiceCoefficient()])
+    return save_run(folder, trained.model, entry=entry, builder_args=builder_args, input_spec=spec,
+                    recipe=recipe, training={"seed": args.seed, "best_epoch": trained.best_epoch},
+                    data={"dir": str(ctx.data_dir), "synthetic": ctx.smoke, "task": "ISIC 2017 Part 1 lesion masks",
+                          "train_images": len(train), "validation_images": len(validation)},
+                    scores={"best_val_dice": max(trained.history.get("val_dice", [float("nan")])),
+                            "table": "ARL-CNN Table VI segmenter"})
+
+
+def load_segmenter(path: Path, default_size: int) -> tuple[keras.Model, InputSpec]:
+    """The segmenter ``path`` (a run folder, or a ``.keras`` model taking [0, 1] RGB
+    images) and the input spec it takes."""
+    if is_run_folder(path):
+        run = load_run(path)
+        return run.model, run.input_spec
+    model = keras.saving.load_model(path, compile=False)
+    return model, segmenter_spec(segmenter_input_size(model, default_size, path))
 
 
 def segmenter_input_size(model: keras.Model, default: int, path: Path) -> int:
@@ -175,8 +214,9 @@ def crop_rois(ctx: RowContext, segmenter_path: Path, splits: Splits, folder: Pat
     """Every image cropped to its ROI, as records of the crops; and the number of
     images whose mask was empty (kept whole). Written once per segmenter and margin."""
     boxes_file = folder / "boxes.json"
+    weights = segmenter_path / WEIGHTS_FILE if segmenter_path.is_dir() else segmenter_path
     claim_folder(folder, {"segmenter": segmenter_path.resolve(),
-                          "segmenter_modified": segmenter_path.stat().st_mtime_ns,
+                          "segmenter_modified": weights.stat().st_mtime_ns,
                           "margin": ctx.args.roi_margin, "data_dir": ctx.data_dir.resolve()})
     if not boxes_file.is_file():
         boxes = _write_crops(segmenter_path, splits, folder, ctx.args)
@@ -194,8 +234,7 @@ def crop_rois(ctx: RowContext, segmenter_path: Path, splits: Splits, folder: Pat
 
 def _write_crops(segmenter_path: Path, splits: Splits, folder: Path,
                  args: argparse.Namespace) -> dict[str, dict[str, Box | None]]:
-    segmenter = keras.saving.load_model(segmenter_path, compile=False)
-    spec = segmenter_spec(segmenter_input_size(segmenter, args.segmenter_size, segmenter_path))
+    segmenter, spec = load_segmenter(segmenter_path, args.segmenter_size)
     boxes: dict[str, dict[str, Box | None]] = {}
     for split, records in (("train", splits.train), ("validation", splits.validation),
                            ("test", splits.test)):
@@ -235,18 +274,18 @@ def run_row(ctx: RowContext) -> RowResult:
     return result
 
 
-def _model_file(text: str) -> Path:
+def _segmenter_file(text: str) -> Path:
     path = Path(text)
-    if not path.is_file() or path.suffix != ".keras":
-        raise argparse.ArgumentTypeError(f"{text} is not an existing .keras file")
-    return path
+    if is_run_folder(path) or (path.is_file() and path.suffix == ".keras"):
+        return path
+    raise argparse.ArgumentTypeError(f"{text} is neither a run folder nor an existing .keras file")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--segmenter", type=_model_file,
-                        help="a trained lesion segmenter (.keras) to use instead of training "
-                             "the DeepLabv3+")
+    parser.add_argument("--segmenter", type=_segmenter_file,
+                        help="a trained lesion segmenter (a run folder, e.g. another output's "
+                             "segmenter/, or a .keras model) to use instead of training the DeepLabv3+")
     parser.add_argument("--segmenter-size", type=number_in_range(int, 32), default=256,
                         help="DeepLabv3+ input side (default: %(default)s)")
     parser.add_argument("--segmenter-epochs", type=number_in_range(int, 1), default=50,

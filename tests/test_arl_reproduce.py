@@ -28,7 +28,8 @@ from zoo.arl_cnn.patches import arl_test_patches
 from zoo.arl_cnn.recipe import arl_sgd
 from zoo.common.run_card import WEIGHTS_FILE, read_card
 from zoo.params import count_parameters
-from zoo.recipe import add_override_flags
+from zoo.losses import DiceLoss
+from zoo.recipe import add_override_flags, constant
 from zoo.train import TrainResult
 
 RESNET50 = arl_table7.PAPER_RUNS["ResNet50"]
@@ -368,14 +369,19 @@ def _config(optimizer):
     return {key: value for key, value in optimizer.get_config().items() if key != "name"}
 
 
-def _assert_trains_with(call, expected):
-    """``call`` (what frame.fit got) trains with ``expected``'s optimiser, loss and epochs."""
+def _assert_trains_with(call, expected, steps=None):
+    """``call`` (what frame.fit got) trains with ``expected``'s optimiser, loss and epochs
+    (``steps`` batches an epoch: the training's own by default)."""
     config = call["config"]
     assert config.epochs == expected.epochs and config.monitor == expected.monitor
-    steps = config.steps_per_epoch
+    steps = config.steps_per_epoch if steps is None else steps
     assert _config(call["optimizer"]()) == _config(expected.make_optimizer(steps))
-    assert call["loss"]() == expected.loss()
-    assert call["loss_weights"] is None and expected.loss_weights is None
+    made, wanted = call["loss"](), expected.loss()
+    if isinstance(wanted, keras.losses.Loss):
+        assert type(made) is type(wanted) and made.get_config() == wanted.get_config()
+    else:
+        assert made == wanted
+    assert call.get("loss_weights") is None and expected.loss_weights is None
 
 
 @pytest.mark.parametrize("table, row", TABLE_ROWS, ids=[f"{t.TABLE.key}-{r.slug}" for t, r in TABLE_ROWS])
@@ -475,3 +481,35 @@ def test_table3_smoke_row_reloads_from_its_run_folders_with_the_tables_numbers(t
     printed = next(line for line in (out / "table.md").read_text(encoding="utf-8").splitlines()
                    if line.startswith("| ResNet14 |"))
     assert printed.split("|")[2:4] == [" 0.80 ", " 0.80 "]  # ours, the paper's
+
+
+def test_table6_segmenter_is_a_run_folder_of_the_registered_deeplab(isic2017, tmp_path, monkeypatch):
+    """Sec. V-D's DeepLabv3+ is the registered sanet_deeplab with one lesion map, trained
+    with its recipe plus the table's named overrides into a run folder that crops the
+    ROIs. (Training itself is faked: a DeepLabv3+ step takes half a minute on a CPU.)"""
+    root, splits = isic2017
+    parser = frame.build_parser(arl_table6.TABLE, arl_table6.DATASET, arl_table6.add_arguments)
+    args = frame.parse_flags(parser, ["--smoke"], smoke_overrides={**arl_common.SMOKE, **arl_table6.SMOKE_SEGMENTER})
+    row = next(r for r in arl_table6.TABLE.rows if "segmented" in r.name)
+    ctx = RowContext(args, row, root, tmp_path / "rows" / row.slug, True, BadInputPolicy())
+    calls = []
+
+    def fake_fit(build, train_data, val_data, config, *, optimizer, loss, metrics):
+        calls.append(dict(optimizer=optimizer, loss=loss, config=config))
+        return TrainResult(build(), {"val_dice": [0.5]}, 0, config.out_dir, None)
+
+    monkeypatch.setattr(arl_table6, "fit", fake_fit)
+    folder = arl_table6.train_segmenter(ctx, tmp_path / "segmenter")
+    expected = zoo.get_model("sanet_deeplab").recipe.with_overrides(
+        optimizer=constant(keras.optimizers.Adam), learning_rate=1e-3, loss=DiceLoss, batch_size=4, epochs=1,
+        monitor="val_dice")
+    _assert_trains_with(calls[0], expected, steps=1)  # a constant rate
+    run = zoo.load_run(folder)
+    assert run.entry.name == arl_table6.SEGMENTER_MODEL and run.card.builder_args["classes"] == 1
+    assert run.card.overrides["loss"] == "DiceLoss" and run.card.overrides["learning_rate"] == 1e-3
+    assert run.card.overrides["optimizer"].startswith("Adam") and run.card.overrides["monitor"] == "val_dice"
+    assert arl_table6.train_segmenter(ctx, tmp_path / "segmenter") == folder and len(calls) == 1  # reused
+    data = arl_common.Splits(splits["train"][:1], splits["validation"][:1], splits["test"][:1])
+    cropped, empty = arl_table6.crop_rois(ctx, folder, data, tmp_path / "roi")
+    assert all(r.image_path.is_file() for r in (*cropped.train, *cropped.validation, *cropped.test))
+    assert 0 <= empty <= 3
