@@ -1,4 +1,5 @@
-"""AttnMel-CNN's training recipe (attnmel.txt, section 3.1; reference code for the rest).
+"""AttnMel-CNN's training recipe (Yan, Kawahara and Hamarneh, "Melanoma Recognition via
+Visual Attention", IPMI 2019, Sec. 3.1; the authors' code for the rest).
 
 SGD with momentum (section 3.1; the reference code: Nesterov, 0.9, PyTorch weight
 decay 1e-4, which adds ``1e-4 * w`` to the gradient: :class:`zoo.optimizers.L2SGD`, not
@@ -22,12 +23,14 @@ _COMMON = dict(optimizer=_SGD, learning_rate=0.01, batch_size=32, epochs=50,
                augmentation=ATTNMEL_AUGMENTATION, monitor="val_auc")
 
 ATTNMEL_RECIPE = TrainingRecipe(
-    source="attnmel.txt section 3.1: SGD lr 0.01 x0.1 every 10 epochs, batch 32, 50 epochs, focal loss",
+    source="Yan et al., Melanoma Recognition via Visual Attention (IPMI 2019), Sec. 3.1: SGD lr 0.01 x0.1 "
+           "every 10 epochs, batch 32, 50 epochs, focal loss",
     loss=focal_loss, targets="one_hot", **_COMMON)
 """The baselines (VGG-16, VGG-16-GAP, Mel-CNN): the focal loss on the probabilities."""
 
 ATTNMEL_REGULARISED_RECIPE = TrainingRecipe(
-    source="attnmel.txt eq. 5: focal loss + 0.001 Dice(a1) + 0.01 Dice(a2)",
+    source="Yan et al., Melanoma Recognition via Visual Attention (IPMI 2019), Sec. 3.1 and eq. 5: focal loss "
+           "+ 0.001 Dice(a1) + 0.01 Dice(a2)",
     loss=lambda: attnmel_losses()[0], loss_weights=lambda: attnmel_losses()[1],
     targets={"probabilities": "one_hot", "attention_pool3": "binary", "attention_pool4": "binary"},
     **_COMMON)

@@ -1,4 +1,5 @@
-"""SANet's training recipe (sanet.txt, "Experiments" and "Data augmentation").
+"""SANet's training recipe ("SANet: Superpixel Attention Network for Skin Lesion Attributes
+Detection", "Experiment setting" and "Data augmentation").
 
 "The ADSGrad, a variant of Adam optimizer (mini-batch size = 5, weight decay =
 0.0001, and momentum = 0.9)", "implemented on Pytorch": read as AMSGrad (no optimiser
@@ -32,7 +33,7 @@ SANET_AUGMENTATION = Augmentation(
     emboss_strength=(0.25, 1.0),
     emboss_probability=0.25,
 )
-"""SANet's augmentation (sanet.txt, "Data augmentation"): exactly the paper's list,
+"""SANet's augmentation (the SANet paper, "Data augmentation"): exactly the paper's list,
 "adding Gaussian noises from different random distributions and types, randomly
 contrast adjustment and random sharpness adjustment (blurring using the Gaussian
 filter of different sizes and sharpening by employing CLAHE and embossment)". No flips
@@ -60,7 +61,8 @@ SANET_GEOMETRIC_AUGMENTATION = dataclasses.replace(
 paper does not name (common for dermoscopy, which has no up or down)."""
 
 SANET_RECIPE = TrainingRecipe(
-    source="sanet.txt Experiments: 'ADSGrad' (AMSGrad, PyTorch weight decay 1e-4, beta_1 0.9), lr 1e-4 "
+    source="SANet: Superpixel Attention Network for Skin Lesion Attributes Detection, Experiment setting: "
+           "'ADSGrad' (AMSGrad, PyTorch weight decay 1e-4, beta_1 0.9), lr 1e-4 "
            "poly 0.9, batch 5, 100 epochs, global balancing loss (eq. 9)",
     loss=GlobalBalancingLoss,
     optimizer=sanet_optimizer(),
