@@ -240,7 +240,7 @@ def test_isic2017_part3_from_a_melanoma_and_a_keratosis_model(tmp_path, isic2018
         paths.append(tmp_path / f"{task}.weights.h5")
         entry.build(small=True).save_weights(paths[-1])
     melanoma = load_predictor("resnet14", weights=paths[0], small=True)
-    with pytest.raises(ValueError, match="needs --sk-weights"):
+    with pytest.raises(ValueError, match="needs --sk-run or --sk-weights"):
         predict_images(melanoma, isic2018["images"], tmp_path / "out", format="isic2017-part3")
     keratosis = load_predictor("resnet14", weights=paths[1], small=True)
     predict_images(melanoma, isic2018["images"], tmp_path / "out", format="isic2017-part3", sk_predictor=keratosis)

@@ -218,3 +218,13 @@ def test_export_cli_with_run_writes_a_saved_model_and_a_litert_file(tmp_path, un
     for got, want in zip(predictor.predict(images), local.predict(images)):
         np.testing.assert_allclose(got["mask"], want["mask"], rtol=1e-5, atol=1e-5)
     assert tf.saved_model.load(str(tmp_path / "sanet")).signatures["serving_default"] is not None
+
+
+def test_a_model_whose_inputs_are_not_its_entrys_is_refused(sanet_run):
+    """The label-map input is the extra input the registry entry declares (SANet's superpixels)."""
+    from zoo.predict import load_predictor
+
+    _, model, _ = sanet_run
+    with pytest.raises(ValueError, match=r"model 'unet': its registry entry declares the extra inputs \(\), the "
+                                         r"Keras model .* takes \('superpixels',\)"):
+        load_predictor("unet", keras_model=model)

@@ -104,7 +104,9 @@ def serving_function(model: keras.Model, spec: InputSpec, max_segments: int | No
     def serve(images: tf.Tensor, superpixels: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         maps = None
         if io.label_map is not None:
-            maps = io.model_maps(superpixels[..., None], spec, through_float=True)
+            # a reshape, not [..., None]: LiteRT has no StridedSlice with a new axis
+            maps = tf.reshape(superpixels, tf.concat([tf.shape(superpixels), [1]], 0))
+            maps = io.model_maps(maps, spec, through_float=True)
         return io.run(model, preprocess_images(images, spec), maps)
 
     return serve, io.label_map

@@ -85,9 +85,9 @@ from data_tools.records import BadInputPolicy, DatasetError
 from zoo import submission
 from zoo.registry import ModelEntry, get_model
 from zoo.serving import (IMAGES_INPUT, SERVING_DEFAULT, CheckpointMismatchError, ModelIO, at_original_size,
-                         attention_kwargs, build_from_checkpoint, collect_images, compute_extra_input,
-                         compute_superpixels, entry_max_segments, error_line, load_input_spec, load_model,
-                         load_serving_info, spec_for_model)
+                         attention_kwargs, build_from_checkpoint, check_extra_inputs, collect_images,
+                         compute_extra_input, compute_superpixels, entry_max_segments, error_line, load_input_spec,
+                         load_model, load_serving_info, spec_for_model)
 
 #: Re-exported from zoo.serving, where they live (zoo.predict.spec_for_model, ... keep working).
 __all__ = ["CheckpointMismatchError", "PredictionSummary", "Predictor", "at_original_size", "attention_kwargs",
@@ -212,6 +212,7 @@ def load_predictor(
 def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_spec: InputSpec | None,
                      max_segments: int | None) -> Predictor:
     io = ModelIO.of(model, main=entry.output, max_segments=max_segments, caller="zoo.predict")
+    check_extra_inputs(entry, io)
     spec = input_spec or spec_for_model(entry.input_spec, io.image_size)
     io.check_spec(model, spec, "zoo.predict")
     outputs = model.output if isinstance(model.output, Mapping) else dict(
@@ -409,13 +410,14 @@ def check_format(predictor: Predictor, format: str, sk_predictor: Predictor | No
               "isic2017-part3": ("probabilities", (2,) if sk_predictor is not None else (3,))}[format]
     if kind != wanted[0] or (wanted[1] is not None and channels not in wanted[1]):
         need = f"{wanted[0]} output" + ("" if wanted[1] is None else f" with {' or '.join(map(str, wanted[1]))} channel(s)")
-        hint = " (a 2-class melanoma model needs --sk-weights for the seborrheic keratosis column)" if (
+        hint = " (a 2-class melanoma model needs --sk-run or --sk-weights for the seborrheic keratosis column)" if (
             format == "isic2017-part3" and channels == 2 and sk_predictor is None) else ""
         raise ValueError(f"--format {format} needs a {need}; model {predictor.name!r} gives a {kind} output with "
                          f"{channels} channel(s){hint}.")
     if sk_predictor is not None:
         if format != "isic2017-part3":
-            raise ValueError("a seborrheic keratosis model (--sk-weights) is only used with --format isic2017-part3.")
+            raise ValueError("a seborrheic keratosis model (--sk-run, --sk-weights) is only used with "
+                             "--format isic2017-part3.")
         if sk_predictor.output != "probabilities" or sk_predictor.channels != 2:
             raise ValueError(f"the seborrheic keratosis model {sk_predictor.name!r} must give 2-class probabilities.")
     if kind == "mask" and (predictor.spec.fit == "crop" or predictor.spec.pre_crop_size is not None):

@@ -50,10 +50,11 @@ from zoo.registry import ModelEntry, get_model
 from zoo.run import Run, load_run
 
 __all__ = [
-    "CheckpointMismatchError", "ENCODED_INPUT", "IMAGES_INPUT", "LabelMapInput", "ModelIO", "SERVING_BYTES",
-    "SERVING_DEFAULT", "SERVING_FILE", "SPEC_FILE", "SUPERPIXELS", "ServingModel", "at_original_size",
-    "attention_kwargs", "build_from_checkpoint", "collect_images", "compute_extra_input", "compute_superpixels",
-    "entry_max_segments", "error_line", "load_input_spec", "load_model", "load_serving_info", "spec_for_model",
+    "CheckpointMismatchError", "ENCODED_INPUT", "EXTRA_INPUTS", "IMAGES_INPUT", "LabelMapInput", "ModelIO",
+    "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE", "SPEC_FILE", "SUPERPIXELS", "ServingModel",
+    "at_original_size", "attention_kwargs", "build_from_checkpoint", "check_extra_inputs", "collect_images",
+    "compute_extra_input", "compute_superpixels", "entry_max_segments", "error_line", "load_input_spec",
+    "load_model", "load_serving_info", "spec_for_model", "write_serving_info",
 ]
 
 SERVING_DEFAULT = "serving_default"
@@ -253,6 +254,15 @@ def _check_size(model_name: str, what: str, size: tuple, spec: InputSpec, caller
 # --------------------------------------------------------------------------- extra inputs
 
 
+def check_extra_inputs(entry: ModelEntry, io: ModelIO) -> None:
+    """Raises ``ValueError`` unless the model's label-map input is the extra input its
+    registry entry declares (:attr:`~zoo.registry.ModelEntry.extra_inputs`)."""
+    found = () if io.label_map is None else (io.label_map.name,)
+    if tuple(entry.extra_inputs) != found:
+        raise ValueError(f"model {entry.name!r}: its registry entry declares the extra inputs "
+                         f"{tuple(entry.extra_inputs)}, the Keras model {io.model_name!r} takes {found}.")
+
+
 def compute_superpixels(image: np.ndarray, max_segments: int, n_segments: int | None = None) -> np.ndarray:
     """SANet's map of one uint8 ``[h, w, 3]`` image as in training: SLIC at the working
     size (:func:`zoo.sanet.superpixels.slic_superpixels`), then nearest neighbour to
@@ -437,6 +447,7 @@ def load_model(model: str | None = None, *, weights: str | os.PathLike | None = 
         keras_model = build_from_checkpoint(entry, weights, small=small, builder_args=builder_args,
                                             attention=attention)
         io = ModelIO.of(keras_model, main=entry.output)
+        check_extra_inputs(entry, io)
         spec = input_spec or spec_for_model(entry.input_spec, io.image_size)
         return ServingModel(entry, keras_model, spec, str(weights))
     retyped = [flag for flag, given in (("--small", small), ("--builder-args", builder_args),
