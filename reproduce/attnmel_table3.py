@@ -92,7 +92,7 @@ def trained_model(ctx: RowContext) -> RowModel:
         return RowModel(row.model, row.input_spec, row)
     folder = trained_row_dir(ctx)
     try:
-        run = load_run(folder)
+        run = load_run(folder, attention=True)  # AttnMel-CNN with its maps (the CAM rows: the model alone)
     except RunError as error:
         raise RunError(f"--trained: {error} Run attnmel_table2.py --rows {ctx.row.name!r} first, or leave out "
                        f"--trained to train here.") from None

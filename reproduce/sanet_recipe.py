@@ -172,7 +172,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{WEIGHT_DECAY})")
     parser.add_argument("--lr-power", type=number_in_range(float, 0.0, include_low=False), default=None,
                         help=f"power of the polynomial learning-rate decay (default: the recipe's, {LR_POWER})")
-    parser.add_argument("--alpha", type=number_in_range(float, 0.0, 1.0, include_low=False), default=None,
+    parser.add_argument("--alpha", type=number_in_range(float, 0.0, 1.0), default=None,
                         help=f"GBL truncation point alpha, eq. 7 (default: the recipe's, {SANET_ALPHA})")
     parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
                         help="pretrained encoders: imagenet, none, or a keras.applications no-top "

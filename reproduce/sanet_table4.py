@@ -5,10 +5,10 @@
 
 One row is run: SANet (the registered ``sanet``, ResUNet + SAM, trained on RSM-shuffled
 batches with its registered recipe as it is, GBL gamma = 1: see
-:mod:`reproduce.sanet_recipe`); its row folder is the run folder of its model. Its ISIC 2018 Task 2 scores are listed per
-attribute, with the macro average (mean of the five attributes) and the micro
-average (confusions summed over the attributes), as the official scorer computes
-them. The ResNet151, ResNetv2, DenseNet169 and Ensemble rows are quoted from the
+:mod:`reproduce.sanet_recipe`); its row folder is the run folder of its model. Its
+ISIC 2018 Task 2 scores are listed per attribute, with the macro average (mean of the
+five attributes) and the micro average (confusions summed over the attributes), as the
+official scorer computes them. The ResNet151, ResNetv2, DenseNet169 and Ensemble rows are quoted from the
 paper (Koohbanani et al. 2018), never run.
 """
 from __future__ import annotations
