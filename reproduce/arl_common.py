@@ -1,7 +1,7 @@
 """The recipe the five ARL-CNN table scripts share: data, patches, training, scoring.
 
 Zhang, Xie, Xia and Shen, "Attention Residual Learning for Skin Lesion Classification",
-IEEE Transactions on Medical Imaging 38(9), 2019. Tables III-VII train the registered
+IEEE Transactions on Medical Imaging, 2019. Tables III-VII train the registered
 classifiers of :mod:`zoo.arl_cnn` (``zoo.list_models(paper="arl_cnn")``) with their
 registered recipe (:data:`zoo.arl_cnn.recipe.ARL_RECIPE`) and score them on the ISIC
 2017 test set. Every row of a table names its registered model, its builder

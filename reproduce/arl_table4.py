@@ -8,8 +8,8 @@
 Zhang et al., "Attention Residual Learning for Skin Lesion Classification", IEEE TMI
 2019, Table IV. Two rows are ours: the registered ``arl_cnn50`` (ImageNet-initialised,
 fine-tuned with the registered recipe at the learning rate 1e-4 of Sec. IV-B, the
-protocol of :mod:`reproduce.arl_common`; a run folder per sub-task model) trained on the 2000 ISIC 2017 training images plus
-the paper's 1320 ISIC Archive images (466 melanomas, 822 nevi, 32 seborrheic
+protocol of :mod:`reproduce.arl_common`; a run folder per sub-task model) trained on
+the 2000 ISIC 2017 training images plus the paper's 1320 ISIC Archive images (466 melanomas, 822 nevi, 32 seborrheic
 keratoses, Sec. IV-A), and trained on the 2000 alone. The six challenge entries
 are quoted from the paper. "Average AUC", the mean of the two sub-tasks' AUCs,
 is the challenge's ranking score.
