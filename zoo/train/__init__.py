@@ -1,5 +1,9 @@
 """One way to train every model of the zoo: Keras ``fit`` with checkpoints and resume.
 
+On the command line, ``python -m zoo.train --model NAME --data DIR --out RUN`` trains
+a registered model on a dataset folder with its paper's recipe and leaves a run folder
+(:mod:`zoo.train.command`; the layouts it reads: :mod:`data_tools.detect`).
+
 Every reproduce script trains through :func:`fit`. It builds the model, optimizer,
 loss and metrics inside the distribution strategy's scope and under the requested
 dtype policy, compiles with or without XLA, and runs ``model.fit`` with:

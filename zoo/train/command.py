@@ -164,8 +164,9 @@ def _verbosity(text: str) -> str | int:
 
 def build_parser(recipe: TrainingRecipe | None = None) -> argparse.ArgumentParser:
     """The command's flags; ``recipe`` (the model's) shows its values in ``--help``."""
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0].strip("`: "),
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _Parser(prog=PROG, description="Train one registered model on a dataset folder (any layout the "
+                     "data_tools readers know) with its paper's recipe, and leave a run folder (zoo.run) in --out. "
+                     "Rerun the same command to resume an interrupted run.")
     parser.add_argument("--model", required=True,
                         help="registered model name (python -m zoo list)")
     parser.add_argument("--data", required=True, type=Path, help="the dataset folder")
@@ -175,7 +176,8 @@ def build_parser(recipe: TrainingRecipe | None = None) -> argparse.ArgumentParse
     parser.add_argument("--validation-fraction", type=_fraction,
                         help="hold out this share of the training images for validation (default: the "
                              f"dataset's official validation split, else {DEFAULT_VALIDATION_FRACTION})")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the split, the weights and the data order")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the split, the weights and the data order (default: 0)")
     parser.add_argument("--small", action="store_true",
                         help="the registry's small test configuration (a quick try on a CPU)")
     parser.add_argument("--builder-args", type=_builder_args, default={},
@@ -194,14 +196,15 @@ def build_parser(recipe: TrainingRecipe | None = None) -> argparse.ArgumentParse
     data.add_argument("--label-map", type=_label_map,
                       help="labelme: LABEL=INDEX,... (default: the labels of the annotations, sorted, from 1)")
     data.add_argument("--roi", choices=("lesion", "dermo", "background"), default="lesion",
-                      help="attnmel_cnn: the reference map of its attention maps (eq. 5)")
+                      help="attnmel_cnn: the reference map of its attention maps (eq. 5) (default: lesion)")
     data.add_argument("--superpixel-cache", type=Path,
                       help="sanet: where the superpixel maps are cached (default: beside the images)")
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
                          help="compile with XLA (default: on with a GPU)")
     runtime.add_argument("--mixed-precision", action="store_true", help="mixed_float16 compute (GPUs)")
-    runtime.add_argument("--strategy", choices=STRATEGIES, default="default", help="tf.distribute strategy")
+    runtime.add_argument("--strategy", choices=STRATEGIES, default="default",
+                         help="tf.distribute strategy (default: default, one device)")
     runtime.add_argument("--verbose", type=_verbosity, default="auto",
                          help="Keras progress: auto, 0 (silent), 1 (bar), 2 (a line per epoch)")
     runtime.add_argument("--overwrite", action="store_true",
