@@ -1,4 +1,5 @@
-"""ARL-CNN's training recipe (arl_cnn.txt, section IV-B).
+"""ARL-CNN's training recipe (Zhang, Xie, Xia and Shen, "Attention Residual Learning for
+Skin Lesion Classification", IEEE TMI 2019, Sec. IV-B).
 
 Mini-batch SGD (the paper names no momentum), learning rate 0.01 from scratch (1e-4
 when fine-tuning ImageNet weights) halved every 30 epochs, batches of 32 patches,
@@ -29,7 +30,14 @@ def arl_sgd(momentum: float = 0.0, halving_epochs: int = HALVING_EPOCHS):
                       momentum=momentum)
 
 
+def categorical_crossentropy() -> str:
+    """The loss: cross-entropy on the network's softmax (Keras' name; the run cards
+    record the loss by this function's name)."""
+    return "categorical_crossentropy"
+
+
 ARL_RECIPE = TrainingRecipe(
-    source="arl_cnn.txt section IV-B: SGD lr 0.01 halved every 30 epochs, batch 32, 100 epochs",
-    loss=lambda: "categorical_crossentropy", optimizer=arl_sgd(), learning_rate=SCRATCH_LEARNING_RATE,
+    source="Zhang et al., Attention Residual Learning for Skin Lesion Classification (IEEE TMI 2019), Sec. IV-B: "
+           "SGD lr 0.01 halved every 30 epochs, batch 32, 100 epochs",
+    loss=categorical_crossentropy, optimizer=arl_sgd(), learning_rate=SCRATCH_LEARNING_RATE,
     batch_size=32, epochs=100, targets="one_hot", augmentation=ARL_AUGMENTATION, monitor="val_auc")
