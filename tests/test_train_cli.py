@@ -191,6 +191,7 @@ def test_classifier_on_a_held_out_fraction(data, tmp_path):
     assert card.data["layout"] == "isic2016-part3" and split["kind"] == "fraction" and split["seed"] == 3
     assert len(split["validation_ids"]) == card.data["counts"]["validation"] == 3  # 1 of 4 melanomas, 2 of 8 nevi
     assert card.data["counts"]["train"] == 9 and split["stratified_by"] == "melanoma"
+    assert card.data["oversampling"] == {"label": "melanoma", "factor": 4, "training_samples": 9 + 3 * 3}
     scores = card.scores["validation"]
     assert 0.0 <= scores["auc"] <= 1.0 and 0.0 <= scores["accuracy"] <= 1.0
 

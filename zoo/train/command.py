@@ -18,6 +18,8 @@ What the models need beyond images and masks or labels:
 * ARL-CNN and its baselines (``resnet14`` ... ``ran50``) train on 60 random central
   patches per image and are scored on the mean over 9 patches per image (Sec. IV-B),
   through :func:`data_tools.pipeline.classification_dataset`'s ``expand`` hook;
+* the AttnMel paper's classifiers repeat every melanoma 4 times in the training list
+  (its authors' class balance), as ``reproduce/attnmel_recipe.py`` does;
 * AttnMel-CNN (``attnmel_cnn``) regularises its attention maps with an ROI mask
   (eq. 5, ``--roi``: the lesion mask of ISIC 2017 Part 1, its background, or the
   Part 2 "dermo" union); data without such masks is refused (train it without the
@@ -58,7 +60,7 @@ from data_tools.detect import LAYOUTS, Layout, LayoutError, detect_layout, label
 from data_tools.folders import read_labelme, read_mask_folder
 from data_tools.isic import read_isic2016_part1, read_isic2016_part3, read_isic2017, read_isic2018
 from data_tools.isic import write_isic2017_feature_masks
-from data_tools.pipeline import classification_dataset, segmentation_dataset
+from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from zoo.common.run_card import RUN_FILE, WEIGHTS_FILE, RunError, read_card, resolved_arguments
@@ -84,6 +86,9 @@ ALL_LABELS = "all"
 THRESHOLD = 0.5
 AUC_METRIC = "auc"
 ARL_PAPER = "arl_cnn"
+ATTNMEL_OVERSAMPLING = 4
+"""AttnMel's class balance (the authors' code, ``reproduce/attnmel_recipe.py``): every
+melanoma 4x in the training list."""
 
 TABLE_SCRIPTS: Mapping[str, str] = {
     "aernet": "reproduce/aernet_table1.py",
@@ -676,6 +681,11 @@ def train(args: argparse.Namespace, *, callbacks: Sequence[keras.callbacks.Callb
     if not train_records or not validation_records:
         raise DatasetError(args.data, f"{len(train_records)} training and {len(validation_records)} validation "
                                       "images: both splits need at least one")
+    images = len(train_records)
+    oversampling = (ATTNMEL_OVERSAMPLING if entry.paper == "attnmel" and targets.kind == "labels"
+                    and len(targets.names) == 1 else None)
+    if oversampling:  # AttnMel's class balance (the authors' code): every positive 4x in the training list
+        train_records = oversample_positives(train_records, targets.names[0], oversampling)
     train_data, val_data, steps, patches, train_records, validation_records = make_datasets(
         entry, recipe, targets, spec, train_records, validation_records, args, resolved, policy)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -683,13 +693,16 @@ def train(args: argparse.Namespace, *, callbacks: Sequence[keras.callbacks.Callb
         atomic_write_text(args.out / SKIPPED_FILE, "".join(f"{error}\n" for error in policy.skipped))
     atomic_write_text(args.out / SETTINGS_FILE, json.dumps(settings, indent=2))
     data_record = {"layout": layout.name, "description": layout.description, "folder": str(args.data.resolve()),
-                   "split": split, "counts": {"train": len(train_records), "validation": len(validation_records)},
+                   "split": split, "counts": {"train": images, "validation": len(validation_records)},
                    "skipped": [str(error) for error in policy.skipped], "targets": targets.describe()}
+    if oversampling:
+        data_record["oversampling"] = {"label": targets.names[0], "factor": oversampling,
+                                       "training_samples": len(train_records)}
     if not isinstance(recipe.targets, str):
         data_record["roi"] = args.roi
     if patches:
         data_record["patches"] = {"train_per_image": "60 random central (Sec. IV-B)", "validation_per_image": patches}
-    log(f"{entry.name}{' (small)' if args.small else ''}: {layout.name} in {args.data}: {len(train_records)} "
+    log(f"{entry.name}{' (small)' if args.small else ''}: {layout.name} in {args.data}: {images} "
         f"training / {len(validation_records)} validation images ({split['kind']} split); "
         f"{'resuming' if state == 'resume' else 'training'} into {args.out}")
 
@@ -716,6 +729,9 @@ def train(args: argparse.Namespace, *, callbacks: Sequence[keras.callbacks.Callb
                      optimizer=lambda: recipe.make_optimizer(steps), loss=recipe.loss,
                      loss_weights=None if recipe.loss_weights is None else dict(recipe.loss_weights()),
                      metrics=(lambda: {main: metric()}) if dict_outputs else metric, callbacks=callbacks)
+    if result.out_dir != args.out:  # a multi-worker cluster's other workers: the chief writes the run
+        log(f"worker {result.out_dir.name}: trained; the chief writes the run folder {args.out}")
+        return Outcome(args.out, result.model, result, {}, data_record)
     scores = validation_scores(result.model, val_data, targets, main, patches)
     history = result.history
     training = {"settings": settings, "best_epoch": result.best_epoch, "epochs_run": len(history.get("epoch", [])),
