@@ -427,7 +427,8 @@ def make_datasets(entry: ModelEntry, recipe: TrainingRecipe, targets: Targets, s
             val_data = val_data.map(functools.partial(_flatten_patches, count=ARL_TEST_PATCHES))
             steps = max(1, ARL_TRAIN_PATCHES * len(train) // batch)
             convert = targets.convert
-            return (_converted(train_data, convert), _converted(val_data, convert), steps,
+            return (_converted(train_data, convert),
+                    _sized(_converted(val_data, convert), math.ceil(len(validation) / images_per_batch)), steps,
                     ARL_TEST_PATCHES, list(train), list(validation))
         if not isinstance(recipe.targets, str):  # AttnMel-CNN with its ROI (eq. 5)
             from zoo.attnmel.roi import attention_targets, roi_dataset
@@ -448,12 +449,14 @@ def make_datasets(entry: ModelEntry, recipe: TrainingRecipe, targets: Targets, s
                                    **common)
                 return data.map(lambda image, t: (image, attention_targets(convert(t["labels"]), t["reference"])))
 
-            return roi(train, True), roi(validation, False), steps, None, list(train), list(validation)
+            return (_sized(roi(train, True), steps), _sized(roi(validation, False), math.ceil(len(validation) / batch)),
+                    steps, None, list(train), list(validation))
         convert = targets.convert
         train_data = classification_dataset(train, spec, label_names=targets.names, training=True, augment=augment,
                                             drop_remainder=drop, **common)
         val_data = classification_dataset(validation, spec, label_names=targets.names, training=False, **common)
-        return (_converted(train_data, convert), _converted(val_data, convert), steps, None,
+        return (_sized(_converted(train_data, convert), steps),
+                _sized(_converted(val_data, convert), math.ceil(len(validation) / batch)), steps, None,
                 list(train), list(validation))
     mask_options = dict(mask_names=targets.names, mask_mode="index" if targets.source == "index" else "binary",
                         **common)
@@ -468,11 +471,22 @@ def make_datasets(entry: ModelEntry, recipe: TrainingRecipe, targets: Targets, s
         options = {key: value for key, value in mask_options.items() if key != "mask_mode"}
     else:
         make, options = segmentation_dataset, mask_options
+    if not train or not validation:
+        raise DatasetError(args.data, f"{len(train)} training and {len(validation)} validation images with "
+                                      "superpixel maps: both splits need at least one")
+    drop = len(train) >= batch
+    steps = max(1, len(train) // batch) if drop else 1
     convert = targets.convert
     train_data = make(train, spec, training=True, augment=augment, drop_remainder=drop, **options)
     val_data = make(validation, spec, training=False, **options)
-    return (_converted(train_data, convert), _converted(val_data, convert), steps, None,
-            list(train), list(validation))
+    return (_sized(_converted(train_data, convert), steps), _sized(_converted(val_data, convert),
+                                                                   math.ceil(len(validation) / batch)),
+            steps, None, list(train), list(validation))
+
+
+def _sized(dataset: tf.data.Dataset, batches: int) -> tf.data.Dataset:
+    """``dataset`` with its number of batches known (Keras' progress bar shows it)."""
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def _converted(dataset: tf.data.Dataset, convert: Callable[[tf.Tensor], tf.Tensor]) -> tf.data.Dataset:
