@@ -1,10 +1,19 @@
-"""The AER-Net training recipe shared by Tables 1-3 (``aernet_table{1,2,3}.py``).
+"""What AER-Net Tables 1-3 (``aernet_table{1,2,3}.py``) share: data, split, training, scoring.
 
-:func:`run_segmentation_row` runs one row (split, training, evaluation, figures) for
-any ``build() -> keras.Model``; :func:`add_recipe_arguments` adds the flags;
-:data:`DATASET`, :data:`PAPER_SETTINGS` and :data:`SMOKE` are what every table runs on.
+:func:`run_segmentation_row` runs one row (split, training, evaluation, figures, run
+folder); :func:`add_recipe_arguments` adds the flags; :data:`DATASET` and
+:data:`SMOKE` are what every table runs on.
 
-The recipe (paper sections 3.1-3.4, 4.2):
+Every hyperparameter of training is the registered recipe's,
+:data:`zoo.aernet.recipe.AERNET_RECIPE` (Lima & Braz Júnior, "Attention Efficient
+Residual U-Net: uma Rede Neural para a Segmentação de Lesões de Pele", sections 3.1-3.3): Adam, learning rate 1e-3, batch
+16, 100 epochs, the Dice loss of eq. 1 (:class:`zoo.losses.DiceLoss`, squared
+denominators), binary lesion masks, no augmentation (the paper names none), the
+lowest training loss picking the kept epoch. A row changes it only through its
+``PaperRow.recipe_overrides`` and the command line's ``--epochs``, ``--batch-size``,
+``--learning-rate`` and ``--monitor`` (:meth:`reproduce.frame.RowContext.recipe`);
+training goes through :meth:`reproduce.frame.RowContext.fit`. The rest of the
+experiment (sections 3.1, 3.3, 4.2, 4.4):
 
 * data: the 2594 ISIC 2018 Task 1 training images with their lesion masks, split
   once into 2094 training and 500 test images (80.72 %, section 3.3). The paper does
@@ -12,22 +21,28 @@ The recipe (paper sections 3.1-3.4, 4.2):
   written to ``<out>/split.json`` on the first run and read back on every later run
   (``--split`` points the three AER-Net scripts at one file);
 * input: resized to 256x256, CIELAB with each channel scaled to [0, 1] (section 3.1,
-  :data:`zoo.aernet.models.AERNET_INPUT`); no augmentation (the paper names none);
-* training: Adam, learning rate 1e-3, batch 16, 100 epochs, Dice loss of eq. 1
-  (:class:`zoo.losses.DiceLoss`, squared denominators);
+  :data:`zoo.aernet.models.AERNET_INPUT`);
 * evaluation: test masks predicted at 256x256, thresholded at 0.5, JSI (eq. 4) and
   DC (eq. 5) per image, averaged over the test images ("JSI medio", section 4.4),
   in percent. The ISIC 2018 challenge score (thresholded Jaccard) is kept in each
-  row's ``result.json`` beside them.
+  row's ``result.json`` and run card beside them.
 
 Deviations: the paper has no validation split and does not say which epoch it
 reports; we train the full 100 epochs and evaluate the epoch with the lowest
-training loss (``fit`` keeps the best epoch by its monitor), never looking at the
-test set while training. The paper does not say whether its U-Net baselines use
-batch norm; ours do (``--no-batch-norm`` for Ronneberger's plain convolutions).
+training loss (``fit`` keeps the best epoch by the recipe's monitor), never looking
+at the test set while training. The paper does not say whether its U-Net baselines
+use batch norm; ours do (``--no-batch-norm`` for Ronneberger's plain convolutions).
 ``--smoke`` re-estimates the batch-norm statistics before evaluating
 (``--recalibrate-bn``, :func:`recalibrate_batch_norm`): its 80 training steps leave
 Keras' moving averages (momentum 0.99) far from the weights' statistics.
+
+Every row folder of Tables 2 and 3 is a run folder (:mod:`zoo.run`) of exactly the
+scored model (after the best-epoch reload and any batch-norm recalibration), its card
+holding the recipe, the row's overrides and the scores:
+``zoo.load_run("results/aernet_table2/rows/<row>")`` or
+``python -m zoo.predict --run results/aernet_table2/rows/<row>``. Table 1's
+segmentation_models U-Nets are no registered models (see ``aernet_table1``); their row
+folders keep the scored weights in ``scored.weights.h5``.
 
 Outputs besides the frame's table: per row ``examples.png`` (the best, the median
 and the worst test prediction by Dice: image, ground truth, prediction, as the
@@ -42,7 +57,7 @@ import functools
 import json
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -61,14 +76,15 @@ from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.metrics import DiceCoefficient, JaccardIndex, segmentation_scores, threshold_jaccard
 from zoo.aernet.models import AERNET_INPUT, AERNET_SIZE_MULTIPLE
 from zoo.aernet.recipe import AERNET_RECIPE
-from zoo.train import TrainResult, fit
+from zoo.recipe import TrainingRecipe, overrides_from_flags
 
 PAPER_TRAIN_IMAGES = 2094     # section 3.3
 PAPER_TOTAL_IMAGES = 2594     # section 3.1
 TRAIN_FRACTION = PAPER_TRAIN_IMAGES / PAPER_TOTAL_IMAGES
 SPLIT_SEED = 2018             # the split does not change with --seed
-MONITOR = AERNET_RECIPE.monitor  # no validation split in the paper: the lowest training loss
 THRESHOLD = 0.5
+SCORED_WEIGHTS = "scored.weights.h5"
+"""Where a row of an unregistered model (Table 1) keeps the weights it was scored with."""
 
 JSI_DC = (Column("JSI", "%", higher_is_better=True, decimals=1),
           Column("DC", "%", higher_is_better=True, decimals=2))
@@ -81,11 +97,11 @@ DATASET = DatasetNeed(
                                      image_size=(64, 64)),
 )
 
-PAPER_SETTINGS = {"epochs": AERNET_RECIPE.epochs, "batch_size": AERNET_RECIPE.batch_size}
 SMOKE = {"epochs": 10, "batch_size": 4, "image_size": 64, "base_filters": 8,
          "encoder_weights": None, "recalibrate_bn": True}
-"""``--smoke``: 64x64 synthetic images, small U-Nets, random encoder weights (no download),
-batch-norm statistics re-estimated before evaluation (80 steps are too few for them)."""
+"""``--smoke``: 64x64 synthetic images, 10 epochs of batch 4 (recipe overrides, in every
+row's run card), small U-Nets, random encoder weights (no download), batch-norm
+statistics re-estimated before evaluation (80 steps are too few for them)."""
 
 
 # --------------------------------------------------------------------------- flags
@@ -101,22 +117,23 @@ def _image_side(text: str) -> int:
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of the AER-Net recipe, with the paper's values as defaults."""
+    """The AER-Net tables' own flags: the input size and the models' variants. (The
+    training hyperparameters are the recipe's; the frame adds ``--epochs``,
+    ``--batch-size``, ``--learning-rate`` and ``--monitor`` to override them.)"""
     parser.add_argument("--image-size", type=_image_side, default=AERNET_INPUT.image_size[0],
                         help="model input side, a multiple of 64 (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=AERNET_RECIPE.learning_rate,
-                        help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
                         help="pretrained encoders' weights: imagenet, none, or a keras.applications "
                              "no-top weights file (default: %(default)s)")
-    parser.add_argument("--base-filters", type=int, default=64,
-                        help="channels of the U-Nets' first level (default: %(default)s)")
+    parser.add_argument("--base-filters", type=int, default=None,
+                        help="channels of the U-Nets' first level (default: the builder's, 64)")
     parser.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
                         help="U-Net baselines without batch norm (Ronneberger et al.)")
     parser.add_argument("--recalibrate-bn", action="store_true",
                         help="before evaluating, replace the batch-norm moving averages by the "
                              "training images' statistics (precise BN; on in --smoke, whose few "
-                             "steps leave the moving averages far from converged)")
+                             "steps leave the moving averages far from converged); the run folder "
+                             "holds the recalibrated weights")
     parser.add_argument("--split", type=Path,
                         help="the train/test split file (default: <out>/split.json, written on "
                              "the first run)")
@@ -130,6 +147,31 @@ def input_spec(args: argparse.Namespace) -> InputSpec:
 def input_shape(args: argparse.Namespace) -> tuple[int, int, int]:
     """The models' input shape at ``--image-size`` (RGB-sized: CIELAB has 3 channels)."""
     return (args.image_size, args.image_size, 3)
+
+
+def row_recipe(ctx: RowContext) -> TrainingRecipe:
+    """The row's recipe: :data:`AERNET_RECIPE` (every model of the paper registers it),
+    the row's ``recipe_overrides``, then the command line's overrides."""
+    if ctx.row.model is not None:
+        return ctx.recipe()
+    # Table 1's unregistered U-Nets: the same recipe, composed as RowContext.recipe does.
+    return (AERNET_RECIPE.with_overrides(**ctx.row.recipe_overrides)
+            .with_overrides(**overrides_from_flags(ctx.args)))
+
+
+def row_builder_args(ctx: RowContext) -> dict[str, Any]:
+    """The row's builder arguments: the registered model's and the row's, with the input
+    size and the flags that concern this model (the U-Nets' width and batch norm, the
+    pretrained encoder's weights)."""
+    args = ctx.args
+    script: dict[str, Any] = {"input_shape": input_shape(args)}
+    if ctx.entry.family == "unet":
+        script["batch_norm"] = args.batch_norm
+        if args.base_filters is not None:
+            script["base_filters"] = args.base_filters
+    else:
+        script["encoder_weights"] = args.encoder_weights
+    return ctx.builder_args(**script)
 
 
 # --------------------------------------------------------------------------- data
@@ -148,6 +190,11 @@ def make_split(image_ids: Sequence[str]) -> dict:
             "test": sorted(ids[i] for i in order[n_train:])}
 
 
+def split_path(ctx: RowContext) -> Path:
+    """``--split``, or ``split.json`` in the table's output folder."""
+    return ctx.args.split or ctx.out_dir.parents[1] / "split.json"
+
+
 def load_split(ctx: RowContext) -> tuple[list[Record], list[Record]]:
     """``(train, test)`` records of the fixed split (section 3.3), made on first use.
 
@@ -156,7 +203,7 @@ def load_split(ctx: RowContext) -> tuple[list[Record], list[Record]]:
     """
     records = read_isic2018(ctx.data_dir, "train", tasks=(1,), skip_bad=ctx.bad_inputs)
     by_id = {record.image_id: record for record in records}
-    path = ctx.args.split or ctx.out_dir.parents[1] / "split.json"
+    path = split_path(ctx)
     if path.is_file():
         split = json.loads(path.read_text(encoding="utf-8"))
         missing = sorted(set(split["train"] + split["test"]) - set(by_id))
@@ -175,19 +222,11 @@ def load_split(ctx: RowContext) -> tuple[list[Record], list[Record]]:
 # --------------------------------------------------------------------------- train, evaluate
 
 
-def train_segmenter(ctx: RowContext, build: Callable[[], keras.Model],
-                    train: Sequence[Record]) -> TrainResult:
-    """:data:`zoo.aernet.AERNET_RECIPE` (Adam 1e-3, Dice loss of eq. 1), ``--epochs`` of
-    ``--batch-size`` (section 3.3)."""
-    args = ctx.args
-    data = segmentation_dataset(train, input_spec(args), batch_size=args.batch_size,
-                                training=True, seed=args.seed)
-    config = ctx.train_config(monitor=MONITOR, mode="min")
-    steps = max(1, len(train) // args.batch_size)
-    return fit(build, data, None, config,
-               optimizer=lambda: AERNET_RECIPE.make_optimizer(steps, learning_rate=args.learning_rate,
-                                                              epochs=args.epochs),
-               loss=AERNET_RECIPE.loss, metrics=lambda: [DiceCoefficient(), JaccardIndex()])
+def training_data(train: Sequence[Record], spec: InputSpec, recipe: TrainingRecipe, seed: int) -> tf.data.Dataset:
+    """The training batches: ``recipe.batch_size`` images at ``spec`` with their binary
+    masks, shuffled, no augmentation (the recipe names none)."""
+    return segmentation_dataset(train, spec, batch_size=recipe.batch_size, training=True,
+                                augment=recipe.augmentation, seed=seed)
 
 
 @dataclasses.dataclass
@@ -209,18 +248,17 @@ class Evaluation:
         return 100.0 * float(np.mean([threshold_jaccard(j) for j in self.jaccard]))
 
 
-def recalibrate_batch_norm(model: keras.Model, train: Sequence[Record],
-                           args: argparse.Namespace) -> None:
+def recalibrate_batch_norm(model: keras.Model, train: Sequence[Record], spec: InputSpec) -> int:
     """Sets every batch norm's moving statistics to those of the training images.
 
     One forward pass in training mode over all of ``train`` as a single batch, with
     the momentum of every ``BatchNormalization`` set to 0 for that pass ("precise
     BN", Wu & Johnson 2021). Meant for small sets (``--smoke``): with Keras' momentum
     of 0.99 the moving averages need thousands of steps to settle, which the paper's
-    100 epochs (13,100 steps) give and a smoke run does not.
+    100 epochs (13,100 steps) give and a smoke run does not. Returns the number of
+    batch-norm layers recalibrated.
     """
-    data = segmentation_dataset(train, input_spec(args), batch_size=len(train), training=False,
-                                cache=False)
+    data = segmentation_dataset(train, spec, batch_size=len(train), training=False, cache=False)
     images, _ = next(iter(data))
     # _flatten_layers also reaches the batch norms inside custom layers (AttentionGate).
     layers = [layer for layer in model._flatten_layers()
@@ -233,13 +271,14 @@ def recalibrate_batch_norm(model: keras.Model, train: Sequence[Record],
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+    return len(layers)
 
 
-def evaluate_segmenter(model: keras.Model, test: Sequence[Record], args: argparse.Namespace
+def evaluate_segmenter(model: keras.Model, test: Sequence[Record], spec: InputSpec, *, batch_size: int
                        ) -> Evaluation:
-    """Predicts every test image and scores it (JSI eq. 4, DC eq. 5)."""
-    data = segmentation_dataset(test, input_spec(args), batch_size=args.batch_size,
-                                training=False, cache=False)
+    """Predicts every test image at ``spec`` and scores it (JSI eq. 4, DC eq. 5);
+    ``batch_size`` only groups the predictions (batch norm in inference mode)."""
+    data = segmentation_dataset(test, spec, batch_size=batch_size, training=False, cache=False)
     masks, predictions = [], []
     for images, batch_masks in data.as_numpy_iterator():  # numpy: any Keras backend
         masks.append(batch_masks[..., 0] > 0.5)
@@ -281,26 +320,57 @@ def plot_examples(evaluation: Evaluation, test: Sequence[Record], spec: InputSpe
     return path
 
 
-def run_segmentation_row(ctx: RowContext, build: Callable[[], keras.Model]) -> RowResult:
-    """Split, train, evaluate, write the examples figure: one row of Tables 1-3."""
+def run_segmentation_row(ctx: RowContext, build: Callable[[], keras.Model] | None = None,
+                         builder_args: dict[str, Any] | None = None) -> RowResult:
+    """Split, train, evaluate, write the examples figure: one row of Tables 1-3.
+
+    The row's registered model (``ctx.row.model``, built with :func:`row_builder_args`)
+    is trained with :func:`row_recipe` through :meth:`RowContext.fit`; after scoring,
+    the row folder becomes its run folder (:meth:`RowContext.save_run`) holding the
+    model exactly as scored. ``build`` and ``builder_args``: only for Table 1's
+    unregistered models, the builder and the arguments recorded in ``result.json``;
+    their scored weights are kept in :data:`SCORED_WEIGHTS`.
+    """
     train, test = load_split(ctx)
     args = ctx.args
+    recipe, spec = row_recipe(ctx), input_spec(args)
+    if build is None:
+        builder_args = row_builder_args(ctx)
+        build_untrained = functools.partial(ctx.build, builder_args)
+    else:
+        build_untrained = build
     keras.utils.set_random_seed(args.seed)  # fit builds with the same seed: same initial weights
-    untrained = evaluate_segmenter(build(), test, args).table_values()
+    untrained = evaluate_segmenter(build_untrained(), test, spec, batch_size=recipe.batch_size).table_values()
     started = time.monotonic()
-    trained = train_segmenter(ctx, build, train)
+    trained = ctx.fit(training_data(train, spec, recipe, args.seed), None, builder_args=builder_args or {},
+                      recipe=recipe, steps_per_epoch=max(1, len(train) // recipe.batch_size),
+                      metrics=lambda: [DiceCoefficient(), JaccardIndex()], build=build)
     seconds = time.monotonic() - started
-    if args.recalibrate_bn:
-        recalibrate_batch_norm(trained.model, train, args)
-    evaluation = evaluate_segmenter(trained.model, test, args)
+    recalibrated = recalibrate_batch_norm(trained.model, train, spec) if args.recalibrate_bn else 0
+    evaluation = evaluate_segmenter(trained.model, test, spec, batch_size=recipe.batch_size)
     write_test_scores(evaluation, ctx.out_dir / "test_scores.csv")
     title = f"{'SYNTHETIC — ' if ctx.smoke else ''}{ctx.row.name}"
-    plot_examples(evaluation, test, input_spec(args), ctx.out_dir / "examples.png", title)
-    epochs = len(trained.history.get("loss", [])) or args.epochs
+    plot_examples(evaluation, test, spec, ctx.out_dir / "examples.png", title)
+    epochs = len(trained.history.get("loss", [])) or recipe.epochs
+    values = evaluation.table_values()
+    training = {"best_epoch": trained.best_epoch, "epochs_run": epochs, "monitor": recipe.monitor,
+                "batch_norm_recalibrated": {"layers": recalibrated, "images": len(train)} if recalibrated else None}
+    if build is None:
+        run = str(ctx.save_run(
+            trained.model, builder_args=builder_args, recipe=recipe, input_spec=spec,
+            scores={"split": "test", "threshold": THRESHOLD, "images": len(test), **values,
+                    "isic2018_threshold_jaccard": evaluation.challenge_score()},
+            training=training,
+            data={"split": str(split_path(ctx)), "train_images": len(train), "test_images": len(test)}))
+    else:
+        trained.model.save_weights(ctx.out_dir / SCORED_WEIGHTS)
+        run = None
     return RowResult(
-        evaluation.table_values(), history=trained.history, monitor=MONITOR,
-        extra={"params": trained.model.count_params(),
+        values, history=trained.history, monitor=recipe.monitor,
+        extra={"model": ctx.row.model, "builder_args": builder_args, "run": run,
+               "recipe_overrides": recipe.overrides_from(AERNET_RECIPE),
+               "params": trained.model.count_params(),
                "isic2018_threshold_jaccard": evaluation.challenge_score(),
-               "untrained": untrained, "best_epoch": trained.best_epoch,
+               "untrained": untrained, "best_epoch": trained.best_epoch, "training": training,
                "train_images": len(train), "test_images": len(test),
                "seconds_per_epoch": round(seconds / epochs, 2)})

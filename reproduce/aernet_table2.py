@@ -4,24 +4,21 @@
     python reproduce/aernet_table2.py --smoke            # synthetic data, minutes on a CPU
     python reproduce/aernet_table2.py --rows aer-net     # one row
 
-Rows: U-Net, Attention U-Net, Attention Residual U-Net, AER-Net
-(:mod:`zoo.common.unet`, :mod:`zoo.aernet.models`), each trained and evaluated with
-the recipe of :mod:`reproduce.aernet_recipe` (fixed 2094/500 split, CIELAB [0, 1] at
-256x256, Adam 1e-3, Dice loss, batch 16, 100 epochs; its docstring lists the
-deviations).
+Rows: the registered models ``unet``, ``attention_unet``, ``attention_residual_unet``
+and ``aernet`` (:mod:`zoo.common.unet`, :mod:`zoo.aernet.models`; ``python -m zoo
+list``), each trained with the registered recipe
+:data:`zoo.aernet.recipe.AERNET_RECIPE` unchanged (Adam 1e-3, Dice loss of eq. 1,
+batch 16, 100 epochs; Lima & Braz Júnior, sections 3.1-3.3) and evaluated as
+:mod:`reproduce.aernet_recipe` says (fixed 2094/500 split, CIELAB [0, 1] at 256x256;
+its docstring lists the deviations). Each row folder ``rows/<row>/`` is the run folder
+of the scored model: ``zoo.load_run(folder)``.
 """
 from __future__ import annotations
 
-import argparse
-from typing import Callable, Sequence
+from typing import Sequence
 
-import keras
-
-from reproduce.aernet_recipe import (DATASET, JSI_DC, PAPER_SETTINGS, SMOKE, add_recipe_arguments,
-                                     input_shape, run_segmentation_row)
+from reproduce.aernet_recipe import DATASET, JSI_DC, SMOKE, add_recipe_arguments, run_segmentation_row
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from zoo.aernet.models import build_aernet
-from zoo.aernet import build_attention_residual_unet, build_attention_unet, build_unet
 
 UNET = "U-Net"
 ATTENTION_UNET = "Attention + U-Net"
@@ -34,10 +31,10 @@ TABLE = PaperTable(
     source="Lima & Braz Junior, AER-Net, Table 2",
     columns=JSI_DC,
     rows=[
-        PaperRow(UNET, {"JSI": "55,5", "DC": "67,4"}),  # the paper's printed text
-        PaperRow(ATTENTION_UNET, {"JSI": "70", "DC": "79,6"}),
-        PaperRow(ATTENTION_RESIDUAL_UNET, {"JSI": "70,6", "DC": "79,9"}),
-        PaperRow(AERNET, {"JSI": "77,2", "DC": "85,25"}),
+        PaperRow(UNET, {"JSI": "55,5", "DC": "67,4"}, model="unet"),  # the paper's printed text
+        PaperRow(ATTENTION_UNET, {"JSI": "70", "DC": "79,6"}, model="attention_unet"),
+        PaperRow(ATTENTION_RESIDUAL_UNET, {"JSI": "70,6", "DC": "79,9"}, model="attention_residual_unet"),
+        PaperRow(AERNET, {"JSI": "77,2", "DC": "85,25"}, model="aernet"),
     ],
     notes=[
         "Split: 2094 training / 500 test images of the ISIC 2018 Task 1 training set, "
@@ -46,28 +43,18 @@ TABLE = PaperTable(
         "evaluated (normally one of the last).",
         "JSI and DC: per test image at the model input size (256x256; 64x64 in --smoke), "
         "thresholded at 0.5, then averaged over the test images.",
+        "Training: every row the registered AER-Net recipe unchanged (Adam 1e-3, Dice loss, batch 16, "
+        "100 epochs); each row folder is the run folder of the scored model (run.json, model.weights.h5).",
     ],
 )
 
-ROW_BUILDERS: dict[str, Callable[[argparse.Namespace], keras.Model]] = {
-    UNET: lambda a: build_unet(input_shape(a), base_filters=a.base_filters,
-                               batch_norm=a.batch_norm),
-    ATTENTION_UNET: lambda a: build_attention_unet(input_shape(a), base_filters=a.base_filters,
-                                                   batch_norm=a.batch_norm),
-    ATTENTION_RESIDUAL_UNET: lambda a: build_attention_residual_unet(
-        input_shape(a), base_filters=a.base_filters, batch_norm=a.batch_norm),
-    AERNET: lambda a: build_aernet(input_shape(a), encoder_weights=a.encoder_weights),
-}
-"""Row name -> ``build(args)``."""
-
-
 def run_row(ctx: RowContext) -> RowResult:
-    return run_segmentation_row(ctx, lambda: ROW_BUILDERS[ctx.row.name](ctx.args))
+    return run_segmentation_row(ctx)
 
 
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments, defaults=PAPER_SETTINGS,
+                     add_arguments=add_recipe_arguments,
                      smoke_overrides=SMOKE)
 
 

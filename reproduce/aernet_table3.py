@@ -3,11 +3,14 @@
     python reproduce/aernet_table3.py --data-dir data/isic2018
     python reproduce/aernet_table3.py --smoke
 
-Two rows are measured, with the recipe of :mod:`reproduce.aernet_recipe` (pass the
-same ``--split`` file to score them on the same test images as Table 2): AER-Net and
-"Oktay et al. (Attention U-Net)", whose numbers (70 %, 79.6 %) are the authors' own
-Attention U-Net of Table 2 ("Attention + U-Net"), not a result quoted from Oktay et
-al. (who did not segment skin lesions). The other rows are results the paper quotes
+Two rows are measured, the registered models ``aernet`` and ``attention_unet``
+trained with the registered recipe :data:`zoo.aernet.recipe.AERNET_RECIPE` unchanged
+and evaluated as :mod:`reproduce.aernet_recipe` says (pass the same ``--split`` file to
+score them on the same test images as Table 2): AER-Net and "Oktay et al. (Attention
+U-Net)", whose numbers (70 %, 79.6 %) are the authors' own Attention U-Net of Table 2
+("Attention + U-Net"), not a result quoted from Oktay et al. (who did not segment
+skin lesions). Each of their row folders is the run folder of the scored model
+(``zoo.load_run``). The other rows are results the paper quotes
 from other publications, on their own splits and protocols; they are printed as
 quoted, never run.
 """
@@ -15,9 +18,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.aernet_recipe import (DATASET, JSI_DC, PAPER_SETTINGS, SMOKE,
-                                     add_recipe_arguments, run_segmentation_row)
-from reproduce import aernet_table2
+from reproduce.aernet_recipe import DATASET, JSI_DC, SMOKE, add_recipe_arguments, run_segmentation_row
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
 OKTAY = "Oktay et al. (Attention U-Net)"
@@ -31,8 +32,8 @@ TABLE = PaperTable(
         PaperRow("Souza et al. (U-Net)", {"JSI": "68.0", "DC": "77.2"}, quoted=True),
         PaperRow("Ji et al. (ResNet34-based)", {"JSI": "79.51"}, quoted=True),
         PaperRow("Amin et al. (VGG-16)", {"JSI": "85.0", "DC": "82.0"}, quoted=True),
-        PaperRow(OKTAY, {"JSI": "70", "DC": "79.6"}),
-        PaperRow("AER-Net", {"JSI": "77.29", "DC": "85.25"}),
+        PaperRow(OKTAY, {"JSI": "70", "DC": "79.6"}, model="attention_unet"),
+        PaperRow("AER-Net", {"JSI": "77.29", "DC": "85.25"}, model="aernet"),
     ],
     notes=[
         "Rows 1-3 are quoted from the paper (other publications, other protocols).",
@@ -46,13 +47,12 @@ TABLE = PaperTable(
 
 
 def run_row(ctx: RowContext) -> RowResult:
-    table2_row = aernet_table2.ATTENTION_UNET if ctx.row.name == OKTAY else aernet_table2.AERNET
-    return run_segmentation_row(ctx, lambda: aernet_table2.ROW_BUILDERS[table2_row](ctx.args))
+    return run_segmentation_row(ctx)
 
 
 def main(argv: Sequence[str] | None = None):
     return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments, defaults=PAPER_SETTINGS,
+                     add_arguments=add_recipe_arguments,
                      smoke_overrides=SMOKE)
 
 

@@ -1,20 +1,32 @@
-"""The A-PSPNet training recipe shared by Tables I and III (``apspnet_table{1,3}.py``).
+"""What A-PSPNet Tables I and III (``apspnet_table{1,3}.py``) share: data, split, training, scoring.
 
-:func:`run_segmentation_row` runs one row (split, training, evaluation) for any
-builder ``build(input_shape, classes, encoder_weights=..., backbone=...)``;
+:func:`run_segmentation_row` runs one row (split, training, evaluation, run folder);
 :func:`add_recipe_arguments` adds the flags; :data:`DATASET` and :data:`SMOKE` are
 what both tables run on.
 
-The recipe (paper section IV):
+Every hyperparameter of training is the registered recipe's,
+:data:`zoo.apspnet.recipe.APSPNET_RECIPE` (Wen et al., "A-PSPNet: A novel
+segmentation method of renal ultrasound image", section IV-B): the Combo loss of eq. 6
+(:class:`zoo.losses.ComboLoss`) on one-hot class masks, Adam, learning rate 1e-3,
+batch 8, 100 epochs, no augmentation named, the lowest training loss picking the kept
+epoch. A row changes it only through its ``PaperRow.recipe_overrides`` (Table I: 50
+epochs, "the final model that was trained with 50 epochs", section IV-C) and the
+command line's ``--epochs``, ``--batch-size``, ``--learning-rate`` and ``--monitor``
+(:meth:`reproduce.frame.RowContext.recipe`); training goes through
+:meth:`reproduce.frame.RowContext.fit`. The class-index masks the readers give are
+turned into the one-hot targets the recipe names (:func:`make_dataset`), so the loss
+is the recipe's own. The rest of the experiment (section IV):
 
 * data: Labelme JSON (kidney and hydronephrosis polygons, ``--label-map``) or
   image/mask folders (``--data-format folders``), PNG/JPEG/DICOM; a random 9:1
   train/test split, written once to ``--split-file`` and reused by every row and
   by both tables;
 * input: padded to a square with grey borders, resized to 473x473
-  (:data:`zoo.apspnet.models.APSPNET_INPUT`), ImageNet ResNet50 weights;
-* Combo loss (eq. 6, :class:`zoo.losses.ComboLoss`), Adam, learning rate 1e-3,
-  batch 8, 50 epochs in Table I and 100 in Table III.
+  (:data:`zoo.apspnet.models.APSPNET_INPUT`), ImageNet ResNet50 weights.
+
+Every row folder is a run folder (:mod:`zoo.run`) of exactly the scored model, its
+card holding the recipe, the row's overrides and the scores:
+``zoo.load_run("results/apspnet_table3/rows/a-pspnet")``.
 
 Reading notes and deviations (:data:`RECIPE_NOTES`, printed under both tables):
 
@@ -47,7 +59,8 @@ import argparse
 import dataclasses
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 import keras
@@ -65,13 +78,13 @@ from reproduce.frame import Column, RowContext, RowResult, weights_argument
 
 from zoo.metrics import SegmentationScores
 from zoo.apspnet.models import APSPNET_INPUT, BACKBONES
-from zoo.apspnet.recipe import APSPNET_RECIPE
-from zoo.train import TrainResult, fit
+from zoo.recipe import TrainingRecipe
 
 MASK_NAME = "classes"
 TEST_FRACTION = 0.1       # section IV-A: 9:1
 SMOKE = {"epochs": 1, "batch_size": 2, "image_size": 64, "weights": None, "backbone": "resnet14"}
-"""``--smoke``: 64x64 inputs, ResNet14 backbone, one epoch, random weights."""
+"""``--smoke``: 64x64 inputs, ResNet14 backbone, random weights, one epoch of batch 2
+(recipe overrides, in every row's run card)."""
 
 MIOU = Column("MIoU", "%", higher_is_better=True, decimals=2)
 MPA_PIXEL_ACCURACY = Column("MPA (pixel accuracy)", "%", higher_is_better=True, decimals=2)
@@ -129,7 +142,9 @@ def parse_label_map(text: str) -> dict[str, int]:
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of the A-PSPNet recipe, with the paper's values as defaults."""
+    """The A-PSPNet tables' own flags: data layout, split, input size, backbone and its
+    weights. (The training hyperparameters are the recipe's; the frame adds
+    ``--epochs``, ``--batch-size``, ``--learning-rate`` and ``--monitor`` to override them.)"""
     default_map = ",".join(f"{k}={v}" for k, v in ULTRASOUND_LABEL_MAP.items())
     parser.add_argument("--data-format", choices=("labelme", "folders"), default="labelme",
                         help="Labelme JSON folder, or image and class-index mask folders "
@@ -144,15 +159,13 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                              "class index (default: %(default)s)")
     parser.add_argument("--mask-suffix", default="",
                         help="folders format: what mask stems add to image stems, e.g. _mask")
-    parser.add_argument("--image-size", type=int, default=473,
+    parser.add_argument("--image-size", type=int, default=APSPNET_INPUT.image_size[0],
                         help="model input side (default: %(default)s, the paper's)")
     parser.add_argument("--weights", type=weights_argument, default="imagenet",
                         help="ResNet50 weights: imagenet, none, or a keras.applications "
                              "ResNet50 no-top weights file (default: %(default)s)")
-    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",
-                        help="backbone ResNet (default: %(default)s, the paper's)")
-    parser.add_argument("--learning-rate", type=float, default=APSPNET_RECIPE.learning_rate,
-                        help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
+                        help="backbone ResNet (default: the registered model's, resnet50, the paper's)")
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
                         help="share of the images in the test split (default: %(default)s)")
     parser.add_argument("--split-file", type=Path,
@@ -219,52 +232,63 @@ def split_records(records: Sequence[Record], path: Path, test_fraction: float, s
             [r for r in records if r.image_id in test_ids])
 
 
+def split_path(ctx: RowContext) -> Path:
+    """``--split-file``, or ``<data-dir>/.apspnet/split-seed<seed>.json``."""
+    # In a subfolder: read_labelme reads every *.json of the data folder itself.
+    return ctx.args.split_file or ctx.data_dir / ".apspnet" / f"split-seed{ctx.args.seed}.json"
+
+
 def train_test_records(ctx: RowContext) -> tuple[list[Record], list[Record]]:
     """The records of the shared train/test split of ``ctx``'s data."""
+    return split_records(read_records(ctx), split_path(ctx), ctx.args.test_fraction, ctx.args.seed)
+
+
+def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int, training: bool,
+                 classes: int | None = None, seed: int = 0) -> tf.data.Dataset:
+    """``(image, class-index mask [B, H, W, 1])`` batches at ``spec``; with ``classes``
+    the masks one-hot ``[B, H, W, classes]``, the recipe's targets (training)."""
+    dataset = segmentation_dataset(records, spec, mask_names=(MASK_NAME,), batch_size=batch_size,
+                                   training=training, mask_mode="index", seed=seed, drop_remainder=False)
+    if classes is None:
+        return dataset
+    return dataset.map(lambda image, mask: (image, tf.one_hot(mask[..., 0], classes)),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------- the row's model and recipe
+
+
+def row_recipe(ctx: RowContext) -> TrainingRecipe:
+    """The row's recipe: the registered model's (:data:`zoo.apspnet.recipe.APSPNET_RECIPE`),
+    the row's ``recipe_overrides``, then the command line's overrides."""
+    return ctx.recipe()
+
+
+def row_builder_args(ctx: RowContext) -> dict[str, Any]:
+    """The row's builder arguments: the registered model's and the row's (Table I's
+    arrangement of the attention units), with the input size, the classes of
+    ``--label-map``, the backbone's weights and ``--backbone`` (if given)."""
     args = ctx.args
-    # In a subfolder: read_labelme reads every *.json of the data folder itself.
-    path = args.split_file or ctx.data_dir / ".apspnet" / f"split-seed{args.seed}.json"
-    return split_records(read_records(ctx), path, args.test_fraction, args.seed)
+    script: dict[str, Any] = {"input_shape": (args.image_size, args.image_size, 3), "classes": num_classes(args),
+                              "encoder_weights": args.weights}
+    if args.backbone is not None:
+        script["backbone"] = args.backbone
+    return ctx.builder_args(**script)
 
 
-def make_dataset(records: Sequence[Record], args: argparse.Namespace, *, training: bool
-                 ) -> tf.data.Dataset:
-    """``(image, class-index mask [B, H, W, 1])`` batches at the model's input size."""
-    return segmentation_dataset(records, input_spec(args), mask_names=(MASK_NAME,),
-                                batch_size=args.batch_size, training=training,
-                                mask_mode="index", seed=args.seed,
-                                drop_remainder=False)
+# --------------------------------------------------------------------------- scoring
 
 
-# --------------------------------------------------------------------------- training
-
-
-Builder = Callable[..., keras.Model]
-
-
-def train_segmenter(ctx: RowContext, build: Builder, train: Sequence[Record]) -> TrainResult:
-    """Trains ``build(input_shape, classes, encoder_weights=..., backbone=...)`` with the recipe."""
-    args = ctx.args
-    shape = (args.image_size, args.image_size, 3)
-    config = ctx.train_config(monitor=APSPNET_RECIPE.monitor, mode="min")
-    steps = max(1, len(train) // args.batch_size)
-    return fit(lambda: build(shape, num_classes(args), encoder_weights=args.weights, backbone=args.backbone),
-               make_dataset(train, args, training=True), None, config,
-               optimizer=lambda: APSPNET_RECIPE.make_optimizer(steps, learning_rate=args.learning_rate,
-                                                               epochs=args.epochs),
-               loss=lambda: APSPNET_RECIPE.loss(sparse=True))  # index masks: eq. 6 on sparse targets
-
-
-def score_original_images(model: keras.Model, records: Sequence[Record], args: argparse.Namespace
-                          ) -> dict[str, float]:
+def score_original_images(model: keras.Model, records: Sequence[Record], spec: InputSpec, classes: int, *,
+                          batch_size: int) -> dict[str, float]:
     """Eq. 7 MIoU and both MPA readings, in percent, on the original images.
 
-    Each softmax map is mapped back to its image's original pixels (through the
-    padding and the resize) and compared with the original class-index mask.
+    Each softmax map of ``model`` (input ``spec``) is mapped back to its image's
+    original pixels (through the padding and the resize) and compared with the
+    original class-index mask; ``batch_size`` only groups the predictions.
     """
-    spec, classes = input_spec(args), num_classes(args)
     scores = SegmentationScores(classes)
-    images = make_dataset(records, args, training=False).map(lambda x, y: x)
+    images = make_dataset(records, spec, batch_size=batch_size, training=False).map(lambda x, y: x)
     for record, probabilities in zip(records, model.predict(images, verbose=0), strict=True):
         truth = load_mask(record.mask_paths[MASK_NAME], binary=False, num_classes=classes)
         scores.update(truth, restore_geometry(probabilities, truth.shape, spec).numpy())
@@ -272,20 +296,40 @@ def score_original_images(model: keras.Model, records: Sequence[Record], args: a
             "mpa_eq8": 100 * scores.mean_average_precision()}
 
 
-def evaluate_segmenter(ctx: RowContext, trained: TrainResult, test: Sequence[Record]
-                       ) -> RowResult:
-    """Test-set scores of the kept epoch, over all test pixels at their original size."""
-    scores = score_original_images(trained.model, test, ctx.args)
-    return RowResult({MIOU.name: scores["miou"], MPA_PIXEL_ACCURACY.name: scores["mean_pixel_accuracy"],
-                      MPA_EQ8.name: scores["mpa_eq8"]},
-                     history=trained.history, monitor="loss",
-                     extra={**scores, "best_epoch": trained.best_epoch,
-                            "test_images": len(test),
-                            "params": trained.model.count_params()})
+def table_values(scores: Mapping[str, float]) -> dict[str, float]:
+    """The table's columns from :func:`score_original_images`' scores."""
+    return {MIOU.name: scores["miou"], MPA_PIXEL_ACCURACY.name: scores["mean_pixel_accuracy"],
+            MPA_EQ8.name: scores["mpa_eq8"]}
 
 
-def run_segmentation_row(ctx: RowContext, build: Builder) -> RowResult:
-    """Split, train, evaluate: one row of Table I or III."""
+# --------------------------------------------------------------------------- one row
+
+
+def run_segmentation_row(ctx: RowContext) -> RowResult:
+    """Split, train, evaluate: one row of Table I or III.
+
+    The row's registered model (:func:`row_builder_args`) is trained with
+    :func:`row_recipe` through :meth:`RowContext.fit`, the kept epoch scored on the
+    test images at their original size, and the row folder made the run folder of
+    exactly that model (:meth:`RowContext.save_run`).
+    """
+    args = ctx.args
     train, test = train_test_records(ctx)
-    result = evaluate_segmenter(ctx, train_segmenter(ctx, build, train), test)
-    return dataclasses.replace(result, extra={**result.extra, "train_images": len(train)})
+    recipe, builder_args, spec, classes = row_recipe(ctx), row_builder_args(ctx), input_spec(args), num_classes(args)
+    trained = ctx.fit(make_dataset(train, spec, batch_size=recipe.batch_size, training=True, classes=classes,
+                                   seed=args.seed),
+                      None, builder_args=builder_args, recipe=recipe,
+                      steps_per_epoch=max(1, len(train) // recipe.batch_size))
+    scores = score_original_images(trained.model, test, spec, classes, batch_size=recipe.batch_size)
+    epochs = len(trained.history.get("loss", [])) or recipe.epochs
+    folder = ctx.save_run(
+        trained.model, builder_args=builder_args, recipe=recipe, input_spec=spec,
+        scores={"split": "test", "images": len(test), "scored_on": "original images, padding not scored", **scores},
+        training={"best_epoch": trained.best_epoch, "epochs_run": epochs, "monitor": recipe.monitor},
+        data={"format": args.data_format, "label_map": dict(args.label_map), "split": str(split_path(ctx)),
+              "train_images": len(train), "test_images": len(test)})
+    return RowResult(table_values(scores), history=trained.history, monitor=recipe.monitor,
+                     extra={**scores, "model": ctx.row.model, "run": str(folder),
+                            "recipe_overrides": recipe.overrides_from(ctx.entry.recipe),
+                            "best_epoch": trained.best_epoch, "train_images": len(train),
+                            "test_images": len(test), "params": trained.model.count_params()})

@@ -15,6 +15,9 @@ Which models the paper counts (from its numbers): ImageNet classifiers with a
 head is not counted), and the ResNet101 and ResNet152 rows are torchvision's
 counts plus the same 0.52500M of CBAM, so they are attention ResNets too. Two
 extra rows, without paper values, give the full segmentation models.
+Rows name their registered model where the zoo has it (``resnet50`` and
+``attention_resnet50`` with 1000 classes, ``apspnet``, ``pspnet``); the rows only
+counted here are the named exception :data:`UNREGISTERED_BUILDERS`.
 
 The full table takes about a minute of CPU (building nine full-size models
 dominates; counting at 473x473 takes seconds per model).
@@ -36,8 +39,8 @@ from reproduce import report
 from reproduce.frame import Column, PaperRow, PaperTable, RowResult
 from zoo.flops import count_flops
 from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
-from zoo.apspnet.models import BACKBONES, build_apspnet, build_attention_resnet, build_pspnet
-from zoo.common.resnet import build_resnet
+from zoo.apspnet.models import build_attention_resnet
+from zoo.registry import get_model
 
 IMAGENET_CLASSES = 1000
 PAPER_SIZE = 473
@@ -49,15 +52,17 @@ TABLE = PaperTable(
     source="A-PSPNet, Table II",
     columns=[Column("Params", "M", None, decimals=5), Column("MACs", "G", None, decimals=5)],
     rows=[
-        PaperRow("ResNet50", {"Params": 25.55703, "MACs": 18.84624}),
-        PaperRow("A-PSPNet", {"Params": 26.08203, "MACs": 18.85144}),
+        PaperRow("ResNet50", {"Params": 25.55703, "MACs": 18.84624}, model="resnet50",
+                 builder_args={"classes": IMAGENET_CLASSES}),
+        PaperRow("A-PSPNet", {"Params": 26.08203, "MACs": 18.85144}, model="attention_resnet50",
+                 builder_args={"classes": IMAGENET_CLASSES}),
         PaperRow("ResNet101", {"Params": 45.07416, "MACs": 35.96785}),
         PaperRow("ResNet152", {"Params": 60.7178, "MACs": 53.10086}),
         PaperRow("AlexNet", {"Params": 61.10084, "MACs": 3.09258}),
         PaperRow("VGG16", {"Params": 138.35754, "MACs": 68.2407}),
         PaperRow("DenseNet", {"Params": 7.97886, "MACs": 12.74194}),
-        PaperRow("A-PSPNet segmentation model (ours, 3 classes)", {}),
-        PaperRow("PSPNet segmentation model (ours, 3 classes)", {}),
+        PaperRow("A-PSPNet segmentation model (ours, 3 classes)", {}, model="apspnet"),
+        PaperRow("PSPNet segmentation model (ours, 3 classes)", {}, model="pspnet"),
     ],
     notes=[
         "Params: trainable parameters, in millions (PyTorch counts these; Keras' "
@@ -82,6 +87,10 @@ TABLE = PaperTable(
         "before the classifier); DenseNet is DenseNet121 (7.97886M is its count).",
         "The last two rows (no paper values) are the segmentation models of Table III: "
         "dilated ResNet50 (output stride 8) + PSPNet head, 3 classes.",
+        "Models: ResNet50, A-PSPNet and the last two rows are the registered models resnet50 (ARL-CNN's "
+        "ResNet50 classifier, 1000 classes), attention_resnet50 (1000 classes), apspnet and pspnet; "
+        "ResNet101, ResNet152, AlexNet, VGG16 and DenseNet are only counted here and are no registered "
+        "models (UNREGISTERED_BUILDERS).",
     ],
 )
 
@@ -130,18 +139,28 @@ def _attention_resnet(backbone: str) -> Callable[[tuple], keras.Model]:
     return lambda shape: build_attention_resnet(shape, IMAGENET_CLASSES, backbone=backbone)
 
 
-BUILDERS: dict[str, Callable[[tuple[int, int, int]], keras.Model]] = {
-    "ResNet50": lambda shape: build_resnet(BACKBONES["resnet50"], "resnet50", shape,
-                                           IMAGENET_CLASSES),
-    "A-PSPNet": _attention_resnet("resnet50"),
+UNREGISTERED_BUILDERS: dict[str, Callable[[tuple[int, int, int]], keras.Model]] = {
     "ResNet101": _attention_resnet("resnet101"),
     "ResNet152": _attention_resnet("resnet152"),
     "AlexNet": build_alexnet,
     "VGG16": build_vgg16,
     "DenseNet": lambda shape: keras.applications.DenseNet121(weights=None, input_shape=shape),
-    "A-PSPNet segmentation model (ours, 3 classes)": lambda shape: build_apspnet(shape),
-    "PSPNet segmentation model (ours, 3 classes)": lambda shape: build_pspnet(shape),
 }
+"""The named exception to "every row is a registered model": the rows this table only
+counts, whose networks are no model of the zoo (``shape -> model``). ResNet101 and
+ResNet152 are the attention ResNets of :func:`zoo.apspnet.models.build_attention_resnet`
+(a depth-sweep helper, deliberately unregistered: the paper's model is the registered
+``attention_resnet50``); AlexNet and VGG16 are torchvision's layouts, built here for
+their counts; DenseNet is keras.applications' DenseNet121. Every other row names its
+registered model (``PaperRow.model``, with ``builder_args``)."""
+
+
+def build_row_model(row: PaperRow, input_shape: tuple[int, int, int]) -> keras.Model:
+    """``row``'s model at ``input_shape``: its registered model with the row's builder
+    arguments, or its :data:`UNREGISTERED_BUILDERS` builder."""
+    if row.model is None:
+        return UNREGISTERED_BUILDERS[row.name](input_shape)
+    return get_model(row.model).build(**{**row.builder_args, "input_shape": input_shape})
 
 
 def trainable_parameters(model: keras.Model) -> int:
@@ -151,7 +170,7 @@ def trainable_parameters(model: keras.Model) -> int:
 
 def measure(row: PaperRow, image_size: int) -> RowResult:
     """Builds ``row``'s model at ``image_size`` and counts its parameters and MACs."""
-    model = BUILDERS[row.name]((image_size, image_size, 3))
+    model = build_row_model(row, (image_size, image_size, 3))
     count = count_flops(model)
     result = RowResult(
         {"Params": trainable_parameters(model) / 1e6, "MACs": count.macs / 1e9},
@@ -170,7 +189,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              f"{SMOKE_SIZE} with --smoke)")
     parser.add_argument("--smoke", action="store_true",
                         help=f"count at {SMOKE_SIZE}x{SMOKE_SIZE}: quick, MACs not comparable")
-    parser.add_argument("--rows", nargs="+", metavar="ROW", choices=list(BUILDERS),
+    parser.add_argument("--rows", nargs="+", metavar="ROW", choices=[row.name for row in TABLE.runnable_rows],
                         help="count only these rows")
     parser.add_argument("--out", type=Path, help="output folder (default: results/apspnet_table2)")
     args = parser.parse_args(argv)

@@ -307,7 +307,8 @@ class RowContext:
 
     def fit(self, train_data: Any, val_data: Any, *, builder_args: Mapping[str, Any], recipe: TrainingRecipe,
             steps_per_epoch: int, metrics: Any = None, return_attention: bool = False,
-            repeated: bool = False, **settings: Any) -> TrainResult:
+            repeated: bool = False, build: Callable[[], keras.Model] | None = None,
+            **settings: Any) -> TrainResult:
         """Trains the row's model: the only way the tables train.
 
         The model is ``self.build(builder_args)``; the optimiser, loss and loss
@@ -315,11 +316,16 @@ class RowContext:
         batches an epoch over ``recipe.epochs``; ``settings`` go to
         :meth:`train_config` (``monitor`` defaults to the recipe's). ``repeated``:
         ``train_data`` repeats without end, and an epoch is ``steps_per_epoch`` of
-        its batches (``TrainConfig.steps_per_epoch``)."""
+        its batches (``TrainConfig.steps_per_epoch``). ``build``: only for a row
+        whose model is deliberately not registered (a table's named exception, e.g.
+        a third-party network), the function that builds it instead (``builder_args``
+        are then only recorded by the caller)."""
         epoch = {"steps_per_epoch": steps_per_epoch} if repeated else {}
         config = self.train_config(**{"epochs": recipe.epochs, "monitor": recipe.monitor, **epoch, **settings})
         outputs = {"return_attention": True} if return_attention else {}
-        return fit(lambda: self.build(builder_args, **outputs), train_data, val_data, config,
+        if build is None:
+            build = lambda: self.build(builder_args, **outputs)  # noqa: E731
+        return fit(build, train_data, val_data, config,
                    optimizer=lambda: recipe.make_optimizer(steps_per_epoch),
                    loss=recipe.loss, loss_weights=None if recipe.loss_weights is None else dict(recipe.loss_weights()),
                    metrics=metrics)

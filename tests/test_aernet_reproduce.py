@@ -1,9 +1,13 @@
-"""The AER-Net table scripts: ``aernet_table2.py --smoke`` end to end, and the recipe's split."""
+"""The AER-Net table scripts: ``aernet_table2.py --smoke`` end to end, the recipe's split,
+and the row folders as run folders (reloaded, they score the table's numbers)."""
 import json
 
 import pytest
 
+import zoo
+from data_tools.isic import read_isic2018
 from reproduce import aernet_recipe, aernet_table2
+from zoo.common.run_card import RunMismatchError
 
 # The first and last rows: the plain U-Net baseline and AER-Net itself. The two
 # ablation rows between them share every block with these two (tests/test_aernet_models.py
@@ -63,3 +67,36 @@ def test_rerun_keeps_finished_rows_and_the_split(smoke_run, capsys):
     assert "finished earlier, kept" in capsys.readouterr().out
     assert list(again.results) == ROWS
     assert (out / "split.json").read_text(encoding="utf-8") == split_before
+
+
+def _row(name):
+    return next(row for row in aernet_table2.TABLE.rows if row.name == name)
+
+
+def test_row_folders_are_run_folders_that_score_the_tables_numbers(smoke_run):
+    """Each row folder reloads (zoo.load_run) into the model the table scored: the
+    same test images score the table's JSI and DC again, to 1e-6. The smoke rows'
+    batch norms were recalibrated before scoring, so the saved weights must be the
+    recalibrated ones (the training checkpoint is not)."""
+    result, out = smoke_run
+    split = json.loads((out / "split.json").read_text(encoding="utf-8"))
+    by_id = {r.image_id: r for r in read_isic2018(out / "synthetic_data", "train", tasks=(1,))}
+    test = [by_id[i] for i in split["test"]]
+    for name in ROWS:
+        row, values = _row(name), result.results[name].values
+        run = zoo.load_run(out / "rows" / row.slug)
+        assert run.card.model == row.model and run.entry is zoo.get_model(row.model)
+        assert run.card.training["batch_norm_recalibrated"]["layers"] > 0
+        assert run.card.overrides == {"epochs": 10, "batch_size": 4}  # --smoke's, nothing else
+        again = aernet_recipe.evaluate_segmenter(run.model, test, run.input_spec, batch_size=3).table_values()
+        for column in ("JSI", "DC"):
+            assert again[column] == pytest.approx(values[column], abs=1e-6), (name, column)
+            assert run.card.scores[column] == pytest.approx(values[column], abs=1e-6), (name, column)
+
+
+def test_a_64px_row_run_does_not_load_into_a_256px_model(smoke_run):
+    _, out = smoke_run
+    folder = out / "rows" / _row(aernet_table2.UNET).slug
+    entry = zoo.get_model("unet")
+    with pytest.raises(RunMismatchError, match="256"):
+        entry.build(input_shape=(256, 256, 3), base_filters=8, weights=str(folder / "model.weights.h5"))

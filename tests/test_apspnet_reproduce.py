@@ -1,10 +1,13 @@
-"""A-PSPNet table scripts: Table II's counts against the paper, Tables I and III smoke runs."""
+"""A-PSPNet table scripts: Table II's counts against the paper, Tables I and III smoke runs,
+Table I's row folder as a run folder (reloaded, it scores the table's numbers)."""
 import argparse
 import json
 
 import numpy as np
 import pytest
 
+import zoo
+from data_tools.folders import read_labelme
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
 from reproduce import apspnet_recipe, apspnet_table1, apspnet_table2, apspnet_table3
@@ -82,20 +85,54 @@ def test_label_map_flag():
             apspnet_recipe.parse_label_map(bad)
 
 
-@pytest.mark.parametrize("script, row", [
-    (apspnet_table1, "ResNet50 + Channel&Spatial attention units"),
-    # Table III shares Table I's recipe; its own part is the row -> builder map.
-    pytest.param(apspnet_table3, "DANet", marks=pytest.mark.slow),
-])
-def test_segmentation_tables_run_with_smoke(script, row, tmp_path):
-    outcome = script.main(["--smoke", "--rows", row, "--out", str(tmp_path)])
+TABLE1_ROW = "ResNet50 + Channel&Spatial attention units"
+
+
+@pytest.fixture(scope="module")
+def table1_smoke(tmp_path_factory):
+    """One ``--smoke`` run of Table I's A-PSPNet row, shared by the tests."""
+    out = tmp_path_factory.mktemp("apspnet_table1") / "out"
+    return apspnet_table1.main(["--smoke", "--rows", TABLE1_ROW, "--out", str(out)]), out
+
+
+def _check_smoke_row(outcome, out, row):
     result = outcome.results[row]
     assert outcome.synthetic and set(result.values) == {column.name for column in apspnet_recipe.MIOU_MPA}
     for value in result.values.values():
         assert 0.0 <= value <= 100.0
     assert result.extra["train_images"] == 9 and result.extra["test_images"] == 1
-    assert (tmp_path / "synthetic_data" / ".apspnet" / "split-seed0.json").is_file()
-    assert "SYNTHETIC" in (tmp_path / "table.md").read_text()
+    assert (out / "synthetic_data" / ".apspnet" / "split-seed0.json").is_file()
+    assert "SYNTHETIC" in (out / "table.md").read_text()
+
+
+def test_table1_runs_with_smoke(table1_smoke):
+    _check_smoke_row(*table1_smoke, TABLE1_ROW)
+
+
+@pytest.mark.slow
+def test_table3_runs_with_smoke(tmp_path):
+    # Table III shares Table I's recipe; its own part is the rows' registered models.
+    _check_smoke_row(apspnet_table3.main(["--smoke", "--rows", "DANet", "--out", str(tmp_path)]), tmp_path, "DANet")
+
+
+def test_table1_row_folder_is_a_run_folder_that_scores_the_tables_numbers(table1_smoke):
+    """The row folder reloads (zoo.load_run) into the model the table scored: the test
+    images score the table's MIoU and both MPA readings again, to 1e-6."""
+    outcome, out = table1_smoke
+    row = next(r for r in apspnet_table1.TABLE.rows if r.name == TABLE1_ROW)
+    run = zoo.load_run(out / "rows" / row.slug)
+    assert run.card.model == "apspnet" and run.card.builder_args["cbam_order"] == "channel_spatial"
+    assert run.card.overrides == {"epochs": 1, "batch_size": 2}  # --smoke's over the row's 50 epochs
+    data = out / "synthetic_data"
+    split = json.loads((data / ".apspnet" / "split-seed0.json").read_text())
+    records = {r.image_id: r for r in read_labelme(data, ULTRASOUND_LABEL_MAP)}
+    test = [records[i] for i in split["test"]]
+    scores = apspnet_recipe.score_original_images(run.model, test, run.input_spec, 3, batch_size=1)
+    again = apspnet_recipe.table_values(scores)
+    for column, value in outcome.results[TABLE1_ROW].values.items():
+        assert again[column] == pytest.approx(value, abs=1e-6), column
+    for key in ("miou", "mean_pixel_accuracy", "mpa_eq8"):
+        assert run.card.scores[key] == pytest.approx(scores[key], abs=1e-6), key
 
 
 def test_both_mpa_columns_carry_the_papers_mpa():
