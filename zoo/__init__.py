@@ -16,7 +16,6 @@ from zoo.apspnet import *  # noqa: F401,F403
 from zoo.arl_cnn import *  # noqa: F401,F403
 from zoo.attnmel import *  # noqa: F401,F403
 from zoo.cam import class_activation_map, plot_class_activation_maps
-from zoo.export import export_saved_model, load_input_spec
 from zoo.flops import count_flops
 from zoo.losses import (
     AttentionDiceRegulariser,
@@ -38,3 +37,15 @@ from zoo.sanet import *  # noqa: F401,F403
 from zoo.train import TrainConfig, TrainResult, fit
 
 __version__ = "0.1.0"
+
+#: Attributes imported on first use: the SavedModel export is TensorFlow's, and
+#: ``python -m zoo.export`` must find the module not yet imported (runpy warns otherwise).
+_LAZY = {"export_saved_model": "zoo.export", "load_input_spec": "zoo.serving"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
