@@ -69,6 +69,7 @@ from zoo.recipe import TrainingRecipe, add_override_flags, overrides_from_flags
 from zoo.registry import ModelEntry, get_model
 from zoo.run import save_run
 from zoo.runtime import STRATEGIES
+from zoo.serving import spec_for_model
 from zoo.train import (BACKUP_DIR, BEST_WEIGHTS_FILE, CONFIG_FILE, LOG_FILE, RUNTIME_FILE, TENSORBOARD_DIR,
                        TrainConfig, TrainResult, fit)
 
@@ -380,17 +381,6 @@ def split_validation(records: Sequence[Record], fraction: float, seed: int, labe
     return ([r for r in records if r.image_id not in validation], [r for r in records if r.image_id in validation])
 
 
-def spec_for_size(spec: InputSpec, size: Sequence[int | None]) -> InputSpec:
-    """``spec`` at a model input of ``size`` (a small model, or another input size):
-    ``image_size`` replaced, ``pre_crop_size`` scaled in proportion."""
-    size = tuple(size)
-    if None in size or size == tuple(spec.image_size):
-        return spec
-    pre_crop = None if spec.pre_crop_size is None else tuple(
-        max(side, round(side * pre / image)) for side, pre, image in zip(size, spec.pre_crop_size, spec.image_size))
-    return dataclasses.replace(spec, image_size=tuple(int(s) for s in size), pre_crop_size=pre_crop)
-
-
 @dataclasses.dataclass
 class Data:
     """The training and validation datasets and what the run records about them."""
@@ -675,7 +665,7 @@ def train(args: argparse.Namespace, *, callbacks: Sequence[keras.callbacks.Callb
                            f"{targets.classes} target channels ({', '.join(targets.names)}).")
     resolved = resolved_arguments(entry.builder, builder_args)
     shape = resolved.get("input_shape") or [*entry.input_spec.image_size, 3]
-    spec = spec_for_size(entry.input_spec, shape[:2])
+    spec = spec_for_model(entry.input_spec, shape[:2])
 
     policy = BadInputPolicy(args.skip_bad)
     roi_parts = {"lesion": (1,), "background": (1,), "dermo": (2,)}[args.roi] if not isinstance(
