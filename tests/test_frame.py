@@ -469,9 +469,9 @@ def test_weights_argument_checks_when_parsing(tmp_path):
 
 
 @pytest.mark.parametrize("flag, value, message", [
-    ("--epochs", "0", r"must be in \[1, inf\)"),
-    ("--batch-size", "0", r"must be in \[1, inf\)"),
-    ("--batch-size", "-3", r"must be in \[1, inf\)"),
+    ("--epochs", "0", r"must be a positive finite number, got 0"),
+    ("--batch-size", "0", r"must be a positive finite number, got 0"),
+    ("--batch-size", "-3", r"must be a positive finite number, got -3"),
     ("--epochs", "two", "invalid int value"),
 ])
 def test_training_arguments_are_checked_when_parsing(flag, value, message, capsys):

@@ -69,6 +69,7 @@ OTHER_BACKEND = "jax" if BACKEND != "jax" else "tensorflow"
 BATCH = 2
 SEGMENTS = 4  # labels of the random superpixel maps: below any model's max_segments
 MIXED_TOLERANCE = 0.05  # of the largest value: float16 keeps ~3 significant digits through ~50 layers
+MIXED_MAP_OUTLIERS = 1e-4  # share of an attention map's entries allowed beyond it (near-tied softmax energies)
 
 
 def _first_small_entry_of_each_recipe() -> frozenset[str]:
@@ -114,6 +115,9 @@ def _large(entry) -> bool:
 
 @pytest.fixture(scope="module")
 def entry(name):
+    # The same random weights whatever ran before in this process: the float16/float32
+    # comparisons then do not depend on which test files a worker happened to run first.
+    keras.utils.set_random_seed(0)
     yield zoo.get_model(name)
     keras.backend.clear_session()
     gc.collect()
@@ -292,7 +296,17 @@ def test_mixed_float16_computes_in_float16_and_matches_float32(entry, variant, v
         got = outputs[output_name]
         assert got.dtype == np.float32 and np.all(np.isfinite(got)), f"{entry.name} {output_name}: {got.dtype}"
         scale = max(1.0, float(np.max(np.abs(want))))
-        np.testing.assert_allclose(got, want, atol=MIXED_TOLERANCE * scale, err_msg=f"{entry.name} {output_name}")
+        if output_name == entry.output:
+            np.testing.assert_allclose(got, want, atol=MIXED_TOLERANCE * scale, err_msg=f"{entry.name} {output_name}")
+            continue
+        # An attention map is a softmax over energies of large magnitude: where two of
+        # them nearly tie (random weights), float16 features split the mass otherwise
+        # (DANet's channel attention: 0.55/0.45 for 0.50/0.50 in 2 of 524,288 entries).
+        # The map must agree everywhere else.
+        outside = np.abs(got - want) > MIXED_TOLERANCE * scale
+        assert outside.mean() <= MIXED_MAP_OUTLIERS, (
+            f"{entry.name} {output_name}: {outside.sum()} of {outside.size} entries differ by more than "
+            f"{MIXED_TOLERANCE * scale:.3g} from float32")
 
 
 @every_entry(slow=lambda entry: entry.name not in XLA_BY_DEFAULT)
