@@ -109,6 +109,19 @@ def test_attention_models_reload_in_the_default_layer_order(tmp_path):
     np.testing.assert_allclose(_outputs(zoo.load_run(tmp_path).model, x)["main"], expected["mask"], atol=1e-6)
 
 
+def test_a_finished_run_keeps_one_set_of_weights(tmp_path):
+    """Training's checkpoint (the epoch before a batch-norm recalibration, say) goes
+    once the scored weights are saved; an unfinished run (backup/) keeps it."""
+    entry = zoo.get_model("unet")
+    model = entry.build(small=True)
+    for folder, unfinished in ((tmp_path / "finished", False), (tmp_path / "unfinished", True)):
+        (folder / ("backup" if unfinished else "")).mkdir(parents=True, exist_ok=True)
+        model.save_weights(folder / "best.weights.h5")
+        zoo.save_run(folder, model, entry=entry, builder_args=dict(entry.test_kwargs), input_spec=entry.input_spec)
+        assert (folder / "best.weights.h5").is_file() == unfinished
+        assert (folder / WEIGHTS_FILE).is_file()
+
+
 def test_non_finite_weights_are_not_saved(tmp_path):
     entry = zoo.get_model("unet")
     model = entry.build(small=True)

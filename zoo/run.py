@@ -9,8 +9,8 @@ Training (``python -m zoo.train``, :func:`zoo.fit` callers, every table script's
                          scores, training, software, commit
       model.weights.h5   the weights that were scored
       ...                training's own files: train_log.csv, train_config.json,
-                         runtime.json, best.weights.h5 (training's checkpoint, before
-                         anything done after training), backup/ while unfinished
+                         runtime.json (while training runs, also its checkpoint
+                         best.weights.h5 and backup/)
 
 and every tool takes it: :func:`load_run` and ``entry.build(weights=RUN)`` in Python,
 ``--run RUN`` on the command lines.
@@ -26,7 +26,9 @@ A ``.keras`` file would hold the graph but not the InputSpec, the recipe or the 
 **The weights are the model that was scored.** :func:`save_run` is called with the
 model as it was evaluated (after a best-epoch reload, a batch-norm recalibration or
 anything else done after training) and writes exactly its weights; the tables test
-that a reloaded run scores the table's numbers.
+that a reloaded run scores the table's numbers. It then removes training's
+checkpoint (``best.weights.h5``) from a finished run: one folder, one set of weights,
+so no one loads the unrecalibrated ones by mistake.
 
 **A model that is not the run's is an error.** The card records the default model's
 input shapes and layers; weights of a run loaded into another build (another input
@@ -50,8 +52,8 @@ import numpy as np
 
 from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.preprocess import InputSpec
-from zoo.common.run_card import (RUN_FILE, WEIGHTS_FILE, RunCard, RunError, layer_counts, read_card,
-                                 resolved_arguments, shapes_of)
+from zoo.common.run_card import (BACKUP_DIR, RUN_FILE, TRAINING_CHECKPOINT, WEIGHTS_FILE, RunCard, RunError,
+                                 layer_counts, read_card, resolved_arguments, shapes_of)
 from zoo.recipe import TrainingRecipe
 from zoo.registry import ModelEntry, get_model
 
@@ -151,6 +153,8 @@ def save_run(
     with atomic_path(folder / WEIGHTS_FILE, suffix=".weights.h5") as temporary:
         default.save_weights(temporary)
     atomic_write_text(folder / RUN_FILE, card.to_json())
+    if not (folder / BACKUP_DIR).is_dir():  # training finished: its checkpoint is superseded
+        (folder / TRAINING_CHECKPOINT).unlink(missing_ok=True)
     return folder
 
 

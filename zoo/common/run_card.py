@@ -6,8 +6,8 @@ A run folder is what training leaves (:mod:`zoo.run` writes and loads it)::
       run.json           this card
       model.weights.h5   the weights that were scored, in the layer order of the
                          builder's default outputs (zoo.common.weights)
-      ...                training's own files (train_log.csv, the training
-                         checkpoint best.weights.h5, backup/ while unfinished)
+      ...                training's own files (train_log.csv, train_config.json, ...;
+                         while unfinished, its checkpoint best.weights.h5 and backup/)
 
 The card holds what a loader needs to rebuild the model (registry name, every
 builder argument) and what a reader wants to know (input spec, recipe and the
@@ -29,6 +29,10 @@ import keras
 
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "model.weights.h5"
+TRAINING_CHECKPOINT = "best.weights.h5"
+"""zoo.fit's checkpoint of the kept epoch; a finished run keeps only ``WEIGHTS_FILE``."""
+BACKUP_DIR = "backup"
+"""zoo.fit's training state while a run is unfinished."""
 FORMAT = "medattn-zoo-run"
 FORMAT_VERSION = 1
 

@@ -76,6 +76,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_tools.pipeline import set_training_epoch
+from zoo.common.run_card import BACKUP_DIR, TRAINING_CHECKPOINT as BEST_WEIGHTS_FILE
 from zoo.runtime import (
     STRATEGIES,
     describe_runtime,
@@ -91,8 +92,6 @@ Mode = Literal["min", "max", "auto"]
 CONFIG_FILE = "train_config.json"
 RUNTIME_FILE = "runtime.json"
 LOG_FILE = "train_log.csv"
-BEST_WEIGHTS_FILE = "best.weights.h5"
-BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tensorboard"
 
 # Metric-name fragments whose direction ``mode="auto"`` can infer.
