@@ -343,3 +343,18 @@ def test_keep_last_returns_the_final_epoch_whatever_the_monitor(tmp_path):
         np.testing.assert_array_equal(saved, kept)
     with pytest.raises(ValueError, match="keep must be one of"):
         TrainConfig(tmp_path, epochs=1, keep="median")
+
+
+def test_a_recipe_optimizer_factory_is_explained(tmp_path):
+    """Issue 22: ``optimizer=entry.recipe.optimizer`` (a factory of the learning rate
+    and the schedule's length) failed deep in Keras ("Could not interpret optimizer
+    identifier"); it is a TypeError that says how to make the optimiser."""
+    import zoo as zoo_package
+
+    recipe = zoo_package.get_model("unet").recipe
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((2, 8), np.float32), np.zeros((2, 1), np.float32))).batch(1)
+    with pytest.raises(TypeError, match=r"recipe.make_optimizer\(steps_per_epoch\)"):
+        zoo_train.fit(lambda: keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)]), data, None,
+                      zoo_train.TrainConfig(tmp_path, epochs=1, monitor="loss"),
+                      optimizer=recipe.optimizer, loss="mse")
+    assert not any(tmp_path.iterdir())

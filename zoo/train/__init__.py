@@ -244,6 +244,7 @@ def fit(
     Returns:
         A :class:`TrainResult` whose model holds the best epoch's weights.
     """
+    _check_optimizer(optimizer)
     _check_dataset("train_data", train_data, config.steps_per_epoch, "steps_per_epoch")
     if val_data is None:
         if config.monitor.startswith("val_"):
@@ -472,6 +473,16 @@ def _is_factory(value: Any) -> bool:
         or parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         for parameter in signature.parameters.values()
     )
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    """A callable that needs arguments is no optimiser Keras can use: most likely a
+    recipe's factory ``(learning_rate, steps_per_epoch, epochs)``."""
+    if callable(optimizer) and not isinstance(optimizer, keras.optimizers.Optimizer) and not _is_factory(optimizer):
+        raise TypeError(
+            f"optimizer={optimizer!r} needs arguments. A TrainingRecipe's optimizer is a factory of "
+            "(learning_rate, steps_per_epoch, epochs): pass optimizer=lambda: recipe.make_optimizer(steps_per_epoch), "
+            "or an optimiser, its name, or a zero-argument factory of it.")
 
 
 def _check_dataset(name: str, data: Any, steps: int | None, steps_name: str) -> None:
