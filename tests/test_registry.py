@@ -2,9 +2,11 @@
 ``python -m zoo list`` command and the README's model table it generates."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -192,6 +194,84 @@ def test_cli_lists_one_papers_models_as_text(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == list(cli.COLUMNS)
     assert [line.split()[0] for line in lines[1:]] == ["pspnet", "deeplabv3"]
+    assert lines[1].split()[2] == "46,670,723"  # recorded, not built
+
+
+def test_every_entry_records_its_paper_size_parameters_and_outputs():
+    for entry in ENTRIES:
+        assert entry.recorded, f"{entry.name}: record parameters= and attention_maps= in its registration"
+        assert bool(entry.attention_maps) == entry.attention, entry.name
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda entry: entry.name)
+def test_recorded_parameters_and_outputs_are_the_paper_size_builds(entry):
+    """What ``python -m zoo list`` prints without building, against a build at the paper's
+    size (about 40 s for the whole zoo on 2 CPU cores)."""
+    model = entry.build(**({"return_attention": True} if entry.attention else {}))
+    try:
+        built = (model.count_params(), tuple(cli.output_names(model)))
+    finally:
+        del model
+        keras.backend.clear_session()
+    assert (entry.parameters, entry.output_names) == built, (
+        f"{entry.name}: recorded (parameters, outputs) differ from the build; update its registration "
+        "and the README's table (python -m zoo list --count --format md)")
+
+
+def test_entry_records_are_validated():
+    with pytest.raises(ValueError, match="toy_net: parameters must be a positive int or None, got 0"):
+        _toy_entry(parameters=0)
+    with pytest.raises(ValueError, match="attention_maps \\('a',\\) given for a model without attention"):
+        _toy_entry(attention=False, attention_maps=("a",))
+    with pytest.raises(ValueError, match="must not name the main output 'probabilities'"):
+        _toy_entry(attention_maps=("probabilities",))
+    assert not _toy_entry().recorded and not _toy_entry(parameters=5).recorded
+    assert _toy_entry(parameters=5, attention_maps=["attention"]).output_names == ("probabilities", "attention")
+
+
+def test_list_builds_no_model(monkeypatch, capsys):
+    def no_build(*args, **kwargs):
+        raise AssertionError("python -m zoo list built a model")
+
+    monkeypatch.setattr(ModelEntry, "build", no_build)
+    monkeypatch.setattr(keras.Model, "count_params", no_build)
+    assert cli.main(["list", "--format", "md"]) == 0
+    listing = capsys.readouterr().out
+    text = README.read_text(encoding="utf-8")
+    assert text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip() == listing.strip()
+
+
+def test_list_builds_unrecorded_entries_and_everything_with_count(scratch_registry, monkeypatch, capsys):
+    register_model(_toy_entry())  # records neither parameters nor maps
+    built = []
+
+    def describe(entry):
+        built.append(entry.name)
+        return cli.recorded(dataclasses.replace(entry, parameters=entry.parameters or 1,
+                                                attention_maps=entry.attention_maps or ("m",) * entry.attention))
+
+    monkeypatch.setattr(cli, "describe", describe)
+    assert cli.main(["list", "--paper", "arl_cnn"]) == 0
+    assert built == ["toy_net"]
+    assert capsys.readouterr().out.splitlines()[-1].split() == [
+        "toy_net", "arl_cnn", "1", "8x8", "rgb", "unit", "probabilities", "+", "m"]
+    built.clear()
+    assert cli.main(["list", "--paper", "attnmel", "--count"]) == 0
+    assert built == ["vgg16", "vgg16_gap", "mel_cnn", "attnmel_cnn"]
+
+
+def test_python_m_zoo_list_answers_in_seconds():
+    """Under 5 s, or, on a machine where importing the zoo alone takes longer (a busy
+    CPU), within 2 s of that import: the listing itself builds nothing."""
+    def seconds(*args: str) -> float:
+        started = time.monotonic()
+        subprocess.run([sys.executable, *args], capture_output=True, timeout=120, cwd=README.parent, check=True)
+        return time.monotonic() - started
+
+    listing = seconds("-m", "zoo", "list")
+    if listing >= 5.0:
+        importing = seconds("-c", "import zoo")
+        assert listing < importing + 2.0, f"python -m zoo list took {listing:.1f} s, import zoo {importing:.1f} s"
 
 
 # --------------------------------------------------------------------------- the README's table

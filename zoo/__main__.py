@@ -1,11 +1,15 @@
-"""The zoo's command line: ``python -m zoo list [--paper P] [--tag T] [--format md|text]``.
+"""The zoo's command line: ``python -m zoo list [--paper P] [--tag T] [--format md|text] [--count]``.
 
 ``list`` prints every registered model (:func:`zoo.list_models`): its name, paper,
 parameter count at the paper's size, input (size, colour and scale of its
 :class:`~data_tools.preprocess.InputSpec`, and any extra input) and outputs (the main
-output and, for attention models, the maps ``return_attention=True`` adds). Counting
-parameters builds each model (randomly initialised, one at a time): about a minute
-for the whole zoo on a CPU. The README's model table is ``--format md``.
+output and, for attention models, the maps ``return_attention=True`` adds). The counts
+and outputs are those recorded with the registry entries (``ModelEntry.parameters`` and
+``attention_maps``; tests/test_registry.py checks them against builds), so the listing
+builds nothing and answers in seconds; ``--count`` builds each model (randomly
+initialised, one at a time, about a minute for the whole zoo on a CPU) and counts
+instead, as does the listing for an entry that records neither. The README's model
+table is ``--format md``.
 """
 from __future__ import annotations
 
@@ -46,6 +50,13 @@ def output_names(model: keras.Model) -> list[str]:
     return list(model.output) if isinstance(model.output, dict) else list(model.output_names)
 
 
+def recorded(entry: ModelEntry) -> dict[str, str]:
+    """One row from what the entry records (no build): its paper-size parameter count
+    and outputs."""
+    return {"model": entry.name, "paper": entry.paper, "parameters": f"{entry.parameters:,}",
+            "input": describe_input(entry), "outputs": describe_outputs(entry, entry.output_names)}
+
+
 def describe(entry: ModelEntry, *, small: bool = False) -> dict[str, str]:
     """One row: the entry's model built (at the paper's size, or ``small``) with its
     attention maps, counted, and released."""
@@ -80,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--paper", choices=tuple(PAPERS), help="only this paper's models")
     listing.add_argument("--tag", choices=TAGS, help="only models with this tag")
     listing.add_argument("--format", choices=FORMATS, default="text", help="md: the README's table (default: text)")
+    listing.add_argument("--count", action="store_true",
+                         help="build every model at the paper's size and count its parameters and outputs "
+                              "(about a minute on a CPU) instead of printing the recorded ones")
     return parser
 
 
@@ -89,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not entries:
         print(f"no registered model with paper={args.paper!r} and tag={args.tag!r}", file=sys.stderr)
         return 1
-    sys.stdout.write(render([describe(entry) for entry in entries], args.format))
+    rows = [describe(entry) if args.count or not entry.recorded else recorded(entry) for entry in entries]
+    sys.stdout.write(render(rows, args.format))
     return 0
 
 

@@ -11,7 +11,10 @@ An entry says what a user, the benchmark and the test harness need to know:
 * the paper's :class:`~zoo.recipe.TrainingRecipe`;
 * a small configuration for tests and CPU benchmarks (same architecture, small input);
 * tags (``"large"``: 50+ layers, slow on a CPU), the network family the benchmark's
-  speed targets group by, and the baseline an attention model is compared with.
+  speed targets group by, and the baseline an attention model is compared with;
+* the paper-size model's parameter count and the names of its attention maps, recorded
+  so that ``python -m zoo list`` answers without building anything (a test builds every
+  model and checks them).
 
     >>> import zoo
     >>> [entry.name for entry in zoo.list_models(paper="apspnet")]
@@ -68,6 +71,11 @@ class ModelEntry:
         baseline: for an attention model, the registered model it adds attention to
             (the benchmark prints their step-time ratio).
         extra_inputs: input names beside ``"image"`` (SANet: ``("superpixels",)``).
+        parameters: the parameter count of the paper's model (``build()``), recorded
+            for ``python -m zoo list``; ``None``: not recorded (the listing builds it).
+        attention_maps: the names of the maps ``return_attention=True`` adds beside
+            ``output``, in the model's order; ``()`` for a model without attention, or
+            not recorded (the listing builds it).
     """
 
     name: str
@@ -83,6 +91,8 @@ class ModelEntry:
     family: str = ""
     baseline: str | None = None
     extra_inputs: tuple[str, ...] = ()
+    parameters: int | None = None
+    attention_maps: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.name or self.name != self.name.lower() or " " in self.name:
@@ -94,9 +104,29 @@ class ModelEntry:
         unknown = set(self.tags) - set(TAGS)
         if unknown:
             raise ValueError(f"{self.name}: unknown tags {sorted(unknown)}; known: {TAGS}.")
+        if self.parameters is not None and (isinstance(self.parameters, bool) or not isinstance(self.parameters, int)
+                                            or self.parameters <= 0):
+            raise ValueError(f"{self.name}: parameters must be a positive int or None, got {self.parameters!r}.")
+        if self.attention_maps and not self.attention:
+            raise ValueError(f"{self.name}: attention_maps {tuple(self.attention_maps)} given for a model "
+                             "without attention (attention=False).")
+        if self.output in self.attention_maps:
+            raise ValueError(f"{self.name}: attention_maps must not name the main output {self.output!r}.")
+        object.__setattr__(self, "attention_maps", tuple(self.attention_maps))
         object.__setattr__(self, "tags", frozenset(self.tags))
         object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
         object.__setattr__(self, "test_kwargs", MappingProxyType(dict(self.test_kwargs)))
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the paper-size parameter count and outputs are recorded (the listing
+        then needs no build)."""
+        return self.parameters is not None and (not self.attention or bool(self.attention_maps))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The recorded outputs with ``return_attention=True``: the main one, then the maps."""
+        return (self.output, *self.attention_maps)
 
     @property
     def builder_name(self) -> str:

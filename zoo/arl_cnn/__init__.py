@@ -22,17 +22,31 @@ __all__ = ["ARL_AUGMENTATION", "ARL_INPUT", "ARL_PRETRAINED_INPUT", "ARL_RECIPE"
            "PAPER_PARAMS", "build_arl_cnn14", "build_arl_cnn50", "build_ran14", "build_ran50",
            "build_resnet14", "build_resnet50", "build_senet14", "build_senet50"]
 
+_BLOCKS = {14: (1, 1, 1, 1), 50: (3, 4, 6, 3)}
+"""Residual blocks per stage (conv2..conv5): an ARL or SE map per block."""
+_PARAMETERS = {"resnet14": 8_049_026, "arl_cnn14": 8_049_030, "senet14": 10_839_106, "ran14": 12_112_002,
+               "resnet50": 23_591_810, "arl_cnn50": 23_591_826, "senet50": 26_122_802, "ran50": 36_492_930}
+"""Paper-size parameter counts (2 classes), checked against builds by tests/test_registry.py."""
+
+
+def _block_maps(depth: int, suffix: str) -> tuple[str, ...]:
+    return tuple(f"conv{stage}_block{block}_{suffix}"
+                 for stage, blocks in zip((2, 3, 4, 5), _BLOCKS[depth]) for block in range(1, blocks + 1))
+
+
 for _depth, _resnet, _arl, _senet, _ran in (
         (14, build_resnet14, build_arl_cnn14, build_senet14, build_ran14),
         (50, build_resnet50, build_arl_cnn50, build_senet50, build_ran50)):
     _test = {"input_shape": (32, 32, 3)}
-    for _name, _builder, _attention in ((f"resnet{_depth}", _resnet, False),
-                                        (f"arl_cnn{_depth}", _arl, True),
-                                        (f"senet{_depth}", _senet, True),
-                                        (f"ran{_depth}", _ran, True)):
+    _ran_maps = tuple(f"conv{stage}_attention_mask_sigmoid" for stage in ((2, 3) if _depth == 14 else (2, 3, 4)))
+    for _name, _builder, _attention, _maps in ((f"resnet{_depth}", _resnet, False, ()),
+                                               (f"arl_cnn{_depth}", _arl, True, _block_maps(_depth, "attention_mask")),
+                                               (f"senet{_depth}", _senet, True, _block_maps(_depth, "se")),
+                                               (f"ran{_depth}", _ran, True, _ran_maps)):
         _baseline = None if _name.startswith("resnet") else f"resnet{_depth}"
         _tags = {"large"} if _depth == 50 or _name == "ran14" else set()  # RAN-14: 441 layers
         register_model(ModelEntry(
             _name, "arl_cnn", _builder, ARL_INPUT, ARL_RECIPE, output="probabilities",
             attention=_attention, test_kwargs=_test, family="resnet", baseline=_baseline,
+            parameters=_PARAMETERS[_name], attention_maps=_maps,
             tags=_tags | ({"baseline"} if _baseline is None else {"attention"})))
