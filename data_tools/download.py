@@ -203,8 +203,9 @@ def download_file(
 
     A ``.part`` file left by an interrupted call is continued with an HTTP
     ``Range`` request; a server that ignores the range (status 200) restarts the
-    file. Broken connections and stalls are retried ``retries`` times, each retry
-    resuming from the bytes already written. ``path`` appears only once the file
+    file. Broken connections and stalls are retried ``retries`` times after waits
+    of 1, 2, 4, ... s (:func:`backoff_seconds`), each retry resuming from the bytes
+    already written. ``path`` appears only once the file
     passes its checks: the byte count, ``size`` and ``sha256`` when given, no HTML
     (by Content-Type or by its first bytes), and ``verify(file)`` (a problem, or
     None). When a file resumed from a leftover ``.part`` fails them, the leftover
@@ -241,7 +242,24 @@ def download_file(
         resumed = False
 
 
+BACKOFF_FIRST_S = 1.0
+"""Wait before the first retry of a broken connection; each further retry doubles it."""
+BACKOFF_MAX_S = 30.0
+"""The longest wait between two retries."""
+_sleep: Callable[[float], None] = time.sleep
+"""How retries wait (tests replace it, so that they do not sleep)."""
+
+
+def backoff_seconds(retry: int) -> float:
+    """The wait before retry number ``retry`` (1-based): 1, 2, 4, ... s, at most
+    :data:`BACKOFF_MAX_S`."""
+    return min(BACKOFF_FIRST_S * 2.0 ** (retry - 1), BACKOFF_MAX_S)
+
+
 def _fetch_with_retries(url: str, part: Path, *, retries: int, timeout: float, progress: bool) -> None:
+    """Fetches into ``part``; a broken connection or an unreachable server is retried
+    ``retries`` times after exponentially growing waits (:func:`backoff_seconds`), so
+    that a network that is briefly down has time to come back."""
     for attempt in range(retries + 1):
         try:
             _fetch_into(url, part, timeout=timeout, progress=progress)
@@ -249,7 +267,9 @@ def _fetch_with_retries(url: str, part: Path, *, retries: int, timeout: float, p
         except (OSError, http.client.HTTPException) as error:
             if isinstance(error, urllib.error.HTTPError) or attempt == retries:
                 raise _as_download_error(url, error) from error
-            log.warning("%s: %s; resuming (retry %d of %d)", url, error, attempt + 1, retries)
+            wait = backoff_seconds(attempt + 1)
+            log.warning("%s: %s; retrying in %g s (retry %d of %d)", url, error, wait, attempt + 1, retries)
+            _sleep(wait)
 
 
 def _download_problem(
@@ -561,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--base-url", help=f"mirror URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})"
     )
     parser.add_argument("--keep-archives", action="store_true", help="keep the zips")
-    parser.add_argument("--retries", type=int, default=3, help="retries per file (default 3)")
+    parser.add_argument("--retries", type=int, default=3, help="retries per file, after waits of 1, 2, 4, ... s (default 3)")
     parser.add_argument(
         "--timeout",
         type=float,

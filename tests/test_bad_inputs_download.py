@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from data_tools import layouts
+from data_tools import download, layouts
 from data_tools.download import MARKER_DIR, DownloadError, download_dataset, download_file, main
 from tests.test_download import LocalServer
 
@@ -28,6 +28,14 @@ CSV_2016 = layouts.ISIC2016_LAYOUT["test"]["part3"]
 MASKS_2018 = layouts.ISIC2018_LAYOUT["train"]["task1"]
 GOOD_2017 = b"image_id,melanoma,seborrheic_keratosis\nISIC_0000000,1.0,0.0\n"
 HTML = b"<!DOCTYPE html>\n<html><body><h1>Service unavailable</h1></body></html>\n"
+
+
+@pytest.fixture(autouse=True)
+def retry_waits(monkeypatch) -> list[float]:
+    """The downloader's waits between retries, recorded instead of slept."""
+    waits: list[float] = []
+    monkeypatch.setattr(download, "_sleep", waits.append)
+    return waits
 
 
 @pytest.fixture

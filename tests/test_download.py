@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from data_tools import layouts
+from data_tools import download, layouts
 from data_tools.download import (
     ARCHIVES,
     BASE_URL_ENV,
@@ -28,6 +28,14 @@ from data_tools.isic import read_isic2017, read_isic2018
 from data_tools.synthetic import make_isic2017, make_isic2018
 
 SERVER_LIFETIME_S = 60.0
+
+
+@pytest.fixture(autouse=True)
+def retry_waits(monkeypatch) -> list[float]:
+    """The downloader's waits between retries, recorded instead of slept."""
+    waits: list[float] = []
+    monkeypatch.setattr(download, "_sleep", waits.append)
+    return waits
 
 
 class LocalServer:
@@ -363,3 +371,25 @@ def test_part_file_longer_than_the_file_restarts(server, tmp_path):
     download_file(f"{server.url}/f.bin", tmp_path / "f.bin", progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
     assert server.requests_for("/f.bin") == [("bytes=600-", 0), (None, 500)]
+
+
+def test_offline_retries_back_off_exponentially(tmp_path, retry_waits, caplog):
+    """An unreachable server is retried after 1, 2 and 4 s (not three times within
+    0.3 s); the waits are capped."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/f.bin"
+    with pytest.raises(DownloadError, match=re.escape(url)):
+        download_file(url, tmp_path / "f.bin", retries=3, timeout=2, progress=False)
+    assert retry_waits == [1.0, 2.0, 4.0]
+    assert "retrying in 4 s (retry 3 of 3)" in caplog.text
+    assert download.backoff_seconds(10) == download.BACKOFF_MAX_S == 30.0
+
+
+def test_broken_connection_waits_before_resuming(server, tmp_path, retry_waits):
+    server.files["/f.bin"] = b"x" * 10000
+    server.cut_after["/f.bin"] = 100
+    download_file(f"{server.url}/f.bin", tmp_path / "f.bin", retries=2, progress=False)
+    assert retry_waits == [1.0]
