@@ -385,7 +385,7 @@ def build_parser(
     """The command line every table script shares, plus the script's own flags."""
     parser = argparse.ArgumentParser(
         prog=f"python {sys.argv[0]}",
-        description=f"Reproduces {table.source}: {table.title}",
+        description=f"Reproduces {report.described(table)}.",
         epilog="rows: " + ", ".join(repr(row.name) for row in table.runnable_rows),
     )
     source = parser.add_mutually_exclusive_group()
@@ -416,9 +416,11 @@ def build_parser(
         "--strategy", choices=STRATEGIES, default="default",
         help="tf.distribute strategy (multi_worker reads TF_CONFIG; default: %(default)s)",
     )
+    example = min(table.runnable_rows, key=lambda row: len(row.name))  # a row of this table: the example runs
     parser.add_argument(
         "--rows", nargs="+", metavar="ROW",
-        help="run only these rows, by name or folder name (e.g. 'Attention U-Net' or attention-u-net)",
+        help="run only these rows, by name or folder name (e.g. "
+        + f"{shlex.quote(example.name)} or {example.slug}; the rows are listed below)".replace("%", "%%"),
     )
     parser.add_argument(
         "--skip-bad", action="store_true",

@@ -37,6 +37,13 @@ def title_of(table: PaperTable, *, synthetic: bool) -> str:
     return f"SYNTHETIC — {table.title}" if synthetic else table.title
 
 
+def described(table: PaperTable) -> str:
+    """``"AER-Net Table 2: ablation .... Source: Lima & Braz Junior, AER-Net, Table 2"``:
+    the title, then where the paper's values come from, as two sentences (joined by a
+    colon they read "Table 2: AER-Net Table 2")."""
+    return f"{table.title}. Source: {table.source}"
+
+
 def difference(ours: float | None, paper: float | None) -> float | None:
     """``ours - paper``, or ``None`` where either is missing."""
     if ours is None or paper is None:

@@ -538,3 +538,29 @@ def test_a_run_that_departs_from_the_paper_says_so_in_its_title(tmp_path):
     defaults = parser_args.parse_args([])
     assert defaults.val_fraction == 0.0 and attnmel_table1.hold_out_variant(defaults) is None
     assert "10%" in attnmel_table1.hold_out_variant(parser_args.parse_args(["--val-fraction", "0.1"]))
+
+
+# --------------------------------------------------------------------------- --help (issue 26)
+
+TABLE_SCRIPTS = sorted(path.stem for path in (Path(__file__).resolve().parents[1] / "reproduce").glob("*_table*.py")
+                       if path.stem != "litert_table")
+
+
+@pytest.mark.parametrize("name", TABLE_SCRIPTS)
+def test_help_example_rows_run_and_the_title_is_not_repeated(name):
+    """--help's ``--rows`` example names a row of the table (by name and by folder name),
+    and the description does not join the source to the title ("Table 2: AER-Net Table 2")."""
+    import importlib
+    import shlex
+
+    table = importlib.import_module(f"reproduce.{name}").TABLE
+    parser = frame.build_parser(table, DatasetNeed("Toy", "data/toy", "nothing to get", make_synthetic=lambda root: root))
+    rows_help = next(action.help for action in parser._actions if "--rows" in action.option_strings)
+    example = re.search(r"\(e\.g\. (.+) or (\S+); the rows are listed below\)", rows_help % {})
+    assert example, rows_help
+    by_name, by_folder = shlex.split(example[1]), example[2]
+    assert len(by_name) == 1
+    assert frame.select_rows(parser, table, by_name) == frame.select_rows(parser, table, [by_folder])
+    assert len(frame.select_rows(parser, table, by_name)) == 1
+    assert f"{table.source}: {table.title}" not in parser.description
+    assert table.title in parser.description and table.source in parser.description
