@@ -37,14 +37,15 @@ TABLE = PaperTable(
         PaperRow(AERNET, {"JSI": "77,2", "DC": "85,25"}, model="aernet"),
     ],
     notes=[
-        "Split: 2094 training / 500 test images of the ISIC 2018 Task 1 training set, "
-        "seeded and saved to split.json (the paper's split is not published).",
+        "Split: 80.72 % of the ISIC 2018 Task 1 training set trains, the rest tests (the paper's "
+        "2094 training / 500 test images of its 2594), seeded and saved to split.json (the paper's "
+        "split is not published); 'This run' below gives the images this run used.",
         "No validation split in the paper: the epoch with the lowest training loss is "
         "evaluated (normally one of the last).",
         "JSI and DC: per test image at the model input size (256x256; 64x64 in --smoke), "
         "thresholded at 0.5, then averaged over the test images.",
         "Training: every row the registered AER-Net recipe unchanged (Adam 1e-3, Dice loss, batch 16, "
-        "100 epochs); each row folder is the run folder of the scored model (run.json, model.weights.h5).",
+        "100 epochs; --smoke and the recipe flags change them, config.json records what ran); each row folder is the run folder of the scored model (run.json, model.weights.h5).",
     ],
 )
 

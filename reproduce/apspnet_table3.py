@@ -34,7 +34,8 @@ TABLE = PaperTable(
     notes=[
         *RECIPE_NOTES,
         "All models: the registered ones, dilated ResNet50 (output stride 8, ImageNet weights), 473x473, "
-        "trained with the registered recipe unchanged (Combo loss, Adam 1e-3, batch 8, 100 epochs); each "
+        "trained with the registered recipe unchanged (Combo loss, Adam 1e-3, batch 8, 100 epochs; --smoke "
+        "and the recipe flags change them, config.json records what ran); each "
         "row folder is the run folder of the scored model. DeepLabv3: ASPP rates 12, 24, 36 (output "
         "stride 8); no auxiliary heads (PSPNet, DANet), which the paper does not mention.",
     ],

@@ -45,8 +45,8 @@ TABLE = PaperTable(
     ],
     notes=[
         "Rows 1-3 are quoted from the paper (other publications).",
-        "ISIC 2016 has no validation split: as the paper, all 900 training images train for 50 "
-        "epochs and the final epoch is tested (--val-fraction F holds out F of them to pick the "
+        "ISIC 2016 has no validation split: as the paper, all training images (the paper's 900) train "
+        "for the recipe's epochs (the paper's 50) and the final epoch is tested (--val-fraction F holds out F of them to pick the "
         "best epoch instead, as the authors' code; the title then names it).",
         BACKBONE_NOTE,
     ],

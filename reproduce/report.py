@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -42,6 +43,63 @@ def described(table: PaperTable) -> str:
     the title, then where the paper's values come from, as two sentences (joined by a
     colon they read "Table 2: AER-Net Table 2")."""
     return f"{table.title}. Source: {table.source}"
+
+
+_IMAGE_COUNTS = (("train_images", "training"), ("validation_images", "validation"), ("test_images", "test"))
+"""The keys of a row's ``extra`` that count the images it ran on, and their words."""
+
+
+def _count(value: Any) -> bool:
+    """An integer count (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def images_ran(extra: Mapping[str, Any]) -> str | None:
+    """``"32 training / 8 test images"``: what a row's ``extra`` says it ran on
+    (``train_images``, ``validation_images``, ``test_images``, or an ``images`` count
+    or mapping of split to count); ``None`` where it says nothing."""
+    counts = [(int(extra[key]), word) for key, word in _IMAGE_COUNTS if _count(extra.get(key))]
+    images = extra.get("images")
+    if not counts and isinstance(images, Mapping):
+        counts = [(int(count), str(split)) for split, count in images.items() if _count(count)]
+    if not counts and _count(images):
+        return f"{int(images)} images"
+    return " / ".join(f"{count} {word}" for count, word in counts) + " images" if counts else None
+
+
+def kept_epoch(result: RowResult) -> tuple[int, int] | None:
+    """``(epoch, epochs)``, both counted from 1 as Keras prints them: the epoch whose
+    weights a trained row kept, from its ``extra``'s 0-based ``best_epoch`` or
+    ``kept_epoch`` (an index into the history, also under ``extra["training"]``)."""
+    for record in (result.extra, result.extra.get("training")):
+        if isinstance(record, Mapping):
+            for key in ("best_epoch", "kept_epoch"):
+                index = record.get(key)
+                if _count(index):
+                    index = int(index)
+                    epochs = len(result.history.get("loss", ())) if result.history else 0
+                    return index + 1, max(epochs, index + 1)
+    return None
+
+
+def run_notes(table: PaperTable, results: Mapping[str, RowResult]) -> list[str]:
+    """Notes on what this run did, derived from its rows' results (the table's own notes
+    describe the paper's set-up): the images the rows ran on, and the epoch each
+    trained row kept, counted from 1 as Keras prints epochs."""
+    ran = [(row.name, results[row.name]) for row in table.rows if row.name in results]
+    notes = []
+    images = {name: images_ran(result.extra) for name, result in ran}
+    images = {name: text for name, text in images.items() if text}
+    if images and len(set(images.values())) == 1 and len(images) == len(ran):
+        notes.append(f"This run: {next(iter(images.values()))} (every row).")
+    elif images:
+        notes.append("This run: " + "; ".join(f"{name}: {text}" for name, text in images.items()) + ".")
+    kept = {name: kept_epoch(result) for name, result in ran}
+    kept = {name: epochs for name, epochs in kept.items() if epochs}
+    if kept:
+        notes.append("Kept epoch (counted from 1, as Keras prints epochs): "
+                     + "; ".join(f"{name}: {epoch} of {epochs}" for name, (epoch, epochs) in kept.items()) + ".")
+    return notes
 
 
 def difference(ours: float | None, paper: float | None) -> float | None:
@@ -115,7 +173,7 @@ def render_text(table: PaperTable, results: Mapping[str, RowResult], *, syntheti
     if synthetic:
         lines.append(SYNTHETIC_BANNER)
     lines += [_legend(table), "", line(header), rule, *map(line, body)]
-    lines += [f"Note: {note}" for note in table.notes]
+    lines += [f"Note: {note}" for note in [*table.notes, *run_notes(table, results)]]
     return "\n".join(lines)
 
 
@@ -132,8 +190,9 @@ def render_markdown(
     if synthetic:
         lines += [f"> **{SYNTHETIC_BANNER}**", ""]
     lines += [_legend(table), "", line(header), "|" + "---|" * len(header), *map(line, body)]
-    if table.notes:
-        lines += ["", "Notes:", ""] + [f"- {note}" for note in table.notes]
+    notes = [*table.notes, *run_notes(table, results)]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -181,6 +240,7 @@ def table_json(
     for row in table.rows:
         result = results.get(row.name)
         ours = {c.name: _ours(row, c, results) for c in table.columns}
+        kept = None if result is None else kept_epoch(result)
         rows.append({
             "name": row.name,
             "source": row_status(row, results),
@@ -189,6 +249,7 @@ def table_json(
             "difference": {
                 c.name: difference(ours[c.name], row.values.get(c.name)) for c in table.columns
             },
+            "kept_epoch": None if kept is None else {"epoch": kept[0], "of": kept[1], "counted_from": 1},
             "extra": None if result is None else result.extra,
         })
     return json_safe({
@@ -202,6 +263,9 @@ def table_json(
         ],
         "rows": rows,
         "notes": list(table.notes),
+        "run_notes": run_notes(table, results),
+        "epoch_numbering": "kept_epoch counts epochs from 1, as Keras prints them; best_epoch and "
+                           "kept_epoch inside extra are 0-based indices into the row's history",
     })
 
 

@@ -564,3 +564,29 @@ def test_help_example_rows_run_and_the_title_is_not_repeated(name):
     assert len(frame.select_rows(parser, table, by_name)) == 1
     assert f"{table.source}: {table.title}" not in parser.description
     assert table.title in parser.description and table.source in parser.description
+
+
+def test_notes_say_what_ran_and_count_epochs_from_one():
+    """The table's notes describe the paper's set-up; "This run" notes give the images the
+    rows used and the kept epoch counted from 1, as Keras prints epochs (issue 26)."""
+    results = {
+        "Alpha": RowResult(values={"JSI": 70.0}, history=toy_history(4), monitor="val_dice",
+                           extra={"train_images": np.int64(32), "test_images": 8, "best_epoch": 2}),
+        "Beta Net": RowResult(values={"JSI": 80.0}, history=toy_history(4), monitor="val_dice",
+                              extra={"train_images": 32, "test_images": 8, "training": {"kept_epoch": 0}}),
+    }
+    ran = "This run: 32 training / 8 test images (every row)."
+    kept = "Kept epoch (counted from 1, as Keras prints epochs): Alpha: 3 of 4; Beta Net: 1 of 4."
+    text = report.render_text(TABLE, results, synthetic=True)
+    assert f"Note: {ran}" in text and f"Note: {kept}" in text
+    markdown = report.render_markdown(TABLE, results, synthetic=True)
+    assert f"- {ran}" in markdown and f"- {kept}" in markdown
+    data = report.table_json(TABLE, results, synthetic=True)
+    assert data["run_notes"] == [ran, kept] and data["notes"] == ["a toy note"]
+    assert [row["kept_epoch"] for row in data["rows"]] == [
+        {"epoch": 3, "of": 4, "counted_from": 1}, {"epoch": 1, "of": 4, "counted_from": 1}, None]
+    assert "0-based" in data["epoch_numbering"]
+    results["Beta Net"] = RowResult(values={"JSI": 80.0}, extra={"images": {"train": 5, "test": 2}})
+    assert report.run_notes(TABLE, results) == [
+        "This run: Alpha: 32 training / 8 test images; Beta Net: 5 train / 2 test images.",
+        "Kept epoch (counted from 1, as Keras prints epochs): Alpha: 3 of 4."]

@@ -10,3 +10,14 @@ def test_sanet_table4_notes_name_exactly_the_papers_inconsistent_macro_averages(
     assert "ResNet151's macro Jaccard is printed as 24.5, but the mean of its five attribute values is 24.98" in notes[0]
     assert "SANet's macro Dice is printed as 50.2, but the mean of its five attribute values is 50.04" in notes[1]
     assert set(notes) <= set(sanet_table4.TABLE.notes)
+
+
+def test_notes_give_the_papers_image_counts_as_the_papers():
+    """A smoke run of 32/8 images must not read "2094 training / 500 test images" as
+    what it ran (issue 26): counts in the notes are qualified as the paper's; the
+    images a run used are in its "This run" note (reproduce.report.run_notes)."""
+    from reproduce import aernet_table2, attnmel_table1
+
+    for table, count in ((aernet_table2.TABLE, "2094"), (attnmel_table1.TABLE, "900")):
+        stating = [note for note in table.notes if count in note]
+        assert stating and all(f"the paper's {count}" in note for note in stating), stating
