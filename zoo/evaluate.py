@@ -42,7 +42,10 @@ masks (--classes)   A-PSPNet: MIoU (eq. 7), per-class IoU, mean   ``miou``
 ==================  ============================================  =====================
 
 Written to ``--out`` (default: the prediction folder's parent ``<pred>_scores``):
-``scores.json`` (every metric, the task, the folders) and ``per_image.csv``.
+``scores.json`` (every metric, the task, the folders) and ``per_image.csv``, each
+whole or not at all (:mod:`data_tools.atomic`). Part 3 CSVs with a header are read
+by column name, as the official scorer does; a header without a category's column
+is an error naming the file and the column.
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ from PIL import Image, UnidentifiedImageError
 from sklearn import metrics as sk_metrics
 from tqdm import tqdm
 
+from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.layouts import ISIC2017_PART3_COLUMNS, ISIC2018_ATTRIBUTES
 from zoo.metrics import (
     SEGMENTATION_METRICS,
@@ -145,14 +149,16 @@ class Evaluation:
         """``scores.json`` and ``per_image.csv`` in ``out_dir``."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        scores = out_dir / SCORES_FILE
-        scores.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        table = out_dir / PER_IMAGE_FILE
+        scores, table = out_dir / SCORES_FILE, out_dir / PER_IMAGE_FILE
         columns = list(self.per_image[0]) if self.per_image else ["image_id"]
-        with table.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, columns, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.per_image)
+        # each file whole or not at all (a full disk leaves the previous one); the table first, so that
+        # a scores.json never stands beside a missing or older table of another scoring
+        with atomic_path(table) as temporary:
+            with temporary.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, columns, lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(self.per_image)
+        atomic_write_text(scores, json.dumps(self.to_dict(), indent=2))
         return scores, table
 
 
@@ -468,7 +474,18 @@ def _single_csv(path: Path, role: str, problems: list[str], truth_pattern: str |
 
 def _read_csv_rows(path: Path, columns: Sequence[str], role: str, problems: list[str],
                    labels: bool) -> tuple[dict[str, list[float]], set[str]]:
-    """``({image id: values}, ids of bad rows)`` of an ISIC Part 3 CSV; the first row may be a header."""
+    """``({image id: values}, ids of bad rows)`` of an ISIC Part 3 CSV, values in the
+    order of ``columns[1:]``.
+
+    A first row without an ISIC id is a header, and then the columns are read by
+    their names, as the official scorer does (``seborrheic_keratosis`` before
+    ``melanoma`` scores as the ordered file); the image id is the ``image_id``
+    column, or the first. A file without a header is read by position.
+
+    Raises:
+        ValueError: a header without one of ``columns[1:]`` (one line: the file and
+            the column).
+    """
     rows: dict[str, list[float]] = {}
     bad: set[str] = set()
     name = path.name if role == "prediction" else f"ground truth {path.name}"
@@ -478,26 +495,38 @@ def _read_csv_rows(path: Path, columns: Sequence[str], role: str, problems: list
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         problems.append(f"{name}: cannot be read as CSV ({error})")
         return rows, bad
-    for index, (line, row) in enumerate(lines):
-        image_id = row[0].strip() if row else ""
+    positions = list(range(len(columns)))  # image id, then the categories
+    if lines and not re.fullmatch(r"ISIC_\d{7}", lines[0][1][0].strip() if lines[0][1] else ""):
+        header = [cell.strip() for cell in lines[0][1]]
+        lines = lines[1:]
+        for column in columns[1:]:
+            if column not in header:
+                raise ValueError(f"{path}: no column {column!r} in its header ({','.join(header)}); the columns are "
+                                 f"read by name, as the official scorer does: {','.join(columns)}.")
+        positions = [header.index(columns[0]) if columns[0] in header else 0,
+                     *(header.index(column) for column in columns[1:])]
+    width = max(positions) + 1
+    for line, row in lines:
+        image_id = row[positions[0]].strip() if len(row) > positions[0] else ""
         if not re.fullmatch(r"ISIC_\d{7}", image_id):
-            if index == 0:
-                continue  # a header
-            problems.append(f"{name} line {line}: no ISIC_<7 digits> image id in the first field ({image_id!r})")
+            problems.append(f"{name} line {line}: no ISIC_<7 digits> image id in the {columns[0]} field "
+                            f"({image_id!r})" if positions[0] else
+                            f"{name} line {line}: no ISIC_<7 digits> image id in the first field ({image_id!r})")
             continue
-        if len(row) < len(columns):
-            problems.append(f"{name} line {line}: {len(row)} field(s); expected {len(columns)}: {', '.join(columns)}")
+        if len(row) < width:
+            problems.append(f"{name} line {line}: {len(row)} field(s); expected {width}: {', '.join(columns)}")
             bad.add(image_id)
             continue
+        texts = [row[position] for position in positions[1:]]
         try:
-            values = [_label(text) if labels else float(text) for text in row[1:len(columns)]]
+            values = [_label(text) if labels else float(text) for text in texts]
         except ValueError:
-            problems.append(f"{name} line {line}: values {row[1:len(columns)]} for {image_id} are not "
+            problems.append(f"{name} line {line}: values {texts} for {image_id} are not "
                             + ("labels 0/1 (or benign/malignant)" if labels else "numbers"))
             bad.add(image_id)
             continue
         if not all(0.0 <= v <= 1.0 for v in values):
-            problems.append(f"{name} line {line}: a value for {image_id} lies outside [0, 1]: {row[1:len(columns)]}")
+            problems.append(f"{name} line {line}: a value for {image_id} lies outside [0, 1]: {texts}")
             bad.add(image_id)
             continue
         if image_id in rows:
@@ -609,7 +638,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zoo.evaluate: {error}", file=sys.stderr)
         return 1
     out = args.out or args.prediction.with_name(args.prediction.stem + "_scores")
-    scores, table = result.write(out)
+    try:
+        scores, table = result.write(out)
+    except OSError as error:  # a full disk, a read-only folder: the previous files (if any) are left whole
+        print(f"zoo.evaluate: error: cannot write the scores to {out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(result.to_text())
     print(f"wrote {scores} and {table}")
     return 0
