@@ -22,7 +22,10 @@ module, and it imports none of them (``tests/test_import_graph.py``):
   checkpoint and the builder arguments it was trained with
   (:func:`build_from_checkpoint`; a checkpoint of another build raises
   :class:`~zoo.common.weights.CheckpointMismatchError`, naming the file, the model
-  and what it was built with).
+  and what it was built with). A checkpoint that cannot be read (cut short,
+  corrupt: :func:`check_readable_checkpoint`) and weights holding NaN or infinite
+  values (:func:`check_finite_weights`, naming the first bad variable) are refused,
+  each in one line naming the file.
 * **Served files**: the signature and input names of the SavedModel and LiteRT
   files and the JSON written beside a SavedModel (:func:`load_input_spec`,
   :func:`load_serving_info`).
@@ -33,10 +36,12 @@ import dataclasses
 import inspect
 import json
 import os
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -44,7 +49,7 @@ import tensorflow as tf
 from data_tools.folders import IMAGE_SUFFIXES
 from data_tools.layouts import ISIC2017_SUPERPIXELS_SUFFIX, ISIC_IMAGE_ID
 from data_tools.preprocess import InputSpec, preprocess_label_maps, restore_geometry
-from zoo.common.run_card import is_run_folder
+from zoo.common.run_card import WEIGHTS_FILE, is_run_folder
 from zoo.common.weights import CheckpointMismatchError
 from zoo.registry import ModelEntry, get_model
 from zoo.run import Run, load_run
@@ -52,7 +57,8 @@ from zoo.run import Run, load_run
 __all__ = [
     "CheckpointMismatchError", "ENCODED_INPUT", "EXTRA_INPUTS", "IMAGES_INPUT", "LabelMapInput", "ModelIO",
     "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE", "SPEC_FILE", "SUPERPIXELS", "ServingModel",
-    "at_original_size", "attention_kwargs", "build_from_checkpoint", "check_extra_inputs", "collect_images",
+    "at_original_size", "attention_kwargs", "build_from_checkpoint", "check_extra_inputs", "check_finite_weights",
+    "check_readable_checkpoint", "collect_images",
     "compute_extra_input", "compute_superpixels", "entry_max_segments", "error_line", "load_input_spec",
     "load_model", "load_serving_info", "spec_for_model", "write_serving_info",
 ]
@@ -374,6 +380,7 @@ def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, smal
         raise ValueError(f"builder arguments {clashing} are set by the command (the checkpoint is --weights, "
                          "--small the test configuration, --overlays/--attention the attention outputs).")
     built_with = {**({"small": True} if small else {}), **args}
+    check_readable_checkpoint(path)
     try:
         return entry.build(small=small, weights=path, **args, **(attention_kwargs(entry) if attention else {}))
     except TypeError as error:
@@ -391,6 +398,42 @@ def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, smal
                     f"{built_with or 'its defaults'}{parameters}: {error.detail}. Build the model the checkpoint "
                     f"was trained as (--small, --builder-args '{{\"classes\": ...}}', or --model of the right "
                     f"name).") from None
+
+
+def check_readable_checkpoint(path: str | os.PathLike) -> None:
+    """Raises a one-line ``ValueError`` naming ``path`` when the checkpoint cannot be
+    opened as what its name says (a ``.weights.h5`` HDF5 file, a ``.keras`` zip), e.g.
+    a file cut short by an interrupted copy or a full disk; other names are left to
+    the builder's own checks."""
+    path = Path(path)
+    try:
+        if path.name.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip()
+            if broken is not None:
+                raise ValueError(f"member {broken} fails its CRC check")
+        elif path.name.endswith(".h5"):
+            with h5py.File(path, "r") as file:
+                file.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+        else:
+            return
+    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as error:
+        detail = " ".join(str(error).split())[:300]
+        raise ValueError(f"{path}: the checkpoint cannot be read; it is truncated or corrupt ({detail}). Copy it "
+                         f"again, or save it again from the model.") from None
+
+
+def check_finite_weights(model: keras.Model, source: str | os.PathLike) -> None:
+    """Raises a one-line ``ValueError`` naming ``source`` (the checkpoint) and the first
+    variable of ``model`` that holds NaN or infinite values: such a model predicts blank
+    masks or NaN, it is not served."""
+    for variable in model.weights:
+        values = keras.ops.convert_to_numpy(variable)
+        if not np.isfinite(values).all():
+            bad = int(values.size - np.isfinite(values).sum())
+            raise ValueError(f"{source}: the weights hold NaN or infinite values, first in {variable.path!r} "
+                             f"({bad} of {values.size} values) of model {model.name!r}; refusing to serve them "
+                             f"(use a checkpoint from before the training diverged).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -446,6 +489,7 @@ def load_model(model: str | None = None, *, weights: str | os.PathLike | None = 
         entry = get_model(model)
         keras_model = build_from_checkpoint(entry, weights, small=small, builder_args=builder_args,
                                             attention=attention)
+        check_finite_weights(keras_model, weights)
         io = ModelIO.of(keras_model, main=entry.output)
         check_extra_inputs(entry, io)
         spec = input_spec or spec_for_model(entry.input_spec, io.image_size)
@@ -455,7 +499,11 @@ def load_model(model: str | None = None, *, weights: str | os.PathLike | None = 
     if retyped:
         raise ValueError(f"--run {run}: the model, its builder arguments and its input spec come from the run "
                          f"folder's run.json; leave out {', '.join(retyped)}.")
+    weights_file = Path(run) / WEIGHTS_FILE
+    if weights_file.is_file():
+        check_readable_checkpoint(weights_file)
     loaded = load_run(run, attention=attention)
+    check_finite_weights(loaded.model, weights_file)
     if model is not None and model != loaded.entry.name:
         raise ValueError(f"--run {run} is a run of model {loaded.entry.name!r}, not {model!r}; leave out --model.")
     return ServingModel(loaded.entry, loaded.model, loaded.input_spec, str(run), loaded)
