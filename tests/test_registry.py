@@ -291,9 +291,9 @@ def readme_rows() -> dict[str, dict[str, str]]:
 
 
 def test_readme_table_is_the_registry():
-    """Names, papers, inputs, and the outputs of models without attention maps; the maps
-    are checked by the harness on the models it builds (test_readme_names_the_attention_maps)
-    and the parameter counts, which need the paper-size builds, by the slow test below."""
+    """Names, papers, inputs, and the outputs of models without attention maps; the whole
+    table is the listing of the recorded counts and maps (test_list_builds_no_model), which
+    test_recorded_parameters_and_outputs_are_the_paper_size_builds checks against builds."""
     rows = readme_rows()
     assert list(rows) == [entry.name for entry in ENTRIES]
     for entry in ENTRIES:
@@ -303,7 +303,7 @@ def test_readme_table_is_the_registry():
         assert re.fullmatch(r"\d{1,3}(,\d{3})*", row["parameters"]), row["parameters"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a subprocess (~6 s): test_list_builds_no_model checks the same in-process
 def test_readme_table_is_python_m_zoo_list():
     listing = subprocess.run([sys.executable, "-m", "zoo", "list", "--format", "md"], capture_output=True,
                              text=True, timeout=1200, cwd=README.parent, check=True).stdout
