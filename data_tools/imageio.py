@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +45,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from data_tools.atomic import atomic_path
 from data_tools.records import BadInputPolicy, DatasetError, Record
 
 Validation = Literal["full", "header"]
@@ -187,15 +187,8 @@ def validate_records(
 def save_png(path: str | Path, pixels: np.ndarray) -> Path:
     """Writes ``uint8`` pixels (HxW or HxWx3) as PNG atomically: no half-written files."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=".png") as temporary:  # the umask's mode (0644), not mkstemp's 0600
         Image.fromarray(pixels).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -145,3 +145,151 @@ def test_truncated_checkpoint_is_one_line_naming_the_file(unet, tmp_path, capsys
     assert str(cut) in error and "truncated or corrupt" in error
     assert export.main([*common, "--out", str(tmp_path / "saved")]) == 1
     assert "truncated or corrupt" in _one_line(capsys)
+
+
+# --------------------------------------------------------------------------- 2. outputs never overwrite inputs
+
+
+def test_out_apart_from_the_inputs_is_checked_before_any_work(unet, tmp_path, capsys):
+    from zoo import export, predict
+
+    images = unet["images"]
+    before = {path.name: path.read_bytes() for path in images.iterdir()}
+    missing = str(tmp_path / "nothing.weights.h5")  # never reached: the --out check comes first
+    for out in (images, images / "masks", images.parent):
+        assert predict.main(["--model", "unet", "--small", "--weights", missing, "--images", str(images),
+                             "--out", str(out)]) == 1
+        error = _one_line(capsys)
+        assert "--out" in error and "images" in error and "nothing.weights.h5" not in error, error
+    assert predict.main(["--model", "unet", "--small", "--weights", missing, "--images", str(images / "a.png"),
+                         "--out", str(images)]) == 1
+    assert "--out" in _one_line(capsys)
+    assert {path.name: path.read_bytes() for path in images.iterdir()} == before
+    weights = unet["weights"].read_bytes()
+    for args in (["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(unet["weights"])],
+                 ["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(unet["root"]),
+                  "--litert"],
+                 ["--run", str(unet["run"]), "--out", str(unet["run"])]):
+        assert export.main(args) == 1
+        assert "--out" in _one_line(capsys)
+    assert unet["weights"].read_bytes() == weights
+    assert sorted(p.name for p in unet["run"].iterdir()) == ["model.weights.h5", "run.json"]
+
+
+# --------------------------------------------------------------------------- 3. numbers checked first
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--threshold", "2"], "--threshold"), (["--threshold", "nan"], "--threshold"),
+    (["--threshold", "0"], "--threshold"), (["--threshold", "inf"], "--threshold"),
+    (["--batch-size", "0"], "--batch-size"), (["--batch-size", "-3"], "--batch-size"),
+])
+def test_predict_numbers_are_checked_before_any_work(unet, tmp_path, capsys, flags, expected):
+    from zoo import predict
+
+    out = tmp_path / "masks"
+    assert predict.main(["--model", "unet", "--small", "--weights", str(tmp_path / "none.weights.h5"),
+                         "--images", str(unet["images"]), "--out", str(out), *flags]) == 1
+    assert expected in _one_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--quantization", "int8"], "--litert"), (["--input-size", "32", "32"], "--litert"),
+    (["--litert", "--input-size", "0", "32"], "--input-size"),
+    (["--attention"], "no attention maps"),
+])
+def test_export_arguments_are_checked_before_any_work(unet, tmp_path, capsys, flags, expected):
+    from zoo import export
+
+    out = tmp_path / "export"
+    assert export.main(["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(out),
+                        *flags]) == 1
+    assert expected in _one_line(capsys)
+    assert not out.exists()
+
+
+def test_predict_images_and_export_litert_check_their_numbers(unet, tmp_path):
+    from zoo.litert import export_litert
+    from zoo.predict import load_predictor, predict_images
+    from zoo.serving import spec_for_model
+
+    import zoo
+
+    predictor = load_predictor("unet", keras_model=unet["model"], attention=False)
+    for threshold in (float("nan"), 1.0, -0.1):
+        with pytest.raises(ValueError, match="threshold"):
+            predict_images(predictor, unet["images"], tmp_path / "out", threshold=threshold)
+    spec = spec_for_model(zoo.get_model("unet").input_spec, (32, 32))
+    with pytest.raises(ValueError, match="input_size"):
+        export_litert(unet["model"], tmp_path / "m.tflite", input_spec=spec, input_size=(0, 32))
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- 5. whole or not at all
+
+
+def test_written_files_are_whole_or_absent_and_masks_get_the_umask_mode(unet, tmp_path, monkeypatch, capsys):
+    from zoo import predict, submission
+
+    # masks: the umask's mode, not mkstemp's 0600
+    out = tmp_path / "masks"
+    assert predict.main(["--model", "unet", "--small", "--weights", str(unet["weights"]), "--images",
+                         str(unet["images"]), "--out", str(out)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    masks = sorted(out.iterdir())
+    assert masks and all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask for p in masks)
+    # a CSV whose write fails keeps the previous file whole (zoo.predict's and the submission writers)
+    path = submission.write_isic2017_classification_csv(tmp_path / "p.csv", IDS[:2], [0.1, 0.2], [0.3, 0.4])
+    good = path.read_text()
+
+    class BrokenWriter:  # a disk that fills up halfway through the rows
+        def __init__(self, handle, **kwargs):
+            self.handle = handle
+
+        def writerow(self, row):
+            self.handle.write(",".join(map(str, row)) + "\n")
+
+        def writerows(self, rows):
+            self.handle.write("ISIC_0000400,0.")
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(submission.csv, "writer", BrokenWriter)
+    with pytest.raises(OSError):
+        submission.write_isic2017_classification_csv(path, IDS[:2], [0.5, 0.6], [0.7, 0.8])
+    assert path.read_text() == good
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []
+    monkeypatch.undo()
+    # zoo.evaluate: a failing per_image.csv leaves both previous files whole
+    truth = _csv(tmp_path / "t16.csv", [[i, k % 2] for k, i in enumerate(IDS)])
+    prediction = _csv(tmp_path / "p16" / "p16.csv", [[i, 0.1 + 0.8 * (k % 2)] for k, i in enumerate(IDS)])
+    result = zoo_evaluate.evaluate("isic2016-part3", truth, prediction)
+    scores_dir = tmp_path / "scores"
+    scores, table = result.write(scores_dir)
+    before = scores.read_text(), table.read_text()
+    monkeypatch.setattr(zoo_evaluate.csv.DictWriter, "writerows",
+                        lambda self, rows: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    assert zoo_evaluate.main(["--task", "isic2016-part3", str(truth), str(prediction), "--out",
+                              str(scores_dir)]) == 1
+    assert "No space left" in _one_line(capsys)
+    assert (scores.read_text(), table.read_text()) == before
+
+
+def test_litert_file_is_whole_or_absent(unet, tmp_path, monkeypatch):
+    import zoo
+    from zoo.litert import export_litert
+    from zoo.serving import spec_for_model
+
+    spec = spec_for_model(zoo.get_model("unet").input_spec, (32, 32))
+    target = tmp_path / "unet.tflite"
+    written = Path.write_bytes
+
+    def disk_full(self, data):  # half the flatbuffer reaches the disk, then it is full
+        written(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError):
+        export_litert(unet["model"], target, input_spec=spec)
+    assert list(tmp_path.iterdir()) == []

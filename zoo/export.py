@@ -73,6 +73,7 @@ import tensorflow as tf
 from data_tools.imageio import load_image
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.litert import export_litert
+from zoo.registry import get_model
 from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, SERVING_BYTES, SERVING_DEFAULT, SERVING_FILE, SPEC_FILE,
                          LabelMapInput, ModelIO, collect_images, error_line, load_input_spec, load_model,
                          write_serving_info)
@@ -309,6 +310,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """The command's arguments checked before anything is built or written (one-line
+    ``ValueError``s): LiteRT-only options without ``--litert``, sizes that are not
+    positive, ``--attention`` for a model without attention maps, and an ``--out``
+    that would overwrite or hold the checkpoint or run folder exported."""
+    if not args.litert:
+        given = [flag for flag, value in (("--quantization", args.quantization), ("--input-size", args.input_size),
+                                          ("--representative", args.representative)) if value]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to a LiteRT file: add --litert, or leave "
+                             f"{'it' if len(given) == 1 else 'them'} out for a SavedModel.")
+    if args.input_size is not None and min(args.input_size) < 1:
+        raise ValueError(f"--input-size must be two positive whole numbers (height, width), got "
+                         f"{' '.join(map(str, args.input_size))}.")
+    if args.representative and args.quantization != "int8":
+        raise ValueError("--representative images calibrate --quantization int8 only; add it or leave them out.")
+    source = args.weights if args.weights is not None else args.run
+    out, origin = Path(args.out).resolve(), Path(source).resolve()
+    if out == origin or out in origin.parents:
+        raise ValueError(f"--out {args.out} would overwrite or mix with {source}, the model exported; write the "
+                         f"export to a path of its own.")
+    if args.attention:
+        name = args.model
+        if args.run is not None:
+            from zoo.common.run_card import read_card
+            name = read_card(args.run).model
+        if name is not None and not get_model(name).attention:
+            raise ValueError(f"--attention: model {name!r} has no attention maps to export; leave it out.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m zoo.export (--run RUN | --model NAME --weights CKPT) --out PATH [--litert ...]``.
 
@@ -320,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
+        _check_arguments(args)
         # the builder loads the checkpoint in the default model's layer order (zoo.serving.build_from_checkpoint)
         served = load_model(args.model, weights=args.weights, run=args.run, small=args.small,
                             builder_args=args.builder_args, attention=args.attention)

@@ -55,6 +55,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_tools.atomic import atomic_path
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.serving import IMAGES_INPUT, SERVING_DEFAULT, ModelIO, compute_extra_input
 
@@ -148,6 +149,9 @@ def export_litert(
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
     if quantization == "int8" and not representative_images:
         raise ValueError("quantization='int8' needs representative_images (uint8 [h, w, 3] images to calibrate on).")
+    if input_size is not None and (len(tuple(input_size)) != 2 or not all(
+            isinstance(side, (int, np.integer)) and not isinstance(side, bool) and side > 0 for side in input_size)):
+        raise ValueError(f"input_size must be None or (height, width), two positive ints, got {input_size!r}.")
     serve, label_map = serving_function(model, input_spec, max_segments)
     height, width = input_size if input_size is not None else (None, None)
     signature = [tf.TensorSpec([1, height, width, 3], tf.uint8, name=IMAGES_INPUT)]
@@ -173,8 +177,8 @@ def export_litert(
             raise LiteRTConversionError(model.name, quantization, unsupported_ops(str(error)),
                                         " ".join(str(error).split())[:500]) from None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(flatbuffer)
+    with atomic_path(path) as temporary:  # whole or not at all: a full disk leaves no truncated .tflite
+        temporary.write_bytes(flatbuffer)
     return path
 
 
@@ -227,9 +231,9 @@ class LiteRTModel:
     def predict(self, image: np.ndarray, superpixels: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Outputs for one uint8 ``[h, w, 3]`` image (and its ``[h, w]`` map), batch axis removed."""
         image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(f"{self.path.name}: expected a uint8 [height, width, 3] image, got {image.dtype} "
-                             f"{image.shape}.")
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
+            raise ValueError(f"{self.path.name}: expected a uint8 [height, width, 3] RGB image of positive height "
+                             f"and width, got {image.dtype} {image.shape}.")
         feeds = {IMAGES_INPUT: image[None]}
         if self.label_map is not None:
             if superpixels is None:

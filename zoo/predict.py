@@ -54,6 +54,13 @@ by default ``<out>_overlays/`` *beside* the output folder: never inside it, so
 that ``--out`` holds only the submission ``zoo.evaluate`` scores.
 Unreadable images stop the run with their name, or with ``--skip-bad`` are
 skipped and listed in ``<out>/skipped.txt``.
+
+Before anything is loaded: ``--threshold`` must be a finite probability in (0, 1),
+``--batch-size`` positive, and ``--out`` (and an ``--overlays`` folder) apart from
+the images: not an images folder, inside one or holding one
+(:func:`check_out_apart`). A checkpoint that cannot be read or whose weights hold
+NaN is refused (:func:`zoo.serving.load_model`). Every file is written whole or not
+at all (:mod:`data_tools.atomic`).
 """
 from __future__ import annotations
 
@@ -73,6 +80,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.imageio import load_image, save_png
 from data_tools.layouts import (
     ISIC2016_MASK_SUFFIX,
@@ -91,7 +99,8 @@ from zoo.serving import (IMAGES_INPUT, SERVING_DEFAULT, CheckpointMismatchError,
 
 #: Re-exported from zoo.serving, where they live (zoo.predict.spec_for_model, ... keep working).
 __all__ = ["CheckpointMismatchError", "PredictionSummary", "Predictor", "at_original_size", "attention_kwargs",
-           "build_from_checkpoint", "check_format", "collect_images", "compute_superpixels", "load_predictor",
+           "build_from_checkpoint", "check_format", "check_numbers", "check_out_apart", "collect_images",
+           "compute_superpixels", "load_predictor",
            "main", "model_window", "overlays_folder", "predict_images", "spec_for_model", "write_overlays"]
 
 MASK_FORMATS: Mapping[str, str] = {
@@ -463,11 +472,11 @@ def predict_images(
     """
     format = format or ("masks" if predictor.output == "mask" else "csv")
     check_format(predictor, format, sk_predictor)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    check_numbers(batch_size=batch_size, threshold=threshold)
     if class_names is not None and len(class_names) != predictor.channels:
         raise ValueError(f"class_names has {len(class_names)} names for {predictor.channels} classes.")
     sources = [images] if isinstance(images, (str, Path)) else list(images)
+    check_out_apart(out_dir, sources)
     found, notes = collect_images(sources, isic_ids=format in ISIC_FORMATS)
     out_dir = Path(out_dir)
     overlays_dir = overlays_folder(out_dir, overlays)
@@ -509,7 +518,7 @@ def predict_images(
         files.append(_write_csv(format, out_dir / PREDICTIONS_CSV, rows, predictor.channels, class_names))
     skipped_file = out_dir / SKIPPED_FILE
     if policy.skipped:
-        skipped_file.write_text("".join(f"{e.path}: {e.problem}\n" for e in policy.skipped), encoding="utf-8")
+        atomic_write_text(skipped_file, "".join(f"{e.path}: {e.problem}\n" for e in policy.skipped))
     else:
         skipped_file.unlink(missing_ok=True)  # not a stale list from an earlier run
     if overlays and not overlay_count:
@@ -517,6 +526,35 @@ def predict_images(
                      "attention models need their maps: load them with attention=True)")
     return PredictionSummary(predictor.name, format, out_dir, predicted, files, policy.skipped,
                              time.perf_counter() - started, overlay_count, notes, overlays_dir)
+
+
+def check_numbers(*, batch_size: Any = 8, threshold: Any = 0.5) -> None:
+    """Raises ``ValueError`` (one line) unless ``batch_size`` is a positive int and
+    ``threshold`` a finite number in (0, 1): 0 or 1 would make every mask full or empty."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive whole number, got {batch_size!r}.")
+    if (isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating))
+            or not np.isfinite(threshold) or not 0.0 < threshold < 1.0):
+        raise ValueError(f"--threshold must be a probability strictly between 0 and 1, got {threshold!r}.")
+
+
+def check_out_apart(out_dir: str | Path, images: Sequence[str | Path]) -> None:
+    """Raises ``ValueError`` (one line) when the output folder is an input folder, lies
+    inside one or holds one (the masks would overwrite or mix with the images, and a
+    later run would take them for images), or is the folder of an image file given by
+    name (``<stem>.png`` would overwrite it)."""
+    out = Path(out_dir).resolve()
+    for source in map(Path, images):
+        if source.is_file():
+            folder = source.resolve().parent
+            clash = "is the folder of the image" if out == folder else None
+        else:
+            folder = source.resolve()
+            clash = ("is the images' folder" if out == folder else "lies inside the images' folder"
+                     if folder in out.parents else "holds the images' folder" if out in folder.parents else None)
+        if clash:
+            raise ValueError(f"--out {out_dir} {clash} {source}: the predictions would overwrite or mix with the "
+                             f"images; write them to a folder of their own.")
 
 
 def overlays_folder(out_dir: str | Path, overlays: bool | str | Path) -> Path | None:
@@ -574,7 +612,7 @@ def _write_csv(format: str, path: Path, rows: list[tuple[str, list[float]]], cha
     if format == "isic2017-part3":
         return submission.write_isic2017_classification_csv(path, ids, columns[:, 0], columns[:, 1])
     names = list(class_names or [f"class_{c}" for c in range(channels)])
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as temporary, temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["image_id", *names])
         writer.writerows([image_id, *(repr(v) for v in values)] for image_id, values in rows)
@@ -632,6 +670,13 @@ def _keratosis_predictor(args: argparse.Namespace, common: Mapping[str, Any]) ->
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        # every user-given number and folder checked before anything is loaded or written
+        check_numbers(batch_size=args.batch_size, threshold=args.threshold)
+        check_out_apart(args.out, args.images)
+        if isinstance(args.overlays, Path):
+            check_out_apart(args.overlays, args.images)
+        if args.max_segments is not None and args.max_segments < 1:
+            raise ValueError(f"--max-segments must be a positive whole number, got {args.max_segments}.")
         if args.run is None and args.model is None:
             raise ValueError(f"--{'weights' if args.weights else 'saved-model'} needs --model, the registered "
                              f"model it is (a run folder, --run, says it itself).")

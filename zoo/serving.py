@@ -380,7 +380,7 @@ def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, smal
         raise ValueError(f"builder arguments {clashing} are set by the command (the checkpoint is --weights, "
                          "--small the test configuration, --overlays/--attention the attention outputs).")
     built_with = {**({"small": True} if small else {}), **args}
-    check_readable_checkpoint(path)
+    check_readable_checkpoint(path, entry.name)
     try:
         return entry.build(small=small, weights=path, **args, **(attention_kwargs(entry) if attention else {}))
     except TypeError as error:
@@ -400,11 +400,12 @@ def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, smal
                     f"name).") from None
 
 
-def check_readable_checkpoint(path: str | os.PathLike) -> None:
-    """Raises a one-line ``ValueError`` naming ``path`` when the checkpoint cannot be
-    opened as what its name says (a ``.weights.h5`` HDF5 file, a ``.keras`` zip), e.g.
-    a file cut short by an interrupted copy or a full disk; other names are left to
-    the builder's own checks."""
+def check_readable_checkpoint(path: str | os.PathLike, model: str = "") -> None:
+    """Raises a one-line :class:`CheckpointMismatchError` (a ``ValueError``) naming
+    ``path`` when the checkpoint cannot be read as what its name says (a
+    ``.weights.h5`` HDF5 file, every dataset of it; a ``.keras`` zip): a file cut short
+    by an interrupted copy or a full disk, or not a checkpoint at all. Other names are
+    left to the builder's own checks."""
     path = Path(path)
     try:
         if path.name.endswith(".keras"):
@@ -419,8 +420,10 @@ def check_readable_checkpoint(path: str | os.PathLike) -> None:
             return
     except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as error:
         detail = " ".join(str(error).split())[:300]
-        raise ValueError(f"{path}: the checkpoint cannot be read; it is truncated or corrupt ({detail}). Copy it "
-                         f"again, or save it again from the model.") from None
+        raise CheckpointMismatchError(
+            path, model, f"it cannot be read as a Keras checkpoint ({detail})",
+            message=f"{path}: the checkpoint cannot be read: it is truncated or corrupt, or not a Keras checkpoint "
+                    f"({detail}). Copy it again, or save it again from the model.") from None
 
 
 def check_finite_weights(model: keras.Model, source: str | os.PathLike) -> None:

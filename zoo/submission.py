@@ -1,7 +1,7 @@
 """Predictions written in the ISIC challenge submission layouts.
 
 The files can be scored with the official tools (isic-challenge-scoring) or
-uploaded: masks are 8-bit single-channel PNGs holding 0 and 255, named like the
+uploaded, each file whole or not at all (:mod:`data_tools.atomic`): masks are 8-bit single-channel PNGs holding 0 and 255, named like the
 ground truth and as large as the original image; classification results are CSVs
 with the official columns.
 
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from data_tools.imageio import read_image_header
+from data_tools.atomic import atomic_path
+from data_tools.imageio import read_image_header, save_png
 from data_tools.layouts import (
     ISIC2017_PART3_COLUMNS,
     ISIC2018_ATTRIBUTES,
@@ -73,8 +73,7 @@ def _binary_mask(probabilities: np.ndarray, size: Size, threshold: float, name: 
 
 
 def _write_png(mask: np.ndarray, path: Path) -> Path:
-    Image.fromarray(mask).save(path)
-    return path
+    return save_png(path, mask)  # whole or not at all (data_tools.atomic), with the umask's mode
 
 
 def write_segmentation_mask(
@@ -180,8 +179,7 @@ def write_isic2016_classification_csv(
 
 def _write_csv(path: str | Path, rows: list[list[str]], header: Sequence[str] | None) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as file:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
         if header is not None:
             writer.writerow(header)
