@@ -51,6 +51,15 @@ arguments it was trained with)::
     python -m zoo.export --model danet --weights best.weights.h5 --out serving/danet/1 \\
         [--small] [--builder-args '{"classes": 3}']
 
+Before anything is built the command checks its arguments, each refusal one line:
+``--quantization``, ``--input-size`` or ``--representative`` without ``--litert``
+(they would be ignored), ``--representative`` without ``--quantization int8``, an
+``--input-size`` side below 1, ``--attention`` for a model without attention maps,
+and an ``--out`` that is, or holds, the checkpoint or run folder exported. A
+checkpoint that cannot be read (cut short, corrupt) or whose weights hold NaN or
+infinite values is refused naming the file (:func:`zoo.serving.load_model`); the
+``.tflite`` file is written whole or not at all (:mod:`data_tools.atomic`).
+
 Python::
 
     export_saved_model(model, "serving/aernet/1", input_spec=AERNET_INPUT)
