@@ -34,25 +34,24 @@ ORDERS = {
 }
 """Table I row -> ``cbam_order`` of :func:`zoo.apspnet.models.build_apspnet` (the rows' builder arguments)."""
 
+def _row(name: str, miou: str, mpa: str) -> PaperRow:
+    """One of Table I's arrangements: the registered ``apspnet`` with its CBAM order,
+    trained for the table's 50 epochs."""
+    return PaperRow(name, paper_values(miou, mpa), model="apspnet", builder_args={"cbam_order": ORDERS[name]},
+                    recipe_overrides=TABLE1_EPOCHS)
+
+
 TABLE = PaperTable(
     key="apspnet_table1",
     title="A-PSPNet Table I: the comparison of the arrangement of attention units",
     source="Wen et al., A-PSPNet, Table I",
     columns=MIOU_MPA,
-    rows=[
-        PaperRow("ResNet50 + Spatial attention unit", paper_values("87.39", "93.03"),
-                 model="apspnet", builder_args={"cbam_order": ORDERS["ResNet50 + Spatial attention unit"]},
-                 recipe_overrides=TABLE1_EPOCHS),
-        PaperRow("ResNet50 + Channel attention unit", paper_values("87.16", "93.05"),
-                 model="apspnet", builder_args={"cbam_order": ORDERS["ResNet50 + Channel attention unit"]},
-                 recipe_overrides=TABLE1_EPOCHS),
-        PaperRow("ResNet50 + Spatial&Channel attention units", paper_values("87.17", "92.78"),
-                 model="apspnet", builder_args={"cbam_order": ORDERS["ResNet50 + Spatial&Channel attention units"]},
-                 recipe_overrides=TABLE1_EPOCHS),
-        PaperRow("ResNet50 + Channel&Spatial attention units", paper_values("87.43", "93.53"),
-                 model="apspnet", builder_args={"cbam_order": ORDERS["ResNet50 + Channel&Spatial attention units"]},
-                 recipe_overrides=TABLE1_EPOCHS),
-    ],
+    rows=[_row(name, miou, mpa) for name, miou, mpa in (
+        ("ResNet50 + Spatial attention unit", "87.39", "93.03"),
+        ("ResNet50 + Channel attention unit", "87.16", "93.05"),
+        ("ResNet50 + Spatial&Channel attention units", "87.17", "92.78"),
+        ("ResNet50 + Channel&Spatial attention units", "87.43", "93.53"),
+    )],
     notes=[
         *RECIPE_NOTES,
         "Each row: the registered apspnet (CBAM before and after ResNet50, PSPNet head) with the row's "

@@ -3,7 +3,6 @@ nothing lost, nothing silently wrong. One test per class of fault, each failing 
 code before the fix."""
 from __future__ import annotations
 
-import csv
 import os
 import stat
 from pathlib import Path
@@ -13,19 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.test_evaluate import _csv  # one CSV writer for the scorer tests
 from zoo import evaluate as zoo_evaluate
 
 IDS = [f"ISIC_00004{i:02d}" for i in range(12)]
-
-
-def _csv(path: Path, rows, header=None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        if header:
-            writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 # --------------------------------------------------------------------------- 1. read by name
