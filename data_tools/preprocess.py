@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Literal, Mapping
 
 import tensorflow as tf
@@ -131,6 +132,10 @@ class InputSpec:
                 object.__setattr__(self, name, tuple(float(v) for v in value))
             elif value is not None:
                 raise ValueError(f"InputSpec: {name} is only used with scale='standard', got scale={self.scale!r}.")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and not all(math.isfinite(v) for v in value):
+                raise ValueError(f"InputSpec: {name} must be finite, got {value!r}.")
         if self.std is not None and min(self.std) <= 0:
             raise ValueError(f"InputSpec: std must be positive, got {self.std!r}.")
 

@@ -283,3 +283,17 @@ def test_litert_file_is_whole_or_absent(unet, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         export_litert(unet["model"], target, input_spec=spec)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("field, value", [("mean", (0.1, float("nan"), 0.3)), ("std", (1.0, float("inf"), 1.0))])
+def test_an_input_spec_with_non_finite_statistics_is_refused(field, value):
+    """Issue 24: an InputSpec with a NaN mean was accepted and every prediction became NaN."""
+    from data_tools.preprocess import InputSpec
+
+    statistics = {"mean": (0.1, 0.2, 0.3), "std": (1.0, 1.0, 1.0), field: value}
+    with pytest.raises(ValueError, match=f"InputSpec: {field} must be finite"):
+        InputSpec((32, 32), scale="standard", **statistics)
+    with pytest.raises(ValueError, match=f"{field} must be finite"):
+        InputSpec.from_json(InputSpec((32, 32), scale="standard", mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 1.0))
+                            .to_json().replace("0.2", "NaN" if field == "mean" else "0.2")
+                            .replace("[1.0, 1.0, 1.0]", "[1.0, Infinity, 1.0]" if field == "std" else "[1.0, 1.0, 1.0]"))
