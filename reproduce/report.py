@@ -16,6 +16,7 @@ import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -272,39 +273,59 @@ def table_json(
 def plot_curves(
     table: PaperTable, results: Mapping[str, RowResult], path: Path, *, synthetic: bool
 ) -> bool:
-    """Draws every trained row's loss and monitored metric per epoch into ``path``.
+    """Draws every trained row's loss and score metric per epoch into ``path``.
 
-    One figure per table, one line of panels per row: the training and validation
-    loss, and the row's monitored metric (``RowResult.monitor``, training and
-    validation). Returns ``False`` and writes nothing when no row has a history.
+    One figure per table, one line of two panels per row that ran: the loss, and the
+    row's monitored metric (``RowResult.monitor``) or, where training monitors the
+    loss itself (no validation split), the first metric it logged (Dice, Jaccard,
+    AUC); training and validation curves where both were logged (a curve never
+    logged, or all NaN, is not drawn), labelled axes, epochs counted from 1 as Keras
+    prints them, and the kept epoch marked. Returns ``False`` and writes nothing
+    when no row has a history.
     """
     trained = [(name, r) for name, r in results.items() if r.history]
     if not trained:
         return False
-    figure = Figure(figsize=(10, 3 * len(trained)), layout="constrained")
+    figure = Figure(figsize=(10, 0.6 + 2.8 * len(trained)), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(trained), 2, squeeze=False)
     for (name, result), (loss_axis, metric_axis) in zip(trained, axes):
-        _plot_pair(loss_axis, result.history, "loss", title=f"{name}: loss")
-        if result.monitor and result.monitor.removeprefix("val_") != "loss":
-            metric = result.monitor.removeprefix("val_")
-            _plot_pair(metric_axis, result.history, metric, title=f"{name}: {metric}")
-        else:
+        kept = kept_epoch(result)
+        _plot_pair(loss_axis, result.history, "loss", title=f"{name}: loss", kept=kept)
+        metric = score_metric(result)
+        if metric is None:
             metric_axis.set_axis_off()
+            metric_axis.text(0.5, 0.5, f"{name}: no metric was logged", ha="center", va="center")
+        else:
+            _plot_pair(metric_axis, result.history, metric, title=f"{name}: {metric}", kept=kept)
     figure.suptitle(title_of(table, synthetic=synthetic))
     figure.savefig(path, dpi=80)
     return True
 
 
-def _plot_pair(axis: Any, history: Mapping[str, list], metric: str, *, title: str) -> None:
-    for key in (metric, f"val_{metric}"):
-        if key in history:
-            values = history[key]
-            axis.plot(range(1, len(values) + 1), values, marker=".", label=key)
+def score_metric(result: RowResult) -> str | None:
+    """The metric a row's curves show beside the loss: the monitored one, or where
+    the loss is monitored, the first other quantity logged (without ``val_``)."""
+    monitor = (result.monitor or "").removeprefix("val_")
+    if monitor and monitor != "loss":
+        return monitor
+    logged = [key.removeprefix("val_") for key in result.history or {} if key != "epoch"]
+    return next((key for key in logged if not key.endswith("loss")), None)
+
+
+def _plot_pair(axis: Any, history: Mapping[str, list], metric: str, *, title: str,
+               kept: tuple[int, int] | None) -> None:
+    for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+        values = np.asarray(history.get(key, []), dtype=float)
+        if values.size and np.isfinite(values).any():
+            axis.plot(range(1, len(values) + 1), values, marker=".", label=label)
+    if kept is not None:
+        axis.axvline(kept[0], color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {kept[0]}")
     axis.set_title(title)
     axis.set_xlabel("epoch")
+    axis.set_ylabel(metric)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.legend()
+    axis.legend(fontsize=8)
 
 
 def write_report(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import subprocess
@@ -215,6 +216,38 @@ def test_curves_png_is_an_image_with_a_panel_pair_per_row(full_run):
     height, width = pixels.shape
     assert width > height > 0  # two rows of two panels, 10 x 6 inches
     assert pixels.std() > 5  # curves drawn, not a blank canvas
+
+
+def test_curves_draw_the_score_metric_beside_the_loss_and_mark_the_kept_epoch(tmp_path, monkeypatch):
+    """Issue 26: a row that monitors its training loss (no validation split: AER-Net,
+    A-PSPNet) left the right half blank; validation curves that were never logged
+    appeared in the legend; no axis labels; the kept epoch unmarked."""
+    from matplotlib.axes import Axes
+
+    drawn: dict[int, dict] = {}
+    plot, axvline = Axes.plot, Axes.axvline
+
+    def record_plot(axis, *args, label=None, **kwargs):
+        drawn.setdefault(id(axis), {"axis": axis, "lines": [], "kept": []})["lines"].append(label)
+        return plot(axis, *args, label=label, **kwargs)
+
+    def record_kept(axis, x, *args, **kwargs):
+        drawn.setdefault(id(axis), {"axis": axis, "lines": [], "kept": []})["kept"].append(x)
+        return axvline(axis, x, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", record_plot)
+    monkeypatch.setattr(Axes, "axvline", record_kept)
+    history = {"epoch": [0, 1, 2], "dice": [0.2, 0.4, 0.5], "loss": [0.8, 0.6, 0.5],
+               "val_loss": [math.nan] * 3}
+    results = {"Alpha": RowResult({"JSI": 70.0}, history, "loss", {"best_epoch": 2})}
+    assert report.plot_curves(TABLE, results, tmp_path / "curves.png", synthetic=False)
+    panels = {entry["axis"].get_title(): entry for entry in drawn.values()}
+    assert sorted(panels) == ["Alpha: dice", "Alpha: loss"]
+    for title, entry in panels.items():
+        assert entry["lines"] == ["training"], title  # the all-NaN val_loss is not drawn
+        assert entry["kept"] == [3]  # epoch 3 counted from 1
+        assert entry["axis"].get_xlabel() == "epoch" and entry["axis"].get_ylabel() == title.split(": ")[1]
+    assert report.score_metric(RowResult({}, {"auc": [1.0], "val_auc": [1.0], "loss": [1.0]}, "val_auc")) == "auc"
 
 
 def test_console_table_lines_up_with_the_columns(full_run):
