@@ -9,11 +9,11 @@ pipelines derive one seed per element and epoch (``data_tools.pipeline``).
 
 Paper recipes (see the presets at the bottom):
 
-* ARL-CNN (arl_cnn.txt, section IV.B): random rotation in [-10, +10] degrees, zoom
+* ARL-CNN (Zhang et al., ARL-CNN, IEEE TMI 2019, section IV.B): random rotation in [-10, +10] degrees, zoom
   90-110 % of width and height, horizontal and vertical flips.
-* AttnMel (REFERENCE_NOTES): random crop 224 (done by the pipeline through
+* AttnMel (the authors' code, SaoYan/IPMI2019-AttnMel): random crop 224 (done by the pipeline through
   ``InputSpec.pre_crop_size``), random 90-degree rotation, flips.
-* SANet (sanet.txt, "Data augmentation", after Jahanifar et al. 2018): Gaussian
+* SANet (the SANet paper, "Data augmentation", after Jahanifar et al. 2018): Gaussian
   noise, random contrast and random sharpness (Gaussian blur of different sizes;
   sharpening by CLAHE, :mod:`data_tools.clahe`, and by imgaug's emboss); plus flips
   and 90-degree rotations.

@@ -1,6 +1,6 @@
 """Contrast-limited adaptive histogram equalisation (CLAHE) in pure TensorFlow.
 
-SANet (sanet.txt, "Data augmentation") sharpens training images "by employing
+SANet (the SANet paper, "Data augmentation") sharpens training images "by employing
 CLAHE", following the recipe of Jahanifar et al. (2018). This is Zuiderveld's
 CLAHE with OpenCV's conventions (``cv2.createCLAHE``), so ``clahe`` on a
 ``uint8 / 255`` image agrees with OpenCV to within one grey level:

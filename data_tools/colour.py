@@ -1,6 +1,6 @@
 """sRGB to CIELAB, in TensorFlow for tf.data and in keras.ops for use inside models.
 
-AER-Net (aernet.txt, section 3.1) converts the dermoscopy images to CIELAB and
+AER-Net (Lima & Braz Junior, AER-Net, section 3.1) converts the dermoscopy images to CIELAB and
 normalises each channel to [0, 1]. The conversion here is the standard one (IEC
 61966-2-1 sRGB, CIE 1976 L*a*b*) and matches ``skimage.color.rgb2lab`` with its
 default D65 / 2-degree illuminant:

@@ -98,7 +98,7 @@ def isic2018_attribute_suffix(attribute: str) -> str:
     return f"_attribute_{attribute}.png"
 
 
-#: Image counts per split in the official releases (REFERENCE_NOTES, "ISIC challenge data").
+#: Image counts per split in the official releases (the ISIC challenge data pages, challenge.isic-archive.com/data).
 OFFICIAL_SIZES = {
     "isic2016": {"train": 900, "test": 379},
     "isic2017": {"train": 2000, "validation": 150, "test": 600},

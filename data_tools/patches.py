@@ -1,10 +1,10 @@
 """Crops, pads and box crops that the papers apply before their networks, in pure TF.
 
 * :func:`pad_to_square`: the shorter side padded, content centred (A-PSPNet,
-  apspnet.txt, section IV.A: images are filled to a square "by adding gray borders"
+  Wen et al., A-PSPNet, section IV.A: images are filled to a square "by adding gray borders"
   before the resize to 473; grey 128/255 for images, background 0 for masks).
 * :func:`centre_square_crop`: the centred square of a fraction of the shorter side
-  (AttnMel, attnmel.txt, section 3, "Data Preparation": 0.8), and :func:`centre_crop`,
+  (AttnMel, Yan et al., AttnMel-CNN, IPMI 2019, section 3, "Data Preparation": 0.8), and :func:`centre_crop`,
   the centred window of a size (the random crop, shared with masks, is
   ``data_tools.augment.joint_random_crop``).
 * :func:`crop_and_resize_boxes`: integer boxes cut and resized bilinearly in one op

@@ -53,7 +53,7 @@ from data_tools.preprocess import (InputSpec, corrected_rgb, crop_images, normal
 from data_tools.records import DatasetError, Record
 
 AUTOTUNE = tf.data.AUTOTUNE
-# ISIC scoring binarises ground-truth masks at > 128 (REFERENCE_NOTES).
+# ISIC scoring binarises ground-truth masks at > 128 (isic-challenge-scoring).
 MASK_THRESHOLD = 128
 MASK_MODES = ("binary", "index")
 Expand = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -151,7 +151,7 @@ def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None, bound: int 
 
     With ``bound``, a map holding a label ``>= bound`` fails (``InvalidArgumentError``
     naming the file and the label) instead of reaching a model: segment ops under XLA
-    drop out-of-range ids silently (SANet's superpixel pooling, REFERENCE_NOTES).
+    drop out-of-range ids silently (SANet's superpixel pooling; tests/test_superpixel_layers.py).
     """
     labels = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)
     labels = tf.cast(tf.ensure_shape(labels, (None, None, 1)), tf.int32)
@@ -597,7 +597,7 @@ def _expanded_samples(
 def oversample_positives(records: Sequence[Record], label_name: str, factor: int = 4) -> list[Record]:
     """Repeat every record with ``labels[label_name] >= 0.5`` ``factor`` times in total.
 
-    AttnMel's class balancing (attnmel.txt, section 3; reference code: each melanoma
+    AttnMel's class balancing (Yan et al., AttnMel-CNN, IPMI 2019, section 3; reference code: each melanoma
     row 4x in the training list). Order is kept, copies are adjacent; the
     pipeline's shuffle spreads them.
     """

@@ -1,6 +1,6 @@
 """A training set's channel statistics, for ``InputSpec(scale="standard")``.
 
-AttnMel-CNN's reference code (SaoYan/IPMI2019-AttnMel, REFERENCE_NOTES) standardises
+AttnMel-CNN's reference code (the public repository SaoYan/IPMI2019-AttnMel) standardises
 its VGG-16-BN input with the mean and standard deviation of each RGB channel over
 the training images (``transforms.Normalize(mean, std)``). :func:`channel_statistics`
 computes them as the model sees the images at test time: the spec's colour

@@ -1,4 +1,4 @@
-"""ARL-CNN's multi-scale central patches (zoo.arl_cnn.patches, arl_cnn.txt Sec. IV-B)."""
+"""ARL-CNN's multi-scale central patches (zoo.arl_cnn.patches, Zhang et al., ARL-CNN, IEEE TMI 2019 Sec. IV-B)."""
 import numpy as np
 import pytest
 import tensorflow as tf

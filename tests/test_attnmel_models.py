@@ -10,7 +10,7 @@ from zoo.attnmel.models import (ATTENTION_OUTPUTS, PAPER_PARAMETER_SAVING, build
 
 SIZE = 64  # the smallest convenient size: VGG-16's five 2x2 poolings need multiples of 32
 TINY = (SIZE, SIZE, 3)
-VGG16_CONV_PARAMS = 14_714_688  # keras.applications VGG16 without top (REFERENCE_NOTES)
+VGG16_CONV_PARAMS = 14_714_688  # keras.applications VGG16 without top
 
 
 def attnmel_head_params(classes: int = 2, filters: int = 256) -> int:

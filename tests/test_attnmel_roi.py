@@ -1,4 +1,4 @@
-"""AttnMel-CNN's ROI reference maps (zoo.attnmel.roi, attnmel.txt sections 2.2 and 3.2)."""
+"""AttnMel-CNN's ROI reference maps (zoo.attnmel.roi, Yan et al., AttnMel-CNN, IPMI 2019 sections 2.2 and 3.2)."""
 import os
 import subprocess
 import sys

@@ -1,5 +1,5 @@
 """zoo.evaluate against a second implementation written here from the official
-definitions (REFERENCE_NOTES "Official scoring"; isic-challenge-scoring is not
+definitions (the public isic-challenge-scoring repository, which is not
 installable here): plain numpy on PIL-decoded files, no zoo.metrics, no sklearn."""
 import csv
 import json

@@ -68,7 +68,7 @@ def test_cross_entropy_jaccard_loss_is_sanet_eq2():
 
 
 def _gbce_numpy(y, p, alpha, gamma, weights=None):
-    """Independent loop over every element of SANet eq. 7-8 (REFERENCE_NOTES reading)."""
+    """Independent loop over every element of SANet eq. 7-8 (the equations as printed)."""
     def focal(q):
         return -((1 - q) ** gamma) * np.log(q)
 

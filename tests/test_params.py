@@ -11,7 +11,7 @@ TORCHVISION_FC = 2048 * 1000 + 1000
 def test_resnet50_counts_as_torchvision_does():
     counts = count_parameters(build_resnet50(classes=2))
     assert counts.pytorch_style == TORCHVISION_RESNET50 - TORCHVISION_FC + 2048 * 2 + 2
-    assert counts.keras == 23_591_810  # REFERENCE_NOTES: keras.applications ResNet50 + 2-class head
+    assert counts.keras == 23_591_810  # keras.applications ResNet50 + 2-class head
     assert counts.keras - counts.trainable == 53_120  # the batch norms' moving statistics
 
 

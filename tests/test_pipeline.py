@@ -244,7 +244,7 @@ def _patch_epochs(records, seed, epochs=2, **options):
 
 
 def test_expand_batches_mix_many_images_in_a_new_order_every_epoch(hundred_images):
-    """Issue 14 item 2 (arl_cnn.txt Sec. IV-B): the images are shuffled every epoch and
+    """Issue 14 item 2 (Zhang et al., ARL-CNN, IEEE TMI 2019 Sec. IV-B): the images are shuffled every epoch and
     their patches mixed, so a batch of 32 holds patches of at least 16 images (22 on
     average). Expanding the images in record order through 8 images' worth of patches
     gave at least 8 (16 on average), the same neighbours at the same place every epoch."""

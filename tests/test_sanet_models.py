@@ -77,7 +77,7 @@ def test_resunet_has_keras_resnet101_encoder_and_five_sigmoid_maps():
     model = build_resunet((SIZE, SIZE, 3))
     encoder = sum(int(np.prod(w.shape)) for layer in model.layers
                   if layer.name.startswith(("conv", "pool")) for w in layer.weights)
-    assert encoder == 42_658_176  # keras.applications ResNet101, no top (REFERENCE_NOTES)
+    assert encoder == 42_658_176  # keras.applications ResNet101, no top
     for tap in ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block23_out", "conv5_block3_out"):
         model.get_layer(tap)
     assert model.output_shape == (None, SIZE, SIZE, 5)

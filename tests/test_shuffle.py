@@ -32,7 +32,7 @@ def _displacements(neighbourhood, seeds=300):
 
 
 def test_default_moves_regions_to_nearest_neighbours_only():
-    """sanet.txt: sub-regions shuffled "with their nearest neighbors": at most one cell per axis."""
+    """the SANet paper: sub-regions shuffled "with their nearest neighbors": at most one cell per axis."""
     assert RSM_NEIGHBOURHOOD == 1
     assert RegionShuffle().neighbourhood == RSM_NEIGHBOURHOOD
     assert _displacements(RSM_NEIGHBOURHOOD) == (1, 1)
@@ -87,7 +87,7 @@ def _assert_connected_and_bounded(labels, max_segments):
 
 
 def test_each_sample_is_followed_by_its_destructed_copy_one_to_one():
-    """sanet.txt: "the ratio of the destructed images in batch [is] 1:1", at the paper's batch of 5."""
+    """the SANet paper: "the ratio of the destructed images in batch [is] 1:1", at the paper's batch of 5."""
     images, maps, masks = _batches()
     dataset = tf.data.Dataset.from_tensor_slices(({"image": images, "superpixels": maps}, masks)).batch(5)
     rsm = RegionShuffle(max_segments=1000)

@@ -4,7 +4,7 @@
     python -m zoo.evaluate --task isic2017-part3 TRUTH.csv PRED.csv
     python -m zoo.evaluate --task masks --classes 3 TRUTH_DIR PRED_DIR
 
-The folders are read the scorer's way (REFERENCE_NOTES, "Official scoring"):
+The folders are read the scorer's way (the ISIC Archive's public isic-challenge-scoring repository):
 
 * every ground-truth file is matched with the prediction of the same image id
   (``ISIC_<7 digits>`` in the file name; for ISIC 2018 Task 2 also the attribute

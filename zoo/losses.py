@@ -122,7 +122,7 @@ def dice_loss(
     ``smooth=0`` is the bare equation, which is 0/0 (NaN) on a blank mask predicted
     blank.
 
-    ``squared=False`` gives the authors' code (josegpl/AER-Net, REFERENCE_NOTES):
+    ``squared=False`` gives the authors' code (the public repository josegpl/AER-Net):
     plain sums in the denominator; with ``smooth=1, over_batch=True`` it is that
     code's loss exactly. The paper's squared form is the default.
 
@@ -196,7 +196,7 @@ def global_balancing_jaccard_loss(y_true, y_pred, smooth: float = 1.0, from_logi
 
     JAL_micro pools the positive pixels of all channels into one soft Jaccard;
     JAL_macro averages the per-channel soft Jaccard losses (eq. 5's printed
-    denominator is a typesetting error, REFERENCE_NOTES). The micro term keeps the
+    denominator is a typesetting error: it is not a Jaccard otherwise). The micro term keeps the
     loss informative on the many images where an attribute is blank.
     """
     y_true, y_pred = _prepare(y_true, y_pred, "global_balancing_jaccard_loss", from_logits)
@@ -227,7 +227,7 @@ def global_balancing_cross_entropy(
 
     It is continuous at ``p_t = alpha`` and caps the gradient of confidently wrong
     pixels (likely label noise); ``alpha = 0`` is the plain focal loss. The text
-    calls the truncation point theta (REFERENCE_NOTES, "garbled" section).
+    calls the truncation point theta (the extracted text of that passage is garbled; the equation is followed).
     ``class_weights`` (the paper's omega) weights each channel; the weighted values
     are averaged over pixels and channels.
 

@@ -3,8 +3,8 @@
 Numpy functions compute the tables' numbers; two registered Keras metrics
 (:class:`DiceCoefficient`, :class:`JaccardIndex`) monitor training (``val_dice``).
 
-Segmentation follows the official scorer (isic-challenge-scoring, REFERENCE_NOTES
-"ISIC challenge data"): masks are binarised at > 128 (integer masks) or > 0.5
+Segmentation follows the official scorer (the ISIC Archive's public isic-challenge-scoring
+repository): masks are binarised at > 128 (integer masks) or > 0.5
 (probabilities); a ratio whose denominator is zero counts as perfect (1.0), e.g.
 the Jaccard of a blank mask predicted blank.
 
@@ -176,7 +176,7 @@ def isic2018_task2_scores(
     negatives, so it never lowers a score. Also returned: ``macro_average`` (mean of
     the per-attribute values, SANet Table 4) and ``sanet_average``, the mean of the
     five attribute values and the micro average (SANet's "Avg JA"/"Avg DICE",
-    Tables 2-3; REFERENCE_NOTES).
+    Tables 2-3).
 
     Args:
         y_true, y_pred: per image, masks ``[H, W, len(attributes)]`` in the order of
@@ -270,7 +270,7 @@ def mean_average_precision(y_true: np.ndarray, probabilities: np.ndarray) -> flo
 
     ``sum_n (R_n - R_{n-1}) P_n`` is the average precision of scikit-learn's
     ``average_precision_score``, computed one-vs-rest per class over all pixels,
-    then averaged over the k + 1 classes (REFERENCE_NOTES: eq. 8 is a mean PR-AUC
+    then averaged over the k + 1 classes (eq. 8 is a mean PR-AUC
     despite its name). Classes absent from the truth are left out.
 
     Args:

@@ -6,7 +6,7 @@ in the loss. Keras' ``weight_decay`` argument is decoupled instead (``w -= lr * 
 after the update, as AdamW). The two differ a lot where the papers' settings live:
 with SGD momentum 0.9 the coupled form acts about 1 / (1 - 0.9) = 10 times more
 strongly in steady state, and with Adam at lr 1e-4 the decoupled form removes 1e-8 of
-a weight per step (REFERENCE_NOTES, "Weight decay, PyTorch vs Keras").
+a weight per step (PyTorch's ``weight_decay`` adds ``wd * w`` to the gradient; Keras' is decoupled).
 
 The recipes that follow a PyTorch recipe use these classes: AttnMel-CNN (reference
 code: ``SGD(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)``) and SANet

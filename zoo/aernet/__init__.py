@@ -1,4 +1,4 @@
-"""AER-Net (Lima & Braz Junior, aernet.txt) and the U-Nets of its Tables 2 and 3.
+"""AER-Net (Lima & Braz Junior, Attention Efficient Residual U-Net) and the U-Nets of its Tables 2 and 3.
 
 Builders: :func:`build_unet` (Ronneberger et al.; the shared U-Net of
 :mod:`zoo.common.unet`), :func:`build_attention_unet`, :func:`build_attention_residual_unet`,

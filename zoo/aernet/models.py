@@ -12,7 +12,7 @@ Input: CIELAB scaled to [0, 1] at 256x256 (section 3.1), :data:`AERNET_INPUT`. T
 model multiplies it by 255 internally because EfficientNet's own Rescaling and
 Normalization layers expect 0-255 values.
 
-Paper versus the authors' code (josegpl/AER-Net, REFERENCE_NOTES); defaults follow
+Paper versus the authors' code (the public repository josegpl/AER-Net); defaults follow
 the paper, ``decoder="authors"`` gives the code's decoder:
 
 =====================  ==========================================  ==============================

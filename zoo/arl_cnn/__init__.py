@@ -1,4 +1,4 @@
-"""ARL-CNN (Zhang et al., arl_cnn.txt) and the classifiers of its Tables II-V.
+"""ARL-CNN (Zhang, Xie, Xia and Shen, Attention Residual Learning for Skin Lesion Classification, IEEE TMI 2019) and the classifiers of its Tables II-V.
 
 Builders: :func:`build_resnet14`/``50``, :func:`build_arl_cnn14`/``50``,
 :func:`build_senet14`/``50``, :func:`build_ran14`/``50``; input :data:`ARL_INPUT`

@@ -1,4 +1,4 @@
-"""ARL-CNN's multi-scale central patches (arl_cnn.txt, section IV-B).
+"""ARL-CNN's multi-scale central patches (Zhang et al., ARL-CNN, IEEE TMI 2019, section IV-B).
 
 "we randomly extracted 60 rectangular image patches from the central part of each
 image at different scales (1/5, 2/5, 3/5, and 4/5 of original image size) [...] and

@@ -11,7 +11,7 @@ attention map computed from ``F`` and the global feature ``G`` (pool-5)::
 ``W_f`` and ``W_g`` are 1x1 convolutions with 256 filters and no bias, ``W`` a 1x1
 convolution to one channel with a bias; ``up`` is bilinear interpolation (half-pixel
 centres, as PyTorch's ``align_corners=False``) of the *projected* global term to
-``F``'s size (REFERENCE_NOTES, AttnMel). The layer returns the pooled vector ``g^``
+``F``'s size (as the authors' code, SaoYan/IPMI2019-AttnMel, does). The layer returns the pooled vector ``g^``
 (eq. 3 followed by the global average pooling of Fig. 1) and the attention map ``A``.
 
 The authors' code offers a second normalisation, ``normalization="softmax"``: ``A``

@@ -1,4 +1,4 @@
-"""AttnMel-CNN's reference maps of ROIs (attnmel.txt, sections 2.2 and 3.2, Table 2).
+"""AttnMel-CNN's reference maps of ROIs (Yan et al., AttnMel-CNN, IPMI 2019, sections 2.2 and 3.2, Table 2).
 
 Eq. 5 regularises the attention maps of pool-3 and pool-4 with "a reference binary map
 of ROIs" (eq. 4). Table 2 trains three such models ("How does the Regularization

@@ -3,7 +3,7 @@
 :func:`build_encoder` runs a keras.applications backbone (no top) on a model
 input in [0, 1] and returns its feature maps at named layers ("taps"). Taps are
 layer *names*, never indices: indices shift between Keras versions and with
-``weights="imagenet"`` (REFERENCE_NOTES, AER-Net).
+``weights="imagenet"`` (keras.applications' EfficientNet adds a Rescaling layer only then).
 
 The model input is in [0, 1] (``InputSpec(scale="unit")``); each backbone gets it
 rescaled inside the model, by an :class:`~zoo.common.input_scaling.InputScaling`

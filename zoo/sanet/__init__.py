@@ -1,4 +1,4 @@
-"""SANet (superpixel attention network, sanet.txt) and the networks of its Table 3.
+"""SANet (superpixel attention network for skin lesion attributes) and the networks of its Table 3.
 
 Builders: :func:`build_attribute_unet`, :func:`build_deeplab`, :func:`build_attribute_danet`,
 :func:`build_resunet`, :func:`build_sanet`; input :data:`SANET_INPUT` (and, for SANet, a

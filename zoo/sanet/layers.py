@@ -1,6 +1,6 @@
 """Superpixel average pooling, unpooling and SANet's superpixel attention module (SAM).
 
-SANet (sanet.txt, "Superpixel Average Pooling", eq. 1) averages a feature map
+SANet (the SANet paper, "Superpixel Average Pooling", eq. 1) averages a feature map
 ``F`` inside each superpixel ``s_i`` of the image::
 
     R_i = sum_{(h, w) in s_i} F(h, w) / |s_i|
@@ -12,7 +12,7 @@ attention module ("Superpixels attention module", eq. 1 of that section) is::
 
 with ``w`` a learned 1x1 convolution. The text describes a concatenation instead
 of the sum; ``merge="concat"`` gives ``P = w * [Unpooling(R), F]``
-(REFERENCE_NOTES: follow the equation by default).
+(where text and equation disagree, the equation is the default).
 
 Label maps are ``int`` ``(batch, h, w)`` or ``(batch, h, w, 1)`` with labels
 ``0 .. max_segments-1`` (consecutive, bounded: :mod:`zoo.sanet.superpixels`). A

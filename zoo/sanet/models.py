@@ -1,6 +1,6 @@
 """SANet (superpixel attention network) and the networks of its Table 3.
 
-SANet (sanet.txt, "Superpixel attention network", Fig. 2(a)) detects the five
+SANet (the SANet paper, "Superpixel attention network", Fig. 2(a)) detects the five
 ISIC 2018 Task 2 lesion attributes as five independent sigmoid maps:
 
 * :func:`build_resunet`: "Residual UNet": a keras.applications ResNet101 encoder

@@ -1,6 +1,6 @@
 """SANet's random shuffle module (RSM) as a tf.data transform.
 
-SANet (sanet.txt, Methodology, "Random shuffle module") deconstructs training
+SANet (the SANet paper, Methodology, "Random shuffle module") deconstructs training
 images as in Destruction and Construction Learning (DCL, Chen et al. 2019): "we
 partition an input image into 7 x 7 sub-regions. Second, shuffling sub-regions with
 their nearest neighbors according to uniform distribution in a row-major order.

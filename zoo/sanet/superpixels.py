@@ -1,6 +1,6 @@
 """SLIC superpixel maps for SANet, computed once and cached on disk beside the data.
 
-SANet (sanet.txt, "Superpixel Average Pooling") pools features inside the
+SANet (the SANet paper, "Superpixel Average Pooling") pools features inside the
 superpixels ``s_i`` of each dermoscopy image. The paper takes them from SLIC
 (Achanta et al. 2012) but does not give its parameters; :class:`SlicParams` holds
 ours. Maps are computed with scikit-image and cached as 16-bit grey PNGs::
@@ -14,8 +14,8 @@ Labels are **consecutive** (``0 .. K-1``) and **bounded** (``K <=
 params.max_segments``). The bound matters: the superpixel layers
 (:mod:`zoo.sanet.layers`) pool with ``tf.math.unsorted_segment_sum`` over
 ``max_segments`` segments per image (default :data:`zoo.sanet.models.SANET_MAX_SEGMENTS`), and under XLA an id out of range is silently
-dropped, or leaks into the next image of the batch (REFERENCE_NOTES, "Measured on
-this stack"). SLIC may return more segments than asked (n_segments=256 gave up to
+dropped, or leaks into the next image of the batch (measured with
+TensorFlow 2.21 and JAX: tests/test_superpixel_layers.py). SLIC may return more segments than asked (n_segments=256 gave up to
 266); :func:`slic_superpixels` then retries with fewer.
 
 Large images (ISIC 2018 goes up to 6688x4439) are segmented at a working size
