@@ -54,6 +54,7 @@ from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.preprocess import InputSpec
 from zoo.common.run_card import (BACKUP_DIR, RUN_FILE, TRAINING_CHECKPOINT, WEIGHTS_FILE, RunCard, RunError,
                                  layer_counts, read_card, resolved_arguments, shapes_of)
+from zoo.common.weights import first_non_finite
 from zoo.recipe import TrainingRecipe
 from zoo.registry import ModelEntry, get_model
 
@@ -173,10 +174,10 @@ def _default_outputs(model: keras.Model, entry: ModelEntry) -> keras.Model:
 
 
 def _check_finite(model: keras.Model, folder: Path) -> None:
-    for variable in model.weights:
-        if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
-            raise ValueError(f"{folder}: not saved: the weights {variable.path!r} of model {model.name!r} hold NaN "
-                             f"or infinite values.")
+    found = first_non_finite(model.weights)
+    if found is not None:
+        raise ValueError(f"{folder}: not saved: the weights {found[0].path!r} of model {model.name!r} hold NaN "
+                         f"or infinite values.")
 
 
 def software_versions() -> dict[str, Any]:

@@ -50,7 +50,7 @@ from data_tools.folders import IMAGE_SUFFIXES
 from data_tools.layouts import ISIC2017_SUPERPIXELS_SUFFIX, ISIC_IMAGE_ID
 from data_tools.preprocess import InputSpec, preprocess_label_maps, restore_geometry
 from zoo.common.run_card import WEIGHTS_FILE, is_run_folder
-from zoo.common.weights import CheckpointMismatchError
+from zoo.common.weights import CheckpointMismatchError, first_non_finite
 from zoo.registry import ModelEntry, get_model
 from zoo.run import Run, load_run
 
@@ -430,13 +430,12 @@ def check_finite_weights(model: keras.Model, source: str | os.PathLike) -> None:
     """Raises a one-line ``ValueError`` naming ``source`` (the checkpoint) and the first
     variable of ``model`` that holds NaN or infinite values: such a model predicts blank
     masks or NaN, it is not served."""
-    for variable in model.weights:
-        values = keras.ops.convert_to_numpy(variable)
-        if not np.isfinite(values).all():
-            bad = int(values.size - np.isfinite(values).sum())
-            raise ValueError(f"{source}: the weights hold NaN or infinite values, first in {variable.path!r} "
-                             f"({bad} of {values.size} values) of model {model.name!r}; refusing to serve them "
-                             f"(use a checkpoint from before the training diverged).")
+    found = first_non_finite(model.weights)
+    if found is not None:
+        variable, bad, size = found
+        raise ValueError(f"{source}: the weights hold NaN or infinite values, first in {variable.path!r} "
+                         f"({bad} of {size} values) of model {model.name!r}; refusing to serve them "
+                         f"(use a checkpoint from before the training diverged).")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 
 import h5py
 import keras
+import numpy as np
 from keras.src.utils.naming import to_snake_case  # the names Keras' weights files use
 
 from zoo.common.run_card import card_beside, check_against_card
@@ -160,6 +161,18 @@ def load_checkpoint(model: keras.Model, weights: Any, *, argument: str = "weight
             path, model.name, detail, argument=argument,
             message=f"{argument}={str(path)!r}: loading it into model {model.name!r} failed: "
                     f"{type(error).__name__}: {' '.join(str(error).split())[:400]}") from error
+
+
+def first_non_finite(variables) -> tuple[Any, int, int] | None:
+    """``(variable, non-finite count, size)`` of the first of ``variables`` holding NaN
+    or infinite values, or ``None``: the one scan behind every refusal of broken
+    weights (training, saving a run, serving)."""
+    for variable in variables:
+        values = keras.ops.convert_to_numpy(variable)
+        finite = np.isfinite(values)
+        if not finite.all():
+            return variable, int(values.size - finite.sum()), int(values.size)
+    return None
 
 
 def _float32(tensor: keras.KerasTensor, name: str) -> keras.KerasTensor:

@@ -77,6 +77,7 @@ import tensorflow as tf
 
 from data_tools.pipeline import set_training_epoch
 from zoo.common.run_card import BACKUP_DIR, TRAINING_CHECKPOINT as BEST_WEIGHTS_FILE
+from zoo.common.weights import first_non_finite
 from zoo.runtime import (
     STRATEGIES,
     describe_runtime,
@@ -404,14 +405,14 @@ class _StopOnNonFiniteLoss(keras.callbacks.Callback):
                 f"learning rate; {kept}.")
 
     def on_epoch_end(self, epoch, logs=None):
-        for variable in self.model.trainable_weights:
-            if not np.isfinite(np.asarray(variable)).all():
-                kept = (f"the best checkpoint so far is kept in {self.best_weights}"
-                        if self.best_weights.is_file() else "there is no checkpoint yet")
-                raise NonFiniteLossError(
-                    f"epoch {epoch}: after its updates the weights {variable.path!r} hold NaN or "
-                    "infinite values. Look for NaN or infinite values in this epoch's inputs or "
-                    f"targets, or lower the learning rate; {kept}.")
+        found = first_non_finite(self.model.trainable_weights)
+        if found is not None:
+            kept = (f"the best checkpoint so far is kept in {self.best_weights}"
+                    if self.best_weights.is_file() else "there is no checkpoint yet")
+            raise NonFiniteLossError(
+                f"epoch {epoch}: after its updates the weights {found[0].path!r} hold NaN or "
+                "infinite values. Look for NaN or infinite values in this epoch's inputs or "
+                f"targets, or lower the learning rate; {kept}.")
 
 
 class _RequireMonitor(keras.callbacks.Callback):
