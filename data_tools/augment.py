@@ -23,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.clahe import checked_tile_grid, clahe, clahe_lightness
+
+tf = lazy_tensorflow("the tf.data augmentation (data_tools.augment)")
 
 FILL_MODES = ("reflect", "constant", "nearest", "wrap")
 INTERPOLATIONS = ("bilinear", "nearest")

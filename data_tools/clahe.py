@@ -28,7 +28,10 @@ sizes; ``clip_limit`` may be a tensor (a randomly drawn limit).
 """
 from __future__ import annotations
 
-import tensorflow as tf
+from data_tools.lazy_tensorflow import lazy_tensorflow
+
+tf = lazy_tensorflow("CLAHE (data_tools.clahe)")
+
 
 
 def clahe(

@@ -22,12 +22,16 @@ finite at black.
 """
 from __future__ import annotations
 
+import functools
 import types
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
+
+from data_tools.lazy_tensorflow import lazy_tensorflow
+
+tf = lazy_tensorflow("the tf.data CIELAB conversion")
 
 # Linear sRGB -> XYZ, D65 (IEC 61966-2-1; the matrix scikit-image uses).
 _RGB_TO_XYZ = (
@@ -77,7 +81,7 @@ def _lab_f(t, xp):
 
 
 def _lab(rgb, xp):
-    """The conversion itself, once for both namespaces: ``xp`` is :data:`_TF_OPS`
+    """The conversion itself, once for both namespaces: ``xp`` is :func:`_tf_ops`
     (tf.data) or ``keras.ops`` (the layer, any backend); ``rgb`` float32 in [0, 1]."""
     rgb = xp.clip(rgb, 0.0, 1.0)
     linear = _srgb_to_linear(rgb, xp)
@@ -93,10 +97,12 @@ def _unit(lab):
     return (lab + np.asarray(_LAB_UNIT_OFFSET, np.float32)) / np.asarray(_LAB_UNIT_RANGE, np.float32)
 
 
-#: The names of keras.ops that :func:`_lab` uses, as TensorFlow functions.
-_TF_OPS = types.SimpleNamespace(exp=tf.exp, log=tf.math.log, maximum=tf.maximum, where=tf.where,
-                                clip=tf.clip_by_value, tensordot=tf.tensordot, unstack=tf.unstack,
-                                stack=tf.stack)
+@functools.cache
+def _tf_ops() -> types.SimpleNamespace:
+    """The names of keras.ops that :func:`_lab` uses, as TensorFlow functions."""
+    return types.SimpleNamespace(exp=tf.exp, log=tf.math.log, maximum=tf.maximum, where=tf.where,
+                                 clip=tf.clip_by_value, tensordot=tf.tensordot, unstack=tf.unstack,
+                                 stack=tf.stack)
 
 
 def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
@@ -109,7 +115,7 @@ def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
     Returns:
         float32 ``[..., 3]``: L* in [0, 100], a* and b* roughly in [-128, 127].
     """
-    return _lab(_as_float_rgb(rgb, "rgb_to_lab"), _TF_OPS)
+    return _lab(_as_float_rgb(rgb, "rgb_to_lab"), _tf_ops())
 
 
 def lab_to_unit(lab: tf.Tensor) -> tf.Tensor:

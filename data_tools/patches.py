@@ -14,7 +14,10 @@ Images are ``[H, W, C]`` (the crop and pad helpers also take ``[B, H, W, C]``).
 """
 from __future__ import annotations
 
-import tensorflow as tf
+from data_tools.lazy_tensorflow import lazy_tensorflow
+
+tf = lazy_tensorflow("the tf.data crops and pads")
+
 
 GREY = 128.0 / 255.0
 

@@ -45,12 +45,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.augment import Augmentation, joint_random_crop
+from data_tools.epochs import on_training_epoch, set_training_epoch  # noqa: F401  (re-exported)
 from data_tools.preprocess import (InputSpec, corrected_rgb, crop_images, normalize_images, resize_images,
                                   resize_masks)
 from data_tools.records import DatasetError, Record
+
+tf = require_tensorflow("the tf.data pipelines (data_tools.pipeline)")
 
 AUTOTUNE = tf.data.AUTOTUNE
 # ISIC scoring binarises ground-truth masks at > 128 (isic-challenge-scoring).
@@ -61,18 +64,7 @@ Expand = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 EXPAND_SHUFFLE_SAMPLES = 2048
 """Default ``sample_buffer`` of :func:`classification_dataset` (about 34 images of
 ARL-CNN's 60 patches; at 224 x 224 float32 RGB, 1.2 GB)."""
-_EPOCH_COUNTERS: list[tf.Variable] = []
-"""Every training dataset's epoch counter (held here: tf.data's functions hold the
-variables they read only weakly; one scalar per dataset built)."""
 _NO_END = tf.int64.max
-
-
-def set_training_epoch(epoch: int) -> None:
-    """Make every live training dataset's next iterator start at ``epoch`` (module docs)."""
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"set_training_epoch: epoch must be a non-negative int, got {epoch!r}.")
-    for counter in _EPOCH_COUNTERS:
-        counter.assign(epoch)
 
 
 # Leading bytes of the formats tf.io.decode_image reads.
@@ -222,7 +214,7 @@ def _epochs(one_epoch: Callable[[tf.Tensor], tf.data.Dataset], repeat: bool) -> 
     forever with ``repeat`` (see the module docstring)."""
     with tf.init_scope():
         counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="training_epoch")
-    _EPOCH_COUNTERS.append(counter)
+    on_training_epoch(counter.assign)
     start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
     if repeat:
         epochs = start.map(lambda _: counter.read_value()).flat_map(

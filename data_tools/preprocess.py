@@ -30,10 +30,12 @@ import json
 import math
 from typing import Any, Literal, Mapping
 
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.colour import rgb_to_lab_unit
 from data_tools.patches import GREY, centre_crop, centre_square_crop, pad_to_square
+
+tf = lazy_tensorflow("preprocessing in tf.data")
 
 Colour = Literal["rgb", "lab"]
 Scale = Literal["unit", "imagenet", "caffe", "raw255", "standard"]

@@ -7,7 +7,10 @@ recipe, and registers its models (:mod:`zoo.registry`): ``zoo.list_models()``,
 :mod:`zoo.common`.
 
 ``import zoo`` registers every custom layer, loss and metric, so ``.keras`` files
-saved from this package load with plain ``keras.models.load_model``.
+saved from this package load with plain ``keras.models.load_model``. It needs no
+TensorFlow: models, training on arrays and prediction run on JAX and PyTorch too;
+the tf.data pipelines, SavedModel and LiteRT export import TensorFlow when used
+(:mod:`data_tools.lazy_tensorflow`).
 """
 import data_tools.colour  # noqa: F401  (registers the RGBToLab layer used inside models)
 from zoo import layers, losses, metrics, submission
@@ -16,7 +19,6 @@ from zoo.apspnet import *  # noqa: F401,F403
 from zoo.arl_cnn import *  # noqa: F401,F403
 from zoo.attnmel import *  # noqa: F401,F403
 from zoo.cam import class_activation_map, plot_class_activation_maps
-from zoo.flops import count_flops
 from zoo.losses import (
     AttentionDiceRegulariser,
     ComboLoss,
@@ -38,9 +40,10 @@ from zoo.train import TrainConfig, TrainResult, fit
 
 __version__ = "0.1.0"
 
-#: Attributes imported on first use: the SavedModel export is TensorFlow's, and
-#: ``python -m zoo.export`` must find the module not yet imported (runpy warns otherwise).
-_LAZY = {"export_saved_model": "zoo.export", "load_input_spec": "zoo.serving"}
+#: Attributes imported on first use: the SavedModel export and the FLOP count are
+#: TensorFlow's (``import zoo`` needs no TensorFlow), and ``python -m zoo.export``
+#: must find the module not yet imported (runpy warns otherwise).
+_LAZY = {"count_flops": "zoo.flops", "export_saved_model": "zoo.export", "load_input_spec": "zoo.serving"}
 
 
 def __getattr__(name: str):

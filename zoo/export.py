@@ -77,8 +77,8 @@ from pathlib import Path
 from typing import Sequence
 
 import keras
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.imageio import load_image
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.litert import export_litert
@@ -86,6 +86,8 @@ from zoo.registry import get_model
 from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, SERVING_BYTES, SERVING_DEFAULT, SERVING_FILE, SPEC_FILE,
                          LabelMapInput, ModelIO, collect_images, error_line, load_input_spec, load_model,
                          write_serving_info)
+
+tf = require_tensorflow("the SavedModel export (zoo.export)")
 
 __all__ = ["ENCODED_INPUT", "IMAGES_INPUT", "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE", "SPEC_FILE",
            "export_saved_model", "load_input_spec", "main"]

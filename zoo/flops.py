@@ -21,8 +21,11 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 import keras
-import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import (
+
+from data_tools.lazy_tensorflow import require_tensorflow
+
+tf = require_tensorflow("counting FLOPs (zoo.count_flops)")
+from tensorflow.python.framework.convert_to_constants import (  # noqa: E402  (after the clear error above)
     convert_variables_to_constants_v2_as_graph)
 
 #: Op types whose FLOPs are multiply-adds: MACs = FLOPs / 2.

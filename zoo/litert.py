@@ -53,11 +53,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.atomic import atomic_path
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.serving import IMAGES_INPUT, SERVING_DEFAULT, ModelIO, compute_extra_input
+
+tf = require_tensorflow("the LiteRT export (zoo.litert)")
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 SIGNATURE = SERVING_DEFAULT

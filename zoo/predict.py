@@ -77,9 +77,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.imageio import load_image, save_png
 from data_tools.layouts import (
@@ -96,6 +96,8 @@ from zoo.serving import (IMAGES_INPUT, SERVING_DEFAULT, CheckpointMismatchError,
                          attention_kwargs, build_from_checkpoint, check_extra_inputs, collect_images,
                          compute_extra_input, compute_superpixels, entry_max_segments, error_line, load_input_spec,
                          load_model, load_serving_info, spec_for_model)
+
+tf = lazy_tensorflow("TensorFlow's image decoders")
 
 #: Re-exported from zoo.serving, where they live (zoo.predict.spec_for_model, ... keep working).
 __all__ = ["CheckpointMismatchError", "PredictionSummary", "Predictor", "at_original_size", "attention_kwargs",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import json
 import os
 import platform
@@ -29,15 +30,34 @@ import warnings
 from typing import Any, Iterator, Sequence
 
 import keras
-import tensorflow as tf
+
+from data_tools.lazy_tensorflow import lazy_tensorflow
+
+tf = lazy_tensorflow("TensorFlow's device list")
 
 STRATEGIES: tuple[str, ...] = ("default", "mirrored", "multi_worker")
 MIXED_POLICY = "mixed_float16"
 
 
 def gpu_available() -> bool:
-    """True if TensorFlow sees at least one GPU."""
-    return bool(tf.config.list_physical_devices("GPU"))
+    """True if the Keras backend sees at least one GPU (TensorFlow's, JAX's or PyTorch's device list)."""
+    return any(device["type"] == "GPU" for device in _devices())
+
+
+def _devices() -> list[dict[str, str]]:
+    """The backend's devices (``name``, ``type``, TensorFlow's GPU details), importing no other framework."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return [{"name": str(device), "type": "GPU" if device.platform == "gpu" else device.platform.upper()}
+                for device in jax.devices()]
+    if backend == "torch":
+        import torch
+
+        gpus = [{"name": torch.cuda.get_device_name(index), "type": "GPU"} for index in range(torch.cuda.device_count())]
+        return [{"name": "cpu", "type": "CPU"}, *gpus]
+    return [_describe_device(device) for device in tf.config.list_physical_devices()]
 
 
 def resolve_xla(xla: bool | None) -> bool:
@@ -109,7 +129,7 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -
             f"runs Keras on {keras.backend.backend()!r}); on JAX, distribute with keras.distribution "
             f"(e.g. keras.distribution.set_distribution(keras.distribution.DataParallel())) and strategy='default'.")
     if name == "default":
-        return tf.distribute.get_strategy()
+        return tf.distribute.get_strategy() if keras.backend.backend() == "tensorflow" else LocalStrategy()
     if name == "mirrored":
         if devices is None:
             devices = [device.name for device in tf.config.list_logical_devices("GPU")]
@@ -118,41 +138,28 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -
     return _multi_worker_strategy()
 
 
-class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-    """``MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3 gives it.
+class LocalStrategy:
+    """``strategy="default"`` off the TensorFlow backend: one process, no replication.
 
-    Keras 3.15 ``fit`` on a cluster fails twice in ``strategy.reduce`` with
-    TensorFlow 2.21 (keras-team/keras#20585):
-
-    * it reduces its first input batch, a nest, to build the model symbolically;
-      TensorFlow reduces single values only ("Attempt to convert a value
-      (PerReplica...)"): this ``reduce`` maps over the nest;
-    * it averages the per-step logs, which are scalars, with ``axis=0`` ("Invalid
-      reduction dimension 0 for input with 0 dimensions"): a scalar has no batch
-      axis, so it is averaged across replicas only (``axis=None``).
+    The part of ``tf.distribute.Strategy`` that :func:`zoo.train.fit` uses, so that
+    JAX and PyTorch train without TensorFlow (they distribute with
+    ``keras.distribution``, README "Backends").
     """
 
-    def reduce(self, reduce_op, value, axis):
-        parent = super()
+    num_replicas_in_sync = 1
+    cluster_resolver = None
 
-        def reduce_leaf(leaf):
-            leaf_axis = None if _rank(leaf) == 0 else axis
-            return parent.reduce(reduce_op, leaf, leaf_axis)
-
-        return tf.nest.map_structure(reduce_leaf, value)
-
-
-def _rank(value: Any) -> int | None:
-    if isinstance(value, tf.distribute.DistributedValues):
-        value = value.values[0]
-    return tf.convert_to_tensor(value).shape.rank
+    def scope(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
 
 @functools.cache
 def _multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
     _check_tf_config()
+    from zoo.distribute import MultiWorkerMirroredStrategy
+
     try:
-        return _MultiWorkerMirroredStrategy()
+        return MultiWorkerMirroredStrategy()
     except RuntimeError as error:
         raise RuntimeError(
             "MultiWorkerMirroredStrategy must be created before TensorFlow runs any "
@@ -206,21 +213,30 @@ def describe_runtime(
     strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """A JSON-able record of the software, devices and settings of a run."""
-    strategy = strategy or tf.distribute.get_strategy()
+    strategy = strategy or make_strategy("default")
     return {
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        "tensorflow": _installed_version("tensorflow", "tensorflow-cpu"),
         "keras": keras.__version__,
         "keras_backend": keras.backend.backend(),
         "platform": platform.platform(),
-        "devices": [_describe_device(device) for device in tf.config.list_physical_devices()],
-        "logical_devices": [device.name for device in tf.config.list_logical_devices()],
+        "devices": _devices(),
         "xla": resolve_xla(xla),
         "precision_policy": MIXED_POLICY if mixed_precision else "float32",
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
         "task": task_name(strategy),
     }
+
+
+def _installed_version(*distributions: str) -> str | None:
+    """The version of the first of ``distributions`` installed, ``None`` if none is (nothing is imported)."""
+    for distribution in distributions:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _describe_device(device: tf.config.PhysicalDevice) -> dict[str, Any]:

@@ -44,8 +44,8 @@ from typing import Any
 import h5py
 import keras
 import numpy as np
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.folders import IMAGE_SUFFIXES
 from data_tools.layouts import ISIC2017_SUPERPIXELS_SUFFIX, ISIC_IMAGE_ID
 from data_tools.preprocess import InputSpec, preprocess_label_maps, restore_geometry
@@ -53,6 +53,8 @@ from zoo.common.run_card import WEIGHTS_FILE, is_run_folder
 from zoo.common.weights import CheckpointMismatchError, first_non_finite
 from zoo.registry import ModelEntry, get_model
 from zoo.run import Run, load_run
+
+tf = lazy_tensorflow("the SavedModel/LiteRT serving files")
 
 __all__ = [
     "CheckpointMismatchError", "ENCODED_INPUT", "EXTRA_INPUTS", "IMAGES_INPUT", "LabelMapInput", "ModelIO",

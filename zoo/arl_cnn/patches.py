@@ -22,9 +22,11 @@ draw their own, ``reproduce/arl_table7.py``).
 """
 from __future__ import annotations
 
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.patches import crop_and_resize_boxes
+
+tf = lazy_tensorflow("ARL-CNN's patches in tf.data")
 
 ARL_SCALES = (0.2, 0.4, 0.6, 0.8)
 """Sec. IV-B: 1/5, 2/5, 3/5 and 4/5 of the image size."""

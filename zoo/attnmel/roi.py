@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from zoo.attnmel.models import ATTENTION_OUTPUTS
+
+tf = lazy_tensorflow("AttnMel's ROI maps in tf.data")
 
 ROI_MASKS = {"lesion": "lesion", "dermo": "dermo", "background": "lesion"}
 """ROI (Table 2's -Lesion, -Dermo, -Bkg) -> the name of the record's mask read for it

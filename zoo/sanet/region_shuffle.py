@@ -50,11 +50,13 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from skimage.measure import label as connected_components
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from zoo.sanet.models import SANET_MAX_SEGMENTS
 from zoo.sanet.superpixels import SUPERPIXELS
+
+tf = lazy_tensorflow("SANet's region shuffle (a tf.data transform)")
 
 #: SANet's grid: 7x7 regions.
 RSM_GRID = 7

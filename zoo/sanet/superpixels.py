@@ -37,17 +37,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 from skimage.segmentation import slic
 from tqdm import tqdm
 
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.augment import Augmentation
 from data_tools.imageio import as_policy, is_up_to_date, load_image, save_png
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from zoo.sanet.models import SANET_MAX_SEGMENTS
+
+tf = lazy_tensorflow("SANet's superpixel maps in tf.data")
 
 if TYPE_CHECKING:  # zoo.sanet.region_shuffle imports this module
     from zoo.sanet.region_shuffle import RegionShuffle

@@ -73,9 +73,9 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from data_tools.pipeline import set_training_epoch
+from data_tools.lazy_tensorflow import lazy_tensorflow, tensorflow_imported
+from data_tools.epochs import set_training_epoch
 from zoo.common.run_card import BACKUP_DIR, TRAINING_CHECKPOINT as BEST_WEIGHTS_FILE
 from zoo.common.weights import first_non_finite
 from zoo.runtime import (
@@ -87,6 +87,8 @@ from zoo.runtime import (
     resolve_xla,
     task_name,
 )
+
+tf = lazy_tensorflow("training on a tf.data.Dataset")
 
 Mode = Literal["min", "max", "auto"]
 
@@ -489,7 +491,7 @@ def _check_optimizer(optimizer: Any) -> None:
 def _check_dataset(name: str, data: Any, steps: int | None, steps_name: str) -> None:
     if isinstance(data, keras.utils.PyDataset):
         return
-    if not isinstance(data, tf.data.Dataset):
+    if not tensorflow_imported() or not isinstance(data, tf.data.Dataset):
         raise TypeError(f"{name} must be a tf.data.Dataset or keras.utils.PyDataset, got {type(data).__name__}.")
     spec = data.element_spec
     if not isinstance(spec, tuple) or len(spec) not in (2, 3):

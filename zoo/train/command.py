@@ -52,8 +52,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools import layouts
 from data_tools.atomic import atomic_write_text
 from data_tools.detect import LAYOUTS, Layout, LayoutError, detect_layout, labelme_labels
@@ -72,6 +72,8 @@ from zoo.runtime import STRATEGIES
 from zoo.serving import spec_for_model
 from zoo.train import (BACKUP_DIR, BEST_WEIGHTS_FILE, CONFIG_FILE, LOG_FILE, RUNTIME_FILE, TENSORBOARD_DIR,
                        TrainConfig, TrainResult, fit)
+
+tf = require_tensorflow("python -m zoo.train (its tf.data pipelines)")
 
 PROG = "python -m zoo.train"
 SETTINGS_FILE = "train_settings.json"
