@@ -27,9 +27,9 @@ import types
 
 import keras
 import numpy as np
-from keras import ops
 
 from data_tools.lazy_tensorflow import lazy_tensorflow
+from data_tools.tensor_ops import KERAS, Ops, tensor_ops
 
 tf = lazy_tensorflow("the tf.data CIELAB conversion")
 
@@ -105,20 +105,30 @@ def _tf_ops() -> types.SimpleNamespace:
                                  stack=tf.stack)
 
 
-def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
+def _keras_float_rgb(rgb):
+    """:func:`_as_float_rgb` in ``keras.ops``: float32, integers over their dtype's maximum."""
+    dtype = keras.backend.standardize_dtype(rgb.dtype)
+    rgb = keras.ops.cast(rgb, "float32")
+    return rgb * np.float32(1.0 / np.iinfo(dtype).max) if "int" in dtype else rgb
+
+
+def rgb_to_lab(rgb: tf.Tensor, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """sRGB -> CIE L*a*b* (D65), like ``skimage.color.rgb2lab``.
 
     Args:
         rgb: ``[..., 3]`` sRGB, float in [0, 1] (values outside are clipped) or an
             integer image (divided by its dtype's maximum, e.g. 255 for uint8).
+        ops: ``"tensorflow"`` (tf.data) or ``"keras"`` (``keras.ops``, any backend).
 
     Returns:
         float32 ``[..., 3]``: L* in [0, 100], a* and b* roughly in [-128, 127].
     """
+    if tensor_ops(ops) is KERAS:
+        return _lab(_keras_float_rgb(KERAS.asarray(rgb)), keras.ops)
     return _lab(_as_float_rgb(rgb, "rgb_to_lab"), _tf_ops())
 
 
-def lab_to_unit(lab: tf.Tensor) -> tf.Tensor:
+def lab_to_unit(lab: tf.Tensor, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Scale L*a*b* to [0, 1] per channel: ``(L / 100, (a + 128) / 255, (b + 128) / 255)``.
 
     AER-Net (section 3.1) normalises "each channel to [0, 1]" without giving the
@@ -128,12 +138,13 @@ def lab_to_unit(lab: tf.Tensor) -> tf.Tensor:
     a* in [-86.2, 98.2] and b* in [-107.9, 94.5], so every sRGB colour maps inside
     [0, 1] with the neutral axis (a = b = 0) at 128/255.
     """
-    return _unit(tf.convert_to_tensor(lab, tf.float32))
+    xp = tensor_ops(ops)
+    return _unit(xp.cast(xp.asarray(lab), "float32"))
 
 
-def rgb_to_lab_unit(rgb: tf.Tensor) -> tf.Tensor:
+def rgb_to_lab_unit(rgb: tf.Tensor, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """sRGB -> CIELAB scaled to [0, 1] per channel (AER-Net's input)."""
-    return lab_to_unit(rgb_to_lab(rgb))
+    return lab_to_unit(rgb_to_lab(rgb, ops), ops)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -163,12 +174,8 @@ class RGBToLab(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        dtype = keras.backend.standardize_dtype(inputs.dtype)
-        rgb = ops.cast(inputs, "float32")
-        if "int" in dtype:  # as rgb_to_lab: an integer image over its dtype's maximum
-            rgb = rgb * np.float32(1.0 / np.iinfo(dtype).max)
-        lab = _lab(rgb, ops)
-        return ops.cast(_unit(lab) if self.unit else lab, self.compute_dtype)
+        lab = rgb_to_lab(inputs, KERAS)
+        return keras.ops.cast(_unit(lab) if self.unit else lab, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

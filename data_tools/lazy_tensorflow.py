@@ -27,7 +27,7 @@ class TensorFlowMissingError(ModuleNotFoundError):
     """A feature that needs TensorFlow was used where TensorFlow is not installed."""
 
     def __init__(self, feature: str):
-        super().__init__(f"{feature} needs TensorFlow, which is not installed here: {INSTALL_HINT}.",
+        super().__init__(f"TensorFlow is not installed here, and {feature} needs it: {INSTALL_HINT}.",
                          name="tensorflow")
         self.feature = feature
 

@@ -15,6 +15,7 @@ Images are ``[H, W, C]`` (the crop and pad helpers also take ``[B, H, W, C]``).
 from __future__ import annotations
 
 from data_tools.lazy_tensorflow import lazy_tensorflow
+from data_tools.tensor_ops import Ops, tensor_ops
 
 tf = lazy_tensorflow("the tf.data crops and pads")
 
@@ -27,35 +28,38 @@ def _spatial_shape(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return shape[-3], shape[-2]
 
 
-def pad_to_square(image: tf.Tensor, value: float = GREY) -> tf.Tensor:
+def pad_to_square(image: tf.Tensor, value: float = GREY, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Pad the shorter side with ``value`` so the image is square, content centred.
 
-    The extra row/column of an odd margin goes to the bottom/right.
+    The extra row/column of an odd margin goes to the bottom/right. ``ops``: the
+    namespace (:mod:`data_tools.tensor_ops`), TensorFlow's or ``keras.ops``.
     """
-    image = tf.convert_to_tensor(image)
-    height, width = _spatial_shape(image)
-    side = tf.maximum(height, width)
+    xp = tensor_ops(ops)
+    image = xp.asarray(image)
+    height, width = xp.spatial_size(image)
+    side = xp.size_max(height, width)
     top, left = (side - height) // 2, (side - width) // 2
     spatial = [[top, side - height - top], [left, side - width - left], [0, 0]]
-    paddings = [[0, 0]] * (image.shape.rank - 3) + spatial
-    return tf.pad(image, paddings, constant_values=tf.cast(value, image.dtype))
+    paddings = [[0, 0]] * (len(xp.static_shape(image)) - 3) + spatial
+    return xp.pad(image, paddings, value)
 
 
-def centre_square_crop(image: tf.Tensor, fraction: float = 0.8) -> tf.Tensor:
+def centre_square_crop(image: tf.Tensor, fraction: float = 0.8, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """The centred square of side ``floor(fraction x min(H, W))`` (AttnMel: 0.8)."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"centre_square_crop: fraction must be in (0, 1], got {fraction!r}.")
-    image = tf.convert_to_tensor(image)
-    height, width = _spatial_shape(image)
-    side = tf.cast(tf.math.floor(fraction * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32)
-    side = tf.maximum(side, 1)
+    xp = tensor_ops(ops)
+    image = xp.asarray(image)
+    height, width = xp.spatial_size(image)
+    side = xp.size_fraction(fraction, xp.size_min(height, width))
     return image[..., (height - side) // 2 : (height - side) // 2 + side, (width - side) // 2 : (width - side) // 2 + side, :]
 
 
-def centre_crop(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+def centre_crop(image: tf.Tensor, size: tuple[int, int], ops: str | Ops = "tensorflow") -> tf.Tensor:
     """The centred ``size`` window (offsets rounded down), ``[H, W, C]`` or batched."""
-    image = tf.convert_to_tensor(image)
-    height, width = _spatial_shape(image)
+    xp = tensor_ops(ops)
+    image = xp.asarray(image)
+    height, width = xp.spatial_size(image)
     top, left = (height - size[0]) // 2, (width - size[1]) // 2
     return image[..., top : top + size[0], left : left + size[1], :]
 

@@ -30,10 +30,13 @@ import json
 import math
 from typing import Any, Literal, Mapping
 
+import numpy as np
+
 
 from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.colour import rgb_to_lab_unit
 from data_tools.patches import GREY, centre_crop, centre_square_crop, pad_to_square
+from data_tools.tensor_ops import Ops, tensor_ops
 
 tf = lazy_tensorflow("preprocessing in tf.data")
 
@@ -189,30 +192,32 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"InputSpec.{name} must be one of {allowed}, got {value!r}.")
 
 
-def to_float_rgb(images: tf.Tensor) -> tf.Tensor:
+def to_float_rgb(images: tf.Tensor, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """uint8/uint16 or float images -> float32 RGB in [0, 1] (grey is repeated to RGB).
 
     Integer images are divided by their dtype's maximum; float images must already
     be in [0, 1]. Works on ``[H, W, C]`` and ``[B, H, W, C]`` with C = 1 or 3.
     """
-    images = tf.convert_to_tensor(images)
-    rank, channels = images.shape.rank, images.shape[-1] if images.shape.rank else None
-    if rank not in (3, 4):
-        raise ValueError(f"images: expected [H, W, C] or [batch, H, W, C], got shape {images.shape}.")
-    if channels not in (1, 3):
-        raise ValueError(f"images: expected 1 (grey) or 3 (RGB) channels in the last axis, got shape {images.shape}.")
-    if images.dtype.is_integer:
-        images = tf.image.convert_image_dtype(images, tf.float32)
-    elif images.dtype.is_floating:
-        images = tf.cast(images, tf.float32)
+    xp = tensor_ops(ops)
+    images = xp.asarray(images)
+    shape = xp.static_shape(images)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"images: expected [H, W, C] or [batch, H, W, C], got shape {shape}.")
+    if shape[-1] not in (1, 3):
+        raise ValueError(f"images: expected 1 (grey) or 3 (RGB) channels in the last axis, got shape {shape}.")
+    kind = xp.dtype_kind(images)
+    if kind == "int":
+        images = xp.to_unit_float(images)
+    elif kind == "float":
+        images = xp.cast(images, "float32")
     else:
-        raise TypeError(f"images: expected an integer or float tensor, got dtype {images.dtype.name}.")
-    if channels == 1:
-        images = tf.image.grayscale_to_rgb(images)
+        raise TypeError(f"images: expected an integer or float tensor, got dtype {kind}.")
+    if shape[-1] == 1:
+        images = xp.concatenate([images] * 3, axis=-1)
     return images
 
 
-def gray_world(images: tf.Tensor) -> tf.Tensor:
+def gray_world(images: tf.Tensor, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Gray-world colour constancy (Barata et al. 2015, Minkowski norm p = 1; ARL-CNN Sec. V-F).
 
     The illuminant of each image is estimated as its per-channel mean ``e_c``; each
@@ -220,53 +225,57 @@ def gray_world(images: tf.Tensor) -> tf.Tensor:
     while its average brightness stays; values are clipped to [0, 1]. Float RGB
     ``[H, W, 3]`` or ``[B, H, W, 3]`` in [0, 1]; an all-black channel is left as is.
     """
-    images = tf.convert_to_tensor(images, tf.float32)
-    illuminant = tf.reduce_mean(images, axis=(-3, -2), keepdims=True)
-    grey = tf.reduce_mean(illuminant, axis=-1, keepdims=True)
-    gain = tf.math.divide_no_nan(grey, illuminant)
-    gain = tf.where(illuminant > 0, gain, tf.ones_like(gain))
-    return tf.clip_by_value(images * gain, 0.0, 1.0)
+    xp = tensor_ops(ops)
+    images = xp.cast(xp.asarray(images), "float32")
+    illuminant = xp.mean(images, axis=(-3, -2), keepdims=True)
+    grey = xp.mean(illuminant, axis=-1, keepdims=True)
+    positive = illuminant > 0
+    gain = xp.where(positive, grey / xp.where(positive, illuminant, 1.0), 1.0)
+    return xp.clip(images * gain, 0.0, 1.0)
 
 
-def _fit_and_resize(images: tf.Tensor, spec: InputSpec, method: str, pad_value: float) -> tf.Tensor:
+def _fit_and_resize(images: tf.Tensor, spec: InputSpec, method: str, pad_value: float, xp: Ops) -> tf.Tensor:
     if spec.fit == "pad":
-        images = pad_to_square(images, pad_value)
+        images = pad_to_square(images, pad_value, xp)
     elif spec.fit == "crop":
-        images = centre_square_crop(images, spec.crop_fraction)
-    if tuple(images.shape[-3:-1]) == spec.resize_size:
+        images = centre_square_crop(images, spec.crop_fraction, xp)
+    if tuple(xp.static_shape(images)[-3:-1]) == spec.resize_size:
         return images
-    return tf.image.resize(images, spec.resize_size, method=method)
+    return xp.resize(images, spec.resize_size, method)
 
 
-def corrected_rgb(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+def corrected_rgb(images: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Any image -> float32 RGB in [0, 1] with ``spec.colour_constancy`` applied to the
     whole image: the first step of every path (resized inputs, ARL's patches)."""
-    images = to_float_rgb(images)
-    return gray_world(images) if spec.colour_constancy == "gray_world" else images
+    images = to_float_rgb(images, ops)
+    return gray_world(images, ops) if spec.colour_constancy == "gray_world" else images
 
 
-def resize_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+def resize_images(images: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Any image -> float32 RGB in [0, 1], fitted per ``spec.fit`` and resized to ``spec.resize_size``."""
-    images = _fit_and_resize(corrected_rgb(images, spec), spec, spec.resize, GREY)
+    xp = tensor_ops(ops)
+    images = _fit_and_resize(corrected_rgb(images, spec, xp), spec, spec.resize, GREY, xp)
     # Bicubic overshoots; clipping keeps every method in [0, 1].
-    return tf.clip_by_value(images, 0.0, 1.0)
+    return xp.clip(images, 0.0, 1.0)
 
 
-def resize_masks(masks: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+def resize_masks(masks: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Masks ``[H, W, K]`` (or batched) with the images' geometry: padding 0, nearest neighbour.
 
     Values are never interpolated, so binary and class-index masks stay so; the
     dtype is kept.
     """
-    masks = tf.convert_to_tensor(masks)
-    if masks.shape.rank not in (3, 4):
-        raise ValueError(f"masks: expected [H, W, K] or [batch, H, W, K], got shape {masks.shape}.")
-    resized = _fit_and_resize(masks, spec, "nearest", 0)
-    return tf.cast(resized, masks.dtype)
+    xp = tensor_ops(ops)
+    masks = xp.asarray(masks)
+    if len(xp.static_shape(masks)) not in (3, 4):
+        raise ValueError(f"masks: expected [H, W, K] or [batch, H, W, K], got shape {xp.static_shape(masks)}.")
+    resized = _fit_and_resize(masks, spec, "nearest", 0, xp)
+    return xp.cast(resized, masks.dtype)
 
 
 def restore_geometry(maps: tf.Tensor, original_size: tuple[int, int], spec: InputSpec,
-                     method: str = "bilinear", *, fill: float | None = None) -> tf.Tensor:
+                     method: str = "bilinear", *, fill: float | None = None,
+                     ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Model-resolution maps ``[H, W, C]`` back onto the original image's pixels.
 
     The inverse of :func:`preprocess_images`' geometry (at evaluation: centred
@@ -284,11 +293,13 @@ def restore_geometry(maps: tf.Tensor, original_size: tuple[int, int], spec: Inpu
         method: ``tf.image.resize`` method (``"bilinear"`` for probabilities,
             ``"nearest"`` for labels).
         fill: the value of original pixels the model never saw.
+        ops: ``"tensorflow"`` or ``"keras"`` (:mod:`data_tools.tensor_ops`).
     """
     height, width = (int(side) for side in original_size)
     if height < 1 or width < 1:
         raise ValueError(f"restore_geometry: original_size must be positive, got {original_size!r}.")
-    maps = tf.convert_to_tensor(maps)
+    xp = tensor_ops(ops)
+    maps = xp.asarray(maps)
     # The region the fitted (pre-crop) image covers in the original: (top, left, height, width).
     if spec.fit == "stretch":
         region = (0.0, 0.0, float(height), float(width))
@@ -304,60 +315,61 @@ def restore_geometry(maps: tf.Tensor, original_size: tuple[int, int], spec: Inpu
     scale_y, scale_x = region[2] / resized[0], region[3] / resized[1]
     top, left = region[0] + window_top * scale_y, region[1] + window_left * scale_x
     box = (round(top), round(left), round(spec.image_size[0] * scale_y), round(spec.image_size[1] * scale_x))
-    window = tf.image.resize(maps, (max(box[2], 1), max(box[3], 1)), method=method)
+    window = xp.resize(maps, (max(box[2], 1), max(box[3], 1)), method)
     if box == (0, 0, height, width):
         return window
     # Cut the part of the window inside the image; pad what the window does not cover.
     cut_top, cut_left = max(-box[0], 0), max(-box[1], 0)
     inside = window[cut_top:cut_top + height - max(box[0], 0), cut_left:cut_left + width - max(box[1], 0)]
     pad_top, pad_left = max(box[0], 0), max(box[1], 0)
-    pad_bottom = height - pad_top - int(inside.shape[0])
-    pad_right = width - pad_left - int(inside.shape[1])
+    pad_bottom = height - pad_top - int(xp.static_shape(inside)[0])
+    pad_right = width - pad_left - int(xp.static_shape(inside)[1])
     if min(pad_top, pad_left, pad_bottom, pad_right) < 0:
         raise AssertionError(f"restore_geometry: window {box} does not fit {original_size}")
     if (pad_top, pad_left, pad_bottom, pad_right) != (0, 0, 0, 0) and fill is None:
         raise ValueError(f"restore_geometry: fit={spec.fit!r} with pre_crop_size={spec.pre_crop_size} leaves "
                          "pixels of the image unseen; pass fill= for them (only fit='stretch' or 'pad' "
                          "can be mapped back without).")
-    return tf.pad(inside, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]],
-                  constant_values=tf.cast(fill or 0, inside.dtype))
+    return xp.pad(inside, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]], fill or 0)
 
 
-def crop_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+def crop_images(images: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """The centred ``spec.image_size`` window of resized images (identity without ``pre_crop_size``)."""
     if spec.pre_crop_size is None:
         return images
-    return centre_crop(images, spec.image_size)
+    return centre_crop(images, spec.image_size, ops)
 
 
-def normalize_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+def normalize_images(images: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Float32 RGB in [0, 1] (any size) -> the model's colour space and scale."""
-    images = tf.convert_to_tensor(images, tf.float32)
+    xp = tensor_ops(ops)
+    images = xp.cast(xp.asarray(images), "float32")
     if spec.colour == "lab":
-        images = rgb_to_lab_unit(images)
+        images = rgb_to_lab_unit(images, xp)
     if spec.scale == "unit":
         return images
     if spec.scale == "raw255":
         return images * 255.0
     if spec.scale == "imagenet":
-        return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+        return (images - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
     if spec.scale == "standard":
-        return (images - tf.constant(spec.mean)) / tf.constant(spec.std)
+        return (images - np.float32(spec.mean)) / np.float32(spec.std)
     # "caffe"
-    return tf.reverse(images, axis=[-1]) * 255.0 - tf.constant(CAFFE_BGR_MEAN)
+    return xp.reverse_channels(images) * 255.0 - np.float32(CAFFE_BGR_MEAN)
 
 
-def preprocess_images(images: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+def preprocess_images(images: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Images of any size (uint8 or float in [0, 1], batched or not) -> model input.
 
     The evaluation transform of the training pipelines: :func:`resize_images`,
     :func:`crop_images`, :func:`normalize_images`. Returns float32
-    ``[..., *spec.image_size, 3]``.
+    ``[..., *spec.image_size, 3]``. ``ops="keras"`` computes the same numbers with
+    ``keras.ops`` on the Keras backend in use (JAX, PyTorch: no TensorFlow needed).
     """
-    return normalize_images(crop_images(resize_images(images, spec), spec), spec)
+    return normalize_images(crop_images(resize_images(images, spec, ops), spec, ops), spec, ops)
 
 
-def preprocess_label_maps(maps: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+def preprocess_label_maps(maps: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow") -> tf.Tensor:
     """Integer label maps at their image's size -> the model's map input (nearest neighbour).
 
     The evaluation transform that :func:`data_tools.pipeline.segmentation_dataset`
@@ -367,4 +379,4 @@ def preprocess_label_maps(maps: tf.Tensor, spec: InputSpec) -> tf.Tensor:
     ``max_segments`` stays so. Works on ``[H, W, 1]`` and ``[batch, H, W, 1]``;
     returns ``[..., *spec.image_size, 1]``.
     """
-    return crop_images(resize_masks(maps, spec), spec)
+    return crop_images(resize_masks(maps, spec, ops), spec, ops)

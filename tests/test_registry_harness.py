@@ -32,7 +32,10 @@ parametrisation, so one entry's models are alive at a time):
 The harness runs on the backend of ``KERAS_BACKEND`` (``tests/conftest.py`` defaults to
 tensorflow): ``KERAS_BACKEND=jax python -m pytest tests/test_registry_harness.py`` runs it
 on JAX (CI does, README "Backends"), ``KERAS_BACKEND=torch`` on PyTorch. The inputs are
-made by the TensorFlow preprocessing (tf.data is TensorFlow on every backend).
+made by the ``keras.ops`` preprocessing of serving (equal to tf.data's:
+tests/test_tensorflow_optional.py). It needs no TensorFlow: CI runs it on JAX in an
+environment without TensorFlow too (``.ci/without_tensorflow``), where the SavedModel
+check and the TensorFlow side of the cross-backend check are skipped.
 
 What 2 CPU cores cannot afford by default is left to ``-m slow``: on JAX and torch the
 mixed-precision checks (Keras' policy is the same on every backend; TensorFlow checks
@@ -50,7 +53,6 @@ import warnings
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import zoo
 from data_tools.preprocess import preprocess_images, preprocess_label_maps
@@ -58,8 +60,7 @@ from tests.model_checks import (FreshProcess, check_gradients, check_mixed_preci
                                 inference_outputs, named_outputs)
 from tests.test_registry import readme_rows
 from zoo.__main__ import describe_outputs
-from zoo.export import export_saved_model
-from zoo.predict import spec_for_model
+from zoo.serving import spec_for_model
 from zoo.runtime import precision_policy
 
 ENTRIES = zoo.list_models()
@@ -152,10 +153,10 @@ def inputs(entry, model, spec, raw):
     arrays = []
     for tensor in model.inputs:
         if keras.backend.is_float_dtype(tensor.dtype):
-            arrays.append(preprocess_images(raw["images"], spec).numpy())
+            arrays.append(keras.ops.convert_to_numpy(preprocess_images(raw["images"], spec, ops="keras")))
             continue
         assert tensor.name in entry.extra_inputs, f"{entry.name}: input {tensor.name!r} not in extra_inputs"
-        maps = preprocess_label_maps(raw[tensor.name][..., None], spec).numpy()
+        maps = keras.ops.convert_to_numpy(preprocess_label_maps(raw[tensor.name][..., None], spec, ops="keras"))
         arrays.append(maps if len(tensor.shape) == 4 else maps[..., 0])
     return arrays[0] if len(arrays) == 1 else arrays
 
@@ -266,6 +267,10 @@ def test_keras_file_loads_under_the_other_backend(entry, model, inputs, other_ba
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="SavedModel export is TensorFlow's (README: Backends)")
 @every_entry(slow=lambda entry: _large(entry) and not entry.extra_inputs)
 def test_saved_model_serves_like_predict(entry, model, spec, raw, inputs, tmp_path):
+    import tensorflow as tf
+
+    from zoo.export import export_saved_model
+
     path = export_saved_model(model, tmp_path / entry.name, input_spec=spec, accept_encoded=False)
     try:
         serve = tf.saved_model.load(path).signatures["serving_default"]

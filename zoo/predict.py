@@ -238,10 +238,12 @@ def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_s
         pass
 
     def call(images: list[np.ndarray], maps: list[np.ndarray] | None) -> list[dict[str, np.ndarray]]:
-        batch = np.stack([preprocess_images(image, spec).numpy() for image in images])
+        # keras.ops: the same numbers as the tf.data pipeline, on any backend (no TensorFlow needed).
+        batch = np.stack([keras.ops.convert_to_numpy(preprocess_images(image, spec, ops="keras")) for image in images])
         model_maps = None
         if io.label_map is not None:
-            model_maps = np.concatenate([io.model_maps(m[None, ..., None], spec).numpy() for m in maps])
+            model_maps = np.concatenate([keras.ops.convert_to_numpy(io.model_maps(m[None, ..., None], spec, ops="keras"))
+                                         for m in maps])
         results = io.run(model, batch, model_maps)
         arrays = {name: np.asarray(keras.ops.convert_to_numpy(value), np.float32) for name, value in results.items()}
         return [{name: value[index] for name, value in arrays.items()} for index in range(len(images))]

@@ -49,6 +49,7 @@ from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.folders import IMAGE_SUFFIXES
 from data_tools.layouts import ISIC2017_SUPERPIXELS_SUFFIX, ISIC_IMAGE_ID
 from data_tools.preprocess import InputSpec, preprocess_label_maps, restore_geometry
+from data_tools.tensor_ops import KERAS
 from zoo.common.run_card import WEIGHTS_FILE, is_run_folder
 from zoo.common.weights import CheckpointMismatchError, first_non_finite
 from zoo.registry import ModelEntry, get_model
@@ -170,15 +171,17 @@ class ModelIO:
             shape = tuple(model.inputs[self.label_map.index].shape)
             _check_size(self.model_name, f"input {self.label_map.name!r}", shape[1:3], spec, caller)
 
-    def model_maps(self, maps: Any, spec: InputSpec, *, through_float: bool = False) -> tf.Tensor:
+    def model_maps(self, maps: Any, spec: InputSpec, *, through_float: bool = False,
+                   ops: str = "tensorflow") -> tf.Tensor:
         """Label maps ``[batch, h, w, 1]`` at the images' size -> int32 at the model's
         size with the images' geometry (nearest neighbour,
         :func:`~data_tools.preprocess.preprocess_label_maps`), ``[batch, H, W, 1]``.
 
         ``through_float``: resize as a float tensor and round back (LiteRT has no
-        int32 RESIZE_NEAREST_NEIGHBOR kernel; exact for labels < 2**24)."""
+        int32 RESIZE_NEAREST_NEIGHBOR kernel; exact for labels < 2**24). ``ops``:
+        ``"tensorflow"`` (the served signatures) or ``"keras"`` (any backend)."""
         if not through_float:
-            return preprocess_label_maps(maps, spec)
+            return preprocess_label_maps(maps, spec, ops)
         maps = tf.cast(maps, tf.float32)
         return tf.cast(tf.round(preprocess_label_maps(maps, spec)), tf.int32)
 
@@ -284,8 +287,8 @@ def compute_superpixels(image: np.ndarray, max_segments: int, n_segments: int | 
     defaults = SlicParams()
     params = SlicParams(n_segments=min(n_segments or defaults.n_segments, max_segments), max_segments=max_segments)
     labels = slic_superpixels(image, params)
-    resized = tf.image.resize(labels[..., None], image.shape[:2], method="nearest")
-    return tf.cast(resized, tf.int32).numpy()[..., 0]
+    resized = KERAS.resize(labels[..., None].astype(np.int32), image.shape[:2], "nearest")
+    return np.asarray(keras.ops.convert_to_numpy(resized), np.int32)[..., 0]
 
 
 #: How each extra input a registry entry may declare is computed from a raw image.
@@ -335,8 +338,8 @@ def at_original_size(maps: np.ndarray, original_size: tuple[int, int], spec: Inp
     """Model-resolution ``[h, w, C]`` probabilities on the original pixels (bilinear;
     :func:`~data_tools.preprocess.restore_geometry`)."""
     if tuple(maps.shape[:2]) != spec.image_size:
-        maps = tf.image.resize(maps, spec.image_size, method="bilinear").numpy()
-    return restore_geometry(maps, original_size, spec).numpy()
+        maps = KERAS.resize(maps, spec.image_size, "bilinear")
+    return keras.ops.convert_to_numpy(restore_geometry(maps, original_size, spec, ops=KERAS))
 
 
 # --------------------------------------------------------------------------- building

@@ -44,7 +44,6 @@ from tqdm import tqdm
 from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.augment import Augmentation
 from data_tools.imageio import as_policy, is_up_to_date, load_image, save_png
-from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from zoo.sanet.models import SANET_MAX_SEGMENTS
@@ -305,6 +304,8 @@ def superpixel_segmentation_dataset(
         raise ValueError(
             f"region_shuffle.max_segments={region_shuffle.max_segments} exceeds max_segments={max_segments}: "
             f"the shuffled maps would hold labels the model cannot pool; pass the same bound to both.")
+    from data_tools.pipeline import segmentation_dataset  # TensorFlow's: here, so SLIC alone needs none
+
     dataset = segmentation_dataset(records, spec, mask_names=mask_names, batch_size=batch_size,
                                    training=training, augment=augment, extra_maps=(SUPERPIXELS,),
                                    extra_map_bounds={SUPERPIXELS: max_segments}, seed=seed, cache=cache,

@@ -74,8 +74,8 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import keras
 import numpy as np
 
-from data_tools.lazy_tensorflow import lazy_tensorflow, tensorflow_imported
 from data_tools.epochs import set_training_epoch
+from data_tools.lazy_tensorflow import lazy_tensorflow, tensorflow_imported
 from zoo.common.run_card import BACKUP_DIR, TRAINING_CHECKPOINT as BEST_WEIGHTS_FILE
 from zoo.common.weights import first_non_finite
 from zoo.runtime import (
@@ -87,6 +87,7 @@ from zoo.runtime import (
     resolve_xla,
     task_name,
 )
+from zoo.train.arrays import ArrayDataset  # noqa: F401  (re-exported: training on arrays)
 
 tf = lazy_tensorflow("training on a tf.data.Dataset")
 
@@ -233,7 +234,9 @@ def fit(
             ``lambda: build_aernet(weights=None)``. Called inside the strategy
             scope under the dtype policy of ``config.mixed_precision``.
         train_data: batches of ``(inputs, targets)`` or ``(inputs, targets,
-            sample_weights)``; the batch size is the global batch (module docstring).
+            sample_weights)``: a ``tf.data.Dataset``, a ``keras.utils.PyDataset``,
+            or arrays in memory through :class:`ArrayDataset` (the last two need no
+            TensorFlow); the batch size is the global batch (module docstring).
         val_data: validation batches, or ``None`` when ``config.monitor`` is a
             training quantity.
         config: see :class:`TrainConfig`.
