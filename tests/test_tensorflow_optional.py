@@ -5,6 +5,7 @@ Each check runs tests/_no_tensorflow_worker.py in a fresh process on JAX, where
 ``import tensorflow`` fails as it does where TensorFlow is not installed. CI also runs
 the model harness in an environment without TensorFlow (``.ci/without_tensorflow``).
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -87,6 +88,7 @@ def _missing(name):
     raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="compares with TensorFlow's tf.data")
 def test_preprocessing_in_keras_ops_equals_tf_data_for_every_spec(tmp_path):
     """Every registered model's InputSpec, on RGB and grey images of odd sizes: the
     images, SANet-style label maps (exactly) and the maps restored to the original size."""
