@@ -81,7 +81,6 @@ import keras
 from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.imageio import load_image
 from data_tools.preprocess import InputSpec, preprocess_images
-from zoo.litert import export_litert
 from zoo.registry import get_model
 from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, SERVING_BYTES, SERVING_DEFAULT, SERVING_FILE, SPEC_FILE,
                          LabelMapInput, ModelIO, collect_images, error_line, load_input_spec, load_model,
@@ -372,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         images = None
         if args.representative:
             images = [load_image(path) for _, path in collect_images(args.representative, isic_ids=False)[0]]
+        from zoo.litert import export_litert  # the LiteRT converter only when asked
+
         path = export_litert(served.model, args.out, input_spec=served.input_spec, quantization=args.quantization,
                              representative_images=images,
                              input_size=tuple(args.input_size) if args.input_size else None)
