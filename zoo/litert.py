@@ -55,7 +55,7 @@ import keras
 import numpy as np
 
 from data_tools.lazy_tensorflow import require_tensorflow
-from data_tools.atomic import atomic_path
+from data_tools.atomic import atomic_write_bytes
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.serving import IMAGES_INPUT, SERVING_DEFAULT, ModelIO, compute_extra_input
 
@@ -178,10 +178,7 @@ def export_litert(
         except Exception as error:  # the converter raises ConverterError and friends
             raise LiteRTConversionError(model.name, quantization, unsupported_ops(str(error)),
                                         " ".join(str(error).split())[:500]) from None
-    path = Path(path)
-    with atomic_path(path) as temporary:  # whole or not at all: a full disk leaves no truncated .tflite
-        temporary.write_bytes(flatbuffer)
-    return path
+    return atomic_write_bytes(path, flatbuffer)  # whole or not at all: a full disk leaves no truncated .tflite
 
 
 def _representative(images, superpixels, label_map, input_size):

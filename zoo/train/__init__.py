@@ -26,11 +26,16 @@ larger than the training set with ``drop_remainder``) is an error too.
 
 Files in ``out_dir``: ``train_config.json`` (the :class:`TrainConfig`),
 ``runtime.json`` (:func:`zoo.runtime.describe_runtime`), ``train_log.csv``,
-``best.weights.h5``, ``backup/`` while a run is unfinished.
+``best.weights.h5``, ``backup/`` while a run is unfinished, ``train.lock`` while a
+process trains into it (a second run on the folder is refused).
 
-**Resume.** A run resumes iff ``out_dir/backup`` holds a training state; Keras
-deletes it when ``fit`` completes, so running again over a finished run starts a
-new run that overwrites the old files. With ``backup_freq="epoch"`` (default) the
+**Resume.** A run resumes iff ``out_dir/backup`` holds a training state; it is
+deleted when ``fit`` completes, so running again over a finished run starts a
+new run that overwrites the old files. The checkpoint, the backup and its
+metadata are written as one unit tied by a manifest of checksums
+(:mod:`zoo.train.state`): a run killed at any moment, also while writing them,
+resumes from the last complete unit, and files that do not belong together (cut
+short, changed, another model's) are refused in one sentence naming the file. With ``backup_freq="epoch"`` (default) the
 state is saved at the end of every epoch and a run killed in epoch *k* restarts at
 the first batch of epoch *k* with the weights and optimizer state of the end of
 epoch *k - 1*. The result then equals an uninterrupted run when the data order and
@@ -74,6 +79,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import keras
 import numpy as np
 
+from data_tools.atomic import atomic_write_text
 from data_tools.epochs import set_training_epoch
 from data_tools.lazy_tensorflow import lazy_tensorflow, tensorflow_imported
 from zoo.common.run_card import BACKUP_DIR, TRAINING_CHECKPOINT as BEST_WEIGHTS_FILE
@@ -88,6 +94,7 @@ from zoo.runtime import (
     task_name,
 )
 from zoo.train.arrays import ArrayDataset  # noqa: F401  (re-exported: training on arrays)
+from zoo.train.state import StagedCheckpoint, StateBackup, TrainingState, log_lines, run_lock
 
 tf = lazy_tensorflow("training on a tf.data.Dataset")
 
@@ -263,14 +270,13 @@ def fit(
     strategy = make_strategy(config.strategy)
     out_dir = config.out_dir if is_chief(strategy) else config.out_dir / "workers" / task_name(strategy)
     out_dir.mkdir(parents=True, exist_ok=True)
-    backup_dir = out_dir / BACKUP_DIR
-    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
-    (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
-    runtime = describe_runtime(xla=xla, mixed_precision=config.mixed_precision, strategy=strategy)
-    (out_dir / RUNTIME_FILE).write_text(json.dumps(runtime, indent=2))
-
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
+    state = TrainingState(out_dir)
+    with run_lock(out_dir), strategy.scope():  # one run per folder; its state checked before it resumes
+        resuming = state.recover(out_dir / LOG_FILE) is not None
+        atomic_write_text(out_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
+        runtime = describe_runtime(xla=xla, mixed_precision=config.mixed_precision, strategy=strategy)
+        atomic_write_text(out_dir / RUNTIME_FILE, json.dumps(runtime, indent=2))
+        keras.utils.set_random_seed(config.seed)
         with precision_policy(config.mixed_precision):
             model = build_model()
             if not isinstance(model, keras.Model):
@@ -288,7 +294,7 @@ def fit(
             epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch,
             validation_steps=config.validation_steps,
-            callbacks=[*callbacks, *_run_callbacks(config, mode, out_dir, resuming)],
+            callbacks=[*callbacks, *_run_callbacks(config, mode, state, resuming)],
             verbose=config.verbose,
             shuffle=False,  # datasets shuffle themselves (data_tools pipelines, with a seed)
         )
@@ -298,13 +304,15 @@ def fit(
     return TrainResult(model, history, kept, out_dir, out_dir / BEST_WEIGHTS_FILE)
 
 
-def _run_callbacks(config: TrainConfig, mode: str, out_dir: Path, resuming: bool) -> list[keras.callbacks.Callback]:
+def _run_callbacks(config: TrainConfig, mode: str, state: TrainingState,
+                   resuming: bool) -> list[keras.callbacks.Callback]:
     """Monitor check, CSV log, best checkpoint, backup and TensorBoard, in that order.
 
-    The log and the best checkpoint come before the backup: a kill between them
-    makes the resumed run repeat an epoch already logged, which :func:`read_log`
-    de-duplicates, instead of losing its row.
+    The log and the best checkpoint come before the backup, which commits the
+    checkpoint with it (:mod:`zoo.train.state`): a kill before the commit makes the
+    resumed run drop the epoch's row and run the epoch again.
     """
+    out_dir = state.out_dir
     log_path = out_dir / LOG_FILE
     # A resumed run keeps the best value so far, or its first epoch would replace
     # the best checkpoint whatever its value.
@@ -314,15 +322,14 @@ def _run_callbacks(config: TrainConfig, mode: str, out_dir: Path, resuming: bool
         _StopOnNonFiniteLoss(out_dir / BEST_WEIGHTS_FILE),
         _RequireMonitor(config.monitor),
         keras.callbacks.CSVLogger(str(log_path), append=resuming),
-        keras.callbacks.ModelCheckpoint(
-            str(out_dir / BEST_WEIGHTS_FILE),
+        StagedCheckpoint(
+            state,
             monitor=config.monitor,
             mode=mode,
             save_best_only=config.keep == "best",  # "last": every epoch overwrites it
-            save_weights_only=True,
             initial_value_threshold=previous_best if config.keep == "best" else None,
         ),
-        _BackupAndRestore(str(out_dir / BACKUP_DIR), save_freq=config.backup_freq),
+        StateBackup(state, save_freq=config.backup_freq),
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / TENSORBOARD_DIR)))
@@ -338,6 +345,7 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
     path = Path(path)
     if not path.is_file():
         return {}
+    log_lines(path)  # a row cut short by a kill: one sentence naming the file and line
     with path.open(newline="") as file:
         rows = {int(row["epoch"]): row for row in csv.DictReader(file)}
     keys = [key for key in next(iter(rows.values()), {}) if key != "epoch"]
@@ -441,18 +449,6 @@ class _RequireMonitor(keras.callbacks.Callback):
                 f"TrainConfig.monitor={self.monitor!r} is not among the logged quantities "
                 f"{sorted(logs or {})}; monitor one of them."
             )
-
-
-class _BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` whose batch-level backups record the right epoch.
-
-    Keras advances its epoch counter only at epoch ends and starts it at 0 in every
-    process, so with an integer ``save_freq`` a backup written in the first epoch
-    of a resumed run would claim epoch 0 and a second resume would start over.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._current_epoch = epoch
 
 
 def _instantiate(value: Any) -> Any:
