@@ -38,6 +38,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -49,7 +50,9 @@ import logging
 import os
 import re
 import shutil
+import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -211,9 +214,10 @@ def download_file(
     None). When a file resumed from a leftover ``.part`` fails them, the leftover
     is taken for other content and the file is fetched once more from the start.
 
-    ``timeout`` (seconds) bounds every wait for the server, and a transfer averaging
-    under :data:`STALL_MIN_RATE` bytes per second over ``timeout`` seconds has
-    stalled.
+    ``timeout`` (seconds) bounds every wait for the server and the connection with
+    the response headers as a whole (a server trickling its headers is cut off),
+    and a transfer averaging under :data:`STALL_MIN_RATE` bytes per second over
+    ``timeout`` seconds has stalled.
 
     Returns:
         The hex SHA-256 of the downloaded file.
@@ -300,7 +304,7 @@ def _fetch_into(url: str, part: Path, *, timeout: float, progress: bool) -> None
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _open_within(request, timeout)
     except urllib.error.HTTPError as error:
         if error.code != 416 or not offset:
             raise
@@ -340,6 +344,65 @@ def _fetch_into(url: str, part: Path, *, timeout: float, progress: bool) -> None
     received = part.stat().st_size
     if total is not None and received != total:
         raise http.client.IncompleteRead(b"", total - received)
+
+
+def _open_within(request: urllib.request.Request, timeout: float) -> http.client.HTTPResponse:
+    """``urlopen`` whose connection, status line and headers must all arrive within
+    ``timeout`` seconds. The socket timeout bounds each wait only, so a server
+    trickling its headers a byte at a time would hold the download forever; the body
+    is bounded by the stall check of :func:`_fetch_into`."""
+    sockets: list[socket.socket] = []
+    guard, state = threading.Lock(), {"opened": False, "expired": False}
+
+    def expire() -> None:
+        with guard:
+            if state["opened"]:
+                return
+            state["expired"] = True
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        response = _recording_opener(sockets).open(request, timeout=timeout)
+        with guard:
+            state["opened"] = not state["expired"]
+        if not state["opened"]:
+            response.close()
+            raise OSError("closed")
+        return response
+    except (OSError, http.client.HTTPException) as error:
+        if state["expired"] and not isinstance(error, urllib.error.HTTPError):
+            raise TimeoutError(f"no response (connection, status and headers) within the {timeout:g} s "
+                               "timeout") from error
+        raise
+    finally:
+        timer.cancel()
+
+
+def _recording_opener(sockets: list[socket.socket]) -> urllib.request.OpenerDirector:
+    """An opener like ``urlopen``'s whose connections add their sockets to ``sockets``."""
+
+    def recording(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Connection(base):
+            def connect(self):
+                super().connect()
+                sockets.append(self.sock)
+
+        return Connection
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(recording(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(recording(http.client.HTTPSConnection), req, context=self._context)
+
+    return urllib.request.build_opener(Http, Https)
 
 
 def _resume_offset(

@@ -321,9 +321,13 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str], what: str) -> dict[str
 def _check_label_map(label_map: Mapping[str, int]) -> None:
     if not label_map:
         raise ValueError("label_map is empty: map each Labelme label to a class index")
-    bad = {k: v for k, v in label_map.items() if not isinstance(v, int) or not 0 <= v <= 255}
+    bad = {k: v for k, v in label_map.items() if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255}
     if bad:
-        raise ValueError(f"label_map values must be integers in 0..255, got {bad}")
+        raise ValueError(f"label_map values must be integers in 1..255, got {bad}")
+    background = sorted(k for k, v in label_map.items() if v == 0)
+    if background:
+        raise ValueError(f"label_map maps {', '.join(map(repr, background))} to 0, the background: those shapes "
+                         "would be drawn as background and vanish from the masks; map every label to 1..255.")
 
 
 def _label_map_key(label_map: Mapping[str, int]) -> str:

@@ -284,5 +284,7 @@ def test_labelme_folder_and_label_map_errors(tmp_path):
         read_labelme(tmp_path / "nowhere", LABELS)
     with pytest.raises(DatasetError, match=r"empty folder: no Labelme annotations \(\.json\)"):
         read_labelme(tmp_path, LABELS)
-    with pytest.raises(ValueError, match=r"label_map values must be integers in 0\.\.255, got \{'kidney': 300\}"):
+    with pytest.raises(ValueError, match=r"label_map values must be integers in 1\.\.255, got \{'kidney': 300\}"):
         read_labelme(tmp_path, {"kidney": 300})
+    with pytest.raises(ValueError, match=r"maps 'kidney' to 0, the background"):  # issue 24: it would vanish
+        read_labelme(tmp_path, {"kidney": 0, "stone": 2})

@@ -53,6 +53,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -209,7 +210,13 @@ def _listing(folder: Path, role: str, problems: list[str]) -> list[Path]:
         problems.append(f"{role} folder {folder} does not exist" if not folder.exists()
                         else f"{role} {folder} is not a folder")
         return []
-    return sorted(folder.iterdir())
+    listed = []
+    for path in sorted(folder.iterdir()):
+        if path.is_symlink() and not path.exists():  # would fail when opened, deep in the scorer
+            problems.append(f"{path.name}: a symbolic link to {os.readlink(path)}, which does not exist")
+        else:
+            listed.append(path)
+    return listed
 
 
 def _truth_keys(task: str, folder: Path, problems: list[str]) -> dict[tuple[str, str], Path]:

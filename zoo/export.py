@@ -72,12 +72,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 
+from data_tools.atomic import fsync_file, fsync_folder
 from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.imageio import load_image
 from data_tools.preprocess import InputSpec, preprocess_images
@@ -88,8 +91,11 @@ from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, SERVING_BYTES, SERVING_DEF
 
 tf = require_tensorflow("the SavedModel export (zoo.export)")
 
-__all__ = ["ENCODED_INPUT", "IMAGES_INPUT", "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE", "SPEC_FILE",
-           "export_saved_model", "load_input_spec", "main"]
+__all__ = ["ENCODED_INPUT", "IMAGES_INPUT", "MODEL_FILE", "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE",
+           "SPEC_FILE", "export_saved_model", "load_input_spec", "load_saved_model", "main"]
+
+#: The registered model an export holds, beside the spec (``{"model": name}``).
+MODEL_FILE = os.path.join("assets.extra", "model.json")
 
 _IMAGES_SHAPE = "[batch, height, width, 3]"
 _MAPS_SHAPE = "[batch, height, width] or [batch, height, width, 1]"
@@ -104,6 +110,7 @@ def export_saved_model(
     output_names: Sequence[str] | None = None,
     accept_encoded: bool = True,
     max_segments: int | None = None,
+    model_name: str | None = None,
 ) -> str:
     """Writes ``model`` as a SavedModel whose signatures take raw images.
 
@@ -123,6 +130,8 @@ def export_saved_model(
         max_segments: the label bound of a label-map input; default: the
             ``max_segments`` of the model's superpixel layers. A smaller value
             is allowed (a stricter check), a larger one is not.
+        model_name: the registered model's name, recorded in :data:`MODEL_FILE`
+            so that :func:`load_saved_model` refuses the export for another model.
 
     Returns:
         ``path`` as a string.
@@ -159,18 +168,22 @@ def export_saved_model(
         rank_check = tf.debugging.assert_rank(
             encoded, 1, message=f"{ENCODED_INPUT}: expected a [batch] vector of encoded JPEG/PNG images"
         )
-        encoded = _after_checks(encoded, [rank_check], [None])
+        with tf.control_dependencies([rank_check]):
+            batch_check = _assert_some(encoded, ENCODED_INPUT)
+        encoded = _after_checks(encoded, [rank_check, batch_check], [None])
+        indices = tf.range(tf.shape(encoded)[0])
         if label_map is None:
             batch = tf.map_fn(
-                lambda image: preprocess_images(_decode_rgb(image), input_spec),
-                encoded,
+                lambda pair: preprocess_images(_decode_rgb(pair[0], pair[1]), input_spec),
+                (encoded, indices),
                 fn_output_signature=tf.TensorSpec(input_spec.input_shape, tf.float32),
             )
             return predict(batch)
         maps = _checked_label_maps(maps, label_map, tf.shape(encoded), f"one map per {ENCODED_INPUT} image")
         batch = tf.map_fn(
-            lambda pair: preprocess_images(_decode_rgb_like(pair[0], pair[1], label_map.name), input_spec),
-            (encoded, maps),
+            lambda pair: preprocess_images(_decode_rgb_like(pair[0], pair[1], pair[2], label_map.name),
+                                           input_spec),
+            (encoded, maps, indices),
             fn_output_signature=tf.TensorSpec(input_spec.input_shape, tf.float32),
         )
         return predict(batch, maps)
@@ -190,14 +203,75 @@ def export_saved_model(
     archive.add_endpoint(SERVING_DEFAULT, serve_images, input_signature=signature)
     if accept_encoded:
         archive.add_endpoint(SERVING_BYTES, serve_encoded, input_signature=bytes_signature)
+    def write(folder: str) -> None:
+        archive.write_out(folder, verbose=False)
+        _write_json(os.path.join(folder, SPEC_FILE), input_spec.to_json())
+        write_serving_info(folder, io)
+        _write_json(os.path.join(folder, MODEL_FILE), json.dumps({"model": model_name}))
+
     path = os.fspath(path)
-    archive.write_out(path, verbose=False)
-    spec_path = os.path.join(path, SPEC_FILE)
-    tf.io.gfile.makedirs(os.path.dirname(spec_path))
-    with tf.io.gfile.GFile(spec_path, "w") as file:
-        file.write(input_spec.to_json())
-    write_serving_info(path, io)
+    _write_folder_atomically(path, write)
     return path
+
+
+def _write_json(path: str, text: str) -> None:
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as file:
+        file.write(text)
+
+
+def _write_folder_atomically(path: str, write: Callable[[str], None]) -> None:
+    """``write(folder)`` into a temporary folder beside ``path``, then renamed to
+    ``path``: a kill or a full disk leaves the previous export (or none), never half
+    of one. An existing export there is replaced; a folder of other files is refused.
+    Remote ``tf.io.gfile`` locations (``gs://``...) are written in place."""
+    if "://" in path:
+        write(path)
+        return
+    target = Path(path).absolute()
+    if target.is_dir() and any(target.iterdir()) and not (target / "saved_model.pb").is_file():
+        raise ValueError(f"{path} holds files that are not a SavedModel; export to a new folder (an existing "
+                         "export there would be replaced).")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        write(str(temporary))
+        for file in temporary.rglob("*"):
+            if file.is_file():
+                fsync_file(file)
+        if target.exists():
+            previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, previous / target.name)
+            os.replace(temporary, target)
+            shutil.rmtree(previous)
+        else:
+            os.replace(temporary, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    fsync_folder(target.parent)
+
+
+def load_saved_model(path: str | os.PathLike, model_name: str | None = None) -> Any:
+    """``tf.saved_model.load`` of an export of :func:`export_saved_model`, refusing in
+    one sentence a folder that is no SavedModel, one cut short or corrupt, and (where
+    the export records its model) one of another model than ``model_name``."""
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{path}: no SavedModel here (saved_model.pb missing); write one with zoo.export.")
+    recorded = path / MODEL_FILE
+    if model_name is not None and recorded.is_file():
+        try:
+            exported = json.loads(recorded.read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError, AttributeError):
+            exported = None
+        if exported is not None and exported != model_name:
+            raise ValueError(f"{path} is an export of {exported!r}, not of --model {model_name!r}; pass "
+                             f"--model {exported}, or the export of {model_name}.")
+    try:
+        return tf.saved_model.load(str(path))
+    except Exception as error:  # DecodeError, OpError, ValueError...: the files are cut short or corrupt
+        raise ValueError(f"{path}: the SavedModel cannot be read, its files are cut short or corrupt "
+                         f"({error_line(error)[:200]}); export it again with zoo.export.") from None
 
 
 # --------------------------------------------------------------------------- export-time checks
@@ -219,8 +293,12 @@ def _output_names(model: keras.Model, io: ModelIO, output_names: Sequence[str] |
 # --------------------------------------------------------------------------- graph-time checks
 
 
+def _assert_some(batch: tf.Tensor, name: str) -> tf.Operation:
+    return tf.debugging.assert_positive(tf.shape(batch)[:1], message=f"{name}: the batch holds no image")
+
+
 def _checked_images(images: tf.Tensor) -> tf.Tensor:
-    """Asserts a uint8 batch ``[batch, height, width, 3]`` with non-empty images.
+    """Asserts a uint8 batch ``[batch, height, width, 3]`` of at least one non-empty image.
 
     The checks slice the shape (``[-1:]``, ``[1:3]``) rather than index it, so that
     none of them can fail on a wrong rank before the rank check reports it.
@@ -232,6 +310,7 @@ def _checked_images(images: tf.Tensor) -> tf.Tensor:
             shape[-1:], 3, message=f"{IMAGES_INPUT}: expected uint8 {_IMAGES_SHAPE} (RGB); got another channel count"
         ),
         tf.debugging.assert_positive(shape[1:3], message=f"{IMAGES_INPUT}: height and width must be positive"),
+        _assert_some(images, IMAGES_INPUT),
     ]
     return _after_checks(images, checks, [None, None, None, 3])
 
@@ -280,13 +359,26 @@ def _after_checks(tensor: tf.Tensor, checks: list, shape: list[int | None] | Non
     return tensor
 
 
-def _decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
-    return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+#: The leading bytes of the formats ``tf.io.decode_image`` reads.
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
 
 
-def _decode_rgb_like(encoded: tf.Tensor, labels: tf.Tensor, name: str) -> tf.Tensor:
+def _decode_rgb(encoded: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """One encoded image decoded to RGB, asserted first to be non-empty and JPEG, PNG,
+    GIF or BMP; the assertion names ``index``, its place in the batch."""
+    empty = tf.debugging.Assert(tf.strings.length(encoded) > 0, [tf.strings.format(
+        f"{ENCODED_INPUT}: image {{}} of the batch (counted from 0) is empty (0 bytes)", index)])
+    known = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic) for magic in _MAGIC])
+    with tf.control_dependencies([empty]):
+        format_check = tf.debugging.Assert(known, [tf.strings.format(
+            f"{ENCODED_INPUT}: image {{}} of the batch (counted from 0) is not a JPEG, PNG, GIF or BMP file", index)])
+    with tf.control_dependencies([format_check]):
+        return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+
+
+def _decode_rgb_like(encoded: tf.Tensor, labels: tf.Tensor, index: tf.Tensor, name: str) -> tf.Tensor:
     """One decoded image, asserted to have the height and width of its label map."""
-    image = _decode_rgb(encoded)
+    image = _decode_rgb(encoded, index)
     size_check = tf.debugging.assert_equal(
         tf.shape(image)[:2], tf.shape(labels)[:2],
         message=f"{name}: each map must have the height and width of its decoded {ENCODED_INPUT} image "
@@ -366,7 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         served = load_model(args.model, weights=args.weights, run=args.run, small=args.small,
                             builder_args=args.builder_args, attention=args.attention)
         if not args.litert:
-            print(f"wrote SavedModel {export_saved_model(served.model, args.out, input_spec=served.input_spec)}")
+            written = export_saved_model(served.model, args.out, input_spec=served.input_spec,
+                                         model_name=served.entry.name)
+            print(f"wrote SavedModel {written}")
             return 0
         images = None
         if args.representative:

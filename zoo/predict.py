@@ -254,11 +254,12 @@ def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_s
 
 def _saved_model_predictor(entry: ModelEntry, path: Path, input_spec: InputSpec | None,
                            max_segments: int | None) -> Predictor:
-    if not (path / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"{path}: no SavedModel here (saved_model.pb missing); write one with zoo.export.")
+    from zoo.export import load_saved_model  # refuses a missing, cut short, corrupt or other model's export
+
+    loaded = load_saved_model(path, entry.name)
     spec = input_spec or load_input_spec(path)
     info = load_serving_info(path)
-    function = tf.saved_model.load(str(path)).signatures[SERVING_DEFAULT]
+    function = loaded.signatures[SERVING_DEFAULT]
     map_names = [n for n in function.structured_input_signature[1] if n != IMAGES_INPUT]
     outputs = function.structured_outputs
     main = entry.output if entry.output in outputs else sorted(outputs)[0]

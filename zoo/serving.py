@@ -377,6 +377,9 @@ def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, smal
     if is_run_folder(path):
         raise ValueError(f"{path} is a run folder: load it as a run (--run {path}; load_model(run=...)), whose "
                          f"run.json gives the model, its builder arguments and its input spec.")
+    if (path / "saved_model.pb").is_file():
+        raise ValueError(f"{path} is a SavedModel folder (zoo.export's), not a checkpoint: predict with it through "
+                         f"--saved-model {path}, or pass the .weights.h5 file it was exported from.")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found.")
     args = dict(builder_args or {})

@@ -141,12 +141,16 @@ def slic_superpixels(image: np.ndarray, params: SlicParams = SlicParams()) -> np
         ``(h, w) = working_size(H, W, params.max_side)``.
 
     Raises:
-        ValueError: not an image, or SLIC keeps returning too many segments.
+        ValueError: not an image (a 0x0 one included), or SLIC keeps returning too
+            many segments.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3)):
         raise ValueError(f"slic_superpixels: expected an (H, W, 3) or (H, W) image, got shape {image.shape}.")
     height, width = image.shape[:2]
+    if min(height, width) < 1:
+        raise ValueError(f"slic_superpixels: the image is {height}x{width} pixels; superpixels need an image of at "
+                         "least 1x1.")
     size = working_size(height, width, params.max_side)
     if size != (height, width):
         image = np.asarray(Image.fromarray(image.squeeze()).resize(size[::-1], Image.Resampling.BILINEAR))

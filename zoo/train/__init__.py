@@ -35,7 +35,8 @@ new run that overwrites the old files. The checkpoint, the backup and its
 metadata are written as one unit tied by a manifest of checksums
 (:mod:`zoo.train.state`): a run killed at any moment, also while writing them,
 resumes from the last complete unit, and files that do not belong together (cut
-short, changed, another model's) are refused in one sentence naming the file. With ``backup_freq="epoch"`` (default) the
+short, changed, another model's) are refused in one sentence naming the file.
+With ``backup_freq="epoch"`` (default) the
 state is saved at the end of every epoch and a run killed in epoch *k* restarts at
 the first batch of epoch *k* with the weights and optimizer state of the end of
 epoch *k - 1*. The result then equals an uninterrupted run when the data order and
