@@ -164,3 +164,15 @@ def test_apspnet_table1_trains_its_rows_50_epochs(tmp_path, captured, monkeypatc
     call = _run_until_fit(apspnet_table3.main, ["--smoke", "--out", str(tmp_path / "3"), "--rows", row.name],
                           captured)
     assert call["config"].epochs == APSPNET_RECIPE.epochs == 100
+
+
+@pytest.mark.parametrize("table", [apspnet_table1, apspnet_table3], ids=lambda t: t.TABLE.key)
+def test_apspnet_rows_keep_the_final_model_unless_asked(table, tmp_path, captured):
+    """Issue 25: Wen et al. score "the final model that was trained with 50 epochs"
+    (section IV-C): the last epoch; --keep lowest-loss keeps the lowest training loss."""
+    row = table.TABLE.rows[0]
+    call = _run_until_fit(table.main, ["--smoke", "--out", str(tmp_path / "a"), "--rows", row.name], captured)
+    assert call["config"].keep == "last"
+    call = _run_until_fit(table.main, ["--smoke", "--out", str(tmp_path / "b"), "--rows", row.name,
+                                       "--keep", "lowest-loss"], captured)
+    assert (call["config"].keep, call["config"].monitor) == ("best", "loss")
