@@ -117,3 +117,17 @@ def test_danet_layers_reject_bad_input():
         DANetPositionAttention(reduction=0)
     with pytest.raises(ValueError, match="batch, height, width, channels"):
         DANetChannelAttention()(keras.Input((5, 4)))
+
+
+@pytest.mark.parametrize("name", ["danet", "sanet_danet"])
+def test_the_registered_danets_pass_the_reference_energy_on(name):
+    """Issue 25.3: the builders expose the reference code's ``max - energy`` channel
+    attention (junfu1115/DANet); eq. 3 stays the default."""
+    import zoo
+
+    entry = zoo.get_model(name)
+    layers = {flag: [layer for layer in entry.build(small=True, max_subtracted_energy=flag).layers
+                     if isinstance(layer, DANetChannelAttention)] for flag in (False, True)}
+    assert [layer.max_subtracted_energy for layer in layers[False]] == [False]
+    assert [layer.max_subtracted_energy for layer in layers[True]] == [True]
+    assert not entry.build(small=True).get_layer(layers[False][0].name).max_subtracted_energy

@@ -176,7 +176,8 @@ def build_danet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
                 weights: str | os.PathLike | None = None, *,
                 encoder_weights: str | os.PathLike | None = None,
                 return_attention: bool = False,
-                backbone: str = "resnet50") -> keras.Model:
+                backbone: str = "resnet50",
+                max_subtracted_energy: bool = False) -> keras.Model:
     """DANet (Fu et al. 2019): dilated ResNet (output stride 8) + dual attention head; Table III.
 
     Softmax over :data:`APSPNET_CLASSES` on "caffe"-scaled 473x473 input, as the
@@ -184,9 +185,12 @@ def build_danet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
     :func:`zoo.sanet.build_attribute_danet`.) ``return_attention=True`` adds the
     head's ``"position_attention"`` ``(batch, N, N)`` and ``"channel_attention"``
     ``(batch, 512, 512)`` (Fu et al. eq. 1 and 3; N the positions of the stride-8
-    features). Other arguments as :func:`build_apspnet`.
+    features). ``max_subtracted_energy=True``: the channel attention of the reference
+    code (junfu1115/DANet, softmax over ``max - energy``) instead of Fu et al. eq. 3.
+    Other arguments as :func:`build_apspnet`.
     """
-    return build_dilated_model(lambda features: heads.danet_head(features[-1]),
+    return build_dilated_model(lambda features: heads.danet_head(features[-1],
+                                                                 max_subtracted_energy=max_subtracted_energy),
                                name="danet", input_shape=input_shape, classes=classes,
                                weights=weights, encoder_weights=encoder_weights, backbone=backbone,
                                return_attention=return_attention, attention=True)

@@ -112,20 +112,23 @@ def deeplabv3plus_decoder(x: keras.KerasTensor, low_level: keras.KerasTensor,
     return conv_bn(x, filters, 3, f"{name}_conv2")
 
 
-def danet_head(x: keras.KerasTensor, dropout: float = 0.1, name: str = "danet"
-               ) -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
+def danet_head(x: keras.KerasTensor, dropout: float = 0.1, name: str = "danet", *,
+               max_subtracted_energy: bool = False) -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
     """DANet's dual attention head (Fu et al. Fig. 2): PAM and CAM branches, summed.
 
     Returns the head's features and its two attention maps, as the modules compute
     them: ``{"position_attention": s (batch, H W, H W), "channel_attention": x
-    (batch, C / 4, C / 4)}`` (Fu et al. eq. 1 and 3).
+    (batch, C / 4, C / 4)}`` (Fu et al. eq. 1 and 3). ``max_subtracted_energy``: the
+    channel attention's softmax over ``max - energy`` as the reference code
+    (junfu1115/DANet) computes it, instead of eq. 3 (:class:`DANetChannelAttention`).
     """
     inter = x.shape[-1] // 4
     position = conv_bn(x, inter, 3, f"{name}_pam_in")
     position, position_map = DANetPositionAttention(return_attention=True, name=f"{name}_pam")(position)
     position = conv_bn(position, inter, 3, f"{name}_pam_out")
     channel = conv_bn(x, inter, 3, f"{name}_cam_in")
-    channel, channel_map = DANetChannelAttention(return_attention=True, name=f"{name}_cam")(channel)
+    channel, channel_map = DANetChannelAttention(max_subtracted_energy=max_subtracted_energy, return_attention=True,
+                                                 name=f"{name}_cam")(channel)
     channel = conv_bn(channel, inter, 3, f"{name}_cam_out")
     x = layers.Add(name=f"{name}_sum")([position, channel])
     maps = {"position_attention": position_map, "channel_attention": channel_map}

@@ -243,7 +243,7 @@ def build_attribute_danet(input_shape: Sequence[int] = (256, 256, 3),
                           weights: str | os.PathLike | None = None, *,
                           encoder_weights: str | os.PathLike | None = None,
                           return_attention: bool = False, backbone: str = DILATED_BACKBONE,
-                          name: str = "danet") -> keras.Model:
+                          name: str = "danet", max_subtracted_energy: bool = False) -> keras.Model:
     """DANet (Fu et al. 2019; SANet Table 3 "DANet") with sigmoid attribute maps.
 
     RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
@@ -252,9 +252,13 @@ def build_attribute_danet(input_shape: Sequence[int] = (256, 256, 3),
     Table III is :func:`zoo.apspnet.build_danet`). ``return_attention=True`` adds the
     head's ``"position_attention"`` ``(batch, N, N)`` and ``"channel_attention"``
     ``(batch, C / 4, C / 4)`` (Fu et al. eq. 1 and 3). ``weights``,
-    ``encoder_weights`` as :func:`build_deeplab`.
+    ``encoder_weights`` as :func:`build_deeplab`. ``max_subtracted_energy=True``: the
+    channel attention of the reference code (junfu1115/DANet, softmax over
+    ``max - energy``) instead of Fu et al. eq. 3.
     """
-    return build_dilated_model(lambda features: heads.danet_head(features[-1]), name=name,
+    return build_dilated_model(lambda features: heads.danet_head(features[-1],
+                                                                 max_subtracted_energy=max_subtracted_energy),
+                               name=name,
                                input_shape=input_shape, classes=classes, weights=weights,
                                encoder_weights=encoder_weights, backbone=backbone,
                                activation="sigmoid", input_scale="unit",
