@@ -41,6 +41,10 @@ TABLE = PaperTable(
         "authors' own Attention U-Net, trained with their recipe, so it is run here (as aernet_table2's row).",
         "Paper values print with the paper's own digits.",
         "Table 3 prints AER-Net's JSI as 77.29 %, Table 2 as 77.2 %.",
+        "The Amin et al. row (JSI 85.0 %, DC 82.0 %) cannot hold as printed: per image Jaccard = "
+        "Dice / (2 - Dice) <= Dice, so a mean JSI above the mean DC is impossible for the same masks "
+        "(a Dice of 82.0 % gives a Jaccard of 69.5 %). The columns are likely swapped or from other "
+        "protocols; the row is quoted as printed.",
         "Split, training and evaluation as in aernet_table2 (see its notes).",
     ],
 )

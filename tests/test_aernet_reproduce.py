@@ -100,3 +100,15 @@ def test_a_64px_row_run_does_not_load_into_a_256px_model(smoke_run):
     entry = zoo.get_model("unet")
     with pytest.raises(RunMismatchError, match="256"):
         entry.build(input_shape=(256, 256, 3), base_filters=8, weights=str(folder / "model.weights.h5"))
+
+
+def test_table3_notes_flag_every_quoted_row_whose_jaccard_exceeds_its_dice():
+    """Issue 25.13: Jaccard = Dice / (2 - Dice) <= Dice for any mask, so a row printing a
+    larger Jaccard than Dice (Amin et al.: 85.0 against 82.0) is named in the notes."""
+    from reproduce import aernet_table3
+
+    impossible = [row.name for row in aernet_table3.TABLE.rows
+                  if {"JSI", "DC"} <= set(row.values) and float(row.values["JSI"]) > float(row.values["DC"])]
+    assert impossible == ["Amin et al. (VGG-16)"]
+    for name in impossible:
+        assert any(name.split(" (")[0] in note and "impossible" in note for note in aernet_table3.TABLE.notes)
