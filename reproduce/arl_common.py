@@ -40,7 +40,10 @@ arguments and its changes to the recipe (:class:`reproduce.frame.PaperRow`;
 
 What the paper leaves open, and what we chose (flags change it):
 
-* SGD momentum: the paper names plain "mini-batch SGD": the recipe's 0 (``--momentum``).
+* SGD momentum and weight decay: Sec. IV-B names plain "mini-batch SGD" and neither a
+  momentum nor a weight decay (nor any other regulariser): the recipe's literal
+  reading is momentum 0 (``--momentum`` sets one) and no weight decay
+  (:data:`OPTIMISER_NOTE`).
 * Input values: keras.applications' "caffe" scaling for models starting from its
   ImageNet ResNet50 weights (what they expect), [0, 1] for models from scratch.
 * Best epoch: the validation AUC of the validation images' 9 test patches, each
@@ -327,6 +330,10 @@ def extras_variant(args: argparse.Namespace) -> str | None:
         notes.append(f"{args.colour_constancy} colour constancy (Sec. V-F: average AUC 0.918)")
     return "; ".join(notes) or None
 
+
+OPTIMISER_NOTE = ("Optimiser: Sec. IV-B names 'mini-batch SGD' (lr 0.01 from scratch, 1e-4 fine-tuning, halved every "
+                  "30 epochs, batch 32) and no momentum or weight decay anywhere; we run its literal reading, plain "
+                  "SGD with momentum 0 and no weight decay (--momentum sets a momentum).")
 
 EXTRAS_NOTE = ("Trained on the 2000 ISIC 2017 training images plus 1320 ISIC Archive images (Sec. IV-A: "
                "466 melanoma, 822 nevus, 32 seborrheic keratosis); the paper lists none, so "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (DATASET, EXTRAS_NOTE, PARAMS, SCORE_COLUMNS, SMOKE, add_recipe_arguments,
+from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, PARAMS, SCORE_COLUMNS, SMOKE, add_recipe_arguments,
                                   extras_variant, imagenet_row, paper_scores, read_splits, row_result,
                                   score_model, scratch_row, table_values)
 from reproduce.frame import PaperTable, RowContext, RowResult, run_table
@@ -52,7 +52,7 @@ TABLE = PaperTable(
     columns=[PARAMS, *SCORE_COLUMNS],
     rows=PAPER_ROWS,
     notes=[
-        EXTRAS_NOTE,
+        EXTRAS_NOTE, OPTIMISER_NOTE,
         "Two binary models per row (2-way softmax, Table I), one per sub-task; Params counts one "
         "of them as the paper's PyTorch-era tables do: trainable parameters, no bias in a "
         "convolution that batch norm follows (ResNet50: 2.351e7, torchvision's count with a "

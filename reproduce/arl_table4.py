@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (AVERAGE_AUC, DATASET, SCORE_COLUMNS, SMOKE, add_extra_images,
+from reproduce.arl_common import (AVERAGE_AUC, DATASET, OPTIMISER_NOTE, SCORE_COLUMNS, SMOKE, add_extra_images,
                                   add_recipe_arguments, imagenet_row, paper_scores, read_splits, row_result,
                                   score_model, table_values)
 from reproduce.datasets import MissingDataError
@@ -69,6 +69,7 @@ TABLE = PaperTable(
             0, (0.830, 0.830, 0.436, 0.925), (0.942, 0.917, 0.700, 0.995), 0.886), quoted=True),
     ],
     notes=[
+        OPTIMISER_NOTE,
         "Challenge records are quoted from the paper; ours are single models (no ensemble).",
         "The paper's 1320 ISIC Archive images are not listed: pass your own list with "
         "--extra-images; 'External data' shows how many we used.",

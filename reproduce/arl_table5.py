@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (DATASET, EXTRAS_NOTE, SCORE_COLUMNS, SMOKE, add_recipe_arguments, extras_variant,
+from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, SCORE_COLUMNS, SMOKE, add_recipe_arguments, extras_variant,
                                   imagenet_row, paper_scores, read_splits, row_result, score_model, table_values)
 from reproduce.frame import PaperTable, RowContext, RowResult, run_table
 
@@ -33,7 +33,7 @@ TABLE = PaperTable(
     columns=SCORE_COLUMNS,
     rows=[imagenet_row(name, paper_scores(melanoma, keratosis), "arl_cnn50", attention=attention)
           for name, (attention, melanoma, keratosis) in PAPER_ROWS.items()],
-    notes=[EXTRAS_NOTE, "ARL-CNN50 initialised from ImageNet ResNet50, alpha = 0.001 (Sec. IV-B).",
+    notes=[EXTRAS_NOTE, OPTIMISER_NOTE, "ARL-CNN50 initialised from ImageNet ResNet50, alpha = 0.001 (Sec. IV-B).",
            "ACC, sensitivity and specificity at a score threshold of 0.5 (--threshold)."],
 )
 

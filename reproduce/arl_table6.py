@@ -55,7 +55,7 @@ from data_tools.isic import read_isic2017
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import Record
-from reproduce.arl_common import (AVERAGE_AUC, DATASET, EXTRAS_NOTE, SMOKE, Splits, add_recipe_arguments,
+from reproduce.arl_common import (AVERAGE_AUC, DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, SMOKE, Splits, add_recipe_arguments,
                                   claim_folder, extras_variant, imagenet_row, number_in_range, read_splits,
                                   row_result, score_model)
 from reproduce.frame import Column, PaperTable, RowContext, RowResult, run_table, weights_argument
@@ -94,7 +94,7 @@ TABLE = PaperTable(
     columns=[MELANOMA_AUC, KERATOSIS_AUC, AVERAGE_AUC],
     rows=[imagenet_row(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean}, model)
           for name, (model, _, m, sk, mean) in PAPER_ROWS.items()],
-    notes=[EXTRAS_NOTE, "Segmenter: DeepLabv3+ (as the paper; ResNet50 from ImageNet, output stride 16), "
+    notes=[EXTRAS_NOTE, OPTIMISER_NOTE, "Segmenter: DeepLabv3+ (as the paper; ResNet50 from ImageNet, output stride 16), "
            "trained on the ISIC 2017 Part 1 training masks, or --segmenter.",
            f"ROI: bounding box of the predicted mask plus {ROI_MARGIN:.0%} of its size on each "
            "side (--roi-margin; the paper gives none)."],

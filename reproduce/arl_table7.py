@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats
 
 from reproduce import report
-from reproduce.arl_common import (DATASET, EXTRAS_NOTE, SMOKE, add_recipe_arguments, extras_variant, imagenet_row,
+from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, SMOKE, add_recipe_arguments, extras_variant, imagenet_row,
                                   number_in_range, read_splits, score_model)
 from reproduce.frame import Column, PaperTable, RowContext, RowResult, TableResult, run_table
 
@@ -71,7 +71,7 @@ TABLE = PaperTable(
     rows=[imagenet_row(row_name(model), {**{c.name: v for c, v in zip(RUN_COLUMNS, runs)},
                                          MEAN.name: float(np.mean(runs))}, MODELS[model])
           for model, runs in PAPER_RUNS.items()],
-    notes=[EXTRAS_NOTE, "Run i uses seed --seed + i - 1, for its training and for its own 9 random test "
+    notes=[EXTRAS_NOTE, OPTIMISER_NOTE, "Run i uses seed --seed + i - 1, for its training and for its own 9 random test "
            "patches per image; average AUC = mean of the melanoma and seborrheic "
            "keratosis AUCs (the ISIC 2017 ranking score).",
            "The two-sample t-test of Sec. V-G follows the table (table.md, ttest.json)."],

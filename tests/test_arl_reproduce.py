@@ -513,3 +513,15 @@ def test_table6_segmenter_is_a_run_folder_of_the_registered_deeplab(isic2017, tm
     cropped, empty = arl_table6.crop_rois(ctx, folder, data, tmp_path / "roi")
     assert all(r.image_path.is_file() for r in (*cropped.train, *cropped.validation, *cropped.test))
     assert 0 <= empty <= 3
+
+
+def test_every_arl_table_says_what_it_runs_for_the_optimiser_the_paper_leaves_open():
+    """Issue 25.5: Sec. IV-B names plain mini-batch SGD, no momentum, no weight decay: the
+    recipe runs exactly that, and every trained table says so in its notes."""
+    from reproduce import arl_common, arl_table3, arl_table4, arl_table5, arl_table6, arl_table7
+    from zoo.arl_cnn.recipe import ARL_RECIPE
+
+    optimizer = ARL_RECIPE.make_optimizer(10)
+    assert type(optimizer).__name__ == "SGD" and optimizer.momentum == 0.0 and not optimizer.weight_decay
+    for table in (arl_table3, arl_table4, arl_table5, arl_table6, arl_table7):
+        assert arl_common.OPTIMISER_NOTE in table.TABLE.notes, table.TABLE.key
