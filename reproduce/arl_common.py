@@ -323,12 +323,15 @@ def extra_images_path(ctx: RowContext) -> Path:
 def extras_variant(args: argparse.Namespace) -> str | None:
     """The title's note when the run departs from the paper's tables (``run_table(variant=)``):
     without the extra images, or with colour constancy (Sec. V-F)."""
-    notes = []
-    if args.extra_images is None:
-        notes.append("no extra images: the 2000 ISIC 2017 training images only")
+    notes = [] if args.extra_images is not None else ["no extra images: the 2000 ISIC 2017 training images only"]
+    return "; ".join([*notes, *filter(None, [colour_constancy_variant(args)])]) or None
+
+
+def colour_constancy_variant(args: argparse.Namespace) -> str | None:
+    """The title's note when the images are colour-normalised (Sec. V-F), else ``None``."""
     if getattr(args, "colour_constancy", None):
-        notes.append(f"{args.colour_constancy} colour constancy (Sec. V-F: average AUC 0.918)")
-    return "; ".join(notes) or None
+        return f"{args.colour_constancy} colour constancy (Sec. V-F: average AUC 0.918)"
+    return None
 
 
 OPTIMISER_NOTE = ("Optimiser: Sec. IV-B names 'mini-batch SGD' (lr 0.01 from scratch, 1e-4 fine-tuning, halved every "

@@ -525,3 +525,16 @@ def test_every_arl_table_says_what_it_runs_for_the_optimiser_the_paper_leaves_op
     assert type(optimizer).__name__ == "SGD" and optimizer.momentum == 0.0 and not optimizer.weight_decay
     for table in (arl_table3, arl_table4, arl_table5, arl_table6, arl_table7):
         assert arl_common.OPTIMISER_NOTE in table.TABLE.notes, table.TABLE.key
+
+
+def test_table4_names_colour_constancy_in_its_title_and_notes():
+    """Issue 25.11: Sec. V-F's gray-world variant of Table IV says so where it is printed."""
+    import argparse
+
+    from reproduce import arl_common, arl_table4
+
+    assert any("--colour-constancy" in note for note in arl_table4.TABLE.notes)
+    assert arl_common.colour_constancy_variant(argparse.Namespace(colour_constancy=None)) is None
+    variant = arl_common.colour_constancy_variant(argparse.Namespace(colour_constancy="gray_world"))
+    assert "gray_world colour constancy" in variant
+    assert arl_common.extras_variant(argparse.Namespace(extra_images="x.csv", colour_constancy="gray_world")) == variant
