@@ -136,8 +136,8 @@ def test_table7_runs_score_with_their_own_seeds(monkeypatch):
 
     monkeypatch.setattr(arl_table7, "read_splits", lambda ctx: None)
     monkeypatch.setattr(arl_table7, "score_model", fake_score_model)
-    ctx = RowContext(argparse.Namespace(runs=3, seed=5), PaperRow("ResNet50*", {}), None, Path("unused"), True,
-                     BadInputPolicy())
+    ctx = RowContext(argparse.Namespace(runs=3, seed=5, repeat="retrain"), PaperRow("ResNet50*", {}), None,
+                     Path("unused"), True, BadInputPolicy())
     arl_table7.run_row(ctx)
     assert seeds == [5, 6, 7]
 
@@ -188,9 +188,34 @@ def test_extra_images_are_read_and_checked(isic2017, tmp_path):
 # --------------------------------------------------------------------------- --smoke
 
 
+def test_table7_retests_one_trained_model_by_default(tmp_path, monkeypatch):
+    """Issue 25.4: Sec. V-G "evaluated ... 10 times independently", spread 0.16 points: by
+    default a row trains once and each test redraws the 9 test patches (its own seed)."""
+    trainings, patch_seeds = [], []
+    real_image_scores = arl_table7.image_scores
+
+    def counting_score_model(ctx, splits, **kwargs):
+        trainings.append(kwargs["seed"])
+        return arl_common.score_model(ctx, splits, **kwargs)
+
+    def recording_image_scores(model, records, task, spec, batch_size, seed):
+        patch_seeds.append((task, seed))
+        return real_image_scores(model, records, task, spec, batch_size, seed)
+
+    monkeypatch.setattr(arl_table7, "score_model", counting_score_model)
+    monkeypatch.setattr(arl_table7, "image_scores", recording_image_scores)
+    result = arl_table7.main(["--smoke", "--rows", "resnet50", "--runs", "3", "--out", str(tmp_path)])
+    assert trainings == [0]  # one training (seed --seed), three tests
+    assert patch_seeds == [(task, seed) for seed in (0, 1, 2) for task in arl_common.TASKS]
+    (row,) = result.results.values()
+    assert row.extra["repeat"] == "retest" and [run["seed"] for run in row.extra["runs"]] == [0, 1, 2]
+    assert len({run["average_auc"] for run in row.extra["runs"]}) > 1  # other patches, other scores
+
+
 def test_table7_smoke_run_writes_a_synthetic_table(tmp_path):
     out = tmp_path / "table7"
-    result = arl_table7.main(["--smoke", "--rows", "resnet50", "--runs", "1", "--out", str(out)])
+    result = arl_table7.main(["--smoke", "--rows", "resnet50", "--runs", "1", "--repeat", "retrain",
+                              "--out", str(out)])
     markdown = (out / "table.md").read_text(encoding="utf-8")
     assert markdown.startswith("# SYNTHETIC") and "Two-sample t-test" in markdown
     table = json.loads((out / "table.json").read_text(encoding="utf-8"))
