@@ -8,24 +8,35 @@ Sec. 3.3: "we re-normalize each attention map to [0,1] and binarize it using a
 threshold of 0.5. Then we compute the Jaccard index with respect to the ground truth
 lesion segmentation", for each attention map ``A`` (eq. 2) of AttnMel-CNN, -Dermo
 and -Lesion, and the class activation map (Zhou et al.) of VGG-16-GAP: the mean
-Jaccard index over the ISIC 2017 test images. The ground truth is the full-size
-lesion mask, so by default (``--score-region original``) each map, re-normalised
-(min-max per image) at the model's resolution, is mapped back through the input's
-geometry (the 224 centre crop of the 256-resized centre square of 0.8 x the shorter
-side: :func:`data_tools.preprocess.restore_geometry`, bilinear), the pixels the
-model never sees count as not attended (0), and the binarised map is compared with
-the original mask at its original size. ``--score-region crop`` scores on the
-model's 224x224 input instead (the mask cropped the same way), which leaves out
-any lesion outside the crop. Each row also writes ``attention_maps.png`` (Fig. 3: the
-first test images with their pool-3 and pool-4 maps, or CAMs, overlaid).
+Jaccard index over the ISIC 2017 test images.
+
+The paper does not say on which pixels nor, for the CAM, of which class. The authors'
+scoring (SaoYan/IPMI2019-AttnMel, ``ISIC/archive_for_test/test_jaccard.py`` and
+``test_cam.py``), which produced the paper's numbers, scores on the model's 224x224
+input (the lesion mask centre-cropped with the image: square of 0.8 x the shorter
+side, resized to 256, centre 224) and takes the CAM of the melanoma class (their
+``weights[1]``) for every image. That is the default:
+
+* ``--score-region crop`` (default, the authors'): on the 224x224 crop;
+  ``--score-region original``: each map, re-normalised (min-max per image) at the
+  model's resolution, mapped back through the input's geometry
+  (:func:`data_tools.preprocess.restore_geometry`, bilinear), the pixels the model
+  never sees counted as not attended (0), against the full-size mask;
+* ``--cam-class melanoma`` (default, the authors'): the CAM of the melanoma class;
+  ``--cam-class predicted``: of the class each image is predicted as (Zhou et al.).
+
+One difference remains: the authors threshold the 7x7 CAM and then resize the binary
+mask, we resize the CAM to the input and threshold it there (as for the attention
+maps, which they also threshold after upsampling). Each row also writes
+``attention_maps.png`` (Fig. 3: the first test images with their pool-3 and pool-4
+maps, or CAMs, overlaid).
 
 The models are those of Table 2 (the same registered models and recipe overrides):
 ``--trained`` loads the run folders written by ``attnmel_table2.py``
 (``<dir>/rows/<row>/``, :func:`zoo.load_run`: the model Table 2 scored and the input
 spec it was trained on, with ``--batch-norm`` the training images' statistics);
 otherwise each row trains its model first and its row folder becomes its run folder,
-with the Jaccard indices as its scores. The CAM is that of the class each image is
-predicted as (Zhou et al.); the paper does not say which class it used.
+with the Jaccard indices as its scores.
 """
 from __future__ import annotations
 
@@ -68,9 +79,11 @@ TABLE = PaperTable(
         PaperRow("AttnMel-CNN-Lesion", {"pool3": 0.5533, "pool4": 0.6560}, model="attnmel_cnn"),
         PaperRow("VGG-16-GAP", {"CAM": 0.2825}, model="vgg16_gap"),
     ],
-    notes=["Maps min-max normalised per image, mapped back to the original image (pixels outside "
-           "AttnMel's centre crop count as not attended), thresholded at 0.5 and scored against the "
-           "full-size lesion masks (--score-region crop: on the 224x224 crop); CAM of the predicted class.",
+    notes=["The authors' scoring (SaoYan/IPMI2019-AttnMel test_jaccard.py, test_cam.py), which produced the "
+           "paper's numbers; the paper names neither choice: maps min-max normalised per image, thresholded "
+           "at 0.5, scored on the model's 224x224 crop (the mask cropped alike), the CAM of the melanoma class "
+           "for every image. --score-region original scores against the full-size masks (pixels outside the "
+           "crop not attended); --cam-class predicted takes the predicted class's CAM.",
            BACKBONE_NOTE],
 )
 
@@ -124,14 +137,21 @@ def trained_row_dir(ctx: RowContext) -> Path:
     return ctx.out_dir if ctx.args.trained is None else Path(ctx.args.trained) / "rows" / slug(ctx.row.name)
 
 
-def maps_of(model: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
-    """Table 3 column -> the maps ``(batch, H, W)`` at the input size, not normalised."""
+MELANOMA_CLASS = 1
+"""The softmax column of melanoma (rest, melanoma), the authors' ``weights[1]``."""
+
+
+def maps_of(model: keras.Model, images: np.ndarray, cam_class: str = "melanoma") -> dict[str, np.ndarray]:
+    """Table 3 column -> the maps ``(batch, H, W)`` at the input size, not normalised;
+    the CAM of the melanoma class or of each image's predicted class (``cam_class``)."""
     size = images.shape[1:3]
     if isinstance(model.output, dict):
         outputs = model(images, training=False)
         return {column: np.asarray(keras.ops.image.resize(outputs[output], size,
                                                           interpolation="bilinear"))[..., 0]
                 for column, output in COLUMNS.items() if output is not None}
+    if cam_class == "melanoma":
+        return {"CAM": np.asarray(class_activation_map(model, images, MELANOMA_CLASS, resize_to_input=True))}
     predicted = np.argmax(model(images, training=False), axis=-1)
     cams = np.stack([class_activation_map(model, images, k, resize_to_input=True)
                      for k in range(model.output.shape[-1])])
@@ -164,7 +184,7 @@ def run_row(ctx: RowContext) -> RowResult:
     dataset = segmentation_dataset(test, spec, mask_names=("lesion",), batch_size=batch_size, training=False)
     masks, maps, figure_images = [], {}, []
     for images, lesions in dataset.as_numpy_iterator():
-        for column, batch_maps in maps_of(model, images).items():
+        for column, batch_maps in maps_of(model, images, ctx.args.cam_class).items():
             maps.setdefault(column, []).extend(batch_maps)
         masks.extend(lesions[..., 0])
         shown = images[: FIGURE_IMAGES - len(figure_images)]
@@ -183,7 +203,7 @@ def run_row(ctx: RowContext) -> RowResult:
         trained = row.trained
         ctx.save_run(model, builder_args=trained.builder_args, recipe=trained.recipe, input_spec=spec,
                      scores={"split": "test", "test_images": len(masks), "score_region": ctx.args.score_region,
-                             "jaccard": values},
+                             "cam_class": ctx.args.cam_class, "jaccard": values},
                      training={"kept_epoch": trained.trained.best_epoch,
                                "epochs_run": len(trained.trained.history["loss"])},
                      data=trained.data)
@@ -192,9 +212,12 @@ def run_row(ctx: RowContext) -> RowResult:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--score-region", choices=("original", "crop"), default="original",
-                        help="score the maps against the full-size lesion masks (default), or on "
-                             "the model's centre crop")
+    parser.add_argument("--score-region", choices=("crop", "original"), default="crop",
+                        help="score the maps on the model's 224x224 centre crop (default, the authors' "
+                             "scoring), or against the full-size lesion masks")
+    parser.add_argument("--cam-class", choices=("melanoma", "predicted"), default="melanoma",
+                        help="the class whose CAM VGG-16-GAP is scored with: melanoma for every image "
+                             "(default, the authors' test_cam.py) or each image's predicted class")
     parser.add_argument("--trained", type=Path,
                         help="output folder of attnmel_table2.py whose rows' run folders to evaluate "
                              "(default: train each row here)")

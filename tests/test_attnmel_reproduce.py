@@ -206,3 +206,33 @@ def argparse_namespace(**overrides):
 
     return argparse.Namespace(**{"image_size": attnmel_recipe.SMOKE["image_size"],
                                  "resize": attnmel_recipe.SMOKE["resize"], **overrides})
+
+
+def test_table3_scores_as_the_authors_by_default():
+    """Issue 25.6: the authors' test_jaccard.py / test_cam.py (SaoYan/IPMI2019-AttnMel)
+    score on the 224 crop with the melanoma class's CAM; the paper names neither."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    attnmel_table3.add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.score_region, args.cam_class) == ("crop", "melanoma")
+
+
+def test_table3_cam_is_the_melanoma_class_even_where_another_class_is_predicted():
+    import keras
+
+    import zoo
+    from zoo.cam import class_activation_map
+
+    model = zoo.get_model("vgg16_gap").build(small=True)
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, np.array([50.0, -50.0], np.float32)])  # every image predicted "rest" (0)
+    images = np.random.default_rng(0).random((2, *model.input_shape[1:]), dtype=np.float32)
+    assert (np.argmax(keras.ops.convert_to_numpy(model(images)), axis=-1) == 0).all()
+    melanoma = class_activation_map(model, images, 1, resize_to_input=True)
+    rest = class_activation_map(model, images, 0, resize_to_input=True)
+    assert not np.allclose(melanoma, rest)
+    np.testing.assert_allclose(attnmel_table3.maps_of(model, images)["CAM"], melanoma, rtol=1e-6)
+    np.testing.assert_allclose(attnmel_table3.maps_of(model, images, "predicted")["CAM"], rest, rtol=1e-6)
