@@ -38,11 +38,12 @@ TABLE = PaperTable(
     source="Lima & Braz Junior, AER-Net, Table 1",
     columns=[Column("JSI", "%", higher_is_better=True, decimals=2)],
     rows=[
-        PaperRow("EfficientNetb1", {"JSI": 76.1}),
-        PaperRow("Se-ResNeXt101", {"JSI": 75.7}),
-        PaperRow("EfficientNetb3", {"JSI": 75.65}),
-        PaperRow("SeResNet152", {"JSI": 75.6}),
-        PaperRow("EfficientNetb0", {"JSI": 75.4}),
+        # As printed (Table 1 mixes one and two decimals, and decimal commas in its last rows).
+        PaperRow("EfficientNetb1", {"JSI": "76.1"}),
+        PaperRow("Se-ResNeXt101", {"JSI": "75.7"}),
+        PaperRow("EfficientNetb3", {"JSI": "75.65"}),
+        PaperRow("SeResNet152", {"JSI": "75,6"}),
+        PaperRow("EfficientNetb0", {"JSI": "75,4"}),
     ],
     notes=[
         "segmentation_models 1.0.1 U-Nets; the CIELAB [0, 1] input is scaled inside each model as its encoder's ImageNet weights expect (x 255, then the backbone's own normalisation), as AER-Net's EfficientNetB1 in Table 2.",

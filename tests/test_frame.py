@@ -623,3 +623,14 @@ def test_notes_say_what_ran_and_count_epochs_from_one():
     assert report.run_notes(TABLE, results) == [
         "This run: Alpha: 32 training / 8 test images; Beta Net: 5 train / 2 test images.",
         "Kept epoch (counted from 1, as Keras prints epochs): Alpha: 3 of 4."]
+
+
+def test_aernet_table1_cells_print_as_the_paper_prints_them():
+    """Issue 25.12: Table 1 prints 76.1 (one decimal) beside 75.65; a 2-decimal column
+    printed a float 76.1 as 76.10."""
+    from reproduce import aernet_table1
+
+    (column,) = aernet_table1.TABLE.columns
+    _, body = report.comparison_grid(aernet_table1.TABLE, {})
+    printed = [row[2] for row in body]
+    assert printed == ["76.1", "75.7", "75.65", "75.6", "75.4"], (column, printed)
