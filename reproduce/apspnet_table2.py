@@ -57,9 +57,9 @@ TABLE = PaperTable(
         PaperRow("A-PSPNet", {"Params": 26.08203, "MACs": 18.85144}, model="attention_resnet50",
                  builder_args={"classes": IMAGENET_CLASSES}),
         PaperRow("ResNet101", {"Params": 45.07416, "MACs": 35.96785}),
-        PaperRow("ResNet152", {"Params": 60.7178, "MACs": 53.10086}),
+        PaperRow("ResNet152", {"Params": "60.7178", "MACs": 53.10086}),  # printed with 4 decimals
         PaperRow("AlexNet", {"Params": 61.10084, "MACs": 3.09258}),
-        PaperRow("VGG16", {"Params": 138.35754, "MACs": 68.2407}),
+        PaperRow("VGG16", {"Params": 138.35754, "MACs": "68.2407"}),  # printed with 4 decimals
         PaperRow("DenseNet", {"Params": 7.97886, "MACs": 12.74194}),
         PaperRow("A-PSPNet segmentation model (ours, 3 classes)", {}, model="apspnet"),
         PaperRow("PSPNet segmentation model (ours, 3 classes)", {}, model="pspnet"),

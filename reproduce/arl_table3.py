@@ -26,21 +26,21 @@ from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, PARAMS, 
 from reproduce.frame import PaperTable, RowContext, RowResult, run_table
 
 
-def _paper(params: float, melanoma: Sequence[float], keratosis: Sequence[float]
-           ) -> dict[str, float]:
-    """One row of Table III: Params, then the eight sub-task scores."""
+def _paper(params: str, melanoma: Sequence[float], keratosis: Sequence[float]
+           ) -> dict[str, float | str]:
+    """One row of Table III: Params as printed (one decimal, x10^7), then the eight sub-task scores."""
     return {PARAMS.name: params, **paper_scores(melanoma, keratosis)}
 
 
 PAPER_ROWS = [  # Table III; the "*" models were initialised from ImageNet
-    scratch_row("ResNet14", _paper(0.8, (0.732, 0.748, 0.538, 0.799), (0.820, 0.711, 0.800, 0.696)), "resnet14"),
-    scratch_row("RAN14", _paper(1.2, (0.767, 0.762, 0.615, 0.797), (0.852, 0.758, 0.833, 0.745)), "ran14"),
-    scratch_row("SEnet14", _paper(1.1, (0.758, 0.757, 0.598, 0.795), (0.847, 0.727, 0.811, 0.712)), "senet14"),
-    scratch_row("ARL-CNN14", _paper(0.8, (0.777, 0.778, 0.615, 0.818), (0.875, 0.763, 0.822, 0.753)), "arl_cnn14"),
-    imagenet_row("ResNet50*", _paper(2.3, (0.857, 0.838, 0.632, 0.888), (0.948, 0.842, 0.867, 0.837)), "resnet50"),
-    imagenet_row("RAN50*", _paper(3.9, (0.849, 0.850, 0.624, 0.906), (0.942, 0.862, 0.878, 0.859)), "ran50"),
-    imagenet_row("SEnet50*", _paper(2.6, (0.861, 0.848, 0.624, 0.903), (0.952, 0.863, 0.856, 0.865)), "senet50"),
-    imagenet_row("ARL-CNN50*", _paper(2.3, (0.875, 0.850, 0.658, 0.896), (0.958, 0.868, 0.878, 0.867)), "arl_cnn50"),
+    scratch_row("ResNet14", _paper("0.8", (0.732, 0.748, 0.538, 0.799), (0.820, 0.711, 0.800, 0.696)), "resnet14"),
+    scratch_row("RAN14", _paper("1.2", (0.767, 0.762, 0.615, 0.797), (0.852, 0.758, 0.833, 0.745)), "ran14"),
+    scratch_row("SEnet14", _paper("1.1", (0.758, 0.757, 0.598, 0.795), (0.847, 0.727, 0.811, 0.712)), "senet14"),
+    scratch_row("ARL-CNN14", _paper("0.8", (0.777, 0.778, 0.615, 0.818), (0.875, 0.763, 0.822, 0.753)), "arl_cnn14"),
+    imagenet_row("ResNet50*", _paper("2.3", (0.857, 0.838, 0.632, 0.888), (0.948, 0.842, 0.867, 0.837)), "resnet50"),
+    imagenet_row("RAN50*", _paper("3.9", (0.849, 0.850, 0.624, 0.906), (0.942, 0.862, 0.878, 0.859)), "ran50"),
+    imagenet_row("SEnet50*", _paper("2.6", (0.861, 0.848, 0.624, 0.903), (0.952, 0.863, 0.856, 0.865)), "senet50"),
+    imagenet_row("ARL-CNN50*", _paper("2.3", (0.875, 0.850, 0.658, 0.896), (0.958, 0.868, 0.878, 0.867)), "arl_cnn50"),
 ]
 
 

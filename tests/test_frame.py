@@ -634,3 +634,16 @@ def test_aernet_table1_cells_print_as_the_paper_prints_them():
     _, body = report.comparison_grid(aernet_table1.TABLE, {})
     printed = [row[2] for row in body]
     assert printed == ["76.1", "75.7", "75.65", "75.6", "75.4"], (column, printed)
+
+
+def test_cells_with_fewer_digits_than_their_column_print_as_the_paper_prints_them():
+    """Issue 25.12: ARL Table III prints Params with one decimal (0.8) in a 2-decimal
+    column, A-PSPNet Table II 60.7178 in a 5-decimal one; neither gains a zero."""
+    from reproduce import apspnet_table2, arl_table3
+
+    _, body = report.comparison_grid(arl_table3.TABLE, {})
+    assert body[0][2] == "0.8" and body[0][5] == "0.732"  # Params, then M AUC (3 decimals as printed)
+    _, body = report.comparison_grid(apspnet_table2.TABLE, {})
+    cells = {row[0]: row for row in body}
+    assert "60.7178" in cells["ResNet152"] and "68.2407" in cells["VGG16"]
+    assert "60.71780" not in cells["ResNet152"]
