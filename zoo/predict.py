@@ -336,53 +336,86 @@ def _caption(axes, text: str) -> None:
               bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
 
 
+#: The names of matplotlib's "tab10" colours, in order: what an outline's legend calls its colour.
+OUTLINE_COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")
+
+
 def write_overlays(image: np.ndarray, outputs: Mapping[str, np.ndarray], predictor: Predictor, out_dir: Path,
                    stem: str, threshold: float = 0.5, labels: Sequence[str] | None = None) -> list[Path]:
-    """The prediction's outline and each spatial attention map (heat map) on ``image``."""
-    from matplotlib import colormaps
-
+    """The prediction's outline (:func:`prediction_figure`) and each spatial attention
+    map (:func:`attention_figure`) on ``image``, as PNGs in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     window = model_window(image.shape[:2], predictor.spec)
     written = []
     main = np.asarray(outputs[predictor.main])
     if predictor.output == "mask":
-        figure, axes = _figure(image)
-        colours = colormaps["tab10"].colors
-        xs, ys = _grid(main, window)
-        if main.shape[-1] == 1:
-            layers = [("lesion", main[..., 0], threshold)]
-        elif predictor.softmax:
-            classes = main.argmax(-1)
-            layers = [(f"class {c}", (classes == c).astype(np.float32), 0.5) for c in range(1, main.shape[-1])]
-        else:
-            names = labels or [f"channel {c}" for c in range(main.shape[-1])]
-            layers = [(names[c], main[..., c], threshold) for c in range(main.shape[-1])]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "no contour levels were found" for an empty prediction
-            for index, (name, values, level) in enumerate(layers):
-                axes.contour(xs, ys, values, levels=[level], colors=[colours[index % len(colours)]], linewidths=2)
-        legend = ", ".join(f"{name} ({'C%d' % (i % 10)})" for i, (name, _, _) in enumerate(layers))
-        _caption(axes, f"{predictor.name}: predicted outline, {legend}")
         written.append(out_dir / f"{stem}_prediction.png")
-        figure.savefig(written[-1])
+        prediction_figure(image, main, predictor, window, threshold, labels).savefig(written[-1])
     probabilities = "" if predictor.output == "mask" else ", p = " + ", ".join(f"{p:.3f}" for p in main.ravel())
     for name in predictor.attention:
         values = np.asarray(outputs[name], np.float32)
         if values.ndim != 3 or values.shape[0] * values.shape[1] == 1:
             continue  # a channel-attention vector: no place in the image
-        heat = values.mean(-1)
-        figure, axes = _figure(image)
-        top, left, height, width = window
-        axes.imshow(heat, extent=(left, left + width, top + height, top), cmap="jet", alpha=0.5,
-                    interpolation="bilinear")
-        axes.set_xlim(0, image.shape[1])
-        axes.set_ylim(image.shape[0], 0)
-        reduced = f", mean of {values.shape[-1]} channels" if values.shape[-1] > 1 else ""
-        _caption(axes, f"{name} ({values.shape[0]}x{values.shape[1]}{reduced}; {heat.min():.3g} blue .. "
-                       f"{heat.max():.3g} red){probabilities}")
         written.append(out_dir / f"{stem}_{name}.png")
-        figure.savefig(written[-1])
+        attention_figure(image, values, name, window, probabilities).savefig(written[-1])
     return written
+
+
+def prediction_figure(image: np.ndarray, main: np.ndarray, predictor: Predictor,
+                      window: tuple[float, float, float, float], threshold: float = 0.5,
+                      labels: Sequence[str] | None = None):
+    """``image`` with the outline of each predicted region, and a legend naming each
+    region and its colour (e.g. "lesion (blue)")."""
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
+    figure, axes = _figure(image)
+    colours = colormaps["tab10"].colors
+    xs, ys = _grid(main, window)
+    if main.shape[-1] == 1:
+        layers = [("lesion", main[..., 0], threshold)]
+    elif predictor.softmax:
+        classes = main.argmax(-1)
+        layers = [(f"class {c}", (classes == c).astype(np.float32), 0.5) for c in range(1, main.shape[-1])]
+    else:
+        names = labels or [f"channel {c}" for c in range(main.shape[-1])]
+        layers = [(names[c], main[..., c], threshold) for c in range(main.shape[-1])]
+    handles = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no contour levels were found" for an empty prediction
+        for index, (name, values, level) in enumerate(layers):
+            colour = colours[index % len(colours)]
+            axes.contour(xs, ys, values, levels=[level], colors=[colour], linewidths=2)
+            handles.append(Line2D([], [], color=colour, linewidth=2,
+                                  label=f"{name} ({OUTLINE_COLOURS[index % len(OUTLINE_COLOURS)]})"))
+    axes.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8,
+                title=f"{predictor.name}: predicted outline", title_fontsize=8)
+    return figure
+
+
+def attention_figure(image: np.ndarray, values: np.ndarray, name: str, window: tuple[float, float, float, float],
+                     caption_suffix: str = ""):
+    """``image`` under the heat map of an attention map ``(h, w, C)`` (the mean of its
+    channels), with a colour bar giving the map's own values from its minimum (blue)
+    to its maximum (red) in this image."""
+    heat = values.mean(-1)
+    figure, axes = _figure(image)
+    top, left, height, width = window
+    low, high = float(heat.min()), float(heat.max())
+    shown = axes.imshow(heat, extent=(left, left + width, top + height, top), cmap="jet", alpha=0.5,
+                        interpolation="bilinear", vmin=low, vmax=high if high > low else low + 1e-12)
+    axes.set_xlim(0, image.shape[1])
+    axes.set_ylim(image.shape[0], 0)
+    bar = figure.colorbar(shown, cax=axes.inset_axes((0.94, 0.08, 0.025, 0.6)))
+    bar.set_ticks([low, high] if high > low else [low])
+    bar.set_ticklabels([f"{low:.3g}", f"{high:.3g}"] if high > low else [f"{low:.3g}"])
+    bar.ax.yaxis.set_ticks_position("left")  # labels inside the image, on a white ground
+    bar.ax.tick_params(labelsize=7)
+    for label in bar.ax.get_yticklabels():
+        label.set_bbox({"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
+    reduced = f", mean of {values.shape[-1]} channels" if values.shape[-1] > 1 else ""
+    _caption(axes, f"{name} ({values.shape[0]}x{values.shape[1]}{reduced}; colour: this image's range){caption_suffix}")
+    return figure
 
 
 # --------------------------------------------------------------------------- predict
