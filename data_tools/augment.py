@@ -13,10 +13,11 @@ Paper recipes (see the presets at the bottom):
   90-110 % of width and height, horizontal and vertical flips.
 * AttnMel (the authors' code, SaoYan/IPMI2019-AttnMel): random crop 224 (done by the pipeline through
   ``InputSpec.pre_crop_size``), random 90-degree rotation, flips.
-* SANet (the SANet paper, "Data augmentation", after Jahanifar et al. 2018): Gaussian
-  noise, random contrast and random sharpness (Gaussian blur of different sizes;
-  sharpening by CLAHE, :mod:`data_tools.clahe`, and by imgaug's emboss); plus flips
-  and 90-degree rotations.
+* SANet (the SANet paper, "Data augmentation"): Gaussian noise, random contrast and
+  random sharpness (Gaussian blur of different sizes; sharpening by CLAHE,
+  :mod:`data_tools.clahe`, and by imgaug's emboss), and nothing else: the paper names
+  no flips or rotations (``zoo.sanet.recipe.SANET_GEOMETRIC_AUGMENTATION`` adds flips
+  and 90-degree rotations as an option).
 """
 from __future__ import annotations
 

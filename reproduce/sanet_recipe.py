@@ -12,11 +12,12 @@ The recipe is :data:`zoo.sanet.SANET_RECIPE`, the one source of the hyperparamet
 
 * data: ISIC 2018 Task 2; training on the 2594 training images ("2594 samples
   for training"), evaluation on the 1000 test images ("1000 images for
-  testing"; their ground truth was released after the challenge). The best epoch
-  is chosen on the 100 validation images by the thresholded Jaccard (the paper
-  does not say how it picks its epoch);
+  testing"; their ground truth was released after the challenge). The final
+  epoch's model is scored: the paper trains "100 epochs" with the rate decaying to 0
+  and names no epoch selection (``--keep best-val``: the epoch of best thresholded
+  Jaccard on the 100 validation images; :data:`PROTOCOL_NOTES`);
 * input: RGB in [0, 1] at 256x256 (:data:`zoo.sanet.models.SANET_INPUT`; the paper
-  gives no size); augmentation :data:`zoo.sanet.recipe.SANET_AUGMENTATION`, the paper's
+  gives no size, :data:`PROTOCOL_NOTES` says why ours); augmentation :data:`zoo.sanet.recipe.SANET_AUGMENTATION`, the paper's
   list only (``--geometric-augmentation`` adds flips and 90-degree rotations,
   ``--no-augment`` none: both recipe overrides, recorded in the run card);
 * training: "ADSGrad, a variant of Adam" with batch 5, weight decay 1e-4 and
@@ -34,7 +35,8 @@ The recipe is :data:`zoo.sanet.SANET_RECIPE`, the one source of the hyperparamet
   (:mod:`zoo.sanet.region_shuffle`, see :data:`RSM_NOTE`) on the training batches, a
   change of the data, not of the model or the recipe (recorded in the run card's
   ``training``); the batch size counts the sampled images, each followed in its
-  batch by its destructed copy;
+  batch by its destructed copy (the paper's batch of 5 at a 1:1 ratio; see
+  :data:`RSM_NOTE`);
 * evaluation: test predictions thresholded at 0.5 and written as Task 2 attribute
   PNGs at the original image size (``rows/<row>/predictions/``, ready for a
   submission); the table's scores are those files scored against the full-size
@@ -109,12 +111,33 @@ NO_AUGMENTATION = Augmentation()
 
 RSM_NOTE = (
     f"RSM: {RSM_GRID}x{RSM_GRID} regions, each moving at most one cell per axis (\"nearest neighbors\"; "
-    f"--rsm-neighbourhood {DCL_NEIGHBOURHOOD} for DCL's wider moves). \"Destructed images in batch 1:1\" "
-    "as in DCL: each sampled image is followed by its destructed copy, so a batch of --batch-size 5 "
-    "trains on 10 images. Masks and superpixels move with their regions; each piece of a shuffled "
+    f"--rsm-neighbourhood {DCL_NEIGHBOURHOOD} for DCL's wider moves). The paper trains with \"mini-batch "
+    "size = 5\" and sets \"the ratio of the destructed images in batch to 1:1\"; no split of 5 images is "
+    "1:1, so the 5 count sampled images and each is followed by its destructed copy, as DCL (Chen et al. "
+    "2019, whose shuffle the paper adopts) pairs them: an RSM row's step holds 10 images (5 intact + "
+    "5 destructed), a plain row's 5, and both see every training image once an epoch. Masks and superpixels move with their regions; each piece of a shuffled "
     "superpixel becomes its own superpixel (the smallest merged into a neighbour beyond --max-segments)."
 )
 """The table notes on the random shuffle module (Tables 3 and 4)."""
+
+KEEP = {"last": "last", "best-val": "best"}
+"""``--keep`` -> :attr:`zoo.train.TrainConfig.keep` (the recipe monitors the validation Jaccard)."""
+
+PROTOCOL_NOTES = (
+    "The final epoch's model is scored (--keep last, the default): the paper trains \"100\" epochs with "
+    "the learning rate decaying polynomially (power 0.9) to 0 and names no epoch selection, so its model "
+    "reads as the last. --keep best-val keeps the epoch of best thresholded Jaccard on the 100 validation "
+    "images instead (recorded in each run card's training.keep).",
+    f"Input size and SLIC settings are ours: the paper gives no input size and names SLIC (Achanta et al. "
+    f"2012) without its settings. Input {SANET_INPUT.image_size[0]}x{SANET_INPUT.image_size[1]} "
+    "(--image-size): a multiple of 32, which the five-level encoder-decoders need, and small enough for "
+    f"RSM's 10-image steps with a ResNet101 on one GPU. SLIC: about {SlicParams.n_segments} superpixels per "
+    f"image (compactness {SlicParams.compactness:g}, sigma {SlicParams.sigma:g}, at most "
+    f"{SlicParams.max_side} pixels on the longer side; --slic-segments), small enough that an attribute "
+    "\"may appear on only one superpixel\" as the paper says, and at most "
+    f"{SlicParams.max_segments} labels (--max-segments), the superpixel pooling's bound.",
+)
+"""The notes every SANet table (2-4) prints on its protocol: the kept epoch, the input size and SLIC."""
 
 
 # --------------------------------------------------------------------------- losses (row overrides)
@@ -191,6 +214,9 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rsm-neighbourhood", type=number_in_range(float, 0.0), default=RSM_NEIGHBOURHOOD,
                         help="RSM rows: DCL's jitter range k; regions move fewer than 2k cells per axis "
                              f"(default: %(default)s, nearest neighbours; DCL's: {DCL_NEIGHBOURHOOD})")
+    parser.add_argument("--keep", choices=tuple(KEEP), default="last",
+                        help="the epoch scored: last (the paper's 100 epochs, the rate decayed to 0) or "
+                             "best-val (the best validation Jaccard) (default: %(default)s)")
     parser.add_argument("--superpixel-cache", type=Path,
                         help="where SLIC maps are cached (default: beside the images, "
                              "<image folder>_superpixels/)")
@@ -356,7 +382,7 @@ def run_attribute_row(ctx: RowContext, *, rsm: bool = False) -> AttributeRun:
     started = time.monotonic()
     trained = ctx.fit(train, data(records["validation"], training=False), builder_args=builder_args,
                       recipe=recipe, steps_per_epoch=max(1, len(records["train"]) // recipe.batch_size),
-                      metrics=lambda: [JaccardIndex(), DiceCoefficient()], mode="max")
+                      metrics=lambda: [JaccardIndex(), DiceCoefficient()], mode="max", keep=KEEP[args.keep])
     seconds = time.monotonic() - started
     scores = predict_and_score(trained.model, records["test"], spec, ctx.out_dir / "predictions",
                                batch_size=recipe.batch_size, max_segments=max_segments)
@@ -367,7 +393,7 @@ def run_attribute_row(ctx: RowContext, *, rsm: bool = False) -> AttributeRun:
     folder = ctx.save_run(trained.model, builder_args=builder_args, recipe=recipe, input_spec=spec,
                           scores={"split": "test", "threshold": THRESHOLD, "task2": scores},
                           training={"best_epoch": trained.best_epoch, "epochs_run": epochs,
-                                    "monitor": recipe.monitor, "region_shuffle": shuffle},
+                                    "monitor": recipe.monitor, "keep": args.keep, "region_shuffle": shuffle},
                           data={"images": counts, "superpixels": dataclasses.asdict(slic_params(args))
                                 if superpixels else None})
     extra = {"model": entry.name, "recipe_overrides": recipe.overrides_from(entry.recipe),

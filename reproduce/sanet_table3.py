@@ -22,6 +22,7 @@ epochs, the paper's augmentation; see :mod:`reproduce.sanet_recipe`). Rows:
   trains on 10 images per step), regions moving at most one cell;
 * +SAM: ``sanet`` (:func:`zoo.sanet.models.build_sanet`) fed the cached SLIC maps.
 
+Every row scores its final epoch (``--keep best-val``: the best validation Jaccard).
 Each row folder is the run folder of its model (``zoo.load_run``).
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, RSM_NOTE, SMOKE,
+from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PROTOCOL_NOTES, RSM_NOTE, SMOKE,
                                     add_recipe_arguments, run_average_row)
 
 RSM_ROWS = frozenset({"ResUNet+RSM", "ResUNet+RSM+SAM"})
@@ -56,6 +57,7 @@ TABLE = PaperTable(
         "ResNet101 (the paper does not name them).",
         "SAM rows read SLIC superpixel maps cached beside the images (computed on first use).",
         RSM_NOTE,
+        *PROTOCOL_NOTES,
     ],
 )
 

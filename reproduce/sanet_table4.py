@@ -5,7 +5,8 @@
 
 One row is run: SANet (the registered ``sanet``, ResUNet + SAM, trained on RSM-shuffled
 batches with its registered recipe as it is, GBL gamma = 1: see
-:mod:`reproduce.sanet_recipe`); its row folder is the run folder of its model. Its
+:mod:`reproduce.sanet_recipe`; its final epoch, or with ``--keep best-val`` the best
+validation Jaccard); its row folder is the run folder of its model. Its
 ISIC 2018 Task 2 scores are listed per attribute, with the macro average (mean of the
 five attributes) and the micro average (confusions summed over the attributes), as the
 official scorer computes them. The ResNet151, ResNetv2, DenseNet169 and Ensemble rows are quoted from the
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_recipe import DATASET, RSM_NOTE, SMOKE, add_recipe_arguments, run_attribute_row
+from reproduce.sanet_recipe import DATASET, PROTOCOL_NOTES, RSM_NOTE, SMOKE, add_recipe_arguments, run_attribute_row
 
 #: Column prefix -> key of zoo.metrics.isic2018_task2_scores, in the paper's order.
 GROUPS = {
@@ -84,6 +85,7 @@ TABLE = PaperTable(
         *macro_inconsistencies(PAPER_ROWS),
         "ResNet151, ResNetv2, DenseNet169 and Ensemble: Koohbanani et al. 2018, quoted.",
         RSM_NOTE,
+        *PROTOCOL_NOTES,
     ],
 )
 

@@ -8,8 +8,10 @@ is called ADSGrad; AMSGrad is the Adam variant PyTorch offers, ``amsgrad=True``)
 (:class:`zoo.optimizers.L2Adam`; Keras' decoupled ``weight_decay`` at lr 1e-4 would
 remove 1e-8 of a weight per step, effectively none). Learning rate 1e-4 with
 polynomial ("power") decay 0.9 to 0 over the run, batch 5, 100 epochs, the global
-balancing loss (eq. 9); the paper's augmentation list. The best epoch by the
-validation Jaccard.
+balancing loss (eq. 9); the paper's augmentation list. The recipe monitors the
+validation Jaccard; the paper names no epoch selection, so the tables
+(:mod:`reproduce.sanet_recipe`) score the final epoch and keep the best validation
+Jaccard only on request (``--keep best-val``).
 """
 import dataclasses
 
