@@ -144,10 +144,17 @@ def test_aernet_authors_decoder_and_attention_maps_are_outputs():
         build_aernet((SIZE, SIZE, 3), decoder="code")
 
 
-def test_aernet_encoder_equals_efficientnetb1_with_transferred_weights(aernet,
-                                                                    reference_b1_weights):
-    """A keras.applications EfficientNetB1 weights file loads into AER-Net's encoder."""
-    reference, _ = reference_b1_weights
+def test_aernet_encoder_equals_efficientnetb1_with_transferred_weights(aernet, reference_b1_weights,
+                                                                    monkeypatch):
+    """A keras.applications EfficientNetB1 weights file loads into AER-Net's encoder, which
+    is the network keras.applications builds when it downloads ImageNet weights (its stem
+    has the extra ``Rescaling(1/sqrt(var))``): here the "download" hands back the file."""
+    from keras.src.utils import file_utils
+
+    _, path = reference_b1_weights
+    monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: str(path))
+    reference = keras.applications.EfficientNetB1(include_top=False, weights="imagenet",
+                                                  input_shape=(SIZE, SIZE, 3))
     image = np.random.default_rng(1).random((2, SIZE, SIZE, 3), dtype=np.float32)
     reference_taps = keras.Model(reference.input,
                                  [reference.get_layer(tap).output for tap in AERNET_SKIPS])

@@ -22,7 +22,10 @@ to the range its ImageNet weights were trained on:
 keras.applications into ``~/.keras/models``) or the path to a weights file of the
 same backbone without top (e.g. ``efficientnetb1_notop.h5`` as keras.applications
 downloads it, or a ``.weights.h5`` saved from ``keras.applications.<Backbone>(
-include_top=False)``): the file is loaded by keras.applications' own mechanism.
+include_top=False)``). A file is loaded exactly as the download would be: the backbone
+is built with ``weights="imagenet"`` while keras' ``get_file`` hands back the file, so
+the same weights give the same network whatever their source (EfficientNet's extra
+``Rescaling(1/sqrt(var))`` stem layer, added for ``"imagenet"`` only, is there too).
 """
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ import contextlib
 import dataclasses
 import os
 from typing import Callable, Iterator, Sequence
+from unittest import mock
 
 import keras
+from keras.src.utils import file_utils
 
 from data_tools.preprocess import CAFFE_BGR_MEAN
 from zoo.common.input_scaling import InputScaling
@@ -153,14 +158,28 @@ def build_encoder(backbone: str, inputs, encoder_weights: str | os.PathLike | No
     with imagenet_download(encoder_weights, backbone, (
             f"Download the keras.applications '{backbone}' no-top weights file (e.g. "
             f"{backbone}_notop.h5) on a machine with internet access and pass its path: "
-            f"encoder_weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/.")):
-        model = spec.application(include_top=False, weights=encoder_weights, input_tensor=scaled)
+            f"encoder_weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/.")), \
+            imagenet_from(encoder_weights) as weights:
+        model = spec.application(include_top=False, weights=weights, input_tensor=scaled)
     names = tuple(taps) if taps is not None else spec.taps
     known = {layer.name for layer in model.layers}
     missing = [name for name in names if name not in known]
     if missing:
         raise ValueError(f"taps {missing} are not layers of keras.applications {backbone}.")
     return [model.get_layer(name).output for name in names]
+
+
+@contextlib.contextmanager
+def imagenet_from(encoder_weights: str | None) -> Iterator[str | None]:
+    """The ``weights`` argument for keras.applications: a local file becomes
+    ``"imagenet"`` with keras' ``get_file`` (the download keras.applications calls)
+    returning that file inside the block, so the backbone is the network the ImageNet
+    download builds; ``None`` and ``"imagenet"`` pass unchanged."""
+    if encoder_weights in (None, "imagenet"):
+        yield encoder_weights
+        return
+    with mock.patch.object(file_utils, "get_file", lambda *args, **kwargs: encoder_weights):
+        yield "imagenet"
 
 
 def is_download_failure(error: Exception) -> bool:
