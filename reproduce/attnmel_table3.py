@@ -10,26 +10,30 @@ lesion segmentation", for each attention map ``A`` (eq. 2) of AttnMel-CNN, -Derm
 and -Lesion, and the class activation map (Zhou et al.) of VGG-16-GAP: the mean
 Jaccard index over the ISIC 2017 test images.
 
-The paper does not say on which pixels nor, for the CAM, of which class. The authors'
-scoring (SaoYan/IPMI2019-AttnMel, ``ISIC/archive_for_test/test_jaccard.py`` and
-``test_cam.py``), which produced the paper's numbers, scores on the model's 224x224
-input (the lesion mask centre-cropped with the image: square of 0.8 x the shorter
-side, resized to 256, centre 224) and takes the CAM of the melanoma class (their
-``weights[1]``) for every image. That is the default:
+The paper does not say on which pixels, with which comparison, in which order nor, for
+the CAM, of which class. The authors' scoring (SaoYan/IPMI2019-AttnMel,
+``ISIC/archive_for_test/test_jaccard.py`` and ``test_cam.py``), which produced the
+paper's numbers, is the default:
 
-* ``--score-region crop`` (default, the authors'): on the 224x224 crop;
-  ``--score-region original``: each map, re-normalised (min-max per image) at the
-  model's resolution, mapped back through the input's geometry
+* ``--score-region crop`` (default, the authors'): on the model's 224x224 input, the
+  lesion mask cropped with the image (square of 0.8 x the shorter side, resized to
+  256, centre 224; the mask by nearest neighbour). An attention map is upsampled
+  bilinearly to the input, min-max re-normalised and kept where ``>= 0.5``
+  (test_jaccard.py); the CAM is re-normalised and binarised at its own 7x7 and the
+  binary mask then upsampled bilinearly (test_cam.py), so its edges stay soft.
+  Each image scores the authors' Jaccard, sum(min(map, mask)) / sum(max(map, mask))
+  (:func:`soft_jaccard`: the usual index for binary maps; 1 when both are empty),
+  averaged over the test images. ``--score-region original``: each map upsampled,
+  re-normalised (min-max per image), mapped back through the input's geometry
   (:func:`data_tools.preprocess.restore_geometry`, bilinear), the pixels the model
-  never sees counted as not attended (0), against the full-size mask;
-* ``--cam-class melanoma`` (default, the authors'): the CAM of the melanoma class;
-  ``--cam-class predicted``: of the class each image is predicted as (Zhou et al.).
+  never sees counted as not attended (0), binarised at ``>= 0.5`` and scored
+  against the full-size mask;
+* ``--cam-class melanoma`` (default, the authors'): the CAM of the melanoma class
+  (their ``weights[1]``) for every image; ``--cam-class predicted``: of the class
+  each image is predicted as (Zhou et al.).
 
-One difference remains: the authors threshold the 7x7 CAM and then resize the binary
-mask, we resize the CAM to the input and threshold it there (as for the attention
-maps, which they also threshold after upsampling). Each row also writes
-``attention_maps.png`` (Fig. 3: the first test images with their pool-3 and pool-4
-maps, or CAMs, overlaid).
+Each row also writes ``attention_maps.png`` (Fig. 3: the first test images with their
+pool-3 and pool-4 maps, or CAMs, overlaid).
 
 The models are those of Table 2 (the same registered models and recipe overrides):
 ``--trained`` loads the run folders written by ``attnmel_table2.py``
@@ -79,11 +83,13 @@ TABLE = PaperTable(
         PaperRow("AttnMel-CNN-Lesion", {"pool3": 0.5533, "pool4": 0.6560}, model="attnmel_cnn"),
         PaperRow("VGG-16-GAP", {"CAM": 0.2825}, model="vgg16_gap"),
     ],
-    notes=["The authors' scoring (SaoYan/IPMI2019-AttnMel test_jaccard.py, test_cam.py), which produced the "
-           "paper's numbers; the paper names neither choice: maps min-max normalised per image, thresholded "
-           "at 0.5, scored on the model's 224x224 crop (the mask cropped alike), the CAM of the melanoma class "
-           "for every image. --score-region original scores against the full-size masks (pixels outside the "
-           "crop not attended); --cam-class predicted takes the predicted class's CAM.",
+    notes=["Scored as the authors' test_jaccard.py and test_cam.py (SaoYan/IPMI2019-AttnMel), which produced "
+           "the paper's numbers; the paper names none of these choices: on the model's 224x224 crop (the mask "
+           "cropped alike), each map min-max normalised per image and attended where >= 0.5 (attention maps "
+           "upsampled first, the CAM binarised at its 7x7 and then upsampled), Jaccard sum(min)/sum(max) averaged "
+           "over images, the CAM of the melanoma class for every image. --score-region original scores against "
+           "the full-size masks (pixels outside the crop not attended); --cam-class predicted takes the "
+           "predicted class's CAM.",
            BACKBONE_NOTE],
 )
 
@@ -139,41 +145,77 @@ def trained_row_dir(ctx: RowContext) -> Path:
 
 MELANOMA_CLASS = 1
 """The softmax column of melanoma (rest, melanoma), the authors' ``weights[1]``."""
+THRESHOLD = 0.5
+"""Sec. 3.3's binarisation threshold; a pixel at it counts as attended (the authors' ``ge(0.5)``)."""
 
 
-def maps_of(model: keras.Model, images: np.ndarray, cam_class: str = "melanoma") -> dict[str, np.ndarray]:
-    """Table 3 column -> the maps ``(batch, H, W)`` at the input size, not normalised;
-    the CAM of the melanoma class or of each image's predicted class (``cam_class``)."""
-    size = images.shape[1:3]
+def native_maps(model: keras.Model, images: np.ndarray, cam_class: str = "melanoma") -> dict[str, np.ndarray]:
+    """Table 3 column -> the maps ``(batch, h, w)`` at the model's own resolution, not
+    normalised: AttnMel-CNN's pool-3 and pool-4 attention maps, or VGG-16-GAP's CAM
+    (pool-5) of the melanoma class or of each image's predicted class (``cam_class``)."""
     if isinstance(model.output, dict):
         outputs = model(images, training=False)
-        return {column: np.asarray(keras.ops.image.resize(outputs[output], size,
-                                                          interpolation="bilinear"))[..., 0]
-                for column, output in COLUMNS.items() if output is not None}
+        return {column: np.asarray(outputs[output])[..., 0] for column, output in COLUMNS.items()
+                if output is not None}
     if cam_class == "melanoma":
-        return {"CAM": np.asarray(class_activation_map(model, images, MELANOMA_CLASS, resize_to_input=True))}
+        return {"CAM": class_activation_map(model, images, MELANOMA_CLASS)}
     predicted = np.argmax(model(images, training=False), axis=-1)
-    cams = np.stack([class_activation_map(model, images, k, resize_to_input=True)
-                     for k in range(model.output.shape[-1])])
+    cams = np.stack([class_activation_map(model, images, k) for k in range(model.output.shape[-1])])
     return {"CAM": cams[predicted, np.arange(len(images))]}
 
 
-def binarised_jaccard(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> float:
-    """Sec. 3.3: mean over images of the Jaccard index between each map, min-max
-    re-normalised to [0, 1] and thresholded at 0.5, and its lesion mask."""
-    return mean_segmentation_scores(masks, [normalize_map(m) for m in maps])["jaccard"]
+def upsampled(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Maps ``(batch, h, w)`` bilinearly resized to ``size`` (half-pixel centres, as
+    PyTorch's ``interpolate(align_corners=False)`` and OpenCV's ``resize``)."""
+    resized = keras.ops.image.resize(np.asarray(maps, np.float32)[..., None], tuple(size), interpolation="bilinear")
+    return np.asarray(resized)[..., 0]
+
+
+def maps_of(model: keras.Model, images: np.ndarray, cam_class: str = "melanoma") -> dict[str, np.ndarray]:
+    """:func:`native_maps` upsampled to the input size (the figure, ``--score-region original``)."""
+    return {column: upsampled(maps, images.shape[1:3])
+            for column, maps in native_maps(model, images, cam_class).items()}
+
+
+def binary_map(column_map: np.ndarray) -> np.ndarray:
+    """Sec. 3.3: one map re-normalised to [0, 1] (min-max) and binarised at 0.5."""
+    return normalize_map(column_map) >= THRESHOLD
+
+
+def soft_jaccard(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """sum(min) / sum(max) of two maps in [0, 1]: the Jaccard index for binary maps,
+    its soft extension otherwise (the authors' ``jaccard_similarity_coefficient``); 1
+    when both are empty."""
+    union = float(np.maximum(prediction, truth).sum())
+    return 1.0 if union == 0.0 else float(np.minimum(prediction, truth).sum()) / union
+
+
+def authors_jaccard(column: str, maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> float:
+    """``--score-region crop``: the mean over images of :func:`soft_jaccard` between
+    each map, at the model's resolution (:func:`native_maps`), and its lesion mask
+    cropped as the input. An attention map is upsampled to the mask, then binarised
+    (test_jaccard.py); the CAM is binarised, then the binary map upsampled (test_cam.py)."""
+    scores = []
+    for column_map, mask in zip(maps, masks, strict=True):
+        if column == "CAM":
+            attended = upsampled(binary_map(column_map)[None].astype(np.float32), mask.shape)[0]
+        else:
+            attended = binary_map(upsampled(column_map[None], mask.shape)[0]).astype(np.float32)
+        scores.append(soft_jaccard(attended, np.asarray(mask, np.float32)))
+    return float(np.mean(scores))
 
 
 def original_jaccard(maps: Sequence[np.ndarray], records: Sequence, spec) -> float:
-    """:func:`binarised_jaccard` at the original images' pixels: each map re-normalised,
-    mapped back (unseen pixels 0), thresholded at 0.5, against the full-size mask."""
-    masks, restored = [], []
+    """``--score-region original``: each map (at the input size) re-normalised, mapped
+    back to the original image (unseen pixels 0), binarised at 0.5, against the
+    full-size mask; the mean over images."""
+    masks, attended = [], []
     for record, column_map in zip(records, maps, strict=True):
         mask = load_mask(record.mask_paths["lesion"]) > 0
         back = restore_geometry(normalize_map(column_map)[..., None], mask.shape, spec, fill=0.0)
-        masks.append(mask.astype(np.float32))
-        restored.append(np.asarray(back)[..., 0])
-    return mean_segmentation_scores(masks, restored)["jaccard"]
+        masks.append(mask)
+        attended.append(np.asarray(back)[..., 0] >= THRESHOLD)
+    return mean_segmentation_scores(masks, attended)["jaccard"]
 
 
 def run_row(ctx: RowContext) -> RowResult:
@@ -184,17 +226,19 @@ def run_row(ctx: RowContext) -> RowResult:
     dataset = segmentation_dataset(test, spec, mask_names=("lesion",), batch_size=batch_size, training=False)
     masks, maps, figure_images = [], {}, []
     for images, lesions in dataset.as_numpy_iterator():
-        for column, batch_maps in maps_of(model, images, ctx.args.cam_class).items():
+        for column, batch_maps in native_maps(model, images, ctx.args.cam_class).items():
             maps.setdefault(column, []).extend(batch_maps)
         masks.extend(lesions[..., 0])
         shown = images[: FIGURE_IMAGES - len(figure_images)]
         figure_images.extend(shown if spec.scale == "unit" else shown * np.array(spec.std) + np.array(spec.mean))
+    size = spec.image_size
     if ctx.args.score_region == "original":
-        values = {column: original_jaccard(column_maps, test, spec) for column, column_maps in maps.items()}
+        values = {column: original_jaccard(upsampled(column_maps, size), test, spec)
+                  for column, column_maps in maps.items()}
     else:
-        values = {column: binarised_jaccard(column_maps, masks) for column, column_maps in maps.items()}
+        values = {column: authors_jaccard(column, column_maps, masks) for column, column_maps in maps.items()}
     figure = plot_class_activation_maps(
-        np.stack(figure_images), {f"{ctx.row.name} {column}": np.stack(column_maps[:len(figure_images)])
+        np.stack(figure_images), {f"{ctx.row.name} {column}": upsampled(column_maps[:len(figure_images)], size)
                                   for column, column_maps in maps.items()})
     figure.savefig(ctx.out_dir / FIGURE_FILE, dpi=120)
     matplotlib.pyplot.close(figure)

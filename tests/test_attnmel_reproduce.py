@@ -32,13 +32,31 @@ def spec():
                      pre_crop_size=(RESIZE, RESIZE))
 
 
-def test_binarised_jaccard_by_hand():
-    """Sec. 3.3: min-max to [0, 1], threshold 0.5, Jaccard with the lesion, mean over images."""
-    maps = [np.array([[2.0, 4.0], [6.0, 10.0]]),   # normalised 0, .25, .5, 1 -> only 10 > 0.5
-            np.array([[1.0, 1.0], [1.0, 1.0]])]    # constant -> all zero -> empty prediction
-    masks = [np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 0.0]])]
-    # image 1: prediction {(1,1)}, lesion {(1,0), (1,1)} -> 1/2; image 2: 0 / 1 -> 0.
-    assert attnmel_table3.binarised_jaccard(maps, masks) == pytest.approx(0.25)
+def test_attention_jaccard_by_hand():
+    """Sec. 3.3 as the authors' test_jaccard.py scores it: min-max to [0, 1], a pixel at
+    0.5 or above attended (their ge(0.5)), Jaccard with the lesion (1 when both are
+    empty), mean over images."""
+    maps = [np.array([[2.0, 4.0], [6.0, 10.0]]),   # normalised 0, .25, .5, 1 -> 6 and 10 attended
+            np.array([[1.0, 1.0], [1.0, 1.0]]),    # constant -> nothing attended
+            np.array([[3.0, 3.0], [3.0, 3.0]])]
+    masks = [np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 0.0]]), np.zeros((2, 2))]
+    # image 1: prediction = lesion -> 1; image 2: 0 / 1 -> 0; image 3: both empty -> 1.
+    assert attnmel_table3.authors_jaccard("pool3", maps, masks) == pytest.approx(2 / 3)
+
+
+def test_cam_is_binarised_at_its_own_resolution_then_upsampled():
+    """Issue 25.6, the authors' test_cam.py: the CAM is binarised at its 7x7, the binary
+    map resized bilinearly (soft edges) and scored sum(min) / sum(max); an attention map
+    (test_jaccard.py) is upsampled first, then binarised.
+
+    A 1x2 map [0, 1] on a 1x4 mask [0, 0, 1, 1]: half-pixel bilinear upsampling gives
+    [0, .25, .75, 1]. The CAM: binary [0, 1] upsampled -> [0, .25, .75, 1], Jaccard
+    (0 + 0 + .75 + 1) / (0 + .25 + 1 + 1) = 7/9. The attention map: [0, .25, .75, 1]
+    binarised -> [0, 0, 1, 1], Jaccard 1."""
+    column_map, mask = np.array([[0.0, 1.0]]), np.array([[0.0, 0.0, 1.0, 1.0]])
+    assert attnmel_table3.authors_jaccard("CAM", [column_map], [mask]) == pytest.approx(7 / 9, abs=1e-6)
+    assert attnmel_table3.authors_jaccard("pool4", [column_map], [mask]) == pytest.approx(1.0)
+    assert attnmel_table3.soft_jaccard(np.array([0.5, 1.0]), np.array([1.0, 0.0])) == pytest.approx(0.5 / 2)
 
 
 def test_split_validation_is_stratified_and_disjoint(isic2017_train):
@@ -126,7 +144,7 @@ def test_table3_scores_on_the_full_size_masks_where_the_crop_misses_lesion(tmp_p
     record = Record("ISIC_0000000", tmp_path / "ISIC_0000000.jpg", mask_paths={"lesion": mask_path})
     spec = InputSpec(image_size=(28, 28), fit="crop", crop_fraction=0.8, pre_crop_size=(32, 32))
     attention = np.ones((28, 28)); attention[0, 0] = 0.0  # min-max -> all 1 but one pixel
-    crop = attnmel_table3.binarised_jaccard([attention], [np.ones((28, 28))])
+    crop = attnmel_table3.authors_jaccard("pool4", [attention], [np.ones((28, 28))])
     original = attnmel_table3.original_jaccard([attention], [record], spec)
     window = round(28 * 48 / 32)  # side 48 = 0.8 * 60, resized 32, cropped 28
     assert crop == pytest.approx(1 - 1 / 28 ** 2)
@@ -234,5 +252,8 @@ def test_table3_cam_is_the_melanoma_class_even_where_another_class_is_predicted(
     melanoma = class_activation_map(model, images, 1, resize_to_input=True)
     rest = class_activation_map(model, images, 0, resize_to_input=True)
     assert not np.allclose(melanoma, rest)
+    native = attnmel_table3.native_maps(model, images)["CAM"]  # scored at pool-5's resolution (test_cam.py)
+    assert native.shape[1:] == tuple(side // 32 for side in images.shape[1:3])
+    np.testing.assert_allclose(native, class_activation_map(model, images, 1), rtol=1e-6)
     np.testing.assert_allclose(attnmel_table3.maps_of(model, images)["CAM"], melanoma, rtol=1e-6)
     np.testing.assert_allclose(attnmel_table3.maps_of(model, images, "predicted")["CAM"], rest, rtol=1e-6)
