@@ -182,8 +182,9 @@ def paper_scores(melanoma: Sequence[float], keratosis: Sequence[float]) -> dict[
 
 AVERAGE_AUC = Column("Average AUC", higher_is_better=True, decimals=3)
 PARAMS = Column("Params", "x10^7", decimals=2)
-"""Counted as the paper counts (:func:`zoo.params.count_parameters`); two decimals, since
-the paper's one-decimal values are rounded down (ResNet50: 2.351e7 printed 2.3)."""
+"""Counted as the paper counts (:func:`zoo.params.count_parameters`), with two decimals:
+the paper's one decimal follows no one rounding of these counts (ResNet50's 2.351e7 is
+printed 2.3, SEnet14's 1.081e7 1.1; Table III's notes)."""
 
 
 # --------------------------------------------------------------------------- flags

@@ -58,7 +58,9 @@ TABLE = PaperTable(
         "convolution that batch norm follows (ResNet50: 2.351e7, torchvision's count with a "
         "2-class head). Keras' count_params (with the moving statistics and those biases) is "
         "in result.json as keras_params.",
-        "The paper's one-decimal Params look rounded down: 2.351e7 prints as 2.3, not 2.4.",
+        "The paper's one-decimal Params follow no one rounding of these counts: ResNet50's 2.351e7 prints as "
+        "2.3 (down), SEnet14's 1.081e7 as 1.1 (up). Without batch norm's scale and shift (ResNet50 2.346e7, "
+        "SEnet14 1.079e7) every count but RAN50's rounds (to nearest) to the printed value; ours prints two decimals.",
         "'*': initialised from keras.applications ImageNet ResNet50 (the paper's SEnet50 "
         "starts from Hu et al.'s SE-ResNet50, which Keras does not ship: its SE layers "
         "start at random here).",

@@ -485,7 +485,7 @@ def _rescored(folder, test_records):
 def test_table3_smoke_row_reloads_from_its_run_folders_with_the_tables_numbers(tmp_path):
     """Issue 22: each trained sub-task model of a row is a run folder holding exactly the
     weights scored; reloaded, it scores the table's numbers again. Table III's Params
-    prints the paper's count for the model (ResNet14: 0.8e7, two decimals)."""
+    prints our count (two decimals) beside the paper's as printed (ResNet14: 0.8)."""
     out = tmp_path / "table3"
     result = arl_table3.main(["--smoke", "--rows", "resnet14", "--out", str(out)])
     ours = result.results["ResNet14"].values
@@ -505,7 +505,7 @@ def test_table3_smoke_row_reloads_from_its_run_folders_with_the_tables_numbers(t
     assert ours["Params"] == pytest.approx(PAPER_PARAMS["resnet14"] / 1e7, abs=0.05)
     printed = next(line for line in (out / "table.md").read_text(encoding="utf-8").splitlines()
                    if line.startswith("| ResNet14 |"))
-    assert printed.split("|")[2:4] == [" 0.80 ", " 0.80 "]  # ours, the paper's
+    assert printed.split("|")[2:4] == [" 0.80 ", " 0.8 "]  # ours, the paper's as printed
 
 
 def test_table6_segmenter_is_a_run_folder_of_the_registered_deeplab(isic2017, tmp_path, monkeypatch):
@@ -530,7 +530,10 @@ def test_table6_segmenter_is_a_run_folder_of_the_registered_deeplab(isic2017, tm
         monitor="val_dice")
     _assert_trains_with(calls[0], expected, steps=1)  # a constant rate
     run = zoo.load_run(folder)
-    assert run.entry.name == arl_table6.SEGMENTER_MODEL and run.card.builder_args["classes"] == 1
+    from zoo.sanet import build_deeplab  # Sec. V-D: "deeplabV3+"; the table must not train another segmenter
+
+    assert run.entry.name == "sanet_deeplab" and run.entry.builder is build_deeplab
+    assert run.card.builder_args["classes"] == 1 and run.model.name == "lesion_deeplabv3plus"
     assert run.card.overrides["loss"] == "DiceLoss" and run.card.overrides["learning_rate"] == 1e-3
     assert run.card.overrides["optimizer"].startswith("Adam") and run.card.overrides["monitor"] == "val_dice"
     assert arl_table6.train_segmenter(ctx, tmp_path / "segmenter") == folder and len(calls) == 1  # reused

@@ -1,10 +1,16 @@
 """ARL-CNN's training recipe (Zhang, Xie, Xia and Shen, "Attention Residual Learning for
 Skin Lesion Classification", IEEE TMI 2019, Sec. IV-B).
 
-Mini-batch SGD (the paper names no momentum), learning rate 0.01 from scratch (1e-4
-when fine-tuning ImageNet weights) halved every 30 epochs, batches of 32 patches,
-100 epochs, cross-entropy on the softmax; augmentation: rotation, zoom and flips.
-The best epoch by the validation AUC.
+Mini-batch SGD, learning rate 0.01 from scratch (1e-4 when fine-tuning ImageNet
+weights) halved every 30 epochs, batches of 32 patches, 100 epochs, cross-entropy on
+the softmax; augmentation: rotation, zoom and flips. The best epoch by the validation
+AUC.
+
+The optimiser is plain SGD: momentum 0 and no weight decay. Sec. IV-B says only "The
+mini-batch SGD algorithm with a batch size of 32 was adopted as the optimizer", and
+the paper names neither a momentum nor a weight decay (nor any other L2 penalty)
+anywhere, so its literal reading is the default; ``arl_sgd(momentum)`` and the table
+scripts' ``--momentum`` give a momentum.
 """
 import keras
 
