@@ -9,7 +9,8 @@ and ``aernet`` (:mod:`zoo.common.unet`, :mod:`zoo.aernet.models`; ``python -m zo
 list``), each trained with the registered recipe
 :data:`zoo.aernet.recipe.AERNET_RECIPE` unchanged (Adam 1e-3, Dice loss of eq. 1,
 batch 16, 100 epochs; Lima & Braz Júnior, sections 3.1-3.3) and evaluated as
-:mod:`reproduce.aernet_recipe` says (fixed 2094/500 split, CIELAB [0, 1] at 256x256;
+:mod:`reproduce.aernet_recipe` says (fixed 2094/500 split, CIELAB [0, 1] at 256x256,
+scored at each image's original size as the official ISIC 2018 Task 1 scorer;
 its docstring lists the deviations). Each row folder ``rows/<row>/`` is the run folder
 of the scored model: ``zoo.load_run(folder)``.
 """
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.aernet_recipe import DATASET, JSI_DC, SMOKE, add_recipe_arguments, run_segmentation_row
+from reproduce.aernet_recipe import (DATASET, JSI_DC, SCORING_NOTE, SMOKE, add_recipe_arguments,
+                                     run_segmentation_row)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
 UNET = "U-Net"
@@ -42,8 +44,7 @@ TABLE = PaperTable(
         "split is not published); 'This run' below gives the images this run used.",
         "No validation split in the paper: the epoch with the lowest training loss is "
         "evaluated (normally one of the last).",
-        "JSI and DC: per test image at the model input size (256x256; 64x64 in --smoke), "
-        "thresholded at 0.5, then averaged over the test images.",
+        SCORING_NOTE,
         "Training: every row the registered AER-Net recipe unchanged (Adam 1e-3, Dice loss, batch 16, "
         "100 epochs; --smoke and the recipe flags change them, config.json records what ran); each row folder is the run folder of the scored model (run.json, model.weights.h5).",
     ],

@@ -46,7 +46,7 @@ def captured(monkeypatch):
                       "loss": loss, "loss_weights": loss_weights})
         raise _Captured
 
-    def untrained_score(model, test, spec, *, batch_size):
+    def untrained_score(model, test, spec, *, batch_size, full_size=True):
         zeros = np.zeros(len(test))
         return aernet_recipe.Evaluation([r.image_id for r in test], zeros, zeros, None, None)
 
