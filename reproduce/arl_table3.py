@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, PARAMS, SCORE_COLUMNS, SMOKE, add_recipe_arguments,
-                                  extras_variant, imagenet_row, paper_scores, read_splits, row_result,
-                                  score_model, scratch_row, table_values)
+from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, PARAMS, SCORE_COLUMNS, SMOKE,
+                                  add_recipe_arguments, extras_variant, imagenet_row, paper_scores, read_splits,
+                                  row_result, score_model, scratch_row, table_values)
 from reproduce.frame import PaperTable, RowContext, RowResult, run_table
 
 

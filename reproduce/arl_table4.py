@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (AVERAGE_AUC, DATASET, OPTIMISER_NOTE, colour_constancy_variant, SCORE_COLUMNS, SMOKE, add_extra_images,
-                                  add_recipe_arguments, imagenet_row, paper_scores, read_splits, row_result,
-                                  score_model, table_values)
+from reproduce.arl_common import (AVERAGE_AUC, DATASET, OPTIMISER_NOTE, SCORE_COLUMNS, SMOKE, add_extra_images,
+                                  add_recipe_arguments, colour_constancy_variant, imagenet_row, paper_scores,
+                                  read_splits, row_result, score_model, table_values)
 from reproduce.datasets import MissingDataError
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 
