@@ -124,7 +124,9 @@ def test_attnmel_rows_train_with_their_registered_recipe(table, tmp_path, captur
         attention = row.model == "attnmel_cnn"
         monitor = "loss" if no_validation else ("val_probabilities_auc" if attention else "val_auc")
         _check(call, row, expected, steps=call["config"].steps_per_epoch, monitor=monitor, monkeypatch=monkeypatch)
-        assert isinstance(call["optimizer"](), L2SGD)
+        optimizer = call["optimizer"]()  # the authors' code: PyTorch SGD, Nesterov 0.9, weight_decay 1e-4 (coupled)
+        assert isinstance(optimizer, L2SGD) and optimizer.l2_weight_decay == 1e-4 and not optimizer.weight_decay
+        assert optimizer.momentum == 0.9 and optimizer.nesterov
         weights = call["loss_weights"]
         if attention:  # eq. 5: lambda 0 without ROI, 0.001 and 0.01 with
             roi = attnmel_recipe.REGULARISED_ROWS.get(row.name)
