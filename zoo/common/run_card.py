@@ -262,8 +262,8 @@ def build_from_card(builder: Callable[..., keras.Model], folder: str | os.PathLi
     may add :data:`FREE_ARGUMENTS` and must agree with the rest) and its weights.
 
     The encoder is built without pretrained weights (the run's weights replace them),
-    unless the network depends on where they came from (keras.applications'
-    EfficientNet adds a layer for ``weights="imagenet"`` only): then it is built as
+    unless the network depends on whether it had pretrained weights (keras.applications'
+    EfficientNet adds a layer for pretrained weights only, ``"imagenet"`` or a file): then it is built as
     the run was, with the recorded ``encoder_weights``.
     """
     card = read_card(folder)
