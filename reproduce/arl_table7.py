@@ -12,12 +12,15 @@ lists ``--runs`` average AUCs of the two sub-tasks, in percent, as Table VII doe
 
 What a "test" repeats (``--repeat``). Sec. V-G: "We evaluated the proposed ARL-CNN50
 model and the baseline ResNet50 model 10 times independently", the table is "obtained
-in 10 independent tests", and the ten values of each model spread by 0.16 (ResNet50)
-and 0.08 (ARL-CNN50) points. The paper tests on nine patches drawn at random from each
+in 10 independent tests", and the ten values of each model have standard deviations
+of 0.16 (ResNet50) and 0.08 (ARL-CNN50) points. The paper tests on nine patches drawn at random from each
 test image ("randomly crop nine patches from each test image", Sec. IV-B), so a test
-can be repeated on the same model; retraining a ResNet50 on 2000 (+1320) images from
-other random seeds moves its AUC by far more than 0.16 points. Both the words
-("evaluated", "tests") and the spread fit one trained model tested ten times, so:
+can be repeated on the same model, and redrawing the patches of 600 test images moves
+its average AUC little; retraining from another seed (new classifier weights,
+training patches, data order, augmentation) usually moves a fine-tuned network's test
+AUC by more than ARL-CNN50's ten values span (91.5-91.8). Both the words
+("evaluated", "tests") and the spread fit one trained model tested ten times better
+than ten trainings (the paper says neither outright), so:
 
 * ``--repeat retest`` (default): each row trains its two sub-task models once (seed
   ``--seed``; ``rows/<row>/model/<task>/`` run folders) and test *i* scores them on
@@ -89,7 +92,7 @@ TABLE = PaperTable(
            "Test i: --repeat retest (default) scores the row's one trained model on 9 random test patches "
            "per image drawn with seed --seed + i - 1; --repeat retrain trains and tests anew with that seed. "
            "Sec. V-G 'evaluated ... 10 times independently' in '10 independent tests', and the table's "
-           "spread (0.16 and 0.08 points) fits one model tested ten times, not ten trainings.",
+           "standard deviations (0.16 and 0.08 points) fit one model tested ten times better than ten trainings.",
            "Average AUC = mean of the melanoma and seborrheic keratosis AUCs (the ISIC 2017 ranking score).",
            "The two-sample t-test of Sec. V-G follows the table (table.md, ttest.json)."],
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reproduce import arl_common, arl_table3, arl_table6, report
+from reproduce import arl_common, arl_table3, arl_table6, arl_table7, report
 from zoo.metrics import classification_scores
 
 RESNET14_PARAMS = 8_020_034
@@ -66,3 +66,12 @@ def test_paper_cells_print_as_the_paper_prints_them(table, expected):
     printed = {row[0]: row[2::3][:len(table.TABLE.columns)] for row in body}
     for name, cells in expected.items():
         assert printed[name] == cells, name
+
+
+def test_table7_notes_quote_the_spread_of_the_papers_values():
+    """Issue 25.4: the notes argue the default --repeat from Table VII's spread; the
+    standard deviations they quote are those of the paper's ten values."""
+    deviations = {model: np.std(runs, ddof=1) for model, runs in arl_table7.PAPER_RUNS.items()}
+    assert deviations == {"ResNet50": pytest.approx(0.158, abs=1e-3), "ARL-CNN50": pytest.approx(0.084, abs=1e-3)}
+    assert any("(0.16 and 0.08 points)" in note for note in arl_table7.TABLE.notes)
+    assert "retest" in next(note for note in arl_table7.TABLE.notes if "(0.16 and 0.08 points)" in note)
