@@ -247,13 +247,17 @@ def _with_seeds(dataset: tf.data.Dataset, seed: int, epoch: tf.Tensor) -> tf.dat
 
 
 def _training_epochs(dataset: tf.data.Dataset, finish, buffer: int, seed: int, repeat: bool) -> tf.data.Dataset:
-    """Shuffled (per epoch) and finished with per-element seeds: the training stages."""
+    """Shuffled (per epoch) and finished with per-element seeds: the training stages.
+    One epoch holds every element once; said to tf.data, as the epochs' flat_map
+    hides it, so that Keras knows an epoch's end (without it, it warns "Your input
+    ran out of data" after every first epoch)."""
     def one_epoch(epoch):
         shuffled = _epoch_shuffle(dataset, buffer, seed, epoch)
         return _with_seeds(shuffled, seed, epoch).map(
             lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE)
 
-    return _epochs(one_epoch, repeat)
+    epochs = _epochs(one_epoch, repeat)
+    return epochs if repeat else epochs.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
 
 
 def _evaluation(dataset: tf.data.Dataset, finish, repeat: bool) -> tf.data.Dataset:

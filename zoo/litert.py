@@ -48,6 +48,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -72,6 +73,8 @@ TOLERANCES: Mapping[str | None, float] = {None: FLOAT32_TOLERANCE, "float16": 1e
 #: Spec resize methods whose TF op has no LiteRT builtin.
 UNSUPPORTED_RESIZE = ("bicubic", "area")
 _INTERPRETER_HINT = "pip install ai-edge-litert (the medattn-zoo[litert] extra)"
+#: The start of the warning TensorFlow's own interpreter gives at every use.
+DEPRECATED_INTERPRETER_WARNING = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
 
 
 class LiteRTConversionError(RuntimeError):
@@ -84,13 +87,12 @@ class LiteRTConversionError(RuntimeError):
 
 
 def _interpreter_class():
+    """ai-edge-litert's interpreter; TensorFlow's own copy (``tf.lite.Interpreter``)
+    is deprecated there and warns so at every use."""
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # fall back to TensorFlow's own copy (deprecated there)
-        try:
-            return tf.lite.Interpreter
-        except AttributeError:
-            raise ImportError(f"no LiteRT interpreter: {_INTERPRETER_HINT}") from None
+    except ImportError:
+        raise ImportError(f"no LiteRT interpreter: {_INTERPRETER_HINT}") from None
     return Interpreter
 
 
@@ -174,7 +176,12 @@ def export_litert(
             converter.representative_dataset = _representative(
                 representative_images, representative_superpixels, label_map, input_size)
         try:
-            flatbuffer = converter.convert()
+            with warnings.catch_warnings():
+                # int8: TensorFlow's calibrator reads the named calibration inputs with its own
+                # tf.lite.Interpreter, which warns that it is deprecated: TensorFlow's internals,
+                # nothing this code or its user runs (LiteRTModel runs ai-edge-litert's).
+                warnings.filterwarnings("ignore", DEPRECATED_INTERPRETER_WARNING, UserWarning)
+                flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError and friends
             raise LiteRTConversionError(model.name, quantization, unsupported_ops(str(error)),
                                         " ".join(str(error).split())[:500]) from None
