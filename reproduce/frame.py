@@ -118,9 +118,12 @@ class PaperRow:
         name: the row's method name as the paper prints it.
         values: the paper's value per column name; a column the paper leaves
             empty is left out (or ``None``). A string is the paper's printed text
-            (``"70"``, ``"75,6"``) and prints with exactly its digits; a float prints
-            with the column's decimals or, if it has more, its own (77.29 in a
-            1-decimal column prints 77.29, not 77.3).
+            (``"70"``, ``"75,6"``) and prints with exactly its digits (a decimal
+            comma as a point), an int without a point (``93``); a float prints with
+            the column's decimals (its trailing zeros, which a float cannot hold:
+            13.70 in a 2-decimal column) or, if it has more, its own (77.29 in a
+            1-decimal column prints 77.29, not 77.3). A value printed with fewer
+            digits than its column (76.1 in a 2-decimal column) is a string.
         quoted: ``True`` for a result the paper quotes from another publication:
             printed and marked "quoted from the paper", never run.
         model: the registered model (``zoo.get_model`` name) the row trains; ``None``
@@ -152,7 +155,8 @@ class PaperRow:
             if value is None:
                 values[column] = None
                 continue
-            text = value.replace(",", ".") if isinstance(value, str) else repr(float(value))
+            exact = isinstance(value, str) or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+            text = value.replace(",", ".") if isinstance(value, str) else str(value) if exact else repr(float(value))
             try:
                 number = float(text)
             except ValueError:
@@ -161,7 +165,7 @@ class PaperRow:
                 raise ValueError(f"PaperRow {self.name!r}: {column}={value!r} is not finite")
             values[column] = number
             digits = 0 if "e" in text else min(len(text.partition(".")[2]), _MAX_PAPER_DECIMALS)
-            decimals[column] = (digits, isinstance(value, str))
+            decimals[column] = (digits, exact)
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "_decimals", decimals)
 
@@ -169,6 +173,12 @@ class PaperRow:
         """Digits after the point that the paper's value in ``column`` prints with."""
         digits, exact = self._decimals.get(column.name, (0, False))
         return digits if exact else max(digits, column.decimals)
+
+    def printed(self, column: Column) -> str | None:
+        """The paper's value in ``column`` as the paper prints it (a decimal comma as a
+        point); ``None`` where the paper leaves the cell empty."""
+        value = self.values.get(column.name)
+        return None if value is None else f"{value:.{self.decimals(column)}f}"
 
     @property
     def slug(self) -> str:

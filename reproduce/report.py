@@ -21,6 +21,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from data_tools.atomic import atomic_path, atomic_write_text
+
 if TYPE_CHECKING:
     from reproduce.frame import Column, PaperRow, PaperTable, RowResult
 
@@ -142,11 +144,10 @@ def comparison_grid(
         for column in table.columns:
             ours = _ours(row, column, results)
             paper = row.values.get(column.name)
-            paper_decimals = row.decimals(column)
             cells += [
                 _format(ours, column.decimals),
-                _format(paper, paper_decimals),  # as the paper prints it
-                _format(difference(ours, paper), max(column.decimals, paper_decimals), signed=True),
+                row.printed(column) or _MISSING,
+                _format(difference(ours, paper), max(column.decimals, row.decimals(column)), signed=True),
             ]
         cells.append(row_status(row, results))
         body.append(cells)
@@ -205,7 +206,7 @@ def write_csv(
     header = ["method", "source", "data"]
     for column in table.columns:
         header += [f"{column.name} ours", f"{column.name} paper", f"{column.name} diff"]
-    with open(path, "w", newline="", encoding="utf-8") as stream:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(header)
         for row in table.rows:
@@ -213,7 +214,9 @@ def write_csv(
             for column in table.columns:
                 ours = _ours(row, column, results)
                 paper = row.values.get(column.name)
-                cells += ["" if v is None else repr(v) for v in (ours, paper, difference(ours, paper))]
+                diff = difference(ours, paper)
+                cells += ["" if ours is None else repr(ours), row.printed(column) or "",
+                          "" if diff is None else repr(diff)]
             writer.writerow(cells)
 
 
@@ -246,6 +249,7 @@ def table_json(
             "name": row.name,
             "source": row_status(row, results),
             "paper": {c.name: row.values.get(c.name) for c in table.columns},
+            "paper_printed": {c.name: row.printed(c) for c in table.columns},
             "ours": None if result is None else ours,
             "difference": {
                 c.name: difference(ours[c.name], row.values.get(c.name)) for c in table.columns
@@ -299,7 +303,8 @@ def plot_curves(
         else:
             _plot_pair(metric_axis, result.history, metric, title=f"{name}: {metric}", kept=kept)
     figure.suptitle(title_of(table, synthetic=synthetic))
-    figure.savefig(path, dpi=80)
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
     return True
 
 
@@ -332,13 +337,12 @@ def write_report(
     table: PaperTable, results: Mapping[str, RowResult], out_dir: Path, *, synthetic: bool
 ) -> list[Path]:
     """Writes ``table.md``, ``table.csv``, ``table.json`` and, when any row has a
-    history, ``curves.png`` into ``out_dir``; returns the files written."""
+    history, ``curves.png`` into ``out_dir``; returns the files written. Each file
+    appears whole or not at all."""
     written = [out_dir / "table.md", out_dir / "table.csv", out_dir / "table.json"]
-    written[0].write_text(render_markdown(table, results, synthetic=synthetic), encoding="utf-8")
+    atomic_write_text(written[0], render_markdown(table, results, synthetic=synthetic))
     write_csv(table, results, written[1], synthetic=synthetic)
-    written[2].write_text(
-        json.dumps(table_json(table, results, synthetic=synthetic), indent=2), encoding="utf-8"
-    )
+    atomic_write_text(written[2], json.dumps(table_json(table, results, synthetic=synthetic), indent=2))
     if plot_curves(table, results, out_dir / "curves.png", synthetic=synthetic):
         written.append(out_dir / "curves.png")
     return written
