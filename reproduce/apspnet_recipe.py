@@ -76,7 +76,8 @@ from data_tools.preprocess import InputSpec, restore_geometry
 from data_tools.records import DatasetError, Record
 from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult, weights_argument
+from reproduce.frame import (Column, RowContext, RowResult, add_danet_energy_argument, danet_builder_args,
+                             weights_argument)
 
 from zoo.metrics import SegmentationScores
 from zoo.apspnet.models import APSPNET_INPUT, BACKBONES
@@ -169,6 +170,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                              "ResNet50 no-top weights file (default: %(default)s)")
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
                         help="backbone ResNet (default: the registered model's, resnet50, the paper's)")
+    add_danet_energy_argument(parser)
     parser.add_argument("--keep", choices=tuple(KEEP), default="last",
                         help="the epoch scored: last (the paper's 'final model', section IV-C) or lowest-loss "
                              "(the lowest training loss) (default: %(default)s)")
@@ -277,12 +279,15 @@ def row_recipe(ctx: RowContext) -> TrainingRecipe:
 def row_builder_args(ctx: RowContext) -> dict[str, Any]:
     """The row's builder arguments: the registered model's and the row's (Table I's
     arrangement of the attention units), with the input size, the classes of
-    ``--label-map``, the backbone's weights and ``--backbone`` (if given)."""
+    ``--label-map``, the backbone's weights, ``--backbone`` (if given) and the DANet
+    row's ``--danet-energy``."""
     args = ctx.args
     script: dict[str, Any] = {"input_shape": (args.image_size, args.image_size, 3), "classes": num_classes(args),
                               "encoder_weights": args.weights}
     if args.backbone is not None:
         script["backbone"] = args.backbone
+    if ctx.row.model == "danet":
+        script.update(danet_builder_args(args))
     return ctx.builder_args(**script)
 
 

@@ -9,8 +9,9 @@ Rows: the registered models ``pspnet``, ``deeplabv3``, ``danet`` and ``apspnet``
 batch 8, 100 epochs; Wen et al., section IV-B). The data flags, the 9:1 split and the
 scoring are Table I's (:mod:`reproduce.apspnet_recipe`). All four models use a dilated
 ResNet50 (output stride 8) with ImageNet weights; A-PSPNet uses the paper's
-channel-then-spatial CBAM. Each row folder is the run folder of the scored model
-(``zoo.load_run``).
+channel-then-spatial CBAM; DANet's channel attention is Fu et al.'s eq. 3
+(``--danet-energy reference``: the authors' code's ``max - energy``). Each row folder
+is the run folder of the scored model (``zoo.load_run``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE, paper_values,
                                       add_recipe_arguments, run_segmentation_row)
-from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
+from reproduce.frame import DANET_ENERGY_NOTE, PaperRow, PaperTable, RowContext, RowResult, run_table
 
 TABLE = PaperTable(
     key="apspnet_table3",
@@ -38,6 +39,7 @@ TABLE = PaperTable(
         "and the recipe flags change them, config.json records what ran); each "
         "row folder is the run folder of the scored model. DeepLabv3: ASPP rates 12, 24, 36 (output "
         "stride 8); no auxiliary heads (PSPNet, DANet), which the paper does not mention.",
+        DANET_ENERGY_NOTE,
     ],
 )
 

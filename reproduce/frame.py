@@ -492,6 +492,30 @@ def weights_argument(text: str) -> str | None:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+DANET_ENERGIES = {"paper": False, "reference": True}
+"""``--danet-energy`` -> the DANet builders' ``max_subtracted_energy``."""
+
+DANET_ENERGY_NOTE = ("DANet's channel attention: Fu et al.'s eq. 3, softmax over A_i . A_j (--danet-energy paper, "
+                     "default); the authors' code (junfu1115/DANet) feeds the softmax max - A_i . A_j instead "
+                     "(--danet-energy reference; the run card's builder_args.max_subtracted_energy).")
+"""The note of the tables with a DANet row."""
+
+
+def add_danet_energy_argument(parser: argparse.ArgumentParser) -> None:
+    """``--danet-energy`` of the tables with a DANet row (SANet Table 3, A-PSPNet
+    Table III): Fu et al.'s eq. 3 by default, the reference code's ``max - energy``
+    channel attention (junfu1115/DANet) as the option."""
+    parser.add_argument("--danet-energy", choices=tuple(DANET_ENERGIES), default="paper",
+                        help="DANet rows' channel attention: paper (Fu et al. eq. 3, softmax over A_i . A_j) or "
+                             "reference (junfu1115/DANet: softmax over max - A_i . A_j) (default: %(default)s)")
+
+
+def danet_builder_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The DANet builder arguments ``--danet-energy`` asks for (none for the default)."""
+    reference = DANET_ENERGIES[args.danet_energy]
+    return {"max_subtracted_energy": True} if reference else {}
+
+
 def select_rows(
     parser: argparse.ArgumentParser, table: PaperTable, wanted: Sequence[str] | None
 ) -> tuple[PaperRow, ...]:

@@ -75,7 +75,8 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import Column, RowContext, RowResult, number_in_range, weights_argument
+from reproduce.frame import (Column, RowContext, RowResult, add_danet_energy_argument, danet_builder_args,
+                             number_in_range, weights_argument)
 from zoo.common.encoders import ENCODERS
 from zoo.evaluate import evaluate
 from zoo.losses import SANET_ALPHA, SANET_GAMMA, CrossEntropyJaccardLoss, GlobalBalancingLoss
@@ -204,6 +205,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ResUNet/SANet encoder (default: the registered model's, the paper's ResNet101)")
     parser.add_argument("--dilated-backbone", choices=sorted(DILATED_BACKBONES), default=None,
                         help="DeepLab/DANet backbone (default: the registered model's, a dilated ResNet101)")
+    add_danet_energy_argument(parser)
     parser.add_argument("--unet-base-filters", type=int, default=None,
                         help="channels of U-Net's first level (default: the registered model's, 64)")
     parser.add_argument("--slic-segments", type=int, default=SlicParams.n_segments,
@@ -264,8 +266,8 @@ def row_recipe(ctx: RowContext) -> TrainingRecipe:
 
 def row_builder_args(ctx: RowContext) -> dict[str, Any]:
     """The row's builder arguments: the registered model's, the row's, and the flags
-    that concern this model (input size, encoder weights, backbones, U-Net width,
-    SANet's superpixel bound)."""
+    that concern this model (input size, encoder weights, backbones, DANet's channel
+    energy, U-Net width, SANet's superpixel bound)."""
     args, model = ctx.args, ctx.row.model
     script: dict[str, Any] = {"input_shape": (args.image_size, args.image_size, 3)}
     if model == "sanet_unet":
@@ -274,6 +276,8 @@ def row_builder_args(ctx: RowContext) -> dict[str, Any]:
         script["encoder_weights"] = args.encoder_weights
     if model in ("sanet_deeplab", "sanet_danet"):
         script["backbone"] = args.dilated_backbone
+    if model == "sanet_danet":
+        script.update(danet_builder_args(args))
     if model in ("resunet", "sanet"):
         script["backbone"] = args.backbone
     if "superpixels" in ctx.entry.extra_inputs:

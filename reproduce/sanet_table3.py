@@ -14,7 +14,8 @@ epochs, the paper's augmentation; see :mod:`reproduce.sanet_recipe`). Rows:
   no pretrained weights;
 * DeepLab (DeepLabv3+) and DANet: ``sanet_deeplab`` and ``sanet_danet``, dilated
   ImageNet ResNet101 backbones (``--dilated-backbone``) with their heads from
-  :mod:`zoo.common.segmentation_heads`;
+  :mod:`zoo.common.segmentation_heads` (DANet's channel attention: Fu et al.'s eq. 3,
+  ``--danet-energy reference`` the authors' code's ``max - energy``);
 * ResUNet: ``resunet``, ImageNet ResNet101 + U-Net decoder;
 * +RSM: the random shuffle module (:class:`zoo.sanet.region_shuffle.RegionShuffle`) on
   the training batches (:data:`RSM_ROWS`; a change of the data, recorded in the run
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
+from reproduce.frame import DANET_ENERGY_NOTE, PaperRow, PaperTable, RowContext, RowResult, run_table
 from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PROTOCOL_NOTES, RSM_NOTE, SMOKE,
                                     add_recipe_arguments, run_average_row)
 
@@ -58,6 +59,7 @@ TABLE = PaperTable(
         "SAM rows read SLIC superpixel maps cached beside the images (computed on first use).",
         RSM_NOTE,
         *PROTOCOL_NOTES,
+        DANET_ENERGY_NOTE,
     ],
 )
 

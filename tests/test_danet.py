@@ -117,17 +117,37 @@ def test_danet_layers_reject_bad_input():
         DANetPositionAttention(reduction=0)
     with pytest.raises(ValueError, match="batch, height, width, channels"):
         DANetChannelAttention()(keras.Input((5, 4)))
+    with pytest.raises(ValueError, match="max_subtracted_energy must be True or False"):
+        DANetChannelAttention(max_subtracted_energy="no")  # bool("no") would be True
 
 
 @pytest.mark.parametrize("name", ["danet", "sanet_danet"])
 def test_the_registered_danets_pass_the_reference_energy_on(name):
     """Issue 25.3: the builders expose the reference code's ``max - energy`` channel
-    attention (junfu1115/DANet); eq. 3 stays the default."""
+    attention (junfu1115/DANet) as ``max_subtracted_energy``; eq. 3 stays the default,
+    the option reaches the head's channel attention and changes the model's output, and
+    a run card records it (its builder arguments)."""
     import zoo
+    from zoo.common.run_card import resolved_arguments
 
     entry = zoo.get_model(name)
-    layers = {flag: [layer for layer in entry.build(small=True, max_subtracted_energy=flag).layers
-                     if isinstance(layer, DANetChannelAttention)] for flag in (False, True)}
-    assert [layer.max_subtracted_energy for layer in layers[False]] == [False]
-    assert [layer.max_subtracted_energy for layer in layers[True]] == [True]
-    assert not entry.build(small=True).get_layer(layers[False][0].name).max_subtracted_energy
+    models = {flag: entry.build(small=True, max_subtracted_energy=flag) for flag in (False, True)}
+    cams = {flag: [layer for layer in model.layers if isinstance(layer, DANetChannelAttention)]
+            for flag, model in models.items()}
+    assert {flag: [layer.max_subtracted_energy for layer in found] for flag, found in cams.items()} == \
+        {False: [False], True: [True]}
+    assert resolved_arguments(entry.builder, entry.kwargs)["max_subtracted_energy"] is False
+    assert resolved_arguments(entry.builder, {"max_subtracted_energy": True})["max_subtracted_energy"] is True
+
+    models[True].set_weights(models[False].get_weights())
+    images = RNG.uniform(size=(2, *models[False].input_shape[1:])).astype("float32")
+
+    def outputs(beta: float) -> dict[bool, np.ndarray]:
+        for flag in (False, True):
+            cams[flag][0].beta.assign(beta)
+        return {flag: np.asarray(model(images, training=False)) for flag, model in models.items()}
+
+    same = outputs(0.0)  # beta 0: the channel attention is the identity under either energy
+    np.testing.assert_array_equal(same[False], same[True])
+    different = outputs(1.0)
+    assert np.abs(different[False] - different[True]).max() > 1e-4

@@ -99,7 +99,7 @@ class DANetChannelAttention(keras.layers.Layer):
 
     def __init__(self, max_subtracted_energy: bool = False, return_attention: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.max_subtracted_energy = bool(max_subtracted_energy)
+        self.max_subtracted_energy = check_bool("max_subtracted_energy", max_subtracted_energy)
         self.return_attention = check_bool("return_attention", return_attention)
 
     def build(self, input_shape):
