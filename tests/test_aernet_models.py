@@ -138,7 +138,7 @@ def test_aernet_authors_decoder_and_attention_maps_are_outputs():
     assert float(np.min(outputs["attention_1"])) >= 0.0  # ReLU maps
     assert model.get_layer("head_bn") is not None
     assert model.get_layer("deepest_skip_relu") is not None
-    assert isinstance(model.get_layer("decoder1_gating_transpose"), keras.layers.Conv2DTranspose)
+    assert isinstance(model.get_layer("decoder1_attention").phi_up, keras.layers.Conv2DTranspose)
     assert model.get_layer("decoder1_attention").inter_channels == 256  # the level's full width
     with pytest.raises(ValueError, match="decoder must be one of"):
         build_aernet((SIZE, SIZE, 3), decoder="code")

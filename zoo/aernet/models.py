@@ -12,25 +12,37 @@ Input: CIELAB scaled to [0, 1] at 256x256 (section 3.1), :data:`AERNET_INPUT`. T
 model multiplies it by 255 internally because EfficientNet's own Rescaling and
 Normalization layers expect 0-255 values.
 
-Paper versus the authors' code (the public repository josegpl/AER-Net); defaults follow
-the paper, ``decoder="authors"`` gives the code's decoder:
+Paper versus the authors' code (the public repository josegpl/AER-Net, ``UEfficientNet``
+in ``aer-net_model.py``); defaults follow the paper, ``decoder="authors"`` builds the
+code's network (at 256x256x3: 22,596,239 trainable and 59,161 non-trainable parameters,
+as their model counts with EfficientNetB1 built without weights):
 
-=====================  ==========================================  ==============================
-choice                 paper (``decoder="paper"``, default)         authors' code (``"authors"``)
-=====================  ==========================================  ==============================
-skips                  every level: 1/32, 1/16, 1/8, 1/4, 1/2        1/32 ... 1/4; 1/2, 1/1 none
-                       (:data:`AERNET_SKIPS`); 1/1 has no encoder    (:data:`AUTHORS_SKIPS`)
-                       map but the input, so no skip
-decoder filters        halved each level: 256 ... 16, 8             256, 128, 64, 32, 32, 32
-1/32 tap               as is                                        through a ReLU
-gating signal          1x1 conv + BN + ReLU (Oktay et al.)           3x3 transposed conv + BN + ReLU
-gate's inner width     half the level's filters (Oktay et al.)      the level's filters
-=====================  ==========================================  ==============================
+=====================  =========================================  ===================================
+choice                 paper (``decoder="paper"``, default)        authors' code (``"authors"``)
+=====================  =========================================  ===================================
+skips                  every level: 1/32, 1/16, 1/8, 1/4, 1/2       1/32 ... 1/4; 1/2, 1/1 none
+                       (:data:`AERNET_SKIPS`); 1/1 has no encoder   (:data:`AUTHORS_SKIPS`, the layers
+                       map but the input, so no skip                their indices 310, 179, 101, 68 reach)
+decoder filters        halved each level: 256 ... 16, 8            256, 128, 64, 32, 32, 32
+1/32 tap               as is                                       through a ReLU
+upsampling             2x2 stride-2 transposed conv to the          nearest neighbours (``UpSampling2D``),
+                       level's filters ("reduz o numero de          channels kept
+                       canais pela metade")
+residual shortcut      identity where the channels match,           always 1x1 conv + BN
+                       else 1x1 conv + BN
+convolution biases     none before a batch norm                    Keras' default bias everywhere
+gating signal          1x1 conv + BN + ReLU (Oktay et al.)          the same (with the conv's bias)
+gate (``attention``)   Oktay et al.'s: F_int half the level's       ``attention_block``: F_int the
+                       filters; phi(g) bilinearly resized;          level's filters; phi(g) through a
+                       sigmoid; alpha bilinearly upsampled          3x3 stride-1 transposed conv; ReLU;
+                                                                    alpha upsampled by nearest neighbours
+head                   1x1 conv + sigmoid                          1x1 conv + BN + sigmoid
+=====================  =========================================  ===================================
 
-and, independently: the gate's sigma_2 (``attention_activation``: sigmoid, Oktay
-et al., or the code's ``"relu"``), the upsampling (``"transpose"``, stride 2 halving
-the channels, or the code's ``"nearest"``), the head's batch norm
-(``head_batch_norm=True``, the code).
+``attention_activation``, ``upsampling`` and ``head_batch_norm`` default to the chosen
+decoder's (``None``); set, they override it (e.g. the paper's decoder with the code's
+ReLU gates). Both decoders share the encoder and the bottleneck (2x2 max-pool, residual
+block of 512 filters; the code's with biases and its projected shortcut).
 """
 from __future__ import annotations
 
@@ -63,6 +75,12 @@ AERNET_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 16, 8)
 """The paper's: halved at every level, from the bottleneck's 512."""
 AUTHORS_DECODER_FILTERS: tuple[int, ...] = (256, 128, 64, 32, 32, 32)
 DECODERS: tuple[str, ...] = ("paper", "authors")
+DECODER_OPTIONS: dict[str, dict[str, object]] = {
+    "paper": {"attention_activation": "sigmoid", "upsampling": "transpose", "head_batch_norm": False},
+    "authors": {"attention_activation": "relu", "upsampling": "nearest", "head_batch_norm": True},
+}
+"""Each decoder's own ``attention_activation``, ``upsampling`` and ``head_batch_norm``
+(what ``None`` means)."""
 # Poolings between the input and the bottleneck: 5 in EfficientNet + 1 max-pool.
 AERNET_SIZE_MULTIPLE = 64
 
@@ -70,8 +88,8 @@ AERNET_SIZE_MULTIPLE = 64
 def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
                  weights: str | os.PathLike | None = None, *,
                  encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
-                 decoder: str = "paper", attention_activation: str = "sigmoid",
-                 upsampling: str = "transpose", head_batch_norm: bool = False,
+                 decoder: str = "paper", attention_activation: str | None = None,
+                 upsampling: str | None = None, head_batch_norm: bool | None = None,
                  name: str = "aernet") -> keras.Model:
     """AER-Net (section 3.2, Fig. 3; Table 2, last row).
 
@@ -89,14 +107,15 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
             per gated level (attention_1 at 1/32; the paper's decoder has five, down
             to 1/2, the authors' four, down to 1/4).
         decoder: ``"paper"`` (every level skipped and gated, channels halved) or
-            ``"authors"`` (the authors' code; see the module docstring).
+            ``"authors"`` (the authors' code's network; see the module docstring).
         attention_activation: the attention gates' ``sigma_2``: ``"sigmoid"``
-            (paper, Oktay et al.) or ``"relu"`` (authors' code).
+            (paper, Oktay et al.) or ``"relu"`` (authors' code); ``None``: the
+            decoder's (:data:`DECODER_OPTIONS`).
         upsampling: ``"transpose"`` (paper: stride-2 up-convolution to the level's
             filters, halving the channels), ``"nearest"`` (authors' code) or
-            ``"bilinear"``.
+            ``"bilinear"``; ``None``: the decoder's.
         head_batch_norm: batch norm between the 1x1 head conv and the sigmoid
-            (authors' code).
+            (authors' code); ``None``: the decoder's.
         name: the model's name.
 
     Raises:
@@ -107,25 +126,34 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
     input_shape, encoder_weights = check_builder_arguments(
         name, input_shape, classes, weights, encoder_weights, return_attention,
         multiple=AERNET_SIZE_MULTIPLE, attention=True)
+    check_choice("decoder", decoder, DECODERS)
+    options = DECODER_OPTIONS[decoder]
+    if attention_activation is None:
+        attention_activation = options["attention_activation"]
+    if upsampling is None:
+        upsampling = options["upsampling"]
+    if head_batch_norm is None:
+        head_batch_norm = options["head_batch_norm"]
     check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
     check_choice("upsampling", upsampling, UPSAMPLING_MODES)
-    check_choice("decoder", decoder, DECODERS)
     check_bool("head_batch_norm", head_batch_norm)
     authors = decoder == "authors"
     filters = AUTHORS_DECODER_FILTERS if authors else AERNET_DECODER_FILTERS
+    use_bias = True if authors else None  # the code keeps Keras' default bias; None: none before BN
     inputs = keras.Input(input_shape, name="image")
     skips = build_encoder(AERNET_BACKBONE, inputs, encoder_weights,
                           taps=AUTHORS_SKIPS if authors else AERNET_SKIPS)
     if authors:
         skips[0] = keras.layers.Activation("relu", name="deepest_skip_relu")(skips[0])
     x = keras.layers.MaxPooling2D(2, name="bottleneck_pool")(skips[0])
-    x = residual_block(x, AERNET_BOTTLENECK_FILTERS, name="bottleneck")
+    x = residual_block(x, AERNET_BOTTLENECK_FILTERS, use_bias=use_bias, always_project=authors,
+                       name="bottleneck")
     no_skip = [None] * (len(filters) - len(skips))
     x, attention_maps = unet_decoder(
         x, [*skips, *no_skip], filters, block="residual", attention=True,
         attention_activation=attention_activation, upsampling=upsampling,
-        gate_width="full" if authors else "half", gating="transpose" if authors else "conv")
-    mask = segmentation_head(x, classes, batch_norm=head_batch_norm)
+        variant="aernet_code" if authors else "standard")
+    mask = segmentation_head(x, classes, batch_norm=head_batch_norm, use_bias=use_bias)
     return assemble_model(inputs, "mask", mask, attention_maps, return_attention=return_attention,
                           weights=weights, name=name)
 

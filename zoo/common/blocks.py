@@ -41,28 +41,33 @@ def conv_bn_relu(x, filters: int, kernel_size: int = 3, *, strides: int = 1,
     return x
 
 
-def double_conv_block(x, filters: int, *, batch_norm: bool = True, name: str):
+def double_conv_block(x, filters: int, *, batch_norm: bool = True, use_bias: bool | None = None,
+                      name: str):
     """Two 3x3 conv(-BN)-ReLU layers: U-Net's block (Ronneberger et al. 2015, Fig. 1).
 
-    Layers: ``{name}_1_*`` and ``{name}_2_*``.
+    ``use_bias`` as in :func:`conv_bn_relu`. Layers: ``{name}_1_*`` and ``{name}_2_*``.
     """
-    x = conv_bn_relu(x, filters, batch_norm=batch_norm, name=f"{name}_1")
-    return conv_bn_relu(x, filters, batch_norm=batch_norm, name=f"{name}_2")
+    x = conv_bn_relu(x, filters, batch_norm=batch_norm, use_bias=use_bias, name=f"{name}_1")
+    return conv_bn_relu(x, filters, batch_norm=batch_norm, use_bias=use_bias, name=f"{name}_2")
 
 
-def residual_block(x, filters: int, *, batch_norm: bool = True, name: str):
+def residual_block(x, filters: int, *, batch_norm: bool = True, use_bias: bool | None = None,
+                   always_project: bool = False, name: str):
     """AER-Net's residual decoder block (AER-Net Fig. 4, section 3.2).
 
     Two 3x3 conv-BN-ReLU layers plus a shortcut, added, with no activation after
     the addition (as in the authors' code). The shortcut is the identity when the
-    input already has ``filters`` channels, else a 1x1 conv + BN projection.
+    input already has ``filters`` channels, else a 1x1 conv + BN projection;
+    ``always_project=True`` projects every time (the AER-Net authors' code).
+    ``use_bias``: the convolutions' bias (:func:`conv_bn_relu`; the authors' code
+    keeps Keras' default bias before its batch norms).
     Layers: ``{name}_1_*``, ``{name}_2_*``, ``{name}_shortcut_conv``/``_bn``,
     ``{name}_add``. ``batch_norm=False`` drops every batch norm (for ablations).
     """
-    residual = double_conv_block(x, filters, batch_norm=batch_norm, name=name)
+    residual = double_conv_block(x, filters, batch_norm=batch_norm, use_bias=use_bias, name=name)
     shortcut = x
-    if x.shape[-1] != filters:
-        shortcut = conv_bn_relu(x, filters, 1, batch_norm=batch_norm, relu=False,
+    if always_project or x.shape[-1] != filters:
+        shortcut = conv_bn_relu(x, filters, 1, batch_norm=batch_norm, use_bias=use_bias, relu=False,
                                 name=f"{name}_shortcut")
     return keras.layers.Add(name=f"{name}_add")([shortcut, residual])
 
@@ -96,34 +101,31 @@ def upsample_block(x, filters: int | None, *, mode: str = "transpose", name: str
     return keras.layers.UpSampling2D(2, interpolation=mode, name=f"{name}_upsampling")(x)
 
 
-def gating_signal(x, filters: int, *, transpose: bool = False, name: str):
-    """Gating signal of an attention gate: 1x1 conv + BN + ReLU (Oktay et al. 2018), or
-    with ``transpose`` a 3x3 stride-1 transposed convolution + BN + ReLU (the AER-Net
-    authors' code).
+def gating_signal(x, filters: int, *, use_bias: bool | None = None, name: str):
+    """Gating signal of an attention gate: 1x1 conv + BN + ReLU (Oktay et al. 2018; the
+    AER-Net authors' code too, whose convolution keeps its bias: ``use_bias=True``).
 
-    Layers: ``{name}_conv`` (or ``{name}_transpose``), ``{name}_bn``, ``{name}_relu``.
+    Layers: ``{name}_conv``, ``{name}_bn``, ``{name}_relu``.
     """
-    if not transpose:
-        return conv_bn_relu(x, filters, kernel_size=1, name=name)
-    x = keras.layers.Conv2DTranspose(filters, 3, padding="same", name=f"{name}_transpose")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+    return conv_bn_relu(x, filters, kernel_size=1, use_bias=use_bias, name=name)
 
 
 def segmentation_head(x, classes: int, *, activation: str | None = None,
-                      batch_norm: bool = False, name: str = "head", output_name: str = "mask"):
+                      batch_norm: bool = False, use_bias: bool | None = None, name: str = "head",
+                      output_name: str = "mask"):
     """1x1 convolution to ``classes`` maps, then the output activation.
 
     AER-Net section 3.2: "a 1x1 convolution and a sigmoid activation produce the
     final mask". ``activation`` defaults to sigmoid for one class and softmax for
     several; ``"sigmoid"`` with several classes gives independent (multi-label)
     maps, as SANet's five lesion attributes. ``batch_norm=True`` inserts a batch
-    norm before the activation, as the AER-Net authors' code does. The activation
+    norm before the activation, as the AER-Net authors' code does (whose convolution
+    keeps its bias there: ``use_bias=True``; default: no bias before a batch norm). The activation
     runs in float32 (its layer has ``dtype="float32"``) so the output stays
     accurate under mixed precision.
     Layers: ``{name}_conv``, ``{name}_bn`` and ``output_name`` (the activation).
     """
     if activation is None:
         activation = "sigmoid" if classes == 1 else "softmax"
-    x = conv_bn_relu(x, classes, 1, batch_norm=batch_norm, relu=False, name=name)
+    x = conv_bn_relu(x, classes, 1, batch_norm=batch_norm, use_bias=use_bias, relu=False, name=name)
     return keras.layers.Activation(activation, dtype="float32", name=output_name)(x)

@@ -27,14 +27,13 @@ from zoo.common.validation import (check_choice, check_classes, check_encoder_we
 from zoo.common.weights import assemble_model, check_checkpoint
 
 DECODER_BLOCKS: tuple[str, ...] = ("double_conv", "residual")
-GATE_WIDTHS: tuple[str, ...] = ("half", "full")
-GATINGS: tuple[str, ...] = ("conv", "transpose")
+DECODER_VARIANTS: tuple[str, ...] = ("standard", "aernet_code")
 
 
 def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "double_conv",
                  attention: bool = False, attention_activation: str = "sigmoid",
                  upsampling: str = "transpose", batch_norm: bool = True,
-                 gate_width: str = "half", gating: str = "conv", name: str = "decoder"):
+                 variant: str = "standard", name: str = "decoder"):
     """U-Net decoder: per level, upsample x2, (gate the skip,) concatenate, conv block.
 
     Args:
@@ -53,11 +52,11 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
         upsampling: one of ``UPSAMPLING_MODES``; interpolation modes keep the
             channels and let the block change them.
         batch_norm: batch norm in the blocks.
-        gate_width: the gates' ``F_int``: ``"half"`` of the level's filters (Oktay et
-            al.'s code) or ``"full"`` (AER-Net authors' code).
-        gating: the gating signal: ``"conv"`` (1x1 conv + BN + ReLU, Oktay et al.) or
-            ``"transpose"`` (a 3x3 transposed convolution + BN + ReLU, AER-Net
-            authors' code).
+        variant: ``"standard"`` (as above) or ``"aernet_code"``, the layers of the
+            AER-Net authors' code (josegpl/AER-Net): every convolution keeps its
+            bias, the residual blocks' shortcut is always a 1x1 conv + BN, the
+            gates are ``AttentionGate(variant="aernet_code")`` of ``F_int`` equal to
+            the level's filters, behind a gating signal whose 1x1 conv has a bias.
         name: prefix of the decoder's layer names (``{name}{level}_...``, level 1
             is the coarsest).
 
@@ -68,25 +67,30 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
     check_choice("block", block, DECODER_BLOCKS)
     check_choice("upsampling", upsampling, UPSAMPLING_MODES)
     check_choice("attention_activation", attention_activation, ATTENTION_ACTIVATIONS)
-    check_choice("gate_width", gate_width, GATE_WIDTHS)
-    check_choice("gating", gating, GATINGS)
+    check_choice("variant", variant, DECODER_VARIANTS)
     if len(skips) != len(filters):
         raise ValueError(f"unet_decoder: got {len(skips)} skips but {len(filters)} filters.")
-    conv_block = double_conv_block if block == "double_conv" else residual_block
+    code = variant == "aernet_code"
+    use_bias = True if code else None  # None: no bias before a batch norm
     attention_maps = {}
     for level, (skip, level_filters) in enumerate(zip(skips, filters), start=1):
         prefix = f"{name}{level}"
         if attention and skip is not None:
-            gate = gating_signal(x, level_filters, transpose=gating == "transpose", name=f"{prefix}_gating")
-            inter = level_filters if gate_width == "full" else max(level_filters // 2, 1)
+            gate = gating_signal(x, level_filters, use_bias=use_bias, name=f"{prefix}_gating")
             skip, attention_maps[f"attention_{level}"] = AttentionGate(
-                inter_channels=inter, attention_activation=attention_activation,
+                inter_channels=level_filters if code else max(level_filters // 2, 1),
+                attention_activation=attention_activation, variant="aernet_code" if code else "oktay",
                 name=f"{prefix}_attention")([skip, gate])
         x = upsample_block(x, level_filters if upsampling == "transpose" else None,
                            mode=upsampling, name=f"{prefix}_up")
         if skip is not None:
             x = keras.layers.Concatenate(name=f"{prefix}_concat")([x, skip])
-        x = conv_block(x, level_filters, batch_norm=batch_norm, name=f"{prefix}_block")
+        if block == "double_conv":
+            x = double_conv_block(x, level_filters, batch_norm=batch_norm, use_bias=use_bias,
+                                  name=f"{prefix}_block")
+        else:
+            x = residual_block(x, level_filters, batch_norm=batch_norm, use_bias=use_bias,
+                               always_project=code, name=f"{prefix}_block")
     return x, attention_maps
 
 
