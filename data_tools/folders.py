@@ -11,6 +11,15 @@ PNGs, palette PNG masks among them) are therefore converted once to PNG in
 ``cache_dir`` and the records point at the PNGs (see
 :func:`data_tools.imageio.validate_records`); DICOM in RGB, YBR or palette colour
 becomes 8-bit RGB, palette masks keep their indices.
+
+Multi-frame DICOM (ultrasound cine loops): an annotation names the frame it annotates
+as :func:`data_tools.layouts.frame_stem` does, frames numbered from 1 as in DICOM. In a
+mask folder, ``cine_frame012<mask_suffix>.png`` is frame 12 of ``cine.dcm``; in
+Labelme, an ``imagePath`` of ``cine_frame012.png`` that is not there is frame 12 of
+``cine.dcm`` beside it (the name of the frame exported for Labelme). Each annotated
+frame is a record (id ``cine_frame012``) whose image is that frame as a PNG in
+``cache_dir``; frames without an annotation are left out, and a multi-frame file with
+a mask or an ``imagePath`` naming no frame is refused, naming the file.
 """
 from __future__ import annotations
 
@@ -27,10 +36,13 @@ import numpy as np
 from PIL import Image
 
 from data_tools.imageio import (
+    DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
     Validation,
     as_policy,
     check_validation_level,
+    frame_count,
+    frame_image_file,
     is_up_to_date,
     list_folder,
     read_image_header,
@@ -38,6 +50,7 @@ from data_tools.imageio import (
     save_png,
     validate_records,
 )
+from data_tools.layouts import frame_stem, split_frame_stem
 from data_tools.records import BadInputPolicy, DatasetError, Record
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
@@ -58,7 +71,9 @@ def read_mask_folder(
     skip_bad: bool | BadInputPolicy = False,
     validate: Validation = "full",
 ) -> list[Record]:
-    """Images paired with masks by file stem: ``a.jpg`` with ``a<mask_suffix>.png``.
+    """Images paired with masks by file stem: ``a.jpg`` with ``a<mask_suffix>.png``;
+    frame 12 of a multi-frame ``cine.dcm`` with ``cine_frame012<mask_suffix>.png``
+    (module docstring).
 
     Args:
         image_dir: PNG, JPEG, BMP, TIFF or DICOM images (DICOM needs pydicom).
@@ -83,15 +98,21 @@ def read_mask_folder(
         else:
             policy.reject(path, f"mask name does not end with mask_suffix {mask_suffix!r}; "
                           f"its image would be {stem}.*")
-    for stem in sorted(set(masks) - set(images)):
-        policy.reject(masks[stem], f"mask without an image {stem}.* in {image_dir}")
     cache_dir = Path(cache_dir) if cache_dir is not None else image_dir / ".converted"
+    frames = _frame_counts(images, policy)
+    framed = _frame_masks(masks, images, frames, mask_suffix, policy)
+    for stem in sorted(set(masks) - set(images) - {mask for named in framed.values() for mask in named.values()}):
+        policy.reject(masks[stem], f"mask without an image {stem}.* in {image_dir}")
     records = []
-    for stem in sorted(images):
-        if stem not in masks:
+    for stem in sorted(frames):
+        if frames[stem] > 1:
+            records += _frame_records(images[stem], frames[stem], framed.get(stem, {}), masks, mask_suffix,
+                                      mask_name, cache_dir, policy)
+        elif stem not in masks:
             policy.reject(images[stem], f"no mask {stem}{mask_suffix}.png (or .bmp/.tif) in {mask_dir}")
-            continue
-        records.append(Record(stem, images[stem], mask_paths={mask_name: masks[stem]}))
+        else:
+            records.append(Record(stem, images[stem], mask_paths={mask_name: masks[stem]}))
+    records.sort(key=lambda record: record.image_id)
     num_classes = classes if isinstance(classes, int) or classes is None else len(classes)
     return validate_records(
         records,
@@ -102,6 +123,61 @@ def read_mask_folder(
         num_classes=num_classes,
         description=f"masks in {mask_dir.name}",
     )
+
+
+def _frame_counts(images: Mapping[str, Path], policy: BadInputPolicy) -> dict[str, int]:
+    """Frames per image stem (1 but for multi-frame DICOM); unreadable headers to ``policy``."""
+    counts = {}
+    for stem, path in images.items():
+        try:
+            counts[stem] = frame_count(path)
+        except DatasetError as error:
+            policy.reject(error.path, error.problem)
+    return counts
+
+
+def _frame_masks(masks: Mapping[str, Path], images: Mapping[str, Path], frames: Mapping[str, int],
+                 mask_suffix: str, policy: BadInputPolicy) -> dict[str, dict[int, str]]:
+    """``{image stem: {frame: mask stem}}`` of the masks that name a frame of a
+    multi-frame image. Two masks naming one frame (``_frame7``, ``_frame007``) are an
+    error naming both, as two files for one id are."""
+    framed: dict[str, dict[int, str]] = {}
+    for stem in sorted(set(masks) - set(images)):
+        named = split_frame_stem(stem)
+        if named is None or frames.get(named[0], 1) == 1:
+            continue
+        image, frame = named
+        other = framed.setdefault(image, {}).setdefault(frame, stem)
+        if other != stem:
+            raise DatasetError(masks[stem], f"two masks for frame {frame} of {images[image].name}: "
+                                            f"{masks[other].name} and {masks[stem].name}; keep one")
+    return framed
+
+
+def _frame_records(image: Path, count: int, framed: Mapping[int, str], masks: Mapping[str, Path],
+                   mask_suffix: str, mask_name: str, cache_dir: Path, policy: BadInputPolicy) -> list[Record]:
+    """A record per annotated frame of the multi-frame ``image`` (module docstring)."""
+    example = f"{frame_stem(image.stem, 1, count)}{mask_suffix}.png"
+    if image.stem in masks:
+        policy.reject(masks[image.stem], f"{image.name} has {count} frames: name the frame the mask annotates, "
+                                         f"e.g. {example} (frames numbered from 1)")
+    if not framed:
+        policy.reject(image, f"multi-frame DICOM ({count} frames) without a mask naming one of its frames, "
+                             f"e.g. {example} (frames numbered from 1)")
+    records = []
+    for frame, mask_stem in sorted(framed.items()):
+        if not 1 <= frame <= count:
+            policy.reject(masks[mask_stem], f"names frame {frame} of {image.name}, which has {count} frames "
+                                            "(numbered from 1)")
+            continue
+        try:
+            frame_file = frame_image_file(image, frame, cache_dir / "images")
+        except DatasetError as error:
+            policy.reject(error.path, error.problem)
+            continue
+        records.append(Record(frame_stem(image.stem, frame, count), frame_file,
+                              mask_paths={mask_name: masks[mask_stem]}))
+    return records
 
 
 def read_labelme(
@@ -116,7 +192,8 @@ def read_labelme(
 
     Reads every ``*.json`` in ``folder`` (any case; two for one id are an error). Each holds ``shapes`` (``label``,
     ``points`` in pixel x/y, ``shape_type`` polygon, rectangle or circle),
-    ``imageHeight``/``imageWidth``, and ``imagePath`` (relative to the JSON) or
+    ``imageHeight``/``imageWidth``, and ``imagePath`` (relative to the JSON; a frame
+    of a multi-frame DICOM as ``<stem>_frame<NNN>.png``, module docstring) or
     ``imageData`` (the image embedded in base64). Shapes are drawn in file order
     with ``label_map[label]`` as pixel value (later shapes overwrite earlier ones,
     as Labelme's own export does), on background 0, and written once as ``uint8``
@@ -265,7 +342,14 @@ def _labelme_image(annotation: Path, content: Mapping, cache_dir: Path) -> Path:
     if relative:
         path = annotation.parent / str(relative).replace("\\", "/")
         if path.is_file():
+            count = frame_count(path)
+            if count > 1:
+                raise DatasetError(annotation, f"imagePath {relative!r} has {count} frames: name the annotated one, "
+                                               f"e.g. {frame_stem(path.stem, 1, count)}.png (frames numbered from 1)")
             return path
+        frame = _labelme_frame(annotation, relative, path, cache_dir)
+        if frame is not None:
+            return frame
     data = content.get("imageData")
     if not data:
         raise DatasetError(
@@ -280,6 +364,23 @@ def _labelme_image(annotation: Path, content: Mapping, cache_dir: Path) -> Path:
     if not is_up_to_date(path, (annotation,)):
         save_png(path, pixels)
     return path
+
+
+def _labelme_frame(annotation: Path, relative: str, path: Path, cache_dir: Path) -> Path | None:
+    """The frame an absent ``imagePath`` ``<stem>_frame<NNN>.*`` names of a multi-frame
+    ``<stem>.dcm`` beside it, as a PNG in ``cache_dir``; ``None`` if it names none."""
+    named = split_frame_stem(path.stem)
+    if named is None:
+        return None
+    stem, frame = named
+    sources = [candidate for candidate in (path.with_name(stem + suffix) for suffix in DICOM_SUFFIXES)
+               if candidate.is_file()]
+    if not sources or (count := frame_count(sources[0])) == 1:
+        return None
+    if not 1 <= frame <= count:
+        raise DatasetError(annotation, f"imagePath {relative!r} names frame {frame} of {sources[0].name}, which has "
+                                       f"{count} frames (numbered from 1)")
+    return frame_image_file(sources[0], frame, cache_dir / "frames")
 
 
 def _labelme_size(annotation: Path, content: Mapping, image: Path) -> tuple[int, int]:

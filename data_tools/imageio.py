@@ -23,7 +23,10 @@ Validation levels (``validate=`` of every reader):
     would misread still converted).
 
 Supported files: JPEG, PNG, BMP, TIFF through Pillow, and DICOM through pydicom
-(ultrasound DICOMs in RGB, YBR or palette colour are converted to RGB).
+(ultrasound DICOMs in RGB, YBR or palette colour are converted to RGB). A multi-frame
+DICOM (a cine loop) is read one frame at a time, numbered from 1 as DICOM numbers them
+(:func:`frame_count`, ``load_image(path, frame=k)``, :func:`frame_image_file`); its
+frames' names are :func:`data_tools.layouts.frame_stem`'s.
 
 What is checked is what trains: :func:`validate_records` points every record at files
 that ``tf.io.decode_image`` decodes to the pixels checked here, converting once to PNG
@@ -46,6 +49,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from data_tools.atomic import atomic_path
+from data_tools.layouts import frame_stem
 from data_tools.records import BadInputPolicy, DatasetError, Record
 
 Validation = Literal["full", "header"]
@@ -79,15 +83,28 @@ def read_image_header(path: str | Path) -> tuple[int, int, int]:
         return image.height, image.width, len(image.getbands())
 
 
-def load_image(path: str | Path) -> np.ndarray:
+def frame_count(path: str | Path) -> int:
+    """The frames of a DICOM file (``NumberOfFrames``, from its header); 1 for any other image."""
+    path = Path(path)
+    if not _is_dicom(path):
+        return 1
+    return _frames(_read_dicom(path, pixels=False), path)
+
+
+def load_image(path: str | Path, frame: int | None = None) -> np.ndarray:
     """Decodes an image in full to ``uint8`` of shape ``(height, width, 3)``.
 
     Grey-level, palette and RGBA images are converted to RGB (alpha dropped).
-    Raises :class:`DatasetError` for missing, unreadable, truncated or 16-bit files.
+    ``frame``: the frame of a multi-frame DICOM, from 1 (only that frame is
+    decoded); a multi-frame file needs one, other images take ``None`` or 1.
+    Raises :class:`DatasetError` for missing, unreadable, truncated or 16-bit files,
+    and for a frame the file lacks.
     """
     path = Path(path)
     if _is_dicom(path):
-        return _dicom_to_rgb(path)
+        return _dicom_to_rgb(path, frame)
+    if frame not in (None, 1):
+        raise DatasetError(path, f"frame {frame} asked of an image of one frame")
     with _open_pil(path) as image:
         _decode(image, path)
         _require_8bit(image, path)
@@ -297,14 +314,23 @@ def _tf_readable_image(path: Path, cache_dir: Path) -> Path:
     return _converted(path, cache_dir, lambda: load_image(path))
 
 
-def _converted(source: Path, cache_dir: Path, pixels: Callable[[], np.ndarray]) -> Path:
-    """``cache_dir/<stem>-<key>.png`` holding ``pixels()``, written unless newer than ``source``.
+def frame_image_file(path: str | Path, frame: int, cache_dir: str | Path) -> Path:
+    """Frame ``frame`` (from 1) of a multi-frame DICOM as an RGB PNG in ``cache_dir``
+    (``<stem>_frame<NNN>-<key>.png``, written once), for the readers' records."""
+    path = Path(path)
+    name = frame_stem(path.stem, frame, frame_count(path))
+    return _converted(path, Path(cache_dir), lambda: load_image(path, frame), name=name)
+
+
+def _converted(source: Path, cache_dir: Path, pixels: Callable[[], np.ndarray], name: str | None = None) -> Path:
+    """``cache_dir/<name>-<key>.png`` holding ``pixels()``, written unless newer than ``source``
+    (``name``: the source's stem by default).
 
     ``key`` hashes the source's full path, so that files of one stem in different
     folders (Labelme annotations may point anywhere) never share a copy.
     """
     key = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:8]
-    converted = cache_dir / f"{source.stem}-{key}.png"
+    converted = cache_dir / f"{name or source.stem}-{key}.png"
     if not is_up_to_date(converted, (source,)):
         try:
             save_png(converted, pixels())
@@ -432,17 +458,34 @@ def _read_dicom(path: Path, *, pixels: bool):
         raise DatasetError(path, f"not a readable DICOM file ({error})") from None
 
 
-def _dicom_to_rgb(path: Path) -> np.ndarray:
-    """DICOM pixels as 8-bit RGB: palette and YBR colour converted, MONOCHROME1 inverted."""
+def _frames(dataset, path: Path) -> int:
+    try:
+        frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        raise DatasetError(path, f"NumberOfFrames {dataset.NumberOfFrames!r} is not a number") from None
+    if frames < 1:
+        raise DatasetError(path, f"NumberOfFrames is {frames}: no frame to read")
+    return frames
+
+
+def _dicom_to_rgb(path: Path, frame: int | None = None) -> np.ndarray:
+    """DICOM pixels (one frame of a multi-frame file) as 8-bit RGB: palette and YBR
+    colour converted, MONOCHROME1 inverted."""
     from pydicom.pixels import apply_color_lut
 
     dataset = _read_dicom(path, pixels=True)
-    if int(getattr(dataset, "NumberOfFrames", 1) or 1) > 1:
+    frames = _frames(dataset, path)
+    if frames > 1 and frame is None:
         raise DatasetError(
-            path, f"multi-frame DICOM ({dataset.NumberOfFrames} frames); export single frames"
+            path, f"multi-frame DICOM ({frames} frames): read one frame at a time (numbered from 1; "
+            "zoo.predict --frames, masks or Labelme imagePath named <stem>_frame<NNN>)"
         )
+    if frame is not None and not 1 <= frame <= frames:
+        raise DatasetError(path, f"no frame {frame}: the file has {frames} frame(s), numbered from 1")
     interpretation = dataset.PhotometricInterpretation
     try:
+        if frames > 1:
+            dataset.pixel_array_options(index=frame - 1)  # decode this frame only
         pixels = dataset.pixel_array  # pydicom >= 3 returns YBR data as RGB
     except Exception as error:  # pydicom raises many types for bad pixel data
         raise DatasetError(path, f"cannot decode DICOM pixel data ({error})") from None

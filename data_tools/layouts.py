@@ -18,10 +18,32 @@ File names inside the folders:
 * CSVs: 2016 Part 3 training ``ISIC_<id>,benign|malignant`` (no header), test
   ``ISIC_<id>,0.0|1.0`` (no header); 2017 Part 3 header
   ``image_id,melanoma,seborrheic_keratosis``.
+
+One name outside ISIC: a frame of a multi-frame file (an ultrasound cine loop in DICOM)
+is ``<stem>_frame<NNN>`` (:func:`frame_stem`), numbered from 1 as DICOM numbers frames
+(its Frame Number and Referenced Frame Number), three digits or more. ``zoo.predict``
+names each frame's mask so; the mask-folder and Labelme readers take a mask or an
+``imagePath`` so named as that frame of ``<stem>.dcm`` (:mod:`data_tools.folders`).
 """
 from __future__ import annotations
 
 import re
+
+#: ``<stem>_frame<number>``: a frame of a multi-frame file (see the module docstring).
+FRAME_STEM = re.compile(r"^(?P<stem>.+)_frame(?P<frame>\d+)$")
+
+
+def frame_stem(stem: str, frame: int, frames: int) -> str:
+    """``<stem>_frame<NNN>``: frame ``frame`` (from 1) of a file of ``frames`` frames,
+    zero-padded to three digits, or to the digits of ``frames`` beyond 999."""
+    return f"{stem}_frame{frame:0{max(3, len(str(frames)))}d}"
+
+
+def split_frame_stem(stem: str) -> tuple[str, int] | None:
+    """``(stem, frame)`` of a name made by :func:`frame_stem` (any number of digits), else ``None``."""
+    match = FRAME_STEM.match(stem)
+    return (match["stem"], int(match["frame"])) if match else None
+
 
 #: Stem of every ISIC image file, e.g. ``ISIC_0000000``.
 ISIC_IMAGE_ID = re.compile(r"^ISIC_\d{7}$")

@@ -55,6 +55,13 @@ that ``--out`` holds only the submission ``zoo.evaluate`` scores.
 Unreadable images stop the run with their name, or with ``--skip-bad`` are
 skipped and listed in ``<out>/skipped.txt``.
 
+Multi-frame DICOM (ultrasound cine loops): every frame is predicted, or those of
+``--frames`` (numbered from 1 as DICOM numbers them: ``--frames 1,5-9``), each as an
+image of its own named ``<stem>_frame<NNN>`` (:func:`data_tools.layouts.frame_stem`):
+``<stem>_frame012.png`` in ``masks``, ``<stem>_frame012_prediction.png`` among the
+overlays, ``<stem>_frame012`` in a CSV. ``--frames`` leaves single-frame images alone;
+a frame a file lacks is an unreadable image (named; skipped with ``--skip-bad``).
+
 Before anything is loaded: ``--threshold`` must be a finite probability in (0, 1),
 ``--batch-size`` positive, and ``--out`` (and an ``--overlays`` folder) apart from
 the images: not an images folder, inside one or holding one
@@ -81,12 +88,13 @@ from tqdm import tqdm
 
 from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.atomic import atomic_path, atomic_write_text
-from data_tools.imageio import load_image, save_png
+from data_tools.imageio import frame_count, load_image, save_png
 from data_tools.layouts import (
     ISIC2016_MASK_SUFFIX,
     ISIC2017_MASK_SUFFIX,
     ISIC2018_ATTRIBUTES,
     ISIC2018_MASK_SUFFIX,
+    frame_stem,
 )
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import BadInputPolicy, DatasetError
@@ -101,8 +109,8 @@ tf = lazy_tensorflow("TensorFlow's image decoders")
 
 #: Re-exported from zoo.serving, where they live (zoo.predict.spec_for_model, ... keep working).
 __all__ = ["CheckpointMismatchError", "PredictionSummary", "Predictor", "at_original_size", "attention_kwargs",
-           "build_from_checkpoint", "check_format", "check_numbers", "check_out_apart", "collect_images",
-           "compute_superpixels", "load_predictor",
+           "build_from_checkpoint", "check_format", "check_frames", "check_numbers", "check_out_apart",
+           "collect_images", "compute_superpixels", "images_and_frames", "load_predictor", "parse_frames",
            "main", "model_window", "overlays_folder", "predict_images", "spec_for_model", "write_overlays"]
 
 MASK_FORMATS: Mapping[str, str] = {
@@ -484,6 +492,7 @@ def predict_images(
     threshold: float = 0.5,
     sk_predictor: Predictor | None = None,
     class_names: Sequence[str] | None = None,
+    frames: Sequence[int] | None = None,
 ) -> PredictionSummary:
     """Predicts every image of ``images`` (folders and/or files) and writes ``format``.
 
@@ -503,6 +512,8 @@ def predict_images(
         sk_predictor: ISIC 2017 Part 3 with 2-class models: the seborrheic
             keratosis model (``predictor`` is then the melanoma one).
         class_names: CSV column names for ``format="csv"`` (default ``class_<k>``).
+        frames: the frames (from 1) of every multi-frame DICOM to predict; ``None``
+            all of them (module docstring).
 
     Raises:
         DatasetError: an unreadable image (without ``skip_bad``).
@@ -515,11 +526,13 @@ def predict_images(
         raise ValueError(f"class_names has {len(class_names)} names for {predictor.channels} classes.")
     sources = [images] if isinstance(images, (str, Path)) else list(images)
     check_out_apart(out_dir, sources)
+    check_frames(frames)
     found, notes = collect_images(sources, isic_ids=format in ISIC_FORMATS)
     out_dir = Path(out_dir)
     overlays_dir = overlays_folder(out_dir, overlays)
-    out_dir.mkdir(parents=True, exist_ok=True)
     policy = BadInputPolicy(skip_bad)
+    found = images_and_frames(found, frames, policy)
+    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     files: list[Path] = []
     rows: list[tuple[str, list[float]]] = []
@@ -529,9 +542,9 @@ def predict_images(
     with tqdm(total=len(found), desc=f"predicting ({predictor.name})", unit="image", disable=None) as progress:
         for start in range(0, len(found), batch_size):
             batch = []
-            for image_id, path in found[start:start + batch_size]:
+            for image_id, path, frame in found[start:start + batch_size]:
                 try:
-                    batch.append((image_id, path, load_image(path)))
+                    batch.append((image_id, path, load_image(path, frame)))
                 except DatasetError as error:
                     policy.reject(error.path, error.problem)  # raises unless skip_bad
             if batch:
@@ -564,6 +577,57 @@ def predict_images(
                      "attention models need their maps: load them with attention=True)")
     return PredictionSummary(predictor.name, format, out_dir, predicted, files, policy.skipped,
                              time.perf_counter() - started, overlay_count, notes, overlays_dir)
+
+
+def parse_frames(text: str) -> tuple[int, ...] | None:
+    """``--frames``: ``all`` (``None``), or frame numbers from 1 and ranges, e.g.
+    ``1,5-9`` -> ``(1, 5, 6, 7, 8, 9)`` (sorted, each once)."""
+    if text.strip().lower() == "all":
+        return None
+    numbers: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not (first.isdigit() and (not dash or last.isdigit())):
+            raise ValueError(f"--frames {text!r}: expected 'all' or frame numbers and ranges from 1, e.g. 1,5-9.")
+        low, high = int(first), int(last) if dash else int(first)
+        if low < 1 or high < low:
+            raise ValueError(f"--frames {text!r}: frames are numbered from 1 and a range runs upwards ({part.strip()}).")
+        numbers.update(range(low, high + 1))
+    return tuple(sorted(numbers))
+
+
+def check_frames(frames: Sequence[int] | None) -> None:
+    """Raises ``ValueError`` unless ``frames`` is ``None`` or positive frame numbers."""
+    if frames is not None and (not frames or any(
+            isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in frames)):
+        raise ValueError(f"frames must be None (all) or frame numbers from 1, got {frames!r}.")
+
+
+def images_and_frames(found: Sequence[tuple[str, Path]], frames: Sequence[int] | None,
+                      policy: BadInputPolicy) -> list[tuple[str, Path, int | None]]:
+    """``(image id, path, frame)`` to predict: an image once (frame ``None``), a
+    multi-frame DICOM once per frame of ``frames`` (all if ``None``) as
+    ``<stem>_frame<NNN>``. A file whose header cannot be read or that lacks a frame
+    asked for goes to ``policy``; ids that repeat (``a.dcm``'s frame 1 and
+    ``a_frame001.png``) are a ``ValueError``."""
+    items: list[tuple[str, Path, int | None]] = []
+    for image_id, path in found:
+        try:
+            count = frame_count(path)
+            wanted = (frames or range(1, count + 1)) if count > 1 else [None]
+            missing = [k for k in wanted if k is not None and k > count]
+            if missing:
+                raise DatasetError(path, f"--frames asks for frame {missing[0]}: the file has {count} frames, "
+                                         "numbered from 1")
+        except DatasetError as error:
+            policy.reject(error.path, error.problem)  # raises unless skip_bad
+            continue
+        items += [(image_id if k is None else frame_stem(image_id, k, count), path, k) for k in wanted]
+    seen: dict[str, Path] = {}
+    for image_id, path, _ in items:
+        if seen.setdefault(image_id, path) != path:
+            raise ValueError(f"--images: {seen[image_id]} and {path} both give the id {image_id!r}.")
+    return items
 
 
 def check_numbers(*, batch_size: Any = 8, threshold: Any = 0.5) -> None:
@@ -676,6 +740,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"outline and attention heat maps per image, into DIR (default: <out>{OVERLAYS_SUFFIX}/ "
                              f"beside --out; never inside it)")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in skipped.txt)")
+    parser.add_argument("--frames", default="all", help="multi-frame DICOM (cine loops): the frames to predict, "
+                        "numbered from 1, e.g. 1,5-9 (default: all); each written as <stem>_frame<NNN>")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of binary masks")
     parser.add_argument("--small", action="store_true", help="--weights: the registry's small test configuration")
@@ -711,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # every user-given number and folder checked before anything is loaded or written
         check_numbers(batch_size=args.batch_size, threshold=args.threshold)
         check_out_apart(args.out, args.images)
+        frames = parse_frames(args.frames)
         if isinstance(args.overlays, Path):
             check_out_apart(args.overlays, args.images)
         if args.max_segments is not None and args.max_segments < 1:
@@ -725,7 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sk = _keratosis_predictor(args, common)
         summary = predict_images(predictor, args.images, args.out, format=args.format, overlays=args.overlays,
                                  skip_bad=args.skip_bad, batch_size=args.batch_size, threshold=args.threshold,
-                                 sk_predictor=sk, class_names=args.class_names)
+                                 sk_predictor=sk, class_names=args.class_names, frames=frames)
     except (DatasetError, ValueError, FileNotFoundError, KeyError, OSError) as error:
         print(f"zoo.predict: error: {error_line(error)}", file=sys.stderr)
         return 1
