@@ -85,17 +85,15 @@ from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.imageio import load_image
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.registry import get_model
-from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, SERVING_BYTES, SERVING_DEFAULT, SERVING_FILE, SPEC_FILE,
-                         LabelMapInput, ModelIO, collect_images, error_line, load_input_spec, load_model,
-                         write_serving_info)
+from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, MODEL_FILE, SERVING_BYTES, SERVING_DEFAULT, SERVING_FILE,
+                         SPEC_FILE, LabelMapInput, ModelIO, collect_images, error_line, load_input_spec, load_model,
+                         load_saved_model, write_serving_info)
 
 tf = require_tensorflow("the SavedModel export (zoo.export)")
 
 __all__ = ["ENCODED_INPUT", "IMAGES_INPUT", "MODEL_FILE", "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE",
            "SPEC_FILE", "export_saved_model", "load_input_spec", "load_saved_model", "main"]
 
-#: The registered model an export holds, beside the spec (``{"model": name}``).
-MODEL_FILE = os.path.join("assets.extra", "model.json")
 
 _IMAGES_SHAPE = "[batch, height, width, 3]"
 _MAPS_SHAPE = "[batch, height, width] or [batch, height, width, 1]"
@@ -249,29 +247,6 @@ def _write_folder_atomically(path: str, write: Callable[[str], None]) -> None:
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     fsync_folder(target.parent)
-
-
-def load_saved_model(path: str | os.PathLike, model_name: str | None = None) -> Any:
-    """``tf.saved_model.load`` of an export of :func:`export_saved_model`, refusing in
-    one sentence a folder that is no SavedModel, one cut short or corrupt, and (where
-    the export records its model) one of another model than ``model_name``."""
-    path = Path(path)
-    if not (path / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"{path}: no SavedModel here (saved_model.pb missing); write one with zoo.export.")
-    recorded = path / MODEL_FILE
-    if model_name is not None and recorded.is_file():
-        try:
-            exported = json.loads(recorded.read_text(encoding="utf-8")).get("model")
-        except (OSError, ValueError, AttributeError):
-            exported = None
-        if exported is not None and exported != model_name:
-            raise ValueError(f"{path} is an export of {exported!r}, not of --model {model_name!r}; pass "
-                             f"--model {exported}, or the export of {model_name}.")
-    try:
-        return tf.saved_model.load(str(path))
-    except Exception as error:  # DecodeError, OpError, ValueError...: the files are cut short or corrupt
-        raise ValueError(f"{path}: the SavedModel cannot be read, its files are cut short or corrupt "
-                         f"({error_line(error)[:200]}); export it again with zoo.export.") from None
 
 
 # --------------------------------------------------------------------------- export-time checks

@@ -103,7 +103,7 @@ from zoo.registry import ModelEntry, get_model
 from zoo.serving import (IMAGES_INPUT, SERVING_DEFAULT, CheckpointMismatchError, ModelIO, at_original_size,
                          attention_kwargs, build_from_checkpoint, check_extra_inputs, collect_images,
                          compute_extra_input, compute_superpixels, entry_max_segments, error_line, load_input_spec,
-                         load_model, load_serving_info, spec_for_model)
+                         load_model, load_saved_model, load_serving_info, spec_for_model)
 
 tf = lazy_tensorflow("TensorFlow's image decoders")
 
@@ -262,9 +262,7 @@ def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_s
 
 def _saved_model_predictor(entry: ModelEntry, path: Path, input_spec: InputSpec | None,
                            max_segments: int | None) -> Predictor:
-    from zoo.export import load_saved_model  # refuses a missing, cut short, corrupt or other model's export
-
-    loaded = load_saved_model(path, entry.name)
+    loaded = load_saved_model(path, entry.name)  # refuses a missing, cut short, corrupt or other model's export
     spec = input_spec or load_input_spec(path)
     info = load_serving_info(path)
     function = loaded.signatures[SERVING_DEFAULT]

@@ -63,7 +63,7 @@ __all__ = [
     "at_original_size", "attention_kwargs", "build_from_checkpoint", "check_extra_inputs", "check_finite_weights",
     "check_readable_checkpoint", "collect_images",
     "compute_extra_input", "compute_superpixels", "entry_max_segments", "error_line", "load_input_spec",
-    "load_model", "load_serving_info", "spec_for_model", "write_serving_info",
+    "load_model", "load_saved_model", "load_serving_info", "MODEL_FILE", "spec_for_model", "write_serving_info",
 ]
 
 SERVING_DEFAULT = "serving_default"
@@ -75,6 +75,8 @@ ENCODED_INPUT = "encoded"
 SPEC_FILE = os.path.join("assets.extra", "input_spec.json")
 #: Beside a SavedModel: its label-map input and bound (``{"label_map": name, "max_segments": n}``).
 SERVING_FILE = os.path.join("assets.extra", "serving.json")
+#: The registered model an export holds, beside the spec (``{"model": name}``).
+MODEL_FILE = os.path.join("assets.extra", "model.json")
 #: SANet's extra input (``ModelEntry.extra_inputs``), computed by :func:`compute_superpixels`.
 SUPERPIXELS = "superpixels"
 
@@ -527,6 +529,29 @@ def error_line(error: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- served files
+
+
+def load_saved_model(path: str | os.PathLike, model_name: str | None = None) -> Any:
+    """``tf.saved_model.load`` of an export of :func:`export_saved_model`, refusing in
+    one sentence a folder that is no SavedModel, one cut short or corrupt, and (where
+    the export records its model) one of another model than ``model_name``."""
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{path}: no SavedModel here (saved_model.pb missing); write one with zoo.export.")
+    recorded = path / MODEL_FILE
+    if model_name is not None and recorded.is_file():
+        try:
+            exported = json.loads(recorded.read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError, AttributeError):
+            exported = None
+        if exported is not None and exported != model_name:
+            raise ValueError(f"{path} is an export of {exported!r}, not of --model {model_name!r}; pass "
+                             f"--model {exported}, or the export of {model_name}.")
+    try:
+        return tf.saved_model.load(str(path))
+    except Exception as error:  # DecodeError, OpError, ValueError...: the files are cut short or corrupt
+        raise ValueError(f"{path}: the SavedModel cannot be read, its files are cut short or corrupt "
+                         f"({error_line(error)[:200]}); export it again with zoo.export.") from None
 
 
 def load_input_spec(path: str | os.PathLike) -> InputSpec:
