@@ -8,8 +8,8 @@ Every hyperparameter of training is the registered recipe's,
 :data:`zoo.apspnet.recipe.APSPNET_RECIPE` (Wen et al., "A-PSPNet: A novel
 segmentation method of renal ultrasound image", section IV-B): the Combo loss of eq. 6
 (:class:`zoo.losses.ComboLoss`) on one-hot class masks, Adam, learning rate 1e-3,
-batch 8, 100 epochs, no augmentation named, the lowest training loss picking the kept
-epoch. A row changes it only through its ``PaperRow.recipe_overrides`` (Table I: 50
+batch 8, 100 epochs, no augmentation named, the training loss monitored (the tables
+keep the final epoch, ``--keep``). A row changes it only through its ``PaperRow.recipe_overrides`` (Table I: 50
 epochs, "the final model that was trained with 50 epochs", section IV-C) and the
 command line's ``--epochs``, ``--batch-size``, ``--learning-rate`` and ``--monitor``
 (:meth:`reproduce.frame.RowContext.recipe`); training goes through
