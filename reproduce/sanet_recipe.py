@@ -13,13 +13,14 @@ The recipe is :data:`zoo.sanet.SANET_RECIPE`, the one source of the hyperparamet
 * data: ISIC 2018 Task 2; training on the 2594 training images ("2594 samples
   for training"), evaluation on the 1000 test images ("1000 images for
   testing"; their ground truth was released after the challenge). The final
-  epoch's model is scored: the paper trains "100 epochs" with the rate decaying to 0
-  and names no epoch selection (``--keep best-val``: the epoch of best thresholded
+  epoch's model is scored: "The total epoch is 100", the rate decaying to 0,
+  and the paper names no epoch selection (``--keep best-val``: the epoch of best thresholded
   Jaccard on the 100 validation images; :data:`PROTOCOL_NOTES`);
 * input: RGB in [0, 1] at 256x256 (:data:`zoo.sanet.models.SANET_INPUT`; the paper
-  gives no size, :data:`PROTOCOL_NOTES` says why ours); augmentation :data:`zoo.sanet.recipe.SANET_AUGMENTATION`, the paper's
-  list only (``--geometric-augmentation`` adds flips and 90-degree rotations,
-  ``--no-augment`` none: both recipe overrides, recorded in the run card);
+  gives no size, :data:`PROTOCOL_NOTES` says why ours); augmentation
+  :data:`zoo.sanet.recipe.SANET_AUGMENTATION`, the paper's list only
+  (``--geometric-augmentation`` adds flips and 90-degree rotations, ``--no-augment``
+  none: both recipe overrides, recorded in the run card);
 * training: "ADSGrad, a variant of Adam" with batch 5, weight decay 1e-4 and
   momentum 0.9, on PyTorch: AMSGrad (beta_1 = 0.9) with PyTorch-style weight decay
   1e-4 added to the gradient (:class:`zoo.optimizers.L2Adam`; Keras' decoupled weight
@@ -116,8 +117,9 @@ RSM_NOTE = (
     "size = 5\" and sets \"the ratio of the destructed images in batch to 1:1\"; no split of 5 images is "
     "1:1, so the 5 count sampled images and each is followed by its destructed copy, as DCL (Chen et al. "
     "2019, whose shuffle the paper adopts) pairs them: an RSM row's step holds 10 images (5 intact + "
-    "5 destructed), a plain row's 5, and both see every training image once an epoch. Masks and superpixels move with their regions; each piece of a shuffled "
-    "superpixel becomes its own superpixel (the smallest merged into a neighbour beyond --max-segments)."
+    "5 destructed), a plain row's 5, and both see every training image once an epoch. Masks and "
+    "superpixels move with their regions; each piece of a shuffled superpixel becomes its own superpixel "
+    "(the smallest merged into a neighbour beyond --max-segments)."
 )
 """The table notes on the random shuffle module (Tables 3 and 4)."""
 
@@ -125,8 +127,8 @@ KEEP = {"last": "last", "best-val": "best"}
 """``--keep`` -> :attr:`zoo.train.TrainConfig.keep` (the recipe monitors the validation Jaccard)."""
 
 PROTOCOL_NOTES = (
-    "The final epoch's model is scored (--keep last, the default): the paper trains \"100\" epochs with "
-    "the learning rate decaying polynomially (power 0.9) to 0 and names no epoch selection, so its model "
+    "The final epoch's model is scored (--keep last, the default): \"The total epoch is 100\", "
+    "the learning rate decaying polynomially (power 0.9) to 0, and the paper names no epoch selection, so its model "
     "reads as the last. --keep best-val keeps the epoch of best thresholded Jaccard on the 100 validation "
     "images instead (recorded in each run card's training.keep).",
     f"Input size and SLIC settings are ours: the paper gives no input size and names SLIC (Achanta et al. "

@@ -37,7 +37,7 @@ def _run_until_fit(main, argv: list[str], captured: list[dict]) -> dict:
 @pytest.mark.parametrize("table, row", [(sanet_table2, "GBL γ = 1"), (sanet_table3, "ResUNet"),
                                         (sanet_table4, "SANet")], ids=["table2", "table3", "table4"])
 def test_sanet_rows_keep_the_final_model_unless_asked(table, row, tmp_path, captured):
-    """The paper trains "100 epochs" with the rate decaying polynomially ("power decay
+    """The paper trains 100 epochs ("The total epoch is 100") with the rate decaying polynomially ("power decay
     schedule ... 0.9") to 0 and names no epoch selection: the final model is kept by
     default; --keep best-val keeps the epoch of best validation Jaccard."""
     argv = ["--smoke", "--rows", row, "--superpixel-cache", str(tmp_path / "superpixels")]
