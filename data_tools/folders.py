@@ -100,7 +100,7 @@ def read_mask_folder(
                           f"its image would be {stem}.*")
     cache_dir = Path(cache_dir) if cache_dir is not None else image_dir / ".converted"
     frames = _frame_counts(images, policy)
-    framed = _frame_masks(masks, images, frames, mask_suffix, policy)
+    framed = _frame_masks(masks, images, frames)
     for stem in sorted(set(masks) - set(images) - {mask for named in framed.values() for mask in named.values()}):
         policy.reject(masks[stem], f"mask without an image {stem}.* in {image_dir}")
     records = []
@@ -136,8 +136,8 @@ def _frame_counts(images: Mapping[str, Path], policy: BadInputPolicy) -> dict[st
     return counts
 
 
-def _frame_masks(masks: Mapping[str, Path], images: Mapping[str, Path], frames: Mapping[str, int],
-                 mask_suffix: str, policy: BadInputPolicy) -> dict[str, dict[int, str]]:
+def _frame_masks(masks: Mapping[str, Path], images: Mapping[str, Path],
+                 frames: Mapping[str, int]) -> dict[str, dict[int, str]]:
     """``{image stem: {frame: mask stem}}`` of the masks that name a frame of a
     multi-frame image. Two masks naming one frame (``_frame7``, ``_frame007``) are an
     error naming both, as two files for one id are."""
