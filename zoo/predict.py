@@ -589,7 +589,8 @@ def parse_frames(text: str) -> tuple[int, ...] | None:
             raise ValueError(f"--frames {text!r}: expected 'all' or frame numbers and ranges from 1, e.g. 1,5-9.")
         low, high = int(first), int(last) if dash else int(first)
         if low < 1 or high < low:
-            raise ValueError(f"--frames {text!r}: frames are numbered from 1 and a range runs upwards ({part.strip()}).")
+            raise ValueError(f"--frames {text!r}: frames are numbered from 1 and a range runs upwards "
+                             f"({part.strip()}).")
         numbers.update(range(low, high + 1))
     return tuple(sorted(numbers))
 
