@@ -20,17 +20,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import keras
 import numpy as np
 
 from data_tools.augment import Augmentation
-from data_tools.pipeline import Expand
 from data_tools.preprocess import InputSpec
 from zoo.arl_cnn.patches import ARL_TRAIN_PATCHES, arl_training_patches
 from zoo.predict import spec_for_model
 from zoo.registry import PAPERS, ModelEntry, list_models
+
+if TYPE_CHECKING:  # the tf.data pipelines need TensorFlow; the models and steps here do not (reproduce/jax_benchmark.py)
+    from data_tools.pipeline import Expand
 
 SIZES: tuple[str, ...] = ("paper", "small")
 

@@ -33,7 +33,7 @@ so a layer that cannot compile is named, not just the model it breaks.
 
 The report checks the speed targets (:func:`reproduce.benchmark_report.check_targets`):
 XLA never slower than no XLA; mixed precision + XLA at least 1.5x float32 without
-XLA for the ResNet- and EfficientNet-based models (``entry.family``); the input
+XLA for the ResNet-, VGG- and EfficientNet-based models (``entry.family``); the input
 pipeline at least 2x the model. They are GPU targets; on a CPU they are reported as
 informational. For every attention model with a ``baseline`` (``entry.baseline``) the
 report gives its training step time over its baseline's, both measured in the run.
@@ -67,7 +67,7 @@ for every backend) only on TensorFlow too.
 
 **Attention cost goals.** :data:`reproduce.benchmark_report.ATTENTION_GOALS` holds the
 step-time ratios an attention model must keep to its baseline (issue 18: ARL-CNN50 at
-most 1.10x ResNet50, the paper's point being that ARL adds no parameters); the report
+most 1.05x ResNet50 since issue 23, the paper's point being that ARL adds no parameters); the report
 checks them in the run (both models measured in the same process, same settings).
 """
 from __future__ import annotations
