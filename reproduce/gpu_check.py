@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if __name__ == "__main__":
+if __name__ == "__main__":  # the repository importable; Keras, where a start-up imports it, on JAX
     sys.path.insert(0, str(ROOT))
+    os.environ["KERAS_BACKEND"] = "jax"
 
 from reproduce import jax_benchmark  # noqa: E402
 from reproduce.benchmark_jax_report import write_report  # noqa: E402

@@ -39,8 +39,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the repository importable; Keras, where a start-up imports it, on JAX
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    os.environ["KERAS_BACKEND"] = "jax"
 
 from reproduce import bench_timm  # noqa: E402
 from reproduce.bench_process import run_child  # noqa: E402
