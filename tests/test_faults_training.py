@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests._train_worker import build_tiny_model, tiny_datasets, tiny_fit_kwargs
+from tests.test_train import _Interrupt, _RaiseAt
 from zoo.train import LOG_FILE, TrainConfig, fit, read_log
 from zoo.train import state as training_state
 from zoo.train.state import RunLockedError, TrainingStateError
@@ -29,23 +30,8 @@ EPOCHS = 4
 FINISHED = {"train_log.csv", "runtime.json", "best.weights.h5", "train_config.json"}
 
 
-class _Killed(Exception):
-    """A kill, simulated at one point of a write."""
-
-
-class _StopAt(keras.callbacks.Callback):
-    """Raises :class:`_Killed` after batch ``batch`` of epoch ``epoch`` (a kill between writes)."""
-
-    def __init__(self, epoch: int, batch: int = 0):
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at:
-            raise _Killed
+# A kill between writes: training raises after batch b of epoch e (tests/test_train.py's callback).
+_Killed, _StopAt = _Interrupt, _RaiseAt
 
 
 def _fit(out: Path, callbacks=(), build=build_tiny_model):
@@ -159,7 +145,7 @@ def test_a_run_killed_while_writing_its_state_resumes_to_the_uninterrupted_weigh
 
 def _backup_at_epoch_3(out: Path) -> None:
     with pytest.raises(_Killed):
-        _fit(out, [_StopAt(3)])
+        _fit(out, [_StopAt(3, 0)])
 
 
 def _cut_in_half(path: Path) -> None:
