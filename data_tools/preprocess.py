@@ -21,24 +21,25 @@ augment in between:
 Integer label maps carried as model inputs (SANet's superpixels) go through
 :func:`preprocess_label_maps`, the masks' geometry without value changes:
 ``preprocess_label_maps(m, spec) == crop_images(resize_masks(m, spec), spec)``.
-All are plain TF ops and work under ``jit_compile=True``.
+Each step is written once over :mod:`data_tools.tensor_ops`: ``ops="tensorflow"`` (the
+default; tf.data, the SavedModel and LiteRT signatures) or ``ops="keras"`` (``keras.ops``
+on any backend, no TensorFlow needed); both work under ``jit_compile=True``.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import numpy as np
 
-
-from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.colour import rgb_to_lab_unit
 from data_tools.patches import GREY, centre_crop, centre_square_crop, pad_to_square
 from data_tools.tensor_ops import Ops, tensor_ops
 
-tf = lazy_tensorflow("preprocessing in tf.data")
+if TYPE_CHECKING:  # annotations only: the TensorFlow path runs through data_tools.tensor_ops
+    import tensorflow as tf
 
 Colour = Literal["rgb", "lab"]
 Scale = Literal["unit", "imagenet", "caffe", "raw255", "standard"]
