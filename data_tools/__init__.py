@@ -4,6 +4,7 @@ Readers return lists of :class:`Record` (paths and labels, validated as they are
 read); ``data_tools.pipeline`` turns records into batches. ``data_tools.synthetic``
 writes small datasets in the same official layouts for tests and ``--smoke`` runs.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,19 +15,41 @@ import importlib
 #: and runpy finds the module it runs not yet imported by this package.
 _EXPORTS = {
     "layouts": "layouts",
-    "Augmentation": "augment", "emboss": "augment",
-    "clahe": "clahe", "clahe_lightness": "clahe",
-    "RGBToLab": "colour", "rgb_to_lab": "colour", "rgb_to_lab_unit": "colour",
-    "DownloadError": "download", "download_dataset": "download",
-    "read_labelme": "folders", "read_mask_folder": "folders",
-    "load_image": "imageio", "load_mask": "imageio", "read_image_header": "imageio",
-    "rasterise_isic2017_features": "isic", "read_isic2016_part1": "isic", "read_isic2016_part3": "isic",
-    "read_isic2017": "isic", "read_isic2018": "isic", "write_isic2017_feature_masks": "isic",
-    "classification_dataset": "pipeline", "oversample_positives": "pipeline", "segmentation_dataset": "pipeline",
-    "InputSpec": "preprocess", "preprocess_images": "preprocess", "preprocess_label_maps": "preprocess",
-    "BadInputPolicy": "records", "DatasetError": "records", "Record": "records",
-    "is_synthetic": "synthetic", "make_isic2016": "synthetic", "make_isic2017": "synthetic",
-    "make_isic2018": "synthetic", "make_mask_folder": "synthetic", "make_ultrasound_labelme": "synthetic",
+    "Augmentation": "augment",
+    "emboss": "augment",
+    "clahe": "clahe",
+    "clahe_lightness": "clahe",
+    "RGBToLab": "colour",
+    "rgb_to_lab": "colour",
+    "rgb_to_lab_unit": "colour",
+    "DownloadError": "download",
+    "download_dataset": "download",
+    "read_labelme": "folders",
+    "read_mask_folder": "folders",
+    "load_image": "imageio",
+    "load_mask": "imageio",
+    "read_image_header": "imageio",
+    "rasterise_isic2017_features": "isic",
+    "read_isic2016_part1": "isic",
+    "read_isic2016_part3": "isic",
+    "read_isic2017": "isic",
+    "read_isic2018": "isic",
+    "write_isic2017_feature_masks": "isic",
+    "classification_dataset": "pipeline",
+    "oversample_positives": "pipeline",
+    "segmentation_dataset": "pipeline",
+    "InputSpec": "preprocess",
+    "preprocess_images": "preprocess",
+    "preprocess_label_maps": "preprocess",
+    "BadInputPolicy": "records",
+    "DatasetError": "records",
+    "Record": "records",
+    "is_synthetic": "synthetic",
+    "make_isic2016": "synthetic",
+    "make_isic2017": "synthetic",
+    "make_isic2018": "synthetic",
+    "make_mask_folder": "synthetic",
+    "make_ultrasound_labelme": "synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

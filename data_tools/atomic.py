@@ -16,6 +16,7 @@ free, with the previous file left as it was.
     atomic_write_text("run.json", text)
     atomic_write_bytes("model.tflite", flatbuffer)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,9 +42,11 @@ class DiskFullError(OSError):
 
     def __init__(self, path: Path, needed: int | None, written: int, free: int):
         size = f"{_size(needed)}" if needed is not None else f"more than the {_size(written)} written so far"
-        message = (f"{path}: no space left on the device: the file needs {size} and {_size(free)} are free "
-                   f"in {path.parent}; nothing was written under that name (a previous file is kept as it "
-                   "was). Free some space and run again.")
+        message = (
+            f"{path}: no space left on the device: the file needs {size} and {_size(free)} are free "
+            f"in {path.parent}; nothing was written under that name (a previous file is kept as it "
+            "was). Free some space and run again."
+        )
         super().__init__(errno.ENOSPC, message, str(path))
         self.path, self.needed, self.free = path, needed, free
 

@@ -19,6 +19,7 @@ Paper recipes (see the presets at the bottom):
   no flips or rotations (``zoo.sanet.recipe.SANET_GEOMETRIC_AUGMENTATION`` adds flips
   and 90-degree rotations as an option).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -108,15 +109,22 @@ class Augmentation:
             raise ValueError(f"Augmentation.brightness must be in [0, 1], got {self.brightness!r}.")
         types = tuple(self.noise_types)
         if not types or any(kind not in NOISE_TYPES for kind in types) or len(set(types)) != len(types):
-            raise ValueError(f"Augmentation.noise_types must be distinct values of {NOISE_TYPES}, "
-                             f"got {self.noise_types!r}.")
+            raise ValueError(
+                f"Augmentation.noise_types must be distinct values of {NOISE_TYPES}, got {self.noise_types!r}."
+            )
         object.__setattr__(self, "noise_types", types)
         for name in ("blur_probability", "clahe_probability", "emboss_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"Augmentation.{name} must be in [0, 1], got {getattr(self, name)!r}.")
-        ranges = (("zoom", 1e-3, math.inf), ("contrast", 0.0, math.inf), ("noise_std", 0.0, math.inf),
-                  ("blur_sigma", 1e-3, math.inf), ("clahe_clip_limit", 1e-3, math.inf), ("emboss_alpha", 0.0, 1.0),
-                  ("emboss_strength", 0.0, math.inf))
+        ranges = (
+            ("zoom", 1e-3, math.inf),
+            ("contrast", 0.0, math.inf),
+            ("noise_std", 0.0, math.inf),
+            ("blur_sigma", 1e-3, math.inf),
+            ("clahe_clip_limit", 1e-3, math.inf),
+            ("emboss_alpha", 0.0, 1.0),
+            ("emboss_strength", 0.0, math.inf),
+        )
         for name, minimum, maximum in ranges:
             value = getattr(self, name)
             if value is None:
@@ -162,9 +170,7 @@ class Augmentation:
         if self.rotate90:
             height, width = image.shape[0], image.shape[1]
             if height is None or width is None or height != width:
-                raise ValueError(
-                    f"Augmentation.rotate90 needs square images of static size, got shape {image.shape}."
-                )
+                raise ValueError(f"Augmentation.rotate90 needs square images of static size, got shape {image.shape}.")
             quarter_turns = tf.random.stateless_uniform((), rot90_seed, 0, 4, dtype=tf.int32)
             both = [tf.ensure_shape(tf.image.rot90(x, quarter_turns), x.shape) for x in both]
         if self.rotation_degrees > 0 or self.zoom is not None:

@@ -9,6 +9,7 @@
 Exit status 0 when the read succeeds (with ``--skip-bad``: skipped samples are
 listed), 1 with the first problem's message when it does not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,7 @@ READERS: dict[str, Reader] = {
         skip_bad=p,
         validate=a.validate,
     ),
-    "labelme": lambda a, p: folders.read_labelme(
-        a.root, dict(a.label_map), skip_bad=p, validate=a.validate
-    ),
+    "labelme": lambda a, p: folders.read_labelme(a.root, dict(a.label_map), skip_bad=p, validate=a.validate),
 }
 
 
@@ -93,9 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m data_tools.check", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m data_tools.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=sorted(READERS))
     parser.add_argument("root", help="dataset folder (mask-folder: the image folder)")
     parser.add_argument("--split", help="train (default), validation or test")

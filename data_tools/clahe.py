@@ -26,12 +26,12 @@ Everything is plain TF (histograms by ``bincount``, mappings by ``gather``), so 
 runs in graph mode and inside ``tf.data`` maps, with static or dynamic image
 sizes; ``clip_limit`` may be a tensor (a randomly drawn limit).
 """
+
 from __future__ import annotations
 
 from data_tools.lazy_tensorflow import lazy_tensorflow
 
 tf = lazy_tensorflow("CLAHE (data_tools.clahe)")
-
 
 
 def clahe(

@@ -20,6 +20,7 @@ it runs in tf.data maps, in graph mode and under ``jit_compile=True``. Both
 branches of every ``where`` are evaluated on clamped arguments, so gradients stay
 finite at black.
 """
+
 from __future__ import annotations
 
 import functools
@@ -53,9 +54,7 @@ def _as_float_rgb(rgb: tf.Tensor, name: str) -> tf.Tensor:
     """Float32 RGB in [0, 1]; integer images are divided by their dtype's max."""
     rgb = tf.convert_to_tensor(rgb)
     if rgb.shape.rank is not None and (rgb.shape.rank == 0 or rgb.shape[-1] not in (None, 3)):
-        raise ValueError(
-            f"{name}: expected RGB values with 3 channels in the last axis, got shape {rgb.shape}."
-        )
+        raise ValueError(f"{name}: expected RGB values with 3 channels in the last axis, got shape {rgb.shape}.")
     if rgb.dtype.is_integer:
         return tf.image.convert_image_dtype(rgb, tf.float32)
     if not rgb.dtype.is_floating:
@@ -100,9 +99,16 @@ def _unit(lab):
 @functools.cache
 def _tf_ops() -> types.SimpleNamespace:
     """The names of keras.ops that :func:`_lab` uses, as TensorFlow functions."""
-    return types.SimpleNamespace(exp=tf.exp, log=tf.math.log, maximum=tf.maximum, where=tf.where,
-                                 clip=tf.clip_by_value, tensordot=tf.tensordot, unstack=tf.unstack,
-                                 stack=tf.stack)
+    return types.SimpleNamespace(
+        exp=tf.exp,
+        log=tf.math.log,
+        maximum=tf.maximum,
+        where=tf.where,
+        clip=tf.clip_by_value,
+        tensordot=tf.tensordot,
+        unstack=tf.unstack,
+        stack=tf.stack,
+    )
 
 
 def _keras_float_rgb(rgb):
@@ -168,9 +174,7 @@ class RGBToLab(keras.layers.Layer):
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if input_shape[-1] not in (None, 3):
-            raise ValueError(
-                f"RGBToLab expects 3 input channels (RGB), got input shape {input_shape}."
-            )
+            raise ValueError(f"RGBToLab expects 3 input channels (RGB), got input shape {input_shape}.")
         super().build(input_shape)
 
     def call(self, inputs):

@@ -30,6 +30,7 @@ documented behaviour) or a script of ``reproduce/``. ``zoo/__init__.py`` and
 ``reproduce/__init__.py`` import this module first; importing it applies
 :func:`import_keras_quietly`.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -24,6 +24,7 @@ may hold every year): :func:`detect_layout` keeps those whose targets fit the mo
 for ``--layout`` when more than one is left. An ISIC layout whose official
 validation split is present too (2017, 2018) says so (:attr:`Layout.validation`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,28 +91,67 @@ def _has_json(folder: Path) -> bool:
 
 _2016, _2017, _2018 = layouts.ISIC2016_LAYOUT, layouts.ISIC2017_LAYOUT, layouts.ISIC2018_LAYOUT
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
-    Layout("isic2016-part1", "masks", (_2016["train"]["part1_images"] + "/", _2016["train"]["part1"] + "/"),
-           channels=1, description="ISIC 2016 Part 1, lesion masks"),
-    Layout("isic2016-part3", "labels", (_2016["train"]["part3_images"] + "/", _2016["train"]["part3"]),
-           description="ISIC 2016 Part 3, melanoma labels"),
-    Layout("isic2017-part1", "masks", (_2017["train"]["images"] + "/", _2017["train"]["part1"] + "/"),
-           (_2017["validation"]["images"] + "/", _2017["validation"]["part1"] + "/"),
-           channels=1, description="ISIC 2017 Part 1, lesion masks"),
-    Layout("isic2017-part3", "labels", (_2017["train"]["images"] + "/", _2017["train"]["part3"]),
-           (_2017["validation"]["images"] + "/", _2017["validation"]["part3"]),
-           description="ISIC 2017 Part 3, melanoma and seborrheic keratosis labels"),
-    Layout("isic2018-task1", "masks", (_2018["train"]["images"] + "/", _2018["train"]["task1"] + "/"),
-           (_2018["validation"]["images"] + "/", _2018["validation"]["task1"] + "/"),
-           channels=1, description="ISIC 2018 Task 1, lesion masks"),
-    Layout("isic2018-task2", "masks", (_2018["train"]["images"] + "/", _2018["train"]["task2"] + "/"),
-           (_2018["validation"]["images"] + "/", _2018["validation"]["task2"] + "/"),
-           channels=len(layouts.ISIC2018_ATTRIBUTES), description="ISIC 2018 Task 2, five attribute masks"),
-    Layout("mask-folder", "masks", ("images/", "masks/"),
-           description="an image folder and a mask folder paired by file stem"),
-    Layout("labelme", "masks", ("*.json",),
-           description="Labelme annotations (polygons, rectangles, circles) rasterised to class masks"),
-)}
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout
+    for layout in (
+        Layout(
+            "isic2016-part1",
+            "masks",
+            (_2016["train"]["part1_images"] + "/", _2016["train"]["part1"] + "/"),
+            channels=1,
+            description="ISIC 2016 Part 1, lesion masks",
+        ),
+        Layout(
+            "isic2016-part3",
+            "labels",
+            (_2016["train"]["part3_images"] + "/", _2016["train"]["part3"]),
+            description="ISIC 2016 Part 3, melanoma labels",
+        ),
+        Layout(
+            "isic2017-part1",
+            "masks",
+            (_2017["train"]["images"] + "/", _2017["train"]["part1"] + "/"),
+            (_2017["validation"]["images"] + "/", _2017["validation"]["part1"] + "/"),
+            channels=1,
+            description="ISIC 2017 Part 1, lesion masks",
+        ),
+        Layout(
+            "isic2017-part3",
+            "labels",
+            (_2017["train"]["images"] + "/", _2017["train"]["part3"]),
+            (_2017["validation"]["images"] + "/", _2017["validation"]["part3"]),
+            description="ISIC 2017 Part 3, melanoma and seborrheic keratosis labels",
+        ),
+        Layout(
+            "isic2018-task1",
+            "masks",
+            (_2018["train"]["images"] + "/", _2018["train"]["task1"] + "/"),
+            (_2018["validation"]["images"] + "/", _2018["validation"]["task1"] + "/"),
+            channels=1,
+            description="ISIC 2018 Task 1, lesion masks",
+        ),
+        Layout(
+            "isic2018-task2",
+            "masks",
+            (_2018["train"]["images"] + "/", _2018["train"]["task2"] + "/"),
+            (_2018["validation"]["images"] + "/", _2018["validation"]["task2"] + "/"),
+            channels=len(layouts.ISIC2018_ATTRIBUTES),
+            description="ISIC 2018 Task 2, five attribute masks",
+        ),
+        Layout(
+            "mask-folder",
+            "masks",
+            ("images/", "masks/"),
+            description="an image folder and a mask folder paired by file stem",
+        ),
+        Layout(
+            "labelme",
+            "masks",
+            ("*.json",),
+            description="Labelme annotations (polygons, rectangles, circles) rasterised to class masks",
+        ),
+    )
+}
 """Every layout, in the order they are tried."""
 
 
@@ -153,12 +193,15 @@ def detect_layout(folder: str | Path, *, target: Target | None = None, channels:
     if not fitting:
         candidates = [layout for layout in LAYOUTS.values() if target is None or layout.target == target]
         what = "; ".join(f"{layout.name}: {layout.looked_for()}" for layout in candidates)
-        other = (f" (it holds {', '.join(layout.name for layout in found)}, whose targets are not "
-                 f"{target})" if found else "")
-        raise LayoutError(folder, f"no dataset layout{' with ' + target if target else ''} found{other}; "
-                                  f"looked for {what}")
-    raise LayoutError(folder, f"holds several layouts ({', '.join(layout.name for layout in fitting)}); "
-                              f"choose one with --layout")
+        other = (
+            f" (it holds {', '.join(layout.name for layout in found)}, whose targets are not {target})" if found else ""
+        )
+        raise LayoutError(
+            folder, f"no dataset layout{' with ' + target if target else ''} found{other}; looked for {what}"
+        )
+    raise LayoutError(
+        folder, f"holds several layouts ({', '.join(layout.name for layout in fitting)}); choose one with --layout"
+    )
 
 
 def layout_names(target: Target | None = None) -> Sequence[str]:

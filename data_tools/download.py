@@ -35,6 +35,7 @@ Command line::
 
     python -m data_tools.download isic2018 --dest data/isic2018 --splits train validation
 """
+
 from __future__ import annotations
 
 import argparse
@@ -181,14 +182,8 @@ def select_archives(
     ):
         unknown = set(wanted or ()) - allowed
         if unknown:
-            raise ValueError(
-                f"{name}={sorted(unknown)} unknown for {dataset}; choose from {sorted(allowed)}"
-            )
-    return [
-        a
-        for a in archives
-        if (splits is None or a.split in splits) and (parts is None or a.part in parts)
-    ]
+            raise ValueError(f"{name}={sorted(unknown)} unknown for {dataset}; choose from {sorted(allowed)}")
+    return [a for a in archives if (splits is None or a.split in splits) and (parts is None or a.part in parts)]
 
 
 def download_file(
@@ -240,9 +235,7 @@ def download_file(
         part.unlink()
         if not resumed:
             raise DownloadError(url, problem)
-        log.warning(
-            "%s: %s after resuming a leftover %s; downloading it from the start", url, problem, part.name
-        )
+        log.warning("%s: %s after resuming a leftover %s; downloading it from the start", url, problem, part.name)
         resumed = False
 
 
@@ -314,20 +307,21 @@ def _fetch_into(url: str, part: Path, *, timeout: float, progress: bool) -> None
         return _fetch_into(url, part, timeout=timeout, progress=progress)
     with response:
         if response.headers.get_content_type() == "text/html":
-            raise DownloadError(
-                url, "an HTML page (Content-Type text/html), not the file: an error or login page?"
-            )
+            raise DownloadError(url, "an HTML page (Content-Type text/html), not the file: an error or login page?")
         offset, total = _resume_offset(url, response, offset)
         mode = "ab" if offset else "wb"
-        with open(part, mode) as out, tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=part.name.removesuffix(".part"),
-            disable=not progress,
-        ) as bar:
+        with (
+            open(part, mode) as out,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+            ) as bar,
+        ):
             window_start, window_bytes = time.monotonic(), 0
             while chunk := response.read1(_CHUNK_SIZE):
                 out.write(chunk)
@@ -376,8 +370,9 @@ def _open_within(request: urllib.request.Request, timeout: float) -> http.client
         return response
     except (OSError, http.client.HTTPException) as error:
         if state["expired"] and not isinstance(error, urllib.error.HTTPError):
-            raise TimeoutError(f"no response (connection, status and headers) within the {timeout:g} s "
-                               "timeout") from error
+            raise TimeoutError(
+                f"no response (connection, status and headers) within the {timeout:g} s timeout"
+            ) from error
         raise
     finally:
         timer.cancel()
@@ -405,9 +400,7 @@ def _recording_opener(sockets: list[socket.socket]) -> urllib.request.OpenerDire
     return urllib.request.build_opener(Http, Https)
 
 
-def _resume_offset(
-    url: str, response: http.client.HTTPResponse, offset: int
-) -> tuple[int, int | None]:
+def _resume_offset(url: str, response: http.client.HTTPResponse, offset: int) -> tuple[int, int | None]:
     """Where the body starts in the file and the file's total size (None if unknown)."""
     length = response.headers.get("Content-Length")
     if response.status == 206:
@@ -415,8 +408,7 @@ def _resume_offset(
         if not match or int(match.group(1)) != offset:
             raise DownloadError(
                 url,
-                f"server answered range bytes={offset}- with Content-Range "
-                f"{response.headers.get('Content-Range')!r}",
+                f"server answered range bytes={offset}- with Content-Range {response.headers.get('Content-Range')!r}",
             )
         total = match.group(3)
         return offset, None if total == "*" else int(total)
@@ -433,9 +425,7 @@ def _as_download_error(url: str, error: BaseException) -> DownloadError:
     if isinstance(error, urllib.error.URLError):
         return DownloadError(url, f"cannot reach the server ({error.reason})")
     if isinstance(error, http.client.IncompleteRead):
-        return DownloadError(
-            url, f"connection closed with {error.expected} bytes missing; rerun to resume"
-        )
+        return DownloadError(url, f"connection closed with {error.expected} bytes missing; rerun to resume")
     if isinstance(error, TimeoutError):
         return DownloadError(url, f"{error}; rerun to resume")
     return DownloadError(url, f"{type(error).__name__}: {error}; rerun to resume")
@@ -567,9 +557,7 @@ def download_archive(
         log.info("%s: already complete, skipping", target)
         return target
     download_path = dest / MARKER_DIR / archive.file_name if archive.is_zip else target
-    checks = dict(
-        size=archive.size, sha256=archive.sha256, verify=functools.partial(verify_archive_file, archive)
-    )
+    checks = dict(size=archive.size, sha256=archive.sha256, verify=functools.partial(verify_archive_file, archive))
     if download_path.is_file():  # left by an earlier run (not extracted, or not marked): check again
         digest = file_sha256(download_path)
         problem = _download_problem(download_path, digest, **checks)
@@ -577,9 +565,7 @@ def download_archive(
             log.warning("%s: %s; downloading it again", download_path, problem)
             download_path.unlink()
     if not download_path.is_file():
-        digest = download_file(
-            url, download_path, **checks, retries=retries, timeout=timeout, progress=progress
-        )
+        digest = download_file(url, download_path, **checks, retries=retries, timeout=timeout, progress=progress)
     if archive.is_zip:
         try:
             extract_archive(download_path, dest, archive.target, url=url)
@@ -589,9 +575,7 @@ def download_archive(
         if not keep_archives:
             download_path.unlink()
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(
-        json.dumps({"url": url, "sha256": digest, "target": archive.target}, indent=2) + "\n"
-    )
+    marker.write_text(json.dumps({"url": url, "sha256": digest, "target": archive.target}, indent=2) + "\n")
     return target
 
 
@@ -637,14 +621,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dataset", choices=sorted(ARCHIVES))
     parser.add_argument("--dest", required=True, type=Path, help="dataset root to create")
     parser.add_argument("--splits", nargs="+", help="default: every split")
-    parser.add_argument(
-        "--parts", nargs="+", help="layout parts, e.g. images task1 (default: all)"
-    )
-    parser.add_argument(
-        "--base-url", help=f"mirror URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})"
-    )
+    parser.add_argument("--parts", nargs="+", help="layout parts, e.g. images task1 (default: all)")
+    parser.add_argument("--base-url", help=f"mirror URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})")
     parser.add_argument("--keep-archives", action="store_true", help="keep the zips")
-    parser.add_argument("--retries", type=int, default=3, help="retries per file, after waits of 1, 2, 4, ... s (default 3)")
+    parser.add_argument(
+        "--retries", type=int, default=3, help="retries per file, after waits of 1, 2, 4, ... s (default 3)"
+    )
     parser.add_argument(
         "--timeout",
         type=float,

@@ -7,6 +7,7 @@ that a run resumed at epoch ``e`` sees exactly the batches an uninterrupted run 
 there. No TensorFlow: this is the part of the pipelines that training on arrays
 needs too.
 """
+
 from __future__ import annotations
 
 from typing import Callable

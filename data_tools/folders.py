@@ -21,6 +21,7 @@ frame is a record (id ``cine_frame012``) whose image is that frame as a PNG in
 ``cache_dir``; frames without an annotation are left out, and a multi-frame file with
 a mask or an ``imagePath`` naming no frame is refused, naming the file.
 """
+
 from __future__ import annotations
 
 import base64
@@ -96,8 +97,7 @@ def read_mask_folder(
         if stem.endswith(mask_suffix):
             masks[stem[: len(stem) - len(mask_suffix)]] = path
         else:
-            policy.reject(path, f"mask name does not end with mask_suffix {mask_suffix!r}; "
-                          f"its image would be {stem}.*")
+            policy.reject(path, f"mask name does not end with mask_suffix {mask_suffix!r}; its image would be {stem}.*")
     cache_dir = Path(cache_dir) if cache_dir is not None else image_dir / ".converted"
     frames = _frame_counts(images, policy)
     framed = _frame_masks(masks, images, frames)
@@ -106,8 +106,9 @@ def read_mask_folder(
     records = []
     for stem in sorted(frames):
         if frames[stem] > 1:
-            records += _frame_records(images[stem], frames[stem], framed.get(stem, {}), masks, mask_suffix,
-                                      mask_name, cache_dir, policy)
+            records += _frame_records(
+                images[stem], frames[stem], framed.get(stem, {}), masks, mask_suffix, mask_name, cache_dir, policy
+            )
         elif stem not in masks:
             policy.reject(images[stem], f"no mask {stem}{mask_suffix}.png (or .bmp/.tif) in {mask_dir}")
         else:
@@ -136,8 +137,9 @@ def _frame_counts(images: Mapping[str, Path], policy: BadInputPolicy) -> dict[st
     return counts
 
 
-def _frame_masks(masks: Mapping[str, Path], images: Mapping[str, Path],
-                 frames: Mapping[str, int]) -> dict[str, dict[int, str]]:
+def _frame_masks(
+    masks: Mapping[str, Path], images: Mapping[str, Path], frames: Mapping[str, int]
+) -> dict[str, dict[int, str]]:
     """``{image stem: {frame: mask stem}}`` of the masks that name a frame of a
     multi-frame image. Two masks naming one frame (``_frame7``, ``_frame007``) are an
     error naming both, as two files for one id are."""
@@ -149,34 +151,53 @@ def _frame_masks(masks: Mapping[str, Path], images: Mapping[str, Path],
         image, frame = named
         other = framed.setdefault(image, {}).setdefault(frame, stem)
         if other != stem:
-            raise DatasetError(masks[stem], f"two masks for frame {frame} of {images[image].name}: "
-                                            f"{masks[other].name} and {masks[stem].name}; keep one")
+            raise DatasetError(
+                masks[stem],
+                f"two masks for frame {frame} of {images[image].name}: "
+                f"{masks[other].name} and {masks[stem].name}; keep one",
+            )
     return framed
 
 
-def _frame_records(image: Path, count: int, framed: Mapping[int, str], masks: Mapping[str, Path],
-                   mask_suffix: str, mask_name: str, cache_dir: Path, policy: BadInputPolicy) -> list[Record]:
+def _frame_records(
+    image: Path,
+    count: int,
+    framed: Mapping[int, str],
+    masks: Mapping[str, Path],
+    mask_suffix: str,
+    mask_name: str,
+    cache_dir: Path,
+    policy: BadInputPolicy,
+) -> list[Record]:
     """A record per annotated frame of the multi-frame ``image`` (module docstring)."""
     example = f"{frame_stem(image.stem, 1, count)}{mask_suffix}.png"
     if image.stem in masks:
-        policy.reject(masks[image.stem], f"{image.name} has {count} frames: name the frame the mask annotates, "
-                                         f"e.g. {example} (frames numbered from 1)")
+        policy.reject(
+            masks[image.stem],
+            f"{image.name} has {count} frames: name the frame the mask annotates, "
+            f"e.g. {example} (frames numbered from 1)",
+        )
     if not framed:
-        policy.reject(image, f"multi-frame DICOM ({count} frames) without a mask naming one of its frames, "
-                             f"e.g. {example} (frames numbered from 1)")
+        policy.reject(
+            image,
+            f"multi-frame DICOM ({count} frames) without a mask naming one of its frames, "
+            f"e.g. {example} (frames numbered from 1)",
+        )
     records = []
     for frame, mask_stem in sorted(framed.items()):
         if not 1 <= frame <= count:
-            policy.reject(masks[mask_stem], f"names frame {frame} of {image.name}, which has {count} frames "
-                                            "(numbered from 1)")
+            policy.reject(
+                masks[mask_stem], f"names frame {frame} of {image.name}, which has {count} frames (numbered from 1)"
+            )
             continue
         try:
             frame_file = frame_image_file(image, frame, cache_dir / "images")
         except DatasetError as error:
             policy.reject(error.path, error.problem)
             continue
-        records.append(Record(frame_stem(image.stem, frame, count), frame_file,
-                              mask_paths={mask_name: masks[mask_stem]}))
+        records.append(
+            Record(frame_stem(image.stem, frame, count), frame_file, mask_paths={mask_name: masks[mask_stem]})
+        )
     return records
 
 
@@ -283,8 +304,7 @@ def rasterise_labelme(
         if kind not in LABELME_SHAPES:
             raise DatasetError(
                 annotation,
-                f"shape {number} ({label!r}): shape_type {kind!r} is not supported; "
-                f"use one of {LABELME_SHAPES}",
+                f"shape {number} ({label!r}): shape_type {kind!r} is not supported; use one of {LABELME_SHAPES}",
             )
         where = f"shape {number} ({label!r})"
         drawn = np.zeros(size, np.uint8)
@@ -312,14 +332,11 @@ def _shape_points(annotation: Path, where: str, kind: str, raw: object) -> np.nd
         raise DatasetError(annotation, f"{where}: points must be [x, y] numbers, got {raw}")
     points = np.asarray(raw, np.float64).reshape(-1, 2)
     if len(points) < needed:
-        raise DatasetError(
-            annotation, f"{where}: a {kind} needs at least {needed} [x, y] points, got {raw}"
-        )
+        raise DatasetError(annotation, f"{where}: a {kind} needs at least {needed} [x, y] points, got {raw}")
     if not np.isfinite(points).all() or np.abs(points).max() > MAX_COORDINATE:
         raise DatasetError(
             annotation,
-            f"{where}: points must be finite numbers of at most {MAX_COORDINATE} pixels in "
-            f"magnitude, got {raw}",
+            f"{where}: points must be finite numbers of at most {MAX_COORDINATE} pixels in magnitude, got {raw}",
         )
     return points
 
@@ -344,17 +361,18 @@ def _labelme_image(annotation: Path, content: Mapping, cache_dir: Path) -> Path:
         if path.is_file():
             count = frame_count(path)
             if count > 1:
-                raise DatasetError(annotation, f"imagePath {relative!r} has {count} frames: name the annotated one, "
-                                               f"e.g. {frame_stem(path.stem, 1, count)}.png (frames numbered from 1)")
+                raise DatasetError(
+                    annotation,
+                    f"imagePath {relative!r} has {count} frames: name the annotated one, "
+                    f"e.g. {frame_stem(path.stem, 1, count)}.png (frames numbered from 1)",
+                )
             return path
         frame = _labelme_frame(annotation, relative, path, cache_dir)
         if frame is not None:
             return frame
     data = content.get("imageData")
     if not data:
-        raise DatasetError(
-            annotation, f"image {relative!r} not found beside the JSON and no imageData embedded"
-        )
+        raise DatasetError(annotation, f"image {relative!r} not found beside the JSON and no imageData embedded")
     try:
         with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as embedded:
             pixels = np.asarray(embedded.convert("RGB"))
@@ -373,13 +391,17 @@ def _labelme_frame(annotation: Path, relative: str, path: Path, cache_dir: Path)
     if named is None:
         return None
     stem, frame = named
-    sources = [candidate for candidate in (path.with_name(stem + suffix) for suffix in DICOM_SUFFIXES)
-               if candidate.is_file()]
+    sources = [
+        candidate for candidate in (path.with_name(stem + suffix) for suffix in DICOM_SUFFIXES) if candidate.is_file()
+    ]
     if not sources or (count := frame_count(sources[0])) == 1:
         return None
     if not 1 <= frame <= count:
-        raise DatasetError(annotation, f"imagePath {relative!r} names frame {frame} of {sources[0].name}, which has "
-                                       f"{count} frames (numbered from 1)")
+        raise DatasetError(
+            annotation,
+            f"imagePath {relative!r} names frame {frame} of {sources[0].name}, which has "
+            f"{count} frames (numbered from 1)",
+        )
     return frame_image_file(sources[0], frame, cache_dir / "frames")
 
 
@@ -389,8 +411,7 @@ def _labelme_size(annotation: Path, content: Mapping, image: Path) -> tuple[int,
     if None not in stated and tuple(stated) != (height, width):
         raise DatasetError(
             annotation,
-            f"imageHeight x imageWidth {stated[0]}x{stated[1]} differs from the image "
-            f"{image.name}'s {height}x{width}",
+            f"imageHeight x imageWidth {stated[0]}x{stated[1]} differs from the image {image.name}'s {height}x{width}",
         )
     return height, width
 
@@ -410,9 +431,7 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str], what: str) -> dict[str
             continue
         other = by_key.setdefault(path.stem.casefold(), path)
         if other != path:
-            raise DatasetError(
-                path, f"two {what} for one id: {other.name} and {path.name}; keep one"
-            )
+            raise DatasetError(path, f"two {what} for one id: {other.name} and {path.name}; keep one")
         found[path.stem] = path
     if not found:
         raise DatasetError(folder, f"empty folder: no {what} ({', '.join(suffixes)})")
@@ -427,8 +446,10 @@ def _check_label_map(label_map: Mapping[str, int]) -> None:
         raise ValueError(f"label_map values must be integers in 1..255, got {bad}")
     background = sorted(k for k, v in label_map.items() if v == 0)
     if background:
-        raise ValueError(f"label_map maps {', '.join(map(repr, background))} to 0, the background: those shapes "
-                         "would be drawn as background and vanish from the masks; map every label to 1..255.")
+        raise ValueError(
+            f"label_map maps {', '.join(map(repr, background))} to 0, the background: those shapes "
+            "would be drawn as background and vanish from the masks; map every label to 1..255."
+        )
 
 
 def _label_map_key(label_map: Mapping[str, int]) -> str:

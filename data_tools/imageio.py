@@ -32,6 +32,7 @@ What is checked is what trains: :func:`validate_records` points every record at 
 that ``tf.io.decode_image`` decodes to the pixels checked here, converting once to PNG
 those it would misread (a palette PNG mask's indices would become its colours).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -75,9 +76,7 @@ def read_image_header(path: str | Path) -> tuple[int, int, int]:
     path = Path(path)
     if _is_dicom(path):
         dataset = _read_dicom(path, pixels=False)
-        channels = 3 if dataset.PhotometricInterpretation == "PALETTE COLOR" else int(
-            dataset.SamplesPerPixel
-        )
+        channels = 3 if dataset.PhotometricInterpretation == "PALETTE COLOR" else int(dataset.SamplesPerPixel)
         return int(dataset.Rows), int(dataset.Columns), channels
     with _open_pil(path) as image:
         return image.height, image.width, len(image.getbands())
@@ -271,7 +270,11 @@ def _checked_record(
         )
     masks = {
         name: _checked_mask(
-            Path(path), size, validate=validate, binary=binary, num_classes=num_classes,
+            Path(path),
+            size,
+            validate=validate,
+            binary=binary,
+            num_classes=num_classes,
             cache_dir=cache_dir / "masks",
         )
         for name, path in record.mask_paths.items()
@@ -296,9 +299,7 @@ def _checked_mask(
     if validate == "header" and grey_png:
         return path
     full = validate == "full"
-    values = load_mask(
-        path, expected_size=size, binary=binary and full, num_classes=num_classes if full else None
-    )
+    values = load_mask(path, expected_size=size, binary=binary and full, num_classes=num_classes if full else None)
     return path if grey_png else _converted(path, cache_dir, lambda: values)
 
 
@@ -403,14 +404,11 @@ def _require_8bit(image: Image.Image, path: Path) -> None:
         raise DatasetError(path, f"unsupported pixel format {image.mode!r}; expected 8-bit images")
 
 
-def _check_mask_header(
-    image: Image.Image, path: Path, expected_size: tuple[int, int] | None
-) -> None:
+def _check_mask_header(image: Image.Image, path: Path, expected_size: tuple[int, int] | None) -> None:
     if image.mode not in ("1", "L", "P"):
         raise DatasetError(
             path,
-            f"mask has {len(image.getbands())} channel(s) in mode {image.mode!r}; "
-            "expected a single-channel 8-bit mask",
+            f"mask has {len(image.getbands())} channel(s) in mode {image.mode!r}; expected a single-channel 8-bit mask",
         )
     if expected_size is not None and (image.height, image.width) != tuple(expected_size):
         raise DatasetError(
@@ -420,9 +418,7 @@ def _check_mask_header(
         )
 
 
-def _check_mask_values(
-    mask: np.ndarray, path: Path, *, binary: bool, num_classes: int | None
-) -> None:
+def _check_mask_values(mask: np.ndarray, path: Path, *, binary: bool, num_classes: int | None) -> None:
     if binary:
         outside = (mask != 0) & (mask != 255)  # elementwise: far cheaper than np.unique
         allowed = "{0, 255}"
@@ -447,9 +443,7 @@ def _read_dicom(path: Path, *, pixels: bool):
         import pydicom
         from pydicom.errors import InvalidDicomError
     except ImportError:
-        raise DatasetError(
-            path, "reading DICOM needs pydicom: pip install pydicom"
-        ) from None
+        raise DatasetError(path, "reading DICOM needs pydicom: pip install pydicom") from None
     if not path.is_file():
         raise DatasetError(path, "file not found")
     try:
@@ -477,8 +471,9 @@ def _dicom_to_rgb(path: Path, frame: int | None = None) -> np.ndarray:
     frames = _frames(dataset, path)
     if frames > 1 and frame is None:
         raise DatasetError(
-            path, f"multi-frame DICOM ({frames} frames): read one frame at a time (numbered from 1; "
-            "zoo.predict --frames, masks or Labelme imagePath named <stem>_frame<NNN>)"
+            path,
+            f"multi-frame DICOM ({frames} frames): read one frame at a time (numbered from 1; "
+            "zoo.predict --frames, masks or Labelme imagePath named <stem>_frame<NNN>)",
         )
     if frame is not None and not 1 <= frame <= frames:
         raise DatasetError(path, f"no frame {frame}: the file has {frames} frame(s), numbered from 1")
@@ -508,4 +503,3 @@ def _to_uint8(pixels: np.ndarray, bits: int) -> np.ndarray:
         return pixels.astype(np.uint8)
     scaled = pixels.astype(np.float64) * (255.0 / (2**bits - 1))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-

@@ -17,6 +17,7 @@ the sample is logged and left out instead (pass a
 Files the challenges ship among the images (``ISIC_<id>_superpixels.png``,
 metadata CSVs, ``LICENSE.txt``, ``ATTRIBUTION.txt``) are ignored.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -136,29 +137,21 @@ def read_isic2017(
         skip_bad, validate, cache_dir: as in :func:`read_isic2016_part1`.
     """
     parts = _check_choices("parts", parts, (1, 2, 3))
-    dataset, folders = _open_split(
-        "ISIC 2017", layouts.ISIC2017_LAYOUT, root, split, skip_bad, validate, cache_dir
-    )
-    image_folder = dataset.scan(
-        folders["images"], layouts.ISIC_IMAGE_SUFFIX, layouts.ISIC2017_SUPERPIXELS_SUFFIX
-    )
+    dataset, folders = _open_split("ISIC 2017", layouts.ISIC2017_LAYOUT, root, split, skip_bad, validate, cache_dir)
+    image_folder = dataset.scan(folders["images"], layouts.ISIC_IMAGE_SUFFIX, layouts.ISIC2017_SUPERPIXELS_SUFFIX)
     images = dataset.images(image_folder)
     truths: dict[str, _GroundTruth] = {}
     if 1 in parts:
         truths["lesion"] = dataset.files(folders["part1"], layouts.ISIC2017_MASK_SUFFIX)
     if 2 in parts:
         truths["superpixels"] = image_folder.truth(layouts.ISIC2017_SUPERPIXELS_SUFFIX, "extra")
-        truths["features"] = dataset.files(
-            folders["part2"], layouts.ISIC2017_FEATURES_SUFFIX, "extra"
-        )
+        truths["features"] = dataset.files(folders["part2"], layouts.ISIC2017_FEATURES_SUFFIX, "extra")
     if 3 in parts:
         truths["labels"] = dataset.isic2017_labels(folders["part3"])
     return _read(dataset, images, truths, validate=validate)
 
 
-def rasterise_isic2017_features(
-    superpixels_png: str | Path, features_json: str | Path
-) -> dict[str, np.ndarray]:
+def rasterise_isic2017_features(superpixels_png: str | Path, features_json: str | Path) -> dict[str, np.ndarray]:
     """ISIC 2017 Part 2 dermoscopic features as ``uint8`` 0/255 masks.
 
     The superpixel PNG encodes each pixel's superpixel index as
@@ -178,18 +171,12 @@ def rasterise_isic2017_features(
     if index.max() >= count:
         raise DatasetError(
             superpixels_png,
-            f"superpixel index {index.max()} out of range: {features_json.name} "
-            f"labels {count} superpixels",
+            f"superpixel index {index.max()} out of range: {features_json.name} labels {count} superpixels",
         )
-    return {
-        name: np.where(values[index], 255, 0).astype(np.uint8)
-        for name, values in features.items()
-    }
+    return {name: np.where(values[index], 255, 0).astype(np.uint8) for name, values in features.items()}
 
 
-def write_isic2017_feature_masks(
-    records: Iterable[Record], cache_dir: str | Path
-) -> list[Record]:
+def write_isic2017_feature_masks(records: Iterable[Record], cache_dir: str | Path) -> list[Record]:
     """Writes each record's Part 2 feature masks once as PNGs; returns updated records.
 
     For every record read with ``parts`` including 2, writes
@@ -211,8 +198,7 @@ def write_isic2017_feature_masks(
     ):
         if not {"superpixels", "features"} <= set(record.extra):
             raise ValueError(
-                f"record {record.image_id} has no Part 2 files: read it with "
-                "read_isic2017(..., parts=(..., 2))"
+                f"record {record.image_id} has no Part 2 files: read it with read_isic2017(..., parts=(..., 2))"
             )
         sources = (record.extra["superpixels"], record.extra["features"])
         paths = {name: cache_dir / f"{record.image_id}_{name}.png" for name in names}
@@ -248,9 +234,7 @@ def read_isic2018(
         skip_bad, validate, cache_dir: as in :func:`read_isic2016_part1`.
     """
     tasks = _check_choices("tasks", tasks, (1, 2))
-    dataset, folders = _open_split(
-        "ISIC 2018", layouts.ISIC2018_LAYOUT, root, split, skip_bad, validate, cache_dir
-    )
+    dataset, folders = _open_split("ISIC 2018", layouts.ISIC2018_LAYOUT, root, split, skip_bad, validate, cache_dir)
     images = dataset.images(dataset.scan(folders["images"], layouts.ISIC_IMAGE_SUFFIX))
     truths: dict[str, _GroundTruth] = {}
     if 1 in tasks:
@@ -307,8 +291,7 @@ class _DatasetSplit:
         if not path.is_dir():
             raise DatasetError(
                 path,
-                f"missing folder: {self.name} {self.split} expects the official folder "
-                f"{name!r} under {self.root}",
+                f"missing folder: {self.name} {self.split} expects the official folder {name!r} under {self.root}",
             )
         return path
 
@@ -317,8 +300,7 @@ class _DatasetSplit:
         if not path.is_file():
             raise DatasetError(
                 path,
-                f"missing file: {self.name} {self.split} expects the official CSV "
-                f"{name!r} under {self.root}",
+                f"missing file: {self.name} {self.split} expects the official CSV {name!r} under {self.root}",
             )
         return path
 
@@ -347,8 +329,7 @@ class _DatasetSplit:
                 if path.suffix.lower() in watched:
                     expected = " or ".join(f"ISIC_<7 digits>{suffix}" for suffix in suffixes)
                     self.policy.reject(
-                        path, f"not an official ISIC file name: {self.name} expects {expected} "
-                        f"in {folder.name}"
+                        path, f"not an official ISIC file name: {self.name} expects {expected} in {folder.name}"
                     )
                 continue
             image_id, files = match.group(1), found[official[match.group(2).lower()]]
@@ -365,9 +346,7 @@ class _DatasetSplit:
         """The ``ISIC_<7 digits>.jpg`` images of a scanned folder, by id; none is an error."""
         found = folder.by_suffix[layouts.ISIC_IMAGE_SUFFIX]
         if not found:
-            raise DatasetError(
-                folder.path, f"empty folder: no ISIC_<7 digits>.jpg images ({self.name} {self.split})"
-            )
+            raise DatasetError(folder.path, f"empty folder: no ISIC_<7 digits>.jpg images ({self.name} {self.split})")
         return folder.path, found
 
     def files(self, folder_name: str, suffix: str, kind: str = "mask") -> _GroundTruth:
@@ -473,8 +452,7 @@ def _read(
     records = []
     for image_id, found in _join(folder, images, truths, dataset.policy).items():
         by_kind = {
-            kind: {name: found[name] for name, t in truths.items() if t.kind == kind}
-            for kind in ("mask", "extra")
+            kind: {name: found[name] for name, t in truths.items() if t.kind == kind} for kind in ("mask", "extra")
         }
         records.append(
             Record(
@@ -506,8 +484,7 @@ def _join(
             where = truth.source if truth.kind == "labels" else truth.found[image_id]
             policy.reject(
                 where,
-                f"ground truth for {image_id} but no image {image_id}"
-                f"{layouts.ISIC_IMAGE_SUFFIX} in {image_folder}",
+                f"ground truth for {image_id} but no image {image_id}{layouts.ISIC_IMAGE_SUFFIX} in {image_folder}",
             )
     joined = {}
     for image_id in sorted(images):
@@ -515,8 +492,7 @@ def _join(
         if missing:
             policy.reject(
                 images[image_id],
-                "no ground truth: expected "
-                + "; ".join(f"{t.expected(image_id)} in {t.source}" for t in missing),
+                "no ground truth: expected " + "; ".join(f"{t.expected(image_id)} in {t.source}" for t in missing),
             )
             continue
         found = {name: truth.found[image_id] for name, truth in truths.items()}
@@ -560,9 +536,7 @@ def _csv_text(path: Path) -> str:
             f"0x{data[error.start]:02x} at offset {error.start}); save the CSV as UTF-8",
         ) from None
     if "\0" in text:
-        raise DatasetError(
-            path, "NUL characters (UTF-16 without a byte-order mark?); save the CSV as UTF-8"
-        )
+        raise DatasetError(path, "NUL characters (UTF-16 without a byte-order mark?); save the CSV as UTF-8")
     return text
 
 
@@ -631,4 +605,3 @@ def _check_choices(argument: str, given: Sequence[int], allowed: Sequence[int]) 
     if not set(chosen) <= set(allowed):
         raise ValueError(f"{argument} must be drawn from {tuple(allowed)}, got {chosen}")
     return chosen
-

@@ -18,6 +18,7 @@ tested against a local server:
 
 ``ISIC_ARCHIVE_API`` or ``api_url=`` points at a mirror (tests use ``127.0.0.1``).
 """
+
 from __future__ import annotations
 
 import json
@@ -66,16 +67,14 @@ def _get_json(url: str, timeout: float) -> Mapping:
     return answer
 
 
-def search_images(search: str, *, api_url: str | None = None, timeout: float = 60.0
-                  ) -> Iterator[tuple[str, str]]:
+def search_images(search: str, *, api_url: str | None = None, timeout: float = 60.0) -> Iterator[tuple[str, str]]:
     """``(isic_id, full-size image URL)`` of every image that ``search`` finds.
 
     Raises:
         DownloadError: unreachable API, an answer that is not a search page, or a
             result without an ISIC id or an image URL (the message names the URL).
     """
-    url = f"{resolve_api_url(api_url)}/images/search/?" + urllib.parse.urlencode(
-        {"query": search, "limit": PAGE_LIMIT})
+    url = f"{resolve_api_url(api_url)}/images/search/?" + urllib.parse.urlencode({"query": search, "limit": PAGE_LIMIT})
     for _ in range(MAX_PAGES):
         page = _get_json(url, timeout)
         for result in page["results"]:
@@ -90,8 +89,13 @@ def search_images(search: str, *, api_url: str | None = None, timeout: float = 6
     raise DownloadError(url, f"more than {MAX_PAGES} pages: the search does not end")
 
 
-def select_sample(candidates: Mapping[str, Mapping[str, str]], counts: Mapping[str, int], *,
-                  exclude: set[str] = frozenset(), seed: int = 0) -> dict[str, dict[str, str]]:
+def select_sample(
+    candidates: Mapping[str, Mapping[str, str]],
+    counts: Mapping[str, int],
+    *,
+    exclude: set[str] = frozenset(),
+    seed: int = 0,
+) -> dict[str, dict[str, str]]:
     """A seeded sample of ``counts[c]`` images of each class ``c``.
 
     Args:
@@ -108,22 +112,27 @@ def select_sample(candidates: Mapping[str, Mapping[str, str]], counts: Mapping[s
     for name, images in candidates.items():
         for isic_id in images:
             if isic_id in seen:
-                raise ValueError(f"{isic_id} is found as {seen[isic_id]!r} and as {name!r}: the "
-                                 "searches overlap; make them exclusive.")
+                raise ValueError(
+                    f"{isic_id} is found as {seen[isic_id]!r} and as {name!r}: the "
+                    "searches overlap; make them exclusive."
+                )
             seen[isic_id] = name
     rng = random.Random(seed)
     sample = {}
     for name, count in counts.items():
         pool = sorted(set(candidates.get(name, {})) - set(exclude))
         if len(pool) < count:
-            raise ValueError(f"class {name!r}: {count} images asked for, {len(pool)} found "
-                             f"(after leaving out {len(exclude)} excluded ids).")
+            raise ValueError(
+                f"class {name!r}: {count} images asked for, {len(pool)} found "
+                f"(after leaving out {len(exclude)} excluded ids)."
+            )
         sample[name] = {isic_id: candidates[name][isic_id] for isic_id in sorted(rng.sample(pool, count))}
     return sample
 
 
-def download_images(urls: Mapping[str, str], dest: str | Path, *, timeout: float = 60.0,
-                    progress: bool = True) -> dict[str, Path]:
+def download_images(
+    urls: Mapping[str, str], dest: str | Path, *, timeout: float = 60.0, progress: bool = True
+) -> dict[str, Path]:
     """Downloads ``{isic_id: url}`` to ``dest/<isic_id>.jpg``; existing files that decode are kept.
 
     Raises:
@@ -132,8 +141,7 @@ def download_images(urls: Mapping[str, str], dest: str | Path, *, timeout: float
     """
     dest = Path(dest)
     paths = {}
-    for isic_id, url in tqdm(sorted(urls.items()), desc="ISIC Archive images", unit="image",
-                             disable=not progress):
+    for isic_id, url in tqdm(sorted(urls.items()), desc="ISIC Archive images", unit="image", disable=not progress):
         path = dest / f"{isic_id}{ISIC_IMAGE_SUFFIX}"
         if not (path.is_file() and _decodes(path)):
             download_file(url, path, timeout=timeout, progress=False)
@@ -153,11 +161,14 @@ def _decodes(path: Path) -> bool:
         return False
 
 
-def search_all(searches: Mapping[str, str], *, api_url: str | None = None, timeout: float = 60.0,
-               ) -> dict[str, dict[str, str]]:
+def search_all(
+    searches: Mapping[str, str],
+    *,
+    api_url: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, dict[str, str]]:
     """:func:`search_images` for each ``{class: search}``: ``{class: {isic_id: url}}``."""
-    return {name: dict(search_images(search, api_url=api_url, timeout=timeout))
-            for name, search in searches.items()}
+    return {name: dict(search_images(search, api_url=api_url, timeout=timeout)) for name, search in searches.items()}
 
 
 def read_ids(paths: Sequence[str | Path]) -> set[str]:

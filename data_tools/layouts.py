@@ -25,6 +25,7 @@ is ``<stem>_frame<NNN>`` (:func:`frame_stem`), numbered from 1 as DICOM numbers 
 names each frame's mask so; the mask-folder and Labelme readers take a mask or an
 ``imagePath`` so named as that frame of ``<stem>.dcm`` (:mod:`data_tools.folders`).
 """
+
 from __future__ import annotations
 
 import re

@@ -14,6 +14,7 @@ costs nothing), and when TensorFlow is not installed that read raises
 command. ``tests/test_tensorflow_optional.py`` fails when a module outside its short
 allow-list imports TensorFlow at import time.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,8 +28,9 @@ class TensorFlowMissingError(ModuleNotFoundError):
     """A feature that needs TensorFlow was used where TensorFlow is not installed."""
 
     def __init__(self, feature: str):
-        super().__init__(f"TensorFlow is not installed here, and {feature} needs it: {INSTALL_HINT}.",
-                         name="tensorflow")
+        super().__init__(
+            f"TensorFlow is not installed here, and {feature} needs it: {INSTALL_HINT}.", name="tensorflow"
+        )
         self.feature = feature
 
 

@@ -12,6 +12,7 @@
 
 Images are ``[H, W, C]`` (the crop and pad helpers also take ``[B, H, W, C]``).
 """
+
 from __future__ import annotations
 
 from data_tools.lazy_tensorflow import lazy_tensorflow
@@ -52,7 +53,9 @@ def centre_square_crop(image: tf.Tensor, fraction: float = 0.8, ops: str | Ops =
     image = xp.asarray(image)
     height, width = xp.spatial_size(image)
     side = xp.size_fraction(fraction, xp.size_min(height, width))
-    return image[..., (height - side) // 2 : (height - side) // 2 + side, (width - side) // 2 : (width - side) // 2 + side, :]
+    return image[
+        ..., (height - side) // 2 : (height - side) // 2 + side, (width - side) // 2 : (width - side) // 2 + side, :
+    ]
 
 
 def centre_crop(image: tf.Tensor, size: tuple[int, int], ops: str | Ops = "tensorflow") -> tf.Tensor:

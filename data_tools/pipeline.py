@@ -40,6 +40,7 @@ every counter to the epoch it is about to run (:func:`set_training_epoch`), whic
 makes resuming after an interruption exact. Build the datasets outside a
 distribution strategy's scope (the counter is a plain variable).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,8 +50,7 @@ from typing import Callable, Literal, Sequence
 from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.augment import Augmentation, joint_random_crop
 from data_tools.epochs import on_training_epoch, set_training_epoch  # noqa: F401  (re-exported)
-from data_tools.preprocess import (InputSpec, corrected_rgb, crop_images, normalize_images, resize_images,
-                                  resize_masks)
+from data_tools.preprocess import InputSpec, corrected_rgb, crop_images, normalize_images, resize_images, resize_masks
 from data_tools.records import DatasetError, Record
 
 tf = require_tensorflow("the tf.data pipelines (data_tools.pipeline)")
@@ -107,8 +107,8 @@ def _record_extra_map_paths(record: Record, extra_maps: Sequence[str]) -> list[s
     missing = [name for name in extra_maps if name not in record.extra]
     if missing:
         raise DatasetError(
-            record.image_path, f"record {record.image_id!r} has no extra map {missing} in record.extra "
-            f"(it has {sorted(record.extra)})"
+            record.image_path,
+            f"record {record.image_id!r} has no extra map {missing} in record.extra (it has {sorted(record.extra)})",
         )
     return [str(record.extra[name]) for name in extra_maps]
 
@@ -149,8 +149,9 @@ def decode_label_map(path: tf.Tensor, size: tf.Tensor | None = None, bound: int 
     labels = tf.cast(tf.ensure_shape(labels, (None, None, 1)), tf.int32)
     if bound is not None:
         largest = tf.reduce_max(labels)
-        check = tf.debugging.Assert(largest < bound, ["label map", path, "holds label", largest,
-                                                      f"but its labels must be < {bound}"])
+        check = tf.debugging.Assert(
+            largest < bound, ["label map", path, "holds label", largest, f"but its labels must be < {bound}"]
+        )
         with tf.control_dependencies([check]):
             labels = tf.identity(labels)
     if size is None:
@@ -180,9 +181,12 @@ def _check_mask_file(path: Path) -> None:
         kind = f"a {header[24]}-bit PNG"
     else:
         return
-    raise DatasetError(path, f"mask is {kind}; masks must be 8-bit grey-level PNGs. Read the dataset with a "
-                       "data_tools reader, which converts such masks, or save the mask's values as a "
-                       "grey-level PNG.")
+    raise DatasetError(
+        path,
+        f"mask is {kind}; masks must be 8-bit grey-level PNGs. Read the dataset with a "
+        "data_tools reader, which converts such masks, or save the mask's values as a "
+        "grey-level PNG.",
+    )
 
 
 def _decode_masks(mask_paths: tf.Tensor, count: int, image_path: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
@@ -217,16 +221,17 @@ def _epochs(one_epoch: Callable[[tf.Tensor], tf.data.Dataset], repeat: bool) -> 
     on_training_epoch(counter.assign)
     start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
     if repeat:
-        epochs = start.map(lambda _: counter.read_value()).flat_map(
-            lambda first: tf.data.Dataset.range(first, _NO_END))
+        epochs = start.map(lambda _: counter.read_value()).flat_map(lambda first: tf.data.Dataset.range(first, _NO_END))
     else:
         epochs = start.map(lambda _: counter.assign_add(1) - 1).flat_map(
-            lambda first: tf.data.Dataset.range(first, first + 1))
+            lambda first: tf.data.Dataset.range(first, first + 1)
+        )
     return epochs.flat_map(one_epoch)
 
 
-def _epoch_shuffle(dataset: tf.data.Dataset, buffer: int, seed: int, epoch: tf.Tensor, stream: int = 0
-                   ) -> tf.data.Dataset:
+def _epoch_shuffle(
+    dataset: tf.data.Dataset, buffer: int, seed: int, epoch: tf.Tensor, stream: int = 0
+) -> tf.data.Dataset:
     """``dataset`` shuffled with a seed that is a function of ``(seed, epoch, stream)``
     only; called while tf.data traces an epoch function.
 
@@ -243,7 +248,8 @@ def _with_seeds(dataset: tf.data.Dataset, seed: int, epoch: tf.Tensor) -> tf.dat
     """Every element of one epoch with its stateless seed ``(seed, epoch, position)``."""
     key = tf.stack([tf.constant(seed, tf.int64), epoch])
     return dataset.enumerate().map(
-        lambda position, element: (element, tf.random.experimental.stateless_fold_in(key, position)))
+        lambda position, element: (element, tf.random.experimental.stateless_fold_in(key, position))
+    )
 
 
 def _training_epochs(dataset: tf.data.Dataset, finish, buffer: int, seed: int, repeat: bool) -> tf.data.Dataset:
@@ -251,10 +257,12 @@ def _training_epochs(dataset: tf.data.Dataset, finish, buffer: int, seed: int, r
     One epoch holds every element once; said to tf.data, as the epochs' flat_map
     hides it, so that Keras knows an epoch's end (without it, it warns "Your input
     ran out of data" after every first epoch)."""
+
     def one_epoch(epoch):
         shuffled = _epoch_shuffle(dataset, buffer, seed, epoch)
         return _with_seeds(shuffled, seed, epoch).map(
-            lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE)
+            lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE
+        )
 
     epochs = _epochs(one_epoch, repeat)
     return epochs if repeat else epochs.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
@@ -380,10 +388,14 @@ def segmentation_dataset(
         raise ValueError(f"extra_maps: names must be distinct and not 'image', got {extra_maps}.")
     bounds = dict(extra_map_bounds or {})
     if not set(bounds) <= set(extra_maps):
-        raise ValueError(f"extra_map_bounds: {sorted(set(bounds) - set(extra_maps))} are not in "
-                         f"extra_maps={extra_maps}.")
-    bad_bounds = {name: bound for name, bound in bounds.items()
-                  if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1}
+        raise ValueError(
+            f"extra_map_bounds: {sorted(set(bounds) - set(extra_maps))} are not in extra_maps={extra_maps}."
+        )
+    bad_bounds = {
+        name: bound
+        for name, bound in bounds.items()
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1
+    }
     if bad_bounds:
         raise ValueError(f"extra_map_bounds: bounds must be positive ints, got {bad_bounds}.")
     if len(set(label_names)) != len(label_names):
@@ -408,9 +420,10 @@ def segmentation_dataset(
         masks = _decode_masks(sample["masks"], len(mask_names), image_path, tf.shape(image))
         loaded = {"masks": resize_masks(masks, spec)}
         if extra_maps:
-            maps = [tf.cast(decode_label_map(sample["maps"][index], tf.shape(image)[:2], bounds.get(name)),
-                            tf.uint16)
-                    for index, name in enumerate(extra_maps)]
+            maps = [
+                tf.cast(decode_label_map(sample["maps"][index], tf.shape(image)[:2], bounds.get(name)), tf.uint16)
+                for index, name in enumerate(extra_maps)
+            ]
             loaded["maps"] = resize_masks(tf.concat(maps, axis=-1), spec)
         if label_names:
             loaded["labels"] = sample["labels"]
@@ -504,8 +517,10 @@ def classification_dataset(
     if expand is None and sample_buffer is not None:
         raise ValueError("sample_buffer: mixes the samples of an expand hook; pass expand too.")
     if expand is not None and spec.pre_crop_size is not None:
-        raise ValueError(f"expand: its samples are the model's input (spec.image_size={spec.image_size}); "
-                         f"a spec with pre_crop_size={spec.pre_crop_size} is not supported.")
+        raise ValueError(
+            f"expand: its samples are the model's input (spec.image_size={spec.image_size}); "
+            f"a spec with pre_crop_size={spec.pre_crop_size} is not supported."
+        )
     if sample_buffer is not None and (not isinstance(sample_buffer, int) or sample_buffer < 1):
         raise ValueError(f"sample_buffer must be a positive int or None, got {sample_buffer!r}.")
     for record in records:
@@ -518,8 +533,18 @@ def classification_dataset(
     finish = _labelled_image_finisher(spec, augment)
 
     if expand is not None:
-        samples = _expanded_samples(dataset, spec, expand, training, seed, cache, buffer, repeat, finish,
-                                    sample_buffer or EXPAND_SHUFFLE_SAMPLES)
+        samples = _expanded_samples(
+            dataset,
+            spec,
+            expand,
+            training,
+            seed,
+            cache,
+            buffer,
+            repeat,
+            finish,
+            sample_buffer or EXPAND_SHUFFLE_SAMPLES,
+        )
         return _finish(samples, batch_size, drop_remainder)
 
     def load(image_path, label):
@@ -557,12 +582,15 @@ def _expanded_samples(
         return index, tf.io.read_file(path), label
 
     def cut(index, data, label):
-        image = corrected_rgb(tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False),
-                                              (None, None, 3)), spec)
+        image = corrected_rgb(
+            tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False), (None, None, 3)), spec
+        )
         samples = expand(image, tf.stack([tf.constant(seed, tf.int64), index]))
         if samples.dtype != tf.float32 or samples.shape.rank != 4 or not samples.shape[1:].is_compatible_with(expected):
-            raise ValueError(f"expand must return float32 samples [n, {expected[0]}, {expected[1]}, 3] "
-                             f"(spec.image_size, RGB), got {samples.dtype.name} {samples.shape}.")
+            raise ValueError(
+                f"expand must return float32 samples [n, {expected[0]}, {expected[1]}, 3] "
+                f"(spec.image_size, RGB), got {samples.dtype.name} {samples.shape}."
+            )
         samples = tf.ensure_shape(samples, (None, *expected))
         if not training:
             return normalize_images(samples, spec), label
@@ -585,7 +613,8 @@ def _expanded_samples(
         samples = images.map(cut, num_parallel_calls=AUTOTUNE).unbatch()
         samples = _epoch_shuffle(samples, sample_buffer, seed, epoch, stream=1)
         return _with_seeds(samples, seed, epoch).map(
-            lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE)
+            lambda element, seed_pair: finish(*element, seed_pair), num_parallel_calls=AUTOTUNE
+        )
 
     return _epochs(one_epoch, repeat)
 

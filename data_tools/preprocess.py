@@ -25,6 +25,7 @@ Each step is written once over :mod:`data_tools.tensor_ops`: ``ops="tensorflow"`
 default; tf.data, the SavedModel and LiteRT signatures) or ``ops="keras"`` (``keras.ops``
 on any backend, no TensorFlow needed); both work under ``jit_compile=True``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -274,9 +275,15 @@ def resize_masks(masks: tf.Tensor, spec: InputSpec, ops: str | Ops = "tensorflow
     return xp.cast(resized, masks.dtype)
 
 
-def restore_geometry(maps: tf.Tensor, original_size: tuple[int, int], spec: InputSpec,
-                     method: str = "bilinear", *, fill: float | None = None,
-                     ops: str | Ops = "tensorflow") -> tf.Tensor:
+def restore_geometry(
+    maps: tf.Tensor,
+    original_size: tuple[int, int],
+    spec: InputSpec,
+    method: str = "bilinear",
+    *,
+    fill: float | None = None,
+    ops: str | Ops = "tensorflow",
+) -> tf.Tensor:
     """Model-resolution maps ``[H, W, C]`` back onto the original image's pixels.
 
     The inverse of :func:`preprocess_images`' geometry (at evaluation: centred
@@ -321,16 +328,18 @@ def restore_geometry(maps: tf.Tensor, original_size: tuple[int, int], spec: Inpu
         return window
     # Cut the part of the window inside the image; pad what the window does not cover.
     cut_top, cut_left = max(-box[0], 0), max(-box[1], 0)
-    inside = window[cut_top:cut_top + height - max(box[0], 0), cut_left:cut_left + width - max(box[1], 0)]
+    inside = window[cut_top : cut_top + height - max(box[0], 0), cut_left : cut_left + width - max(box[1], 0)]
     pad_top, pad_left = max(box[0], 0), max(box[1], 0)
     pad_bottom = height - pad_top - int(xp.static_shape(inside)[0])
     pad_right = width - pad_left - int(xp.static_shape(inside)[1])
     if min(pad_top, pad_left, pad_bottom, pad_right) < 0:
         raise AssertionError(f"restore_geometry: window {box} does not fit {original_size}")
     if (pad_top, pad_left, pad_bottom, pad_right) != (0, 0, 0, 0) and fill is None:
-        raise ValueError(f"restore_geometry: fit={spec.fit!r} with pre_crop_size={spec.pre_crop_size} leaves "
-                         "pixels of the image unseen; pass fill= for them (only fit='stretch' or 'pad' "
-                         "can be mapped back without).")
+        raise ValueError(
+            f"restore_geometry: fit={spec.fit!r} with pre_crop_size={spec.pre_crop_size} leaves "
+            "pixels of the image unseen; pass fill= for them (only fit='stretch' or 'pad' "
+            "can be mapped back without)."
+        )
     return xp.pad(inside, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]], fill or 0)
 
 

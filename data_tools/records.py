@@ -4,6 +4,7 @@ A reader turns a dataset folder, laid out as its maintainers distribute it, into
 list of :class:`Record`. Records hold paths and labels only; pixels are decoded
 later by the tf.data pipelines (``data_tools.pipeline``).
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -8,6 +8,7 @@ constancy, fit, resize and centred crop, in the spec's colour space at its ``"un
 scale, over every pixel of every image (population standard deviation, sums in
 float64). :func:`standardised_spec` returns the spec that applies them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,9 @@ from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import Record
 
 
-def channel_statistics(records: Sequence[Record], spec: InputSpec, *, progress: bool = True
-                       ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def channel_statistics(
+    records: Sequence[Record], spec: InputSpec, *, progress: bool = True
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """``(mean, std)`` of each channel of ``records``' images under ``spec`` (its scale
     ignored: the statistics are of the ``"unit"`` values that ``"standard"`` divides).
 
@@ -45,8 +47,10 @@ def channel_statistics(records: Sequence[Record], spec: InputSpec, *, progress: 
     mean = sums / pixels
     std = np.sqrt(np.maximum(squares / pixels - np.square(mean), 0.0))
     if (std <= 0).any():
-        raise ValueError(f"channel_statistics: channel(s) {np.flatnonzero(std <= 0).tolist()} are constant "
-                         f"over all {len(records)} images; they cannot be standardised.")
+        raise ValueError(
+            f"channel_statistics: channel(s) {np.flatnonzero(std <= 0).tolist()} are constant "
+            f"over all {len(records)} images; they cannot be standardised."
+        )
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
@@ -54,4 +58,3 @@ def standardised_spec(records: Sequence[Record], spec: InputSpec, *, progress: b
     """``spec`` with ``scale="standard"`` and the channel statistics of ``records``."""
     mean, std = channel_statistics(records, spec, progress=progress)
     return dataclasses.replace(spec, scale="standard", mean=mean, std=std)
-

@@ -36,6 +36,7 @@ Command line::
 
     python -m data_tools.synthetic isic2018 OUT_DIR --n-train 24 --image-size 128 128
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,11 @@ _STYLES = {
         irregularity=0.03,
         colour=(150, 95, 70),
         attribute_probability={
-            "globules": 0.4, "milia_like_cyst": 0.1, "negative_network": 0.05,
-            "pigment_network": 0.5, "streaks": 0.05,
+            "globules": 0.4,
+            "milia_like_cyst": 0.1,
+            "negative_network": 0.05,
+            "pigment_network": 0.5,
+            "streaks": 0.05,
         },
     ),
     MELANOMA: _LesionStyle(
@@ -106,8 +110,11 @@ _STYLES = {
         irregularity=0.12,
         colour=(85, 50, 38),
         attribute_probability={
-            "globules": 0.3, "milia_like_cyst": 0.05, "negative_network": 0.35,
-            "pigment_network": 0.6, "streaks": 0.45,
+            "globules": 0.3,
+            "milia_like_cyst": 0.05,
+            "negative_network": 0.35,
+            "pigment_network": 0.6,
+            "streaks": 0.45,
         },
     ),
     SEBORRHEIC_KERATOSIS: _LesionStyle(
@@ -115,8 +122,11 @@ _STYLES = {
         irregularity=0.06,
         colour=(190, 150, 95),
         attribute_probability={
-            "globules": 0.05, "milia_like_cyst": 0.6, "negative_network": 0.0,
-            "pigment_network": 0.1, "streaks": 0.0,
+            "globules": 0.05,
+            "milia_like_cyst": 0.6,
+            "negative_network": 0.0,
+            "pigment_network": 0.1,
+            "streaks": 0.0,
         },
     ),
 }
@@ -202,17 +212,13 @@ def _blob(
     theta = np.arctan2(v, u)
     boundary = np.ones_like(distance)
     for k in range(2, 6):
-        boundary += style.irregularity * rng.uniform(0.3, 1.0) * np.cos(
-            k * theta + rng.uniform(0, 2 * np.pi)
-        )
+        boundary += style.irregularity * rng.uniform(0.3, 1.0) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
     softness = 0.15
     opacity = np.clip((boundary - distance) / softness + 0.5, 0.0, 1.0)
     return opacity, (cx, cy)
 
 
-def _lesion_colour(
-    rng: np.random.Generator, size: tuple[int, int], kind: str
-) -> np.ndarray:
+def _lesion_colour(rng: np.random.Generator, size: tuple[int, int], kind: str) -> np.ndarray:
     """Float RGB of the lesion's pigment, per pixel, with the class's pattern."""
     colour = np.asarray(_STYLES[kind].colour, np.float32) * rng.uniform(0.92, 1.08)
     pigment = np.broadcast_to(colour, (*size, 3)).copy()
@@ -230,9 +236,7 @@ def _lesion_colour(
     return pigment
 
 
-def _inside_points(
-    rng: np.random.Generator, region: np.ndarray, count: int
-) -> np.ndarray:
+def _inside_points(rng: np.random.Generator, region: np.ndarray, count: int) -> np.ndarray:
     """``count`` random ``(x, y)`` pixels of a bool region (fewer if it is small)."""
     ys, xs = np.nonzero(region)
     if len(xs) == 0:
@@ -241,9 +245,7 @@ def _inside_points(
     return np.stack([xs[picks], ys[picks]], axis=1).astype(np.int32)
 
 
-def _dots(
-    rng: np.random.Generator, image: np.ndarray, lesion: np.ndarray, colour: Sequence[float]
-) -> np.ndarray:
+def _dots(rng: np.random.Generator, image: np.ndarray, lesion: np.ndarray, colour: Sequence[float]) -> np.ndarray:
     """Small filled discs inside the lesion (globules, milia-like cysts)."""
     radius = max(1, round(min(lesion.shape) / 64))
     core = cv2.erode(lesion.astype(np.uint8), np.ones((2 * radius + 3,) * 2, np.uint8)) > 0
@@ -302,9 +304,7 @@ def _streaks(
     return mask > 0
 
 
-def render_dermoscopy(
-    rng: np.random.Generator, size: tuple[int, int], kind: str
-) -> DermoscopySample:
+def render_dermoscopy(rng: np.random.Generator, size: tuple[int, int], kind: str) -> DermoscopySample:
     """Renders one dermoscopy-like image of a ``kind`` lesion (see module docstring).
 
     Args:
@@ -322,9 +322,7 @@ def render_dermoscopy(
 
     drawers = {
         "pigment_network": lambda: _network(rng, image, lesion, centre, lambda p: p * 0.65),
-        "negative_network": lambda: _network(
-            rng, image, lesion, centre, lambda p: p + 0.4 * (245.0 - p)
-        ),
+        "negative_network": lambda: _network(rng, image, lesion, centre, lambda p: p + 0.4 * (245.0 - p)),
         "globules": lambda: _dots(rng, image, lesion, (55, 35, 30)),
         "milia_like_cyst": lambda: _dots(rng, image, lesion, (240, 232, 200)),
         "streaks": lambda: _streaks(rng, image, lesion, centre),
@@ -367,9 +365,7 @@ def _fill(polygon: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return mask > 0
 
 
-def render_ultrasound(
-    rng: np.random.Generator, size: tuple[int, int], hydronephrosis: bool
-) -> UltrasoundSample:
+def render_ultrasound(rng: np.random.Generator, size: tuple[int, int], hydronephrosis: bool) -> UltrasoundSample:
     """Renders one renal-ultrasound-like image (see module docstring).
 
     The regions drawn are the rasterised polygons, so the annotation is exact.
@@ -378,9 +374,7 @@ def render_ultrasound(
     yy, xx = _coordinates((h, w))
     apex_x, apex_y = w / 2, -0.05 * h
     depth = np.hypot(xx - apex_x, yy - apex_y)
-    fan = (np.abs(np.arctan2(xx - apex_x, yy - apex_y)) < np.radians(40)) & (
-        depth > 0.15 * h
-    ) & (depth < 1.02 * h)
+    fan = (np.abs(np.arctan2(xx - apex_x, yy - apex_y)) < np.radians(40)) & (depth > 0.15 * h) & (depth < 1.02 * h)
 
     echo = 0.35 + 0.15 * _smooth_noise(rng, size, 5)
     centre = (w / 2 + rng.uniform(-0.08, 0.08) * w, h * rng.uniform(0.5, 0.6))
@@ -394,8 +388,11 @@ def render_ultrasound(
     if hydronephrosis:
         lobes = [(k, rng.uniform(0.05, 0.12), rng.uniform(0, 2 * np.pi)) for k in (3, 4, 5)]
         dilated = _outline(
-            centre, (axes[0] * rng.uniform(0.45, 0.6), axes[1] * rng.uniform(0.45, 0.6)),
-            rotation, lobes, points=24,
+            centre,
+            (axes[0] * rng.uniform(0.45, 0.6), axes[1] * rng.uniform(0.45, 0.6)),
+            rotation,
+            lobes,
+            points=24,
         )
         echo[_fill(dilated, size)] = 0.06
 
@@ -472,9 +469,7 @@ def _samples(
             image_size = tuple(max(32, round(s * rng.uniform(0.75, 1.25))) for s in size)
         else:
             image_size = size
-        yield f"ISIC_{_SPLIT_ID_OFFSET[split] + i:07d}", render_dermoscopy(
-            rng, image_size, kind_of[i]
-        )
+        yield f"ISIC_{_SPLIT_ID_OFFSET[split] + i:07d}", render_dermoscopy(rng, image_size, kind_of[i])
 
 
 def _write_csv(path: Path, rows: Sequence[Sequence[object]], header: Sequence[str] = ()) -> None:
@@ -553,9 +548,7 @@ def _superpixel_grid(size: tuple[int, int]) -> np.ndarray:
 def encode_superpixels(index: np.ndarray) -> np.ndarray:
     """Superpixel indices to the ISIC 2017 RGB encoding, R + (G << 8) + (B << 16)."""
     index = index.astype(np.uint32)
-    return np.stack([index & 0xFF, (index >> 8) & 0xFF, (index >> 16) & 0xFF], -1).astype(
-        np.uint8
-    )
+    return np.stack([index & 0xFF, (index >> 8) & 0xFF, (index >> 16) & 0xFF], -1).astype(np.uint8)
 
 
 def _superpixel_features(index: np.ndarray, masks: Mapping[str, np.ndarray]) -> dict:
@@ -613,14 +606,8 @@ def make_isic2017(
             (features / f"{image_id}{ISIC2017_FEATURES_SUFFIX}").write_text(
                 json.dumps(_superpixel_features(superpixels, sample.attributes))
             )
-            labels.append(
-                (image_id, float(sample.kind == MELANOMA),
-                 float(sample.kind == SEBORRHEIC_KERATOSIS))
-            )
-            metadata.append(
-                (image_id, int(metadata_rng.integers(20, 86)),
-                 metadata_rng.choice(["male", "female"]))
-            )
+            labels.append((image_id, float(sample.kind == MELANOMA), float(sample.kind == SEBORRHEIC_KERATOSIS)))
+            metadata.append((image_id, int(metadata_rng.integers(20, 86)), metadata_rng.choice(["male", "female"])))
         _write_csv(root / folders["part3"], labels, header=ISIC2017_PART3_COLUMNS)
         _write_csv(
             images / f"{folders['images']}_metadata.csv",
@@ -705,9 +692,7 @@ def make_ultrasound_labelme(
     """
     size = _check_arguments(image_size, {"n": n})
     if len(label_map) != 2:
-        raise ValueError(
-            f"label_map={dict(label_map)} must name two labels: kidney, then hydronephrosis"
-        )
+        raise ValueError(f"label_map={dict(label_map)} must name two labels: kidney, then hydronephrosis")
     kidney_label, hydronephrosis_label = label_map
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -766,9 +751,7 @@ def make_mask_folder(
             _write_png(masks / f"img_{i:04d}{mask_suffix}.png", sample.lesion)
     else:
         for i in range(n):
-            sample = render_ultrasound(
-                np.random.default_rng([seed, i]), size, hydronephrosis=i % 3 != 0
-            )
+            sample = render_ultrasound(np.random.default_rng([seed, i]), size, hydronephrosis=i % 3 != 0)
             classes = _fill(sample.kidney, size).astype(np.uint8)
             if sample.hydronephrosis is not None:
                 classes[_fill(sample.hydronephrosis, size)] = 2
@@ -810,9 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
         command.add_argument("--seed", type=int, default=0)
         if dataset.startswith("isic"):
-            command.add_argument(
-                "--vary-size", action="store_true", help="image sizes within +-25 %%"
-            )
+            command.add_argument("--vary-size", action="store_true", help="image sizes within +-25 %%")
     args = parser.parse_args(argv)
     kwargs = {
         name: getattr(args, name)

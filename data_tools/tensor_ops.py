@@ -15,6 +15,7 @@ registered model's spec). The resize follows TensorFlow's ``tf.image.resize``
 without antialiasing (half-pixel centres), which ``keras.ops.image.resize`` matches
 for ``"bilinear"``, ``"nearest"`` and ``"bicubic"``; ``"area"`` exists in TensorFlow only.
 """
+
 from __future__ import annotations
 
 import math
@@ -130,11 +131,18 @@ class KerasOps:
     @staticmethod
     def resize(x, size, method: str):
         if method == "area":
-            raise ValueError("InputSpec.resize='area' exists in TensorFlow only (tf.image.resize); "
-                             "keras.ops.image.resize has no such method: use 'bilinear' or serve with TensorFlow.")
+            raise ValueError(
+                "InputSpec.resize='area' exists in TensorFlow only (tf.image.resize); "
+                "keras.ops.image.resize has no such method: use 'bilinear' or serve with TensorFlow."
+            )
         kind = KerasOps.dtype_kind(x)
-        resized = keras.ops.image.resize(keras.ops.cast(x, "float32"), tuple(int(side) for side in size),
-                                         interpolation=method, antialias=False, data_format="channels_last")
+        resized = keras.ops.image.resize(
+            keras.ops.cast(x, "float32"),
+            tuple(int(side) for side in size),
+            interpolation=method,
+            antialias=False,
+            data_format="channels_last",
+        )
         # As tf.image.resize: nearest keeps the dtype, the other methods give float32.
         return keras.ops.cast(resized, x.dtype) if method == "nearest" and kind != "float" else resized
 

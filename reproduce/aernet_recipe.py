@@ -52,6 +52,7 @@ Outputs besides the frame's table: per row ``examples.png`` (the best, the media
 and the worst test prediction by Dice: image, ground truth, prediction, as the
 paper's Fig. 6) and ``test_scores.csv`` (every test image's JSI and DC).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,10 +84,10 @@ from zoo.aernet.recipe import AERNET_RECIPE
 from zoo.recipe import TrainingRecipe, overrides_from_flags
 from zoo.serving import at_original_size
 
-PAPER_TRAIN_IMAGES = 2094     # section 3.3
-PAPER_TOTAL_IMAGES = 2594     # section 3.1
+PAPER_TRAIN_IMAGES = 2094  # section 3.3
+PAPER_TOTAL_IMAGES = 2594  # section 3.1
 TRAIN_FRACTION = PAPER_TRAIN_IMAGES / PAPER_TOTAL_IMAGES
-SPLIT_SEED = 2018             # the split does not change with --seed
+SPLIT_SEED = 2018  # the split does not change with --seed
 THRESHOLD = 0.5
 SCORED_WEIGHTS = "scored.weights.h5"
 """Where a row of an unregistered model (Table 1) keeps the weights it was scored with."""
@@ -95,22 +96,27 @@ SCORING_NOTE = (
     "JSI and DC: per test image at the image's original size (the prediction at the model input, "
     "256x256, 64x64 in --smoke, resized back bilinearly, then thresholded at 0.5), against the full-size "
     "ground truth, as the official ISIC 2018 Task 1 scorer; averaged over the test images. The paper "
-    "does not say at which size it scores; --score-at-input-size scores at the model input size instead.")
+    "does not say at which size it scores; --score-at-input-size scores at the model input size instead."
+)
 """The tables' note on how JSI and DC are scored (:func:`evaluate_segmenter`)."""
 
-JSI_DC = (Column("JSI", "%", higher_is_better=True, decimals=1),
-          Column("DC", "%", higher_is_better=True, decimals=2))
+JSI_DC = (Column("JSI", "%", higher_is_better=True, decimals=1), Column("DC", "%", higher_is_better=True, decimals=2))
 
 DATASET = DatasetNeed(
     name="ISIC 2018 Task 1",
     default_dir="data/isic2018",
     how_to_get="python -m data_tools.download isic2018 --dest data/isic2018 --splits train",
-    make_synthetic=functools.partial(make_isic2018, n_train=40, n_val=0, n_test=0,
-                                     image_size=(64, 64)),
+    make_synthetic=functools.partial(make_isic2018, n_train=40, n_val=0, n_test=0, image_size=(64, 64)),
 )
 
-SMOKE = {"epochs": 10, "batch_size": 4, "image_size": 64, "base_filters": 8,
-         "encoder_weights": None, "recalibrate_bn": True}
+SMOKE = {
+    "epochs": 10,
+    "batch_size": 4,
+    "image_size": 64,
+    "base_filters": 8,
+    "encoder_weights": None,
+    "recalibrate_bn": True,
+}
 """``--smoke``: 64x64 synthetic images, 10 epochs of batch 4 (recipe overrides, in every
 row's run card), small U-Nets, random encoder weights (no download), batch-norm
 statistics re-estimated before evaluation (80 steps are too few for them)."""
@@ -123,8 +129,8 @@ def _image_side(text: str) -> int:
     side = int(text)
     if side < AERNET_SIZE_MULTIPLE or side % AERNET_SIZE_MULTIPLE:
         raise argparse.ArgumentTypeError(
-            f"must be a positive multiple of {AERNET_SIZE_MULTIPLE} (AER-Net pools 6 times), "
-            f"got {side}")
+            f"must be a positive multiple of {AERNET_SIZE_MULTIPLE} (AER-Net pools 6 times), got {side}"
+        )
     return side
 
 
@@ -132,27 +138,49 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The AER-Net tables' own flags: the input size and the models' variants. (The
     training hyperparameters are the recipe's; the frame adds ``--epochs``,
     ``--batch-size``, ``--learning-rate`` and ``--monitor`` to override them.)"""
-    parser.add_argument("--image-size", type=_image_side, default=AERNET_INPUT.image_size[0],
-                        help="model input side, a multiple of 64 (default: %(default)s)")
-    parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
-                        help="pretrained encoders' weights: imagenet, none, or a keras.applications "
-                             "no-top weights file (default: %(default)s)")
-    parser.add_argument("--base-filters", type=int, default=None,
-                        help="channels of the U-Nets' first level (default: the builder's, 64)")
-    parser.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
-                        help="U-Net baselines without batch norm (Ronneberger et al.)")
-    parser.add_argument("--recalibrate-bn", action="store_true",
-                        help="before evaluating, replace the batch-norm moving averages by the "
-                             "training images' statistics (precise BN; on in --smoke, whose few "
-                             "steps leave the moving averages far from converged); the run folder "
-                             "holds the recalibrated weights")
-    parser.add_argument("--score-at-input-size", action="store_true",
-                        help="score JSI and DC on the model-size prediction against the resized "
-                             "mask (256x256) instead of at each image's original size (the "
-                             "official ISIC 2018 Task 1 scorer's)")
-    parser.add_argument("--split", type=Path,
-                        help="the train/test split file (default: <out>/split.json, written on "
-                             "the first run)")
+    parser.add_argument(
+        "--image-size",
+        type=_image_side,
+        default=AERNET_INPUT.image_size[0],
+        help="model input side, a multiple of 64 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--encoder-weights",
+        type=weights_argument,
+        default="imagenet",
+        help="pretrained encoders' weights: imagenet, none, or a keras.applications "
+        "no-top weights file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--base-filters",
+        type=int,
+        default=None,
+        help="channels of the U-Nets' first level (default: the builder's, 64)",
+    )
+    parser.add_argument(
+        "--no-batch-norm",
+        dest="batch_norm",
+        action="store_false",
+        help="U-Net baselines without batch norm (Ronneberger et al.)",
+    )
+    parser.add_argument(
+        "--recalibrate-bn",
+        action="store_true",
+        help="before evaluating, replace the batch-norm moving averages by the "
+        "training images' statistics (precise BN; on in --smoke, whose few "
+        "steps leave the moving averages far from converged); the run folder "
+        "holds the recalibrated weights",
+    )
+    parser.add_argument(
+        "--score-at-input-size",
+        action="store_true",
+        help="score JSI and DC on the model-size prediction against the resized "
+        "mask (256x256) instead of at each image's original size (the "
+        "official ISIC 2018 Task 1 scorer's)",
+    )
+    parser.add_argument(
+        "--split", type=Path, help="the train/test split file (default: <out>/split.json, written on the first run)"
+    )
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
@@ -171,8 +199,7 @@ def row_recipe(ctx: RowContext) -> TrainingRecipe:
     if ctx.row.model is not None:
         return ctx.recipe()
     # Table 1's unregistered U-Nets: the same recipe, composed as RowContext.recipe does.
-    return (AERNET_RECIPE.with_overrides(**ctx.row.recipe_overrides)
-            .with_overrides(**overrides_from_flags(ctx.args)))
+    return AERNET_RECIPE.with_overrides(**ctx.row.recipe_overrides).with_overrides(**overrides_from_flags(ctx.args))
 
 
 def row_builder_args(ctx: RowContext) -> dict[str, Any]:
@@ -202,8 +229,11 @@ def make_split(image_ids: Sequence[str]) -> dict:
     ids = sorted(image_ids)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(ids))
     n_train = round(TRAIN_FRACTION * len(ids))
-    return {"seed": SPLIT_SEED, "train": sorted(ids[i] for i in order[:n_train]),
-            "test": sorted(ids[i] for i in order[n_train:])}
+    return {
+        "seed": SPLIT_SEED,
+        "train": sorted(ids[i] for i in order[:n_train]),
+        "test": sorted(ids[i] for i in order[n_train:]),
+    }
 
 
 def split_path(ctx: RowContext) -> Path:
@@ -224,9 +254,12 @@ def load_split(ctx: RowContext) -> tuple[list[Record], list[Record]]:
         split = json.loads(path.read_text(encoding="utf-8"))
         missing = sorted(set(split["train"] + split["test"]) - set(by_id))
         if missing:
-            raise DatasetError(path, f"lists {len(missing)} images that {ctx.data_dir} does not "
-                                     f"have (e.g. {missing[0]}); pass --split with another file "
-                                     f"or delete it to make a new split")
+            raise DatasetError(
+                path,
+                f"lists {len(missing)} images that {ctx.data_dir} does not "
+                f"have (e.g. {missing[0]}); pass --split with another file "
+                f"or delete it to make a new split",
+            )
     else:
         split = make_split(by_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,8 +274,9 @@ def load_split(ctx: RowContext) -> tuple[list[Record], list[Record]]:
 def training_data(train: Sequence[Record], spec: InputSpec, recipe: TrainingRecipe, seed: int) -> tf.data.Dataset:
     """The training batches: ``recipe.batch_size`` images at ``spec`` with their binary
     masks, shuffled, no augmentation (the recipe names none)."""
-    return segmentation_dataset(train, spec, batch_size=recipe.batch_size, training=True,
-                                augment=recipe.augmentation, seed=seed)
+    return segmentation_dataset(
+        train, spec, batch_size=recipe.batch_size, training=True, augment=recipe.augmentation, seed=seed
+    )
 
 
 @dataclasses.dataclass
@@ -278,8 +312,7 @@ def recalibrate_batch_norm(model: keras.Model, train: Sequence[Record], spec: In
     data = segmentation_dataset(train, spec, batch_size=len(train), training=False, cache=False)
     images, _ = next(iter(data))
     # _flatten_layers also reaches the batch norms inside custom layers (AttentionGate).
-    layers = [layer for layer in model._flatten_layers()
-              if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in layers]
     try:
         for layer in layers:
@@ -300,8 +333,9 @@ def full_size_pair(record: Record, probability: np.ndarray, spec: InputSpec) -> 
     return truth, prediction
 
 
-def evaluate_segmenter(model: keras.Model, test: Sequence[Record], spec: InputSpec, *, batch_size: int,
-                       full_size: bool = True) -> Evaluation:
+def evaluate_segmenter(
+    model: keras.Model, test: Sequence[Record], spec: InputSpec, *, batch_size: int, full_size: bool = True
+) -> Evaluation:
     """Predicts every test image at ``spec`` and scores it (JSI eq. 4, DC eq. 5) at the
     image's original size (``full_size``, the official ISIC 2018 Task 1 scorer's) or at
     the model input size; ``batch_size`` only groups the predictions (batch norm in
@@ -313,11 +347,19 @@ def evaluate_segmenter(model: keras.Model, test: Sequence[Record], spec: InputSp
         probabilities.append(np.asarray(model.predict_on_batch(images)))
     masks, probabilities = np.concatenate(masks), np.concatenate(probabilities)
     predictions = probabilities[..., 0] > THRESHOLD
-    pairs = ((full_size_pair(record, probability, spec) for record, probability in zip(test, probabilities))
-             if full_size else zip(masks, predictions))
+    pairs = (
+        (full_size_pair(record, probability, spec) for record, probability in zip(test, probabilities))
+        if full_size
+        else zip(masks, predictions)
+    )
     scores = [segmentation_scores(truth, prediction) for truth, prediction in pairs]
-    return Evaluation([r.image_id for r in test], np.array([s["jaccard"] for s in scores]),
-                      np.array([s["dice"] for s in scores]), masks, predictions)
+    return Evaluation(
+        [r.image_id for r in test],
+        np.array([s["jaccard"] for s in scores]),
+        np.array([s["dice"] for s in scores]),
+        masks,
+        predictions,
+    )
 
 
 def write_test_scores(evaluation: Evaluation, path: Path) -> None:
@@ -328,8 +370,7 @@ def write_test_scores(evaluation: Evaluation, path: Path) -> None:
             writer.writerow([row[0], f"{row[1]:.4f}", f"{row[2]:.4f}"])
 
 
-def plot_examples(evaluation: Evaluation, test: Sequence[Record], spec: InputSpec, path: Path,
-                  title: str) -> Path:
+def plot_examples(evaluation: Evaluation, test: Sequence[Record], spec: InputSpec, path: Path, title: str) -> Path:
     """The paper's Fig. 6: best, median and worst test image by Dice (image, truth, prediction)."""
     order = np.argsort(evaluation.dice, kind="stable")
     picks = {"best": order[-1], "median": order[len(order) // 2], "worst": order[0]}
@@ -339,10 +380,12 @@ def plot_examples(evaluation: Evaluation, test: Sequence[Record], spec: InputSpe
     axes = figure.subplots(3, 3)
     for row, (label, index) in enumerate(picks.items()):
         rgb = tf.image.resize(load_image(test[index].image_path), spec.image_size).numpy() / 255.0
-        panels = [rgb, evaluation.masks[index],
-                  evaluation.predictions[index]]
-        names = [f"{label}: {evaluation.image_ids[index]}", "ground truth",
-                 f"prediction (Dice {100 * evaluation.dice[index]:.1f} %)"]
+        panels = [rgb, evaluation.masks[index], evaluation.predictions[index]]
+        names = [
+            f"{label}: {evaluation.image_ids[index]}",
+            "ground truth",
+            f"prediction (Dice {100 * evaluation.dice[index]:.1f} %)",
+        ]
         for axis, panel, name in zip(axes[row], panels, names):
             axis.imshow(np.clip(panel, 0, 1), cmap="gray" if panel.ndim == 2 else None)
             axis.set_title(name, fontsize=8)
@@ -351,8 +394,9 @@ def plot_examples(evaluation: Evaluation, test: Sequence[Record], spec: InputSpe
     return path
 
 
-def run_segmentation_row(ctx: RowContext, build: Callable[[], keras.Model] | None = None,
-                         builder_args: dict[str, Any] | None = None) -> RowResult:
+def run_segmentation_row(
+    ctx: RowContext, build: Callable[[], keras.Model] | None = None, builder_args: dict[str, Any] | None = None
+) -> RowResult:
     """Split, train, evaluate, write the examples figure: one row of Tables 1-3.
 
     The row's registered model (``ctx.row.model``, built with :func:`row_builder_args`)
@@ -372,12 +416,19 @@ def run_segmentation_row(ctx: RowContext, build: Callable[[], keras.Model] | Non
         build_untrained = build
     keras.utils.set_random_seed(args.seed)  # fit builds with the same seed: same initial weights
     full_size = not args.score_at_input_size
-    untrained = evaluate_segmenter(build_untrained(), test, spec, batch_size=recipe.batch_size,
-                                   full_size=full_size).table_values()
+    untrained = evaluate_segmenter(
+        build_untrained(), test, spec, batch_size=recipe.batch_size, full_size=full_size
+    ).table_values()
     started = time.monotonic()
-    trained = ctx.fit(training_data(train, spec, recipe, args.seed), None, builder_args=builder_args or {},
-                      recipe=recipe, steps_per_epoch=max(1, len(train) // recipe.batch_size),
-                      metrics=lambda: [DiceCoefficient(), JaccardIndex()], build=build)
+    trained = ctx.fit(
+        training_data(train, spec, recipe, args.seed),
+        None,
+        builder_args=builder_args or {},
+        recipe=recipe,
+        steps_per_epoch=max(1, len(train) // recipe.batch_size),
+        metrics=lambda: [DiceCoefficient(), JaccardIndex()],
+        build=build,
+    )
     seconds = time.monotonic() - started
     recalibrated = recalibrate_batch_norm(trained.model, train, spec) if args.recalibrate_bn else 0
     evaluation = evaluate_segmenter(trained.model, test, spec, batch_size=recipe.batch_size, full_size=full_size)
@@ -386,25 +437,50 @@ def run_segmentation_row(ctx: RowContext, build: Callable[[], keras.Model] | Non
     plot_examples(evaluation, test, spec, ctx.out_dir / "examples.png", title)
     epochs = len(trained.history.get("loss", [])) or recipe.epochs
     values = evaluation.table_values()
-    training = {"best_epoch": trained.best_epoch, "epochs_run": epochs, "monitor": recipe.monitor,
-                "batch_norm_recalibrated": {"layers": recalibrated, "images": len(train)} if recalibrated else None}
+    training = {
+        "best_epoch": trained.best_epoch,
+        "epochs_run": epochs,
+        "monitor": recipe.monitor,
+        "batch_norm_recalibrated": {"layers": recalibrated, "images": len(train)} if recalibrated else None,
+    }
     if build is None:
-        run = str(ctx.save_run(
-            trained.model, builder_args=builder_args, recipe=recipe, input_spec=spec,
-            scores={"split": "test", "threshold": THRESHOLD, "images": len(test), **values,
+        run = str(
+            ctx.save_run(
+                trained.model,
+                builder_args=builder_args,
+                recipe=recipe,
+                input_spec=spec,
+                scores={
+                    "split": "test",
+                    "threshold": THRESHOLD,
+                    "images": len(test),
+                    **values,
                     "scored_at": "original size" if full_size else "model input size",
-                    "isic2018_threshold_jaccard": evaluation.challenge_score()},
-            training=training,
-            data={"split": str(split_path(ctx)), "train_images": len(train), "test_images": len(test)}))
+                    "isic2018_threshold_jaccard": evaluation.challenge_score(),
+                },
+                training=training,
+                data={"split": str(split_path(ctx)), "train_images": len(train), "test_images": len(test)},
+            )
+        )
     else:
         trained.model.save_weights(ctx.out_dir / SCORED_WEIGHTS)
         run = None
     return RowResult(
-        values, history=trained.history, monitor=recipe.monitor,
-        extra={"model": ctx.row.model, "builder_args": builder_args, "run": run,
-               "recipe_overrides": recipe.overrides_from(AERNET_RECIPE),
-               "params": trained.model.count_params(),
-               "isic2018_threshold_jaccard": evaluation.challenge_score(),
-               "untrained": untrained, "best_epoch": trained.best_epoch, "training": training,
-               "train_images": len(train), "test_images": len(test),
-               "seconds_per_epoch": round(seconds / epochs, 2)})
+        values,
+        history=trained.history,
+        monitor=recipe.monitor,
+        extra={
+            "model": ctx.row.model,
+            "builder_args": builder_args,
+            "run": run,
+            "recipe_overrides": recipe.overrides_from(AERNET_RECIPE),
+            "params": trained.model.count_params(),
+            "isic2018_threshold_jaccard": evaluation.challenge_score(),
+            "untrained": untrained,
+            "best_epoch": trained.best_epoch,
+            "training": training,
+            "train_images": len(train),
+            "test_images": len(test),
+            "seconds_per_epoch": round(seconds / epochs, 2),
+        },
+    )

@@ -20,6 +20,7 @@ that (the registry harness checks it). Their rows therefore name no model
 folders, keep the weights they were scored with in ``scored.weights.h5`` (after any
 ``--recalibrate-bn``), with the builder arguments in ``result.json``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -47,8 +48,7 @@ TABLE = PaperTable(
     ],
     notes=[
         "segmentation_models 1.0.1 U-Nets; the CIELAB [0, 1] input is scaled inside each model as its encoder's ImageNet weights expect (x 255, then the backbone's own normalisation), as AER-Net's EfficientNetB1 in Table 2.",
-        "Split, training and evaluation as in aernet_table2 (see its notes): the registered AER-Net recipe "
-        "unchanged.",
+        "Split, training and evaluation as in aernet_table2 (see its notes): the registered AER-Net recipe unchanged.",
         "These U-Nets are not registered models (segmentation_models, no .keras export): their row folders are "
         "no run folders; each keeps its scored weights in scored.weights.h5.",
     ],
@@ -57,8 +57,11 @@ TABLE = PaperTable(
 
 def run_row(ctx: RowContext) -> RowResult:
     backbone = BACKBONES[ctx.row.name]
-    builder_args = {"input_shape": input_shape(ctx.args), "encoder_weights": ctx.args.encoder_weights,
-                    "backbone": backbone}
+    builder_args = {
+        "input_shape": input_shape(ctx.args),
+        "encoder_weights": ctx.args.encoder_weights,
+        "backbone": backbone,
+    }
     result = run_segmentation_row(ctx, lambda: build_sm_unet(**builder_args), builder_args=builder_args)
     result.values = {"JSI": result.values["JSI"]}  # Table 1 reports the Jaccard index only
     result.extra = {**result.extra, "backbone": backbone}
@@ -66,9 +69,9 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

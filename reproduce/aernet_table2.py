@@ -14,12 +14,12 @@ scored at each image's original size as the official ISIC 2018 Task 1 scorer;
 its docstring lists the deviations). Each row folder ``rows/<row>/`` is the run folder
 of the scored model: ``zoo.load_run(folder)``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.aernet_recipe import (DATASET, JSI_DC, SCORING_NOTE, SMOKE, add_recipe_arguments,
-                                     run_segmentation_row)
+from reproduce.aernet_recipe import DATASET, JSI_DC, SCORING_NOTE, SMOKE, add_recipe_arguments, run_segmentation_row
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
 UNET = "U-Net"
@@ -50,14 +50,15 @@ TABLE = PaperTable(
     ],
 )
 
+
 def run_row(ctx: RowContext) -> RowResult:
     return run_segmentation_row(ctx)
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

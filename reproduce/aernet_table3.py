@@ -14,6 +14,7 @@ skin lesions). Each of their row folders is the run folder of the scored model
 from other publications, on their own splits and protocols; they are printed as
 quoted, never run.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -55,9 +56,9 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ Reading notes and deviations (:data:`RECIPE_NOTES`, printed under both tables):
   accumulated image by image over the whole test set
   (:class:`zoo.metrics.SegmentationScores`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,15 +77,21 @@ from data_tools.preprocess import InputSpec, restore_geometry
 from data_tools.records import DatasetError, Record
 from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import (Column, RowContext, RowResult, add_danet_energy_argument, danet_builder_args,
-                             weights_argument)
+from reproduce.frame import (
+    Column,
+    RowContext,
+    RowResult,
+    add_danet_energy_argument,
+    danet_builder_args,
+    weights_argument,
+)
 
 from zoo.metrics import SegmentationScores
 from zoo.apspnet.models import APSPNET_INPUT, BACKBONES
 from zoo.recipe import TrainingRecipe
 
 MASK_NAME = "classes"
-TEST_FRACTION = 0.1       # section IV-A: 9:1
+TEST_FRACTION = 0.1  # section IV-A: 9:1
 SMOKE = {"epochs": 1, "batch_size": 2, "image_size": 64, "weights": None, "backbone": "resnet14"}
 """``--smoke``: 64x64 inputs, ResNet14 backbone, random weights, one epoch of batch 2
 (recipe overrides, in every row's run card)."""
@@ -119,9 +126,11 @@ RECIPE_NOTES = (
 DATASET = DatasetNeed(
     name="renal ultrasound (UPJO hydronephrosis, Labelme)",
     default_dir="data/renal_ultrasound",
-    how_to_get=("the paper's data is private (Beijing Children's Hospital): pass your own "
-                "Labelme folder (*.json with kidney/hydronephrosis polygons, --label-map), or "
-                "--data-format folders with images/ and class-index masks/"),
+    how_to_get=(
+        "the paper's data is private (Beijing Children's Hospital): pass your own "
+        "Labelme folder (*.json with kidney/hydronephrosis polygons, --label-map), or "
+        "--data-format folders with images/ and class-index masks/"
+    ),
     make_synthetic=functools.partial(make_ultrasound_labelme, n=10, image_size=(72, 96)),
     site=None,
 )
@@ -138,7 +147,8 @@ def parse_label_map(text: str) -> dict[str, int]:
         if not label or not index.strip().isdigit() or int(index) < 1:
             raise argparse.ArgumentTypeError(
                 f"--label-map: {item!r} is not LABEL=INDEX with INDEX >= 1 (0 is the "
-                "background), e.g. kidney=1,hydronephrosis=2")
+                "background), e.g. kidney=1,hydronephrosis=2"
+            )
         label_map[label.strip()] = int(index)
     if not label_map:
         raise argparse.ArgumentTypeError("--label-map is empty; e.g. kidney=1,hydronephrosis=2")
@@ -150,35 +160,69 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     weights. (The training hyperparameters are the recipe's; the frame adds
     ``--epochs``, ``--batch-size``, ``--learning-rate`` and ``--monitor`` to override them.)"""
     default_map = ",".join(f"{k}={v}" for k, v in ULTRASOUND_LABEL_MAP.items())
-    parser.add_argument("--data-format", choices=("labelme", "folders"), default="labelme",
-                        help="Labelme JSON folder, or image and class-index mask folders "
-                             "(default: %(default)s)")
-    parser.add_argument("--label-map", type=parse_label_map, default=parse_label_map(default_map),
-                        help="Labelme label -> class index, e.g. kidney=1,hydrops=2 "
-                             f"(default: {default_map}); with folders, the class names")
-    parser.add_argument("--image-dir", default="images",
-                        help="folders format: image folder inside --data-dir (default: %(default)s)")
-    parser.add_argument("--mask-dir", default="masks",
-                        help="folders format: mask folder inside --data-dir; pixel value = "
-                             "class index (default: %(default)s)")
-    parser.add_argument("--mask-suffix", default="",
-                        help="folders format: what mask stems add to image stems, e.g. _mask")
-    parser.add_argument("--image-size", type=int, default=APSPNET_INPUT.image_size[0],
-                        help="model input side (default: %(default)s, the paper's)")
-    parser.add_argument("--weights", type=weights_argument, default="imagenet",
-                        help="ResNet50 weights: imagenet, none, or a keras.applications "
-                             "ResNet50 no-top weights file (default: %(default)s)")
-    parser.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
-                        help="backbone ResNet (default: the registered model's, resnet50, the paper's)")
+    parser.add_argument(
+        "--data-format",
+        choices=("labelme", "folders"),
+        default="labelme",
+        help="Labelme JSON folder, or image and class-index mask folders (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--label-map",
+        type=parse_label_map,
+        default=parse_label_map(default_map),
+        help="Labelme label -> class index, e.g. kidney=1,hydrops=2 "
+        f"(default: {default_map}); with folders, the class names",
+    )
+    parser.add_argument(
+        "--image-dir", default="images", help="folders format: image folder inside --data-dir (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mask-dir",
+        default="masks",
+        help="folders format: mask folder inside --data-dir; pixel value = class index (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mask-suffix", default="", help="folders format: what mask stems add to image stems, e.g. _mask"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=APSPNET_INPUT.image_size[0],
+        help="model input side (default: %(default)s, the paper's)",
+    )
+    parser.add_argument(
+        "--weights",
+        type=weights_argument,
+        default="imagenet",
+        help="ResNet50 weights: imagenet, none, or a keras.applications "
+        "ResNet50 no-top weights file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=sorted(BACKBONES),
+        default=None,
+        help="backbone ResNet (default: the registered model's, resnet50, the paper's)",
+    )
     add_danet_energy_argument(parser)
-    parser.add_argument("--keep", choices=tuple(KEEP), default="last",
-                        help="the epoch scored: last (the paper's 'final model', section IV-C) or lowest-loss "
-                             "(the lowest training loss) (default: %(default)s)")
-    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
-                        help="share of the images in the test split (default: %(default)s)")
-    parser.add_argument("--split-file", type=Path,
-                        help="the train/test split, written on the first run and reused "
-                             "(default: <data-dir>/.apspnet/split-seed<seed>.json)")
+    parser.add_argument(
+        "--keep",
+        choices=tuple(KEEP),
+        default="last",
+        help="the epoch scored: last (the paper's 'final model', section IV-C) or lowest-loss "
+        "(the lowest training loss) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=TEST_FRACTION,
+        help="share of the images in the test split (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--split-file",
+        type=Path,
+        help="the train/test split, written on the first run and reused "
+        "(default: <data-dir>/.apspnet/split-seed<seed>.json)",
+    )
 
 
 KEEP = {"last": "last", "lowest-loss": "best"}
@@ -203,13 +247,19 @@ def read_records(ctx: RowContext) -> list[Record]:
     args = ctx.args
     if args.data_format == "labelme":
         return read_labelme(ctx.data_dir, args.label_map, skip_bad=ctx.bad_inputs)
-    return read_mask_folder(ctx.data_dir / args.image_dir, ctx.data_dir / args.mask_dir,
-                            mask_suffix=args.mask_suffix, classes=num_classes(args),
-                            mask_name=MASK_NAME, skip_bad=ctx.bad_inputs)
+    return read_mask_folder(
+        ctx.data_dir / args.image_dir,
+        ctx.data_dir / args.mask_dir,
+        mask_suffix=args.mask_suffix,
+        classes=num_classes(args),
+        mask_name=MASK_NAME,
+        skip_bad=ctx.bad_inputs,
+    )
 
 
-def split_records(records: Sequence[Record], path: Path, test_fraction: float, seed: int
-                  ) -> tuple[list[Record], list[Record]]:
+def split_records(
+    records: Sequence[Record], path: Path, test_fraction: float, seed: int
+) -> tuple[list[Record], list[Record]]:
     """The 9:1 random split, read from ``path`` or drawn (seeded) and written there.
 
     Raises:
@@ -228,20 +278,27 @@ def split_records(records: Sequence[Record], path: Path, test_fraction: float, s
             raise DatasetError(path, f"not a split file ({error}); delete it to draw a new one")
         missing = sorted(known - set(ids))
         if missing:
-            raise DatasetError(path, f"{len(missing)} images of the split are not in the data "
-                                     f"(e.g. {missing[0]!r}); delete the file to draw a new split")
+            raise DatasetError(
+                path,
+                f"{len(missing)} images of the split are not in the data "
+                f"(e.g. {missing[0]!r}); delete the file to draw a new split",
+            )
         new = sorted(set(ids) - known)
         if new:
-            raise DatasetError(path, f"{len(new)} images of the data are not in the split "
-                                     f"(e.g. {new[0]!r}); delete the file to draw a new split")
+            raise DatasetError(
+                path,
+                f"{len(new)} images of the data are not in the split "
+                f"(e.g. {new[0]!r}); delete the file to draw a new split",
+            )
     else:
         count = min(max(1, round(test_fraction * len(ids))), len(ids) - 1)
         test_ids = set(np.random.default_rng(seed).permutation(ids)[:count].tolist())
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"seed": seed, "train": sorted(set(ids) - test_ids),
-                                    "test": sorted(test_ids)}, indent=2), encoding="utf-8")
-    return ([r for r in records if r.image_id not in test_ids],
-            [r for r in records if r.image_id in test_ids])
+        path.write_text(
+            json.dumps({"seed": seed, "train": sorted(set(ids) - test_ids), "test": sorted(test_ids)}, indent=2),
+            encoding="utf-8",
+        )
+    return ([r for r in records if r.image_id not in test_ids], [r for r in records if r.image_id in test_ids])
 
 
 def split_path(ctx: RowContext) -> Path:
@@ -255,16 +312,32 @@ def train_test_records(ctx: RowContext) -> tuple[list[Record], list[Record]]:
     return split_records(read_records(ctx), split_path(ctx), ctx.args.test_fraction, ctx.args.seed)
 
 
-def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int, training: bool,
-                 classes: int | None = None, seed: int = 0) -> tf.data.Dataset:
+def make_dataset(
+    records: Sequence[Record],
+    spec: InputSpec,
+    *,
+    batch_size: int,
+    training: bool,
+    classes: int | None = None,
+    seed: int = 0,
+) -> tf.data.Dataset:
     """``(image, class-index mask [B, H, W, 1])`` batches at ``spec``; with ``classes``
     the masks one-hot ``[B, H, W, classes]``, the recipe's targets (training)."""
-    dataset = segmentation_dataset(records, spec, mask_names=(MASK_NAME,), batch_size=batch_size,
-                                   training=training, mask_mode="index", seed=seed, drop_remainder=False)
+    dataset = segmentation_dataset(
+        records,
+        spec,
+        mask_names=(MASK_NAME,),
+        batch_size=batch_size,
+        training=training,
+        mask_mode="index",
+        seed=seed,
+        drop_remainder=False,
+    )
     if classes is None:
         return dataset
-    return dataset.map(lambda image, mask: (image, tf.one_hot(mask[..., 0], classes)),
-                       num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(
+        lambda image, mask: (image, tf.one_hot(mask[..., 0], classes)), num_parallel_calls=tf.data.AUTOTUNE
+    )
 
 
 # --------------------------------------------------------------------------- the row's model and recipe
@@ -282,8 +355,11 @@ def row_builder_args(ctx: RowContext) -> dict[str, Any]:
     ``--label-map``, the backbone's weights, ``--backbone`` (if given) and the DANet
     row's ``--danet-energy``."""
     args = ctx.args
-    script: dict[str, Any] = {"input_shape": (args.image_size, args.image_size, 3), "classes": num_classes(args),
-                              "encoder_weights": args.weights}
+    script: dict[str, Any] = {
+        "input_shape": (args.image_size, args.image_size, 3),
+        "classes": num_classes(args),
+        "encoder_weights": args.weights,
+    }
     if args.backbone is not None:
         script["backbone"] = args.backbone
     if ctx.row.model == "danet":
@@ -294,8 +370,9 @@ def row_builder_args(ctx: RowContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- scoring
 
 
-def score_original_images(model: keras.Model, records: Sequence[Record], spec: InputSpec, classes: int, *,
-                          batch_size: int) -> dict[str, float]:
+def score_original_images(
+    model: keras.Model, records: Sequence[Record], spec: InputSpec, classes: int, *, batch_size: int
+) -> dict[str, float]:
     """Eq. 7 MIoU and both MPA readings, in percent, on the original images.
 
     Each softmax map of ``model`` (input ``spec``) is mapped back to its image's
@@ -307,14 +384,20 @@ def score_original_images(model: keras.Model, records: Sequence[Record], spec: I
     for record, probabilities in zip(records, model.predict(images, verbose=0), strict=True):
         truth = load_mask(record.mask_paths[MASK_NAME], binary=False, num_classes=classes)
         scores.update(truth, restore_geometry(probabilities, truth.shape, spec).numpy())
-    return {"miou": 100 * scores.mean_iou(), "mean_pixel_accuracy": 100 * scores.mean_pixel_accuracy(),
-            "mpa_eq8": 100 * scores.mean_average_precision()}
+    return {
+        "miou": 100 * scores.mean_iou(),
+        "mean_pixel_accuracy": 100 * scores.mean_pixel_accuracy(),
+        "mpa_eq8": 100 * scores.mean_average_precision(),
+    }
 
 
 def table_values(scores: Mapping[str, float]) -> dict[str, float]:
     """The table's columns from :func:`score_original_images`' scores."""
-    return {MIOU.name: scores["miou"], MPA_PIXEL_ACCURACY.name: scores["mean_pixel_accuracy"],
-            MPA_EQ8.name: scores["mpa_eq8"]}
+    return {
+        MIOU.name: scores["miou"],
+        MPA_PIXEL_ACCURACY.name: scores["mean_pixel_accuracy"],
+        MPA_EQ8.name: scores["mpa_eq8"],
+    }
 
 
 # --------------------------------------------------------------------------- one row
@@ -331,21 +414,43 @@ def run_segmentation_row(ctx: RowContext) -> RowResult:
     args = ctx.args
     train, test = train_test_records(ctx)
     recipe, builder_args, spec, classes = row_recipe(ctx), row_builder_args(ctx), input_spec(args), num_classes(args)
-    trained = ctx.fit(make_dataset(train, spec, batch_size=recipe.batch_size, training=True, classes=classes,
-                                   seed=args.seed),
-                      None, builder_args=builder_args, recipe=recipe,
-                      steps_per_epoch=max(1, len(train) // recipe.batch_size), keep=KEEP[args.keep])
+    trained = ctx.fit(
+        make_dataset(train, spec, batch_size=recipe.batch_size, training=True, classes=classes, seed=args.seed),
+        None,
+        builder_args=builder_args,
+        recipe=recipe,
+        steps_per_epoch=max(1, len(train) // recipe.batch_size),
+        keep=KEEP[args.keep],
+    )
     scores = score_original_images(trained.model, test, spec, classes, batch_size=recipe.batch_size)
     epochs = len(trained.history.get("loss", [])) or recipe.epochs
     folder = ctx.save_run(
-        trained.model, builder_args=builder_args, recipe=recipe, input_spec=spec,
+        trained.model,
+        builder_args=builder_args,
+        recipe=recipe,
+        input_spec=spec,
         scores={"split": "test", "images": len(test), "scored_on": "original images, padding not scored", **scores},
-        training={"best_epoch": trained.best_epoch, "epochs_run": epochs, "monitor": recipe.monitor,
-                  "keep": args.keep},
-        data={"format": args.data_format, "label_map": dict(args.label_map), "split": str(split_path(ctx)),
-              "train_images": len(train), "test_images": len(test)})
-    return RowResult(table_values(scores), history=trained.history, monitor=recipe.monitor,
-                     extra={**scores, "model": ctx.row.model, "run": str(folder),
-                            "recipe_overrides": recipe.overrides_from(ctx.entry.recipe),
-                            "best_epoch": trained.best_epoch, "train_images": len(train),
-                            "test_images": len(test), "params": trained.model.count_params()})
+        training={"best_epoch": trained.best_epoch, "epochs_run": epochs, "monitor": recipe.monitor, "keep": args.keep},
+        data={
+            "format": args.data_format,
+            "label_map": dict(args.label_map),
+            "split": str(split_path(ctx)),
+            "train_images": len(train),
+            "test_images": len(test),
+        },
+    )
+    return RowResult(
+        table_values(scores),
+        history=trained.history,
+        monitor=recipe.monitor,
+        extra={
+            **scores,
+            "model": ctx.row.model,
+            "run": str(folder),
+            "recipe_overrides": recipe.overrides_from(ctx.entry.recipe),
+            "best_epoch": trained.best_epoch,
+            "train_images": len(train),
+            "test_images": len(test),
+            "params": trained.model.count_params(),
+        },
+    )

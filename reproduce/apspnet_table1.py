@@ -14,12 +14,20 @@ Adam 1e-3, batch 8) with one named override on every row, 50 epochs instead of i
 split, 473x473 grey-padded input; its docstring lists the reading notes and
 deviations). Each row folder is the run folder of the scored model (``zoo.load_run``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE, paper_values,
-                                      add_recipe_arguments, run_segmentation_row)
+from reproduce.apspnet_recipe import (
+    DATASET,
+    MIOU_MPA,
+    RECIPE_NOTES,
+    SMOKE,
+    paper_values,
+    add_recipe_arguments,
+    run_segmentation_row,
+)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
 TABLE1_EPOCHS = {"epochs": 50}
@@ -34,11 +42,17 @@ ORDERS = {
 }
 """Table I row -> ``cbam_order`` of :func:`zoo.apspnet.models.build_apspnet` (the rows' builder arguments)."""
 
+
 def _row(name: str, miou: str, mpa: str) -> PaperRow:
     """One of Table I's arrangements: the registered ``apspnet`` with its CBAM order,
     trained for the table's 50 epochs."""
-    return PaperRow(name, paper_values(miou, mpa), model="apspnet", builder_args={"cbam_order": ORDERS[name]},
-                    recipe_overrides=TABLE1_EPOCHS)
+    return PaperRow(
+        name,
+        paper_values(miou, mpa),
+        model="apspnet",
+        builder_args={"cbam_order": ORDERS[name]},
+        recipe_overrides=TABLE1_EPOCHS,
+    )
 
 
 TABLE = PaperTable(
@@ -46,12 +60,15 @@ TABLE = PaperTable(
     title="A-PSPNet Table I: the comparison of the arrangement of attention units",
     source="Wen et al., A-PSPNet, Table I",
     columns=MIOU_MPA,
-    rows=[_row(name, miou, mpa) for name, miou, mpa in (
-        ("ResNet50 + Spatial attention unit", "87.39", "93.03"),
-        ("ResNet50 + Channel attention unit", "87.16", "93.05"),
-        ("ResNet50 + Spatial&Channel attention units", "87.17", "92.78"),
-        ("ResNet50 + Channel&Spatial attention units", "87.43", "93.53"),
-    )],
+    rows=[
+        _row(name, miou, mpa)
+        for name, miou, mpa in (
+            ("ResNet50 + Spatial attention unit", "87.39", "93.03"),
+            ("ResNet50 + Channel attention unit", "87.16", "93.05"),
+            ("ResNet50 + Spatial&Channel attention units", "87.17", "92.78"),
+            ("ResNet50 + Channel&Spatial attention units", "87.43", "93.53"),
+        )
+    ],
     notes=[
         *RECIPE_NOTES,
         "Each row: the registered apspnet (CBAM before and after ResNet50, PSPNet head) with the row's "
@@ -67,9 +84,9 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

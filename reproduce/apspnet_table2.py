@@ -22,6 +22,7 @@ counted here are the named exception :data:`UNREGISTERED_BUILDERS`.
 The full table takes about a minute of CPU (building nine full-size models
 dominates; counting at 473x473 takes seconds per model).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,10 +53,18 @@ TABLE = PaperTable(
     source="A-PSPNet, Table II",
     columns=[Column("Params", "M", None, decimals=5), Column("MACs", "G", None, decimals=5)],
     rows=[
-        PaperRow("ResNet50", {"Params": 25.55703, "MACs": 18.84624}, model="resnet50",
-                 builder_args={"classes": IMAGENET_CLASSES}),
-        PaperRow("A-PSPNet", {"Params": 26.08203, "MACs": 18.85144}, model="attention_resnet50",
-                 builder_args={"classes": IMAGENET_CLASSES}),
+        PaperRow(
+            "ResNet50",
+            {"Params": 25.55703, "MACs": 18.84624},
+            model="resnet50",
+            builder_args={"classes": IMAGENET_CLASSES},
+        ),
+        PaperRow(
+            "A-PSPNet",
+            {"Params": 26.08203, "MACs": 18.85144},
+            model="attention_resnet50",
+            builder_args={"classes": IMAGENET_CLASSES},
+        ),
         PaperRow("ResNet101", {"Params": 45.07416, "MACs": 35.96785}),
         PaperRow("ResNet152", {"Params": "60.7178", "MACs": 53.10086}),  # printed with 4 decimals
         PaperRow("AlexNet", {"Params": 61.10084, "MACs": 3.09258}),
@@ -95,8 +104,7 @@ TABLE = PaperTable(
 )
 
 
-def build_alexnet(input_shape: tuple[int, int, int], classes: int = IMAGENET_CLASSES
-                  ) -> keras.Model:
+def build_alexnet(input_shape: tuple[int, int, int], classes: int = IMAGENET_CLASSES) -> keras.Model:
     """AlexNet as torchvision builds it (Krizhevsky et al. 2012, single-GPU variant).
 
     Five convolutions (64, 192, 384, 256, 256 filters), three max pools, adaptive
@@ -116,12 +124,10 @@ def build_alexnet(input_shape: tuple[int, int, int], classes: int = IMAGENET_CLA
     return keras.Model(inputs, x, name="alexnet")
 
 
-def build_vgg16(input_shape: tuple[int, int, int], classes: int = IMAGENET_CLASSES
-                ) -> keras.Model:
+def build_vgg16(input_shape: tuple[int, int, int], classes: int = IMAGENET_CLASSES) -> keras.Model:
     """VGG16 with torchvision's classifier: adaptive 7x7 average pooling, then
     fully connected 4096, 4096, ``classes`` (keras' own top needs 224x224 input)."""
-    features = keras.applications.VGG16(include_top=False, weights=None,
-                                        input_shape=input_shape)
+    features = keras.applications.VGG16(include_top=False, weights=None, input_shape=input_shape)
     outputs = _torchvision_classifier(features.output, 7, classes)
     return keras.Model(features.input, outputs, name="vgg16")
 
@@ -174,9 +180,13 @@ def measure(row: PaperRow, image_size: int) -> RowResult:
     count = count_flops(model)
     result = RowResult(
         {"Params": trainable_parameters(model) / 1e6, "MACs": count.macs / 1e9},
-        extra={"trainable_params": trainable_parameters(model),
-               "all_params": int(model.count_params()), "macs": count.macs,
-               "flops_by_op": dict(count.flops_by_op), "image_size": image_size},
+        extra={
+            "trainable_params": trainable_parameters(model),
+            "all_params": int(model.count_params()),
+            "macs": count.macs,
+            "flops_by_op": dict(count.flops_by_op),
+            "image_size": image_size,
+        },
     )
     keras.backend.clear_session(free_memory=True)
     return result
@@ -184,13 +194,22 @@ def measure(row: PaperRow, image_size: int) -> RowResult:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image-size", type=int, default=None,
-                        help=f"square input side (default: {PAPER_SIZE}, the paper's; "
-                             f"{SMOKE_SIZE} with --smoke)")
-    parser.add_argument("--smoke", action="store_true",
-                        help=f"count at {SMOKE_SIZE}x{SMOKE_SIZE}: quick, MACs not comparable")
-    parser.add_argument("--rows", nargs="+", metavar="ROW", choices=[row.name for row in TABLE.runnable_rows],
-                        help="count only these rows")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help=f"square input side (default: {PAPER_SIZE}, the paper's; {SMOKE_SIZE} with --smoke)",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"count at {SMOKE_SIZE}x{SMOKE_SIZE}: quick, MACs not comparable"
+    )
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="ROW",
+        choices=[row.name for row in TABLE.runnable_rows],
+        help="count only these rows",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: results/apspnet_table2)")
     args = parser.parse_args(argv)
     if args.image_size is None:
@@ -203,15 +222,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, RowResult]:
     """Counts the chosen rows, writes the table and returns the results by row name."""
     args = parse_args(argv)
-    default_out = "apspnet_table2" if args.image_size == PAPER_SIZE else \
-        f"apspnet_table2-{args.image_size}px"
+    default_out = "apspnet_table2" if args.image_size == PAPER_SIZE else f"apspnet_table2-{args.image_size}px"
     out_dir = args.out or Path("results") / default_out
     out_dir.mkdir(parents=True, exist_ok=True)
     table = TABLE
     if args.image_size != PAPER_SIZE:
-        table = dataclasses.replace(TABLE, notes=(
-            *TABLE.notes, f"Counted at {args.image_size}x{args.image_size}, not the paper's "
-            f"{PAPER_SIZE}x{PAPER_SIZE}: MACs are not comparable (parameters are)."))
+        table = dataclasses.replace(
+            TABLE,
+            notes=(
+                *TABLE.notes,
+                f"Counted at {args.image_size}x{args.image_size}, not the paper's "
+                f"{PAPER_SIZE}x{PAPER_SIZE}: MACs are not comparable (parameters are).",
+            ),
+        )
     results = {}
     for row in table.runnable_rows:
         if args.rows and row.name not in args.rows:

@@ -13,12 +13,20 @@ channel-then-spatial CBAM; DANet's channel attention is Fu et al.'s eq. 3
 (``--danet-energy reference``: the authors' code's ``max - energy``). Each row folder
 is the run folder of the scored model (``zoo.load_run``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reproduce.apspnet_recipe import (DATASET, MIOU_MPA, RECIPE_NOTES, SMOKE, paper_values,
-                                      add_recipe_arguments, run_segmentation_row)
+from reproduce.apspnet_recipe import (
+    DATASET,
+    MIOU_MPA,
+    RECIPE_NOTES,
+    SMOKE,
+    paper_values,
+    add_recipe_arguments,
+    run_segmentation_row,
+)
 from reproduce.frame import DANET_ENERGY_NOTE, PaperRow, PaperTable, RowContext, RowResult, run_table
 
 TABLE = PaperTable(
@@ -49,9 +57,9 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

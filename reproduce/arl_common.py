@@ -65,6 +65,7 @@ with the same flags (a row interrupted in its second task keeps its first). A ro
 also writes ``predictions.csv``, its test scores in the ISIC 2017 Part 3
 submission layout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,16 +87,32 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from data_tools.synthetic import make_isic2017
 from reproduce import report
-from reproduce.arl_extra_images import (DEFAULT_LIST, SYNTHETIC_LIST, extra_images_argument, read_extra_images,
-                                        write_synthetic_extras)
+from reproduce.arl_extra_images import (
+    DEFAULT_LIST,
+    SYNTHETIC_LIST,
+    extra_images_argument,
+    read_extra_images,
+    write_synthetic_extras,
+)
 from reproduce.datasets import DatasetNeed, MissingDataError
 from reproduce.frame import NON_RESULT_FLAGS, Column, PaperRow, RowContext, RowResult, number_in_range
 from zoo.metrics import classification_scores, isic2017_average_auc
-from zoo.arl_cnn.patches import (ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches,
-                                 average_over_patches)
+from zoo.arl_cnn.patches import (
+    ARL_TEST_PATCHES,
+    ARL_TRAIN_PATCHES,
+    arl_test_patches,
+    arl_training_patches,
+    average_over_patches,
+)
 from zoo.submission import write_isic2017_classification_csv
-from zoo.arl_cnn.recipe import (ARL_AUGMENTATION, ARL_RECIPE, FINE_TUNING_LEARNING_RATE,
-                                HALVING_EPOCHS, SCRATCH_LEARNING_RATE, arl_sgd)
+from zoo.arl_cnn.recipe import (
+    ARL_AUGMENTATION,
+    ARL_RECIPE,
+    FINE_TUNING_LEARNING_RATE,
+    HALVING_EPOCHS,
+    SCRATCH_LEARNING_RATE,
+    arl_sgd,
+)
 from zoo.arl_cnn import ARL_INPUT, ARL_PRETRAINED_INPUT
 from zoo.params import count_parameters
 from zoo.recipe import TrainingRecipe
@@ -106,20 +123,27 @@ TASKS = ("melanoma", "seborrheic_keratosis")
 TASK_ABBREVIATIONS = {"melanoma": "M", "seborrheic_keratosis": "SK"}
 """Column prefixes, as Table VI abbreviates the sub-tasks."""
 
-THRESHOLD = 0.5                 # accuracy / sensitivity / specificity (not in the paper)
+THRESHOLD = 0.5  # accuracy / sensitivity / specificity (not in the paper)
 CLASSES = 2
 """Each sub-task model's softmax: rest, positive (Table I's 2-unit output layer)."""
 RESULT_FILE = "task_result.json"
 SETTINGS_FILE = "settings.json"
 PREDICTIONS_FILE = "predictions.csv"
 
-SMOKE = {"epochs": 1, "batch_size": 4, "image_size": 32, "steps_per_epoch": 2,
-         "pretrained": False, "learning_rate": 1e-4}
+SMOKE = {
+    "epochs": 1,
+    "batch_size": 4,
+    "image_size": 32,
+    "steps_per_epoch": 2,
+    "pretrained": False,
+    "learning_rate": 1e-4,
+}
 """``--smoke``: 32x32 patches, two steps of one epoch, random weights (no download).
 
 The small learning rate keeps the barely trained networks finite in inference mode:
 after two steps at 0.01 their batch-norm moving statistics are far from the
 activations' (RAN14's soft-mask branch pools 32x32 inputs down to 1x1 maps)."""
+
 
 def _make_synthetic_data(root: Path) -> Path:
     """Synthetic ISIC 2017 in ``root/isic2017`` and synthetic extra images beside it."""
@@ -154,8 +178,13 @@ def imagenet_row(name: str, values: Mapping[str, Any], model: str, **builder_arg
     """A "*" row: the registered ``model`` starts from ImageNet ResNet50 weights
     (builder argument ``encoder_weights="imagenet"``) and fine-tunes at the paper's
     learning rate 1e-4 (Sec. IV-B; the recipe override ``learning_rate``)."""
-    return PaperRow(name, values, model=model, builder_args={"encoder_weights": IMAGENET, **builder_args},
-                    recipe_overrides={"learning_rate": FINE_TUNING_LEARNING_RATE})
+    return PaperRow(
+        name,
+        values,
+        model=model,
+        builder_args={"encoder_weights": IMAGENET, **builder_args},
+        recipe_overrides={"learning_rate": FINE_TUNING_LEARNING_RATE},
+    )
 
 
 def fine_tuned(row: PaperRow) -> bool:
@@ -166,11 +195,13 @@ def fine_tuned(row: PaperRow) -> bool:
 # --------------------------------------------------------------------------- columns
 
 
-SCORE_KEYS = {"AUC": "auc", "ACC": "accuracy", "Sensitivity": "sensitivity",
-              "Specificity": "specificity"}
+SCORE_KEYS = {"AUC": "auc", "ACC": "accuracy", "Sensitivity": "sensitivity", "Specificity": "specificity"}
 """Column header (Tables III-V) -> key of :func:`zoo.metrics.classification_scores`."""
-SCORE_COLUMNS = tuple(Column(f"{TASK_ABBREVIATIONS[task]} {header}", higher_is_better=True,
-                             decimals=3) for task in TASKS for header in SCORE_KEYS)
+SCORE_COLUMNS = tuple(
+    Column(f"{TASK_ABBREVIATIONS[task]} {header}", higher_is_better=True, decimals=3)
+    for task in TASKS
+    for header in SCORE_KEYS
+)
 """Tables III-V's eight score columns: ``"M AUC"`` ... ``"SK Specificity"``."""
 
 
@@ -195,40 +226,64 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     ``--batch-size``, ``--epochs`` and ``--monitor`` are the frame's override flags
     (default: the registered recipe's), ``--momentum`` and ``--halving-epochs`` replace
     the recipe's optimiser (:func:`row_recipe`), and the defaults say "the recipe's"."""
-    parser.add_argument("--image-size", type=number_in_range(int, 32),
-                        help="patch side fed to the networks, at least 32 (default: the registered "
-                             f"input's, {ARL_INPUT.image_size[0]}, Sec. IV-B)")
-    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                        help="start the paper's '*' rows (the 50-layer models) from ImageNet ResNet50 "
-                             f"weights and fine-tune them at the learning rate {FINE_TUNING_LEARNING_RATE} "
-                             "(Sec. IV-B); --no-pretrained trains them from scratch at the recipe's "
-                             f"{SCRATCH_LEARNING_RATE} (default: on; the 14-layer models always start "
-                             "from scratch)")
-    parser.add_argument("--resnet50-weights",
-                        help="with --pretrained: a local copy of keras.applications' no-top ResNet50 "
-                             "weights file (default: the rows' 'imagenet', downloaded)")
-    parser.add_argument("--momentum", type=number_in_range(float, 0.0, 1.0),
-                        help="SGD momentum (default: the recipe's, 0: the paper names plain "
-                             "mini-batch SGD)")
-    parser.add_argument("--halving-epochs", type=number_in_range(int, 1),
-                        help="halve the learning rate every this many epochs (default: the "
-                             f"recipe's, {HALVING_EPOCHS}, Sec. IV-B)")
-    parser.add_argument("--steps-per-epoch", type=number_in_range(int, 1),
-                        help="training batches per epoch (default: one pass over the 60 "
-                             "patches of every training image)")
-    parser.add_argument("--extra-images", type=extra_images_argument, default=DEFAULT_LIST,
-                        help="the extra ISIC Archive training images (Sec. IV-A: 1320; a list "
-                             "image_id,melanoma,seborrheic_keratosis[,path] as "
-                             "reproduce/arl_extra_images.py writes it), or 'none' to train on the "
-                             "2000 challenge images only (default: %(default)s)")
-    parser.add_argument("--colour-constancy", choices=("gray_world",),
-                        help="normalise every image's colour with the gray-world algorithm first "
-                             "(Sec. V-F: ARL-CNN50 then reaches an average AUC of 0.918; default: off, "
-                             "as every table of the paper)")
-    parser.add_argument("--threshold", type=number_in_range(float, 0.0, 1.0, include_low=False),
-                        default=THRESHOLD,
-                        help="score threshold of accuracy, sensitivity and specificity "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--image-size",
+        type=number_in_range(int, 32),
+        help="patch side fed to the networks, at least 32 (default: the registered "
+        f"input's, {ARL_INPUT.image_size[0]}, Sec. IV-B)",
+    )
+    parser.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the paper's '*' rows (the 50-layer models) from ImageNet ResNet50 "
+        f"weights and fine-tune them at the learning rate {FINE_TUNING_LEARNING_RATE} "
+        "(Sec. IV-B); --no-pretrained trains them from scratch at the recipe's "
+        f"{SCRATCH_LEARNING_RATE} (default: on; the 14-layer models always start "
+        "from scratch)",
+    )
+    parser.add_argument(
+        "--resnet50-weights",
+        help="with --pretrained: a local copy of keras.applications' no-top ResNet50 "
+        "weights file (default: the rows' 'imagenet', downloaded)",
+    )
+    parser.add_argument(
+        "--momentum",
+        type=number_in_range(float, 0.0, 1.0),
+        help="SGD momentum (default: the recipe's, 0: the paper names plain mini-batch SGD)",
+    )
+    parser.add_argument(
+        "--halving-epochs",
+        type=number_in_range(int, 1),
+        help=f"halve the learning rate every this many epochs (default: the recipe's, {HALVING_EPOCHS}, Sec. IV-B)",
+    )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=number_in_range(int, 1),
+        help="training batches per epoch (default: one pass over the 60 patches of every training image)",
+    )
+    parser.add_argument(
+        "--extra-images",
+        type=extra_images_argument,
+        default=DEFAULT_LIST,
+        help="the extra ISIC Archive training images (Sec. IV-A: 1320; a list "
+        "image_id,melanoma,seborrheic_keratosis[,path] as "
+        "reproduce/arl_extra_images.py writes it), or 'none' to train on the "
+        "2000 challenge images only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--colour-constancy",
+        choices=("gray_world",),
+        help="normalise every image's colour with the gray-world algorithm first "
+        "(Sec. V-F: ARL-CNN50 then reaches an average AUC of 0.918; default: off, "
+        "as every table of the paper)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=number_in_range(float, 0.0, 1.0, include_low=False),
+        default=THRESHOLD,
+        help="score threshold of accuracy, sensitivity and specificity (default: %(default)s)",
+    )
 
 
 def input_spec(args: argparse.Namespace, weights: str | None) -> InputSpec:
@@ -253,8 +308,7 @@ def row_builder_args(ctx: RowContext, spec: InputSpec) -> dict[str, Any]:
     """The row's builder arguments (:meth:`~reproduce.frame.RowContext.builder_args`):
     the registered model's, the row's variant, and the script's input shape, the two
     softmax units of one sub-task (Table I) and the initial weights."""
-    return ctx.builder_args(input_shape=spec.input_shape, classes=CLASSES,
-                            encoder_weights=initial_weights(ctx))
+    return ctx.builder_args(input_shape=spec.input_shape, classes=CLASSES, encoder_weights=initial_weights(ctx))
 
 
 def script_overrides(ctx: RowContext) -> dict[str, Any]:
@@ -265,8 +319,10 @@ def script_overrides(ctx: RowContext) -> dict[str, Any]:
     sgd = {"momentum": ctx.args.momentum, "halving_epochs": ctx.args.halving_epochs}
     sgd = {key: value for key, value in sgd.items() if value is not None}
     scratch = fine_tuned(ctx.row) and initial_weights(ctx) is None
-    return {"optimizer": arl_sgd(**sgd) if sgd else None,
-            "learning_rate": ctx.entry.recipe.learning_rate if scratch else None}
+    return {
+        "optimizer": arl_sgd(**sgd) if sgd else None,
+        "learning_rate": ctx.entry.recipe.learning_rate if scratch else None,
+    }
 
 
 def row_recipe(ctx: RowContext) -> TrainingRecipe:
@@ -317,7 +373,8 @@ def extra_images_path(ctx: RowContext) -> Path:
             f"The paper trains with 1320 extra ISIC Archive images (Sec. IV-A), listed in {path}, which "
             f"does not exist. Make it with\n  python reproduce/arl_extra_images.py --isic2017 {ctx.data_dir} "
             f"--dest {Path(path).parent}\nor pass --extra-images FILE.csv, or --extra-images none to train "
-            "on the 2000 challenge images only (the title then says so).")
+            "on the 2000 challenge images only (the title then says so)."
+        )
     return Path(path)
 
 
@@ -335,15 +392,19 @@ def colour_constancy_variant(args: argparse.Namespace) -> str | None:
     return None
 
 
-OPTIMISER_NOTE = ("Optimiser: Sec. IV-B names 'mini-batch SGD' (lr 0.01 from scratch, 1e-4 fine-tuning, halved every "
-                  "30 epochs, batch 32) and no momentum or weight decay anywhere; we run its literal reading, plain "
-                  "SGD with momentum 0 and no weight decay (--momentum sets a momentum).")
+OPTIMISER_NOTE = (
+    "Optimiser: Sec. IV-B names 'mini-batch SGD' (lr 0.01 from scratch, 1e-4 fine-tuning, halved every "
+    "30 epochs, batch 32) and no momentum or weight decay anywhere; we run its literal reading, plain "
+    "SGD with momentum 0 and no weight decay (--momentum sets a momentum)."
+)
 
-EXTRAS_NOTE = ("Trained on the 2000 ISIC 2017 training images plus 1320 ISIC Archive images (Sec. IV-A: "
-               "466 melanoma, 822 nevus, 32 seborrheic keratosis); the paper lists none, so "
-               "reproduce/arl_extra_images.py draws a seeded sample with those counts (--extra-images none: "
-               "the 2000 only, named in the title). --colour-constancy gray_world: Sec. V-F's variant, "
-               "average AUC 0.918 in the paper.")
+EXTRAS_NOTE = (
+    "Trained on the 2000 ISIC 2017 training images plus 1320 ISIC Archive images (Sec. IV-A: "
+    "466 melanoma, 822 nevus, 32 seborrheic keratosis); the paper lists none, so "
+    "reproduce/arl_extra_images.py draws a seeded sample with those counts (--extra-images none: "
+    "the 2000 only, named in the title). --colour-constancy gray_world: Sec. V-F's variant, "
+    "average AUC 0.918 in the paper."
+)
 
 
 def _one_hot(labels: tf.Tensor) -> tf.Tensor:
@@ -358,29 +419,44 @@ def _flatten_patches(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, t
     return patches, tf.repeat(labels, ARL_TEST_PATCHES, axis=0)
 
 
-def training_patches(records: Sequence[Record], task: str, spec: InputSpec, batch_size: int,
-                     seed: int) -> tf.data.Dataset:
+def training_patches(
+    records: Sequence[Record], task: str, spec: InputSpec, batch_size: int, seed: int
+) -> tf.data.Dataset:
     """Augmented random central patches (60 per image, fixed by ``seed``), the images
     shuffled every epoch and their patches mixed, repeated: ``(patch, one-hot)``."""
-    data = classification_dataset(records, spec, label_names=(task,),
-                                  batch_size=batch_size, training=True,
-                                  expand=functools.partial(arl_training_patches, size=spec.image_size),
-                                  augment=ARL_AUGMENTATION, seed=seed, repeat=True)
+    data = classification_dataset(
+        records,
+        spec,
+        label_names=(task,),
+        batch_size=batch_size,
+        training=True,
+        expand=functools.partial(arl_training_patches, size=spec.image_size),
+        augment=ARL_AUGMENTATION,
+        seed=seed,
+        repeat=True,
+    )
     return data.map(lambda images, labels: (images, _one_hot(labels)))
 
 
-def evaluation_patches(records: Sequence[Record], task: str, spec: InputSpec, batch_size: int,
-                       cache: bool, seed: int) -> tf.data.Dataset:
+def evaluation_patches(
+    records: Sequence[Record], task: str, spec: InputSpec, batch_size: int, cache: bool, seed: int
+) -> tf.data.Dataset:
     """The 9 test patches of each image (drawn with ``seed``, the run's), consecutive,
     with the image's one-hot label.
 
     A batch holds the patches of ``ceil(batch_size / 9)`` images.
     """
     images_per_batch = math.ceil(batch_size / ARL_TEST_PATCHES)
-    data = classification_dataset(records, spec, label_names=(task,),
-                                  batch_size=images_per_batch, training=False,
-                                  expand=functools.partial(arl_test_patches, size=spec.image_size),
-                                  cache=cache, seed=seed)
+    data = classification_dataset(
+        records,
+        spec,
+        label_names=(task,),
+        batch_size=images_per_batch,
+        training=False,
+        expand=functools.partial(arl_test_patches, size=spec.image_size),
+        cache=cache,
+        seed=seed,
+    )
     return data.map(_flatten_patches).map(lambda images, labels: (images, _one_hot(labels)))
 
 
@@ -423,20 +499,26 @@ def task_plan(ctx: RowContext) -> TaskPlan:
     return TaskPlan(row_builder_args(ctx, spec), row_recipe(ctx), spec)
 
 
-def train_task(ctx: RowContext, plan: TaskPlan, task: str, splits: Splits, out_dir: Path,
-               seed: int) -> TrainResult:
+def train_task(ctx: RowContext, plan: TaskPlan, task: str, splits: Splits, out_dir: Path, seed: int) -> TrainResult:
     """Trains the row's model on one sub-task through :meth:`RowContext.fit` (the
     recipe's optimiser, loss, epochs and batch size); returns the best epoch's model."""
     batch_size = plan.recipe.batch_size
-    return ctx.fit(training_patches(splits.train, task, plan.spec, batch_size, seed),
-                   evaluation_patches(splits.validation, task, plan.spec, batch_size, cache=True, seed=seed),
-                   builder_args=plan.builder_args, recipe=plan.recipe,
-                   steps_per_epoch=steps_per_epoch(ctx.args, splits.train, batch_size),
-                   metrics=[auc_metric], repeated=True, out_dir=out_dir, seed=seed)
+    return ctx.fit(
+        training_patches(splits.train, task, plan.spec, batch_size, seed),
+        evaluation_patches(splits.validation, task, plan.spec, batch_size, cache=True, seed=seed),
+        builder_args=plan.builder_args,
+        recipe=plan.recipe,
+        steps_per_epoch=steps_per_epoch(ctx.args, splits.train, batch_size),
+        metrics=[auc_metric],
+        repeated=True,
+        out_dir=out_dir,
+        seed=seed,
+    )
 
 
-def image_scores(model: keras.Model, records: Sequence[Record], task: str, spec: InputSpec,
-                 batch_size: int, seed: int) -> np.ndarray:
+def image_scores(
+    model: keras.Model, records: Sequence[Record], task: str, spec: InputSpec, batch_size: int, seed: int
+) -> np.ndarray:
     """Each image's positive-class probability, averaged over its 9 test patches
     (drawn with ``seed``, the run's: :func:`evaluation_patches`).
 
@@ -447,13 +529,15 @@ def image_scores(model: keras.Model, records: Sequence[Record], task: str, spec:
     probabilities = model.predict(patches.map(lambda images, _: images), verbose=0)
     scores = average_over_patches(probabilities, ARL_TEST_PATCHES).numpy()[:, 1]
     if not np.all(np.isfinite(scores)):
-        raise FloatingPointError(f"{model.name} ({task}): test scores are not finite; the "
-                                 "training diverged (try a lower --learning-rate)")
+        raise FloatingPointError(
+            f"{model.name} ({task}): test scores are not finite; the training diverged (try a lower --learning-rate)"
+        )
     return scores
 
 
-def rescore_run(run: Any, records: Sequence[Record], threshold: float | None = None
-                ) -> tuple[np.ndarray, dict[str, float]]:
+def rescore_run(
+    run: Any, records: Sequence[Record], threshold: float | None = None
+) -> tuple[np.ndarray, dict[str, float]]:
     """A run folder's model (:func:`zoo.load_run`) scored again as its table scored it:
     the test patches of its recorded seed and sub-task, in its input spec; returns the
     per-image scores and :func:`zoo.metrics.classification_scores` (at the recorded
@@ -511,8 +595,15 @@ def claim_folder(folder: Path, settings: Mapping[str, Any]) -> None:
     record.write_text(json.dumps(settings, indent=1), encoding="utf-8")
 
 
-def train_and_score(ctx: RowContext, plan: TaskPlan, task: str, splits: Splits,
-                    out_dir: Path, seed: int, data: Mapping[str, Any] | None = None) -> TaskResult:
+def train_and_score(
+    ctx: RowContext,
+    plan: TaskPlan,
+    task: str,
+    splits: Splits,
+    out_dir: Path,
+    seed: int,
+    data: Mapping[str, Any] | None = None,
+) -> TaskResult:
     """Trains one sub-task model, scores it on the test split and makes ``out_dir`` its
     run folder (:meth:`RowContext.save_run`: the weights scored, the scores in the
     card; ``data`` adds to the card's data record). A task finished earlier in
@@ -529,21 +620,37 @@ def train_and_score(ctx: RowContext, plan: TaskPlan, task: str, splits: Splits,
     result = TaskResult(
         scores=classification_scores(labels, scores, threshold=ctx.args.threshold),
         image_scores={r.image_id: float(s) for r, s in zip(splits.test, scores)},
-        history=trained.history, best_epoch=trained.best_epoch,
+        history=trained.history,
+        best_epoch=trained.best_epoch,
         params=count_parameters(trained.model).pytorch_style,
-        keras_params=trained.model.count_params(), run=str(out_dir))
-    ctx.save_run(trained.model, builder_args=plan.builder_args, recipe=plan.recipe, input_spec=plan.spec,
-                 scores={"task": task, **result.scores, "test_images": len(splits.test)},
-                 training={"seed": seed, "best_epoch": trained.best_epoch, "batch_size": batch_size,
-                           "steps_per_epoch": steps_per_epoch(ctx.args, splits.train, batch_size),
-                           "test_patches": ARL_TEST_PATCHES, "threshold": ctx.args.threshold},
-                 data={"task": task, "train_images": len(splits.train),
-                       "validation_images": len(splits.validation), "test_images": len(splits.test),
-                       "extra_images": None if ctx.args.extra_images is None else str(extra_images_path(ctx)),
-                       **(data or {})},
-                 folder=out_dir)
-    result_file.write_text(json.dumps(report.json_safe(dataclasses.asdict(result)), indent=1),
-                           encoding="utf-8")
+        keras_params=trained.model.count_params(),
+        run=str(out_dir),
+    )
+    ctx.save_run(
+        trained.model,
+        builder_args=plan.builder_args,
+        recipe=plan.recipe,
+        input_spec=plan.spec,
+        scores={"task": task, **result.scores, "test_images": len(splits.test)},
+        training={
+            "seed": seed,
+            "best_epoch": trained.best_epoch,
+            "batch_size": batch_size,
+            "steps_per_epoch": steps_per_epoch(ctx.args, splits.train, batch_size),
+            "test_patches": ARL_TEST_PATCHES,
+            "threshold": ctx.args.threshold,
+        },
+        data={
+            "task": task,
+            "train_images": len(splits.train),
+            "validation_images": len(splits.validation),
+            "test_images": len(splits.test),
+            "extra_images": None if ctx.args.extra_images is None else str(extra_images_path(ctx)),
+            **(data or {}),
+        },
+        folder=out_dir,
+    )
+    result_file.write_text(json.dumps(report.json_safe(dataclasses.asdict(result)), indent=1), encoding="utf-8")
     return result
 
 
@@ -560,14 +667,16 @@ class RowScores:
 
     def values(self) -> dict[str, float]:
         """The eight score columns of Tables III-V (:data:`SCORE_COLUMNS`)."""
-        return {f"{TASK_ABBREVIATIONS[task]} {header}": result.scores[key]
-                for task, result in self.tasks.items() for header, key in SCORE_KEYS.items()}
+        return {
+            f"{TASK_ABBREVIATIONS[task]} {header}": result.scores[key]
+            for task, result in self.tasks.items()
+            for header, key in SCORE_KEYS.items()
+        }
 
     def challenge_scores(self) -> dict[str, float]:
         """ISIC 2017 Part 3's AUCs and their mean, the challenge's ranking score."""
         truth = [[r.labels[task] for task in TASKS] for r in self.test]
-        scores = [[self.tasks[task].image_scores[r.image_id] for task in TASKS]
-                  for r in self.test]
+        scores = [[self.tasks[task].image_scores[r.image_id] for task in TASKS] for r in self.test]
         return isic2017_average_auc(np.array(truth), np.array(scores))
 
     def write_predictions(self, path: Path) -> Path:
@@ -579,16 +688,27 @@ class RowScores:
     def extra(self) -> dict[str, Any]:
         """What a row keeps besides its columns: every score, epochs, sizes, histories,
         and each sub-task's run folder."""
-        return {"params": self.tasks[TASKS[0]].params, "keras_params": self.tasks[TASKS[0]].keras_params,
-                "challenge": self.challenge_scores(),
-                "test_images": len(self.test),
-                "runs": {task: r.run for task, r in self.tasks.items()},
-                **{task: {"scores": r.scores, "best_epoch": r.best_epoch, "history": r.history}
-                   for task, r in self.tasks.items()}}
+        return {
+            "params": self.tasks[TASKS[0]].params,
+            "keras_params": self.tasks[TASKS[0]].keras_params,
+            "challenge": self.challenge_scores(),
+            "test_images": len(self.test),
+            "runs": {task: r.run for task, r in self.tasks.items()},
+            **{
+                task: {"scores": r.scores, "best_epoch": r.best_epoch, "history": r.history}
+                for task, r in self.tasks.items()
+            },
+        }
 
 
-def score_model(ctx: RowContext, splits: Splits, *, out_dir: Path | None = None, seed: int | None = None,
-                data: Mapping[str, Any] | None = None) -> RowScores:
+def score_model(
+    ctx: RowContext,
+    splits: Splits,
+    *,
+    out_dir: Path | None = None,
+    seed: int | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> RowScores:
     """Trains and scores the two sub-task models of one row (or one run of a row): the
     row's registered model, builder arguments and recipe (:func:`task_plan`).
 
@@ -599,8 +719,7 @@ def score_model(ctx: RowContext, splits: Splits, *, out_dir: Path | None = None,
     out_dir = ctx.out_dir if out_dir is None else out_dir
     seed = ctx.args.seed if seed is None else seed
     plan = task_plan(ctx)
-    tasks = {task: train_and_score(ctx, plan, task, splits, out_dir / task, seed, data)
-             for task in TASKS}
+    tasks = {task: train_and_score(ctx, plan, task, splits, out_dir / task, seed, data) for task in TASKS}
     row = RowScores(tasks, splits.test, plan.recipe.monitor)
     row.write_predictions(out_dir / PREDICTIONS_FILE)
     return row
@@ -609,12 +728,10 @@ def score_model(ctx: RowContext, splits: Splits, *, out_dir: Path | None = None,
 def row_result(row: RowScores, values: Mapping[str, float]) -> RowResult:
     """A frame row from ``values`` (the table's columns); the curves show the melanoma
     model's training (the other's history is in ``extra``)."""
-    return RowResult(dict(values), history=row.tasks[TASKS[0]].history, monitor=row.monitor,
-                     extra=row.extra())
+    return RowResult(dict(values), history=row.tasks[TASKS[0]].history, monitor=row.monitor, extra=row.extra())
 
 
-def table_values(row: RowScores, *, params: bool = False, average_auc: bool = False
-                 ) -> dict[str, float]:
+def table_values(row: RowScores, *, params: bool = False, average_auc: bool = False) -> dict[str, float]:
     """The score columns, plus ``Params`` (x10^7) and ``Average AUC`` when asked."""
     values = row.values()
     if params:

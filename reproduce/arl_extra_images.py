@@ -22,6 +22,7 @@ every ISIC 2017 challenge image (training, validation and test: found in
 The searches follow the archive's search syntax (``isic image download --search``);
 ``--search CLASS=QUERY`` replaces one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,21 +62,27 @@ EXTRA_COLUMNS = ("image_id", *TASKS)
 def _search_flag(text: str) -> tuple[str, str]:
     name, _, query = text.partition("=")
     if name not in SEARCHES or not query.strip():
-        raise argparse.ArgumentTypeError(f"--search: expected CLASS=QUERY with CLASS one of {sorted(SEARCHES)}, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--search: expected CLASS=QUERY with CLASS one of {sorted(SEARCHES)}, got {text!r}"
+        )
     return name, query.strip()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python reproduce/arl_extra_images.py",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--isic2017", type=Path, required=True,
-                        help="the ISIC 2017 folder: its images are never selected")
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST,
-                        help="output folder (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog="python reproduce/arl_extra_images.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--isic2017", type=Path, required=True, help="the ISIC 2017 folder: its images are never selected"
+    )
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="the sample's seed (default: %(default)s)")
-    parser.add_argument("--search", type=_search_flag, action="append", default=[],
-                        metavar="CLASS=QUERY", help="replace a class's archive search")
+    parser.add_argument(
+        "--search",
+        type=_search_flag,
+        action="append",
+        default=[],
+        metavar="CLASS=QUERY",
+        help="replace a class's archive search",
+    )
     parser.add_argument("--api-url", help="ISIC Archive API (default: $ISIC_ARCHIVE_API or the public one)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)")
     parser.add_argument("--reselect", action="store_true", help="draw a new sample over an existing selection")
@@ -91,19 +98,27 @@ def choose(args: argparse.Namespace) -> dict:
         selection = json.loads(path.read_text(encoding="utf-8"))
         differing = sorted(key for key, value in settings.items() if selection.get(key) != value)
         if differing:
-            raise SystemExit(f"error: {path} was made with other {', '.join(differing)}; pass the same "
-                             "settings, or --reselect to draw a new sample")
+            raise SystemExit(
+                f"error: {path} was made with other {', '.join(differing)}; pass the same "
+                "settings, or --reselect to draw a new sample"
+            )
         return selection
     if not args.isic2017.is_dir():
-        raise SystemExit(f"error: --isic2017 {args.isic2017} is not a folder; its images must be left out "
-                         "(python -m data_tools.download isic2017 --dest data/isic2017)")
+        raise SystemExit(
+            f"error: --isic2017 {args.isic2017} is not a folder; its images must be left out "
+            "(python -m data_tools.download isic2017 --dest data/isic2017)"
+        )
     exclude = read_ids([args.isic2017])
     if not exclude:
         raise SystemExit(f"error: no ISIC image found under {args.isic2017}: is it the ISIC 2017 folder?")
     candidates = search_all(searches, api_url=args.api_url, timeout=args.timeout)
     sample = select_sample(candidates, ARL_EXTRA_IMAGES, exclude=exclude, seed=args.seed)
-    selection = {**settings, "api": resolve_api_url(args.api_url), "excluded_challenge_images": len(exclude),
-                 "images": sample}
+    selection = {
+        **settings,
+        "api": resolve_api_url(args.api_url),
+        "excluded_challenge_images": len(exclude),
+        "images": sample,
+    }
     args.dest.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(selection, indent=2), encoding="utf-8")
     return selection
@@ -129,8 +144,7 @@ def _label(text: str) -> float | None:
     return value if value in (0.0, 1.0) else None
 
 
-def _extra_record(row: dict[str, str], line: int, path: Path, policy: BadInputPolicy
-                  ) -> Record | None:
+def _extra_record(row: dict[str, str], line: int, path: Path, policy: BadInputPolicy) -> Record | None:
     """One CSV row as a record, or None (after ``policy.reject``) when it is bad."""
     image_id = (row.get("image_id") or "").strip()
     if not ISIC_IMAGE_ID.match(image_id):
@@ -138,8 +152,10 @@ def _extra_record(row: dict[str, str], line: int, path: Path, policy: BadInputPo
         return None
     labels = {task: _label((row.get(task) or "").strip()) for task in TASKS}
     if None in labels.values() or sum(labels.values()) > 1:
-        policy.reject(path, f"line {line}: labels of {image_id} must be 0 or 1 and not both 1, "
-                            f"got {[row.get(task) for task in TASKS]}")
+        policy.reject(
+            path,
+            f"line {line}: labels of {image_id} must be 0 or 1 and not both 1, got {[row.get(task) for task in TASKS]}",
+        )
         return None
     image = Path((row.get("path") or "").strip() or f"{image_id}{ISIC_IMAGE_SUFFIX}")
     image = image if image.is_absolute() else path.parent / image
@@ -149,8 +165,9 @@ def _extra_record(row: dict[str, str], line: int, path: Path, policy: BadInputPo
     return Record(image_id, image, labels=labels)
 
 
-def read_extra_images(path: str | Path, challenge_ids: set[str], *,
-                      skip_bad: bool | BadInputPolicy = False) -> list[Record]:
+def read_extra_images(
+    path: str | Path, challenge_ids: set[str], *, skip_bad: bool | BadInputPolicy = False
+) -> list[Record]:
     """The extra training images listed in ``path`` (format: module docstring).
 
     Args:
@@ -171,8 +188,7 @@ def read_extra_images(path: str | Path, challenge_ids: set[str], *,
         reader = csv.DictReader(handle)
         missing = [c for c in EXTRA_COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
-            raise DatasetError(path, f"missing column(s) {missing}; expected "
-                                     f"{','.join(EXTRA_COLUMNS)}[,path]")
+            raise DatasetError(path, f"missing column(s) {missing}; expected {','.join(EXTRA_COLUMNS)}[,path]")
         records: dict[str, Record] = {}
         for line, row in enumerate(reader, start=2):
             record = _extra_record(row, line, path, policy)
@@ -181,8 +197,11 @@ def read_extra_images(path: str | Path, challenge_ids: set[str], *,
             if record.image_id in records:
                 policy.reject(path, f"line {line}: {record.image_id} is listed twice")
             elif record.image_id in challenge_ids:
-                policy.reject(path, f"line {line}: {record.image_id} is an ISIC 2017 challenge "
-                                    "image (training, validation or test): not an extra image")
+                policy.reject(
+                    path,
+                    f"line {line}: {record.image_id} is an ISIC 2017 challenge "
+                    "image (training, validation or test): not an extra image",
+                )
             else:
                 records[record.image_id] = record
     if not records:
@@ -202,15 +221,18 @@ def write_synthetic_extras(root: Path, count: int = 3) -> Path:
     from data_tools.synthetic import make_isic2017
 
     listed = root / SYNTHETIC_LIST
-    archive = make_isic2017(listed.parent / IMAGES_DIR, n_train=count, n_val=0, n_test=0,
-                            image_size=(48, 64), seed=1)
+    archive = make_isic2017(listed.parent / IMAGES_DIR, n_train=count, n_val=0, n_test=0, image_size=(48, 64), seed=1)
     with listed.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([*EXTRA_COLUMNS, "path"])
         for index, record in enumerate(read_isic2017(archive, "train", parts=(3,))):
-            writer.writerow([f"ISIC_{_SYNTHETIC_ID_OFFSET + index:07d}",
-                             *(int(record.labels[task]) for task in TASKS),
-                             record.image_path.relative_to(listed.parent)])
+            writer.writerow(
+                [
+                    f"ISIC_{_SYNTHETIC_ID_OFFSET + index:07d}",
+                    *(int(record.labels[task]) for task in TASKS),
+                    record.image_path.relative_to(listed.parent),
+                ]
+            )
     return listed
 
 

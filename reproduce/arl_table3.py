@@ -16,18 +16,32 @@ the "*" rows start from ImageNet ResNet50 weights and override it with 1e-4
 (Sec. IV-B): every layer of ResNet50 and ARL-CNN50, and the ResNet50 layers of
 RAN50 and SEnet50 (Sec. IV-D).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, PARAMS, SCORE_COLUMNS, SMOKE,
-                                  add_recipe_arguments, extras_variant, imagenet_row, paper_scores, read_splits,
-                                  row_result, score_model, scratch_row, table_values)
+from reproduce.arl_common import (
+    DATASET,
+    EXTRAS_NOTE,
+    OPTIMISER_NOTE,
+    PARAMS,
+    SCORE_COLUMNS,
+    SMOKE,
+    add_recipe_arguments,
+    extras_variant,
+    imagenet_row,
+    paper_scores,
+    read_splits,
+    row_result,
+    score_model,
+    scratch_row,
+    table_values,
+)
 from reproduce.frame import PaperTable, RowContext, RowResult, run_table
 
 
-def _paper(params: str, melanoma: Sequence[float], keratosis: Sequence[float]
-           ) -> dict[str, float | str]:
+def _paper(params: str, melanoma: Sequence[float], keratosis: Sequence[float]) -> dict[str, float | str]:
     """One row of Table III: Params as printed (one decimal, x10^7), then the eight sub-task scores."""
     return {PARAMS.name: params, **paper_scores(melanoma, keratosis)}
 
@@ -47,12 +61,13 @@ PAPER_ROWS = [  # Table III; the "*" models were initialised from ImageNet
 TABLE = PaperTable(
     key="arl_table3",
     title="ARL-CNN Table III: baselines and attention models on ISIC 2017 "
-          "(melanoma M and seborrheic keratosis SK vs rest)",
+    "(melanoma M and seborrheic keratosis SK vs rest)",
     source="Zhang et al., IEEE TMI 2019, Table III",
     columns=[PARAMS, *SCORE_COLUMNS],
     rows=PAPER_ROWS,
     notes=[
-        EXTRAS_NOTE, OPTIMISER_NOTE,
+        EXTRAS_NOTE,
+        OPTIMISER_NOTE,
         "Two binary models per row (2-way softmax, Table I), one per sub-task; Params counts one "
         "of them as the paper's PyTorch-era tables do: trainable parameters, no bias in a "
         "convolution that batch norm follows (ResNet50: 2.351e7, torchvision's count with a "
@@ -72,14 +87,22 @@ TABLE = PaperTable(
     ],
 )
 
+
 def run_row(ctx: RowContext) -> RowResult:
     row = score_model(ctx, read_splits(ctx))
     return row_result(row, table_values(row, params=True))
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments, smoke_overrides=SMOKE, variant=extras_variant)
+    return run_table(
+        TABLE,
+        run_row,
+        dataset=DATASET,
+        argv=argv,
+        add_arguments=add_recipe_arguments,
+        smoke_overrides=SMOKE,
+        variant=extras_variant,
+    )
 
 
 if __name__ == "__main__":

@@ -21,13 +21,27 @@ seeded sample with its class counts from the ISIC Archive, and ``--extra-images`
 the ISIC 2017 training, validation or test set is refused: in the validation or test
 set it would leak, in the training set it would count twice.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (AVERAGE_AUC, DATASET, OPTIMISER_NOTE, SCORE_COLUMNS, SMOKE, add_extra_images,
-                                  add_recipe_arguments, colour_constancy_variant, imagenet_row, paper_scores,
-                                  read_splits, row_result, score_model, table_values)
+from reproduce.arl_common import (
+    AVERAGE_AUC,
+    DATASET,
+    OPTIMISER_NOTE,
+    SCORE_COLUMNS,
+    SMOKE,
+    add_extra_images,
+    add_recipe_arguments,
+    colour_constancy_variant,
+    imagenet_row,
+    paper_scores,
+    read_splits,
+    row_result,
+    score_model,
+    table_values,
+)
 from reproduce.datasets import MissingDataError
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 
@@ -38,11 +52,9 @@ WITH_EXTRAS = f"ARL-CNN50*, {PAPER_EXTRA_IMAGES} ISIC Archive images"
 WITHOUT_EXTRAS = "ARL-CNN50*, no external data"
 
 
-def _paper(external: int, melanoma: Sequence[float], keratosis: Sequence[float],
-           average: float) -> dict[str, float]:
+def _paper(external: int, melanoma: Sequence[float], keratosis: Sequence[float], average: float) -> dict[str, float]:
     """One row of Table IV: external images, 4 + 4 sub-task scores, average AUC."""
-    return {EXTERNAL.name: external, **paper_scores(melanoma, keratosis),
-            AVERAGE_AUC.name: average}
+    return {EXTERNAL.name: external, **paper_scores(melanoma, keratosis), AVERAGE_AUC.name: average}
 
 
 TABLE = PaperTable(
@@ -51,22 +63,40 @@ TABLE = PaperTable(
     source="Zhang et al., IEEE TMI 2019, Table IV",
     columns=[EXTERNAL, *SCORE_COLUMNS, AVERAGE_AUC],
     rows=[
-        imagenet_row(WITH_EXTRAS, _paper(1320, (0.875, 0.850, 0.658, 0.896),
-                                         (0.958, 0.868, 0.878, 0.867), 0.917), "arl_cnn50"),
-        PaperRow("#1 Matsunaga et al. [31], ensemble", _paper(
-            1444, (0.868, 0.828, 0.735, 0.851), (0.953, 0.803, 0.978, 0.773), 0.911), quoted=True),
-        PaperRow("#2 Diaz [32]", _paper(
-            900, (0.856, 0.823, 0.103, 0.998), (0.965, 0.875, 0.178, 0.998), 0.910), quoted=True),
-        PaperRow("#3 Menegola et al. [33], ensemble", _paper(
-            7544, (0.874, 0.872, 0.547, 0.950), (0.943, 0.895, 0.356, 0.990), 0.908), quoted=True),
-        PaperRow("#4 Bi et al. [34], ensemble", _paper(
-            1600, (0.870, 0.858, 0.427, 0.963), (0.921, 0.918, 0.589, 0.976), 0.896), quoted=True),
-        PaperRow("#5 DeVries & Ramachandram [36], ensemble", _paper(
-            1341, (0.836, 0.845, 0.350, 0.965), (0.935, 0.913, 0.556, 0.976), 0.886), quoted=True),
-        imagenet_row(WITHOUT_EXTRAS, _paper(0, (0.859, 0.837, 0.590, 0.896),
-                                            (0.951, 0.908, 0.778, 0.931), 0.905), "arl_cnn50"),
-        PaperRow("#6 Yang et al. [35]", _paper(
-            0, (0.830, 0.830, 0.436, 0.925), (0.942, 0.917, 0.700, 0.995), 0.886), quoted=True),
+        imagenet_row(
+            WITH_EXTRAS, _paper(1320, (0.875, 0.850, 0.658, 0.896), (0.958, 0.868, 0.878, 0.867), 0.917), "arl_cnn50"
+        ),
+        PaperRow(
+            "#1 Matsunaga et al. [31], ensemble",
+            _paper(1444, (0.868, 0.828, 0.735, 0.851), (0.953, 0.803, 0.978, 0.773), 0.911),
+            quoted=True,
+        ),
+        PaperRow(
+            "#2 Diaz [32]", _paper(900, (0.856, 0.823, 0.103, 0.998), (0.965, 0.875, 0.178, 0.998), 0.910), quoted=True
+        ),
+        PaperRow(
+            "#3 Menegola et al. [33], ensemble",
+            _paper(7544, (0.874, 0.872, 0.547, 0.950), (0.943, 0.895, 0.356, 0.990), 0.908),
+            quoted=True,
+        ),
+        PaperRow(
+            "#4 Bi et al. [34], ensemble",
+            _paper(1600, (0.870, 0.858, 0.427, 0.963), (0.921, 0.918, 0.589, 0.976), 0.896),
+            quoted=True,
+        ),
+        PaperRow(
+            "#5 DeVries & Ramachandram [36], ensemble",
+            _paper(1341, (0.836, 0.845, 0.350, 0.965), (0.935, 0.913, 0.556, 0.976), 0.886),
+            quoted=True,
+        ),
+        imagenet_row(
+            WITHOUT_EXTRAS, _paper(0, (0.859, 0.837, 0.590, 0.896), (0.951, 0.908, 0.778, 0.931), 0.905), "arl_cnn50"
+        ),
+        PaperRow(
+            "#6 Yang et al. [35]",
+            _paper(0, (0.830, 0.830, 0.436, 0.925), (0.942, 0.917, 0.700, 0.995), 0.886),
+            quoted=True,
+        ),
     ],
     notes=[
         OPTIMISER_NOTE,
@@ -83,19 +113,27 @@ TABLE = PaperTable(
 def run_row(ctx: RowContext) -> RowResult:
     with_extras = ctx.row.name == WITH_EXTRAS
     if with_extras and ctx.args.extra_images is None:
-        raise MissingDataError(f"the row {WITH_EXTRAS!r} trains with the extra images; --extra-images none "
-                               f"leaves only --rows {slug(WITHOUT_EXTRAS)}")
+        raise MissingDataError(
+            f"the row {WITH_EXTRAS!r} trains with the extra images; --extra-images none "
+            f"leaves only --rows {slug(WITHOUT_EXTRAS)}"
+        )
     challenge = read_splits(ctx, extras=False)
     splits = add_extra_images(ctx, challenge) if with_extras else challenge
     row = score_model(ctx, splits, data=None if with_extras else {"extra_images": None})
-    values = {EXTERNAL.name: float(len(splits.train) - len(challenge.train)),
-              **table_values(row, average_auc=True)}
+    values = {EXTERNAL.name: float(len(splits.train) - len(challenge.train)), **table_values(row, average_auc=True)}
     return row_result(row, values)
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments, smoke_overrides=SMOKE, variant=colour_constancy_variant)
+    return run_table(
+        TABLE,
+        run_row,
+        dataset=DATASET,
+        argv=argv,
+        add_arguments=add_recipe_arguments,
+        smoke_overrides=SMOKE,
+        variant=colour_constancy_variant,
+    )
 
 
 if __name__ == "__main__":

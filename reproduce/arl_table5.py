@@ -12,13 +12,26 @@ into the attention mask with a channel-wise softmax (eq. 5), an element-wise
 sigmoid ("mixed", eq. 6) or a spatial softmax (eq. 4, the paper's choice and the
 ARL-CNN50 of Tables III-VII).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, SCORE_COLUMNS, SMOKE, add_recipe_arguments,
-                                  extras_variant, imagenet_row, paper_scores, read_splits, row_result, score_model,
-                                  table_values)
+from reproduce.arl_common import (
+    DATASET,
+    EXTRAS_NOTE,
+    OPTIMISER_NOTE,
+    SCORE_COLUMNS,
+    SMOKE,
+    add_recipe_arguments,
+    extras_variant,
+    imagenet_row,
+    paper_scores,
+    read_splits,
+    row_result,
+    score_model,
+    table_values,
+)
 from reproduce.frame import PaperTable, RowContext, RowResult, run_table
 
 PAPER_ROWS = {  # Table V: row name -> (attention of zoo.arl_cnn.models, M scores, SK scores)
@@ -32,10 +45,16 @@ TABLE = PaperTable(
     title="ARL-CNN Table V: ARL-CNN50 with different attention normalisations",
     source="Zhang et al., IEEE TMI 2019, Table V",
     columns=SCORE_COLUMNS,
-    rows=[imagenet_row(name, paper_scores(melanoma, keratosis), "arl_cnn50", attention=attention)
-          for name, (attention, melanoma, keratosis) in PAPER_ROWS.items()],
-    notes=[EXTRAS_NOTE, OPTIMISER_NOTE, "ARL-CNN50 initialised from ImageNet ResNet50, alpha = 0.001 (Sec. IV-B).",
-           "ACC, sensitivity and specificity at a score threshold of 0.5 (--threshold)."],
+    rows=[
+        imagenet_row(name, paper_scores(melanoma, keratosis), "arl_cnn50", attention=attention)
+        for name, (attention, melanoma, keratosis) in PAPER_ROWS.items()
+    ],
+    notes=[
+        EXTRAS_NOTE,
+        OPTIMISER_NOTE,
+        "ARL-CNN50 initialised from ImageNet ResNet50, alpha = 0.001 (Sec. IV-B).",
+        "ACC, sensitivity and specificity at a score threshold of 0.5 (--threshold).",
+    ],
 )
 
 
@@ -45,8 +64,15 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv,
-                     add_arguments=add_recipe_arguments, smoke_overrides=SMOKE, variant=extras_variant)
+    return run_table(
+        TABLE,
+        run_row,
+        dataset=DATASET,
+        argv=argv,
+        add_arguments=add_recipe_arguments,
+        smoke_overrides=SMOKE,
+        variant=extras_variant,
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ Table III's ResNet50* and ARL-CNN50*.
   ``<out>/roi/<split>/`` (JPEG, quality 95) with their boxes in
   ``<out>/roi/boxes.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,22 @@ from data_tools.isic import read_isic2017
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import Record
-from reproduce.arl_common import (AVERAGE_AUC, DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, SMOKE, Splits,
-                                  add_recipe_arguments, claim_folder, extras_variant, imagenet_row, number_in_range,
-                                  read_splits, row_result, score_model)
+from reproduce.arl_common import (
+    AVERAGE_AUC,
+    DATASET,
+    EXTRAS_NOTE,
+    OPTIMISER_NOTE,
+    SMOKE,
+    Splits,
+    add_recipe_arguments,
+    claim_folder,
+    extras_variant,
+    imagenet_row,
+    number_in_range,
+    read_splits,
+    row_result,
+    score_model,
+)
 from reproduce.frame import Column, PaperTable, RowContext, RowResult, run_table, weights_argument
 from zoo.common.run_card import WEIGHTS_FILE, is_run_folder
 from zoo.losses import DiceLoss
@@ -92,14 +106,19 @@ TABLE = PaperTable(
     title="ARL-CNN Table VI: ResNet50 and ARL-CNN50 with and without lesion segmentation",
     source="Zhang et al., IEEE TMI 2019, Table VI",
     columns=[MELANOMA_AUC, KERATOSIS_AUC, AVERAGE_AUC],
-    rows=[imagenet_row(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean}, model)
-          for name, (model, _, m, sk, mean) in PAPER_ROWS.items()],
-    notes=[EXTRAS_NOTE, OPTIMISER_NOTE,
-           "Segmenter: DeepLabv3+ as the paper (Sec. V-D: 'deeplabV3+'), the registered sanet_deeplab with one "
-           "lesion map, trained on the ISIC 2017 Part 1 training masks (or --segmenter); its backbone, ImageNet "
-           "ResNet50 at output stride 16, and its training (Adam 1e-3, Dice loss) are ours: the paper names none.",
-           f"ROI: bounding box of the predicted mask plus {ROI_MARGIN:.0%} of its size on each "
-           "side (--roi-margin; the paper gives none)."],
+    rows=[
+        imagenet_row(name, {MELANOMA_AUC.name: m, KERATOSIS_AUC.name: sk, AVERAGE_AUC.name: mean}, model)
+        for name, (model, _, m, sk, mean) in PAPER_ROWS.items()
+    ],
+    notes=[
+        EXTRAS_NOTE,
+        OPTIMISER_NOTE,
+        "Segmenter: DeepLabv3+ as the paper (Sec. V-D: 'deeplabV3+'), the registered sanet_deeplab with one "
+        "lesion map, trained on the ISIC 2017 Part 1 training masks (or --segmenter); its backbone, ImageNet "
+        "ResNet50 at output stride 16, and its training (Adam 1e-3, Dice loss) are ours: the paper names none.",
+        f"ROI: bounding box of the predicted mask plus {ROI_MARGIN:.0%} of its size on each "
+        "side (--roi-margin; the paper gives none).",
+    ],
 )
 
 
@@ -117,9 +136,14 @@ def segmenter_recipe(args: argparse.Namespace) -> TrainingRecipe:
     loss, no augmentation, ``--segmenter-epochs`` and ``--segmenter-batch-size``,
     the best validation Dice."""
     return get_model(SEGMENTER_MODEL).recipe.with_overrides(
-        optimizer=constant(keras.optimizers.Adam), learning_rate=SEGMENTER_LEARNING_RATE, loss=DiceLoss,
-        augmentation=Augmentation(), batch_size=args.segmenter_batch_size, epochs=args.segmenter_epochs,
-        monitor="val_dice")
+        optimizer=constant(keras.optimizers.Adam),
+        learning_rate=SEGMENTER_LEARNING_RATE,
+        loss=DiceLoss,
+        augmentation=Augmentation(),
+        batch_size=args.segmenter_batch_size,
+        epochs=args.segmenter_epochs,
+        monitor="val_dice",
+    )
 
 
 def train_segmenter(ctx: RowContext, folder: Path) -> Path:
@@ -129,35 +153,65 @@ def train_segmenter(ctx: RowContext, folder: Path) -> Path:
     A segmenter trained earlier with the same flags and data is reused.
     """
     args = ctx.args
-    names = ("segmenter_size", "segmenter_epochs", "segmenter_batch_size", "segmenter_backbone",
-             "segmenter_weights",
-             "seed", "mixed_precision")
-    claim_folder(folder, {"data_dir": ctx.data_dir.resolve(),
-                          **{name: getattr(args, name) for name in names}})
+    names = (
+        "segmenter_size",
+        "segmenter_epochs",
+        "segmenter_batch_size",
+        "segmenter_backbone",
+        "segmenter_weights",
+        "seed",
+        "mixed_precision",
+    )
+    claim_folder(folder, {"data_dir": ctx.data_dir.resolve(), **{name: getattr(args, name) for name in names}})
     if is_run_folder(folder) and (folder / WEIGHTS_FILE).is_file():
         return folder
-    train, validation = (read_isic2017(ctx.data_dir, split, parts=(1,), skip_bad=ctx.bad_inputs)
-                         for split in ("train", "validation"))
+    train, validation = (
+        read_isic2017(ctx.data_dir, split, parts=(1,), skip_bad=ctx.bad_inputs) for split in ("train", "validation")
+    )
     spec = segmenter_spec(args.segmenter_size)
     recipe = segmenter_recipe(args)
     entry = get_model(SEGMENTER_MODEL)
-    builder_args = {**entry.kwargs, "input_shape": spec.input_shape, "classes": 1,
-                    "encoder_weights": args.segmenter_weights, "backbone": args.segmenter_backbone,
-                    "name": "lesion_deeplabv3plus"}
+    builder_args = {
+        **entry.kwargs,
+        "input_shape": spec.input_shape,
+        "classes": 1,
+        "encoder_weights": args.segmenter_weights,
+        "backbone": args.segmenter_backbone,
+        "name": "lesion_deeplabv3plus",
+    }
     data = dict(spec=spec, batch_size=recipe.batch_size, seed=args.seed)
     train_data = segmentation_dataset(train, training=True, **data)
     config = ctx.train_config(out_dir=folder, epochs=recipe.epochs, monitor=recipe.monitor)
     steps = max(1, -(-len(train) // recipe.batch_size))
-    trained = fit(lambda: entry.build(**builder_args), train_data,
-                  segmentation_dataset(validation, training=False, **data), config,
-                  optimizer=lambda: recipe.make_optimizer(steps), loss=recipe.loss,
-                  metrics=lambda: [DiceCoefficient()])
-    return save_run(folder, trained.model, entry=entry, builder_args=builder_args, input_spec=spec,
-                    recipe=recipe, training={"seed": args.seed, "best_epoch": trained.best_epoch},
-                    data={"dir": str(ctx.data_dir), "synthetic": ctx.smoke, "task": "ISIC 2017 Part 1 lesion masks",
-                          "train_images": len(train), "validation_images": len(validation)},
-                    scores={"best_val_dice": max(trained.history.get("val_dice", [float("nan")])),
-                            "table": "ARL-CNN Table VI segmenter"})
+    trained = fit(
+        lambda: entry.build(**builder_args),
+        train_data,
+        segmentation_dataset(validation, training=False, **data),
+        config,
+        optimizer=lambda: recipe.make_optimizer(steps),
+        loss=recipe.loss,
+        metrics=lambda: [DiceCoefficient()],
+    )
+    return save_run(
+        folder,
+        trained.model,
+        entry=entry,
+        builder_args=builder_args,
+        input_spec=spec,
+        recipe=recipe,
+        training={"seed": args.seed, "best_epoch": trained.best_epoch},
+        data={
+            "dir": str(ctx.data_dir),
+            "synthetic": ctx.smoke,
+            "task": "ISIC 2017 Part 1 lesion masks",
+            "train_images": len(train),
+            "validation_images": len(validation),
+        },
+        scores={
+            "best_val_dice": max(trained.history.get("val_dice", [float("nan")])),
+            "table": "ARL-CNN Table VI segmenter",
+        },
+    )
 
 
 def load_segmenter(path: Path, default_size: int) -> tuple[keras.Model, InputSpec]:
@@ -176,8 +230,7 @@ def segmenter_input_size(model: keras.Model, default: int, path: Path) -> int:
     if height is None or width is None:
         return default
     if height != width:
-        raise ValueError(f"{path}: the segmenter takes {height}x{width} inputs; "
-                         "a square input is needed")
+        raise ValueError(f"{path}: the segmenter takes {height}x{width} inputs; a square input is needed")
     return int(height)
 
 
@@ -201,8 +254,10 @@ def lesion_box(mask: np.ndarray, image_size: tuple[int, int], margin: float) -> 
         return None
     (height, width), (mask_height, mask_width) = image_size, mask.shape
     edges = []
-    for first, last, size, mask_size in ((rows[0], rows[-1], height, mask_height),
-                                         (columns[0], columns[-1], width, mask_width)):
+    for first, last, size, mask_size in (
+        (rows[0], rows[-1], height, mask_height),
+        (columns[0], columns[-1], width, mask_width),
+    ):
         start, stop = first * size / mask_size, (last + 1) * size / mask_size
         grow = margin * (stop - start)
         start, stop = max(0, int(np.floor(start - grow))), min(size, int(np.ceil(stop + grow)))
@@ -211,46 +266,50 @@ def lesion_box(mask: np.ndarray, image_size: tuple[int, int], margin: float) -> 
     return top, left, box_height, box_width
 
 
-def crop_rois(ctx: RowContext, segmenter_path: Path, splits: Splits, folder: Path
-              ) -> tuple[Splits, int]:
+def crop_rois(ctx: RowContext, segmenter_path: Path, splits: Splits, folder: Path) -> tuple[Splits, int]:
     """Every image cropped to its ROI, as records of the crops; and the number of
     images whose mask was empty (kept whole). Written once per segmenter and margin."""
     boxes_file = folder / "boxes.json"
     weights = segmenter_path / WEIGHTS_FILE if segmenter_path.is_dir() else segmenter_path
-    claim_folder(folder, {"segmenter": segmenter_path.resolve(),
-                          "segmenter_modified": weights.stat().st_mtime_ns,
-                          "margin": ctx.args.roi_margin, "data_dir": ctx.data_dir.resolve()})
+    claim_folder(
+        folder,
+        {
+            "segmenter": segmenter_path.resolve(),
+            "segmenter_modified": weights.stat().st_mtime_ns,
+            "margin": ctx.args.roi_margin,
+            "data_dir": ctx.data_dir.resolve(),
+        },
+    )
     if not boxes_file.is_file():
         boxes = _write_crops(segmenter_path, splits, folder, ctx.args)
         boxes_file.write_text(json.dumps(boxes, indent=1), encoding="utf-8")
     boxes = json.loads(boxes_file.read_text(encoding="utf-8"))
 
     def cropped(split: str, records: Sequence[Record]) -> list[Record]:
-        return [dataclasses.replace(r, image_path=folder / split / f"{r.image_id}.jpg")
-                for r in records]
+        return [dataclasses.replace(r, image_path=folder / split / f"{r.image_id}.jpg") for r in records]
 
     empty = sum(box is None for per_split in boxes.values() for box in per_split.values())
-    return Splits(cropped("train", splits.train), cropped("validation", splits.validation),
-                  cropped("test", splits.test)), empty
+    return Splits(
+        cropped("train", splits.train), cropped("validation", splits.validation), cropped("test", splits.test)
+    ), empty
 
 
-def _write_crops(segmenter_path: Path, splits: Splits, folder: Path,
-                 args: argparse.Namespace) -> dict[str, dict[str, Box | None]]:
+def _write_crops(
+    segmenter_path: Path, splits: Splits, folder: Path, args: argparse.Namespace
+) -> dict[str, dict[str, Box | None]]:
     segmenter, spec = load_segmenter(segmenter_path, args.segmenter_size)
     boxes: dict[str, dict[str, Box | None]] = {}
-    for split, records in (("train", splits.train), ("validation", splits.validation),
-                           ("test", splits.test)):
+    for split, records in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
         (folder / split).mkdir(parents=True, exist_ok=True)
         boxes[split] = {}
         for record in records:
             image = load_image(record.image_path)
-            probabilities = np.asarray(segmenter(preprocess_images(image[None], spec),
-                                                 training=False))
-            box = lesion_box(probabilities[0, ..., 0] > MASK_THRESHOLD, image.shape[:2],
-                             args.roi_margin)
+            probabilities = np.asarray(segmenter(preprocess_images(image[None], spec), training=False))
+            box = lesion_box(probabilities[0, ..., 0] > MASK_THRESHOLD, image.shape[:2], args.roi_margin)
             top, left, height, width = box or (0, 0, *image.shape[:2])
-            Image.fromarray(image[top:top + height, left:left + width]).save(
-                folder / split / f"{record.image_id}.jpg", quality=JPEG_QUALITY)
+            Image.fromarray(image[top : top + height, left : left + width]).save(
+                folder / split / f"{record.image_id}.jpg", quality=JPEG_QUALITY
+            )
             boxes[split][record.image_id] = box
     return boxes
 
@@ -266,12 +325,18 @@ def run_row(ctx: RowContext) -> RowResult:
         segmenter = ctx.args.segmenter or train_segmenter(ctx, table_dir / "segmenter")
         splits, empty = crop_rois(ctx, segmenter, splits, table_dir / "roi")
         extra = {"segmenter": str(segmenter), "empty_masks": empty}
-    row = score_model(ctx, splits, data={"roi": {"segmenter": str(segmenter), "margin": ctx.args.roi_margin}}
-                      if segmented else None)
+    row = score_model(
+        ctx, splits, data={"roi": {"segmenter": str(segmenter), "margin": ctx.args.roi_margin}} if segmented else None
+    )
     auc = row.challenge_scores()
-    result = row_result(row, {MELANOMA_AUC.name: auc["melanoma_auc"],
-                              KERATOSIS_AUC.name: auc["seborrheic_keratosis_auc"],
-                              AVERAGE_AUC.name: auc["average_auc"]})
+    result = row_result(
+        row,
+        {
+            MELANOMA_AUC.name: auc["melanoma_auc"],
+            KERATOSIS_AUC.name: auc["seborrheic_keratosis_auc"],
+            AVERAGE_AUC.name: auc["average_auc"],
+        },
+    )
     result.extra = {**result.extra, **extra}
     return result
 
@@ -285,32 +350,70 @@ def _segmenter_file(text: str) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--segmenter", type=_segmenter_file,
-                        help="a trained lesion segmenter (a run folder, e.g. another output's "
-                             "segmenter/, or a .keras model) to use instead of training the DeepLabv3+")
-    parser.add_argument("--segmenter-size", type=number_in_range(int, 32), default=256,
-                        help="DeepLabv3+ input side (default: %(default)s)")
-    parser.add_argument("--segmenter-epochs", type=number_in_range(int, 1), default=50,
-                        help="DeepLabv3+ training epochs (default: %(default)s)")
-    parser.add_argument("--segmenter-batch-size", type=number_in_range(int, 1), default=16,
-                        help="DeepLabv3+ batch size (default: %(default)s)")
-    parser.add_argument("--segmenter-backbone", choices=sorted(DILATED_BACKBONES), default="resnet50",
-                        help="the DeepLabv3+ ResNet (default: %(default)s; the paper names none)")
-    parser.add_argument("--segmenter-weights", type=weights_argument, default="imagenet",
-                        help="the DeepLabv3+ ResNet's initial weights: imagenet, none, or a "
-                             "keras.applications no-top file (default: %(default)s)")
-    parser.add_argument("--roi-margin", type=number_in_range(float, 0.0), default=ROI_MARGIN,
-                        help="fraction of the box's size added on each side (default: %(default)s)")
+    parser.add_argument(
+        "--segmenter",
+        type=_segmenter_file,
+        help="a trained lesion segmenter (a run folder, e.g. another output's "
+        "segmenter/, or a .keras model) to use instead of training the DeepLabv3+",
+    )
+    parser.add_argument(
+        "--segmenter-size",
+        type=number_in_range(int, 32),
+        default=256,
+        help="DeepLabv3+ input side (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--segmenter-epochs",
+        type=number_in_range(int, 1),
+        default=50,
+        help="DeepLabv3+ training epochs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--segmenter-batch-size",
+        type=number_in_range(int, 1),
+        default=16,
+        help="DeepLabv3+ batch size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--segmenter-backbone",
+        choices=sorted(DILATED_BACKBONES),
+        default="resnet50",
+        help="the DeepLabv3+ ResNet (default: %(default)s; the paper names none)",
+    )
+    parser.add_argument(
+        "--segmenter-weights",
+        type=weights_argument,
+        default="imagenet",
+        help="the DeepLabv3+ ResNet's initial weights: imagenet, none, or a "
+        "keras.applications no-top file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--roi-margin",
+        type=number_in_range(float, 0.0),
+        default=ROI_MARGIN,
+        help="fraction of the box's size added on each side (default: %(default)s)",
+    )
 
 
-SMOKE_SEGMENTER = {"segmenter_size": 32, "segmenter_epochs": 1, "segmenter_batch_size": 4,
-                   "segmenter_backbone": "resnet14", "segmenter_weights": None}
+SMOKE_SEGMENTER = {
+    "segmenter_size": 32,
+    "segmenter_epochs": 1,
+    "segmenter_batch_size": 4,
+    "segmenter_backbone": "resnet14",
+    "segmenter_weights": None,
+}
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
-                     smoke_overrides={**SMOKE, **SMOKE_SEGMENTER},
-                     variant=extras_variant)
+    return run_table(
+        TABLE,
+        run_row,
+        dataset=DATASET,
+        argv=argv,
+        add_arguments=add_arguments,
+        smoke_overrides={**SMOKE, **SMOKE_SEGMENTER},
+        variant=extras_variant,
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ deviations (0.0224 and 0.0064, eq. 14) are a tenth of those of the listed values
 t0 = -78.26 should be -24.75 (still far inside the rejection region). The report
 shows the paper's printed t, the t recomputed from Table VII, and ours.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,9 +53,21 @@ import numpy as np
 from scipy import stats
 
 from reproduce import report
-from reproduce.arl_common import (DATASET, EXTRAS_NOTE, OPTIMISER_NOTE, SMOKE, TASKS, Splits, add_recipe_arguments,
-                                  extras_variant, image_scores, imagenet_row, number_in_range, read_splits,
-                                  score_model)
+from reproduce.arl_common import (
+    DATASET,
+    EXTRAS_NOTE,
+    OPTIMISER_NOTE,
+    SMOKE,
+    TASKS,
+    Splits,
+    add_recipe_arguments,
+    extras_variant,
+    image_scores,
+    imagenet_row,
+    number_in_range,
+    read_splits,
+    score_model,
+)
 from reproduce.frame import Column, PaperTable, RowContext, RowResult, TableResult, run_table
 from zoo.metrics import isic2017_average_auc
 from zoo.run import load_run
@@ -66,13 +79,12 @@ PAPER_RUNS = {  # Table VII, average AUC (%) of 10 independent runs
     "ARL-CNN50": (91.7, 91.7, 91.6, 91.8, 91.7, 91.5, 91.6, 91.6, 91.7, 91.7),
 }
 BASELINE, PROPOSED = PAPER_RUNS  # X and Y of Sec. V-G
-ALPHA = 0.01                     # Sec. V-G significance level
-PAPER_T = -78.2624               # eq. 16 as printed
-PAPER_CRITICAL_T = 2.552         # t_0.01(18), Sec. V-G
+ALPHA = 0.01  # Sec. V-G significance level
+PAPER_T = -78.2624  # eq. 16 as printed
+PAPER_CRITICAL_T = 2.552  # t_0.01(18), Sec. V-G
 MAX_RUNS = len(PAPER_RUNS[BASELINE])
 
-RUN_COLUMNS = tuple(Column(f"Test {i}", "%", higher_is_better=True, decimals=1)
-                    for i in range(1, MAX_RUNS + 1))
+RUN_COLUMNS = tuple(Column(f"Test {i}", "%", higher_is_better=True, decimals=1) for i in range(1, MAX_RUNS + 1))
 MEAN = Column("Mean", "%", higher_is_better=True, decimals=2)
 
 
@@ -85,16 +97,24 @@ TABLE = PaperTable(
     title="ARL-CNN Table VII: average AUC (%) of ResNet50 and ARL-CNN50 in independent runs",
     source="Zhang et al., IEEE TMI 2019, Table VII and Sec. V-G",
     columns=[*RUN_COLUMNS, MEAN],
-    rows=[imagenet_row(row_name(model), {**{c.name: v for c, v in zip(RUN_COLUMNS, runs)},
-                                         MEAN.name: float(np.mean(runs))}, MODELS[model])
-          for model, runs in PAPER_RUNS.items()],
-    notes=[EXTRAS_NOTE, OPTIMISER_NOTE,
-           "Test i: --repeat retest (default) scores the row's one trained model on 9 random test patches "
-           "per image drawn with seed --seed + i - 1; --repeat retrain trains and tests anew with that seed. "
-           "Sec. V-G 'evaluated ... 10 times independently' in '10 independent tests', and the table's "
-           "standard deviations (0.16 and 0.08 points) fit one model tested ten times better than ten trainings.",
-           "Average AUC = mean of the melanoma and seborrheic keratosis AUCs (the ISIC 2017 ranking score).",
-           "The two-sample t-test of Sec. V-G follows the table (table.md, ttest.json)."],
+    rows=[
+        imagenet_row(
+            row_name(model),
+            {**{c.name: v for c, v in zip(RUN_COLUMNS, runs)}, MEAN.name: float(np.mean(runs))},
+            MODELS[model],
+        )
+        for model, runs in PAPER_RUNS.items()
+    ],
+    notes=[
+        EXTRAS_NOTE,
+        OPTIMISER_NOTE,
+        "Test i: --repeat retest (default) scores the row's one trained model on 9 random test patches "
+        "per image drawn with seed --seed + i - 1; --repeat retrain trains and tests anew with that seed. "
+        "Sec. V-G 'evaluated ... 10 times independently' in '10 independent tests', and the table's "
+        "standard deviations (0.16 and 0.08 points) fit one model tested ten times better than ten trainings.",
+        "Average AUC = mean of the melanoma and seborrheic keratosis AUCs (the ISIC 2017 ranking score).",
+        "The two-sample t-test of Sec. V-G follows the table (table.md, ttest.json).",
+    ],
 )
 
 
@@ -134,14 +154,19 @@ def two_sample_t_test(x: Sequence[float], y: Sequence[float], alpha: float = ALP
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if min(x.size, y.size) < 2:
-        raise ValueError(f"the t-test needs at least two runs of each model, got {x.size} "
-                         f"and {y.size}")
+        raise ValueError(f"the t-test needs at least two runs of each model, got {x.size} and {y.size}")
     result = stats.ttest_ind(x, y, equal_var=True, alternative="less")
     df = x.size + y.size - 2
     pooled = math.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / df)
-    return TTest(t=float(result.statistic), p=float(result.pvalue), df=df,
-                 critical=float(stats.t.ppf(alpha, df)), mean_x=float(x.mean()),
-                 mean_y=float(y.mean()), pooled_sd=pooled)
+    return TTest(
+        t=float(result.statistic),
+        p=float(result.pvalue),
+        df=df,
+        critical=float(stats.t.ppf(alpha, df)),
+        mean_x=float(x.mean()),
+        mean_y=float(y.mean()),
+        pooled_sd=pooled,
+    )
 
 
 def _summary(test: TTest) -> dict:
@@ -151,33 +176,56 @@ def _summary(test: TTest) -> dict:
 def paper_t_test() -> dict:
     """Sec. V-G as printed (eq. 14-16); the paper prints no p: that of its t0 (18 df)."""
     df = 2 * MAX_RUNS - 2
-    return {"t": PAPER_T, "p": float(stats.t.cdf(PAPER_T, df)), "df": df,
-            "critical": -PAPER_CRITICAL_T, "mean_x": 90.26, "mean_y": 91.66, "pooled_sd": 0.04,
-            "rejects_h0": PAPER_T <= -PAPER_CRITICAL_T}
+    return {
+        "t": PAPER_T,
+        "p": float(stats.t.cdf(PAPER_T, df)),
+        "df": df,
+        "critical": -PAPER_CRITICAL_T,
+        "mean_x": 90.26,
+        "mean_y": 91.66,
+        "pooled_sd": 0.04,
+        "rejects_h0": PAPER_T <= -PAPER_CRITICAL_T,
+    }
 
 
 def t_test_report(ours: TTest | None, *, synthetic: bool) -> tuple[str, dict]:
     """The t-test as a markdown section and as JSON: ours, the paper's printed values,
     and the test recomputed from the paper's Table VII."""
     recomputed = two_sample_t_test(PAPER_RUNS[BASELINE], PAPER_RUNS[PROPOSED])
-    columns = {"ours": None if ours is None else _summary(ours),
-               "paper (printed)": paper_t_test(),
-               "paper (recomputed from Table VII)": _summary(recomputed)}
-    lines = [f"## {'SYNTHETIC — ' if synthetic else ''}Two-sample t-test (Sec. V-G)", "",
-             f"H0: mu({BASELINE}) >= mu({PROPOSED}) vs H1: mu({BASELINE}) < mu({PROPOSED}); "
-             f"pooled variance, one-sided, alpha = {ALPHA}.", "",
-             "| quantity | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for key, label in (("mean_x", f"mean {BASELINE} (%)"), ("mean_y", f"mean {PROPOSED} (%)"),
-                       ("pooled_sd", "pooled s_w"), ("df", "degrees of freedom"),
-                       ("t", "t"), ("p", "p (one-sided)"), ("critical", "reject H0 if t <="),
-                       ("rejects_h0", "H0 rejected")):
+    columns = {
+        "ours": None if ours is None else _summary(ours),
+        "paper (printed)": paper_t_test(),
+        "paper (recomputed from Table VII)": _summary(recomputed),
+    }
+    lines = [
+        f"## {'SYNTHETIC — ' if synthetic else ''}Two-sample t-test (Sec. V-G)",
+        "",
+        f"H0: mu({BASELINE}) >= mu({PROPOSED}) vs H1: mu({BASELINE}) < mu({PROPOSED}); "
+        f"pooled variance, one-sided, alpha = {ALPHA}.",
+        "",
+        "| quantity | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for key, label in (
+        ("mean_x", f"mean {BASELINE} (%)"),
+        ("mean_y", f"mean {PROPOSED} (%)"),
+        ("pooled_sd", "pooled s_w"),
+        ("df", "degrees of freedom"),
+        ("t", "t"),
+        ("p", "p (one-sided)"),
+        ("critical", "reject H0 if t <="),
+        ("rejects_h0", "H0 rejected"),
+    ):
         cells = ["—" if values is None else _cell(values[key]) for values in columns.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if ours is None:
         lines += ["", "Ours: not computed (needs both rows with at least two runs each)."]
-    lines += ["", "The paper prints no p-value: its column gives that of its printed t. Its "
-                  "s_w and t use sums of squares a tenth of those of its Table VII values "
-                  "(eq. 14); the recomputed column uses the values."]
+    lines += [
+        "",
+        "The paper prints no p-value: its column gives that of its printed t. Its "
+        "s_w and t use sums of squares a tenth of those of its Table VII values "
+        "(eq. 14); the recomputed column uses the values.",
+    ]
     return "\n".join(lines) + "\n", report.json_safe({"synthetic": synthetic, **columns})
 
 
@@ -190,8 +238,11 @@ def _cell(value: float | int | bool) -> str:
 def write_t_test(result: TableResult) -> str:
     """Runs the t-test on the table's rows, appends it to ``table.md``, writes
     ``ttest.json``; returns the markdown."""
-    runs = {model: result.results[row_name(model)].extra["average_auc_percent"]
-            for model in PAPER_RUNS if row_name(model) in result.results}
+    runs = {
+        model: result.results[row_name(model)].extra["average_auc_percent"]
+        for model in PAPER_RUNS
+        if row_name(model) in result.results
+    }
     ours = None
     if len(runs) == 2 and min(len(v) for v in runs.values()) >= 2:
         ours = two_sample_t_test(runs[BASELINE], runs[PROPOSED])
@@ -209,8 +260,7 @@ def run_row(ctx: RowContext) -> RowResult:
     splits = read_splits(ctx)
     runs = retest(ctx, splits) if ctx.args.repeat == "retest" else retrain(ctx, splits)
     percent = [100.0 * run["average_auc"] for run in runs]
-    values = {**{c.name: v for c, v in zip(RUN_COLUMNS, percent)},
-              MEAN.name: float(np.mean(percent))}
+    values = {**{c.name: v for c, v in zip(RUN_COLUMNS, percent)}, MEAN.name: float(np.mean(percent))}
     return RowResult(values, extra={"runs": runs, "average_auc_percent": percent, "repeat": ctx.args.repeat})
 
 
@@ -225,8 +275,13 @@ def retest(ctx: RowContext, splits: Splits) -> list[dict]:
     for test in range(1, ctx.args.runs + 1):
         print(f"    test {test}/{ctx.args.runs}")
         seed = ctx.args.seed + test - 1
-        scores = np.stack([image_scores(run.model, splits.test, task, run.input_spec, run.card.training["batch_size"],
-                                        seed) for task, run in runs.items()], axis=1)
+        scores = np.stack(
+            [
+                image_scores(run.model, splits.test, task, run.input_spec, run.card.training["batch_size"], seed)
+                for task, run in runs.items()
+            ],
+            axis=1,
+        )
         tests.append({"seed": seed, "folder": str(folder), **isic2017_average_auc(truth, scores)})
     return tests
 
@@ -237,26 +292,38 @@ def retrain(ctx: RowContext, splits: Splits) -> list[dict]:
     for run in range(1, ctx.args.runs + 1):
         print(f"    run {run}/{ctx.args.runs}")
         folder = ctx.out_dir / f"run-{run:02d}"
-        scores = score_model(ctx, splits, out_dir=folder, seed=ctx.args.seed + run - 1,
-                             data={"table7_run": run})
+        scores = score_model(ctx, splits, out_dir=folder, seed=ctx.args.seed + run - 1, data={"table7_run": run})
         runs.append({"seed": ctx.args.seed + run - 1, "folder": str(folder), **scores.challenge_scores()})
     return runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--runs", type=number_in_range(int, 1, MAX_RUNS + 1), default=MAX_RUNS,
-                        help="independent tests per model, at most %(default)s "
-                             "(default: %(default)s)")
-    parser.add_argument("--repeat", choices=("retest", "retrain"), default="retest",
-                        help="what a test repeats: retest (one trained model, test patches redrawn; default) "
-                             "or retrain (train and test anew)")
+    parser.add_argument(
+        "--runs",
+        type=number_in_range(int, 1, MAX_RUNS + 1),
+        default=MAX_RUNS,
+        help="independent tests per model, at most %(default)s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeat",
+        choices=("retest", "retrain"),
+        default="retest",
+        help="what a test repeats: retest (one trained model, test patches redrawn; default) "
+        "or retrain (train and test anew)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> TableResult:
-    result = run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
-                       smoke_overrides={**SMOKE, "runs": 2},
-                       variant=extras_variant)
+    result = run_table(
+        TABLE,
+        run_row,
+        dataset=DATASET,
+        argv=argv,
+        add_arguments=add_arguments,
+        smoke_overrides={**SMOKE, "runs": 2},
+        variant=extras_variant,
+    )
     print("\n" + write_t_test(result))
     return result
 

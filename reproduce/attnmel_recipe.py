@@ -40,6 +40,7 @@ It also holds what Tables 2 and 3 share on ISIC 2017: the data set
 :data:`REGULARISED_ROWS`), reading a split (:func:`read_isic2017_split`) and
 training one of Table 2's models (:func:`train_table2_row`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,15 +71,13 @@ from zoo.recipe import TrainingRecipe
 from zoo.train import TrainResult
 
 LABEL = "melanoma"
-OVERSAMPLING = 4          # the authors' code: every melanoma row 4x in the training list
+OVERSAMPLING = 4  # the authors' code: every melanoma row 4x in the training list
 AUC_METRIC = "auc"
-CLASSES = 2               # softmax over (rest, melanoma)
+CLASSES = 2  # softmax over (rest, melanoma)
 
-AP_AUC = (Column("AP", higher_is_better=True, decimals=3),
-          Column("AUC", higher_is_better=True, decimals=3))
+AP_AUC = (Column("AP", higher_is_better=True, decimals=3), Column("AUC", higher_is_better=True, decimals=3))
 
-SMOKE = {"epochs": 1, "batch_size": 4, "image_size": 32, "resize": 40, "passes_per_epoch": 1,
-         "weights": None}
+SMOKE = {"epochs": 1, "batch_size": 4, "image_size": 32, "resize": 40, "passes_per_epoch": 1, "weights": None}
 """``--smoke`` settings: tiny images, one epoch of batch 4 (command-line overrides of
 the recipe, recorded as such), random weights (no download)."""
 
@@ -100,26 +99,40 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The AttnMel tables' flags: the input, the backbone's weights and variant, and the
     passes per epoch. The recipe's numbers are the frame's ``--learning-rate``,
     ``--batch-size``, ``--epochs`` (default: the registered recipe's)."""
-    parser.add_argument("--image-size", type=int, default=224,
-                        help="model input side, a multiple of 32 (default: %(default)s)")
-    parser.add_argument("--resize", type=int, default=256,
-                        help="side the centre crop is resized to before the random crop "
-                             "(default: %(default)s)")
-    parser.add_argument("--weights", type=weights_argument, default="imagenet",
-                        help="VGG-16 weights: imagenet, none, or a keras.applications weights "
-                             "file (default: %(default)s)")
-    parser.add_argument("--batch-norm", action="store_true",
-                        help="VGG-16-BN backbone of the authors' code (no ImageNet weights), its input "
-                             "standardised with the training images' channel statistics")
-    parser.add_argument("--passes-per-epoch", type=int,
-                        help="passes over the training list per epoch (the authors' code: "
-                             "5 for ISIC 2016, 2 for ISIC 2017)")
+    parser.add_argument(
+        "--image-size", type=int, default=224, help="model input side, a multiple of 32 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--resize",
+        type=int,
+        default=256,
+        help="side the centre crop is resized to before the random crop (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weights",
+        type=weights_argument,
+        default="imagenet",
+        help="VGG-16 weights: imagenet, none, or a keras.applications weights file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="VGG-16-BN backbone of the authors' code (no ImageNet weights), its input "
+        "standardised with the training images' channel statistics",
+    )
+    parser.add_argument(
+        "--passes-per-epoch",
+        type=int,
+        help="passes over the training list per epoch (the authors' code: 5 for ISIC 2016, 2 for ISIC 2017)",
+    )
 
 
-BACKBONE_NOTE = ("VGG-16 with ImageNet weights, as the paper (the model rescales its [0, 1] input to the "
-                 "weights' Caffe statistics); --batch-norm trains the authors' VGG-16-BN from scratch on "
-                 "input standardised with the training images' channel statistics, recorded as the input "
-                 "spec of each row's run card and used for its test set (the title then names it).")
+BACKBONE_NOTE = (
+    "VGG-16 with ImageNet weights, as the paper (the model rescales its [0, 1] input to the "
+    "weights' Caffe statistics); --batch-norm trains the authors' VGG-16-BN from scratch on "
+    "input standardised with the training images' channel statistics, recorded as the input "
+    "spec of each row's run card and used for its test set (the title then names it)."
+)
 
 
 def backbone_variant(args: argparse.Namespace) -> str | None:
@@ -147,9 +160,12 @@ def row_builder_args(ctx: RowContext) -> dict[str, Any]:
     a two-class model at ``--image-size``, VGG-16 (``--weights``) or VGG-16-BN (no
     pretrained weights)."""
     args = ctx.args
-    return ctx.builder_args(input_shape=(args.image_size, args.image_size, 3), classes=CLASSES,
-                            encoder_weights=None if args.batch_norm else args.weights,
-                            batch_norm=args.batch_norm)
+    return ctx.builder_args(
+        input_shape=(args.image_size, args.image_size, 3),
+        classes=CLASSES,
+        encoder_weights=None if args.batch_norm else args.weights,
+        batch_norm=args.batch_norm,
+    )
 
 
 def row_recipe(ctx: RowContext, *, validation: bool) -> TrainingRecipe:
@@ -171,8 +187,7 @@ def logged_monitor(recipe: TrainingRecipe, attention: bool) -> str:
 # --------------------------------------------------------------------------- data
 
 
-def split_validation(records: Sequence[Record], fraction: float, seed: int
-                     ) -> tuple[list[Record], list[Record]]:
+def split_validation(records: Sequence[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
     """A stratified, seeded hold-out: ``(train, validation)``; both classes in each.
 
     Table 1 picks its best epoch on it: ISIC 2016 has no validation split.
@@ -185,8 +200,7 @@ def split_validation(records: Sequence[Record], fraction: float, seed: int
         ids = [r.image_id for r in records if (r.labels[LABEL] >= 0.5) == positive]
         count = min(max(1, round(fraction * len(ids))), len(ids) - 1)
         validation.update(rng.permutation(ids)[:count].tolist())
-    return ([r for r in records if r.image_id not in validation],
-            [r for r in records if r.image_id in validation])
+    return ([r for r in records if r.image_id not in validation], [r for r in records if r.image_id in validation])
 
 
 def _one_hot(labels: tf.Tensor) -> tf.Tensor:
@@ -194,9 +208,18 @@ def _one_hot(labels: tf.Tensor) -> tf.Tensor:
     return tf.concat([1.0 - labels, labels], axis=-1)
 
 
-def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int, training: bool,
-                 seed: int, attention_outputs: bool, roi: str | None = None, repeat: bool = False,
-                 augmentation: Augmentation | None = ATTNMEL_RECIPE.augmentation) -> tf.data.Dataset:
+def make_dataset(
+    records: Sequence[Record],
+    spec: InputSpec,
+    *,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    attention_outputs: bool,
+    roi: str | None = None,
+    repeat: bool = False,
+    augmentation: Augmentation | None = ATTNMEL_RECIPE.augmentation,
+) -> tf.data.Dataset:
     """Batches of ``(image, target)`` for one of the four models.
 
     ``attention_outputs``: the model is AttnMel-CNN, whose targets are a dict keyed
@@ -207,17 +230,20 @@ def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int,
     augmented once and its targets cannot drift from it. ``augmentation`` (the
     recipe's) applies in training only.
     """
-    common = dict(batch_size=batch_size, training=training, seed=seed, repeat=repeat,
-                  augment=augmentation if training else None)
+    common = dict(
+        batch_size=batch_size, training=training, seed=seed, repeat=repeat, augment=augmentation if training else None
+    )
     if roi is not None and attention_outputs:
         masked = roi_dataset(records, spec, roi, label_name=LABEL, **common)
-        return masked.map(lambda image, targets: (image, attention_targets(
-            _one_hot(targets["labels"]), targets["reference"])))
+        return masked.map(
+            lambda image, targets: (image, attention_targets(_one_hot(targets["labels"]), targets["reference"]))
+        )
     labelled = classification_dataset(records, spec, label_names=(LABEL,), **common)
     if not attention_outputs:
         return labelled.map(lambda image, labels: (image, _one_hot(labels)))
-    return labelled.map(lambda image, labels: (image, attention_targets(
-        _one_hot(labels), tf.zeros_like(image[..., :1]))))
+    return labelled.map(
+        lambda image, labels: (image, attention_targets(_one_hot(labels), tf.zeros_like(image[..., :1])))
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -252,8 +278,9 @@ class TrainedRow:
         return self.trained.model
 
 
-def train_classifier(ctx: RowContext, train: Sequence[Record], validation: Sequence[Record] | None, *,
-                     roi: str | None = None) -> TrainedRow:
+def train_classifier(
+    ctx: RowContext, train: Sequence[Record], validation: Sequence[Record] | None, *, roi: str | None = None
+) -> TrainedRow:
     """Trains the row's registered model with its recipe (:meth:`RowContext.fit`);
     keeps the best epoch by the validation AUC, or, with no ``validation`` records,
     the final epoch."""
@@ -266,16 +293,37 @@ def train_classifier(ctx: RowContext, train: Sequence[Record], validation: Seque
     images = len(train)
     train = oversample_positives(train, LABEL, OVERSAMPLING)
     steps = max(1, math.ceil(args.passes_per_epoch * len(train) / recipe.batch_size))
-    data = functools.partial(make_dataset, spec=spec, batch_size=recipe.batch_size, seed=args.seed,
-                             attention_outputs=attention, augmentation=recipe.augmentation)
+    data = functools.partial(
+        make_dataset,
+        spec=spec,
+        batch_size=recipe.batch_size,
+        seed=args.seed,
+        attention_outputs=attention,
+        augmentation=recipe.augmentation,
+    )
     train_data = data(train, training=True, roi=roi, repeat=True)
     val_data = data(validation, training=False) if validation else None
     metrics = {"probabilities": [_auc_metric]} if attention else [_auc_metric]
     keep = {"mode": "max"} if validation else {"mode": "min", "keep": "last"}
-    trained = ctx.fit(train_data, val_data, builder_args=builder_args, recipe=recipe, steps_per_epoch=steps,
-                      metrics=metrics, repeated=True, monitor=logged_monitor(recipe, attention), **keep)
-    record = {"train_images": images, "oversampling": OVERSAMPLING, "passes_per_epoch": args.passes_per_epoch,
-              "steps_per_epoch": steps, "validation_images": len(validation or ()), "roi": roi}
+    trained = ctx.fit(
+        train_data,
+        val_data,
+        builder_args=builder_args,
+        recipe=recipe,
+        steps_per_epoch=steps,
+        metrics=metrics,
+        repeated=True,
+        monitor=logged_monitor(recipe, attention),
+        **keep,
+    )
+    record = {
+        "train_images": images,
+        "oversampling": OVERSAMPLING,
+        "passes_per_epoch": args.passes_per_epoch,
+        "steps_per_epoch": steps,
+        "validation_images": len(validation or ()),
+        "roi": roi,
+    }
     return TrainedRow(trained, recipe, builder_args, spec, record)
 
 
@@ -286,8 +334,7 @@ def predict_melanoma(model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray
     return np.asarray(probabilities)[:, 1]
 
 
-def score_test_set(model: keras.Model, spec: InputSpec, test: Sequence[Record], *, batch_size: int
-                ) -> dict[str, float]:
+def score_test_set(model: keras.Model, spec: InputSpec, test: Sequence[Record], *, batch_size: int) -> dict[str, float]:
     """Test-set AP and AUC (scikit-learn, the paper's footnote 1) of ``model`` on input ``spec``."""
     dataset = make_dataset(test, spec, batch_size=batch_size, training=False, seed=0, attention_outputs=False)
     return classification_scores([r.labels[LABEL] for r in test], predict_melanoma(model, dataset))
@@ -298,19 +345,39 @@ def evaluate_classifier(ctx: RowContext, row: TrainedRow, test: Sequence[Record]
     exactly that model, with these scores in its card."""
     trained = row.trained
     scores = score_test_set(row.model, row.input_spec, test, batch_size=row.recipe.batch_size)
-    folder = ctx.save_run(row.model, builder_args=row.builder_args, recipe=row.recipe, input_spec=row.input_spec,
-                          scores={"split": "test", "test_images": len(test), **scores},
-                          training={"kept_epoch": trained.best_epoch, "epochs_run": len(trained.history["loss"]),
-                                    "keep": "best" if row.data["validation_images"] else "last"},
-                          data=row.data)
-    logged = [key for key, values in trained.history.items()  # Keras logs val_ columns as NA without them
-              if key.startswith("val_") and key.endswith(AUC_METRIC) and not np.isnan(values).all()]
+    folder = ctx.save_run(
+        row.model,
+        builder_args=row.builder_args,
+        recipe=row.recipe,
+        input_spec=row.input_spec,
+        scores={"split": "test", "test_images": len(test), **scores},
+        training={
+            "kept_epoch": trained.best_epoch,
+            "epochs_run": len(trained.history["loss"]),
+            "keep": "best" if row.data["validation_images"] else "last",
+        },
+        data=row.data,
+    )
+    logged = [
+        key
+        for key, values in trained.history.items()  # Keras logs val_ columns as NA without them
+        if key.startswith("val_") and key.endswith(AUC_METRIC) and not np.isnan(values).all()
+    ]
     monitor = logged[0] if logged else "loss"  # no validation set: the curves show the training loss
-    return RowResult({"AP": scores["ap"], "AUC": scores["auc"]}, history=trained.history,
-                     monitor=monitor, extra={"best_epoch": trained.best_epoch, "model": ctx.entry.name,
-                                             "recipe_overrides": row.recipe.overrides_from(ctx.entry.recipe),
-                                             "params": row.model.count_params(), "run": str(folder),
-                                             "test_images": len(test), **scores})
+    return RowResult(
+        {"AP": scores["ap"], "AUC": scores["auc"]},
+        history=trained.history,
+        monitor=monitor,
+        extra={
+            "best_epoch": trained.best_epoch,
+            "model": ctx.entry.name,
+            "recipe_overrides": row.recipe.overrides_from(ctx.entry.recipe),
+            "params": row.model.count_params(),
+            "run": str(folder),
+            "test_images": len(test),
+            **scores,
+        },
+    )
 
 
 # --------------------------------------------------------------------------- ISIC 2017 (Tables 2-3)
@@ -319,8 +386,7 @@ ISIC2017 = DatasetNeed(
     name="ISIC 2017 (Parts 1-3)",
     default_dir="data/isic2017",
     how_to_get="python -m data_tools.download isic2017 --dest data/isic2017",
-    make_synthetic=functools.partial(make_isic2017, n_train=12, n_val=6, n_test=6,
-                                     image_size=(48, 64)),
+    make_synthetic=functools.partial(make_isic2017, n_train=12, n_val=6, n_test=6, image_size=(48, 64)),
 )
 
 REGULARISED_ROWS = {
@@ -348,5 +414,6 @@ def read_isic2017_split(ctx: RowContext, split: str, roi: str | None = None) -> 
 def train_table2_row(ctx: RowContext) -> TrainedRow:
     """Trains the model of one of Table 2's rows (plain or ROI-regularised, eq. 5) on ISIC 2017."""
     roi = REGULARISED_ROWS.get(ctx.row.name)
-    return train_classifier(ctx, read_isic2017_split(ctx, "train", roi), read_isic2017_split(ctx, "validation"),
-                            roi=roi)
+    return train_classifier(
+        ctx, read_isic2017_split(ctx, "train", roi), read_isic2017_split(ctx, "validation"), roi=roi
+    )

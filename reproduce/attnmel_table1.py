@@ -15,6 +15,7 @@ the final epoch is tested (the run card records the monitor as the training loss
 seeded fraction of the training images to pick the best epoch by its AUC (the
 authors' code holds out 10 %); the title then says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,17 @@ from typing import Sequence
 
 from data_tools.isic import read_isic2016_part3
 from data_tools.synthetic import make_isic2016
-from reproduce.attnmel_recipe import (AP_AUC, BACKBONE_NOTE, SMOKE, UNREGULARISED, add_recipe_arguments,
-                                      backbone_variant, evaluate_classifier, split_validation,
-                                      train_classifier)
+from reproduce.attnmel_recipe import (
+    AP_AUC,
+    BACKBONE_NOTE,
+    SMOKE,
+    UNREGULARISED,
+    add_recipe_arguments,
+    backbone_variant,
+    evaluate_classifier,
+    split_validation,
+    train_classifier,
+)
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, number_in_range, run_table
 
@@ -62,9 +71,13 @@ DATASET = DatasetNeed(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--val-fraction", type=number_in_range(float, 0.0, 1.0), default=0.0,
-                        help="training images held out to pick the best epoch; 0 (default): train on "
-                             "all of them and test the final epoch, as the paper")
+    parser.add_argument(
+        "--val-fraction",
+        type=number_in_range(float, 0.0, 1.0),
+        default=0.0,
+        help="training images held out to pick the best epoch; 0 (default): train on "
+        "all of them and test the final epoch, as the paper",
+    )
 
 
 def run_row(ctx: RowContext) -> RowResult:
@@ -77,9 +90,16 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_arguments,
-                     defaults={"passes_per_epoch": 5},
-                     smoke_overrides=SMOKE, variant=hold_out_variant)
+    return run_table(
+        TABLE,
+        run_row,
+        dataset=DATASET,
+        argv=argv,
+        add_arguments=add_arguments,
+        defaults={"passes_per_epoch": 5},
+        smoke_overrides=SMOKE,
+        variant=hold_out_variant,
+    )
 
 
 def hold_out_variant(args: argparse.Namespace) -> str | None:

@@ -19,13 +19,23 @@ Rows 1-5 are quoted from the paper. The recipes are the registry's, as
 twice, as the authors' code does for 2017). Each row folder is the run folder of its
 model (``zoo.load_run``), which Table 3's ``--trained`` reads.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
-from reproduce.attnmel_recipe import (AP_AUC, BACKBONE_NOTE, ISIC2017, SMOKE, UNREGULARISED, add_recipe_arguments,
-                                      backbone_variant, evaluate_classifier, read_isic2017_split,
-                                      train_table2_row)
+from reproduce.attnmel_recipe import (
+    AP_AUC,
+    BACKBONE_NOTE,
+    ISIC2017,
+    SMOKE,
+    UNREGULARISED,
+    add_recipe_arguments,
+    backbone_variant,
+    evaluate_classifier,
+    read_isic2017_split,
+    train_table2_row,
+)
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
 
 TABLE = PaperTable(
@@ -57,9 +67,16 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=ISIC2017, argv=argv, add_arguments=add_recipe_arguments,
-                     defaults={"passes_per_epoch": 2},
-                     smoke_overrides=SMOKE, variant=backbone_variant)
+    return run_table(
+        TABLE,
+        run_row,
+        dataset=ISIC2017,
+        argv=argv,
+        add_arguments=add_recipe_arguments,
+        defaults={"passes_per_epoch": 2},
+        smoke_overrides=SMOKE,
+        variant=backbone_variant,
+    )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ spec it was trained on, with ``--batch-norm`` the training images' statistics);
 otherwise each row trains its model first and its row folder becomes its run folder,
 with the Jaccard indices as its scores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,17 @@ from data_tools.imageio import load_mask
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import restore_geometry
 from data_tools.preprocess import InputSpec
-from reproduce.attnmel_recipe import (BACKBONE_NOTE, ISIC2017, SMOKE, UNREGULARISED, add_recipe_arguments,
-                                      backbone_variant, input_spec, read_isic2017_split, train_table2_row)
+from reproduce.attnmel_recipe import (
+    BACKBONE_NOTE,
+    ISIC2017,
+    SMOKE,
+    UNREGULARISED,
+    add_recipe_arguments,
+    backbone_variant,
+    input_spec,
+    read_isic2017_split,
+    train_table2_row,
+)
 from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
 from zoo.cam import class_activation_map, normalize_map, plot_class_activation_maps
 from zoo.common.run_card import RunError
@@ -72,25 +82,27 @@ COLUMNS = {"pool3": "attention_pool3", "pool4": "attention_pool4", "CAM": None}
 
 TABLE = PaperTable(
     key="attnmel_table3",
-    title="AttnMel Table 3: Jaccard of binarised attention maps and CAMs vs lesion masks "
-          "(ISIC 2017 test)",
+    title="AttnMel Table 3: Jaccard of binarised attention maps and CAMs vs lesion masks (ISIC 2017 test)",
     source="Yan et al., IPMI 2019, Table 3",
     columns=[Column(name, higher_is_better=True, decimals=4) for name in COLUMNS],
     rows=[
-        PaperRow("AttnMel-CNN", {"pool3": 0.3105, "pool4": 0.3186}, model="attnmel_cnn",
-                 recipe_overrides=UNREGULARISED),
+        PaperRow(
+            "AttnMel-CNN", {"pool3": 0.3105, "pool4": 0.3186}, model="attnmel_cnn", recipe_overrides=UNREGULARISED
+        ),
         PaperRow("AttnMel-CNN-Dermo", {"pool3": 0.3621, "pool4": 0.4767}, model="attnmel_cnn"),
         PaperRow("AttnMel-CNN-Lesion", {"pool3": 0.5533, "pool4": 0.6560}, model="attnmel_cnn"),
         PaperRow("VGG-16-GAP", {"CAM": 0.2825}, model="vgg16_gap"),
     ],
-    notes=["Scored as the authors' test_jaccard.py and test_cam.py (SaoYan/IPMI2019-AttnMel), which produced "
-           "the paper's numbers; the paper names none of these choices: on the model's 224x224 crop (the mask "
-           "cropped alike), each map min-max normalised per image and attended where >= 0.5 (attention maps "
-           "upsampled first, the CAM binarised at its 7x7 and then upsampled), Jaccard sum(min)/sum(max) averaged "
-           "over images, the CAM of the melanoma class for every image. --score-region original scores against "
-           "the full-size masks (pixels outside the crop not attended); --cam-class predicted takes the "
-           "predicted class's CAM.",
-           BACKBONE_NOTE],
+    notes=[
+        "Scored as the authors' test_jaccard.py and test_cam.py (SaoYan/IPMI2019-AttnMel), which produced "
+        "the paper's numbers; the paper names none of these choices: on the model's 224x224 crop (the mask "
+        "cropped alike), each map min-max normalised per image and attended where >= 0.5 (attention maps "
+        "upsampled first, the CAM binarised at its 7x7 and then upsampled), Jaccard sum(min)/sum(max) averaged "
+        "over images, the CAM of the melanoma class for every image. --score-region original scores against "
+        "the full-size masks (pixels outside the crop not attended); --cam-class predicted takes the "
+        "predicted class's CAM.",
+        BACKBONE_NOTE,
+    ],
 )
 
 
@@ -113,8 +125,10 @@ def trained_model(ctx: RowContext) -> RowModel:
     try:
         run = load_run(folder, attention=True)  # AttnMel-CNN with its maps (the CAM rows: the model alone)
     except RunError as error:
-        raise RunError(f"--trained: {error} Run attnmel_table2.py --rows {ctx.row.name!r} first, or leave out "
-                       f"--trained to train here.") from None
+        raise RunError(
+            f"--trained: {error} Run attnmel_table2.py --rows {ctx.row.name!r} first, or leave out "
+            f"--trained to train here."
+        ) from None
     check_trained_run(ctx, run)
     return RowModel(run.model, run.input_spec)
 
@@ -128,10 +142,12 @@ def check_trained_run(ctx: RowContext, run) -> None:
     if card.model != ctx.row.model:
         problems.append(f"it is model {card.model!r}, this row's is {ctx.row.model!r}")
     if card.builder_args.get("batch_norm") != args.batch_norm:
-        problems.append(f"it was trained with batch_norm={card.builder_args.get('batch_norm')}, "
-                        f"this run asks for {args.batch_norm}")
-    expected = dataclasses.replace(input_spec(args), scale=run.input_spec.scale, mean=run.input_spec.mean,
-                                   std=run.input_spec.std)
+        problems.append(
+            f"it was trained with batch_norm={card.builder_args.get('batch_norm')}, this run asks for {args.batch_norm}"
+        )
+    expected = dataclasses.replace(
+        input_spec(args), scale=run.input_spec.scale, mean=run.input_spec.mean, std=run.input_spec.std
+    )
     if run.input_spec != expected:
         problems.append(f"its input is {run.input_spec.to_json()}, this run's {expected.to_json()}")
     if problems:
@@ -155,8 +171,7 @@ def native_maps(model: keras.Model, images: np.ndarray, cam_class: str = "melano
     (pool-5) of the melanoma class or of each image's predicted class (``cam_class``)."""
     if isinstance(model.output, dict):
         outputs = model(images, training=False)
-        return {column: np.asarray(outputs[output])[..., 0] for column, output in COLUMNS.items()
-                if output is not None}
+        return {column: np.asarray(outputs[output])[..., 0] for column, output in COLUMNS.items() if output is not None}
     if cam_class == "melanoma":
         return {"CAM": class_activation_map(model, images, MELANOMA_CLASS)}
     predicted = np.argmax(model(images, training=False), axis=-1)
@@ -173,8 +188,9 @@ def upsampled(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
 def maps_of(model: keras.Model, images: np.ndarray, cam_class: str = "melanoma") -> dict[str, np.ndarray]:
     """:func:`native_maps` upsampled to the input size (the figure, ``--score-region original``)."""
-    return {column: upsampled(maps, images.shape[1:3])
-            for column, maps in native_maps(model, images, cam_class).items()}
+    return {
+        column: upsampled(maps, images.shape[1:3]) for column, maps in native_maps(model, images, cam_class).items()
+    }
 
 
 def binary_map(column_map: np.ndarray) -> np.ndarray:
@@ -233,44 +249,75 @@ def run_row(ctx: RowContext) -> RowResult:
         figure_images.extend(shown if spec.scale == "unit" else shown * np.array(spec.std) + np.array(spec.mean))
     size = spec.image_size
     if ctx.args.score_region == "original":
-        values = {column: original_jaccard(upsampled(column_maps, size), test, spec)
-                  for column, column_maps in maps.items()}
+        values = {
+            column: original_jaccard(upsampled(column_maps, size), test, spec) for column, column_maps in maps.items()
+        }
     else:
         values = {column: authors_jaccard(column, column_maps, masks) for column, column_maps in maps.items()}
     figure = plot_class_activation_maps(
-        np.stack(figure_images), {f"{ctx.row.name} {column}": upsampled(column_maps[:len(figure_images)], size)
-                                  for column, column_maps in maps.items()})
+        np.stack(figure_images),
+        {
+            f"{ctx.row.name} {column}": upsampled(column_maps[: len(figure_images)], size)
+            for column, column_maps in maps.items()
+        },
+    )
     figure.savefig(ctx.out_dir / FIGURE_FILE, dpi=120)
     matplotlib.pyplot.close(figure)
     extra = {"test_images": len(masks), "figure": FIGURE_FILE, "run": str(trained_row_dir(ctx))}
     if row.trained is not None:  # trained here: this row folder is its run folder
         trained = row.trained
-        ctx.save_run(model, builder_args=trained.builder_args, recipe=trained.recipe, input_spec=spec,
-                     scores={"split": "test", "test_images": len(masks), "score_region": ctx.args.score_region,
-                             "cam_class": ctx.args.cam_class, "jaccard": values},
-                     training={"kept_epoch": trained.trained.best_epoch,
-                               "epochs_run": len(trained.trained.history["loss"])},
-                     data=trained.data)
+        ctx.save_run(
+            model,
+            builder_args=trained.builder_args,
+            recipe=trained.recipe,
+            input_spec=spec,
+            scores={
+                "split": "test",
+                "test_images": len(masks),
+                "score_region": ctx.args.score_region,
+                "cam_class": ctx.args.cam_class,
+                "jaccard": values,
+            },
+            training={"kept_epoch": trained.trained.best_epoch, "epochs_run": len(trained.trained.history["loss"])},
+            data=trained.data,
+        )
     return RowResult(values, extra=extra)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--score-region", choices=("crop", "original"), default="crop",
-                        help="score the maps on the model's 224x224 centre crop (default, the authors' "
-                             "scoring), or against the full-size lesion masks")
-    parser.add_argument("--cam-class", choices=("melanoma", "predicted"), default="melanoma",
-                        help="the class whose CAM VGG-16-GAP is scored with: melanoma for every image "
-                             "(default, the authors' test_cam.py) or each image's predicted class")
-    parser.add_argument("--trained", type=Path,
-                        help="output folder of attnmel_table2.py whose rows' run folders to evaluate "
-                             "(default: train each row here)")
+    parser.add_argument(
+        "--score-region",
+        choices=("crop", "original"),
+        default="crop",
+        help="score the maps on the model's 224x224 centre crop (default, the authors' "
+        "scoring), or against the full-size lesion masks",
+    )
+    parser.add_argument(
+        "--cam-class",
+        choices=("melanoma", "predicted"),
+        default="melanoma",
+        help="the class whose CAM VGG-16-GAP is scored with: melanoma for every image "
+        "(default, the authors' test_cam.py) or each image's predicted class",
+    )
+    parser.add_argument(
+        "--trained",
+        type=Path,
+        help="output folder of attnmel_table2.py whose rows' run folders to evaluate (default: train each row here)",
+    )
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=ISIC2017, argv=argv, add_arguments=add_arguments,
-                     defaults={"passes_per_epoch": 2},
-                     smoke_overrides=SMOKE, variant=backbone_variant)
+    return run_table(
+        TABLE,
+        run_row,
+        dataset=ISIC2017,
+        argv=argv,
+        add_arguments=add_arguments,
+        defaults={"passes_per_epoch": 2},
+        smoke_overrides=SMOKE,
+        variant=backbone_variant,
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ worker at its deadline keeps everything measured so far):
 An item is started only while ``--deadline`` leaves the longest item so far (at least
 ``--min-item-s``); the rest get a ``skipped (time)`` line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,8 +95,9 @@ def dtype_policy(name: str) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def mixed_within_tolerance(reference: Sequence[np.ndarray], mixed: Sequence[np.ndarray],
-                           tolerance: float = MIXED_TOLERANCE) -> tuple[bool, float]:
+def mixed_within_tolerance(
+    reference: Sequence[np.ndarray], mixed: Sequence[np.ndarray], tolerance: float = MIXED_TOLERANCE
+) -> tuple[bool, float]:
     """Whether every mixed-precision output is within ``tolerance`` of its float32 output
     (share of ``max(1, largest |float32|)``), and the worst share (``inf``: not finite)."""
     worst = 0.0
@@ -148,7 +150,7 @@ def matmul_rates(size: int, repeats: int) -> dict[str, float]:
         for _ in range(repeats):
             result = product(a, b)
         result.block_until_ready()
-        rates[dtype] = 2 * size ** 3 * repeats / (time.perf_counter() - start)
+        rates[dtype] = 2 * size**3 * repeats / (time.perf_counter() - start)
     return rates
 
 
@@ -175,10 +177,15 @@ def segment_ops_check(rng: np.random.Generator) -> dict[str, Any]:
     on_device = {key: np.asarray(value) for key, value in outputs().items()}
     with jax.default_device(jax.devices("cpu")[0]):
         on_cpu = {key: np.asarray(value) for key, value in outputs().items()}
-    differences = {key: float(np.abs(on_device[key] - on_cpu[key]).max() / max(1.0, np.abs(on_cpu[key]).max()))
-                   for key in on_cpu}
-    return {"device": str(jax.devices()[0]), "differences": differences, "tolerance": SEGMENT_TOLERANCE,
-            "equal": max(differences.values()) <= SEGMENT_TOLERANCE}
+    differences = {
+        key: float(np.abs(on_device[key] - on_cpu[key]).max() / max(1.0, np.abs(on_cpu[key]).max())) for key in on_cpu
+    }
+    return {
+        "device": str(jax.devices()[0]),
+        "differences": differences,
+        "tolerance": SEGMENT_TOLERANCE,
+        "equal": max(differences.values()) <= SEGMENT_TOLERANCE,
+    }
 
 
 # ------------------------------------------------------------------------ jit steps
@@ -197,16 +204,22 @@ class Steps:
     compiled: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def jit_steps(model: keras.Model, entry: ModelEntry, batch: int, rng: np.random.Generator,
-              train: bool = True) -> Steps:
+def jit_steps(model: keras.Model, entry: ModelEntry, batch: int, rng: np.random.Generator, train: bool = True) -> Steps:
     """Compiles ``model`` with ``entry``'s recipe (jit) and lowers its steps for ``batch``
     random samples (XLA compiles them later: :func:`compile_steps`)."""
     inputs = random_inputs(model, batch, rng)
     targets = entry.recipe.random_targets(model, batch, rng)
     entry.recipe.compile(model, jit_compile=True)
     model._symbolic_build(data_batch=(inputs, targets, None))  # Keras' own: builds the loss, metrics, optimiser
-    state = tuple([variable.value for variable in variables] for variables in (
-        model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables))
+    state = tuple(
+        [variable.value for variable in variables]
+        for variables in (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        )
+    )
     data = jax.device_put((inputs, targets))
     lowered = {"infer": jax.jit(model.predict_step).lower(state[:2], (data[0],))}
     if train:
@@ -225,8 +238,16 @@ def _analysis(compiled: Any) -> tuple[float | None, int | None]:
     cost = compiled.cost_analysis()
     cost = (cost[0] if isinstance(cost, list) else cost) or {}
     memory = compiled.memory_analysis()
-    used = None if memory is None else (memory.argument_size_in_bytes + memory.output_size_in_bytes
-                                        + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+    used = (
+        None
+        if memory is None
+        else (
+            memory.argument_size_in_bytes
+            + memory.output_size_in_bytes
+            + memory.temp_size_in_bytes
+            - memory.alias_size_in_bytes
+        )
+    )
     return (float(cost["flops"]) if cost.get("flops") else None), used
 
 
@@ -258,10 +279,18 @@ def time_steps(steps: Steps, repeats: int) -> dict[str, Any]:
     infer_s = (time.perf_counter() - start) / repeats
     flops, memory = _analysis(train)
     infer_flops, infer_memory = _analysis(predict)
-    return {"train_step_s": train_s, "train_img_s": steps.batch / train_s, "infer_step_s": infer_s,
-            "infer_img_s": steps.batch / infer_s, "flops": flops, "infer_flops": infer_flops,
-            "memory_bytes": memory, "infer_memory_bytes": infer_memory, "losses": losses,
-            "finite_loss": bool(np.isfinite(losses).all())}
+    return {
+        "train_step_s": train_s,
+        "train_img_s": steps.batch / train_s,
+        "infer_step_s": infer_s,
+        "infer_img_s": steps.batch / infer_s,
+        "flops": flops,
+        "infer_flops": infer_flops,
+        "memory_bytes": memory,
+        "infer_memory_bytes": infer_memory,
+        "losses": losses,
+        "finite_loss": bool(np.isfinite(losses).all()),
+    }
 
 
 # ---------------------------------------------------------------------------- items
@@ -303,8 +332,10 @@ def correctness_job(item: dict[str, Any], size: str, precisions: Sequence[str], 
         record["loss"] = float(logs["loss"])
         record["finite_loss"] = bool(math.isfinite(record["loss"]))
         problems = ([] if record["finite_loss"] else ["non-finite loss"]) + [
-            f"{precision} off by {record[precision]['worst']:.3g}" for precision in mixed
-            if not record[precision]["within"]]
+            f"{precision} off by {record[precision]['worst']:.3g}"
+            for precision in mixed
+            if not record[precision]["within"]
+        ]
         record["status"] = "failed: " + "; ".join(problems) if problems else "ok"
         return record
 
@@ -316,8 +347,14 @@ def _peer_model(name: str, input_shape: tuple[int, ...]) -> keras.Model:
     return getattr(keras.applications, application)(weights=None, input_shape=input_shape, classes=2)
 
 
-def speed_job(item: dict[str, Any], size: str, batch: int | None, steps: int, seen: dict[str, tuple[int, tuple]],
-              rng: np.random.Generator) -> Job:
+def speed_job(
+    item: dict[str, Any],
+    size: str,
+    batch: int | None,
+    steps: int,
+    seen: dict[str, tuple[int, tuple]],
+    rng: np.random.Generator,
+) -> Job:
     """Training and inference steps of a registered model or a keras peer under
     ``precision`` at ``batch`` (None: a peer's counterpart's, else :func:`fill_batch`);
     ``seen`` keeps each model's batch and input shape for the peers."""
@@ -354,9 +391,17 @@ def speed_job(item: dict[str, Any], size: str, batch: int | None, steps: int, se
             source_ = f"paper (out of memory at {jitted.batch})"
             timing = time_steps(timed, steps)
         status = "ok" if timing["finite_loss"] else "failed: non-finite loss"
-        return {"batch": timed.batch, "batch_source": source_, "paper_batch": paper_batch, **timing,
-                "status": status, "parameters": model.count_params(), "input_shape": list(model.inputs[0].shape[1:]),
-                "family": None if peer else entry.family, "baseline": None if peer else entry.baseline}
+        return {
+            "batch": timed.batch,
+            "batch_source": source_,
+            "paper_batch": paper_batch,
+            **timing,
+            "status": status,
+            "parameters": model.count_params(),
+            "input_shape": list(model.inputs[0].shape[1:]),
+            "family": None if peer else entry.family,
+            "baseline": None if peer else entry.baseline,
+        }
 
     return Job(item, [jitted], finish)
 
@@ -394,13 +439,19 @@ class Guard:
         self.longest = max(self.longest, seconds)
 
 
-def run_jobs(items: Sequence[dict[str, Any]], make_job: Callable[[dict[str, Any]], Job], records: Records,
-             guard: Guard, workers: int) -> None:
+def run_jobs(
+    items: Sequence[dict[str, Any]],
+    make_job: Callable[[dict[str, Any]], Job],
+    records: Records,
+    guard: Guard,
+    workers: int,
+) -> None:
     """Prepares each item (tracing, in this thread), compiles ``workers`` of them at once
     in threads, finishes them in order; a failure is the item's record, not the end."""
     records.write("plan", phase=items[0]["phase"] if items else None, items=list(items))
     pending: collections.deque[Job] = collections.deque()
     with ThreadPoolExecutor(max(1, workers)) as pool:
+
         def finish(job: Job) -> None:
             try:
                 for future in job.futures:
@@ -434,10 +485,17 @@ def run_jobs(items: Sequence[dict[str, Any]], make_job: Callable[[dict[str, Any]
 
 def write_environment(records: Records) -> None:
     device = jax.devices()[0]
-    records.write("environment", device=str(device), platform=device.platform, jax=jax.__version__,
-                  keras=keras.__version__, backend=keras.backend.backend(),
-                  matmul_precision=str(jax.config.jax_default_matmul_precision),
-                  xla_flags=os.environ.get("XLA_FLAGS", ""), tensorflow_loaded="tensorflow" in sys.modules)
+    records.write(
+        "environment",
+        device=str(device),
+        platform=device.platform,
+        jax=jax.__version__,
+        keras=keras.__version__,
+        backend=keras.backend.backend(),
+        matmul_precision=str(jax.config.jax_default_matmul_precision),
+        xla_flags=os.environ.get("XLA_FLAGS", ""),
+        tensorflow_loaded="tensorflow" in sys.modules,
+    )
 
 
 def run_correctness(args: argparse.Namespace, records: Records, guard: Guard) -> None:
@@ -445,8 +503,9 @@ def run_correctness(args: argparse.Namespace, records: Records, guard: Guard) ->
     rng = np.random.default_rng(0)
     records.write("segment_ops", **segment_ops_check(rng))
     items = [{"phase": "correctness", "model": name} for name in args.models]
-    run_jobs(items, lambda item: correctness_job(item, args.size, args.precisions, rng), records, guard,
-             args.compile_workers)
+    run_jobs(
+        items, lambda item: correctness_job(item, args.size, args.precisions, rng), records, guard, args.compile_workers
+    )
 
 
 def run_speed(args: argparse.Namespace, records: Records, guard: Guard) -> None:
@@ -454,13 +513,23 @@ def run_speed(args: argparse.Namespace, records: Records, guard: Guard) -> None:
     rng = np.random.default_rng(0)
     size, repeats = (512, 3) if args.size == "small" else (8192, 10)
     records.write("matmul_rates", size=size, **matmul_rates(size, repeats))
-    names = list(args.models) + [peer for peer, (_, counterpart) in KERAS_PEERS.items()
-                                 if args.keras_peers and counterpart in args.models]
-    items = [{"phase": "speed", "model": name, "precision": precision, "peer": name in KERAS_PEERS}
-             for name, precision in speed_items(names, args.precisions)]
+    names = list(args.models) + [
+        peer for peer, (_, counterpart) in KERAS_PEERS.items() if args.keras_peers and counterpart in args.models
+    ]
+    items = [
+        {"phase": "speed", "model": name, "precision": precision, "peer": name in KERAS_PEERS}
+        for name, precision in speed_items(names, args.precisions)
+    ]
     seen: dict[str, tuple[int, tuple]] = {}
-    run_jobs(items, lambda item: speed_job(item, args.size, args.batch_size.get(item["model"], args.batch_size.get("*")),
-                                           args.steps, seen, rng), records, guard, 1)
+    run_jobs(
+        items,
+        lambda item: speed_job(
+            item, args.size, args.batch_size.get(item["model"], args.batch_size.get("*")), args.steps, seen, rng
+        ),
+        records,
+        guard,
+        1,
+    )
     records.write("device_memory", peak_bytes=(jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use"))
 
 

@@ -14,6 +14,7 @@ layers keep, e.g. softmaxes, show up there).
 when a registered layer has no case, and ``reproduce/benchmark.py`` reports the
 checks beside the model timings.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,10 +30,22 @@ import tensorflow as tf
 import data_tools.colour  # noqa: F401 (registers RGBToLab)
 import zoo  # noqa: F401 (registers every layer of the paper packages and zoo.common)
 from data_tools.colour import RGBToLab
-from zoo.layers import (AdaptiveAveragePooling2D, AttentionGate, AttentionNormalization, AttnMelAttention,
-                        ChannelAttention, DANetChannelAttention, DANetPositionAttention, InputScaling, ScaleGate,
-                        SpatialAttention, SqueezeExcitation, SuperpixelAttention, SuperpixelAveragePooling,
-                        SuperpixelUnpooling)
+from zoo.layers import (
+    AdaptiveAveragePooling2D,
+    AttentionGate,
+    AttentionNormalization,
+    AttnMelAttention,
+    ChannelAttention,
+    DANetChannelAttention,
+    DANetPositionAttention,
+    InputScaling,
+    ScaleGate,
+    SpatialAttention,
+    SqueezeExcitation,
+    SuperpixelAttention,
+    SuperpixelAveragePooling,
+    SuperpixelUnpooling,
+)
 from zoo.runtime import precision_policy
 
 PACKAGE = "zoo"
@@ -41,8 +54,17 @@ XLA_FAILED = "xla failed"
 MISMATCH = "xla mismatch"
 MIXED_FAILED = "mixed precision failed"
 
-LAYER_COLUMNS: tuple[str, ...] = ("case", "layer", "status", "compile_s", "xla_error", "gradient_error",
-                                  "mixed_error", "mixed_dtype", "error")
+LAYER_COLUMNS: tuple[str, ...] = (
+    "case",
+    "layer",
+    "status",
+    "compile_s",
+    "xla_error",
+    "gradient_error",
+    "mixed_error",
+    "mixed_dtype",
+    "error",
+)
 """Columns of a check's row (see :func:`check_layer`)."""
 
 XLA_TOLERANCE = 1e-4
@@ -85,11 +107,13 @@ def _pair(first: Sequence[int], second: Sequence[int]) -> Inputs:
 def _with_superpixels(features: Sequence[int], label_size: int, segments: int) -> Inputs:
     """Features and a superpixel map of ``label_size`` squared with ``segments`` labels
     (every label present: each label a block of rows, shuffled)."""
+
     def make(rng: np.random.Generator) -> list[np.ndarray]:
         rows = np.arange(label_size) * segments // label_size
         labels = np.stack([rng.permutation(segments)[rows] for _ in range(features[0])])
         labels = np.broadcast_to(labels[:, :, None, None], (features[0], label_size, label_size, 1))
         return [rng.normal(size=features).astype(np.float32), labels.astype(np.int32)]
+
     return make
 
 
@@ -97,41 +121,83 @@ def _regions_and_superpixels(batch: int, segments: int, channels: int, label_siz
     def make(rng: np.random.Generator) -> list[np.ndarray]:
         labels = rng.integers(0, segments, (batch, label_size, label_size, 1)).astype(np.int32)
         return [rng.normal(size=(batch, segments, channels)).astype(np.float32), labels]
+
     return make
 
 
 LAYER_CASES: tuple[LayerCase, ...] = (
-    LayerCase("adaptive_average_pooling", AdaptiveAveragePooling2D,
-              lambda: AdaptiveAveragePooling2D(bins=3), _features(2, 7, 9, 4)),
-    LayerCase("attention_gate", AttentionGate,
-              lambda: AttentionGate(inter_channels=4), _pair((2, 8, 8, 6), (2, 4, 4, 8))),
-    *(LayerCase(f"attention_normalization_{kind}", AttentionNormalization,
-                lambda kind=kind: AttentionNormalization(kind), _features(2, 6, 6, 8))
-      for kind in ("spatial", "channel", "mixed")),
+    LayerCase(
+        "adaptive_average_pooling",
+        AdaptiveAveragePooling2D,
+        lambda: AdaptiveAveragePooling2D(bins=3),
+        _features(2, 7, 9, 4),
+    ),
+    LayerCase(
+        "attention_gate", AttentionGate, lambda: AttentionGate(inter_channels=4), _pair((2, 8, 8, 6), (2, 4, 4, 8))
+    ),
+    *(
+        LayerCase(
+            f"attention_normalization_{kind}",
+            AttentionNormalization,
+            lambda kind=kind: AttentionNormalization(kind),
+            _features(2, 6, 6, 8),
+        )
+        for kind in ("spatial", "channel", "mixed")
+    ),
     LayerCase("scale_gate", ScaleGate, lambda: ScaleGate(alpha_initial=0.5), _pair((2, 6, 6, 8), (2, 6, 6, 8))),
-    *(LayerCase(f"scale_gate_{kind}", ScaleGate, lambda kind=kind: ScaleGate(alpha_initial=0.5, normalization=kind),
-                _pair((2, 6, 6, 8), (2, 6, 6, 8)))
-      for kind in ("spatial", "channel", "mixed")),
-    *(LayerCase(f"attnmel_attention_{kind}", AttnMelAttention,
-                lambda kind=kind: AttnMelAttention(filters=8, normalization=kind),
-                _pair((2, 8, 8, 6), (2, 2, 2, 10)))
-      for kind in ("sigmoid", "softmax")),
+    *(
+        LayerCase(
+            f"scale_gate_{kind}",
+            ScaleGate,
+            lambda kind=kind: ScaleGate(alpha_initial=0.5, normalization=kind),
+            _pair((2, 6, 6, 8), (2, 6, 6, 8)),
+        )
+        for kind in ("spatial", "channel", "mixed")
+    ),
+    *(
+        LayerCase(
+            f"attnmel_attention_{kind}",
+            AttnMelAttention,
+            lambda kind=kind: AttnMelAttention(filters=8, normalization=kind),
+            _pair((2, 8, 8, 6), (2, 2, 2, 10)),
+        )
+        for kind in ("sigmoid", "softmax")
+    ),
     LayerCase("channel_attention", ChannelAttention, lambda: ChannelAttention(reduction=2), _features(2, 8, 8, 8)),
     LayerCase("spatial_attention", SpatialAttention, lambda: SpatialAttention(), _features(2, 8, 8, 8)),
-    LayerCase("danet_position_attention", DANetPositionAttention,
-              lambda: DANetPositionAttention(reduction=2), _features(2, 6, 6, 8)),
-    LayerCase("danet_channel_attention", DANetChannelAttention,
-              lambda: DANetChannelAttention(), _features(2, 6, 6, 8)),
+    LayerCase(
+        "danet_position_attention",
+        DANetPositionAttention,
+        lambda: DANetPositionAttention(reduction=2),
+        _features(2, 6, 6, 8),
+    ),
+    LayerCase("danet_channel_attention", DANetChannelAttention, lambda: DANetChannelAttention(), _features(2, 6, 6, 8)),
     LayerCase("squeeze_excitation", SqueezeExcitation, lambda: SqueezeExcitation(ratio=2), _features(2, 6, 6, 8)),
-    LayerCase("input_scaling_bgr", InputScaling,
-              lambda: InputScaling(255.0, (-103.939, -116.779, -123.68), reverse_channels=True), _images(2, 4, 4, 3)),
+    LayerCase(
+        "input_scaling_bgr",
+        InputScaling,
+        lambda: InputScaling(255.0, (-103.939, -116.779, -123.68), reverse_channels=True),
+        _images(2, 4, 4, 3),
+    ),
     LayerCase("rgb_to_lab", RGBToLab, lambda: RGBToLab(), _images(2, 8, 8, 3)),
-    LayerCase("superpixel_average_pooling", SuperpixelAveragePooling,
-              lambda: SuperpixelAveragePooling(max_segments=16), _with_superpixels((2, 8, 8, 4), 16, 12)),
-    LayerCase("superpixel_unpooling", SuperpixelUnpooling,
-              lambda: SuperpixelUnpooling(output_size=(8, 8)), _regions_and_superpixels(2, 16, 4, 16)),
-    LayerCase("superpixel_attention", SuperpixelAttention,
-              lambda: SuperpixelAttention(max_segments=16, filters=6), _with_superpixels((2, 8, 8, 4), 16, 12)),
+    LayerCase(
+        "superpixel_average_pooling",
+        SuperpixelAveragePooling,
+        lambda: SuperpixelAveragePooling(max_segments=16),
+        _with_superpixels((2, 8, 8, 4), 16, 12),
+    ),
+    LayerCase(
+        "superpixel_unpooling",
+        SuperpixelUnpooling,
+        lambda: SuperpixelUnpooling(output_size=(8, 8)),
+        _regions_and_superpixels(2, 16, 4, 16),
+    ),
+    LayerCase(
+        "superpixel_attention",
+        SuperpixelAttention,
+        lambda: SuperpixelAttention(max_segments=16, filters=6),
+        _with_superpixels((2, 8, 8, 4), 16, 12),
+    ),
 )
 """One small case (or one per option that changes the computation) per registered layer."""
 
@@ -139,8 +205,11 @@ LAYER_CASES: tuple[LayerCase, ...] = (
 def registered_layers(package: str = PACKAGE) -> dict[str, type[keras.layers.Layer]]:
     """Every ``keras.layers.Layer`` registered as serialisable under ``package``, by name."""
     prefix = f"{package}>"
-    return {name[len(prefix):]: obj for name, obj in keras.saving.get_custom_objects().items()
-            if name.startswith(prefix) and inspect.isclass(obj) and issubclass(obj, keras.layers.Layer)}
+    return {
+        name[len(prefix) :]: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if name.startswith(prefix) and inspect.isclass(obj) and issubclass(obj, keras.layers.Layer)
+    }
 
 
 def uncovered_layers(cases: Sequence[LayerCase] = LAYER_CASES) -> list[str]:
@@ -156,7 +225,9 @@ def _float_outputs(outputs: Any) -> list[tf.Tensor]:
     return [tensor for tensor in tf.nest.flatten(outputs) if tensor.dtype.is_floating]
 
 
-def _forward_and_gradient(layer: keras.layers.Layer, inputs: list[tf.Tensor]) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+def _forward_and_gradient(
+    layer: keras.layers.Layer, inputs: list[tf.Tensor]
+) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
     """The layer's float outputs, and the gradient of the sum of their squares with
     respect to its trainable weights and float inputs (in float32)."""
     sources = [*layer.trainable_variables, *(x for x in inputs if x.dtype.is_floating)]
@@ -217,8 +288,11 @@ def check_layer(case: LayerCase, seed: int = 0, mixed: bool = True) -> dict[str,
     row["xla_error"] = _largest_error(xla_outputs, outputs)
     row["gradient_error"] = _largest_error(xla_gradients, gradients)
     if max(row["xla_error"], row["gradient_error"]) > XLA_TOLERANCE:
-        return {**row, "status": MISMATCH,
-                "error": f"XLA differs from eager by {max(row['xla_error'], row['gradient_error']):.2e}"}
+        return {
+            **row,
+            "status": MISMATCH,
+            "error": f"XLA differs from eager by {max(row['xla_error'], row['gradient_error']):.2e}",
+        }
     if not mixed:
         return row
     try:
@@ -228,8 +302,9 @@ def check_layer(case: LayerCase, seed: int = 0, mixed: bool = True) -> dict[str,
                 mixed_layer = case.make()
                 mixed_layer(_call_inputs(inputs))
         mixed_layer.set_weights(layer.get_weights())
-        forward = tf.function(lambda *xs: _float_outputs(mixed_layer(_call_inputs(xs), training=False)),
-                              jit_compile=True, autograph=False)
+        forward = tf.function(
+            lambda *xs: _float_outputs(mixed_layer(_call_inputs(xs), training=False)), jit_compile=True, autograph=False
+        )
         mixed_outputs = forward(*inputs)
     except Exception as error:  # noqa: BLE001 (the row reports it)
         return {**row, "status": MIXED_FAILED, "error": _error_line(error)}

@@ -15,6 +15,7 @@
 
 ``reproduce/benchmark.py`` runs any list of entries; tests pass entries of toy models.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +32,9 @@ from zoo.arl_cnn.patches import ARL_TRAIN_PATCHES, arl_training_patches
 from zoo.predict import spec_for_model
 from zoo.registry import PAPERS, ModelEntry, list_models
 
-if TYPE_CHECKING:  # the tf.data pipelines need TensorFlow; the models and steps here do not (reproduce/jax_benchmark.py)
+if (
+    TYPE_CHECKING
+):  # the tf.data pipelines need TensorFlow; the models and steps here do not (reproduce/jax_benchmark.py)
     from data_tools.pipeline import Expand
 
 SIZES: tuple[str, ...] = ("paper", "small")
@@ -54,8 +57,9 @@ def build_model(entry: ModelEntry, size: str) -> keras.Model:
     return entry.build(small=size == "small", **({"return_attention": True} if trains_with_attention(entry) else {}))
 
 
-def select_models(entries: Sequence[ModelEntry] | None = None, names: Sequence[str] | None = None,
-                  papers: Sequence[str] | None = None) -> list[ModelEntry]:
+def select_models(
+    entries: Sequence[ModelEntry] | None = None, names: Sequence[str] | None = None, papers: Sequence[str] | None = None
+) -> list[ModelEntry]:
     """The ``entries`` (default: every registered model) named in ``names`` (in that
     order) and/or of ``papers``; None selects everything. Raises ValueError naming
     any unknown name or paper."""
@@ -110,8 +114,11 @@ class Expansion:
 
 
 EXPANSIONS: Mapping[str, Expansion] = {
-    "arl_cnn": Expansion(lambda size: functools.partial(arl_training_patches, size=size), ARL_TRAIN_PATCHES,
-                         f"{ARL_TRAIN_PATCHES} multi-scale central patches per image (zoo.arl_cnn.patches)"),
+    "arl_cnn": Expansion(
+        lambda size: functools.partial(arl_training_patches, size=size),
+        ARL_TRAIN_PATCHES,
+        f"{ARL_TRAIN_PATCHES} multi-scale central patches per image (zoo.arl_cnn.patches)",
+    ),
 }
 """Papers whose training images become several samples (the rest: one each)."""
 
@@ -146,16 +153,22 @@ class Pipeline:
 def _changed_fields(value: Any) -> str:
     """The fields of a dataclass that differ from their defaults, as ``name=value``."""
     default = type(value)()
-    changed = [(field.name, getattr(value, field.name)) for field in dataclasses.fields(value)
-               if getattr(value, field.name) != getattr(default, field.name)]
+    changed = [
+        (field.name, getattr(value, field.name))
+        for field in dataclasses.fields(value)
+        if getattr(value, field.name) != getattr(default, field.name)
+    ]
     return ", ".join(name if item is True else f"{name}={item}" for name, item in changed)
 
 
 def _geometry(spec: InputSpec) -> list[str]:
     """The spec's fitting and resizing steps, in order."""
     size = "x".join(map(str, spec.image_size))
-    fit = {"stretch": [], "pad": ["grey padding to a square"],
-           "crop": [f"centre square of {spec.crop_fraction} x the shorter side"]}[spec.fit]
+    fit = {
+        "stretch": [],
+        "pad": ["grey padding to a square"],
+        "crop": [f"centre square of {spec.crop_fraction} x the shorter side"],
+    }[spec.fit]
     if spec.pre_crop_size is None:
         return [*fit, f"resize {size}"]
     return [*fit, f"resize {'x'.join(map(str, spec.pre_crop_size))}", f"crop {size}"]

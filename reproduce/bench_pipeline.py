@@ -9,6 +9,7 @@ second without cache (every epoch decodes) and with the in-memory cache (epochs
 after the first skip decoding and resizing). The first epoch of each run is
 reported separately: it includes tracing and, with the cache, filling it.
 """
+
 from __future__ import annotations
 
 import argparse

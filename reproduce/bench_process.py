@@ -5,6 +5,7 @@ that outlasts its time is stopped, and the parent still writes its report. A chi
 its own process group, so that ``torch.compile``'s compile workers and XLA's threads end
 with it.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,14 @@ from typing import Mapping, Sequence
 def run_child(command: Sequence[str], timeout_s: float, env: Mapping[str, str] | None = None) -> tuple[int | None, str]:
     """Runs ``command`` for at most ``timeout_s`` seconds; returns its exit status (None
     when it was stopped at the limit) and the end of its stderr."""
-    process = subprocess.Popen(list(command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env=None if env is None else dict(env), start_new_session=True)
+    process = subprocess.Popen(
+        list(command),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=None if env is None else dict(env),
+        start_new_session=True,
+    )
     try:
         _, stderr = process.communicate(timeout=max(0.0, timeout_s) if math.isfinite(timeout_s) else None)
         return process.returncode, stderr[-4000:]

@@ -10,6 +10,7 @@ SGD (momentum 0.9) on a 2-class cross entropy, random inputs; times are means ov
 synchronised. Writes one JSON object to ``--out``. :func:`run_peer` runs it as a child
 process with a time limit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,10 +68,21 @@ def measure(model_name: str, size: int, batch: int, steps: int, compiled: bool) 
     train_s = mean_seconds(train)
     model.eval()
     infer_s = mean_seconds(infer)
-    return {"name": f"timm_{model_name}", "model": model_name, "mode": "torch.compile" if compiled else "eager",
-            "device": device, "torch": torch.__version__, "timm": timm.__version__, "size": size, "batch": batch,
-            "train_step_s": train_s, "train_img_s": batch / train_s, "infer_img_s": batch / infer_s,
-            "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None, "status": "ok"}
+    return {
+        "name": f"timm_{model_name}",
+        "model": model_name,
+        "mode": "torch.compile" if compiled else "eager",
+        "device": device,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "size": size,
+        "batch": batch,
+        "train_step_s": train_s,
+        "train_img_s": batch / train_s,
+        "infer_img_s": batch / infer_s,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
+        "status": "ok",
+    }
 
 
 def installed() -> bool:
@@ -80,8 +92,9 @@ def installed() -> bool:
     return find_spec("torch") is not None and find_spec("timm") is not None
 
 
-def run_peer(model_name: str, size: int, batch: int, steps: int, compile_s: float, eager_s: float,
-             out: Path) -> dict[str, Any]:
+def run_peer(
+    model_name: str, size: int, batch: int, steps: int, compile_s: float, eager_s: float, out: Path
+) -> dict[str, Any]:
     """The peer under ``torch.compile`` in a child process given ``compile_s`` seconds;
     if that fails or runs out of time, eager within ``eager_s``. The result, or a status
     saying why there is none."""
@@ -93,14 +106,28 @@ def run_peer(model_name: str, size: int, batch: int, steps: int, compile_s: floa
             notes.append(f"{'torch.compile' if compiled else 'eager'}: no time left")
             continue
         out.unlink(missing_ok=True)
-        command = [sys.executable, __file__, "--model", model_name, "--size", str(size), "--batch", str(batch),
-                   "--steps", str(steps), "--out", str(out)] + (["--compile"] if compiled else [])
+        command = [
+            sys.executable,
+            __file__,
+            "--model",
+            model_name,
+            "--size",
+            str(size),
+            "--batch",
+            str(batch),
+            "--steps",
+            str(steps),
+            "--out",
+            str(out),
+        ] + (["--compile"] if compiled else [])
         status, stderr = run_child(command, limit)
         if status == 0 and out.exists():
             return {**json.loads(out.read_text()), "notes": notes}
         last = (stderr.strip().splitlines() or ["no output"])[-1]
-        notes.append(f"{'torch.compile' if compiled else 'eager'}: "
-                     + (f"over {limit:.0f} s" if status is None else f"failed: {last[:200]}"))
+        notes.append(
+            f"{'torch.compile' if compiled else 'eager'}: "
+            + (f"over {limit:.0f} s" if status is None else f"failed: {last[:200]}")
+        )
     return {"status": "failed: " + "; ".join(notes), "size": size, "batch": batch}
 
 

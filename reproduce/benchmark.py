@@ -70,6 +70,7 @@ step-time ratios an attention model must keep to its baseline (issue 18: ARL-CNN
 most 1.05x ResNet50 since issue 23, the paper's point being that ARL adds no parameters); the report
 checks them in the run (both models measured in the same process, same settings).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,9 +100,22 @@ from data_tools.pipeline import classification_dataset, segmentation_dataset
 from data_tools.records import Record
 from reproduce.bench_layers import LAYER_CASES, LayerCase, check_layers, uncovered_layers
 from reproduce.bench_models import SIZES, Pipeline, build_model, pipeline_for, random_inputs, select_models
-from reproduce.benchmark_report import (BACKENDS, BUILD_FAILED, COLUMNS, FAILED, NOT_INSTALLED, OK, PIPELINE_COLUMNS,
-                                        XLA_FAILED, attention_costs, check_targets, render_markdown, summarise,
-                                        write_backends_report, write_report)
+from reproduce.benchmark_report import (
+    BACKENDS,
+    BUILD_FAILED,
+    COLUMNS,
+    FAILED,
+    NOT_INSTALLED,
+    OK,
+    PIPELINE_COLUMNS,
+    XLA_FAILED,
+    attention_costs,
+    check_targets,
+    render_markdown,
+    summarise,
+    write_backends_report,
+    write_report,
+)
 from zoo.registry import ModelEntry
 from zoo.runtime import MIXED_POLICY, describe_runtime, gpu_available, precision_policy
 
@@ -161,11 +175,21 @@ class Settings:
 
 
 SIZE_PRESETS: Mapping[str, Mapping[str, Any]] = {
-    "small": {"batch_sizes": (1, 2), "warmup_steps": 1, "timed_steps": 3,
-              "pipeline_images": 8, "source_size": (96, 128)},
+    "small": {
+        "batch_sizes": (1, 2),
+        "warmup_steps": 1,
+        "timed_steps": 3,
+        "pipeline_images": 8,
+        "source_size": (96, 128),
+    },
     # ISIC images are mostly 767x1022 or larger.
-    "paper": {"batch_sizes": (1, 32), "warmup_steps": 3, "timed_steps": 10,
-              "pipeline_images": 64, "source_size": (767, 1022)},
+    "paper": {
+        "batch_sizes": (1, 32),
+        "warmup_steps": 3,
+        "timed_steps": 10,
+        "pipeline_images": 64,
+        "source_size": (767, 1022),
+    },
 }
 
 
@@ -244,15 +268,20 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {line[:_ERROR_CHARS]}"
 
 
-def measure_training(model: keras.Model, entry: ModelEntry, inputs: Any, targets: Any, xla: bool,
-                     settings: Settings) -> dict[str, float]:
+def measure_training(
+    model: keras.Model, entry: ModelEntry, inputs: Any, targets: Any, xla: bool, settings: Settings
+) -> dict[str, float]:
     """``compile_s``, ``train_step_ms`` and ``train_img_s`` of a step of ``entry``'s recipe."""
     entry.recipe.compile(model, jit_compile=xla)
-    first, times = time_calls(lambda: model.train_on_batch(inputs, targets),
-                              settings.warmup_steps, settings.timed_steps)
+    first, times = time_calls(
+        lambda: model.train_on_batch(inputs, targets), settings.warmup_steps, settings.timed_steps
+    )
     step = statistics.fmean(times)
-    return {"compile_s": max(first - step, 0.0), "train_step_ms": 1e3 * step,
-            "train_img_s": settings.train_batch / step}
+    return {
+        "compile_s": max(first - step, 0.0),
+        "train_step_ms": 1e3 * step,
+        "train_img_s": settings.train_batch / step,
+    }
 
 
 def measure_inference(model: keras.Model, inputs: Any, xla: bool, settings: Settings) -> dict[str, float]:
@@ -268,28 +297,41 @@ def measure_inference(model: keras.Model, inputs: Any, xla: bool, settings: Sett
         results[batch_size] = (first, times)
     smallest, largest = min(results), max(results)
     first, times = results[largest]
-    return {"latency_batch": smallest, "latency_ms": 1e3 * statistics.median(results[smallest][1]),
-            "infer_batch": largest, "infer_img_s": largest / statistics.fmean(times),
-            "infer_compile_s": max(first - statistics.fmean(times), 0.0)}
+    return {
+        "latency_batch": smallest,
+        "latency_ms": 1e3 * statistics.median(results[smallest][1]),
+        "infer_batch": largest,
+        "infer_img_s": largest / statistics.fmean(times),
+        "infer_compile_s": max(first - statistics.fmean(times), 0.0),
+    }
 
 
 def _row(entry: ModelEntry, status: str, **values: Any) -> dict[str, Any]:
     row = dict.fromkeys(COLUMNS)
-    row.update(model=entry.name, paper=entry.paper, family=entry.family, status=status,
-               builder=entry.builder_name, backend=keras.backend.backend(), **values)
+    row.update(
+        model=entry.name,
+        paper=entry.paper,
+        family=entry.family,
+        status=status,
+        builder=entry.builder_name,
+        backend=keras.backend.backend(),
+        **values,
+    )
     return row
 
 
-def measure_setting(model: keras.Model, entry: ModelEntry, inputs: Any, targets: Any, xla: bool,
-                    settings: Settings, memory: MemoryProbe) -> tuple[dict[str, Any], list[str]]:
+def measure_setting(
+    model: keras.Model, entry: ModelEntry, inputs: Any, targets: Any, xla: bool, settings: Settings, memory: MemoryProbe
+) -> tuple[dict[str, Any], list[str]]:
     """Training and inference numbers of one XLA setting, with the peak memory, and
     the errors met (a failed phase leaves its columns empty)."""
     values: dict[str, Any] = {}
     errors = []
     memory.reset()
     phases = (
-        lambda: measure_training(model, entry, _batch(inputs, settings.train_batch),
-                                 _batch(targets, settings.train_batch), xla, settings),
+        lambda: measure_training(
+            model, entry, _batch(inputs, settings.train_batch), _batch(targets, settings.train_batch), xla, settings
+        ),
         lambda: measure_inference(model, inputs, xla, settings),
     )
     for phase in phases:
@@ -301,8 +343,9 @@ def measure_setting(model: keras.Model, entry: ModelEntry, inputs: Any, targets:
     return values, errors
 
 
-def benchmark_model(entry: ModelEntry, settings: Settings,
-                    memory: MemoryProbe) -> tuple[list[dict[str, Any]], Pipeline | None]:
+def benchmark_model(
+    entry: ModelEntry, settings: Settings, memory: MemoryProbe
+) -> tuple[list[dict[str, Any]], Pipeline | None]:
     """One row per precision and XLA setting, and the paper's pipeline for the model's
     input (None when no model was built); errors are recorded in the rows, never raised."""
     rows, pipeline = [], None
@@ -317,9 +360,13 @@ def benchmark_model(entry: ModelEntry, settings: Settings,
             rng = np.random.default_rng(settings.seed)
             inputs = random_inputs(model, settings.train_batch, rng)
             targets = entry.recipe.random_targets(model, settings.train_batch, rng)
-            common = {"precision": precision, "params": model.count_params(), "train_batch": settings.train_batch,
-                      "input_shape": "x".join(str(d) for d in model.inputs[0].shape[1:]),
-                      "memory_kind": memory.kind}
+            common = {
+                "precision": precision,
+                "params": model.count_params(),
+                "train_batch": settings.train_batch,
+                "input_shape": "x".join(str(d) for d in model.inputs[0].shape[1:]),
+                "memory_kind": memory.kind,
+            }
             for xla in settings.xla:
                 values, errors = measure_setting(model, entry, inputs, targets, xla, settings, memory)
                 status = OK if not errors else XLA_FAILED if xla else FAILED
@@ -333,8 +380,9 @@ def benchmark_model(entry: ModelEntry, settings: Settings,
 # --------------------------------------------------------------------- pipelines
 
 
-def write_pipeline_records(folder: Path, pipeline: Pipeline, count: int, size: tuple[int, int],
-                           seed: int = 0) -> list[Record]:
+def write_pipeline_records(
+    folder: Path, pipeline: Pipeline, count: int, size: tuple[int, int], seed: int = 0
+) -> list[Record]:
     """``count`` smooth random JPEGs (quality 90) of ``size`` with the pipeline's masks
     (an ellipse: 0/255 for binary masks, a class from 1 for an index mask) and a label."""
     rng = np.random.default_rng(seed)
@@ -356,15 +404,21 @@ def write_pipeline_records(folder: Path, pipeline: Pipeline, count: int, size: t
     return records
 
 
-def pipeline_dataset(pipeline: Pipeline, records: Sequence[Record], batch_size: int,
-                     seed: int = 0) -> tf.data.Dataset:
+def pipeline_dataset(pipeline: Pipeline, records: Sequence[Record], batch_size: int, seed: int = 0) -> tf.data.Dataset:
     """The paper's training pipeline, repeated, without cache (every image is decoded
     every time, as in a first epoch or a dataset larger than memory)."""
-    common = {"batch_size": batch_size, "training": True, "augment": pipeline.augment, "seed": seed,
-              "cache": False, "repeat": True}
+    common = {
+        "batch_size": batch_size,
+        "training": True,
+        "augment": pipeline.augment,
+        "seed": seed,
+        "cache": False,
+        "repeat": True,
+    }
     if pipeline.masks:
-        return segmentation_dataset(records, pipeline.spec, mask_names=pipeline.masks, mask_mode=pipeline.mask_mode,
-                                    **common)
+        return segmentation_dataset(
+            records, pipeline.spec, mask_names=pipeline.masks, mask_mode=pipeline.mask_mode, **common
+        )
     expand = None if pipeline.expansion is None else pipeline.expansion.make(pipeline.spec.image_size)
     return classification_dataset(records, pipeline.spec, label_names=("label",), expand=expand, **common)
 
@@ -384,15 +438,20 @@ def benchmark_pipeline(paper: str, pipeline: Pipeline, settings: Settings) -> di
     """Images/s of ``pipeline`` on ``settings.pipeline_images`` generated JPEGs: one pass
     over them as warm-up, two passes timed. Errors are recorded, not raised."""
     row = dict.fromkeys(PIPELINE_COLUMNS)
-    row.update(paper=paper, description=pipeline.description, batch=settings.train_batch,
-               image_size="x".join(map(str, pipeline.spec.image_size)),
-               source_size="x".join(map(str, settings.source_size)))
+    row.update(
+        paper=paper,
+        description=pipeline.description,
+        batch=settings.train_batch,
+        image_size="x".join(map(str, pipeline.spec.image_size)),
+        source_size="x".join(map(str, settings.source_size)),
+    )
     images = settings.pipeline_images * pipeline.samples_per_image
     batches_per_pass = math.ceil(images / settings.train_batch)
     try:
         with tempfile.TemporaryDirectory(prefix="zoo_pipeline_") as folder:
-            records = write_pipeline_records(Path(folder), pipeline, settings.pipeline_images,
-                                             settings.source_size, settings.seed)
+            records = write_pipeline_records(
+                Path(folder), pipeline, settings.pipeline_images, settings.source_size, settings.seed
+            )
             dataset = pipeline_dataset(pipeline, records, settings.train_batch, settings.seed)
             rate = pipeline_images_per_second(dataset, batches_per_pass, 2 * batches_per_pass)
         row.update(images_per_pass=images, img_s=rate)
@@ -404,8 +463,12 @@ def benchmark_pipeline(paper: str, pipeline: Pipeline, settings: Settings) -> di
 # ---------------------------------------------------------------------------- run
 
 
-def run_benchmark(entries: Sequence[ModelEntry], settings: Settings, pipelines: bool = True,
-                  layer_cases: Sequence[LayerCase] = LAYER_CASES) -> dict[str, Any]:
+def run_benchmark(
+    entries: Sequence[ModelEntry],
+    settings: Settings,
+    pipelines: bool = True,
+    layer_cases: Sequence[LayerCase] = LAYER_CASES,
+) -> dict[str, Any]:
     """Benchmarks ``entries`` and, if ``pipelines``, each of their papers' pipelines (for
     the input of the paper's first entry), and checks the custom layers of
     ``layer_cases`` under XLA (:func:`reproduce.bench_layers.check_layers`; empty: no
@@ -449,35 +512,56 @@ def parse_settings(args: argparse.Namespace) -> Settings:
         if getattr(args, name) is not None:
             preset[name] = getattr(args, name)
     xla = BACKEND_XLA.get(keras.backend.backend(), XLA_CHOICES[args.xla])
-    return Settings(size=args.size, xla=xla,
-                    precisions=resolve_precisions(args.precision, gpu_available()), **preset)
+    return Settings(size=args.size, xla=xla, precisions=resolve_precisions(args.precision, gpu_available()), **preset)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=SIZES, default="paper",
-                        help="paper: the paper's models; small: the registry's small test configurations, "
-                             "batch 2, 3 timed steps")
-    parser.add_argument("--models", nargs="+", metavar="NAME",
-                        help="registered model names, python -m zoo list (default: all)")
+    parser.add_argument(
+        "--size",
+        choices=SIZES,
+        default="paper",
+        help="paper: the paper's models; small: the registry's small test configurations, batch 2, 3 timed steps",
+    )
+    parser.add_argument(
+        "--models", nargs="+", metavar="NAME", help="registered model names, python -m zoo list (default: all)"
+    )
     parser.add_argument("--papers", nargs="+", metavar="PAPER", help="only these papers' models")
-    parser.add_argument("--batch-sizes", nargs="+", type=int, metavar="N",
-                        help="inference batch sizes; the largest is also the training batch "
-                             "(default: 1 32; small: 1 2)")
+    parser.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="inference batch sizes; the largest is also the training batch (default: 1 32; small: 1 2)",
+    )
     parser.add_argument("--xla", choices=tuple(XLA_CHOICES), default="both")
-    parser.add_argument("--precision", choices=("both", *PRECISIONS), default="both",
-                        help="both: float32 and mixed_float16 on a GPU, float32 only on a CPU")
+    parser.add_argument(
+        "--precision",
+        choices=("both", *PRECISIONS),
+        default="both",
+        help="both: float32 and mixed_float16 on a GPU, float32 only on a CPU",
+    )
     parser.add_argument("--warmup-steps", type=int, help="untimed steps after the first (default 3; small: 1)")
     parser.add_argument("--timed-steps", type=int, help="timed steps (default 10; small: 3)")
     parser.add_argument("--pipeline-images", type=int, help="generated JPEGs per pipeline (default 64; small: 8)")
-    parser.add_argument("--no-layer-checks", dest="layer_checks", action="store_false",
-                        help="skip compiling every custom layer under XLA and mixed precision")
-    parser.add_argument("--no-pipelines", dest="pipelines", action="store_false",
-                        help="skip the input pipeline measurements")
-    parser.add_argument("--backend", nargs="+", choices=BACKENDS, metavar="BACKEND",
-                        help="run once per Keras backend (tensorflow, jax, torch), each in a subprocess with "
-                             "KERAS_BACKEND set, into OUT/<backend>/, and write OUT/backends.md: training "
-                             "images/s per backend side by side (default: this process's backend only)")
+    parser.add_argument(
+        "--no-layer-checks",
+        dest="layer_checks",
+        action="store_false",
+        help="skip compiling every custom layer under XLA and mixed precision",
+    )
+    parser.add_argument(
+        "--no-pipelines", dest="pipelines", action="store_false", help="skip the input pipeline measurements"
+    )
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        choices=BACKENDS,
+        metavar="BACKEND",
+        help="run once per Keras backend (tensorflow, jax, torch), each in a subprocess with "
+        "KERAS_BACKEND set, into OUT/<backend>/, and write OUT/backends.md: training "
+        "images/s per backend side by side (default: this process's backend only)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/benchmark"), help="output folder")
     return parser
 
@@ -514,14 +598,20 @@ def run_backend(backend: str, argv: Sequence[str], out: Path) -> dict[str, Any]:
     if not backend_installed(backend):
         return {"status": NOT_INSTALLED, "report": None, "error": f"python package {backend!r} not installed"}
     command = [sys.executable, "-m", "reproduce.benchmark", *child_arguments(argv), "--out", str(out)]
-    environment = {**os.environ, "KERAS_BACKEND": backend,
-                   "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+    environment = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))),
+    }
     done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
     result_file = out / "benchmark.json"
     if done.returncode != 0 or not result_file.exists():
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()] or [""]
-        return {"status": FAILED, "report": None,
-                "error": f"exit status {done.returncode}: {lines[-1].strip()[:_ERROR_CHARS]}"}
+        return {
+            "status": FAILED,
+            "report": None,
+            "error": f"exit status {done.returncode}: {lines[-1].strip()[:_ERROR_CHARS]}",
+        }
     return {"status": OK, "report": json.loads(result_file.read_text(encoding="utf-8")), "error": None}
 
 

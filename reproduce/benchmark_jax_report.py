@@ -22,6 +22,7 @@ module turns the records into ``<stem>.json`` and ``<stem>.md``:
 * what the time did not reach, marked ``skipped (time)`` (never started) or ``stopped
   (time)`` (running when its worker was stopped at the deadline).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from data_tools.atomic import atomic_write_text
-from reproduce.benchmark_report import (ATTENTION_GOALS, MIXED_TARGET, MIXED_TARGET_FAMILIES, cell, markdown_table,
-                                        ratio)
+from reproduce.benchmark_report import ATTENTION_GOALS, MIXED_TARGET, MIXED_TARGET_FAMILIES, cell, markdown_table, ratio
 
 PRECISIONS: tuple[str, ...] = ("float32", "mixed_bfloat16", "mixed_float16")
 KERAS_PEERS: Mapping[str, tuple[str, str]] = {
@@ -97,14 +97,23 @@ def _key(record: Mapping[str, Any]) -> tuple:
     return record["phase"], record["model"], record.get("precision")
 
 
-def assemble(records: Iterable[Mapping[str, Any]], timm: Mapping[str, Mapping[str, Any]],
-             settings: Mapping[str, Any]) -> dict[str, Any]:
+def assemble(
+    records: Iterable[Mapping[str, Any]], timm: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any]
+) -> dict[str, Any]:
     """The report: every planned item with its result, ``stopped (time)`` where it had
     started when the worker stopped, ``skipped (time)`` where it never started."""
-    report: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              "settings": dict(settings), "environment": {}, "matmul_rates": {},
-                              "segment_ops": None, "correctness": {}, "speed": [], "timm": dict(timm),
-                              "device_memory_peak_bytes": None, "phases": {}}
+    report: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": dict(settings),
+        "environment": {},
+        "matmul_rates": {},
+        "segment_ops": None,
+        "correctness": {},
+        "speed": [],
+        "timm": dict(timm),
+        "device_memory_peak_bytes": None,
+        "phases": {},
+    }
     planned: dict[tuple, dict[str, Any]] = {}
     for record in records:
         kind = record["kind"]
@@ -159,60 +168,130 @@ def ratios(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     speed, rows = _speed(report), []
 
-    def add(kind: str, name: str, other: str, precision: str, value: float | None,
-            goal: float | None = None, at_most: bool = False) -> None:
+    def add(
+        kind: str,
+        name: str,
+        other: str,
+        precision: str,
+        value: float | None,
+        goal: float | None = None,
+        at_most: bool = False,
+    ) -> None:
         if value is not None:
-            rows.append({"ratio": kind, "model": name, "over": other, "precision": precision, "value": value,
-                         "goal": goal, "met": None if goal is None else (value <= goal if at_most else value >= goal)})
+            rows.append(
+                {
+                    "ratio": kind,
+                    "model": name,
+                    "over": other,
+                    "precision": precision,
+                    "value": value,
+                    "goal": goal,
+                    "met": None if goal is None else (value <= goal if at_most else value >= goal),
+                }
+            )
 
     for (name, precision), row in speed.items():
         if precision == "mixed_bfloat16" and (name, "float32") in speed:
             goal = MIXED_TARGET if row.get("family") in MIXED_TARGET_FAMILIES else None
-            add("bf16 / float32 images/s", name, name, precision,
-                ratio(row["train_img_s"], speed[name, "float32"]["train_img_s"]), goal)
+            add(
+                "bf16 / float32 images/s",
+                name,
+                name,
+                precision,
+                ratio(row["train_img_s"], speed[name, "float32"]["train_img_s"]),
+                goal,
+            )
         baseline = speed.get((row.get("baseline"), precision))
         if baseline:
-            add("step time / baseline", name, row["baseline"], precision,
-                ratio(row["train_step_s"], baseline["train_step_s"]), ATTENTION_GOALS.get(name), at_most=True)
+            add(
+                "step time / baseline",
+                name,
+                row["baseline"],
+                precision,
+                ratio(row["train_step_s"], baseline["train_step_s"]),
+                ATTENTION_GOALS.get(name),
+                at_most=True,
+            )
         for peer, (_, counterpart) in KERAS_PEERS.items():
             if name == counterpart and (peer, precision) in speed:
                 goal = KERAS_PEER_TARGET if name == "resnet50" else None
-                add("images/s / keras.applications", name, peer, precision,
-                    ratio(row["train_img_s"], speed[peer, precision]["train_img_s"]), goal)
+                add(
+                    "images/s / keras.applications",
+                    name,
+                    peer,
+                    precision,
+                    ratio(row["train_img_s"], speed[peer, precision]["train_img_s"]),
+                    goal,
+                )
         timm_name = KERAS_TIMM.get(name) or TIMM_FAMILY_PEERS.get(row.get("family"))
         timm = report["timm"].get(timm_name, {})
         if precision == "mixed_bfloat16" and timm.get("status") == "ok":
             goal = TIMM_PEER_TARGET if name == "resnet50" else None
-            add("images/s / timm (bf16)", name, timm_name, precision, ratio(row["train_img_s"], timm["train_img_s"]),
-                goal)
+            add(
+                "images/s / timm (bf16)",
+                name,
+                timm_name,
+                precision,
+                ratio(row["train_img_s"], timm["train_img_s"]),
+                goal,
+            )
     return rows
 
 
 def goals(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each ratio with a goal, and per model: no failure to compile, to fit at the paper's
     batch, or to be correct (a finite step, mixed precision within tolerance)."""
-    rows = [{"goal": f"{row['model']} {row['ratio']} ({row['precision']}) "
-                     f"{'<=' if row['ratio'].startswith('step') else '>='} {row['goal']:g}",
-             "value": row["value"], "met": row["met"]} for row in report["ratios"] if row["goal"] is not None]
+    rows = [
+        {
+            "goal": f"{row['model']} {row['ratio']} ({row['precision']}) "
+            f"{'<=' if row['ratio'].startswith('step') else '>='} {row['goal']:g}",
+            "value": row["value"],
+            "met": row["met"],
+        }
+        for row in report["ratios"]
+        if row["goal"] is not None
+    ]
     for row in report["speed"]:
         status = str(row.get("status", ""))
         if status.startswith("failed"):
-            rows.append({"goal": f"{row['model']} ({row['precision']}) compiles and fits at batch "
-                                 f"{row.get('batch', '—')}", "value": status, "met": False})
+            rows.append(
+                {
+                    "goal": f"{row['model']} ({row['precision']}) compiles and fits at batch {row.get('batch', '—')}",
+                    "value": status,
+                    "met": False,
+                }
+            )
     for name, row in report["correctness"].items():
         if str(row.get("status", "")).startswith("failed"):
             rows.append({"goal": f"{name} correct", "value": row["status"], "met": False})
     segments = report.get("segment_ops")
     if segments is not None and not segments["equal"]:
-        rows.append({"goal": "SANet's segment ops equal on the device and the CPU",
-                     "value": max(segments["differences"].values()), "met": False})
+        rows.append(
+            {
+                "goal": "SANet's segment ops equal on the device and the CPU",
+                "value": max(segments["differences"].values()),
+                "met": False,
+            }
+        )
     return rows
 
 
 # ----------------------------------------------------------------------- markdown
 
-SPEED_COLUMNS = ("model", "precision", "batch", "train img/s", "step ms", "infer img/s", "item s", "GFLOP/step",
-                 "util bf16", "util fp32", "step GB", "status")
+SPEED_COLUMNS = (
+    "model",
+    "precision",
+    "batch",
+    "train img/s",
+    "step ms",
+    "infer img/s",
+    "item s",
+    "GFLOP/step",
+    "util bf16",
+    "util fp32",
+    "step GB",
+    "status",
+)
 CORRECTNESS_COLUMNS = ("model", "finite loss", "bf16 worst", "fp16 worst", "status")
 TIMM_COLUMNS = ("peer", "mode", "batch", "size", "train img/s", "step ms", "infer img/s", "memory GB", "status")
 RATIO_COLUMNS = ("ratio", "model", "over", "precision", "value", "goal", "met")
@@ -231,12 +310,20 @@ def _speed_line(row: Mapping[str, Any]) -> dict[str, Any]:
     if batch is not None and row.get("batch_source") not in (None, "fill estimate"):
         batch = f"{batch} ({row['batch_source']})"
     step = row.get("train_step_s")
-    return {"model": row["model"], "precision": row["precision"], "batch": batch,
-            "train img/s": row.get("train_img_s"), "step ms": None if step is None else 1e3 * step,
-            "infer img/s": row.get("infer_img_s"), "item s": row.get("seconds"),
-            "GFLOP/step": None if not row.get("flops") else row["flops"] / 1e9,
-            "util bf16": _percent(row.get("utilisation_bfloat16")), "util fp32": _percent(row.get("utilisation_float32")),
-            "step GB": _gb(row.get("memory_bytes")), "status": row.get("status")}
+    return {
+        "model": row["model"],
+        "precision": row["precision"],
+        "batch": batch,
+        "train img/s": row.get("train_img_s"),
+        "step ms": None if step is None else 1e3 * step,
+        "infer img/s": row.get("infer_img_s"),
+        "item s": row.get("seconds"),
+        "GFLOP/step": None if not row.get("flops") else row["flops"] / 1e9,
+        "util bf16": _percent(row.get("utilisation_bfloat16")),
+        "util fp32": _percent(row.get("utilisation_float32")),
+        "step GB": _gb(row.get("memory_bytes")),
+        "status": row.get("status"),
+    }
 
 
 def _correctness_line(name: str, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,69 +331,138 @@ def _correctness_line(name: str, row: Mapping[str, Any]) -> dict[str, Any]:
         check = row.get(precision)
         return None if check is None else f"{check['worst']:.1e}" + ("" if check["within"] else " OFF")
 
-    return {"model": name, "finite loss": _met(row.get("finite_loss")), "bf16 worst": worst("mixed_bfloat16"),
-            "fp16 worst": worst("mixed_float16"), "status": row.get("status")}
+    return {
+        "model": name,
+        "finite loss": _met(row.get("finite_loss")),
+        "bf16 worst": worst("mixed_bfloat16"),
+        "fp16 worst": worst("mixed_float16"),
+        "status": row.get("status"),
+    }
 
 
 def _timm_line(name: str, row: Mapping[str, Any]) -> dict[str, Any]:
     step = row.get("train_step_s")
-    return {"peer": name, "mode": row.get("mode"), "batch": row.get("batch"), "size": row.get("size"),
-            "train img/s": row.get("train_img_s"), "step ms": None if step is None else 1e3 * step,
-            "infer img/s": row.get("infer_img_s"), "memory GB": _gb(row.get("peak_memory_bytes")),
-            "status": row.get("status")}
+    return {
+        "peer": name,
+        "mode": row.get("mode"),
+        "batch": row.get("batch"),
+        "size": row.get("size"),
+        "train img/s": row.get("train_img_s"),
+        "step ms": None if step is None else 1e3 * step,
+        "infer img/s": row.get("infer_img_s"),
+        "memory GB": _gb(row.get("peak_memory_bytes")),
+        "status": row.get("status"),
+    }
 
 
 def render_markdown(report: Mapping[str, Any], title: str) -> str:
     """The tables: correctness, speed, PyTorch peers, ratios, goals, what was not reached."""
     env, settings, rates = report["environment"], report["settings"], report["matmul_rates"]
     gpu = env.get("platform") == "gpu"
-    lines = [f"# {title}", "",
-             f"{report['date']}; device {env.get('device', 'unknown')}; JAX {env.get('jax')}, Keras {env.get('keras')} "
-             f"({env.get('backend')}); TensorFlow loaded: {env.get('tensorflow_loaded')}. Settings: "
-             + ", ".join(f"{key} {value}" for key, value in settings.items()) + ".", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"{report['date']}; device {env.get('device', 'unknown')}; JAX {env.get('jax')}, Keras {env.get('keras')} "
+        f"({env.get('backend')}); TensorFlow loaded: {env.get('tensorflow_loaded')}. Settings: "
+        + ", ".join(f"{key} {value}" for key, value in settings.items())
+        + ".",
+        "",
+    ]
     if report.get("phases"):
         lines += ["Workers: " + "; ".join(f"{phase}: {how}" for phase, how in report["phases"].items()) + ".", ""]
     if not gpu:
         lines += ["**Not a GPU: these numbers check the path, not the speed; the goals are informational.**", ""]
     if rates:
-        lines += [f"Matmul rates measured in this run ({rates['size']}x{rates['size']}): bf16 "
-                  f"{rates['bfloat16'] / 1e12:.2f} TFLOP/s, fp32 {rates['float32'] / 1e12:.2f} TFLOP/s (matmul precision: "
-                  f"{env.get('matmul_precision')}, None being JAX's default, as in the models). Device memory peak of the speed run: "
-                  f"{cell(_gb(report['device_memory_peak_bytes']), '.1f')} GB.", ""]
+        lines += [
+            f"Matmul rates measured in this run ({rates['size']}x{rates['size']}): bf16 "
+            f"{rates['bfloat16'] / 1e12:.2f} TFLOP/s, fp32 {rates['float32'] / 1e12:.2f} TFLOP/s (matmul precision: "
+            f"{env.get('matmul_precision')}, None being JAX's default, as in the models). Device memory peak of the speed run: "
+            f"{cell(_gb(report['device_memory_peak_bytes']), '.1f')} GB.",
+            "",
+        ]
     segments = report["segment_ops"]
     if segments is not None:
-        lines += [f"SANet's segment ops (pooling, unpooling, pooling gradient) on {segments['device']} against the "
-                  f"CPU: largest relative difference {max(segments['differences'].values()):.1e} (tolerance "
-                  f"{segments['tolerance']:g}): {'equal' if segments['equal'] else 'NOT EQUAL'}.", ""]
+        lines += [
+            f"SANet's segment ops (pooling, unpooling, pooling gradient) on {segments['device']} against the "
+            f"CPU: largest relative difference {max(segments['differences'].values()):.1e} (tolerance "
+            f"{segments['tolerance']:g}): {'equal' if segments['equal'] else 'NOT EQUAL'}.",
+            "",
+        ]
     if report["correctness"]:
-        lines += ["## Correctness", "", "A jit training step with the paper's recipe in float32 (finite loss); "
-                  "inference under each mixed policy on the float32 weights, worst difference as a share of "
-                  "max(1, largest float32 output).", "",
-                  *markdown_table(CORRECTNESS_COLUMNS, [_correctness_line(name, row)
-                                                        for name, row in report["correctness"].items()], {}), ""]
-    lines += ["## Speed", "", "Keras' jit training and inference steps, compiled ahead of time; FLOPs from XLA's "
-              "cost analysis of the compiled training step; utilisation = FLOP/s over the bf16 / fp32 matmul rate "
-              "above; step GB from XLA's memory analysis; item s: building, tracing, compiling and timing it.", "",
-              *markdown_table(SPEED_COLUMNS, [_speed_line(row) for row in report["speed"]],
-                              {"train img/s": ".1f", "step ms": ".2f", "infer img/s": ".1f", "item s": ".1f",
-                               "GFLOP/step": ".2f", "step GB": ".2f"}), ""]
+        lines += [
+            "## Correctness",
+            "",
+            "A jit training step with the paper's recipe in float32 (finite loss); "
+            "inference under each mixed policy on the float32 weights, worst difference as a share of "
+            "max(1, largest float32 output).",
+            "",
+            *markdown_table(
+                CORRECTNESS_COLUMNS, [_correctness_line(name, row) for name, row in report["correctness"].items()], {}
+            ),
+            "",
+        ]
+    lines += [
+        "## Speed",
+        "",
+        "Keras' jit training and inference steps, compiled ahead of time; FLOPs from XLA's "
+        "cost analysis of the compiled training step; utilisation = FLOP/s over the bf16 / fp32 matmul rate "
+        "above; step GB from XLA's memory analysis; item s: building, tracing, compiling and timing it.",
+        "",
+        *markdown_table(
+            SPEED_COLUMNS,
+            [_speed_line(row) for row in report["speed"]],
+            {
+                "train img/s": ".1f",
+                "step ms": ".2f",
+                "infer img/s": ".1f",
+                "item s": ".1f",
+                "GFLOP/step": ".2f",
+                "step GB": ".2f",
+            },
+        ),
+        "",
+    ]
     if report["timm"]:
-        lines += ["## PyTorch peers (timm)", "", "bf16 autocast, channels_last, SGD; `torch.compile` where it "
-                  "compiled in its time, else eager.", "",
-                  *markdown_table(TIMM_COLUMNS, [_timm_line(name, row) for name, row in report["timm"].items()],
-                                  {"step ms": ".2f", "memory GB": ".2f"}), ""]
-    lines += ["## Ratios", "", *markdown_table(RATIO_COLUMNS, [{**row, "met": _met(row["met"])}
-                                                               for row in report["ratios"]],
-                                               {"value": ".3f", "goal": ".2f"}), "",
-              "## Goals" + ("" if gpu else " (informational: not a GPU)"), ""]
-    lines += [f"- {row['goal']}: {cell(row['value'], '.3f')}: {'met' if row['met'] else 'MISSED'}"
-              for row in report["goals"]] or ["- nothing measured for any goal"]
-    missing = [f"{row['model']} ({row.get('precision') or 'correctness'}): {row['status']}"
-               for row in [*report["correctness"].values(), *report["speed"]]
-               if row.get("status") in (SKIPPED, STOPPED)]
+        lines += [
+            "## PyTorch peers (timm)",
+            "",
+            "bf16 autocast, channels_last, SGD; `torch.compile` where it compiled in its time, else eager.",
+            "",
+            *markdown_table(
+                TIMM_COLUMNS,
+                [_timm_line(name, row) for name, row in report["timm"].items()],
+                {"step ms": ".2f", "memory GB": ".2f"},
+            ),
+            "",
+        ]
+    lines += [
+        "## Ratios",
+        "",
+        *markdown_table(
+            RATIO_COLUMNS,
+            [{**row, "met": _met(row["met"])} for row in report["ratios"]],
+            {"value": ".3f", "goal": ".2f"},
+        ),
+        "",
+        "## Goals" + ("" if gpu else " (informational: not a GPU)"),
+        "",
+    ]
+    lines += [
+        f"- {row['goal']}: {cell(row['value'], '.3f')}: {'met' if row['met'] else 'MISSED'}" for row in report["goals"]
+    ] or ["- nothing measured for any goal"]
+    missing = [
+        f"{row['model']} ({row.get('precision') or 'correctness'}): {row['status']}"
+        for row in [*report["correctness"].values(), *report["speed"]]
+        if row.get("status") in (SKIPPED, STOPPED)
+    ]
     if missing:
-        lines += ["", "## Not measured (time)", "", f"{len(missing)} items: " + "; ".join(missing) + ". "
-                  "Run them in a later call with `--models` (and `--precisions`)."]
+        lines += [
+            "",
+            "## Not measured (time)",
+            "",
+            f"{len(missing)} items: " + "; ".join(missing) + ". "
+            "Run them in a later call with `--models` (and `--precisions`).",
+        ]
     return "\n".join(lines) + "\n"
 
 

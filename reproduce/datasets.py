@@ -7,6 +7,7 @@ into ``<out>/synthetic_data/``. Missing real data is the one error a first-time 
 always meets, so it stops with a message that says what to download, from where,
 and how to try the script without it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -99,9 +100,6 @@ def prepare_synthetic_data(need: DatasetNeed, root: Path) -> Path:
     root.mkdir(parents=True)
     data_dir = Path(need.make_synthetic(root))
     if not data_dir.is_dir() or not data_dir.resolve().is_relative_to(root.resolve()):
-        raise ValueError(
-            f"make_synthetic for {need.name} returned {data_dir!s}, "
-            f"which is not a folder inside {root!s}"
-        )
+        raise ValueError(f"make_synthetic for {need.name} returned {data_dir!s}, which is not a folder inside {root!s}")
     done.write_text(str(data_dir.resolve().relative_to(root.resolve())), encoding="utf-8")
     return data_dir

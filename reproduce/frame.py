@@ -40,6 +40,7 @@ A row's ``result.json`` records the settings it ran with. Running the script aga
 skips rows finished with the same settings (``--force`` reruns them) and refuses to
 mix rows finished with other settings into one table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -302,8 +303,11 @@ class RowContext:
         ``recipe_overrides``, then ``script_overrides`` (what the script's own flags
         choose, e.g. another momentum), then the command line's ``--epochs``,
         ``--batch-size``, ``--learning-rate``, ``--monitor`` (and ``--smoke``'s)."""
-        return (self.entry.recipe.with_overrides(**self.row.recipe_overrides)
-                .with_overrides(**script_overrides).with_overrides(**overrides_from_flags(self.args)))
+        return (
+            self.entry.recipe.with_overrides(**self.row.recipe_overrides)
+            .with_overrides(**script_overrides)
+            .with_overrides(**overrides_from_flags(self.args))
+        )
 
     def builder_args(self, **script_args: Any) -> dict[str, Any]:
         """The row's builder arguments with the script's (input shape, classes, encoder
@@ -315,10 +319,20 @@ class RowContext:
         :meth:`builder_args`); ``outputs``: e.g. ``return_attention=True``."""
         return self.entry.build(**builder_args, **outputs)
 
-    def fit(self, train_data: Any, val_data: Any, *, builder_args: Mapping[str, Any], recipe: TrainingRecipe,
-            steps_per_epoch: int, metrics: Any = None, return_attention: bool = False,
-            repeated: bool = False, build: Callable[[], keras.Model] | None = None,
-            **settings: Any) -> TrainResult:
+    def fit(
+        self,
+        train_data: Any,
+        val_data: Any,
+        *,
+        builder_args: Mapping[str, Any],
+        recipe: TrainingRecipe,
+        steps_per_epoch: int,
+        metrics: Any = None,
+        return_attention: bool = False,
+        repeated: bool = False,
+        build: Callable[[], keras.Model] | None = None,
+        **settings: Any,
+    ) -> TrainResult:
         """Trains the row's model: the only way the tables train.
 
         The model is ``self.build(builder_args)``; the optimiser, loss and loss
@@ -335,21 +349,44 @@ class RowContext:
         outputs = {"return_attention": True} if return_attention else {}
         if build is None:
             build = lambda: self.build(builder_args, **outputs)  # noqa: E731
-        return fit(build, train_data, val_data, config,
-                   optimizer=lambda: recipe.make_optimizer(steps_per_epoch),
-                   loss=recipe.loss, loss_weights=None if recipe.loss_weights is None else dict(recipe.loss_weights()),
-                   metrics=metrics)
+        return fit(
+            build,
+            train_data,
+            val_data,
+            config,
+            optimizer=lambda: recipe.make_optimizer(steps_per_epoch),
+            loss=recipe.loss,
+            loss_weights=None if recipe.loss_weights is None else dict(recipe.loss_weights()),
+            metrics=metrics,
+        )
 
-    def save_run(self, model: keras.Model, *, builder_args: Mapping[str, Any], recipe: TrainingRecipe,
-                 input_spec: InputSpec, scores: Mapping[str, Any], training: Mapping[str, Any] | None = None,
-                 data: Mapping[str, Any] | None = None, folder: Path | None = None) -> Path:
+    def save_run(
+        self,
+        model: keras.Model,
+        *,
+        builder_args: Mapping[str, Any],
+        recipe: TrainingRecipe,
+        input_spec: InputSpec,
+        scores: Mapping[str, Any],
+        training: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        folder: Path | None = None,
+    ) -> Path:
         """Makes the row's folder (or ``folder`` under it, for rows that train several
         models) a run folder holding ``model`` exactly as it was scored
         (:func:`zoo.run.save_run`); ``data`` defaults to the dataset folder."""
         data = {"dir": str(self.data_dir), "synthetic": self.smoke, **(data or {})}
-        return save_run(folder or self.out_dir, model, entry=self.entry, builder_args=builder_args,
-                        input_spec=input_spec, recipe=recipe, training=training, data=data,
-                        scores={**scores, "table": self.row.name})
+        return save_run(
+            folder or self.out_dir,
+            model,
+            entry=self.entry,
+            builder_args=builder_args,
+            input_spec=input_spec,
+            recipe=recipe,
+            training=training,
+            data=data,
+            scores={**scores, "table": self.row.name},
+        )
 
     def train_config(self, **settings: Any) -> TrainConfig:
         """A :class:`zoo.train.TrainConfig` for this row, filled from the flags.
@@ -400,40 +437,48 @@ def build_parser(
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
-        "--data-dir", type=Path,
+        "--data-dir",
+        type=Path,
         help=f"the {dataset.name} folder (default: {dataset.default_dir})",
     )
     tiny = ", ".join(f"{k}={v}" for k, v in (smoke_overrides or {}).items())
     source.add_argument(
-        "--smoke", action="store_true",
+        "--smoke",
+        action="store_true",
         help="run the whole path on small synthetic data; the output says SYNTHETIC"
         + (f" (defaults: {tiny})" if tiny else ""),
     )
     parser.add_argument(
-        "--out", type=Path,
+        "--out",
+        type=Path,
         help=f"output folder (default: results/{table.key}, results/{table.key}-smoke with --smoke)",
     )
     add_override_flags(parser)  # --learning-rate, --batch-size, --epochs, --monitor: the recipe's by default
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
-        "--xla", action=argparse.BooleanOptionalAction, default=None,
+        "--xla",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="compile with XLA (default: on with a GPU, off on a CPU)",
     )
+    parser.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (GPU)")
     parser.add_argument(
-        "--mixed-precision", action="store_true", help="train in mixed_float16 (GPU)"
-    )
-    parser.add_argument(
-        "--strategy", choices=STRATEGIES, default="default",
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
         help="tf.distribute strategy (multi_worker reads TF_CONFIG; default: %(default)s)",
     )
     example = min(table.runnable_rows, key=lambda row: len(row.name))  # a row of this table: the example runs
     parser.add_argument(
-        "--rows", nargs="+", metavar="ROW",
+        "--rows",
+        nargs="+",
+        metavar="ROW",
         help="run only these rows, by name or folder name (e.g. "
         + f"{shlex.quote(example.name)} or {example.slug}; the rows are listed below)".replace("%", "%%"),
     )
     parser.add_argument(
-        "--skip-bad", action="store_true",
+        "--skip-bad",
+        action="store_true",
         help="skip unreadable or inconsistent samples (listed in result.json) instead of stopping",
     )
     parser.add_argument("--force", action="store_true", help="rerun rows that have finished")
@@ -464,9 +509,11 @@ def parse_flags(
     return args
 
 
-def number_in_range(kind: type, low: float, high: float | None = None, *,
-              include_low: bool = True) -> Callable[[str], Any]:
+def number_in_range(
+    kind: type, low: float, high: float | None = None, *, include_low: bool = True
+) -> Callable[[str], Any]:
     """An argparse ``type``: a ``kind`` value from ``low`` up to, not including, ``high``."""
+
     def parse(text: str) -> Any:
         value = kind(text)
         if not math.isfinite(value):
@@ -474,9 +521,9 @@ def number_in_range(kind: type, low: float, high: float | None = None, *,
         too_low = value < low or (value == low and not include_low)
         if too_low or (high is not None and value >= high):
             lower = f"[{low}" if include_low else f"({low}"
-            raise argparse.ArgumentTypeError(
-                f"must be in {lower}, {high if high is not None else 'inf'}), got {text}")
+            raise argparse.ArgumentTypeError(f"must be in {lower}, {high if high is not None else 'inf'}), got {text}")
         return value
+
     parse.__name__ = kind.__name__  # argparse names it in "invalid int value"
     return parse
 
@@ -486,8 +533,9 @@ def weights_argument(text: str) -> str | None:
     initialisation), ``imagenet`` or an existing weights file, checked when parsing
     so that a typo stops before any training."""
     try:
-        return check_encoder_weights(None if text.lower() == "none" else text, "the recipe's models",
-                                     argument="weights")
+        return check_encoder_weights(
+            None if text.lower() == "none" else text, "the recipe's models", argument="weights"
+        )
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -495,9 +543,11 @@ def weights_argument(text: str) -> str | None:
 DANET_ENERGIES = {"paper": False, "reference": True}
 """``--danet-energy`` -> the DANet builders' ``max_subtracted_energy``."""
 
-DANET_ENERGY_NOTE = ("DANet's channel attention: Fu et al.'s eq. 3, softmax over A_i . A_j (--danet-energy paper, "
-                     "default); the authors' code (junfu1115/DANet) feeds the softmax max - A_i . A_j instead "
-                     "(--danet-energy reference; the run card's builder_args.max_subtracted_energy).")
+DANET_ENERGY_NOTE = (
+    "DANet's channel attention: Fu et al.'s eq. 3, softmax over A_i . A_j (--danet-energy paper, "
+    "default); the authors' code (junfu1115/DANet) feeds the softmax max - A_i . A_j instead "
+    "(--danet-energy reference; the run card's builder_args.max_subtracted_energy)."
+)
 """The note of the tables with a DANet row."""
 
 
@@ -505,9 +555,13 @@ def add_danet_energy_argument(parser: argparse.ArgumentParser) -> None:
     """``--danet-energy`` of the tables with a DANet row (SANet Table 3, A-PSPNet
     Table III): Fu et al.'s eq. 3 by default, the reference code's ``max - energy``
     channel attention (junfu1115/DANet) as the option."""
-    parser.add_argument("--danet-energy", choices=tuple(DANET_ENERGIES), default="paper",
-                        help="DANet rows' channel attention: paper (Fu et al. eq. 3, softmax over A_i . A_j) or "
-                             "reference (junfu1115/DANet: softmax over max - A_i . A_j) (default: %(default)s)")
+    parser.add_argument(
+        "--danet-energy",
+        choices=tuple(DANET_ENERGIES),
+        default="paper",
+        help="DANet rows' channel attention: paper (Fu et al. eq. 3, softmax over A_i . A_j) or "
+        "reference (junfu1115/DANet: softmax over max - A_i . A_j) (default: %(default)s)",
+    )
 
 
 def danet_builder_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -627,8 +681,12 @@ def _run(
 
     for index, row in enumerate(to_run, 1):
         ctx = RowContext(
-            args=args, row=row, data_dir=data_dir, out_dir=store.row_dir(row, fresh=args.force),
-            smoke=args.smoke, bad_inputs=BadInputPolicy(args.skip_bad),
+            args=args,
+            row=row,
+            data_dir=data_dir,
+            out_dir=store.row_dir(row, fresh=args.force),
+            smoke=args.smoke,
+            bad_inputs=BadInputPolicy(args.skip_bad),
         )
         print(f"[{index}/{len(to_run)}] {row.name}: running in {ctx.out_dir}")
         started = time.monotonic()
@@ -722,7 +780,8 @@ class _RowStore:
                 print(f"{row.name}: finished earlier, kept (--force reruns it)")
         if conflicts:
             raise _Stop(
-                f"rows in {self.root} finished with other settings:\n" + "\n".join(conflicts)
+                f"rows in {self.root} finished with other settings:\n"
+                + "\n".join(conflicts)
                 + "\npass --force to rerun them, or --out to write elsewhere"
             )
         return to_run
@@ -761,9 +820,7 @@ class _RowStore:
         return results
 
 
-def run_config(
-    table: PaperTable, args: argparse.Namespace, data_dir: Path, command: Sequence[str]
-) -> dict[str, Any]:
+def run_config(table: PaperTable, args: argparse.Namespace, data_dir: Path, command: Sequence[str]) -> dict[str, Any]:
     """``config.json``: how this table was run, to rerun it or to cite it.
 
     The strategy is recorded as the flag; each row's ``runtime.json`` (written by
@@ -772,13 +829,15 @@ def run_config(
     runtime = describe_runtime(xla=args.xla, mixed_precision=args.mixed_precision)
     for per_strategy in ("strategy", "replicas", "task"):
         del runtime[per_strategy]
-    return report.json_safe({
-        "table": report.title_of(table, synthetic=args.smoke),
-        "synthetic": args.smoke,
-        "command": f"{command[0]} {shlex.join(command[1:])}",
-        "flags": vars(args),
-        "data_dir": data_dir.resolve(),
-        "date": now(),
-        "git_commit": git_commit(),
-        "runtime": runtime,
-    })
+    return report.json_safe(
+        {
+            "table": report.title_of(table, synthetic=args.smoke),
+            "synthetic": args.smoke,
+            "command": f"{command[0]} {shlex.join(command[1:])}",
+            "flags": vars(args),
+            "data_dir": data_dir.resolve(),
+            "date": now(),
+            "git_commit": git_commit(),
+            "runtime": runtime,
+        }
+    )

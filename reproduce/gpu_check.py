@@ -26,6 +26,7 @@ TensorFlow, and no network. So, on such a machine, one call of under 9 minutes::
 ``mixed_bfloat16``, batch 2, two timed steps (CI runs it; the numbers say nothing about
 speed and say so).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,12 @@ WHEEL_PACKAGES: tuple[str, ...] = ("keras", "namex", "optree")
 ml-dtypes, numpy, packaging and rich are there; optree's typing-extensions too)."""
 BUDGET_S = 460.0
 SMOKE_MODELS: tuple[str, ...] = ("resnet14", "arl_cnn14")
-PLATFORMS: tuple[str, ...] = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-                              "manylinux2014_x86_64")
+PLATFORMS: tuple[str, ...] = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+)
 
 
 def download_wheels(folder: Path = WHEELS) -> list[Path]:
@@ -67,8 +72,25 @@ def download_wheels(folder: Path = WHEELS) -> list[Path]:
         if name.lower() in WHEEL_PACKAGES and f"{name.lower()}=={version}" not in pins:
             wheel.unlink()
     platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
-                    "3.12", "--implementation", "cp", *platforms, "-d", str(folder), *pins], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(folder),
+            *pins,
+        ],
+        check=True,
+    )
     return sorted(folder.glob("*.whl"))
 
 
@@ -79,10 +101,28 @@ def install_carried_wheels(folder: Path = WHEELS, site: Path = SITE) -> str:
         return "keras importable: no wheels installed"
     wheels = sorted(folder.glob("*.whl"))
     if not wheels:
-        raise SystemExit(f"gpu_check: Keras is not installed and {folder} holds no wheels: run "
-                         "`python reproduce/gpu_check.py --download-wheels` where pip reaches an index and carry .whl.")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                    "--no-cache-dir", "--upgrade", "--target", str(site), *map(str, wheels)], check=True)
+        raise SystemExit(
+            f"gpu_check: Keras is not installed and {folder} holds no wheels: run "
+            "`python reproduce/gpu_check.py --download-wheels` where pip reaches an index and carry .whl."
+        )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--no-cache-dir",
+            "--upgrade",
+            "--target",
+            str(site),
+            *map(str, wheels),
+        ],
+        check=True,
+    )
     os.environ["PYTHONPATH"] = os.pathsep.join(part for part in (str(site), os.environ.get("PYTHONPATH")) if part)
     return f"installed {', '.join(wheel.name for wheel in wheels)} into {site}"
 
@@ -90,8 +130,9 @@ def install_carried_wheels(folder: Path = WHEELS, site: Path = SITE) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     jax_benchmark.add_arguments(parser, budget_s=BUDGET_S)
-    parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else
-                        ROOT / "results" / "gpu_check")
+    parser.add_argument(
+        "--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "results" / "gpu_check"
+    )
     parser.add_argument("--cpu-smoke", action="store_true", help="the same path on a CPU at tiny sizes")
     parser.add_argument("--download-wheels", action="store_true", help="fill .whl/ for the device, then stop")
     args = parser.parse_args(argv)

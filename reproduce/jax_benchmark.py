@@ -28,6 +28,7 @@ JAX phases get, speed until :data:`TIMM_PEER_S` per PyTorch peer is left, then t
 a phase may run :data:`GRACE_S` past its soft end (an item already started), then it is
 stopped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,13 @@ if __name__ == "__main__":  # the repository importable; Keras, where a start-up
 
 from reproduce import bench_timm  # noqa: E402
 from reproduce.bench_process import run_child  # noqa: E402
-from reproduce.benchmark_jax_report import (PRECISIONS, TIMM_PEERS, assemble, read_records,  # noqa: E402
-                                            write_report)
+from reproduce.benchmark_jax_report import (
+    PRECISIONS,
+    TIMM_PEERS,
+    assemble,
+    read_records,  # noqa: E402
+    write_report,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "reproduce" / "bench_jax.py"
@@ -75,9 +81,24 @@ def child_environment(cpu: bool, extra_flags: str = "") -> dict[str, str]:
 
 def run_phase(phase: str, args: argparse.Namespace, records: Path, soft_end: float, hard_end: float) -> str:
     """One :mod:`reproduce.bench_jax` worker; returns how it ended."""
-    command = [sys.executable, str(WORKER), "--phase", phase, "--records", str(records), "--size", args.size,
-               "--steps", str(args.steps), "--deadline", str(soft_end), "--compile-workers", str(args.compile_workers),
-               "--precisions", *args.precisions]
+    command = [
+        sys.executable,
+        str(WORKER),
+        "--phase",
+        phase,
+        "--records",
+        str(records),
+        "--size",
+        args.size,
+        "--steps",
+        str(args.steps),
+        "--deadline",
+        str(soft_end),
+        "--compile-workers",
+        str(args.compile_workers),
+        "--precisions",
+        *args.precisions,
+    ]
     command += ["--models", *args.models] if args.models else []
     command += ["--batch-sizes", *args.batch_sizes] if args.batch_sizes else []
     command += ["--keras-peers"] if phase == "speed" and args.peers else []
@@ -92,11 +113,15 @@ def run_phase(phase: str, args: argparse.Namespace, records: Path, soft_end: flo
     return f"failed (exit {status}): {' | '.join(stderr.strip().splitlines()[-3:])[:600]}"
 
 
-def run_timm_peers(args: argparse.Namespace, records: list[Mapping[str, Any]], end: float,
-                   scratch: Path) -> dict[str, dict[str, Any]]:
+def run_timm_peers(
+    args: argparse.Namespace, records: list[Mapping[str, Any]], end: float, scratch: Path
+) -> dict[str, dict[str, Any]]:
     """Each timm peer at its counterpart's input size and batch (from the speed records)."""
-    measured = {record["model"]: record for record in records
-                if record.get("kind") == "result" and record.get("phase") == "speed" and record.get("status") == "ok"}
+    measured = {
+        record["model"]: record
+        for record in records
+        if record.get("kind") == "result" and record.get("phase") == "speed" and record.get("status") == "ok"
+    }
     results = {}
     for index, (name, (timm_name, counterpart)) in enumerate(TIMM_PEERS.items()):
         if args.models and counterpart not in args.models:
@@ -106,8 +131,9 @@ def run_timm_peers(args: argparse.Namespace, records: list[Mapping[str, Any]], e
             continue
         share = (end - time.time()) / (len(TIMM_PEERS) - index)
         size, batch = measured[counterpart]["input_shape"][0], measured[counterpart]["batch"]
-        results[name] = bench_timm.run_peer(timm_name, size, batch, args.steps, share - TIMM_EAGER_S,
-                                            min(share, TIMM_EAGER_S), scratch / f"{name}.json")
+        results[name] = bench_timm.run_peer(
+            timm_name, size, batch, args.steps, share - TIMM_EAGER_S, min(share, TIMM_EAGER_S), scratch / f"{name}.json"
+        )
     return results
 
 
@@ -126,12 +152,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         phases["speed"] = run_phase("speed", args, records_path, jax_end - GRACE_S, jax_end)
         records = read_records(records_path)
         timm = run_timm_peers(args, records, end, Path(scratch)) if args.peers else {}
-    settings = {"size": args.size, "precisions": list(args.precisions), "steps": args.steps,
-                "batch sizes": list(args.batch_sizes) or "fill estimate", "budget s": args.budget_s,
-                "seconds": round(time.time() - start, 1)}
+    settings = {
+        "size": args.size,
+        "precisions": list(args.precisions),
+        "steps": args.steps,
+        "batch sizes": list(args.batch_sizes) or "fill estimate",
+        "budget s": args.budget_s,
+        "seconds": round(time.time() - start, 1),
+    }
     report = assemble(records, timm, settings)
-    report["phases"] = {phase: f"{report['phases'].get(phase, 'not started')}; worker {how}"
-                        for phase, how in phases.items()}
+    report["phases"] = {
+        phase: f"{report['phases'].get(phase, 'not started')}; worker {how}" for phase, how in phases.items()
+    }
     return report
 
 
@@ -139,8 +171,12 @@ def add_arguments(parser: argparse.ArgumentParser, budget_s: float) -> None:
     """The benchmark's options (shared with :mod:`reproduce.gpu_check`)."""
     parser.add_argument("--models", nargs="+", help="registered names (default: all)")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
-    parser.add_argument("--batch-sizes", nargs="+", default=[], help="N for every model or NAME=N per model "
-                                                                     "(default: a batch that fills the GPU)")
+    parser.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        default=[],
+        help="N for every model or NAME=N per model (default: a batch that fills the GPU)",
+    )
     parser.add_argument("--size", choices=("paper", "small"), default="paper")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
     parser.add_argument("--budget-s", type=float, default=budget_s, help="seconds for everything")

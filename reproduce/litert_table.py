@@ -15,6 +15,7 @@ model, so partial results survive a kill.
 The conversion is :func:`zoo.litert.export_litert`'s (the library); this script only
 measures it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,9 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return Confusion.of(a, b).dice()
 
 
-def measure_model(entry: ModelEntry, out_dir: Path, count: int = 8,
-                  modes: Sequence[str | None] = QUANTIZATIONS, seed: int = 0) -> list[TableRow]:
+def measure_model(
+    entry: ModelEntry, out_dir: Path, count: int = 8, modes: Sequence[str | None] = QUANTIZATIONS, seed: int = 0
+) -> list[TableRow]:
     """Converts ``entry``'s small model (random weights drawn with ``seed``; with its
     attention maps as outputs) in every mode and compares it with Keras on a synthetic
     set: max |LiteRT - Keras| of the main output and of the attention maps; Dice
@@ -87,10 +89,14 @@ def measure_model(entry: ModelEntry, out_dir: Path, count: int = 8,
     io = ModelIO.of(model, main=entry.output)
     spec = spec_for_model(entry.input_spec, io.image_size)
     images, masks, labels = synthetic_set(count)
-    maps = None if io.label_map is None else [
-        compute_extra_input(io.label_map.name, image, io.label_map.max_segments) for image in images]
-    reference = [keras_reference(model, spec, image, None if maps is None else maps[k])
-                 for k, image in enumerate(images)]
+    maps = (
+        None
+        if io.label_map is None
+        else [compute_extra_input(io.label_map.name, image, io.label_map.max_segments) for image in images]
+    )
+    reference = [
+        keras_reference(model, spec, image, None if maps is None else maps[k]) for k, image in enumerate(images)
+    ]
     main = io.main
 
     def score(outputs: list[dict[str, np.ndarray]]) -> tuple[str, float]:
@@ -106,8 +112,14 @@ def measure_model(entry: ModelEntry, out_dir: Path, count: int = 8,
         started = time.perf_counter()
         path = out_dir / f"{entry.name}_{mode or 'float32'}.tflite"
         try:
-            export_litert(model, path, input_spec=spec, quantization=mode, representative_images=images,
-                          representative_superpixels=maps)
+            export_litert(
+                model,
+                path,
+                input_spec=spec,
+                quantization=mode,
+                representative_images=images,
+                representative_superpixels=maps,
+            )
             lite = LiteRTModel(path)
             outputs = [lite.predict(image, None if maps is None else maps[k]) for k, image in enumerate(images)]
         except (LiteRTConversionError, ValueError, RuntimeError) as error:
@@ -121,10 +133,13 @@ def measure_model(entry: ModelEntry, out_dir: Path, count: int = 8,
         row.max_diff_attention = max(diffs.values()) if diffs else float("nan")
         _, row.score_litert = score(outputs)
         if entry.output == "mask":
-            row.agreement = float(np.mean([_dice(o[main][..., 0] > 0.5, r[main][..., 0] > 0.5)
-                                           for o, r in zip(outputs, reference)]))
+            row.agreement = float(
+                np.mean([_dice(o[main][..., 0] > 0.5, r[main][..., 0] > 0.5) for o, r in zip(outputs, reference)])
+            )
         else:
-            row.agreement = float(np.mean([np.argmax(o[main]) == np.argmax(r[main]) for o, r in zip(outputs, reference)]))
+            row.agreement = float(
+                np.mean([np.argmax(o[main]) == np.argmax(r[main]) for o, r in zip(outputs, reference)])
+            )
         row.seconds = time.perf_counter() - started
         path.unlink()
         rows.append(row)
@@ -136,22 +151,28 @@ def _format(value: float, digits: str = ".1e") -> str:
 
 
 def markdown_table(rows: Sequence[TableRow]) -> str:
-    lines = ["| model | mode | converts | size | max abs diff (main) | max abs diff (attention) | "
-             "score Keras -> LiteRT | agreement with Keras | problem |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | mode | converts | size | max abs diff (main) | max abs diff (attention) | "
+        "score Keras -> LiteRT | agreement with Keras | problem |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         size = f"{row.size_bytes / 2**20:.2f} MiB" if row.converts else ""
-        score = (f"{row.score_name} {row.score_keras:.3f} -> {row.score_litert:.3f}" if row.converts else "")
+        score = f"{row.score_name} {row.score_keras:.3f} -> {row.score_litert:.3f}" if row.converts else ""
         agreement = "" if not row.converts else f"{row.agreement:.3f}"
-        lines.append(f"| {row.model} | {row.quantization} | {'yes' if row.converts else 'no'} | {size} | "
-                     f"{_format(row.max_diff_main)} | {_format(row.max_diff_attention)} | {score} | {agreement} | "
-                     f"{row.problem[:200]} |")
+        lines.append(
+            f"| {row.model} | {row.quantization} | {'yes' if row.converts else 'no'} | {size} | "
+            f"{_format(row.max_diff_main)} | {_format(row.max_diff_attention)} | {score} | {agreement} | "
+            f"{row.problem[:200]} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python reproduce/litert_table.py",
-                                     description="LiteRT conversion table of the zoo's registered models (small).")
+    parser = argparse.ArgumentParser(
+        prog="python reproduce/litert_table.py",
+        description="LiteRT conversion table of the zoo's registered models (small).",
+    )
     parser.add_argument("--models", nargs="+", help="only these registered models (default: all)")
     parser.add_argument("--modes", nargs="+", choices=MODES, help="default: all four")
     parser.add_argument("--images", type=int, default=8, help="synthetic images per model")

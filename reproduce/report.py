@@ -7,6 +7,7 @@ have not run (yet) are marked ``not run``. Output computed on synthetic data say
 SYNTHETIC in its title and in every file, since its numbers only show that the
 pipeline runs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -100,8 +101,11 @@ def run_notes(table: PaperTable, results: Mapping[str, RowResult]) -> list[str]:
     kept = {name: kept_epoch(result) for name, result in ran}
     kept = {name: epochs for name, epochs in kept.items() if epochs}
     if kept:
-        notes.append("Kept epoch (counted from 1, as Keras prints epochs): "
-                     + "; ".join(f"{name}: {epoch} of {epochs}" for name, (epoch, epochs) in kept.items()) + ".")
+        notes.append(
+            "Kept epoch (counted from 1, as Keras prints epochs): "
+            + "; ".join(f"{name}: {epoch} of {epochs}" for name, (epoch, epochs) in kept.items())
+            + "."
+        )
     return notes
 
 
@@ -130,9 +134,7 @@ def _format(value: float | None, decimals: int, *, signed: bool = False) -> str:
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 
-def comparison_grid(
-    table: PaperTable, results: Mapping[str, RowResult]
-) -> tuple[list[str], list[list[str]]]:
+def comparison_grid(table: PaperTable, results: Mapping[str, RowResult]) -> tuple[list[str], list[list[str]]]:
     """The comparison as header and body cells, shared by the console and markdown."""
     header = ["Method"]
     for column in table.columns:
@@ -179,9 +181,7 @@ def render_text(table: PaperTable, results: Mapping[str, RowResult], *, syntheti
     return "\n".join(lines)
 
 
-def render_markdown(
-    table: PaperTable, results: Mapping[str, RowResult], *, synthetic: bool
-) -> str:
+def render_markdown(table: PaperTable, results: Mapping[str, RowResult], *, synthetic: bool) -> str:
     """The comparison as a markdown document (``table.md``)."""
     header, body = comparison_grid(table, results)
 
@@ -198,9 +198,7 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_csv(
-    table: PaperTable, results: Mapping[str, RowResult], path: Path, *, synthetic: bool
-) -> None:
+def write_csv(table: PaperTable, results: Mapping[str, RowResult], path: Path, *, synthetic: bool) -> None:
     """``table.csv``: one line per row, unrounded; the ``data`` column says
     ``synthetic`` or ``real``."""
     header = ["method", "source", "data"]
@@ -215,8 +213,11 @@ def write_csv(
                 ours = _ours(row, column, results)
                 paper = row.values.get(column.name)
                 diff = difference(ours, paper)
-                cells += ["" if ours is None else repr(ours), row.printed(column) or "",
-                          "" if diff is None else repr(diff)]
+                cells += [
+                    "" if ours is None else repr(ours),
+                    row.printed(column) or "",
+                    "" if diff is None else repr(diff),
+                ]
             writer.writerow(cells)
 
 
@@ -236,47 +237,44 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def table_json(
-    table: PaperTable, results: Mapping[str, RowResult], *, synthetic: bool
-) -> dict[str, Any]:
+def table_json(table: PaperTable, results: Mapping[str, RowResult], *, synthetic: bool) -> dict[str, Any]:
     """``table.json``: the declaration, our values, the paper's and the differences."""
     rows = []
     for row in table.rows:
         result = results.get(row.name)
         ours = {c.name: _ours(row, c, results) for c in table.columns}
         kept = None if result is None else kept_epoch(result)
-        rows.append({
-            "name": row.name,
-            "source": row_status(row, results),
-            "paper": {c.name: row.values.get(c.name) for c in table.columns},
-            "paper_printed": {c.name: row.printed(c) for c in table.columns},
-            "ours": None if result is None else ours,
-            "difference": {
-                c.name: difference(ours[c.name], row.values.get(c.name)) for c in table.columns
-            },
-            "kept_epoch": None if kept is None else {"epoch": kept[0], "of": kept[1], "counted_from": 1},
-            "extra": None if result is None else result.extra,
-        })
-    return json_safe({
-        "key": table.key,
-        "title": title_of(table, synthetic=synthetic),
-        "source": table.source,
-        "synthetic": synthetic,
-        "columns": [
-            {"name": c.name, "unit": c.unit, "higher_is_better": c.higher_is_better}
-            for c in table.columns
-        ],
-        "rows": rows,
-        "notes": list(table.notes),
-        "run_notes": run_notes(table, results),
-        "epoch_numbering": "kept_epoch counts epochs from 1, as Keras prints them; best_epoch and "
-                           "kept_epoch inside extra are 0-based indices into the row's history",
-    })
+        rows.append(
+            {
+                "name": row.name,
+                "source": row_status(row, results),
+                "paper": {c.name: row.values.get(c.name) for c in table.columns},
+                "paper_printed": {c.name: row.printed(c) for c in table.columns},
+                "ours": None if result is None else ours,
+                "difference": {c.name: difference(ours[c.name], row.values.get(c.name)) for c in table.columns},
+                "kept_epoch": None if kept is None else {"epoch": kept[0], "of": kept[1], "counted_from": 1},
+                "extra": None if result is None else result.extra,
+            }
+        )
+    return json_safe(
+        {
+            "key": table.key,
+            "title": title_of(table, synthetic=synthetic),
+            "source": table.source,
+            "synthetic": synthetic,
+            "columns": [
+                {"name": c.name, "unit": c.unit, "higher_is_better": c.higher_is_better} for c in table.columns
+            ],
+            "rows": rows,
+            "notes": list(table.notes),
+            "run_notes": run_notes(table, results),
+            "epoch_numbering": "kept_epoch counts epochs from 1, as Keras prints them; best_epoch and "
+            "kept_epoch inside extra are 0-based indices into the row's history",
+        }
+    )
 
 
-def plot_curves(
-    table: PaperTable, results: Mapping[str, RowResult], path: Path, *, synthetic: bool
-) -> bool:
+def plot_curves(table: PaperTable, results: Mapping[str, RowResult], path: Path, *, synthetic: bool) -> bool:
     """Draws every trained row's loss and score metric per epoch into ``path``.
 
     One figure per table, one line of two panels per row that ran: the loss, and the
@@ -318,8 +316,9 @@ def score_metric(result: RowResult) -> str | None:
     return next((key for key in logged if not key.endswith("loss")), None)
 
 
-def _plot_pair(axis: Any, history: Mapping[str, list], metric: str, *, title: str,
-               kept: tuple[int, int] | None) -> None:
+def _plot_pair(
+    axis: Any, history: Mapping[str, list], metric: str, *, title: str, kept: tuple[int, int] | None
+) -> None:
     for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
         values = np.asarray(history.get(key, []), dtype=float)
         if values.size and np.isfinite(values).any():
@@ -333,9 +332,7 @@ def _plot_pair(axis: Any, history: Mapping[str, list], metric: str, *, title: st
     axis.legend(fontsize=8)
 
 
-def write_report(
-    table: PaperTable, results: Mapping[str, RowResult], out_dir: Path, *, synthetic: bool
-) -> list[Path]:
+def write_report(table: PaperTable, results: Mapping[str, RowResult], out_dir: Path, *, synthetic: bool) -> list[Path]:
     """Writes ``table.md``, ``table.csv``, ``table.json`` and, when any row has a
     history, ``curves.png`` into ``out_dir``; returns the files written. Each file
     appears whole or not at all."""

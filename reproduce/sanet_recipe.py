@@ -54,6 +54,7 @@ augmentations (:data:`zoo.sanet.recipe.SANET_AUGMENTATION` documents ours); SLIC
 settings, SANet's decoder widths and the baselines' backbones are ours
 (documented in :mod:`zoo.sanet.models`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,15 @@ from data_tools.preprocess import InputSpec
 from data_tools.records import Record
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
-from reproduce.frame import (Column, RowContext, RowResult, add_danet_energy_argument, danet_builder_args,
-                             number_in_range, weights_argument)
+from reproduce.frame import (
+    Column,
+    RowContext,
+    RowResult,
+    add_danet_energy_argument,
+    danet_builder_args,
+    number_in_range,
+    weights_argument,
+)
 from zoo.common.encoders import ENCODERS
 from zoo.evaluate import evaluate
 from zoo.losses import SANET_ALPHA, SANET_GAMMA, CrossEntropyJaccardLoss, GlobalBalancingLoss
@@ -103,8 +111,17 @@ DATASET = DatasetNeed(
     make_synthetic=functools.partial(make_isic2018, n_train=10, n_val=4, n_test=4, image_size=(48, 64)),
 )
 
-SMOKE = {"epochs": 2, "batch_size": 2, "image_size": 64, "encoder_weights": None, "backbone": "vgg16",
-         "dilated_backbone": "resnet14", "unet_base_filters": 8, "slic_segments": 16, "max_segments": 32}
+SMOKE = {
+    "epochs": 2,
+    "batch_size": 2,
+    "image_size": 64,
+    "encoder_weights": None,
+    "backbone": "vgg16",
+    "dilated_backbone": "resnet14",
+    "unet_base_filters": 8,
+    "slic_segments": 16,
+    "max_segments": 32,
+}
 """``--smoke``: 64x64 synthetic images, small random-weight encoders (no download),
 2 epochs of batch 2 (command-line overrides of the recipe, recorded as such)."""
 
@@ -112,9 +129,9 @@ NO_AUGMENTATION = Augmentation()
 """``--no-augment``'s recipe override: every transform off."""
 
 RSM_NOTE = (
-    f"RSM: {RSM_GRID}x{RSM_GRID} regions, each moving at most one cell per axis (\"nearest neighbors\"; "
+    f'RSM: {RSM_GRID}x{RSM_GRID} regions, each moving at most one cell per axis ("nearest neighbors"; '
     f"--rsm-neighbourhood {DCL_NEIGHBOURHOOD} for DCL's wider moves). The paper trains with \"mini-batch "
-    "size = 5\" and sets \"the ratio of the destructed images in batch to 1:1\"; no split of 5 images is "
+    'size = 5" and sets "the ratio of the destructed images in batch to 1:1"; no split of 5 images is '
     "1:1, so the 5 count sampled images and each is followed by its destructed copy, as DCL (Chen et al. "
     "2019, whose shuffle the paper adopts) pairs them: an RSM row's step holds 10 images (5 intact + "
     "5 destructed), a plain row's 5, and both see every training image once an epoch. Masks and "
@@ -127,7 +144,7 @@ KEEP = {"last": "last", "best-val": "best"}
 """``--keep`` -> :attr:`zoo.train.TrainConfig.keep` (the recipe monitors the validation Jaccard)."""
 
 PROTOCOL_NOTES = (
-    "The final epoch's model is scored (--keep last, the default): \"The total epoch is 100\", "
+    'The final epoch\'s model is scored (--keep last, the default): "The total epoch is 100", '
     "the learning rate decaying polynomially (power 0.9) to 0, and the paper names no epoch selection, so its model "
     "reads as the last. --keep best-val keeps the epoch of best thresholded Jaccard on the 100 validation "
     "images instead (recorded in each run card's training.keep).",
@@ -137,7 +154,7 @@ PROTOCOL_NOTES = (
     f"RSM's 10-image steps with a ResNet101 on one GPU. SLIC: about {SlicParams.n_segments} superpixels per "
     f"image (compactness {SlicParams.compactness:g}, sigma {SlicParams.sigma:g}, at most "
     f"{SlicParams.max_side} pixels on the longer side; --slic-segments), small enough that an attribute "
-    "\"may appear on only one superpixel\" as the paper says, and at most "
+    '"may appear on only one superpixel" as the paper says, and at most '
     f"{SlicParams.max_segments} labels (--max-segments), the superpixel pooling's bound.",
 )
 """The notes every SANet table (2-4) prints on its protocol: the kept epoch, the input size and SLIC."""
@@ -191,46 +208,100 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     the frame's ``--learning-rate``, ``--batch-size``, ``--epochs``; weight decay, decay
     power, GBL alpha here) default to the registered recipe's; the rest choose the
     input, the networks' variants and the data."""
-    parser.add_argument("--image-size", type=int, default=SANET_INPUT.image_size[0],
-                        help="model input side, a multiple of 32 (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=number_in_range(float, 0.0), default=None,
-                        help=f"PyTorch-style weight decay, added to the gradient (default: the recipe's, "
-                             f"{WEIGHT_DECAY})")
-    parser.add_argument("--lr-power", type=number_in_range(float, 0.0, include_low=False), default=None,
-                        help=f"power of the polynomial learning-rate decay (default: the recipe's, {LR_POWER})")
-    parser.add_argument("--alpha", type=number_in_range(float, 0.0, 1.0), default=None,
-                        help=f"GBL truncation point alpha, eq. 7 (default: the recipe's, {SANET_ALPHA})")
-    parser.add_argument("--encoder-weights", type=weights_argument, default="imagenet",
-                        help="pretrained encoders: imagenet, none, or a keras.applications no-top "
-                             "weights file (default: %(default)s)")
-    parser.add_argument("--backbone", choices=sorted(ENCODERS), default=None,
-                        help="ResUNet/SANet encoder (default: the registered model's, the paper's ResNet101)")
-    parser.add_argument("--dilated-backbone", choices=sorted(DILATED_BACKBONES), default=None,
-                        help="DeepLab/DANet backbone (default: the registered model's, a dilated ResNet101)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=SANET_INPUT.image_size[0],
+        help="model input side, a multiple of 32 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=number_in_range(float, 0.0),
+        default=None,
+        help=f"PyTorch-style weight decay, added to the gradient (default: the recipe's, {WEIGHT_DECAY})",
+    )
+    parser.add_argument(
+        "--lr-power",
+        type=number_in_range(float, 0.0, include_low=False),
+        default=None,
+        help=f"power of the polynomial learning-rate decay (default: the recipe's, {LR_POWER})",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=number_in_range(float, 0.0, 1.0),
+        default=None,
+        help=f"GBL truncation point alpha, eq. 7 (default: the recipe's, {SANET_ALPHA})",
+    )
+    parser.add_argument(
+        "--encoder-weights",
+        type=weights_argument,
+        default="imagenet",
+        help="pretrained encoders: imagenet, none, or a keras.applications no-top weights file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=sorted(ENCODERS),
+        default=None,
+        help="ResUNet/SANet encoder (default: the registered model's, the paper's ResNet101)",
+    )
+    parser.add_argument(
+        "--dilated-backbone",
+        choices=sorted(DILATED_BACKBONES),
+        default=None,
+        help="DeepLab/DANet backbone (default: the registered model's, a dilated ResNet101)",
+    )
     add_danet_energy_argument(parser)
-    parser.add_argument("--unet-base-filters", type=int, default=None,
-                        help="channels of U-Net's first level (default: the registered model's, 64)")
-    parser.add_argument("--slic-segments", type=int, default=SlicParams.n_segments,
-                        help="SLIC superpixels per image (default: %(default)s)")
-    parser.add_argument("--max-segments", type=int, default=SlicParams.max_segments,
-                        help="bound on the superpixel labels, also of the RSM-shuffled maps "
-                             "(default: %(default)s)")
-    parser.add_argument("--rsm-neighbourhood", type=number_in_range(float, 0.0), default=RSM_NEIGHBOURHOOD,
-                        help="RSM rows: DCL's jitter range k; regions move fewer than 2k cells per axis "
-                             f"(default: %(default)s, nearest neighbours; DCL's: {DCL_NEIGHBOURHOOD})")
-    parser.add_argument("--keep", choices=tuple(KEEP), default="last",
-                        help="the epoch scored: last (the paper's 100 epochs, the rate decayed to 0) or "
-                             "best-val (the best validation Jaccard) (default: %(default)s)")
-    parser.add_argument("--superpixel-cache", type=Path,
-                        help="where SLIC maps are cached (default: beside the images, "
-                             "<image folder>_superpixels/)")
+    parser.add_argument(
+        "--unet-base-filters",
+        type=int,
+        default=None,
+        help="channels of U-Net's first level (default: the registered model's, 64)",
+    )
+    parser.add_argument(
+        "--slic-segments",
+        type=int,
+        default=SlicParams.n_segments,
+        help="SLIC superpixels per image (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-segments",
+        type=int,
+        default=SlicParams.max_segments,
+        help="bound on the superpixel labels, also of the RSM-shuffled maps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rsm-neighbourhood",
+        type=number_in_range(float, 0.0),
+        default=RSM_NEIGHBOURHOOD,
+        help="RSM rows: DCL's jitter range k; regions move fewer than 2k cells per axis "
+        f"(default: %(default)s, nearest neighbours; DCL's: {DCL_NEIGHBOURHOOD})",
+    )
+    parser.add_argument(
+        "--keep",
+        choices=tuple(KEEP),
+        default="last",
+        help="the epoch scored: last (the paper's 100 epochs, the rate decayed to 0) or "
+        "best-val (the best validation Jaccard) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--superpixel-cache",
+        type=Path,
+        help="where SLIC maps are cached (default: beside the images, <image folder>_superpixels/)",
+    )
     augmentation = parser.add_mutually_exclusive_group()
-    augmentation.add_argument("--no-augment", dest="augment", action="store_false",
-                              help="train without the paper's augmentation (a recipe override)")
-    augmentation.add_argument("--geometric-augmentation", action="store_true",
-                              help="also random flips and 90-degree rotations, which the paper's list of "
-                                   "augmentations does not name (a recipe override; default: the paper's "
-                                   "list only)")
+    augmentation.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="train without the paper's augmentation (a recipe override)",
+    )
+    augmentation.add_argument(
+        "--geometric-augmentation",
+        action="store_true",
+        help="also random flips and 90-degree rotations, which the paper's list of "
+        "augmentations does not name (a recipe override; default: the paper's "
+        "list only)",
+    )
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
@@ -249,7 +320,8 @@ def script_recipe_overrides(args: argparse.Namespace, recipe: TrainingRecipe) ->
     if args.weight_decay is not None or args.lr_power is not None:
         overrides["optimizer"] = sanet_optimizer(
             WEIGHT_DECAY if args.weight_decay is None else args.weight_decay,
-            LR_POWER if args.lr_power is None else args.lr_power)
+            LR_POWER if args.lr_power is None else args.lr_power,
+        )
     if args.alpha is not None:
         overrides["loss"] = with_alpha(recipe.loss, args.alpha)
     if not args.augment:
@@ -284,8 +356,9 @@ def row_builder_args(ctx: RowContext) -> dict[str, Any]:
         script["backbone"] = args.backbone
     if "superpixels" in ctx.entry.extra_inputs:
         script["max_segments"] = args.max_segments
-    return ctx.builder_args(**{key: value for key, value in script.items()
-                               if value is not None or key == "encoder_weights"})
+    return ctx.builder_args(
+        **{key: value for key, value in script.items() if value is not None or key == "encoder_weights"}
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -293,27 +366,48 @@ def row_builder_args(ctx: RowContext) -> dict[str, Any]:
 
 def load_records(ctx: RowContext, superpixels: bool) -> dict[str, list[Record]]:
     """Train, validation and test records with their attribute masks (and superpixel maps)."""
-    splits = {split: read_isic2018(ctx.data_dir, split, tasks=(2,), skip_bad=ctx.bad_inputs)
-              for split in ("train", "validation", "test")}
+    splits = {
+        split: read_isic2018(ctx.data_dir, split, tasks=(2,), skip_bad=ctx.bad_inputs)
+        for split in ("train", "validation", "test")
+    }
     if superpixels:
-        splits = {split: cache_superpixels(records, slic_params(ctx.args), cache_dir=ctx.args.superpixel_cache,
-                                           skip_bad=ctx.bad_inputs)
-                  for split, records in splits.items()}
+        splits = {
+            split: cache_superpixels(
+                records, slic_params(ctx.args), cache_dir=ctx.args.superpixel_cache, skip_bad=ctx.bad_inputs
+            )
+            for split, records in splits.items()
+        }
     return splits
 
 
-def make_dataset(records: Sequence[Record], spec: InputSpec, *, batch_size: int, training: bool,
-                 superpixels: bool, max_segments: int, augmentation: Augmentation | None = None,
-                 rsm: RegionShuffle | None = None, seed: int = 0) -> tf.data.Dataset:
+def make_dataset(
+    records: Sequence[Record],
+    spec: InputSpec,
+    *,
+    batch_size: int,
+    training: bool,
+    superpixels: bool,
+    max_segments: int,
+    augmentation: Augmentation | None = None,
+    rsm: RegionShuffle | None = None,
+    seed: int = 0,
+) -> tf.data.Dataset:
     """Batches for a model: ``(image, masks)``, or ``({"image", "superpixels"}, masks)``
     (``superpixels``: SANet's SAM input); ``augmentation`` and ``rsm`` in training only;
     with RSM ``2 * batch_size`` images a batch (each sample and its destructed copy)."""
-    common = dict(mask_names=ATTRIBUTES, batch_size=batch_size, training=training,
-                  augment=augmentation if training else None, seed=seed, cache=training)
+    common = dict(
+        mask_names=ATTRIBUTES,
+        batch_size=batch_size,
+        training=training,
+        augment=augmentation if training else None,
+        seed=seed,
+        cache=training,
+    )
     shuffle = rsm if training else None
     if superpixels:
-        return superpixel_segmentation_dataset(records, spec, max_segments=max_segments,
-                                               region_shuffle=shuffle, **common)
+        return superpixel_segmentation_dataset(
+            records, spec, max_segments=max_segments, region_shuffle=shuffle, **common
+        )
     dataset = segmentation_dataset(records, spec, **common)
     return dataset if shuffle is None else shuffle.apply(dataset, seed)
 
@@ -326,22 +420,36 @@ def region_shuffle(args: argparse.Namespace) -> RegionShuffle:
 # --------------------------------------------------------------------------- evaluate
 
 
-def predict_and_score(model: keras.Model, records: Sequence[Record], spec: InputSpec, predictions_dir: Path, *,
-                      batch_size: int, max_segments: int | None = None) -> dict[str, dict[str, float]]:
+def predict_and_score(
+    model: keras.Model,
+    records: Sequence[Record],
+    spec: InputSpec,
+    predictions_dir: Path,
+    *,
+    batch_size: int,
+    max_segments: int | None = None,
+) -> dict[str, dict[str, float]]:
     """Writes every test prediction of ``model`` (input ``spec``; ``max_segments``:
     a SANet model's superpixel bound, ``None`` for the others) as Task 2 PNGs at the
     original image size and scores those files against the full-size ground truth, as
     the official ISIC 2018 Task 2 scorer does (:func:`zoo.evaluate.evaluate`); returns
     the Task 2 scores (fractions) with ``sanet_average`` (Avg JA / Avg Dice: the five
     attributes and the micro average)."""
-    dataset = make_dataset(records, spec, batch_size=batch_size, training=False,
-                           superpixels=max_segments is not None, max_segments=max_segments or 0)
+    dataset = make_dataset(
+        records,
+        spec,
+        batch_size=batch_size,
+        training=False,
+        superpixels=max_segments is not None,
+        max_segments=max_segments or 0,
+    )
     index = 0
     for inputs, _ in dataset.as_numpy_iterator():
         for probability in np.asarray(model.predict_on_batch(inputs)):
             record = records[index]
-            write_attribute_masks(record.image_id, probability, predictions_dir,
-                                  original_size(record.image_path), ATTRIBUTES, THRESHOLD)
+            write_attribute_masks(
+                record.image_id, probability, predictions_dir, original_size(record.image_path), ATTRIBUTES, THRESHOLD
+            )
             index += 1
     truth_dir = predictions_dir.parent / "ground_truth"  # the scored records' own masks (--skip-bad may drop some)
     shutil.rmtree(truth_dir, ignore_errors=True)
@@ -351,8 +459,9 @@ def predict_and_score(model: keras.Model, records: Sequence[Record], spec: Input
             (truth_dir / Path(path).name).symlink_to(Path(path).resolve())
     scores = evaluate("isic2018-task2", truth_dir, predictions_dir).metrics
     groups = [*ATTRIBUTES, "micro_average"]
-    scores["sanet_average"] = {metric: float(np.mean([scores[group][metric] for group in groups]))
-                               for metric in ("jaccard", "dice")}
+    scores["sanet_average"] = {
+        metric: float(np.mean([scores[group][metric] for group in groups])) for metric in ("jaccard", "dice")
+    }
     return scores
 
 
@@ -381,41 +490,85 @@ def run_attribute_row(ctx: RowContext, *, rsm: bool = False) -> AttributeRun:
     max_segments = builder_args["max_segments"] if superpixels else None
     spec = input_spec(args)
     records = load_records(ctx, superpixels)
-    data = functools.partial(make_dataset, spec=spec, batch_size=recipe.batch_size, superpixels=superpixels,
-                             max_segments=args.max_segments, seed=args.seed)
-    train = data(records["train"], training=True, augmentation=recipe.augmentation,
-                 rsm=region_shuffle(args) if rsm else None)
+    data = functools.partial(
+        make_dataset,
+        spec=spec,
+        batch_size=recipe.batch_size,
+        superpixels=superpixels,
+        max_segments=args.max_segments,
+        seed=args.seed,
+    )
+    train = data(
+        records["train"], training=True, augmentation=recipe.augmentation, rsm=region_shuffle(args) if rsm else None
+    )
     started = time.monotonic()
-    trained = ctx.fit(train, data(records["validation"], training=False), builder_args=builder_args,
-                      recipe=recipe, steps_per_epoch=max(1, len(records["train"]) // recipe.batch_size),
-                      metrics=lambda: [JaccardIndex(), DiceCoefficient()], mode="max", keep=KEEP[args.keep])
+    trained = ctx.fit(
+        train,
+        data(records["validation"], training=False),
+        builder_args=builder_args,
+        recipe=recipe,
+        steps_per_epoch=max(1, len(records["train"]) // recipe.batch_size),
+        metrics=lambda: [JaccardIndex(), DiceCoefficient()],
+        mode="max",
+        keep=KEEP[args.keep],
+    )
     seconds = time.monotonic() - started
-    scores = predict_and_score(trained.model, records["test"], spec, ctx.out_dir / "predictions",
-                               batch_size=recipe.batch_size, max_segments=max_segments)
+    scores = predict_and_score(
+        trained.model,
+        records["test"],
+        spec,
+        ctx.out_dir / "predictions",
+        batch_size=recipe.batch_size,
+        max_segments=max_segments,
+    )
     epochs = len(trained.history.get("loss", [])) or recipe.epochs
-    shuffle = ({"grid": RSM_GRID, "neighbourhood": args.rsm_neighbourhood, "max_segments": args.max_segments,
-                "destructed_per_image": 1} if rsm else None)
+    shuffle = (
+        {
+            "grid": RSM_GRID,
+            "neighbourhood": args.rsm_neighbourhood,
+            "max_segments": args.max_segments,
+            "destructed_per_image": 1,
+        }
+        if rsm
+        else None
+    )
     counts = {split: len(r) for split, r in records.items()}
-    folder = ctx.save_run(trained.model, builder_args=builder_args, recipe=recipe, input_spec=spec,
-                          scores={"split": "test", "threshold": THRESHOLD, "task2": scores},
-                          training={"best_epoch": trained.best_epoch, "epochs_run": epochs,
-                                    "monitor": recipe.monitor, "keep": args.keep, "region_shuffle": shuffle},
-                          data={"images": counts, "superpixels": dataclasses.asdict(slic_params(args))
-                                if superpixels else None})
-    extra = {"model": entry.name, "recipe_overrides": recipe.overrides_from(entry.recipe),
-             "region_shuffle": rsm, "params": trained.model.count_params(), "task2_scores": scores,
-             "best_epoch": trained.best_epoch, "images": counts, "run": str(folder),
-             "seconds_per_epoch": round(seconds / epochs, 2)}
+    folder = ctx.save_run(
+        trained.model,
+        builder_args=builder_args,
+        recipe=recipe,
+        input_spec=spec,
+        scores={"split": "test", "threshold": THRESHOLD, "task2": scores},
+        training={
+            "best_epoch": trained.best_epoch,
+            "epochs_run": epochs,
+            "monitor": recipe.monitor,
+            "keep": args.keep,
+            "region_shuffle": shuffle,
+        },
+        data={"images": counts, "superpixels": dataclasses.asdict(slic_params(args)) if superpixels else None},
+    )
+    extra = {
+        "model": entry.name,
+        "recipe_overrides": recipe.overrides_from(entry.recipe),
+        "region_shuffle": rsm,
+        "params": trained.model.count_params(),
+        "task2_scores": scores,
+        "best_epoch": trained.best_epoch,
+        "images": counts,
+        "run": str(folder),
+        "seconds_per_epoch": round(seconds / epochs, 2),
+    }
     return AttributeRun(scores, trained, recipe, folder, extra)
 
 
 def average_values(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Tables 2-3: SANet's averages (five attributes and the micro average), in percent."""
-    return {AVG_JA: 100.0 * scores["sanet_average"]["jaccard"],
-            AVG_DICE: 100.0 * scores["sanet_average"]["dice"]}
+    return {AVG_JA: 100.0 * scores["sanet_average"]["jaccard"], AVG_DICE: 100.0 * scores["sanet_average"]["dice"]}
 
 
 def run_average_row(ctx: RowContext, *, rsm: bool = False) -> RowResult:
     run = run_attribute_row(ctx, rsm=rsm)
-    return RowResult(average_values(run.scores), history=run.trained.history, monitor=run.recipe.monitor,
-                     extra=run.extra)
+    return RowResult(
+        average_values(run.scores), history=run.trained.history, monitor=run.recipe.monitor, extra=run.extra
+    )

@@ -17,6 +17,7 @@ training pixels is the reading under which its numbers are consistent (pigment
 network, blank in 41 % of the images, covers 13.7 % of all pixels). The split is
 the 2594 images of ``ISIC2018_Task1-2_Training_Input`` (``--split`` for others).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,12 @@ DATASET = DatasetNeed(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", choices=("train", "validation", "test"), default="train",
-                        help="the ISIC 2018 split to count (default: %(default)s, the paper's)")
+    parser.add_argument(
+        "--split",
+        choices=("train", "validation", "test"),
+        default="train",
+        help="the ISIC 2018 split to count (default: %(default)s, the paper's)",
+    )
 
 
 def attribute_statistics(masks: Sequence[np.ndarray]) -> dict[str, float]:
@@ -86,8 +91,7 @@ def attribute_statistics(masks: Sequence[np.ndarray]) -> dict[str, float]:
 
 def run_row(ctx: RowContext) -> RowResult:
     attribute = ATTRIBUTE_OF_ROW[ctx.row.name]
-    records = read_isic2018(ctx.data_dir, ctx.args.split, tasks=(2,), skip_bad=ctx.bad_inputs,
-                            validate="header")
+    records = read_isic2018(ctx.data_dir, ctx.args.split, tasks=(2,), skip_bad=ctx.bad_inputs, validate="header")
     masks = [load_mask(record.mask_paths[attribute]) > 128 for record in records]
     return RowResult(attribute_statistics(masks), extra={"images": len(masks), "attribute": attribute})
 

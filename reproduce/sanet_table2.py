@@ -13,13 +13,24 @@ with gamma 0, 0.5 or 2 (gamma 1 is the registered recipe's loss). The final epoc
 scored (``--keep best-val``: the best validation Jaccard). Each row folder is the run
 folder of its model (``zoo.load_run``).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, GBL, PROTOCOL_NOTES, SMOKE,
-                                    add_recipe_arguments, ce_jal, run_average_row)
+from reproduce.sanet_recipe import (
+    AVERAGE_COLUMNS,
+    AVG_DICE,
+    AVG_JA,
+    DATASET,
+    GBL,
+    PROTOCOL_NOTES,
+    SMOKE,
+    add_recipe_arguments,
+    ce_jal,
+    run_average_row,
+)
 
 TABLE = PaperTable(
     key="sanet_table2",
@@ -28,13 +39,16 @@ TABLE = PaperTable(
     columns=AVERAGE_COLUMNS,
     rows=[
         PaperRow("CE+JAL", {AVG_JA: 26.1, AVG_DICE: 39.5}, model="resunet", recipe_overrides={"loss": ce_jal}),
-        PaperRow("GBL γ = 0", {AVG_JA: 28.3, AVG_DICE: 42.2}, model="resunet",
-                 recipe_overrides={"loss": GBL(gamma=0.0)}),
-        PaperRow("GBL γ = 0.5", {AVG_JA: 28.5, AVG_DICE: 42.6}, model="resunet",
-                 recipe_overrides={"loss": GBL(gamma=0.5)}),
+        PaperRow(
+            "GBL γ = 0", {AVG_JA: 28.3, AVG_DICE: 42.2}, model="resunet", recipe_overrides={"loss": GBL(gamma=0.0)}
+        ),
+        PaperRow(
+            "GBL γ = 0.5", {AVG_JA: 28.5, AVG_DICE: 42.6}, model="resunet", recipe_overrides={"loss": GBL(gamma=0.5)}
+        ),
         PaperRow("GBL γ = 1", {AVG_JA: 29.3, AVG_DICE: 43.7}, model="resunet"),  # the registered recipe's GBL
-        PaperRow("GBL γ = 2", {AVG_JA: 28.8, AVG_DICE: 43.1}, model="resunet",
-                 recipe_overrides={"loss": GBL(gamma=2.0)}),
+        PaperRow(
+            "GBL γ = 2", {AVG_JA: 28.8, AVG_DICE: 43.1}, model="resunet", recipe_overrides={"loss": GBL(gamma=2.0)}
+        ),
     ],
     notes=[
         "Avg JA / Avg Dice: mean of the five attribute scores and the micro average "
@@ -50,8 +64,9 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

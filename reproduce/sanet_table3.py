@@ -26,13 +26,23 @@ epochs, the paper's augmentation; see :mod:`reproduce.sanet_recipe`). Rows:
 Every row scores its final epoch (``--keep best-val``: the best validation Jaccard).
 Each row folder is the run folder of its model (``zoo.load_run``).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
 from reproduce.frame import DANET_ENERGY_NOTE, PaperRow, PaperTable, RowContext, RowResult, run_table
-from reproduce.sanet_recipe import (AVERAGE_COLUMNS, AVG_DICE, AVG_JA, DATASET, PROTOCOL_NOTES, RSM_NOTE, SMOKE,
-                                    add_recipe_arguments, run_average_row)
+from reproduce.sanet_recipe import (
+    AVERAGE_COLUMNS,
+    AVG_DICE,
+    AVG_JA,
+    DATASET,
+    PROTOCOL_NOTES,
+    RSM_NOTE,
+    SMOKE,
+    add_recipe_arguments,
+    run_average_row,
+)
 
 RSM_ROWS = frozenset({"ResUNet+RSM", "ResUNet+RSM+SAM"})
 """The rows that train on RSM-shuffled batches."""
@@ -69,8 +79,9 @@ def run_row(ctx: RowContext) -> RowResult:
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ five attributes) and the micro average (confusions summed over the attributes), 
 official scorer computes them. The ResNet151, ResNetv2, DenseNet169 and Ensemble rows are quoted from the
 paper (Koohbanani et al. 2018), never run.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -39,16 +40,15 @@ def _row(*values: float | None) -> dict[str, float]:
 
 
 PAPER_ROWS = [
-    PaperRow("ResNet151", _row(52.7, 69.0, 30.4, 46.6, 14.4, 25.7, 14.9, 26.0, 12.5, 22.2, 24.5, 37.9),
-             quoted=True),
-    PaperRow("ResNetv2", _row(53.9, 70.6, 31.0, 47.3, 15.9, 27.4, 18.9, 31.8, 12.1, 21.6, 26.4, 39.7),
-             quoted=True),
-    PaperRow("DenseNet169", _row(53.8, 69.9, 32.4, 49.0, 15.8, 27.3, 21.3, 35.1, 13.4, 23.6, 27.3, 41.0),
-             quoted=True),
-    PaperRow("Ensemble", _row(56.3, 72.0, 34.1, 50.8, 17.1, 28.9, 22.8, 37.1, 15.6, 27.0, 29.2, 43.2),
-             quoted=True),
-    PaperRow("SANet", _row(57.6, 73.5, 34.6, 51.5, 25.1, 40.2, 28.6, 45.2, 24.8, 39.8, 34.14, 50.2,
-                           53.7, 68.4), model="sanet"),
+    PaperRow("ResNet151", _row(52.7, 69.0, 30.4, 46.6, 14.4, 25.7, 14.9, 26.0, 12.5, 22.2, 24.5, 37.9), quoted=True),
+    PaperRow("ResNetv2", _row(53.9, 70.6, 31.0, 47.3, 15.9, 27.4, 18.9, 31.8, 12.1, 21.6, 26.4, 39.7), quoted=True),
+    PaperRow("DenseNet169", _row(53.8, 69.9, 32.4, 49.0, 15.8, 27.3, 21.3, 35.1, 13.4, 23.6, 27.3, 41.0), quoted=True),
+    PaperRow("Ensemble", _row(56.3, 72.0, 34.1, 50.8, 17.1, 28.9, 22.8, 37.1, 15.6, 27.0, 29.2, 43.2), quoted=True),
+    PaperRow(
+        "SANet",
+        _row(57.6, 73.5, 34.6, 51.5, 25.1, 40.2, 28.6, 45.2, 24.8, 39.8, 34.14, 50.2, 53.7, 68.4),
+        model="sanet",
+    ),
 ]
 ATTRIBUTE_GROUPS = [group for group in GROUPS if not group.endswith(" avg")]
 
@@ -65,8 +65,10 @@ def macro_inconsistencies(rows: Sequence[PaperRow], tolerance: float = 0.1) -> l
                 continue
             mean = sum(parts) / len(parts)
             if abs(mean - printed) > tolerance:
-                notes.append(f"The paper's own inconsistency: {row.name}'s macro {metric} is printed as "
-                             f"{printed:g}, but the mean of its five attribute values is {mean:.2f}.")
+                notes.append(
+                    f"The paper's own inconsistency: {row.name}'s macro {metric} is printed as "
+                    f"{printed:g}, but the mean of its five attribute values is {mean:.2f}."
+                )
     return notes
 
 
@@ -74,8 +76,7 @@ TABLE = PaperTable(
     key="sanet_table4",
     title="SANet Table 4: Jaccard and Dice per attribute on ISIC 2018 Task 2",
     source="SANet, Table 4",
-    columns=[Column(f"{group} {metric}", "%", True, decimals=1)
-             for group in GROUPS for metric in METRICS],
+    columns=[Column(f"{group} {metric}", "%", True, decimals=1) for group in GROUPS for metric in METRICS],
     rows=PAPER_ROWS,
     notes=[
         "ISIC 2018 Task 2 scoring: per image and attribute the confusion matrix normalised by "
@@ -92,14 +93,18 @@ TABLE = PaperTable(
 
 def run_row(ctx: RowContext) -> RowResult:
     run = run_attribute_row(ctx, rsm=True)
-    values = {f"{group} {metric}": 100.0 * run.scores[key][score]
-              for group, key in GROUPS.items() for metric, score in METRICS.items()}
+    values = {
+        f"{group} {metric}": 100.0 * run.scores[key][score]
+        for group, key in GROUPS.items()
+        for metric, score in METRICS.items()
+    }
     return RowResult(values, history=run.trained.history, monitor=run.recipe.monitor, extra=run.extra)
 
 
 def main(argv: Sequence[str] | None = None):
-    return run_table(TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments,
-                     smoke_overrides=SMOKE)
+    return run_table(
+        TABLE, run_row, dataset=DATASET, argv=argv, add_arguments=add_recipe_arguments, smoke_overrides=SMOKE
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ wrote, and one jit-compiled training step.
 
     python -m tests._jax_backend_worker FOLDER   # reads FOLDER/inputs.npz, sanet.weights.h5
 """
+
 import json
 import os
 import sys
@@ -24,14 +25,14 @@ def main(folder: str) -> int:
     model = zoo.get_model("sanet").build(small=True)
     model.load_weights(os.path.join(folder, "sanet.weights.h5"))
     inputs = [data["image"], data["superpixels"]]
-    results["sanet_max_diff"] = float(np.max(np.abs(np.asarray(model.predict(inputs, verbose=0))
-                                                    - data["sanet_tf"])))
+    results["sanet_max_diff"] = float(np.max(np.abs(np.asarray(model.predict(inputs, verbose=0)) - data["sanet_tf"])))
     before = [np.array(w) for w in model.trainable_weights]
     model.compile(keras.optimizers.SGD(0.1), "binary_crossentropy", jit_compile=True)
     loss = model.train_on_batch(inputs, data["target"])
     results["sanet_jit_loss"] = float(np.ravel(loss)[0])
-    results["sanet_weights_changed"] = bool(any(np.any(a != np.asarray(b))
-                                                for a, b in zip(before, model.trainable_weights)))
+    results["sanet_weights_changed"] = bool(
+        any(np.any(a != np.asarray(b)) for a, b in zip(before, model.trainable_weights))
+    )
     for unit in (True, False):
         lab = np.asarray(jax.jit(RGBToLab(unit=unit))(data["rgb"]))
         results[f"lab_unit_{unit}_max_diff"] = float(np.max(np.abs(lab - data[f"lab_unit_{unit}"])))

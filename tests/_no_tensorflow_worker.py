@@ -11,6 +11,7 @@ meta-path finder raising ``ModuleNotFoundError``), then:
 * ``equal`` (TensorFlow allowed): every registered input spec's preprocessing in
   ``keras.ops`` on this backend against the tf.data one, the largest differences.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -78,19 +79,33 @@ def use(tmp: Path) -> dict:
     masks = entry.recipe.random_targets(model_small, 4, rng)
     recipe = entry.recipe.with_overrides(epochs=1, batch_size=2)
     data = zoo.train.ArrayDataset([images, maps], masks, batch_size=2, seed=0)
-    result = zoo.fit(lambda: entry.build(small=True), data, None,
-                     zoo.TrainConfig(tmp / "train", epochs=1, monitor="loss", verbose=0),
-                     optimizer=lambda: recipe.make_optimizer(len(data)), loss=recipe.loss)
-    run_dir = zoo.save_run(tmp / "run", result.model, entry=entry, builder_args=dict(entry.test_kwargs),
-                           input_spec=spec_for_model(entry.input_spec, shapes[0][:2]), recipe=recipe)
+    result = zoo.fit(
+        lambda: entry.build(small=True),
+        data,
+        None,
+        zoo.TrainConfig(tmp / "train", epochs=1, monitor="loss", verbose=0),
+        optimizer=lambda: recipe.make_optimizer(len(data)),
+        loss=recipe.loss,
+    )
+    run_dir = zoo.save_run(
+        tmp / "run",
+        result.model,
+        entry=entry,
+        builder_args=dict(entry.test_kwargs),
+        input_spec=spec_for_model(entry.input_spec, shapes[0][:2]),
+        recipe=recipe,
+    )
     predictor = load_predictor(run=run_dir)
     raw = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)  # a decoded image of another size
     outputs = predictor.predict([raw])
     keras_file = tmp / "model.keras"
     result.model.save(keras_file)
     reloaded = keras.models.load_model(keras_file, compile=False)
-    same = np.allclose(keras.ops.convert_to_numpy(reloaded([images[:1], maps[:1]])),
-                       keras.ops.convert_to_numpy(result.model([images[:1], maps[:1]])), atol=1e-6)
+    same = np.allclose(
+        keras.ops.convert_to_numpy(reloaded([images[:1], maps[:1]])),
+        keras.ops.convert_to_numpy(result.model([images[:1], maps[:1]])),
+        atol=1e-6,
+    )
     try:
         importlib.import_module("data_tools.pipeline")
         pipeline_error = None
@@ -127,8 +142,10 @@ def equal() -> dict:
                 "label_maps": [preprocess_label_maps(labels, spec, ops=ops) for ops in ("tensorflow", "keras")],
             }
             tf_input = np.asarray(pairs["images"][0])
-            pairs["restored"] = [restore_geometry(tf_input[..., :1], shape[:2], spec, fill=0.0, ops=ops)
-                                 for ops in ("tensorflow", "keras")]
+            pairs["restored"] = [
+                restore_geometry(tf_input[..., :1], shape[:2], spec, fill=0.0, ops=ops)
+                for ops in ("tensorflow", "keras")
+            ]
             for name, (by_tf, by_keras) in pairs.items():
                 by_tf, by_keras = np.asarray(by_tf), np.asarray(keras.ops.convert_to_numpy(by_keras))
                 key = f"{entry.name} {shape} {name}"

@@ -16,6 +16,7 @@ same problem in fresh processes, which some checks need:
 Usage: ``python tests/_train_worker.py SCENARIO OUT_DIR [options]``; results are
 written to OUT_DIR as ``.npz``/``.json`` files.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -131,12 +132,11 @@ def pipeline_datasets(data_root: Path) -> tuple[tf.data.Dataset, tf.data.Dataset
         make_isic2018(data_root, n_train=12, n_val=4, n_test=1, image_size=(32, 40))
         (data_root / "done").write_text("")
     spec = InputSpec(image_size=(16, 16))
-    augment = Augmentation(horizontal_flip=True, vertical_flip=True, rotation_degrees=20.0,
-                           noise_std=(0.0, 0.05))
-    train = segmentation_dataset(read_isic2018(data_root, "train", tasks=(1,)), spec, batch_size=4,
-                                 training=True, augment=augment, seed=7)
-    val = segmentation_dataset(read_isic2018(data_root, "validation", tasks=(1,)), spec, batch_size=4,
-                               training=False)
+    augment = Augmentation(horizontal_flip=True, vertical_flip=True, rotation_degrees=20.0, noise_std=(0.0, 0.05))
+    train = segmentation_dataset(
+        read_isic2018(data_root, "train", tasks=(1,)), spec, batch_size=4, training=True, augment=augment, seed=7
+    )
+    val = segmentation_dataset(read_isic2018(data_root, "validation", tasks=(1,)), spec, batch_size=4, training=False)
     return train, val
 
 

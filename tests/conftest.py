@@ -1,4 +1,5 @@
 """Test-wide settings: quiet TensorFlow, the TF backend unless KERAS_BACKEND says another, reproducible seeds."""
+
 import os
 import tempfile
 

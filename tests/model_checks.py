@@ -11,6 +11,7 @@ The checks run on the Keras backend the process was started with (``KERAS_BACKEN
 tensorflow, jax or torch; :func:`gradients` takes each backend's own derivative), except
 :func:`check_saved_model`: SavedModel export is TensorFlow's.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,7 @@ def random_inputs(model: keras.Model, batch_size: int = 2, seed: int = 0) -> Any
     for tensor in model.inputs:
         shape = (batch_size, *tensor.shape[1:])
         if any(dim is None for dim in shape):
-            raise ValueError(
-                f"input {tensor.name!r} has an unknown dimension {shape}: pass inputs explicitly"
-            )
+            raise ValueError(f"input {tensor.name!r} has an unknown dimension {shape}: pass inputs explicitly")
         if "float" in str(tensor.dtype):
             arrays.append(rng.random(shape, dtype=np.float32))
         else:
@@ -62,8 +61,9 @@ def check_forward(model: keras.Model, inputs: Any) -> list[np.ndarray]:
 
 def _objective(outputs: Any) -> Any:
     """The scalar the gradient checks differentiate: the mean square of every output."""
-    return sum(keras.ops.mean(keras.ops.square(keras.ops.cast(output, "float32")))
-               for output in keras.tree.flatten(outputs))
+    return sum(
+        keras.ops.mean(keras.ops.square(keras.ops.cast(output, "float32"))) for output in keras.tree.flatten(outputs)
+    )
 
 
 def gradients(model: keras.Model, inputs: Any) -> list[Any]:
@@ -82,8 +82,9 @@ def gradients(model: keras.Model, inputs: Any) -> list[Any]:
         import jax
 
         def objective(trainable):
-            outputs, _ = model.stateless_call(trainable, [v.value for v in model.non_trainable_variables],
-                                              inputs, training=True)
+            outputs, _ = model.stateless_call(
+                trainable, [v.value for v in model.non_trainable_variables], inputs, training=True
+            )
             return _objective(outputs)
 
         return jax.jit(jax.grad(objective))([v.value for v in weights])  # one compile, not one per op
@@ -112,13 +113,11 @@ def check_keras_roundtrip(model: keras.Model, inputs: Any, tmp_path: Path) -> No
     path = Path(tmp_path) / f"{model.name}.keras"
     model.save(path)
     restored = keras.models.load_model(path, compile=False)
-    for before, after in zip(_as_list(model(inputs, training=False)),
-                             _as_list(restored(inputs, training=False))):
+    for before, after in zip(_as_list(model(inputs, training=False)), _as_list(restored(inputs, training=False))):
         np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-5)
 
 
-def check_xla_train_step(model: keras.Model, inputs: Any, targets: Any = None,
-                         loss: Any = "mse") -> None:
+def check_xla_train_step(model: keras.Model, inputs: Any, targets: Any = None, loss: Any = "mse") -> None:
     """One optimiser step compiled with ``jit_compile=True``: finite loss, weights move.
 
     Targets default to random values shaped like the outputs (the point is that the
@@ -128,14 +127,12 @@ def check_xla_train_step(model: keras.Model, inputs: Any, targets: Any = None,
     outputs = model(inputs, training=False)
     if targets is None:
         rng = np.random.default_rng(1)
-        targets = keras.tree.map_structure(
-            lambda o: rng.random(tuple(o.shape), dtype=np.float32), outputs)
+        targets = keras.tree.map_structure(lambda o: rng.random(tuple(o.shape), dtype=np.float32), outputs)
     before = [np.array(w) for w in model.trainable_weights]
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, jit_compile=True)
     value = model.train_on_batch(inputs, targets, return_dict=True)["loss"]
     assert np.isfinite(value), f"loss is {value}"
-    moved = any(not np.array_equal(b, np.array(w))
-                for b, w in zip(before, model.trainable_weights))
+    moved = any(not np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights))
     assert moved, "no trainable weight changed after an XLA train step"
 
 
@@ -233,7 +230,8 @@ def check_mixed_precision_dtypes(model: keras.Model, policy: str = "mixed_float1
     outputs = model.output if isinstance(model.output, dict) else dict(zip(model.output_names, model.outputs))
     dtypes = {name: keras.backend.standardize_dtype(tensor.dtype) for name, tensor in outputs.items()}
     assert set(dtypes.values()) == {"float32"}, (
-        f"{model.name}: outputs not float32 under {policy}: {dtypes} (end each output with a float32 layer)")
+        f"{model.name}: outputs not float32 under {policy}: {dtypes} (end each output with a float32 layer)"
+    )
 
 
 class FreshProcess:
@@ -256,9 +254,14 @@ class FreshProcess:
         self.backend = backend or keras.backend.backend()
         self.log = open(self.folder / f"fresh_process_{self.backend}.log", "w+", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.model_checks"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True, cwd=Path(__file__).resolve().parents[1],
-            env={**os.environ, "KERAS_BACKEND": self.backend})
+            [sys.executable, "-m", "tests.model_checks"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "KERAS_BACKEND": self.backend},
+        )
 
     def __enter__(self) -> "FreshProcess":
         return self
@@ -273,8 +276,11 @@ class FreshProcess:
 
         self.requests += 1
         arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        request = {"model": str(path), "inputs": str(self.folder / f"inputs_{self.requests}.npz"),
-                   "outputs": str(self.folder / f"outputs_{self.requests}.npz")}
+        request = {
+            "model": str(path),
+            "inputs": str(self.folder / f"inputs_{self.requests}.npz"),
+            "outputs": str(self.folder / f"outputs_{self.requests}.npz"),
+        }
         np.savez(request["inputs"], *[np.asarray(array) for array in arrays])
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
@@ -282,8 +288,10 @@ class FreshProcess:
         line = self.process.stdout.readline() if ready else ""
         if not line:
             self.log.seek(0)
-            raise RuntimeError(f"the fresh process gave no answer for {path} within {self.timeout_s} s "
-                               f"(exit code {self.process.poll()}):\n{self.log.read()[-3000:]}")
+            raise RuntimeError(
+                f"the fresh process gave no answer for {path} within {self.timeout_s} s "
+                f"(exit code {self.process.poll()}):\n{self.log.read()[-3000:]}"
+            )
         answer = json.loads(line)
         if "error" in answer:
             raise AssertionError(f"loading {path} in a fresh process ({self.backend}) failed: {answer['error']}")

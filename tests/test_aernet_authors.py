@@ -6,6 +6,7 @@ EfficientNetB1 built without weights at 256x256x3, counts 22,596,239 trainable a
 the zoo's outputs exactly. These tests hold the counts, the layers that make them, and
 the gate against a second implementation of the code's ``attention_block``.
 """
+
 import keras
 import numpy as np
 import pytest
@@ -62,8 +63,13 @@ def test_paper_decoder_keeps_oktay_gates_and_options_override_each_decoder():
     assert not paper.get_layer("decoder1_block_1_conv").use_bias
     with pytest.raises(ValueError):
         paper.get_layer("head_bn")
-    mixed = build_aernet((SIZE, SIZE, 3), decoder="authors", attention_activation="sigmoid",
-                         upsampling="transpose", head_batch_norm=False)
+    mixed = build_aernet(
+        (SIZE, SIZE, 3),
+        decoder="authors",
+        attention_activation="sigmoid",
+        upsampling="transpose",
+        head_batch_norm=False,
+    )
     assert mixed.get_layer("decoder1_attention").attention_activation == "sigmoid"
     assert isinstance(mixed.get_layer("decoder1_up_transpose"), keras.layers.Conv2DTranspose)
 

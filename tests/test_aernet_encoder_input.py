@@ -18,11 +18,11 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     """A weights=None EfficientNetB0 (no top) with non-trivial stem statistics, saved."""
-    backbone = keras.applications.EfficientNetB0(include_top=False, weights=None,
-                                                 input_shape=(SIZE, SIZE, 3))
+    backbone = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
     rng = np.random.default_rng(0)
-    backbone.set_weights([w * rng.uniform(0.5, 1.5, size=np.shape(w)).astype(np.float32)
-                          for w in backbone.get_weights()])
+    backbone.set_weights(
+        [w * rng.uniform(0.5, 1.5, size=np.shape(w)).astype(np.float32) for w in backbone.get_weights()]
+    )
     path = tmp_path_factory.mktemp("weights") / "efficientnetb0_notop.weights.h5"
     backbone.save_weights(path)
     return path

@@ -29,11 +29,11 @@ def unets():
 @pytest.fixture(scope="module")
 def reference_b1_weights(tmp_path_factory):
     """A randomly initialised, perturbed keras.applications EfficientNetB1 and its weights file."""
-    reference = keras.applications.EfficientNetB1(include_top=False, weights=None,
-                                                  input_shape=(SIZE, SIZE, 3))
+    reference = keras.applications.EfficientNetB1(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
     rng = np.random.default_rng(0)
-    reference.set_weights([w * rng.uniform(0.9, 1.1, size=np.shape(w)).astype(np.float32)
-                           for w in reference.get_weights()])
+    reference.set_weights(
+        [w * rng.uniform(0.9, 1.1, size=np.shape(w)).astype(np.float32) for w in reference.get_weights()]
+    )
     path = tmp_path_factory.mktemp("weights") / "efficientnetb1_notop.weights.h5"
     reference.save_weights(path)
     # Reload: Normalization layers refresh their cached statistics only on load.
@@ -53,14 +53,18 @@ def _conv_params(filters_in, filters_out, kernel, bias):
 
 def _double_conv_params(filters_in, filters):
     # two conv (no bias) + BN (4 params per channel)
-    return (_conv_params(filters_in, filters, 3, False) + 4 * filters
-            + _conv_params(filters, filters, 3, False) + 4 * filters)
+    return (
+        _conv_params(filters_in, filters, 3, False)
+        + 4 * filters
+        + _conv_params(filters, filters, 3, False)
+        + 4 * filters
+    )
 
 
 def test_unet_parameter_count_matches_hand_count(unets):
     """Ronneberger's layout, counted by hand: encoder levels, bottleneck, decoder, head."""
     base, depth = TINY_UNET["base_filters"], UNET_DEPTH
-    widths = [base * 2 ** level for level in range(depth + 1)]
+    widths = [base * 2**level for level in range(depth + 1)]
     want = 0
     channels_in = 3
     for width in widths:  # encoder levels and bottleneck
@@ -73,8 +77,7 @@ def test_unet_parameter_count_matches_hand_count(unets):
     want += _conv_params(channels_in, 1, 1, True)  # head
     counts = {name: model.count_params() for name, model in unets.items()}
     print("parameter counts (base_filters=2, depth=2):", counts)
-    print("at the paper size (256x256x3):", {name: builder().count_params()
-                                            for name, builder in UNET_BUILDERS.items()})
+    print("at the paper size (256x256x3):", {name: builder().count_params() for name, builder in UNET_BUILDERS.items()})
     assert counts["unet"] == want
 
 
@@ -82,8 +85,7 @@ def test_attention_variants_add_one_gate_and_gating_per_level(unets):
     for name in ("attention_unet", "attention_residual_unet"):
         gates = [layer for layer in unets[name].layers if isinstance(layer, AttentionGate)]
         assert len(gates) == UNET_DEPTH, name
-    residual_adds = [layer for layer in unets["attention_residual_unet"].layers
-                     if isinstance(layer, keras.layers.Add)]
+    residual_adds = [layer for layer in unets["attention_residual_unet"].layers if isinstance(layer, keras.layers.Add)]
     assert len(residual_adds) == UNET_DEPTH
 
 
@@ -99,8 +101,7 @@ def test_residual_block_is_conv_path_plus_projected_shortcut():
     path = sub("res_1_relu", sub("res_1_bn", sub("res_1_conv", x)))
     path = sub("res_2_relu", sub("res_2_bn", sub("res_2_conv", path)))
     shortcut = sub("res_shortcut_bn", sub("res_shortcut_conv", x))
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), path + shortcut,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), path + shortcut, rtol=1e-5, atol=1e-5)
 
 
 def test_aernet_shapes_skips_and_parameter_counts(aernet, reference_b1_weights):
@@ -109,13 +110,18 @@ def test_aernet_shapes_skips_and_parameter_counts(aernet, reference_b1_weights):
     strides = [SIZE // aernet.get_layer(tap).output.shape[1] for tap in AERNET_SKIPS]
     assert strides == [32, 16, 8, 4, 2]
     reference, _ = reference_b1_weights
-    reference_taps = keras.Model(reference.input,
-                                 [reference.get_layer(tap).output for tap in AERNET_SKIPS])
+    reference_taps = keras.Model(reference.input, [reference.get_layer(tap).output for tap in AERNET_SKIPS])
     encoder = aernet_encoder(aernet)
-    print("AER-Net parameters at 64x64:", aernet.count_params(),
-          "encoder:", encoder.count_params(),
-          "EfficientNetB1 up to block7a_expand_activation:", reference_taps.count_params(),
-          "whole EfficientNetB1 (no top):", reference.count_params())
+    print(
+        "AER-Net parameters at 64x64:",
+        aernet.count_params(),
+        "encoder:",
+        encoder.count_params(),
+        "EfficientNetB1 up to block7a_expand_activation:",
+        reference_taps.count_params(),
+        "whole EfficientNetB1 (no top):",
+        reference.count_params(),
+    )
     assert encoder.count_params() == reference_taps.count_params()
 
 
@@ -130,8 +136,14 @@ def test_aernet_paper_decoder_skips_every_level_and_halves_the_channels(aernet):
 
 
 def test_aernet_authors_decoder_and_attention_maps_are_outputs():
-    model = build_aernet((SIZE, SIZE, 3), decoder="authors", return_attention=True,
-                         attention_activation="relu", upsampling="nearest", head_batch_norm=True)
+    model = build_aernet(
+        (SIZE, SIZE, 3),
+        decoder="authors",
+        return_attention=True,
+        attention_activation="relu",
+        upsampling="nearest",
+        head_batch_norm=True,
+    )
     outputs = model(np.random.default_rng(0).random((1, SIZE, SIZE, 3), dtype=np.float32))
     assert sorted(outputs) == ["attention_1", "attention_2", "attention_3", "attention_4", "mask"]
     assert [outputs[f"attention_{level}"].shape[1] for level in range(1, 5)] == [2, 4, 8, 16]
@@ -144,8 +156,7 @@ def test_aernet_authors_decoder_and_attention_maps_are_outputs():
         build_aernet((SIZE, SIZE, 3), decoder="code")
 
 
-def test_aernet_encoder_equals_efficientnetb1_with_transferred_weights(aernet, reference_b1_weights,
-                                                                    monkeypatch):
+def test_aernet_encoder_equals_efficientnetb1_with_transferred_weights(aernet, reference_b1_weights, monkeypatch):
     """A keras.applications EfficientNetB1 weights file loads into AER-Net's encoder, which
     is the network keras.applications builds when it downloads ImageNet weights (its stem
     has the extra ``Rescaling(1/sqrt(var))``): here the "download" hands back the file."""
@@ -153,16 +164,13 @@ def test_aernet_encoder_equals_efficientnetb1_with_transferred_weights(aernet, r
 
     _, path = reference_b1_weights
     monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: str(path))
-    reference = keras.applications.EfficientNetB1(include_top=False, weights="imagenet",
-                                                  input_shape=(SIZE, SIZE, 3))
+    reference = keras.applications.EfficientNetB1(include_top=False, weights="imagenet", input_shape=(SIZE, SIZE, 3))
     image = np.random.default_rng(1).random((2, SIZE, SIZE, 3), dtype=np.float32)
-    reference_taps = keras.Model(reference.input,
-                                 [reference.get_layer(tap).output for tap in AERNET_SKIPS])
+    reference_taps = keras.Model(reference.input, [reference.get_layer(tap).output for tap in AERNET_SKIPS])
     want = reference_taps(image * 255.0, training=False)  # EfficientNet expects 0-255
     got = aernet_encoder(aernet)(image, training=False)
     for tap, expected, actual in zip(AERNET_SKIPS, want, got):
-        np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-4, atol=1e-5,
-                                   err_msg=tap)
+        np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-4, atol=1e-5, err_msg=tap)
 
 
 def test_imagenet_download_failure_suggests_a_local_file(monkeypatch, tmp_path):
@@ -180,25 +188,28 @@ def test_imagenet_download_failure_suggests_a_local_file(monkeypatch, tmp_path):
         build_aernet((SIZE, SIZE, 3), encoder_weights="imagenet")
 
 
-@pytest.mark.parametrize("builder, kwargs, message", [
-    (build_aernet, dict(input_shape=(96, 96, 3)), "divisible by 64"),
-    (build_aernet, dict(encoder_weights="imagenet", input_shape=(64, 64, 1)), "need 3 input channels"),
-    (build_aernet, dict(encoder_weights="no/such/file.h5"), "encoder_weights='no/such/file.h5': no such file"),
-    (build_aernet, dict(encoder_weights=3), "encoder_weights must be None, 'imagenet'"),
-    (build_aernet, dict(weights="no/such/aernet.weights.h5"), "weights='no/such/aernet.weights.h5': no such file"),
-    (build_aernet, dict(weights="efficientnetb1_notop.h5"), "must be a Keras .weights.h5 or .keras file"),
-    (build_aernet, dict(head_batch_norm="yes"), "head_batch_norm must be True or False"),
-    (build_aernet, dict(return_attention=1), "return_attention must be True or False"),
-    (build_aernet, dict(attention_activation="tanh"), "attention_activation must be one of"),
-    (build_aernet, dict(upsampling="cubic"), "upsampling must be one of"),
-    (build_unet, dict(input_shape=(72, 72, 3)), "divisible by 16"),
-    (build_attention_unet, dict(input_shape=(64, 64, 3), depth=0), "depth"),
-    (build_unet, dict(input_shape=(64, 64)), "input_shape must be"),
-    (build_unet, dict(classes=0), "classes must be a positive int"),
-    (build_unet, dict(encoder_weights="imagenet"), "unet has no pretrained encoder"),
-    (build_unet, dict(return_attention=True), "unet has no attention maps"),
-    (build_unet, dict(base_filters=0), "base_filters"),
-])
+@pytest.mark.parametrize(
+    "builder, kwargs, message",
+    [
+        (build_aernet, dict(input_shape=(96, 96, 3)), "divisible by 64"),
+        (build_aernet, dict(encoder_weights="imagenet", input_shape=(64, 64, 1)), "need 3 input channels"),
+        (build_aernet, dict(encoder_weights="no/such/file.h5"), "encoder_weights='no/such/file.h5': no such file"),
+        (build_aernet, dict(encoder_weights=3), "encoder_weights must be None, 'imagenet'"),
+        (build_aernet, dict(weights="no/such/aernet.weights.h5"), "weights='no/such/aernet.weights.h5': no such file"),
+        (build_aernet, dict(weights="efficientnetb1_notop.h5"), "must be a Keras .weights.h5 or .keras file"),
+        (build_aernet, dict(head_batch_norm="yes"), "head_batch_norm must be True or False"),
+        (build_aernet, dict(return_attention=1), "return_attention must be True or False"),
+        (build_aernet, dict(attention_activation="tanh"), "attention_activation must be one of"),
+        (build_aernet, dict(upsampling="cubic"), "upsampling must be one of"),
+        (build_unet, dict(input_shape=(72, 72, 3)), "divisible by 16"),
+        (build_attention_unet, dict(input_shape=(64, 64, 3), depth=0), "depth"),
+        (build_unet, dict(input_shape=(64, 64)), "input_shape must be"),
+        (build_unet, dict(classes=0), "classes must be a positive int"),
+        (build_unet, dict(encoder_weights="imagenet"), "unet has no pretrained encoder"),
+        (build_unet, dict(return_attention=True), "unet has no attention maps"),
+        (build_unet, dict(base_filters=0), "base_filters"),
+    ],
+)
 def test_bad_arguments_fail_early_with_a_named_argument(builder, kwargs, message):
     with pytest.raises(ValueError, match=message):
         builder(**kwargs)

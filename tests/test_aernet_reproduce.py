@@ -1,5 +1,6 @@
 """The AER-Net table scripts: ``aernet_table2.py --smoke`` end to end, the recipe's split,
 and the row folders as run folders (reloaded, they score the table's numbers)."""
+
 import json
 
 import pytest
@@ -28,8 +29,10 @@ def test_smoke_run_learns_the_synthetic_lesions(smoke_run):
     assert list(result.results) == ROWS
     for name, row in result.results.items():
         untrained = row.extra["untrained"]["DC"]
-        print(f"{name}: DC {row.values['DC']:.1f} % (untrained {untrained:.1f} %), "
-              f"{row.extra['seconds_per_epoch']} s/epoch")
+        print(
+            f"{name}: DC {row.values['DC']:.1f} % (untrained {untrained:.1f} %), "
+            f"{row.extra['seconds_per_epoch']} s/epoch"
+        )
         assert row.values["DC"] >= untrained + 20.0, name
         assert row.values["DC"] >= 60.0, name
         assert 0.0 <= row.values["JSI"] <= row.values["DC"] <= 100.0, name
@@ -107,8 +110,11 @@ def test_table3_notes_flag_every_quoted_row_whose_jaccard_exceeds_its_dice():
     larger Jaccard than Dice (Amin et al.: 85.0 against 82.0) is named in the notes."""
     from reproduce import aernet_table3
 
-    impossible = [row.name for row in aernet_table3.TABLE.rows
-                  if {"JSI", "DC"} <= set(row.values) and float(row.values["JSI"]) > float(row.values["DC"])]
+    impossible = [
+        row.name
+        for row in aernet_table3.TABLE.rows
+        if {"JSI", "DC"} <= set(row.values) and float(row.values["JSI"]) > float(row.values["DC"])
+    ]
     assert impossible == ["Amin et al. (VGG-16)"]
     for name in impossible:
         assert any(name.split(" (")[0] in note and "impossible" in note for note in aernet_table3.TABLE.notes)

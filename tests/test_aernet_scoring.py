@@ -28,8 +28,9 @@ def records(tmp_path_factory):
 def _all_lesion_model() -> keras.Model:
     """Predicts lesion (probability ~1) everywhere: JSI = the truth's share of the image."""
     inputs = keras.Input((64, 64, 3))
-    head = keras.layers.Conv2D(1, 1, activation="sigmoid", kernel_initializer="zeros",
-                               bias_initializer=keras.initializers.Constant(10.0))
+    head = keras.layers.Conv2D(
+        1, 1, activation="sigmoid", kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(10.0)
+    )
     return keras.Model(inputs, head(inputs))
 
 

@@ -1,5 +1,6 @@
 """A-PSPNet table scripts: Table II's counts against the paper, Tables I and III smoke runs,
 Table I's row folder as a run folder (reloaded, it scores the table's numbers)."""
+
 import argparse
 import json
 
@@ -13,14 +14,13 @@ from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
 from reproduce import apspnet_recipe, apspnet_table1, apspnet_table2, apspnet_table3
 from reproduce.frame import RowContext
 
-PAPER_CBAM_PARAMETERS = 26.08203 - 25.55703   # Table II, in millions
-TORCHVISION_RESNET50 = 25_557_032              # Table II's ResNet50 row, to the parameter
-KERAS_CONV_BIASES = 26_560                      # keras.applications ResNet50 conv biases
+PAPER_CBAM_PARAMETERS = 26.08203 - 25.55703  # Table II, in millions
+TORCHVISION_RESNET50 = 25_557_032  # Table II's ResNet50 row, to the parameter
+KERAS_CONV_BIASES = 26_560  # keras.applications ResNet50 conv biases
 
 
 def test_table2_cbam_parameters_and_macs_match_the_paper(tmp_path):
-    results = apspnet_table2.main(["--smoke", "--rows", "ResNet50", "A-PSPNet",
-                                   "--out", str(tmp_path)])
+    results = apspnet_table2.main(["--smoke", "--rows", "ResNet50", "A-PSPNet", "--out", str(tmp_path)])
     resnet, apspnet = results["ResNet50"], results["A-PSPNet"]
     gap = apspnet.values["Params"] - resnet.values["Params"]
     assert abs(gap - PAPER_CBAM_PARAMETERS) <= 0.05 * PAPER_CBAM_PARAMETERS
@@ -33,7 +33,7 @@ def test_table2_cbam_parameters_and_macs_match_the_paper(tmp_path):
         assert result.values["MACs"] == pytest.approx(result.extra["macs"] / 1e9)
     # ... and the CBAM's MACs at 64x64 are the hand count: two MLP passes per CBAM,
     # the 7x7 convolution on the 32x32 conv1 map and on the 2x2 conv5 map.
-    cbam_macs = 2 * (2 * 64 * 4) + 98 * 32 ** 2 + 2 * (2 * 2048 * 128) + 98 * 2 ** 2
+    cbam_macs = 2 * (2 * 64 * 4) + 98 * 32**2 + 2 * (2 * 2048 * 128) + 98 * 2**2
     assert apspnet.extra["macs"] - resnet.extra["macs"] == cbam_macs
     table = (tmp_path / "table.md").read_text()
     assert "Counted at 64x64" in table and "26.08203" in table
@@ -66,15 +66,14 @@ def test_split_is_nine_to_one_written_once_and_checked(tmp_path):
 
 def test_split_of_a_labelme_folder_is_reused_by_the_next_row(tmp_path):
     data = make_ultrasound_labelme(tmp_path / "data", n=10, image_size=(32, 40))
-    args = argparse.Namespace(data_format="labelme", label_map=dict(ULTRASOUND_LABEL_MAP),
-                              split_file=None, test_fraction=0.1, seed=0)
-    ctx = RowContext(args, apspnet_table1.TABLE.rows[0], data, tmp_path / "row", True,
-                     BadInputPolicy(False))
+    args = argparse.Namespace(
+        data_format="labelme", label_map=dict(ULTRASOUND_LABEL_MAP), split_file=None, test_fraction=0.1, seed=0
+    )
+    ctx = RowContext(args, apspnet_table1.TABLE.rows[0], data, tmp_path / "row", True, BadInputPolicy(False))
     first = apspnet_recipe.train_test_records(ctx)
     second = apspnet_recipe.train_test_records(ctx)  # the split file must not be read as data
     assert [len(part) for part in first] == [9, 1]
-    assert [[r.image_id for r in part] for part in first] == \
-        [[r.image_id for r in part] for part in second]
+    assert [[r.image_id for r in part] for part in first] == [[r.image_id for r in part] for part in second]
     assert [r.mask_paths["classes"] for r in second[0]][0].is_file()
 
 

@@ -1,4 +1,5 @@
 """ARL, SE and RAN layers against numpy implementations of their equations."""
+
 import keras
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def np_conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int = 1
     out = np.zeros((batch, height, width, kernel.shape[-1]))
     for i in range(height):
         for j in range(width):
-            patch = padded[:, i:i + k, j:j + k, :]
+            patch = padded[:, i : i + k, j : j + k, :]
             out[:, i, j, :] = np.tensordot(patch, kernel, axes=([1, 2, 3], [0, 1, 2]))
     return (out + bias)[:, ::stride, ::stride, :]
 
@@ -74,20 +75,21 @@ def np_conv_bn(x, w, name, stride=1, relu=True):
 def test_attention_normalization_matches_eq_4_to_6(normalization):
     o = RNG.normal(0, 2, (2, 3, 4, 5)).astype("float32")
     got = AttentionNormalization(normalization)(o)
-    np.testing.assert_allclose(np.asarray(got), np_normalize(o, normalization), rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(np.asarray(got), np_normalize(o, normalization), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("normalization,stride,in_channels", [
-    ("spatial", 1, 8),   # identity shortcut
-    ("channel", 2, 3),   # projection shortcut, stride 2
-    ("mixed", 1, 3),     # projection shortcut, stride 1
-])
+@pytest.mark.parametrize(
+    "normalization,stride,in_channels",
+    [
+        ("spatial", 1, 8),  # identity shortcut
+        ("channel", 2, 3),  # projection shortcut, stride 2
+        ("mixed", 1, 3),  # projection shortcut, stride 1
+    ],
+)
 def test_arl_block_matches_eq_9(normalization, stride, in_channels):
     filters, alpha = 2, 0.7
     inputs = keras.Input((4, 4, in_channels))
-    outputs = bottleneck_block(inputs, filters, "blk", stride=stride,
-                               merge=arl_merge(normalization, alpha))
+    outputs = bottleneck_block(inputs, filters, "blk", stride=stride, merge=arl_merge(normalization, alpha))
     model = keras.Model(inputs, outputs)
     weights = randomize(model)
     model.get_layer("blk_scale_gate").set_weights([np.float32(alpha)])
@@ -96,12 +98,11 @@ def test_arl_block_matches_eq_9(normalization, stride, in_channels):
     residual = np_conv_bn(x, weights, "blk_1", stride=stride)
     residual = np_conv_bn(residual, weights, "blk_2")
     residual = np_conv_bn(residual, weights, "blk_3", relu=False)
-    shortcut = x if in_channels == 4 * filters and stride == 1 else \
-        np_conv_bn(x, weights, "blk_0", stride=stride, relu=False)
-    expected = np.maximum(
-        shortcut + residual + alpha * np_normalize(residual, normalization) * shortcut, 0)
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), expected,
-                               rtol=1e-4, atol=1e-5)
+    shortcut = (
+        x if in_channels == 4 * filters and stride == 1 else np_conv_bn(x, weights, "blk_0", stride=stride, relu=False)
+    )
+    expected = np.maximum(shortcut + residual + alpha * np_normalize(residual, normalization) * shortcut, 0)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_scale_gate_alpha_is_a_trainable_scalar_starting_at_the_given_value():
@@ -122,9 +123,10 @@ def test_arl_layers_reject_bad_arguments_by_name():
         ScaleGate(normalization="softmax")
 
 
-@pytest.mark.parametrize("layer", [AttentionNormalization("channel"), ScaleGate(0.25),
-                                   ScaleGate(0.25, normalization="mixed"),
-                                   SqueezeExcitation(4)])
+@pytest.mark.parametrize(
+    "layer",
+    [AttentionNormalization("channel"), ScaleGate(0.25), ScaleGate(0.25, normalization="mixed"), SqueezeExcitation(4)],
+)
 def test_layer_config_round_trip(layer):
     clone = layer.__class__.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -153,6 +155,7 @@ def output_and_gradients(function, features, x, alpha, seed=0):
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
+
         arguments = [tf.constant(features), tf.constant(x), tf.constant(alpha)]
         with tf.GradientTape() as tape:
             tape.watch(arguments)
@@ -161,10 +164,12 @@ def output_and_gradients(function, features, x, alpha, seed=0):
         gradients = tape.gradient(loss, arguments)
     elif backend == "jax":
         import jax
+
         output, pullback = jax.vjp(function, features, x, np.float32(alpha))
         gradients = pullback(jax.numpy.asarray(cotangent))
     else:
         import torch
+
         arguments = [torch.tensor(value, requires_grad=True) for value in (features, x, np.float32(alpha))]
         output = function(*arguments)
         gradients = torch.autograd.grad((output * torch.tensor(cotangent)).sum(), arguments)
@@ -174,9 +179,11 @@ def output_and_gradients(function, features, x, alpha, seed=0):
 
 def gate_function(gate):
     """The gate as a function of its inputs and alpha (alpha passed as a value)."""
+
     def call(features, x, alpha):
         output, _ = gate.stateless_call([alpha], [], [features, x])
         return output
+
     return call
 
 
@@ -201,7 +208,8 @@ def test_one_gate_equals_the_two_layer_form_in_outputs_and_gradients(normalizati
     gate.build([features.shape, x.shape])
     got = output_and_gradients(gate_function(gate), features, x, alpha)
     expected = output_and_gradients(
-        lambda f, s, a: s + reference_attention_term(f, s, a, normalization), features, x, alpha)
+        lambda f, s, a: s + reference_attention_term(f, s, a, normalization), features, x, alpha
+    )
     assert_close_to_1e5(got, expected, normalization)
 
 
@@ -217,8 +225,9 @@ def test_two_layer_form_keeps_its_outputs_and_gradients(normalization):
         return gate.stateless_call([a], [], [mask_layer(f), s])[0]
 
     got = output_and_gradients(two_layers, features, x, alpha)
-    expected = output_and_gradients(lambda f, s, a: reference_attention_term(f, s, a, normalization),
-                                    features, x, alpha)
+    expected = output_and_gradients(
+        lambda f, s, a: reference_attention_term(f, s, a, normalization), features, x, alpha
+    )
     assert_close_to_1e5(got, expected, normalization)
 
 
@@ -260,8 +269,9 @@ def test_arl_block_without_maps_has_one_gate_layer_and_no_mask_layer():
     randomize(plain)
     with_maps.set_weights(plain.get_weights())
     x = RNG.normal(0, 1, (2, 4, 4, 8)).astype("float32")
-    np.testing.assert_allclose(np.asarray(plain(x, training=False)), np.asarray(with_maps(x, training=False)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(plain(x, training=False)), np.asarray(with_maps(x, training=False)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_scale_gate_saved_before_the_fused_form_loads_as_the_two_layer_gate():
@@ -283,8 +293,7 @@ def test_squeeze_excitation_matches_hu_et_al():
     assert w1.shape == (8, 2)
     squeezed = x.mean(axis=(1, 2))
     scale = 1 / (1 + np.exp(-(np.maximum(squeezed @ w1 + b1, 0) @ w2 + b2)))
-    np.testing.assert_allclose(np.asarray(layer(x)), x * scale[:, None, None, :],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer(x)), x * scale[:, None, None, :], rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- RAN
@@ -293,14 +302,21 @@ def np_max_pool_same(x: np.ndarray) -> np.ndarray:
     batch, height, width, channels = x.shape
     out_h, out_w = -(-height // 2), -(-width // 2)
     pad_h, pad_w = max((out_h - 1) * 2 + 3 - height, 0), max((out_w - 1) * 2 + 3 - width, 0)
-    padded = np.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2),
-                        (pad_w // 2, pad_w - pad_w // 2), (0, 0)), constant_values=-np.inf)
-    return np.stack([np.stack([padded[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(1, 2))
-                               for j in range(out_w)], axis=1) for i in range(out_h)], axis=1)
+    padded = np.pad(
+        x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)), constant_values=-np.inf
+    )
+    return np.stack(
+        [
+            np.stack([padded[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(out_w)], axis=1)
+            for i in range(out_h)
+        ],
+        axis=1,
+    )
 
 
 def test_attention_module_computes_one_plus_mask_times_trunk():
     """Identity residual units leave (1 + M) * x with M from pool, upsample, head."""
+
     def identity_unit(x, name):
         return keras.layers.Identity(name=name)(x)
 
@@ -310,14 +326,12 @@ def test_attention_module_computes_one_plus_mask_times_trunk():
     x = RNG.normal(0, 1, (2, 6, 6, 3)).astype("float32")
 
     mask = np_max_pool_same(x)
-    mask = np.stack([skimage_resize(m, (6, 6, 3), order=1, mode="edge", anti_aliasing=False)
-                     for m in mask])
+    mask = np.stack([skimage_resize(m, (6, 6, 3), order=1, mode="edge", anti_aliasing=False) for m in mask])
     for index in (1, 2):
         mask = np.maximum(np_bn(mask, *weights[f"am_mask_head{index}_bn"]), 0)
         mask = np_conv(mask, *weights[f"am_mask_head{index}_conv"])
     mask = 1 / (1 + np.exp(-mask))
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), (1 + mask) * x,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), (1 + mask) * x, rtol=1e-4, atol=1e-5)
 
 
 def test_attention_module_keeps_shape_and_mask_lies_in_unit_interval():
@@ -342,8 +356,7 @@ def test_attention_module_passes_the_harness_at_tiny_size(tmp_path):
     from tests import model_checks
 
     def unit(x, name):
-        return keras.layers.Conv2D(x.shape[-1], 3, padding="same", activation="relu",
-                                   name=name)(x)
+        return keras.layers.Conv2D(x.shape[-1], 3, padding="same", activation="relu", name=name)(x)
 
     inputs = keras.Input((10, 10, 4))
     x = attention_module(inputs, unit, 2, "am")

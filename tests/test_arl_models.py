@@ -1,4 +1,5 @@
 """The eight classifiers of the ARL paper: sizes (Table III), ImageNet transfer, harness."""
+
 import keras
 import numpy as np
 import pytest
@@ -8,10 +9,14 @@ from zoo.common import resnet
 from zoo.arl_cnn.models import PAPER_PARAMS
 
 FULL_SIZE_BUILDERS = {
-    "resnet14": arl_cnn.build_resnet14, "ran14": arl_cnn.build_ran14,
-    "senet14": arl_cnn.build_senet14, "arl_cnn14": arl_cnn.build_arl_cnn14,
-    "resnet50": arl_cnn.build_resnet50, "ran50": arl_cnn.build_ran50,
-    "senet50": arl_cnn.build_senet50, "arl_cnn50": arl_cnn.build_arl_cnn50,
+    "resnet14": arl_cnn.build_resnet14,
+    "ran14": arl_cnn.build_ran14,
+    "senet14": arl_cnn.build_senet14,
+    "arl_cnn14": arl_cnn.build_arl_cnn14,
+    "resnet50": arl_cnn.build_resnet50,
+    "ran50": arl_cnn.build_ran50,
+    "senet50": arl_cnn.build_senet50,
+    "arl_cnn50": arl_cnn.build_arl_cnn50,
 }
 # Table II's own SEnet14 / RAN14 layouts, which miss Table III's counts (see zoo.arl_cnn.models).
 TABLE_II_LAYOUTS = {
@@ -27,8 +32,12 @@ def param_counts():
     from zoo.params import count_parameters
 
     counts = {name: count_parameters(build()).pytorch_style for name, build in FULL_SIZE_BUILDERS.items()}
-    counts.update({f"{name} (Table II layout)": count_parameters(build()).pytorch_style
-                   for name, build in TABLE_II_LAYOUTS.items()})
+    counts.update(
+        {
+            f"{name} (Table II layout)": count_parameters(build()).pytorch_style
+            for name, build in TABLE_II_LAYOUTS.items()
+        }
+    )
     print("\nmodel                 ours (1e7)  paper (1e7)")
     for name, count in counts.items():
         print(f"{name:20s}  {count / 1e7:9.3f}  {PAPER_PARAMS[name.split()[0]] / 1e7:10.1f}")
@@ -67,14 +76,19 @@ def test_resnet50_matches_torchvision_count(param_counts):
 @pytest.fixture(scope="module")
 def random_keras_resnet50():
     """keras.applications ResNet50 (no top) with random weights and BN statistics."""
-    model = keras.applications.ResNet50(include_top=False, weights=None,
-                                        input_shape=(64, 64, 3))
+    model = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
     rng = np.random.default_rng(3)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, .1, beta.shape),
-                               rng.normal(0, .1, mean.shape), rng.uniform(0.5, 2, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape),
+                    rng.normal(0, 0.1, beta.shape),
+                    rng.normal(0, 0.1, mean.shape),
+                    rng.uniform(0.5, 2, var.shape),
+                ]
+            )
     return model
 
 
@@ -99,9 +113,12 @@ def test_local_keras_weights_file_loads_like_imagenet(random_keras_resnet50, ima
     path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     random_keras_resnet50.save(path)  # legacy HDF5, the layout of keras' download
     model = arl_cnn.build_resnet50(input_shape=(64, 64, 3), encoder_weights=str(path))
-    np.testing.assert_allclose(np.asarray(_backbone(model)(images, training=False)),
-                               np.asarray(random_keras_resnet50(images, training=False)),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(_backbone(model)(images, training=False)),
+        np.asarray(random_keras_resnet50(images, training=False)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def test_failed_imagenet_download_explains_the_local_path_remedy(monkeypatch):
@@ -115,15 +132,18 @@ def test_failed_imagenet_download_explains_the_local_path_remedy(monkeypatch):
         arl_cnn.build_arl_cnn50(input_shape=(64, 64, 3), encoder_weights="imagenet")
 
 
-@pytest.mark.parametrize("build,kwargs,message", [
-    (arl_cnn.build_arl_cnn50, {"encoder_weights": "imagenet21k"}, "encoder_weights must be None, 'imagenet'"),
-    (arl_cnn.build_arl_cnn50, {"encoder_weights": "/no/such/file.h5"}, "encoder_weights='/no/such/file.h5'"),
-    (arl_cnn.build_arl_cnn14, {"encoder_weights": "imagenet"}, "arl_cnn14 has no pretrained encoder"),
-    (arl_cnn.build_resnet50, {"weights": "resnet50_notop.h5"}, "must be a Keras .weights.h5 or .keras file"),
-    (arl_cnn.build_resnet14, {"return_attention": True}, "resnet14 has no attention maps"),
-    (arl_cnn.build_resnet14, {"classes": 0}, "classes must be a positive int"),
-    (arl_cnn.build_senet14, {"input_shape": (32, 32)}, "input_shape must be"),
-])
+@pytest.mark.parametrize(
+    "build,kwargs,message",
+    [
+        (arl_cnn.build_arl_cnn50, {"encoder_weights": "imagenet21k"}, "encoder_weights must be None, 'imagenet'"),
+        (arl_cnn.build_arl_cnn50, {"encoder_weights": "/no/such/file.h5"}, "encoder_weights='/no/such/file.h5'"),
+        (arl_cnn.build_arl_cnn14, {"encoder_weights": "imagenet"}, "arl_cnn14 has no pretrained encoder"),
+        (arl_cnn.build_resnet50, {"weights": "resnet50_notop.h5"}, "must be a Keras .weights.h5 or .keras file"),
+        (arl_cnn.build_resnet14, {"return_attention": True}, "resnet14 has no attention maps"),
+        (arl_cnn.build_resnet14, {"classes": 0}, "classes must be a positive int"),
+        (arl_cnn.build_senet14, {"input_shape": (32, 32)}, "input_shape must be"),
+    ],
+)
 def test_arguments_are_validated_before_building(build, kwargs, message):
     with pytest.raises(ValueError, match=message):
         build(**{"input_shape": TINY, **kwargs})
@@ -157,7 +177,8 @@ def test_senet_returns_every_se_blocks_excitation_vector():
     outputs = model(image, training=False)
     maps = {name: value for name, value in outputs.items() if name != "probabilities"}
     assert {name: tuple(value.shape) for name, value in maps.items()} == {
-        f"conv{stage}_block1_se": (2, channels) for stage, channels in zip((2, 3, 4, 5), (256, 512, 1024, 2048))}
+        f"conv{stage}_block1_se": (2, channels) for stage, channels in zip((2, 3, 4, 5), (256, 512, 1024, 2048))
+    }
     layer = model.get_layer("conv3_block1_se")
     assert model.output["conv3_block1_se"] is layer.output[1]  # returned, not recomputed
     residual = np.asarray(keras.Model(model.input, layer.input)(image, training=False))
@@ -177,8 +198,9 @@ def test_checkpoint_of_the_plain_model_loads_into_the_attention_build(tmp_path):
     plain.save_weights(path)
     restored = arl_cnn.build_arl_cnn14(input_shape=TINY, weights=path, return_attention=True)
     image = np.random.default_rng(2).random((2, *TINY), dtype=np.float32)
-    np.testing.assert_array_equal(np.asarray(restored(image, training=False)["probabilities"]),
-                                  np.asarray(plain(image, training=False)))
+    np.testing.assert_array_equal(
+        np.asarray(restored(image, training=False)["probabilities"]), np.asarray(plain(image, training=False))
+    )
     with pytest.raises(ValueError, match=r"'conv2_block1_se' \(SqueezeExcitation\) has no weights in the file"):
         arl_cnn.build_senet14(input_shape=TINY, weights=path)
 
@@ -202,8 +224,7 @@ def test_arl_cnn14_exports_a_saved_model_with_its_attention_maps(tmp_path):
 
     model = arl_cnn.build_arl_cnn14(input_shape=TINY, return_attention=True)
     spec = InputSpec(image_size=TINY[:2])
-    path = export_saved_model(model, tmp_path / "arl_cnn14" / "1", input_spec=spec,
-                              accept_encoded=False)
+    path = export_saved_model(model, tmp_path / "arl_cnn14" / "1", input_spec=spec, accept_encoded=False)
     images = np.random.default_rng(2).integers(0, 256, (2, 40, 30, 3), dtype=np.uint8)
     served = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images))
     expected = model(preprocess_images(tf.constant(images), spec), training=False)

@@ -1,11 +1,19 @@
 """ARL-CNN's multi-scale central patches (zoo.arl_cnn.patches, Zhang et al., ARL-CNN, IEEE TMI 2019 Sec. IV-B)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from scipy import stats
 
-from zoo.arl_cnn.patches import (ARL_SCALES, ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_patch_boxes, arl_test_patches,
-                                 arl_training_patches, average_over_patches)
+from zoo.arl_cnn.patches import (
+    ARL_SCALES,
+    ARL_TEST_PATCHES,
+    ARL_TRAIN_PATCHES,
+    arl_patch_boxes,
+    arl_test_patches,
+    arl_training_patches,
+    average_over_patches,
+)
 
 
 def _scale_indices(boxes, height):
@@ -37,8 +45,12 @@ def test_boxes_random_inside_central_band_and_seeded():
 def test_each_patch_draws_its_scale_uniformly():
     """Sec. IV-B's scales are drawn per patch (not cycled, which gives every image
     exactly 15 of each in the order 1/5, 2/5, 3/5, 4/5, ...)."""
-    per_image = np.stack([_scale_indices(arl_patch_boxes(100, 100, ARL_TRAIN_PATCHES, tf.constant([seed, 1])).numpy(), 100)
-                          for seed in range(200)])
+    per_image = np.stack(
+        [
+            _scale_indices(arl_patch_boxes(100, 100, ARL_TRAIN_PATCHES, tf.constant([seed, 1])).numpy(), 100)
+            for seed in range(200)
+        ]
+    )
     counts = np.bincount(per_image.ravel(), minlength=4)
     assert stats.chisquare(counts).pvalue > 1e-3  # 12000 patches, uniform over the four scales
     histograms = np.stack([np.bincount(row, minlength=4) for row in per_image])
@@ -47,7 +59,11 @@ def test_each_patch_draws_its_scale_uniformly():
 
 
 def test_boxes_reject_bad_arguments():
-    for kwargs, message in (({"jitter": 1.5}, "jitter"), ({"scales": ()}, "scales"), ({"scales": (0.5, 1.2)}, "scales")):
+    for kwargs, message in (
+        ({"jitter": 1.5}, "jitter"),
+        ({"scales": ()}, "scales"),
+        ({"scales": (0.5, 1.2)}, "scales"),
+    ):
         with pytest.raises(ValueError, match=f"arl_patch_boxes: {message}"):
             arl_patch_boxes(10, 10, 4, tf.constant([0, 0]), **kwargs)
     with pytest.raises(ValueError, match="count"):
@@ -63,7 +79,9 @@ def test_training_patches_are_the_boxes():
     for patch, (top, left, height, width) in zip(patches, boxes):
         crop = image[top : top + height, left : left + width]
         # Corner pixels of the box land on the patch corners (align-corners sampling).
-        np.testing.assert_allclose(patch[[0, 0, -1, -1], [0, -1, 0, -1]], crop[[0, 0, -1, -1], [0, -1, 0, -1]], atol=1e-5)
+        np.testing.assert_allclose(
+            patch[[0, 0, -1, -1], [0, -1, 0, -1]], crop[[0, 0, -1, -1], [0, -1, 0, -1]], atol=1e-5
+        )
 
 
 def test_test_patches_follow_their_seed():

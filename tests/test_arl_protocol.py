@@ -6,6 +6,7 @@ Training is replaced by a stand-in for :func:`reproduce.arl_common.score_model` 
 returns fixed scores and a fixed parameter count, so each test reads what the table
 script itself computes and prints from them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,10 @@ def _fixed_scores(ctx, splits, **_):
         tasks[task] = arl_common.TaskResult(
             scores=classification_scores(labels, scores, threshold=0.5),
             image_scores={record.image_id: float(s) for record, s in zip(splits.test, scores)},
-            history={"loss": [1.0], "val_auc": [0.5]}, best_epoch=0, params=RESNET14_PARAMS)
+            history={"loss": [1.0], "val_auc": [0.5]},
+            best_epoch=0,
+            params=RESNET14_PARAMS,
+        )
     return arl_common.RowScores(tasks, splits.test)
 
 
@@ -39,8 +43,11 @@ def test_table3_prints_our_params_beside_the_papers(tmp_path, monkeypatch):
     monkeypatch.setattr(arl_table3, "score_model", _fixed_scores)
     result = arl_table3.main(["--smoke", "--rows", "resnet14", "--out", str(tmp_path)])
     assert result.results["ResNet14"].values["Params"] == pytest.approx(RESNET14_PARAMS / 1e7)
-    line = next(line for line in (tmp_path / "table.md").read_text(encoding="utf-8").splitlines()
-                if line.startswith("| ResNet14 |"))
+    line = next(
+        line
+        for line in (tmp_path / "table.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ResNet14 |")
+    )
     assert [cell.strip() for cell in line.split("|")[2:5]] == ["0.80", "0.8", "+0.00"]  # ours, paper, diff
 
 
@@ -52,18 +59,32 @@ def test_table3_params_notes_do_not_claim_one_rounding():
     assert all("no one rounding" in source for source in sources)
 
 
-@pytest.mark.parametrize("table, expected", [
-    (arl_table6, {"ResNet50*, no segmentation": ["0.857", "0.948", "0.903"],
-                  "ResNet50*, segmented ROI": ["0.864", "0.955", "0.910"],
-                  "ARL-CNN50*, no segmentation": ["0.875", "0.958", "0.917"],
-                  "ARL-CNN50*, segmented ROI": ["0.876", "0.96", "0.918"]}),
-    (arl_table3, {"ResNet14": ["0.8", "0.732", "0.748", "0.538", "0.799", "0.820", "0.711", "0.800", "0.696"],
-                  "ARL-CNN50*": ["2.3", "0.875", "0.850", "0.658", "0.896", "0.958", "0.868", "0.878", "0.867"]}),
-], ids=["table6", "table3"])
+@pytest.mark.parametrize(
+    "table, expected",
+    [
+        (
+            arl_table6,
+            {
+                "ResNet50*, no segmentation": ["0.857", "0.948", "0.903"],
+                "ResNet50*, segmented ROI": ["0.864", "0.955", "0.910"],
+                "ARL-CNN50*, no segmentation": ["0.875", "0.958", "0.917"],
+                "ARL-CNN50*, segmented ROI": ["0.876", "0.96", "0.918"],
+            },
+        ),
+        (
+            arl_table3,
+            {
+                "ResNet14": ["0.8", "0.732", "0.748", "0.538", "0.799", "0.820", "0.711", "0.800", "0.696"],
+                "ARL-CNN50*": ["2.3", "0.875", "0.850", "0.658", "0.896", "0.958", "0.868", "0.878", "0.867"],
+            },
+        ),
+    ],
+    ids=["table6", "table3"],
+)
 def test_paper_cells_print_as_the_paper_prints_them(table, expected):
     """Issue 25.12: each paper cell with the paper's digits (Table VI prints SK AUC 0.96)."""
     _, body = report.comparison_grid(table.TABLE, {})
-    printed = {row[0]: row[2::3][:len(table.TABLE.columns)] for row in body}
+    printed = {row[0]: row[2::3][: len(table.TABLE.columns)] for row in body}
     for name, cells in expected.items():
         assert printed[name] == cells, name
 

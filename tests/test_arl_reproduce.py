@@ -2,6 +2,7 @@
 Classification", IEEE TMI 2019): Sec. V-G's t-test, the 9-patch scores and their seeds,
 the ROI box, the extra-image list, the rows' registered models and recipes, and
 --smoke runs of Tables III and VII whose run folders score the tables' numbers again."""
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,10 @@ def test_t_test_needs_two_runs_per_model():
 
 def test_t_test_report_prints_scipy_values(tmp_path):
     ours_x, ours_y = [50.0, 60.0, 55.0], [70.0, 65.0, 72.0]
-    results = {"ResNet50*": RowResult({}, extra={"average_auc_percent": ours_x}),
-               "ARL-CNN50*": RowResult({}, extra={"average_auc_percent": ours_y})}
+    results = {
+        "ResNet50*": RowResult({}, extra={"average_auc_percent": ours_x}),
+        "ARL-CNN50*": RowResult({}, extra={"average_auc_percent": ours_y}),
+    }
     table = TableResult(arl_table7.TABLE, results, tmp_path, synthetic=True, files=[])
     (tmp_path / "table.md").write_text("# table\n", encoding="utf-8")
     markdown = arl_table7.write_t_test(table)
@@ -87,8 +90,7 @@ def test_t_test_report_prints_scipy_values(tmp_path):
 @pytest.fixture(scope="module")
 def isic2017(tmp_path_factory):
     root = arl_common.DATASET.make_synthetic(tmp_path_factory.mktemp("arl"))
-    return root, {split: read_isic2017(root, split, parts=(3,))
-                  for split in ("train", "validation", "test")}
+    return root, {split: read_isic2017(root, split, parts=(3,)) for split in ("train", "validation", "test")}
 
 
 def test_image_scores_average_each_images_nine_patches(isic2017):
@@ -136,8 +138,14 @@ def test_table7_runs_score_with_their_own_seeds(monkeypatch):
 
     monkeypatch.setattr(arl_table7, "read_splits", lambda ctx: None)
     monkeypatch.setattr(arl_table7, "score_model", fake_score_model)
-    ctx = RowContext(argparse.Namespace(runs=3, seed=5, repeat="retrain"), PaperRow("ResNet50*", {}), None,
-                     Path("unused"), True, BadInputPolicy())
+    ctx = RowContext(
+        argparse.Namespace(runs=3, seed=5, repeat="retrain"),
+        PaperRow("ResNet50*", {}),
+        None,
+        Path("unused"),
+        True,
+        BadInputPolicy(),
+    )
     arl_table7.run_row(ctx)
     assert seeds == [5, 6, 7]
 
@@ -153,8 +161,7 @@ def test_roi_box_by_hand():
 
 def _write_extras(path, rows):
     with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([["image_id", "melanoma", "seborrheic_keratosis", "path"],
-                                      *rows])
+        csv.writer(handle).writerows([["image_id", "melanoma", "seborrheic_keratosis", "path"], *rows])
     return path
 
 
@@ -169,10 +176,15 @@ def test_extra_images_are_read_and_checked(isic2017, tmp_path):
 
     image = extras[0].image_path
     test_id = splits["test"][0].image_id
-    bad = _write_extras(tmp_path / "bad.csv", [["ISIC_0400000", 0, 0, image],
-                                               [test_id, 1, 0, image],
-                                               ["ISIC_0400001", 1, 1, image],
-                                               ["ISIC_0400002", 0, 0, tmp_path / "none.jpg"]])
+    bad = _write_extras(
+        tmp_path / "bad.csv",
+        [
+            ["ISIC_0400000", 0, 0, image],
+            [test_id, 1, 0, image],
+            ["ISIC_0400001", 1, 1, image],
+            ["ISIC_0400002", 0, 0, tmp_path / "none.jpg"],
+        ],
+    )
     with pytest.raises(DatasetError, match=rf"bad\.csv: line 3: {test_id} is an ISIC 2017"):
         arl_extra_images.read_extra_images(bad, challenge)
     policy = BadInputPolicy(skip_bad=True)
@@ -214,8 +226,7 @@ def test_table7_retests_one_trained_model_by_default(tmp_path, monkeypatch):
 
 def test_table7_smoke_run_writes_a_synthetic_table(tmp_path):
     out = tmp_path / "table7"
-    result = arl_table7.main(["--smoke", "--rows", "resnet50", "--runs", "1", "--repeat", "retrain",
-                              "--out", str(out)])
+    result = arl_table7.main(["--smoke", "--rows", "resnet50", "--runs", "1", "--repeat", "retrain", "--out", str(out)])
     markdown = (out / "table.md").read_text(encoding="utf-8")
     assert markdown.startswith("# SYNTHETIC") and "Two-sample t-test" in markdown
     table = json.loads((out / "table.json").read_text(encoding="utf-8"))
@@ -240,8 +251,16 @@ def test_table7_smoke_run_writes_a_synthetic_table(tmp_path):
 
 def test_task_settings_leave_out_the_frames_non_result_flags():
     """A trained task is reused under the frame's rule for rows (frame.NON_RESULT_FLAGS)."""
-    args = argparse.Namespace(out="results/x", rows=["ResNet14"], force=True, xla=True,
-                              strategy="mirrored", epochs=3, seed=0, learning_rate=0.01)
+    args = argparse.Namespace(
+        out="results/x",
+        rows=["ResNet14"],
+        force=True,
+        xla=True,
+        strategy="mirrored",
+        epochs=3,
+        seed=0,
+        learning_rate=0.01,
+    )
     assert arl_common._settings(args, seed=7) == {"epochs": 3, "seed": 7, "learning_rate": 0.01}
 
 
@@ -262,8 +281,9 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
         trainings.append((task, seed))
         (out_dir / "best.weights.h5").write_text("weights")
         inputs = keras.Input((4,))
-        return TrainResult(keras.Model(inputs, keras.layers.Dense(2)(inputs)),
-                           {"loss": [1.0]}, 0, out_dir, out_dir / "best.weights.h5")
+        return TrainResult(
+            keras.Model(inputs, keras.layers.Dense(2)(inputs)), {"loss": [1.0]}, 0, out_dir, out_dir / "best.weights.h5"
+        )
 
     scorings = []
 
@@ -274,8 +294,9 @@ def test_finished_tasks_are_reused_and_stale_ones_restarted(isic2017, tmp_path, 
     monkeypatch.setattr(arl_common, "train_task", fake_train)
     monkeypatch.setattr(arl_common, "image_scores", fake_scores)
     monkeypatch.setattr(RowContext, "save_run", lambda self, model, **kwargs: saved.append(kwargs))
-    args = _table_args(["--epochs", "1", "--image-size", "32", "--batch-size", "4", "--no-pretrained"],
-                       seed=3, out=tmp_path, xla=None)
+    args = _table_args(
+        ["--epochs", "1", "--image-size", "32", "--batch-size", "4", "--no-pretrained"], seed=3, out=tmp_path, xla=None
+    )
     ctx = RowContext(args, PaperRow("x", {}, model="resnet14"), root, tmp_path, True, BadInputPolicy())
     data = arl_common.Splits(splits["train"], splits["validation"], splits["test"])
     first = arl_common.score_model(ctx, data)
@@ -308,8 +329,14 @@ def test_tables_train_with_the_extra_images_unless_told_not_to(isic2017, tmp_pat
     ctx = RowContext(args, PaperRow("x", {}), root, tmp_path, True, BadInputPolicy(False))
     enlarged = arl_common.read_splits(ctx)
     assert len(enlarged.train) == len(splits["train"]) + 3  # the synthetic extras
-    missing = RowContext(parser.parse_args(["--extra-images", str(tmp_path / "none.csv")]),
-                         PaperRow("x", {}), root, tmp_path, False, BadInputPolicy(False))
+    missing = RowContext(
+        parser.parse_args(["--extra-images", str(tmp_path / "none.csv")]),
+        PaperRow("x", {}),
+        root,
+        tmp_path,
+        False,
+        BadInputPolicy(False),
+    )
     with pytest.raises(MissingDataError, match=r"(?s)arl_extra_images\.py --isic2017 .*--extra-images none"):
         arl_common.read_splits(missing)
     none = parser.parse_args(["--extra-images", "none"])
@@ -411,65 +438,85 @@ def _assert_trains_with(call, expected, steps=None):
 
 @pytest.mark.parametrize("table, row", TABLE_ROWS, ids=[f"{t.TABLE.key}-{r.slug}" for t, r in TABLE_ROWS])
 def test_every_row_trains_its_registered_model_with_its_recipe_and_named_overrides(
-        table, row, isic2017, tmp_path, capture_fit, tiny_segmenter, monkeypatch):
+    table, row, isic2017, tmp_path, capture_fit, tiny_segmenter, monkeypatch
+):
     """Every row names a registered ARL-CNN model; it trains (through RowContext.fit) with
     the registered recipe plus the row's overrides, nothing else: the "*" rows fine-tune
     from ImageNet at 1e-4 (Sec. IV-B), the others train from scratch at the recipe's 0.01."""
     entry = zoo.get_model(row.model)
     assert entry.paper == "arl_cnn"
-    ctx, call, builder_args = _train_row(table, row, [], isic2017, tmp_path, capture_fit, tiny_segmenter,
-                                         monkeypatch)
+    ctx, call, builder_args = _train_row(table, row, [], isic2017, tmp_path, capture_fit, tiny_segmenter, monkeypatch)
     expected = entry.recipe.with_overrides(**row.recipe_overrides)
     _assert_trains_with(call, expected)
     fine_tuning = row.model.endswith("50")  # Table III's "*": every 50-layer model of Tables III-VII
     assert entry.recipe.learning_rate == 0.01
     assert expected.learning_rate == (1e-4 if fine_tuning else 0.01)
-    assert builder_args == {**row.builder_args, "input_shape": (224, 224, 3), "classes": 2,
-                            "encoder_weights": "imagenet" if fine_tuning else None}
-    train_images = len(arl_common.read_splits(ctx, extras=table is not arl_table4 or "no external" not in row.name
-                                              ).train)
+    assert builder_args == {
+        **row.builder_args,
+        "input_shape": (224, 224, 3),
+        "classes": 2,
+        "encoder_weights": "imagenet" if fine_tuning else None,
+    }
+    train_images = len(
+        arl_common.read_splits(ctx, extras=table is not arl_table4 or "no external" not in row.name).train
+    )
     assert call["config"].steps_per_epoch == 60 * train_images // 32
-    assert arl_common.row_recipe(ctx).overrides_from(entry.recipe) == (
-        {"learning_rate": 1e-4} if fine_tuning else {})
+    assert arl_common.row_recipe(ctx).overrides_from(entry.recipe) == ({"learning_rate": 1e-4} if fine_tuning else {})
 
 
-def test_script_flags_are_recipe_overrides_recorded_in_the_card(isic2017, tmp_path, capture_fit, tiny_segmenter,
-                                                               monkeypatch):
+def test_script_flags_are_recipe_overrides_recorded_in_the_card(
+    isic2017, tmp_path, capture_fit, tiny_segmenter, monkeypatch
+):
     """--momentum and --halving-epochs make another arl_sgd, --no-pretrained trains a "*"
     row from scratch at the recipe's rate, --learning-rate/--epochs override last."""
     row = next(r for r in arl_table3.TABLE.rows if r.name == "ARL-CNN50*")
     entry = zoo.get_model("arl_cnn50")
     argv = ["--momentum", "0.9", "--halving-epochs", "7", "--no-pretrained"]
-    ctx, call, builder_args = _train_row(arl_table3, row, argv, isic2017, tmp_path, capture_fit, tiny_segmenter,
-                                         monkeypatch)
+    ctx, call, builder_args = _train_row(
+        arl_table3, row, argv, isic2017, tmp_path, capture_fit, tiny_segmenter, monkeypatch
+    )
     expected = entry.recipe.with_overrides(**row.recipe_overrides).with_overrides(
-        optimizer=arl_sgd(0.9, 7), learning_rate=entry.recipe.learning_rate)
+        optimizer=arl_sgd(0.9, 7), learning_rate=entry.recipe.learning_rate
+    )
     _assert_trains_with(call, expected)
     optimizer = call["optimizer"]()
     assert optimizer.get_config()["momentum"] == 0.9
     assert optimizer.get_config()["learning_rate"]["config"]["decay_steps"] == 7 * call["config"].steps_per_epoch
     assert builder_args["encoder_weights"] is None
     assert arl_common.row_recipe(ctx).overrides_from(entry.recipe) == {
-        "optimizer": "SGD(momentum=0.9), rate x0.5 every 7 epochs"}
+        "optimizer": "SGD(momentum=0.9), rate x0.5 every 7 epochs"
+    }
 
     capture_fit.clear()
     argv = ["--momentum", "0.9", "--learning-rate", "0.003", "--epochs", "5", "--batch-size", "16"]
-    ctx, call, builder_args = _train_row(arl_table3, row, argv, isic2017, tmp_path / "2", capture_fit,
-                                         tiny_segmenter, monkeypatch)
+    ctx, call, builder_args = _train_row(
+        arl_table3, row, argv, isic2017, tmp_path / "2", capture_fit, tiny_segmenter, monkeypatch
+    )
     expected = entry.recipe.with_overrides(optimizer=arl_sgd(0.9), learning_rate=0.003, epochs=5, batch_size=16)
     _assert_trains_with(call, expected)
     assert call["config"].steps_per_epoch == 60 * 9 // 16  # 6 images and 3 synthetic extras
     assert builder_args["encoder_weights"] == "imagenet"
     assert arl_common.row_recipe(ctx).overrides_from(entry.recipe) == {
-        "optimizer": "SGD(momentum=0.9), rate x0.5 every 30 epochs", "learning_rate": 0.003, "epochs": 5,
-        "batch_size": 16}
+        "optimizer": "SGD(momentum=0.9), rate x0.5 every 30 epochs",
+        "learning_rate": 0.003,
+        "epochs": 5,
+        "batch_size": 16,
+    }
 
 
 def test_table3_params_are_the_papers_counts_of_the_rows_models():
     """Table III's Params column: each row's paper value is Table III's count of the
     registered model it names (zoo.arl_cnn.models.PAPER_PARAMS)."""
     assert [row.model for row in arl_table3.TABLE.rows] == [
-        "resnet14", "ran14", "senet14", "arl_cnn14", "resnet50", "ran50", "senet50", "arl_cnn50"]
+        "resnet14",
+        "ran14",
+        "senet14",
+        "arl_cnn14",
+        "resnet50",
+        "ran50",
+        "senet50",
+        "arl_cnn50",
+    ]
     for row in arl_table3.TABLE.rows:
         assert row.values["Params"] == pytest.approx(PAPER_PARAMS[row.model] / 1e7)
     assert arl_table3.TABLE.column("Params").decimals == 2
@@ -503,8 +550,9 @@ def test_table3_smoke_row_reloads_from_its_run_folders_with_the_tables_numbers(t
             assert run.card.scores[key] == pytest.approx(ours[f"{prefix} {header}"], abs=1e-6)
     assert ours["Params"] == pytest.approx(count_parameters(run.model).pytorch_style / 1e7)
     assert ours["Params"] == pytest.approx(PAPER_PARAMS["resnet14"] / 1e7, abs=0.05)
-    printed = next(line for line in (out / "table.md").read_text(encoding="utf-8").splitlines()
-                   if line.startswith("| ResNet14 |"))
+    printed = next(
+        line for line in (out / "table.md").read_text(encoding="utf-8").splitlines() if line.startswith("| ResNet14 |")
+    )
     assert printed.split("|")[2:4] == [" 0.80 ", " 0.8 "]  # ours, the paper's as printed
 
 
@@ -526,8 +574,13 @@ def test_table6_segmenter_is_a_run_folder_of_the_registered_deeplab(isic2017, tm
     monkeypatch.setattr(arl_table6, "fit", fake_fit)
     folder = arl_table6.train_segmenter(ctx, tmp_path / "segmenter")
     expected = zoo.get_model("sanet_deeplab").recipe.with_overrides(
-        optimizer=constant(keras.optimizers.Adam), learning_rate=1e-3, loss=DiceLoss, batch_size=4, epochs=1,
-        monitor="val_dice")
+        optimizer=constant(keras.optimizers.Adam),
+        learning_rate=1e-3,
+        loss=DiceLoss,
+        batch_size=4,
+        epochs=1,
+        monitor="val_dice",
+    )
     _assert_trains_with(calls[0], expected, steps=1)  # a constant rate
     run = zoo.load_run(folder)
     from zoo.sanet import build_deeplab  # Sec. V-D: "deeplabV3+"; the table must not train another segmenter

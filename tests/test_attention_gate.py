@@ -1,4 +1,5 @@
 """AttentionGate against a numpy implementation of Oktay et al.'s eq. 1-2."""
+
 import keras
 import numpy as np
 import pytest
@@ -15,12 +16,20 @@ def _bilinear_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     out = np.zeros((height, width, image.shape[2]))
     for i in range(height):
         y = min(max((i + 0.5) * in_h / height - 0.5, 0.0), in_h - 1)
-        y0 = int(np.floor(y)); y1 = min(y0 + 1, in_h - 1); wy = y - y0
+        y0 = int(np.floor(y))
+        y1 = min(y0 + 1, in_h - 1)
+        wy = y - y0
         for j in range(width):
             x = min(max((j + 0.5) * in_w / width - 0.5, 0.0), in_w - 1)
-            x0 = int(np.floor(x)); x1 = min(x0 + 1, in_w - 1); wx = x - x0
-            out[i, j] = ((1 - wy) * (1 - wx) * image[y0, x0] + (1 - wy) * wx * image[y0, x1]
-                         + wy * (1 - wx) * image[y1, x0] + wy * wx * image[y1, x1])
+            x0 = int(np.floor(x))
+            x1 = min(x0 + 1, in_w - 1)
+            wx = x - x0
+            out[i, j] = (
+                (1 - wy) * (1 - wx) * image[y0, x0]
+                + (1 - wy) * wx * image[y0, x1]
+                + wy * (1 - wx) * image[y1, x0]
+                + wy * wx * image[y1, x1]
+            )
     return out
 
 
@@ -31,7 +40,7 @@ def _numpy_gate(x, g, weights, activation):
     theta = np.zeros((height // 2, width // 2, theta_k.shape[-1]))
     for i in range(height // 2):
         for j in range(width // 2):
-            patch = x[2 * i:2 * i + 2, 2 * j:2 * j + 2]  # (2, 2, Cx)
+            patch = x[2 * i : 2 * i + 2, 2 * j : 2 * j + 2]  # (2, 2, Cx)
             theta[i, j] = np.einsum("abc,abcd->d", patch, theta_k)
     phi = g @ phi_k[0, 0] + phi_b
     phi = _bilinear_resize(phi, height // 2, width // 2)
@@ -53,12 +62,23 @@ def _gate_with_known_weights(x_shape, g_shape, activation, seed=0):
         if "variance" in weight.path:
             values[index] = rng.uniform(0.5, 2.0, size=weight.shape)
     layer.set_weights(values)
-    by_name = {w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: v
-               for w, v in zip(layer.weights, values)}
-    ordered = [by_name[key] for key in (
-        "theta/kernel", "phi/kernel", "phi/bias", "psi/kernel", "psi/bias",
-        "output_conv/kernel", "output_conv/bias", "output_bn/gamma", "output_bn/beta",
-        "output_bn/moving_mean", "output_bn/moving_variance")]
+    by_name = {w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: v for w, v in zip(layer.weights, values)}
+    ordered = [
+        by_name[key]
+        for key in (
+            "theta/kernel",
+            "phi/kernel",
+            "phi/bias",
+            "psi/kernel",
+            "psi/bias",
+            "output_conv/kernel",
+            "output_conv/bias",
+            "output_bn/gamma",
+            "output_bn/beta",
+            "output_bn/moving_mean",
+            "output_bn/moving_variance",
+        )
+    ]
     return layer, ordered
 
 
@@ -71,8 +91,7 @@ def test_gate_matches_numpy_equations(activation, g_size):
     layer, weights = _gate_with_known_weights(x.shape, g.shape, activation)
     y, alpha = layer([x, g], training=False)
     for index in range(2):
-        want_y, want_alpha = _numpy_gate(x[index].astype(np.float64), g[index].astype(np.float64),
-                                         weights, activation)
+        want_y, want_alpha = _numpy_gate(x[index].astype(np.float64), g[index].astype(np.float64), weights, activation)
         np.testing.assert_allclose(np.asarray(alpha[index]), want_alpha, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(np.asarray(y[index]), want_y, rtol=1e-4, atol=1e-4)
 
@@ -103,8 +122,10 @@ def test_gate_in_a_model_survives_keras_file(tmp_path):
     g_in = keras.Input((4, 4, 2))
     y, alpha = AttentionGate(name="gate")([x_in, g_in])
     model = keras.Model([x_in, g_in], [y, alpha])
-    inputs = [np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype(np.float32),
-              np.random.default_rng(1).normal(size=(2, 4, 4, 2)).astype(np.float32)]
+    inputs = [
+        np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype(np.float32),
+        np.random.default_rng(1).normal(size=(2, 4, 4, 2)).astype(np.float32),
+    ]
     path = tmp_path / "gate.keras"
     model.save(path)
     restored = keras.models.load_model(path, compile=False)
@@ -112,10 +133,13 @@ def test_gate_in_a_model_survives_keras_file(tmp_path):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"attention_activation": "softmax"}, "attention_activation"),
-    ({"inter_channels": 0}, "inter_channels"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"attention_activation": "softmax"}, "attention_activation"),
+        ({"inter_channels": 0}, "inter_channels"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AttentionGate(**kwargs)

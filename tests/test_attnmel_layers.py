@@ -1,4 +1,5 @@
 """AttnMelAttention (AttnMel eq. 1-3, Fig. 2) against a numpy implementation."""
+
 from __future__ import annotations
 
 import keras
@@ -25,8 +26,12 @@ def bilinear_upsample(x: np.ndarray, size: int) -> np.ndarray:
         i0, i1, wi = taps(i, height)
         for j in range(size):
             j0, j1, wj = taps(j, width)
-            out[:, i, j] = ((1 - wi) * (1 - wj) * x[:, i0, j0] + (1 - wi) * wj * x[:, i0, j1]
-                            + wi * (1 - wj) * x[:, i1, j0] + wi * wj * x[:, i1, j1])
+            out[:, i, j] = (
+                (1 - wi) * (1 - wj) * x[:, i0, j0]
+                + (1 - wi) * wj * x[:, i0, j1]
+                + wi * (1 - wj) * x[:, i1, j0]
+                + wi * wj * x[:, i1, j1]
+            )
     return out
 
 
@@ -34,10 +39,10 @@ def numpy_attention(local, global_, w_f, w_g, w, bias, normalization):
     """Eq. 1-3 and the global average pooling of Fig. 1, pixel by pixel."""
     projected_global = bilinear_upsample(np.einsum("bhwc,cf->bhwf", global_, w_g), local.shape[1])
     hidden = np.maximum(np.einsum("bhwc,cf->bhwf", local, w_f) + projected_global, 0.0)
-    response = np.einsum("bhwf,fo->bhwo", hidden, w) + bias           # eq. 1
+    response = np.einsum("bhwf,fo->bhwo", hidden, w) + bias  # eq. 1
     if normalization == "sigmoid":
-        attention = 1.0 / (1.0 + np.exp(-response))                  # eq. 2
-        vector = (attention * local).mean(axis=(1, 2))               # eq. 3, GAP
+        attention = 1.0 / (1.0 + np.exp(-response))  # eq. 2
+        vector = (attention * local).mean(axis=(1, 2))  # eq. 3, GAP
     else:
         flat = response.reshape(len(response), -1)
         flat = np.exp(flat - flat.max(axis=1, keepdims=True))
@@ -56,8 +61,7 @@ def features():
 
 def _layer_with_fixed_weights(normalization: str, seed: int = 3):
     layer = AttnMelAttention(FILTERS, normalization)
-    layer.build([(None, LOCAL_SIZE, LOCAL_SIZE, LOCAL_CHANNELS),
-                 (None, GLOBAL_SIZE, GLOBAL_SIZE, GLOBAL_CHANNELS)])
+    layer.build([(None, LOCAL_SIZE, LOCAL_SIZE, LOCAL_CHANNELS), (None, GLOBAL_SIZE, GLOBAL_SIZE, GLOBAL_CHANNELS)])
     rng = np.random.default_rng(seed)
     w_f = rng.normal(size=(LOCAL_CHANNELS, FILTERS)).astype(np.float32)
     w_g = rng.normal(size=(GLOBAL_CHANNELS, FILTERS)).astype(np.float32)
@@ -94,8 +98,7 @@ def test_same_size_global_needs_no_upsampling(features):
     w_f = layer.local_projection.get_weights()[0][0, 0]
     w_g = layer.global_projection.get_weights()[0][0, 0]
     w, bias = layer.response.get_weights()
-    expected_vector, expected_attention = numpy_attention(local, local, w_f, w_g, w[0, 0], bias,
-                                                          "sigmoid")
+    expected_vector, expected_attention = numpy_attention(local, local, w_f, w_g, w[0, 0], bias, "sigmoid")
     np.testing.assert_allclose(attention, expected_attention, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(vector, expected_vector, rtol=1e-4, atol=1e-5)
 
@@ -129,11 +132,14 @@ def test_default_initialiser_is_he_normal():
     assert isinstance(layer.kernel_initializer, keras.initializers.HeNormal)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"filters": 0}, "filters must be a positive int"),
-    ({"filters": 2.5}, "filters must be a positive int"),
-    ({"normalization": "tanh"}, "normalization must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"filters": 0}, "filters must be a positive int"),
+        ({"filters": 2.5}, "filters must be a positive int"),
+        ({"normalization": "tanh"}, "normalization must be one of"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AttnMelAttention(**kwargs)

@@ -1,12 +1,19 @@
 """AttnMel-CNN and its baselines (AttnMel Sec. 2.1 and 3.2, Tables 1-2)."""
+
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
 
-from zoo.attnmel.models import (ATTENTION_OUTPUTS, PAPER_PARAMETER_SAVING, build_attnmel_cnn, build_mel_cnn,
-                                build_vgg16_classifier, build_vgg16_gap)
+from zoo.attnmel.models import (
+    ATTENTION_OUTPUTS,
+    PAPER_PARAMETER_SAVING,
+    build_attnmel_cnn,
+    build_mel_cnn,
+    build_vgg16_classifier,
+    build_vgg16_gap,
+)
 
 SIZE = 64  # the smallest convenient size: VGG-16's five 2x2 poolings need multiples of 32
 TINY = (SIZE, SIZE, 3)
@@ -15,9 +22,9 @@ VGG16_CONV_PARAMS = 14_714_688  # keras.applications VGG16 without top
 
 def attnmel_head_params(classes: int = 2, filters: int = 256) -> int:
     """Parameters AttnMel-CNN adds to the VGG-16 convolutions, counted by hand."""
-    attention3 = 256 * filters + 512 * filters + filters + 1   # W_f, W_g, W (+ bias)
+    attention3 = 256 * filters + 512 * filters + filters + 1  # W_f, W_g, W (+ bias)
     attention4 = 512 * filters + 512 * filters + filters + 1
-    classifier = (512 + 256 + 512) * classes + classes         # 1280 -> classes
+    classifier = (512 + 256 + 512) * classes + classes  # 1280 -> classes
     return attention3 + attention4 + classifier
 
 
@@ -41,8 +48,10 @@ def test_parameter_saving_against_vgg16_matches_paper():
     attnmel = build_attnmel_cnn().count_params()
     vgg16 = build_vgg16_classifier().count_params()
     saving = vgg16 - attnmel
-    print(f"\nVGG-16 {vgg16:,} - AttnMel-CNN {attnmel:,} = {saving:,} parameters saved "
-          f"(paper: around {PAPER_PARAMETER_SAVING / 1e6:.0f}M)")
+    print(
+        f"\nVGG-16 {vgg16:,} - AttnMel-CNN {attnmel:,} = {saving:,} parameters saved "
+        f"(paper: around {PAPER_PARAMETER_SAVING / 1e6:.0f}M)"
+    )
     assert attnmel == VGG16_CONV_PARAMS + attnmel_head_params()
     assert vgg16 == VGG16_CONV_PARAMS + vgg16_dense_params(224)
     assert 0.9 * PAPER_PARAMETER_SAVING <= saving <= 1.25 * PAPER_PARAMETER_SAVING
@@ -73,12 +82,15 @@ def test_attnmel_outputs(attnmel, inputs):
 
 def test_attnmel_classifier_sees_pool5_gap_and_attended_vectors(attnmel, inputs):
     """Fig. 1: the classifier input is [GAP(pool-5), GAP(A3 * pool-3), GAP(A4 * pool-4)]."""
-    taps = keras.Model(attnmel.input, [attnmel.get_layer(name).output for name in
-                                       ("block3_pool", "block4_pool", "block5_pool", "features")]
-                       + [attnmel.output["attention_pool3"], attnmel.output["attention_pool4"]])
+    taps = keras.Model(
+        attnmel.input,
+        [attnmel.get_layer(name).output for name in ("block3_pool", "block4_pool", "block5_pool", "features")]
+        + [attnmel.output["attention_pool3"], attnmel.output["attention_pool4"]],
+    )
     pool3, pool4, pool5, features, a3, a4 = (np.asarray(t) for t in taps(inputs))
-    expected = np.concatenate([pool5.mean(axis=(1, 2)), (a3 * pool3).mean(axis=(1, 2)),
-                               (a4 * pool4).mean(axis=(1, 2))], axis=-1)
+    expected = np.concatenate(
+        [pool5.mean(axis=(1, 2)), (a3 * pool3).mean(axis=(1, 2)), (a4 * pool4).mean(axis=(1, 2))], axis=-1
+    )
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -94,8 +106,9 @@ def test_return_attention_false_gives_the_probabilities_of_a_checkpoint(attnmel,
     attnmel.save(path)
     probabilities = build_attnmel_cnn(TINY, weights=path, return_attention=False)
     assert probabilities.output_names == ["probabilities"]
-    np.testing.assert_array_equal(np.asarray(probabilities(inputs, training=False)),
-                                  np.asarray(attnmel(inputs, training=False)["probabilities"]))
+    np.testing.assert_array_equal(
+        np.asarray(probabilities(inputs, training=False)), np.asarray(attnmel(inputs, training=False)["probabilities"])
+    )
     with pytest.raises(ValueError, match=r"attnmel_cnn.keras' is not a checkpoint of model 'mel_cnn'"):
         build_mel_cnn(TINY, weights=path)
 
@@ -106,8 +119,7 @@ def test_weights_file_loads_into_the_backbone(tmp_path, inputs):
     source.save_weights(path)
     model = build_vgg16_gap(TINY, encoder_weights=path)
     for name in ("block1_conv1", "block5_conv3"):
-        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0],
-                                      source.get_layer(name).get_weights()[0])
+        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0], source.get_layer(name).get_weights()[0])
 
 
 def test_vgg16_gap_has_the_layers_cam_reads(inputs):
@@ -117,22 +129,24 @@ def test_vgg16_gap_has_the_layers_cam_reads(inputs):
     cams = class_activation_map(model, inputs, class_index=1)
     features = keras.Model(model.input, model.get_layer("block5_pool").output)(inputs)
     kernel = model.get_layer("predictions").kernel
-    np.testing.assert_allclose(cams, np.einsum("bhwc,c->bhw", features, kernel[:, 1]), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(cams, np.einsum("bhwc,c->bhw", features, kernel[:, 1]), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: build_attnmel_cnn((60, 64, 3)), "divisible by 32"),
-    (lambda: build_attnmel_cnn(TINY, classes=0), "classes must be a positive int"),
-    (lambda: build_attnmel_cnn(TINY, normalization="tanh"), "normalization must be one of"),
-    (lambda: build_attnmel_cnn(TINY, encoder_weights="imagenet", batch_norm=True), "no VGG-16-BN"),
-    (lambda: build_attnmel_cnn(TINY, batch_norm="yes"), "batch_norm must be True or False"),
-    (lambda: build_attnmel_cnn(TINY, return_attention=None), "return_attention must be True or False"),
-    (lambda: build_mel_cnn(TINY, encoder_weights="/no/such/file.h5"), "encoder_weights='/no/such/file.h5'"),
-    (lambda: build_mel_cnn(TINY, return_attention=True), "mel_cnn has no attention maps"),
-    (lambda: build_vgg16_gap(TINY, weights="vgg16_notop.h5"), "must be a Keras .weights.h5 or .keras file"),
-    (lambda: build_vgg16_classifier(TINY, encoder_weights="imagenet"), r"input_shape=\(224, 224, 3\)"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: build_attnmel_cnn((60, 64, 3)), "divisible by 32"),
+        (lambda: build_attnmel_cnn(TINY, classes=0), "classes must be a positive int"),
+        (lambda: build_attnmel_cnn(TINY, normalization="tanh"), "normalization must be one of"),
+        (lambda: build_attnmel_cnn(TINY, encoder_weights="imagenet", batch_norm=True), "no VGG-16-BN"),
+        (lambda: build_attnmel_cnn(TINY, batch_norm="yes"), "batch_norm must be True or False"),
+        (lambda: build_attnmel_cnn(TINY, return_attention=None), "return_attention must be True or False"),
+        (lambda: build_mel_cnn(TINY, encoder_weights="/no/such/file.h5"), "encoder_weights='/no/such/file.h5'"),
+        (lambda: build_mel_cnn(TINY, return_attention=True), "mel_cnn has no attention maps"),
+        (lambda: build_vgg16_gap(TINY, weights="vgg16_notop.h5"), "must be a Keras .weights.h5 or .keras file"),
+        (lambda: build_vgg16_classifier(TINY, encoder_weights="imagenet"), r"input_shape=\(224, 224, 3\)"),
+    ],
+)
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()

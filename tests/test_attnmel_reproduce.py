@@ -1,5 +1,6 @@
 """The AttnMel table scripts: targets of eq. 5, Table 3's scoring, and --smoke runs whose
 run folders reload to the table's numbers."""
+
 from __future__ import annotations
 
 import json
@@ -21,24 +22,24 @@ SIDE, RESIZE = 32, 40
 
 @pytest.fixture(scope="module")
 def isic2017_train(tmp_path_factory):
-    root = make_isic2017(tmp_path_factory.mktemp("isic2017"), n_train=6, n_val=0, n_test=0,
-                         image_size=(48, 64))
+    root = make_isic2017(tmp_path_factory.mktemp("isic2017"), n_train=6, n_val=0, n_test=0, image_size=(48, 64))
     return read_isic2017(root, "train", parts=(1, 3))
 
 
 @pytest.fixture(scope="module")
 def spec():
-    return InputSpec(image_size=(SIDE, SIDE), fit="crop", crop_fraction=0.8,
-                     pre_crop_size=(RESIZE, RESIZE))
+    return InputSpec(image_size=(SIDE, SIDE), fit="crop", crop_fraction=0.8, pre_crop_size=(RESIZE, RESIZE))
 
 
 def test_attention_jaccard_by_hand():
     """Sec. 3.3 as the authors' test_jaccard.py scores it: min-max to [0, 1], a pixel at
     0.5 or above attended (their ge(0.5)), Jaccard with the lesion (1 when both are
     empty), mean over images."""
-    maps = [np.array([[2.0, 4.0], [6.0, 10.0]]),   # normalised 0, .25, .5, 1 -> 6 and 10 attended
-            np.array([[1.0, 1.0], [1.0, 1.0]]),    # constant -> nothing attended
-            np.array([[3.0, 3.0], [3.0, 3.0]])]
+    maps = [
+        np.array([[2.0, 4.0], [6.0, 10.0]]),  # normalised 0, .25, .5, 1 -> 6 and 10 attended
+        np.array([[1.0, 1.0], [1.0, 1.0]]),  # constant -> nothing attended
+        np.array([[3.0, 3.0], [3.0, 3.0]]),
+    ]
     masks = [np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 0.0]]), np.zeros((2, 2))]
     # image 1: prediction = lesion -> 1; image 2: 0 / 1 -> 0; image 3: both empty -> 1.
     assert attnmel_table3.authors_jaccard("pool3", maps, masks) == pytest.approx(2 / 3)
@@ -78,9 +79,15 @@ def test_roi_targets_follow_their_images(isic2017_train, spec, roi):
     the very same images with the same labels."""
     make = dict(spec=spec, batch_size=3, seed=5, attention_outputs=True)
     dataset = attnmel_recipe.make_dataset(isic2017_train, training=True, roi=roi, **make)
-    labelled = classification_dataset(isic2017_train, spec, label_names=("melanoma",),
-                                      batch_size=3, training=True, seed=5,
-                                      augment=attnmel_recipe.ATTNMEL_AUGMENTATION)
+    labelled = classification_dataset(
+        isic2017_train,
+        spec,
+        label_names=("melanoma",),
+        batch_size=3,
+        training=True,
+        seed=5,
+        augment=attnmel_recipe.ATTNMEL_AUGMENTATION,
+    )
     lesion = attnmel_recipe.make_dataset(isic2017_train, training=True, roi="lesion", **make)
     for (image, targets), (same_image, labels), (_, lesion_targets) in zip(dataset, labelled, lesion):
         np.testing.assert_array_equal(image, same_image)
@@ -94,13 +101,13 @@ def test_roi_targets_follow_their_images(isic2017_train, spec, roi):
 
 
 def test_unregularised_attnmel_targets_are_zero_maps(isic2017_train, spec):
-    dataset = attnmel_recipe.make_dataset(isic2017_train, spec, batch_size=6, training=False,
-                                          seed=0, attention_outputs=True)
+    dataset = attnmel_recipe.make_dataset(
+        isic2017_train, spec, batch_size=6, training=False, seed=0, attention_outputs=True
+    )
     image, targets = next(iter(dataset))
     assert targets["attention_pool3"].shape == (6, SIDE, SIDE, 1)
     assert not np.any(targets["attention_pool3"])
-    np.testing.assert_array_equal(targets["probabilities"][:, 1],
-                                  [r.labels["melanoma"] for r in isic2017_train])
+    np.testing.assert_array_equal(targets["probabilities"][:, 1], [r.labels["melanoma"] for r in isic2017_train])
     np.testing.assert_allclose(tf.reduce_sum(targets["probabilities"], axis=-1), 1.0)
 
 
@@ -122,8 +129,9 @@ def test_smoke_table2_row_then_table3_on_its_weights(tmp_path):
     again = attnmel_recipe.score_test_set(run.model, run.input_spec, test, batch_size=3)
     assert again["ap"] == pytest.approx(result.values["AP"], abs=1e-6)
     assert again["auc"] == pytest.approx(result.values["AUC"], abs=1e-6)
-    table3 = attnmel_table3.main(["--smoke", "--out", str(tmp_path / "t3"), "--rows", row,
-                                  "--trained", str(tmp_path / "t2")])
+    table3 = attnmel_table3.main(
+        ["--smoke", "--out", str(tmp_path / "t3"), "--rows", row, "--trained", str(tmp_path / "t2")]
+    )
     assert set(table3.results[row].values) == {"pool3", "pool4"}
     assert all(0.0 <= v <= 1.0 for v in table3.results[row].values.values())
     assert (tmp_path / "t3" / "rows" / "attnmel-cnn-lesion" / attnmel_table3.FIGURE_FILE).is_file()
@@ -143,12 +151,13 @@ def test_table3_scores_on_the_full_size_masks_where_the_crop_misses_lesion(tmp_p
     Image.fromarray(np.full((60, 80), 255, np.uint8)).save(mask_path)
     record = Record("ISIC_0000000", tmp_path / "ISIC_0000000.jpg", mask_paths={"lesion": mask_path})
     spec = InputSpec(image_size=(28, 28), fit="crop", crop_fraction=0.8, pre_crop_size=(32, 32))
-    attention = np.ones((28, 28)); attention[0, 0] = 0.0  # min-max -> all 1 but one pixel
+    attention = np.ones((28, 28))
+    attention[0, 0] = 0.0  # min-max -> all 1 but one pixel
     crop = attnmel_table3.authors_jaccard("pool4", [attention], [np.ones((28, 28))])
     original = attnmel_table3.original_jaccard([attention], [record], spec)
     window = round(28 * 48 / 32)  # side 48 = 0.8 * 60, resized 32, cropped 28
-    assert crop == pytest.approx(1 - 1 / 28 ** 2)
-    assert original == pytest.approx(window ** 2 / (60 * 80), abs=0.01)
+    assert crop == pytest.approx(1 - 1 / 28**2)
+    assert original == pytest.approx(window**2 / (60 * 80), abs=0.01)
 
 
 def test_table1_smoke_trains_on_all_training_images_and_tests_the_final_epoch(tmp_path):
@@ -202,28 +211,40 @@ def test_batch_norm_rows_standardise_with_the_training_statistics(tmp_path):
     stored = run.input_spec
     assert run.card.builder_args["batch_norm"] is True and run.card.builder_args["encoder_weights"] is None
     train = read_isic2017(tmp_path / "t2" / "synthetic_data", "train", parts=(1, 3))
-    expected = channel_statistics(train, attnmel_recipe.input_spec(argparse_namespace(batch_norm=True)),
-                                  progress=False)
+    expected = channel_statistics(train, attnmel_recipe.input_spec(argparse_namespace(batch_norm=True)), progress=False)
     assert stored.scale == "standard"
     np.testing.assert_allclose((stored.mean, stored.std), expected, rtol=1e-6)
-    table3 = attnmel_table3.main(["--smoke", "--batch-norm", "--out", str(tmp_path / "t3"), "--rows", row,
-                                  "--trained", str(tmp_path / "t2")])
+    table3 = attnmel_table3.main(
+        ["--smoke", "--batch-norm", "--out", str(tmp_path / "t3"), "--rows", row, "--trained", str(tmp_path / "t2")]
+    )
     assert 0.0 <= table3.results[row].values["CAM"] <= 1.0
     with pytest.raises(ValueError, match="batch_norm=True"):  # another model than asked for
-        attnmel_table3.main(["--smoke", "--out", str(tmp_path / "t3c"), "--rows", row,
-                             "--trained", str(tmp_path / "t2")])
+        attnmel_table3.main(
+            ["--smoke", "--out", str(tmp_path / "t3c"), "--rows", row, "--trained", str(tmp_path / "t2")]
+        )
     (row_dir / "run.json").unlink()
     with pytest.raises(RunError, match="not a run folder"):
-        attnmel_table3.main(["--smoke", "--batch-norm", "--out", str(tmp_path / "t3b"), "--rows", row,
-                             "--trained", str(tmp_path / "t2")])
+        attnmel_table3.main(
+            [
+                "--smoke",
+                "--batch-norm",
+                "--out",
+                str(tmp_path / "t3b"),
+                "--rows",
+                row,
+                "--trained",
+                str(tmp_path / "t2"),
+            ]
+        )
 
 
 def argparse_namespace(**overrides):
     """The recipe's flags at the --smoke sizes."""
     import argparse
 
-    return argparse.Namespace(**{"image_size": attnmel_recipe.SMOKE["image_size"],
-                                 "resize": attnmel_recipe.SMOKE["resize"], **overrides})
+    return argparse.Namespace(
+        **{"image_size": attnmel_recipe.SMOKE["image_size"], "resize": attnmel_recipe.SMOKE["resize"], **overrides}
+    )
 
 
 def test_table3_scores_as_the_authors_by_default():

@@ -1,4 +1,5 @@
 """AttnMel-CNN's ROI reference maps (zoo.attnmel.roi, Yan et al., AttnMel-CNN, IPMI 2019 sections 2.2 and 3.2)."""
+
 import os
 import subprocess
 import sys
@@ -37,9 +38,16 @@ def test_attention_targets_give_every_attention_output_the_reference():
 
 def test_import_zoo_leaves_out_the_papers_data_modules():
     """The data modules of the paper packages are imported by who needs them."""
-    script = ("import sys\nimport zoo\n"
-              "loaded = [m for m in ('zoo.attnmel.roi', 'zoo.arl_cnn.patches') if m in sys.modules]\n"
-              "assert not loaded, loaded\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    script = (
+        "import sys\nimport zoo\n"
+        "loaded = [m for m in ('zoo.attnmel.roi', 'zoo.arl_cnn.patches') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,4 +1,5 @@
 """SANet's sharpening augmentations: CLAHE (data_tools.clahe) and emboss (data_tools.augment)."""
+
 import cv2
 import numpy as np
 import pytest
@@ -132,8 +133,9 @@ def test_new_seed_streams_leave_the_existing_ones_unchanged():
     image = np.random.default_rng(3).random((16, 16, 3)).astype(np.float32)
     base = dict(contrast=(0.8, 1.2), noise_std=(0.01, 0.03), blur_sigma=(0.5, 1.5), blur_probability=1.0)
     without, _ = Augmentation(**base)(image, seed=seed)
-    never, _ = Augmentation(**base, clahe_clip_limit=(1.0, 4.0), clahe_probability=0.0,
-                            emboss_alpha=(0.0, 1.0), emboss_probability=0.0)(image, seed=seed)
+    never, _ = Augmentation(
+        **base, clahe_clip_limit=(1.0, 4.0), clahe_probability=0.0, emboss_alpha=(0.0, 1.0), emboss_probability=0.0
+    )(image, seed=seed)
     np.testing.assert_array_equal(never.numpy(), without.numpy())
 
 

@@ -6,6 +6,7 @@ Table 2 script runs with ``--smoke`` under JAX: its first row by default, the wh
 table with ``-m slow`` (7.5 min on 2 cores, measured 2026-12-02); PyTorch's harness
 runs when torch is installed (``-m torch``).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(command: list[str], backend: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        command, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _aernet_table2_under_jax(out: Path, rows: list[str]) -> dict:
     pytest.importorskip("jax")
-    done = _run([sys.executable, "reproduce/aernet_table2.py", "--smoke", "--out", str(out), "--rows", *rows],
-                "jax", timeout=1500)
+    done = _run(
+        [sys.executable, "reproduce/aernet_table2.py", "--smoke", "--out", str(out), "--rows", *rows],
+        "jax",
+        timeout=1500,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     table = json.loads((out / "table.json").read_text())
     assert "SYNTHETIC" in json.dumps(table)
@@ -66,8 +71,11 @@ def test_aernet_table2_smoke_end_to_end_under_jax(tmp_path):
 @pytest.mark.torch
 def test_registry_harness_under_torch():
     pytest.importorskip("torch")
-    done = _run([sys.executable, "-m", "pytest", "-q", "-m", "not slow", "tests/test_registry_harness.py"],
-                "torch", timeout=7200)
+    done = _run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "tests/test_registry_harness.py"],
+        "torch",
+        timeout=7200,
+    )
     assert done.returncode == 0, done.stdout[-5000:]
 
 

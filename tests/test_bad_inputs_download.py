@@ -7,6 +7,7 @@ Each case ends in a named :class:`DownloadError` (URL and problem) with nothing 
 complete, or in correct data (what the readers then read). The server is a
 ``127.0.0.1`` one that each test starts and stops (tests.test_download).
 """
+
 from __future__ import annotations
 
 import io
@@ -45,8 +46,9 @@ def server():
 
 
 def _get_2017_csv(server: LocalServer, dest: Path, **kwargs) -> Path:
-    return download_dataset("isic2017", dest, splits=["train"], parts=["part3"], base_url=server.url,
-                            progress=False, **kwargs)
+    return download_dataset(
+        "isic2017", dest, splits=["train"], parts=["part3"], base_url=server.url, progress=False, **kwargs
+    )
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -67,8 +69,12 @@ def _assert_nothing_complete(dest: Path, target: str) -> None:
     [
         (HTML, "text/html; charset=utf-8", r"an HTML page \(Content-Type text/html\)"),
         (HTML, "text/csv", r"an HTML page, not the file"),
-        (b"foo,bar\n1,2\n", "text/csv", r"not the expected CSV: first row 'foo,bar'; expected a header "
-                                        r"with image_id,melanoma,seborrheic_keratosis"),
+        (
+            b"foo,bar\n1,2\n",
+            "text/csv",
+            r"not the expected CSV: first row 'foo,bar'; expected a header "
+            r"with image_id,melanoma,seborrheic_keratosis",
+        ),
         (b"\xff\xfe\x00junk", "text/csv", r"not a UTF-8 CSV"),
         (b"", "text/csv", r"an empty file"),
     ],
@@ -93,8 +99,11 @@ def test_2016_csv_first_row_is_checked(server, tmp_path):
     path = f"/2016/{CSV_2016}"
     server.files[path] = b"image_id,melanoma\nISIC_0000000,0.0\n"
     kwargs = dict(splits=["test"], parts=["part3"], base_url=server.url, progress=False)
-    with pytest.raises(DownloadError, match=r"not the expected CSV: first row 'image_id,melanoma'; expected "
-                                            r"ISIC_<7 digits>,<label> \(no header\)"):
+    with pytest.raises(
+        DownloadError,
+        match=r"not the expected CSV: first row 'image_id,melanoma'; expected "
+        r"ISIC_<7 digits>,<label> \(no header\)",
+    ):
         download_dataset("isic2016", tmp_path, **kwargs)
     server.files[path] = b"ISIC_0000000,0.0\nISIC_0000001,1.0\n"
     download_dataset("isic2016", tmp_path, **kwargs)
@@ -107,8 +116,7 @@ def test_leftover_partial_csv_with_other_content_is_fetched_again(server, tmp_pa
     (tmp_path / f"{CSV_2017}.part").write_bytes(b"<html>xx")  # 8 bytes: resumed from byte 8
     _get_2017_csv(server, tmp_path)
     assert (tmp_path / CSV_2017).read_bytes() == GOOD_2017
-    assert server.requests_for(f"/2017/{CSV_2017}") == [("bytes=8-", len(GOOD_2017) - 8),
-                                                        (None, len(GOOD_2017))]
+    assert server.requests_for(f"/2017/{CSV_2017}") == [("bytes=8-", len(GOOD_2017) - 8), (None, len(GOOD_2017))]
     assert len(list((tmp_path / MARKER_DIR).glob("*.json"))) == 1
 
 
@@ -126,10 +134,12 @@ def test_zip_failing_its_crc_is_refused_before_extraction(server, tmp_path):
     body = bytearray(_zip({f"{MASKS_2018}/ISIC_0000000_segmentation.png": b"x" * 400}))
     body[body.index(b"x" * 400) + 100] = ord("y")  # one flipped byte: structure intact, CRC wrong
     server.files[f"/2018/{MASKS_2018}.zip"] = bytes(body)
-    with pytest.raises(DownloadError, match=r"corrupt zip archive: member '.*ISIC_0000000_segmentation\.png' "
-                                            r"fails its CRC check"):
-        download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url,
-                         progress=False)
+    with pytest.raises(
+        DownloadError,
+        match=r"corrupt zip archive: member '.*ISIC_0000000_segmentation\.png' "
+        r"fails its CRC check",
+    ):
+        download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url, progress=False)
     _assert_nothing_complete(tmp_path, MASKS_2018)
     assert not list(tmp_path.rglob("*.zip"))
 
@@ -140,8 +150,7 @@ def test_leftover_partial_zip_with_other_content_is_fetched_again(server, tmp_pa
     server.files[f"/2018/{MASKS_2018}.zip"] = good
     (tmp_path / MARKER_DIR).mkdir()
     (tmp_path / MARKER_DIR / f"{MASKS_2018}.zip.part").write_bytes(b"Z" * 50)
-    download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url,
-                     progress=False)
+    download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url, progress=False)
     assert (tmp_path / MASKS_2018 / "ISIC_0000000_segmentation.png").read_bytes() == b"mask"
     assert [r for r, _ in server.requests_for(f"/2018/{MASKS_2018}.zip")] == ["bytes=50-", None]
 
@@ -152,8 +161,7 @@ def test_leftover_corrupt_zip_is_fetched_again(server, tmp_path):
     server.files[f"/2018/{MASKS_2018}.zip"] = good
     (tmp_path / MARKER_DIR).mkdir()
     (tmp_path / MARKER_DIR / f"{MASKS_2018}.zip").write_bytes(good[:-30])
-    download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url,
-                     progress=False)
+    download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url, progress=False)
     assert (tmp_path / MASKS_2018 / "ISIC_0000000_segmentation.png").read_bytes() == b"mask"
     assert len(server.requests_for(f"/2018/{MASKS_2018}.zip")) == 1
 
@@ -162,8 +170,7 @@ def test_html_served_for_a_zip_is_refused(server, tmp_path):
     """Named error: an HTML body behind a zip URL, whatever the Content-Type says."""
     server.files[f"/2018/{MASKS_2018}.zip"] = b"  \n<html><head><title>Error</title></head></html>"
     with pytest.raises(DownloadError, match=r"an HTML page, not the file"):
-        download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url,
-                         progress=False)
+        download_dataset("isic2018", tmp_path, splits=["train"], parts=["task1"], base_url=server.url, progress=False)
     _assert_nothing_complete(tmp_path, MASKS_2018)
 
 
@@ -184,8 +191,22 @@ def test_command_line_timeout_flag_and_errors_on_stderr(server, tmp_path, capsys
     """Named error on stderr (``error: ...``), exit status 1, nothing on stdout."""
     server.files[f"/2017/{CSV_2017}"] = GOOD_2017 * 100
     server.trickle[f"/2017/{CSV_2017}"] = 0.05
-    argv = ["isic2017", "--dest", str(tmp_path), "--splits", "train", "--parts", "part3",
-            "--base-url", server.url, "--no-progress", "--retries", "0", "--timeout", "0.3"]
+    argv = [
+        "isic2017",
+        "--dest",
+        str(tmp_path),
+        "--splits",
+        "train",
+        "--parts",
+        "part3",
+        "--base-url",
+        server.url,
+        "--no-progress",
+        "--retries",
+        "0",
+        "--timeout",
+        "0.3",
+    ]
     assert main(argv) == 1
     out, err = capsys.readouterr()
     assert out == "" and re.match(rf"error: {re.escape(server.url)}/2017/.*: stalled", err)
@@ -195,10 +216,15 @@ def test_module_starts_without_tensorflow_or_a_runpy_warning():
     """``python -m data_tools.download`` imports neither TensorFlow nor itself twice."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-W", "error::RuntimeWarning", "-m", "data_tools.download", "--help"],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--timeout" in result.stdout
-    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    imported = [
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    ]
     assert "data_tools.layouts" in imported and "tensorflow" not in imported  # the module runs as __main__
     assert "RuntimeWarning" not in result.stderr

@@ -5,6 +5,7 @@ Each case ends in one of three outcomes, and says which: a named error
 ``skip_bad`` (``BadInputPolicy.skipped``), or correct data (checked pixel for pixel
 or label for label). Every dataset is a few tiny files in ``tmp_path``.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,13 @@ def class_indices() -> np.ndarray:
 def pipeline_targets(records, mask_name: str, mask_mode: str) -> np.ndarray:
     """The targets segmentation_dataset gives at the files' own size, first record."""
     dataset = segmentation_dataset(
-        records, InputSpec((H, W)), mask_names=(mask_name,), mask_mode=mask_mode,
-        batch_size=1, training=False, cache=False,
+        records,
+        InputSpec((H, W)),
+        mask_names=(mask_name,),
+        mask_mode=mask_mode,
+        batch_size=1,
+        training=False,
+        cache=False,
     )
     _, targets = next(iter(dataset))
     return targets.numpy()[0, ..., 0]
@@ -83,8 +89,9 @@ def test_voc_palette_mask_reaches_the_pipeline_as_indices(tmp_path):
     assert voc_palette()[3:9] == [*DARK_RED, *GREEN]
     save_rgb(tmp_path / "images/scan.png")
     save_palette_png(tmp_path / "masks/scan.png", class_indices(), voc_palette())
-    records = read_mask_folder(tmp_path / "images", tmp_path / "masks", classes=3,
-                               mask_name="classes", cache_dir=tmp_path / "cache")
+    records = read_mask_folder(
+        tmp_path / "images", tmp_path / "masks", classes=3, mask_name="classes", cache_dir=tmp_path / "cache"
+    )
     np.testing.assert_array_equal(pipeline_targets(records, "classes", "index"), class_indices())
 
 
@@ -109,8 +116,7 @@ def test_bmp_and_tiff_masks_reach_the_pipeline(tmp_path):
     for index, suffix in enumerate((".bmp", ".tif")):
         save_rgb(tmp_path / f"images/m{index}.png", seed=index)
         Image.fromarray(class_indices()).save(tmp_path / f"masks/m{index}{suffix}")
-    records = read_mask_folder(tmp_path / "images", tmp_path / "masks", classes=3,
-                               cache_dir=tmp_path / "cache")
+    records = read_mask_folder(tmp_path / "images", tmp_path / "masks", classes=3, cache_dir=tmp_path / "cache")
     for record in records:
         assert record.mask_paths["mask"].suffix == ".png"
         np.testing.assert_array_equal(pipeline_targets([record], "mask", "index"), class_indices())
@@ -126,8 +132,9 @@ def test_palette_bmp_image_is_converted_to_its_colours(tmp_path):
     Image.fromarray(class_indices() * 0).save(tmp_path / "masks/a.png")
     record = read_mask_folder(tmp_path / "images", tmp_path / "masks", cache_dir=tmp_path / "cache")[0]
     assert record.image_path.parent == tmp_path / "cache/images" and record.image_path.suffix == ".png"
-    dataset = segmentation_dataset([record], InputSpec((H, W)), mask_names=("mask",), batch_size=1,
-                                   training=False, cache=False)
+    dataset = segmentation_dataset(
+        [record], InputSpec((H, W)), mask_names=("mask",), batch_size=1, training=False, cache=False
+    )
     image, _ = next(iter(dataset))
     np.testing.assert_allclose(image.numpy()[0] * 255, expected, atol=1e-3)
 
@@ -147,13 +154,30 @@ _2017_IMAGES = layouts.ISIC2017_LAYOUT["train"]["images"]
 _2018_GT2 = layouts.ISIC2018_LAYOUT["train"]["task2"]
 
 CASE_TWINS = {
-    "2016 mask": (make_isic2016, _2016_GT, "ISIC_0000001_Segmentation.png", "ISIC_0000001_segmentation.png",
-                  lambda root: read_isic2016_part1(root, skip_bad=True), ["isic2016-part1"]),
-    "2017 image": (make_isic2017, _2017_IMAGES, "ISIC_0000001.jpg", "ISIC_0000001.JPG",
-                   lambda root: read_isic2017(root, parts=(), skip_bad=True), ["isic2017", "--parts"]),
-    "2018 attribute": (make_isic2018, _2018_GT2, "ISIC_0000001_attribute_streaks.png",
-                       "ISIC_0000001_Attribute_Streaks.png",
-                       lambda root: read_isic2018(root, tasks=(2,), skip_bad=True), ["isic2018", "--tasks", "2"]),
+    "2016 mask": (
+        make_isic2016,
+        _2016_GT,
+        "ISIC_0000001_Segmentation.png",
+        "ISIC_0000001_segmentation.png",
+        lambda root: read_isic2016_part1(root, skip_bad=True),
+        ["isic2016-part1"],
+    ),
+    "2017 image": (
+        make_isic2017,
+        _2017_IMAGES,
+        "ISIC_0000001.jpg",
+        "ISIC_0000001.JPG",
+        lambda root: read_isic2017(root, parts=(), skip_bad=True),
+        ["isic2017", "--parts"],
+    ),
+    "2018 attribute": (
+        make_isic2018,
+        _2018_GT2,
+        "ISIC_0000001_attribute_streaks.png",
+        "ISIC_0000001_Attribute_Streaks.png",
+        lambda root: read_isic2018(root, tasks=(2,), skip_bad=True),
+        ["isic2018", "--tasks", "2"],
+    ),
 }
 
 
@@ -171,8 +195,7 @@ def test_isic_file_names_differing_only_in_case_are_an_error_naming_both(tmp_pat
     assert err.startswith("error: ") and official in err and twin in err
 
 
-STRAYS = ["isic_0000005.jpg", "ISIC_000005.jpg", "ISIC_0000005 (1).jpg", "ISIC_0000005.jpeg",
-          "ISIC_0000005.png"]
+STRAYS = ["isic_0000005.jpg", "ISIC_000005.jpg", "ISIC_0000005 (1).jpg", "ISIC_0000005.jpeg", "ISIC_0000005.png"]
 
 
 @pytest.mark.parametrize("stray", STRAYS)
@@ -240,8 +263,10 @@ def test_mask_folder_masks_differing_in_case_or_without_the_suffix(tmp_path):
 def test_labelme_annotations_differing_only_in_case_are_an_error_naming_both(tmp_path, twin):
     """Named error, even with skip_bad; an upper-case .JSON is read, not ignored."""
     save_rgb(tmp_path / "scan.png", size=(20, 24))
-    content = {"shapes": [{"label": "kidney", "points": [[1, 1], [5, 5]], "shape_type": "rectangle"}],
-               "imagePath": "scan.png"}
+    content = {
+        "shapes": [{"label": "kidney", "points": [[1, 1], [5, 5]], "shape_type": "rectangle"}],
+        "imagePath": "scan.png",
+    }
     (tmp_path / "scan.json").write_text(json.dumps(content))
     (tmp_path / twin).write_text(json.dumps(content))
     with pytest.raises(DatasetError, match=rf"two Labelme annotations for one id: .*{re.escape(twin)}"):
@@ -263,21 +288,35 @@ def write_labelme(folder: Path, name: str, shapes, size=(20, 24)) -> Path:
 
 GOOD_SHAPE = {"label": "kidney", "points": [[2, 2], [8, 6]], "shape_type": "rectangle"}
 BAD_SHAPES = {
-    "NaN coordinate": ({"label": "kidney", "points": [[2, 2], [float("nan"), 6], [5, 9]]},
-                       r"shape 2 \('kidney'\): points must be finite numbers"),
-    "infinite coordinate": ({"label": "kidney", "points": [[2, 2], [float("inf"), 6]], "shape_type": "rectangle"},
-                            r"shape 2 \('kidney'\): points must be finite numbers"),
-    "non-numeric coordinate": ({"label": "kidney", "points": [[2, 2], ["8", "x"], [5, 9]]},
-                               r"shape 2 \('kidney'\): points must be \[x, y\] numbers, got \[\[2, 2\], \['8', 'x'\]"),
-    "huge coordinate": ({"label": "kidney", "points": [[2, 2], [1e12, 6]], "shape_type": "rectangle"},
-                        r"shape 2 \('kidney'\): points must be finite numbers"),
-    "wholly outside": ({"label": "kidney", "points": [[30, 2], [40, 9]], "shape_type": "rectangle"},
-                       r"shape 2 \('kidney'\): covers no pixel of the 20x24 image"),
-    "circle outside": ({"label": "kidney", "points": [[-20, -20], [-18, -20]], "shape_type": "circle"},
-                       r"shape 2 \('kidney'\): covers no pixel of the 20x24 image"),
+    "NaN coordinate": (
+        {"label": "kidney", "points": [[2, 2], [float("nan"), 6], [5, 9]]},
+        r"shape 2 \('kidney'\): points must be finite numbers",
+    ),
+    "infinite coordinate": (
+        {"label": "kidney", "points": [[2, 2], [float("inf"), 6]], "shape_type": "rectangle"},
+        r"shape 2 \('kidney'\): points must be finite numbers",
+    ),
+    "non-numeric coordinate": (
+        {"label": "kidney", "points": [[2, 2], ["8", "x"], [5, 9]]},
+        r"shape 2 \('kidney'\): points must be \[x, y\] numbers, got \[\[2, 2\], \['8', 'x'\]",
+    ),
+    "huge coordinate": (
+        {"label": "kidney", "points": [[2, 2], [1e12, 6]], "shape_type": "rectangle"},
+        r"shape 2 \('kidney'\): points must be finite numbers",
+    ),
+    "wholly outside": (
+        {"label": "kidney", "points": [[30, 2], [40, 9]], "shape_type": "rectangle"},
+        r"shape 2 \('kidney'\): covers no pixel of the 20x24 image",
+    ),
+    "circle outside": (
+        {"label": "kidney", "points": [[-20, -20], [-18, -20]], "shape_type": "circle"},
+        r"shape 2 \('kidney'\): covers no pixel of the 20x24 image",
+    ),
     "not an object": (["kidney", [[1, 1], [4, 4]]], r"shape 2: expected an object with 'label' and 'points'"),
-    "label not text": ({"label": ["kidney"], "points": [[1, 1], [4, 4]], "shape_type": "rectangle"},
-                       r"shape 2: unknown label \['kidney'\]"),
+    "label not text": (
+        {"label": ["kidney"], "points": [[1, 1], [4, 4]], "shape_type": "rectangle"},
+        r"shape 2: unknown label \['kidney'\]",
+    ),
 }
 
 
@@ -316,8 +355,7 @@ _LABELS_2016 = [{"melanoma": 0.0}, {"melanoma": 1.0}, {"melanoma": 0.0}]
 def test_csv_in_utf8_with_or_without_bom_or_utf16_is_read(tmp_path, encoding):
     """Correct data: the byte-order mark tells UTF-16 (either byte order) and UTF-8 apart."""
     root = make_isic2016(tmp_path)
-    data = (b"\xfe\xff" + _ROWS_2016.encode("utf-16-be") if encoding == "utf-16-be-bom"
-            else _ROWS_2016.encode(encoding))
+    data = b"\xfe\xff" + _ROWS_2016.encode("utf-16-be") if encoding == "utf-16-be-bom" else _ROWS_2016.encode(encoding)
     (root / _CSV_2016).write_bytes(data)
     assert [r.labels for r in read_isic2016_part3(root)] == _LABELS_2016
 
@@ -333,8 +371,10 @@ def test_2017_header_after_a_bom_is_found(tmp_path):
 @pytest.mark.parametrize(
     "data, message",
     [
-        ("ISIC_0000000,benign\nISIC_000000\xe9,malignant\n".encode("latin-1"),
-         r"line 2: not UTF-8 text \(byte 0xe9 at offset 31\); save the CSV as UTF-8"),
+        (
+            "ISIC_0000000,benign\nISIC_000000\xe9,malignant\n".encode("latin-1"),
+            r"line 2: not UTF-8 text \(byte 0xe9 at offset 31\); save the CSV as UTF-8",
+        ),
         (_ROWS_2016.encode("utf-16-le"), r"NUL characters \(UTF-16 without a byte-order mark\?\)"),
         (b"", r"empty CSV: no rows"),
     ],
@@ -349,28 +389,57 @@ def test_csv_in_another_encoding_is_a_named_error(tmp_path, data, message):
 
 
 BAD_ROWS = {
-    "2017 both diagnoses": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\n"
-                            "ISIC_0000001,1,1\nISIC_0000002,1,0\n",
-                            r"line 3: ISIC_0000001 is labelled both melanoma and seborrheic_keratosis", 1),
-    "2017 short row": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\n"
-                       "ISIC_0000001,1\nISIC_0000002,1,0\n",
-                       r"line 3: expected 3 cells \(image_id,melanoma,seborrheic_keratosis\), got 2", 1),
-    "2017 id off the pattern": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\n"
-                                "ISIC_0000001.jpg,1,0\nISIC_0000002,1,0\n",
-                                r"line 3: 'ISIC_0000001\.jpg' is not an ISIC_<7 digits> image id", 2),
-    "2017 conflicting duplicate": (_CSV_2017, "image_id,melanoma,seborrheic_keratosis\nISIC_0000001,0,1\n"
-                                   "ISIC_0000000,0,0\nISIC_0000001,1,0\nISIC_0000002,1,0\n",
-                                   r"line 4: conflicting rows for ISIC_0000001: line 2 gives "
-                                   r"\{'melanoma': 0\.0, 'seborrheic_keratosis': 1\.0\}, line 4 gives", 1),
-    "2016 conflicting duplicate": (_CSV_2016, _ROWS_2016 + "ISIC_0000001,benign\n",
-                                   r"line 4: conflicting rows for ISIC_0000001: line 2 gives "
-                                   r"\{'melanoma': 1\.0\}, line 4 gives \{'melanoma': 0\.0\}", 1),
-    "2016 repeated row": (_CSV_2016, _ROWS_2016 + "ISIC_0000001,1.0\n",
-                          r"line 4: duplicate row for ISIC_0000001 \(also line 2\)", 1),
-    "2016 label 2": (_CSV_2016, "ISIC_0000000,benign\nISIC_0000001,2\nISIC_0000002,benign\n",
-                     r"line 2: label '2' for ISIC_0000001 is not benign, malignant, 0 or 1", 1),
-    "2016 extra cell": (_CSV_2016, "ISIC_0000000,benign\nISIC_0000001,benign,malignant\nISIC_0000002,0\n",
-                        r"line 2: expected 2 cells \(ISIC_<id>,label\), got 3", 1),
+    "2017 both diagnoses": (
+        _CSV_2017,
+        "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\nISIC_0000001,1,1\nISIC_0000002,1,0\n",
+        r"line 3: ISIC_0000001 is labelled both melanoma and seborrheic_keratosis",
+        1,
+    ),
+    "2017 short row": (
+        _CSV_2017,
+        "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\nISIC_0000001,1\nISIC_0000002,1,0\n",
+        r"line 3: expected 3 cells \(image_id,melanoma,seborrheic_keratosis\), got 2",
+        1,
+    ),
+    "2017 id off the pattern": (
+        _CSV_2017,
+        "image_id,melanoma,seborrheic_keratosis\nISIC_0000000,0,0\nISIC_0000001.jpg,1,0\nISIC_0000002,1,0\n",
+        r"line 3: 'ISIC_0000001\.jpg' is not an ISIC_<7 digits> image id",
+        2,
+    ),
+    "2017 conflicting duplicate": (
+        _CSV_2017,
+        "image_id,melanoma,seborrheic_keratosis\nISIC_0000001,0,1\n"
+        "ISIC_0000000,0,0\nISIC_0000001,1,0\nISIC_0000002,1,0\n",
+        r"line 4: conflicting rows for ISIC_0000001: line 2 gives "
+        r"\{'melanoma': 0\.0, 'seborrheic_keratosis': 1\.0\}, line 4 gives",
+        1,
+    ),
+    "2016 conflicting duplicate": (
+        _CSV_2016,
+        _ROWS_2016 + "ISIC_0000001,benign\n",
+        r"line 4: conflicting rows for ISIC_0000001: line 2 gives "
+        r"\{'melanoma': 1\.0\}, line 4 gives \{'melanoma': 0\.0\}",
+        1,
+    ),
+    "2016 repeated row": (
+        _CSV_2016,
+        _ROWS_2016 + "ISIC_0000001,1.0\n",
+        r"line 4: duplicate row for ISIC_0000001 \(also line 2\)",
+        1,
+    ),
+    "2016 label 2": (
+        _CSV_2016,
+        "ISIC_0000000,benign\nISIC_0000001,2\nISIC_0000002,benign\n",
+        r"line 2: label '2' for ISIC_0000001 is not benign, malignant, 0 or 1",
+        1,
+    ),
+    "2016 extra cell": (
+        _CSV_2016,
+        "ISIC_0000000,benign\nISIC_0000001,benign,malignant\nISIC_0000002,0\n",
+        r"line 2: expected 2 cells \(ISIC_<id>,label\), got 3",
+        1,
+    ),
 }
 
 
@@ -380,8 +449,11 @@ def test_bad_or_contradictory_csv_row_is_named_or_skipped_and_listed(tmp_path, c
     name, text, message, problems = BAD_ROWS[case]
     root = (make_isic2017 if name == _CSV_2017 else make_isic2016)(tmp_path)
     (root / name).write_text(text)
-    read = (lambda **kw: read_isic2017(root, parts=(3,), **kw)) if name == _CSV_2017 else (
-        lambda **kw: read_isic2016_part3(root, **kw))
+    read = (
+        (lambda **kw: read_isic2017(root, parts=(3,), **kw))
+        if name == _CSV_2017
+        else (lambda **kw: read_isic2016_part3(root, **kw))
+    )
     with pytest.raises(DatasetError, match=rf"{re.escape(name)}: {message}"):
         read()
     policy = BadInputPolicy(skip_bad=True)
@@ -434,8 +506,9 @@ def test_unreadable_csv_and_image(tmp_path, monkeypatch):
         read_isic2016_part3(root, skip_bad=True)
     image = root / layouts.ISIC2016_LAYOUT["train"]["part1_images"] / "ISIC_0000001.jpg"
     original = Image.open
-    monkeypatch.setattr(Image, "open", lambda path, *a, **k: _raise_permission(path) if Path(path) == image
-                        else original(path, *a, **k))
+    monkeypatch.setattr(
+        Image, "open", lambda path, *a, **k: _raise_permission(path) if Path(path) == image else original(path, *a, **k)
+    )
     with pytest.raises(DatasetError, match=r"ISIC_0000001\.jpg: cannot read the file \(Permission denied\)"):
         read_isic2016_part1(root)
     policy = BadInputPolicy(skip_bad=True)
@@ -489,24 +562,49 @@ def _truncate(path: Path, cut: int = 20) -> None:
 @pytest.mark.parametrize(
     "spoil, message",
     [
-        (lambda i, m: (save_rgb(i / "b.png", size=(1, 1)), Image.new("L", (1, 1)).save(m / "b.png")),
-         r"b\.png: degenerate image size 1x1 \(height x width\)"),
-        (lambda i, m: (save_rgb(i / "b.png", size=(1, 12)), Image.new("L", (12, 1)).save(m / "b.png")),
-         r"b\.png: degenerate image size 1x12 \(height x width\)"),
+        (
+            lambda i, m: (save_rgb(i / "b.png", size=(1, 1)), Image.new("L", (1, 1)).save(m / "b.png")),
+            r"b\.png: degenerate image size 1x1 \(height x width\)",
+        ),
+        (
+            lambda i, m: (save_rgb(i / "b.png", size=(1, 12)), Image.new("L", (12, 1)).save(m / "b.png")),
+            r"b\.png: degenerate image size 1x12 \(height x width\)",
+        ),
         (lambda i, m: _zero_width_png(i / "b.png"), r"b\.png: not a readable image"),
-        (lambda i, m: (save_rgb(i / "b.jpg", size=(40, 40)), (i / "b.png").unlink(),
-                       Image.new("L", (40, 40)).save(m / "b.png"), _truncate(i / "b.jpg")),
-         r"b\.jpg: truncated or corrupt image data"),
-        (lambda i, m: (_jpeg_without_end_marker(i / "b.jpg"), (i / "b.png").unlink(),
-                       Image.new("L", (40, 40)).save(m / "b.png")),
-         r"b\.jpg: truncated or corrupt image data \(no end-of-image marker"),
+        (
+            lambda i, m: (
+                save_rgb(i / "b.jpg", size=(40, 40)),
+                (i / "b.png").unlink(),
+                Image.new("L", (40, 40)).save(m / "b.png"),
+                _truncate(i / "b.jpg"),
+            ),
+            r"b\.jpg: truncated or corrupt image data",
+        ),
+        (
+            lambda i, m: (
+                _jpeg_without_end_marker(i / "b.jpg"),
+                (i / "b.png").unlink(),
+                Image.new("L", (40, 40)).save(m / "b.png"),
+            ),
+            r"b\.jpg: truncated or corrupt image data \(no end-of-image marker",
+        ),
         (lambda i, m: _truncate(m / "b.png"), r"masks/b\.png: truncated or corrupt image data"),
         (lambda i, m: _truncate(m / "b.png", 12), r"masks/b\.png: truncated or corrupt image data"),
-        (lambda i, m: Image.fromarray((class_indices() > 0).astype(np.uint8)).save(m / "b.png"),
-         r"masks/b\.png: mask values must be \{0, 255\}; found 1"),
+        (
+            lambda i, m: Image.fromarray((class_indices() > 0).astype(np.uint8)).save(m / "b.png"),
+            r"masks/b\.png: mask values must be \{0, 255\}; found 1",
+        ),
     ],
-    ids=["1x1 image", "1-pixel-high image", "0-pixel image", "truncated JPEG", "JPEG without end marker",
-         "truncated mask", "PNG mask without IEND", "0/1 mask"],
+    ids=[
+        "1x1 image",
+        "1-pixel-high image",
+        "0-pixel image",
+        "truncated JPEG",
+        "JPEG without end marker",
+        "truncated mask",
+        "PNG mask without IEND",
+        "0/1 mask",
+    ],
 )
 def test_degenerate_truncated_or_off_value_files_in_a_mask_folder(tmp_path, spoil, message):
     """Named error; skipped-and-listed with skip_bad. A JPEG without its end marker and a

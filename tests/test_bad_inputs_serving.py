@@ -1,6 +1,7 @@
 """Issue 24 for the serving commands (zoo.predict, zoo.evaluate, zoo.export, zoo.litert):
 nothing lost, nothing silently wrong. One test per class of fault, each failing on the
 code before the fix."""
+
 from __future__ import annotations
 
 import os
@@ -25,14 +26,23 @@ def test_part3_csv_columns_are_read_by_name_as_the_official_scorer(tmp_path):
     rng = np.random.default_rng(0)
     melanoma = np.array([1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0], float)
     keratosis = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1], float)
-    truth = _csv(tmp_path / "truth.csv", [[i, m, k] for i, m, k in zip(IDS, melanoma, keratosis)],
-                 ["image_id", "melanoma", "seborrheic_keratosis"])
+    truth = _csv(
+        tmp_path / "truth.csv",
+        [[i, m, k] for i, m, k in zip(IDS, melanoma, keratosis)],
+        ["image_id", "melanoma", "seborrheic_keratosis"],
+    )
     scores_m = np.clip(melanoma * 0.6 + rng.random(12) * 0.3, 0, 1)
     scores_k = np.clip(keratosis * 0.6 + rng.random(12) * 0.3, 0, 1)
-    ordered = _csv(tmp_path / "a" / "ordered.csv", [[i, m, k] for i, m, k in zip(IDS, scores_m, scores_k)],
-                   ["image_id", "melanoma", "seborrheic_keratosis"])
-    swapped = _csv(tmp_path / "b" / "swapped.csv", [[k, i, m] for i, m, k in zip(IDS, scores_m, scores_k)],
-                   ["seborrheic_keratosis", "image_id", "melanoma"])
+    ordered = _csv(
+        tmp_path / "a" / "ordered.csv",
+        [[i, m, k] for i, m, k in zip(IDS, scores_m, scores_k)],
+        ["image_id", "melanoma", "seborrheic_keratosis"],
+    )
+    swapped = _csv(
+        tmp_path / "b" / "swapped.csv",
+        [[k, i, m] for i, m, k in zip(IDS, scores_m, scores_k)],
+        ["seborrheic_keratosis", "image_id", "melanoma"],
+    )
     first = zoo_evaluate.evaluate("isic2017-part3", truth, ordered)
     second = zoo_evaluate.evaluate("isic2017-part3", truth, swapped)
     assert first.score == 1.0
@@ -65,8 +75,9 @@ def unet(tmp_path_factory):
     weights = root / "unet.weights.h5"
     model.save_weights(weights)
     spec = spec_for_model(entry.input_spec, tuple(model.inputs[0].shape[1:3]))
-    run = zoo.save_run(root / "run", model, entry=entry, builder_args=dict(entry.test_kwargs), input_spec=spec,
-                       recipe=entry.recipe)
+    run = zoo.save_run(
+        root / "run", model, entry=entry, builder_args=dict(entry.test_kwargs), input_spec=spec, recipe=entry.recipe
+    )
     images = root / "images"
     images.mkdir()
     rng = np.random.default_rng(1)
@@ -85,8 +96,11 @@ def _poison(path: Path) -> str:
     """Writes NaN into the first float dataset of a Keras weights file; returns its name."""
     with h5py.File(path, "r+") as file:
         names = []
-        file.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset)
-                        and item.dtype.kind == "f" and item.size else None)
+        file.visititems(
+            lambda name, item: (
+                names.append(name) if isinstance(item, h5py.Dataset) and item.dtype.kind == "f" and item.size else None
+            )
+        )
         data = file[names[0]][()]
         data.flat[0] = np.nan
         file[names[0]][...] = data
@@ -147,19 +161,38 @@ def test_out_apart_from_the_inputs_is_checked_before_any_work(unet, tmp_path, ca
     before = {path.name: path.read_bytes() for path in images.iterdir()}
     missing = str(tmp_path / "nothing.weights.h5")  # never reached: the --out check comes first
     for out in (images, images / "masks", images.parent):
-        assert predict.main(["--model", "unet", "--small", "--weights", missing, "--images", str(images),
-                             "--out", str(out)]) == 1
+        assert (
+            predict.main(
+                ["--model", "unet", "--small", "--weights", missing, "--images", str(images), "--out", str(out)]
+            )
+            == 1
+        )
         error = _one_line(capsys)
         assert "--out" in error and "images" in error and "nothing.weights.h5" not in error, error
-    assert predict.main(["--model", "unet", "--small", "--weights", missing, "--images", str(images / "a.png"),
-                         "--out", str(images)]) == 1
+    assert (
+        predict.main(
+            [
+                "--model",
+                "unet",
+                "--small",
+                "--weights",
+                missing,
+                "--images",
+                str(images / "a.png"),
+                "--out",
+                str(images),
+            ]
+        )
+        == 1
+    )
     assert "--out" in _one_line(capsys)
     assert {path.name: path.read_bytes() for path in images.iterdir()} == before
     weights = unet["weights"].read_bytes()
-    for args in (["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(unet["weights"])],
-                 ["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(unet["root"]),
-                  "--litert"],
-                 ["--run", str(unet["run"]), "--out", str(unet["run"])]):
+    for args in (
+        ["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(unet["weights"])],
+        ["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(unet["root"]), "--litert"],
+        ["--run", str(unet["run"]), "--out", str(unet["run"])],
+    ):
         assert export.main(args) == 1
         assert "--out" in _one_line(capsys)
     assert unet["weights"].read_bytes() == weights
@@ -169,32 +202,58 @@ def test_out_apart_from_the_inputs_is_checked_before_any_work(unet, tmp_path, ca
 # --------------------------------------------------------------------------- 3. numbers checked first
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--threshold", "2"], "--threshold"), (["--threshold", "nan"], "--threshold"),
-    (["--threshold", "0"], "--threshold"), (["--threshold", "inf"], "--threshold"),
-    (["--batch-size", "0"], "--batch-size"), (["--batch-size", "-3"], "--batch-size"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--threshold", "2"], "--threshold"),
+        (["--threshold", "nan"], "--threshold"),
+        (["--threshold", "0"], "--threshold"),
+        (["--threshold", "inf"], "--threshold"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "-3"], "--batch-size"),
+    ],
+)
 def test_predict_numbers_are_checked_before_any_work(unet, tmp_path, capsys, flags, expected):
     from zoo import predict
 
     out = tmp_path / "masks"
-    assert predict.main(["--model", "unet", "--small", "--weights", str(tmp_path / "none.weights.h5"),
-                         "--images", str(unet["images"]), "--out", str(out), *flags]) == 1
+    assert (
+        predict.main(
+            [
+                "--model",
+                "unet",
+                "--small",
+                "--weights",
+                str(tmp_path / "none.weights.h5"),
+                "--images",
+                str(unet["images"]),
+                "--out",
+                str(out),
+                *flags,
+            ]
+        )
+        == 1
+    )
     assert expected in _one_line(capsys)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--quantization", "int8"], "--litert"), (["--input-size", "32", "32"], "--litert"),
-    (["--litert", "--input-size", "0", "32"], "--input-size"),
-    (["--attention"], "no attention maps"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--quantization", "int8"], "--litert"),
+        (["--input-size", "32", "32"], "--litert"),
+        (["--litert", "--input-size", "0", "32"], "--input-size"),
+        (["--attention"], "no attention maps"),
+    ],
+)
 def test_export_arguments_are_checked_before_any_work(unet, tmp_path, capsys, flags, expected):
     from zoo import export
 
     out = tmp_path / "export"
-    assert export.main(["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(out),
-                        *flags]) == 1
+    assert (
+        export.main(["--model", "unet", "--small", "--weights", str(unet["weights"]), "--out", str(out), *flags]) == 1
+    )
     assert expected in _one_line(capsys)
     assert not out.exists()
 
@@ -224,8 +283,22 @@ def test_written_files_are_whole_or_absent_and_masks_get_the_umask_mode(unet, tm
 
     # masks: the umask's mode, not mkstemp's 0600
     out = tmp_path / "masks"
-    assert predict.main(["--model", "unet", "--small", "--weights", str(unet["weights"]), "--images",
-                         str(unet["images"]), "--out", str(out)]) == 0
+    assert (
+        predict.main(
+            [
+                "--model",
+                "unet",
+                "--small",
+                "--weights",
+                str(unet["weights"]),
+                "--images",
+                str(unet["images"]),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     umask = os.umask(0)
     os.umask(umask)
     masks = sorted(out.iterdir())
@@ -258,10 +331,12 @@ def test_written_files_are_whole_or_absent_and_masks_get_the_umask_mode(unet, tm
     scores_dir = tmp_path / "scores"
     scores, table = result.write(scores_dir)
     before = scores.read_text(), table.read_text()
-    monkeypatch.setattr(zoo_evaluate.csv.DictWriter, "writerows",
-                        lambda self, rows: (_ for _ in ()).throw(OSError(28, "No space left on device")))
-    assert zoo_evaluate.main(["--task", "isic2016-part3", str(truth), str(prediction), "--out",
-                              str(scores_dir)]) == 1
+    monkeypatch.setattr(
+        zoo_evaluate.csv.DictWriter,
+        "writerows",
+        lambda self, rows: (_ for _ in ()).throw(OSError(28, "No space left on device")),
+    )
+    assert zoo_evaluate.main(["--task", "isic2016-part3", str(truth), str(prediction), "--out", str(scores_dir)]) == 1
     assert "no space left" in _one_line(capsys).lower()
     assert (scores.read_text(), table.read_text()) == before
 
@@ -294,6 +369,9 @@ def test_an_input_spec_with_non_finite_statistics_is_refused(field, value):
     with pytest.raises(ValueError, match=f"InputSpec: {field} must be finite"):
         InputSpec((32, 32), scale="standard", **statistics)
     with pytest.raises(ValueError, match=f"{field} must be finite"):
-        InputSpec.from_json(InputSpec((32, 32), scale="standard", mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 1.0))
-                            .to_json().replace("0.2", "NaN" if field == "mean" else "0.2")
-                            .replace("[1.0, 1.0, 1.0]", "[1.0, Infinity, 1.0]" if field == "std" else "[1.0, 1.0, 1.0]"))
+        InputSpec.from_json(
+            InputSpec((32, 32), scale="standard", mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 1.0))
+            .to_json()
+            .replace("0.2", "NaN" if field == "mean" else "0.2")
+            .replace("[1.0, 1.0, 1.0]", "[1.0, Infinity, 1.0]" if field == "std" else "[1.0, 1.0, 1.0]")
+        )

@@ -1,4 +1,5 @@
 """Every custom layer compiles under XLA (forward and gradient) and runs in mixed precision."""
+
 import keras
 import numpy as np
 import pytest
@@ -54,8 +55,9 @@ def test_a_layer_xla_cannot_compile_is_reported_not_raised():
 
 
 def test_float16_overflow_is_reported():
-    case = LayerCase("overflow", Float16OverflowLayer, Float16OverflowLayer,
-                     lambda rng: [np.full((2, 3), 1.0, np.float32)])
+    case = LayerCase(
+        "overflow", Float16OverflowLayer, Float16OverflowLayer, lambda rng: [np.full((2, 3), 1.0, np.float32)]
+    )
     row = check_layer(case)
     assert row["status"] == bench_layers.MIXED_FAILED
     assert row["xla_error"] <= bench_layers.XLA_TOLERANCE

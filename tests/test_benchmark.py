@@ -7,6 +7,7 @@ the classifier as its baseline whose layer calls ``tf.numpy_function`` (XLA cann
 compile it). The zoo's own models are never benchmarked here; their pipelines are
 checked against their small models.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,14 +26,29 @@ import tensorflow as tf
 
 import zoo
 from reproduce import bench_layers, benchmark, benchmark_report
-from reproduce.bench_models import (MAX_GRID_SEGMENTS, build_model, pipeline_for, random_inputs, select_models,
-                                    trains_with_attention)
+from reproduce.bench_models import (
+    MAX_GRID_SEGMENTS,
+    build_model,
+    pipeline_for,
+    random_inputs,
+    select_models,
+    trains_with_attention,
+)
 from zoo.predict import spec_for_model
 from zoo.registry import ModelEntry, get_model, list_models
 
 TOY_SHAPE = (16, 16, 3)
-NUMERIC = ("params", "train_batch", "train_step_ms", "train_img_s", "latency_batch", "latency_ms",
-           "infer_batch", "infer_img_s", "peak_memory_mb")
+NUMERIC = (
+    "params",
+    "train_batch",
+    "train_step_ms",
+    "train_img_s",
+    "latency_batch",
+    "latency_ms",
+    "infer_batch",
+    "infer_img_s",
+    "peak_memory_mb",
+)
 
 
 def build_toy_classifier(input_shape=(32, 32, 3), classes=2):
@@ -68,8 +84,17 @@ def build_toy_numpy(input_shape=(32, 32, 3), classes=2):
 def _toy(name, paper, builder, family="resnet", baseline=None):
     """A toy entry with ``paper``'s first registered model's spec, recipe and output."""
     model = list_models(paper=paper)[0]
-    return ModelEntry(name, paper, builder, model.input_spec, model.recipe, model.output,
-                      test_kwargs={"input_shape": TOY_SHAPE}, family=family, baseline=baseline)
+    return ModelEntry(
+        name,
+        paper,
+        builder,
+        model.input_spec,
+        model.recipe,
+        model.output,
+        test_kwargs={"input_shape": TOY_SHAPE},
+        family=family,
+        baseline=baseline,
+    )
 
 
 TOY_ENTRIES = (
@@ -84,8 +109,22 @@ MEASURED = ("toy_classifier", "toy_segmenter")
 def run(tmp_path_factory):
     """One CLI run over the toy entries: (report, output folder, csv rows by (model, xla))."""
     out = tmp_path_factory.mktemp("benchmark")
-    argv = ["--size", "small", "--batch-sizes", "1", "2", "--warmup-steps", "0", "--timed-steps", "2",
-            "--pipeline-images", "2", "--no-layer-checks", "--out", str(out)]
+    argv = [
+        "--size",
+        "small",
+        "--batch-sizes",
+        "1",
+        "2",
+        "--warmup-steps",
+        "0",
+        "--timed-steps",
+        "2",
+        "--pipeline-images",
+        "2",
+        "--no-layer-checks",
+        "--out",
+        str(out),
+    ]
     report = benchmark.main(argv, entries=TOY_ENTRIES)
     with open(out / "benchmark.csv", newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
@@ -149,11 +188,18 @@ def test_attention_costs_pair_equal_settings_only():
     def row(model, precision, xla, step):
         return {"model": model, "precision": precision, "xla": xla, "train_step_ms": step}
 
-    rows = [row("net", "float32", False, 30.0), row("base", "float32", False, 20.0), row("net", "float32", True, 9.0),
-            row("base", "mixed", True, 3.0), row("other", "float32", False, 5.0)]
+    rows = [
+        row("net", "float32", False, 30.0),
+        row("base", "float32", False, 20.0),
+        row("net", "float32", True, 9.0),
+        row("base", "mixed", True, 3.0),
+        row("other", "float32", False, 5.0),
+    ]
     costs = benchmark_report.attention_costs(rows, {"net": "base"})
-    assert [(c["xla"], c["baseline_train_step_ms"], c["step_ratio"]) for c in costs] == [(False, 20.0, 1.5),
-                                                                                           (True, None, None)]
+    assert [(c["xla"], c["baseline_train_step_ms"], c["step_ratio"]) for c in costs] == [
+        (False, 20.0, 1.5),
+        (True, None, None),
+    ]
 
 
 def test_summary_ratios(run):
@@ -183,8 +229,7 @@ def test_records_device_versions_and_memory_kind(run):
     saved = json.loads((run[1] / "benchmark.json").read_text(encoding="utf-8"))
     assert saved["environment"]["tensorflow"] == tf.__version__
     assert saved["environment"]["keras"] == keras.__version__
-    assert {d["name"] for d in saved["environment"]["devices"]} == {
-        d.name for d in tf.config.list_physical_devices()}
+    assert {d["name"] for d in saved["environment"]["devices"]} == {d.name for d in tf.config.list_physical_devices()}
     assert datetime.datetime.fromisoformat(saved["date"]).tzinfo is not None
     assert saved["settings"]["precisions"] == ["float32"]
     if not tf.config.list_physical_devices("GPU"):
@@ -194,8 +239,16 @@ def test_records_device_versions_and_memory_kind(run):
 
 
 def test_mixed_precision_builds_under_the_policy_and_restores_it():
-    settings = benchmark.Settings(size="small", batch_sizes=(2,), xla=(False,), precisions=("mixed",),
-                                  warmup_steps=0, timed_steps=1, pipeline_images=1, source_size=(32, 32))
+    settings = benchmark.Settings(
+        size="small",
+        batch_sizes=(2,),
+        xla=(False,),
+        precisions=("mixed",),
+        warmup_steps=0,
+        timed_steps=1,
+        pipeline_images=1,
+        source_size=(32, 32),
+    )
     seen = []
 
     def build(input_shape, classes=2):
@@ -238,7 +291,9 @@ def test_unknown_models_and_papers_are_clear_cli_errors(capsys, argv):
 def test_select_models_by_name_and_paper():
     assert select_models() == list_models()
     assert [e.name for e in select_models(TOY_ENTRIES, ["toy_segmenter", "toy_classifier"])] == [
-        "toy_segmenter", "toy_classifier"]
+        "toy_segmenter",
+        "toy_classifier",
+    ]
     assert [e.name for e in select_models(TOY_ENTRIES, papers=["arl_cnn"])] == ["toy_classifier", "toy_numpy"]
     assert [e.name for e in select_models(names=["sanet", "unet"], papers=["sanet"])] == ["sanet"]
     with pytest.raises(ValueError, match="unknown paper"):
@@ -254,11 +309,16 @@ def test_trained_models_return_the_maps_their_recipe_has_targets_for():
 def test_targets_follow_the_recipe_kinds_and_the_outputs():
     inputs = keras.Input(TOY_SHAPE)
     features = keras.layers.Conv2D(3, 1)(inputs)
-    model = keras.Model(inputs, {
-        "probabilities": keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features)),
-        "attention_pool3": keras.layers.Conv2D(1, 1, activation="sigmoid")(features),
-        "attention_pool4": keras.layers.Conv2D(1, 1, activation="sigmoid")(features),
-    })
+    model = keras.Model(
+        inputs,
+        {
+            "probabilities": keras.layers.Dense(2, activation="softmax")(
+                keras.layers.GlobalAveragePooling2D()(features)
+            ),
+            "attention_pool3": keras.layers.Conv2D(1, 1, activation="sigmoid")(features),
+            "attention_pool4": keras.layers.Conv2D(1, 1, activation="sigmoid")(features),
+        },
+    )
     recipe = get_model("attnmel_cnn").recipe
     targets = recipe.random_targets(model, 5, np.random.default_rng(0))
     assert targets["probabilities"].shape == (5, 2)
@@ -287,13 +347,17 @@ def test_integer_inputs_get_a_superpixel_grid():
 
 def test_pipeline_description_says_what_the_recipe_does():
     arl = pipeline_for(get_model("resnet14"), build_toy_classifier((24, 24, 3)))
-    assert arl.description == ("JPEG decode, resize 24x24, rgb unit; 60 multi-scale central patches per image "
-                               "(zoo.arl_cnn.patches); augmentation: horizontal_flip, vertical_flip, "
-                               "rotation_degrees=10.0, zoom=(0.9, 1.1)")
+    assert arl.description == (
+        "JPEG decode, resize 24x24, rgb unit; 60 multi-scale central patches per image "
+        "(zoo.arl_cnn.patches); augmentation: horizontal_flip, vertical_flip, "
+        "rotation_degrees=10.0, zoom=(0.9, 1.1)"
+    )
     assert arl.samples_per_image == 60 and arl.masks == ()
     attnmel = pipeline_for(get_model("vgg16"), build_toy_classifier((64, 64, 3)))
-    assert attnmel.description == ("JPEG decode, centre square of 0.8 x the shorter side, resize 73x73, crop 64x64, "
-                                   "rgb unit; augmentation: horizontal_flip, vertical_flip, rotate90")
+    assert attnmel.description == (
+        "JPEG decode, centre square of 0.8 x the shorter side, resize 73x73, crop 64x64, "
+        "rgb unit; augmentation: horizontal_flip, vertical_flip, rotate90"
+    )
     sanet = pipeline_for(get_model("sanet"), build_toy_segmenter((32, 32, 3), classes=5))
     assert sanet.masks == tuple(f"channel{index}" for index in range(5)) and sanet.mask_mode == "binary"
     assert sanet.description.endswith("5 binary mask(s); superpixels precomputed offline, not included")
@@ -345,10 +409,21 @@ def _summary_row(model, precision, **values):
 
 def test_mixed_speedup_is_mixed_xla_over_float32_without_xla():
     def row(precision, xla, speed):
-        return {"model": "net", "paper": "arl_cnn", "precision": precision, "xla": xla, "train_img_s": speed,
-                "infer_img_s": 1.0}
+        return {
+            "model": "net",
+            "paper": "arl_cnn",
+            "precision": precision,
+            "xla": xla,
+            "train_img_s": speed,
+            "infer_img_s": 1.0,
+        }
 
-    rows = [row("float32", False, 10.0), row("float32", True, 12.0), row("mixed", False, 14.0), row("mixed", True, 30.0)]
+    rows = [
+        row("float32", False, 10.0),
+        row("float32", True, 12.0),
+        row("mixed", False, 14.0),
+        row("mixed", True, 30.0),
+    ]
     summary = {r["precision"]: r for r in benchmark_report.summarise(rows, {})}
     assert summary["mixed"]["mixed_xla_speedup"] == pytest.approx(3.0)
     assert summary["float32"]["mixed_xla_speedup"] is None
@@ -363,8 +438,9 @@ def test_targets_met_and_missed():
         _summary_row("aernet", "mixed", mixed_xla_speedup=2.0, pipeline_model_ratio=1.5),
         _summary_row("vgg16", "mixed", mixed_xla_speedup=1.2),  # VGG too (issue 23)
     ]
-    checks = benchmark_report.check_targets(summary, {"resnet50": "resnet", "unet": "unet", "aernet": "efficientnet",
-                                                      "vgg16": "vgg"})
+    checks = benchmark_report.check_targets(
+        summary, {"resnet50": "resnet", "unet": "unet", "aernet": "efficientnet", "vgg16": "vgg"}
+    )
     found = {(c["target"].split(" ")[0], c["model"], c["precision"]): c["met"] for c in checks}
     assert found == {
         ("XLA", "resnet50", "float32"): False,  # inference 0.9 < 1 (training 1.3 met)
@@ -374,13 +450,23 @@ def test_targets_met_and_missed():
         ("mixed", "vgg16", "mixed"): False,  # 1.2 < 1.5
         ("pipeline", "aernet", "mixed"): False,
     } | {("XLA", "resnet50", "mixed"): True}
-    xla = [c for c in checks if c["model"] == "resnet50" and c["precision"] == "float32" and c["target"].startswith("XLA")]
+    xla = [
+        c for c in checks if c["model"] == "resnet50" and c["precision"] == "float32" and c["target"].startswith("XLA")
+    ]
     assert [(c["value"], c["met"]) for c in xla] == [(1.3, True), (0.9, False)]
 
 
 def test_layer_checks_are_reported(tmp_path):
-    settings = benchmark.Settings(size="small", batch_sizes=(1,), xla=(False,), precisions=("float32",),
-                                  warmup_steps=0, timed_steps=1, pipeline_images=1, source_size=(32, 32))
+    settings = benchmark.Settings(
+        size="small",
+        batch_sizes=(1,),
+        xla=(False,),
+        precisions=("float32",),
+        warmup_steps=0,
+        timed_steps=1,
+        pipeline_images=1,
+        source_size=(32, 32),
+    )
     cases = [case for case in bench_layers.LAYER_CASES if case.name == "squeeze_excitation"]
     report = benchmark.run_benchmark([], settings, pipelines={}, layer_cases=cases)
     assert [(row["case"], row["status"]) for row in report["layers"]] == [("squeeze_excitation", bench_layers.OK)]
@@ -396,16 +482,23 @@ def test_arl_cnn50_goal_is_checked_in_the_run():
     def row(model, xla, step):
         return {"model": model, "precision": "float32", "xla": xla, "train_step_ms": step}
 
-    rows = [row("arl_cnn50", False, 104.0), row("resnet50", False, 100.0), row("arl_cnn50", True, 120.0),
-            row("resnet50", True, 100.0), row("arl_cnn14", False, 50.0), row("resnet14", False, 40.0)]
-    costs = {(c["model"], c["xla"]): c for c in benchmark_report.attention_costs(
-        rows, {"arl_cnn50": "resnet50", "arl_cnn14": "resnet14"})}
+    rows = [
+        row("arl_cnn50", False, 104.0),
+        row("resnet50", False, 100.0),
+        row("arl_cnn50", True, 120.0),
+        row("resnet50", True, 100.0),
+        row("arl_cnn14", False, 50.0),
+        row("resnet14", False, 40.0),
+    ]
+    costs = {
+        (c["model"], c["xla"]): c
+        for c in benchmark_report.attention_costs(rows, {"arl_cnn50": "resnet50", "arl_cnn14": "resnet14"})
+    }
     assert benchmark_report.ATTENTION_GOALS["arl_cnn50"] == pytest.approx(1.05)  # issue 23 (issue 18: 1.10)
     assert (costs[("arl_cnn50", False)]["goal"], costs[("arl_cnn50", False)]["met"]) == (1.05, True)
     assert costs[("arl_cnn50", True)]["met"] is False  # 1.20 > 1.05
     assert costs[("arl_cnn14", False)]["goal"] is None and costs[("arl_cnn14", False)]["met"] is None
-    report = {"attention_costs": list(costs.values()), "targets": [],
-              "environment": {"devices": [{"type": "CPU"}]}}
+    report = {"attention_costs": list(costs.values()), "targets": [], "environment": {"devices": [{"type": "CPU"}]}}
     section = "\n".join(benchmark_report._targets_section(report))
     assert "arl_cnn50 / resnet50 training step <= 1.05 (float32, XLA off): 1.04: met" in section
     assert "(float32, XLA on): 1.20: MISSED" in section
@@ -424,25 +517,42 @@ def test_child_arguments_drop_backend_and_out():
 
 
 def _backend_report(backend, rows):
-    return {"date": "2026-12-02T00:00:00+00:00", "backend": backend,
-            "environment": {"keras": keras.__version__, "devices": [{"name": "/physical_device:CPU:0"}]},
-            "settings": {"size": "small", "batch_sizes": [1, 2], "timed_steps": 1},
-            "rows": [{"model": model, "precision": "float32", "xla": xla, "train_img_s": speed,
-                      "status": status} for model, xla, speed, status in rows]}
+    return {
+        "date": "2026-12-02T00:00:00+00:00",
+        "backend": backend,
+        "environment": {"keras": keras.__version__, "devices": [{"name": "/physical_device:CPU:0"}]},
+        "settings": {"size": "small", "batch_sizes": [1, 2], "timed_steps": 1},
+        "rows": [
+            {"model": model, "precision": "float32", "xla": xla, "train_img_s": speed, "status": status}
+            for model, xla, speed, status in rows
+        ],
+    }
 
 
 def test_backend_table_puts_backends_side_by_side(tmp_path):
     results = {
-        "tensorflow": {"status": benchmark.OK, "error": None, "report": _backend_report("tensorflow", [
-            ("resnet14", False, 10.0, benchmark.OK), ("resnet14", True, None, benchmark.XLA_FAILED),
-            ("sanet", False, 3.0, benchmark.OK), ("sanet", True, 4.0, benchmark.OK)])},
-        "jax": {"status": benchmark.OK, "error": None, "report": _backend_report("jax", [
-            ("resnet14", True, 12.0, benchmark.OK)])},
+        "tensorflow": {
+            "status": benchmark.OK,
+            "error": None,
+            "report": _backend_report(
+                "tensorflow",
+                [
+                    ("resnet14", False, 10.0, benchmark.OK),
+                    ("resnet14", True, None, benchmark.XLA_FAILED),
+                    ("sanet", False, 3.0, benchmark.OK),
+                    ("sanet", True, 4.0, benchmark.OK),
+                ],
+            ),
+        },
+        "jax": {
+            "status": benchmark.OK,
+            "error": None,
+            "report": _backend_report("jax", [("resnet14", True, 12.0, benchmark.OK)]),
+        },
         "torch": {"status": benchmark.NOT_INSTALLED, "error": "python package 'torch' not installed", "report": None},
     }
     columns, table = benchmark_report.backend_table(results)
-    assert columns == ["model", "precision", "tensorflow, XLA off", "tensorflow, XLA on", "jax (jit)",
-                       "torch (eager)"]
+    assert columns == ["model", "precision", "tensorflow, XLA off", "tensorflow, XLA on", "jax (jit)", "torch (eager)"]
     rows = {row["model"]: row for row in table}
     assert rows["resnet14"]["tensorflow, XLA off"] == 10.0 and rows["resnet14"]["jax (jit)"] == 12.0
     assert rows["resnet14"]["tensorflow, XLA on"] == benchmark.XLA_FAILED
@@ -459,9 +569,28 @@ def test_backend_table_puts_backends_side_by_side(tmp_path):
 def test_backend_option_runs_one_subprocess_per_backend(tmp_path):
     """The smallest real run: ResNet14 at 32x32, batch 1, one timed step, XLA off, on
     TensorFlow and JAX in their own processes; torch says "not installed" when it is."""
-    argv = ["--backend", "tensorflow", "jax", "torch", "--models", "resnet14", "--size", "small",
-            "--batch-sizes", "1", "--warmup-steps", "0", "--timed-steps", "1", "--xla", "off",
-            "--no-layer-checks", "--no-pipelines", "--out", str(tmp_path)]
+    argv = [
+        "--backend",
+        "tensorflow",
+        "jax",
+        "torch",
+        "--models",
+        "resnet14",
+        "--size",
+        "small",
+        "--batch-sizes",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--timed-steps",
+        "1",
+        "--xla",
+        "off",
+        "--no-layer-checks",
+        "--no-pipelines",
+        "--out",
+        str(tmp_path),
+    ]
     results = benchmark.main(argv)
     for backend in ("tensorflow", "jax"):
         assert results[backend]["status"] == benchmark.OK, results[backend]["error"]

@@ -1,4 +1,5 @@
 """Class activation maps (eq. 13) against a hand computation and the GAP identity."""
+
 import keras
 import matplotlib
 import numpy as np
@@ -21,8 +22,7 @@ def images():
 
 
 def test_cam_is_the_fc_weighted_sum_of_the_last_feature_maps(model, images):
-    features = np.asarray(keras.Model(model.input, model.get_layer("conv5_block1_out").output)(
-        images, training=False))
+    features = np.asarray(keras.Model(model.input, model.get_layer("conv5_block1_out").output)(images, training=False))
     kernel = np.asarray(model.get_layer("predictions").kernel)
     expected = np.zeros(features.shape[:3])
     for c in range(features.shape[-1]):  # eq. 13: sum_c w_c^k f_c(i, j), k = 1
@@ -35,11 +35,9 @@ def test_cam_is_the_fc_weighted_sum_of_the_last_feature_maps(model, images):
 def test_mean_cam_plus_bias_gives_the_model_logits(model, images):
     """GAP is linear: the spatial mean of C_k plus the FC bias is the class-k logit."""
     bias = np.asarray(model.get_layer("predictions").bias)
-    logits = np.stack([class_activation_map(model, images, k).mean(axis=(1, 2)) + bias[k]
-                       for k in range(3)], axis=1)
+    logits = np.stack([class_activation_map(model, images, k).mean(axis=(1, 2)) + bias[k] for k in range(3)], axis=1)
     softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(softmax, np.asarray(model(images, training=False)), rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(softmax, np.asarray(model(images, training=False)), rtol=1e-4, atol=1e-6)
 
 
 def test_cam_upsampled_to_the_image_keeps_its_mean(model, images):

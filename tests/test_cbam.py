@@ -1,4 +1,5 @@
 """CBAM (A-PSPNet eq. 2-4, Table I) and adaptive pooling against numpy implementations."""
+
 import keras
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def np_spatial_attention(f: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     for b in range(batch):
         for i in range(height):
             for j in range(width):
-                out[b, i, j, 0] = np.sum(padded[b, i:i + k, j:j + k, :] * kernel[..., 0])
+                out[b, i, j, 0] = np.sum(padded[b, i : i + k, j : j + k, :] * kernel[..., 0])
     return sigmoid(out)
 
 
@@ -92,8 +93,7 @@ def test_cbam_applies_the_units_in_table_1_order(order):
             w0, w1 = (np.asarray(w) for w in model.get_layer("unit_channel").weights)
             attention = np_channel_attention(expected, w0, w1)
         else:
-            attention = np_spatial_attention(expected, np.asarray(
-                model.get_layer("unit_spatial").kernel))
+            attention = np_spatial_attention(expected, np.asarray(model.get_layer("unit_spatial").kernel))
         np.testing.assert_allclose(np.asarray(got_maps[unit]), attention, rtol=1e-5, atol=1e-6)
         expected = expected * attention
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-5)

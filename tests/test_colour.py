@@ -1,4 +1,5 @@
 """CIELAB conversion (data_tools.colour) and model-input preprocessing (data_tools.preprocess)."""
+
 import json
 
 import keras
@@ -21,10 +22,18 @@ from data_tools.preprocess import (
 
 EDGE_COLOURS = np.array(
     [
-        [0, 0, 0], [1, 1, 1],  # black, white
-        [1, 0, 0], [0, 1, 0], [0, 0, 1],  # primaries
-        [1, 1, 0], [0, 1, 1], [1, 0, 1],  # secondaries
-        [0.5, 0.5, 0.5], [0.2, 0.2, 0.2], [0.04, 0.04, 0.04], [0.01, 0.01, 0.01],  # greys, incl. linear segment
+        [0, 0, 0],
+        [1, 1, 1],  # black, white
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],  # primaries
+        [1, 1, 0],
+        [0, 1, 1],
+        [1, 0, 1],  # secondaries
+        [0.5, 0.5, 0.5],
+        [0.2, 0.2, 0.2],
+        [0.04, 0.04, 0.04],
+        [0.01, 0.01, 0.01],  # greys, incl. linear segment
     ],
     dtype=np.float64,
 )
@@ -99,8 +108,11 @@ def test_rgb_to_lab_layer_is_the_tf_function_eager_in_graphs_and_under_xla():
         layer = RGBToLab(unit=unit)
         for rgb in (x, image):
             expected = reference(rgb).numpy()
-            for run in (lambda: layer(rgb), lambda: tf.function(lambda t: layer(t))(rgb),
-                        lambda: tf.function(lambda t: layer(t), jit_compile=True)(rgb)):
+            for run in (
+                lambda: layer(rgb),
+                lambda: tf.function(lambda t: layer(t))(rgb),
+                lambda: tf.function(lambda t: layer(t), jit_compile=True)(rgb),
+            ):
                 np.testing.assert_allclose(np.asarray(run()), expected, atol=1e-5 if unit else 1e-3, rtol=0)
         lab = np.asarray(RGBToLab(unit=False)(x)).reshape(-1, 3)
         np.testing.assert_allclose(lab, rgb2lab(x.reshape(-1, 3).astype(np.float64)), atol=0.05)
@@ -139,13 +151,17 @@ def test_normalize_scales_by_hand():
     pixel = np.array([[[0.2, 0.4, 0.6]]], np.float32)
     size = (1, 1)
     caffe = normalize_images(pixel, InputSpec(size, scale="caffe")).numpy()[0, 0]
-    np.testing.assert_allclose(caffe, [0.6 * 255 - CAFFE_BGR_MEAN[0], 0.4 * 255 - CAFFE_BGR_MEAN[1], 0.2 * 255 - CAFFE_BGR_MEAN[2]], rtol=1e-5)
+    np.testing.assert_allclose(
+        caffe, [0.6 * 255 - CAFFE_BGR_MEAN[0], 0.4 * 255 - CAFFE_BGR_MEAN[1], 0.2 * 255 - CAFFE_BGR_MEAN[2]], rtol=1e-5
+    )
     imagenet = normalize_images(pixel, InputSpec(size, scale="imagenet")).numpy()[0, 0]
     np.testing.assert_allclose(imagenet, (pixel[0, 0] - IMAGENET_MEAN) / IMAGENET_STD, rtol=1e-5)
     raw = normalize_images(pixel, InputSpec(size, scale="raw255")).numpy()[0, 0]
     np.testing.assert_allclose(raw, pixel[0, 0] * 255, rtol=1e-6)
     lab = normalize_images(pixel, InputSpec(size, colour="lab")).numpy()[0, 0]
-    np.testing.assert_allclose(lab, (rgb2lab(pixel.astype(np.float64))[0, 0] + [0, 128, 128]) / [100, 255, 255], atol=2e-4)
+    np.testing.assert_allclose(
+        lab, (rgb2lab(pixel.astype(np.float64))[0, 0] + [0, 128, 128]) / [100, 255, 255], atol=2e-4
+    )
 
 
 def test_caffe_matches_keras_applications():

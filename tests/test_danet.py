@@ -1,4 +1,5 @@
 """DANet position and channel attention (Fu et al. eq. 1-4) against numpy loops."""
+
 import keras
 import numpy as np
 import pytest
@@ -53,8 +54,7 @@ def test_position_attention_starts_as_identity_and_matches_equation_2():
     values = [np.asarray(w, np.float64) for w in layer.weights]
     weights = [(values[0], values[1]), (values[2], values[3]), (values[4], values[5])]
     assert weights[0][0].shape == (16, 2) and weights[2][0].shape == (16, 16)
-    np.testing.assert_allclose(np.asarray(layer(a)), np_position_attention(a, weights, 0.7),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer(a)), np_position_attention(a, weights, 0.7), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("max_subtracted", [False, True])
@@ -63,9 +63,7 @@ def test_channel_attention_matches_equation_4(max_subtracted):
     layer = DANetChannelAttention(max_subtracted_energy=max_subtracted)
     layer.build(a.shape)
     layer.beta.assign(0.5)
-    np.testing.assert_allclose(np.asarray(layer(a)),
-                               np_channel_attention(a, 0.5, max_subtracted),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer(a)), np_channel_attention(a, 0.5, max_subtracted), rtol=1e-4, atol=1e-5)
 
 
 def test_return_attention_gives_the_softmaxes_of_equations_1_and_3():
@@ -81,16 +79,18 @@ def test_return_attention_gives_the_softmaxes_of_equations_1_and_3():
     np.testing.assert_allclose(out, np_position_attention(a, weights, 0.7), rtol=1e-4, atol=1e-5)
     flat = a.reshape(2, 6, 16).astype(np.float64)
     query, key = flat @ weights[0][0] + weights[0][1], flat @ weights[1][0] + weights[1][1]
-    expected = np.stack([[softmax(np.array([query[b, i] @ key[b, j] for i in range(6)])) for j in range(6)]
-                         for b in range(2)])
+    expected = np.stack(
+        [[softmax(np.array([query[b, i] @ key[b, j] for i in range(6)])) for j in range(6)] for b in range(2)]
+    )
     np.testing.assert_allclose(s, expected, rtol=1e-4, atol=1e-6)
     channel = DANetChannelAttention(return_attention=True)
     channel.build(a.shape)
     channel.beta.assign(0.5)
     out, x = (np.asarray(t, np.float64) for t in channel(a))
     np.testing.assert_allclose(out, np_channel_attention(a, 0.5), rtol=1e-4, atol=1e-5)
-    expected = np.stack([[softmax(np.array([flat[b, :, i] @ flat[b, :, j] for i in range(16)]))
-                          for j in range(16)] for b in range(2)])
+    expected = np.stack(
+        [[softmax(np.array([flat[b, :, i] @ flat[b, :, j] for i in range(16)])) for j in range(16)] for b in range(2)]
+    )
     np.testing.assert_allclose(x, expected, rtol=1e-4, atol=1e-6)
     assert position.compute_output_shape(a.shape) == (a.shape, (2, 6, 6))
     assert channel.compute_output_shape(a.shape) == (a.shape, (2, 16, 16))
@@ -132,10 +132,14 @@ def test_the_registered_danets_pass_the_reference_energy_on(name):
 
     entry = zoo.get_model(name)
     models = {flag: entry.build(small=True, max_subtracted_energy=flag) for flag in (False, True)}
-    cams = {flag: [layer for layer in model.layers if isinstance(layer, DANetChannelAttention)]
-            for flag, model in models.items()}
-    assert {flag: [layer.max_subtracted_energy for layer in found] for flag, found in cams.items()} == \
-        {False: [False], True: [True]}
+    cams = {
+        flag: [layer for layer in model.layers if isinstance(layer, DANetChannelAttention)]
+        for flag, model in models.items()
+    }
+    assert {flag: [layer.max_subtracted_energy for layer in found] for flag, found in cams.items()} == {
+        False: [False],
+        True: [True],
+    }
     assert resolved_arguments(entry.builder, entry.kwargs)["max_subtracted_energy"] is False
     assert resolved_arguments(entry.builder, {"max_subtracted_energy": True})["max_subtracted_energy"] is True
 

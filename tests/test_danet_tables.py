@@ -5,6 +5,7 @@ Each row is run under ``--smoke`` up to the moment it trains (:func:`reproduce.f
 replaced by a recorder); the model factory it got is called with
 :meth:`zoo.registry.ModelEntry.build` recording its arguments.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -33,17 +34,21 @@ def _builder_args(monkeypatch, main, argv: list[str]) -> tuple[str, dict]:
         return calls[-1]()
 
 
-@pytest.mark.parametrize("table, danet, other", [(sanet_table3, "DANet (Fu et al. 2018)", "ResUNet"),
-                                                 (apspnet_table3, "DANet", "PSPNet")],
-                         ids=lambda value: getattr(value, "__name__", value).rsplit(".", 1)[-1])
+@pytest.mark.parametrize(
+    "table, danet, other",
+    [(sanet_table3, "DANet (Fu et al. 2018)", "ResUNet"), (apspnet_table3, "DANet", "PSPNet")],
+    ids=lambda value: getattr(value, "__name__", value).rsplit(".", 1)[-1],
+)
 def test_danet_rows_take_the_reference_energy_on_request(table, danet, other, tmp_path, monkeypatch):
     argv = ["--smoke", "--superpixel-cache", str(tmp_path / "sp")] if table is sanet_table3 else ["--smoke"]
     model, kwargs = _builder_args(monkeypatch, table.main, [*argv, "--out", str(tmp_path / "a"), "--rows", danet])
     assert model.endswith("danet") and not kwargs.get("max_subtracted_energy", False)
-    model, kwargs = _builder_args(monkeypatch, table.main, [*argv, "--out", str(tmp_path / "b"), "--rows", danet,
-                                                           "--danet-energy", "reference"])
+    model, kwargs = _builder_args(
+        monkeypatch, table.main, [*argv, "--out", str(tmp_path / "b"), "--rows", danet, "--danet-energy", "reference"]
+    )
     assert model.endswith("danet") and kwargs["max_subtracted_energy"] is True
-    _, kwargs = _builder_args(monkeypatch, table.main, [*argv, "--out", str(tmp_path / "c"), "--rows", other,
-                                                       "--danet-energy", "reference"])
+    _, kwargs = _builder_args(
+        monkeypatch, table.main, [*argv, "--out", str(tmp_path / "c"), "--rows", other, "--danet-energy", "reference"]
+    )
     assert "max_subtracted_energy" not in kwargs
     assert frame.DANET_ENERGY_NOTE in table.TABLE.notes

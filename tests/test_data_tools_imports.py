@@ -1,4 +1,5 @@
 """data_tools is generic data code: no module of it imports the zoo or the table scripts."""
+
 import ast
 from pathlib import Path
 

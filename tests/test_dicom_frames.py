@@ -3,6 +3,7 @@
 them), and the mask-folder and Labelme readers take an annotation naming a frame.
 The files are pydicom's own ultrasound test files: a 30-frame YBR_FULL_422 JPEG
 Baseline cine loop, palette colour, RGB and JPEG 2000 single frames."""
+
 import json
 import shutil
 
@@ -112,13 +113,38 @@ def test_the_frames_asked_for_with_their_overlays_from_the_command_line(tmp_path
     path, _ = cine
     weights = tmp_path / "apspnet.weights.h5"
     apspnet[0].save_weights(weights)
-    assert main(["--model", "apspnet", "--weights", str(weights), "--small", "--images", str(path),
-                 "--out", str(tmp_path / "out"), "--format", "masks", "--frames", "2,29-30", "--overlays"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                "apspnet",
+                "--weights",
+                str(weights),
+                "--small",
+                "--images",
+                str(path),
+                "--out",
+                str(tmp_path / "out"),
+                "--format",
+                "masks",
+                "--frames",
+                "2,29-30",
+                "--overlays",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "cine_frame002.png", "cine_frame029.png", "cine_frame030.png"]
+        "cine_frame002.png",
+        "cine_frame029.png",
+        "cine_frame030.png",
+    ]
     overlays = sorted(p.name for p in (tmp_path / "out_overlays").iterdir())
     assert [name for name in overlays if name.endswith("_prediction.png")] == [
-        "cine_frame002_prediction.png", "cine_frame029_prediction.png", "cine_frame030_prediction.png"]
+        "cine_frame002_prediction.png",
+        "cine_frame029_prediction.png",
+        "cine_frame030_prediction.png",
+    ]
 
 
 def test_a_frame_the_file_lacks_is_named_or_skipped(tmp_path, cine, apspnet, capsys):
@@ -146,7 +172,7 @@ def test_mask_folder_takes_masks_that_name_a_frame(tmp_path, cine):
     truth = {}
     for frame in (3, 10):
         truth[frame] = np.zeros((240, 320), np.uint8)
-        truth[frame][40:120, 50 + frame:200] = 255
+        truth[frame][40:120, 50 + frame : 200] = 255
         Image.fromarray(truth[frame]).save(masks / f"cine_frame{frame:03d}_mask.png")
     records = read_mask_folder(path.parent, masks, mask_suffix="_mask", cache_dir=tmp_path / "cache")
     assert [r.image_id for r in records] == ["cine_frame003", "cine_frame010"]
@@ -163,16 +189,22 @@ def test_mask_folder_names_a_frame_out_of_range_and_a_mask_naming_no_frame(tmp_p
     with pytest.raises(DatasetError, match=r"cine_frame031\.png: names frame 31 of cine\.dcm, which has 30 frames"):
         read_mask_folder(path.parent, masks, cache_dir=tmp_path / "cache")
     (masks / "cine_frame031.png").rename(masks / "cine.png")
-    with pytest.raises(DatasetError, match=r"cine\.png: cine\.dcm has 30 frames: name the frame the mask annotates, "
-                                           r"e\.g\. cine_frame001\.png"):
+    with pytest.raises(
+        DatasetError,
+        match=r"cine\.png: cine\.dcm has 30 frames: name the frame the mask annotates, "
+        r"e\.g\. cine_frame001\.png",
+    ):
         read_mask_folder(path.parent, masks, cache_dir=tmp_path / "cache")
 
 
 def test_labelme_image_path_naming_a_frame_of_the_cine_loop(tmp_path, cine):
     path, frames = cine
-    annotation = {"shapes": [{"label": "kidney", "points": [[60, 40], [250, 50], [150, 200]],
-                              "shape_type": "polygon"}],
-                  "imagePath": "cine_frame007.png", "imageHeight": 240, "imageWidth": 320}
+    annotation = {
+        "shapes": [{"label": "kidney", "points": [[60, 40], [250, 50], [150, 200]], "shape_type": "polygon"}],
+        "imagePath": "cine_frame007.png",
+        "imageHeight": 240,
+        "imageWidth": 320,
+    }
     (path.parent / "cine_frame007.json").write_text(json.dumps(annotation))
     (record,) = read_labelme(path.parent, {"kidney": 1}, cache_dir=tmp_path / "cache")
     assert record.image_id == "cine_frame007"
@@ -180,6 +212,9 @@ def test_labelme_image_path_naming_a_frame_of_the_cine_loop(tmp_path, cine):
     assert np.asarray(Image.open(record.mask_paths["classes"])).max() == 1
 
     (path.parent / "cine_frame007.json").write_text(json.dumps({**annotation, "imagePath": "cine.dcm"}))
-    with pytest.raises(DatasetError, match=r"cine_frame007\.json: imagePath 'cine\.dcm' has 30 frames: name the "
-                                           r"annotated one, e\.g\. cine_frame001\.png"):
+    with pytest.raises(
+        DatasetError,
+        match=r"cine_frame007\.json: imagePath 'cine\.dcm' has 30 frames: name the "
+        r"annotated one, e\.g\. cine_frame001\.png",
+    ):
         read_labelme(path.parent, {"kidney": 1}, cache_dir=tmp_path / "cache2")

@@ -1,5 +1,6 @@
 """The ISIC downloader against a local HTTP server: extraction into the reader
 layout, resumed downloads, verification errors, idempotent reruns."""
+
 from __future__ import annotations
 
 import hashlib
@@ -58,9 +59,7 @@ class LocalServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._watchdog = threading.Timer(SERVER_LIFETIME_S, self.httpd.shutdown)
 
     def __enter__(self) -> "LocalServer":
@@ -145,9 +144,7 @@ def _zip_folder(folder: Path, zip_path: Path, arcroot: str | None, junk: bool = 
 
 @pytest.fixture(scope="module")
 def isic2018_source(tmp_path_factory) -> Path:
-    return make_isic2018(
-        tmp_path_factory.mktemp("source2018"), n_train=3, n_val=0, n_test=0, image_size=(48, 64)
-    )
+    return make_isic2018(tmp_path_factory.mktemp("source2018"), n_train=3, n_val=0, n_test=0, image_size=(48, 64))
 
 
 def _serve_isic2018_train(server: LocalServer, source: Path, tmp_path: Path) -> None:
@@ -161,18 +158,18 @@ def _serve_isic2018_train(server: LocalServer, source: Path, tmp_path: Path) -> 
         server.files[f"/2018/{name}.zip"] = body
 
 
-def test_download_extracts_into_the_reader_layout_and_reruns_are_free(
-    server, isic2018_source, tmp_path
-):
+def test_download_extracts_into_the_reader_layout_and_reruns_are_free(server, isic2018_source, tmp_path):
     _serve_isic2018_train(server, isic2018_source, tmp_path)
     dest = tmp_path / "isic2018"
     download_dataset("isic2018", dest, splits=["train"], base_url=server.url, progress=False)
 
     records = read_isic2018(dest, "train", tasks=(1, 2))
     expected = read_isic2018(isic2018_source, "train", tasks=(1, 2))
-    assert [r.image_id for r in records] == [r.image_id for r in expected] == [
-        "ISIC_0000000", "ISIC_0000001", "ISIC_0000002"
-    ]
+    assert (
+        [r.image_id for r in records]
+        == [r.image_id for r in expected]
+        == ["ISIC_0000000", "ISIC_0000001", "ISIC_0000002"]
+    )
     for got, want in zip(records, expected):
         assert got.image_path.read_bytes() == want.image_path.read_bytes()
         for name, path in got.mask_paths.items():
@@ -194,9 +191,7 @@ def test_plain_csv_ground_truth_is_downloaded_beside_the_folders(server, tmp_pat
     )
     dest = tmp_path / "isic2017"
     for part in ("part3", "images"):  # the CSV first, into an empty folder
-        download_dataset(
-            "isic2017", dest, splits=["train"], parts=[part], base_url=server.url, progress=False
-        )
+        download_dataset("isic2017", dest, splits=["train"], parts=[part], base_url=server.url, progress=False)
     records = read_isic2017(dest, "train", parts=(3,))
     expected = read_isic2017(source, "train", parts=(3,))
     assert [r.labels for r in records] == [r.labels for r in expected]
@@ -274,22 +269,28 @@ def test_corrupt_zip_names_the_url(server, tmp_path):
     server.files[f"/2018/{name}.zip"] = b"PK\x03\x04 this is not a zip"
     with pytest.raises(DownloadError, match=rf"/2018/{name}\.zip: corrupt zip"):
         download_dataset(
-            "isic2018", tmp_path, splits=["train"], parts=["task1"],
-            base_url=server.url, progress=False,
+            "isic2018",
+            tmp_path,
+            splits=["train"],
+            parts=["task1"],
+            base_url=server.url,
+            progress=False,
         )
     assert not (tmp_path / name).exists()
     assert not list(tmp_path.rglob("*.zip"))  # dropped, so the next run fetches it again
 
 
-def test_downloaded_archive_is_extracted_without_downloading_again(
-    server, isic2018_source, tmp_path
-):
+def test_downloaded_archive_is_extracted_without_downloading_again(server, isic2018_source, tmp_path):
     name = layouts.ISIC2018_LAYOUT["train"]["task1"]
     (tmp_path / MARKER_DIR).mkdir()
     _zip_folder(isic2018_source / name, tmp_path / MARKER_DIR / f"{name}.zip", name)
     download_dataset(
-        "isic2018", tmp_path, splits=["train"], parts=["task1"],
-        base_url=server.url, progress=False,
+        "isic2018",
+        tmp_path,
+        splits=["train"],
+        parts=["task1"],
+        base_url=server.url,
+        progress=False,
     )
     assert server.log == []
     assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted(
@@ -304,8 +305,12 @@ def test_zip_with_unsafe_paths_is_refused(server, tmp_path):
     server.files[f"/2018/{name}.zip"] = (tmp_path / "evil.zip").read_bytes()
     with pytest.raises(DownloadError, match="unsafe path"):
         download_dataset(
-            "isic2018", tmp_path / "dest", splits=["train"], parts=["task1"],
-            base_url=server.url, progress=False,
+            "isic2018",
+            tmp_path / "dest",
+            splits=["train"],
+            parts=["task1"],
+            base_url=server.url,
+            progress=False,
         )
     assert not (tmp_path / "outside.png").exists()
 
@@ -333,9 +338,7 @@ def test_base_url_from_argument_then_environment(monkeypatch):
     assert resolve_base_url() == "http://mirror.example/isic"
     assert resolve_base_url("http://other") == "http://other"
     archive = select_archives("isic2017", ["validation"], ["part1"])[0]
-    assert archive.url() == (
-        "http://mirror.example/isic/2017/ISIC-2017_Validation_Part1_GroundTruth.zip"
-    )
+    assert archive.url() == ("http://mirror.example/isic/2017/ISIC-2017_Validation_Part1_GroundTruth.zip")
 
 
 @pytest.mark.parametrize(
@@ -358,8 +361,7 @@ def test_command_line(server, isic2018_source, tmp_path, capsys):
     assert main([*argv, "--no-progress", "--keep-archives"]) == 0
     assert len(read_isic2018(dest, "train")) == 3
     assert len(list((dest / MARKER_DIR).glob("*.zip"))) == 3
-    assert main(["isic2018", "--dest", str(dest), "--splits", "test", "--base-url", server.url,
-                 "--no-progress"]) == 1
+    assert main(["isic2018", "--dest", str(dest), "--splits", "test", "--base-url", server.url, "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "HTTP 404" in err
 

@@ -1,4 +1,5 @@
 """The encoders' in-model input scaling equals keras.applications' own preprocessing."""
+
 import keras
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from zoo.common.input_scaling import InputScaling
 from zoo.common import encoders
 
 APPLICATION_PREPROCESSING = {
-    "resnet50": keras.applications.resnet.preprocess_input,      # caffe: RGB->BGR, minus BGR mean
+    "resnet50": keras.applications.resnet.preprocess_input,  # caffe: RGB->BGR, minus BGR mean
     "resnet101": keras.applications.resnet.preprocess_input,
     "vgg16": keras.applications.vgg16.preprocess_input,
     "densenet121": keras.applications.densenet.preprocess_input,  # torch: ImageNet standardisation

@@ -1,6 +1,7 @@
 """zoo.evaluate against a second implementation written here from the official
 definitions (the public isic-challenge-scoring repository, which is not
 installable here): plain numpy on PIL-decoded files, no zoo.metrics, no sklearn."""
+
 import csv
 import json
 from pathlib import Path
@@ -24,8 +25,12 @@ def _read(path: Path) -> np.ndarray:
 
 def _counts(truth: np.ndarray, prediction: np.ndarray) -> dict:
     t, p = truth > 128, prediction > 128
-    return {"TP": float(np.sum(t & p)), "FP": float(np.sum(~t & p)), "FN": float(np.sum(t & ~p)),
-            "TN": float(np.sum(~t & ~p))}
+    return {
+        "TP": float(np.sum(t & p)),
+        "FP": float(np.sum(~t & p)),
+        "FN": float(np.sum(t & ~p)),
+        "TN": float(np.sum(~t & ~p)),
+    }
 
 
 def _jaccard(cm):
@@ -46,11 +51,16 @@ def reference_task1(truth_dir: Path, prediction_dir: Path) -> dict:
         (prediction_file,) = [p for p in prediction_dir.iterdir() if number in p.stem]
         cm = _counts(_read(truth_file), _read(prediction_file))
         jaccard = _jaccard(cm)
-        per_image.append({
-            "accuracy": (cm["TP"] + cm["TN"]) / sum(cm.values()),
-            "sensitivity": 1.0 if cm["TP"] + cm["FN"] == 0 else cm["TP"] / (cm["TP"] + cm["FN"]),
-            "specificity": 1.0 if cm["TN"] + cm["FP"] == 0 else cm["TN"] / (cm["TN"] + cm["FP"]),
-            "jaccard": jaccard, "threshold_jaccard": jaccard if jaccard >= 0.65 else 0.0, "dice": _dice(cm)})
+        per_image.append(
+            {
+                "accuracy": (cm["TP"] + cm["TN"]) / sum(cm.values()),
+                "sensitivity": 1.0 if cm["TP"] + cm["FN"] == 0 else cm["TP"] / (cm["TP"] + cm["FN"]),
+                "specificity": 1.0 if cm["TN"] + cm["FP"] == 0 else cm["TN"] / (cm["TN"] + cm["FP"]),
+                "jaccard": jaccard,
+                "threshold_jaccard": jaccard if jaccard >= 0.65 else 0.0,
+                "dice": _dice(cm),
+            }
+        )
     return {name: float(np.mean([row[name] for row in per_image])) for name in per_image[0]}
 
 
@@ -96,11 +106,15 @@ def _spec_at_sens(truth, scores, sensitivity):
     points = [(0.0, 0.0)]
     for threshold in sorted(set(scores), reverse=True):
         chosen = scores >= threshold
-        points.append((((chosen) & (truth == 0)).sum() / (truth == 0).sum(),
-                       (chosen & (truth == 1)).sum() / (truth == 1).sum()))
+        points.append(
+            (((chosen) & (truth == 0)).sum() / (truth == 0).sum(), (chosen & (truth == 1)).sum() / (truth == 1).sum())
+        )
     counts = [(fpr * (truth == 0).sum(), tpr * (truth == 1).sum()) for fpr, tpr in points]
-    kept = [points[0]] + [points[k] for k in range(1, len(points) - 1)
-                          if any(counts[k - 1][a] - 2 * counts[k][a] + counts[k + 1][a] != 0 for a in (0, 1))]
+    kept = [points[0]] + [
+        points[k]
+        for k in range(1, len(points) - 1)
+        if any(counts[k - 1][a] - 2 * counts[k][a] + counts[k + 1][a] != 0 for a in (0, 1))
+    ]
     kept.append(points[-1])
     for fpr, tpr in kept:
         if tpr >= sensitivity:
@@ -110,10 +124,14 @@ def _spec_at_sens(truth, scores, sensitivity):
 
 def reference_category(truth, scores):
     t, p = truth > 0.5, scores > 0.5
-    return {"accuracy": float(np.mean(t == p)), "sensitivity": float((t & p).sum() / t.sum()),
-            "specificity": float((~t & ~p).sum() / (~t).sum()), "average_precision": _average_precision(truth, scores),
-            **{f"spec_at_sens_{s}": _spec_at_sens(truth, scores, s / 100) for s in (82, 89, 95)},
-            "area_under_roc": _auc(truth, scores)}
+    return {
+        "accuracy": float(np.mean(t == p)),
+        "sensitivity": float((t & p).sum() / t.sum()),
+        "specificity": float((~t & ~p).sum() / (~t).sum()),
+        "average_precision": _average_precision(truth, scores),
+        **{f"spec_at_sens_{s}": _spec_at_sens(truth, scores, s / 100) for s in (82, 89, 95)},
+        "area_under_roc": _auc(truth, scores),
+    }
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -126,8 +144,8 @@ def _png(path: Path, mask: np.ndarray) -> Path:
 
 
 def _disc(size, centre, radius):
-    rows, cols = np.mgrid[:size[0], :size[1]]
-    return np.where((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius ** 2, 255, 0).astype(np.uint8)
+    rows, cols = np.mgrid[: size[0], : size[1]]
+    return np.where((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2, 255, 0).astype(np.uint8)
 
 
 @pytest.fixture
@@ -135,11 +153,13 @@ def task1(tmp_path):
     """Five images of different sizes: a good, a poor (Jaccard < 0.65), an empty
     truth predicted empty, an empty prediction and a full one."""
     truth, prediction = tmp_path / "truth", tmp_path / "pred"
-    cases = [((40, 50), _disc((40, 50), (20, 25), 12), _disc((40, 50), (21, 26), 11)),
-             ((33, 61), _disc((33, 61), (16, 30), 10), _disc((33, 61), (16, 38), 10)),
-             ((20, 20), np.zeros((20, 20)), np.zeros((20, 20))),
-             ((25, 30), _disc((25, 30), (12, 15), 8), np.zeros((25, 30))),
-             ((30, 25), _disc((30, 25), (15, 12), 6), np.full((30, 25), 255))]
+    cases = [
+        ((40, 50), _disc((40, 50), (20, 25), 12), _disc((40, 50), (21, 26), 11)),
+        ((33, 61), _disc((33, 61), (16, 30), 10), _disc((33, 61), (16, 38), 10)),
+        ((20, 20), np.zeros((20, 20)), np.zeros((20, 20))),
+        ((25, 30), _disc((25, 30), (12, 15), 8), np.zeros((25, 30))),
+        ((30, 25), _disc((30, 25), (15, 12), 6), np.full((30, 25), 255)),
+    ]
     for index, (_, t, p) in enumerate(cases):
         _png(truth / f"ISIC_000000{index}_segmentation.png", t)
         _png(prediction / f"ISIC_000000{index}_segmentation.png", p)
@@ -188,30 +208,33 @@ def test_task2_normalised_sums_match_the_official_definitions(tmp_path):
         for name, value in values.items():
             assert result.metrics[group][name] == pytest.approx(value, abs=1e-12), (group, name)
     assert result.metrics["macro_average"]["jaccard"] == pytest.approx(
-        np.mean([expected[a]["jaccard"] for a in ATTRIBUTES]), abs=1e-12)
+        np.mean([expected[a]["jaccard"] for a in ATTRIBUTES]), abs=1e-12
+    )
     assert len(result.per_image) == 15
 
 
 def test_every_problem_of_a_bad_submission_is_listed_at_once(tmp_path, task1):
     truth, prediction = task1
-    (prediction / "ISIC_0000000_segmentation.png").unlink()                                    # missing
-    _png(prediction / "ISIC_9999999_segmentation.png", np.zeros((5, 5)))                       # extra
-    _png(prediction / "ISIC_0000001_copy.png", np.zeros((33, 61)))                              # duplicate
-    _png(prediction / "ISIC_0000002_segmentation.png", np.zeros((21, 20)))                     # wrong size
+    (prediction / "ISIC_0000000_segmentation.png").unlink()  # missing
+    _png(prediction / "ISIC_9999999_segmentation.png", np.zeros((5, 5)))  # extra
+    _png(prediction / "ISIC_0000001_copy.png", np.zeros((33, 61)))  # duplicate
+    _png(prediction / "ISIC_0000002_segmentation.png", np.zeros((21, 20)))  # wrong size
     Image.fromarray(np.zeros((25, 30), np.uint8)).save(prediction / "ISIC_0000003_segmentation.jpg")  # JPEG
     (prediction / "ISIC_0000003_segmentation.png").unlink()
-    _png(prediction / "ISIC_0000004_segmentation.png", np.full((30, 25), 200))                 # grey values
+    _png(prediction / "ISIC_0000004_segmentation.png", np.full((30, 25), 200))  # grey values
     (prediction / "notes.txt").write_text("hello")
     with pytest.raises(SubmissionError) as caught:
         evaluate("isic2018-task1", truth, prediction)
     message = str(caught.value)
-    for expected in ("missing predictions for 1 ground-truth file(s): ISIC_0000000_segmentation.png",
-                     "ISIC_9999999_segmentation.png: extra file (no ground truth for ISIC_9999999)",
-                     "duplicate predictions for ISIC_0000001_segmentation.png",
-                     "ISIC_0000002_segmentation.png: size 21x20 (height x width); its ground truth",
-                     "ISIC_0000003_segmentation.jpg: not a PNG file",
-                     "ISIC_0000004_segmentation.png: values other than 0 and 255",
-                     "notes.txt: extra file (no ISIC_<7 digits> image id in its name)"):
+    for expected in (
+        "missing predictions for 1 ground-truth file(s): ISIC_0000000_segmentation.png",
+        "ISIC_9999999_segmentation.png: extra file (no ground truth for ISIC_9999999)",
+        "duplicate predictions for ISIC_0000001_segmentation.png",
+        "ISIC_0000002_segmentation.png: size 21x20 (height x width); its ground truth",
+        "ISIC_0000003_segmentation.jpg: not a PNG file",
+        "ISIC_0000004_segmentation.png: values other than 0 and 255",
+        "notes.txt: extra file (no ISIC_<7 digits> image id in its name)",
+    ):
         assert expected in message, expected
     assert len(caught.value.problems) == 7
 
@@ -269,8 +292,11 @@ def test_isic2017_part3_matches_hand_computed_auc_ap_and_specificities(tmp_path)
     keratosis = np.where(melanoma == 1, 0.0, (rng.random(30) < 0.4).astype(float))
     scores = np.clip(np.stack([melanoma, keratosis], 1) * 0.3 + rng.random((30, 2)) * 0.7, 0, 1).round(2)
     header = ["image_id", "melanoma", "seborrheic_keratosis"]
-    truth = _csv(tmp_path / "gt" / "ISIC-2017_Test_v2_Part3_GroundTruth.csv",
-                 [[i, m, k] for i, m, k in zip(ids, melanoma, keratosis)], header)
+    truth = _csv(
+        tmp_path / "gt" / "ISIC-2017_Test_v2_Part3_GroundTruth.csv",
+        [[i, m, k] for i, m, k in zip(ids, melanoma, keratosis)],
+        header,
+    )
     prediction = _csv(tmp_path / "pred" / "mine.csv", [[i, *s] for i, s in zip(ids, scores)], header)
     result = evaluate("isic2017-part3", truth.parent, prediction.parent)
     for index, category in enumerate(("melanoma", "seborrheic_keratosis")):
@@ -278,8 +304,9 @@ def test_isic2017_part3_matches_hand_computed_auc_ap_and_specificities(tmp_path)
         for name, value in expected.items():
             assert result.metrics[category][name] == pytest.approx(value, abs=1e-12), (category, name)
     assert result.primary == ("mean", "area_under_roc")
-    assert result.score == pytest.approx(np.mean([result.metrics[c]["area_under_roc"]
-                                                  for c in ("melanoma", "seborrheic_keratosis")]))
+    assert result.score == pytest.approx(
+        np.mean([result.metrics[c]["area_under_roc"] for c in ("melanoma", "seborrheic_keratosis")])
+    )
 
 
 def test_isic2016_part3_reads_headerless_csvs_and_ranks_by_ap(tmp_path):
@@ -297,16 +324,19 @@ def test_isic2016_part3_reads_headerless_csvs_and_ranks_by_ap(tmp_path):
 def test_bad_classification_csv_lists_every_problem(tmp_path):
     ids = [f"ISIC_00003{i:02d}" for i in range(5)]
     truth = _csv(tmp_path / "truth.csv", [[i, k % 2] for k, i in enumerate(ids)])
-    prediction = _csv(tmp_path / "pred.csv", [[ids[0], 0.2], [ids[1], "high"], [ids[2], 1.5], [ids[0], 0.1],
-                                               ["ISIC_0999999", 0.3]])
+    prediction = _csv(
+        tmp_path / "pred.csv", [[ids[0], 0.2], [ids[1], "high"], [ids[2], 1.5], [ids[0], 0.1], ["ISIC_0999999", 0.3]]
+    )
     with pytest.raises(SubmissionError) as caught:
         evaluate("isic2016-part3", truth, prediction)
     message = str(caught.value)
-    for expected in ("line 2: values ['high'] for ISIC_0000301 are not numbers",
-                     "line 3: a value for ISIC_0000302 lies outside [0, 1]",
-                     "line 4: duplicate row for ISIC_0000300",
-                     "missing rows for 2 image(s): ISIC_0000303, ISIC_0000304",
-                     "extra rows for 1 image(s) without ground truth: ISIC_0999999"):
+    for expected in (
+        "line 2: values ['high'] for ISIC_0000301 are not numbers",
+        "line 3: a value for ISIC_0000302 lies outside [0, 1]",
+        "line 4: duplicate row for ISIC_0000300",
+        "missing rows for 2 image(s): ISIC_0000303, ISIC_0000304",
+        "extra rows for 1 image(s) without ground truth: ISIC_0999999",
+    ):
         assert expected in message, expected
     assert len(caught.value.problems) == 5
 
@@ -328,7 +358,8 @@ def test_index_masks_miou_matches_hand_computed_counts(tmp_path):
     assert result.metrics["overall"]["miou"] == pytest.approx(np.mean(ious), abs=1e-12)
     assert result.metrics["overall"]["pixel_accuracy"] == pytest.approx(np.mean(t == p), abs=1e-12)
     assert result.metrics["overall"]["mean_pixel_accuracy"] == pytest.approx(
-        np.mean([((t == c) & (p == c)).sum() / (t == c).sum() for c in range(3)]), abs=1e-12)
+        np.mean([((t == c) & (p == c)).sum() / (t == c).sum() for c in range(3)]), abs=1e-12
+    )
     _png(prediction_dir / "case0.png", np.full((20, 30), 5))
     with pytest.raises(SubmissionError, match=r"prediction case0.png: class indices 5 outside 0..2"):
         evaluate("masks", truth_dir, prediction_dir, classes=3, truth_suffix="_mask")

@@ -1,4 +1,5 @@
 """zoo.export: SavedModels that take raw images and run the model's preprocessing."""
+
 import io
 import os
 import subprocess
@@ -37,7 +38,11 @@ def _two_output_model() -> keras.Model:
 
 CASES = {
     "one_output": (_one_output_model, InputSpec((16, 16), colour="rgb", scale="imagenet"), None),
-    "two_outputs": (_two_output_model, InputSpec((16, 16), colour="lab", scale="unit"), ["probability", "attention_map"]),
+    "two_outputs": (
+        _two_output_model,
+        InputSpec((16, 16), colour="lab", scale="unit"),
+        ["probability", "attention_map"],
+    ),
 }
 
 
@@ -139,8 +144,18 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     np.save(tmp_path / "images.npy", images)
     run = subprocess.run(
         [
-            SAVED_MODEL_CLI, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
-            "--inputs", f"images={tmp_path / 'images.npy'}", "--outdir", str(tmp_path / "out"),
+            SAVED_MODEL_CLI,
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'images.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
         ],
         capture_output=True,
         text=True,
@@ -181,8 +196,12 @@ def test_cli_attention_export_loads_a_default_checkpoint_layer_by_layer(tmp_path
 
     weights = tmp_path / "danet.weights.h5"
     default = _distinct_checkpoint("danet", weights)
-    assert main(["--model", "danet", "--small", "--weights", str(weights), "--out", str(tmp_path / "served"),
-                 "--attention"]) == 0
+    assert (
+        main(
+            ["--model", "danet", "--small", "--weights", str(weights), "--out", str(tmp_path / "served"), "--attention"]
+        )
+        == 0
+    )
     served = load_predictor("danet", saved_model=tmp_path / "served")
     assert set(served.attention) == {"position_attention", "channel_attention"}
     images = [_images((50, 70, 3), seed=4)]
@@ -192,8 +211,10 @@ def test_cli_attention_export_loads_a_default_checkpoint_layer_by_layer(tmp_path
 
     assert main(["--model", "unet", "--small", "--weights", str(weights), "--out", str(tmp_path / "x")]) == 1
     error = capsys.readouterr().err
-    assert f"zoo.export: error: {weights}: this checkpoint does not match model 'unet' built with {{'small': True}}" \
+    assert (
+        f"zoo.export: error: {weights}: this checkpoint does not match model 'unet' built with {{'small': True}}"
         in error
+    )
 
 
 def test_cli_takes_a_run_or_a_checkpoint_with_its_model(tmp_path, capsys):

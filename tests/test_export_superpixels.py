@@ -1,5 +1,6 @@
 """zoo.export for models with a label-map input (SANet: image + superpixels), and
 data_tools.preprocess.preprocess_label_maps, which resizes the maps in serving."""
+
 import dataclasses
 import io
 import os
@@ -69,8 +70,9 @@ def pipeline_prediction(sanet, tmp_path_factory):
         Image.fromarray(np.zeros(IMAGE_SIZE, np.uint8)).save(mask_path)
         map_path = write_superpixel_map(root / f"img{index}_superpixels.png", labels)
         records.append(Record(f"img{index}", image_path, {"lesion": mask_path}, extra={"superpixels": map_path}))
-    dataset = superpixel_segmentation_dataset(records, SPEC, mask_names=("lesion",), batch_size=2, training=False,
-                                              cache=False)
+    dataset = superpixel_segmentation_dataset(
+        records, SPEC, mask_names=("lesion",), batch_size=2, training=False, cache=False
+    )
     inputs, _ = next(iter(dataset))
     return images, maps, sanet.predict(inputs, verbose=0)
 
@@ -89,8 +91,9 @@ def test_serving_default_equals_the_training_pipeline(signatures, pipeline_predi
 
 def test_serving_bytes_takes_encoded_images_and_maps_of_their_decoded_size(signatures, pipeline_prediction):
     images, maps, expected = pipeline_prediction
-    served = signatures["serving_bytes"](encoded=tf.constant([_png(image) for image in images]),
-                                         superpixels=tf.constant(maps))
+    served = signatures["serving_bytes"](
+        encoded=tf.constant([_png(image) for image in images]), superpixels=tf.constant(maps)
+    )
     np.testing.assert_allclose(served["mask"].numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -123,14 +126,21 @@ def test_serving_bytes_checks_each_map_against_its_decoded_image(signatures):
     encoded = tf.constant([_png(image) for image in images])
     with pytest.raises(tf.errors.InvalidArgumentError, match="superpixels: expected one map per encoded image"):
         signatures["serving_bytes"](encoded=encoded, superpixels=tf.constant(maps[:1]))
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="superpixels: each map must have the height and width of its decoded encoded image"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match="superpixels: each map must have the height and width of its decoded encoded image",
+    ):
         signatures["serving_bytes"](encoded=encoded, superpixels=tf.constant(maps[:, :-1]))
 
 
 def test_saved_model_cli_lists_both_inputs_of_both_signatures(exported):
-    show = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", exported, "--all"], capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    show = subprocess.run(
+        [SAVED_MODEL_CLI, "show", "--dir", exported, "--all"],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert show.returncode == 0, show.stderr[-3000:]
     signatures = show.stdout.split("signature_def[")
     default = next(text for text in signatures if text.startswith("'serving_default'"))
@@ -198,8 +208,9 @@ def test_map_first_rank3_model_with_a_stricter_bound(tmp_path):
         labels = _nearest(labels, (SMALL, SMALL))
         for label in np.unique(labels):
             inside = labels == label
-            np.testing.assert_allclose(result[inside], np.broadcast_to(image[inside].mean(0), result[inside].shape),
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                result[inside], np.broadcast_to(image[inside].mean(0), result[inside].shape), rtol=1e-5, atol=1e-6
+            )
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"regions: labels must lie in \[0, max_segments=4\)"):
         serve(images=tf.constant(images), regions=tf.constant(maps + 1))
 
@@ -210,18 +221,27 @@ def test_label_map_models_that_cannot_be_served_are_refused(tmp_path):
         export_saved_model(_pooling_model(), tmp_path / "a", input_spec=spec, max_segments=9)
 
     image = keras.Input((SMALL, SMALL, 3), name="image")
-    unbounded = keras.Model([image, keras.Input((SMALL, SMALL, 1), dtype="int32", name="labels")],
-                            keras.layers.Conv2D(1, 1)(image))
-    with pytest.raises(ValueError, match="no layer with a max_segments bound; pass max_segments, the bound on the "
-                                         "labels of input 'labels'"):
+    unbounded = keras.Model(
+        [image, keras.Input((SMALL, SMALL, 1), dtype="int32", name="labels")], keras.layers.Conv2D(1, 1)(image)
+    )
+    with pytest.raises(
+        ValueError,
+        match="no layer with a max_segments bound; pass max_segments, the bound on the labels of input 'labels'",
+    ):
         export_saved_model(unbounded, tmp_path / "b", input_spec=spec)
 
     coarse = build_sanet((SIZE, SIZE, 3), superpixel_shape=(SIZE // 2, SIZE // 2, 1), **TINY)
     with pytest.raises(ValueError, match=r"input 'superpixels' is \(16, 16\) but input_spec.image_size is \(32, 32\)"):
         export_saved_model(coarse, tmp_path / "c", input_spec=SPEC)
 
-    two_maps = keras.Model([image, keras.Input((SMALL, SMALL, 1), dtype="int32", name="a"),
-                            keras.Input((SMALL, SMALL, 1), dtype="int32", name="b")], keras.layers.Conv2D(1, 1)(image))
+    two_maps = keras.Model(
+        [
+            image,
+            keras.Input((SMALL, SMALL, 1), dtype="int32", name="a"),
+            keras.Input((SMALL, SMALL, 1), dtype="int32", name="b"),
+        ],
+        keras.layers.Conv2D(1, 1)(image),
+    )
     with pytest.raises(NotImplementedError, match="at most one integer label map"):
         export_saved_model(two_maps, tmp_path / "d", input_spec=spec, max_segments=4)
 

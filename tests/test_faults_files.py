@@ -4,6 +4,7 @@ as background, a server trickling its response headers. One test per class of fa
 each failing on the code before the fix: the fault ends in one sentence naming the
 file (or the batch element), and nothing half-written is left.
 """
+
 from __future__ import annotations
 
 import errno
@@ -25,6 +26,7 @@ from data_tools import atomic
 
 def _disk_fills_at_fsync(monkeypatch) -> None:
     """The disk fills when the content is flushed (as delayed allocation reports it)."""
+
     def fsync(descriptor):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -47,10 +49,16 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_space_and_keeps_the_pre
     assert target.read_bytes() == b"previous" and os.listdir(tmp_path) == ["model.tflite"]
 
     ids = [f"ISIC_00000{i:02d}" for i in range(6)]
-    truth = _csv(tmp_path / "truth.csv", [[i, n % 2, n // 3] for n, i in enumerate(ids)],
-                 ["image_id", "melanoma", "seborrheic_keratosis"])
-    scores = _csv(tmp_path / "p" / "scores.csv", [[i, 0.3 + 0.1 * (n % 2), 0.5] for n, i in enumerate(ids)],
-                  ["image_id", "melanoma", "seborrheic_keratosis"])
+    truth = _csv(
+        tmp_path / "truth.csv",
+        [[i, n % 2, n // 3] for n, i in enumerate(ids)],
+        ["image_id", "melanoma", "seborrheic_keratosis"],
+    )
+    scores = _csv(
+        tmp_path / "p" / "scores.csv",
+        [[i, 0.3 + 0.1 * (n % 2), 0.5] for n, i in enumerate(ids)],
+        ["image_id", "melanoma", "seborrheic_keratosis"],
+    )
     out = tmp_path / "scores"
     with monkeypatch.context() as patch:
         _disk_fills_at_fsync(patch)
@@ -89,10 +97,16 @@ def test_serving_signatures_refuse_an_empty_batch_and_name_the_bad_encoded_image
     cases = [
         ("serving_default", {"images": tf.zeros((0, 16, 16, 3), tf.uint8)}, r"images: the batch holds no image"),
         ("serving_bytes", {"encoded": tf.constant([], tf.string)}, r"encoded: the batch holds no image"),
-        ("serving_bytes", {"encoded": tf.constant([_png(), b"", _png()])},
-         r"encoded: image 1 of the batch \(counted from 0\) is empty"),
-        ("serving_bytes", {"encoded": tf.constant([_png(), _png(), b"GIF? no: plain text"])},
-         r"encoded: image 2 of the batch \(counted from 0\) is not a JPEG, PNG, GIF or BMP file"),
+        (
+            "serving_bytes",
+            {"encoded": tf.constant([_png(), b"", _png()])},
+            r"encoded: image 1 of the batch \(counted from 0\) is empty",
+        ),
+        (
+            "serving_bytes",
+            {"encoded": tf.constant([_png(), _png(), b"GIF? no: plain text"])},
+            r"encoded: image 2 of the batch \(counted from 0\) is not a JPEG, PNG, GIF or BMP file",
+        ),
     ]
     for name, feeds, message in cases:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
@@ -121,8 +135,9 @@ def test_a_saved_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch, sav
     previous = {path.relative_to(saved_model): path.read_bytes() for path in saved_model.rglob("*") if path.is_file()}
     with pytest.raises(_Full):  # over an export: the previous one stays whole
         export.export_saved_model(model, saved_model, input_spec=spec)
-    assert {path.relative_to(saved_model): path.read_bytes()
-            for path in saved_model.rglob("*") if path.is_file()} == previous
+    assert {
+        path.relative_to(saved_model): path.read_bytes() for path in saved_model.rglob("*") if path.is_file()
+    } == previous
     monkeypatch.undo()
 
     other = tmp_path / "other"
@@ -146,8 +161,10 @@ def test_saved_model_load_errors_are_one_sentence(tmp_path, saved_model):
     (cut / "saved_model.pb").write_bytes(data[: len(data) // 3])
     cases = [
         (lambda: load_saved_model(cut, "unet"), [str(cut), "cut short or corrupt"]),
-        (lambda: load_predictor("attention_unet", saved_model=saved_model),
-         [str(saved_model), "'unet'", "'attention_unet'"]),
+        (
+            lambda: load_predictor("attention_unet", saved_model=saved_model),
+            [str(saved_model), "'unet'", "'attention_unet'"],
+        ),
         (lambda: load_model("unet", weights=saved_model, small=True), [str(saved_model), "SavedModel folder"]),
     ]
     for load, parts in cases:

@@ -7,6 +7,7 @@ the code before the fix.
 Kills are simulated deterministically in-process: a writer that leaves half a file (or
 a temporary file) behind and raises, as a SIGKILL mid-write would leave the disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -129,8 +130,9 @@ KILLS = {
 
 
 @pytest.mark.parametrize("kill", KILLS)
-def test_a_run_killed_while_writing_its_state_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch,
-                                                                                    reference, kill):
+def test_a_run_killed_while_writing_its_state_resumes_to_the_uninterrupted_weights(
+    tmp_path, monkeypatch, reference, kill
+):
     with monkeypatch.context() as patch:
         KILLS[kill](patch)
         with pytest.raises(_Killed):
@@ -164,9 +166,14 @@ def _drop_log_row(path: Path, epoch: int) -> None:
 
 TAMPERED = {
     # what the old code resumed silently: epoch 3's weights with epoch 1's metadata
-    "metadata of another epoch": ("backup/training_metadata.json",
-                                  lambda out: _set_epoch(out / "backup/training_metadata.json", 1)),
-    "backup weights cut short": ("backup/latest.weights.h5", lambda out: _cut_in_half(out / "backup/latest.weights.h5")),
+    "metadata of another epoch": (
+        "backup/training_metadata.json",
+        lambda out: _set_epoch(out / "backup/training_metadata.json", 1),
+    ),
+    "backup weights cut short": (
+        "backup/latest.weights.h5",
+        lambda out: _cut_in_half(out / "backup/latest.weights.h5"),
+    ),
     "checkpoint cut short": ("best.weights.h5", lambda out: _cut_in_half(out / "best.weights.h5")),
     "checkpoint missing": ("best.weights.h5", lambda out: (out / "best.weights.h5").unlink()),
     "no manifest": ("backup", lambda out: (out / "backup/manifest.json").unlink()),
@@ -190,7 +197,8 @@ def test_a_backup_whose_files_do_not_belong_together_is_refused_naming_the_file(
 
 
 def test_a_log_cut_mid_line_resumes_when_the_backup_does_not_need_the_row_and_is_one_sentence_otherwise(
-        tmp_path, reference):
+    tmp_path, reference
+):
     _backup_at_epoch_3(tmp_path)
     log = tmp_path / LOG_FILE
     with log.open("a", newline="") as file:  # killed while logging epoch 3 of the first run

@@ -1,4 +1,5 @@
 """Generic readers (data_tools.folders): image + mask folders, DICOM, Labelme JSON."""
+
 from __future__ import annotations
 
 import base64
@@ -263,9 +264,21 @@ def test_labelme_masks_cached_per_label_map(tmp_path):
             {},
             r"scan\.json: shape 2: unknown label 'cyst'; label_map has 'kidney': 1, 'hydronephrosis': 2",
         ),
-        ([shape("kidney", [[1, 1], [5, 5]], "line")], {}, r"scan\.json: shape 1 \('kidney'\): shape_type 'line' is not supported"),
-        ([SHAPES[0]], {"imageHeight": 21}, r"scan\.json: imageHeight x imageWidth 21x24 differs from the image scan\.png's 20x24"),
-        ([SHAPES[0]], {"imagePath": "missing.png"}, r"scan\.json: image 'missing\.png' not found beside the JSON and no imageData"),
+        (
+            [shape("kidney", [[1, 1], [5, 5]], "line")],
+            {},
+            r"scan\.json: shape 1 \('kidney'\): shape_type 'line' is not supported",
+        ),
+        (
+            [SHAPES[0]],
+            {"imageHeight": 21},
+            r"scan\.json: imageHeight x imageWidth 21x24 differs from the image scan\.png's 20x24",
+        ),
+        (
+            [SHAPES[0]],
+            {"imagePath": "missing.png"},
+            r"scan\.json: image 'missing\.png' not found beside the JSON and no imageData",
+        ),
     ],
     ids=["unknown label", "unsupported shape", "size", "no image"],
 )

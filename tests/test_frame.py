@@ -3,6 +3,7 @@
 A toy table with a cheap, deterministic ``run_row`` goes through the whole frame:
 flags, data resolution, rows, resume, and the written md/csv/json/png/config.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,7 +87,10 @@ class ToyScript:
 
     def __call__(self, *argv: str):
         return run_table(
-            TABLE, self.run_row, dataset=self.dataset, argv=list(argv),
+            TABLE,
+            self.run_row,
+            dataset=self.dataset,
+            argv=list(argv),
             defaults={"epochs": 4, "batch_size": 8},
             smoke_overrides={"epochs": 2, "batch_size": 1},
         )
@@ -237,8 +241,7 @@ def test_curves_draw_the_score_metric_beside_the_loss_and_mark_the_kept_epoch(tm
 
     monkeypatch.setattr(Axes, "plot", record_plot)
     monkeypatch.setattr(Axes, "axvline", record_kept)
-    history = {"epoch": [0, 1, 2], "dice": [0.2, 0.4, 0.5], "loss": [0.8, 0.6, 0.5],
-               "val_loss": [math.nan] * 3}
+    history = {"epoch": [0, 1, 2], "dice": [0.2, 0.4, 0.5], "loss": [0.8, 0.6, 0.5], "val_loss": [math.nan] * 3}
     results = {"Alpha": RowResult({"JSI": 70.0}, history, "loss", {"best_epoch": 2})}
     assert report.plot_curves(TABLE, results, tmp_path / "curves.png", synthetic=False)
     panels = {entry["axis"].get_title(): entry for entry in drawn.values()}
@@ -256,8 +259,20 @@ def test_console_table_lines_up_with_the_columns(full_run):
     assert "Alpha" in text and "+1.2" in text and "quoted from the paper" in text
     header = next(line for line in text.splitlines() if line.startswith("Method"))
     assert header.split() == [
-        "Method", "JSI", "ours", "JSI", "paper", "JSI", "diff",
-        "Params", "ours", "Params", "paper", "Params", "diff", "Source",
+        "Method",
+        "JSI",
+        "ours",
+        "JSI",
+        "paper",
+        "JSI",
+        "diff",
+        "Params",
+        "ours",
+        "Params",
+        "paper",
+        "Params",
+        "diff",
+        "Source",
     ]
 
 
@@ -275,7 +290,8 @@ def test_train_config_is_filled_from_flags(full_run):
 def test_missing_data_stops_with_instructions(tmp_path):
     """A real script, run as users run it: exit 2, no traceback, what to do."""
     script_path = tmp_path / "toy_table1.py"
-    script_path.write_text(textwrap.dedent("""
+    script_path.write_text(
+        textwrap.dedent("""
         from reproduce.datasets import DatasetNeed
         from reproduce.frame import Column, PaperRow, PaperTable, run_table
 
@@ -284,17 +300,25 @@ def test_missing_data_stops_with_instructions(tmp_path):
                            "python -m data_tools.download isic2018 --dest data/isic2018",
                            make_synthetic=lambda root: root)
         run_table(TABLE, lambda ctx: None, dataset=NEED)
-    """))
+    """)
+    )
     done = subprocess.run(
-        [sys.executable, str(script_path)], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [sys.executable, str(script_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     for needed in (
-        "ISIC 2018 Task 1", "data/isic2018 does not exist", "--data-dir",
+        "ISIC 2018 Task 1",
+        "data/isic2018 does not exist",
+        "--data-dir",
         "python -m data_tools.download isic2018 --dest data/isic2018",
-        "https://challenge.isic-archive.com/data/", f"python {script_path} --smoke",
+        "https://challenge.isic-archive.com/data/",
+        f"python {script_path} --smoke",
     ):
         assert needed in done.stderr
     assert not (tmp_path / "results").exists()
@@ -428,7 +452,10 @@ def test_skipped_bad_inputs_are_recorded(script, real_data, tmp_path):
         return RowResult({"JSI": 1.0})
 
     result = run_table(
-        TABLE, skipping_run_row, dataset=script.dataset, defaults={"epochs": 1},
+        TABLE,
+        skipping_run_row,
+        dataset=script.dataset,
+        defaults={"epochs": 1},
         argv=["--data-dir", str(real_data), "--out", str(tmp_path / "out"), "--skip-bad", "--rows", "Alpha"],
     )
     skipped = result.results["Alpha"].extra["skipped_inputs"]
@@ -450,7 +477,9 @@ def test_skipped_bad_inputs_are_recorded(script, real_data, tmp_path):
 def test_bad_row_results_name_the_row_and_problem(script, real_data, tmp_path, returned, error):
     with pytest.raises((TypeError, ValueError), match="run_row for 'Alpha'") as raised:
         run_table(
-            TABLE, lambda ctx: returned, dataset=script.dataset,
+            TABLE,
+            lambda ctx: returned,
+            dataset=script.dataset,
             argv=["--data-dir", str(real_data), "--out", str(tmp_path / "out"), "--rows", "Alpha"],
         )
     assert error in str(raised.value)
@@ -475,13 +504,21 @@ def test_table_declaration_is_validated(kwargs, error):
 
 def test_script_overrides_must_name_flags(script, real_data):
     with pytest.raises(ValueError, match=r"smoke_overrides names \['image_size'\], which are not flags"):
-        run_table(TABLE, script.run_row, dataset=script.dataset, argv=["--data-dir", str(real_data)],
-                  smoke_overrides={"image_size": 64})
+        run_table(
+            TABLE,
+            script.run_row,
+            dataset=script.dataset,
+            argv=["--data-dir", str(real_data)],
+            smoke_overrides={"image_size": 64},
+        )
     added = run_table(
-        TABLE, script.run_row, dataset=script.dataset,
+        TABLE,
+        script.run_row,
+        dataset=script.dataset,
         argv=["--smoke", "--out", str(real_data.parent / "out"), "--rows", "Alpha"],
         add_arguments=lambda parser: parser.add_argument("--image-size", type=int, default=256),
-        defaults={"epochs": 3}, smoke_overrides={"image_size": 64},
+        defaults={"epochs": 3},
+        smoke_overrides={"image_size": 64},
     )
     assert script.calls[-1].args.image_size == 64 and script.calls[-1].args.epochs == 3
     assert added.results["Alpha"].values["JSI"] == OURS["Alpha"]["JSI"]
@@ -501,15 +538,20 @@ def test_weights_argument_checks_when_parsing(tmp_path):
         weights_argument(str(tmp_path / "no_such.h5"))
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--epochs", "0", r"must be a positive finite number, got 0"),
-    ("--batch-size", "0", r"must be a positive finite number, got 0"),
-    ("--batch-size", "-3", r"must be a positive finite number, got -3"),
-    ("--epochs", "two", "invalid int value"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--epochs", "0", r"must be a positive finite number, got 0"),
+        ("--batch-size", "0", r"must be a positive finite number, got 0"),
+        ("--batch-size", "-3", r"must be a positive finite number, got -3"),
+        ("--epochs", "two", "invalid int value"),
+    ],
+)
 def test_training_arguments_are_checked_when_parsing(flag, value, message, capsys):
     """Before any data is read (issue 16): argparse stops with exit status 2."""
-    parser = frame.build_parser(TABLE, DatasetNeed("Toy", "data/toy", "nothing to get", make_synthetic=lambda root: root))
+    parser = frame.build_parser(
+        TABLE, DatasetNeed("Toy", "data/toy", "nothing to get", make_synthetic=lambda root: root)
+    )
     with pytest.raises(SystemExit) as stop:
         frame.parse_flags(parser, [flag, value])
     assert stop.value.code == 2
@@ -528,11 +570,17 @@ def test_paper_values_print_with_the_papers_own_digits():
     """AER-Net Table 3 prints 77.29 and 79.51: a 1-decimal column must not round them,
     a string keeps the paper's text ("70", "75,6"), and trailing zeros of the column stay."""
     column = Column("JSI", "%", decimals=1)
-    table = PaperTable("t", "T", "T, Table 3", [column, Column("AUC", decimals=3)], [
-        PaperRow("A", {"JSI": 77.29, "AUC": 0.85}),
-        PaperRow("B", {"JSI": "70"}),
-        PaperRow("C", {"JSI": "75,6"}),
-    ])
+    table = PaperTable(
+        "t",
+        "T",
+        "T, Table 3",
+        [column, Column("AUC", decimals=3)],
+        [
+            PaperRow("A", {"JSI": 77.29, "AUC": 0.85}),
+            PaperRow("B", {"JSI": "70"}),
+            PaperRow("C", {"JSI": "75,6"}),
+        ],
+    )
     result = RowResult({"JSI": 76.04, "AUC": 0.8})
     _, body = report.comparison_grid(table, {"A": result})
     assert body[0][1:7] == ["76.0", "77.29", "-1.25", "0.800", "0.850", "-0.050"]
@@ -563,8 +611,13 @@ def test_a_run_that_departs_from_the_paper_says_so_in_its_title(tmp_path):
         seen["title"] = None
         return RowResult({"JSI": 1.0, "Params": 1.0})
 
-    result = run_table(TABLE, run_row, dataset=need, argv=["--smoke", "--out", str(tmp_path), "--rows", "Alpha"],
-                       variant=lambda args: "hold-out validation: 10% of the training images")
+    result = run_table(
+        TABLE,
+        run_row,
+        dataset=need,
+        argv=["--smoke", "--out", str(tmp_path), "--rows", "Alpha"],
+        variant=lambda args: "hold-out validation: 10% of the training images",
+    )
     assert "[hold-out validation: 10% of the training images]" in (tmp_path / "table.md").read_text()
     assert result is not None
     parser_args = frame.build_parser(attnmel_table1.TABLE, need, attnmel_table1.add_arguments)
@@ -575,8 +628,11 @@ def test_a_run_that_departs_from_the_paper_says_so_in_its_title(tmp_path):
 
 # --------------------------------------------------------------------------- --help (issue 26)
 
-TABLE_SCRIPTS = sorted(path.stem for path in (Path(__file__).resolve().parents[1] / "reproduce").glob("*_table*.py")
-                       if path.stem != "litert_table")
+TABLE_SCRIPTS = sorted(
+    path.stem
+    for path in (Path(__file__).resolve().parents[1] / "reproduce").glob("*_table*.py")
+    if path.stem != "litert_table"
+)
 
 
 @pytest.mark.parametrize("name", TABLE_SCRIPTS)
@@ -587,7 +643,9 @@ def test_help_example_rows_run_and_the_title_is_not_repeated(name):
     import shlex
 
     table = importlib.import_module(f"reproduce.{name}").TABLE
-    parser = frame.build_parser(table, DatasetNeed("Toy", "data/toy", "nothing to get", make_synthetic=lambda root: root))
+    parser = frame.build_parser(
+        table, DatasetNeed("Toy", "data/toy", "nothing to get", make_synthetic=lambda root: root)
+    )
     rows_help = next(action.help for action in parser._actions if "--rows" in action.option_strings)
     example = re.search(r"\(e\.g\. (.+) or (\S+); the rows are listed below\)", rows_help % {})
     assert example, rows_help
@@ -603,10 +661,18 @@ def test_notes_say_what_ran_and_count_epochs_from_one():
     """The table's notes describe the paper's set-up; "This run" notes give the images the
     rows used and the kept epoch counted from 1, as Keras prints epochs (issue 26)."""
     results = {
-        "Alpha": RowResult(values={"JSI": 70.0}, history=toy_history(4), monitor="val_dice",
-                           extra={"train_images": np.int64(32), "test_images": 8, "best_epoch": 2}),
-        "Beta Net": RowResult(values={"JSI": 80.0}, history=toy_history(4), monitor="val_dice",
-                              extra={"train_images": 32, "test_images": 8, "training": {"kept_epoch": 0}}),
+        "Alpha": RowResult(
+            values={"JSI": 70.0},
+            history=toy_history(4),
+            monitor="val_dice",
+            extra={"train_images": np.int64(32), "test_images": 8, "best_epoch": 2},
+        ),
+        "Beta Net": RowResult(
+            values={"JSI": 80.0},
+            history=toy_history(4),
+            monitor="val_dice",
+            extra={"train_images": 32, "test_images": 8, "training": {"kept_epoch": 0}},
+        ),
     }
     ran = "This run: 32 training / 8 test images (every row)."
     kept = "Kept epoch (counted from 1, as Keras prints epochs): Alpha: 3 of 4; Beta Net: 1 of 4."
@@ -617,12 +683,16 @@ def test_notes_say_what_ran_and_count_epochs_from_one():
     data = report.table_json(TABLE, results, synthetic=True)
     assert data["run_notes"] == [ran, kept] and data["notes"] == ["a toy note"]
     assert [row["kept_epoch"] for row in data["rows"]] == [
-        {"epoch": 3, "of": 4, "counted_from": 1}, {"epoch": 1, "of": 4, "counted_from": 1}, None]
+        {"epoch": 3, "of": 4, "counted_from": 1},
+        {"epoch": 1, "of": 4, "counted_from": 1},
+        None,
+    ]
     assert "0-based" in data["epoch_numbering"]
     results["Beta Net"] = RowResult(values={"JSI": 80.0}, extra={"images": {"train": 5, "test": 2}})
     assert report.run_notes(TABLE, results) == [
         "This run: Alpha: 32 training / 8 test images; Beta Net: 5 train / 2 test images.",
-        "Kept epoch (counted from 1, as Keras prints epochs): Alpha: 3 of 4."]
+        "Kept epoch (counted from 1, as Keras prints epochs): Alpha: 3 of 4.",
+    ]
 
 
 def test_aernet_table1_cells_print_as_the_paper_prints_them():

@@ -5,6 +5,7 @@ in the parent and in every worker (a ``sitecustomize`` on ``PYTHONPATH`` install
 finder of tests/_no_tensorflow_worker.py), as on the lent GPU machines; the arithmetic,
 the tolerance check, the goals and the time guard are checked against hand-made cases.
 """
+
 import argparse
 import json
 import os
@@ -19,8 +20,17 @@ import pytest
 
 from reproduce import bench_jax, gpu_check
 from reproduce.bench_process import run_child
-from reproduce.benchmark_jax_report import (SKIPPED, STOPPED, assemble, goals, ratios, read_records, render_markdown,
-                                            speed_items, utilisation)
+from reproduce.benchmark_jax_report import (
+    SKIPPED,
+    STOPPED,
+    assemble,
+    goals,
+    ratios,
+    read_records,
+    render_markdown,
+    speed_items,
+    utilisation,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKER = """import sys
@@ -38,8 +48,13 @@ def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check")
     env = {**os.environ, "PYTHONPATH": str(blocker), "OUT": str(out)}
     env.pop("KERAS_BACKEND", None)
-    completed = subprocess.run([sys.executable, str(ROOT / "reproduce" / "gpu_check.py"), "--cpu-smoke"], env=env,
-                               capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "reproduce" / "gpu_check.py"), "--cpu-smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads((out / "gpu_check.json").read_text()), (out / "gpu_check.md").read_text()
 
@@ -54,16 +69,20 @@ def test_cpu_smoke_runs_the_whole_path_without_tensorflow(smoke):
         check = report["correctness"][name]
         assert check["status"] == "ok" and check["finite_loss"] and check["mixed_bfloat16"]["within"], check
     rows = {(row["model"], row["precision"]): row for row in report["speed"]}
-    assert sorted(rows) == sorted((name, precision) for name in gpu_check.SMOKE_MODELS
-                                  for precision in ("float32", "mixed_bfloat16"))
+    assert sorted(rows) == sorted(
+        (name, precision) for name in gpu_check.SMOKE_MODELS for precision in ("float32", "mixed_bfloat16")
+    )
     for row in rows.values():
         assert row["status"] == "ok" and row["finite_loss"] and row["batch"] == 2, row
         assert row["flops"] > 0 and row["memory_bytes"] > 0 and row["train_img_s"] > 0 and row["infer_img_s"] > 0
         assert row["utilisation_bfloat16"] == pytest.approx(
-            row["flops"] / row["train_step_s"] / report["matmul_rates"]["bfloat16"])
+            row["flops"] / row["train_step_s"] / report["matmul_rates"]["bfloat16"]
+        )
     measured = {(row["ratio"], row["model"], row["precision"]) for row in report["ratios"]}
-    assert {("step time / baseline", "arl_cnn14", "float32"), ("bf16 / float32 images/s", "resnet14",
-                                                                "mixed_bfloat16")} <= measured
+    assert {
+        ("step time / baseline", "arl_cnn14", "float32"),
+        ("bf16 / float32 images/s", "resnet14", "mixed_bfloat16"),
+    } <= measured
     assert "(CPU smoke run)" in markdown and "## Goals (informational: not a GPU)" in markdown
     assert "| arl_cnn14 | mixed_bfloat16 | 2 (--batch-sizes) |" in markdown
 
@@ -71,9 +90,18 @@ def test_cpu_smoke_runs_the_whole_path_without_tensorflow(smoke):
 def test_utilisation_is_achieved_flops_over_the_measured_peak():
     assert utilisation(2e12, 0.5, 8e12) == pytest.approx(0.5)  # 4 TFLOP/s of 8
     assert utilisation(None, 0.5, 8e12) is None and utilisation(2e12, 0.5, None) is None
-    records = [{"kind": "matmul_rates", "size": 8, "bfloat16": 1e12, "float32": 2.5e11},
-               {"kind": "result", "phase": "speed", "model": "m", "precision": "float32", "status": "ok",
-                "flops": 3e10, "train_step_s": 0.2}]
+    records = [
+        {"kind": "matmul_rates", "size": 8, "bfloat16": 1e12, "float32": 2.5e11},
+        {
+            "kind": "result",
+            "phase": "speed",
+            "model": "m",
+            "precision": "float32",
+            "status": "ok",
+            "flops": 3e10,
+            "train_step_s": 0.2,
+        },
+    ]
     row = assemble(records, {}, {})["speed"][0]
     assert (row["utilisation_bfloat16"], row["utilisation_float32"]) == pytest.approx((0.15, 0.6))  # 150 GFLOP/s
 
@@ -89,20 +117,38 @@ def test_the_tolerance_check_catches_an_injected_mismatch():
 
 
 def _speed(model, precision, step_s, batch=32, **fields):
-    return {"phase": "speed", "model": model, "precision": precision, "status": "ok", "batch": batch,
-            "train_step_s": step_s, "train_img_s": batch / step_s, **fields}
+    return {
+        "phase": "speed",
+        "model": model,
+        "precision": precision,
+        "status": "ok",
+        "batch": batch,
+        "train_step_s": step_s,
+        "train_img_s": batch / step_s,
+        **fields,
+    }
 
 
 def test_goals_read_the_ratios_of_the_same_run():
-    report = {"speed": [_speed("resnet50", "float32", 1.0, family="resnet"),
-                        _speed("resnet50", "mixed_bfloat16", 0.5, family="resnet"),
-                        _speed("keras_resnet50", "mixed_bfloat16", 0.49),
-                        _speed("arl_cnn50", "mixed_bfloat16", 0.55, family="resnet", baseline="resnet50"),
-                        {"phase": "speed", "model": "pspnet", "precision": "float32", "batch": 8,
-                         "status": "failed: XlaRuntimeError: RESOURCE_EXHAUSTED"},
-                        {"phase": "speed", "model": "danet", "precision": "float32", "status": SKIPPED}],
-              "timm": {"timm_resnet50": {"status": "ok", "train_img_s": 40.0}},
-              "correctness": {}, "segment_ops": None}
+    report = {
+        "speed": [
+            _speed("resnet50", "float32", 1.0, family="resnet"),
+            _speed("resnet50", "mixed_bfloat16", 0.5, family="resnet"),
+            _speed("keras_resnet50", "mixed_bfloat16", 0.49),
+            _speed("arl_cnn50", "mixed_bfloat16", 0.55, family="resnet", baseline="resnet50"),
+            {
+                "phase": "speed",
+                "model": "pspnet",
+                "precision": "float32",
+                "batch": 8,
+                "status": "failed: XlaRuntimeError: RESOURCE_EXHAUSTED",
+            },
+            {"phase": "speed", "model": "danet", "precision": "float32", "status": SKIPPED},
+        ],
+        "timm": {"timm_resnet50": {"status": "ok", "train_img_s": 40.0}},
+        "correctness": {},
+        "segment_ops": None,
+    }
     report["ratios"] = ratios(report)
     found = {row["goal"]: (row["value"], row["met"]) for row in goals(report)}
     assert found["resnet50 bf16 / float32 images/s (mixed_bfloat16) >= 1.5"] == (pytest.approx(2.0), True)
@@ -120,8 +166,16 @@ def test_the_time_guard_marks_what_it_did_not_start_and_the_report_what_was_stop
     bench_jax.run_jobs(items, made.append, records, bench_jax.Guard(time.time() - 1, 0.0), workers=1)
     assert made == []  # nothing started after the deadline
     with open(tmp_path / "records.jsonl", "a") as stream:  # a worker stopped while measuring c
-        stream.write(json.dumps({"kind": "plan", "phase": "correctness", "items": [
-            {"phase": "correctness", "model": "c"}, {"phase": "correctness", "model": "d"}]}) + "\n")
+        stream.write(
+            json.dumps(
+                {
+                    "kind": "plan",
+                    "phase": "correctness",
+                    "items": [{"phase": "correctness", "model": "c"}, {"phase": "correctness", "model": "d"}],
+                }
+            )
+            + "\n"
+        )
         stream.write(json.dumps({"kind": "start", "phase": "correctness", "model": "c"}) + "\n")
         stream.write('{"kind": "result", "phase": "correc')  # cut short by the kill
     report = assemble(read_records(tmp_path / "records.jsonl"), {}, {})
@@ -138,8 +192,12 @@ def test_a_worker_past_its_limit_is_stopped():
 
 def test_speed_items_measure_the_goals_first_and_float16_last():
     items = speed_items(["unet", "resnet50", "keras_resnet50"], ["float32", "mixed_bfloat16", "mixed_float16"])
-    assert items[:4] == [("resnet50", "float32"), ("resnet50", "mixed_bfloat16"), ("keras_resnet50", "float32"),
-                         ("keras_resnet50", "mixed_bfloat16")]
+    assert items[:4] == [
+        ("resnet50", "float32"),
+        ("resnet50", "mixed_bfloat16"),
+        ("keras_resnet50", "float32"),
+        ("keras_resnet50", "mixed_bfloat16"),
+    ]
     assert items[4:6] == [("unet", "float32"), ("unet", "mixed_bfloat16")]
     assert [precision for _, precision in items[6:]] == ["mixed_float16"] * 3
 
@@ -151,7 +209,7 @@ def test_the_fill_batch_follows_the_activations_and_the_device_memory():
     per_sample = 448 * 4 * bench_jax.ACTIVATION_FACTOR
     assert bench_jax.fill_batch(model, 8, int(100 * per_sample / bench_jax.FILL_SHARE)) == 64  # 100 fit
     assert bench_jax.fill_batch(model, 8, int(4 * per_sample / bench_jax.FILL_SHARE)) == 8  # the paper's at least
-    assert bench_jax.fill_batch(model, 8, 10 ** 15) == bench_jax.MAX_BATCH
+    assert bench_jax.fill_batch(model, 8, 10**15) == bench_jax.MAX_BATCH
     assert bench_jax.fill_batch(model, 8, None) == 8  # a CPU
 
 

@@ -4,6 +4,7 @@ and the serving tools layered on zoo.serving.
 
 Read with ``ast``, nothing imported. Imports under ``if TYPE_CHECKING:`` are left out
 (they never run)."""
+
 from __future__ import annotations
 
 import ast
@@ -27,7 +28,8 @@ def _modules(package: str = PACKAGE) -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_nodes(tree: ast.AST):
@@ -65,7 +67,7 @@ def import_graph(package: str = PACKAGE) -> dict[str, dict[str, int]]:
                 base = node.module or ""
                 if node.level:
                     parts = own_package.split(".")
-                    base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
                 for alias in node.names:
                     full = f"{base}.{alias.name}"
                     targets.append(full if full in modules else resolve(base))
@@ -127,8 +129,9 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 
 def _describe(graph: dict[str, dict[str, int]], component: list[str]) -> str:
     members = set(component)
-    return "; ".join(f"{a} imports {b} (line {line})" for a in component
-                     for b, line in sorted(graph[a].items()) if b in members)
+    return "; ".join(
+        f"{a} imports {b} (line {line})" for a in component for b, line in sorted(graph[a].items()) if b in members
+    )
 
 
 def test_no_import_cycle_among_zoo_modules():
@@ -138,11 +141,14 @@ def test_no_import_cycle_among_zoo_modules():
     assert not found, "import cycles among zoo modules:\n" + "\n".join(_describe(graph, c) for c in found)
 
 
-@pytest.mark.parametrize("module, forbidden", [
-    ("zoo.serving", {"zoo.predict", "zoo.export", "zoo.litert"}),
-    ("zoo.litert", {"zoo.predict", "zoo.export"}),
-    ("zoo.predict", {"zoo.export", "zoo.litert"}),
-])
+@pytest.mark.parametrize(
+    "module, forbidden",
+    [
+        ("zoo.serving", {"zoo.predict", "zoo.export", "zoo.litert"}),
+        ("zoo.litert", {"zoo.predict", "zoo.export"}),
+        ("zoo.predict", {"zoo.export", "zoo.litert"}),
+    ],
+)
 def test_serving_tools_import_one_way(module, forbidden):
     """zoo.serving knows how a model is fed and read; the tools use it, not each other
     (zoo.export's command line writes LiteRT files too, so it may import zoo.litert)."""

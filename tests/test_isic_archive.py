@@ -1,5 +1,6 @@
 """The ISIC Archive client (data_tools.isic_archive) and ARL's extra-image command,
 against a fake archive API on 127.0.0.1 that the tests start and stop themselves."""
+
 from __future__ import annotations
 
 import csv
@@ -39,8 +40,7 @@ class FakeArchive:
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.api = f"{self.url}/api/v2"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._watchdog = threading.Timer(SERVER_LIFETIME_S, self.httpd.shutdown)
 
     def __enter__(self):
@@ -56,11 +56,14 @@ class FakeArchive:
 
     def _page(self, query: str, offset: int) -> dict:
         ids = self.images.get(query, [])
-        chunk = ids[offset:offset + self.page_size]
+        chunk = ids[offset : offset + self.page_size]
         more = offset + self.page_size < len(ids)
         following = urllib.parse.urlencode({"query": query, "offset": offset + self.page_size})
-        return {"count": len(ids), "next": f"{self.api}/images/search/?{following}" if more else None,
-                "results": [{"isic_id": i, "files": {"full": {"url": f"{self.url}/files/{i}.jpg"}}} for i in chunk]}
+        return {
+            "count": len(ids),
+            "next": f"{self.api}/images/search/?{following}" if more else None,
+            "results": [{"isic_id": i, "files": {"full": {"url": f"{self.url}/files/{i}.jpg"}}} for i in chunk],
+        }
 
     def _handler(self):
         archive = self
@@ -139,8 +142,11 @@ def test_arl_extra_images_selects_downloads_and_reuses_its_selection(tmp_path, m
     isic2017.mkdir(parents=True)
     (isic2017 / "ISIC_0000002.jpg").write_bytes(_jpeg(0))  # a challenge image found by the search
     searches = arl_extra_images.SEARCHES
-    images = {searches["melanoma"]: _ids(1, 6), searches["nevus"]: _ids(10, 3),
-              searches["seborrheic_keratosis"]: _ids(20, 2)}
+    images = {
+        searches["melanoma"]: _ids(1, 6),
+        searches["nevus"]: _ids(10, 3),
+        searches["seborrheic_keratosis"]: _ids(20, 2),
+    }
     dest = tmp_path / "extra"
     argv = ["--isic2017", str(tmp_path / "isic2017"), "--dest", str(dest), "--seed", "1"]
     with FakeArchive(images) as archive:

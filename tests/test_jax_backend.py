@@ -2,6 +2,7 @@
 backend: a subprocess with KERAS_BACKEND=jax (the suite runs on TensorFlow) builds
 SANet (small) with the weights of this process's model, gives its outputs to 1e-5 and
 runs one jit-compiled training step."""
+
 import json
 import os
 import subprocess
@@ -28,13 +29,25 @@ def test_sanet_and_rgb_to_lab_run_and_train_under_jax(tmp_path):
     rgb = rng.random((2, 5, 7, 3)).astype(np.float32)
     rgb[0, 0, :4] = [[0, 0, 0], [1, 1, 1], [0.04045, 0, 1], [0.01, 0.5, 0.2]]  # black, white, both branches
     model.save_weights(tmp_path / "sanet.weights.h5")
-    np.savez(tmp_path / "inputs.npz", image=image, superpixels=superpixels,
-             sanet_tf=model.predict([image, superpixels], verbose=0),
-             target=(rng.random((2, *model.outputs[0].shape[1:])) > 0.5).astype(np.float32),
-             rgb=rgb, lab_unit_True=rgb_to_lab_unit(rgb).numpy(), lab_unit_False=rgb_to_lab(rgb).numpy())
+    np.savez(
+        tmp_path / "inputs.npz",
+        image=image,
+        superpixels=superpixels,
+        sanet_tf=model.predict([image, superpixels], verbose=0),
+        target=(rng.random((2, *model.outputs[0].shape[1:])) > 0.5).astype(np.float32),
+        rgb=rgb,
+        lab_unit_True=rgb_to_lab_unit(rgb).numpy(),
+        lab_unit_False=rgb_to_lab(rgb).numpy(),
+    )
     environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}  # conftest: JAX's cache
-    done = subprocess.run([sys.executable, "-m", "tests._jax_backend_worker", str(tmp_path)], cwd=ROOT,
-                          env=environment, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests._jax_backend_worker", str(tmp_path)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.strip().splitlines()[-1])
     assert results["sanet_max_diff"] <= 1e-5, results

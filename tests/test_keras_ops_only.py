@@ -3,6 +3,7 @@ and PyTorch backends). Issue 23: TensorFlow comes through data_tools.lazy_tensor
 (imported on first use, a clear line where it is missing), never by an import
 statement, except where a TensorFlow-internal symbol must be imported by name.
 Parsed (ast), not imported; tests/test_tensorflow_optional.py checks the imports at run time."""
+
 import ast
 from pathlib import Path
 
@@ -40,8 +41,10 @@ def test_tensorflow_is_imported_through_lazy_tensorflow_only():
             lines = _imports_tensorflow(ast.Module(body=module_level, type_ignores=[]))
             if lines:
                 offenders.append(f"{relative} (line {', '.join(map(str, lines))})")
-    assert not offenders, ("these modules import TensorFlow at import time; use "
-                           f"tf = data_tools.lazy_tensorflow.lazy_tensorflow(feature) instead: {offenders}")
+    assert not offenders, (
+        "these modules import TensorFlow at import time; use "
+        f"tf = data_tools.lazy_tensorflow.lazy_tensorflow(feature) instead: {offenders}"
+    )
 
 
 def test_the_allow_list_names_existing_modules():

@@ -6,6 +6,7 @@ model with every registered custom layer, compiled with registered losses and
 metrics. Moving a class to another module must not change its registered name
 (``zoo>ClassName``); this test fails if it does.
 """
+
 from pathlib import Path
 
 import keras
@@ -26,7 +27,10 @@ def test_file_saved_before_the_package_move_loads_with_equal_outputs():
     # The compiled losses and metrics came back as the zoo's own classes.
     losses = model.loss
     assert {type(loss).__name__ for loss in losses.values()} == {
-        "GlobalBalancingLoss", "ComboLoss", "AttentionDiceRegulariser"}
+        "GlobalBalancingLoss",
+        "ComboLoss",
+        "AttentionDiceRegulariser",
+    }
 
 
 def test_every_registered_layer_is_in_the_fixture():
@@ -34,8 +38,9 @@ def test_every_registered_layer_is_in_the_fixture():
     fixture regenerated) so that its saved form is pinned too."""
     model = keras.models.load_model(FIXTURES / "legacy_layers.keras", compile=False)
     in_fixture = {type(layer).__name__ for layer in model.layers}
-    registered = {name.split(">", 1)[1] for name, cls in
-                  keras.saving.get_custom_objects().items()
-                  if name.startswith("zoo>") and isinstance(cls, type)
-                  and issubclass(cls, keras.layers.Layer)}
+    registered = {
+        name.split(">", 1)[1]
+        for name, cls in keras.saving.get_custom_objects().items()
+        if name.startswith("zoo>") and isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
+    }
     assert registered <= in_fixture, f"not in the fixture: {sorted(registered - in_fixture)}"

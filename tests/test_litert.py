@@ -1,5 +1,6 @@
 """zoo.litert: .tflite files with the preprocessing inside, run with the ai-edge-litert
 interpreter and compared with Keras on the same raw images."""
+
 import keras
 import numpy as np
 import pytest
@@ -8,8 +9,7 @@ import tensorflow as tf
 import zoo
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.synthetic import render_dermoscopy
-from zoo.litert import (TOLERANCES, LiteRTConversionError, LiteRTModel, export_litert, keras_reference,
-                        unsupported_ops)
+from zoo.litert import TOLERANCES, LiteRTConversionError, LiteRTModel, export_litert, keras_reference, unsupported_ops
 from zoo.metrics import Confusion
 from zoo.serving import spec_for_model
 from zoo.sanet.layers import SuperpixelAttention
@@ -17,8 +17,12 @@ from zoo.sanet.layers import SuperpixelAttention
 
 def _images(count, seed=0, low=24, high=57):
     rng = np.random.default_rng(seed)
-    return [render_dermoscopy(rng, (int(rng.integers(low, high)), int(rng.integers(low, high))),
-                              kind=("nevus", "melanoma")[k % 2]) for k in range(count)]
+    return [
+        render_dermoscopy(
+            rng, (int(rng.integers(low, high)), int(rng.integers(low, high))), kind=("nevus", "melanoma")[k % 2]
+        )
+        for k in range(count)
+    ]
 
 
 def _max_diff(lite, model, spec, images, maps=None):
@@ -42,8 +46,9 @@ def trained_unet():
     spec = spec_for_model(entry.input_spec, (32, 32))
     samples = _images(24, seed=1)
     x = np.concatenate([preprocess_images(s.image[None], spec).numpy() for s in samples])
-    y = np.stack([tf.image.resize(s.lesion[..., None].astype(np.float32), (32, 32), "nearest").numpy()
-                  for s in samples])
+    y = np.stack(
+        [tf.image.resize(s.lesion[..., None].astype(np.float32), (32, 32), "nearest").numpy() for s in samples]
+    )
     model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy")
     model.fit(x, y, batch_size=8, epochs=15, verbose=0)
     return model, spec
@@ -62,11 +67,15 @@ def test_float32_with_preprocessing_inside_matches_keras_at_any_size(tmp_path, t
 def test_fixed_input_size_and_pad_and_crop_geometry(tmp_path):
     inputs = keras.Input((16, 16, 3), name="image")
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
-    outputs = keras.layers.Dense(2, activation="softmax", name="probabilities")(keras.layers.GlobalAveragePooling2D()(x))
+    outputs = keras.layers.Dense(2, activation="softmax", name="probabilities")(
+        keras.layers.GlobalAveragePooling2D()(x)
+    )
     model = keras.Model(inputs, outputs)
     images = [s.image for s in _images(2, low=20, high=30)]
-    for spec in (InputSpec((16, 16), fit="pad", scale="caffe"),
-                 InputSpec((16, 16), fit="crop", pre_crop_size=(20, 20), colour_constancy="gray_world")):
+    for spec in (
+        InputSpec((16, 16), fit="pad", scale="caffe"),
+        InputSpec((16, 16), fit="crop", pre_crop_size=(20, 20), colour_constancy="gray_world"),
+    ):
         path = export_litert(model, tmp_path / f"{spec.fit}.tflite", input_spec=spec)
         assert _max_diff(LiteRTModel(path), model, spec, images)["probabilities"] <= 1e-5
     fixed = export_litert(model, tmp_path / "fixed.tflite", input_spec=spec, input_size=(24, 30))
@@ -90,8 +99,10 @@ def test_superpixel_attention_converts_with_the_map_as_an_input(tmp_path):
     rng = np.random.default_rng(0)
     images = [s.image for s in _images(2, low=20, high=30)]
     maps = [np.repeat(np.repeat(rng.integers(0, 8, (5, 6)), 6, 0), 6, 1)[: i.shape[0], : i.shape[1]] for i in images]
-    maps = [np.pad(m, ((0, i.shape[0] - m.shape[0]), (0, i.shape[1] - m.shape[1])), mode="edge")
-            for m, i in zip(maps, images)]
+    maps = [
+        np.pad(m, ((0, i.shape[0] - m.shape[0]), (0, i.shape[1] - m.shape[1])), mode="edge")
+        for m, i in zip(maps, images)
+    ]
     assert _max_diff(lite, model, spec, images, maps)["mask"] <= 1e-4
     with pytest.raises(ValueError, match=r"superpixel labels must lie in \[0, 8\)"):
         lite.predict(images[0], maps[0] + 8)
@@ -115,10 +126,17 @@ def test_int8_superpixel_mean_runs_when_a_superpixel_is_one_pixel(tmp_path):
     spec = InputSpec((32, 32))
     rng = np.random.default_rng(0)
     images = [s.image for s in _images(6, low=32, high=33)]
-    calibration = [np.zeros((32, 32), np.int32)] + [np.repeat(np.repeat(rng.integers(0, 16, (4, 4)), 8, 0), 8, 1)
-                                                    for _ in images[1:]]
-    path = export_litert(model, tmp_path / "sam_int8.tflite", input_spec=spec, quantization="int8",
-                         representative_images=images, representative_superpixels=calibration)
+    calibration = [np.zeros((32, 32), np.int32)] + [
+        np.repeat(np.repeat(rng.integers(0, 16, (4, 4)), 8, 0), 8, 1) for _ in images[1:]
+    ]
+    path = export_litert(
+        model,
+        tmp_path / "sam_int8.tflite",
+        input_spec=spec,
+        quantization="int8",
+        representative_images=images,
+        representative_superpixels=calibration,
+    )
     maps = [m.copy() for m in calibration[1:]]
     for m in maps:
         m[0, 0] = 15  # a superpixel of one pixel
@@ -131,15 +149,20 @@ def test_int8_superpixel_mean_runs_when_a_superpixel_is_one_pixel(tmp_path):
 def test_quantised_unet_within_its_tolerance_and_dice_change(tmp_path, trained_unet, mode):
     model, spec = trained_unet
     calibration = [s.image for s in _images(16, seed=5)]
-    path = export_litert(model, tmp_path / f"unet_{mode}.tflite", input_spec=spec, quantization=mode,
-                         representative_images=calibration)
+    path = export_litert(
+        model, tmp_path / f"unet_{mode}.tflite", input_spec=spec, quantization=mode, representative_images=calibration
+    )
     samples = _images(8, seed=9)
     lite = LiteRTModel(path)
     assert _max_diff(lite, model, spec, [s.image for s in samples])["mask"] <= TOLERANCES[mode]
 
     def dice(outputs):
-        return np.mean([Confusion.of(s.lesion, tf.image.resize(o["mask"], s.lesion.shape).numpy()[..., 0] > 0.5).dice()
-                        for s, o in zip(samples, outputs)])
+        return np.mean(
+            [
+                Confusion.of(s.lesion, tf.image.resize(o["mask"], s.lesion.shape).numpy()[..., 0] > 0.5).dice()
+                for s, o in zip(samples, outputs)
+            ]
+        )
 
     keras_dice = dice([keras_reference(model, spec, s.image) for s in samples])
     lite_dice = dice([lite.predict(s.image) for s in samples])
@@ -150,9 +173,18 @@ def test_quantised_unet_within_its_tolerance_and_dice_change(tmp_path, trained_u
 
 def test_quantised_files_shrink(tmp_path, trained_unet):
     model, spec = trained_unet
-    sizes = {mode: export_litert(model, tmp_path / f"{mode}.tflite", input_spec=spec, quantization=mode,
-                                 representative_images=[s.image for s in _images(4)]).stat().st_size
-             for mode in (None, "float16", "dynamic")}
+    sizes = {
+        mode: export_litert(
+            model,
+            tmp_path / f"{mode}.tflite",
+            input_spec=spec,
+            quantization=mode,
+            representative_images=[s.image for s in _images(4)],
+        )
+        .stat()
+        .st_size
+        for mode in (None, "float16", "dynamic")
+    }
     assert sizes["float16"] < 0.6 * sizes[None] and sizes["dynamic"] < 0.4 * sizes[None]
 
 
@@ -173,11 +205,15 @@ def test_bad_arguments_and_unconvertible_ops_are_named(tmp_path):
 
 
 def test_unsupported_ops_reads_the_converters_message():
-    message = ('loc(callsite(fused["ResizeNearestNeighbor:", "resize_1/ResizeNearestNeighbor@__inference_serve_1"] '
-               'at ...)): error\nTF Select ops: ResizeNearestNeighbor')
+    message = (
+        'loc(callsite(fused["ResizeNearestNeighbor:", "resize_1/ResizeNearestNeighbor@__inference_serve_1"] '
+        "at ...)): error\nTF Select ops: ResizeNearestNeighbor"
+    )
     assert unsupported_ops(message) == ["ResizeNearestNeighbor in resize_1"]
-    wrapped = ('fused["ResizeBicubic:", "functional_1/up_1/resize/ResizeBicubic@__inference_serve_2"] at '
-               'fused["PartitionedCall:", "PartitionedCall@__inference_signature_wrapper"]')
+    wrapped = (
+        'fused["ResizeBicubic:", "functional_1/up_1/resize/ResizeBicubic@__inference_serve_2"] at '
+        'fused["PartitionedCall:", "PartitionedCall@__inference_signature_wrapper"]'
+    )
     assert unsupported_ops(wrapped) == ["ResizeBicubic in functional_1/up_1/resize"]
     assert unsupported_ops("TF Select ops: Foo, Bar") == ["Foo (no LiteRT builtin)", "Bar (no LiteRT builtin)"]
 
@@ -188,12 +224,26 @@ def test_export_cli_writes_a_tflite_file(tmp_path, capsys):
     weights = tmp_path / "unet.weights.h5"
     zoo.get_model("unet").build(small=True).save_weights(weights)
     out = tmp_path / "unet.tflite"
-    assert main(["--model", "unet", "--small", "--weights", str(weights), "--out", str(out), "--litert",
-                 "--quantization", "float16"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                "unet",
+                "--small",
+                "--weights",
+                str(weights),
+                "--out",
+                str(out),
+                "--litert",
+                "--quantization",
+                "float16",
+            ]
+        )
+        == 0
+    )
     image = _images(1)[0].image
     assert LiteRTModel(out).predict(image)["mask"].shape == (32, 32, 1)
-    assert main(["--model", "attention_unet", "--small", "--weights", str(weights), "--out", str(out),
-                 "--litert"]) == 1
+    assert main(["--model", "attention_unet", "--small", "--weights", str(weights), "--out", str(out), "--litert"]) == 1
     assert f"{weights}: this checkpoint does not match model 'attention_unet'" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
 """zoo.losses against hand-computed values and independent numpy formulas."""
+
 import keras
 import numpy as np
 import pytest
@@ -69,6 +70,7 @@ def test_cross_entropy_jaccard_loss_is_sanet_eq2():
 
 def _gbce_numpy(y, p, alpha, gamma, weights=None):
     """Independent loop over every element of SANet eq. 7-8 (the equations as printed)."""
+
     def focal(q):
         return -((1 - q) ** gamma) * np.log(q)
 
@@ -188,8 +190,7 @@ def test_blank_masks_give_finite_loss_and_gradient(loss):
 def test_losses_under_xla_match_eager_on_blank_masks():
     """Every loss in one XLA program (one compilation keeps the test fast on CPU)."""
     batches = [
-        (tf.constant(y), tf.constant(predictions[2]))
-        for y, predictions in map(_blank_batch_predictions, ALL_LOSSES)
+        (tf.constant(y), tf.constant(predictions[2])) for y, predictions in map(_blank_batch_predictions, ALL_LOSSES)
     ]
 
     def all_losses(batches):
@@ -275,9 +276,7 @@ def test_attnmel_losses_compile_to_eq5():
     probabilities = keras.layers.Dense(2, activation="softmax", name="probabilities")(
         keras.layers.GlobalAveragePooling2D()(features)
     )
-    model = keras.Model(
-        images, {"probabilities": probabilities, "attention_pool3": a3, "attention_pool4": a4}
-    )
+    model = keras.Model(images, {"probabilities": probabilities, "attention_pool3": a3, "attention_pool4": a4})
     loss, loss_weights = losses.attnmel_losses()
     assert loss_weights == {"probabilities": 1.0, "attention_pool3": 0.001, "attention_pool4": 0.01}
     model.compile(loss=loss, loss_weights=loss_weights)

@@ -1,4 +1,5 @@
 """zoo.metrics against scikit-learn and hand-computed examples."""
+
 import keras
 import numpy as np
 import pytest
@@ -109,12 +110,8 @@ def test_multiclass_metrics_match_sklearn():
     t, p = truth.ravel(), prediction.ravel()
     counts = metrics.confusion_matrix(truth, prediction, 3)
     np.testing.assert_array_equal(counts, sk.confusion_matrix(t, p))
-    assert metrics.mean_iou(truth, prediction, 3) == pytest.approx(
-        sk.jaccard_score(t, p, average="macro")
-    )
-    assert metrics.mean_pixel_accuracy(truth, prediction, 3) == pytest.approx(
-        sk.recall_score(t, p, average="macro")
-    )
+    assert metrics.mean_iou(truth, prediction, 3) == pytest.approx(sk.jaccard_score(t, p, average="macro"))
+    assert metrics.mean_pixel_accuracy(truth, prediction, 3) == pytest.approx(sk.recall_score(t, p, average="macro"))
     with pytest.raises(ValueError, match="class indices"):
         metrics.confusion_matrix(truth, prediction + 1, 3)
 
@@ -159,9 +156,7 @@ def test_isic2017_average_auc():
     scores = np.array([[0.9, 0.2], [0.3, 0.1], [0.4, 0.3], [0.2, 0.05]])
     # melanoma: 0.9 above all three negatives -> 1. SK: 0.1 above only 0.05 -> 1/3.
     result = metrics.isic2017_average_auc(truth, scores)
-    assert result == pytest.approx(
-        {"melanoma_auc": 1.0, "seborrheic_keratosis_auc": 1 / 3, "average_auc": 2 / 3}
-    )
+    assert result == pytest.approx({"melanoma_auc": 1.0, "seborrheic_keratosis_auc": 1 / 3, "average_auc": 2 / 3})
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         metrics.isic2017_average_auc(truth[:, :1], scores[:, :1])
 
@@ -177,8 +172,10 @@ def test_streaming_dice_and_jaccard_are_macro_means():
     truth[0] = 0.0  # a blank mask ...
     probabilities = rng.random((5, 4, 4, 1)).astype(np.float32)
     probabilities[0] = 0.1  # ... predicted blank: scores 1
-    for metric, score in ((metrics.DiceCoefficient(), metrics.Confusion.dice),
-                          (metrics.JaccardIndex(), metrics.Confusion.jaccard)):
+    for metric, score in (
+        (metrics.DiceCoefficient(), metrics.Confusion.dice),
+        (metrics.JaccardIndex(), metrics.Confusion.jaccard),
+    ):
         metric.update_state(truth[:2], probabilities[:2])
         metric.update_state(truth[2:], probabilities[2:])
         expected = _per_image_numpy(truth, probabilities, score)
@@ -192,8 +189,7 @@ def test_streaming_dice_and_jaccard_are_macro_means():
 def test_dice_metric_in_a_jit_compiled_fit_is_val_dice():
     inputs = keras.Input((4, 4, 1))
     model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
-    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[metrics.DiceCoefficient()],
-                  jit_compile=True)
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[metrics.DiceCoefficient()], jit_compile=True)
     rng = np.random.default_rng(9)
     x = rng.random((4, 4, 4, 1)).astype(np.float32)
     y = (x > 0.5).astype(np.float32)

@@ -1,4 +1,5 @@
 """The shared model harness passes good models and catches broken ones."""
+
 import keras
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
 """PyTorch-style weight decay (zoo.optimizers) against torch.optim's update, written in numpy."""
+
 import keras
 import numpy as np
 import pytest
@@ -6,8 +7,11 @@ import pytest
 from zoo.optimizers import L2Adam, L2SGD
 
 LR, WD, MOMENTUM = 0.1, 0.05, 0.9
-GRADS = [np.array([0.5, -1.0, 2.0], np.float32), np.array([0.1, 0.3, -0.2], np.float32),
-         np.array([-0.7, 0.2, 0.4], np.float32)]
+GRADS = [
+    np.array([0.5, -1.0, 2.0], np.float32),
+    np.array([0.1, 0.3, -0.2], np.float32),
+    np.array([-0.7, 0.2, 0.4], np.float32),
+]
 W0 = np.array([1.0, -2.0, 0.5], np.float32)
 
 
@@ -30,8 +34,8 @@ def torch_adam_amsgrad(w, grads, beta1=0.9, beta2=0.999, eps=1e-7):
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g * g
         v_max = np.maximum(v_max, v)
-        denominator = np.sqrt(v_max) / np.sqrt(1 - beta2 ** t) + eps
-        w = w - LR / (1 - beta1 ** t) * m / denominator
+        denominator = np.sqrt(v_max) / np.sqrt(1 - beta2**t) + eps
+        w = w - LR / (1 - beta1**t) * m / denominator
     return w
 
 
@@ -68,10 +72,13 @@ def test_excluded_variables_get_no_decay_and_config_round_trips():
     assert type(restored) is L2Adam and restored.l2_weight_decay == WD
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"l2_weight_decay": -1.0}, "non-negative"),
-    ({"l2_weight_decay": 1e-4, "weight_decay": 1e-4}, "not both"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"l2_weight_decay": -1.0}, "non-negative"),
+        ({"l2_weight_decay": 1e-4, "weight_decay": 1e-4}, "not both"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         L2SGD(0.1, **kwargs)

@@ -1,5 +1,6 @@
 """Issue 26.5: overlay legends name each outline's colour; heat maps carry a colour bar
 with the map's own range."""
+
 import numpy as np
 
 from data_tools.preprocess import InputSpec

@@ -5,6 +5,7 @@ The expected texts are copied by hand from the papers' tables: SANet (Table 1, "
 percentage of blank images" and the pixel ratio, whose 13.70 keeps its zero) and
 ARL-CNN (Zhang et al., IEEE TMI 2019, Table IV, the "External data" counts).
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,8 +51,9 @@ def test_sanet_table1_prints_as_the_paper():
 def test_arl_table4_external_data_prints_as_the_paper():
     cells = _paper_cells(arl_table4.TABLE)
     column = [column.name for column in arl_table4.TABLE.columns].index("External data")
-    assert {row: cells[row][column] for row in ARL_TABLE4_EXTERNAL_DATA_AS_PRINTED} == \
-        ARL_TABLE4_EXTERNAL_DATA_AS_PRINTED
+    assert {
+        row: cells[row][column] for row in ARL_TABLE4_EXTERNAL_DATA_AS_PRINTED
+    } == ARL_TABLE4_EXTERNAL_DATA_AS_PRINTED
 
 
 def test_written_tables_carry_the_printed_text(tmp_path):
@@ -62,20 +64,24 @@ def test_written_tables_carry_the_printed_text(tmp_path):
     assert "| Pigment network | — | 41 | — | — | 13.70 | — |" in markdown
     with open(tmp_path / "table.csv", newline="", encoding="utf-8") as stream:
         rows = {row["method"]: row for row in csv.DictReader(stream)}
-    assert {name: (row["Blank images paper"], row["Pixel ratio paper"]) for name, row in rows.items()} == \
-        SANET_TABLE1_AS_PRINTED
+    assert {
+        name: (row["Blank images paper"], row["Pixel ratio paper"]) for name, row in rows.items()
+    } == SANET_TABLE1_AS_PRINTED
     rows = {row["name"]: row for row in json.loads((tmp_path / "table.json").read_text())["rows"]}
     assert {name: tuple(row["paper_printed"].values()) for name, row in rows.items()} == SANET_TABLE1_AS_PRINTED
     assert rows["Pigment network"]["paper"] == {"Blank images": 41.0, "Pixel ratio": 13.7}
 
 
-@pytest.mark.parametrize("value, decimals, printed", [
-    (93, 2, "93"),          # an int: printed without a point, whatever the column
-    ("76.10", 1, "76.10"),  # a string: exactly its digits
-    ("75,6", 2, "75.6"),    # a decimal comma as a point
-    (13.7, 2, "13.70"),     # a float: the column's digits (the zero a float cannot hold)
-    (77.29, 1, "77.29"),    # or its own where it has more
-])
+@pytest.mark.parametrize(
+    "value, decimals, printed",
+    [
+        (93, 2, "93"),  # an int: printed without a point, whatever the column
+        ("76.10", 1, "76.10"),  # a string: exactly its digits
+        ("75,6", 2, "75.6"),  # a decimal comma as a point
+        (13.7, 2, "13.70"),  # a float: the column's digits (the zero a float cannot hold)
+        (77.29, 1, "77.29"),  # or its own where it has more
+    ],
+)
 def test_a_cell_prints_as_transcribed(value, decimals, printed):
     column = Column("A", decimals=decimals)
     row = PaperRow("r", {"A": value})

@@ -1,4 +1,5 @@
 """zoo.params against torchvision's published parameter counts."""
+
 import keras
 
 from zoo.arl_cnn import build_resnet50

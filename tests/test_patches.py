@@ -1,4 +1,5 @@
 """Crops, pads and box crops (data_tools.patches) against hand-computed windows."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """tf.data pipelines (data_tools.pipeline) and joint augmentation (data_tools.augment)."""
+
 import functools
 
 import numpy as np
@@ -16,7 +17,12 @@ from data_tools.records import DatasetError, Record
 from zoo.arl_cnn.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches
 
 GEOMETRIC = Augmentation(
-    horizontal_flip=True, vertical_flip=True, rotate90=True, rotation_degrees=10.0, zoom=(0.9, 1.1), interpolation="nearest"
+    horizontal_flip=True,
+    vertical_flip=True,
+    rotate90=True,
+    rotation_degrees=10.0,
+    zoom=(0.9, 1.1),
+    interpolation="nearest",
 )
 
 
@@ -135,7 +141,9 @@ def test_segmentation_training_keeps_masks_aligned_and_is_deterministic(records)
     spec = InputSpec((16, 16), resize="nearest")
 
     def build(seed):
-        return segmentation_dataset(records, spec, batch_size=3, training=True, augment=GEOMETRIC, seed=seed, cache=False)
+        return segmentation_dataset(
+            records, spec, batch_size=3, training=True, augment=GEOMETRIC, seed=seed, cache=False
+        )
 
     first = _all(build(1))
     assert len(first) == 2  # drop_remainder in training
@@ -164,7 +172,9 @@ def test_segmentation_index_masks(tmp_path):
     Image.fromarray(mask).save(mask_path)
     record = Record("a", image_path, {"classes": mask_path})
     spec = InputSpec((8, 8), fit="pad")
-    (_, out), = _all(segmentation_dataset([record], spec, mask_names=("classes",), mask_mode="index", batch_size=1, training=False))
+    ((_, out),) = _all(
+        segmentation_dataset([record], spec, mask_names=("classes",), mask_mode="index", batch_size=1, training=False)
+    )
     assert out.dtype == np.int32
     np.testing.assert_array_equal(out[0, ..., 0], np.kron(mask, np.ones((2, 2), np.uint8)))
 
@@ -174,9 +184,13 @@ def test_segmentation_reports_bad_files(records, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(DatasetError, match="broken.png"):
-        segmentation_dataset([Record("x", bad, {"lesion": records[0].mask_paths["lesion"]})], spec, batch_size=1, training=False)
+        segmentation_dataset(
+            [Record("x", bad, {"lesion": records[0].mask_paths["lesion"]})], spec, batch_size=1, training=False
+        )
     with pytest.raises(DatasetError, match="missing.png"):
-        segmentation_dataset([Record("x", tmp_path / "missing.png", {"lesion": bad})], spec, batch_size=1, training=False)
+        segmentation_dataset(
+            [Record("x", tmp_path / "missing.png", {"lesion": bad})], spec, batch_size=1, training=False
+        )
     with pytest.raises(DatasetError, match="no mask"):
         segmentation_dataset(records, spec, mask_names=("streaks",), batch_size=1, training=False)
     mismatched = Record("x", records[0].image_path, {"lesion": tmp_path / "small.png"})
@@ -187,8 +201,10 @@ def test_segmentation_reports_bad_files(records, tmp_path):
 
 def test_classification_pre_crop_and_labels(records):
     spec = InputSpec((8, 8), fit="crop", pre_crop_size=(10, 10), scale="imagenet")
-    dataset = classification_dataset(records, spec, label_names=("melanoma",), batch_size=6, training=True, augment=ARL_AUGMENTATION, seed=4)
-    (images, labels), = _all(dataset)
+    dataset = classification_dataset(
+        records, spec, label_names=("melanoma",), batch_size=6, training=True, augment=ARL_AUGMENTATION, seed=4
+    )
+    ((images, labels),) = _all(dataset)
     assert images.shape == (6, 8, 8, 3) and labels.shape == (6, 1) and labels.dtype == np.float32
     assert sorted(labels[:, 0]) == sorted(r.labels["melanoma"] for r in records)
     evaluation = _all(classification_dataset(records, spec, label_names=("melanoma",), batch_size=6, training=False))
@@ -202,15 +218,19 @@ def _arl_hooks(size):
 def test_expand_training_yields_every_patch_and_evaluation_stacks_them(records):
     spec = InputSpec((8, 8))
     train_hook, test_hook = _arl_hooks((8, 8))
-    train = classification_dataset(records[:2], spec, label_names=("melanoma",), batch_size=40, training=True,
-                                   expand=train_hook)
+    train = classification_dataset(
+        records[:2], spec, label_names=("melanoma",), batch_size=40, training=True, expand=train_hook
+    )
     labels = np.concatenate([labels for _, labels in train.as_numpy_iterator()])
     assert len(labels) == 2 * ARL_TRAIN_PATCHES - (2 * ARL_TRAIN_PATCHES) % 40  # drop_remainder
     assert set(labels[:, 0]) == {records[0].labels["melanoma"], records[1].labels["melanoma"]}
 
     def evaluation(seed):
-        return _all(classification_dataset(records[:3], spec, label_names=("melanoma",), batch_size=2,
-                                           training=False, expand=test_hook, seed=seed))
+        return _all(
+            classification_dataset(
+                records[:3], spec, label_names=("melanoma",), batch_size=2, training=False, expand=test_hook, seed=seed
+            )
+        )
 
     (images, labels), (last, _) = evaluation(seed=3)
     assert images.shape == (2, ARL_TEST_PATCHES, 8, 8, 3) and last.shape == (1, ARL_TEST_PATCHES, 8, 8, 3)
@@ -238,8 +258,16 @@ def hundred_images(tmp_path_factory):
 
 def _patch_epochs(records, seed, epochs=2, **options):
     """The image index of every patch, batch by batch, of ``epochs`` epochs."""
-    dataset = classification_dataset(records, InputSpec((8, 8)), label_names=("index",), batch_size=32, training=True,
-                                     expand=_arl_hooks((8, 8))[0], seed=seed, **options)
+    dataset = classification_dataset(
+        records,
+        InputSpec((8, 8)),
+        label_names=("index",),
+        batch_size=32,
+        training=True,
+        expand=_arl_hooks((8, 8))[0],
+        seed=seed,
+        **options,
+    )
     return [[batch for batch in dataset.as_numpy_iterator()] for _ in range(epochs)]
 
 
@@ -284,8 +312,9 @@ def test_expand_patches_of_an_image_are_fixed_and_the_cache_changes_nothing(hund
         return {index: sorted(map(bytes, images[labels == index])) for index in range(len(records))}
 
     assert patches_by_image(cached[0]) == patches_by_image(cached[1])
-    assert patches_by_image(cached[0]) != patches_by_image(_patch_epochs(records, seed=3, epochs=1,
-                                                                         drop_remainder=False)[0])
+    assert patches_by_image(cached[0]) != patches_by_image(
+        _patch_epochs(records, seed=3, epochs=1, drop_remainder=False)[0]
+    )
 
 
 def test_expand_rejects_what_it_cannot_use(records):
@@ -294,8 +323,9 @@ def test_expand_rejects_what_it_cannot_use(records):
     with pytest.raises(ValueError, match=r"expand must return float32 samples \[n, 8, 8, 3\].*\(9, 6, 6, 3\)"):
         classification_dataset(records, spec, expand=_arl_hooks((6, 6))[1], **common)
     with pytest.raises(ValueError, match="expand: .*pre_crop_size"):
-        classification_dataset(records, InputSpec((8, 8), pre_crop_size=(10, 10)), expand=_arl_hooks((8, 8))[1],
-                               **common)
+        classification_dataset(
+            records, InputSpec((8, 8), pre_crop_size=(10, 10)), expand=_arl_hooks((8, 8))[1], **common
+        )
     with pytest.raises(ValueError, match="sample_buffer: .*pass expand"):
         classification_dataset(records, spec, sample_buffer=10, **common)
     with pytest.raises(ValueError, match="sample_buffer must be a positive int"):
@@ -317,15 +347,15 @@ def _with_label_map(record, folder):
     mask = np.asarray(Image.open(record.mask_paths["lesion"]))
     path = folder / f"{record.image_id}_labels.png"
     Image.fromarray(mask.astype(np.uint16)).save(path)
-    return Record(record.image_id, record.image_path, record.mask_paths, record.labels,
-                  {"labels": path})
+    return Record(record.image_id, record.image_path, record.mask_paths, record.labels, {"labels": path})
 
 
 def test_extra_maps_follow_the_mask_geometry(records, tmp_path):
     with_maps = [_with_label_map(record, tmp_path) for record in records]
     spec = InputSpec(image_size=(16, 16))
-    dataset = segmentation_dataset(with_maps, spec, batch_size=3, training=True, augment=GEOMETRIC,
-                                   extra_maps=("labels",), seed=5)
+    dataset = segmentation_dataset(
+        with_maps, spec, batch_size=3, training=True, augment=GEOMETRIC, extra_maps=("labels",), seed=5
+    )
     for inputs, masks in dataset:
         labels = inputs["labels"].numpy()
         assert labels.dtype == np.int32 and labels.shape == (3, 16, 16, 1)
@@ -334,8 +364,9 @@ def test_extra_maps_follow_the_mask_geometry(records, tmp_path):
 
 def test_extra_maps_missing_from_a_record_names_the_image(records):
     with pytest.raises(DatasetError, match=r"img_0\.png.*no extra map"):
-        segmentation_dataset(records, InputSpec(image_size=(16, 16)), batch_size=2, training=False,
-                             extra_maps=("labels",))
+        segmentation_dataset(
+            records, InputSpec(image_size=(16, 16)), batch_size=2, training=False, extra_maps=("labels",)
+        )
 
 
 # ---------------------------------------------------------------- image-level labels
@@ -364,9 +395,15 @@ def test_label_names_ride_with_their_images_and_masks(records):
 
 def test_label_names_with_extra_maps_and_in_record_order(records, tmp_path):
     with_maps = [_with_label_map(record, tmp_path) for record in records]
-    dataset = segmentation_dataset(with_maps, InputSpec(image_size=(8, 8)), batch_size=6, training=False,
-                                   extra_maps=("labels",), label_names=("melanoma",))
-    (inputs, targets), = list(dataset)
+    dataset = segmentation_dataset(
+        with_maps,
+        InputSpec(image_size=(8, 8)),
+        batch_size=6,
+        training=False,
+        extra_maps=("labels",),
+        label_names=("melanoma",),
+    )
+    ((inputs, targets),) = list(dataset)
     assert set(inputs) == {"image", "labels"} and set(targets) == {"masks", "labels"}
     np.testing.assert_array_equal(targets["labels"][:, 0], [r.labels["melanoma"] for r in records])
     np.testing.assert_array_equal(inputs["labels"] == 255, targets["masks"] == 1.0)
@@ -374,11 +411,13 @@ def test_label_names_with_extra_maps_and_in_record_order(records, tmp_path):
 
 def test_label_names_missing_from_a_record_names_the_image(records):
     with pytest.raises(DatasetError, match=r"img_0\.png.*no label \['benign'\]"):
-        segmentation_dataset(records, InputSpec(image_size=(16, 16)), batch_size=2, training=False,
-                             label_names=("benign",))
+        segmentation_dataset(
+            records, InputSpec(image_size=(16, 16)), batch_size=2, training=False, label_names=("benign",)
+        )
     with pytest.raises(ValueError, match="label_names"):
-        segmentation_dataset(records, InputSpec(image_size=(16, 16)), batch_size=2, training=False,
-                             label_names=("melanoma", "melanoma"))
+        segmentation_dataset(
+            records, InputSpec(image_size=(16, 16)), batch_size=2, training=False, label_names=("melanoma", "melanoma")
+        )
 
 
 def test_an_epoch_is_the_same_in_a_new_dataset_told_which_epoch_it_is(records):
@@ -390,8 +429,9 @@ def test_an_epoch_is_the_same_in_a_new_dataset_told_which_epoch_it_is(records):
     spec = InputSpec((16, 16))
 
     def build(repeat=False):
-        return segmentation_dataset(records, spec, batch_size=2, training=True, augment=GEOMETRIC, seed=5,
-                                    repeat=repeat)
+        return segmentation_dataset(
+            records, spec, batch_size=2, training=True, augment=GEOMETRIC, seed=5, repeat=repeat
+        )
 
     continuous = build()
     epochs = [_all(continuous) for _ in range(3)]

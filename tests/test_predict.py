@@ -1,5 +1,6 @@
 """zoo.predict: registered models on raw images of any size, written as ISIC
 submissions that zoo.evaluate (and the independent scorer of test_evaluate) reads."""
+
 import csv
 import re
 
@@ -15,17 +16,20 @@ from data_tools.synthetic import make_isic2018
 from tests.test_evaluate import reference_task1, reference_task2
 from zoo.evaluate import evaluate
 from zoo.export import export_saved_model
-from zoo.predict import (CheckpointMismatchError, load_predictor, main, model_window, predict_images,
-                         spec_for_model)
+from zoo.predict import CheckpointMismatchError, load_predictor, main, model_window, predict_images, spec_for_model
 
 
 @pytest.fixture(scope="module")
 def isic2018(tmp_path_factory):
     """Four synthetic test images of different sizes with Task 1 and Task 2 ground truth."""
-    root = make_isic2018(tmp_path_factory.mktemp("isic2018"), n_train=0, n_val=0, n_test=4,
-                         image_size=(48, 64), vary_size=True)
-    return {"images": root / "ISIC2018_Task1-2_Test_Input", "task1": root / "ISIC2018_Task1_Test_GroundTruth",
-            "task2": root / "ISIC2018_Task2_Test_GroundTruth"}
+    root = make_isic2018(
+        tmp_path_factory.mktemp("isic2018"), n_train=0, n_val=0, n_test=4, image_size=(48, 64), vary_size=True
+    )
+    return {
+        "images": root / "ISIC2018_Task1-2_Test_Input",
+        "task1": root / "ISIC2018_Task1_Test_GroundTruth",
+        "task2": root / "ISIC2018_Task2_Test_GroundTruth",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +52,7 @@ def test_task1_masks_are_the_models_own_preprocessing_at_the_original_size(tmp_p
     for image_path in sorted(isic2018["images"].iterdir()):
         image = np.asarray(Image.open(image_path).convert("RGB"))
         probabilities = model(preprocess_images(image[None], spec), training=False)["mask"].numpy()[0, ..., 0]
-        expected = np.where(cv2.resize(probabilities, image.shape[1::-1], interpolation=cv2.INTER_LINEAR) > 0.5,
-                            255, 0)
+        expected = np.where(cv2.resize(probabilities, image.shape[1::-1], interpolation=cv2.INTER_LINEAR) > 0.5, 255, 0)
         written = np.asarray(Image.open(tmp_path / f"{image_path.stem}_segmentation.png"))
         assert written.shape == image.shape[:2]
         np.testing.assert_array_equal(written, expected)
@@ -81,8 +84,11 @@ def test_a_checkpoint_of_another_model_names_the_file_and_the_model(tmp_path, un
         load_predictor("unet", weights=weights, small=True)
     message = str(caught.value)
     assert message.startswith(f"{weights}: this checkpoint does not match model 'unet' built with {{'small': True}}")
-    assert re.search(r"\(122,829 parameters\): layer '\w+' \(Conv2D\) has weights of shapes \[.*\], "
-                     r"the file's are", message)
+    assert re.search(
+        r"\(122,829 parameters\): layer '\w+' \(Conv2D\) has weights of shapes \[.*\], "
+        r"the file's are",
+        message,
+    )
     other = tmp_path / "unet3.weights.h5"
     zoo.get_model("unet").build(small=True, classes=3).save_weights(other)
     with pytest.raises(CheckpointMismatchError, match=r"head_conv.*\(1, 1, 4, 1\)\], the file's are .*\(1, 1, 4, 3\)"):
@@ -92,8 +98,11 @@ def test_a_checkpoint_of_another_model_names_the_file_and_the_model(tmp_path, un
         load_predictor("unet", weights=tmp_path / "missing.weights.h5", small=True)
     not_keras = tmp_path / "noise.weights.h5"
     not_keras.write_bytes(b"not hdf5")
-    with pytest.raises(CheckpointMismatchError, match=r"noise.weights.h5: the checkpoint cannot be read: it is "
-                                                      r"truncated or corrupt, or not a Keras checkpoint"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"noise.weights.h5: the checkpoint cannot be read: it is "
+        r"truncated or corrupt, or not a Keras checkpoint",
+    ):
         load_predictor("unet", weights=not_keras, small=True)
     with pytest.raises(ValueError, match=r"unexpected keyword argument 'clases'"):
         load_predictor("unet", weights=other, small=True, builder_args={"clases": 3})
@@ -127,8 +136,9 @@ def test_a_default_checkpoint_loads_into_the_attention_model_layer_by_layer(tmp_
     weights = tmp_path / f"{name}.weights.h5"
     default = _distinct_checkpoint(name, weights)
     with_maps = zoo.get_model(name).build(small=True, return_attention=True)
-    moved = [key for (key, a), (_, b) in zip(layer_keys(default), layer_keys(with_maps))
-             if a.weights and a.name != b.name]
+    moved = [
+        key for (key, a), (_, b) in zip(layer_keys(default), layer_keys(with_maps)) if a.weights and a.name != b.name
+    ]
     assert moved, f"{name}'s layer order no longer changes with its outputs: pick another model for this test"
 
     predictor = load_predictor(name, weights=weights, small=True, attention=True)
@@ -166,23 +176,28 @@ def test_overlays_draw_the_outline_and_every_spatial_attention_map(tmp_path, isi
     summary = predict_images(predictor, [image], tmp_path / "out", format="isic2018-task1", overlays=True)
     overlays = tmp_path / "out_overlays"  # beside the submission, not inside it
     assert summary.overlays_dir == overlays and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        f"{image.stem}_segmentation.png"]
+        f"{image.stem}_segmentation.png"
+    ]
     names = sorted(p.name for p in overlays.iterdir())
     assert names == sorted([f"{image.stem}_prediction.png"] + [f"{image.stem}_attention_{k}.png" for k in range(1, 5)])
     assert summary.overlays == 5 and f"5 overlay(s) to {overlays}" in summary.line()
     with Image.open(overlays / names[0]) as overlay:
         assert overlay.format == "PNG" and max(overlay.size) >= 512
-    chosen = predict_images(predictor, [image], tmp_path / "out", format="isic2018-task1",
-                            overlays=tmp_path / "pictures")
+    chosen = predict_images(
+        predictor, [image], tmp_path / "out", format="isic2018-task1", overlays=tmp_path / "pictures"
+    )
     assert chosen.overlays_dir == tmp_path / "pictures" and len(list((tmp_path / "pictures").iterdir())) == 5
-    with pytest.raises(ValueError, match=r"--overlays .*inside the output folder .*out, whose files are the "
-                                         r"submission"):
-        predict_images(predictor, [image], tmp_path / "out", format="isic2018-task1",
-                       overlays=tmp_path / "out" / "overlays")
+    with pytest.raises(
+        ValueError,
+        match=r"--overlays .*inside the output folder .*out, whose files are the "
+        r"submission",
+    ):
+        predict_images(
+            predictor, [image], tmp_path / "out", format="isic2018-task1", overlays=tmp_path / "out" / "overlays"
+        )
 
 
-def test_readme_flow_predict_with_overlays_then_evaluate_the_submission(tmp_path, isic2018, unet, capsys,
-                                                                       monkeypatch):
+def test_readme_flow_predict_with_overlays_then_evaluate_the_submission(tmp_path, isic2018, unet, capsys, monkeypatch):
     """``zoo.predict --out submission --overlays`` then ``zoo.evaluate --task isic2018-task1
     truth submission``: the overlays once went into submission/overlays/, which the scorer
     refused as a folder among the masks."""
@@ -190,12 +205,30 @@ def test_readme_flow_predict_with_overlays_then_evaluate_the_submission(tmp_path
 
     _, weights = unet
     monkeypatch.chdir(tmp_path)
-    assert main(["--model", "attention_unet", "--small", "--weights", str(weights), "--images",
-                 str(isic2018["images"]), "--out", "submission", "--format", "isic2018-task1", "--overlays"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                "attention_unet",
+                "--small",
+                "--weights",
+                str(weights),
+                "--images",
+                str(isic2018["images"]),
+                "--out",
+                "submission",
+                "--format",
+                "isic2018-task1",
+                "--overlays",
+            ]
+        )
+        == 0
+    )
     assert "overlay(s) to submission_overlays" in capsys.readouterr().out
     assert len(list((tmp_path / "submission_overlays").iterdir())) == 4 * 5
-    assert evaluate_main(["--task", "isic2018-task1", str(isic2018["task1"]), "submission"]) == 0, \
+    assert evaluate_main(["--task", "isic2018-task1", str(isic2018["task1"]), "submission"]) == 0, (
         capsys.readouterr().err
+    )
 
 
 def test_window_of_the_model_input_in_original_pixels():
@@ -267,8 +300,10 @@ def test_isic2016_and_isic2017_test_layouts_are_predicted_and_scored(tmp_path, u
     segmenter = load_predictor("attention_unet", weights=weights, small=True)
     isic2016 = make_isic2016(tmp_path / "2016", n_train=0, n_test=4, image_size=(40, 56), vary_size=True)
     isic2017 = make_isic2017(tmp_path / "2017", n_train=0, n_val=0, n_test=3, image_size=(40, 56), vary_size=True)
-    for format, root, layout, images in (("isic2016-part1", isic2016, ISIC2016_LAYOUT["test"], "part1_images"),
-                                         ("isic2017-part1", isic2017, ISIC2017_LAYOUT["test"], "images")):
+    for format, root, layout, images in (
+        ("isic2016-part1", isic2016, ISIC2016_LAYOUT["test"], "part1_images"),
+        ("isic2017-part1", isic2017, ISIC2017_LAYOUT["test"], "images"),
+    ):
         truth = root / layout["part1"]
         summary = predict_images(segmenter, root / layout[images], tmp_path / format, format=format)
         assert sorted(p.name for p in summary.files) == sorted(p.name for p in truth.iterdir())
@@ -286,8 +321,13 @@ def test_isic2016_and_isic2017_test_layouts_are_predicted_and_scored(tmp_path, u
     assert len(rows) == 4 and all(len(row) == 2 and row[0].startswith("ISIC_") for row in rows)  # no header
     result = evaluate("isic2016-part3", isic2016 / layout["part3"], tmp_path / "part3" / "predictions.csv")
     assert result.primary == ("melanoma", "average_precision") and 0.0 <= result.score <= 1.0
-    predict_images(classifier, isic2016 / layout["part3_images"], tmp_path / "csv", format="csv",
-                   class_names=["benign", "melanoma"])
+    predict_images(
+        classifier,
+        isic2016 / layout["part3_images"],
+        tmp_path / "csv",
+        format="csv",
+        class_names=["benign", "melanoma"],
+    )
     with (tmp_path / "csv" / "predictions.csv").open() as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["image_id", "benign", "melanoma"] and len(rows) == 5
@@ -296,8 +336,17 @@ def test_isic2016_and_isic2017_test_layouts_are_predicted_and_scored(tmp_path, u
 
 def test_cli_predicts_and_reports_bad_names_and_formats(tmp_path, isic2018, unet, capsys):
     _, weights = unet
-    args = ["--model", "attention_unet", "--weights", str(weights), "--small", "--images", str(isic2018["images"]),
-            "--out", str(tmp_path / "out")]
+    args = [
+        "--model",
+        "attention_unet",
+        "--weights",
+        str(weights),
+        "--small",
+        "--images",
+        str(isic2018["images"]),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main([*args, "--format", "isic2018-task1"]) == 0
     assert "attention_unet: predicted 4 image(s)" in capsys.readouterr().out
     assert main([*args, "--format", "isic2018-task2"]) == 1

@@ -1,6 +1,7 @@
 """Issue 26.3: the commands print what the user needs and warnings that mean something:
 no TensorFlow C++ start-up log, no Keras "Your input ran out of data", no
 "tf.lite.Interpreter is deprecated" on the LiteRT path."""
+
 import subprocess
 import sys
 import textwrap
@@ -82,8 +83,9 @@ def test_training_datasets_know_their_epoch_length(tmp_path):
 
 @pytest.mark.slow
 def test_a_smoke_table_run_prints_no_startup_log_and_never_runs_out_of_data(tmp_path):
-    result = _run("reproduce/aernet_table2.py", "--smoke", "--rows", "U-Net", "--epochs", "2",
-                  "--out", str(tmp_path / "table"))
+    result = _run(
+        "reproduce/aernet_table2.py", "--smoke", "--rows", "U-Net", "--epochs", "2", "--out", str(tmp_path / "table")
+    )
     _assert_quiet(result, *STARTUP_LOG, RAN_OUT)
     assert "Epoch 2/2" in result.stdout
 
@@ -104,8 +106,13 @@ def test_int8_litert_export_and_run_do_not_warn_that_tf_lite_interpreter_is_depr
     images = [np.random.default_rng(k).integers(0, 256, (16, 16, 3), dtype=np.uint8) for k in range(3)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = export_litert(model, tmp_path / "int8.tflite", input_spec=InputSpec((16, 16)), quantization="int8",
-                             representative_images=images)
+        path = export_litert(
+            model,
+            tmp_path / "int8.tflite",
+            input_spec=InputSpec((16, 16)),
+            quantization="int8",
+            representative_images=images,
+        )
         LiteRTModel(path).predict(images[0])
     assert not [w for w in caught if DEPRECATED_INTERPRETER in str(w.message)]
 

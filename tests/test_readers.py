@@ -2,6 +2,7 @@
 
 Every test writes its own tiny dataset (8x10 images) in the official layout.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,9 +67,7 @@ def make_isic2017(root: Path, split="train", ids=IDS) -> Path:
         write_mask(root / folders["part1"] / f"{image_id}_segmentation.png")
         superpixels = np.zeros((H, W, 3), np.uint8)
         superpixels[:, W // 2 :, 0] = 1  # two superpixels: left 0, right 1
-        Image.fromarray(superpixels).save(
-            root / folders["images"] / f"{image_id}_superpixels.png"
-        )
+        Image.fromarray(superpixels).save(root / folders["images"] / f"{image_id}_superpixels.png")
         features = {name: [0, 1] for name in layouts.ISIC2017_FEATURES}
         part2 = root / folders["part2"]
         part2.mkdir(exist_ok=True)
@@ -245,9 +244,7 @@ BAD_INPUTS = {
         r"ISIC_0000001\.jpg: truncated or corrupt image data",
     ),
     "truncated header": (
-        lambda r: (_train1(r) / "ISIC_0000001.jpg").write_bytes(
-            (_train1(r) / "ISIC_0000001.jpg").read_bytes()[:100]
-        ),
+        lambda r: (_train1(r) / "ISIC_0000001.jpg").write_bytes((_train1(r) / "ISIC_0000001.jpg").read_bytes()[:100]),
         r"ISIC_0000001\.jpg: truncated or corrupt image header",
     ),
     "not an image": (
@@ -328,7 +325,9 @@ def test_missing_official_folder(tmp_path):
 def test_empty_image_folder(tmp_path):
     (tmp_path / "ISBI2016_ISIC_Part1_Test_Data").mkdir()
     (tmp_path / "ISBI2016_ISIC_Part1_Test_GroundTruth").mkdir()
-    with pytest.raises(DatasetError, match=r"Part1_Test_Data: empty folder: no ISIC_<7 digits>\.jpg images \(ISIC 2016 Part 1 test\)"):
+    with pytest.raises(
+        DatasetError, match=r"Part1_Test_Data: empty folder: no ISIC_<7 digits>\.jpg images \(ISIC 2016 Part 1 test\)"
+    ):
         read_isic2016_part1(tmp_path, "test")
 
 
@@ -336,7 +335,10 @@ def test_csv_missing_columns(tmp_path):
     root = make_isic2017(tmp_path)
     csv = root / "ISIC-2017_Training_Part3_GroundTruth.csv"
     csv.write_text("image_id,melanoma\nISIC_0000000,1.0\n")
-    with pytest.raises(DatasetError, match=r"Part3_GroundTruth\.csv: missing column\(s\) seborrheic_keratosis; header is image_id,melanoma"):
+    with pytest.raises(
+        DatasetError,
+        match=r"Part3_GroundTruth\.csv: missing column\(s\) seborrheic_keratosis; header is image_id,melanoma",
+    ):
         read_isic2017(root, parts=(3,))
 
 
@@ -370,7 +372,9 @@ def test_csv_bad_label_value(tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match=r"split for ISIC 2018 must be one of \('train', 'validation', 'test'\), got 'val'"):
+    with pytest.raises(
+        ValueError, match=r"split for ISIC 2018 must be one of \('train', 'validation', 'test'\), got 'val'"
+    ):
         read_isic2018("anywhere", "val")
     with pytest.raises(ValueError, match=r"parts must be drawn from \(1, 2, 3\), got \(4,\)"):
         read_isic2017("anywhere", parts=(4,))

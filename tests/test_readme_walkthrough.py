@@ -6,6 +6,7 @@ predict (with overlays) -> evaluate -> export (SavedModel) -> LiteRT with nothin
 typed twice. Each output is checked, and no command may print a traceback or runpy's
 "found in sys.modules" warning.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"<!-- after-training:commands -->\s*```bash\n(.*?)```\s*<!-- /after-training:commands -->",
-                   re.DOTALL)
+BLOCK = re.compile(
+    r"<!-- after-training:commands -->\s*```bash\n(.*?)```\s*<!-- /after-training:commands -->", re.DOTALL
+)
 
 
 def readme_commands() -> list[list[str]]:

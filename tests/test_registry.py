@@ -1,5 +1,6 @@
 """zoo.registry (lookup, registration, filters, what every entry declares), the
 ``python -m zoo list`` command and the README's model table it generates."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,9 +36,17 @@ def _toy_builder(input_shape=(8, 8, 3), classes=2, weights=None, *, return_atten
 
 def _toy_entry(name="toy_net", **changes) -> ModelEntry:
     unet = get_model("unet")
-    fields = dict(name=name, paper="arl_cnn", builder=_toy_builder, input_spec=InputSpec((8, 8)),
-                  recipe=unet.recipe, output="probabilities", attention=True,
-                  kwargs={"classes": 4}, test_kwargs={"input_shape": (4, 4, 3)})
+    fields = dict(
+        name=name,
+        paper="arl_cnn",
+        builder=_toy_builder,
+        input_spec=InputSpec((8, 8)),
+        recipe=unet.recipe,
+        output="probabilities",
+        attention=True,
+        kwargs={"classes": 4},
+        test_kwargs={"input_shape": (4, 4, 3)},
+    )
     return ModelEntry(**{**fields, **changes})
 
 
@@ -81,13 +90,16 @@ def test_build_merges_paper_then_small_then_override_arguments():
     assert set(entry.build(small=True, return_attention=True).output) == {"probabilities", "attention"}
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"name": "ARL"}, "model name must be lower case without spaces, got 'ARL'"),
-    ({"name": "arl net"}, "model name must be lower case without spaces"),
-    ({"paper": "isic"}, "toy_net: paper must be one of .*got 'isic'"),
-    ({"output": "logits"}, r"toy_net: output must be one of \('mask', 'probabilities'\), got 'logits'"),
-    ({"tags": {"huge"}}, r"toy_net: unknown tags \['huge'\]"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"name": "ARL"}, "model name must be lower case without spaces, got 'ARL'"),
+        ({"name": "arl net"}, "model name must be lower case without spaces"),
+        ({"paper": "isic"}, "toy_net: paper must be one of .*got 'isic'"),
+        ({"output": "logits"}, r"toy_net: output must be one of \('mask', 'probabilities'\), got 'logits'"),
+        ({"tags": {"huge"}}, r"toy_net: unknown tags \['huge'\]"),
+    ],
+)
 def test_bad_entries_name_the_field_and_value(changes, message):
     with pytest.raises(ValueError, match=message):
         _toy_entry(**changes)
@@ -110,17 +122,25 @@ def test_list_models_by_paper(paper):
 
 def test_list_models_by_paper_and_tag():
     assert [entry.name for entry in list_models(paper="arl_cnn", tag="large")] == [
-        "ran14", "resnet50", "arl_cnn50", "senet50", "ran50"]
+        "ran14",
+        "resnet50",
+        "arl_cnn50",
+        "senet50",
+        "ran50",
+    ]
     for tag in TAGS:
         tagged = list_models(tag=tag)
         assert tagged and all(tag in entry.tags for entry in tagged)
         assert {entry.name for entry in ENTRIES if tag in entry.tags} == {entry.name for entry in tagged}
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"paper": "AER-Net"}, "paper must be one of .*got 'AER-Net'"),
-    ({"tag": "small"}, r"tag must be one of \('large', 'attention', 'baseline'\), got 'small'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"paper": "AER-Net"}, "paper must be one of .*got 'AER-Net'"),
+        ({"tag": "small"}, r"tag must be one of \('large', 'attention', 'baseline'\), got 'small'"),
+    ],
+)
 def test_list_models_rejects_unknown_papers_and_tags(kwargs, message):
     with pytest.raises(ValueError, match=message):
         list_models(**kwargs)
@@ -138,8 +158,7 @@ def test_entry_declares_its_spec_recipe_and_output(entry):
     assert getattr(zoo, entry.builder.__name__) is entry.builder, f"{entry.builder_name} is not exported by zoo"
 
 
-@pytest.mark.parametrize("entry", [entry for entry in ENTRIES if entry.baseline],
-                         ids=lambda entry: entry.name)
+@pytest.mark.parametrize("entry", [entry for entry in ENTRIES if entry.baseline], ids=lambda entry: entry.name)
 def test_baseline_is_another_registered_model_of_the_same_paper(entry):
     baseline = get_model(entry.baseline)
     assert baseline.paper == entry.paper and baseline.name != entry.name
@@ -159,15 +178,19 @@ def test_describe_input_and_outputs():
 
 
 def test_render_md_and_text():
-    rows = [{"model": "a", "paper": "aernet", "parameters": "1,234", "input": "8x8 rgb unit", "outputs": "mask"},
-            {"model": "bb", "paper": "sanet", "parameters": "5", "input": "8x8 rgb unit", "outputs": "mask + m"}]
+    rows = [
+        {"model": "a", "paper": "aernet", "parameters": "1,234", "input": "8x8 rgb unit", "outputs": "mask"},
+        {"model": "bb", "paper": "sanet", "parameters": "5", "input": "8x8 rgb unit", "outputs": "mask + m"},
+    ]
     assert cli.render(rows, "md") == (
         "| model | paper | parameters | input | outputs |\n|---|---|---|---|---|\n"
-        "| `a` | aernet | 1,234 | 8x8 rgb unit | mask |\n| `bb` | sanet | 5 | 8x8 rgb unit | mask + m |\n")
+        "| `a` | aernet | 1,234 | 8x8 rgb unit | mask |\n| `bb` | sanet | 5 | 8x8 rgb unit | mask + m |\n"
+    )
     assert cli.render(rows, "text").splitlines() == [
         "model  paper   parameters  input         outputs",
         "a      aernet  1,234       8x8 rgb unit  mask",
-        "bb     sanet   5           8x8 rgb unit  mask + m"]
+        "bb     sanet   5           8x8 rgb unit  mask + m",
+    ]
     with pytest.raises(ValueError, match="format must be one of \\('md', 'text'\\), got 'csv'"):
         cli.render(rows, "csv")
 
@@ -175,8 +198,13 @@ def test_render_md_and_text():
 def test_describe_counts_the_built_models_parameters(scratch_registry):
     row = cli.describe(_toy_entry())
     expected = _toy_builder(classes=4).count_params()  # the paper-size kwargs: 4 classes
-    assert row == {"model": "toy_net", "paper": "arl_cnn", "parameters": f"{expected:,}",
-                   "input": "8x8 rgb unit", "outputs": "probabilities + attention"}
+    assert row == {
+        "model": "toy_net",
+        "paper": "arl_cnn",
+        "parameters": f"{expected:,}",
+        "input": "8x8 rgb unit",
+        "outputs": "probabilities + attention",
+    }
 
 
 def test_cli_rejects_unknown_papers_and_tags(capsys):
@@ -187,9 +215,17 @@ def test_cli_rejects_unknown_papers_and_tags(capsys):
 
 
 def test_cli_lists_one_papers_models_as_text(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "describe", lambda entry: {"model": entry.name, "paper": entry.paper,
-                                                        "parameters": "0", "input": cli.describe_input(entry),
-                                                        "outputs": entry.output})
+    monkeypatch.setattr(
+        cli,
+        "describe",
+        lambda entry: {
+            "model": entry.name,
+            "paper": entry.paper,
+            "parameters": "0",
+            "input": cli.describe_input(entry),
+            "outputs": entry.output,
+        },
+    )
     assert cli.main(["list", "--paper", "apspnet", "--tag", "baseline"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == list(cli.COLUMNS)
@@ -215,7 +251,8 @@ def test_recorded_parameters_and_outputs_are_the_paper_size_builds(entry):
         keras.backend.clear_session()
     assert (entry.parameters, entry.output_names) == built, (
         f"{entry.name}: recorded (parameters, outputs) differ from the build; update its registration "
-        "and the README's table (python -m zoo list --count --format md)")
+        "and the README's table (python -m zoo list --count --format md)"
+    )
 
 
 def test_entry_records_are_validated():
@@ -247,14 +284,26 @@ def test_list_builds_unrecorded_entries_and_everything_with_count(scratch_regist
 
     def describe(entry):
         built.append(entry.name)
-        return cli.recorded(dataclasses.replace(entry, parameters=entry.parameters or 1,
-                                                attention_maps=entry.attention_maps or ("m",) * entry.attention))
+        return cli.recorded(
+            dataclasses.replace(
+                entry, parameters=entry.parameters or 1, attention_maps=entry.attention_maps or ("m",) * entry.attention
+            )
+        )
 
     monkeypatch.setattr(cli, "describe", describe)
     assert cli.main(["list", "--paper", "arl_cnn"]) == 0
     assert built == ["toy_net"]
     assert capsys.readouterr().out.splitlines()[-1].split() == [
-        "toy_net", "arl_cnn", "1", "8x8", "rgb", "unit", "probabilities", "+", "m"]
+        "toy_net",
+        "arl_cnn",
+        "1",
+        "8x8",
+        "rgb",
+        "unit",
+        "probabilities",
+        "+",
+        "m",
+    ]
     built.clear()
     assert cli.main(["list", "--paper", "attnmel", "--count"]) == 0
     assert built == ["vgg16", "vgg16_gap", "mel_cnn", "attnmel_cnn"]
@@ -263,6 +312,7 @@ def test_list_builds_unrecorded_entries_and_everything_with_count(scratch_regist
 def test_python_m_zoo_list_answers_in_seconds():
     """Under 5 s, or, on a machine where importing the zoo alone takes longer (a busy
     CPU), within 2 s of that import: the listing itself builds nothing."""
+
     def seconds(*args: str) -> float:
         started = time.monotonic()
         subprocess.run([sys.executable, *args], capture_output=True, timeout=120, cwd=README.parent, check=True)
@@ -305,7 +355,13 @@ def test_readme_table_is_the_registry():
 
 @pytest.mark.slow  # a subprocess (~6 s): test_list_builds_no_model checks the same in-process
 def test_readme_table_is_python_m_zoo_list():
-    listing = subprocess.run([sys.executable, "-m", "zoo", "list", "--format", "md"], capture_output=True,
-                             text=True, timeout=1200, cwd=README.parent, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "zoo", "list", "--format", "md"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=README.parent,
+        check=True,
+    ).stdout
     text = README.read_text(encoding="utf-8")
     assert text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip() == listing.strip()

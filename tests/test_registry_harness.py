@@ -44,6 +44,7 @@ it); the SavedModel export of the entries tagged ``"large"`` (tracing 200-500 la
 those with extra inputs (SANet: the label-map signatures, cheap at its small size), and
 the XLA steps but one per recipe (:data:`XLA_BY_DEFAULT`).
 """
+
 from __future__ import annotations
 
 import gc
@@ -56,8 +57,14 @@ import pytest
 
 import zoo
 from data_tools.preprocess import preprocess_images, preprocess_label_maps
-from tests.model_checks import (FreshProcess, check_gradients, check_mixed_precision_dtypes, float32_tail,
-                                inference_outputs, named_outputs)
+from tests.model_checks import (
+    FreshProcess,
+    check_gradients,
+    check_mixed_precision_dtypes,
+    float32_tail,
+    inference_outputs,
+    named_outputs,
+)
 from tests.test_registry import readme_rows
 from zoo.__main__ import describe_outputs
 from zoo.serving import spec_for_model
@@ -89,7 +96,7 @@ under XLA on its own: tests/test_losses.py, tests/test_bench_layers.py). XLA com
 for 10-70 s per small model on 2 CPU cores: the other entries' steps are slow tests."""
 NON_REGISTERED_BUILDERS = {
     "build_attention_resnet": "A-PSPNet Table II's depth sweep helper (takes blocks_per_stage); "
-                              "its paper model is the registered build_attention_resnet50",
+    "its paper model is the registered build_attention_resnet50",
 }
 """Public ``zoo.build_*`` functions that are deliberately no registry entry, and why."""
 
@@ -97,9 +104,14 @@ NON_REGISTERED_BUILDERS = {
 def _params(entries, slow=lambda entry: False):
     """One parameter per entry; an entry's tests form one xdist group (``--dist loadgroup``
     runs the harness on several workers, each entry's models built on one of them)."""
-    return [pytest.param(entry.name, id=entry.name,
-                         marks=[pytest.mark.xdist_group(entry.name), *([pytest.mark.slow] if slow(entry) else [])])
-            for entry in entries]
+    return [
+        pytest.param(
+            entry.name,
+            id=entry.name,
+            marks=[pytest.mark.xdist_group(entry.name), *([pytest.mark.slow] if slow(entry) else [])],
+        )
+        for entry in entries
+    ]
 
 
 def every_entry(entries=ENTRIES, slow=lambda entry: False):
@@ -221,7 +233,8 @@ def test_every_trainable_weight_gets_a_finite_gradient(model, inputs):
 def test_classes_changes_the_head(entry, model, variant, variant_kwargs):
     default, changed = _main_output(entry, model), _main_output(entry, variant)
     assert tuple(changed.shape) == (*default.shape[:-1], variant_kwargs["classes"]), (
-        f"{entry.name}: classes={variant_kwargs['classes']} gives {changed.shape}, default {default.shape}")
+        f"{entry.name}: classes={variant_kwargs['classes']} gives {changed.shape}, default {default.shape}"
+    )
 
 
 @every_entry([entry for entry in ENTRIES if entry.attention])
@@ -236,7 +249,8 @@ def test_return_attention_gives_the_main_output_and_maps(entry, variant_outputs)
 @every_entry([entry for entry in ENTRIES if entry.attention])
 def test_readme_names_the_attention_maps(entry, variant_outputs):
     assert readme_rows()[entry.name]["outputs"] == describe_outputs(entry, list(variant_outputs)), (
-        "README.md's model table is out of date: python -m zoo list --format md")
+        "README.md's model table is out of date: python -m zoo list --format md"
+    )
 
 
 def _check_loaded_outputs(entry, model, inputs, process):
@@ -250,8 +264,13 @@ def _check_loaded_outputs(entry, model, inputs, process):
         path.unlink()
     assert sorted(loaded) == sorted(expected), f"{entry.name}: outputs {sorted(loaded)} != {sorted(expected)}"
     for output_name, value in expected.items():
-        np.testing.assert_allclose(loaded[output_name], value, rtol=1e-5, atol=1e-5,
-                                   err_msg=f"{entry.name} {output_name} ({BACKEND} -> {process.backend})")
+        np.testing.assert_allclose(
+            loaded[output_name],
+            value,
+            rtol=1e-5,
+            atol=1e-5,
+            err_msg=f"{entry.name} {output_name} ({BACKEND} -> {process.backend})",
+        )
 
 
 @every_entry()
@@ -282,13 +301,13 @@ def test_saved_model_serves_like_predict(entry, model, spec, raw, inputs, tmp_pa
     assert sorted(served) == sorted(expected), f"{entry.name}: served {sorted(served)} != {sorted(expected)}"
     for output_name, value in expected.items():
         assert served[output_name].dtype == np.float32
-        np.testing.assert_allclose(served[output_name], value, rtol=1e-4, atol=1e-5,
-                                   err_msg=f"{entry.name} {output_name}")
+        np.testing.assert_allclose(
+            served[output_name], value, rtol=1e-4, atol=1e-5, err_msg=f"{entry.name} {output_name}"
+        )
 
 
 @every_entry(slow=lambda entry: BACKEND != "tensorflow")
-def test_mixed_float16_computes_in_float16_and_matches_float32(entry, variant, variant_kwargs, variant_outputs,
-                                                               inputs):
+def test_mixed_float16_computes_in_float16_and_matches_float32(entry, variant, variant_kwargs, variant_outputs, inputs):
     with warnings.catch_warnings(), precision_policy(True):
         warnings.simplefilter("ignore", UserWarning)  # float16 is emulated on a CPU
         mixed = entry.build(small=True, **variant_kwargs)
@@ -311,7 +330,8 @@ def test_mixed_float16_computes_in_float16_and_matches_float32(entry, variant, v
         outside = np.abs(got - want) > MIXED_TOLERANCE * scale
         assert outside.mean() <= MIXED_MAP_OUTLIERS, (
             f"{entry.name} {output_name}: {outside.sum()} of {outside.size} entries differ by more than "
-            f"{MIXED_TOLERANCE * scale:.3g} from float32")
+            f"{MIXED_TOLERANCE * scale:.3g} from float32"
+        )
 
 
 @every_entry(slow=lambda entry: entry.name not in XLA_BY_DEFAULT)
@@ -338,7 +358,8 @@ def test_every_exported_builder_is_registered():
     assert unregistered == sorted(NON_REGISTERED_BUILDERS), (
         f"zoo exports builders that no registry entry uses: "
         f"{sorted(set(unregistered) - set(NON_REGISTERED_BUILDERS))}; register them (zoo.register_model) or "
-        f"list them in NON_REGISTERED_BUILDERS with the reason")
+        f"list them in NON_REGISTERED_BUILDERS with the reason"
+    )
     assert set(NON_REGISTERED_BUILDERS) <= exported, "NON_REGISTERED_BUILDERS names a builder zoo does not export"
 
 

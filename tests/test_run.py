@@ -1,4 +1,5 @@
 """Run folders (zoo.run, zoo.common.run_card): a trained model travels in one piece."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,16 @@ def unet_run(tmp_path_factory):
     model = _perturbed(entry.build(small=True))
     folder = tmp_path_factory.mktemp("unet_run")
     recipe = entry.recipe.with_overrides(epochs=3, learning_rate=5e-4)
-    zoo.save_run(folder, model, entry=entry, builder_args=dict(entry.test_kwargs), input_spec=entry.input_spec,
-                 recipe=recipe, data={"layout": "isic2018", "train": 8}, scores={"dice": 0.5})
+    zoo.save_run(
+        folder,
+        model,
+        entry=entry,
+        builder_args=dict(entry.test_kwargs),
+        input_spec=entry.input_spec,
+        recipe=recipe,
+        data={"layout": "isic2018", "train": 8},
+        scores={"dice": 0.5},
+    )
     return entry, model, folder
 
 
@@ -127,16 +136,20 @@ def test_non_finite_weights_are_not_saved(tmp_path):
     model = entry.build(small=True)
     model.weights[0].assign(np.full(model.weights[0].shape, np.nan, np.float32))
     with pytest.raises(ValueError, match="NaN or infinite"):
-        zoo.save_run(tmp_path, model, entry=entry, builder_args=dict(entry.test_kwargs),
-                     input_spec=entry.input_spec)
+        zoo.save_run(tmp_path, model, entry=entry, builder_args=dict(entry.test_kwargs), input_spec=entry.input_spec)
     assert not any(tmp_path.iterdir())
 
 
 def test_builder_arguments_the_builder_does_not_take(tmp_path):
     entry = zoo.get_model("unet")
     with pytest.raises(TypeError, match=r"takes no argument\(s\) \['colour'\]"):
-        zoo.save_run(tmp_path, entry.build(small=True), entry=entry,
-                     builder_args={**entry.test_kwargs, "colour": "lab"}, input_spec=entry.input_spec)
+        zoo.save_run(
+            tmp_path,
+            entry.build(small=True),
+            entry=entry,
+            builder_args={**entry.test_kwargs, "colour": "lab"},
+            input_spec=entry.input_spec,
+        )
 
 
 def test_malformed_cards_name_the_file(tmp_path):

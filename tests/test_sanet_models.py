@@ -1,4 +1,5 @@
 """SANet Table 3 models: ResUNet, SANet, DeepLab, DANet, attribute U-Net (zoo.sanet.models)."""
+
 import keras
 import numpy as np
 import pytest
@@ -12,7 +13,6 @@ SIZE = 32
 SEGMENTS = 16
 # VGG16 is the keras.applications encoder with the fewest layers: the quickest to build and run.
 TINY = dict(backbone="vgg16", decoder_filters=(8, 8, 8, 8, 8), sam_filters=8, max_segments=SEGMENTS)
-
 
 
 def _inputs(batch=2, seed=0):
@@ -36,8 +36,9 @@ def test_sanet_checkpoint_round_trip_through_weights(sanet, tmp_path):
     sanet.save_weights(path)
     restored = build_sanet((SIZE, SIZE, 3), weights=path, return_attention=True, **TINY)
     inputs = _inputs(seed=4)
-    np.testing.assert_array_equal(restored(inputs, training=False)["mask"].numpy(),
-                                  sanet(inputs, training=False).numpy())
+    np.testing.assert_array_equal(
+        restored(inputs, training=False)["mask"].numpy(), sanet(inputs, training=False).numpy()
+    )
     with pytest.raises(ValueError, match=r"sanet.weights.h5' is not a checkpoint of model 'resunet'"):
         build_resunet((SIZE, SIZE, 3), weights=path, backbone="vgg16", decoder_filters=TINY["decoder_filters"])
 
@@ -50,14 +51,20 @@ def test_sanet_output_is_constant_inside_each_superpixel_and_their_mean(sanet):
     for b in range(2):
         for label in np.unique(superpixels[b]):
             inside = superpixels[b, ..., 0] == label
-            np.testing.assert_allclose(mask[b][inside], np.broadcast_to(before[b][inside].mean(0), mask[b][inside].shape),
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                mask[b][inside], np.broadcast_to(before[b][inside].mean(0), mask[b][inside].shape), rtol=1e-5, atol=1e-6
+            )
     assert not np.allclose(mask.sum(-1), 1.0)  # five independent sigmoids, not a softmax
 
 
 def test_sanet_takes_a_coarser_superpixel_map_and_dict_inputs():
-    model = build_sanet((SIZE, SIZE, 3), superpixel_shape=(SIZE // 2, SIZE // 2, 1), superpixel_output=False,
-                        return_attention=True, **TINY)
+    model = build_sanet(
+        (SIZE, SIZE, 3),
+        superpixel_shape=(SIZE // 2, SIZE // 2, 1),
+        superpixel_output=False,
+        return_attention=True,
+        **TINY,
+    )
     image, superpixels = _inputs()
     outputs = model({"image": image, "superpixels": superpixels[:, ::2, ::2]})
     assert outputs["mask"].shape == (2, SIZE, SIZE, 5)
@@ -75,8 +82,12 @@ def test_sam_merge_concat_doubles_w_inputs(sanet):
 
 def test_resunet_has_keras_resnet101_encoder_and_five_sigmoid_maps():
     model = build_resunet((SIZE, SIZE, 3))
-    encoder = sum(int(np.prod(w.shape)) for layer in model.layers
-                  if layer.name.startswith(("conv", "pool")) for w in layer.weights)
+    encoder = sum(
+        int(np.prod(w.shape))
+        for layer in model.layers
+        if layer.name.startswith(("conv", "pool"))
+        for w in layer.weights
+    )
     assert encoder == 42_658_176  # keras.applications ResNet101, no top
     for tap in ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block23_out", "conv5_block3_out"):
         model.get_layer(tap)
@@ -117,8 +128,10 @@ def test_danet_returns_its_position_and_channel_attention():
     outputs = model(model_checks.random_inputs(model), training=False)
     positions = (SIZE // 8) ** 2
     assert {name: tuple(value.shape) for name, value in outputs.items()} == {
-        "mask": (2, SIZE, SIZE, 5), "position_attention": (2, positions, positions),
-        "channel_attention": (2, 512, 512)}
+        "mask": (2, SIZE, SIZE, 5),
+        "position_attention": (2, positions, positions),
+        "channel_attention": (2, 512, 512),
+    }
     np.testing.assert_allclose(outputs["position_attention"].numpy().sum(-1), 1.0, rtol=1e-5)
 
 
@@ -129,21 +142,30 @@ def test_attribute_unet_is_the_shared_unet_with_sigmoids():
     model.get_layer("encoder1_1_conv")  # U-Net's own layers
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: build_sanet((48, 48, 3), **TINY), "divisible by 32"),
-    (lambda: build_sanet((SIZE, SIZE, 3), **{**TINY, "sam_filters": 0}), "sam_filters"),
-    (lambda: build_sanet((SIZE, SIZE, 3), sam_merge="mul", backbone="mobilenetv2"), "sam_merge"),
-    (lambda: build_sanet((SIZE, SIZE, 3), superpixel_shape=(SIZE, SIZE, 2)), "superpixel_shape"),
-    (lambda: build_resunet((SIZE, SIZE, 3), decoder_filters=(8, 8)), "decoder_filters"),
-    (lambda: build_deeplab((SIZE, SIZE, 3), backbone="vgg16"), "backbone"),
-    (lambda: build_attribute_danet((SIZE, SIZE, 3), encoder_weights="imagenet", backbone="resnet14"),
-     "danet has no pretrained encoder"),
-    (lambda: build_resunet((SIZE, SIZE, 3), encoder_weights="no/such/resnet101_notop.h5"),
-     "encoder_weights='no/such/resnet101_notop.h5': no such file"),
-    (lambda: build_deeplab((SIZE, SIZE, 3), backbone="resnet14", return_attention=True),
-     "deeplab has no attention maps"),
-    (lambda: build_attribute_unet((SIZE, SIZE, 3), return_attention=True), "unet has no attention maps"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: build_sanet((48, 48, 3), **TINY), "divisible by 32"),
+        (lambda: build_sanet((SIZE, SIZE, 3), **{**TINY, "sam_filters": 0}), "sam_filters"),
+        (lambda: build_sanet((SIZE, SIZE, 3), sam_merge="mul", backbone="mobilenetv2"), "sam_merge"),
+        (lambda: build_sanet((SIZE, SIZE, 3), superpixel_shape=(SIZE, SIZE, 2)), "superpixel_shape"),
+        (lambda: build_resunet((SIZE, SIZE, 3), decoder_filters=(8, 8)), "decoder_filters"),
+        (lambda: build_deeplab((SIZE, SIZE, 3), backbone="vgg16"), "backbone"),
+        (
+            lambda: build_attribute_danet((SIZE, SIZE, 3), encoder_weights="imagenet", backbone="resnet14"),
+            "danet has no pretrained encoder",
+        ),
+        (
+            lambda: build_resunet((SIZE, SIZE, 3), encoder_weights="no/such/resnet101_notop.h5"),
+            "encoder_weights='no/such/resnet101_notop.h5': no such file",
+        ),
+        (
+            lambda: build_deeplab((SIZE, SIZE, 3), backbone="resnet14", return_attention=True),
+            "deeplab has no attention maps",
+        ),
+        (lambda: build_attribute_unet((SIZE, SIZE, 3), return_attention=True), "unet has no attention maps"),
+    ],
+)
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()

@@ -3,6 +3,7 @@
 Every row is run under ``--smoke`` up to the moment it trains: :func:`reproduce.frame.fit`
 is replaced by a recorder that stops the run.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,11 @@ def _run_until_fit(main, argv: list[str], captured: list[dict]) -> dict:
     return captured[-1]
 
 
-@pytest.mark.parametrize("table, row", [(sanet_table2, "GBL γ = 1"), (sanet_table3, "ResUNet"),
-                                        (sanet_table4, "SANet")], ids=["table2", "table3", "table4"])
+@pytest.mark.parametrize(
+    "table, row",
+    [(sanet_table2, "GBL γ = 1"), (sanet_table3, "ResUNet"), (sanet_table4, "SANet")],
+    ids=["table2", "table3", "table4"],
+)
 def test_sanet_rows_keep_the_final_model_unless_asked(table, row, tmp_path, captured):
     """The paper trains 100 epochs ("The total epoch is 100") with the rate decaying polynomially ("power decay
     schedule ... 0.9") to 0 and names no epoch selection: the final model is kept by
@@ -59,10 +63,10 @@ def test_rsm_rows_train_on_each_sample_and_its_destructed_copy(tmp_path, capture
     to 1:1" (no split of 5 is 1:1): --batch-size counts sampled images, and an RSM row's
     step holds each of them and its destructed copy, twice a plain row's images."""
     batch = sanet_recipe.SMOKE["batch_size"]
-    plain = _run_until_fit(sanet_table3.main, ["--smoke", "--out", str(tmp_path / "p"), "--rows", "ResUNet"],
-                           captured)
-    rsm = _run_until_fit(sanet_table3.main, ["--smoke", "--out", str(tmp_path / "r"), "--rows", "ResUNet+RSM"],
-                         captured)
+    plain = _run_until_fit(sanet_table3.main, ["--smoke", "--out", str(tmp_path / "p"), "--rows", "ResUNet"], captured)
+    rsm = _run_until_fit(
+        sanet_table3.main, ["--smoke", "--out", str(tmp_path / "r"), "--rows", "ResUNet+RSM"], captured
+    )
     assert _images_per_step(plain["train_data"]) == batch
     assert _images_per_step(rsm["train_data"]) == 2 * batch
     assert rsm["config"].steps_per_epoch == plain["config"].steps_per_epoch  # each sample once an epoch

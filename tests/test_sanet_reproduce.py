@@ -1,5 +1,6 @@
 """SANet table scripts end to end on synthetic data (reproduce/sanet_table1.py, sanet_table3.py):
 a trained row's run folder reloads to the table's numbers."""
+
 import argparse
 import json
 
@@ -27,8 +28,7 @@ def test_table1_equals_a_plain_numpy_count(tmp_path):
     assert result.synthetic
     folder = next((tmp_path / "synthetic_data").rglob(ISIC2018_LAYOUT["train"]["task2"]))
     for row, attribute in sanet_table1.ATTRIBUTE_OF_ROW.items():
-        masks = [np.asarray(Image.open(path)) > 128
-                 for path in sorted(folder.glob(f"*_attribute_{attribute}.png"))]
+        masks = [np.asarray(Image.open(path)) > 128 for path in sorted(folder.glob(f"*_attribute_{attribute}.png"))]
         assert len(masks) == 12
         blank = 100.0 * np.mean([not m.any() for m in masks])
         ratio = 100.0 * np.sum([m.sum() for m in masks]) / np.sum([m.size for m in masks])
@@ -50,8 +50,21 @@ def test_table3_sanet_row_trains_scores_and_writes_task2_pngs(tmp_path):
     zoo.load_run, scores the table's numbers on the same test images."""
     out = tmp_path / "out"
     cache = tmp_path / "superpixels"
-    result = sanet_table3.main(["--smoke", "--out", str(out), "--rows", "ResUNet+RSM+SAM", "--epochs", "1",
-                                "--image-size", "32", "--superpixel-cache", str(cache)])
+    result = sanet_table3.main(
+        [
+            "--smoke",
+            "--out",
+            str(out),
+            "--rows",
+            "ResUNet+RSM+SAM",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--superpixel-cache",
+            str(cache),
+        ]
+    )
     row = result.results["ResUNet+RSM+SAM"]
     assert set(row.values) == {"Avg JA", "Avg Dice"}
     assert all(0.0 <= value <= 100.0 for value in row.values.values())
@@ -72,10 +85,19 @@ def test_table3_sanet_row_trains_scores_and_writes_task2_pngs(tmp_path):
     assert run.card.model == "sanet" and run.card.builder_args["max_segments"] == 32
     assert run.card.training["region_shuffle"]["neighbourhood"] == sanet_recipe.RSM_NEIGHBOURHOOD
     assert run.card.overrides == {"epochs": 1, "batch_size": 2}
-    test = cache_superpixels(read_isic2018(out / "synthetic_data", "test", tasks=(2,)),
-                             sanet_recipe.SlicParams(n_segments=16, max_segments=32), cache_dir=cache)
-    again = sanet_recipe.predict_and_score(run.model, test, run.input_spec, tmp_path / "again" / "predictions",
-                                           batch_size=3, max_segments=run.card.builder_args["max_segments"])
+    test = cache_superpixels(
+        read_isic2018(out / "synthetic_data", "test", tasks=(2,)),
+        sanet_recipe.SlicParams(n_segments=16, max_segments=32),
+        cache_dir=cache,
+    )
+    again = sanet_recipe.predict_and_score(
+        run.model,
+        test,
+        run.input_spec,
+        tmp_path / "again" / "predictions",
+        batch_size=3,
+        max_segments=run.card.builder_args["max_segments"],
+    )
     assert sanet_recipe.average_values(again) == pytest.approx(row.values, abs=1e-6)
     assert again["sanet_average"] == pytest.approx(run.card.scores["task2"]["sanet_average"], abs=1e-12)
 
@@ -94,10 +116,17 @@ def test_rsm_training_batches_pair_each_sample_with_its_destructed_copy(tmp_path
     sanet_recipe.add_recipe_arguments(parser)
     args = parser.parse_args(["--image-size", "32", "--max-segments", "32", "--slic-segments", "16"])
     root = make_isic2018(tmp_path / "isic2018", n_train=5, n_val=0, n_test=0, image_size=(48, 64))
-    records = cache_superpixels(read_isic2018(root, "train", tasks=(2,)), sanet_recipe.slic_params(args),
-                                cache_dir=tmp_path / "superpixels")
-    data = dict(spec=sanet_recipe.input_spec(args), batch_size=5, training=True, superpixels=True,
-                max_segments=args.max_segments, seed=0)
+    records = cache_superpixels(
+        read_isic2018(root, "train", tasks=(2,)), sanet_recipe.slic_params(args), cache_dir=tmp_path / "superpixels"
+    )
+    data = dict(
+        spec=sanet_recipe.input_spec(args),
+        batch_size=5,
+        training=True,
+        superpixels=True,
+        max_segments=args.max_segments,
+        seed=0,
+    )
     plain, _ = next(iter(sanet_recipe.make_dataset(records, **data)))
     rsm = sanet_recipe.make_dataset(records, rsm=sanet_recipe.region_shuffle(args), **data)
     inputs, masks = next(iter(rsm))

@@ -10,6 +10,7 @@ pixel count, summed over images; the micro average over the attributes too). Sco
 the model's resolution, or the masks before they are written, gives other numbers: the
 synthetic images are 64x48, not square.
 """
+
 from __future__ import annotations
 
 import keras
@@ -32,8 +33,9 @@ def _stand_in(superpixels: bool) -> keras.Model:
     features = image
     if superpixels:  # SANet's second input, given zero weight
         inputs["superpixels"] = keras.Input((SIZE, SIZE, 1), name="superpixels", dtype="int32")
-        features = keras.layers.Concatenate()([image, keras.layers.Identity(dtype="float32")(
-            keras.ops.cast(inputs["superpixels"], "float32"))])
+        features = keras.layers.Concatenate()(
+            [image, keras.layers.Identity(dtype="float32")(keras.ops.cast(inputs["superpixels"], "float32"))]
+        )
     layer = keras.layers.Conv2D(len(ISIC2018_ATTRIBUTES), 1, activation="sigmoid")
     outputs = layer(features)
     kernel = np.zeros(layer.kernel.shape, "float32")
@@ -45,10 +47,12 @@ def _stand_in(superpixels: bool) -> keras.Model:
 @pytest.fixture
 def untrained(monkeypatch, tmp_path):
     """frame.fit returns the stand-in model; RowContext.save_run writes nothing."""
+
     def fake_fit(build_model, train_data, val_data, config, **kwargs):
         superpixels = isinstance(train_data.element_spec[0], dict)
-        return TrainResult(_stand_in(superpixels), {"loss": [1.0], "val_jaccard": [0.5]}, 0, tmp_path,
-                           tmp_path / "none")
+        return TrainResult(
+            _stand_in(superpixels), {"loss": [1.0], "val_jaccard": [0.5]}, 0, tmp_path, tmp_path / "none"
+        )
 
     monkeypatch.setattr(frame, "fit", fake_fit)
     monkeypatch.setattr(frame.RowContext, "save_run", lambda self, model, **kwargs: self.out_dir)
@@ -56,8 +60,10 @@ def untrained(monkeypatch, tmp_path):
 
 def _confusions(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """(TP, FP, FN) of one mask, each divided by the mask's pixel count."""
-    return np.array([np.sum(truth & prediction), np.sum(~truth & prediction),
-                     np.sum(truth & ~prediction)], float) / truth.size
+    return (
+        np.array([np.sum(truth & prediction), np.sum(~truth & prediction), np.sum(truth & ~prediction)], float)
+        / truth.size
+    )
 
 
 def _scores_of_the_files(truth_records, predictions) -> dict[str, dict[str, float]]:
@@ -71,16 +77,32 @@ def _scores_of_the_files(truth_records, predictions) -> dict[str, dict[str, floa
             prediction = np.asarray(png) > 128
             sums[name] += _confusions(truth, prediction)
     sums["micro_average"] = sum(sums.values())
-    return {name: {"jaccard": tp / (tp + fp + fn), "dice": 2 * tp / (2 * tp + fp + fn)}
-            for name, (tp, fp, fn) in sums.items()}
+    return {
+        name: {"jaccard": tp / (tp + fp + fn), "dice": 2 * tp / (2 * tp + fp + fn)}
+        for name, (tp, fp, fn) in sums.items()
+    }
 
 
-@pytest.mark.parametrize("table, row", [(sanet_table2, "GBL γ = 1"), (sanet_table3, "ResUNet"),
-                                        (sanet_table4, "SANet")], ids=["table2", "table3", "table4"])
+@pytest.mark.parametrize(
+    "table, row",
+    [(sanet_table2, "GBL γ = 1"), (sanet_table3, "ResUNet"), (sanet_table4, "SANet")],
+    ids=["table2", "table3", "table4"],
+)
 def test_sanet_tables_score_the_full_size_pngs_they_write(table, row, tmp_path, untrained):
     out = tmp_path / "out"
-    result = table.main(["--smoke", "--out", str(out), "--rows", row, "--image-size", str(SIZE),
-                         "--superpixel-cache", str(tmp_path / "superpixels")])
+    result = table.main(
+        [
+            "--smoke",
+            "--out",
+            str(out),
+            "--rows",
+            row,
+            "--image-size",
+            str(SIZE),
+            "--superpixel-cache",
+            str(tmp_path / "superpixels"),
+        ]
+    )
     records = read_isic2018(out / "synthetic_data", "test", tasks=(2,))
     predictions = out / "rows" / frame.slug(row) / "predictions"
     expected = _scores_of_the_files(records, predictions)

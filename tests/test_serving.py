@@ -2,6 +2,7 @@
 with nothing retyped (model, builder arguments, input spec from run.json), a checkpoint
 that does not fit is a typed error whose attributes the tools use, and misuse is a one-line
 error."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,7 +11,7 @@ import zoo
 from data_tools.synthetic import make_isic2018
 from zoo.common.run_card import RunMismatchError
 from zoo.common.weights import CheckpointMismatchError, load_checkpoint
-from zoo.serving import (ModelIO, load_model, load_serving_info, spec_for_model)
+from zoo.serving import ModelIO, load_model, load_serving_info, spec_for_model
 
 SIZE = 64
 
@@ -34,17 +35,20 @@ def sanet_run(tmp_path_factory):
     model = entry.build(small=True)
     folder = tmp_path_factory.mktemp("runs") / "sanet"
     spec = spec_for_model(entry.input_spec, (32, 32))
-    zoo.save_run(folder, model, entry=entry, builder_args=dict(entry.test_kwargs), input_spec=spec,
-                 recipe=entry.recipe)
+    zoo.save_run(folder, model, entry=entry, builder_args=dict(entry.test_kwargs), input_spec=spec, recipe=entry.recipe)
     return folder, model, spec
 
 
 @pytest.fixture(scope="module")
 def isic2018(tmp_path_factory):
-    root = make_isic2018(tmp_path_factory.mktemp("isic2018"), n_train=0, n_val=0, n_test=2,
-                         image_size=(48, 64), vary_size=True)
-    return {"images": root / "ISIC2018_Task1-2_Test_Input", "task1": root / "ISIC2018_Task1_Test_GroundTruth",
-            "task2": root / "ISIC2018_Task2_Test_GroundTruth"}
+    root = make_isic2018(
+        tmp_path_factory.mktemp("isic2018"), n_train=0, n_val=0, n_test=2, image_size=(48, 64), vary_size=True
+    )
+    return {
+        "images": root / "ISIC2018_Task1-2_Test_Input",
+        "task1": root / "ISIC2018_Task1_Test_GroundTruth",
+        "task2": root / "ISIC2018_Task2_Test_GroundTruth",
+    }
 
 
 def _images(count=2, seed=0):
@@ -89,8 +93,9 @@ def test_the_tools_rewrap_the_attributes_without_reading_the_text(tmp_path, monk
     zoo.get_model("unet").build(small=True, classes=3).save_weights(path)
     with pytest.raises(CheckpointMismatchError) as caught:
         load_model("unet", weights=path, small=True)
-    assert str(caught.value).startswith(f"{path}: this checkpoint does not match model 'unet' built with "
-                                        f"{{'small': True}} (")
+    assert str(caught.value).startswith(
+        f"{path}: this checkpoint does not match model 'unet' built with {{'small': True}} ("
+    )
     assert "layer 'head_conv' (Conv2D)" in caught.value.detail
 
 
@@ -129,33 +134,53 @@ def test_load_model_from_a_run_takes_model_arguments_and_spec_from_run_json(unet
         load_model("sanet", run=folder)
 
 
-def test_predict_cli_with_run_and_the_runs_weights_in_another_build_is_one_named_line(tmp_path, unet_run,
-                                                                                        isic2018, capsys):
+def test_predict_cli_with_run_and_the_runs_weights_in_another_build_is_one_named_line(
+    tmp_path, unet_run, isic2018, capsys
+):
     from zoo.evaluate import evaluate
     from zoo.predict import main
 
     folder, _, _ = unet_run
     out = tmp_path / "submission"
-    assert main(["--run", str(folder), "--images", str(isic2018["images"]), "--out", str(out),
-                 "--format", "isic2018-task1"]) == 0
+    assert (
+        main(
+            ["--run", str(folder), "--images", str(isic2018["images"]), "--out", str(out), "--format", "isic2018-task1"]
+        )
+        == 0
+    )
     assert "unet: predicted 2 image(s)" in capsys.readouterr().out
     assert 0.0 <= evaluate("isic2018-task1", isic2018["task1"], out).score <= 1.0
 
     # the 64x64 run's weights as a bare file, built at 256x256: the run card stops it
     common = ["--images", str(isic2018["images"]), "--out", str(tmp_path / "x"), "--format", "isic2018-task1"]
-    assert main(["--model", "unet", "--weights", str(folder / "model.weights.h5"), "--builder-args",
-                 '{"input_shape": [256, 256, 3], "base_filters": 4}', *common]) == 1
+    assert (
+        main(
+            [
+                "--model",
+                "unet",
+                "--weights",
+                str(folder / "model.weights.h5"),
+                "--builder-args",
+                '{"input_shape": [256, 256, 3], "base_filters": 4}',
+                *common,
+            ]
+        )
+        == 1
+    )
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
     assert error.startswith(f"zoo.predict: error: {folder / 'model.weights.h5'}: these weights are the run")
     assert "its inputs are 256x256x3, the run's model's are 64x64x3" in error and "--run" in error
     with pytest.raises(RunMismatchError):
-        load_model("unet", weights=folder / "model.weights.h5", builder_args={"input_shape": (256, 256, 3),
-                                                                              "base_filters": 4})
+        load_model(
+            "unet", weights=folder / "model.weights.h5", builder_args={"input_shape": (256, 256, 3), "base_filters": 4}
+        )
 
-    for extra, message in ((["--small"], "leave out --small"),
-                           (["--builder-args", '{"classes": 2}'], "leave out --builder-args"),
-                           (["--model", "sanet"], "is a run of model 'unet', not 'sanet'")):
+    for extra, message in (
+        (["--small"], "leave out --small"),
+        (["--builder-args", '{"classes": 2}'], "leave out --builder-args"),
+        (["--model", "sanet"], "is a run of model 'unet', not 'sanet'"),
+    ):
         assert main(["--run", str(folder), *extra, *common]) == 1
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error, error
@@ -175,10 +200,26 @@ def test_isic2017_part3_from_two_runs(tmp_path, isic2018):
     spec = spec_for_model(entry.input_spec, (32, 32))
     runs = []
     for task in ("melanoma", "keratosis"):
-        runs.append(zoo.save_run(tmp_path / task, entry.build(small=True), entry=entry,
-                                 builder_args=dict(entry.test_kwargs), input_spec=spec, recipe=entry.recipe))
-    args = ["--run", str(runs[0]), "--images", str(isic2018["images"]), "--out", str(tmp_path / "out"),
-            "--format", "isic2017-part3"]
+        runs.append(
+            zoo.save_run(
+                tmp_path / task,
+                entry.build(small=True),
+                entry=entry,
+                builder_args=dict(entry.test_kwargs),
+                input_spec=spec,
+                recipe=entry.recipe,
+            )
+        )
+    args = [
+        "--run",
+        str(runs[0]),
+        "--images",
+        str(isic2018["images"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--format",
+        "isic2017-part3",
+    ]
     assert main([*args, "--sk-run", str(runs[1])]) == 0
     with (tmp_path / "out" / "predictions.csv").open() as handle:
         rows = list(csv.reader(handle))
@@ -225,6 +266,9 @@ def test_a_model_whose_inputs_are_not_its_entrys_is_refused(sanet_run):
     from zoo.predict import load_predictor
 
     _, model, _ = sanet_run
-    with pytest.raises(ValueError, match=r"model 'unet': its registry entry declares the extra inputs \(\), the "
-                                         r"Keras model .* takes \('superpixels',\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"model 'unet': its registry entry declares the extra inputs \(\), the "
+        r"Keras model .* takes \('superpixels',\)",
+    ):
         load_predictor("unet", keras_model=model)

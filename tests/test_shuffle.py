@@ -1,11 +1,19 @@
 """SANet's random shuffle module (zoo.sanet.region_shuffle) against a numpy loop."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from zoo.sanet.region_shuffle import (DCL_NEIGHBOURHOOD, RSM_GRID, RSM_NEIGHBOURHOOD, RegionShuffle,
-                                      connected_superpixels, region_permutation, shuffle_regions)
+from zoo.sanet.region_shuffle import (
+    DCL_NEIGHBOURHOOD,
+    RSM_GRID,
+    RSM_NEIGHBOURHOOD,
+    RegionShuffle,
+    connected_superpixels,
+    region_permutation,
+    shuffle_regions,
+)
 
 
 def _numpy_shuffle(image, permutation, grid):
@@ -14,19 +22,22 @@ def _numpy_shuffle(image, permutation, grid):
     cell_h, cell_w = image.shape[0] // grid, image.shape[1] // grid
     for j, source in enumerate(permutation):
         (r, c), (sr, sc) = divmod(j, grid), divmod(int(source), grid)
-        out[r * cell_h:(r + 1) * cell_h, c * cell_w:(c + 1) * cell_w] = \
-            image[sr * cell_h:(sr + 1) * cell_h, sc * cell_w:(sc + 1) * cell_w]
+        out[r * cell_h : (r + 1) * cell_h, c * cell_w : (c + 1) * cell_w] = image[
+            sr * cell_h : (sr + 1) * cell_h, sc * cell_w : (sc + 1) * cell_w
+        ]
     return out
 
 
 def _displacements(neighbourhood, seeds=300):
     """The largest row and column move of any region over ``seeds`` draws."""
-    permutations = tf.map_fn(lambda seed: region_permutation(seed, neighbourhood=neighbourhood),
-                             tf.stack([tf.range(seeds), tf.fill([seeds], 7)], 1),
-                             fn_output_signature=tf.int32).numpy()
+    permutations = tf.map_fn(
+        lambda seed: region_permutation(seed, neighbourhood=neighbourhood),
+        tf.stack([tf.range(seeds), tf.fill([seeds], 7)], 1),
+        fn_output_signature=tf.int32,
+    ).numpy()
     for permutation in permutations:
-        np.testing.assert_array_equal(np.sort(permutation), np.arange(RSM_GRID ** 2))
-    target_rows, target_columns = np.divmod(np.arange(RSM_GRID ** 2), RSM_GRID)
+        np.testing.assert_array_equal(np.sort(permutation), np.arange(RSM_GRID**2))
+    target_rows, target_columns = np.divmod(np.arange(RSM_GRID**2), RSM_GRID)
     source_rows, source_columns = np.divmod(permutations, RSM_GRID)
     return np.abs(target_rows - source_rows).max(), np.abs(target_columns - source_columns).max()
 
@@ -47,15 +58,16 @@ def test_permutation_is_seeded_and_k0_is_identity():
     first = region_permutation(tf.constant([4, 5])).numpy()
     np.testing.assert_array_equal(first, region_permutation(tf.constant([4, 5])).numpy())
     assert not np.array_equal(first, region_permutation(tf.constant([4, 6])).numpy())
-    np.testing.assert_array_equal(region_permutation(tf.constant([4, 5]), neighbourhood=0).numpy(),
-                                  np.arange(RSM_GRID ** 2))
+    np.testing.assert_array_equal(
+        region_permutation(tf.constant([4, 5]), neighbourhood=0).numpy(), np.arange(RSM_GRID**2)
+    )
 
 
 @pytest.mark.parametrize("shape", [(2, 21, 14, 3), (2, 30, 33, 1), (2, 16, 23)])
 def test_shuffle_regions_matches_numpy_and_leaves_the_remainder(shape):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 1000, shape).astype(np.int32)
-    permutations = np.stack([rng.permutation(RSM_GRID ** 2) for _ in range(shape[0])]).astype(np.int32)
+    permutations = np.stack([rng.permutation(RSM_GRID**2) for _ in range(shape[0])]).astype(np.int32)
     out = shuffle_regions(images, permutations).numpy()
     for b in range(shape[0]):
         np.testing.assert_array_equal(out[b], _numpy_shuffle(images[b], permutations[b], RSM_GRID))
@@ -127,7 +139,7 @@ def test_more_pieces_than_max_segments_merge_into_neighbours_and_stay_connected(
     labels = maps[0, ..., 0]
     max_segments = len(np.unique(labels))  # the sample's superpixels fit, their pieces do not
     shuffled = shuffle_regions(labels[None], region_permutation(tf.constant([seed, 0]), neighbourhood=3)[None])
-    assert connected_superpixels(shuffled.numpy()[0], 10 ** 6).max() + 1 > max_segments
+    assert connected_superpixels(shuffled.numpy()[0], 10**6).max() + 1 > max_segments
     relabelled = connected_superpixels(shuffled.numpy()[0], max_segments)
     _assert_connected_and_bounded(relabelled, max_segments)
     assert relabelled.max() + 1 == max_segments

@@ -1,4 +1,5 @@
 """zoo.submission: files named, sized and valued as the ISIC challenges expect."""
+
 import csv
 
 import numpy as np
@@ -48,9 +49,7 @@ def test_attribute_masks_one_file_per_attribute(tmp_path):
     prediction = np.zeros((4, 4, 5), np.float32)
     prediction[..., 3] = _half_mask(4, 4)  # fourth attribute in layout order
     prediction[..., 0] = 0.7  # first attribute everywhere
-    paths = submission.write_attribute_masks(
-        "ISIC_0000002", prediction, tmp_path, original_size=(8, 8)
-    )
+    paths = submission.write_attribute_masks("ISIC_0000002", prediction, tmp_path, original_size=(8, 8))
     names = [f"ISIC_0000002_attribute_{a}.png" for a in ISIC2018_ATTRIBUTES]
     assert [p.name for p in paths] == names
     masks = {a: _read(p) for a, p in zip(ISIC2018_ATTRIBUTES, paths)}
@@ -77,9 +76,7 @@ def test_segmentation_mask_rejects_bad_input(tmp_path, image_id, prediction, mes
 
 def test_attribute_masks_reject_wrong_channel_count(tmp_path):
     with pytest.raises(ValueError, match="attributes"):
-        submission.write_attribute_masks(
-            "ISIC_0000001", np.zeros((4, 4, 3)), tmp_path, original_size=(4, 4)
-        )
+        submission.write_attribute_masks("ISIC_0000001", np.zeros((4, 4, 3)), tmp_path, original_size=(4, 4))
 
 
 def test_isic2017_csv_has_official_columns(tmp_path):

@@ -1,11 +1,18 @@
 """Superpixel pooling, unpooling and SAM (zoo.sanet.layers) against numpy loops."""
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.sanet.layers import (SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling,
-                              nearest_indices, resize_labels, superpixel_average_pool)
+from zoo.sanet.layers import (
+    SuperpixelAttention,
+    SuperpixelAveragePooling,
+    SuperpixelUnpooling,
+    nearest_indices,
+    resize_labels,
+    superpixel_average_pool,
+)
 
 N = 6  # max_segments
 
@@ -22,8 +29,12 @@ def _numpy_pool(features, labels, n):
     out = np.zeros((features.shape[0], n, features.shape[-1]), np.float64)
     for b in range(features.shape[0]):
         for i in range(n):
-            inside = [features[b, y, x] for y in range(labels.shape[1]) for x in range(labels.shape[2])
-                      if labels[b, y, x] == i]
+            inside = [
+                features[b, y, x]
+                for y in range(labels.shape[1])
+                for x in range(labels.shape[2])
+                if labels[b, y, x] == i
+            ]
             if inside:
                 out[b, i] = np.mean(inside, axis=0)
     return out
@@ -59,8 +70,9 @@ def test_pooling_matches_numpy_at_any_label_resolution(data, label_size):
 def test_unpooling_matches_numpy(data):
     features, labels = data
     regions = np.random.default_rng(1).normal(size=(3, N, 4)).astype(np.float32)
-    np.testing.assert_allclose(SuperpixelUnpooling()([regions, labels]).numpy(),
-                               _numpy_unpool(regions, labels[..., 0]), rtol=1e-6)
+    np.testing.assert_allclose(
+        SuperpixelUnpooling()([regions, labels]).numpy(), _numpy_unpool(regions, labels[..., 0]), rtol=1e-6
+    )
     resized = SuperpixelUnpooling(output_size=(5, 7))([regions, labels[..., 0]]).numpy()
     np.testing.assert_allclose(resized, _numpy_unpool(regions, _nearest(labels, (5, 7))[..., 0]), rtol=1e-6)
 
@@ -81,8 +93,7 @@ def test_pooling_gradient_matches_finite_differences():
     rng = np.random.default_rng(2)
     features = tf.constant(rng.normal(size=(2, 3, 4, 2)))
     labels = tf.constant(rng.integers(0, 4, (2, 3, 4)), tf.int32)
-    theoretical, numerical = tf.test.compute_gradient(
-        lambda f: superpixel_average_pool(f, labels, 4), [features])
+    theoretical, numerical = tf.test.compute_gradient(lambda f: superpixel_average_pool(f, labels, 4), [features])
     np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-6)
     assert np.abs(theoretical[0]).sum() > 0
 
@@ -137,16 +148,16 @@ def test_nearest_indices_are_tf_image_resize_nearest():
 def test_resized_labels_are_tf_image_resize_nearest_in_both_axes():
     labels = np.random.default_rng(3).integers(0, 50, (2, 13, 29, 1)).astype(np.int32)
     for size in [(5, 7), (40, 11), (13, 64), (13, 29)]:
-        np.testing.assert_array_equal(resize_labels(labels, size),
-                                      tf.image.resize(labels, size, method="nearest").numpy()[..., 0])
+        np.testing.assert_array_equal(
+            resize_labels(labels, size), tf.image.resize(labels, size, method="nearest").numpy()[..., 0]
+        )
 
 
 def test_mixed_precision_keeps_the_feature_dtype(data):
     features, labels = data
     pooled = SuperpixelAveragePooling(N, dtype="mixed_float16")([features, labels])
     assert pooled.dtype == tf.float16
-    np.testing.assert_allclose(pooled.numpy(), _numpy_pool(features, _nearest(labels, (5, 7))[..., 0], N),
-                               atol=1e-2)
+    np.testing.assert_allclose(pooled.numpy(), _numpy_pool(features, _nearest(labels, (5, 7))[..., 0], N), atol=1e-2)
 
 
 def test_keras_roundtrip_and_xla_training(data, tmp_path):
@@ -159,19 +170,23 @@ def test_keras_roundtrip_and_xla_training(data, tmp_path):
     model = keras.Model([feature_input, label_input], attended)
     model.save(tmp_path / "m.keras")
     restored = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(restored.predict([features, labels], verbose=0),
-                               model.predict([features, labels], verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        restored.predict([features, labels], verbose=0), model.predict([features, labels], verbose=0), rtol=1e-6
+    )
     assert restored.get_layer("sam").get_config() == model.get_layer("sam").get_config()
     model.compile(optimizer="sgd", loss="mse", jit_compile=True)
     assert np.isfinite(model.train_on_batch([features, labels], np.zeros((3, 5, 7, 2))))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: SuperpixelAveragePooling(0), "max_segments"),
-    (lambda: SuperpixelAttention(N, merge="mul"), "merge"),
-    (lambda: SuperpixelAttention(N, filters=0), "filters"),
-    (lambda: SuperpixelUnpooling(output_size=(4,)), "output_size"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: SuperpixelAveragePooling(0), "max_segments"),
+        (lambda: SuperpixelAttention(N, merge="mul"), "merge"),
+        (lambda: SuperpixelAttention(N, filters=0), "filters"),
+        (lambda: SuperpixelUnpooling(output_size=(4,)), "output_size"),
+    ],
+)
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()

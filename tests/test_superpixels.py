@@ -1,4 +1,5 @@
 """SLIC superpixel maps and their cache (zoo.sanet.superpixels)."""
+
 import dataclasses
 import os
 import subprocess
@@ -26,8 +27,7 @@ SPEC = InputSpec(image_size=(16, 16), scale="unit")
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    root = make_isic2018(tmp_path_factory.mktemp("isic2018"), n_train=3, n_val=0, n_test=0,
-                         image_size=(40, 56))
+    root = make_isic2018(tmp_path_factory.mktemp("isic2018"), n_train=3, n_val=0, n_test=0, image_size=(40, 56))
     return read_isic2018(root, "train", tasks=(2,))
 
 
@@ -56,8 +56,7 @@ def test_slic_map_is_consecutive_and_bounded_when_slic_overshoots():
 def test_slic_map_matches_skimage_when_within_bound():
     image = _checkerboard(cell=8)
     labels = sp.slic_superpixels(image, SMALL)
-    raw = slic(image, n_segments=SMALL.n_segments, compactness=SMALL.compactness, sigma=SMALL.sigma,
-               start_label=0)
+    raw = slic(image, n_segments=SMALL.n_segments, compactness=SMALL.compactness, sigma=SMALL.sigma, start_label=0)
     expected, _ = sp.relabel_consecutive(raw)
     np.testing.assert_array_equal(labels, expected)
 
@@ -69,16 +68,23 @@ def test_large_images_are_segmented_at_working_size():
     assert sp.working_size(30, 50, 100) == (30, 50)
 
 
-@pytest.mark.parametrize("field, value", [("n_segments", 0), ("max_segments", 70000),
-                                          ("compactness", 0.0), ("max_side", 4)])
+@pytest.mark.parametrize(
+    "field, value", [("n_segments", 0), ("max_segments", 70000), ("compactness", 0.0), ("max_side", 4)]
+)
 def test_bad_params_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         sp.SlicParams(**{field: value})
 
 
 def test_params_key_changes_with_every_setting():
-    keys = {sp.SlicParams().key, sp.SlicParams(n_segments=100).key, sp.SlicParams(compactness=20).key,
-            sp.SlicParams(sigma=0).key, sp.SlicParams(max_segments=300).key, sp.SlicParams(max_side=None).key}
+    keys = {
+        sp.SlicParams().key,
+        sp.SlicParams(n_segments=100).key,
+        sp.SlicParams(compactness=20).key,
+        sp.SlicParams(sigma=0).key,
+        sp.SlicParams(max_segments=300).key,
+        sp.SlicParams(max_side=None).key,
+    }
     assert len(keys) == 6
 
 
@@ -89,7 +95,10 @@ def test_cache_writes_beside_the_data_and_reuses_maps(records, monkeypatch):
     for record in cached:
         path = record.extra[sp.SUPERPIXELS]
         image_dir = record.image_path.parent
-        assert path == image_dir.with_name(image_dir.name + "_superpixels") / SMALL.key / f"{record.image_id}_superpixels.png"
+        assert (
+            path
+            == image_dir.with_name(image_dir.name + "_superpixels") / SMALL.key / f"{record.image_id}_superpixels.png"
+        )
         expected = sp.slic_superpixels(load_image(record.image_path), SMALL)
         np.testing.assert_array_equal(sp.read_superpixel_map(path, SMALL.max_segments), expected)
 
@@ -107,8 +116,9 @@ def test_cache_writes_beside_the_data_and_reuses_maps(records, monkeypatch):
 
 def test_other_params_get_another_cache(records, tmp_path):
     first = sp.cache_superpixels(records[:1], SMALL, cache_dir=tmp_path)
-    second = sp.cache_superpixels(records[:1], sp.SlicParams(n_segments=10, max_segments=32, max_side=None),
-                                  cache_dir=tmp_path)
+    second = sp.cache_superpixels(
+        records[:1], sp.SlicParams(n_segments=10, max_segments=32, max_side=None), cache_dir=tmp_path
+    )
     assert first[0].extra[sp.SUPERPIXELS] != second[0].extra[sp.SUPERPIXELS]
     assert first[0].extra[sp.SUPERPIXELS].is_file() and second[0].extra[sp.SUPERPIXELS].is_file()
 
@@ -150,14 +160,23 @@ def test_decode_resizes_to_the_image_with_nearest_neighbour(tmp_path):
 
 def _with_maps(records, folder, labels_of):
     """The records with a superpixel map ``labels_of(index)`` (``(h, w)``) each."""
-    return [dataclasses.replace(record, extra={sp.SUPERPIXELS: sp.write_superpixel_map(
-        folder / f"{record.image_id}{sp.SUPERPIXEL_SUFFIX}", labels_of(index))})
-        for index, record in enumerate(records)]
+    return [
+        dataclasses.replace(
+            record,
+            extra={
+                sp.SUPERPIXELS: sp.write_superpixel_map(
+                    folder / f"{record.image_id}{sp.SUPERPIXEL_SUFFIX}", labels_of(index)
+                )
+            },
+        )
+        for index, record in enumerate(records)
+    ]
 
 
 def _attribute_batches(records, **kwargs):
-    dataset = sp.superpixel_segmentation_dataset(records, SPEC, mask_names=ISIC2018_ATTRIBUTES, batch_size=3,
-                                                 training=False, cache=False, **kwargs)
+    dataset = sp.superpixel_segmentation_dataset(
+        records, SPEC, mask_names=ISIC2018_ATTRIBUTES, batch_size=3, training=False, cache=False, **kwargs
+    )
     return list(dataset)
 
 
@@ -167,9 +186,11 @@ def test_reading_a_map_with_a_label_out_of_bound_names_the_file(records, tmp_pat
     [(inputs, _)] = _attribute_batches(inside, max_segments=32)
     assert inputs["superpixels"].numpy().max() == 31
     outside = _with_maps(records, tmp_path, lambda index: np.full((8, 8), 40 if index == 1 else 0))
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=rf"{records[1].image_id}_superpixels.png\] \[holds label\] \[40\] "
-                             rf"\[but its labels must be < 32\]"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=rf"{records[1].image_id}_superpixels.png\] \[holds label\] \[40\] "
+        rf"\[but its labels must be < 32\]",
+    ):
         _attribute_batches(outside, max_segments=32)
 
 
@@ -178,11 +199,25 @@ def test_pipeline_and_shuffle_bounds_are_checked(records, tmp_path):
     with pytest.raises(ValueError, match="region_shuffle.max_segments=64 exceeds max_segments=32"):
         _attribute_batches(mapped, max_segments=32, region_shuffle=RegionShuffle(max_segments=64))
     with pytest.raises(ValueError, match=r"extra_map_bounds: \['labels'\] are not in extra_maps"):
-        segmentation_dataset(mapped, SPEC, mask_names=ISIC2018_ATTRIBUTES, batch_size=1, training=False,
-                             extra_maps=(sp.SUPERPIXELS,), extra_map_bounds={"labels": 4})
+        segmentation_dataset(
+            mapped,
+            SPEC,
+            mask_names=ISIC2018_ATTRIBUTES,
+            batch_size=1,
+            training=False,
+            extra_maps=(sp.SUPERPIXELS,),
+            extra_map_bounds={"labels": 4},
+        )
     with pytest.raises(ValueError, match="extra_map_bounds: bounds must be positive ints"):
-        segmentation_dataset(mapped, SPEC, mask_names=ISIC2018_ATTRIBUTES, batch_size=1, training=False,
-                             extra_maps=(sp.SUPERPIXELS,), extra_map_bounds={sp.SUPERPIXELS: 0})
+        segmentation_dataset(
+            mapped,
+            SPEC,
+            mask_names=ISIC2018_ATTRIBUTES,
+            batch_size=1,
+            training=False,
+            extra_maps=(sp.SUPERPIXELS,),
+            extra_map_bounds={sp.SUPERPIXELS: 0},
+        )
 
 
 def test_import_zoo_leaves_out_scikit_image_and_the_superpixel_code():
@@ -195,6 +230,11 @@ def test_import_zoo_leaves_out_scikit_image_and_the_superpixel_code():
         "                ('zoo.sanet.superpixels', 'zoo.sanet.region_shuffle'))\n"
         "assert not loaded, loaded\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,5 +1,6 @@
 """Synthetic datasets: official layouts (read back by the real readers), binary
 masks sized like their images, labels tied to visible features, determinism."""
+
 from __future__ import annotations
 
 import csv
@@ -53,9 +54,7 @@ def isic2018(tmp_path_factory) -> tuple[Path, float]:
 
 @pytest.fixture(scope="module")
 def isic2017(tmp_path_factory) -> Path:
-    return make_isic2017(
-        tmp_path_factory.mktemp("isic2017"), n_train=18, n_val=3, n_test=3, seed=0
-    )
+    return make_isic2017(tmp_path_factory.mktemp("isic2017"), n_train=18, n_val=3, n_test=3, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +128,8 @@ def test_isic2017_labels_follow_the_visible_features(isic2017):
     stats = _lesion_statistics(records)
     darkness, area, spread = 0, 1, 2
     # melanoma: darkest, largest, most multi-coloured; keratosis: lightest
-    assert stats["melanoma"][darkness] < stats["nevus"][darkness] < stats[
-        "seborrheic_keratosis"
-    ][darkness]
-    assert stats["melanoma"][area] > 1.5 * max(
-        stats["nevus"][area], stats["seborrheic_keratosis"][area]
-    )
+    assert stats["melanoma"][darkness] < stats["nevus"][darkness] < stats["seborrheic_keratosis"][darkness]
+    assert stats["melanoma"][area] > 1.5 * max(stats["nevus"][area], stats["seborrheic_keratosis"][area])
     assert stats["melanoma"][spread] > stats["nevus"][spread]
 
 
@@ -179,9 +174,7 @@ def test_isic2016_csvs_follow_the_official_conventions(isic2016):
     assert all(re.fullmatch(r"ISIC_\d{7},(benign|malignant)", row) for row in train_rows)
     assert all(re.fullmatch(r"ISIC_\d{7},(0\.0|1\.0)", row) for row in test_rows)
     records = read_isic2016_part3(isic2016, "train")
-    assert [r.labels["melanoma"] for r in records] == [
-        float(row.endswith("malignant")) for row in train_rows
-    ]
+    assert [r.labels["melanoma"] for r in records] == [float(row.endswith("malignant")) for row in train_rows]
     assert sum(r.labels["melanoma"] for r in records) == 3  # a third of 9
     part1 = read_isic2016_part1(isic2016, "test")
     assert [r.image_id for r in part1] == _ids(200_000, 6)
@@ -203,9 +196,7 @@ def test_same_seed_same_bytes_other_seed_other_images(tmp_path):
 
 
 def test_varying_sizes_keep_masks_matched(tmp_path):
-    root = make_isic2018(
-        tmp_path, n_train=6, n_val=0, n_test=0, image_size=(64, 96), vary_size=True
-    )
+    root = make_isic2018(tmp_path, n_train=6, n_val=0, n_test=0, image_size=(64, 96), vary_size=True)
     records = read_isic2018(root, "train", tasks=(1, 2))  # checks mask sizes
     sizes = {_pixels(r.image_path).shape[:2] for r in records}
     assert len(sizes) > 1
@@ -236,9 +227,7 @@ def test_ultrasound_labelme_round_trip(tmp_path):
 def test_mask_folder_round_trip(tmp_path, kind, values):
     root = make_mask_folder(tmp_path, n=3, image_size=(64, 64), kind=kind, mask_suffix="_mask")
     classes = None if kind == "dermoscopy" else 3
-    records = read_mask_folder(
-        root / "images", root / "masks", mask_suffix="_mask", classes=classes
-    )
+    records = read_mask_folder(root / "images", root / "masks", mask_suffix="_mask", classes=classes)
     assert [r.image_id for r in records] == ["img_0000", "img_0001", "img_0002"]
     found = set().union(*(np.unique(_pixels(r.mask_paths["mask"])).tolist() for r in records))
     assert found == values

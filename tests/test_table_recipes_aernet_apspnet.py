@@ -12,6 +12,7 @@ epochs and monitor, the row's registered model with its builder arguments, and f
 A-PSPNet the one-hot targets the recipe's Combo loss is defined on. A table that
 trains another way (its own optimiser, loss, learning rate or builder) fails here.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,10 +41,19 @@ def captured(monkeypatch):
     untrained model, which only costs time here); returns the list of calls."""
     calls: list[dict[str, Any]] = []
 
-    def fake_fit(build_model, train_data, val_data, config, *, optimizer, loss, metrics=None, loss_weights=None,
-                 callbacks=()):
-        calls.append({"build": build_model, "train": train_data, "config": config, "optimizer": optimizer,
-                      "loss": loss, "loss_weights": loss_weights})
+    def fake_fit(
+        build_model, train_data, val_data, config, *, optimizer, loss, metrics=None, loss_weights=None, callbacks=()
+    ):
+        calls.append(
+            {
+                "build": build_model,
+                "train": train_data,
+                "config": config,
+                "optimizer": optimizer,
+                "loss": loss,
+                "loss_weights": loss_weights,
+            }
+        )
         raise _Captured
 
     def untrained_score(model, test, spec, *, batch_size, full_size=True):
@@ -111,8 +121,11 @@ def test_aernet_rows_train_with_their_registered_recipe(table, tmp_path, capture
 
 def test_aernet_recipe_flags_override_the_recipe_and_nothing_else(tmp_path, captured, monkeypatch):
     row = next(r for r in aernet_table2.TABLE.rows if r.model == "unet")
-    call = _run_until_fit(aernet_table2.main, ["--smoke", "--out", str(tmp_path), "--rows", row.name,
-                                               "--learning-rate", "3e-4", "--batch-size", "8"], captured)
+    call = _run_until_fit(
+        aernet_table2.main,
+        ["--smoke", "--out", str(tmp_path), "--rows", row.name, "--learning-rate", "3e-4", "--batch-size", "8"],
+        captured,
+    )
     expected = AERNET_RECIPE.with_overrides(epochs=aernet_recipe.SMOKE["epochs"], batch_size=8, learning_rate=3e-4)
     _check(call, expected, steps=32 // 8)
     assert float(call["optimizer"]().learning_rate) == pytest.approx(3e-4)
@@ -141,8 +154,11 @@ def test_apspnet_rows_train_with_their_registered_recipe(table, tmp_path, captur
         entry = get_model(row.model)
         assert entry.recipe is APSPNET_RECIPE
         assert dict(row.recipe_overrides) == ({"epochs": 50} if table is apspnet_table1 else {})
-        _check(call, APSPNET_RECIPE.with_overrides(**{**row.recipe_overrides, **_smoke(apspnet_table1)}),
-               steps=9 // apspnet_table1.SMOKE["batch_size"])  # 9 of the 10 synthetic images train
+        _check(
+            call,
+            APSPNET_RECIPE.with_overrides(**{**row.recipe_overrides, **_smoke(apspnet_table1)}),
+            steps=9 // apspnet_table1.SMOKE["batch_size"],
+        )  # 9 of the 10 synthetic images train
         loss = call["loss"]()
         assert isinstance(loss, ComboLoss) and loss.get_config() == ComboLoss().get_config()  # not sparse
         _, targets = call["train"].element_spec
@@ -157,12 +173,10 @@ def test_apspnet_table1_trains_its_rows_50_epochs(tmp_path, captured, monkeypatc
     monkeypatch.setattr(apspnet_table1, "SMOKE", {k: v for k, v in apspnet_table1.SMOKE.items() if k != "epochs"})
     monkeypatch.setattr(apspnet_table3, "SMOKE", apspnet_table1.SMOKE)
     row = apspnet_table1.TABLE.rows[0]
-    call = _run_until_fit(apspnet_table1.main, ["--smoke", "--out", str(tmp_path / "1"), "--rows", row.name],
-                          captured)
+    call = _run_until_fit(apspnet_table1.main, ["--smoke", "--out", str(tmp_path / "1"), "--rows", row.name], captured)
     assert call["config"].epochs == 50
     row = apspnet_table3.TABLE.rows[0]
-    call = _run_until_fit(apspnet_table3.main, ["--smoke", "--out", str(tmp_path / "3"), "--rows", row.name],
-                          captured)
+    call = _run_until_fit(apspnet_table3.main, ["--smoke", "--out", str(tmp_path / "3"), "--rows", row.name], captured)
     assert call["config"].epochs == APSPNET_RECIPE.epochs == 100
 
 
@@ -173,6 +187,7 @@ def test_apspnet_rows_keep_the_final_model_unless_asked(table, tmp_path, capture
     row = table.TABLE.rows[0]
     call = _run_until_fit(table.main, ["--smoke", "--out", str(tmp_path / "a"), "--rows", row.name], captured)
     assert call["config"].keep == "last"
-    call = _run_until_fit(table.main, ["--smoke", "--out", str(tmp_path / "b"), "--rows", row.name,
-                                       "--keep", "lowest-loss"], captured)
+    call = _run_until_fit(
+        table.main, ["--smoke", "--out", str(tmp_path / "b"), "--rows", row.name, "--keep", "lowest-loss"], captured
+    )
     assert (call["config"].keep, call["config"].monitor) == ("best", "loss")

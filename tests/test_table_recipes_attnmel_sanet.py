@@ -11,6 +11,7 @@ settings, per output), the same loss weights and epochs, the same registered mod
 and the data pipeline the recipe's augmentation. A table that trains another way
 (its own optimiser, loss or builder) fails here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,17 @@ from typing import Any
 import keras
 import pytest
 
-from reproduce import (attnmel_recipe, attnmel_table1, attnmel_table2, attnmel_table3, frame, sanet_recipe,
-                       sanet_table2, sanet_table3, sanet_table4)
+from reproduce import (
+    attnmel_recipe,
+    attnmel_table1,
+    attnmel_table2,
+    attnmel_table3,
+    frame,
+    sanet_recipe,
+    sanet_table2,
+    sanet_table3,
+    sanet_table4,
+)
 from zoo.attnmel.recipe import ATTNMEL_RECIPE, ATTNMEL_REGULARISED_RECIPE
 from zoo.losses import GlobalBalancingLoss
 from zoo.optimizers import L2Adam, L2SGD
@@ -41,10 +51,12 @@ def captured(monkeypatch):
     returns ``{"fit": [...], "augmentation": [...]}``."""
     calls: dict[str, list] = {"fit": [], "augmentation": []}
 
-    def fake_fit(build_model, train_data, val_data, config, *, optimizer, loss, metrics=None, loss_weights=None,
-                 callbacks=()):
-        calls["fit"].append({"build": build_model, "config": config, "optimizer": optimizer, "loss": loss,
-                             "loss_weights": loss_weights})
+    def fake_fit(
+        build_model, train_data, val_data, config, *, optimizer, loss, metrics=None, loss_weights=None, callbacks=()
+    ):
+        calls["fit"].append(
+            {"build": build_model, "config": config, "optimizer": optimizer, "loss": loss, "loss_weights": loss_weights}
+        )
         raise _Captured
 
     monkeypatch.setattr(frame, "fit", fake_fit)
@@ -82,12 +94,19 @@ def _config(value: Any) -> Any:
 def _made(factory: Any) -> Any:
     """A recipe's loss factory (or a dict of them) called."""
     value = factory()
-    return {key: item() if callable(item) and not isinstance(item, keras.losses.Loss) else item
-            for key, item in value.items()} if isinstance(value, dict) else value
+    return (
+        {
+            key: item() if callable(item) and not isinstance(item, keras.losses.Loss) else item
+            for key, item in value.items()
+        }
+        if isinstance(value, dict)
+        else value
+    )
 
 
-def _check(call: dict[str, Any], row: frame.PaperRow, expected, *, steps: int, monitor: str | None = None,
-           monkeypatch) -> None:
+def _check(
+    call: dict[str, Any], row: frame.PaperRow, expected, *, steps: int, monitor: str | None = None, monkeypatch
+) -> None:
     """``call`` (what frame.fit got) trains ``row``'s registered model with ``expected``."""
     optimizer, want = call["optimizer"](), expected.make_optimizer(steps)
     assert _config(optimizer) == _config(want), row.name
@@ -119,8 +138,9 @@ def test_attnmel_rows_train_with_their_registered_recipe(table, tmp_path, captur
         entry = get_model(row.model)
         assert entry.recipe is (ATTNMEL_REGULARISED_RECIPE if row.model == "attnmel_cnn" else ATTNMEL_RECIPE)
         no_validation = table is attnmel_table1
-        expected = entry.recipe.with_overrides(**row.recipe_overrides, **_smoke(
-            attnmel_recipe, **({"monitor": "loss"} if no_validation else {})))
+        expected = entry.recipe.with_overrides(
+            **row.recipe_overrides, **_smoke(attnmel_recipe, **({"monitor": "loss"} if no_validation else {}))
+        )
         attention = row.model == "attnmel_cnn"
         monitor = "loss" if no_validation else ("val_probabilities_auc" if attention else "val_auc")
         _check(call, row, expected, steps=call["config"].steps_per_epoch, monitor=monitor, monkeypatch=monkeypatch)
@@ -139,8 +159,19 @@ def test_sanet_rows_train_with_their_registered_recipe(table, tmp_path, captured
     (alpha 0.2, gamma 1) or the row's named loss (Table 2: other gammas, CE+JAL),
     monitored by the validation Jaccard."""
     for row in table.TABLE.runnable_rows:
-        call = _run_until_fit(table.main, ["--smoke", "--out", str(tmp_path), "--rows", row.name,
-                                           "--superpixel-cache", str(tmp_path / "superpixels")], captured)
+        call = _run_until_fit(
+            table.main,
+            [
+                "--smoke",
+                "--out",
+                str(tmp_path),
+                "--rows",
+                row.name,
+                "--superpixel-cache",
+                str(tmp_path / "superpixels"),
+            ],
+            captured,
+        )
         assert get_model(row.model).recipe is SANET_RECIPE
         expected = SANET_RECIPE.with_overrides(**row.recipe_overrides, **_smoke(sanet_recipe))
         _check(call, row, expected, steps=SANET_STEPS, monkeypatch=monkeypatch)
@@ -156,18 +187,39 @@ def test_sanet_flags_are_recipe_overrides(tmp_path, captured, monkeypatch):
     """--weight-decay, --lr-power, --alpha and --geometric-augmentation change the
     registered recipe's optimiser, loss and augmentation, and nothing else."""
     row = next(r for r in sanet_table3.TABLE.rows if r.name == "ResUNet")
-    call = _run_until_fit(sanet_table3.main, ["--smoke", "--out", str(tmp_path), "--rows", row.name,
-                                              "--weight-decay", "3e-4", "--lr-power", "0.5", "--alpha", "0.3",
-                                              "--geometric-augmentation"], captured)
-    expected = SANET_RECIPE.with_overrides(optimizer=sanet_optimizer(3e-4, 0.5), loss=sanet_recipe.GBL(alpha=0.3),
-                                           augmentation=SANET_GEOMETRIC_AUGMENTATION, **_smoke(sanet_recipe))
+    call = _run_until_fit(
+        sanet_table3.main,
+        [
+            "--smoke",
+            "--out",
+            str(tmp_path),
+            "--rows",
+            row.name,
+            "--weight-decay",
+            "3e-4",
+            "--lr-power",
+            "0.5",
+            "--alpha",
+            "0.3",
+            "--geometric-augmentation",
+        ],
+        captured,
+    )
+    expected = SANET_RECIPE.with_overrides(
+        optimizer=sanet_optimizer(3e-4, 0.5),
+        loss=sanet_recipe.GBL(alpha=0.3),
+        augmentation=SANET_GEOMETRIC_AUGMENTATION,
+        **_smoke(sanet_recipe),
+    )
     _check(call, row, expected, steps=SANET_STEPS, monkeypatch=monkeypatch)
     assert call["optimizer"]().l2_weight_decay == 3e-4
     assert _made(call["loss"]).get_config()["alpha"] == 0.3
-    assert set(expected.overrides_from(SANET_RECIPE)) == {"optimizer", "loss", "augmentation", "epochs",
-                                                          "batch_size"}
+    assert set(expected.overrides_from(SANET_RECIPE)) == {"optimizer", "loss", "augmentation", "epochs", "batch_size"}
     # Table 2's gamma rows keep their gamma under --alpha
     gamma_row = next(r for r in sanet_table2.TABLE.rows if r.name == "GBL γ = 2")
-    call = _run_until_fit(sanet_table2.main, ["--smoke", "--out", str(tmp_path / "t2"), "--rows", gamma_row.name,
-                                              "--alpha", "0.3"], captured)
+    call = _run_until_fit(
+        sanet_table2.main,
+        ["--smoke", "--out", str(tmp_path / "t2"), "--rows", gamma_row.name, "--alpha", "0.3"],
+        captured,
+    )
     assert dataclasses.astuple(call["loss"]) == (2.0, 0.3)

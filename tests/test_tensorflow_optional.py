@@ -5,6 +5,7 @@ Each check runs tests/_no_tensorflow_worker.py in a fresh process on JAX, where
 ``import tensorflow`` fails as it does where TensorFlow is not installed. CI also runs
 the model harness in an environment without TensorFlow (``.ci/without_tensorflow``).
 """
+
 import importlib.util
 import json
 import os
@@ -39,8 +40,9 @@ PREPROCESSING_TOLERANCE = 1e-4
 def _worker(mode: str, tmp_path: Path) -> dict:
     out = tmp_path / f"{mode}.json"
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
-    completed = subprocess.run([sys.executable, str(WORKER), mode, str(out)], env=env, capture_output=True,
-                               text=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, str(WORKER), mode, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -50,7 +52,8 @@ def test_only_the_tensorflow_modules_need_it_at_import(tmp_path):
     assert set(report["needs_tensorflow"]) == set(NEEDS_TENSORFLOW), (
         "the modules that need TensorFlow at import changed: make TensorFlow a first-use import "
         "(data_tools.lazy_tensorflow) or, for a TensorFlow feature, add the module here with its reason: "
-        f"{report['needs_tensorflow']}")
+        f"{report['needs_tensorflow']}"
+    )
     for module, message in report["needs_tensorflow"].items():
         assert INSTALL_HINT in message and "\n" not in message, (module, message)
     assert not report["tensorflow_loaded"]

@@ -3,6 +3,7 @@
 Checks that need a fresh process (a crash, a split CPU, a two-worker cluster) run
 tests/_train_worker.py in subprocesses and compare with in-process references.
 """
+
 import csv
 import json
 import signal
@@ -167,8 +168,7 @@ def test_sigkilled_run_with_the_projects_pipeline_resumes_to_the_same_weights(tm
     epoch 2, resumed in a new process: the same weights as an uninterrupted run."""
     data = tmp_path / "data"
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    _run_worker("pipeline_resume", str(killed), "--data", str(data), "--kill-at", "2:1",
-                expected_rc=-signal.SIGKILL)
+    _run_worker("pipeline_resume", str(killed), "--data", str(data), "--kill-at", "2:1", expected_rc=-signal.SIGKILL)
     assert [row["epoch"] for row in _csv_rows(killed / "run" / LOG_FILE)] == [0, 1]
     _run_worker("pipeline_resume", str(killed), "--data", str(data))
     _run_worker("pipeline_resume", str(whole), "--data", str(data))
@@ -301,7 +301,10 @@ def test_non_finite_loss_stops_training_naming_epoch_and_batch_and_keeps_best(tm
     dirty = tf.data.Dataset.from_tensor_slices((poisoned, masks)).batch(4)
     epochs = clean.concatenate(clean).concatenate(dirty)  # epochs 0 and 1 clean, epoch 2 poisoned
     config = TrainConfig(tmp_path, epochs=3, xla=False, verbose=0, steps_per_epoch=2)
-    with pytest.raises(zoo_train.NonFiniteLossError, match=r"epoch 2(, batch \d: the training loss is nan|: after its updates the weights 'conv/kernel')"):
+    with pytest.raises(
+        zoo_train.NonFiniteLossError,
+        match=r"epoch 2(, batch \d: the training loss is nan|: after its updates the weights 'conv/kernel')",
+    ):
         fit(build_tiny_model, epochs, val, config, **tiny_fit_kwargs())
     assert (tmp_path / zoo_train.BEST_WEIGHTS_FILE).is_file()
     model = build_tiny_model()
@@ -326,8 +329,14 @@ def test_non_finite_loss_names_the_batch(tmp_path):
     train, val = tiny_datasets(train_count=8, val_count=4)
     config = TrainConfig(tmp_path, epochs=1, xla=False, verbose=0)
     with pytest.raises(zoo_train.NonFiniteLossError, match=r"epoch 0, batch 0: the training loss is inf"):
-        fit(build_tiny_model, train, val, config, optimizer=lambda: keras.optimizers.SGD(0.1),
-            loss=lambda: (lambda y_true, y_pred: keras.ops.mean(y_pred) / 0.0))
+        fit(
+            build_tiny_model,
+            train,
+            val,
+            config,
+            optimizer=lambda: keras.optimizers.SGD(0.1),
+            loss=lambda: lambda y_true, y_pred: keras.ops.mean(y_pred) / 0.0,
+        )
 
 
 def test_keep_last_returns_the_final_epoch_whatever_the_monitor(tmp_path):
@@ -354,7 +363,12 @@ def test_a_recipe_optimizer_factory_is_explained(tmp_path):
     recipe = zoo_package.get_model("unet").recipe
     data = tf.data.Dataset.from_tensor_slices((np.zeros((2, 8), np.float32), np.zeros((2, 1), np.float32))).batch(1)
     with pytest.raises(TypeError, match=r"recipe.make_optimizer\(steps_per_epoch\)"):
-        zoo_train.fit(lambda: keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)]), data, None,
-                      zoo_train.TrainConfig(tmp_path, epochs=1, monitor="loss"),
-                      optimizer=recipe.optimizer, loss="mse")
+        zoo_train.fit(
+            lambda: keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)]),
+            data,
+            None,
+            zoo_train.TrainConfig(tmp_path, epochs=1, monitor="loss"),
+            optimizer=recipe.optimizer,
+            loss="mse",
+        )
     assert not any(tmp_path.iterdir())

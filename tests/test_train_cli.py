@@ -4,6 +4,7 @@ Tiny synthetic datasets in the official layouts (data_tools.synthetic), small mo
 (``--small``), one or two epochs; the command runs in-process (``train``/``main``),
 once in a fresh process (``python -m zoo.train``: no runpy warning, one-line errors).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,16 @@ from zoo.common.run_card import read_card
 from zoo.run import load_run
 from zoo.train import LOG_FILE, read_log
 from zoo.registry import get_model
-from zoo.train.command import (SETTINGS_FILE, CommandError, main, parse_args, plan_targets, prepare_out, read_records,
-                               train)
+from zoo.train.command import (
+    SETTINGS_FILE,
+    CommandError,
+    main,
+    parse_args,
+    plan_targets,
+    prepare_out,
+    read_records,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (40, 48)
@@ -49,8 +58,7 @@ def _quiet(*extra: str) -> list[str]:
 
 
 def _run(data: dict[str, Path], out: Path, model: str, dataset: str, *extra: str):
-    args = parse_args(["--model", model, "--data", str(data[dataset]), "--out", str(out), "--small",
-                       *_quiet(*extra)])
+    args = parse_args(["--model", model, "--data", str(data[dataset]), "--out", str(out), "--small", *_quiet(*extra)])
     return train(args, log=lambda line: None)
 
 
@@ -95,8 +103,9 @@ def test_detection_errors_say_what_was_looked_for(data):
 def test_run_folder_loads_with_the_trained_models_predictions(unet_run):
     run = load_run(unet_run.folder)
     images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(run.model.predict_on_batch(images), unet_run.model.predict_on_batch(images),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        run.model.predict_on_batch(images), unet_run.model.predict_on_batch(images), rtol=1e-6, atol=1e-6
+    )
     assert tuple(run.input_spec.image_size) == (32, 32)
 
 
@@ -138,8 +147,16 @@ def test_rerun_after_an_interruption_resumes_to_the_same_weights(data, unet_run,
 
 
 def test_out_of_another_run_is_refused_unless_overwrite(data, unet_run, tmp_path, capsys):
-    argv = ["--model", "unet", "--data", str(data["isic2018"]), "--out", str(unet_run.folder), "--small",
-            *_quiet(*UNET_FLAGS[:-3], "0.005", *UNET_FLAGS[-2:])]
+    argv = [
+        "--model",
+        "unet",
+        "--data",
+        str(data["isic2018"]),
+        "--out",
+        str(unet_run.folder),
+        "--small",
+        *_quiet(*UNET_FLAGS[:-3], "0.005", *UNET_FLAGS[-2:]),
+    ]
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "holds another run" in error and "learning_rate" in error
@@ -154,11 +171,14 @@ def test_out_of_another_run_is_refused_unless_overwrite(data, unet_run, tmp_path
     assert sorted(path.name for path in foreign.iterdir()) == ["notes.txt"]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (("--epochs", "0"), "argument --epochs: must be a positive"),
-    (("--builder-args", "{classes: 2"), "argument --builder-args: not JSON"),
-    (("--validation-fraction", "1.5"), "argument --validation-fraction: must be in (0, 1)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--epochs", "0"), "argument --epochs: must be a positive"),
+        (("--builder-args", "{classes: 2"), "argument --builder-args: not JSON"),
+        (("--validation-fraction", "1.5"), "argument --validation-fraction: must be in (0, 1)"),
+    ],
+)
 def test_a_bad_flag_value_is_one_line(data, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as stop:
         main(["--model", "unet", "--data", str(data["isic2018"]), "--out", str(tmp_path / "run"), *flags])
@@ -167,12 +187,15 @@ def test_a_bad_flag_value_is_one_line(data, tmp_path, capsys, flags, message):
     assert error.count("\n") == 1 and message in error, error
 
 
-@pytest.mark.parametrize("model, dataset, message", [
-    ("no_such_model", "isic2018", "no model named 'no_such_model'"),
-    ("unet", "empty", "no dataset layout with masks found"),
-    ("attnmel_cnn", "isic2016", "reproduce/attnmel_table"),
-    ("vgg16", "isic2018", "no dataset layout with labels found"),
-])
+@pytest.mark.parametrize(
+    "model, dataset, message",
+    [
+        ("no_such_model", "isic2018", "no model named 'no_such_model'"),
+        ("unet", "empty", "no dataset layout with masks found"),
+        ("attnmel_cnn", "isic2016", "reproduce/attnmel_table"),
+        ("vgg16", "isic2018", "no dataset layout with labels found"),
+    ],
+)
 def test_errors_are_one_line(data, tmp_path, capsys, model, dataset, message):
     assert main(["--model", model, "--data", str(data[dataset]), "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
@@ -184,8 +207,20 @@ def test_errors_are_one_line(data, tmp_path, capsys, model, dataset, message):
 
 
 def test_classifier_on_a_held_out_fraction(data, tmp_path):
-    outcome = _run(data, tmp_path / "mel", "mel_cnn", "isic2016", "--epochs", "1", "--batch-size", "4",
-                   "--validation-fraction", "0.3", "--seed", "3")
+    outcome = _run(
+        data,
+        tmp_path / "mel",
+        "mel_cnn",
+        "isic2016",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--validation-fraction",
+        "0.3",
+        "--seed",
+        "3",
+    )
     card = read_card(outcome.folder)
     split = card.data["split"]
     assert card.data["layout"] == "isic2016-part3" and split["kind"] == "fraction" and split["seed"] == 3
@@ -197,8 +232,18 @@ def test_classifier_on_a_held_out_fraction(data, tmp_path):
 
 
 def test_arl_trains_on_patches_and_scores_images(data, tmp_path):
-    outcome = _run(data, tmp_path / "arl", "resnet14", "isic2017", "--epochs", "1", "--batch-size", "90",
-                   "--label", "seborrheic_keratosis")
+    outcome = _run(
+        data,
+        tmp_path / "arl",
+        "resnet14",
+        "isic2017",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "90",
+        "--label",
+        "seborrheic_keratosis",
+    )
     card = read_card(outcome.folder)
     assert card.data["layout"] == "isic2017-part3" and card.data["targets"]["names"] == ["seborrheic_keratosis"]
     assert card.training["steps_per_epoch"] == 60 * 12 // 90
@@ -211,8 +256,14 @@ def test_index_masks_become_one_hot_or_per_class_targets(data, tmp_path):
     sigmoid = plan_targets(get_model("unet"), LAYOUTS["labelme"], args)
     assert (softmax.classes, softmax.encoding, sigmoid.classes, sigmoid.encoding) == (3, "one_hot", 2, "binary")
     records = read_records(LAYOUTS["labelme"], data["labelme"], "train", args, softmax, BadInputPolicy())
-    batches = segmentation_dataset(records, dataclasses.replace(get_model("pspnet").input_spec, image_size=(32, 32)),
-                                   mask_names=("classes",), mask_mode="index", batch_size=6, training=False)
+    batches = segmentation_dataset(
+        records,
+        dataclasses.replace(get_model("pspnet").input_spec, image_size=(32, 32)),
+        mask_names=("classes",),
+        mask_mode="index",
+        batch_size=6,
+        training=False,
+    )
     _, masks = next(iter(batches))
     one_hot, per_class = softmax.convert(masks).numpy(), sigmoid.convert(masks).numpy()
     assert one_hot.shape == (6, 32, 32, 3) and per_class.shape == (6, 32, 32, 2)
@@ -220,7 +271,9 @@ def test_index_masks_become_one_hot_or_per_class_targets(data, tmp_path):
     np.testing.assert_array_equal(per_class, one_hot[..., 1:])
     assert set(np.unique(masks)) == {0, 1, 2}
     mask_targets = plan_targets(get_model("pspnet"), LAYOUTS["isic2018-task1"], args)
-    assert mask_targets.classes == 2 and mask_targets.convert(np.ones((1, 2, 2, 1), "float32")).numpy()[0, 0, 0].tolist() == [0, 1]
+    assert mask_targets.classes == 2 and mask_targets.convert(np.ones((1, 2, 2, 1), "float32")).numpy()[
+        0, 0, 0
+    ].tolist() == [0, 1]
 
 
 @pytest.mark.slow
@@ -234,12 +287,25 @@ def test_labelme_class_masks_train_a_softmax_segmenter(data, tmp_path):
 
 @pytest.mark.slow
 def test_sanet_gets_superpixels_and_attnmel_cnn_its_roi(data, tmp_path):
-    sanet = read_card(_run(data, tmp_path / "sanet", "sanet", "isic2018", "--epochs", "1", "--batch-size", "4",
-                           "--superpixel-cache", str(tmp_path / "superpixels")).folder)
+    sanet = read_card(
+        _run(
+            data,
+            tmp_path / "sanet",
+            "sanet",
+            "isic2018",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--superpixel-cache",
+            str(tmp_path / "superpixels"),
+        ).folder
+    )
     assert sanet.data["layout"] == "isic2018-task2" and len(sanet.scores["validation"]["per_channel"]) == 5
     assert any((tmp_path / "superpixels").rglob("*.png"))
-    attnmel = read_card(_run(data, tmp_path / "attnmel", "attnmel_cnn", "isic2017", "--epochs", "1",
-                             "--batch-size", "4").folder)
+    attnmel = read_card(
+        _run(data, tmp_path / "attnmel", "attnmel_cnn", "isic2017", "--epochs", "1", "--batch-size", "4").folder
+    )
     assert attnmel.data["roi"] == "lesion" and attnmel.training["monitor"] == "val_probabilities_auc"
     assert "auc" in attnmel.scores["validation"]
 
@@ -249,9 +315,24 @@ def test_sanet_gets_superpixels_and_attnmel_cnn_its_roi(data, tmp_path):
 
 def test_python_m_zoo_train_runs_without_runpy_warning_and_errors_in_one_line(data, tmp_path):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "zoo.train", "--model", "unet", "--data", str(data["empty"]),
-                           "--out", str(tmp_path / "run")], cwd=REPO, env=environment, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zoo.train",
+            "--model",
+            "unet",
+            "--data",
+            str(data["empty"]),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert "found in sys.modules" not in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("python -m zoo.train: error: ")

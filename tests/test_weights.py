@@ -1,5 +1,6 @@
 """The builders' shared argument checks (zoo.common.validation), checkpoint loading
 (zoo.common.weights) and resizing (zoo.common.resizing), on tiny models."""
+
 import warnings
 
 import h5py
@@ -23,8 +24,15 @@ def _tiny(name="tiny", width=3, extra=False, return_attention=False, weights=Non
     x = keras.layers.Conv2D(4, 1, name="extra")(x) if extra else x
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     probabilities = keras.layers.Dense(width, activation="softmax", name="probabilities")(x)
-    return assemble_model(inputs, "probabilities", probabilities, {"b_map": b},
-                          return_attention=return_attention, weights=weights, name=name)
+    return assemble_model(
+        inputs,
+        "probabilities",
+        probabilities,
+        {"b_map": b},
+        return_attention=return_attention,
+        weights=weights,
+        name=name,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +51,20 @@ def tiny():
 # --------------------------------------------------------------------------- argument checks
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"input_shape": (32, 32)}, r"m: input_shape must be \(height, width, channels\) as positive ints, got \(32, 32\)"),
-    ({"input_shape": 32}, "input_shape must be"),
-    ({"input_shape": (32, 32.0, 3)}, "input_shape must be"),
-    ({"input_shape": (40, 64, 3), "multiple": 32}, "divisible by 32, got 40x64; resize to e.g. 32x64"),
-    ({"input_shape": (40, 64, 3), "minimum_side": 41}, r"\(40, 64, 3\) is too small; .* at least 41"),
-    ({"input_shape": (64, 64, 1), "pretrained": True}, "need 3 input channels .* got 1 channels"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"input_shape": (32, 32)},
+            r"m: input_shape must be \(height, width, channels\) as positive ints, got \(32, 32\)",
+        ),
+        ({"input_shape": 32}, "input_shape must be"),
+        ({"input_shape": (32, 32.0, 3)}, "input_shape must be"),
+        ({"input_shape": (40, 64, 3), "multiple": 32}, "divisible by 32, got 40x64; resize to e.g. 32x64"),
+        ({"input_shape": (40, 64, 3), "minimum_side": 41}, r"\(40, 64, 3\) is too small; .* at least 41"),
+        ({"input_shape": (64, 64, 1), "pretrained": True}, "need 3 input channels .* got 1 channels"),
+    ],
+)
 def test_check_input_shape_names_the_value_and_what_is_allowed(kwargs, message):
     with pytest.raises(ValueError, match=message):
         validation.check_input_shape(model="m", **kwargs)
@@ -66,14 +80,23 @@ def test_check_encoder_weights(tmp_path):
     assert validation.check_encoder_weights(None, "m") is None
     assert validation.check_encoder_weights("imagenet", "m") == "imagenet"
     assert validation.check_encoder_weights(path, "m") == str(path)
-    with pytest.raises(ValueError, match=r"encoder_weights='/no/such/file.h5': no such file\. encoder_weights "
-                                         r"must be None, 'imagenet' or the path"):
+    with pytest.raises(
+        ValueError,
+        match=r"encoder_weights='/no/such/file.h5': no such file\. encoder_weights "
+        r"must be None, 'imagenet' or the path",
+    ):
         validation.check_encoder_weights("/no/such/file.h5", "m")
-    with pytest.raises(ValueError, match=r"encoder_weights must be None, 'imagenet' or the path to a weights "
-                                         r"file, got 3"):
+    with pytest.raises(
+        ValueError,
+        match=r"encoder_weights must be None, 'imagenet' or the path to a weights "
+        r"file, got 3",
+    ):
         validation.check_encoder_weights(3, "m")
-    with pytest.raises(ValueError, match=r"unet has no pretrained encoder .*: encoder_weights must be None, "
-                                         r"got 'imagenet'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unet has no pretrained encoder .*: encoder_weights must be None, "
+        r"got 'imagenet'",
+    ):
         validation.check_encoder_weights("imagenet", "unet", pretrained=False)
     with pytest.raises(ValueError, match="--weights-flag='/no/such/file.h5'"):
         validation.check_encoder_weights("/no/such/file.h5", "m", argument="--weights-flag")
@@ -91,8 +114,11 @@ def test_check_return_attention_choice_bool_and_feature_map():
         validation.check_positive_int("depth", True)
     assert validation.check_feature_map("l", (None, 4, 4, 3)) == (None, 4, 4, 3)
     assert validation.check_feature_map("l", (None, 4, 4, None), known_channels=False)
-    with pytest.raises(ValueError, match=r"l expects \(batch, height, width, channels\) inputs with known "
-                                         r"channels, got \(None, 4, 4, None\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"l expects \(batch, height, width, channels\) inputs with known "
+        r"channels, got \(None, 4, 4, None\)",
+    ):
         validation.check_feature_map("l", (None, 4, 4, None))
     with pytest.raises(ValueError, match=r"l expects \(batch, height, width, channels\) inputs, got \(None, 4\)"):
         validation.check_feature_map("l", (None, 4), known_channels=False)
@@ -106,8 +132,7 @@ def test_layer_keys_are_the_groups_of_a_keras_weights_file(tiny, tmp_path):
     tiny.save_weights(path)
     with h5py.File(path) as file:
         stored = {key for key, group in file["layers"].items() if len(group.get("vars", {}))}
-    assert stored == {key for key, layer in layer_keys(tiny) if layer.weights} == {
-        "conv2d", "conv2d_1", "dense"}
+    assert stored == {key for key, layer in layer_keys(tiny) if layer.weights} == {"conv2d", "conv2d_1", "dense"}
 
 
 @pytest.mark.parametrize("suffix", [".weights.h5", ".keras"])
@@ -133,27 +158,47 @@ def test_checkpoint_round_trip_into_both_builds(tiny, image, tmp_path, suffix):
 def test_checkpoint_of_another_model_names_the_file_the_model_and_the_layer(tiny, tmp_path):
     path = tmp_path / "tiny.weights.h5"
     tiny.save_weights(path)
-    with pytest.raises(ValueError, match=r"weights='.*tiny.weights.h5' is not a checkpoint of model 'wide' "
-                                         r"\(.* parameters\): layer 'probabilities' \(Dense\) has weights of "
-                                         r"shapes \[\(4, 5\), \(5,\)\], the file's are \[\(3,\), \(4, 3\)\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"weights='.*tiny.weights.h5' is not a checkpoint of model 'wide' "
+        r"\(.* parameters\): layer 'probabilities' \(Dense\) has weights of "
+        r"shapes \[\(4, 5\), \(5,\)\], the file's are \[\(3,\), \(4, 3\)\]",
+    ):
         _tiny("wide", width=5, weights=path)
-    with pytest.raises(ValueError, match=r"not a checkpoint of model 'deeper' .*: layer 'extra' \(Conv2D\) has "
-                                         r"no weights in the file"):
+    with pytest.raises(
+        ValueError,
+        match=r"not a checkpoint of model 'deeper' .*: layer 'extra' \(Conv2D\) has "
+        r"no weights in the file",
+    ):
         _tiny("deeper", extra=True, weights=path)
     deeper = tmp_path / "deeper.weights.h5"
     _tiny("deeper", extra=True).save_weights(deeper)
-    with pytest.raises(ValueError, match=r"not a checkpoint of model 'tiny' .*: the file has weights of 1 "
-                                         r"layers the model lacks, e.g. 'conv2d_2'"):
+    with pytest.raises(
+        ValueError,
+        match=r"not a checkpoint of model 'tiny' .*: the file has weights of 1 "
+        r"layers the model lacks, e.g. 'conv2d_2'",
+    ):
         load_checkpoint(tiny, deeper)
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("notes.weights.h5", b"not HDF5 at all", r"weights='.*notes.weights.h5' is not a Keras checkpoint of model "
-                                             r"'tiny' \(saved by model.save_weights or model.save\)"),
-    ("notes.keras", b"not a zip archive", r"weights='.*notes.keras' is not a Keras model file of model 'tiny'"),
-    ("legacy.h5", b"", r"weights='.*legacy.h5': a checkpoint of model 'tiny' must be a Keras .weights.h5 or "
-                       r".keras file \(the encoder's keras.applications weights go to encoder_weights=\)"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "notes.weights.h5",
+            b"not HDF5 at all",
+            r"weights='.*notes.weights.h5' is not a Keras checkpoint of model "
+            r"'tiny' \(saved by model.save_weights or model.save\)",
+        ),
+        ("notes.keras", b"not a zip archive", r"weights='.*notes.keras' is not a Keras model file of model 'tiny'"),
+        (
+            "legacy.h5",
+            b"",
+            r"weights='.*legacy.h5': a checkpoint of model 'tiny' must be a Keras .weights.h5 or "
+            r".keras file \(the encoder's keras.applications weights go to encoder_weights=\)",
+        ),
+    ],
+)
 def test_files_that_are_no_checkpoint_are_named(tiny, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -162,11 +207,17 @@ def test_files_that_are_no_checkpoint_are_named(tiny, tmp_path, name, content, m
 
 
 def test_missing_or_mistyped_checkpoints_are_named(tiny):
-    with pytest.raises(ValueError, match=r"weights='/no/such.weights.h5': no such file \(a .weights.h5 or .keras "
-                                         r"checkpoint of model 'tiny'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"weights='/no/such.weights.h5': no such file \(a .weights.h5 or .keras "
+        r"checkpoint of model 'tiny'\)",
+    ):
         load_checkpoint(tiny, "/no/such.weights.h5")
-    with pytest.raises(ValueError, match=r"weights must be None or the path to a .weights.h5 or .keras "
-                                         r"checkpoint of model 'tiny', got 7"):
+    with pytest.raises(
+        ValueError,
+        match=r"weights must be None or the path to a .weights.h5 or .keras "
+        r"checkpoint of model 'tiny', got 7",
+    ):
         load_checkpoint(tiny, 7)
     load_checkpoint(tiny, None)  # nothing to load
 

@@ -12,6 +12,7 @@ TensorFlow: models, training on arrays and prediction run on JAX and PyTorch too
 the tf.data pipelines, SavedModel and LiteRT export import TensorFlow when used
 (:mod:`data_tools.lazy_tensorflow`).
 """
+
 import data_tools.command_start  # noqa: F401  (first: a command starts without TensorFlow's C++ start-up log)
 import data_tools.colour  # noqa: F401  (registers the RGBToLab layer used inside models)
 from zoo import layers, losses, metrics, submission

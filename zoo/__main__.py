@@ -11,6 +11,7 @@ initialised, one at a time, about a minute for the whole zoo on a CPU) and count
 instead, as does the listing for an entry that records neither. The README's model
 table is ``--format md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,16 +54,26 @@ def output_names(model: keras.Model) -> list[str]:
 def recorded(entry: ModelEntry) -> dict[str, str]:
     """One row from what the entry records (no build): its paper-size parameter count
     and outputs."""
-    return {"model": entry.name, "paper": entry.paper, "parameters": f"{entry.parameters:,}",
-            "input": describe_input(entry), "outputs": describe_outputs(entry, entry.output_names)}
+    return {
+        "model": entry.name,
+        "paper": entry.paper,
+        "parameters": f"{entry.parameters:,}",
+        "input": describe_input(entry),
+        "outputs": describe_outputs(entry, entry.output_names),
+    }
 
 
 def describe(entry: ModelEntry, *, small: bool = False) -> dict[str, str]:
     """One row: the entry's model built (at the paper's size, or ``small``) with its
     attention maps, counted, and released."""
     model = entry.build(small=small, **({"return_attention": True} if entry.attention else {}))
-    row = {"model": entry.name, "paper": entry.paper, "parameters": f"{model.count_params():,}",
-           "input": describe_input(entry), "outputs": describe_outputs(entry, output_names(model))}
+    row = {
+        "model": entry.name,
+        "paper": entry.paper,
+        "parameters": f"{model.count_params():,}",
+        "input": describe_input(entry),
+        "outputs": describe_outputs(entry, output_names(model)),
+    }
     del model
     keras.backend.clear_session()
     return row
@@ -74,26 +85,31 @@ def render(rows: Sequence[dict[str, str]], fmt: str) -> str:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}.")
     if fmt == "md":
         lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(f"`{row[c]}`" if c == "model" else row[c] for c in COLUMNS) + " |"
-                  for row in rows]
+        lines += ["| " + " | ".join(f"`{row[c]}`" if c == "model" else row[c] for c in COLUMNS) + " |" for row in rows]
         return "\n".join(lines) + "\n"
     widths = [max(len(column), *(len(row[column]) for row in rows)) for column in COLUMNS]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(values, widths)).rstrip()
-             for values in [COLUMNS, *([row[c] for c in COLUMNS] for row in rows)]]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(values, widths)).rstrip()
+        for values in [COLUMNS, *([row[c] for c in COLUMNS] for row in rows)]
+    ]
     return "\n".join(lines) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m zoo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="the registered models, with parameters, inputs and outputs")
     listing.add_argument("--paper", choices=tuple(PAPERS), help="only this paper's models")
     listing.add_argument("--tag", choices=TAGS, help="only models with this tag")
     listing.add_argument("--format", choices=FORMATS, default="text", help="md: the README's table (default: text)")
-    listing.add_argument("--count", action="store_true",
-                         help="build every model at the paper's size and count its parameters and outputs "
-                              "(about a minute on a CPU) instead of printing the recorded ones")
+    listing.add_argument(
+        "--count",
+        action="store_true",
+        help="build every model at the paper's size and count its parameters and outputs "
+        "(about a minute on a CPU) instead of printing the recorded ones",
+    )
     return parser
 
 

@@ -6,6 +6,7 @@ map entering the GAP layer and w^k the FC weights of class k (the bias is not
 part of eq. 13). Fig. 5 and 6 of the paper show CAMs over dermoscopy images;
 :func:`plot_class_activation_maps` draws such a grid.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -17,18 +18,22 @@ import numpy as np
 def _gap_layer(model: keras.Model, pooling_layer: str | None) -> keras.layers.Layer:
     if pooling_layer is not None:
         return model.get_layer(pooling_layer)
-    pools = [layer for layer in model.layers
-             if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
     if len(pools) != 1:
-        raise ValueError(f"model {model.name!r} has {len(pools)} GlobalAveragePooling2D "
-                         "layers; pass pooling_layer= to choose one")
+        raise ValueError(
+            f"model {model.name!r} has {len(pools)} GlobalAveragePooling2D layers; pass pooling_layer= to choose one"
+        )
     return pools[0]
 
 
-def class_activation_map(model: keras.Model, images, class_index: int,
-                         classifier_layer: str = "predictions",
-                         pooling_layer: str | None = None,
-                         resize_to_input: bool = False) -> np.ndarray:
+def class_activation_map(
+    model: keras.Model,
+    images,
+    class_index: int,
+    classifier_layer: str = "predictions",
+    pooling_layer: str | None = None,
+    resize_to_input: bool = False,
+) -> np.ndarray:
     """CAMs (eq. 13) of ``class_index`` for a batch of images.
 
     Args:
@@ -45,27 +50,28 @@ def class_activation_map(model: keras.Model, images, class_index: int,
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4:
-        raise ValueError(f"images must be (batch, height, width, channels), got shape "
-                         f"{images.shape}")
+        raise ValueError(f"images must be (batch, height, width, channels), got shape {images.shape}")
     dense = model.get_layer(classifier_layer)
     kernel = np.asarray(dense.kernel)
     if not 0 <= class_index < kernel.shape[1]:
         raise ValueError(f"class_index must be in [0, {kernel.shape[1]}), got {class_index}")
     if len(model.inputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; class_activation_map "
-                         f"needs a model with one image input.")
+        raise ValueError(
+            f"model {model.name!r} has {len(model.inputs)} inputs; class_activation_map "
+            f"needs a model with one image input."
+        )
     gap = _gap_layer(model, pooling_layer)
     # the input tensor itself, not ``model.input``: a model built with ``inputs=[x]``
     # would expect a one-element list and warn on a plain batch of images
     features_model = keras.Model(model.inputs[0], gap.input)
     features = np.asarray(features_model(images, training=False), dtype=np.float32)
     if features.shape[-1] != kernel.shape[0]:
-        raise ValueError(f"{gap.name!r} has {features.shape[-1]} channels but "
-                         f"{classifier_layer!r} expects {kernel.shape[0]}")
+        raise ValueError(
+            f"{gap.name!r} has {features.shape[-1]} channels but {classifier_layer!r} expects {kernel.shape[0]}"
+        )
     cams = np.tensordot(features, kernel[:, class_index].astype(np.float32), axes=([3], [0]))
     if resize_to_input:
-        resized = keras.ops.image.resize(cams[..., None], images.shape[1:3],
-                                         interpolation="bilinear")
+        resized = keras.ops.image.resize(cams[..., None], images.shape[1:3], interpolation="bilinear")
         cams = np.asarray(resized)[..., 0]
     return cams.astype(np.float32)
 
@@ -76,8 +82,9 @@ def normalize_map(cam: np.ndarray) -> np.ndarray:
     return np.zeros_like(cam) if high == low else (cam - low) / (high - low)
 
 
-def plot_class_activation_maps(images, cams_by_model: Mapping[str, np.ndarray],
-                               alpha: float = 0.5, colormap: str = "jet"):
+def plot_class_activation_maps(
+    images, cams_by_model: Mapping[str, np.ndarray], alpha: float = 0.5, colormap: str = "jet"
+):
     """A Fig. 5-style grid: images in the top row, one row of CAM overlays per model.
 
     Args:
@@ -96,17 +103,16 @@ def plot_class_activation_maps(images, cams_by_model: Mapping[str, np.ndarray],
         images = images / 255.0
     for label, cams in cams_by_model.items():
         if np.shape(cams) != images.shape[:3]:
-            raise ValueError(f"CAMs of {label!r} have shape {np.shape(cams)}, expected "
-                             f"{images.shape[:3]} (use resize_to_input=True)")
+            raise ValueError(
+                f"CAMs of {label!r} have shape {np.shape(cams)}, expected {images.shape[:3]} (use resize_to_input=True)"
+            )
     rows, columns = 1 + len(cams_by_model), len(images)
-    figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows),
-                                squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows), squeeze=False)
     for column, image in enumerate(images):
         axes[0, column].imshow(np.clip(image, 0, 1))
         for row, (label, cams) in enumerate(cams_by_model.items(), start=1):
             axes[row, column].imshow(np.clip(image, 0, 1))
-            axes[row, column].imshow(normalize_map(cams[column]), cmap=colormap,
-                                     alpha=alpha, vmin=0, vmax=1)
+            axes[row, column].imshow(normalize_map(cams[column]), cmap=colormap, alpha=alpha, vmin=0, vmax=1)
             if column == 0:
                 axes[row, column].set_ylabel(label)
     for axis in axes.flat:

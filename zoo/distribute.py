@@ -3,6 +3,7 @@
 Imported by ``make_strategy("multi_worker")`` only, so the rest of the zoo runs
 without TensorFlow.
 """
+
 from __future__ import annotations
 
 from typing import Any

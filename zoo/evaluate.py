@@ -47,6 +47,7 @@ whole or not at all (:mod:`data_tools.atomic`). Part 3 CSVs with a header are re
 by column name, as the official scorer does; a header without a category's column
 is an error naming the file and the column.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -133,15 +134,21 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         group, metric = self.primary
-        return {"task": self.task, "truth": self.truth, "prediction": self.prediction,
-                "images": len({row["image_id"] for row in self.per_image}),
-                "primary": {"group": group, "metric": metric, "value": self.score},
-                "metrics": self.metrics}
+        return {
+            "task": self.task,
+            "truth": self.truth,
+            "prediction": self.prediction,
+            "images": len({row["image_id"] for row in self.per_image}),
+            "primary": {"group": group, "metric": metric, "value": self.score},
+            "metrics": self.metrics,
+        }
 
     def to_text(self) -> str:
         group, metric = self.primary
-        lines = [f"{self.task}: {len({r['image_id'] for r in self.per_image})} images; "
-                 f"{group} {metric} = {self.score:.4f} (ranking metric)"]
+        lines = [
+            f"{self.task}: {len({r['image_id'] for r in self.per_image})} images; "
+            f"{group} {metric} = {self.score:.4f} (ranking metric)"
+        ]
         for name, values in self.metrics.items():
             lines.append(f"  {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
         return "\n".join(lines)
@@ -163,8 +170,16 @@ class Evaluation:
         return scores, table
 
 
-def evaluate(task: str, truth: str | Path, prediction: str | Path, *, classes: int | None = None,
-             binarize: bool = False, truth_suffix: str = "", prediction_suffix: str = "") -> Evaluation:
+def evaluate(
+    task: str,
+    truth: str | Path,
+    prediction: str | Path,
+    *,
+    classes: int | None = None,
+    binarize: bool = False,
+    truth_suffix: str = "",
+    prediction_suffix: str = "",
+) -> Evaluation:
     """Scores ``prediction`` against ``truth`` for ``task`` (module docs).
 
     Args:
@@ -200,15 +215,16 @@ def evaluate(task: str, truth: str | Path, prediction: str | Path, *, classes: i
 
 @dataclasses.dataclass(frozen=True)
 class _Pair:
-    key: tuple[str, str]            # (image id, attribute or "")
+    key: tuple[str, str]  # (image id, attribute or "")
     truth: Path
     prediction: Path
 
 
 def _listing(folder: Path, role: str, problems: list[str]) -> list[Path]:
     if not folder.is_dir():
-        problems.append(f"{role} folder {folder} does not exist" if not folder.exists()
-                        else f"{role} {folder} is not a folder")
+        problems.append(
+            f"{role} folder {folder} does not exist" if not folder.exists() else f"{role} {folder} is not a folder"
+        )
         return []
     listed = []
     for path in sorted(folder.iterdir()):
@@ -237,8 +253,9 @@ def _truth_keys(task: str, folder: Path, problems: list[str]) -> dict[tuple[str,
     return keys
 
 
-def _match_predictions(task: str, truth: Mapping[tuple[str, str], Path], folder: Path,
-                       problems: list[str]) -> list[_Pair]:
+def _match_predictions(
+    task: str, truth: Mapping[tuple[str, str], Path], folder: Path, problems: list[str]
+) -> list[_Pair]:
     """Each ground truth's prediction, by image id (and attribute): the scorer's matching."""
     attributes = sorted({attribute for _, attribute in truth} | set(ISIC2018_ATTRIBUTES))
     found: dict[tuple[str, str], list[Path]] = {}
@@ -270,12 +287,13 @@ def _match_predictions(task: str, truth: Mapping[tuple[str, str], Path], folder:
         if not candidates:
             missing.append(truth_path.name)
         elif len(candidates) > 1:
-            problems.append(f"duplicate predictions for {truth_path.name}: "
-                            f"{', '.join(p.name for p in candidates)}")
+            problems.append(f"duplicate predictions for {truth_path.name}: {', '.join(p.name for p in candidates)}")
         else:
             pairs.append(_Pair(key, truth_path, candidates[0]))
     if missing:
-        listed = ", ".join(missing[:_MAX_LISTED]) + (f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else "")
+        listed = ", ".join(missing[:_MAX_LISTED]) + (
+            f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
+        )
         problems.append(f"missing predictions for {len(missing)} ground-truth file(s): {listed}")
     return pairs
 
@@ -297,8 +315,10 @@ def read_mask_png(path: Path, role: str, problems: list[str], *, require_png: bo
             if image.mode == "1":
                 image = image.convert("L")
             if image.mode != "L":
-                problems.append(f"{name}: not a single-channel 8-bit greyscale image (PIL mode {image.mode!r}, "
-                                f"{len(image.getbands())} band(s))")
+                problems.append(
+                    f"{name}: not a single-channel 8-bit greyscale image (PIL mode {image.mode!r}, "
+                    f"{len(image.getbands())} band(s))"
+                )
                 return None
             return np.array(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -315,8 +335,10 @@ def _check_binary(mask: np.ndarray, name: str, problems: list[str], *, fixable: 
     if fixable and len(values) <= 2:
         return np.where(mask > 0, 255, 0).astype(np.uint8)
     listed = ", ".join(str(v) for v in values[:_MAX_LISTED]) + (" ..." if len(values) > _MAX_LISTED else "")
-    problems.append(f"{name}: values other than 0 and 255 ({len(values)} distinct: {listed})"
-                    + ("" if fixable else "; the official scorer binarises at > 128: pass --binarize to score it so"))
+    problems.append(
+        f"{name}: values other than 0 and 255 ({len(values)} distinct: {listed})"
+        + ("" if fixable else "; the official scorer binarises at > 128: pass --binarize to score it so")
+    )
     return None
 
 
@@ -330,8 +352,10 @@ def _load_pair(pair: _Pair, binarize: bool, problems: list[str]) -> tuple[np.nda
     if truth is None or prediction is None:
         return None
     if prediction.shape != truth.shape:
-        problems.append(f"{pair.prediction.name}: size {prediction.shape[0]}x{prediction.shape[1]} (height x width); "
-                        f"its ground truth {pair.truth.name} is {truth.shape[0]}x{truth.shape[1]}")
+        problems.append(
+            f"{pair.prediction.name}: size {prediction.shape[0]}x{prediction.shape[1]} (height x width); "
+            f"its ground truth {pair.truth.name} is {truth.shape[0]}x{truth.shape[1]}"
+        )
         return None
     return truth, prediction
 
@@ -358,8 +382,16 @@ def _segmentation_scores(task: str, confusions: Mapping[tuple[str, str], Confusi
     for (image_id, _), confusion in sorted(confusions.items()):
         scores = {name: getattr(confusion, name)() for name in SEGMENTATION_METRICS}
         scores["threshold_jaccard"] = threshold_jaccard(scores["jaccard"])
-        rows.append({"image_id": image_id, **scores, "tp": int(confusion.tp), "fp": int(confusion.fp),
-                     "fn": int(confusion.fn), "tn": int(confusion.tn)})
+        rows.append(
+            {
+                "image_id": image_id,
+                **scores,
+                "tp": int(confusion.tp),
+                "fp": int(confusion.fp),
+                "fn": int(confusion.fn),
+                "tn": int(confusion.tn),
+            }
+        )
     names = ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard", "dice")
     macro = {name: float(np.mean([row[name] for row in rows])) for name in names}
     primary = ("macro_average", "threshold_jaccard" if task == "isic2018-task1" else "jaccard")
@@ -372,9 +404,18 @@ def _attribute_scores(task: str, confusions: Mapping[tuple[str, str], Confusion]
     for (image_id, attribute), confusion in sorted(confusions.items()):
         # each image's matrix normalised by its pixel count, summed over images
         sums[attribute] = sums.get(attribute, Confusion(0.0, 0.0, 0.0, 0.0)) + confusion.normalized()
-        rows.append({"image_id": image_id, "attribute": attribute, "jaccard": confusion.jaccard(),
-                     "dice": confusion.dice(), "tp": int(confusion.tp), "fp": int(confusion.fp),
-                     "fn": int(confusion.fn), "tn": int(confusion.tn)})
+        rows.append(
+            {
+                "image_id": image_id,
+                "attribute": attribute,
+                "jaccard": confusion.jaccard(),
+                "dice": confusion.dice(),
+                "tp": int(confusion.tp),
+                "fp": int(confusion.fp),
+                "fn": int(confusion.fn),
+                "tn": int(confusion.tn),
+            }
+        )
     metrics = {name: {"jaccard": c.jaccard(), "dice": c.dice()} for name, c in sorted(sums.items())}
     micro = sum(sums.values(), Confusion(0.0, 0.0, 0.0, 0.0))
     metrics["micro_average"] = {"jaccard": micro.jaccard(), "dice": micro.dice()}
@@ -385,8 +426,9 @@ def _attribute_scores(task: str, confusions: Mapping[tuple[str, str], Confusion]
 # --------------------------------------------------------------------------- index masks (A-PSPNet)
 
 
-def _evaluate_index_masks(truth_dir: Path, prediction_dir: Path, classes: int, truth_suffix: str,
-                          prediction_suffix: str) -> Evaluation:
+def _evaluate_index_masks(
+    truth_dir: Path, prediction_dir: Path, classes: int, truth_suffix: str, prediction_suffix: str
+) -> Evaluation:
     problems: list[str] = []
 
     def by_stem(folder: Path, suffix: str, role: str) -> dict[str, Path]:
@@ -409,26 +451,34 @@ def _evaluate_index_masks(truth_dir: Path, prediction_dir: Path, classes: int, t
     predictions = by_stem(prediction_dir, prediction_suffix, "prediction")
     missing = sorted(set(truth) - set(predictions))
     if missing:
-        problems.append(f"missing predictions for {len(missing)} image(s): {', '.join(missing[:_MAX_LISTED])}"
-                        + (" ..." if len(missing) > _MAX_LISTED else ""))
+        problems.append(
+            f"missing predictions for {len(missing)} image(s): {', '.join(missing[:_MAX_LISTED])}"
+            + (" ..." if len(missing) > _MAX_LISTED else "")
+        )
     for extra in sorted(set(predictions) - set(truth)):
         problems.append(f"{predictions[extra].name}: extra file (no ground truth {extra!r})")
     totals = SegmentationScores(classes)
     rows = []
     for key in tqdm(sorted(set(truth) & set(predictions)), desc="scoring masks", unit="mask", disable=None):
-        masks = [read_mask_png(truth[key], "truth", problems, require_png=False),
-                 read_mask_png(predictions[key], "prediction", problems)]
+        masks = [
+            read_mask_png(truth[key], "truth", problems, require_png=False),
+            read_mask_png(predictions[key], "prediction", problems),
+        ]
         for role, path, mask in zip(("ground truth", "prediction"), (truth[key], predictions[key]), masks):
             if mask is not None and mask.max() >= classes:
                 bad = np.unique(mask[mask >= classes])
-                problems.append(f"{role} {path.name}: class indices {', '.join(map(str, bad[:_MAX_LISTED]))} "
-                                f"outside 0..{classes - 1} (--classes {classes})")
+                problems.append(
+                    f"{role} {path.name}: class indices {', '.join(map(str, bad[:_MAX_LISTED]))} "
+                    f"outside 0..{classes - 1} (--classes {classes})"
+                )
                 masks = [None, None]
         if any(m is None for m in masks):
             continue
         if masks[0].shape != masks[1].shape:
-            problems.append(f"{predictions[key].name}: size {masks[1].shape[0]}x{masks[1].shape[1]}; its ground "
-                            f"truth {truth[key].name} is {masks[0].shape[0]}x{masks[0].shape[1]}")
+            problems.append(
+                f"{predictions[key].name}: size {masks[1].shape[0]}x{masks[1].shape[1]}; its ground "
+                f"truth {truth[key].name} is {masks[0].shape[0]}x{masks[0].shape[1]}"
+            )
             continue
         if problems:
             continue
@@ -443,8 +493,11 @@ def _evaluate_index_masks(truth_dir: Path, prediction_dir: Path, classes: int, t
     hits = np.diag(counts)
     union = counts.sum(0) + counts.sum(1) - hits
     metrics = {
-        "overall": {"miou": totals.mean_iou(), "mean_pixel_accuracy": totals.mean_pixel_accuracy(),
-                    "pixel_accuracy": _pixel_accuracy(totals.counts)},
+        "overall": {
+            "miou": totals.mean_iou(),
+            "mean_pixel_accuracy": totals.mean_pixel_accuracy(),
+            "pixel_accuracy": _pixel_accuracy(totals.counts),
+        },
         "iou": {f"class_{c}": float(hits[c] / union[c]) if union[c] else 1.0 for c in range(classes)},
     }
     return Evaluation("masks", metrics, ("overall", "miou"), rows)
@@ -470,8 +523,10 @@ def _single_csv(path: Path, role: str, problems: list[str], truth_pattern: str |
         files = [p for p in files if re.fullmatch(truth_pattern, p.name)] or files
     csvs = [p for p in files if p.suffix.lower() == ".csv"]
     if role == "prediction" and len(files) != 1:
-        problems.append(f"prediction folder {path} holds {len(files)} files ({', '.join(p.name for p in files[:5])}); "
-                        "submit exactly one CSV file")
+        problems.append(
+            f"prediction folder {path} holds {len(files)} files ({', '.join(p.name for p in files[:5])}); "
+            "submit exactly one CSV file"
+        )
         return csvs[0] if len(csvs) == 1 else None
     if len(csvs) != 1:
         problems.append(f"{role} folder {path} holds {len(csvs)} CSV files; expected one")
@@ -479,8 +534,9 @@ def _single_csv(path: Path, role: str, problems: list[str], truth_pattern: str |
     return csvs[0]
 
 
-def _read_csv_rows(path: Path, columns: Sequence[str], role: str, problems: list[str],
-                   labels: bool) -> tuple[dict[str, list[float]], set[str]]:
+def _read_csv_rows(
+    path: Path, columns: Sequence[str], role: str, problems: list[str], labels: bool
+) -> tuple[dict[str, list[float]], set[str]]:
     """``({image id: values}, ids of bad rows)`` of an ISIC Part 3 CSV, values in the
     order of ``columns[1:]``.
 
@@ -508,17 +564,23 @@ def _read_csv_rows(path: Path, columns: Sequence[str], role: str, problems: list
         lines = lines[1:]
         for column in columns[1:]:
             if column not in header:
-                raise ValueError(f"{path}: no column {column!r} in its header ({','.join(header)}); the columns are "
-                                 f"read by name, as the official scorer does: {','.join(columns)}.")
-        positions = [header.index(columns[0]) if columns[0] in header else 0,
-                     *(header.index(column) for column in columns[1:])]
+                raise ValueError(
+                    f"{path}: no column {column!r} in its header ({','.join(header)}); the columns are "
+                    f"read by name, as the official scorer does: {','.join(columns)}."
+                )
+        positions = [
+            header.index(columns[0]) if columns[0] in header else 0,
+            *(header.index(column) for column in columns[1:]),
+        ]
     width = max(positions) + 1
     for line, row in lines:
         image_id = row[positions[0]].strip() if len(row) > positions[0] else ""
         if not re.fullmatch(r"ISIC_\d{7}", image_id):
-            problems.append(f"{name} line {line}: no ISIC_<7 digits> image id in the {columns[0]} field "
-                            f"({image_id!r})" if positions[0] else
-                            f"{name} line {line}: no ISIC_<7 digits> image id in the first field ({image_id!r})")
+            problems.append(
+                f"{name} line {line}: no ISIC_<7 digits> image id in the {columns[0]} field ({image_id!r})"
+                if positions[0]
+                else f"{name} line {line}: no ISIC_<7 digits> image id in the first field ({image_id!r})"
+            )
             continue
         if len(row) < width:
             problems.append(f"{name} line {line}: {len(row)} field(s); expected {width}: {', '.join(columns)}")
@@ -528,8 +590,10 @@ def _read_csv_rows(path: Path, columns: Sequence[str], role: str, problems: list
         try:
             values = [_label(text) if labels else float(text) for text in texts]
         except ValueError:
-            problems.append(f"{name} line {line}: values {texts} for {image_id} are not "
-                            + ("labels 0/1 (or benign/malignant)" if labels else "numbers"))
+            problems.append(
+                f"{name} line {line}: values {texts} for {image_id} are not "
+                + ("labels 0/1 (or benign/malignant)" if labels else "numbers")
+            )
             bad.add(image_id)
             continue
         if not all(0.0 <= v <= 1.0 for v in values):
@@ -570,8 +634,12 @@ def _category_metrics(truth: np.ndarray, scores: np.ndarray, category: str, prob
         problems.append(f"ground truth: {category} holds only one class; AUC and AP are undefined")
         return {}
     common = classification_scores(truth, scores, threshold=CLASSIFICATION_THRESHOLD)
-    values = {"accuracy": common["accuracy"], "sensitivity": common["sensitivity"],
-              "specificity": common["specificity"], "average_precision": common["ap"]}
+    values = {
+        "accuracy": common["accuracy"],
+        "sensitivity": common["sensitivity"],
+        "specificity": common["specificity"],
+        "average_precision": common["ap"],
+    }
     for point in SENSITIVITY_POINTS:
         values[f"spec_at_sens_{point * 100:g}"] = specificity_at_sensitivity(truth, scores, point)
     values["area_under_roc"] = common["auc"]
@@ -582,35 +650,56 @@ def _evaluate_classification(task: str, truth_path: Path, prediction_path: Path)
     problems: list[str] = []
     categories = list(ISIC2017_PART3_COLUMNS[1:]) if task == "isic2017-part3" else ["melanoma"]
     columns = ["image_id", *categories]
-    pattern = r"ISIC-2017_.*Part3_GroundTruth\.csv" if task == "isic2017-part3" else r"ISBI2016_.*Part3_.*GroundTruth\.csv"
+    pattern = (
+        r"ISIC-2017_.*Part3_GroundTruth\.csv" if task == "isic2017-part3" else r"ISBI2016_.*Part3_.*GroundTruth\.csv"
+    )
     truth_file = _single_csv(truth_path, "ground truth", problems, pattern)
     prediction_file = _single_csv(prediction_path, "prediction", problems)
     truth, _ = _read_csv_rows(truth_file, columns, "truth", problems, labels=True) if truth_file else ({}, set())
-    predicted, bad = (_read_csv_rows(prediction_file, columns, "prediction", problems, labels=False)
-                      if prediction_file else ({}, set()))
+    predicted, bad = (
+        _read_csv_rows(prediction_file, columns, "prediction", problems, labels=False)
+        if prediction_file
+        else ({}, set())
+    )
     if truth_file and prediction_file:
         missing = [i for i in truth if i not in predicted and i not in bad]  # bad rows are reported already
         if missing:
-            problems.append(f"missing rows for {len(missing)} image(s): {', '.join(missing[:_MAX_LISTED])}"
-                            + (" ..." if len(missing) > _MAX_LISTED else ""))
+            problems.append(
+                f"missing rows for {len(missing)} image(s): {', '.join(missing[:_MAX_LISTED])}"
+                + (" ..." if len(missing) > _MAX_LISTED else "")
+            )
         extra = [i for i in predicted if i not in truth]
         if extra:
-            problems.append(f"extra rows for {len(extra)} image(s) without ground truth: {', '.join(extra[:_MAX_LISTED])}")
+            problems.append(
+                f"extra rows for {len(extra)} image(s) without ground truth: {', '.join(extra[:_MAX_LISTED])}"
+            )
     ids = sorted(truth)
     metrics: dict[str, dict[str, float]] = {}
     if not problems:
         for index, category in enumerate(categories):
-            metrics[category] = _category_metrics(np.array([truth[i][index] for i in ids]),
-                                                  np.array([predicted[i][index] for i in ids]), category, problems)
+            metrics[category] = _category_metrics(
+                np.array([truth[i][index] for i in ids]),
+                np.array([predicted[i][index] for i in ids]),
+                category,
+                problems,
+            )
     if problems:
         raise SubmissionError(prediction_path, problems)
     if len(categories) > 1:
-        metrics["mean"] = {name: float(np.mean([metrics[c][name] for c in categories])) for name in metrics[categories[0]]}
+        metrics["mean"] = {
+            name: float(np.mean([metrics[c][name] for c in categories])) for name in metrics[categories[0]]
+        }
         primary = ("mean", "area_under_roc")
     else:
         primary = ("melanoma", "average_precision")
-    rows = [{"image_id": i, **{f"truth_{c}": truth[i][k] for k, c in enumerate(categories)},
-             **{f"prediction_{c}": predicted[i][k] for k, c in enumerate(categories)}} for i in ids]
+    rows = [
+        {
+            "image_id": i,
+            **{f"truth_{c}": truth[i][k] for k, c in enumerate(categories)},
+            **{f"prediction_{c}": predicted[i][k] for k, c in enumerate(categories)},
+        }
+        for i in ids
+    ]
     return Evaluation(task, metrics, primary, rows)
 
 
@@ -620,16 +709,22 @@ def _evaluate_classification(task: str, truth_path: Path, prediction_path: Path)
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m zoo.evaluate",
-        description="Score a submission as the official ISIC scorer does; writes scores.json and per_image.csv.")
+        description="Score a submission as the official ISIC scorer does; writes scores.json and per_image.csv.",
+    )
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("truth", type=Path, help="ground-truth folder (Part 3: the CSV or its folder)")
     parser.add_argument("prediction", type=Path, help="submission folder (Part 3: the CSV or its folder)")
     parser.add_argument("--classes", type=int, help="--task masks: the class count (index masks 0..N-1)")
     parser.add_argument("--truth-suffix", default="", help="--task masks: name part after the stem in truth files")
     parser.add_argument("--prediction-suffix", default="", help="--task masks: name part after the stem in predictions")
-    parser.add_argument("--binarize", action="store_true",
-                        help="accept grey-level predicted masks, binarised at > 128 as the official scorer does")
-    parser.add_argument("--out", type=Path, help="where scores.json and per_image.csv go (default: <prediction>_scores)")
+    parser.add_argument(
+        "--binarize",
+        action="store_true",
+        help="accept grey-level predicted masks, binarised at > 128 as the official scorer does",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where scores.json and per_image.csv go (default: <prediction>_scores)"
+    )
     return parser
 
 
@@ -639,8 +734,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.task == "masks" and args.classes is None:
         parser.error("--task masks needs --classes N")
     try:
-        result = evaluate(args.task, args.truth, args.prediction, classes=args.classes, binarize=args.binarize,
-                          truth_suffix=args.truth_suffix, prediction_suffix=args.prediction_suffix)
+        result = evaluate(
+            args.task,
+            args.truth,
+            args.prediction,
+            classes=args.classes,
+            binarize=args.binarize,
+            truth_suffix=args.truth_suffix,
+            prediction_suffix=args.prediction_suffix,
+        )
     except (SubmissionError, ValueError) as error:
         print(f"zoo.evaluate: {error}", file=sys.stderr)
         return 1

@@ -67,6 +67,7 @@ Python::
     # saved_model_cli show --dir serving/aernet/1 --all
     # tensorflow_model_server --model_base_path=$PWD/serving/aernet ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,14 +86,39 @@ from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.imageio import load_image
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.registry import get_model
-from zoo.serving import (ENCODED_INPUT, IMAGES_INPUT, MODEL_FILE, SERVING_BYTES, SERVING_DEFAULT, SERVING_FILE,
-                         SPEC_FILE, LabelMapInput, ModelIO, collect_images, error_line, load_input_spec, load_model,
-                         load_saved_model, write_serving_info)
+from zoo.serving import (
+    ENCODED_INPUT,
+    IMAGES_INPUT,
+    MODEL_FILE,
+    SERVING_BYTES,
+    SERVING_DEFAULT,
+    SERVING_FILE,
+    SPEC_FILE,
+    LabelMapInput,
+    ModelIO,
+    collect_images,
+    error_line,
+    load_input_spec,
+    load_model,
+    load_saved_model,
+    write_serving_info,
+)
 
 tf = require_tensorflow("the SavedModel export (zoo.export)")
 
-__all__ = ["ENCODED_INPUT", "IMAGES_INPUT", "MODEL_FILE", "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE",
-           "SPEC_FILE", "export_saved_model", "load_input_spec", "load_saved_model", "main"]
+__all__ = [
+    "ENCODED_INPUT",
+    "IMAGES_INPUT",
+    "MODEL_FILE",
+    "SERVING_BYTES",
+    "SERVING_DEFAULT",
+    "SERVING_FILE",
+    "SPEC_FILE",
+    "export_saved_model",
+    "load_input_spec",
+    "load_saved_model",
+    "main",
+]
 
 
 _IMAGES_SHAPE = "[batch, height, width, 3]"
@@ -179,8 +205,7 @@ def export_saved_model(
             return predict(batch)
         maps = _checked_label_maps(maps, label_map, tf.shape(encoded), f"one map per {ENCODED_INPUT} image")
         batch = tf.map_fn(
-            lambda pair: preprocess_images(_decode_rgb_like(pair[0], pair[1], pair[2], label_map.name),
-                                           input_spec),
+            lambda pair: preprocess_images(_decode_rgb_like(pair[0], pair[1], pair[2], label_map.name), input_spec),
             (encoded, maps, indices),
             fn_output_signature=tf.TensorSpec(input_spec.input_shape, tf.float32),
         )
@@ -201,6 +226,7 @@ def export_saved_model(
     archive.add_endpoint(SERVING_DEFAULT, serve_images, input_signature=signature)
     if accept_encoded:
         archive.add_endpoint(SERVING_BYTES, serve_encoded, input_signature=bytes_signature)
+
     def write(folder: str) -> None:
         archive.write_out(folder, verbose=False)
         _write_json(os.path.join(folder, SPEC_FILE), input_spec.to_json())
@@ -228,8 +254,10 @@ def _write_folder_atomically(path: str, write: Callable[[str], None]) -> None:
         return
     target = Path(path).absolute()
     if target.is_dir() and any(target.iterdir()) and not (target / "saved_model.pb").is_file():
-        raise ValueError(f"{path} holds files that are not a SavedModel; export to a new folder (an existing "
-                         "export there would be replaced).")
+        raise ValueError(
+            f"{path} holds files that are not a SavedModel; export to a new folder (an existing "
+            "export there would be replaced)."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -280,7 +308,9 @@ def _checked_images(images: tf.Tensor) -> tf.Tensor:
     """
     shape = tf.shape(images)
     checks = [
-        tf.debugging.assert_rank(images, 4, message=f"{IMAGES_INPUT}: expected uint8 {_IMAGES_SHAPE}; got another rank"),
+        tf.debugging.assert_rank(
+            images, 4, message=f"{IMAGES_INPUT}: expected uint8 {_IMAGES_SHAPE}; got another rank"
+        ),
         tf.debugging.assert_equal(
             shape[-1:], 3, message=f"{IMAGES_INPUT}: expected uint8 {_IMAGES_SHAPE} (RGB); got another channel count"
         ),
@@ -301,20 +331,20 @@ def _checked_label_maps(maps: tf.Tensor, label_map: LabelMapInput, leading: tf.T
     name, bound = label_map.name, label_map.max_segments
     rank, shape = tf.rank(maps), tf.shape(maps)
     rank_check = tf.debugging.assert_equal(
-        tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)), True,
+        tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)),
+        True,
         message=f"{name}: expected int32 {_MAPS_SHAPE}; got another rank",
     )
     with tf.control_dependencies([rank_check]):
         channel_check = tf.debugging.assert_equal(
             shape[3:], 1, message=f"{name}: expected int32 {_MAPS_SHAPE}; got more than one channel"
         )
-        size_check = tf.debugging.assert_equal(
-            shape[: leading.shape[0]], leading, message=f"{name}: expected {what}"
-        )
+        size_check = tf.debugging.assert_equal(shape[: leading.shape[0]], leading, message=f"{name}: expected {what}")
     label_check = tf.debugging.assert_equal(
-        tf.reduce_all(tf.logical_and(maps >= 0, maps < bound)), True,
+        tf.reduce_all(tf.logical_and(maps >= 0, maps < bound)),
+        True,
         message=f"{name}: labels must lie in [0, max_segments={bound}); relabel the maps consecutively "
-                f"(zoo.sanet.superpixels.relabel_consecutive) and bound them as in training",
+        f"(zoo.sanet.superpixels.relabel_consecutive) and bound them as in training",
     )
     maps = _after_checks(maps, [rank_check, channel_check, size_check, label_check], None)
     maps = tf.reshape(maps, tf.concat([tf.shape(maps)[:3], [1]], axis=0))
@@ -341,12 +371,21 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
 def _decode_rgb(encoded: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     """One encoded image decoded to RGB, asserted first to be non-empty and JPEG, PNG,
     GIF or BMP; the assertion names ``index``, its place in the batch."""
-    empty = tf.debugging.Assert(tf.strings.length(encoded) > 0, [tf.strings.format(
-        f"{ENCODED_INPUT}: image {{}} of the batch (counted from 0) is empty (0 bytes)", index)])
+    empty = tf.debugging.Assert(
+        tf.strings.length(encoded) > 0,
+        [tf.strings.format(f"{ENCODED_INPUT}: image {{}} of the batch (counted from 0) is empty (0 bytes)", index)],
+    )
     known = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic) for magic in _MAGIC])
     with tf.control_dependencies([empty]):
-        format_check = tf.debugging.Assert(known, [tf.strings.format(
-            f"{ENCODED_INPUT}: image {{}} of the batch (counted from 0) is not a JPEG, PNG, GIF or BMP file", index)])
+        format_check = tf.debugging.Assert(
+            known,
+            [
+                tf.strings.format(
+                    f"{ENCODED_INPUT}: image {{}} of the batch (counted from 0) is not a JPEG, PNG, GIF or BMP file",
+                    index,
+                )
+            ],
+        )
     with tf.control_dependencies([format_check]):
         return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
 
@@ -355,9 +394,10 @@ def _decode_rgb_like(encoded: tf.Tensor, labels: tf.Tensor, index: tf.Tensor, na
     """One decoded image, asserted to have the height and width of its label map."""
     image = _decode_rgb(encoded, index)
     size_check = tf.debugging.assert_equal(
-        tf.shape(image)[:2], tf.shape(labels)[:2],
+        tf.shape(image)[:2],
+        tf.shape(labels)[:2],
         message=f"{name}: each map must have the height and width of its decoded {ENCODED_INPUT} image "
-                f"(the images of one request must decode to one size)",
+        f"(the images of one request must decode to one size)",
     )
     return _after_checks(image, [size_check], [None, None, 3])
 
@@ -366,24 +406,39 @@ def _decode_rgb_like(encoded: tf.Tensor, labels: tf.Tensor, index: tf.Tensor, na
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m zoo.export", description="Export a trained zoo model: a "
-                                     "SavedModel folder, or a LiteRT .tflite file with --litert.")
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.export",
+        description="Export a trained zoo model: a SavedModel folder, or a LiteRT .tflite file with --litert.",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", type=Path, help="a run folder (run.json + model.weights.h5): the model, builder "
-                        "arguments and input spec come from it")
-    source.add_argument("--weights", type=Path, help="a bare checkpoint of the whole model (.weights.h5 or .keras); "
-                        "needs --model (and --small/--builder-args as it was trained)")
+    source.add_argument(
+        "--run",
+        type=Path,
+        help="a run folder (run.json + model.weights.h5): the model, builder arguments and input spec come from it",
+    )
+    source.add_argument(
+        "--weights",
+        type=Path,
+        help="a bare checkpoint of the whole model (.weights.h5 or .keras); "
+        "needs --model (and --small/--builder-args as it was trained)",
+    )
     parser.add_argument("--model", help="registered model name (with --weights)")
     parser.add_argument("--out", required=True, help="SavedModel folder, or the .tflite file with --litert")
     parser.add_argument("--small", action="store_true", help="--weights: the registry's small test configuration")
-    parser.add_argument("--builder-args", type=json.loads, default={},
-                        help="--weights: JSON builder arguments it was trained with")
+    parser.add_argument(
+        "--builder-args", type=json.loads, default={}, help="--weights: JSON builder arguments it was trained with"
+    )
     parser.add_argument("--attention", action="store_true", help="also export the attention maps")
     parser.add_argument("--litert", action="store_true", help="write a LiteRT .tflite file")
     parser.add_argument("--quantization", choices=["float16", "dynamic", "int8"], help="--litert quantisation")
     parser.add_argument("--representative", nargs="+", help="--quantization int8: calibration image folders/files")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="--litert: a fixed input size (default: any size)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        help="--litert: a fixed input size (default: any size)",
+    )
     return parser
 
 
@@ -393,25 +448,39 @@ def _check_arguments(args: argparse.Namespace) -> None:
     positive, ``--attention`` for a model without attention maps, and an ``--out``
     that would overwrite or hold the checkpoint or run folder exported."""
     if not args.litert:
-        given = [flag for flag, value in (("--quantization", args.quantization), ("--input-size", args.input_size),
-                                          ("--representative", args.representative)) if value]
+        given = [
+            flag
+            for flag, value in (
+                ("--quantization", args.quantization),
+                ("--input-size", args.input_size),
+                ("--representative", args.representative),
+            )
+            if value
+        ]
         if given:
-            raise ValueError(f"{', '.join(given)} only apply to a LiteRT file: add --litert, or leave "
-                             f"{'it' if len(given) == 1 else 'them'} out for a SavedModel.")
+            raise ValueError(
+                f"{', '.join(given)} only apply to a LiteRT file: add --litert, or leave "
+                f"{'it' if len(given) == 1 else 'them'} out for a SavedModel."
+            )
     if args.input_size is not None and min(args.input_size) < 1:
-        raise ValueError(f"--input-size must be two positive whole numbers (height, width), got "
-                         f"{' '.join(map(str, args.input_size))}.")
+        raise ValueError(
+            f"--input-size must be two positive whole numbers (height, width), got "
+            f"{' '.join(map(str, args.input_size))}."
+        )
     if args.representative and args.quantization != "int8":
         raise ValueError("--representative images calibrate --quantization int8 only; add it or leave them out.")
     source = args.weights if args.weights is not None else args.run
     out, origin = Path(args.out).resolve(), Path(source).resolve()
     if out == origin or out in origin.parents:
-        raise ValueError(f"--out {args.out} would overwrite or mix with {source}, the model exported; write the "
-                         f"export to a path of its own.")
+        raise ValueError(
+            f"--out {args.out} would overwrite or mix with {source}, the model exported; write the "
+            f"export to a path of its own."
+        )
     if args.attention:
         name = args.model
         if args.run is not None:
             from zoo.common.run_card import read_card
+
             name = read_card(args.run).model
         if name is not None and not get_model(name).attention:
             raise ValueError(f"--attention: model {name!r} has no attention maps to export; leave it out.")
@@ -430,11 +499,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_arguments(args)
         # the builder loads the checkpoint in the default model's layer order (zoo.serving.build_from_checkpoint)
-        served = load_model(args.model, weights=args.weights, run=args.run, small=args.small,
-                            builder_args=args.builder_args, attention=args.attention)
+        served = load_model(
+            args.model,
+            weights=args.weights,
+            run=args.run,
+            small=args.small,
+            builder_args=args.builder_args,
+            attention=args.attention,
+        )
         if not args.litert:
-            written = export_saved_model(served.model, args.out, input_spec=served.input_spec,
-                                         model_name=served.entry.name)
+            written = export_saved_model(
+                served.model, args.out, input_spec=served.input_spec, model_name=served.entry.name
+            )
             print(f"wrote SavedModel {written}")
             return 0
         images = None
@@ -442,9 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             images = [load_image(path) for _, path in collect_images(args.representative, isic_ids=False)[0]]
         from zoo.litert import export_litert  # the LiteRT converter only when asked
 
-        path = export_litert(served.model, args.out, input_spec=served.input_spec, quantization=args.quantization,
-                             representative_images=images,
-                             input_size=tuple(args.input_size) if args.input_size else None)
+        path = export_litert(
+            served.model,
+            args.out,
+            input_spec=served.input_spec,
+            quantization=args.quantization,
+            representative_images=images,
+            input_size=tuple(args.input_size) if args.input_size else None,
+        )
         print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB, {args.quantization or 'float32'})")
     except (ValueError, FileNotFoundError, KeyError, OSError, RuntimeError) as error:
         print(f"zoo.export: error: {error_line(error)}", file=sys.stderr)

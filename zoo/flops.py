@@ -15,6 +15,7 @@ the CBAM multiplications) are reported in :attr:`FlopCount.flops_by_op` but are
 not MACs, as in the usual counters (thop, ptflops count them differently, which
 is one reason published MACs differ by a few percent).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,13 +27,23 @@ from data_tools.lazy_tensorflow import require_tensorflow
 
 tf = require_tensorflow("counting FLOPs (zoo.count_flops)")
 from tensorflow.python.framework.convert_to_constants import (  # noqa: E402  (after the clear error above)
-    convert_variables_to_constants_v2_as_graph)
+    convert_variables_to_constants_v2_as_graph,
+)
 
 #: Op types whose FLOPs are multiply-adds: MACs = FLOPs / 2.
-MAC_OPS: frozenset[str] = frozenset({
-    "Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput",
-    "MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum",
-})
+MAC_OPS: frozenset[str] = frozenset(
+    {
+        "Conv2D",
+        "Conv3D",
+        "DepthwiseConv2dNative",
+        "Conv2DBackpropInput",
+        "MatMul",
+        "BatchMatMul",
+        "BatchMatMulV2",
+        "BatchMatMulV3",
+        "Einsum",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +70,7 @@ class FlopCount:
         return sum(v for op, v in self.flops_by_op.items() if op in MAC_OPS) // 2
 
 
-def count_flops(model: keras.Model, input_shape: Sequence[int] | None = None,
-                freeze: bool = False) -> FlopCount:
+def count_flops(model: keras.Model, input_shape: Sequence[int] | None = None, freeze: bool = False) -> FlopCount:
     """Counts the FLOPs of ``model`` on one input of ``input_shape`` (batch 1).
 
     Args:
@@ -76,8 +86,7 @@ def count_flops(model: keras.Model, input_shape: Sequence[int] | None = None,
         ValueError: the model has several inputs, or the size is unknown.
     """
     if len(model.inputs) != 1:
-        raise ValueError(f"count_flops needs a single-input model; {model.name!r} has "
-                         f"{len(model.inputs)} inputs")
+        raise ValueError(f"count_flops needs a single-input model; {model.name!r} has {len(model.inputs)} inputs")
     shape = tuple(input_shape) if input_shape is not None else tuple(model.inputs[0].shape[1:])
     if any(d is None for d in shape):
         raise ValueError(f"{model.name!r} has input shape {shape}: pass input_shape")

@@ -42,6 +42,7 @@ an int8 kernel (the CIELAB power, segment sums, ...) stay float. Tolerances
 measured on this stack (tests/test_litert.py, ``python reproduce/litert_table.py``):
 float32 within :data:`FLOAT32_TOLERANCE` of Keras; see :data:`TOLERANCES`.
 """
+
 from __future__ import annotations
 
 import os
@@ -103,8 +104,10 @@ def serving_function(model: keras.Model, spec: InputSpec, max_segments: int | No
     io = ModelIO.of(model, max_segments=max_segments, caller="export_litert")
     io.check_spec(model, spec, "export_litert")
     if spec.resize in UNSUPPORTED_RESIZE:
-        raise ValueError(f"InputSpec.resize={spec.resize!r} has no LiteRT builtin (TF's Resize{spec.resize.title()}); "
-                         "export with resize='bilinear' or resize on the phone before the model.")
+        raise ValueError(
+            f"InputSpec.resize={spec.resize!r} has no LiteRT builtin (TF's Resize{spec.resize.title()}); "
+            "export with resize='bilinear' or resize on the phone before the model."
+        )
 
     def serve(images: tf.Tensor, superpixels: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         maps = None
@@ -153,8 +156,12 @@ def export_litert(
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
     if quantization == "int8" and not representative_images:
         raise ValueError("quantization='int8' needs representative_images (uint8 [h, w, 3] images to calibrate on).")
-    if input_size is not None and (len(tuple(input_size)) != 2 or not all(
-            isinstance(side, (int, np.integer)) and not isinstance(side, bool) and side > 0 for side in input_size)):
+    if input_size is not None and (
+        len(tuple(input_size)) != 2
+        or not all(
+            isinstance(side, (int, np.integer)) and not isinstance(side, bool) and side > 0 for side in input_size
+        )
+    ):
         raise ValueError(f"input_size must be None or (height, width), two positive ints, got {input_size!r}.")
     serve, label_map = serving_function(model, input_spec, max_segments)
     height, width = input_size if input_size is not None else (None, None)
@@ -174,7 +181,8 @@ def export_litert(
         if quantization == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
             converter.representative_dataset = _representative(
-                representative_images, representative_superpixels, label_map, input_size)
+                representative_images, representative_superpixels, label_map, input_size
+            )
         try:
             with warnings.catch_warnings():
                 # int8: TensorFlow's calibrator reads the named calibration inputs with its own
@@ -183,8 +191,9 @@ def export_litert(
                 warnings.filterwarnings("ignore", DEPRECATED_INTERPRETER_WARNING, UserWarning)
                 flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError and friends
-            raise LiteRTConversionError(model.name, quantization, unsupported_ops(str(error)),
-                                        " ".join(str(error).split())[:500]) from None
+            raise LiteRTConversionError(
+                model.name, quantization, unsupported_ops(str(error)), " ".join(str(error).split())[:500]
+            ) from None
     return atomic_write_bytes(path, flatbuffer)  # whole or not at all: a full disk leaves no truncated .tflite
 
 
@@ -196,8 +205,11 @@ def _representative(images, superpixels, label_map, input_size):
                 image = tf.cast(tf.round(tf.image.resize(image, input_size)), tf.uint8).numpy()
             feeds = {IMAGES_INPUT: image[None]}
             if label_map is not None:
-                labels = superpixels[index] if superpixels is not None else compute_extra_input(
-                    label_map.name, image, label_map.max_segments)
+                labels = (
+                    superpixels[index]
+                    if superpixels is not None
+                    else compute_extra_input(label_map.name, image, label_map.max_segments)
+                )
                 feeds[label_map.name] = np.asarray(labels, np.int32)[None]
             yield feeds
 
@@ -238,16 +250,20 @@ class LiteRTModel:
         """Outputs for one uint8 ``[h, w, 3]`` image (and its ``[h, w]`` map), batch axis removed."""
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
-            raise ValueError(f"{self.path.name}: expected a uint8 [height, width, 3] RGB image of positive height "
-                             f"and width, got {image.dtype} {image.shape}.")
+            raise ValueError(
+                f"{self.path.name}: expected a uint8 [height, width, 3] RGB image of positive height "
+                f"and width, got {image.dtype} {image.shape}."
+            )
         feeds = {IMAGES_INPUT: image[None]}
         if self.label_map is not None:
             if superpixels is None:
                 raise ValueError(f"{self.path.name} takes a superpixel map beside the image (SLIC is not inside).")
             superpixels = np.asarray(superpixels, np.int32)
             if superpixels.shape != image.shape[:2]:
-                raise ValueError(f"{self.path.name}: the superpixel map is {superpixels.shape}, the image "
-                                 f"{image.shape[:2]}; they must match.")
+                raise ValueError(
+                    f"{self.path.name}: the superpixel map is {superpixels.shape}, the image "
+                    f"{image.shape[:2]}; they must match."
+                )
             if self.max_segments is not None and (superpixels.min() < 0 or superpixels.max() >= self.max_segments):
                 raise ValueError(f"{self.path.name}: superpixel labels must lie in [0, {self.max_segments}).")
             feeds[self.label_map] = superpixels[None]
@@ -273,8 +289,9 @@ class LiteRTModel:
         return text
 
 
-def keras_reference(model: keras.Model, spec: InputSpec, image: np.ndarray,
-                    superpixels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def keras_reference(
+    model: keras.Model, spec: InputSpec, image: np.ndarray, superpixels: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The same outputs from Keras (the function :func:`export_litert` converts, run in TF)."""
     serve, label_map = serving_function(model, spec)
     args = [tf.constant(image[None])]
@@ -288,9 +305,12 @@ def keras_reference(model: keras.Model, spec: InputSpec, image: np.ndarray,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m zoo.litert``: says where conversion and the measurement table are."""
-    print("zoo.litert: convert a trained model with python -m zoo.export --litert (--run RUN | --model NAME "
-          "--weights CKPT) --out MODEL.tflite; the per-model measurement table is python "
-          "reproduce/litert_table.py [--models ...] [--out litert_table.md].", file=sys.stderr)
+    print(
+        "zoo.litert: convert a trained model with python -m zoo.export --litert (--run RUN | --model NAME "
+        "--weights CKPT) --out MODEL.tflite; the per-model measurement table is python "
+        "reproduce/litert_table.py [--models ...] [--out litert_table.md].",
+        file=sys.stderr,
+    )
     return 2
 
 

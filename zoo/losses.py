@@ -27,6 +27,7 @@ AttnMel eq. 5 (focal + regularisers)        :func:`attnmel_losses`, :func:`focal
 Per-image losses return one value per sample (Keras then averages over the batch);
 batch-level ones (``over_batch=True`` and the AttnMel regulariser) return a scalar.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -69,9 +70,7 @@ def _check_same_shape(y_true, y_pred, loss: str) -> None:
             "they must match (channels-last, one channel per class)."
         )
     if len(pred_shape) < 2:
-        raise ValueError(
-            f"{loss}: expected a batch of maps [batch, ..., channels], got {pred_shape}."
-        )
+        raise ValueError(f"{loss}: expected a batch of maps [batch, ..., channels], got {pred_shape}.")
 
 
 def _prepare(y_true, y_pred, loss: str, from_logits: bool, activation: str = "sigmoid"):
@@ -319,9 +318,7 @@ def resize_reference(mask, size: Sequence[int]):
     """
     mask = ops.convert_to_tensor(mask)
     if len(mask.shape) != 4:
-        raise ValueError(
-            f"resize_reference: expected masks [batch, H, W, C], got {tuple(mask.shape)}."
-        )
+        raise ValueError(f"resize_reference: expected masks [batch, H, W, C], got {tuple(mask.shape)}.")
     height, width = mask.shape[1], mask.shape[2]
     target_height, target_width = (int(s) for s in size)
     if (height, width) == (target_height, target_width):
@@ -462,9 +459,14 @@ class DiceLoss(_FunctionLoss):
         dtype=None,
     ):
         super().__init__(
-            dice_loss, name, reduction, dtype,
-            smooth=_check_non_negative("smooth", smooth), squared=squared,
-            over_batch=over_batch, from_logits=from_logits,
+            dice_loss,
+            name,
+            reduction,
+            dtype,
+            smooth=_check_non_negative("smooth", smooth),
+            squared=squared,
+            over_batch=over_batch,
+            from_logits=from_logits,
         )
 
 
@@ -482,8 +484,12 @@ class SoftJaccardLoss(_FunctionLoss):
         dtype=None,
     ):
         super().__init__(
-            soft_jaccard_loss, name, reduction, dtype,
-            smooth=_check_non_negative("smooth", smooth), per_channel=per_channel,
+            soft_jaccard_loss,
+            name,
+            reduction,
+            dtype,
+            smooth=_check_non_negative("smooth", smooth),
+            per_channel=per_channel,
             from_logits=from_logits,
         )
 
@@ -502,8 +508,12 @@ class CrossEntropyJaccardLoss(_FunctionLoss):
         dtype=None,
     ):
         super().__init__(
-            cross_entropy_jaccard_loss, name, reduction, dtype,
-            smooth=_check_non_negative("smooth", smooth), per_channel=per_channel,
+            cross_entropy_jaccard_loss,
+            name,
+            reduction,
+            dtype,
+            smooth=_check_non_negative("smooth", smooth),
+            per_channel=per_channel,
             from_logits=from_logits,
         )
 
@@ -521,8 +531,12 @@ class GlobalBalancingJaccardLoss(_FunctionLoss):
         dtype=None,
     ):
         super().__init__(
-            global_balancing_jaccard_loss, name, reduction, dtype,
-            smooth=_check_non_negative("smooth", smooth), from_logits=from_logits,
+            global_balancing_jaccard_loss,
+            name,
+            reduction,
+            dtype,
+            smooth=_check_non_negative("smooth", smooth),
+            from_logits=from_logits,
         )
 
 
@@ -546,9 +560,14 @@ class GlobalBalancingCrossEntropy(_FunctionLoss):
         dtype=None,
     ):
         super().__init__(
-            global_balancing_cross_entropy, name, reduction, dtype,
-            alpha=_check_alpha(alpha), gamma=_check_non_negative("gamma", gamma),
-            class_weights=_class_weights_config(class_weights), from_logits=from_logits,
+            global_balancing_cross_entropy,
+            name,
+            reduction,
+            dtype,
+            alpha=_check_alpha(alpha),
+            gamma=_check_non_negative("gamma", gamma),
+            class_weights=_class_weights_config(class_weights),
+            from_logits=from_logits,
         )
 
 
@@ -568,10 +587,15 @@ class GlobalBalancingLoss(_FunctionLoss):
         dtype=None,
     ):
         super().__init__(
-            global_balancing_loss, name, reduction, dtype,
-            alpha=_check_alpha(alpha), gamma=_check_non_negative("gamma", gamma),
+            global_balancing_loss,
+            name,
+            reduction,
+            dtype,
+            alpha=_check_alpha(alpha),
+            gamma=_check_non_negative("gamma", gamma),
             class_weights=_class_weights_config(class_weights),
-            smooth=_check_non_negative("smooth", smooth), from_logits=from_logits,
+            smooth=_check_non_negative("smooth", smooth),
+            from_logits=from_logits,
         )
 
 
@@ -589,8 +613,13 @@ class ComboLoss(_FunctionLoss):
         dtype=None,
     ):
         super().__init__(
-            combo_loss, name, reduction, dtype,
-            smooth=_check_non_negative("smooth", smooth), sparse=sparse, from_logits=from_logits,
+            combo_loss,
+            name,
+            reduction,
+            dtype,
+            smooth=_check_non_negative("smooth", smooth),
+            sparse=sparse,
+            from_logits=from_logits,
         )
 
 

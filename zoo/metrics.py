@@ -21,6 +21,7 @@ AttnMel, ARL-CNN (AUC, AP, ...)      :func:`classification_scores`,
                                      :func:`isic2017_average_auc`
 ===================================  ===============================================
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,9 +72,7 @@ class Confusion:
         """Counts of two masks of the same shape, binarised with :func:`binarize`."""
         truth, prediction = binarize(y_true, "y_true"), binarize(y_pred, "y_pred")
         if truth.shape != prediction.shape:
-            raise ValueError(
-                f"y_true has shape {truth.shape} but y_pred has shape {prediction.shape}."
-            )
+            raise ValueError(f"y_true has shape {truth.shape} but y_pred has shape {prediction.shape}.")
         return cls(
             tp=float(np.sum(truth & prediction)),
             fp=float(np.sum(~truth & prediction)),
@@ -91,9 +90,7 @@ class Confusion:
         return Confusion(self.tp / total, self.fp / total, self.fn / total, self.tn / total)
 
     def __add__(self, other: Confusion) -> Confusion:
-        return Confusion(
-            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
-        )
+        return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
     def jaccard(self) -> float:
         """TP / (TP + FP + FN) (AER-Net eq. 2); 1 when there is nothing to find or miss."""
@@ -146,9 +143,7 @@ def mean_segmentation_scores(
     """
     per_image = [segmentation_scores(t, p) for t, p in _pairs(y_true, y_pred)]
     means = {name: float(np.mean([s[name] for s in per_image])) for name in SEGMENTATION_METRICS}
-    means["threshold_jaccard"] = float(
-        np.mean([threshold_jaccard(s["jaccard"], threshold) for s in per_image])
-    )
+    means["threshold_jaccard"] = float(np.mean([threshold_jaccard(s["jaccard"], threshold) for s in per_image]))
     return means
 
 
@@ -157,8 +152,7 @@ def _pairs(y_true: Iterable[np.ndarray], y_pred: Iterable[np.ndarray]) -> list[t
     y_true, y_pred = list(y_true), list(y_pred)
     if not y_true or len(y_true) != len(y_pred):
         raise ValueError(
-            "y_true and y_pred must hold the same, non-zero number of images; got "
-            f"{len(y_true)} and {len(y_pred)}."
+            f"y_true and y_pred must hold the same, non-zero number of images; got {len(y_true)} and {len(y_pred)}."
         )
     return list(zip(y_true, y_pred))
 
@@ -202,8 +196,7 @@ def isic2018_task2_scores(
         ("sanet_average", [*attributes, "micro_average"]),
     ):
         scores[summary] = {
-            metric: float(np.mean([scores[m][metric] for m in members]))
-            for metric in ("jaccard", "dice")
+            metric: float(np.mean([scores[m][metric] for m in members])) for metric in ("jaccard", "dice")
         }
     return scores
 
@@ -215,9 +208,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     """``[num_classes, num_classes]`` pixel counts: row = true class i, column = predicted j."""
     truth, prediction = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     if truth.shape != prediction.shape:
-        raise ValueError(
-            f"y_true and y_pred hold {truth.size} and {prediction.size} pixels; they must match."
-        )
+        raise ValueError(f"y_true and y_pred hold {truth.size} and {prediction.size} pixels; they must match.")
     for name, labels in (("y_true", truth), ("y_pred", prediction)):
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(
@@ -288,9 +279,7 @@ def mean_average_precision(y_true: np.ndarray, probabilities: np.ndarray) -> flo
             "[..., H, W, classes]."
         )
     precisions = [
-        sk_metrics.average_precision_score(truth == c, scores[:, c])
-        for c in range(num_classes)
-        if np.any(truth == c)
+        sk_metrics.average_precision_score(truth == c, scores[:, c]) for c in range(num_classes) if np.any(truth == c)
     ]
     return float(np.mean(precisions))
 
@@ -320,8 +309,10 @@ class SegmentationScores:
         probabilities = np.asarray(probabilities, np.float64)
         truth = np.asarray(y_true).astype(np.int64)
         if probabilities.shape != (*truth.shape, self.num_classes):
-            raise ValueError(f"probabilities of shape {probabilities.shape} do not match truth "
-                             f"{truth.shape} with {self.num_classes} classes.")
+            raise ValueError(
+                f"probabilities of shape {probabilities.shape} do not match truth "
+                f"{truth.shape} with {self.num_classes} classes."
+            )
         if not np.isfinite(probabilities).all():
             raise ValueError("probabilities hold NaN or infinite values.")
         self.counts += confusion_matrix(truth, probabilities.argmax(-1), self.num_classes)
@@ -356,9 +347,7 @@ class SegmentationScores:
 # --------------------------------------------------------------------------- classification
 
 
-def classification_scores(
-    y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5
-) -> dict[str, float]:
+def classification_scores(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """AUC and AP (scikit-learn, as AttnMel footnote 1) and thresholded accuracy,
     sensitivity and specificity of one binary task (ARL-CNN Tables III-VII)."""
     truth, scores = np.asarray(y_true).ravel(), np.asarray(scores, dtype=np.float64).ravel()

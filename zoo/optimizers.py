@@ -18,6 +18,7 @@ before the update step, which is where ``torch.optim`` adds it (``clip_grad_norm
 runs before ``optimizer.step()``). Variables listed with
 ``exclude_from_weight_decay`` are left out, as with Keras' own weight decay.
 """
+
 from __future__ import annotations
 
 import keras
@@ -31,9 +32,13 @@ class _L2CoupledWeightDecay:
         if kwargs.get("weight_decay"):
             raise ValueError(
                 f"{type(self).__name__}: give l2_weight_decay (PyTorch-style, added to the "
-                "gradient) or weight_decay (Keras' decoupled form), not both.")
-        if isinstance(l2_weight_decay, bool) or not isinstance(l2_weight_decay, (int, float)) \
-                or not l2_weight_decay >= 0.0:
+                "gradient) or weight_decay (Keras' decoupled form), not both."
+            )
+        if (
+            isinstance(l2_weight_decay, bool)
+            or not isinstance(l2_weight_decay, (int, float))
+            or not l2_weight_decay >= 0.0
+        ):
             raise ValueError(f"l2_weight_decay must be a non-negative number, got {l2_weight_decay!r}.")
         super().__init__(*args, **kwargs)
         self.l2_weight_decay = float(l2_weight_decay)
@@ -41,7 +46,8 @@ class _L2CoupledWeightDecay:
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if self.l2_weight_decay:
             grads = [
-                grad if grad is None or not self._use_weight_decay(variable)
+                grad
+                if grad is None or not self._use_weight_decay(variable)
                 else grad + ops.cast(self.l2_weight_decay, grad.dtype) * ops.cast(variable, grad.dtype)
                 for grad, variable in zip(grads, trainable_variables)
             ]

@@ -9,6 +9,7 @@ it redundant). :func:`count_parameters` gives both, so a Keras ResNet50 with a 2
 head reads 23,512,130, torchvision's 25,557,032 less its 1000-class classifier
 (2,049,000) plus the 2-class one (4,098).
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -69,6 +69,7 @@ the images: not an images folder, inside one or holding one
 NaN is refused (:func:`zoo.serving.load_model`). Every file is written whole or not
 at all (:mod:`data_tools.atomic`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,18 +101,53 @@ from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import BadInputPolicy, DatasetError
 from zoo import submission
 from zoo.registry import ModelEntry, get_model
-from zoo.serving import (IMAGES_INPUT, SERVING_DEFAULT, CheckpointMismatchError, ModelIO, at_original_size,
-                         attention_kwargs, build_from_checkpoint, check_extra_inputs, collect_images,
-                         compute_extra_input, compute_superpixels, entry_max_segments, error_line, load_input_spec,
-                         load_model, load_saved_model, load_serving_info, spec_for_model)
+from zoo.serving import (
+    IMAGES_INPUT,
+    SERVING_DEFAULT,
+    CheckpointMismatchError,
+    ModelIO,
+    at_original_size,
+    attention_kwargs,
+    build_from_checkpoint,
+    check_extra_inputs,
+    collect_images,
+    compute_extra_input,
+    compute_superpixels,
+    entry_max_segments,
+    error_line,
+    load_input_spec,
+    load_model,
+    load_saved_model,
+    load_serving_info,
+    spec_for_model,
+)
 
 tf = lazy_tensorflow("TensorFlow's image decoders")
 
 #: Re-exported from zoo.serving, where they live (zoo.predict.spec_for_model, ... keep working).
-__all__ = ["CheckpointMismatchError", "PredictionSummary", "Predictor", "at_original_size", "attention_kwargs",
-           "build_from_checkpoint", "check_format", "check_frames", "check_numbers", "check_out_apart",
-           "collect_images", "compute_superpixels", "images_and_frames", "load_predictor", "parse_frames",
-           "main", "model_window", "overlays_folder", "predict_images", "spec_for_model", "write_overlays"]
+__all__ = [
+    "CheckpointMismatchError",
+    "PredictionSummary",
+    "Predictor",
+    "at_original_size",
+    "attention_kwargs",
+    "build_from_checkpoint",
+    "check_format",
+    "check_frames",
+    "check_numbers",
+    "check_out_apart",
+    "collect_images",
+    "compute_superpixels",
+    "images_and_frames",
+    "load_predictor",
+    "parse_frames",
+    "main",
+    "model_window",
+    "overlays_folder",
+    "predict_images",
+    "spec_for_model",
+    "write_overlays",
+]
 
 MASK_FORMATS: Mapping[str, str] = {
     "isic2018-task1": ISIC2018_MASK_SUFFIX,
@@ -174,7 +210,9 @@ class Predictor:
         """The model takes a label map beside the image."""
         return self.max_segments is not None
 
-    def predict(self, images: list[np.ndarray], superpixels: list[np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
+    def predict(
+        self, images: list[np.ndarray], superpixels: list[np.ndarray] | None = None
+    ) -> list[dict[str, np.ndarray]]:
         if self.needs_superpixels and superpixels is None:
             superpixels = [compute_extra_input(self.extra_input, image, self.max_segments) for image in images]
         outputs = self.call(images, superpixels if self.needs_superpixels else None)
@@ -217,8 +255,15 @@ def load_predictor(
     if len(sources) != 1:
         raise ValueError("load_predictor: pass exactly one of run, weights, saved_model or keras_model.")
     if weights is not None or run is not None:
-        served = load_model(model, weights=weights, run=run, small=small, builder_args=builder_args,
-                            input_spec=input_spec, attention=attention)
+        served = load_model(
+            model,
+            weights=weights,
+            run=run,
+            small=small,
+            builder_args=builder_args,
+            input_spec=input_spec,
+            attention=attention,
+        )
         return _keras_predictor(served.entry, served.model, served.source, served.input_spec, max_segments)
     if model is None:
         raise ValueError("load_predictor: a SavedModel or a Keras model needs its registered model's name (model=).")
@@ -228,14 +273,18 @@ def load_predictor(
     return _keras_predictor(entry, keras_model, f"model {keras_model.name!r} in memory", input_spec, max_segments)
 
 
-def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_spec: InputSpec | None,
-                     max_segments: int | None) -> Predictor:
+def _keras_predictor(
+    entry: ModelEntry, model: keras.Model, source: str, input_spec: InputSpec | None, max_segments: int | None
+) -> Predictor:
     io = ModelIO.of(model, main=entry.output, max_segments=max_segments, caller="zoo.predict")
     check_extra_inputs(entry, io)
     spec = input_spec or spec_for_model(entry.input_spec, io.image_size)
     io.check_spec(model, spec, "zoo.predict")
-    outputs = model.output if isinstance(model.output, Mapping) else dict(
-        zip(model.output_names, keras.tree.flatten(model.output)))
+    outputs = (
+        model.output
+        if isinstance(model.output, Mapping)
+        else dict(zip(model.output_names, keras.tree.flatten(model.output)))
+    )
     channels = int(outputs[io.main].shape[-1])
     softmax = None
     try:
@@ -250,18 +299,31 @@ def _keras_predictor(entry: ModelEntry, model: keras.Model, source: str, input_s
         batch = np.stack([keras.ops.convert_to_numpy(preprocess_images(image, spec, ops="keras")) for image in images])
         model_maps = None
         if io.label_map is not None:
-            model_maps = np.concatenate([keras.ops.convert_to_numpy(io.model_maps(m[None, ..., None], spec, ops="keras"))
-                                         for m in maps])
+            model_maps = np.concatenate(
+                [keras.ops.convert_to_numpy(io.model_maps(m[None, ..., None], spec, ops="keras")) for m in maps]
+            )
         results = io.run(model, batch, model_maps)
         arrays = {name: np.asarray(keras.ops.convert_to_numpy(value), np.float32) for name, value in results.items()}
         return [{name: value[index] for name, value in arrays.items()} for index in range(len(images))]
 
-    return Predictor(entry.name, entry.output, io.main, spec, source, channels, io.attention, io.max_segments, call,
-                     softmax, None if io.label_map is None else io.label_map.name)
+    return Predictor(
+        entry.name,
+        entry.output,
+        io.main,
+        spec,
+        source,
+        channels,
+        io.attention,
+        io.max_segments,
+        call,
+        softmax,
+        None if io.label_map is None else io.label_map.name,
+    )
 
 
-def _saved_model_predictor(entry: ModelEntry, path: Path, input_spec: InputSpec | None,
-                           max_segments: int | None) -> Predictor:
+def _saved_model_predictor(
+    entry: ModelEntry, path: Path, input_spec: InputSpec | None, max_segments: int | None
+) -> Predictor:
     loaded = load_saved_model(path, entry.name)  # refuses a missing, cut short, corrupt or other model's export
     spec = input_spec or load_input_spec(path)
     info = load_serving_info(path)
@@ -285,10 +347,23 @@ def _saved_model_predictor(entry: ModelEntry, path: Path, input_spec: InputSpec 
         # the bound written beside the SavedModel; for an older export, the builder's default
         bound = max_segments or info.get("max_segments") or entry_max_segments(entry)
         if bound is None:
-            raise ValueError(f"{path}: the SavedModel takes {map_names[0]!r} maps and names no bound on their "
-                             f"labels; pass --max-segments.")
-    return Predictor(entry.name, entry.output, main, spec, str(path), int(channels) if channels else 0,
-                     tuple(n for n in outputs if n != main), bound, call, None, map_names[0] if map_names else None)
+            raise ValueError(
+                f"{path}: the SavedModel takes {map_names[0]!r} maps and names no bound on their "
+                f"labels; pass --max-segments."
+            )
+    return Predictor(
+        entry.name,
+        entry.output,
+        main,
+        spec,
+        str(path),
+        int(channels) if channels else 0,
+        tuple(n for n in outputs if n != main),
+        bound,
+        call,
+        None,
+        map_names[0] if map_names else None,
+    )
 
 
 # --------------------------------------------------------------------------- geometry and overlays
@@ -311,8 +386,12 @@ def model_window(original_size: tuple[int, int], spec: InputSpec) -> tuple[float
     if spec.pre_crop_size is None:
         return float(top), float(left), float(fit_h), float(fit_w)
     (pre_h, pre_w), (in_h, in_w) = spec.pre_crop_size, spec.image_size
-    return (top + fit_h * ((pre_h - in_h) // 2) / pre_h, left + fit_w * ((pre_w - in_w) // 2) / pre_w,
-            fit_h * in_h / pre_h, fit_w * in_w / pre_w)
+    return (
+        top + fit_h * ((pre_h - in_h) // 2) / pre_h,
+        left + fit_w * ((pre_w - in_w) // 2) / pre_w,
+        fit_h * in_h / pre_h,
+        fit_w * in_w / pre_w,
+    )
 
 
 def _figure(image: np.ndarray):
@@ -338,16 +417,31 @@ def _grid(values: np.ndarray, window: tuple[float, float, float, float]) -> tupl
 
 
 def _caption(axes, text: str) -> None:
-    axes.text(0.01, 0.99, text, transform=axes.transAxes, va="top", ha="left", fontsize=9,
-              bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    axes.text(
+        0.01,
+        0.99,
+        text,
+        transform=axes.transAxes,
+        va="top",
+        ha="left",
+        fontsize=9,
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+    )
 
 
 #: The names of matplotlib's "tab10" colours, in order: what an outline's legend calls its colour.
 OUTLINE_COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")
 
 
-def write_overlays(image: np.ndarray, outputs: Mapping[str, np.ndarray], predictor: Predictor, out_dir: Path,
-                   stem: str, threshold: float = 0.5, labels: Sequence[str] | None = None) -> list[Path]:
+def write_overlays(
+    image: np.ndarray,
+    outputs: Mapping[str, np.ndarray],
+    predictor: Predictor,
+    out_dir: Path,
+    stem: str,
+    threshold: float = 0.5,
+    labels: Sequence[str] | None = None,
+) -> list[Path]:
     """The prediction's outline (:func:`prediction_figure`) and each spatial attention
     map (:func:`attention_figure`) on ``image``, as PNGs in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -367,9 +461,14 @@ def write_overlays(image: np.ndarray, outputs: Mapping[str, np.ndarray], predict
     return written
 
 
-def prediction_figure(image: np.ndarray, main: np.ndarray, predictor: Predictor,
-                      window: tuple[float, float, float, float], threshold: float = 0.5,
-                      labels: Sequence[str] | None = None):
+def prediction_figure(
+    image: np.ndarray,
+    main: np.ndarray,
+    predictor: Predictor,
+    window: tuple[float, float, float, float],
+    threshold: float = 0.5,
+    labels: Sequence[str] | None = None,
+):
     """``image`` with the outline of each predicted region, and a legend naming each
     region and its colour (e.g. "lesion (blue)")."""
     from matplotlib import colormaps
@@ -392,15 +491,29 @@ def prediction_figure(image: np.ndarray, main: np.ndarray, predictor: Predictor,
         for index, (name, values, level) in enumerate(layers):
             colour = colours[index % len(colours)]
             axes.contour(xs, ys, values, levels=[level], colors=[colour], linewidths=2)
-            handles.append(Line2D([], [], color=colour, linewidth=2,
-                                  label=f"{name} ({OUTLINE_COLOURS[index % len(OUTLINE_COLOURS)]})"))
-    axes.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8,
-                title=f"{predictor.name}: predicted outline", title_fontsize=8)
+            handles.append(
+                Line2D(
+                    [], [], color=colour, linewidth=2, label=f"{name} ({OUTLINE_COLOURS[index % len(OUTLINE_COLOURS)]})"
+                )
+            )
+    axes.legend(
+        handles=handles,
+        loc="lower right",
+        fontsize=8,
+        framealpha=0.8,
+        title=f"{predictor.name}: predicted outline",
+        title_fontsize=8,
+    )
     return figure
 
 
-def attention_figure(image: np.ndarray, values: np.ndarray, name: str, window: tuple[float, float, float, float],
-                     caption_suffix: str = ""):
+def attention_figure(
+    image: np.ndarray,
+    values: np.ndarray,
+    name: str,
+    window: tuple[float, float, float, float],
+    caption_suffix: str = "",
+):
     """``image`` under the heat map of an attention map ``(h, w, C)`` (the mean of its
     channels), with a colour bar giving the map's own values from its minimum (blue)
     to its maximum (red) in this image."""
@@ -408,8 +521,15 @@ def attention_figure(image: np.ndarray, values: np.ndarray, name: str, window: t
     figure, axes = _figure(image)
     top, left, height, width = window
     low, high = float(heat.min()), float(heat.max())
-    shown = axes.imshow(heat, extent=(left, left + width, top + height, top), cmap="jet", alpha=0.5,
-                        interpolation="bilinear", vmin=low, vmax=high if high > low else low + 1e-12)
+    shown = axes.imshow(
+        heat,
+        extent=(left, left + width, top + height, top),
+        cmap="jet",
+        alpha=0.5,
+        interpolation="bilinear",
+        vmin=low,
+        vmax=high if high > low else low + 1e-12,
+    )
     axes.set_xlim(0, image.shape[1])
     axes.set_ylim(image.shape[0], 0)
     bar = figure.colorbar(shown, cax=axes.inset_axes((0.94, 0.08, 0.025, 0.6)))
@@ -444,8 +564,10 @@ class PredictionSummary:
 
     def line(self) -> str:
         rate = f" ({self.seconds / len(self.predicted):.2f} s/image)" if self.predicted else ""
-        text = (f"{self.model}: predicted {len(self.predicted)} image(s) in {self.seconds:.1f} s{rate}; wrote "
-                f"{len(self.files)} {self.format} file(s) to {self.out_dir}")
+        text = (
+            f"{self.model}: predicted {len(self.predicted)} image(s) in {self.seconds:.1f} s{rate}; wrote "
+            f"{len(self.files)} {self.format} file(s) to {self.out_dir}"
+        )
         if self.overlays:
             text += f", {self.overlays} overlay(s) to {self.overlays_dir}"
         if self.skipped:
@@ -458,24 +580,39 @@ def check_format(predictor: Predictor, format: str, sk_predictor: Predictor | No
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
     kind, channels = predictor.output, predictor.channels
-    wanted = {**{f: ("mask", (1,)) for f in MASK_FORMATS}, "isic2018-task2": ("mask", (len(ISIC2018_ATTRIBUTES),)),
-              "isic2016-part3": ("probabilities", (1, 2)), "masks": ("mask", None), "csv": ("probabilities", None),
-              "isic2017-part3": ("probabilities", (2,) if sk_predictor is not None else (3,))}[format]
+    wanted = {
+        **{f: ("mask", (1,)) for f in MASK_FORMATS},
+        "isic2018-task2": ("mask", (len(ISIC2018_ATTRIBUTES),)),
+        "isic2016-part3": ("probabilities", (1, 2)),
+        "masks": ("mask", None),
+        "csv": ("probabilities", None),
+        "isic2017-part3": ("probabilities", (2,) if sk_predictor is not None else (3,)),
+    }[format]
     if kind != wanted[0] or (wanted[1] is not None and channels not in wanted[1]):
-        need = f"{wanted[0]} output" + ("" if wanted[1] is None else f" with {' or '.join(map(str, wanted[1]))} channel(s)")
-        hint = " (a 2-class melanoma model needs --sk-run or --sk-weights for the seborrheic keratosis column)" if (
-            format == "isic2017-part3" and channels == 2 and sk_predictor is None) else ""
-        raise ValueError(f"--format {format} needs a {need}; model {predictor.name!r} gives a {kind} output with "
-                         f"{channels} channel(s){hint}.")
+        need = f"{wanted[0]} output" + (
+            "" if wanted[1] is None else f" with {' or '.join(map(str, wanted[1]))} channel(s)"
+        )
+        hint = (
+            " (a 2-class melanoma model needs --sk-run or --sk-weights for the seborrheic keratosis column)"
+            if (format == "isic2017-part3" and channels == 2 and sk_predictor is None)
+            else ""
+        )
+        raise ValueError(
+            f"--format {format} needs a {need}; model {predictor.name!r} gives a {kind} output with "
+            f"{channels} channel(s){hint}."
+        )
     if sk_predictor is not None:
         if format != "isic2017-part3":
-            raise ValueError("a seborrheic keratosis model (--sk-run, --sk-weights) is only used with "
-                             "--format isic2017-part3.")
+            raise ValueError(
+                "a seborrheic keratosis model (--sk-run, --sk-weights) is only used with --format isic2017-part3."
+            )
         if sk_predictor.output != "probabilities" or sk_predictor.channels != 2:
             raise ValueError(f"the seborrheic keratosis model {sk_predictor.name!r} must give 2-class probabilities.")
     if kind == "mask" and (predictor.spec.fit == "crop" or predictor.spec.pre_crop_size is not None):
-        raise ValueError(f"model {predictor.name!r}: its input spec crops the image (fit={predictor.spec.fit!r}, "
-                         f"pre_crop_size={predictor.spec.pre_crop_size}), so masks cannot be mapped back to it.")
+        raise ValueError(
+            f"model {predictor.name!r}: its input spec crops the image (fit={predictor.spec.fit!r}, "
+            f"pre_crop_size={predictor.spec.pre_crop_size}), so masks cannot be mapped back to it."
+        )
 
 
 def predict_images(
@@ -540,7 +677,7 @@ def predict_images(
     with tqdm(total=len(found), desc=f"predicting ({predictor.name})", unit="image", disable=None) as progress:
         for start in range(0, len(found), batch_size):
             batch = []
-            for image_id, path, frame in found[start:start + batch_size]:
+            for image_id, path, frame in found[start : start + batch_size]:
                 try:
                     batch.append((image_id, path, load_image(path, frame)))
                 except DatasetError as error:
@@ -556,13 +693,25 @@ def predict_images(
                 sk_outputs = sk_predictor.predict(pixels, maps) if sk_predictor is not None else None
                 for index, (image_id, path, image) in enumerate(batch):
                     main = outputs[index][predictor.main]
-                    files += _write(format, image_id, main, image.shape[:2], predictor, out_dir, threshold, rows,
-                                    None if sk_outputs is None else sk_outputs[index][sk_predictor.main])
+                    files += _write(
+                        format,
+                        image_id,
+                        main,
+                        image.shape[:2],
+                        predictor,
+                        out_dir,
+                        threshold,
+                        rows,
+                        None if sk_outputs is None else sk_outputs[index][sk_predictor.main],
+                    )
                     if overlays:
-                        overlay_count += len(write_overlays(image, outputs[index], predictor, overlays_dir,
-                                                            image_id, threshold, attribute_labels))
+                        overlay_count += len(
+                            write_overlays(
+                                image, outputs[index], predictor, overlays_dir, image_id, threshold, attribute_labels
+                            )
+                        )
                     predicted.append(image_id)
-            progress.update(len(found[start:start + batch_size]))
+            progress.update(len(found[start : start + batch_size]))
     if format in CLASSIFICATION_FORMATS and rows:
         files.append(_write_csv(format, out_dir / PREDICTIONS_CSV, rows, predictor.channels, class_names))
     skipped_file = out_dir / SKIPPED_FILE
@@ -571,10 +720,22 @@ def predict_images(
     else:
         skipped_file.unlink(missing_ok=True)  # not a stale list from an earlier run
     if overlays and not overlay_count:
-        notes.append(f"model {predictor.name!r} gave nothing to overlay (no mask output, no spatial attention maps; "
-                     "attention models need their maps: load them with attention=True)")
-    return PredictionSummary(predictor.name, format, out_dir, predicted, files, policy.skipped,
-                             time.perf_counter() - started, overlay_count, notes, overlays_dir)
+        notes.append(
+            f"model {predictor.name!r} gave nothing to overlay (no mask output, no spatial attention maps; "
+            "attention models need their maps: load them with attention=True)"
+        )
+    return PredictionSummary(
+        predictor.name,
+        format,
+        out_dir,
+        predicted,
+        files,
+        policy.skipped,
+        time.perf_counter() - started,
+        overlay_count,
+        notes,
+        overlays_dir,
+    )
 
 
 def parse_frames(text: str) -> tuple[int, ...] | None:
@@ -589,21 +750,24 @@ def parse_frames(text: str) -> tuple[int, ...] | None:
             raise ValueError(f"--frames {text!r}: expected 'all' or frame numbers and ranges from 1, e.g. 1,5-9.")
         low, high = int(first), int(last) if dash else int(first)
         if low < 1 or high < low:
-            raise ValueError(f"--frames {text!r}: frames are numbered from 1 and a range runs upwards "
-                             f"({part.strip()}).")
+            raise ValueError(
+                f"--frames {text!r}: frames are numbered from 1 and a range runs upwards ({part.strip()})."
+            )
         numbers.update(range(low, high + 1))
     return tuple(sorted(numbers))
 
 
 def check_frames(frames: Sequence[int] | None) -> None:
     """Raises ``ValueError`` unless ``frames`` is ``None`` or positive frame numbers."""
-    if frames is not None and (not frames or any(
-            isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in frames)):
+    if frames is not None and (
+        not frames or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in frames)
+    ):
         raise ValueError(f"frames must be None (all) or frame numbers from 1, got {frames!r}.")
 
 
-def images_and_frames(found: Sequence[tuple[str, Path]], frames: Sequence[int] | None,
-                      policy: BadInputPolicy) -> list[tuple[str, Path, int | None]]:
+def images_and_frames(
+    found: Sequence[tuple[str, Path]], frames: Sequence[int] | None, policy: BadInputPolicy
+) -> list[tuple[str, Path, int | None]]:
     """``(image id, path, frame)`` to predict: an image once (frame ``None``), a
     multi-frame DICOM once per frame of ``frames`` (all if ``None``) as
     ``<stem>_frame<NNN>``. A file whose header cannot be read or that lacks a frame
@@ -616,8 +780,9 @@ def images_and_frames(found: Sequence[tuple[str, Path]], frames: Sequence[int] |
             wanted = (frames or range(1, count + 1)) if count > 1 else [None]
             missing = [k for k in wanted if k is not None and k > count]
             if missing:
-                raise DatasetError(path, f"--frames asks for frame {missing[0]}: the file has {count} frames, "
-                                         "numbered from 1")
+                raise DatasetError(
+                    path, f"--frames asks for frame {missing[0]}: the file has {count} frames, numbered from 1"
+                )
         except DatasetError as error:
             policy.reject(error.path, error.problem)  # raises unless skip_bad
             continue
@@ -634,8 +799,12 @@ def check_numbers(*, batch_size: Any = 8, threshold: Any = 0.5) -> None:
     ``threshold`` a finite number in (0, 1): 0 or 1 would make every mask full or empty."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"--batch-size must be a positive whole number, got {batch_size!r}.")
-    if (isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating))
-            or not np.isfinite(threshold) or not 0.0 < threshold < 1.0):
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.floating))
+        or not np.isfinite(threshold)
+        or not 0.0 < threshold < 1.0
+    ):
         raise ValueError(f"--threshold must be a probability strictly between 0 and 1, got {threshold!r}.")
 
 
@@ -651,11 +820,20 @@ def check_out_apart(out_dir: str | Path, images: Sequence[str | Path]) -> None:
             clash = "is the folder of the image" if out == folder else None
         else:
             folder = source.resolve()
-            clash = ("is the images' folder" if out == folder else "lies inside the images' folder"
-                     if folder in out.parents else "holds the images' folder" if out in folder.parents else None)
+            clash = (
+                "is the images' folder"
+                if out == folder
+                else "lies inside the images' folder"
+                if folder in out.parents
+                else "holds the images' folder"
+                if out in folder.parents
+                else None
+            )
         if clash:
-            raise ValueError(f"--out {out_dir} {clash} {source}: the predictions would overwrite or mix with the "
-                             f"images; write them to a folder of their own.")
+            raise ValueError(
+                f"--out {out_dir} {clash} {source}: the predictions would overwrite or mix with the "
+                f"images; write them to a folder of their own."
+            )
 
 
 def overlays_folder(out_dir: str | Path, overlays: bool | str | Path) -> Path | None:
@@ -673,13 +851,24 @@ def overlays_folder(out_dir: str | Path, overlays: bool | str | Path) -> Path | 
     folder = out_dir.with_name(out_dir.name + OVERLAYS_SUFFIX) if overlays is True else Path(overlays)
     inside, outside = folder.resolve(), out_dir.resolve()
     if inside == outside or outside in inside.parents:
-        raise ValueError(f"--overlays {folder}: inside the output folder {out_dir}, whose files are the submission "
-                         f"that is scored; write the overlays beside it (default {out_dir.name}{OVERLAYS_SUFFIX}/).")
+        raise ValueError(
+            f"--overlays {folder}: inside the output folder {out_dir}, whose files are the submission "
+            f"that is scored; write the overlays beside it (default {out_dir.name}{OVERLAYS_SUFFIX}/)."
+        )
     return folder
 
 
-def _write(format: str, image_id: str, main: np.ndarray, size: tuple[int, int], predictor: Predictor, out_dir: Path,
-           threshold: float, rows: list, sk_main: np.ndarray | None) -> list[Path]:
+def _write(
+    format: str,
+    image_id: str,
+    main: np.ndarray,
+    size: tuple[int, int],
+    predictor: Predictor,
+    out_dir: Path,
+    threshold: float,
+    rows: list,
+    sk_main: np.ndarray | None,
+) -> list[Path]:
     spec = predictor.spec
     if format in CLASSIFICATION_FORMATS:
         values = np.asarray(main, np.float64).ravel()
@@ -700,12 +889,15 @@ def _write(format: str, image_id: str, main: np.ndarray, size: tuple[int, int], 
         return [save_png(out_dir / f"{image_id}.png", np.where(maps[..., 0] > threshold, 255, 0).astype(np.uint8))]
     if predictor.softmax:
         return [save_png(out_dir / f"{image_id}.png", maps.argmax(-1).astype(np.uint8))]
-    return [save_png(out_dir / f"{image_id}_{c}.png", np.where(maps[..., c] > threshold, 255, 0).astype(np.uint8))
-            for c in range(maps.shape[-1])]
+    return [
+        save_png(out_dir / f"{image_id}_{c}.png", np.where(maps[..., c] > threshold, 255, 0).astype(np.uint8))
+        for c in range(maps.shape[-1])
+    ]
 
 
-def _write_csv(format: str, path: Path, rows: list[tuple[str, list[float]]], channels: int,
-               class_names: Sequence[str] | None) -> Path:
+def _write_csv(
+    format: str, path: Path, rows: list[tuple[str, list[float]]], channels: int, class_names: Sequence[str] | None
+) -> Path:
     ids = [image_id for image_id, _ in rows]
     columns = np.array([values for _, values in rows])
     if format == "isic2016-part3":
@@ -726,31 +918,58 @@ def _write_csv(format: str, path: Path, rows: list[tuple[str, list[float]]], cha
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zoo.predict", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", type=Path, help="a run folder (run.json + model.weights.h5): the model, builder "
-                        "arguments and input spec come from it")
-    source.add_argument("--weights", type=Path, help="a bare checkpoint of the whole model (.weights.h5 or .keras); "
-                        "needs --model (and --small/--builder-args as it was trained)")
+    source.add_argument(
+        "--run",
+        type=Path,
+        help="a run folder (run.json + model.weights.h5): the model, builder arguments and input spec come from it",
+    )
+    source.add_argument(
+        "--weights",
+        type=Path,
+        help="a bare checkpoint of the whole model (.weights.h5 or .keras); "
+        "needs --model (and --small/--builder-args as it was trained)",
+    )
     source.add_argument("--saved-model", type=Path, help="SavedModel folder written by zoo.export; needs --model")
     parser.add_argument("--model", help="registered model name, with --weights or --saved-model (python -m zoo list)")
     parser.add_argument("--images", required=True, nargs="+", type=Path, help="image folders and/or files")
     parser.add_argument("--out", required=True, type=Path, help="output folder (the submission)")
     parser.add_argument("--format", choices=FORMATS, help="default: masks (mask models), csv (classifiers)")
-    parser.add_argument("--overlays", nargs="?", const=True, default=False, type=Path, metavar="DIR",
-                        help=f"outline and attention heat maps per image, into DIR (default: <out>{OVERLAYS_SUFFIX}/ "
-                             f"beside --out; never inside it)")
+    parser.add_argument(
+        "--overlays",
+        nargs="?",
+        const=True,
+        default=False,
+        type=Path,
+        metavar="DIR",
+        help=f"outline and attention heat maps per image, into DIR (default: <out>{OVERLAYS_SUFFIX}/ "
+        f"beside --out; never inside it)",
+    )
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in skipped.txt)")
-    parser.add_argument("--frames", default="all", help="multi-frame DICOM (cine loops): the frames to predict, "
-                        "numbered from 1, e.g. 1,5-9 (default: all); each written as <stem>_frame<NNN>")
+    parser.add_argument(
+        "--frames",
+        default="all",
+        help="multi-frame DICOM (cine loops): the frames to predict, "
+        "numbered from 1, e.g. 1,5-9 (default: all); each written as <stem>_frame<NNN>",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of binary masks")
     parser.add_argument("--small", action="store_true", help="--weights: the registry's small test configuration")
-    parser.add_argument("--builder-args", type=json.loads, default={},
-                        help='--weights: JSON builder arguments it was trained with, e.g. \'{"classes": 3}\'')
-    parser.add_argument("--input-spec", type=Path, help="--weights/--saved-model: an InputSpec JSON file "
-                        "overriding the model's")
+    parser.add_argument(
+        "--builder-args",
+        type=json.loads,
+        default={},
+        help="--weights: JSON builder arguments it was trained with, e.g. '{\"classes\": 3}'",
+    )
+    parser.add_argument(
+        "--input-spec", type=Path, help="--weights/--saved-model: an InputSpec JSON file overriding the model's"
+    )
     parser.add_argument("--max-segments", type=int, help="SANet: the superpixel bound (default: the model's)")
-    parser.add_argument("--sk-weights", type=Path, help="isic2017-part3 with --weights: the seborrheic keratosis "
-                        "model's checkpoint (the same --model, --small, --builder-args)")
+    parser.add_argument(
+        "--sk-weights",
+        type=Path,
+        help="isic2017-part3 with --weights: the seborrheic keratosis "
+        "model's checkpoint (the same --model, --small, --builder-args)",
+    )
     parser.add_argument("--sk-run", type=Path, help="isic2017-part3: the seborrheic keratosis model's run folder")
     parser.add_argument("--class-names", nargs="+", help="--format csv: column names")
     return parser
@@ -762,8 +981,10 @@ def _keratosis_predictor(args: argparse.Namespace, common: Mapping[str, Any]) ->
         raise ValueError("--sk-weights and --sk-run are two ways to give the one keratosis model; pass one.")
     if args.sk_weights is not None:
         if args.weights is None:
-            raise ValueError("--sk-weights is a checkpoint built like --weights (the same --model, --small, "
-                             "--builder-args); with --run or --saved-model give the keratosis model as --sk-run.")
+            raise ValueError(
+                "--sk-weights is a checkpoint built like --weights (the same --model, --small, "
+                "--builder-args); with --run or --saved-model give the keratosis model as --sk-run."
+            )
         return load_predictor(args.model, weights=args.sk_weights, attention=False, **common)
     if args.sk_run is not None:
         return load_predictor(run=args.sk_run, attention=False, max_segments=args.max_segments)
@@ -782,16 +1003,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.max_segments is not None and args.max_segments < 1:
             raise ValueError(f"--max-segments must be a positive whole number, got {args.max_segments}.")
         if args.run is None and args.model is None:
-            raise ValueError(f"--{'weights' if args.weights else 'saved-model'} needs --model, the registered "
-                             f"model it is (a run folder, --run, says it itself).")
+            raise ValueError(
+                f"--{'weights' if args.weights else 'saved-model'} needs --model, the registered "
+                f"model it is (a run folder, --run, says it itself)."
+            )
         spec = InputSpec.from_json(args.input_spec.read_text(encoding="utf-8")) if args.input_spec else None
         common = dict(small=args.small, builder_args=args.builder_args, input_spec=spec, max_segments=args.max_segments)
-        predictor = load_predictor(args.model, weights=args.weights, saved_model=args.saved_model, run=args.run,
-                                   attention=bool(args.overlays), **common)
+        predictor = load_predictor(
+            args.model,
+            weights=args.weights,
+            saved_model=args.saved_model,
+            run=args.run,
+            attention=bool(args.overlays),
+            **common,
+        )
         sk = _keratosis_predictor(args, common)
-        summary = predict_images(predictor, args.images, args.out, format=args.format, overlays=args.overlays,
-                                 skip_bad=args.skip_bad, batch_size=args.batch_size, threshold=args.threshold,
-                                 sk_predictor=sk, class_names=args.class_names, frames=frames)
+        summary = predict_images(
+            predictor,
+            args.images,
+            args.out,
+            format=args.format,
+            overlays=args.overlays,
+            skip_bad=args.skip_bad,
+            batch_size=args.batch_size,
+            threshold=args.threshold,
+            sk_predictor=sk,
+            class_names=args.class_names,
+            frames=frames,
+        )
     except (DatasetError, ValueError, FileNotFoundError, KeyError, OSError) as error:
         print(f"zoo.predict: error: {error_line(error)}", file=sys.stderr)
         return 1

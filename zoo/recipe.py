@@ -5,6 +5,7 @@ with its models (:mod:`zoo.registry`); the table scripts, the benchmark and the 
 read it from there. A recipe holds what the paper says about *training a model*; the
 experiment around it (splits, evaluation, the table) lives in ``reproduce/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,9 @@ class TrainingRecipe:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
             raise ValueError(f"TrainingRecipe.learning_rate must be a positive finite number, got {rate!r}.")
         if not isinstance(self.monitor, str) or not self.monitor:
-            raise ValueError(f"TrainingRecipe.monitor must be a logged quantity such as 'val_auc', got "
-                             f"{self.monitor!r}.")
+            raise ValueError(
+                f"TrainingRecipe.monitor must be a logged quantity such as 'val_auc', got {self.monitor!r}."
+            )
 
     def with_overrides(self, **overrides: Any) -> "TrainingRecipe":
         """This recipe with some fields changed (``None`` values keep the recipe's); the
@@ -99,22 +101,34 @@ class TrainingRecipe:
         numbers, and the loss, optimiser and augmentation by name."""
         augmentation = self.augmentation
         if dataclasses.is_dataclass(augmentation):
-            augmentation = {key: list(value) if isinstance(value, tuple) else value
-                            for key, value in dataclasses.asdict(augmentation).items()}
-        return {"source": self.source, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
-                "epochs": self.epochs, "monitor": self.monitor,
-                "targets": self.targets if isinstance(self.targets, str) else dict(self.targets),
-                "loss": _name_of(self.loss), "optimizer": _name_of(self.optimizer),
-                "loss_weights": None if self.loss_weights is None else dict(self.loss_weights()),
-                "augmentation": augmentation}
+            augmentation = {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(augmentation).items()
+            }
+        return {
+            "source": self.source,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "monitor": self.monitor,
+            "targets": self.targets if isinstance(self.targets, str) else dict(self.targets),
+            "loss": _name_of(self.loss),
+            "optimizer": _name_of(self.optimizer),
+            "loss_weights": None if self.loss_weights is None else dict(self.loss_weights()),
+            "augmentation": augmentation,
+        }
 
-    def make_optimizer(self, steps_per_epoch: int, *, learning_rate: float | None = None,
-                       epochs: int | None = None) -> keras.optimizers.Optimizer:
+    def make_optimizer(
+        self, steps_per_epoch: int, *, learning_rate: float | None = None, epochs: int | None = None
+    ) -> keras.optimizers.Optimizer:
         """A fresh optimiser; ``learning_rate``/``epochs`` default to the paper's."""
         if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be a positive int, got {steps_per_epoch!r}.")
-        return self.optimizer(self.learning_rate if learning_rate is None else learning_rate,
-                              steps_per_epoch, self.epochs if epochs is None else epochs)
+        return self.optimizer(
+            self.learning_rate if learning_rate is None else learning_rate,
+            steps_per_epoch,
+            self.epochs if epochs is None else epochs,
+        )
 
     def random_targets(self, model: keras.Model, batch_size: int, rng: np.random.Generator) -> Any:
         """Random targets of the recipe's kinds, shaped like ``model``'s outputs, for
@@ -125,20 +139,28 @@ class TrainingRecipe:
             kinds = dict.fromkeys(structure, self.targets) if isinstance(self.targets, str) else self.targets
             missing = sorted(set(structure) - set(kinds))
             if missing:
-                raise ValueError(f"TrainingRecipe.targets names no target kind for the outputs {missing} of "
-                                 f"{model.name!r}.")
+                raise ValueError(
+                    f"TrainingRecipe.targets names no target kind for the outputs {missing} of {model.name!r}."
+                )
             return {name: _random_target(tensor, kinds[name], batch_size, rng) for name, tensor in structure.items()}
         if not isinstance(self.targets, str):
-            raise ValueError(f"TrainingRecipe.targets is per output ({sorted(self.targets)}) but {model.name!r} "
-                             f"has a single output; build it with its attention maps (return_attention=True).")
+            raise ValueError(
+                f"TrainingRecipe.targets is per output ({sorted(self.targets)}) but {model.name!r} "
+                f"has a single output; build it with its attention maps (return_attention=True)."
+            )
         return _random_target(structure, self.targets, batch_size, rng)
 
-    def compile(self, model: keras.Model, *, steps_per_epoch: int = 100,
-                jit_compile: bool | str = "auto", **kwargs) -> None:
+    def compile(
+        self, model: keras.Model, *, steps_per_epoch: int = 100, jit_compile: bool | str = "auto", **kwargs
+    ) -> None:
         """``model.compile`` with the recipe's loss, loss weights and a fresh optimiser."""
-        model.compile(optimizer=self.make_optimizer(steps_per_epoch), loss=self.loss(),
-                      loss_weights=None if self.loss_weights is None else dict(self.loss_weights()),
-                      jit_compile=jit_compile, **kwargs)
+        model.compile(
+            optimizer=self.make_optimizer(steps_per_epoch),
+            loss=self.loss(),
+            loss_weights=None if self.loss_weights is None else dict(self.loss_weights()),
+            jit_compile=jit_compile,
+            **kwargs,
+        )
 
 
 def _name_of(factory: Any) -> str:
@@ -156,34 +178,39 @@ def _random_target(tensor: Any, kind: TargetKind, batch_size: int, rng: np.rando
 
 def constant(optimizer_class: type[keras.optimizers.Optimizer], **options) -> OptimizerFactory:
     """A factory of ``optimizer_class(learning_rate, **options)`` with a constant rate."""
+
     def make(learning_rate: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
         del steps_per_epoch, epochs
         return optimizer_class(learning_rate, **options)
+
     return _described(make, f"{optimizer_class.__name__}({_options(options)}), constant rate")
 
 
-def step_decay(optimizer_class: type[keras.optimizers.Optimizer], *, every_epochs: int,
-               factor: float, **options) -> OptimizerFactory:
+def step_decay(
+    optimizer_class: type[keras.optimizers.Optimizer], *, every_epochs: int, factor: float, **options
+) -> OptimizerFactory:
     """The rate times ``factor`` every ``every_epochs`` epochs (a staircase)."""
+
     def make(learning_rate: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
         del epochs
         schedule = keras.optimizers.schedules.ExponentialDecay(
-            learning_rate, decay_steps=every_epochs * steps_per_epoch, decay_rate=factor,
-            staircase=True)
+            learning_rate, decay_steps=every_epochs * steps_per_epoch, decay_rate=factor, staircase=True
+        )
         return optimizer_class(schedule, **options)
-    return _described(make, f"{optimizer_class.__name__}({_options(options)}), rate x{factor} every "
-                            f"{every_epochs} epochs")
+
+    return _described(
+        make, f"{optimizer_class.__name__}({_options(options)}), rate x{factor} every {every_epochs} epochs"
+    )
 
 
-def polynomial_decay(optimizer_class: type[keras.optimizers.Optimizer], *, power: float,
-                     **options) -> OptimizerFactory:
+def polynomial_decay(optimizer_class: type[keras.optimizers.Optimizer], *, power: float, **options) -> OptimizerFactory:
     """The rate decays polynomially (``power``) to 0 over the whole run."""
+
     def make(learning_rate: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
-        schedule = keras.optimizers.schedules.PolynomialDecay(
-            learning_rate, steps_per_epoch * epochs, 0.0, power=power)
+        schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps_per_epoch * epochs, 0.0, power=power)
         return optimizer_class(schedule, **options)
-    return _described(make, f"{optimizer_class.__name__}({_options(options)}), polynomial decay to 0, "
-                            f"power {power}")
+
+    return _described(make, f"{optimizer_class.__name__}({_options(options)}), polynomial decay to 0, power {power}")
 
 
 def _described(make: OptimizerFactory, description: str) -> OptimizerFactory:
@@ -195,12 +222,14 @@ def _options(options: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in options.items())
 
 
-_FLAG_TYPES: Mapping[str, tuple[type, str]] = MappingProxyType({
-    "learning_rate": (float, "initial learning rate"),
-    "batch_size": (int, "global batch size"),
-    "epochs": (int, "training epochs"),
-    "monitor": (str, "the logged quantity that picks the kept epoch"),
-})
+_FLAG_TYPES: Mapping[str, tuple[type, str]] = MappingProxyType(
+    {
+        "learning_rate": (float, "initial learning rate"),
+        "batch_size": (int, "global batch size"),
+        "epochs": (int, "training epochs"),
+        "monitor": (str, "the logged quantity that picks the kept epoch"),
+    }
+)
 
 
 def add_override_flags(parser: argparse.ArgumentParser, recipe: TrainingRecipe | None = None) -> None:
@@ -210,9 +239,15 @@ def add_override_flags(parser: argparse.ArgumentParser, recipe: TrainingRecipe |
     :func:`overrides_from_flags` collects what the user set."""
     for name in OVERRIDABLE:
         kind, what = _FLAG_TYPES[name]
-        shown = f" (default: the recipe's, {getattr(recipe, name)})" if recipe is not None else " (default: the recipe's)"
-        parser.add_argument(f"--{name.replace('_', '-')}", type=_positive(kind) if kind is not str else str,
-                            default=None, help=what + shown)
+        shown = (
+            f" (default: the recipe's, {getattr(recipe, name)})" if recipe is not None else " (default: the recipe's)"
+        )
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=_positive(kind) if kind is not str else str,
+            default=None,
+            help=what + shown,
+        )
 
 
 def overrides_from_flags(args: Any) -> dict[str, Any]:
@@ -226,5 +261,6 @@ def _positive(kind: type) -> Callable[[str], Any]:
         if not math.isfinite(value) or value <= 0:
             raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
         return value
+
     parse.__name__ = kind.__name__
     return parse

@@ -21,6 +21,7 @@ An entry says what a user, the benchmark and the test harness need to know:
     ['pspnet', 'deeplabv3', 'danet', 'apspnet']
     >>> model = zoo.get_model("arl_cnn14").build()
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,13 +34,15 @@ from data_tools.preprocess import InputSpec
 from zoo.common.run_card import RunError, build_from_card, is_run_folder, read_card
 from zoo.recipe import TrainingRecipe
 
-PAPERS: Mapping[str, str] = MappingProxyType({
-    "aernet": "AER-Net (Lima & Braz Junior), ISIC 2018 Task 1",
-    "arl_cnn": "ARL-CNN (Zhang et al., IEEE TMI 2019), ISIC 2017 Part 3",
-    "attnmel": "AttnMel-CNN (Yan et al., IPMI 2019), ISIC 2016 / 2017",
-    "sanet": "SANet (superpixel attention network), ISIC 2018 Task 2",
-    "apspnet": "A-PSPNet (Wen et al.), renal ultrasound",
-})
+PAPERS: Mapping[str, str] = MappingProxyType(
+    {
+        "aernet": "AER-Net (Lima & Braz Junior), ISIC 2018 Task 1",
+        "arl_cnn": "ARL-CNN (Zhang et al., IEEE TMI 2019), ISIC 2017 Part 3",
+        "attnmel": "AttnMel-CNN (Yan et al., IPMI 2019), ISIC 2016 / 2017",
+        "sanet": "SANet (superpixel attention network), ISIC 2018 Task 2",
+        "apspnet": "A-PSPNet (Wen et al.), renal ultrasound",
+    }
+)
 """The five papers, in the order of the README, keyed by their package name."""
 
 TAGS: tuple[str, ...] = ("large", "attention", "baseline")
@@ -104,12 +107,15 @@ class ModelEntry:
         unknown = set(self.tags) - set(TAGS)
         if unknown:
             raise ValueError(f"{self.name}: unknown tags {sorted(unknown)}; known: {TAGS}.")
-        if self.parameters is not None and (isinstance(self.parameters, bool) or not isinstance(self.parameters, int)
-                                            or self.parameters <= 0):
+        if self.parameters is not None and (
+            isinstance(self.parameters, bool) or not isinstance(self.parameters, int) or self.parameters <= 0
+        ):
             raise ValueError(f"{self.name}: parameters must be a positive int or None, got {self.parameters!r}.")
         if self.attention_maps and not self.attention:
-            raise ValueError(f"{self.name}: attention_maps {tuple(self.attention_maps)} given for a model "
-                             "without attention (attention=False).")
+            raise ValueError(
+                f"{self.name}: attention_maps {tuple(self.attention_maps)} given for a model "
+                "without attention (attention=False)."
+            )
         if self.output in self.attention_maps:
             raise ValueError(f"{self.name}: attention_maps must not name the main output {self.output!r}.")
         object.__setattr__(self, "attention_maps", tuple(self.attention_maps))
@@ -153,15 +159,16 @@ class ModelEntry:
         card = read_card(overrides["weights"])
         if card.model != self.name:
             raise RunError(f"{overrides['weights']}: the run is of model {card.model!r}, not {self.name!r}.")
-        return {**(self.test_kwargs if small else {}),
-                **{key: value for key, value in overrides.items() if key != "weights"}}
+        return {
+            **(self.test_kwargs if small else {}),
+            **{key: value for key, value in overrides.items() if key != "weights"},
+        }
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
     """Adds ``entry``; a second entry of the same name is an error."""
     if entry.name in _REGISTRY:
-        raise ValueError(f"a model named {entry.name!r} is registered already "
-                         f"({_REGISTRY[entry.name].builder_name}).")
+        raise ValueError(f"a model named {entry.name!r} is registered already ({_REGISTRY[entry.name].builder_name}).")
     _REGISTRY[entry.name] = entry
     return entry
 
@@ -176,8 +183,9 @@ def list_models(paper: str | None = None, tag: str | None = None) -> list[ModelE
         raise ValueError(f"tag must be one of {TAGS}, got {tag!r}.")
     order = list(PAPERS)
     entries = sorted(_REGISTRY.values(), key=lambda entry: order.index(entry.paper))
-    return [entry for entry in entries
-            if (paper is None or entry.paper == paper) and (tag is None or tag in entry.tags)]
+    return [
+        entry for entry in entries if (paper is None or entry.paper == paper) and (tag is None or tag in entry.tags)
+    ]
 
 
 def get_model(name: str) -> ModelEntry:

@@ -35,6 +35,7 @@ input shapes and layers; weights of a run loaded into another build (another inp
 size, other variants) stop with a :class:`~zoo.common.run_card.RunMismatchError`
 naming both, whether they are loaded through the run folder or as a bare file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,18 @@ import numpy as np
 
 from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.preprocess import InputSpec
-from zoo.common.run_card import (BACKUP_DIR, RUN_FILE, TRAINING_CHECKPOINT, WEIGHTS_FILE, RunCard, RunError,
-                                 layer_counts, read_card, resolved_arguments, shapes_of)
+from zoo.common.run_card import (
+    BACKUP_DIR,
+    RUN_FILE,
+    TRAINING_CHECKPOINT,
+    WEIGHTS_FILE,
+    RunCard,
+    RunError,
+    layer_counts,
+    read_card,
+    resolved_arguments,
+    shapes_of,
+)
 from zoo.common.weights import first_non_finite
 from zoo.recipe import TrainingRecipe
 from zoo.registry import ModelEntry, get_model
@@ -144,12 +155,22 @@ def save_run(
     _check_finite(default, folder)
     inputs, outputs = shapes_of(default)
     card = RunCard(
-        model=entry.name, builder=entry.builder_name, builder_args=arguments,
-        input_spec=input_spec.to_config(), inputs=inputs, outputs=outputs, layers=layer_counts(default),
+        model=entry.name,
+        builder=entry.builder_name,
+        builder_args=arguments,
+        input_spec=input_spec.to_config(),
+        inputs=inputs,
+        outputs=outputs,
+        layers=layer_counts(default),
         recipe={} if recipe is None else recipe.describe(),
         overrides={} if recipe is None else recipe.overrides_from(entry.recipe),
-        training=dict(training or {}), data=dict(data or {}), scores=dict(scores or {}),
-        software=software_versions(), commit=git_commit(), created=now())
+        training=dict(training or {}),
+        data=dict(data or {}),
+        scores=dict(scores or {}),
+        software=software_versions(),
+        commit=git_commit(),
+        created=now(),
+    )
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_FILE, suffix=".weights.h5") as temporary:
         default.save_weights(temporary)
@@ -169,21 +190,29 @@ def _default_outputs(model: keras.Model, entry: ModelEntry) -> keras.Model:
         return model
     if outputs_maps:  # trained with its maps, saved without
         return keras.Model(model.inputs, model.output[entry.output], name=model.name)
-    raise ValueError(f"model {model.name!r}: its builder returns its attention maps by default; save the model "
-                     f"built with return_attention=True (the same weights, the default outputs).")
+    raise ValueError(
+        f"model {model.name!r}: its builder returns its attention maps by default; save the model "
+        f"built with return_attention=True (the same weights, the default outputs)."
+    )
 
 
 def _check_finite(model: keras.Model, folder: Path) -> None:
     found = first_non_finite(model.weights)
     if found is not None:
-        raise ValueError(f"{folder}: not saved: the weights {found[0].path!r} of model {model.name!r} hold NaN "
-                         f"or infinite values.")
+        raise ValueError(
+            f"{folder}: not saved: the weights {found[0].path!r} of model {model.name!r} hold NaN or infinite values."
+        )
 
 
 def software_versions() -> dict[str, Any]:
     """Python, Keras and its backend, numpy, and TensorFlow where it is loaded."""
-    versions = {"python": platform.python_version(), "keras": keras.__version__,
-                "keras_backend": keras.backend.backend(), "numpy": np.__version__, "platform": platform.platform()}
+    versions = {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is not None:
         versions["tensorflow"] = tensorflow.__version__
@@ -195,10 +224,16 @@ def git_commit() -> str | None:
     files; ``None`` outside a git checkout (an installed package)."""
     repo = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")

@@ -18,6 +18,7 @@ Defaults follow measurements on this stack (TF 2.21, Keras 3.15):
   1.2 s in float32, 223 s in mixed_float16). It is allowed on CPU so that tests can
   run forward passes with it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,12 +51,16 @@ def _devices() -> list[dict[str, str]]:
     if backend == "jax":
         import jax
 
-        return [{"name": str(device), "type": "GPU" if device.platform == "gpu" else device.platform.upper()}
-                for device in jax.devices()]
+        return [
+            {"name": str(device), "type": "GPU" if device.platform == "gpu" else device.platform.upper()}
+            for device in jax.devices()
+        ]
     if backend == "torch":
         import torch
 
-        gpus = [{"name": torch.cuda.get_device_name(index), "type": "GPU"} for index in range(torch.cuda.device_count())]
+        gpus = [
+            {"name": torch.cuda.get_device_name(index), "type": "GPU"} for index in range(torch.cuda.device_count())
+        ]
         return [{"name": "cpu", "type": "CPU"}, *gpus]
     return [_describe_device(device) for device in tf.config.list_physical_devices()]
 
@@ -127,7 +132,8 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -
         raise ValueError(
             f"strategy={name!r} is a tf.distribute strategy and needs KERAS_BACKEND=tensorflow (this process "
             f"runs Keras on {keras.backend.backend()!r}); on JAX, distribute with keras.distribution "
-            f"(e.g. keras.distribution.set_distribution(keras.distribution.DataParallel())) and strategy='default'.")
+            f"(e.g. keras.distribution.set_distribution(keras.distribution.DataParallel())) and strategy='default'."
+        )
     if name == "default":
         return tf.distribute.get_strategy() if keras.backend.backend() == "tensorflow" else LocalStrategy()
     if name == "mirrored":

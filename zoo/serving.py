@@ -30,6 +30,7 @@ module, and it imports none of them (``tests/test_import_graph.py``):
   files and the JSON written beside a SavedModel (:func:`load_input_spec`,
   :func:`load_serving_info`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,12 +59,36 @@ from zoo.run import Run, load_run
 tf = lazy_tensorflow("the SavedModel/LiteRT serving files")
 
 __all__ = [
-    "CheckpointMismatchError", "ENCODED_INPUT", "EXTRA_INPUTS", "IMAGES_INPUT", "LabelMapInput", "ModelIO",
-    "SERVING_BYTES", "SERVING_DEFAULT", "SERVING_FILE", "SPEC_FILE", "SUPERPIXELS", "ServingModel",
-    "at_original_size", "attention_kwargs", "build_from_checkpoint", "check_extra_inputs", "check_finite_weights",
-    "check_readable_checkpoint", "collect_images",
-    "compute_extra_input", "compute_superpixels", "entry_max_segments", "error_line", "load_input_spec",
-    "load_model", "load_saved_model", "load_serving_info", "MODEL_FILE", "spec_for_model", "write_serving_info",
+    "CheckpointMismatchError",
+    "ENCODED_INPUT",
+    "EXTRA_INPUTS",
+    "IMAGES_INPUT",
+    "LabelMapInput",
+    "ModelIO",
+    "SERVING_BYTES",
+    "SERVING_DEFAULT",
+    "SERVING_FILE",
+    "SPEC_FILE",
+    "SUPERPIXELS",
+    "ServingModel",
+    "at_original_size",
+    "attention_kwargs",
+    "build_from_checkpoint",
+    "check_extra_inputs",
+    "check_finite_weights",
+    "check_readable_checkpoint",
+    "collect_images",
+    "compute_extra_input",
+    "compute_superpixels",
+    "entry_max_segments",
+    "error_line",
+    "load_input_spec",
+    "load_model",
+    "load_saved_model",
+    "load_serving_info",
+    "MODEL_FILE",
+    "spec_for_model",
+    "write_serving_info",
 ]
 
 SERVING_DEFAULT = "serving_default"
@@ -124,8 +149,14 @@ class ModelIO:
     main: str
 
     @classmethod
-    def of(cls, model: keras.Model, *, main: str | None = None, max_segments: int | None = None,
-           caller: str = "zoo.serving") -> "ModelIO":
+    def of(
+        cls,
+        model: keras.Model,
+        *,
+        main: str | None = None,
+        max_segments: int | None = None,
+        caller: str = "zoo.serving",
+    ) -> "ModelIO":
         """Reads ``model``'s inputs and outputs.
 
         Args:
@@ -166,15 +197,18 @@ class ModelIO:
         image (and label map) take ``spec.image_size``: the training pipeline gives
         both at that size."""
         if len(self.image_shape) != 4 or self.image_shape[-1] != 3:
-            raise ValueError(f"{caller}: model {self.model_name!r} image input has shape {self.image_shape}; "
-                             f"expected (batch, height, width, 3).")
+            raise ValueError(
+                f"{caller}: model {self.model_name!r} image input has shape {self.image_shape}; "
+                f"expected (batch, height, width, 3)."
+            )
         _check_size(self.model_name, "input", self.image_size, spec, caller)
         if self.label_map is not None:
             shape = tuple(model.inputs[self.label_map.index].shape)
             _check_size(self.model_name, f"input {self.label_map.name!r}", shape[1:3], spec, caller)
 
-    def model_maps(self, maps: Any, spec: InputSpec, *, through_float: bool = False,
-                   ops: str = "tensorflow") -> tf.Tensor:
+    def model_maps(
+        self, maps: Any, spec: InputSpec, *, through_float: bool = False, ops: str = "tensorflow"
+    ) -> tf.Tensor:
         """Label maps ``[batch, h, w, 1]`` at the images' size -> int32 at the model's
         size with the images' geometry (nearest neighbour,
         :func:`~data_tools.preprocess.preprocess_label_maps`), ``[batch, H, W, 1]``.
@@ -204,8 +238,9 @@ class ModelIO:
         flat = list(outputs.values()) if isinstance(outputs, Mapping) else keras.tree.flatten(outputs)
         return {name: keras.ops.cast(value, "float32") for name, value in zip(names or self.outputs, flat)}
 
-    def run(self, model: keras.Model, images: Any, maps: Any = None,
-            names: Sequence[str] | None = None) -> dict[str, Any]:
+    def run(
+        self, model: keras.Model, images: Any, maps: Any = None, names: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """``model`` on preprocessed images (and maps at its size): :meth:`feed`, call,
         :meth:`read`."""
         return self.read(model(self.feed(images, maps), training=False), names)
@@ -221,14 +256,17 @@ def _split_inputs(model: keras.Model, max_segments: int | None, caller: str) -> 
         described = ", ".join(f"{tensor.name!r} ({tensor.dtype})" for tensor in inputs)
         raise NotImplementedError(
             f"{caller}: model {model.name!r} has inputs {described}; the serving graph takes one "
-            f"float image input and at most one integer label map (SANet's superpixels).")
+            f"float image input and at most one integer label map (SANet's superpixels)."
+        )
     if not integers:
         return floats[0], None
     index = integers[0]
     name, shape = inputs[index].name, tuple(inputs[index].shape)
     if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] != 1):
-        raise ValueError(f"{caller}: label-map input {name!r} of model {model.name!r} has shape {shape}; "
-                         f"expected (batch, height, width, 1) or (batch, height, width).")
+        raise ValueError(
+            f"{caller}: label-map input {name!r} of model {model.name!r} has shape {shape}; "
+            f"expected (batch, height, width, 1) or (batch, height, width)."
+        )
     if name in (IMAGES_INPUT, ENCODED_INPUT):
         raise ValueError(f"{caller}: label-map input {name!r} clashes with a signature input name.")
     return floats[0], LabelMapInput(name, index, len(shape), _label_bound(model, name, max_segments, caller))
@@ -236,18 +274,23 @@ def _split_inputs(model: keras.Model, max_segments: int | None, caller: str) -> 
 
 def _label_bound(model: keras.Model, name: str, max_segments: int | None, caller: str) -> int:
     """``max_segments`` checked against, or taken from, the model's superpixel layers."""
-    bounds = [layer.max_segments for layer in _all_layers(model)
-              if isinstance(getattr(layer, "max_segments", None), int)]
+    bounds = [
+        layer.max_segments for layer in _all_layers(model) if isinstance(getattr(layer, "max_segments", None), int)
+    ]
     if max_segments is None:
         if not bounds:
-            raise ValueError(f"{caller}: model {model.name!r} has no layer with a max_segments bound; pass "
-                             f"max_segments, the bound on the labels of input {name!r}.")
+            raise ValueError(
+                f"{caller}: model {model.name!r} has no layer with a max_segments bound; pass "
+                f"max_segments, the bound on the labels of input {name!r}."
+            )
         return min(bounds)
     if isinstance(max_segments, bool) or not isinstance(max_segments, int) or max_segments < 1:
         raise ValueError(f"{caller}: max_segments must be a positive int, got {max_segments!r}.")
     if bounds and max_segments > min(bounds):
-        raise ValueError(f"{caller}: max_segments={max_segments} exceeds the model's bound {min(bounds)}; labels "
-                         f"beyond it would be pooled into another image's superpixels.")
+        raise ValueError(
+            f"{caller}: max_segments={max_segments} exceeds the model's bound {min(bounds)}; labels "
+            f"beyond it would be pooled into another image's superpixels."
+        )
     return max_segments
 
 
@@ -260,8 +303,9 @@ def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
 
 def _check_size(model_name: str, what: str, size: tuple, spec: InputSpec, caller: str) -> None:
     if any(side is not None and side != expected for side, expected in zip(size, spec.image_size)):
-        raise ValueError(f"{caller}: model {model_name!r} {what} is {size} but input_spec.image_size is "
-                         f"{spec.image_size}.")
+        raise ValueError(
+            f"{caller}: model {model_name!r} {what} is {size} but input_spec.image_size is {spec.image_size}."
+        )
 
 
 # --------------------------------------------------------------------------- extra inputs
@@ -272,8 +316,10 @@ def check_extra_inputs(entry: ModelEntry, io: ModelIO) -> None:
     registry entry declares (:attr:`~zoo.registry.ModelEntry.extra_inputs`)."""
     found = () if io.label_map is None else (io.label_map.name,)
     if tuple(entry.extra_inputs) != found:
-        raise ValueError(f"model {entry.name!r}: its registry entry declares the extra inputs "
-                         f"{tuple(entry.extra_inputs)}, the Keras model {io.model_name!r} takes {found}.")
+        raise ValueError(
+            f"model {entry.name!r}: its registry entry declares the extra inputs "
+            f"{tuple(entry.extra_inputs)}, the Keras model {io.model_name!r} takes {found}."
+        )
 
 
 def compute_superpixels(image: np.ndarray, max_segments: int, n_segments: int | None = None) -> np.ndarray:
@@ -304,8 +350,9 @@ def compute_extra_input(name: str, image: np.ndarray, max_segments: int) -> np.n
         ValueError: no way to compute that input is known (the caller passes its maps).
     """
     if name not in EXTRA_INPUTS:
-        raise ValueError(f"the model's label-map input {name!r} is not one the zoo computes ({sorted(EXTRA_INPUTS)}); "
-                         f"pass its maps.")
+        raise ValueError(
+            f"the model's label-map input {name!r} is not one the zoo computes ({sorted(EXTRA_INPUTS)}); pass its maps."
+        )
     return EXTRA_INPUTS[name](image, max_segments)
 
 
@@ -331,8 +378,13 @@ def spec_for_model(spec: InputSpec, size: Sequence[int | None]) -> InputSpec:
     size = tuple(size)
     if None in size or size == spec.image_size:
         return spec
-    pre_crop = None if spec.pre_crop_size is None else tuple(
-        max(side, round(side * pre / image)) for side, pre, image in zip(size, spec.pre_crop_size, spec.image_size))
+    pre_crop = (
+        None
+        if spec.pre_crop_size is None
+        else tuple(
+            max(side, round(side * pre / image)) for side, pre, image in zip(size, spec.pre_crop_size, spec.image_size)
+        )
+    )
     return dataclasses.replace(spec, image_size=tuple(int(s) for s in size), pre_crop_size=pre_crop)
 
 
@@ -353,8 +405,14 @@ def attention_kwargs(entry: ModelEntry) -> dict[str, bool]:
     return {"return_attention": True} if entry.attention else {}
 
 
-def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, small: bool = False,
-                          builder_args: Mapping[str, Any] | None = None, attention: bool = False) -> keras.Model:
+def build_from_checkpoint(
+    entry: ModelEntry,
+    weights: str | os.PathLike,
+    *,
+    small: bool = False,
+    builder_args: Mapping[str, Any] | None = None,
+    attention: bool = False,
+) -> keras.Model:
     """``entry``'s model built with ``builder_args`` (and ``small``), the checkpoint
     ``weights`` loaded by the builder; ``attention``: also outputting its attention maps.
 
@@ -377,18 +435,24 @@ def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, smal
     """
     path = Path(weights)
     if is_run_folder(path):
-        raise ValueError(f"{path} is a run folder: load it as a run (--run {path}; load_model(run=...)), whose "
-                         f"run.json gives the model, its builder arguments and its input spec.")
+        raise ValueError(
+            f"{path} is a run folder: load it as a run (--run {path}; load_model(run=...)), whose "
+            f"run.json gives the model, its builder arguments and its input spec."
+        )
     if (path / "saved_model.pb").is_file():
-        raise ValueError(f"{path} is a SavedModel folder (zoo.export's), not a checkpoint: predict with it through "
-                         f"--saved-model {path}, or pass the .weights.h5 file it was exported from.")
+        raise ValueError(
+            f"{path} is a SavedModel folder (zoo.export's), not a checkpoint: predict with it through "
+            f"--saved-model {path}, or pass the .weights.h5 file it was exported from."
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found.")
     args = dict(builder_args or {})
     clashing = sorted(set(args) & {"weights", "small", "return_attention"})
     if clashing:
-        raise ValueError(f"builder arguments {clashing} are set by the command (the checkpoint is --weights, "
-                         "--small the test configuration, --overlays/--attention the attention outputs).")
+        raise ValueError(
+            f"builder arguments {clashing} are set by the command (the checkpoint is --weights, "
+            "--small the test configuration, --overlays/--attention the attention outputs)."
+        )
     built_with = {**({"small": True} if small else {}), **args}
     check_readable_checkpoint(path, entry.name)
     try:
@@ -396,18 +460,23 @@ def build_from_checkpoint(entry: ModelEntry, weights: str | os.PathLike, *, smal
     except TypeError as error:
         if "unexpected keyword argument" not in str(error):
             raise
-        raise ValueError(f"model {entry.name!r}: {error} (builder arguments {args}; the builder is "
-                         f"{entry.builder_name})") from None
+        raise ValueError(
+            f"model {entry.name!r}: {error} (builder arguments {args}; the builder is {entry.builder_name})"
+        ) from None
     except CheckpointMismatchError as error:
         if error.path != path:
             raise  # another file (e.g. encoder weights given as a builder argument)
         parameters = "" if error.parameters is None else f" ({error.parameters:,} parameters)"
         raise CheckpointMismatchError(
-            path, entry.name, error.detail, parameters=error.parameters,
+            path,
+            entry.name,
+            error.detail,
+            parameters=error.parameters,
             message=f"{path}: this checkpoint does not match model {entry.name!r} built with "
-                    f"{built_with or 'its defaults'}{parameters}: {error.detail}. Build the model the checkpoint "
-                    f"was trained as (--small, --builder-args '{{\"classes\": ...}}', or --model of the right "
-                    f"name).") from None
+            f"{built_with or 'its defaults'}{parameters}: {error.detail}. Build the model the checkpoint "
+            f"was trained as (--small, --builder-args '{{\"classes\": ...}}', or --model of the right "
+            f"name).",
+        ) from None
 
 
 def check_readable_checkpoint(path: str | os.PathLike, model: str = "") -> None:
@@ -431,9 +500,12 @@ def check_readable_checkpoint(path: str | os.PathLike, model: str = "") -> None:
     except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as error:
         detail = " ".join(str(error).split())[:300]
         raise CheckpointMismatchError(
-            path, model, f"it cannot be read as a Keras checkpoint ({detail})",
+            path,
+            model,
+            f"it cannot be read as a Keras checkpoint ({detail})",
             message=f"{path}: the checkpoint cannot be read: it is truncated or corrupt, or not a Keras checkpoint "
-                    f"({detail}). Copy it again, or save it again from the model.") from None
+            f"({detail}). Copy it again, or save it again from the model.",
+        ) from None
 
 
 def check_finite_weights(model: keras.Model, source: str | os.PathLike) -> None:
@@ -443,9 +515,11 @@ def check_finite_weights(model: keras.Model, source: str | os.PathLike) -> None:
     found = first_non_finite(model.weights)
     if found is not None:
         variable, bad, size = found
-        raise ValueError(f"{source}: the weights hold NaN or infinite values, first in {variable.path!r} "
-                         f"({bad} of {size} values) of model {model.name!r}; refusing to serve them "
-                         f"(use a checkpoint from before the training diverged).")
+        raise ValueError(
+            f"{source}: the weights hold NaN or infinite values, first in {variable.path!r} "
+            f"({bad} of {size} values) of model {model.name!r}; refusing to serve them "
+            f"(use a checkpoint from before the training diverged)."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -470,10 +544,16 @@ class ServingModel:
         return ModelIO.of(self.model, main=self.entry.output, max_segments=max_segments, caller=caller)
 
 
-def load_model(model: str | None = None, *, weights: str | os.PathLike | None = None,
-               run: str | os.PathLike | None = None, small: bool = False,
-               builder_args: Mapping[str, Any] | None = None, input_spec: InputSpec | None = None,
-               attention: bool = False) -> ServingModel:
+def load_model(
+    model: str | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    run: str | os.PathLike | None = None,
+    small: bool = False,
+    builder_args: Mapping[str, Any] | None = None,
+    input_spec: InputSpec | None = None,
+    attention: bool = False,
+) -> ServingModel:
     """A trained model from a run folder or a bare checkpoint.
 
     Args:
@@ -499,18 +579,26 @@ def load_model(model: str | None = None, *, weights: str | os.PathLike | None = 
         if model is None:
             raise ValueError("a checkpoint (--weights) needs its registered model's name (--model).")
         entry = get_model(model)
-        keras_model = build_from_checkpoint(entry, weights, small=small, builder_args=builder_args,
-                                            attention=attention)
+        keras_model = build_from_checkpoint(entry, weights, small=small, builder_args=builder_args, attention=attention)
         check_finite_weights(keras_model, weights)
         io = ModelIO.of(keras_model, main=entry.output)
         check_extra_inputs(entry, io)
         spec = input_spec or spec_for_model(entry.input_spec, io.image_size)
         return ServingModel(entry, keras_model, spec, str(weights))
-    retyped = [flag for flag, given in (("--small", small), ("--builder-args", builder_args),
-                                        ("--input-spec", input_spec is not None)) if given]
+    retyped = [
+        flag
+        for flag, given in (
+            ("--small", small),
+            ("--builder-args", builder_args),
+            ("--input-spec", input_spec is not None),
+        )
+        if given
+    ]
     if retyped:
-        raise ValueError(f"--run {run}: the model, its builder arguments and its input spec come from the run "
-                         f"folder's run.json; leave out {', '.join(retyped)}.")
+        raise ValueError(
+            f"--run {run}: the model, its builder arguments and its input spec come from the run "
+            f"folder's run.json; leave out {', '.join(retyped)}."
+        )
     weights_file = Path(run) / WEIGHTS_FILE
     if weights_file.is_file():
         check_readable_checkpoint(weights_file)
@@ -545,13 +633,17 @@ def load_saved_model(path: str | os.PathLike, model_name: str | None = None) -> 
         except (OSError, ValueError, AttributeError):
             exported = None
         if exported is not None and exported != model_name:
-            raise ValueError(f"{path} is an export of {exported!r}, not of --model {model_name!r}; pass "
-                             f"--model {exported}, or the export of {model_name}.")
+            raise ValueError(
+                f"{path} is an export of {exported!r}, not of --model {model_name!r}; pass "
+                f"--model {exported}, or the export of {model_name}."
+            )
     try:
         return tf.saved_model.load(str(path))
     except Exception as error:  # DecodeError, OpError, ValueError...: the files are cut short or corrupt
-        raise ValueError(f"{path}: the SavedModel cannot be read, its files are cut short or corrupt "
-                         f"({error_line(error)[:200]}); export it again with zoo.export.") from None
+        raise ValueError(
+            f"{path}: the SavedModel cannot be read, its files are cut short or corrupt "
+            f"({error_line(error)[:200]}); export it again with zoo.export."
+        ) from None
 
 
 def load_input_spec(path: str | os.PathLike) -> InputSpec:
@@ -613,8 +705,9 @@ def collect_images(sources: Sequence[str | os.PathLike], *, isic_ids: bool) -> t
                     continue
                 found.append((path.stem, path))
             if ignored:
-                notes.append(f"{source}: left out {len(ignored)} file(s) that are not images to predict, "
-                             f"e.g. {ignored[0]}")
+                notes.append(
+                    f"{source}: left out {len(ignored)} file(s) that are not images to predict, e.g. {ignored[0]}"
+                )
         else:
             if isic_ids and not ISIC_IMAGE_ID.match(source.stem):
                 bad_names.append(source.name)

@@ -18,6 +18,7 @@ ISIC 2017 Part 3            :func:`write_isic2017_classification_csv`
 ISIC 2016 Part 3            :func:`write_isic2016_classification_csv`
 ==========================  =====================================================
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,9 +61,7 @@ def _binary_mask(probabilities: np.ndarray, size: Size, threshold: float, name: 
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a probability map [H, W], got shape {probabilities.shape}."
-        )
+        raise ValueError(f"{name}: expected a probability map [H, W], got shape {probabilities.shape}.")
     if not np.all(np.isfinite(probabilities)):
         raise ValueError(f"{name}: the prediction contains NaN or infinite values.")
     height, width = (int(s) for s in size)
@@ -167,9 +166,7 @@ def write_isic2017_classification_csv(
     return _write_csv(path, rows, header=ISIC2017_PART3_COLUMNS)
 
 
-def write_isic2016_classification_csv(
-    path: str | Path, image_ids: Sequence[str], melanoma: Sequence[float]
-) -> Path:
+def write_isic2016_classification_csv(path: str | Path, image_ids: Sequence[str], melanoma: Sequence[float]) -> Path:
     """ISIC 2016 Part 3 CSV: ``ISIC_<id>,<melanoma probability>`` per line, no header."""
     image_ids = _check_image_ids(image_ids)
     probabilities = _probability_column(melanoma, len(image_ids), "melanoma")

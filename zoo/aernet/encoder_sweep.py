@@ -30,6 +30,7 @@ same input in Tables 1 and 2. Models built here contain segmentation_models' own
 custom layers and are meant for training and evaluation in the table script (weights
 files), not for ``.keras`` export.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,8 @@ def _segmentation_models():
     except ImportError as error:
         raise ImportError(
             "The encoder sweep needs segmentation_models 1.0.1: pip install 'medattn-zoo[sweep]' "
-            f"(or pip install segmentation-models==1.0.1). ({error})") from error
+            f"(or pip install segmentation-models==1.0.1). ({error})"
+        ) from error
     return segmentation_models
 
 
@@ -81,21 +83,35 @@ def sm_input_scaling(backbone: str) -> InputScaling:
     """
     preprocess = _segmentation_models().get_preprocessing(backbone)
     black = np.asarray(preprocess(np.zeros((1, 1, 1, 3), np.float32)), np.float64).ravel()
-    response = np.stack([np.asarray(preprocess(255.0 * np.eye(3, dtype=np.float32)[c].reshape(1, 1, 1, 3)),
-                                    np.float64).ravel() - black for c in range(3)], axis=1)  # [out, in]
-    reverse = bool(np.allclose(response, np.diag(np.diag(response[:, ::-1]))[:, ::-1]) and
-                   not np.allclose(response, np.diag(np.diag(response))))
+    response = np.stack(
+        [
+            np.asarray(preprocess(255.0 * np.eye(3, dtype=np.float32)[c].reshape(1, 1, 1, 3)), np.float64).ravel()
+            - black
+            for c in range(3)
+        ],
+        axis=1,
+    )  # [out, in]
+    reverse = bool(
+        np.allclose(response, np.diag(np.diag(response[:, ::-1]))[:, ::-1])
+        and not np.allclose(response, np.diag(np.diag(response)))
+    )
     scale = np.diag(response[:, ::-1] if reverse else response)
     if not np.allclose(response, (np.diag(scale)[:, ::-1] if reverse else np.diag(scale)), atol=1e-6):
-        raise ValueError(f"segmentation_models' preprocessing of {backbone!r} mixes channels; "
-                         "it cannot be one per-channel scaling.")
+        raise ValueError(
+            f"segmentation_models' preprocessing of {backbone!r} mixes channels; it cannot be one per-channel scaling."
+        )
     return InputScaling(tuple(scale), tuple(black), reverse_channels=reverse, name="encoder_input_scaling")
 
 
-def build_sm_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-                  weights: str | os.PathLike | None = None, *, encoder_weights: str | None = None,
-                  return_attention: bool = False, backbone: str = TABLE1_BACKBONES["EfficientNetb1"]
-                  ) -> keras.Model:
+def build_sm_unet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = 1,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | None = None,
+    return_attention: bool = False,
+    backbone: str = TABLE1_BACKBONES["EfficientNetb1"],
+) -> keras.Model:
     """A segmentation_models U-Net over ``backbone`` (AER-Net Table 1, section 4.3).
 
     Args:
@@ -117,23 +133,31 @@ def build_sm_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
     sm = _segmentation_models()
     known = sm.Backbones.models_names()
     if backbone not in known:
-        raise ValueError(f"backbone must be one of segmentation_models' {sorted(known)}, "
-                         f"got {backbone!r}.")
+        raise ValueError(f"backbone must be one of segmentation_models' {sorted(known)}, got {backbone!r}.")
     name = f"build_sm_unet({backbone!r})"
     check_checkpoint(weights, name)
     check_choice("encoder_weights", encoder_weights, (None, IMAGENET))
-    input_shape = check_input_shape(input_shape, name, multiple=SM_SIZE_MULTIPLE,
-                                    pretrained=encoder_weights is not None)
+    input_shape = check_input_shape(
+        input_shape, name, multiple=SM_SIZE_MULTIPLE, pretrained=encoder_weights is not None
+    )
     check_classes(classes)
     check_return_attention(return_attention, name, available=False)
-    with imagenet_download(encoder_weights, f"segmentation_models' {backbone}", (
+    with imagenet_download(
+        encoder_weights,
+        f"segmentation_models' {backbone}",
+        (
             "Put the file segmentation_models asks for in ~/.keras/models/ (downloaded on a "
-            "machine with internet access), or train from scratch with encoder_weights=None.")):
-        unet = sm.Unet(backbone, input_shape=input_shape, classes=classes,
-                       activation="sigmoid" if classes == 1 else "softmax",
-                       encoder_weights=encoder_weights)
+            "machine with internet access), or train from scratch with encoder_weights=None."
+        ),
+    ):
+        unet = sm.Unet(
+            backbone,
+            input_shape=input_shape,
+            classes=classes,
+            activation="sigmoid" if classes == 1 else "softmax",
+            encoder_weights=encoder_weights,
+        )
     inputs = keras.Input(input_shape, name="image")
     scaling = sm_input_scaling(backbone) if input_shape[-1] == 3 else None
     mask = unet(scaling(inputs) if scaling is not None else inputs)
-    return assemble_model(inputs, "mask", mask, {}, return_attention=False, weights=weights,
-                          name=f"sm_unet_{backbone}")
+    return assemble_model(inputs, "mask", mask, {}, return_attention=False, weights=weights, name=f"sm_unet_{backbone}")

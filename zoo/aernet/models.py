@@ -44,6 +44,7 @@ decoder's (``None``); set, they override it (e.g. the paper's decoder with the c
 ReLU gates). Both decoders share the encoder and the bottleneck (2x2 max-pool, residual
 block of 512 filters; the code's with biases and its projected shortcut).
 """
+
 from __future__ import annotations
 
 import os
@@ -63,8 +64,7 @@ AERNET_INPUT = InputSpec(image_size=(256, 256), colour="lab", scale="unit")
 """The input AER-Net was trained on (section 3.1): 256x256 CIELAB, channels in [0, 1]."""
 
 AERNET_BACKBONE = "efficientnetb1"
-AUTHORS_SKIPS: tuple[str, ...] = ("block7a_expand_activation", "block5a_dwconv",
-                                  "block3b_add", "block2c_se_excite")
+AUTHORS_SKIPS: tuple[str, ...] = ("block7a_expand_activation", "block5a_dwconv", "block3b_add", "block2c_se_excite")
 """EfficientNetB1 layers the authors' code feeds the decoder, coarsest first (1/32,
 1/16, 1/8, 1/4; the layers its hard-coded indices reach)."""
 AERNET_SKIPS: tuple[str, ...] = (*AUTHORS_SKIPS, "block2a_expand_activation")
@@ -85,12 +85,19 @@ DECODER_OPTIONS: dict[str, dict[str, object]] = {
 AERNET_SIZE_MULTIPLE = 64
 
 
-def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-                 weights: str | os.PathLike | None = None, *,
-                 encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
-                 decoder: str = "paper", attention_activation: str | None = None,
-                 upsampling: str | None = None, head_batch_norm: bool | None = None,
-                 name: str = "aernet") -> keras.Model:
+def build_aernet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = 1,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    decoder: str = "paper",
+    attention_activation: str | None = None,
+    upsampling: str | None = None,
+    head_batch_norm: bool | None = None,
+    name: str = "aernet",
+) -> keras.Model:
     """AER-Net (section 3.2, Fig. 3; Table 2, last row).
 
     Args:
@@ -124,8 +131,15 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
             downloaded (the message suggests a local file).
     """
     input_shape, encoder_weights = check_builder_arguments(
-        name, input_shape, classes, weights, encoder_weights, return_attention,
-        multiple=AERNET_SIZE_MULTIPLE, attention=True)
+        name,
+        input_shape,
+        classes,
+        weights,
+        encoder_weights,
+        return_attention,
+        multiple=AERNET_SIZE_MULTIPLE,
+        attention=True,
+    )
     check_choice("decoder", decoder, DECODERS)
     options = DECODER_OPTIONS[decoder]
     if attention_activation is None:
@@ -141,21 +155,26 @@ def build_aernet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
     filters = AUTHORS_DECODER_FILTERS if authors else AERNET_DECODER_FILTERS
     use_bias = True if authors else None  # the code keeps Keras' default bias; None: none before BN
     inputs = keras.Input(input_shape, name="image")
-    skips = build_encoder(AERNET_BACKBONE, inputs, encoder_weights,
-                          taps=AUTHORS_SKIPS if authors else AERNET_SKIPS)
+    skips = build_encoder(AERNET_BACKBONE, inputs, encoder_weights, taps=AUTHORS_SKIPS if authors else AERNET_SKIPS)
     if authors:
         skips[0] = keras.layers.Activation("relu", name="deepest_skip_relu")(skips[0])
     x = keras.layers.MaxPooling2D(2, name="bottleneck_pool")(skips[0])
-    x = residual_block(x, AERNET_BOTTLENECK_FILTERS, use_bias=use_bias, always_project=authors,
-                       name="bottleneck")
+    x = residual_block(x, AERNET_BOTTLENECK_FILTERS, use_bias=use_bias, always_project=authors, name="bottleneck")
     no_skip = [None] * (len(filters) - len(skips))
     x, attention_maps = unet_decoder(
-        x, [*skips, *no_skip], filters, block="residual", attention=True,
-        attention_activation=attention_activation, upsampling=upsampling,
-        variant="aernet_code" if authors else "standard")
+        x,
+        [*skips, *no_skip],
+        filters,
+        block="residual",
+        attention=True,
+        attention_activation=attention_activation,
+        upsampling=upsampling,
+        variant="aernet_code" if authors else "standard",
+    )
     mask = segmentation_head(x, classes, batch_norm=head_batch_norm, use_bias=use_bias)
-    return assemble_model(inputs, "mask", mask, attention_maps, return_attention=return_attention,
-                          weights=weights, name=name)
+    return assemble_model(
+        inputs, "mask", mask, attention_maps, return_attention=return_attention, weights=weights, name=name
+    )
 
 
 def aernet_encoder(model: keras.Model) -> keras.Model:
@@ -164,16 +183,23 @@ def aernet_encoder(model: keras.Model) -> keras.Model:
     Useful to inspect or freeze the EfficientNetB1 encoder (``for layer in
     aernet_encoder(model).layers: layer.trainable = False``).
     """
-    return keras.Model(model.input, [model.get_layer(tap).output for tap in AERNET_SKIPS],
-                       name=f"{model.name}_encoder")
+    return keras.Model(model.input, [model.get_layer(tap).output for tap in AERNET_SKIPS], name=f"{model.name}_encoder")
 
 
-def build_attention_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-                         weights: str | os.PathLike | None = None, *,
-                         encoder_weights: str | os.PathLike | None = None,
-                         return_attention: bool = False, base_filters: int = 64, depth: int = 4,
-                         attention_activation: str = "sigmoid", upsampling: str = "transpose",
-                         batch_norm: bool = True, name: str = "attention_unet") -> keras.Model:
+def build_attention_unet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = 1,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    base_filters: int = 64,
+    depth: int = 4,
+    attention_activation: str = "sigmoid",
+    upsampling: str = "transpose",
+    batch_norm: bool = True,
+    name: str = "attention_unet",
+) -> keras.Model:
     """Attention U-Net (Oktay et al. 2018; AER-Net Table 2, "Attention + U-Net").
 
     :func:`build_unet` with an :class:`~zoo.common.attention_gate.AttentionGate` on
@@ -182,19 +208,37 @@ def build_attention_unet(input_shape: Sequence[int] = (256, 256, 3), classes: in
     the gates' maps (level 1 is the coarsest). Other arguments as in
     :func:`build_unet`.
     """
-    return build_unet_family(input_shape, classes, weights, encoder_weights=encoder_weights,
-                       base_filters=base_filters, depth=depth, block="double_conv", attention=True,
-                       attention_activation=attention_activation, upsampling=upsampling,
-                       batch_norm=batch_norm, return_attention=return_attention, name=name)
+    return build_unet_family(
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        base_filters=base_filters,
+        depth=depth,
+        block="double_conv",
+        attention=True,
+        attention_activation=attention_activation,
+        upsampling=upsampling,
+        batch_norm=batch_norm,
+        return_attention=return_attention,
+        name=name,
+    )
 
 
-def build_attention_residual_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-                                  weights: str | os.PathLike | None = None, *,
-                                  encoder_weights: str | os.PathLike | None = None,
-                                  return_attention: bool = False, base_filters: int = 64,
-                                  depth: int = 4, attention_activation: str = "sigmoid",
-                                  upsampling: str = "transpose", batch_norm: bool = True,
-                                  name: str = "attention_residual_unet") -> keras.Model:
+def build_attention_residual_unet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = 1,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    base_filters: int = 64,
+    depth: int = 4,
+    attention_activation: str = "sigmoid",
+    upsampling: str = "transpose",
+    batch_norm: bool = True,
+    name: str = "attention_residual_unet",
+) -> keras.Model:
     """Attention U-Net with residual decoder blocks (AER-Net Table 2, third row).
 
     :func:`build_attention_unet` whose decoder blocks are AER-Net's residual blocks
@@ -203,7 +247,18 @@ def build_attention_residual_unet(input_shape: Sequence[int] = (256, 256, 3), cl
     decoder ("blocos residuais" of section 3.2). Arguments as in
     :func:`build_attention_unet`.
     """
-    return build_unet_family(input_shape, classes, weights, encoder_weights=encoder_weights,
-                       base_filters=base_filters, depth=depth, block="residual", attention=True,
-                       attention_activation=attention_activation, upsampling=upsampling,
-                       batch_norm=batch_norm, return_attention=return_attention, name=name)
+    return build_unet_family(
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        base_filters=base_filters,
+        depth=depth,
+        block="residual",
+        attention=True,
+        attention_activation=attention_activation,
+        upsampling=upsampling,
+        batch_norm=batch_norm,
+        return_attention=return_attention,
+        name=name,
+    )

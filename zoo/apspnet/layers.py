@@ -21,6 +21,7 @@ Table II (26.08203M - 25.55703M = 0.52500M) is met to the parameter (see
 :mod:`zoo.apspnet.models`). The CBAM reference code (Jongchan/attention-module)
 adds MLP biases and a batch norm; ``use_bias=True`` gives the MLP biases.
 """
+
 from __future__ import annotations
 
 import keras
@@ -59,10 +60,8 @@ class ChannelAttention(keras.layers.Layer):
     def build(self, input_shape):
         channels = check_feature_map(self.name, input_shape)[-1]
         hidden = max(1, channels // self.reduction)
-        self.w0 = self.add_weight(shape=(channels, hidden), name="w0",
-                                  initializer="glorot_uniform")
-        self.w1 = self.add_weight(shape=(hidden, channels), name="w1",
-                                  initializer="glorot_uniform")
+        self.w0 = self.add_weight(shape=(channels, hidden), name="w0", initializer="glorot_uniform")
+        self.w1 = self.add_weight(shape=(hidden, channels), name="w1", initializer="glorot_uniform")
         if self.use_bias:
             self.b0 = self.add_weight(shape=(hidden,), name="b0", initializer="zeros")
             self.b1 = self.add_weight(shape=(channels,), name="b1", initializer="zeros")
@@ -103,12 +102,14 @@ class SpatialAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         check_feature_map(self.name, input_shape)
-        self.kernel = self.add_weight(shape=(self.kernel_size, self.kernel_size, 2, 1),
-                                      name="kernel", initializer="glorot_uniform")
+        self.kernel = self.add_weight(
+            shape=(self.kernel_size, self.kernel_size, 2, 1), name="kernel", initializer="glorot_uniform"
+        )
 
     def call(self, inputs):
-        pooled = ops.concatenate([ops.mean(inputs, axis=-1, keepdims=True),
-                                  ops.max(inputs, axis=-1, keepdims=True)], axis=-1)
+        pooled = ops.concatenate(
+            [ops.mean(inputs, axis=-1, keepdims=True), ops.max(inputs, axis=-1, keepdims=True)], axis=-1
+        )
         return ops.sigmoid(ops.conv(pooled, self.kernel, padding="same"))
 
     def compute_output_shape(self, input_shape):
@@ -118,8 +119,9 @@ class SpatialAttention(keras.layers.Layer):
         return {**super().get_config(), "kernel_size": self.kernel_size}
 
 
-def cbam(x, *, order: str = "channel_spatial", reduction: int = 16, kernel_size: int = 7,
-         name: str = "cbam") -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
+def cbam(
+    x, *, order: str = "channel_spatial", reduction: int = 16, kernel_size: int = 7, name: str = "cbam"
+) -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
     """CBAM on ``x``: the attention units of ``order`` in series (A-PSPNet eq. 2, Table I).
 
     Args:

@@ -28,6 +28,7 @@ Input: 473x473 RGB in keras.applications' "caffe" scale (:data:`APSPNET_INPUT`:
 padded to a square with grey borders, resized, BGR minus the ImageNet mean);
 output: per-pixel softmax over :data:`APSPNET_CLASSES`, float32.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,10 +40,21 @@ from data_tools.preprocess import InputSpec
 from zoo.apspnet.layers import CBAM_ORDERS, cbam
 from zoo.common import segmentation_heads as heads
 from zoo.common.dilated import Features, build_dilated_model
-from zoo.common.resnet import (RESNET50_BLOCKS, RESNET_BACKBONES, classifier_head, has_imagenet_weights,
-                               load_encoder_weights, resnet_features)
-from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
-                                   check_return_attention)
+from zoo.common.resnet import (
+    RESNET50_BLOCKS,
+    RESNET_BACKBONES,
+    classifier_head,
+    has_imagenet_weights,
+    load_encoder_weights,
+    resnet_features,
+)
+from zoo.common.validation import (
+    check_choice,
+    check_classes,
+    check_encoder_weights,
+    check_input_shape,
+    check_return_attention,
+)
 from zoo.common.weights import assemble_model, check_checkpoint
 
 APSPNET_INPUT = InputSpec(image_size=(473, 473), fit="pad", scale="caffe")
@@ -60,10 +72,13 @@ BACKBONES: dict[str, tuple[int, ...]] = RESNET_BACKBONES
 PSP_MINIMUM_SIDE = 8 * (max(heads.PSP_BINS) - 1) + 1
 
 
-def attention_resnet(inputs: keras.KerasTensor, cbam_order: str = "channel_spatial",
-                     output_stride: int = 32, reduction: int = 16,
-                     blocks_per_stage: Sequence[int] = RESNET50_BLOCKS
-                     ) -> tuple[Features, dict[str, keras.KerasTensor]]:
+def attention_resnet(
+    inputs: keras.KerasTensor,
+    cbam_order: str = "channel_spatial",
+    output_stride: int = 32,
+    reduction: int = 16,
+    blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
+) -> tuple[Features, dict[str, keras.KerasTensor]]:
     """A ResNet with CBAM before and after its stages (eq. 5); returns features and maps.
 
     The start CBAM goes on the stem's output (``conv1_relu``, through the
@@ -94,18 +109,22 @@ def attention_resnet(inputs: keras.KerasTensor, cbam_order: str = "channel_spati
         maps.update({f"{name}_{unit}": value for unit, value in unit_maps.items()})
         return x
 
-    features = resnet_features(inputs, blocks_per_stage, output_stride=output_stride,
-                               after_stem=lambda x: attend(x, "cbam_start"))
+    features = resnet_features(
+        inputs, blocks_per_stage, output_stride=output_stride, after_stem=lambda x: attend(x, "cbam_start")
+    )
     return [*features[:-1], attend(features[-1], "cbam_end")], maps
 
 
-def build_apspnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
-                  classes: int = len(APSPNET_CLASSES),
-                  weights: str | os.PathLike | None = None, *,
-                  encoder_weights: str | os.PathLike | None = None,
-                  return_attention: bool = False,
-                  cbam_order: str = "channel_spatial",
-                  backbone: str = "resnet50") -> keras.Model:
+def build_apspnet(
+    input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
+    classes: int = len(APSPNET_CLASSES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    cbam_order: str = "channel_spatial",
+    backbone: str = "resnet50",
+) -> keras.Model:
     """A-PSPNet (Fig. 1): attention ResNet50 (eq. 5) + pyramid pooling module.
 
     Args:
@@ -125,59 +144,91 @@ def build_apspnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
             ``"channel_spatial"`` by default.
         backbone: a key of :data:`BACKBONES`; the paper's ``"resnet50"``.
     """
+
     def encoder(image: keras.KerasTensor, blocks: Sequence[int], output_stride: int):
         return attention_resnet(image, cbam_order, output_stride, blocks_per_stage=blocks)
 
-    return build_dilated_model(lambda features: (heads.pspnet_head(features[-1]), {}),
-                               name=f"apspnet_{cbam_order}", input_shape=input_shape,
-                               classes=classes, weights=weights, encoder_weights=encoder_weights,
-                               backbone=backbone, encoder=encoder, return_attention=return_attention,
-                               attention=True, minimum_side=PSP_MINIMUM_SIDE)
+    return build_dilated_model(
+        lambda features: (heads.pspnet_head(features[-1]), {}),
+        name=f"apspnet_{cbam_order}",
+        input_shape=input_shape,
+        classes=classes,
+        weights=weights,
+        encoder_weights=encoder_weights,
+        backbone=backbone,
+        encoder=encoder,
+        return_attention=return_attention,
+        attention=True,
+        minimum_side=PSP_MINIMUM_SIDE,
+    )
 
 
-def build_pspnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
-                 classes: int = len(APSPNET_CLASSES),
-                 weights: str | os.PathLike | None = None, *,
-                 encoder_weights: str | os.PathLike | None = None,
-                 return_attention: bool = False,
-                 backbone: str = "resnet50") -> keras.Model:
+def build_pspnet(
+    input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
+    classes: int = len(APSPNET_CLASSES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    backbone: str = "resnet50",
+) -> keras.Model:
     """PSPNet (Zhao et al. 2017) on a dilated ResNet (output stride 8); Table III.
 
     No attention maps (``return_attention=False`` only). Other arguments as
     :func:`build_apspnet`.
     """
-    return build_dilated_model(lambda features: (heads.pspnet_head(features[-1]), {}),
-                               name="pspnet", input_shape=input_shape, classes=classes,
-                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
-                               return_attention=return_attention, minimum_side=PSP_MINIMUM_SIDE)
+    return build_dilated_model(
+        lambda features: (heads.pspnet_head(features[-1]), {}),
+        name="pspnet",
+        input_shape=input_shape,
+        classes=classes,
+        weights=weights,
+        encoder_weights=encoder_weights,
+        backbone=backbone,
+        return_attention=return_attention,
+        minimum_side=PSP_MINIMUM_SIDE,
+    )
 
 
-def build_deeplabv3(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
-                    classes: int = len(APSPNET_CLASSES),
-                    weights: str | os.PathLike | None = None, *,
-                    encoder_weights: str | os.PathLike | None = None,
-                    return_attention: bool = False,
-                    output_stride: int = 8,
-                    backbone: str = "resnet50") -> keras.Model:
+def build_deeplabv3(
+    input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
+    classes: int = len(APSPNET_CLASSES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    output_stride: int = 8,
+    backbone: str = "resnet50",
+) -> keras.Model:
     """DeepLabv3 (Chen et al. 2017): dilated ResNet + ASPP; Table III.
 
     ``output_stride`` 8 (rates 12, 24, 36; the default, as the other Table III
     models) or 16 (rates 6, 12, 18; DeepLabv3's training setting). No attention
     maps. Other arguments as :func:`build_apspnet`.
     """
-    return build_dilated_model(lambda features: (heads.aspp(features[-1], output_stride), {}),
-                               name="deeplabv3", input_shape=input_shape, classes=classes,
-                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
-                               output_stride=output_stride, return_attention=return_attention)
+    return build_dilated_model(
+        lambda features: (heads.aspp(features[-1], output_stride), {}),
+        name="deeplabv3",
+        input_shape=input_shape,
+        classes=classes,
+        weights=weights,
+        encoder_weights=encoder_weights,
+        backbone=backbone,
+        output_stride=output_stride,
+        return_attention=return_attention,
+    )
 
 
-def build_danet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
-                classes: int = len(APSPNET_CLASSES),
-                weights: str | os.PathLike | None = None, *,
-                encoder_weights: str | os.PathLike | None = None,
-                return_attention: bool = False,
-                backbone: str = "resnet50",
-                max_subtracted_energy: bool = False) -> keras.Model:
+def build_danet(
+    input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
+    classes: int = len(APSPNET_CLASSES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    backbone: str = "resnet50",
+    max_subtracted_energy: bool = False,
+) -> keras.Model:
     """DANet (Fu et al. 2019): dilated ResNet (output stride 8) + dual attention head; Table III.
 
     Softmax over :data:`APSPNET_CLASSES` on "caffe"-scaled 473x473 input, as the
@@ -189,21 +240,30 @@ def build_danet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
     code (junfu1115/DANet, softmax over ``max - energy``) instead of Fu et al. eq. 3.
     Other arguments as :func:`build_apspnet`.
     """
-    return build_dilated_model(lambda features: heads.danet_head(features[-1],
-                                                                 max_subtracted_energy=max_subtracted_energy),
-                               name="danet", input_shape=input_shape, classes=classes,
-                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
-                               return_attention=return_attention, attention=True)
+    return build_dilated_model(
+        lambda features: heads.danet_head(features[-1], max_subtracted_energy=max_subtracted_energy),
+        name="danet",
+        input_shape=input_shape,
+        classes=classes,
+        weights=weights,
+        encoder_weights=encoder_weights,
+        backbone=backbone,
+        return_attention=return_attention,
+        attention=True,
+    )
 
 
-def build_attention_resnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
-                           classes: int = 1000,
-                           weights: str | os.PathLike | None = None, *,
-                           encoder_weights: str | os.PathLike | None = None,
-                           return_attention: bool = False,
-                           cbam_order: str = "channel_spatial",
-                           backbone: str = "resnet50",
-                           name: str | None = None) -> keras.Model:
+def build_attention_resnet(
+    input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
+    classes: int = 1000,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    cbam_order: str = "channel_spatial",
+    backbone: str = "resnet50",
+    name: str | None = None,
+) -> keras.Model:
     """The attention ResNet of eq. 5 as a classifier (GAP + FC), the models of Table II.
 
     Table II's "A-PSPNet" is this model with the ResNet50 backbone; its ResNet101
@@ -228,18 +288,35 @@ def build_attention_resnet(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
     inputs = keras.Input(shape=shape, name="image")
     features, maps = attention_resnet(inputs, cbam_order, blocks_per_stage=blocks)
     probabilities = classifier_head(features[-1], classes)
-    return assemble_model(inputs, "probabilities", probabilities, maps, return_attention=return_attention,
-                          weights=weights, name=name,
-                          initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks))
+    return assemble_model(
+        inputs,
+        "probabilities",
+        probabilities,
+        maps,
+        return_attention=return_attention,
+        weights=weights,
+        name=name,
+        initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks),
+    )
 
 
-def build_attention_resnet50(input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
-                             classes: int = 1000,
-                             weights: str | os.PathLike | None = None, *,
-                             encoder_weights: str | os.PathLike | None = None,
-                             return_attention: bool = False,
-                             cbam_order: str = "channel_spatial") -> keras.Model:
+def build_attention_resnet50(
+    input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE,
+    classes: int = 1000,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    cbam_order: str = "channel_spatial",
+) -> keras.Model:
     """Attention ResNet50 classifier: Table II's "A-PSPNet" row (:func:`build_attention_resnet`)."""
-    return build_attention_resnet(input_shape, classes, weights, encoder_weights=encoder_weights,
-                                  return_attention=return_attention, cbam_order=cbam_order,
-                                  backbone="resnet50", name="attention_resnet50")
+    return build_attention_resnet(
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        cbam_order=cbam_order,
+        backbone="resnet50",
+        name="attention_resnet50",
+    )

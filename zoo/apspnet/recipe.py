@@ -4,6 +4,7 @@ Adam, learning rate 1e-3, batch 8, 100 epochs (Table III; 50 in Table I), the Co
 loss of eq. 6 (cross-entropy + 1 - Dice) on one-hot class masks; no augmentation
 named.
 """
+
 import keras
 
 from zoo.losses import ComboLoss
@@ -11,5 +12,12 @@ from zoo.recipe import TrainingRecipe, constant
 
 APSPNET_RECIPE = TrainingRecipe(
     source="Wen et al., A-PSPNet section IV-B: Adam lr 1e-3, batch 8, 100 epochs, Combo loss (eq. 6)",
-    loss=ComboLoss, optimizer=constant(keras.optimizers.Adam), learning_rate=1e-3,
-    batch_size=8, epochs=100, targets="one_hot", augmentation=None, monitor="loss")
+    loss=ComboLoss,
+    optimizer=constant(keras.optimizers.Adam),
+    learning_rate=1e-3,
+    batch_size=8,
+    epochs=100,
+    targets="one_hot",
+    augmentation=None,
+    monitor="loss",
+)

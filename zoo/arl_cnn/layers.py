@@ -24,6 +24,7 @@ three parameter-free normalisations (eq. 4-6) and alpha a learnable scalar, the
 Both forms have the same weight (``alpha`` of the ``{block}_scale_gate`` layer), so
 checkpoints load into either.
 """
+
 from __future__ import annotations
 
 import keras
@@ -142,18 +143,18 @@ class ScaleGate(keras.layers.Layer):
         first_shape, x_shape = (tuple(shape) for shape in input_shape)
         if first_shape[1:] != x_shape[1:]:
             first = "attention mask" if self.normalization is None else "residual branch"
-            raise ValueError(f"{self.name}: the {first} {first_shape} and the "
-                             f"gated input {x_shape} must have the same shape")
+            raise ValueError(
+                f"{self.name}: the {first} {first_shape} and the gated input {x_shape} must have the same shape"
+            )
         self.alpha = self.add_weight(
-            shape=(), name="alpha",
-            initializer=keras.initializers.Constant(self.alpha_initial))
+            shape=(), name="alpha", initializer=keras.initializers.Constant(self.alpha_initial)
+        )
 
     def call(self, inputs):
         first, x = inputs
         if self.normalization is None:
             return ops.cast(self.alpha, self.compute_dtype) * first * x
-        gain = attention_gain(ops.cast(first, "float32"), ops.cast(self.alpha, "float32"),
-                              self.normalization)
+        gain = attention_gain(ops.cast(first, "float32"), ops.cast(self.alpha, "float32"), self.normalization)
         # x * (1 + gain) rather than x + x * gain: one full-size op fewer in the
         # gradient, and no less precise (the block adds the term to x + F(x) anyway).
         return x * ops.cast(1.0 + gain, self.compute_dtype)
@@ -162,5 +163,4 @@ class ScaleGate(keras.layers.Layer):
         return tuple(input_shape[1])
 
     def get_config(self):
-        return {**super().get_config(), "alpha_initial": self.alpha_initial,
-                "normalization": self.normalization}
+        return {**super().get_config(), "alpha_initial": self.alpha_initial, "normalization": self.normalization}

@@ -42,6 +42,7 @@ Attention-56 modules have more residual units per branch than ours (one unit bef
 the trunk/mask split, one after), and no arrangement of whole modules lands on 3.9e7.
 Table II's own layouts stay available (``attention_stages=(2, 3, 4, 5)``, ``ratio=16``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -53,28 +54,40 @@ import keras
 from zoo.arl_cnn.layers import AttentionNormalization, ScaleGate
 from zoo.arl_cnn.ran import attention_module
 from zoo.arl_cnn.se import SqueezeExcitation
-from zoo.common.resnet import (RESNET14_BLOCKS, RESNET50_BLOCKS, STAGE_FILTERS,
-                               MergeHook, StageHook, bottleneck_block, build_resnet)
+from zoo.common.resnet import (
+    RESNET14_BLOCKS,
+    RESNET50_BLOCKS,
+    STAGE_FILTERS,
+    MergeHook,
+    StageHook,
+    bottleneck_block,
+    build_resnet,
+)
 
 ATTENTION_TYPES = ("spatial", "channel", "mixed")
 
 PAPER_PARAMS = {  # Table III, "Params (x 10^7)"
-    "resnet14": 0.8e7, "ran14": 1.2e7, "senet14": 1.1e7, "arl_cnn14": 0.8e7,
-    "resnet50": 2.3e7, "ran50": 3.9e7, "senet50": 2.6e7, "arl_cnn50": 2.3e7,
+    "resnet14": 0.8e7,
+    "ran14": 1.2e7,
+    "senet14": 1.1e7,
+    "arl_cnn14": 0.8e7,
+    "resnet50": 2.3e7,
+    "ran50": 3.9e7,
+    "senet50": 2.6e7,
+    "arl_cnn50": 2.3e7,
 }
 
 FINE_TUNING_ALPHA = 0.001  # Sec. IV-B: initial scale gate when fine-tuning ARL-CNN50
 
 # With return_attention=True the maps are the outputs of the layers named so:
-ARL_MAPS = "_attention_mask"   # every ARL block's mask N[F(x)] (eq. 3-6)
-SE_MAPS = "_se"                # every SE block's excitation vector (Hu et al. eq. 3)
-RAN_MAPS = "_mask_sigmoid"     # every attention module's soft mask M (Wang et al. eq. 3)
+ARL_MAPS = "_attention_mask"  # every ARL block's mask N[F(x)] (eq. 3-6)
+SE_MAPS = "_se"  # every SE block's excitation vector (Hu et al. eq. 3)
+RAN_MAPS = "_mask_sigmoid"  # every attention module's soft mask M (Wang et al. eq. 3)
 
 Weights = str | os.PathLike | None
 
 
-def arl_merge(attention: str = "spatial", alpha_initial: float = FINE_TUNING_ALPHA,
-              maps: bool = False) -> MergeHook:
+def arl_merge(attention: str = "spatial", alpha_initial: float = FINE_TUNING_ALPHA, maps: bool = False) -> MergeHook:
     """ARL block merge (eq. 9), y = x + F(x) + alpha * N[F(x)] * x.
 
     ``maps=False``: [F(x), x + alpha * N[F(x)] * x], the second from one layer,
@@ -88,8 +101,7 @@ def arl_merge(attention: str = "spatial", alpha_initial: float = FINE_TUNING_ALP
 
     def merge(residual, shortcut, name):
         if not maps:
-            gated = ScaleGate(alpha_initial, normalization=attention,
-                              name=f"{name}_scale_gate")([residual, shortcut])
+            gated = ScaleGate(alpha_initial, normalization=attention, name=f"{name}_scale_gate")([residual, shortcut])
             return [gated, residual]
         mask = AttentionNormalization(attention, name=f"{name}_attention_mask")(residual)
         gated = ScaleGate(alpha_initial, name=f"{name}_scale_gate")([mask, shortcut])
@@ -125,8 +137,7 @@ def ran_stage_hook(attention_stages: Sequence[int]) -> StageHook:
     """
     stages = tuple(int(stage) for stage in attention_stages)
     if not set(stages) <= set(RAN_MASK_LEVELS):
-        raise ValueError(f"attention_stages must be taken from (2, 3, 4, 5), "
-                         f"got {attention_stages!r}")
+        raise ValueError(f"attention_stages must be taken from (2, 3, 4, 5), got {attention_stages!r}")
 
     def hook(x, stage, name):
         if stage not in stages:
@@ -141,10 +152,16 @@ def _identity_bottleneck(x, name, filters):
     return bottleneck_block(x, filters, name)
 
 
-def build_arl_cnn14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                    weights: Weights = None, *, encoder_weights: Weights = None,
-                    return_attention: bool = False, attention: str = "spatial",
-                    alpha_initial: float = FINE_TUNING_ALPHA) -> keras.Model:
+def build_arl_cnn14(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    attention: str = "spatial",
+    alpha_initial: float = FINE_TUNING_ALPHA,
+) -> keras.Model:
     """ARL-CNN14 (Table I): one ARL block per stage, trained from scratch.
 
     Args:
@@ -159,24 +176,46 @@ def build_arl_cnn14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: 
         alpha_initial: initial scale gate alpha of every block. The paper states
             0.001 for fine-tuning only; we use it from scratch too.
     """
-    return build_resnet(RESNET14_BLOCKS, "arl_cnn14", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial, return_attention))
+    return build_resnet(
+        RESNET14_BLOCKS,
+        "arl_cnn14",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        map_suffix=ARL_MAPS,
+        merge=arl_merge(attention, alpha_initial, return_attention),
+    )
 
 
-def build_arl_cnn50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                    weights: Weights = None, *, encoder_weights: Weights = None,
-                    return_attention: bool = False, attention: str = "spatial",
-                    alpha_initial: float = FINE_TUNING_ALPHA) -> keras.Model:
+def build_arl_cnn50(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    attention: str = "spatial",
+    alpha_initial: float = FINE_TUNING_ALPHA,
+) -> keras.Model:
     """ARL-CNN50 (Table I): ResNet50 with ARL blocks; see :func:`build_arl_cnn14`.
 
     ``encoder_weights="imagenet"`` (or a keras.applications ResNet50 no-top file)
     initialises every ResNet50 layer from ImageNet (Sec. III-B) with alpha = 0.001
     (Sec. IV-B).
     """
-    return build_resnet(RESNET50_BLOCKS, "arl_cnn50", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=ARL_MAPS, merge=arl_merge(attention, alpha_initial, return_attention))
+    return build_resnet(
+        RESNET50_BLOCKS,
+        "arl_cnn50",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        map_suffix=ARL_MAPS,
+        merge=arl_merge(attention, alpha_initial, return_attention),
+    )
 
 
 SENET14_RATIO = 4
@@ -187,34 +226,67 @@ RAN14_ATTENTION_STAGES = (2, 3)
 gives 5.60e7: one module at 1024 or 2048 channels alone exceeds the difference)."""
 
 
-def build_senet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                  weights: Weights = None, *, encoder_weights: Weights = None,
-                  return_attention: bool = False, ratio: int = SENET14_RATIO) -> keras.Model:
+def build_senet14(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    ratio: int = SENET14_RATIO,
+) -> keras.Model:
     """SEnet14 (Table II): ResNet14 with an SE block per stage (reduction ``ratio``;
     default :data:`SENET14_RATIO`, the one Table III's parameter count identifies).
 
     ``return_attention=True`` adds every block's excitation vector ``(batch, C)``
     (Hu et al. eq. 3) under the key ``conv{s}_block{b}_se``. Other arguments as
     :func:`build_arl_cnn14`."""
-    return build_resnet(RESNET14_BLOCKS, "senet14", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=SE_MAPS, merge=se_merge(ratio))
+    return build_resnet(
+        RESNET14_BLOCKS,
+        "senet14",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        map_suffix=SE_MAPS,
+        merge=se_merge(ratio),
+    )
 
 
-def build_senet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                  weights: Weights = None, *, encoder_weights: Weights = None,
-                  return_attention: bool = False, ratio: int = 16) -> keras.Model:
+def build_senet50(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    ratio: int = 16,
+) -> keras.Model:
     """SEnet50 (Table II): SE-ResNet50. ``encoder_weights="imagenet"``: ResNet50
     layers only. Other arguments as :func:`build_senet14`."""
-    return build_resnet(RESNET50_BLOCKS, "senet50", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=SE_MAPS, merge=se_merge(ratio))
+    return build_resnet(
+        RESNET50_BLOCKS,
+        "senet50",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        map_suffix=SE_MAPS,
+        merge=se_merge(ratio),
+    )
 
 
-def build_ran14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                weights: Weights = None, *, encoder_weights: Weights = None,
-                return_attention: bool = False,
-                attention_stages: Sequence[int] = RAN14_ATTENTION_STAGES) -> keras.Model:
+def build_ran14(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    attention_stages: Sequence[int] = RAN14_ATTENTION_STAGES,
+) -> keras.Model:
     """RAN14 (Table II): ResNet14 with an attention module after the listed stages' block.
 
     Default :data:`RAN14_ATTENTION_STAGES` (conv2, conv3: 1.204e7, Table III's 1.2e7);
@@ -223,15 +295,28 @@ def build_ran14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int 
     ``conv{s}_attention_mask_sigmoid`` (outputs with ``return_attention=True``). Other
     arguments as :func:`build_arl_cnn14`.
     """
-    return build_resnet(RESNET14_BLOCKS, "ran14", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=RAN_MAPS, after_first_block=ran_stage_hook(attention_stages))
+    return build_resnet(
+        RESNET14_BLOCKS,
+        "ran14",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        map_suffix=RAN_MAPS,
+        after_first_block=ran_stage_hook(attention_stages),
+    )
 
 
-def build_ran50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                weights: Weights = None, *, encoder_weights: Weights = None,
-                return_attention: bool = False,
-                attention_stages: Sequence[int] = (2, 3, 4)) -> keras.Model:
+def build_ran50(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    attention_stages: Sequence[int] = (2, 3, 4),
+) -> keras.Model:
     """RAN50 (Table II): ResNet50 with an attention module in conv2, conv3 and conv4.
 
     Placed after each stage's first (projection) block, as in Wang et al.'s
@@ -239,23 +324,55 @@ def build_ran50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int 
     initialises the ResNet50 layers only (Sec. IV-D). Other arguments as
     :func:`build_ran14`.
     """
-    return build_resnet(RESNET50_BLOCKS, "ran50", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention,
-                        map_suffix=RAN_MAPS, after_first_block=ran_stage_hook(attention_stages))
+    return build_resnet(
+        RESNET50_BLOCKS,
+        "ran50",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        map_suffix=RAN_MAPS,
+        after_first_block=ran_stage_hook(attention_stages),
+    )
 
 
-def build_resnet14(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                   weights: Weights = None, *, encoder_weights: Weights = None,
-                   return_attention: bool = False) -> keras.Model:
+def build_resnet14(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+) -> keras.Model:
     """ResNet14 of the ARL paper (Table I): one bottleneck block per stage (no
     attention maps, no ImageNet weights; arguments as :func:`build_arl_cnn14`)."""
-    return build_resnet(RESNET14_BLOCKS, "resnet14", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention)
+    return build_resnet(
+        RESNET14_BLOCKS,
+        "resnet14",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+    )
 
 
-def build_resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), classes: int = 2,
-                   weights: Weights = None, *, encoder_weights: Weights = None,
-                   return_attention: bool = False) -> keras.Model:
+def build_resnet50(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+) -> keras.Model:
     """ResNet50 (Table I); ``encoder_weights="imagenet"`` loads keras.applications weights."""
-    return build_resnet(RESNET50_BLOCKS, "resnet50", input_shape, classes, weights,
-                        encoder_weights=encoder_weights, return_attention=return_attention)
+    return build_resnet(
+        RESNET50_BLOCKS,
+        "resnet50",
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+    )

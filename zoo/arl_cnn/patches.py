@@ -20,6 +20,7 @@ the patches of an image are fixed for a seed (extracted once, as the paper does
 before its online augmentation) and differ between seeds (Table VII's ten runs each
 draw their own, ``reproduce/arl_table7.py``).
 """
+
 from __future__ import annotations
 
 

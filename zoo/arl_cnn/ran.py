@@ -17,6 +17,7 @@ in), so the module reuses the bottleneck block of :mod:`zoo.common.resnet`.
 Wang et al. take ``levels`` = 3, 2, 1 at 56x56, 28x28 and 14x14 so that the
 mask bottom is 7x7 (their Attention-56).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,16 +30,14 @@ from zoo.common.resizing import resize_to
 ResidualUnit = Callable[[keras.KerasTensor, str], keras.KerasTensor]
 
 
-def soft_mask_branch(x: keras.KerasTensor, residual_unit: ResidualUnit, levels: int,
-                     name: str) -> keras.KerasTensor:
+def soft_mask_branch(x: keras.KerasTensor, residual_unit: ResidualUnit, levels: int, name: str) -> keras.KerasTensor:
     """Bottom-up top-down soft mask M in [0, 1] with the shape of ``x``."""
     if int(levels) < 1:
         raise ValueError(f"levels must be a positive integer, got {levels!r}")
     channels = x.shape[-1]
     scales, skips, mask = [x], [], x
     for level in range(1, levels + 1):
-        mask = layers.MaxPooling2D(3, strides=2, padding="same",
-                                   name=f"{name}_down{level}_pool")(mask)
+        mask = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_down{level}_pool")(mask)
         mask = residual_unit(mask, f"{name}_down{level}")
         scales.append(mask)
         if level < levels:
@@ -56,8 +55,7 @@ def soft_mask_branch(x: keras.KerasTensor, residual_unit: ResidualUnit, levels: 
     return layers.Activation("sigmoid", name=f"{name}_sigmoid")(mask)
 
 
-def attention_module(x: keras.KerasTensor, residual_unit: ResidualUnit, levels: int,
-                     name: str) -> keras.KerasTensor:
+def attention_module(x: keras.KerasTensor, residual_unit: ResidualUnit, levels: int, name: str) -> keras.KerasTensor:
     """One RAN attention module, output (1 + M(x)) * T(x) then a residual unit.
 
     Args:

@@ -4,6 +4,7 @@ SE recalibrates channels: s = sigmoid(W2 relu(W1 GAP(x) + b1) + b2), y = s * x,
 with W1 reducing C channels to C / ratio. In an SE-ResNet block it scales the
 residual branch before the shortcut is added (Hu et al., Fig. 3).
 """
+
 from __future__ import annotations
 
 import keras
@@ -32,14 +33,14 @@ class SqueezeExcitation(keras.layers.Layer):
     def build(self, input_shape):
         channels = check_feature_map(self.name, input_shape)[-1]
         hidden = max(1, channels // self.ratio)
-        self.squeeze_kernel = self.add_weight(shape=(channels, hidden), name="squeeze_kernel",
-                                              initializer="glorot_uniform")
-        self.squeeze_bias = self.add_weight(shape=(hidden,), name="squeeze_bias",
-                                            initializer="zeros")
-        self.excite_kernel = self.add_weight(shape=(hidden, channels), name="excite_kernel",
-                                             initializer="glorot_uniform")
-        self.excite_bias = self.add_weight(shape=(channels,), name="excite_bias",
-                                           initializer="zeros")
+        self.squeeze_kernel = self.add_weight(
+            shape=(channels, hidden), name="squeeze_kernel", initializer="glorot_uniform"
+        )
+        self.squeeze_bias = self.add_weight(shape=(hidden,), name="squeeze_bias", initializer="zeros")
+        self.excite_kernel = self.add_weight(
+            shape=(hidden, channels), name="excite_kernel", initializer="glorot_uniform"
+        )
+        self.excite_bias = self.add_weight(shape=(channels,), name="excite_bias", initializer="zeros")
 
     def call(self, inputs):
         squeezed = ops.mean(inputs, axis=(1, 2))

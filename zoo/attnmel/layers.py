@@ -18,6 +18,7 @@ The authors' code offers a second normalisation, ``normalization="softmax"``: ``
 is a softmax over the spatial positions and ``g^ = sum_i a_i f_i`` (the
 attention-weighted sum, Jetley et al. 2018). The paper uses the sigmoid.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,32 +53,34 @@ class AttnMelAttention(keras.layers.Layer):
         map ``(batch, H, W, 1)``.
     """
 
-    def __init__(self, filters: int = ATTNMEL_ATTENTION_FILTERS,
-                 normalization: str = "sigmoid",
-                 kernel_initializer: Any = "he_normal", **kwargs):
+    def __init__(
+        self,
+        filters: int = ATTNMEL_ATTENTION_FILTERS,
+        normalization: str = "sigmoid",
+        kernel_initializer: Any = "he_normal",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise ValueError(f"AttnMelAttention: filters must be a positive int, got {filters!r}.")
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"AttnMelAttention: normalization must be one of {NORMALIZATIONS}, "
-                             f"got {normalization!r}.")
+            raise ValueError(f"AttnMelAttention: normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
         self.filters = filters
         self.normalization = normalization
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         if len(input_shape) != 2:
-            raise ValueError(f"AttnMelAttention expects inputs [local, global], got "
-                             f"{len(input_shape)} inputs.")
+            raise ValueError(f"AttnMelAttention expects inputs [local, global], got {len(input_shape)} inputs.")
         local_shape, global_shape = tuple(input_shape[0]), tuple(input_shape[1])
         if len(local_shape) != 4 or len(global_shape) != 4:
-            raise ValueError(f"AttnMelAttention expects 4-D (batch, H, W, C) local and global "
-                             f"features, got {local_shape} and {global_shape}.")
+            raise ValueError(
+                f"AttnMelAttention expects 4-D (batch, H, W, C) local and global "
+                f"features, got {local_shape} and {global_shape}."
+            )
         conv = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
-        self.local_projection = keras.layers.Conv2D(self.filters, 1, use_bias=False,
-                                                    name="local_projection", **conv)
-        self.global_projection = keras.layers.Conv2D(self.filters, 1, use_bias=False,
-                                                     name="global_projection", **conv)
+        self.local_projection = keras.layers.Conv2D(self.filters, 1, use_bias=False, name="local_projection", **conv)
+        self.global_projection = keras.layers.Conv2D(self.filters, 1, use_bias=False, name="global_projection", **conv)
         self.response = keras.layers.Conv2D(1, 1, use_bias=True, name="response", **conv)
         self.local_projection.build(local_shape)
         self.global_projection.build(global_shape)

@@ -36,6 +36,7 @@ Paper versus the authors' code (SaoYan/IPMI2019-AttnMel); defaults follow the pa
 Initialisation as the code: attention convolutions He-normal (Sec. 3.1), classifier
 ``N(0, 0.01)`` with zero bias.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,7 @@ from zoo.common.encoders import build_encoder, imagenet_download
 from zoo.common.validation import check_bool, check_choice
 from zoo.common.weights import assemble_model, check_builder_arguments
 
-ATTNMEL_INPUT = InputSpec(image_size=(224, 224), fit="crop", crop_fraction=0.8,
-                          pre_crop_size=(256, 256))
+ATTNMEL_INPUT = InputSpec(image_size=(224, 224), fit="crop", crop_fraction=0.8, pre_crop_size=(256, 256))
 """The paper's input (Sec. 3.1): centre square of 0.8 x the shorter side, resized to
 256x256, then a 224x224 crop (random in training, centred at test), RGB in [0, 1]."""
 
@@ -103,7 +103,8 @@ def vgg16_features(inputs, encoder_weights: Weights = None, batch_norm: bool = F
         raise ValueError(
             f"encoder_weights={encoder_weights!r} with batch_norm=True: keras.applications has no "
             "VGG-16-BN weights. Use encoder_weights=None (and weights= for a checkpoint of the "
-            "trained model) or batch_norm=False for ImageNet VGG-16.")
+            "trained model) or batch_norm=False for ImageNet VGG-16."
+        )
     return _vgg16_bn_features(inputs)
 
 
@@ -111,53 +112,97 @@ def softmax_classifier(features, classes: int):
     """Dense ``predictions`` (``N(0, 0.01)`` kernel, zero bias, as the authors' code)
     and a float32 softmax ``probabilities`` (exact under mixed precision)."""
     logits = keras.layers.Dense(
-        classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-        name="predictions")(features)
+        classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01), name="predictions"
+    )(features)
     return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
 
 
-def _start(name: str, input_shape, classes: int, weights: Weights, encoder_weights: Weights,
-           return_attention: bool, *, attention: bool) -> tuple[keras.KerasTensor, str | None]:
+def _start(
+    name: str,
+    input_shape,
+    classes: int,
+    weights: Weights,
+    encoder_weights: Weights,
+    return_attention: bool,
+    *,
+    attention: bool,
+) -> tuple[keras.KerasTensor, str | None]:
     """The builders' common checks; returns the model input and the checked encoder weights."""
     input_shape, encoder_weights = check_builder_arguments(
-        name, input_shape, classes, weights, encoder_weights, return_attention,
-        multiple=VGG16_SIZE_MULTIPLE, attention=attention)
+        name,
+        input_shape,
+        classes,
+        weights,
+        encoder_weights,
+        return_attention,
+        multiple=VGG16_SIZE_MULTIPLE,
+        attention=attention,
+    )
     return keras.Input(input_shape, name="image"), encoder_weights
 
 
-def _build_attnmel(input_shape: Sequence[int], classes: int, weights: Weights, *,
-                   encoder_weights: Weights, return_attention: bool, batch_norm: bool,
-                   attention: bool, normalization: str, attention_filters: int,
-                   name: str) -> keras.Model:
+def _build_attnmel(
+    input_shape: Sequence[int],
+    classes: int,
+    weights: Weights,
+    *,
+    encoder_weights: Weights,
+    return_attention: bool,
+    batch_norm: bool,
+    attention: bool,
+    normalization: str,
+    attention_filters: int,
+    name: str,
+) -> keras.Model:
     """AttnMel-CNN (``attention=True``) or Mel-CNN (Sec. 3.2, "Does attention help?")."""
     check_choice("normalization", normalization, NORMALIZATIONS)
-    inputs, encoder_weights = _start(name, input_shape, classes, weights, encoder_weights,
-                                     return_attention, attention=attention)
+    inputs, encoder_weights = _start(
+        name, input_shape, classes, weights, encoder_weights, return_attention, attention=attention
+    )
     pool3, pool4, pool5 = vgg16_features(inputs, encoder_weights, batch_norm)
     global_vector = keras.layers.GlobalAveragePooling2D(name="pool5_gap")(pool5)
     outputs = {}
     if attention:
         local_vectors = []
         for level, local in ((3, pool3), (4, pool4)):
-            vector, attention_map = AttnMelAttention(
-                attention_filters, normalization, name=f"attention{level}")([local, pool5])
+            vector, attention_map = AttnMelAttention(attention_filters, normalization, name=f"attention{level}")(
+                [local, pool5]
+            )
             local_vectors.append(vector)
             outputs[f"attention_pool{level}"] = keras.layers.Activation(
-                "linear", dtype="float32", name=f"attention_pool{level}")(attention_map)
+                "linear", dtype="float32", name=f"attention_pool{level}"
+            )(attention_map)
     else:
-        local_vectors = [keras.layers.GlobalAveragePooling2D(name=f"pool{level}_gap")(local)
-                         for level, local in ((3, pool3), (4, pool4))]
+        local_vectors = [
+            keras.layers.GlobalAveragePooling2D(name=f"pool{level}_gap")(local)
+            for level, local in ((3, pool3), (4, pool4))
+        ]
     features = keras.layers.Concatenate(name="features")([global_vector, *local_vectors])
     probabilities = softmax_classifier(features, classes)
-    return assemble_model(inputs, "probabilities", probabilities, outputs, return_attention=return_attention,
-                          weights=weights, name=name, attention_by_default=attention)
+    return assemble_model(
+        inputs,
+        "probabilities",
+        probabilities,
+        outputs,
+        return_attention=return_attention,
+        weights=weights,
+        name=name,
+        attention_by_default=attention,
+    )
 
 
-def build_attnmel_cnn(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                      weights: Weights = None, *, encoder_weights: Weights = None,
-                      return_attention: bool = True, batch_norm: bool = False,
-                      normalization: str = "sigmoid", attention_filters: int = 256,
-                      name: str = "attnmel_cnn") -> keras.Model:
+def build_attnmel_cnn(
+    input_shape: Sequence[int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = True,
+    batch_norm: bool = False,
+    normalization: str = "sigmoid",
+    attention_filters: int = 256,
+    name: str = "attnmel_cnn",
+) -> keras.Model:
     """AttnMel-CNN (Sec. 2.1, Fig. 1-2; Table 1 row 7, Table 2 rows 9-12).
 
     VGG-16 without dense layers; attention modules (eq. 1-3) on pool-3 and pool-4
@@ -187,31 +232,60 @@ def build_attnmel_cnn(input_shape: Sequence[int] = (224, 224, 3), classes: int =
         (batch, H/16, W/16, 1)}`` (the probabilities alone with
         ``return_attention=False``).
     """
-    return _build_attnmel(input_shape, classes, weights, encoder_weights=encoder_weights,
-                          return_attention=return_attention, batch_norm=batch_norm, attention=True,
-                          normalization=normalization, attention_filters=attention_filters,
-                          name=name)
+    return _build_attnmel(
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        batch_norm=batch_norm,
+        attention=True,
+        normalization=normalization,
+        attention_filters=attention_filters,
+        name=name,
+    )
 
 
-def build_mel_cnn(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                  weights: Weights = None, *, encoder_weights: Weights = None,
-                  return_attention: bool = False, batch_norm: bool = False,
-                  name: str = "mel_cnn") -> keras.Model:
+def build_mel_cnn(
+    input_shape: Sequence[int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    batch_norm: bool = False,
+    name: str = "mel_cnn",
+) -> keras.Model:
     """Mel-CNN: AttnMel-CNN without attention, GAP of pool-3, pool-4 and pool-5
     concatenated (Sec. 3.2, "Does Attention Help?"; Table 1 row 6, Table 2 row 8).
 
     Arguments as :func:`build_attnmel_cnn` (no attention maps:
     ``return_attention=False`` only); outputs the class probabilities.
     """
-    return _build_attnmel(input_shape, classes, weights, encoder_weights=encoder_weights,
-                          return_attention=return_attention, batch_norm=batch_norm, attention=False,
-                          normalization="sigmoid", attention_filters=1, name=name)
+    return _build_attnmel(
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        return_attention=return_attention,
+        batch_norm=batch_norm,
+        attention=False,
+        normalization="sigmoid",
+        attention_filters=1,
+        name=name,
+    )
 
 
-def build_vgg16_gap(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                    weights: Weights = None, *, encoder_weights: Weights = None,
-                    return_attention: bool = False, batch_norm: bool = False,
-                    name: str = "vgg16_gap") -> keras.Model:
+def build_vgg16_gap(
+    input_shape: Sequence[int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    batch_norm: bool = False,
+    name: str = "vgg16_gap",
+) -> keras.Model:
     """VGG-16-GAP: the dense layers replaced by global average pooling (Sec. 3.2,
     "Comparison with the Truncated VGG"; Table 1 row 5, Table 2 row 7).
 
@@ -219,18 +293,32 @@ def build_vgg16_gap(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2
     :func:`zoo.cam.class_activation_map` reads for Table 3's CAM column.
     Arguments as :func:`build_mel_cnn`; outputs the class probabilities.
     """
-    inputs, encoder_weights = _start(name, input_shape, classes, weights, encoder_weights,
-                                     return_attention, attention=False)
+    inputs, encoder_weights = _start(
+        name, input_shape, classes, weights, encoder_weights, return_attention, attention=False
+    )
     pool5 = vgg16_features(inputs, encoder_weights, batch_norm)[-1]
     features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(pool5)
-    return assemble_model(inputs, "probabilities", softmax_classifier(features, classes), {},
-                          return_attention=False, weights=weights, name=name)
+    return assemble_model(
+        inputs,
+        "probabilities",
+        softmax_classifier(features, classes),
+        {},
+        return_attention=False,
+        weights=weights,
+        name=name,
+    )
 
 
-def build_vgg16_classifier(input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                           weights: Weights = None, *, encoder_weights: Weights = None,
-                           return_attention: bool = False, batch_norm: bool = False,
-                           name: str = "vgg16") -> keras.Model:
+def build_vgg16_classifier(
+    input_shape: Sequence[int] = (224, 224, 3),
+    classes: int = 2,
+    weights: Weights = None,
+    *,
+    encoder_weights: Weights = None,
+    return_attention: bool = False,
+    batch_norm: bool = False,
+    name: str = "vgg16",
+) -> keras.Model:
     """The original VGG-16 with its dense layers and a ``classes``-way output
     (Sec. 3.2, "Comparing with the Original VGG"; Table 1 row 4, Table 2 row 6).
 
@@ -244,21 +332,30 @@ def build_vgg16_classifier(input_shape: Sequence[int] = (224, 224, 3), classes: 
             it, as the paper does. Needs a 224x224x3 input (fc1's shape).
         Other arguments as :func:`build_mel_cnn`.
     """
-    inputs, encoder_weights = _start(name, input_shape, classes, weights, encoder_weights,
-                                     return_attention, attention=False)
+    inputs, encoder_weights = _start(
+        name, input_shape, classes, weights, encoder_weights, return_attention, attention=False
+    )
     if encoder_weights is not None and (batch_norm or tuple(inputs.shape[1:]) != (224, 224, 3)):
         raise ValueError(
             f"{name}: encoder_weights={encoder_weights!r} needs batch_norm=False and input_shape="
             f"(224, 224, 3) (the shape of VGG-16's dense layers), got batch_norm={batch_norm}, "
-            f"input_shape={tuple(inputs.shape[1:])}.")
+            f"input_shape={tuple(inputs.shape[1:])}."
+        )
     x = vgg16_features(inputs, None, batch_norm)[-1]
     x = keras.layers.Flatten(name="flatten")(x)
     for index in (1, 2):
         x = keras.layers.Dense(VGG16_DENSE_UNITS, activation="relu", name=f"fc{index}")(x)
         x = keras.layers.Dropout(VGG16_DROPOUT, name=f"fc{index}_dropout")(x)
-    return assemble_model(inputs, "probabilities", softmax_classifier(x, classes), {},
-                          return_attention=False, weights=weights, name=name,
-                          initialise=lambda model: _load_full_vgg16_weights(model, encoder_weights))
+    return assemble_model(
+        inputs,
+        "probabilities",
+        softmax_classifier(x, classes),
+        {},
+        return_attention=False,
+        weights=weights,
+        name=name,
+        initialise=lambda model: _load_full_vgg16_weights(model, encoder_weights),
+    )
 
 
 def _load_full_vgg16_weights(model: keras.Model, encoder_weights: str | None) -> None:
@@ -266,12 +363,16 @@ def _load_full_vgg16_weights(model: keras.Model, encoder_weights: str | None) ->
     nothing)."""
     if encoder_weights is None:
         return
-    with imagenet_download(encoder_weights, "VGG16", (
+    with imagenet_download(
+        encoder_weights,
+        "VGG16",
+        (
             "Download vgg16_weights_tf_dim_ordering_tf_kernels.h5 (keras.applications, with top) "
             "on a machine with internet access and pass its path as encoder_weights=, or put it in "
-            "~/.keras/models/.")):
+            "~/.keras/models/."
+        ),
+    ):
         source = keras.applications.VGG16(include_top=True, weights=encoder_weights)
     for layer in source.layers:
         if layer.weights and layer.name != "predictions":
             model.get_layer(layer.name).set_weights(layer.get_weights())
-

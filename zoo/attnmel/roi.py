@@ -15,6 +15,7 @@ background (the inverse of whole lesion segmentation)".
 
 A data module: import it where it is needed (``import zoo`` does not).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -42,8 +43,9 @@ def roi_target(masks: tf.Tensor, roi: str) -> tf.Tensor:
     return 1.0 - masks if roi == "background" else masks
 
 
-def roi_dataset(records: Sequence[Record], spec: InputSpec, roi: str, *, label_name: str,
-                **options: Any) -> tf.data.Dataset:
+def roi_dataset(
+    records: Sequence[Record], spec: InputSpec, roi: str, *, label_name: str, **options: Any
+) -> tf.data.Dataset:
     """``(image, {"labels": float32 [B, 1], "reference": float32 [B, h, w, 1]})`` batches.
 
     The ROI's mask rides with its image through
@@ -51,10 +53,10 @@ def roi_dataset(records: Sequence[Record], spec: InputSpec, roi: str, *, label_n
     ``training``, ``augment``, ``seed``, ...), the record's ``label_name`` beside it.
     """
     _check_roi(roi)
-    masked = segmentation_dataset(records, spec, mask_names=(ROI_MASKS[roi],), label_names=(label_name,),
-                                  **options)
-    return masked.map(lambda image, targets: (image, {"labels": targets["labels"],
-                                                      "reference": roi_target(targets["masks"], roi)}))
+    masked = segmentation_dataset(records, spec, mask_names=(ROI_MASKS[roi],), label_names=(label_name,), **options)
+    return masked.map(
+        lambda image, targets: (image, {"labels": targets["labels"], "reference": roi_target(targets["masks"], roi)})
+    )
 
 
 def attention_targets(probabilities: tf.Tensor, reference: tf.Tensor) -> dict[str, tf.Tensor]:

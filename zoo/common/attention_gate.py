@@ -29,6 +29,7 @@ the gate with ``variant="aernet_code"``::
 The paper cites Oktay et al., so their gate (the sigmoid, ``variant="oktay"``) is
 the default.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -68,19 +69,24 @@ class AttentionGate(keras.layers.Layer):
         coefficients ``alpha`` of shape ``(batch, H, W, 1)``.
     """
 
-    def __init__(self, inter_channels: int | None = None,
-                 attention_activation: str = "sigmoid", variant: str = "oktay",
-                 kernel_initializer: Any = "glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        inter_channels: int | None = None,
+        attention_activation: str = "sigmoid",
+        variant: str = "oktay",
+        kernel_initializer: Any = "glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if inter_channels is not None and (
-                isinstance(inter_channels, bool) or not isinstance(inter_channels, int)
-                or inter_channels < 1):
-            raise ValueError(
-                f"AttentionGate: inter_channels must be a positive int or None, got {inter_channels!r}.")
+            isinstance(inter_channels, bool) or not isinstance(inter_channels, int) or inter_channels < 1
+        ):
+            raise ValueError(f"AttentionGate: inter_channels must be a positive int or None, got {inter_channels!r}.")
         if attention_activation not in ATTENTION_ACTIVATIONS:
             raise ValueError(
                 f"AttentionGate: attention_activation must be one of {ATTENTION_ACTIVATIONS}, "
-                f"got {attention_activation!r}.")
+                f"got {attention_activation!r}."
+            )
         if variant not in GATE_VARIANTS:
             raise ValueError(f"AttentionGate: variant must be one of {GATE_VARIANTS}, got {variant!r}.")
         self.inter_channels = inter_channels
@@ -93,21 +99,20 @@ class AttentionGate(keras.layers.Layer):
             raise ValueError(f"AttentionGate expects inputs [x, g], got {len(input_shape)} inputs.")
         x_shape, g_shape = tuple(input_shape[0]), tuple(input_shape[1])
         if len(x_shape) != 4 or len(g_shape) != 4:
-            raise ValueError(
-                f"AttentionGate expects 4-D x and g (batch, H, W, C), got {x_shape} and {g_shape}.")
+            raise ValueError(f"AttentionGate expects 4-D x and g (batch, H, W, C), got {x_shape} and {g_shape}.")
         x_channels = x_shape[-1]
         inter = self.inter_channels or max(x_channels // 2, 1)
         conv = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
         code = self.variant == "aernet_code"
-        self.theta = keras.layers.Conv2D(inter, 2, strides=2, padding="same" if code else "valid",
-                                         use_bias=code, name="theta", **conv)
+        self.theta = keras.layers.Conv2D(
+            inter, 2, strides=2, padding="same" if code else "valid", use_bias=code, name="theta", **conv
+        )
         self.phi = keras.layers.Conv2D(inter, 1, use_bias=True, name="phi", **conv)
         self.phi_up = None
         if code:  # their Conv2DTranspose(strides=theta_x's size // g's size)
             theta_shape = self.theta.compute_output_shape(x_shape)
             strides = tuple(max(1, t // g) if t and g else 1 for t, g in zip(theta_shape[1:3], g_shape[1:3]))
-            self.phi_up = keras.layers.Conv2DTranspose(inter, 3, strides=strides, padding="same",
-                                                       name="phi_up", **conv)
+            self.phi_up = keras.layers.Conv2DTranspose(inter, 3, strides=strides, padding="same", name="phi_up", **conv)
             self.phi_up.build((*g_shape[:-1], inter))
         self.psi = keras.layers.Conv2D(1, 1, use_bias=True, name="psi", **conv)
         self.output_conv = keras.layers.Conv2D(x_channels, 1, use_bias=True, name="output_conv", **conv)
@@ -147,4 +152,3 @@ class AttentionGate(keras.layers.Layer):
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config
-

@@ -4,6 +4,7 @@ Blocks are functions on Keras tensors that create named layers
 (``f"{name}_conv1"``, ``f"{name}_bn1"``, ...), in the manner of keras.applications,
 so that every layer of a built model has a deterministic, readable name.
 """
+
 from __future__ import annotations
 
 import keras
@@ -11,10 +12,20 @@ import keras
 UPSAMPLING_MODES: tuple[str, ...] = ("transpose", "nearest", "bilinear")
 
 
-def conv_bn_relu(x, filters: int, kernel_size: int = 3, *, strides: int = 1,
-                 dilation_rate: int = 1, padding: str = "same", batch_norm: bool = True,
-                 use_bias: bool | None = None, bn_epsilon: float = 1e-3, relu: bool = True,
-                 name: str):
+def conv_bn_relu(
+    x,
+    filters: int,
+    kernel_size: int = 3,
+    *,
+    strides: int = 1,
+    dilation_rate: int = 1,
+    padding: str = "same",
+    batch_norm: bool = True,
+    use_bias: bool | None = None,
+    bn_epsilon: float = 1e-3,
+    relu: bool = True,
+    name: str,
+):
     """``kernel_size`` convolution, batch norm, ReLU: the zoo's one conv-BN-ReLU block.
 
     Args:
@@ -31,9 +42,15 @@ def conv_bn_relu(x, filters: int, kernel_size: int = 3, *, strides: int = 1,
     """
     if use_bias is None:
         use_bias = not batch_norm
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                            dilation_rate=dilation_rate, use_bias=use_bias,
-                            name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        use_bias=use_bias,
+        name=f"{name}_conv",
+    )(x)
     if batch_norm:
         x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name=f"{name}_bn")(x)
     if relu:
@@ -41,8 +58,7 @@ def conv_bn_relu(x, filters: int, kernel_size: int = 3, *, strides: int = 1,
     return x
 
 
-def double_conv_block(x, filters: int, *, batch_norm: bool = True, use_bias: bool | None = None,
-                      name: str):
+def double_conv_block(x, filters: int, *, batch_norm: bool = True, use_bias: bool | None = None, name: str):
     """Two 3x3 conv(-BN)-ReLU layers: U-Net's block (Ronneberger et al. 2015, Fig. 1).
 
     ``use_bias`` as in :func:`conv_bn_relu`. Layers: ``{name}_1_*`` and ``{name}_2_*``.
@@ -51,8 +67,9 @@ def double_conv_block(x, filters: int, *, batch_norm: bool = True, use_bias: boo
     return conv_bn_relu(x, filters, batch_norm=batch_norm, use_bias=use_bias, name=f"{name}_2")
 
 
-def residual_block(x, filters: int, *, batch_norm: bool = True, use_bias: bool | None = None,
-                   always_project: bool = False, name: str):
+def residual_block(
+    x, filters: int, *, batch_norm: bool = True, use_bias: bool | None = None, always_project: bool = False, name: str
+):
     """AER-Net's residual decoder block (AER-Net Fig. 4, section 3.2).
 
     Two 3x3 conv-BN-ReLU layers plus a shortcut, added, with no activation after
@@ -67,8 +84,9 @@ def residual_block(x, filters: int, *, batch_norm: bool = True, use_bias: bool |
     residual = double_conv_block(x, filters, batch_norm=batch_norm, use_bias=use_bias, name=name)
     shortcut = x
     if always_project or x.shape[-1] != filters:
-        shortcut = conv_bn_relu(x, filters, 1, batch_norm=batch_norm, use_bias=use_bias, relu=False,
-                                name=f"{name}_shortcut")
+        shortcut = conv_bn_relu(
+            x, filters, 1, batch_norm=batch_norm, use_bias=use_bias, relu=False, name=f"{name}_shortcut"
+        )
     return keras.layers.Add(name=f"{name}_add")([shortcut, residual])
 
 
@@ -93,11 +111,9 @@ def upsample_block(x, filters: int | None, *, mode: str = "transpose", name: str
     if mode == "transpose":
         if filters is None:
             raise ValueError("upsample_block: mode='transpose' needs filters (the output channels).")
-        return keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same",
-                                            name=f"{name}_transpose")(x)
+        return keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{name}_transpose")(x)
     if filters is not None:
-        raise ValueError(
-            f"upsample_block: mode={mode!r} keeps the channels; pass filters=None, got {filters!r}.")
+        raise ValueError(f"upsample_block: mode={mode!r} keeps the channels; pass filters=None, got {filters!r}.")
     return keras.layers.UpSampling2D(2, interpolation=mode, name=f"{name}_upsampling")(x)
 
 
@@ -110,9 +126,16 @@ def gating_signal(x, filters: int, *, use_bias: bool | None = None, name: str):
     return conv_bn_relu(x, filters, kernel_size=1, use_bias=use_bias, name=name)
 
 
-def segmentation_head(x, classes: int, *, activation: str | None = None,
-                      batch_norm: bool = False, use_bias: bool | None = None, name: str = "head",
-                      output_name: str = "mask"):
+def segmentation_head(
+    x,
+    classes: int,
+    *,
+    activation: str | None = None,
+    batch_norm: bool = False,
+    use_bias: bool | None = None,
+    name: str = "head",
+    output_name: str = "mask",
+):
     """1x1 convolution to ``classes`` maps, then the output activation.
 
     AER-Net section 3.2: "a 1x1 convolution and a sigmoid activation produce the

@@ -20,6 +20,7 @@ With ``return_attention=True`` each layer also returns its attention, the softma
 computes anyway: ``s`` ``(batch, N, N)`` (row ``j``: the weights of the positions
 ``i`` for position ``j``) and ``x`` ``(batch, C, C)``.
 """
+
 from __future__ import annotations
 
 import keras
@@ -56,17 +57,19 @@ class DANetPositionAttention(keras.layers.Layer):
         channels = check_feature_map(self.name, input_shape)[-1]
         key_channels = max(1, channels // self.reduction)
         for name, width in (("query", key_channels), ("key", key_channels), ("value", channels)):
-            setattr(self, f"{name}_kernel", self.add_weight(
-                shape=(channels, width), name=f"{name}_kernel", initializer="glorot_uniform"))
-            setattr(self, f"{name}_bias", self.add_weight(
-                shape=(width,), name=f"{name}_bias", initializer="zeros"))
+            setattr(
+                self,
+                f"{name}_kernel",
+                self.add_weight(shape=(channels, width), name=f"{name}_kernel", initializer="glorot_uniform"),
+            )
+            setattr(self, f"{name}_bias", self.add_weight(shape=(width,), name=f"{name}_bias", initializer="zeros"))
         self.alpha = self.add_weight(shape=(), name="alpha", initializer="zeros")
 
     def call(self, inputs):
         features = _flatten_positions(inputs)
-        query = ops.matmul(features, self.query_kernel) + self.query_bias   # B
-        key = ops.matmul(features, self.key_kernel) + self.key_bias         # C'
-        value = ops.matmul(features, self.value_kernel) + self.value_bias   # D
+        query = ops.matmul(features, self.query_kernel) + self.query_bias  # B
+        key = ops.matmul(features, self.key_kernel) + self.key_bias  # C'
+        value = ops.matmul(features, self.value_kernel) + self.value_bias  # D
         # attention[j, i] = s_ji, normalised over the positions i.
         attention = ops.softmax(ops.matmul(key, ops.transpose(query, (0, 2, 1))), axis=-1)
         attended = ops.reshape(ops.matmul(attention, value), ops.shape(inputs))
@@ -82,8 +85,7 @@ class DANetPositionAttention(keras.layers.Layer):
         return input_shape, (input_shape[0], positions, positions)
 
     def get_config(self):
-        return {**super().get_config(), "reduction": self.reduction,
-                "return_attention": self.return_attention}
+        return {**super().get_config(), "reduction": self.reduction, "return_attention": self.return_attention}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -107,7 +109,7 @@ class DANetChannelAttention(keras.layers.Layer):
         self.beta = self.add_weight(shape=(), name="beta", initializer="zeros")
 
     def call(self, inputs):
-        features = _flatten_positions(inputs)                       # (batch, N, C)
+        features = _flatten_positions(inputs)  # (batch, N, C)
         # Energies sum N products: float32 even under mixed precision (float16
         # overflows at 60x60 features).
         wide = ops.cast(features, "float32")
@@ -126,5 +128,8 @@ class DANetChannelAttention(keras.layers.Layer):
         return input_shape, (input_shape[0], input_shape[-1], input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "max_subtracted_energy": self.max_subtracted_energy,
-                "return_attention": self.return_attention}
+        return {
+            **super().get_config(),
+            "max_subtracted_energy": self.max_subtracted_energy,
+            "return_attention": self.return_attention,
+        }

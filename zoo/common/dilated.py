@@ -21,6 +21,7 @@ the ImageNet ResNet50/101/152 by layer name (:func:`zoo.common.resnet.load_encod
 ``weights`` is a checkpoint of the whole model (:func:`zoo.common.weights.load_checkpoint`).
 Each paper's defaults (input size, classes, backbone) live in its own module.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,13 @@ import keras
 from zoo.common import segmentation_heads as heads
 from zoo.common.encoders import encoder_spec
 from zoo.common.resnet import RESNET_BACKBONES, has_imagenet_weights, load_encoder_weights, resnet_features
-from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
-                                   check_return_attention)
+from zoo.common.validation import (
+    check_choice,
+    check_classes,
+    check_encoder_weights,
+    check_input_shape,
+    check_return_attention,
+)
 from zoo.common.weights import assemble_model, check_checkpoint
 
 OUTPUT_ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
@@ -46,13 +52,13 @@ Features = list[keras.KerasTensor]
 Head = Callable[[Features], tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]]
 """``head(features)``: the [conv1 .. conv5] stage features to the classifier's input
 and the head's attention maps (``{}`` for heads without attention)."""
-Encoder = Callable[[keras.KerasTensor, Sequence[int], int],
-                   tuple[Features, dict[str, keras.KerasTensor]]]
+Encoder = Callable[[keras.KerasTensor, Sequence[int], int], tuple[Features, dict[str, keras.KerasTensor]]]
 """``encoder(image, blocks_per_stage, output_stride)`` -> (stage features, attention maps)."""
 
 
-def plain_encoder(inputs: keras.KerasTensor, blocks_per_stage: Sequence[int],
-                  output_stride: int) -> tuple[Features, dict[str, keras.KerasTensor]]:
+def plain_encoder(
+    inputs: keras.KerasTensor, blocks_per_stage: Sequence[int], output_stride: int
+) -> tuple[Features, dict[str, keras.KerasTensor]]:
     """The dilated ResNet without attention: its stage features and no maps."""
     return resnet_features(inputs, blocks_per_stage, output_stride=output_stride), {}
 
@@ -62,13 +68,23 @@ def _unit_to_caffe(inputs: keras.KerasTensor) -> keras.KerasTensor:
     return encoder_spec("resnet50").input_scaling(inputs)  # every keras.applications ResNet's
 
 
-def build_dilated_model(head: Head, *, name: str, input_shape: Sequence[int], classes: int,
-                        weights: str | os.PathLike | None,
-                        encoder_weights: str | os.PathLike | None, backbone: str,
-                        output_stride: int = 8, activation: str = "softmax",
-                        input_scale: str = "caffe", encoder: Encoder = plain_encoder,
-                        return_attention: bool = False, attention: bool = False,
-                        minimum_side: int = 1) -> keras.Model:
+def build_dilated_model(
+    head: Head,
+    *,
+    name: str,
+    input_shape: Sequence[int],
+    classes: int,
+    weights: str | os.PathLike | None,
+    encoder_weights: str | os.PathLike | None,
+    backbone: str,
+    output_stride: int = 8,
+    activation: str = "softmax",
+    input_scale: str = "caffe",
+    encoder: Encoder = plain_encoder,
+    return_attention: bool = False,
+    attention: bool = False,
+    minimum_side: int = 1,
+) -> keras.Model:
     """(Attention) dilated ResNet -> ``head`` -> :func:`segmentation_heads.classifier`.
 
     Args:
@@ -98,14 +114,20 @@ def build_dilated_model(head: Head, *, name: str, input_shape: Sequence[int], cl
     check_checkpoint(weights, name)
     encoder_weights = check_encoder_weights(encoder_weights, name, pretrained=has_imagenet_weights(blocks))
     check_classes(classes)
-    shape = check_input_shape(input_shape, name, minimum_side=minimum_side,
-                              pretrained=encoder_weights is not None)
+    shape = check_input_shape(input_shape, name, minimum_side=minimum_side, pretrained=encoder_weights is not None)
     check_return_attention(return_attention, name, available=attention)
     image = keras.Input(shape=shape, name="image")
     scaled = _unit_to_caffe(image) if input_scale == "unit" else image
     features, maps = encoder(scaled, blocks, output_stride)
     head_features, head_maps = head(features)
     mask = heads.classifier(head_features, classes, shape[:2], activation)
-    return assemble_model(image, "mask", mask, {**maps, **head_maps}, return_attention=return_attention,
-                          weights=weights, name=name,
-                          initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks))
+    return assemble_model(
+        image,
+        "mask",
+        mask,
+        {**maps, **head_maps},
+        return_attention=return_attention,
+        weights=weights,
+        name=name,
+        initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks),
+    )

@@ -27,6 +27,7 @@ is built with ``weights="imagenet"`` while keras' ``get_file`` hands back the fi
 the same weights give the same network whatever their source (EfficientNet's extra
 ``Rescaling(1/sqrt(var))`` stem layer, added for ``"imagenet"`` only, is there too).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -79,9 +80,17 @@ class EncoderSpec:
 
 
 def _efficientnet(application, last_stage_tap: str = "top_activation") -> EncoderSpec:
-    return EncoderSpec(application, ("block2a_expand_activation", "block3a_expand_activation",
-                                     "block4a_expand_activation", "block6a_expand_activation",
-                                     last_stage_tap), (255.0,) * 3)
+    return EncoderSpec(
+        application,
+        (
+            "block2a_expand_activation",
+            "block3a_expand_activation",
+            "block4a_expand_activation",
+            "block6a_expand_activation",
+            last_stage_tap,
+        ),
+        (255.0,) * 3,
+    )
 
 
 def _caffe(application, taps) -> EncoderSpec:
@@ -89,29 +98,40 @@ def _caffe(application, taps) -> EncoderSpec:
 
 
 def _torch(application, taps) -> EncoderSpec:
-    return EncoderSpec(application, tuple(taps), tuple(1.0 / s for s in _TORCH_STD),
-                       tuple(-m / s for m, s in zip(_TORCH_MEAN, _TORCH_STD)))
+    return EncoderSpec(
+        application,
+        tuple(taps),
+        tuple(1.0 / s for s in _TORCH_STD),
+        tuple(-m / s for m, s in zip(_TORCH_MEAN, _TORCH_STD)),
+    )
 
 
 _apps = keras.applications
 ENCODERS: dict[str, EncoderSpec] = {
     **{f"efficientnetb{i}": _efficientnet(getattr(_apps, f"EfficientNetB{i}")) for i in range(8)},
-    "resnet50": _caffe(_apps.ResNet50, ("conv1_relu", "conv2_block3_out", "conv3_block4_out",
-                                        "conv4_block6_out", "conv5_block3_out")),
-    "resnet101": _caffe(_apps.ResNet101, ("conv1_relu", "conv2_block3_out", "conv3_block4_out",
-                                          "conv4_block23_out", "conv5_block3_out")),
-    "resnet152": _caffe(_apps.ResNet152, ("conv1_relu", "conv2_block3_out", "conv3_block8_out",
-                                          "conv4_block36_out", "conv5_block3_out")),
-    "vgg16": _caffe(_apps.VGG16, ("block2_conv2", "block3_conv3", "block4_conv3",
-                                  "block5_conv3", "block5_pool")),
-    "vgg19": _caffe(_apps.VGG19, ("block2_conv2", "block3_conv4", "block4_conv4",
-                                  "block5_conv4", "block5_pool")),
-    **{f"densenet{depth}": _torch(getattr(_apps, f"DenseNet{depth}"),
-                                  ("conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu", "relu"))
-       for depth in (121, 169, 201)},
-    "mobilenetv2": EncoderSpec(_apps.MobileNetV2, ("block_1_expand_relu", "block_3_expand_relu",
-                                                  "block_6_expand_relu", "block_13_expand_relu",
-                                                  "out_relu"), (2.0,) * 3, (-1.0,) * 3),
+    "resnet50": _caffe(
+        _apps.ResNet50, ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
+    ),
+    "resnet101": _caffe(
+        _apps.ResNet101, ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block23_out", "conv5_block3_out")
+    ),
+    "resnet152": _caffe(
+        _apps.ResNet152, ("conv1_relu", "conv2_block3_out", "conv3_block8_out", "conv4_block36_out", "conv5_block3_out")
+    ),
+    "vgg16": _caffe(_apps.VGG16, ("block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3", "block5_pool")),
+    "vgg19": _caffe(_apps.VGG19, ("block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4", "block5_pool")),
+    **{
+        f"densenet{depth}": _torch(
+            getattr(_apps, f"DenseNet{depth}"), ("conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu", "relu")
+        )
+        for depth in (121, 169, 201)
+    },
+    "mobilenetv2": EncoderSpec(
+        _apps.MobileNetV2,
+        ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu", "out_relu"),
+        (2.0,) * 3,
+        (-1.0,) * 3,
+    ),
 }
 del _apps
 
@@ -127,8 +147,9 @@ def encoder_spec(backbone: str) -> EncoderSpec:
     return ENCODERS[backbone]
 
 
-def build_encoder(backbone: str, inputs, encoder_weights: str | os.PathLike | None = None,
-                  taps: Sequence[str] | None = None) -> list:
+def build_encoder(
+    backbone: str, inputs, encoder_weights: str | os.PathLike | None = None, taps: Sequence[str] | None = None
+) -> list:
     """Runs ``backbone`` on ``inputs`` (a Keras input in [0, 1]) and returns its taps.
 
     The backbone's layers become layers of the model built on ``inputs`` (with their
@@ -155,11 +176,18 @@ def build_encoder(backbone: str, inputs, encoder_weights: str | os.PathLike | No
     if encoder_weights is not None:
         check_pretrained_channels(inputs.shape[-1], backbone)
     scaled = spec.input_scaling(inputs)
-    with imagenet_download(encoder_weights, backbone, (
-            f"Download the keras.applications '{backbone}' no-top weights file (e.g. "
-            f"{backbone}_notop.h5) on a machine with internet access and pass its path: "
-            f"encoder_weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/.")), \
-            imagenet_from(encoder_weights) as weights:
+    with (
+        imagenet_download(
+            encoder_weights,
+            backbone,
+            (
+                f"Download the keras.applications '{backbone}' no-top weights file (e.g. "
+                f"{backbone}_notop.h5) on a machine with internet access and pass its path: "
+                f"encoder_weights='/path/to/{backbone}_notop.h5'; or put it in ~/.keras/models/."
+            ),
+        ),
+        imagenet_from(encoder_weights) as weights,
+    ):
         model = spec.application(include_top=False, weights=weights, input_tensor=scaled)
     names = tuple(taps) if taps is not None else spec.taps
     known = {layer.name for layer in model.layers}
@@ -197,5 +225,6 @@ def imagenet_download(weights: str | None, what: str, remedy: str) -> Iterator[N
     except Exception as error:
         if weights == "imagenet" and is_download_failure(error):
             raise WeightsUnavailableError(
-                f"Could not download the ImageNet weights of {what} ({error}). {remedy}") from error
+                f"Could not download the ImageNet weights of {what} ({error}). {remedy}"
+            ) from error
         raise

@@ -7,6 +7,7 @@ Models that take RGB in [0, 1] apply that transform as their first layer, so a
 SavedModel needs no client-side preprocessing and a pretrained encoder sees the
 input it was trained on.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -25,8 +26,13 @@ class InputScaling(keras.layers.Layer):
         reverse_channels: RGB -> BGR first (Caffe-trained ResNet and VGG weights).
     """
 
-    def __init__(self, scale: float | Sequence[float], offset: float | Sequence[float] = 0.0,
-                 reverse_channels: bool = False, **kwargs):
+    def __init__(
+        self,
+        scale: float | Sequence[float],
+        offset: float | Sequence[float] = 0.0,
+        reverse_channels: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.scale = _as_config_value(scale, "scale")
         self.offset = _as_config_value(offset, "offset")
@@ -48,8 +54,12 @@ class InputScaling(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "scale": self.scale, "offset": self.offset,
-                "reverse_channels": self.reverse_channels}
+        return {
+            **super().get_config(),
+            "scale": self.scale,
+            "offset": self.offset,
+            "reverse_channels": self.reverse_channels,
+        }
 
 
 def _as_config_value(value: float | Sequence[float], name: str) -> float | list[float]:

@@ -15,6 +15,7 @@ written as two small averaging matrices, ``P_h X P_w^T``, so it is differentiabl
 runs under XLA, and needs no resize: a bilinear or area *resize* to the bin grid
 (the usual Keras substitute) only approximates these bins.
 """
+
 from __future__ import annotations
 
 import keras
@@ -49,8 +50,10 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) != 4 or None in input_shape[1:3]:
-            raise ValueError(f"{self.name} needs (batch, height, width, channels) inputs with "
-                             f"a static height and width, got {input_shape}")
+            raise ValueError(
+                f"{self.name} needs (batch, height, width, channels) inputs with "
+                f"a static height and width, got {input_shape}"
+            )
         self.rows = adaptive_pooling_matrix(input_shape[1], self.bins)
         self.columns = adaptive_pooling_matrix(input_shape[2], self.bins)
 

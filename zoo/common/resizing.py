@@ -10,6 +10,7 @@
 
 Both resize with the same op (``Resizing`` calls ``ops.image.resize``, no antialiasing).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,8 +23,10 @@ def resize_to(x: keras.KerasTensor, size: Sequence[int | None], name: str) -> ke
     """Bilinear resize of ``x`` to the static ``(height, width)`` ``size`` (layer ``name``)."""
     height, width = size
     if height is None or width is None:
-        raise ValueError(f"{name}: resizing needs a static (height, width), got {tuple(size)}; "
-                         f"build the model with a fixed input_shape.")
+        raise ValueError(
+            f"{name}: resizing needs a static (height, width), got {tuple(size)}; "
+            f"build the model with a fixed input_shape."
+        )
     return keras.layers.Resizing(int(height), int(width), interpolation="bilinear", name=name)(x)
 
 

@@ -24,6 +24,7 @@ The stride of a downsampling block sits in its first 1x1 convolution, as in
 ``keras.applications`` (the layout of its ImageNet weights). Every conv-BN(-ReLU)
 is :func:`zoo.common.blocks.conv_bn_relu` in that layout (:func:`conv_bn`).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,7 @@ from keras import layers
 
 from zoo.common.blocks import conv_bn_relu
 from zoo.common.encoders import WeightsUnavailableError
-from zoo.common.validation import (check_classes, check_encoder_weights, check_input_shape,
-                                   check_return_attention)
+from zoo.common.validation import check_classes, check_encoder_weights, check_input_shape, check_return_attention
 from zoo.common.weights import assemble_model, check_checkpoint
 
 BN_EPSILON = 1.001e-5
@@ -47,8 +47,10 @@ RESNET152_BLOCKS = (3, 8, 36, 3)
 #: Blocks per stage of each named backbone. ResNet14 (one block per stage, the
 #: ARL paper's Table I) has no ImageNet weights; it serves small experiments and tests.
 RESNET_BACKBONES: dict[str, tuple[int, ...]] = {
-    "resnet14": RESNET14_BLOCKS, "resnet50": RESNET50_BLOCKS,
-    "resnet101": RESNET101_BLOCKS, "resnet152": RESNET152_BLOCKS,
+    "resnet14": RESNET14_BLOCKS,
+    "resnet50": RESNET50_BLOCKS,
+    "resnet101": RESNET101_BLOCKS,
+    "resnet152": RESNET152_BLOCKS,
 }
 #: The keras.applications ResNets with ImageNet weights, by blocks per stage.
 IMAGENET_RESNETS: dict[tuple[int, ...], Callable[..., keras.Model]] = {
@@ -62,29 +64,50 @@ StageHook = Callable[[keras.KerasTensor, int, str], keras.KerasTensor]
 StemHook = Callable[[keras.KerasTensor], keras.KerasTensor]
 
 
-def plain_merge(residual: keras.KerasTensor, shortcut: keras.KerasTensor,
-                name: str) -> list:
+def plain_merge(residual: keras.KerasTensor, shortcut: keras.KerasTensor, name: str) -> list:
     """The residual block's merge, y = x + F(x) (eq. 2)."""
     del name
     return [shortcut, residual]
 
 
-def conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str, *,
-            strides: int = 1, dilation_rate: int = 1, padding: str = "same",
-            activation: bool = True) -> keras.KerasTensor:
+def conv_bn(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel_size: int,
+    name: str,
+    *,
+    strides: int = 1,
+    dilation_rate: int = 1,
+    padding: str = "same",
+    activation: bool = True,
+) -> keras.KerasTensor:
     """:func:`zoo.common.blocks.conv_bn_relu` in keras.applications' ResNet layout.
 
     Conv2D with bias, BN with epsilon 1.001e-5, optional ReLU: the layout of the
     ImageNet weights. Layers ``{name}_conv``, ``{name}_bn`` and ``{name}_relu``.
     """
-    return conv_bn_relu(x, filters, kernel_size, strides=strides, dilation_rate=dilation_rate,
-                        padding=padding, use_bias=True, bn_epsilon=BN_EPSILON,
-                        relu=activation, name=name)
+    return conv_bn_relu(
+        x,
+        filters,
+        kernel_size,
+        strides=strides,
+        dilation_rate=dilation_rate,
+        padding=padding,
+        use_bias=True,
+        bn_epsilon=BN_EPSILON,
+        relu=activation,
+        name=name,
+    )
 
 
-def bottleneck_block(x: keras.KerasTensor, filters: int, name: str,
-                     stride: int = 1, dilation_rate: int = 1,
-                     merge: MergeHook = plain_merge) -> keras.KerasTensor:
+def bottleneck_block(
+    x: keras.KerasTensor,
+    filters: int,
+    name: str,
+    stride: int = 1,
+    dilation_rate: int = 1,
+    merge: MergeHook = plain_merge,
+) -> keras.KerasTensor:
     """Bottleneck block: 1x1 (filters) -> 3x3 (filters) -> 1x1 (4 filters), BN each.
 
     The shortcut is the identity when the input already has ``4 * filters``
@@ -93,8 +116,7 @@ def bottleneck_block(x: keras.KerasTensor, filters: int, name: str,
     (see the module docstring); ``plain_merge`` gives the ResNet block.
     """
     if stride != 1 or x.shape[-1] != 4 * filters:
-        shortcut = conv_bn(x, 4 * filters, 1, f"{name}_0", strides=stride,
-                           activation=False)
+        shortcut = conv_bn(x, 4 * filters, 1, f"{name}_0", strides=stride, activation=False)
     else:
         shortcut = x
     residual = conv_bn(x, filters, 1, f"{name}_1", strides=stride)
@@ -104,8 +126,9 @@ def bottleneck_block(x: keras.KerasTensor, filters: int, name: str,
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def resnet_stem(inputs: keras.KerasTensor, after_stem: StemHook | None = None
-                ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def resnet_stem(
+    inputs: keras.KerasTensor, after_stem: StemHook | None = None
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """7x7/2 convolution, BN, ReLU, then 3x3/2 max pooling (Table I, Conv1 and pool).
 
     ``after_stem``, if given, is applied to the conv1 output (``conv1_relu``)
@@ -138,12 +161,14 @@ def _stage_strides_and_dilations(output_stride: int) -> list[tuple[int, int]]:
     return plan
 
 
-def resnet_features(inputs: keras.KerasTensor,
-                    blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
-                    merge: MergeHook = plain_merge,
-                    after_first_block: StageHook | None = None,
-                    output_stride: int = 32,
-                    after_stem: StemHook | None = None) -> list[keras.KerasTensor]:
+def resnet_features(
+    inputs: keras.KerasTensor,
+    blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
+    merge: MergeHook = plain_merge,
+    after_first_block: StageHook | None = None,
+    output_stride: int = 32,
+    after_stem: StemHook | None = None,
+) -> list[keras.KerasTensor]:
     """Stem and the four bottleneck stages; returns [conv1..conv5] feature maps.
 
     Args:
@@ -159,17 +184,16 @@ def resnet_features(inputs: keras.KerasTensor,
             pooling (see :func:`resnet_stem`); its result is ``features[0]``.
     """
     if len(blocks_per_stage) != 4 or any(int(b) < 1 for b in blocks_per_stage):
-        raise ValueError("blocks_per_stage must list four positive block counts, "
-                         f"got {blocks_per_stage!r}")
+        raise ValueError(f"blocks_per_stage must list four positive block counts, got {blocks_per_stage!r}")
     conv1, x = resnet_stem(inputs, after_stem)
     features = [conv1]
     plan = _stage_strides_and_dilations(output_stride)
-    for stage, (blocks, filters, (stride, dilation)) in enumerate(
-            zip(blocks_per_stage, STAGE_FILTERS, plan), start=2):
+    for stage, (blocks, filters, (stride, dilation)) in enumerate(zip(blocks_per_stage, STAGE_FILTERS, plan), start=2):
         for block in range(1, blocks + 1):
             name = f"conv{stage}_block{block}"
-            x = bottleneck_block(x, filters, name, stride=stride if block == 1 else 1,
-                                 dilation_rate=dilation, merge=merge)
+            x = bottleneck_block(
+                x, filters, name, stride=stride if block == 1 else 1, dilation_rate=dilation, merge=merge
+            )
             if block == 1 and after_first_block is not None:
                 x = after_first_block(x, stage, f"conv{stage}")
         features.append(x)
@@ -189,8 +213,9 @@ def classifier_head(features: keras.KerasTensor, classes: int) -> keras.KerasTen
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
-def imagenet_resnet(blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
-                    encoder_weights: str | os.PathLike = "imagenet") -> keras.Model:
+def imagenet_resnet(
+    blocks_per_stage: Sequence[int] = RESNET50_BLOCKS, encoder_weights: str | os.PathLike = "imagenet"
+) -> keras.Model:
     """The keras.applications ResNet50/101/152 without its top, with ImageNet weights.
 
     ``encoder_weights`` may also be a local copy of keras' no-top weights file (e.g.
@@ -207,7 +232,8 @@ def imagenet_resnet(blocks_per_stage: Sequence[int] = RESNET50_BLOCKS,
             f"could not load the keras.applications {application.__name__} ImageNet weights "
             f"({type(error).__name__}: {error}). Download "
             f"https://storage.googleapis.com/tensorflow/keras-applications/resnet/{file} "
-            "elsewhere and pass its local path as encoder_weights=") from error
+            "elsewhere and pass its local path as encoder_weights="
+        ) from error
 
 
 def transfer_resnet_weights(source: keras.Model, target: keras.Model) -> list[str]:
@@ -228,12 +254,13 @@ def transfer_resnet_weights(source: keras.Model, target: keras.Model) -> list[st
         try:
             destination = target.get_layer(layer.name)
         except ValueError:
-            raise ValueError(f"layer {layer.name!r} of {source.name!r} has no "
-                             f"counterpart in {target.name!r}") from None
+            raise ValueError(f"layer {layer.name!r} of {source.name!r} has no counterpart in {target.name!r}") from None
         shapes = [tuple(w.shape) for w in destination.weights]
         if shapes != [v.shape for v in values]:
-            raise ValueError(f"layer {layer.name!r}: {source.name!r} has shapes "
-                             f"{[v.shape for v in values]}, {target.name!r} {shapes}")
+            raise ValueError(
+                f"layer {layer.name!r}: {source.name!r} has shapes "
+                f"{[v.shape for v in values]}, {target.name!r} {shapes}"
+            )
         destination.set_weights(values)
         copied.append(layer.name)
     return copied
@@ -244,8 +271,9 @@ def has_imagenet_weights(blocks_per_stage: Sequence[int]) -> bool:
     return tuple(blocks_per_stage) in IMAGENET_RESNETS
 
 
-def load_encoder_weights(model: keras.Model, encoder_weights: str | None,
-                         blocks_per_stage: Sequence[int] = RESNET50_BLOCKS) -> None:
+def load_encoder_weights(
+    model: keras.Model, encoder_weights: str | None, blocks_per_stage: Sequence[int] = RESNET50_BLOCKS
+) -> None:
     """Copies a checked ``encoder_weights`` (``None``: nothing; ``"imagenet"`` or a
     keras.applications no-top weights file of the ResNet with ``blocks_per_stage``)
     into ``model`` by layer name (:func:`transfer_resnet_weights`)."""
@@ -253,13 +281,19 @@ def load_encoder_weights(model: keras.Model, encoder_weights: str | None,
         transfer_resnet_weights(imagenet_resnet(blocks_per_stage, encoder_weights), model)
 
 
-def build_resnet(blocks_per_stage: Sequence[int], name: str,
-                 input_shape: Sequence[int] = (224, 224, 3), classes: int = 2,
-                 weights: str | os.PathLike | None = None, *,
-                 encoder_weights: str | os.PathLike | None = None,
-                 return_attention: bool = False, map_suffix: str | None = None,
-                 merge: MergeHook = plain_merge,
-                 after_first_block: StageHook | None = None) -> keras.Model:
+def build_resnet(
+    blocks_per_stage: Sequence[int],
+    name: str,
+    input_shape: Sequence[int] = (224, 224, 3),
+    classes: int = 2,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    map_suffix: str | None = None,
+    merge: MergeHook = plain_merge,
+    after_first_block: StageHook | None = None,
+) -> keras.Model:
     """A ResNet-shaped classifier: stem, four stages, GAP and FC (Table I/II).
 
     The shared builder behind every public ``build_*`` classifier of the ARL
@@ -275,8 +309,7 @@ def build_resnet(blocks_per_stage: Sequence[int], name: str,
             map, ...}``. ``None``: the model has no maps.
     """
     check_checkpoint(weights, name)
-    encoder_weights = check_encoder_weights(encoder_weights, name,
-                                            pretrained=has_imagenet_weights(blocks_per_stage))
+    encoder_weights = check_encoder_weights(encoder_weights, name, pretrained=has_imagenet_weights(blocks_per_stage))
     shape = check_input_shape(input_shape, name, pretrained=encoder_weights is not None)
     check_classes(classes)
     check_return_attention(return_attention, name, available=map_suffix is not None)
@@ -285,11 +318,21 @@ def build_resnet(blocks_per_stage: Sequence[int], name: str,
     probabilities = classifier_head(features[-1], classes)
     maps = {}
     if return_attention:
-        maps = {layer.name: _attention_output(layer) for layer in keras.Model(inputs, probabilities).layers
-                if layer.name.endswith(map_suffix)}
-    return assemble_model(inputs, "probabilities", probabilities, maps, return_attention=return_attention,
-                          weights=weights, name=name,
-                          initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks_per_stage))
+        maps = {
+            layer.name: _attention_output(layer)
+            for layer in keras.Model(inputs, probabilities).layers
+            if layer.name.endswith(map_suffix)
+        }
+    return assemble_model(
+        inputs,
+        "probabilities",
+        probabilities,
+        maps,
+        return_attention=return_attention,
+        weights=weights,
+        name=name,
+        initialise=lambda model: load_encoder_weights(model, encoder_weights, blocks_per_stage),
+    )
 
 
 def _attention_output(layer: keras.layers.Layer) -> keras.KerasTensor:

@@ -15,6 +15,7 @@ overrides, data, scores, software, commit). This module only reads, checks and
 merges cards; it imports no model code, so :mod:`zoo.common.weights` can check
 any weights file that sits in a run folder against its card before loading it.
 """
+
 from __future__ import annotations
 
 import collections
@@ -101,8 +102,11 @@ class RunCard:
     created: str = ""
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **dataclasses.asdict(self)},
-                          indent=2, default=_json_default)
+        return json.dumps(
+            {"format": FORMAT, "format_version": FORMAT_VERSION, **dataclasses.asdict(self)},
+            indent=2,
+            default=_json_default,
+        )
 
     @classmethod
     def from_json(cls, text: str, source: str = RUN_FILE) -> "RunCard":
@@ -111,13 +115,18 @@ class RunCard:
         except json.JSONDecodeError as error:
             raise RunError(f"{source}: not JSON ({error}).") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise RunError(f"{source}: not a run card of this zoo (no \"format\": \"{FORMAT}\").")
+            raise RunError(f'{source}: not a run card of this zoo (no "format": "{FORMAT}").')
         if data.get("format_version") != FORMAT_VERSION:
-            raise RunError(f"{source}: run card format version {data.get('format_version')!r}; this zoo reads "
-                           f"version {FORMAT_VERSION}.")
+            raise RunError(
+                f"{source}: run card format version {data.get('format_version')!r}; this zoo reads "
+                f"version {FORMAT_VERSION}."
+            )
         fields = {field.name for field in dataclasses.fields(cls)}
-        required = {field.name for field in dataclasses.fields(cls)
-                    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING}
+        required = {
+            field.name
+            for field in dataclasses.fields(cls)
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        }
         missing = sorted(required - set(data))
         if missing:
             raise RunError(f"{source}: the run card lacks {missing}.")
@@ -148,8 +157,10 @@ def read_card(folder: str | os.PathLike) -> RunCard:
     missing or malformed."""
     path = Path(folder) / RUN_FILE
     if not path.is_file():
-        raise RunError(f"{folder}: not a run folder (no {RUN_FILE}); a run folder is what python -m zoo.train "
-                       f"and the table scripts' rows/<row>/ leave.")
+        raise RunError(
+            f"{folder}: not a run folder (no {RUN_FILE}); a run folder is what python -m zoo.train "
+            f"and the table scripts' rows/<row>/ leave."
+        )
     return RunCard.from_json(path.read_text(encoding="utf-8"), str(path))
 
 
@@ -167,9 +178,11 @@ def resolved_arguments(builder: Callable[..., Any], arguments: Mapping[str, Any]
     unknown = sorted(set(arguments) - set(signature.parameters))
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
         raise TypeError(f"{builder.__module__}.{builder.__qualname__} takes no argument(s) {unknown}.")
-    resolved = {name: parameter.default for name, parameter in signature.parameters.items()
-                if parameter.default is not inspect.Parameter.empty
-                and parameter.kind is not inspect.Parameter.VAR_KEYWORD}
+    resolved = {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.default is not inspect.Parameter.empty and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    }
     resolved.update(arguments)
     return {key: _jsonable(key, value) for key, value in resolved.items() if key not in FREE_ARGUMENTS}
 
@@ -202,16 +215,21 @@ def merge_arguments(card: RunCard, folder: str | os.PathLike, requested: Mapping
         elif mine != recorded[key]:
             conflicts.append(f"{key}={value!r} (the run was trained with {recorded[key]!r})")
     if conflicts:
-        raise RunError(f"{folder}: model {card.model!r} was trained with other builder arguments than asked for: "
-                       f"{'; '.join(conflicts)}. Leave them out to get the run's model.")
+        raise RunError(
+            f"{folder}: model {card.model!r} was trained with other builder arguments than asked for: "
+            f"{'; '.join(conflicts)}. Leave them out to get the run's model."
+        )
     return {**card.build_arguments(), **{k: v for k, v in requested.items() if k in FREE_ARGUMENTS}}
 
 
 def shapes_of(model: keras.Model) -> tuple[list, dict[str, list]]:
     """``(input shapes, {output name: shape})`` of ``model``, as JSON lists."""
     inputs = [list(tensor.shape) for tensor in model.inputs]
-    outputs = model.output if isinstance(model.output, Mapping) else dict(
-        zip(model.output_names, keras.tree.flatten(model.output)))
+    outputs = (
+        model.output
+        if isinstance(model.output, Mapping)
+        else dict(zip(model.output_names, keras.tree.flatten(model.output)))
+    )
     return inputs, {name: list(tensor.shape) for name, tensor in outputs.items()}
 
 
@@ -219,8 +237,10 @@ def layer_counts(model: keras.Model) -> dict[str, int]:
     """Layers per class of ``model`` (input layers and the float32 output casts of
     mixed precision left out)."""
     counts = collections.Counter(
-        type(layer).__name__ for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer) and not layer.name.endswith("_float32"))
+        type(layer).__name__
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer) and not layer.name.endswith("_float32")
+    )
     return dict(sorted(counts.items()))
 
 
@@ -236,15 +256,19 @@ def check_against_card(model: keras.Model, card: RunCard, weights: str | os.Path
     counts = layer_counts(model)
     if counts != dict(card.layers):
         differ = sorted(set(counts) | set(card.layers))
-        diff = [f"{name} {card.layers.get(name, 0)} -> {counts.get(name, 0)}" for name in differ
-                if counts.get(name, 0) != card.layers.get(name, 0)]
+        diff = [
+            f"{name} {card.layers.get(name, 0)} -> {counts.get(name, 0)}"
+            for name in differ
+            if counts.get(name, 0) != card.layers.get(name, 0)
+        ]
         problems.append(f"its layers differ from the run's model's ({', '.join(diff[:4])})")
     if problems:
         raise RunMismatchError(
             f"{weights}: these weights are the run {Path(weights).parent}'s model {card.model!r} "
             f"(built with {_arguments(card)}), but the model they are loaded into ({model.name!r}) does not "
             f"match it: {'; '.join(problems)}. Load the run folder (zoo.load_run, --run) to get its model.",
-            layers_differ=counts != dict(card.layers))
+            layers_differ=counts != dict(card.layers),
+        )
 
 
 def _shapes(shapes: list) -> str:
@@ -256,8 +280,9 @@ def _arguments(card: RunCard) -> str:
     return ", ".join(f"{key}={value}" for key, value in shown.items()) or "its recorded arguments"
 
 
-def build_from_card(builder: Callable[..., keras.Model], folder: str | os.PathLike,
-                    requested: Mapping[str, Any]) -> keras.Model:
+def build_from_card(
+    builder: Callable[..., keras.Model], folder: str | os.PathLike, requested: Mapping[str, Any]
+) -> keras.Model:
     """The run's model built by ``builder`` with the run's arguments (``requested``
     may add :data:`FREE_ARGUMENTS` and must agree with the rest) and its weights.
 

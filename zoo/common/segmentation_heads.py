@@ -28,6 +28,7 @@ Convolutions are ``zoo.common.resnet.conv_bn`` (conv with bias, BN, ReLU: the
 ResNet layout of :func:`zoo.common.blocks.conv_bn_relu`). All resizing is bilinear with half-pixel centres (TF);
 the PyTorch reference codes use ``align_corners=True``, a sub-pixel shift.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -45,9 +46,9 @@ PSP_BINS: tuple[int, ...] = (1, 2, 3, 6)
 ASPP_RATES_OS16: tuple[int, ...] = (6, 12, 18)
 
 
-def pyramid_pooling_module(x: keras.KerasTensor, bins: Sequence[int] = PSP_BINS,
-                           filters: int | None = None,
-                           name: str = "ppm") -> keras.KerasTensor:
+def pyramid_pooling_module(
+    x: keras.KerasTensor, bins: Sequence[int] = PSP_BINS, filters: int | None = None, name: str = "ppm"
+) -> keras.KerasTensor:
     """PSPNet's pyramid pooling module: ``concat[x, up(conv(pool_b(x))) for b in bins]``.
 
     Args:
@@ -69,16 +70,14 @@ def pyramid_pooling_module(x: keras.KerasTensor, bins: Sequence[int] = PSP_BINS,
     return layers.Concatenate(name=f"{name}_concat")(levels)
 
 
-def pspnet_head(x: keras.KerasTensor, filters: int = 512, dropout: float = 0.1,
-                name: str = "psp") -> keras.KerasTensor:
+def pspnet_head(x: keras.KerasTensor, filters: int = 512, dropout: float = 0.1, name: str = "psp") -> keras.KerasTensor:
     """Pyramid pooling, 3x3 conv-BN-ReLU (``filters``) and dropout (hszhao/semseg)."""
     x = pyramid_pooling_module(x, name=f"{name}_ppm")
     x = conv_bn(x, filters, 3, f"{name}_fuse")
     return layers.Dropout(dropout, name=f"{name}_dropout")(x)
 
 
-def aspp(x: keras.KerasTensor, output_stride: int = 8, filters: int = 256,
-         name: str = "aspp") -> keras.KerasTensor:
+def aspp(x: keras.KerasTensor, output_stride: int = 8, filters: int = 256, name: str = "aspp") -> keras.KerasTensor:
     """Atrous spatial pyramid pooling of DeepLabv3 (Chen et al. 2017, Fig. 5).
 
     A rate at least the feature map's side only reaches the zero padding with the
@@ -92,8 +91,9 @@ def aspp(x: keras.KerasTensor, output_stride: int = 8, filters: int = 256,
     rates = [rate * 16 // output_stride for rate in ASPP_RATES_OS16]
     largest_useful = max(x.shape[1:3])
     branches = [conv_bn(x, filters, 1, f"{name}_1x1")]
-    branches += [conv_bn(x, filters, 3, f"{name}_rate{rate}",
-                         dilation_rate=min(rate, largest_useful)) for rate in rates]
+    branches += [
+        conv_bn(x, filters, 3, f"{name}_rate{rate}", dilation_rate=min(rate, largest_useful)) for rate in rates
+    ]
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_image_pool")(x)
     pooled = conv_bn(pooled, filters, 1, f"{name}_image")
     branches.append(resize_to(pooled, x.shape[1:3], f"{name}_image_up"))
@@ -101,9 +101,13 @@ def aspp(x: keras.KerasTensor, output_stride: int = 8, filters: int = 256,
     return conv_bn(x, filters, 1, f"{name}_project")
 
 
-def deeplabv3plus_decoder(x: keras.KerasTensor, low_level: keras.KerasTensor,
-                          low_level_filters: int = 48, filters: int = 256,
-                          name: str = "decoder") -> keras.KerasTensor:
+def deeplabv3plus_decoder(
+    x: keras.KerasTensor,
+    low_level: keras.KerasTensor,
+    low_level_filters: int = 48,
+    filters: int = 256,
+    name: str = "decoder",
+) -> keras.KerasTensor:
     """DeepLabv3+ decoder: ASPP output ``x`` upsampled to ``low_level``'s size and refined."""
     skip = conv_bn(low_level, low_level_filters, 1, f"{name}_skip")
     x = resize_to(x, low_level.shape[1:3], f"{name}_up")
@@ -112,8 +116,9 @@ def deeplabv3plus_decoder(x: keras.KerasTensor, low_level: keras.KerasTensor,
     return conv_bn(x, filters, 3, f"{name}_conv2")
 
 
-def danet_head(x: keras.KerasTensor, dropout: float = 0.1, name: str = "danet", *,
-               max_subtracted_energy: bool = False) -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
+def danet_head(
+    x: keras.KerasTensor, dropout: float = 0.1, name: str = "danet", *, max_subtracted_energy: bool = False
+) -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
     """DANet's dual attention head (Fu et al. Fig. 2): PAM and CAM branches, summed.
 
     Returns the head's features and its two attention maps, as the modules compute
@@ -127,16 +132,18 @@ def danet_head(x: keras.KerasTensor, dropout: float = 0.1, name: str = "danet", 
     position, position_map = DANetPositionAttention(return_attention=True, name=f"{name}_pam")(position)
     position = conv_bn(position, inter, 3, f"{name}_pam_out")
     channel = conv_bn(x, inter, 3, f"{name}_cam_in")
-    channel, channel_map = DANetChannelAttention(max_subtracted_energy=max_subtracted_energy, return_attention=True,
-                                                 name=f"{name}_cam")(channel)
+    channel, channel_map = DANetChannelAttention(
+        max_subtracted_energy=max_subtracted_energy, return_attention=True, name=f"{name}_cam"
+    )(channel)
     channel = conv_bn(channel, inter, 3, f"{name}_cam_out")
     x = layers.Add(name=f"{name}_sum")([position, channel])
     maps = {"position_attention": position_map, "channel_attention": channel_map}
     return layers.Dropout(dropout, name=f"{name}_dropout")(x), maps
 
 
-def classifier(x: keras.KerasTensor, classes: int, size: Sequence[int],
-               activation: str = "softmax", name: str = "classifier") -> keras.KerasTensor:
+def classifier(
+    x: keras.KerasTensor, classes: int, size: Sequence[int], activation: str = "softmax", name: str = "classifier"
+) -> keras.KerasTensor:
     """1x1 conv to ``classes`` logits, bilinear upsampling to ``size``, float32 activation.
 
     ``activation``: ``"softmax"`` (one class per pixel: A-PSPNet) or

@@ -12,6 +12,7 @@ Differences from Ronneberger et al., shared by all Keras U-Nets: 'same' padding
 (the output has the input's size, no cropping) and, by default, batch norm after
 every convolution (``batch_norm=False`` gives the original's plain conv-ReLU).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,20 +21,41 @@ from typing import Sequence
 import keras
 
 from zoo.common.attention_gate import ATTENTION_ACTIVATIONS, AttentionGate
-from zoo.common.blocks import (UPSAMPLING_MODES, double_conv_block, gating_signal,
-                               residual_block, segmentation_head, upsample_block)
-from zoo.common.validation import (check_choice, check_classes, check_encoder_weights, check_input_shape,
-                                   check_positive_int, check_return_attention)
+from zoo.common.blocks import (
+    UPSAMPLING_MODES,
+    double_conv_block,
+    gating_signal,
+    residual_block,
+    segmentation_head,
+    upsample_block,
+)
+from zoo.common.validation import (
+    check_choice,
+    check_classes,
+    check_encoder_weights,
+    check_input_shape,
+    check_positive_int,
+    check_return_attention,
+)
 from zoo.common.weights import assemble_model, check_checkpoint
 
 DECODER_BLOCKS: tuple[str, ...] = ("double_conv", "residual")
 DECODER_VARIANTS: tuple[str, ...] = ("standard", "aernet_code")
 
 
-def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "double_conv",
-                 attention: bool = False, attention_activation: str = "sigmoid",
-                 upsampling: str = "transpose", batch_norm: bool = True,
-                 variant: str = "standard", name: str = "decoder"):
+def unet_decoder(
+    x,
+    skips: Sequence,
+    filters: Sequence[int],
+    *,
+    block: str = "double_conv",
+    attention: bool = False,
+    attention_activation: str = "sigmoid",
+    upsampling: str = "transpose",
+    batch_norm: bool = True,
+    variant: str = "standard",
+    name: str = "decoder",
+):
     """U-Net decoder: per level, upsample x2, (gate the skip,) concatenate, conv block.
 
     Args:
@@ -79,24 +101,40 @@ def unet_decoder(x, skips: Sequence, filters: Sequence[int], *, block: str = "do
             gate = gating_signal(x, level_filters, use_bias=use_bias, name=f"{prefix}_gating")
             skip, attention_maps[f"attention_{level}"] = AttentionGate(
                 inter_channels=level_filters if code else max(level_filters // 2, 1),
-                attention_activation=attention_activation, variant="aernet_code" if code else "oktay",
-                name=f"{prefix}_attention")([skip, gate])
-        x = upsample_block(x, level_filters if upsampling == "transpose" else None,
-                           mode=upsampling, name=f"{prefix}_up")
+                attention_activation=attention_activation,
+                variant="aernet_code" if code else "oktay",
+                name=f"{prefix}_attention",
+            )([skip, gate])
+        x = upsample_block(
+            x, level_filters if upsampling == "transpose" else None, mode=upsampling, name=f"{prefix}_up"
+        )
         if skip is not None:
             x = keras.layers.Concatenate(name=f"{prefix}_concat")([x, skip])
         if block == "double_conv":
-            x = double_conv_block(x, level_filters, batch_norm=batch_norm, use_bias=use_bias,
-                                  name=f"{prefix}_block")
+            x = double_conv_block(x, level_filters, batch_norm=batch_norm, use_bias=use_bias, name=f"{prefix}_block")
         else:
-            x = residual_block(x, level_filters, batch_norm=batch_norm, use_bias=use_bias,
-                               always_project=code, name=f"{prefix}_block")
+            x = residual_block(
+                x, level_filters, batch_norm=batch_norm, use_bias=use_bias, always_project=code, name=f"{prefix}_block"
+            )
     return x, attention_maps
 
 
-def build_unet_family(input_shape, classes, weights, *, encoder_weights, base_filters: int, depth: int,
-                      block: str, attention: bool, attention_activation: str, upsampling: str,
-                      batch_norm: bool, return_attention: bool, name: str) -> keras.Model:
+def build_unet_family(
+    input_shape,
+    classes,
+    weights,
+    *,
+    encoder_weights,
+    base_filters: int,
+    depth: int,
+    block: str,
+    attention: bool,
+    attention_activation: str,
+    upsampling: str,
+    batch_norm: bool,
+    return_attention: bool,
+    name: str,
+) -> keras.Model:
     """The U-Net family: encoder of ``depth`` double-conv levels, decoder, 1x1 head.
 
     ``weights`` is a checkpoint of the whole model (:func:`zoo.common.weights.load_checkpoint`);
@@ -104,12 +142,12 @@ def build_unet_family(input_shape, classes, weights, *, encoder_weights, base_fi
     """
     check_positive_int("base_filters", base_filters)
     check_positive_int("depth", depth)
-    input_shape = check_input_shape(input_shape, name, multiple=2 ** depth)
+    input_shape = check_input_shape(input_shape, name, multiple=2**depth)
     check_classes(classes)
     check_checkpoint(weights, name)
     check_encoder_weights(encoder_weights, name, pretrained=False)
     check_return_attention(return_attention, name, available=attention)
-    level_filters = [base_filters * 2 ** level for level in range(depth + 1)]
+    level_filters = [base_filters * 2**level for level in range(depth + 1)]
 
     inputs = keras.Input(input_shape, name="image")
     x, skips = inputs, []
@@ -119,19 +157,34 @@ def build_unet_family(input_shape, classes, weights, *, encoder_weights, base_fi
         x = keras.layers.MaxPooling2D(2, name=f"encoder{level}_pool")(x)
     x = double_conv_block(x, level_filters[-1], batch_norm=batch_norm, name="bottleneck")
     x, attention_maps = unet_decoder(
-        x, skips[::-1], level_filters[-2::-1], block=block, attention=attention,
-        attention_activation=attention_activation, upsampling=upsampling, batch_norm=batch_norm)
+        x,
+        skips[::-1],
+        level_filters[-2::-1],
+        block=block,
+        attention=attention,
+        attention_activation=attention_activation,
+        upsampling=upsampling,
+        batch_norm=batch_norm,
+    )
     mask = segmentation_head(x, classes)
-    return assemble_model(inputs, "mask", mask, attention_maps, return_attention=return_attention,
-                          weights=weights, name=name)
+    return assemble_model(
+        inputs, "mask", mask, attention_maps, return_attention=return_attention, weights=weights, name=name
+    )
 
 
-def build_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
-               weights: str | os.PathLike | None = None, *,
-               encoder_weights: str | os.PathLike | None = None,
-               return_attention: bool = False, base_filters: int = 64, depth: int = 4,
-               upsampling: str = "transpose", batch_norm: bool = True,
-               name: str = "unet") -> keras.Model:
+def build_unet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = 1,
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    base_filters: int = 64,
+    depth: int = 4,
+    upsampling: str = "transpose",
+    batch_norm: bool = True,
+    name: str = "unet",
+) -> keras.Model:
     """Classic U-Net (Ronneberger et al. 2015; AER-Net Table 2, first row).
 
     Encoder: ``depth`` levels of two 3x3 conv-BN-ReLU and a 2x2 max-pool, channels
@@ -152,7 +205,18 @@ def build_unet(input_shape: Sequence[int] = (256, 256, 3), classes: int = 1,
         batch_norm: batch norm after each conv (``False``: the original U-Net).
         name: the model's name.
     """
-    return build_unet_family(input_shape, classes, weights, encoder_weights=encoder_weights,
-                             base_filters=base_filters, depth=depth, block="double_conv",
-                             attention=False, attention_activation="sigmoid", upsampling=upsampling,
-                             batch_norm=batch_norm, return_attention=return_attention, name=name)
+    return build_unet_family(
+        input_shape,
+        classes,
+        weights,
+        encoder_weights=encoder_weights,
+        base_filters=base_filters,
+        depth=depth,
+        block="double_conv",
+        attention=False,
+        attention_activation="sigmoid",
+        upsampling=upsampling,
+        batch_norm=batch_norm,
+        return_attention=return_attention,
+        name=name,
+    )

@@ -13,6 +13,7 @@ is allowed, before any layer is built. The builders' common signature is::
 * ``return_attention``: output a dict ``{<main output>: ..., <map name>: ...}``
   (:func:`check_return_attention`).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,12 +51,15 @@ def check_classes(classes: Any) -> int:
 def check_pretrained_channels(channels: Any, model: str) -> None:
     """Pretrained encoder weights need 3 input channels (those of their first convolution)."""
     if channels != 3:
-        raise ValueError(f"{model}: pretrained encoder weights need 3 input channels (their first "
-                         f"convolution's), got {channels} channels; use encoder_weights=None.")
+        raise ValueError(
+            f"{model}: pretrained encoder weights need 3 input channels (their first "
+            f"convolution's), got {channels} channels; use encoder_weights=None."
+        )
 
 
-def check_input_shape(input_shape: Sequence[int], model: str, *, multiple: int = 1,
-                      minimum_side: int = 1, pretrained: bool = False) -> tuple[int, int, int]:
+def check_input_shape(
+    input_shape: Sequence[int], model: str, *, multiple: int = 1, minimum_side: int = 1, pretrained: bool = False
+) -> tuple[int, int, int]:
     """Validates ``(height, width, channels)`` and returns it as a tuple of ints.
 
     Args:
@@ -71,25 +75,29 @@ def check_input_shape(input_shape: Sequence[int], model: str, *, multiple: int =
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ValueError(f"{model}: input_shape must be (height, width, channels) as positive ints, "
-                         f"got {input_shape!r}.")
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(
+            f"{model}: input_shape must be (height, width, channels) as positive ints, got {input_shape!r}."
+        )
     height, width, channels = shape
     if min(height, width) < minimum_side:
-        raise ValueError(f"{model}: input_shape {shape} is too small; height and width must be at "
-                         f"least {minimum_side}.")
+        raise ValueError(
+            f"{model}: input_shape {shape} is too small; height and width must be at least {minimum_side}."
+        )
     if height % multiple or width % multiple:
         lower = (max(height // multiple, 1) * multiple, max(width // multiple, 1) * multiple)
-        raise ValueError(f"{model}: input height and width must be divisible by {multiple}, got "
-                         f"{height}x{width}; resize to e.g. {lower[0]}x{lower[1]}.")
+        raise ValueError(
+            f"{model}: input height and width must be divisible by {multiple}, got "
+            f"{height}x{width}; resize to e.g. {lower[0]}x{lower[1]}."
+        )
     if pretrained:
         check_pretrained_channels(channels, model)
     return shape
 
 
-def check_encoder_weights(encoder_weights: Any, model: str, *, pretrained: bool = True,
-                          argument: str = "encoder_weights") -> str | None:
+def check_encoder_weights(
+    encoder_weights: Any, model: str, *, pretrained: bool = True, argument: str = "encoder_weights"
+) -> str | None:
     """``None``, ``"imagenet"`` or an existing file's path as a string.
 
     Args:
@@ -104,19 +112,22 @@ def check_encoder_weights(encoder_weights: Any, model: str, *, pretrained: bool 
     if encoder_weights is None:
         return None
     if not pretrained:
-        raise ValueError(f"{model} has no pretrained encoder (no ImageNet weights): {argument} must be "
-                         f"None, got {_shown(encoder_weights)}.")
+        raise ValueError(
+            f"{model} has no pretrained encoder (no ImageNet weights): {argument} must be "
+            f"None, got {_shown(encoder_weights)}."
+        )
     if encoder_weights == IMAGENET:
         return IMAGENET
     if isinstance(encoder_weights, (str, os.PathLike)):
         path = Path(encoder_weights)
         if path.is_file():
             return str(path)
-        raise ValueError(f"{argument}={str(encoder_weights)!r}: no such file. {argument} must be None, "
-                         f"'imagenet' or the path to an existing keras.applications no-top weights file "
-                         f"(of the encoder of {model}).")
-    raise ValueError(f"{argument} must be None, 'imagenet' or the path to a weights file, got "
-                     f"{encoder_weights!r}.")
+        raise ValueError(
+            f"{argument}={str(encoder_weights)!r}: no such file. {argument} must be None, "
+            f"'imagenet' or the path to an existing keras.applications no-top weights file "
+            f"(of the encoder of {model})."
+        )
+    raise ValueError(f"{argument} must be None, 'imagenet' or the path to a weights file, got {encoder_weights!r}.")
 
 
 def check_return_attention(return_attention: Any, model: str, *, available: bool) -> bool:

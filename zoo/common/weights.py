@@ -23,6 +23,7 @@ that order.
 The encoder's pretrained weights (``encoder_weights=``: ImageNet or a keras.applications
 file) are another argument: :func:`zoo.common.validation.check_encoder_weights`.
 """
+
 from __future__ import annotations
 
 import io
@@ -38,8 +39,7 @@ import numpy as np
 from keras.src.utils.naming import to_snake_case  # the names Keras' weights files use
 
 from zoo.common.run_card import card_beside, check_against_card
-from zoo.common.validation import (check_classes, check_encoder_weights, check_input_shape,
-                                   check_return_attention)
+from zoo.common.validation import check_classes, check_encoder_weights, check_input_shape, check_return_attention
 
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".weights.h5", ".keras")
 _KERAS_WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a .keras archive
@@ -63,17 +63,33 @@ class CheckpointMismatchError(ValueError):
         argument: the builder argument that named the file (``"weights"``).
     """
 
-    def __init__(self, path: str | os.PathLike, model: str, detail: str, *, parameters: int | None = None,
-                 argument: str = "weights", message: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        model: str,
+        detail: str,
+        *,
+        parameters: int | None = None,
+        argument: str = "weights",
+        message: str | None = None,
+    ):
         self.path, self.model, self.detail = Path(path), model, detail
         self.parameters, self.argument = parameters, argument
         super().__init__(message or f"{argument}={str(path)!r}: it does not fit model {model!r}: {detail}.")
 
 
-def assemble_model(inputs: Any, main_name: str, main: keras.KerasTensor,
-                   maps: Mapping[str, keras.KerasTensor], *, return_attention: bool, weights: Any,
-                   name: str, attention_by_default: bool = False,
-                   initialise: Callable[[keras.Model], None] | None = None) -> keras.Model:
+def assemble_model(
+    inputs: Any,
+    main_name: str,
+    main: keras.KerasTensor,
+    maps: Mapping[str, keras.KerasTensor],
+    *,
+    return_attention: bool,
+    weights: Any,
+    name: str,
+    attention_by_default: bool = False,
+    initialise: Callable[[keras.Model], None] | None = None,
+) -> keras.Model:
     """The builders' last step: the model, with the checkpoint ``weights`` loaded.
 
     Args:
@@ -110,16 +126,21 @@ def check_checkpoint(weights: Any, model: str, *, argument: str = "weights") -> 
     if weights is None:
         return None
     if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f"{argument} must be None or the path to a .weights.h5 or .keras checkpoint of "
-                         f"model {model!r}, got {weights!r}.")
+        raise ValueError(
+            f"{argument} must be None or the path to a .weights.h5 or .keras checkpoint of "
+            f"model {model!r}, got {weights!r}."
+        )
     path = Path(weights)
     if not path.name.endswith(CHECKPOINT_SUFFIXES):
-        raise ValueError(f"{argument}={str(path)!r}: a checkpoint of model {model!r} must be a Keras "
-                         f".weights.h5 or .keras file (the encoder's keras.applications weights go to "
-                         f"encoder_weights=).")
+        raise ValueError(
+            f"{argument}={str(path)!r}: a checkpoint of model {model!r} must be a Keras "
+            f".weights.h5 or .keras file (the encoder's keras.applications weights go to "
+            f"encoder_weights=)."
+        )
     if not path.is_file():
-        raise ValueError(f"{argument}={str(path)!r}: no such file (a .weights.h5 or .keras checkpoint "
-                         f"of model {model!r}).")
+        raise ValueError(
+            f"{argument}={str(path)!r}: no such file (a .weights.h5 or .keras checkpoint of model {model!r})."
+        )
     return path
 
 
@@ -149,18 +170,27 @@ def load_checkpoint(model: keras.Model, weights: Any, *, argument: str = "weight
     if problem:
         parameters = model.count_params()
         raise CheckpointMismatchError(
-            path, model.name, problem, parameters=parameters, argument=argument,
+            path,
+            model.name,
+            problem,
+            parameters=parameters,
+            argument=argument,
             message=f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r} "
-                    f"({parameters:,} parameters): {problem}. Build the model the checkpoint was "
-                    f"saved from (the same builder and arguments, e.g. classes).")
+            f"({parameters:,} parameters): {problem}. Build the model the checkpoint was "
+            f"saved from (the same builder and arguments, e.g. classes).",
+        )
     try:
         model.load_weights(path)
     except Exception as error:  # what the comparison cannot see: re-raise with the file and model
         detail = f"loading it failed: {type(error).__name__}: {' '.join(str(error).split())[:400]}"
         raise CheckpointMismatchError(
-            path, model.name, detail, argument=argument,
+            path,
+            model.name,
+            detail,
+            argument=argument,
             message=f"{argument}={str(path)!r}: loading it into model {model.name!r} failed: "
-                    f"{type(error).__name__}: {' '.join(str(error).split())[:400]}") from error
+            f"{type(error).__name__}: {' '.join(str(error).split())[:400]}",
+        ) from error
 
 
 def first_non_finite(variables) -> tuple[Any, int, int] | None:
@@ -192,10 +222,13 @@ def _as_saved(model: keras.Model, path: Path, argument: str) -> keras.Model:
             saved_outputs = json.loads(archive.read(_KERAS_CONFIG_MEMBER))["config"]["output_layers"]
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as error:
         raise CheckpointMismatchError(
-            path, model.name, f"it is not a Keras model file (saved by model.save): {type(error).__name__}: {error}",
+            path,
+            model.name,
+            f"it is not a Keras model file (saved by model.save): {type(error).__name__}: {error}",
             argument=argument,
             message=f"{argument}={str(path)!r} is not a Keras model file of model {model.name!r} "
-                    f"(saved by model.save): {type(error).__name__}: {error}") from None
+            f"(saved by model.save): {type(error).__name__}: {error}",
+        ) from None
 
     def tensor(entry):
         if isinstance(entry, Mapping):
@@ -206,8 +239,12 @@ def _as_saved(model: keras.Model, path: Path, argument: str) -> keras.Model:
             if layer_name not in names or node_index != 0:
                 detail = f"its output layer {layer_name!r} is not one of the model's"
                 raise CheckpointMismatchError(
-                    path, model.name, detail, argument=argument,
-                    message=f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r}: {detail}.")
+                    path,
+                    model.name,
+                    detail,
+                    argument=argument,
+                    message=f"{argument}={str(path)!r} is not a checkpoint of model {model.name!r}: {detail}.",
+                )
             output = model.get_layer(layer_name).output
             return output[tensor_index] if isinstance(output, (tuple, list)) else output
         return [tensor(item) for item in entry]
@@ -244,20 +281,23 @@ def _stored_shapes(path: Path, model: str, argument: str) -> dict[str, list[tupl
             groups = file.get("layers")
             if not isinstance(groups, h5py.Group):
                 raise ValueError("it holds no 'layers' group")
-            return {key: sorted(_dataset_shapes(group)) for key, group in groups.items()
-                    if isinstance(group, h5py.Group)}
+            return {
+                key: sorted(_dataset_shapes(group)) for key, group in groups.items() if isinstance(group, h5py.Group)
+            }
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise CheckpointMismatchError(
-            path, model, f"it is not a Keras checkpoint (saved by model.save_weights or model.save): {error}",
+            path,
+            model,
+            f"it is not a Keras checkpoint (saved by model.save_weights or model.save): {error}",
             argument=argument,
             message=f"{argument}={str(path)!r} is not a Keras checkpoint of model {model!r} "
-                    f"(saved by model.save_weights or model.save): {error}") from None
+            f"(saved by model.save_weights or model.save): {error}",
+        ) from None
 
 
 def _dataset_shapes(group: h5py.Group) -> list[tuple[int, ...]]:
     shapes: list[tuple[int, ...]] = []
-    group.visititems(lambda _, item: shapes.append(tuple(item.shape))
-                     if isinstance(item, h5py.Dataset) else None)
+    group.visititems(lambda _, item: shapes.append(tuple(item.shape)) if isinstance(item, h5py.Dataset) else None)
     return shapes
 
 
@@ -280,8 +320,9 @@ def _first_mismatch(model: keras.Model, stored: dict[str, list[tuple[int, ...]]]
     return None
 
 
-def check_builder_arguments(model: str, input_shape, classes, weights, encoder_weights, return_attention, *,
-                            multiple: int, attention: bool) -> tuple[tuple[int, int, int], str | None]:
+def check_builder_arguments(
+    model: str, input_shape, classes, weights, encoder_weights, return_attention, *, multiple: int, attention: bool
+) -> tuple[tuple[int, int, int], str | None]:
     """The checks every builder over a pretrained encoder starts with: the checkpoint,
     the encoder weights, the input shape (sides divisible by ``multiple``; 3 channels
     for pretrained weights), the classes and ``return_attention`` (allowed iff the model

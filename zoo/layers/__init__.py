@@ -2,6 +2,7 @@
 
 Importing this package registers every layer for ``.keras`` loading.
 """
+
 from zoo.arl_cnn.layers import AttentionNormalization, ScaleGate
 from zoo.common.attention_gate import AttentionGate
 from zoo.attnmel.layers import AttnMelAttention
@@ -13,6 +14,22 @@ from zoo.arl_cnn.ran import attention_module
 from zoo.arl_cnn.se import SqueezeExcitation
 from zoo.sanet.layers import SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
 
-__all__ = ["AdaptiveAveragePooling2D", "CBAM_ORDERS", "ChannelAttention", "DANetChannelAttention",
-           "DANetPositionAttention", "InputScaling", "SpatialAttention", "cbam", "AttentionGate", "AttnMelAttention", "AttentionNormalization", "ScaleGate", "SqueezeExcitation", "attention_module",
-           "SuperpixelAttention", "SuperpixelAveragePooling", "SuperpixelUnpooling"]
+__all__ = [
+    "AdaptiveAveragePooling2D",
+    "CBAM_ORDERS",
+    "ChannelAttention",
+    "DANetChannelAttention",
+    "DANetPositionAttention",
+    "InputScaling",
+    "SpatialAttention",
+    "cbam",
+    "AttentionGate",
+    "AttnMelAttention",
+    "AttentionNormalization",
+    "ScaleGate",
+    "SqueezeExcitation",
+    "attention_module",
+    "SuperpixelAttention",
+    "SuperpixelAveragePooling",
+    "SuperpixelUnpooling",
+]

@@ -40,6 +40,7 @@ no quantised divide by a count that int8 rounds to zero (a divide by
 510 pixels); the reciprocal is then quantised to steps of 1/255 for the
 multiplication, the main int8 error of SAM.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -62,8 +63,7 @@ def _check_max_segments(layer: str, max_segments: Any) -> int:
 def _check_label_shape(layer: str, shape: Sequence) -> None:
     shape = tuple(shape)
     if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] != 1):
-        raise ValueError(
-            f"{layer}: the superpixel map must be (batch, h, w) or (batch, h, w, 1), got {shape}.")
+        raise ValueError(f"{layer}: the superpixel map must be (batch, h, w) or (batch, h, w, 1), got {shape}.")
 
 
 def nearest_indices(source: int, target: int) -> np.ndarray:
@@ -191,10 +191,12 @@ class SuperpixelUnpooling(keras.layers.Layer):
         if output_size is not None:
             output_size = tuple(output_size)
             if len(output_size) != 2 or not all(
-                    isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in output_size):
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in output_size
+            ):
                 raise ValueError(
                     f"SuperpixelUnpooling: output_size must be None or (height, width) as positive "
-                    f"ints, got {output_size!r}.")
+                    f"ints, got {output_size!r}."
+                )
         self.output_size = output_size
 
     def build(self, input_shape):
@@ -202,11 +204,11 @@ class SuperpixelUnpooling(keras.layers.Layer):
         if len(regions_shape) != 3 or regions_shape[1] is None:
             raise ValueError(
                 f"SuperpixelUnpooling: regions must be (batch, max_segments, C) with a static "
-                f"max_segments, got {regions_shape}.")
+                f"max_segments, got {regions_shape}."
+            )
         _check_label_shape("SuperpixelUnpooling", labels_shape)
         if self.output_size is None and None in labels_shape[1:3]:
-            raise ValueError(
-                f"SuperpixelUnpooling: the labels {labels_shape} have no static size; pass output_size.")
+            raise ValueError(f"SuperpixelUnpooling: the labels {labels_shape} have no static size; pass output_size.")
 
     def _size(self, labels_shape) -> tuple[int, int]:
         return self.output_size or tuple(labels_shape[1:3])
@@ -245,12 +247,17 @@ class SuperpixelAttention(keras.layers.Layer):
         ``P``: ``(batch, H, W, filters)``.
     """
 
-    def __init__(self, max_segments: int = 256, filters: int | None = None, merge: str = "add",
-                 kernel_initializer: Any = "glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        max_segments: int = 256,
+        filters: int | None = None,
+        merge: str = "add",
+        kernel_initializer: Any = "glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.max_segments = _check_max_segments("SuperpixelAttention", max_segments)
-        if filters is not None and (isinstance(filters, bool) or not isinstance(filters, int)
-                                    or filters < 1):
+        if filters is not None and (isinstance(filters, bool) or not isinstance(filters, int) or filters < 1):
             raise ValueError(f"SuperpixelAttention: filters must be a positive int or None, got {filters!r}.")
         if merge not in SAM_MERGES:
             raise ValueError(f"SuperpixelAttention: merge must be one of {SAM_MERGES}, got {merge!r}.")
@@ -263,12 +270,15 @@ class SuperpixelAttention(keras.layers.Layer):
         check_feature_map("SuperpixelAttention", features_shape)
         _check_label_shape("SuperpixelAttention", labels_shape)
         if None in features_shape[1:]:
-            raise ValueError(
-                f"SuperpixelAttention: features need a static size and channels, got {features_shape}.")
+            raise ValueError(f"SuperpixelAttention: features need a static size and channels, got {features_shape}.")
         channels = features_shape[-1]
         self.recalibration = keras.layers.Conv2D(
-            self.filters or channels, 1, kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy, name="recalibration")
+            self.filters or channels,
+            1,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="recalibration",
+        )
         merged = channels * (2 if self.merge == "concat" else 1)
         self.recalibration.build((*features_shape[:3], merged))
 

@@ -39,6 +39,7 @@ Paper gaps, our choices: the paper names neither SLIC's settings
 segmentation_models' U-Net), the upsampling (nearest neighbour, as there) nor
 the baselines' backbones (ResNet101, as SANet's).
 """
+
 from __future__ import annotations
 
 import os
@@ -91,18 +92,34 @@ def _check_decoder(decoder_filters: Sequence[int]) -> tuple[int, ...]:
     return filters
 
 
-def _check_common(name: str, input_shape, classes, weights, encoder_weights, return_attention, *,
-                  attention: bool) -> tuple[tuple[int, int, int], str | None]:
+def _check_common(
+    name: str, input_shape, classes, weights, encoder_weights, return_attention, *, attention: bool
+) -> tuple[tuple[int, int, int], str | None]:
     """The checks of the ResUNet-encoder builders; returns the input shape and encoder weights."""
-    return check_builder_arguments(name, input_shape, classes, weights, encoder_weights, return_attention,
-                                   multiple=RESUNET_SIZE_MULTIPLE, attention=attention)
+    return check_builder_arguments(
+        name,
+        input_shape,
+        classes,
+        weights,
+        encoder_weights,
+        return_attention,
+        multiple=RESUNET_SIZE_MULTIPLE,
+        attention=attention,
+    )
 
 
-def build_resunet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                  weights: str | os.PathLike | None = None, *,
-                  encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
-                  backbone: str = RESUNET_BACKBONE, decoder_filters: Sequence[int] = RESUNET_DECODER_FILTERS,
-                  upsampling: str = "nearest", name: str = "resunet") -> keras.Model:
+def build_resunet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = len(SANET_ATTRIBUTES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    backbone: str = RESUNET_BACKBONE,
+    decoder_filters: Sequence[int] = RESUNET_DECODER_FILTERS,
+    upsampling: str = "nearest",
+    name: str = "resunet",
+) -> keras.Model:
     """ResUNet (SANet, "Residual UNet"; Table 2, Table 3 row "ResUNet").
 
     Args:
@@ -117,8 +134,9 @@ def build_resunet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len
         upsampling: ``"nearest"``, ``"bilinear"`` or ``"transpose"``.
         name: the model's name.
     """
-    input_shape, encoder_weights = _check_common(name, input_shape, classes, weights, encoder_weights,
-                                                 return_attention, attention=False)
+    input_shape, encoder_weights = _check_common(
+        name, input_shape, classes, weights, encoder_weights, return_attention, attention=False
+    )
     decoder_filters = _check_decoder(decoder_filters)
     inputs = keras.Input(input_shape, name="image")
     x = _resunet_features(inputs, backbone, encoder_weights, decoder_filters, upsampling)
@@ -126,15 +144,23 @@ def build_resunet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len
     return assemble_model(inputs, "mask", mask, {}, return_attention=False, weights=weights, name=name)
 
 
-def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                weights: str | os.PathLike | None = None, *,
-                encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
-                max_segments: int = SANET_MAX_SEGMENTS,
-                superpixel_shape: Sequence[int] | None = None, sam_merge: str = "add",
-                sam_filters: int = SAM_FILTERS, superpixel_output: bool = True,
-                backbone: str = RESUNET_BACKBONE,
-                decoder_filters: Sequence[int] = RESUNET_DECODER_FILTERS,
-                upsampling: str = "nearest", name: str = "sanet") -> keras.Model:
+def build_sanet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = len(SANET_ATTRIBUTES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    max_segments: int = SANET_MAX_SEGMENTS,
+    superpixel_shape: Sequence[int] | None = None,
+    sam_merge: str = "add",
+    sam_filters: int = SAM_FILTERS,
+    superpixel_output: bool = True,
+    backbone: str = RESUNET_BACKBONE,
+    decoder_filters: Sequence[int] = RESUNET_DECODER_FILTERS,
+    upsampling: str = "nearest",
+    name: str = "sanet",
+) -> keras.Model:
     """SANet (Fig. 2(a); Table 3 rows "ResUNet+SAM" and, trained with RSM, "ResUNet+RSM+SAM").
 
     Inputs ``[image, superpixels]`` (named so; a dict with these keys works too):
@@ -155,8 +181,9 @@ def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(S
             superpixel (one score per superpixel and attribute).
         name: the model's name.
     """
-    input_shape, encoder_weights = _check_common(name, input_shape, classes, weights, encoder_weights,
-                                                 return_attention, attention=True)
+    input_shape, encoder_weights = _check_common(
+        name, input_shape, classes, weights, encoder_weights, return_attention, attention=True
+    )
     decoder_filters = _check_decoder(decoder_filters)
     check_choice("sam_merge", sam_merge, SAM_MERGES)
     check_positive_int("sam_filters", sam_filters)
@@ -167,16 +194,23 @@ def build_sanet(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(S
     superpixels = keras.Input(superpixel_shape, dtype="int32", name="superpixels")
     x = _resunet_features(image, backbone, encoder_weights, decoder_filters, upsampling)
     x = conv_bn_relu(x, sam_filters, name="sam_input")
-    attention = SuperpixelAttention(max_segments, filters=sam_filters, merge=sam_merge,
-                                    name="superpixel_attention")([x, superpixels])
+    attention = SuperpixelAttention(max_segments, filters=sam_filters, merge=sam_merge, name="superpixel_attention")(
+        [x, superpixels]
+    )
     if superpixel_output:
-        pixelwise = segmentation_head(attention, classes, activation="sigmoid",
-                                      output_name="head_sigmoid")
+        pixelwise = segmentation_head(attention, classes, activation="sigmoid", output_name="head_sigmoid")
         mask = superpixel_average(pixelwise, superpixels, max_segments)
     else:
         mask = segmentation_head(attention, classes, activation="sigmoid")
-    return assemble_model([image, superpixels], "mask", mask, {"superpixel_attention": attention},
-                          return_attention=return_attention, weights=weights, name=name)
+    return assemble_model(
+        [image, superpixels],
+        "mask",
+        mask,
+        {"superpixel_attention": attention},
+        return_attention=return_attention,
+        weights=weights,
+        name=name,
+    )
 
 
 def superpixel_average(probabilities, superpixels, max_segments: int, *, name: str = "mask"):
@@ -185,16 +219,19 @@ def superpixel_average(probabilities, superpixels, max_segments: int, *, name: s
     Layers: ``{name}_pool`` and ``name`` (the unpooling, float32).
     """
     size = tuple(probabilities.shape[1:3])
-    regions = SuperpixelAveragePooling(max_segments, dtype="float32", name=f"{name}_pool")(
-        [probabilities, superpixels])
+    regions = SuperpixelAveragePooling(max_segments, dtype="float32", name=f"{name}_pool")([probabilities, superpixels])
     return SuperpixelUnpooling(size, dtype="float32", name=name)([regions, superpixels])
 
 
-def build_attribute_unet(input_shape: Sequence[int] = (256, 256, 3),
-                         classes: int = len(SANET_ATTRIBUTES),
-                         weights: str | os.PathLike | None = None, *,
-                         encoder_weights: str | os.PathLike | None = None,
-                         return_attention: bool = False, **unet_kwargs) -> keras.Model:
+def build_attribute_unet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = len(SANET_ATTRIBUTES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    **unet_kwargs,
+) -> keras.Model:
     """SANet Table 3's UNet: :func:`zoo.common.unet.build_unet` with a sigmoid per attribute.
 
     ``build_unet`` ends in a softmax for several classes; its last features get
@@ -205,19 +242,25 @@ def build_attribute_unet(input_shape: Sequence[int] = (256, 256, 3),
     name = unet_kwargs.pop("name", "unet")
     check_checkpoint(weights, name)
     check_classes(classes)
-    unet = build_unet(input_shape, 1, encoder_weights=encoder_weights, return_attention=return_attention,
-                      name=name, **unet_kwargs)
+    unet = build_unet(
+        input_shape, 1, encoder_weights=encoder_weights, return_attention=return_attention, name=name, **unet_kwargs
+    )
     features = unet.get_layer("head_conv").input
     head = segmentation_head(features, classes, activation="sigmoid", name="attribute_head")
-    return assemble_model(unet.input, "mask", head, {}, return_attention=False, weights=weights,
-                          name=unet.name)
+    return assemble_model(unet.input, "mask", head, {}, return_attention=False, weights=weights, name=unet.name)
 
 
-def build_deeplab(input_shape: Sequence[int] = (256, 256, 3), classes: int = len(SANET_ATTRIBUTES),
-                  weights: str | os.PathLike | None = None, *,
-                  encoder_weights: str | os.PathLike | None = None, return_attention: bool = False,
-                  backbone: str = DILATED_BACKBONE, output_stride: int = 16,
-                  name: str = "deeplab") -> keras.Model:
+def build_deeplab(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = len(SANET_ATTRIBUTES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    backbone: str = DILATED_BACKBONE,
+    output_stride: int = 16,
+    name: str = "deeplab",
+) -> keras.Model:
     """DeepLabv3+ (Chen et al. 2018; SANet Table 3 "DeepLab") with sigmoid attribute maps.
 
     RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
@@ -228,22 +271,37 @@ def build_deeplab(input_shape: Sequence[int] = (256, 256, 3), classes: int = len
     keras.applications no-top file of the backbone (copied by layer name); no
     attention maps (``return_attention=False`` only).
     """
+
     def head(features):
         x = heads.aspp(features[-1], output_stride)
         return heads.deeplabv3plus_decoder(x, features[1]), {}
 
-    return build_dilated_model(head, name=name, input_shape=input_shape, classes=classes,
-                               weights=weights, encoder_weights=encoder_weights, backbone=backbone,
-                               output_stride=output_stride, activation="sigmoid", input_scale="unit",
-                               return_attention=return_attention)
+    return build_dilated_model(
+        head,
+        name=name,
+        input_shape=input_shape,
+        classes=classes,
+        weights=weights,
+        encoder_weights=encoder_weights,
+        backbone=backbone,
+        output_stride=output_stride,
+        activation="sigmoid",
+        input_scale="unit",
+        return_attention=return_attention,
+    )
 
 
-def build_attribute_danet(input_shape: Sequence[int] = (256, 256, 3),
-                          classes: int = len(SANET_ATTRIBUTES),
-                          weights: str | os.PathLike | None = None, *,
-                          encoder_weights: str | os.PathLike | None = None,
-                          return_attention: bool = False, backbone: str = DILATED_BACKBONE,
-                          name: str = "danet", max_subtracted_energy: bool = False) -> keras.Model:
+def build_attribute_danet(
+    input_shape: Sequence[int] = (256, 256, 3),
+    classes: int = len(SANET_ATTRIBUTES),
+    weights: str | os.PathLike | None = None,
+    *,
+    encoder_weights: str | os.PathLike | None = None,
+    return_attention: bool = False,
+    backbone: str = DILATED_BACKBONE,
+    name: str = "danet",
+    max_subtracted_energy: bool = False,
+) -> keras.Model:
     """DANet (Fu et al. 2019; SANet Table 3 "DANet") with sigmoid attribute maps.
 
     RGB in [0, 1] rescaled inside, dilated ResNet (:data:`DILATED_BACKBONES`) at
@@ -256,10 +314,16 @@ def build_attribute_danet(input_shape: Sequence[int] = (256, 256, 3),
     channel attention of the reference code (junfu1115/DANet, softmax over
     ``max - energy``) instead of Fu et al. eq. 3.
     """
-    return build_dilated_model(lambda features: heads.danet_head(features[-1],
-                                                                 max_subtracted_energy=max_subtracted_energy),
-                               name=name,
-                               input_shape=input_shape, classes=classes, weights=weights,
-                               encoder_weights=encoder_weights, backbone=backbone,
-                               activation="sigmoid", input_scale="unit",
-                               return_attention=return_attention, attention=True)
+    return build_dilated_model(
+        lambda features: heads.danet_head(features[-1], max_subtracted_energy=max_subtracted_energy),
+        name=name,
+        input_shape=input_shape,
+        classes=classes,
+        weights=weights,
+        encoder_weights=encoder_weights,
+        backbone=backbone,
+        activation="sigmoid",
+        input_scale="unit",
+        return_attention=return_attention,
+        attention=True,
+    )

@@ -13,6 +13,7 @@ validation Jaccard; the paper names no epoch selection, so the tables
 (:mod:`reproduce.sanet_recipe`) score the final epoch and keep the best validation
 Jaccard only on request (``--keep best-val``).
 """
+
 import dataclasses
 
 from data_tools.augment import Augmentation
@@ -21,7 +22,7 @@ from zoo.optimizers import L2Adam
 from zoo.recipe import TrainingRecipe, polynomial_decay
 
 WEIGHT_DECAY = 1e-4
-BETA_1 = 0.9        # "momentum = 0.9"
+BETA_1 = 0.9  # "momentum = 0.9"
 LR_POWER = 0.9
 
 SANET_AUGMENTATION = Augmentation(
@@ -50,23 +51,29 @@ half of the images, not on most): CLAHE with clip limit 1-4 on an 8x8 grid
 (imgaug's ``CLAHE`` draws 0.1-8 and 3-12 tiles), emboss with imgaug's default alpha
 0-1 and strength 0.25-1."""
 
+
 def sanet_optimizer(weight_decay: float = WEIGHT_DECAY, power: float = LR_POWER):
     """AMSGrad (beta_1 0.9) with PyTorch-style weight decay, the rate decaying
     polynomially with ``power`` to 0 over the run (see the module docstring)."""
-    return polynomial_decay(L2Adam, power=power, amsgrad=True, beta_1=BETA_1,
-                            l2_weight_decay=weight_decay)
+    return polynomial_decay(L2Adam, power=power, amsgrad=True, beta_1=BETA_1, l2_weight_decay=weight_decay)
 
 
 SANET_GEOMETRIC_AUGMENTATION = dataclasses.replace(
-    SANET_AUGMENTATION, horizontal_flip=True, vertical_flip=True, rotate90=True)
+    SANET_AUGMENTATION, horizontal_flip=True, vertical_flip=True, rotate90=True
+)
 """The option: :data:`SANET_AUGMENTATION` plus flips and 90-degree rotations, which the
 paper does not name (common for dermoscopy, which has no up or down)."""
 
 SANET_RECIPE = TrainingRecipe(
     source="SANet: Superpixel Attention Network for Skin Lesion Attributes Detection, Experiment setting: "
-           "'ADSGrad' (AMSGrad, PyTorch weight decay 1e-4, beta_1 0.9), lr 1e-4 "
-           "poly 0.9, batch 5, 100 epochs, global balancing loss (eq. 9)",
+    "'ADSGrad' (AMSGrad, PyTorch weight decay 1e-4, beta_1 0.9), lr 1e-4 "
+    "poly 0.9, batch 5, 100 epochs, global balancing loss (eq. 9)",
     loss=GlobalBalancingLoss,
     optimizer=sanet_optimizer(),
-    learning_rate=1e-4, batch_size=5, epochs=100, targets="binary",
-    augmentation=SANET_AUGMENTATION, monitor="val_jaccard")
+    learning_rate=1e-4,
+    batch_size=5,
+    epochs=100,
+    targets="binary",
+    augmentation=SANET_AUGMENTATION,
+    monitor="val_jaccard",
+)

@@ -44,6 +44,7 @@ Usage, on batches (after ``.batch``)::
     rsm = RegionShuffle(max_segments=256)
     train = rsm.apply(train, seed=0)   # ({"image", "superpixels"}, masks) batches of 2B
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,8 +67,7 @@ RSM_NEIGHBOURHOOD = 1
 DCL_NEIGHBOURHOOD = 2
 
 
-def region_permutation(seed: tf.Tensor, grid: int = RSM_GRID,
-                       neighbourhood: float = RSM_NEIGHBOURHOOD) -> tf.Tensor:
+def region_permutation(seed: tf.Tensor, grid: int = RSM_GRID, neighbourhood: float = RSM_NEIGHBOURHOOD) -> tf.Tensor:
     """DCL's region confusion: ``int32 [grid * grid]``, output region -> source region.
 
     Regions are numbered in row-major order. Rows are reordered first (each by
@@ -117,8 +117,8 @@ def shuffle_regions(images: tf.Tensor, permutation: tf.Tensor, grid: int = RSM_G
     cells = tf.gather(cells, permutation, batch_dims=1)
     cells = tf.transpose(tf.reshape(cells, [batch, grid, grid, cell_h, cell_w, channels]), [0, 1, 3, 2, 4, 5])
     core = tf.reshape(cells, [batch, grid * cell_h, grid * cell_w, channels])
-    core = tf.concat([core, x[:, : grid * cell_h, grid * cell_w:]], axis=2)
-    shuffled = tf.ensure_shape(tf.concat([core, x[:, grid * cell_h:]], axis=1), x.shape)
+    core = tf.concat([core, x[:, : grid * cell_h, grid * cell_w :]], axis=2)
+    shuffled = tf.ensure_shape(tf.concat([core, x[:, grid * cell_h :]], axis=1), x.shape)
     return shuffled if rank == 4 else shuffled[..., 0]
 
 
@@ -150,8 +150,7 @@ def connected_superpixels(labels: np.ndarray, max_segments: int) -> np.ndarray:
     first = np.concatenate([pieces[:, :-1].ravel(), pieces[:-1, :].ravel()])
     second = np.concatenate([pieces[:, 1:].ravel(), pieces[1:, :].ravel()])
     apart = first != second
-    pairs, borders = np.unique(np.sort(np.stack([first[apart], second[apart]], 1), axis=1), axis=0,
-                               return_counts=True)
+    pairs, borders = np.unique(np.sort(np.stack([first[apart], second[apart]], 1), axis=1), axis=0, return_counts=True)
     neighbours: list[list[tuple[int, int]]] = [[] for _ in range(count)]
     for (a, b), border in zip(pairs.tolist(), borders.tolist()):
         neighbours[a].append((border, b))
@@ -209,8 +208,9 @@ class RegionShuffle:
             raise ValueError(f"RegionShuffle.neighbourhood must be >= 0, got {self.neighbourhood!r}.")
 
     def _relabel(self, maps: tf.Tensor) -> tf.Tensor:
-        relabelled = tf.numpy_function(lambda m: _connected_batch(m, self.max_segments), [tf.cast(maps, tf.int32)],
-                                       tf.int32, stateful=False)
+        relabelled = tf.numpy_function(
+            lambda m: _connected_batch(m, self.max_segments), [tf.cast(maps, tf.int32)], tf.int32, stateful=False
+        )
         return tf.cast(tf.ensure_shape(relabelled, maps.shape), maps.dtype)
 
     def __call__(self, batch: Any, seed: tf.Tensor) -> Any:
@@ -228,10 +228,12 @@ class RegionShuffle:
         if len(sizes) > 1:
             raise ValueError(
                 f"RegionShuffle: image, masks and maps must share (batch, H, W) to be shuffled alike, "
-                f"got {sorted(sizes, key=str)}.")
+                f"got {sorted(sizes, key=str)}."
+            )
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), tf.shape(spatial[0])[0])
-        permutations = tf.map_fn(lambda s: region_permutation(s, self.grid, self.neighbourhood), seeds,
-                                 fn_output_signature=tf.int32)
+        permutations = tf.map_fn(
+            lambda s: region_permutation(s, self.grid, self.neighbourhood), seeds, fn_output_signature=tf.int32
+        )
 
         def pair(tensor: tf.Tensor, name: str | None) -> tf.Tensor:
             copy = tensor
@@ -250,7 +252,8 @@ class RegionShuffle:
         """The transform on a batched dataset; new draws every epoch, the same for a given seed."""
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         return tf.data.Dataset.zip(dataset, seeds).map(
-            lambda batch, pair: self(batch, pair), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            lambda batch, pair: self(batch, pair), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
 
 
 def _map_with_keys(structure: Any, fn, key: str | None = None) -> Any:

@@ -27,6 +27,7 @@ with nearest neighbour (:func:`data_tools.pipeline.decode_label_map` does).
 :func:`data_tools.pipeline.segmentation_dataset` carrying the cached maps beside
 the attribute masks, optionally through the random shuffle module.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,7 +58,7 @@ if TYPE_CHECKING:  # zoo.sanet.region_shuffle imports this module
 SUPERPIXELS = "superpixels"
 SUPERPIXEL_SUFFIX = "_superpixels.png"
 #: The most labels a 16-bit PNG map can hold.
-MAX_STORABLE_SEGMENTS = 2 ** 16
+MAX_STORABLE_SEGMENTS = 2**16
 #: Retries with fewer segments when SLIC returns more than ``max_segments``.
 _SLIC_RETRIES = 8
 
@@ -95,8 +96,7 @@ class SlicParams:
             )
         if self.n_segments > self.max_segments:
             raise ValueError(
-                f"SlicParams.n_segments ({self.n_segments}) must not exceed max_segments "
-                f"({self.max_segments})."
+                f"SlicParams.n_segments ({self.n_segments}) must not exceed max_segments ({self.max_segments})."
             )
         if not self.compactness > 0:
             raise ValueError(f"SlicParams.compactness must be > 0, got {self.compactness!r}.")
@@ -111,8 +111,7 @@ class SlicParams:
     def key(self) -> str:
         """The cache folder name, e.g. ``"slic_n200_c10_s1_max256_side1024"``."""
         side = "full" if self.max_side is None else str(self.max_side)
-        return (f"slic_n{self.n_segments}_c{self.compactness:g}_s{self.sigma:g}"
-                f"_max{self.max_segments}_side{side}")
+        return f"slic_n{self.n_segments}_c{self.compactness:g}_s{self.sigma:g}_max{self.max_segments}_side{side}"
 
 
 def relabel_consecutive(labels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -149,8 +148,9 @@ def slic_superpixels(image: np.ndarray, params: SlicParams = SlicParams()) -> np
         raise ValueError(f"slic_superpixels: expected an (H, W, 3) or (H, W) image, got shape {image.shape}.")
     height, width = image.shape[:2]
     if min(height, width) < 1:
-        raise ValueError(f"slic_superpixels: the image is {height}x{width} pixels; superpixels need an image of at "
-                         "least 1x1.")
+        raise ValueError(
+            f"slic_superpixels: the image is {height}x{width} pixels; superpixels need an image of at least 1x1."
+        )
     size = working_size(height, width, params.max_side)
     if size != (height, width):
         image = np.asarray(Image.fromarray(image.squeeze()).resize(size[::-1], Image.Resampling.BILINEAR))
@@ -158,8 +158,14 @@ def slic_superpixels(image: np.ndarray, params: SlicParams = SlicParams()) -> np
     image = image.squeeze() if channel_axis is None else image
     n_segments = params.n_segments
     for _ in range(_SLIC_RETRIES):
-        labels = slic(image, n_segments=n_segments, compactness=params.compactness,
-                      sigma=params.sigma, start_label=0, channel_axis=channel_axis)
+        labels = slic(
+            image,
+            n_segments=n_segments,
+            compactness=params.compactness,
+            sigma=params.sigma,
+            start_label=0,
+            channel_axis=channel_axis,
+        )
         labels, count = relabel_consecutive(labels)
         if count <= params.max_segments:
             return labels
@@ -248,8 +254,13 @@ def cache_superpixels(
 
     pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
     try:
-        errors = tqdm(pool.map(compute, zip(records, paths)), total=len(records),
-                      desc=f"superpixels ({params.key})", unit="image", disable=not sys.stderr.isatty())
+        errors = tqdm(
+            pool.map(compute, zip(records, paths)),
+            total=len(records),
+            desc=f"superpixels ({params.key})",
+            unit="image",
+            disable=not sys.stderr.isatty(),
+        )
         updated = []
         for record, path, error in zip(records, paths, errors):
             if error is not None:
@@ -303,17 +314,30 @@ def superpixel_segmentation_dataset(
     if missing:
         raise ValueError(
             f"records {missing[:3]}{'...' if len(missing) > 3 else ''} have no superpixel map; "
-            f"pass them through zoo.sanet.superpixels.cache_superpixels first.")
+            f"pass them through zoo.sanet.superpixels.cache_superpixels first."
+        )
     if region_shuffle is not None and region_shuffle.max_segments > max_segments:
         raise ValueError(
             f"region_shuffle.max_segments={region_shuffle.max_segments} exceeds max_segments={max_segments}: "
-            f"the shuffled maps would hold labels the model cannot pool; pass the same bound to both.")
+            f"the shuffled maps would hold labels the model cannot pool; pass the same bound to both."
+        )
     from data_tools.pipeline import segmentation_dataset  # TensorFlow's: here, so SLIC alone needs none
 
-    dataset = segmentation_dataset(records, spec, mask_names=mask_names, batch_size=batch_size,
-                                   training=training, augment=augment, extra_maps=(SUPERPIXELS,),
-                                   extra_map_bounds={SUPERPIXELS: max_segments}, seed=seed, cache=cache,
-                                   shuffle_buffer=shuffle_buffer, repeat=repeat, drop_remainder=drop_remainder)
+    dataset = segmentation_dataset(
+        records,
+        spec,
+        mask_names=mask_names,
+        batch_size=batch_size,
+        training=training,
+        augment=augment,
+        extra_maps=(SUPERPIXELS,),
+        extra_map_bounds={SUPERPIXELS: max_segments},
+        seed=seed,
+        cache=cache,
+        shuffle_buffer=shuffle_buffer,
+        repeat=repeat,
+        drop_remainder=drop_remainder,
+    )
     if training and region_shuffle is not None:
         dataset = region_shuffle.apply(dataset, seed)
     return dataset

@@ -67,6 +67,7 @@ model compiles with ``jit_compile`` under JAX (always) and TensorFlow (``config.
 The ``"mirrored"`` and ``"multi_worker"`` strategies are ``tf.distribute``'s and need
 ``KERAS_BACKEND=tensorflow``; on JAX use ``keras.distribution`` instead.
 """
+
 from __future__ import annotations
 
 import csv
@@ -305,8 +306,9 @@ def fit(
     return TrainResult(model, history, kept, out_dir, out_dir / BEST_WEIGHTS_FILE)
 
 
-def _run_callbacks(config: TrainConfig, mode: str, state: TrainingState,
-                   resuming: bool) -> list[keras.callbacks.Callback]:
+def _run_callbacks(
+    config: TrainConfig, mode: str, state: TrainingState, resuming: bool
+) -> list[keras.callbacks.Callback]:
     """Monitor check, CSV log, best checkpoint, backup and TensorBoard, in that order.
 
     The log and the best checkpoint come before the backup, which commits the
@@ -375,8 +377,10 @@ def _best_epoch(history: Mapping[str, list[float]], monitor: str, mode: str) -> 
     """The first epoch with the best value, as ``ModelCheckpoint`` keeps it."""
     values = np.asarray(history[monitor], dtype=float)
     if not np.isfinite(values).any():
-        raise ValueError(f"{monitor!r} was never finite in {len(values)} epoch(s): no epoch can be "
-                         "chosen as the best; check the validation data for NaN or empty batches.")
+        raise ValueError(
+            f"{monitor!r} was never finite in {len(values)} epoch(s): no epoch can be "
+            "chosen as the best; check the validation data for NaN or empty batches."
+        )
     index = np.nanargmin(values) if mode == "min" else np.nanargmax(values)
     return int(history["epoch"][index])
 
@@ -410,23 +414,31 @@ class _StopOnNonFiniteLoss(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            kept = (f"the best checkpoint so far is kept in {self.best_weights}"
-                    if self.best_weights.is_file() else "no epoch finished, so there is no checkpoint")
+            kept = (
+                f"the best checkpoint so far is kept in {self.best_weights}"
+                if self.best_weights.is_file()
+                else "no epoch finished, so there is no checkpoint"
+            )
             raise NonFiniteLossError(
                 f"epoch {self.epoch}, batch {batch}: the training loss is {float(loss)}. Look for NaN or "
                 "infinite values in the inputs or targets of this batch or the one before (a NaN input "
                 "can reach the weights through the gradient before it shows in the loss), or lower the "
-                f"learning rate; {kept}.")
+                f"learning rate; {kept}."
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         found = first_non_finite(self.model.trainable_weights)
         if found is not None:
-            kept = (f"the best checkpoint so far is kept in {self.best_weights}"
-                    if self.best_weights.is_file() else "there is no checkpoint yet")
+            kept = (
+                f"the best checkpoint so far is kept in {self.best_weights}"
+                if self.best_weights.is_file()
+                else "there is no checkpoint yet"
+            )
             raise NonFiniteLossError(
                 f"epoch {epoch}: after its updates the weights {found[0].path!r} hold NaN or "
                 "infinite values. Look for NaN or infinite values in this epoch's inputs or "
-                f"targets, or lower the learning rate; {kept}.")
+                f"targets, or lower the learning rate; {kept}."
+            )
 
 
 class _RequireMonitor(keras.callbacks.Callback):
@@ -444,7 +456,8 @@ class _RequireMonitor(keras.callbacks.Callback):
         if not logs or "loss" not in logs:
             raise ValueError(
                 f"no training batch ran in epoch {epoch}: the training dataset is empty (a batch size "
-                "larger than the training set with drop_remainder=True drops every sample).")
+                "larger than the training set with drop_remainder=True drops every sample)."
+            )
         if self.monitor not in (logs or {}):
             raise ValueError(
                 f"TrainConfig.monitor={self.monitor!r} is not among the logged quantities "
@@ -485,7 +498,8 @@ def _check_optimizer(optimizer: Any) -> None:
         raise TypeError(
             f"optimizer={optimizer!r} needs arguments. A TrainingRecipe's optimizer is a factory of "
             "(learning_rate, steps_per_epoch, epochs): pass optimizer=lambda: recipe.make_optimizer(steps_per_epoch), "
-            "or an optimiser, its name, or a zero-argument factory of it.")
+            "or an optimiser, its name, or a zero-argument factory of it."
+        )
 
 
 def _check_dataset(name: str, data: Any, steps: int | None, steps_name: str) -> None:
@@ -496,15 +510,15 @@ def _check_dataset(name: str, data: Any, steps: int | None, steps_name: str) -> 
     spec = data.element_spec
     if not isinstance(spec, tuple) or len(spec) not in (2, 3):
         raise ValueError(
-            f"{name} must yield (inputs, targets) or (inputs, targets, sample_weights) batches, "
-            f"got elements {spec}."
+            f"{name} must yield (inputs, targets) or (inputs, targets, sample_weights) batches, got elements {spec}."
         )
     if steps is None and data.cardinality() == tf.data.INFINITE_CARDINALITY:
         raise ValueError(f"{name} repeats forever: set TrainConfig.{steps_name}.")
     if data.cardinality() == 0:
         raise ValueError(
             f"{name} yields no batch: is the batch size larger than the number of samples "
-            "(with drop_remainder=True every sample is dropped)?")
+            "(with drop_remainder=True every sample is dropped)?"
+        )
 
 
 def _check_positive_int(name: str, value: Any) -> None:

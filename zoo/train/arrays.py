@@ -6,6 +6,7 @@ Its order is a function of ``(seed, epoch)`` only: ``fit`` tells it the epoch it
 about to run (:func:`data_tools.epochs.set_training_epoch`), so a run resumed at
 epoch ``e`` draws the batches an uninterrupted run draws there.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,16 @@ class ArrayDataset(keras.utils.PyDataset):
         seed: the shuffle's seed.
     """
 
-    def __init__(self, inputs: Any, targets: Any, batch_size: int, *, sample_weights: Any = None,
-                 shuffle: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        inputs: Any,
+        targets: Any,
+        batch_size: int,
+        *,
+        sample_weights: Any = None,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"ArrayDataset: batch_size must be a positive int, got {batch_size!r}.")
@@ -40,8 +49,10 @@ class ArrayDataset(keras.utils.PyDataset):
         self._parts = keras.tree.map_structure(np.asarray, parts)
         lengths = {len(array) for array in keras.tree.flatten(self._parts)}
         if len(lengths) != 1 or 0 in lengths:
-            raise ValueError(f"ArrayDataset: inputs, targets and sample weights must hold the same number of "
-                             f"samples (at least one), got lengths {sorted(lengths)}.")
+            raise ValueError(
+                f"ArrayDataset: inputs, targets and sample weights must hold the same number of "
+                f"samples (at least one), got lengths {sorted(lengths)}."
+            )
         (self._size,) = lengths
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
         reference = weakref.ref(self)
@@ -59,5 +70,5 @@ class ArrayDataset(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple:
         if not 0 <= index < len(self):
             raise IndexError(f"ArrayDataset: batch {index} of {len(self)}")
-        rows = self.order()[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.order()[index * self.batch_size : (index + 1) * self.batch_size]
         return keras.tree.map_structure(lambda array: array[rows], self._parts)

@@ -32,6 +32,7 @@ from parts that do not belong together.
 process and host, for as long as ``fit`` runs; a second run on the folder is refused
 while that process lives, and a lock left by a killed process is taken over.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -123,8 +124,13 @@ class TrainingState:
                 digests[self._name(path)] = file_digest(staged)
             else:
                 digests[self._name(path)] = self._committed.get(self._name(path))
-        manifest = {"format": MANIFEST_FORMAT, "epoch": epoch, "batch": batch,
-                    "weight_shapes": weight_shapes(model), "files": digests}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "epoch": epoch,
+            "batch": batch,
+            "weight_shapes": weight_shapes(model),
+            "files": digests,
+        }
         atomic_write_text(self.manifest, json.dumps(manifest, indent=1))  # the commit
         self._roll_forward()
         self._committed = digests
@@ -167,7 +173,8 @@ class TrainingState:
                 raise TrainingStateError(
                     f"{self.backup_dir} holds {' and '.join(present)} but no {MANIFEST_FILE} to check them "
                     "against (a backup written by another program or an older version of zoo.train): it cannot "
-                    f"be resumed safely; remove {self.backup_dir} to start the run over.")
+                    f"be resumed safely; remove {self.backup_dir} to start the run over."
+                )
             shutil.rmtree(self.backup_dir)  # killed before its first commit
             self._drop_staged()
             return None
@@ -189,8 +196,9 @@ class TrainingState:
                 raise ValueError
             int(manifest["epoch"]), dict(manifest["files"]), list(manifest["weight_shapes"])
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
-            raise TrainingStateError(f"{self.manifest} is not a {MANIFEST_FORMAT} manifest; remove "
-                                     f"{self.backup_dir} to start the run over.") from None
+            raise TrainingStateError(
+                f"{self.manifest} is not a {MANIFEST_FORMAT} manifest; remove {self.backup_dir} to start the run over."
+            ) from None
         return manifest
 
     def _check_file(self, path: Path, digest: str | None, epoch: int) -> None:
@@ -201,13 +209,16 @@ class TrainingState:
         if staged.is_file() and file_digest(staged) == digest:
             os.replace(staged, path)
         elif not path.is_file():
-            raise TrainingStateError(f"{path} is missing, but the backup of epoch {epoch} ({self.manifest}) needs "
-                                     f"it; remove {self.backup_dir} to start the run over.")
+            raise TrainingStateError(
+                f"{path} is missing, but the backup of epoch {epoch} ({self.manifest}) needs "
+                f"it; remove {self.backup_dir} to start the run over."
+            )
         elif file_digest(path) != digest:
             raise TrainingStateError(
                 f"{path} is not the file the backup of epoch {epoch} recorded in {self.manifest} (changed, cut "
                 f"short or replaced since): the backup cannot be resumed; remove {self.backup_dir} to start "
-                "the run over.")
+                "the run over."
+            )
 
     def _drop_staged(self) -> None:
         for path in self.files:
@@ -216,8 +227,10 @@ class TrainingState:
     def _remove_leftovers(self) -> None:
         """Temporary files of writes cut short, and backups of finished runs whose
         deletion was cut short."""
-        for folder, names in ((self.out_dir, (self.best.name, "train_log.csv")),
-                              (self.backup_dir, (self.weights.name, self.metadata.name, self.manifest.name))):
+        for folder, names in (
+            (self.out_dir, (self.best.name, "train_log.csv")),
+            (self.backup_dir, (self.weights.name, self.metadata.name, self.manifest.name)),
+        ):
             for name in names:
                 for leftover in folder.glob(f".{name}.*.tmp*"):
                     leftover.unlink(missing_ok=True)
@@ -232,12 +245,15 @@ class TrainingState:
             return
         shapes = weight_shapes(model)
         if shapes != self.recorded_shapes:
-            first = next((index for index, (a, b) in enumerate(zip(shapes, self.recorded_shapes)) if a != b),
-                         min(len(shapes), len(self.recorded_shapes)))
+            first = next(
+                (index for index, (a, b) in enumerate(zip(shapes, self.recorded_shapes)) if a != b),
+                min(len(shapes), len(self.recorded_shapes)),
+            )
             raise TrainingStateError(
                 f"{self.weights} is the backup of another model ({len(self.recorded_shapes)} weights; weight "
                 f"{first} differs from this model's {len(shapes)}): choose another out_dir, or remove "
-                f"{self.backup_dir} to train this model from the start.")
+                f"{self.backup_dir} to train this model from the start."
+            )
 
 
 # --------------------------------------------------------------------------- the log
@@ -266,7 +282,8 @@ def log_lines(path: Path, text: str | None = None) -> tuple[str, list[tuple[int,
             end = "" if line.endswith("\n") else ", no line end"
             raise TrainingStateError(
                 f"{path}: line {number} is cut short ({len(fields)} of {width} fields{end}): the run was killed "
-                "while logging an epoch; run it again to resume (the cut row is dropped), or delete that line.")
+                "while logging an epoch; run it again to resume (the cut row is dropped), or delete that line."
+            )
         rows.append((epoch, line))
     return lines[0], rows
 
@@ -277,9 +294,11 @@ def keep_logged_epochs(path: Path, epochs: int, manifest: Path) -> None:
     short by the kill included."""
     if not path.is_file():
         if epochs:
-            raise TrainingStateError(f"{path} is missing, but the backup ({manifest}) is at epoch {epochs} and "
-                                     f"needs the log of epochs 0 to {epochs - 1}; remove {manifest.parent} to "
-                                     "start the run over.")
+            raise TrainingStateError(
+                f"{path} is missing, but the backup ({manifest}) is at epoch {epochs} and "
+                f"needs the log of epochs 0 to {epochs - 1}; remove {manifest.parent} to "
+                "start the run over."
+            )
         return
     with open(path, newline="", encoding="utf-8") as file:
         text = file.read()
@@ -288,8 +307,10 @@ def keep_logged_epochs(path: Path, epochs: int, manifest: Path) -> None:
     kept = {epoch: line for epoch, line in rows if epoch < epochs}
     if sorted(kept) != list(range(epochs)):
         missing = sorted(set(range(epochs)) - set(kept))
-        raise TrainingStateError(f"{path} lacks epoch(s) {missing}, which the backup ({manifest}) ran: the log and "
-                                 f"the backup disagree; remove {manifest.parent} to start the run over.")
+        raise TrainingStateError(
+            f"{path} lacks epoch(s) {missing}, which the backup ({manifest}) ran: the log and "
+            f"the backup disagree; remove {manifest.parent} to start the run over."
+        )
     kept_text = header + "".join(kept[epoch] for epoch in range(epochs))
     if kept_text != text:
         with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as file:
@@ -336,9 +357,11 @@ class StateBackup(keras.callbacks.BackupAndRestore):
             super().on_train_begin(logs)
         except (OSError, ValueError) as error:
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-            raise TrainingStateError(f"{self.state.weights} cannot be loaded into this model ("
-                                     f"{lines[0] if lines else type(error).__name__}); remove "
-                                     f"{self.state.backup_dir} to start the run over.") from None
+            raise TrainingStateError(
+                f"{self.state.weights} cannot be loaded into this model ("
+                f"{lines[0] if lines else type(error).__name__}); remove "
+                f"{self.state.backup_dir} to start the run over."
+            ) from None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -416,4 +439,5 @@ def _refuse_if_held(path: Path) -> None:
     raise RunLockedError(
         f"{path.parent} is in use by process {pid} on {host} (lock {path}): two runs writing one folder would "
         f"mix their files; wait for that run to end or choose another out_dir (remove {path} if that process "
-        "is gone).")
+        "is gone)."
+    )
