@@ -25,9 +25,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-
-from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.clahe import checked_tile_grid, clahe, clahe_lightness
+from data_tools.lazy_tensorflow import lazy_tensorflow
 
 tf = lazy_tensorflow("the tf.data augmentation (data_tools.augment)")
 

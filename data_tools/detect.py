@@ -5,18 +5,20 @@ tells which one ``DIR`` holds by the official folder and file names of
 :mod:`data_tools.layouts` (nothing is decoded), so that the command needs no
 ``--layout`` for a dataset unpacked as distributed:
 
-=================  ==========================================================  ===========
-layout             what is looked for under the folder                          reader
-=================  ==========================================================  ===========
-``isic2016-part1`` ``ISBI2016_ISIC_Part1_Training_Data`` and ``..._GroundTruth``  :func:`~data_tools.isic.read_isic2016_part1`
-``isic2016-part3`` ``ISBI2016_ISIC_Part3_Training_Data`` and ``..._GroundTruth.csv`` :func:`~data_tools.isic.read_isic2016_part3`
-``isic2017-part1`` ``ISIC-2017_Training_Data`` and ``..._Part1_GroundTruth``      :func:`~data_tools.isic.read_isic2017`
-``isic2017-part3`` ``ISIC-2017_Training_Data`` and ``..._Part3_GroundTruth.csv``  :func:`~data_tools.isic.read_isic2017`
-``isic2018-task1`` ``ISIC2018_Task1-2_Training_Input`` and ``..._Task1_Training_GroundTruth`` :func:`~data_tools.isic.read_isic2018`
-``isic2018-task2`` ``ISIC2018_Task1-2_Training_Input`` and ``..._Task2_Training_GroundTruth_v3`` :func:`~data_tools.isic.read_isic2018`
-``mask-folder``    ``images/`` and ``masks/``                                    :func:`~data_tools.folders.read_mask_folder`
-``labelme``        ``*.json`` files in the folder itself                         :func:`~data_tools.folders.read_labelme`
-=================  ==========================================================  ===========
+- ``isic2016-part1``: ``ISBI2016_ISIC_Part1_Training_Data`` and ``..._GroundTruth`` (reader:
+  :func:`~data_tools.isic.read_isic2016_part1`)
+- ``isic2016-part3``: ``ISBI2016_ISIC_Part3_Training_Data`` and ``..._GroundTruth.csv`` (reader:
+  :func:`~data_tools.isic.read_isic2016_part3`)
+- ``isic2017-part1``: ``ISIC-2017_Training_Data`` and ``..._Part1_GroundTruth`` (reader:
+  :func:`~data_tools.isic.read_isic2017`)
+- ``isic2017-part3``: ``ISIC-2017_Training_Data`` and ``..._Part3_GroundTruth.csv`` (reader:
+  :func:`~data_tools.isic.read_isic2017`)
+- ``isic2018-task1``: ``ISIC2018_Task1-2_Training_Input`` and ``..._Task1_Training_GroundTruth``
+  (reader: :func:`~data_tools.isic.read_isic2018`)
+- ``isic2018-task2``: ``ISIC2018_Task1-2_Training_Input`` and
+  ``..._Task2_Training_GroundTruth_v3`` (reader: :func:`~data_tools.isic.read_isic2018`)
+- ``mask-folder``: ``images/`` and ``masks/`` (reader: :func:`~data_tools.folders.read_mask_folder`)
+- ``labelme``: ``*.json`` files in the folder itself (reader: :func:`~data_tools.folders.read_labelme`)
 
 A folder may hold several (ISIC 2017 has lesion masks and diagnoses; an ISIC root
 may hold every year): :func:`detect_layout` keeps those whose targets fit the model

@@ -394,7 +394,7 @@ class _DatasetSplit:
                     f"{row[id_column]} is labelled both {' and '.join(names)}: a lesion is one of "
                     "melanoma, seborrheic keratosis or nevus (both 0)"
                 )
-            return {name: float(value) for name, value in zip(names, values)}
+            return {name: float(value) for name, value in zip(names, values, strict=True)}
 
         found = _labels_by_id(path, rows, self.policy, id_column, labels)
         return _GroundTruth(path, found, lambda i: f"a row for {i}", "labels")

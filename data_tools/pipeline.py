@@ -46,10 +46,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-
-from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.augment import Augmentation, joint_random_crop
 from data_tools.epochs import on_training_epoch, set_training_epoch  # noqa: F401  (re-exported)
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.preprocess import InputSpec, corrected_rgb, crop_images, normalize_images, resize_images, resize_masks
 from data_tools.records import DatasetError, Record
 
@@ -402,7 +401,7 @@ def segmentation_dataset(
         raise ValueError(f"label_names: names must be distinct, got {label_names}.")
     mask_paths = [_record_mask_paths(record, mask_names) for record in records]
     map_paths = [_record_extra_map_paths(record, extra_maps) for record in records]
-    for record, paths, maps in zip(records, mask_paths, map_paths):
+    for record, paths, maps in zip(records, mask_paths, map_paths, strict=True):
         for path in (record.image_path, *paths, *maps):
             _check_image_file(Path(path))
         for path in paths:

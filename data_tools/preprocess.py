@@ -319,7 +319,7 @@ def restore_geometry(
         region = (float((height - side) // 2), float((width - side) // 2), float(side), float(side))
     # The model's window inside the resized image (a centred crop of pre_crop_size, if any).
     resized = spec.resize_size
-    window_top, window_left = ((r - i) // 2 for r, i in zip(resized, spec.image_size))
+    window_top, window_left = ((r - i) // 2 for r, i in zip(resized, spec.image_size, strict=True))
     scale_y, scale_x = region[2] / resized[0], region[3] / resized[1]
     top, left = region[0] + window_top * scale_y, region[1] + window_left * scale_x
     box = (round(top), round(left), round(spec.image_size[0] * scale_y), round(spec.image_size[1] * scale_x))

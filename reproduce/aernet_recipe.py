@@ -6,7 +6,8 @@ folder); :func:`add_recipe_arguments` adds the flags; :data:`DATASET` and
 
 Every hyperparameter of training is the registered recipe's,
 :data:`zoo.aernet.recipe.AERNET_RECIPE` (Lima & Braz Júnior, "Attention Efficient
-Residual U-Net: uma Rede Neural para a Segmentação de Lesões de Pele", sections 3.1-3.3): Adam, learning rate 1e-3, batch
+Residual U-Net: uma Rede Neural para a Segmentação de Lesões de Pele", sections 3.1-3.3): Adam,
+learning rate 1e-3, batch
 16, 100 epochs, the Dice loss of eq. 1 (:class:`zoo.losses.DiceLoss`, squared
 denominators), binary lesion masks, no augmentation (the paper names none), the
 lowest training loss picking the kept epoch. A row changes it only through its
@@ -78,9 +79,9 @@ from data_tools.records import DatasetError, Record
 from data_tools.synthetic import make_isic2018
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
-from zoo.metrics import DiceCoefficient, JaccardIndex, segmentation_scores, threshold_jaccard
 from zoo.aernet.models import AERNET_INPUT, AERNET_SIZE_MULTIPLE
 from zoo.aernet.recipe import AERNET_RECIPE
+from zoo.metrics import DiceCoefficient, JaccardIndex, segmentation_scores, threshold_jaccard
 from zoo.recipe import TrainingRecipe, overrides_from_flags
 from zoo.serving import at_original_size
 
@@ -319,7 +320,7 @@ def recalibrate_batch_norm(model: keras.Model, train: Sequence[Record], spec: In
             layer.momentum = 0.0
         model(images, training=True)
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
     return len(layers)
 
@@ -348,9 +349,9 @@ def evaluate_segmenter(
     masks, probabilities = np.concatenate(masks), np.concatenate(probabilities)
     predictions = probabilities[..., 0] > THRESHOLD
     pairs = (
-        (full_size_pair(record, probability, spec) for record, probability in zip(test, probabilities))
+        (full_size_pair(record, probability, spec) for record, probability in zip(test, probabilities, strict=True))
         if full_size
-        else zip(masks, predictions)
+        else zip(masks, predictions, strict=True)
     )
     scores = [segmentation_scores(truth, prediction) for truth, prediction in pairs]
     return Evaluation(
@@ -366,7 +367,7 @@ def write_test_scores(evaluation: Evaluation, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["image_id", "jaccard", "dice"])
-        for row in zip(evaluation.image_ids, evaluation.jaccard, evaluation.dice):
+        for row in zip(evaluation.image_ids, evaluation.jaccard, evaluation.dice, strict=True):
             writer.writerow([row[0], f"{row[1]:.4f}", f"{row[2]:.4f}"])
 
 
@@ -386,7 +387,7 @@ def plot_examples(evaluation: Evaluation, test: Sequence[Record], spec: InputSpe
             "ground truth",
             f"prediction (Dice {100 * evaluation.dice[index]:.1f} %)",
         ]
-        for axis, panel, name in zip(axes[row], panels, names):
+        for axis, panel, name in zip(axes[row], panels, names, strict=True):
             axis.imshow(np.clip(panel, 0, 1), cmap="gray" if panel.ndim == 2 else None)
             axis.set_title(name, fontsize=8)
             axis.axis("off")
@@ -438,7 +439,7 @@ def run_segmentation_row(
     epochs = len(trained.history.get("loss", [])) or recipe.epochs
     values = evaluation.table_values()
     training = {
-        "best_epoch": trained.best_epoch,
+        "kept_epoch": trained.kept_epoch,
         "epochs_run": epochs,
         "monitor": recipe.monitor,
         "batch_norm_recalibrated": {"layers": recalibrated, "images": len(train)} if recalibrated else None,
@@ -477,7 +478,7 @@ def run_segmentation_row(
             "params": trained.model.count_params(),
             "isic2018_threshold_jaccard": evaluation.challenge_score(),
             "untrained": untrained,
-            "best_epoch": trained.best_epoch,
+            "kept_epoch": trained.kept_epoch,
             "training": training,
             "train_images": len(train),
             "test_images": len(test),

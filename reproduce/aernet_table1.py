@@ -47,7 +47,9 @@ TABLE = PaperTable(
         PaperRow("EfficientNetb0", {"JSI": "75,4"}),
     ],
     notes=[
-        "segmentation_models 1.0.1 U-Nets; the CIELAB [0, 1] input is scaled inside each model as its encoder's ImageNet weights expect (x 255, then the backbone's own normalisation), as AER-Net's EfficientNetB1 in Table 2.",
+        "segmentation_models 1.0.1 U-Nets; the CIELAB [0, 1] input is scaled inside each model as its "
+        "encoder's ImageNet weights expect (x 255, then the backbone's own normalisation), as AER-Net's "
+        "EfficientNetB1 in Table 2.",
         "Split, training and evaluation as in aernet_table2 (see its notes): the registered AER-Net recipe unchanged.",
         "These U-Nets are not registered models (segmentation_models, no .keras export): their row folders are "
         "no run folders; each keeps its scored weights in scored.weights.h5.",

@@ -46,7 +46,8 @@ TABLE = PaperTable(
         "evaluated (normally one of the last).",
         SCORING_NOTE,
         "Training: every row the registered AER-Net recipe unchanged (Adam 1e-3, Dice loss, batch 16, "
-        "100 epochs; --smoke and the recipe flags change them, config.json records what ran); each row folder is the run folder of the scored model (run.json, model.weights.h5).",
+        "100 epochs; --smoke and the recipe flags change them, config.json records what ran); each row "
+        "folder is the run folder of the scored model (run.json, model.weights.h5).",
     ],
 )
 

@@ -63,16 +63,16 @@ import dataclasses
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from data_tools.folders import read_labelme, read_mask_folder
-from data_tools.pipeline import segmentation_dataset
 from data_tools.imageio import load_mask
+from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec, restore_geometry
 from data_tools.records import DatasetError, Record
 from data_tools.synthetic import ULTRASOUND_LABEL_MAP, make_ultrasound_labelme
@@ -85,9 +85,8 @@ from reproduce.frame import (
     danet_builder_args,
     weights_argument,
 )
-
-from zoo.metrics import SegmentationScores
 from zoo.apspnet.models import APSPNET_INPUT, BACKBONES
+from zoo.metrics import SegmentationScores
 from zoo.recipe import TrainingRecipe
 
 MASK_NAME = "classes"
@@ -275,7 +274,7 @@ def split_records(
             test_ids = set(split["test"])
             known = set(split["train"]) | test_ids
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise DatasetError(path, f"not a split file ({error}); delete it to draw a new one")
+            raise DatasetError(path, f"not a split file ({error}); delete it to draw a new one") from error
         missing = sorted(known - set(ids))
         if missing:
             raise DatasetError(
@@ -430,7 +429,7 @@ def run_segmentation_row(ctx: RowContext) -> RowResult:
         recipe=recipe,
         input_spec=spec,
         scores={"split": "test", "images": len(test), "scored_on": "original images, padding not scored", **scores},
-        training={"best_epoch": trained.best_epoch, "epochs_run": epochs, "monitor": recipe.monitor, "keep": args.keep},
+        training={"kept_epoch": trained.kept_epoch, "epochs_run": epochs, "monitor": recipe.monitor, "keep": args.keep},
         data={
             "format": args.data_format,
             "label_map": dict(args.label_map),
@@ -448,7 +447,7 @@ def run_segmentation_row(ctx: RowContext) -> RowResult:
             "model": ctx.row.model,
             "run": str(folder),
             "recipe_overrides": recipe.overrides_from(ctx.entry.recipe),
-            "best_epoch": trained.best_epoch,
+            "kept_epoch": trained.kept_epoch,
             "train_images": len(train),
             "test_images": len(test),
             "params": trained.model.count_params(),

@@ -24,8 +24,8 @@ from reproduce.apspnet_recipe import (
     MIOU_MPA,
     RECIPE_NOTES,
     SMOKE,
-    paper_values,
     add_recipe_arguments,
+    paper_values,
     run_segmentation_row,
 )
 from reproduce.frame import PaperRow, PaperTable, RowContext, RowResult, run_table

@@ -38,9 +38,9 @@ from keras import layers
 
 from reproduce import report
 from reproduce.frame import Column, PaperRow, PaperTable, RowResult
-from zoo.flops import count_flops
-from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
 from zoo.apspnet.models import build_attention_resnet
+from zoo.common.pyramid_pooling import AdaptiveAveragePooling2D
+from zoo.flops import count_flops
 from zoo.registry import get_model
 
 IMAGENET_CLASSES = 1000

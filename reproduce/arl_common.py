@@ -75,7 +75,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -96,7 +96,7 @@ from reproduce.arl_extra_images import (
 )
 from reproduce.datasets import DatasetNeed, MissingDataError
 from reproduce.frame import NON_RESULT_FLAGS, Column, PaperRow, RowContext, RowResult, number_in_range
-from zoo.metrics import classification_scores, isic2017_average_auc
+from zoo.arl_cnn import ARL_INPUT, ARL_PRETRAINED_INPUT
 from zoo.arl_cnn.patches import (
     ARL_TEST_PATCHES,
     ARL_TRAIN_PATCHES,
@@ -104,7 +104,6 @@ from zoo.arl_cnn.patches import (
     arl_training_patches,
     average_over_patches,
 )
-from zoo.submission import write_isic2017_classification_csv
 from zoo.arl_cnn.recipe import (
     ARL_AUGMENTATION,
     ARL_RECIPE,
@@ -113,9 +112,10 @@ from zoo.arl_cnn.recipe import (
     SCRATCH_LEARNING_RATE,
     arl_sgd,
 )
-from zoo.arl_cnn import ARL_INPUT, ARL_PRETRAINED_INPUT
+from zoo.metrics import classification_scores, isic2017_average_auc
 from zoo.params import count_parameters
 from zoo.recipe import TrainingRecipe
+from zoo.submission import write_isic2017_classification_csv
 from zoo.train import TrainResult
 
 TASKS = ("melanoma", "seborrheic_keratosis")
@@ -208,7 +208,7 @@ SCORE_COLUMNS = tuple(
 def paper_scores(melanoma: Sequence[float], keratosis: Sequence[float]) -> dict[str, float]:
     """A paper row's eight scores by column name: (AUC, ACC, Sensitivity, Specificity)
     of melanoma, then of seborrheic keratosis, as Tables III-V print them."""
-    return dict(zip((column.name for column in SCORE_COLUMNS), (*melanoma, *keratosis)))
+    return dict(zip((column.name for column in SCORE_COLUMNS), (*melanoma, *keratosis), strict=True))
 
 
 AVERAGE_AUC = Column("Average AUC", higher_is_better=True, decimals=3)
@@ -556,7 +556,7 @@ class TaskResult:
     Attributes:
         scores: :func:`zoo.metrics.classification_scores` of the test images.
         image_scores: test image id -> averaged positive-class probability.
-        history, best_epoch: from :func:`zoo.train.fit`.
+        history, kept_epoch: from :func:`zoo.train.fit` (the kept epoch counted from 1).
         params: the model's parameter count as the paper counts it (trainable, no
             bias in a convolution that batch norm follows: :func:`zoo.params.count_parameters`).
         keras_params: Keras' ``count_params`` (moving statistics and those biases included).
@@ -566,7 +566,7 @@ class TaskResult:
     scores: dict[str, float]
     image_scores: dict[str, float]
     history: dict[str, list[float]]
-    best_epoch: int
+    kept_epoch: int
     params: int
     keras_params: int = 0
     run: str | None = None
@@ -619,9 +619,9 @@ def train_and_score(
     labels = [record.labels[task] for record in splits.test]
     result = TaskResult(
         scores=classification_scores(labels, scores, threshold=ctx.args.threshold),
-        image_scores={r.image_id: float(s) for r, s in zip(splits.test, scores)},
+        image_scores={r.image_id: float(s) for r, s in zip(splits.test, scores, strict=True)},
         history=trained.history,
-        best_epoch=trained.best_epoch,
+        kept_epoch=trained.kept_epoch,
         params=count_parameters(trained.model).pytorch_style,
         keras_params=trained.model.count_params(),
         run=str(out_dir),
@@ -634,7 +634,7 @@ def train_and_score(
         scores={"task": task, **result.scores, "test_images": len(splits.test)},
         training={
             "seed": seed,
-            "best_epoch": trained.best_epoch,
+            "kept_epoch": trained.kept_epoch,
             "batch_size": batch_size,
             "steps_per_epoch": steps_per_epoch(ctx.args, splits.train, batch_size),
             "test_patches": ARL_TEST_PATCHES,
@@ -695,7 +695,7 @@ class RowScores:
             "test_images": len(self.test),
             "runs": {task: r.run for task, r in self.tasks.items()},
             **{
-                task: {"scores": r.scores, "best_epoch": r.best_epoch, "history": r.history}
+                task: {"scores": r.scores, "kept_epoch": r.kept_epoch, "history": r.history}
                 for task, r in self.tasks.items()
             },
         }

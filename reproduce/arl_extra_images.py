@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Sequence
 
 from data_tools.download import DownloadError
+from data_tools.isic_archive import download_images, read_ids, resolve_api_url, search_all, select_sample
 from data_tools.layouts import ISIC_IMAGE_ID, ISIC_IMAGE_SUFFIX
 from data_tools.records import BadInputPolicy, DatasetError, Record
-from data_tools.isic_archive import download_images, read_ids, resolve_api_url, search_all, select_sample
 from zoo.arl_cnn.recipe import ARL_EXTRA_IMAGES
 
 SEARCHES = {

@@ -199,7 +199,7 @@ def train_segmenter(ctx: RowContext, folder: Path) -> Path:
         builder_args=builder_args,
         input_spec=spec,
         recipe=recipe,
-        training={"seed": args.seed, "best_epoch": trained.best_epoch},
+        training={"seed": args.seed, "kept_epoch": trained.kept_epoch},
         data={
             "dir": str(ctx.data_dir),
             "synthetic": ctx.smoke,

@@ -63,7 +63,7 @@ from data_tools.synthetic import make_isic2017
 from reproduce.datasets import DatasetNeed
 from reproduce.frame import Column, RowContext, RowResult, weights_argument
 from zoo.attnmel.models import ATTNMEL_INPUT
-from zoo.attnmel.recipe import ATTNMEL_AUGMENTATION, ATTNMEL_RECIPE
+from zoo.attnmel.recipe import ATTNMEL_RECIPE
 from zoo.attnmel.roi import attention_targets, roi_dataset
 from zoo.losses import attnmel_losses
 from zoo.metrics import classification_scores
@@ -352,7 +352,7 @@ def evaluate_classifier(ctx: RowContext, row: TrainedRow, test: Sequence[Record]
         input_spec=row.input_spec,
         scores={"split": "test", "test_images": len(test), **scores},
         training={
-            "kept_epoch": trained.best_epoch,
+            "kept_epoch": trained.kept_epoch,
             "epochs_run": len(trained.history["loss"]),
             "keep": "best" if row.data["validation_images"] else "last",
         },
@@ -369,7 +369,7 @@ def evaluate_classifier(ctx: RowContext, row: TrainedRow, test: Sequence[Record]
         history=trained.history,
         monitor=monitor,
         extra={
-            "best_epoch": trained.best_epoch,
+            "kept_epoch": trained.kept_epoch,
             "model": ctx.entry.name,
             "recipe_overrides": row.recipe.overrides_from(ctx.entry.recipe),
             "params": row.model.count_params(),

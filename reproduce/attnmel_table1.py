@@ -11,7 +11,8 @@ row folder is the run folder of its model (``zoo.load_run``).
 
 ISIC 2016 has no validation split, and the paper uses the challenge's sets: by
 default every model trains on all 900 training images for the recipe's 50 epochs and
-the final epoch is tested (the run card records the monitor as the training loss). ``--val-fraction F`` instead holds out a stratified,
+the final epoch is tested (the run card records the monitor as the training loss).
+``--val-fraction F`` instead holds out a stratified,
 seeded fraction of the training images to pick the best epoch by its AUC (the
 authors' code holds out 10 %); the title then says so.
 """
@@ -55,8 +56,8 @@ TABLE = PaperTable(
     notes=[
         "Rows 1-3 are quoted from the paper (other publications).",
         "ISIC 2016 has no validation split: as the paper, all training images (the paper's 900) train "
-        "for the recipe's epochs (the paper's 50) and the final epoch is tested (--val-fraction F holds out F of them to pick the "
-        "best epoch instead, as the authors' code; the title then names it).",
+        "for the recipe's epochs (the paper's 50) and the final epoch is tested (--val-fraction F holds "
+        "out F of them to pick the best epoch instead, as the authors' code; the title then names it).",
         BACKBONE_NOTE,
     ],
 )

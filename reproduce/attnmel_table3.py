@@ -56,8 +56,7 @@ import numpy as np
 
 from data_tools.imageio import load_mask
 from data_tools.pipeline import segmentation_dataset
-from data_tools.preprocess import restore_geometry
-from data_tools.preprocess import InputSpec
+from data_tools.preprocess import InputSpec, restore_geometry
 from reproduce.attnmel_recipe import (
     BACKBONE_NOTE,
     ISIC2017,
@@ -69,7 +68,7 @@ from reproduce.attnmel_recipe import (
     read_isic2017_split,
     train_table2_row,
 )
-from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, run_table, slug
+from reproduce.frame import Column, PaperRow, PaperTable, RowContext, RowResult, row_dir, run_table
 from zoo.cam import class_activation_map, normalize_map, plot_class_activation_maps
 from zoo.common.run_card import RunError
 from zoo.metrics import mean_segmentation_scores
@@ -156,7 +155,7 @@ def check_trained_run(ctx: RowContext, run) -> None:
 
 def trained_row_dir(ctx: RowContext) -> Path:
     """Where the row's Table 2 model was trained: ``--trained``'s row folder, or this one."""
-    return ctx.out_dir if ctx.args.trained is None else Path(ctx.args.trained) / "rows" / slug(ctx.row.name)
+    return ctx.out_dir if ctx.args.trained is None else row_dir(Path(ctx.args.trained), ctx.row)
 
 
 MELANOMA_CLASS = 1
@@ -278,7 +277,7 @@ def run_row(ctx: RowContext) -> RowResult:
                 "cam_class": ctx.args.cam_class,
                 "jaccard": values,
             },
-            training={"kept_epoch": trained.trained.best_epoch, "epochs_run": len(trained.trained.history["loss"])},
+            training={"kept_epoch": trained.trained.kept_epoch, "epochs_run": len(trained.trained.history["loss"])},
             data=trained.data,
         )
     return RowResult(values, extra=extra)

@@ -11,7 +11,8 @@ precision and every XLA setting:
 
 * **training**: the entry's recipe (``entry.recipe``: loss, loss weights, a fresh
   optimiser, :mod:`reproduce.bench_models`) on random targets of its kinds,
-  ``model.compile(jit_compile=...)``, batch = the largest of ``--batch-sizes``. The first step (tracing and compilation) is timed apart and
+  ``model.compile(jit_compile=...)``, batch = the largest of ``--batch-sizes``. The first step
+  (tracing and compilation) is timed apart and
   reported as ``compile_s`` (its time minus one ordinary step); ``warmup`` more
   steps are excluded; ``train_img_s`` is batch / mean time of the timed steps.
 * **inference**: ``tf.function(model call, jit_compile=...)``; latency (median ms
@@ -87,6 +88,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -254,6 +256,11 @@ def _block(outputs: Any) -> None:
         keras.ops.convert_to_numpy(keras.ops.reshape(first, (-1,))[:1])
 
 
+def _run_forward(forward: Callable[[Any], Any], batch: Any) -> None:
+    """One forward pass of ``batch``, blocking until its outputs are on the host."""
+    _block(forward(batch))
+
+
 def _batch(data: Any, size: int) -> Any:
     if _tensorflow():
         return tf.nest.map_structure(lambda array: tf.constant(array[:size]), data)
@@ -293,7 +300,7 @@ def measure_inference(model: keras.Model, inputs: Any, xla: bool, settings: Sett
     results = {}
     for batch_size in sorted({min(settings.batch_sizes), max(settings.batch_sizes)}):
         batch = _batch(inputs, batch_size)
-        first, times = time_calls(lambda: _block(forward(batch)), settings.warmup_steps, settings.timed_steps)
+        first, times = time_calls(partial(_run_forward, forward, batch), settings.warmup_steps, settings.timed_steps)
         results[batch_size] = (first, times)
     smallest, largest = min(results), max(results)
     first, times = results[largest]

@@ -376,7 +376,8 @@ def render_markdown(report: Mapping[str, Any], title: str) -> str:
         lines += [
             f"Matmul rates measured in this run ({rates['size']}x{rates['size']}): bf16 "
             f"{rates['bfloat16'] / 1e12:.2f} TFLOP/s, fp32 {rates['float32'] / 1e12:.2f} TFLOP/s (matmul precision: "
-            f"{env.get('matmul_precision')}, None being JAX's default, as in the models). Device memory peak of the speed run: "
+            f"{env.get('matmul_precision')}, None being JAX's default, as in the models). "
+            "Device memory peak of the speed run: "
             f"{cell(_gb(report['device_memory_peak_bytes']), '.1f')} GB.",
             "",
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -116,6 +117,12 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def _column_of(by_xla: Mapping[bool, Mapping[str, Any]], xla: bool, column: str) -> float | None:
+    """``column`` of the row measured with XLA ``xla``, None where that row is missing."""
+    row = by_xla.get(xla)
+    return None if row is None else row[column]
+
+
 def summarise(rows: Sequence[Mapping[str, Any]], pipelines: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per model and precision: images/s with XLA off and on, their ratios, and the
     pipeline's images/s over the model's fastest training images/s."""
@@ -132,10 +139,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], pipelines: Mapping[str, Mapping
         return None if row is None else row["train_img_s"]
 
     for (model, precision), by_xla in grouped.items():
-
-        def value(xla: bool, column: str) -> float | None:
-            row = by_xla.get(xla)
-            return None if row is None else row[column]
+        value = partial(_column_of, by_xla)
 
         fastest = max((r["train_img_s"] for r in by_xla.values() if r["train_img_s"] is not None), default=None)
         pipeline = pipelines.get(papers[model], {}).get("img_s")
@@ -402,7 +406,7 @@ def plot_throughput(summary: Sequence[Mapping[str, Any]], path: Path) -> bool:
     FigureCanvasAgg(figure)
     speed, ratio_axis = figure.subplots(2, 1, sharex=True)
     for offset, (key, label) in zip(
-        (-0.2, 0.2), (("train_img_s_xla_off", "XLA off"), ("train_img_s_xla_on", "XLA on"))
+        (-0.2, 0.2), (("train_img_s_xla_off", "XLA off"), ("train_img_s_xla_on", "XLA on")), strict=True
     ):
         speed.bar(positions + offset, [row[key] or 0.0 for row in measured], width=0.4, label=label)
     speed.set_yscale("log")

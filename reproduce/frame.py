@@ -58,10 +58,10 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 import keras
 
+from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError
 from reproduce import report
 from reproduce.datasets import DatasetNeed, MissingDataError, find_real_data, prepare_synthetic_data
-from data_tools.preprocess import InputSpec
 from zoo.common.validation import check_encoder_weights
 from zoo.recipe import TrainingRecipe, add_override_flags, overrides_from_flags
 from zoo.registry import ModelEntry, get_model
@@ -233,6 +233,24 @@ class PaperTable:
     def runnable_rows(self) -> tuple[PaperRow, ...]:
         """The rows we compute (all rows but the quoted ones), in order."""
         return tuple(row for row in self.rows if not row.quoted)
+
+
+def default_out_dir(table: PaperTable, *, smoke: bool) -> Path:
+    """A table's output folder when ``--out`` is not given: ``results/<key>/``, and
+    ``results/<key>-smoke/`` under ``--smoke``, so that synthetic numbers never mix
+    with real ones."""
+    return Path("results") / (f"{table.key}-smoke" if smoke else table.key)
+
+
+def row_dir(out_dir: Path, row: PaperRow) -> Path:
+    """A row's folder under the table's output folder (a run folder where the row trains
+    a registered model: ``python -m zoo.predict --run`` takes it)."""
+    return out_dir / "rows" / row.slug
+
+
+def synthetic_data_dir(out_dir: Path) -> Path:
+    """Where ``--smoke`` generates the table's synthetic dataset."""
+    return out_dir / "synthetic_data"
 
 
 def _require_unique(what: str, names: Sequence[str]) -> None:
@@ -626,7 +644,7 @@ def run_table(
     if departure:
         table = dataclasses.replace(table, title=f"{table.title} [{departure}]")
     rows = select_rows(parser, table, args.rows)
-    out_dir = args.out or Path("results") / (f"{table.key}-smoke" if args.smoke else table.key)
+    out_dir = args.out or default_out_dir(table, smoke=args.smoke)
     if args.strategy == "multi_worker":
         out_dir = _worker_out_dir(out_dir)
     try:
@@ -669,11 +687,11 @@ def _run(
 ) -> TableResult:
     if args.smoke:
         print(report.SYNTHETIC_BANNER)
-        data_dir = prepare_synthetic_data(dataset, out_dir / "synthetic_data")
+        data_dir = prepare_synthetic_data(dataset, synthetic_data_dir(out_dir))
     else:
         data_dir = find_real_data(dataset, args.data_dir, prog=command[0])
     settings = _row_settings(args, data_dir)
-    store = _RowStore(out_dir / "rows", settings)
+    store = _RowStore(out_dir, settings)
     to_run = store.plan(rows, force=args.force)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = run_config(table, args, data_dir, command)
@@ -684,7 +702,7 @@ def _run(
             args=args,
             row=row,
             data_dir=data_dir,
-            out_dir=store.row_dir(row, fresh=args.force),
+            out_dir=store.prepare(row, fresh=args.force),
             smoke=args.smoke,
             bad_inputs=BadInputPolicy(args.skip_bad),
         )
@@ -738,14 +756,17 @@ def _row_settings(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 
 
 class _RowStore:
-    """Rows' folders and their ``result.json`` files under ``<out>/rows``."""
+    """Rows' folders (:func:`row_dir`) and their ``result.json`` files."""
 
-    def __init__(self, root: Path, settings: dict[str, Any]):
-        self.root = root
+    def __init__(self, out_dir: Path, settings: dict[str, Any]):
+        self.out_dir = out_dir
         self.settings = settings
 
+    def _result_path(self, row: PaperRow) -> Path:
+        return row_dir(self.out_dir, row) / "result.json"
+
     def _record(self, row: PaperRow) -> dict[str, Any] | None:
-        path = self.root / row.slug / "result.json"
+        path = self._result_path(row)
         if not path.is_file():
             return None
         try:
@@ -780,16 +801,16 @@ class _RowStore:
                 print(f"{row.name}: finished earlier, kept (--force reruns it)")
         if conflicts:
             raise _Stop(
-                f"rows in {self.root} finished with other settings:\n"
+                f"rows in {self.out_dir} finished with other settings:\n"
                 + "\n".join(conflicts)
                 + "\npass --force to rerun them, or --out to write elsewhere"
             )
         return to_run
 
-    def row_dir(self, row: PaperRow, *, fresh: bool) -> Path:
+    def prepare(self, row: PaperRow, *, fresh: bool) -> Path:
         """The row's folder; emptied first when ``fresh`` (``--force``). Otherwise an
         interrupted run's files stay, so that training resumes from its backup."""
-        folder = self.root / row.slug
+        folder = row_dir(self.out_dir, row)
         if fresh and folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -803,7 +824,7 @@ class _RowStore:
             "finished": now(),
             "result": result.to_json(),
         }
-        path = self.root / row.slug / "result.json"
+        path = self._result_path(row)
         path.write_text(json.dumps(record, indent=2), encoding="utf-8")
 
     def finished(self, table: PaperTable) -> dict[str, RowResult]:

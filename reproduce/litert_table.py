@@ -101,7 +101,10 @@ def measure_model(
 
     def score(outputs: list[dict[str, np.ndarray]]) -> tuple[str, float]:
         if entry.output == "mask":
-            dice = [_dice(m, at_original_size(o[main], m.shape, spec)[..., 0] > 0.5) for m, o in zip(masks, outputs)]
+            dice = [
+                _dice(m, at_original_size(o[main], m.shape, spec)[..., 0] > 0.5)
+                for m, o in zip(masks, outputs, strict=True)
+            ]
             return "dice", float(np.mean(dice))
         return "auc", float(roc_auc_score(labels, [o[main].ravel()[-1] for o in outputs]))
 
@@ -128,17 +131,25 @@ def measure_model(
             rows.append(row)
             continue
         row.converts, row.size_bytes = True, path.stat().st_size
-        diffs = {k: max(float(np.max(np.abs(o[k] - r[k]))) for o, r in zip(outputs, reference)) for k in reference[0]}
+        diffs = {
+            k: max(float(np.max(np.abs(o[k] - r[k]))) for o, r in zip(outputs, reference, strict=True))
+            for k in reference[0]
+        }
         row.max_diff_main = diffs.pop(main)
         row.max_diff_attention = max(diffs.values()) if diffs else float("nan")
         _, row.score_litert = score(outputs)
         if entry.output == "mask":
             row.agreement = float(
-                np.mean([_dice(o[main][..., 0] > 0.5, r[main][..., 0] > 0.5) for o, r in zip(outputs, reference)])
+                np.mean(
+                    [
+                        _dice(o[main][..., 0] > 0.5, r[main][..., 0] > 0.5)
+                        for o, r in zip(outputs, reference, strict=True)
+                    ]
+                )
             )
         else:
             row.agreement = float(
-                np.mean([np.argmax(o[main]) == np.argmax(r[main]) for o, r in zip(outputs, reference)])
+                np.mean([np.argmax(o[main]) == np.argmax(r[main]) for o, r in zip(outputs, reference, strict=True)])
             )
         row.seconds = time.perf_counter() - started
         path.unlink()

@@ -73,16 +73,13 @@ def images_ran(extra: Mapping[str, Any]) -> str | None:
 
 def kept_epoch(result: RowResult) -> tuple[int, int] | None:
     """``(epoch, epochs)``, both counted from 1 as Keras prints them: the epoch whose
-    weights a trained row kept, from its ``extra``'s 0-based ``best_epoch`` or
-    ``kept_epoch`` (an index into the history, also under ``extra["training"]``)."""
+    weights a trained row kept (its ``extra``'s ``kept_epoch``, also under
+    ``extra["training"]``, :attr:`zoo.train.TrainResult.kept_epoch`)."""
     for record in (result.extra, result.extra.get("training")):
-        if isinstance(record, Mapping):
-            for key in ("best_epoch", "kept_epoch"):
-                index = record.get(key)
-                if _count(index):
-                    index = int(index)
-                    epochs = len(result.history.get("loss", ())) if result.history else 0
-                    return index + 1, max(epochs, index + 1)
+        if isinstance(record, Mapping) and _count(record.get("kept_epoch")) and record["kept_epoch"] >= 1:
+            epoch = int(record["kept_epoch"])
+            epochs = len(result.history.get("loss", ())) if result.history else 0
+            return epoch, max(epochs, epoch)
     return None
 
 
@@ -170,7 +167,7 @@ def render_text(table: PaperTable, results: Mapping[str, RowResult], *, syntheti
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
     lines = [title_of(table, synthetic=synthetic)]
@@ -268,8 +265,8 @@ def table_json(table: PaperTable, results: Mapping[str, RowResult], *, synthetic
             "rows": rows,
             "notes": list(table.notes),
             "run_notes": run_notes(table, results),
-            "epoch_numbering": "kept_epoch counts epochs from 1, as Keras prints them; best_epoch and "
-            "kept_epoch inside extra are 0-based indices into the row's history",
+            "epoch_numbering": "kept_epoch counts epochs from 1, as Keras prints them, here and in every row's "
+            "result.json and run.json",
         }
     )
 
@@ -291,7 +288,7 @@ def plot_curves(table: PaperTable, results: Mapping[str, RowResult], path: Path,
     figure = Figure(figsize=(10, 0.6 + 2.8 * len(trained)), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(trained), 2, squeeze=False)
-    for (name, result), (loss_axis, metric_axis) in zip(trained, axes):
+    for (name, result), (loss_axis, metric_axis) in zip(trained, axes, strict=True):
         kept = kept_epoch(result)
         _plot_pair(loss_axis, result.history, "loss", title=f"{name}: loss", kept=kept)
         metric = score_metric(result)

@@ -540,7 +540,7 @@ def run_attribute_row(ctx: RowContext, *, rsm: bool = False) -> AttributeRun:
         input_spec=spec,
         scores={"split": "test", "threshold": THRESHOLD, "task2": scores},
         training={
-            "best_epoch": trained.best_epoch,
+            "kept_epoch": trained.kept_epoch,
             "epochs_run": epochs,
             "monitor": recipe.monitor,
             "keep": args.keep,
@@ -554,7 +554,7 @@ def run_attribute_row(ctx: RowContext, *, rsm: bool = False) -> AttributeRun:
         "region_shuffle": rsm,
         "params": trained.model.count_params(),
         "task2_scores": scores,
-        "best_epoch": trained.best_epoch,
+        "kept_epoch": trained.kept_epoch,
         "images": counts,
         "run": str(folder),
         "seconds_per_epoch": round(seconds / epochs, 2),

@@ -34,9 +34,12 @@ METRICS = {"Jaccard": "jaccard", "Dice": "dice"}
 
 
 def _row(*values: float | None) -> dict[str, float]:
-    """Paper values in column order (Jaccard, Dice per group); ``None`` where the paper has none."""
+    """Paper values in column order (Jaccard, Dice per group); ``None``, or no value at
+    the end, where the paper has none."""
     names = [f"{group} {metric}" for group in GROUPS for metric in METRICS]
-    return {name: value for name, value in zip(names, values) if value is not None}
+    if len(values) > len(names):
+        raise ValueError(f"{len(values)} values for {len(names)} columns")
+    return {name: value for name, value in zip(names, values, strict=False) if value is not None}
 
 
 PAPER_ROWS = [

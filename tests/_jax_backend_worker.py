@@ -31,7 +31,7 @@ def main(folder: str) -> int:
     loss = model.train_on_batch(inputs, data["target"])
     results["sanet_jit_loss"] = float(np.ravel(loss)[0])
     results["sanet_weights_changed"] = bool(
-        any(np.any(a != np.asarray(b)) for a, b in zip(before, model.trainable_weights))
+        any(np.any(a != np.asarray(b)) for a, b in zip(before, model.trainable_weights, strict=True))
     )
     for unit in (True, False):
         lab = np.asarray(jax.jit(RGBToLab(unit=unit))(data["rgb"]))

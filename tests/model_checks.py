@@ -100,9 +100,11 @@ def check_gradients(model: keras.Model, inputs: Any) -> None:
     """Every trainable weight gets a finite gradient from the sum of all outputs."""
     weights = model.trainable_weights
     grads = gradients(model, inputs)
-    missing = [w.path for w, g in zip(weights, grads) if g is None]
+    missing = [w.path for w, g in zip(weights, grads, strict=True) if g is None]
     assert not missing, f"no gradient reaches: {missing[:10]}"
-    bad = [w.path for w, g in zip(weights, grads) if not np.all(np.isfinite(keras.ops.convert_to_numpy(g)))]
+    bad = [
+        w.path for w, g in zip(weights, grads, strict=True) if not np.all(np.isfinite(keras.ops.convert_to_numpy(g)))
+    ]
     assert not bad, f"non-finite gradients for: {bad[:10]}"
 
 
@@ -113,7 +115,9 @@ def check_keras_roundtrip(model: keras.Model, inputs: Any, tmp_path: Path) -> No
     path = Path(tmp_path) / f"{model.name}.keras"
     model.save(path)
     restored = keras.models.load_model(path, compile=False)
-    for before, after in zip(_as_list(model(inputs, training=False)), _as_list(restored(inputs, training=False))):
+    for before, after in zip(
+        _as_list(model(inputs, training=False)), _as_list(restored(inputs, training=False)), strict=True
+    ):
         np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-5)
 
 
@@ -132,7 +136,7 @@ def check_xla_train_step(model: keras.Model, inputs: Any, targets: Any = None, l
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, jit_compile=True)
     value = model.train_on_batch(inputs, targets, return_dict=True)["loss"]
     assert np.isfinite(value), f"loss is {value}"
-    moved = any(not np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights))
+    moved = any(not np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights, strict=True))
     assert moved, "no trainable weight changed after an XLA train step"
 
 
@@ -186,7 +190,7 @@ def named_outputs(model: keras.Model, outputs: Any) -> dict[str, np.ndarray]:
     flat = keras.tree.flatten(outputs)
     if len(flat) != len(model.output_names):
         raise ValueError(f"{model.name}: {len(flat)} outputs but output_names {model.output_names}")
-    return {name: keras.ops.convert_to_numpy(value) for name, value in zip(model.output_names, flat)}
+    return {name: keras.ops.convert_to_numpy(value) for name, value in zip(model.output_names, flat, strict=True)}
 
 
 def float32_tail(model: keras.Model) -> set[str]:
@@ -227,7 +231,9 @@ def check_mixed_precision_dtypes(model: keras.Model, policy: str = "mixed_float1
 
     wrong = stray(model.layers, top=True)
     assert not wrong, f"{model.name}: layers outside the float32 output tail {sorted(tail)} not in {policy}: {wrong}"
-    outputs = model.output if isinstance(model.output, dict) else dict(zip(model.output_names, model.outputs))
+    outputs = (
+        model.output if isinstance(model.output, dict) else dict(zip(model.output_names, model.outputs, strict=True))
+    )
     dtypes = {name: keras.backend.standardize_dtype(tensor.dtype) for name, tensor in outputs.items()}
     assert set(dtypes.values()) == {"float32"}, (
         f"{model.name}: outputs not float32 under {policy}: {dtypes} (end each output with a float32 layer)"

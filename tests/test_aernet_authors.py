@@ -34,7 +34,7 @@ def test_authors_decoder_alone_has_the_authors_parameter_counts():
 def test_authors_gates_put_a_3x3_stride_1_transposed_conv_after_phi_and_upsample_alpha_by_nearest(authors):
     gates = [layer for layer in authors.layers if isinstance(layer, AttentionGate)]
     assert [gate.name for gate in gates] == [f"decoder{level}_attention" for level in range(1, 5)]
-    for gate, filters in zip(gates, AUTHORS_DECODER_FILTERS):
+    for gate, filters in zip(gates, AUTHORS_DECODER_FILTERS[: len(gates)], strict=True):
         assert (gate.variant, gate.attention_activation, gate.inter_channels) == ("aernet_code", "relu", filters)
         assert isinstance(gate.phi_up, keras.layers.Conv2DTranspose)
         assert (gate.phi_up.kernel_size, gate.phi_up.strides) == ((3, 3), (1, 1))
@@ -99,5 +99,5 @@ def test_code_gate_equals_a_second_implementation_of_their_attention_block():
     g = rng.normal(size=(2, 4, 4, 5)).astype(np.float32)
     want, got = reference([x, g], training=False), gate([x, g], training=False)
     assert float(np.max(np.asarray(want[1]))) > 0.0  # some attention passes the ReLU
-    for expected, actual in zip(want, got):
+    for expected, actual in zip(want, got, strict=True):
         np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-5, atol=1e-5)

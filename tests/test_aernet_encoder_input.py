@@ -44,5 +44,5 @@ def test_local_file_builds_the_network_the_imagenet_download_builds(weights_file
     assert _layers(from_file) == _layers(from_download)
     assert "Rescaling" in [type(layer).__name__ for layer in from_file.layers[3:6]]  # the stem's 1/sqrt(var)
     image = np.random.default_rng(1).random((2, SIZE, SIZE, 3), dtype=np.float32)
-    for want, got in zip(from_download(image, training=False), from_file(image, training=False)):
+    for want, got in zip(from_download(image, training=False), from_file(image, training=False), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)

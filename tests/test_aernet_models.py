@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from tests import model_checks
-from zoo.common.attention_gate import AttentionGate
-from zoo.common import encoders
-from zoo.aernet.models import AERNET_INPUT, AERNET_SKIPS, aernet_encoder, build_aernet
-from zoo.common.blocks import residual_block
 from zoo.aernet import build_attention_residual_unet, build_attention_unet, build_unet
+from zoo.aernet.models import AERNET_INPUT, AERNET_SKIPS, aernet_encoder, build_aernet
+from zoo.common import encoders
+from zoo.common.attention_gate import AttentionGate
+from zoo.common.blocks import residual_block
 
 SIZE = 64  # AER-Net's smallest input (divisible by 64)
 UNET_DEPTH = 2
@@ -169,7 +169,7 @@ def test_aernet_encoder_equals_efficientnetb1_with_transferred_weights(aernet, r
     reference_taps = keras.Model(reference.input, [reference.get_layer(tap).output for tap in AERNET_SKIPS])
     want = reference_taps(image * 255.0, training=False)  # EfficientNet expects 0-255
     got = aernet_encoder(aernet)(image, training=False)
-    for tap, expected, actual in zip(AERNET_SKIPS, want, got):
+    for tap, expected, actual in zip(AERNET_SKIPS, want, got, strict=True):
         np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-4, atol=1e-5, err_msg=tap)
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from tests.model_checks import random_inputs
-from zoo.flops import count_flops
 from zoo.apspnet.models import (
     APSPNET_CLASSES,
     build_apspnet,
@@ -22,6 +21,7 @@ from zoo.apspnet.models import (
     build_pspnet,
 )
 from zoo.common import segmentation_heads as heads
+from zoo.flops import count_flops
 
 SIZE = 64
 SHAPE = (SIZE, SIZE, 3)
@@ -101,7 +101,7 @@ def test_imagenet_style_weights_load_by_layer_name(tmp_path):
     reference.save(path)  # an .h5 file as keras.applications reads it (by layer name)
     model = build_apspnet(SHAPE, encoder_weights=path)
     for name in ("conv1_conv", "conv4_block6_2_conv", "conv5_block3_3_bn"):
-        for ours, theirs in zip(model.get_layer(name).weights, reference.get_layer(name).weights):
+        for ours, theirs in zip(model.get_layer(name).weights, reference.get_layer(name).weights, strict=True):
             np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 

@@ -3,14 +3,13 @@
 import keras
 import numpy as np
 import pytest
+from keras import ops
 from skimage.transform import resize as skimage_resize
 
-from keras import ops
-
 from zoo.arl_cnn.layers import NORMALIZATIONS, AttentionNormalization, ScaleGate
+from zoo.arl_cnn.models import arl_merge
 from zoo.arl_cnn.ran import attention_module
 from zoo.arl_cnn.se import SqueezeExcitation
-from zoo.arl_cnn.models import arl_merge
 from zoo.common.resnet import BN_EPSILON, bottleneck_block
 
 RNG = np.random.default_rng(7)
@@ -188,7 +187,7 @@ def gate_function(gate):
 
 
 def assert_close_to_1e5(got, expected, what):
-    for name, a, b in zip(("output", "d/dF", "d/dx", "d/dalpha"), got, expected):
+    for name, a, b in zip(("output", "d/dF", "d/dx", "d/dalpha"), got, expected, strict=True):
         scale = max(float(np.max(np.abs(b))), 1e-30)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * scale, err_msg=f"{what}: {name}")
 

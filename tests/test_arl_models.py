@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from zoo.arl_cnn import models as arl_cnn
-from zoo.common import resnet
 from zoo.arl_cnn.models import PAPER_PARAMS
+from zoo.common import resnet
 
 FULL_SIZE_BUILDERS = {
     "resnet14": arl_cnn.build_resnet14,
@@ -177,7 +177,8 @@ def test_senet_returns_every_se_blocks_excitation_vector():
     outputs = model(image, training=False)
     maps = {name: value for name, value in outputs.items() if name != "probabilities"}
     assert {name: tuple(value.shape) for name, value in maps.items()} == {
-        f"conv{stage}_block1_se": (2, channels) for stage, channels in zip((2, 3, 4, 5), (256, 512, 1024, 2048))
+        f"conv{stage}_block1_se": (2, channels)
+        for stage, channels in zip((2, 3, 4, 5), (256, 512, 1024, 2048), strict=True)
     }
     layer = model.get_layer("conv3_block1_se")
     assert model.output["conv3_block1_se"] is layer.output[1]  # returned, not recomputed

@@ -76,7 +76,7 @@ def test_training_patches_are_the_boxes():
     patches = arl_training_patches(image, seed, count=8, size=(6, 6)).numpy()
     boxes = arl_patch_boxes(30, 40, 8, seed).numpy()
     assert patches.shape == (8, 6, 6, 3)
-    for patch, (top, left, height, width) in zip(patches, boxes):
+    for patch, (top, left, height, width) in zip(patches, boxes, strict=True):
         crop = image[top : top + height, left : left + width]
         # Corner pixels of the box land on the patch corners (align-corners sampling).
         np.testing.assert_allclose(

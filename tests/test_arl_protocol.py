@@ -29,9 +29,9 @@ def _fixed_scores(ctx, splits, **_):
         scores = np.linspace(0.1, 0.9, len(labels))
         tasks[task] = arl_common.TaskResult(
             scores=classification_scores(labels, scores, threshold=0.5),
-            image_scores={record.image_id: float(s) for record, s in zip(splits.test, scores)},
+            image_scores={record.image_id: float(s) for record, s in zip(splits.test, scores, strict=True)},
             history={"loss": [1.0], "val_auc": [0.5]},
-            best_epoch=0,
+            kept_epoch=1,
             params=RESNET14_PARAMS,
         )
     return arl_common.RowScores(tasks, splits.test)

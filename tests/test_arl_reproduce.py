@@ -17,10 +17,10 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
+import zoo
 from data_tools.isic import read_isic2017
 from data_tools.preprocess import normalize_images, to_float_rgb
 from data_tools.records import BadInputPolicy, DatasetError
-import zoo
 from reproduce import arl_common, arl_extra_images, arl_table3, arl_table4, arl_table5, arl_table6, arl_table7, frame
 from reproduce.datasets import MissingDataError
 from reproduce.frame import PaperRow, RowContext, RowResult, TableResult
@@ -28,8 +28,8 @@ from zoo.arl_cnn.models import PAPER_PARAMS
 from zoo.arl_cnn.patches import arl_test_patches
 from zoo.arl_cnn.recipe import arl_sgd
 from zoo.common.run_card import WEIGHTS_FILE, read_card
-from zoo.params import count_parameters
 from zoo.losses import DiceLoss
+from zoo.params import count_parameters
 from zoo.recipe import add_override_flags, constant
 from zoo.train import TrainResult
 
@@ -126,7 +126,7 @@ def test_each_run_draws_its_own_test_patches(isic2017):
     assert run_1.shape == (2 * 9, 32, 32, 3)
     np.testing.assert_array_equal(run_1, patches(seed=0))
     run_2 = patches(seed=1)
-    assert not np.any([np.array_equal(a, b) for a, b in zip(run_1, run_2)])
+    assert not np.any([np.array_equal(a, b) for a, b in zip(run_1, run_2, strict=True)])
 
 
 def test_table7_runs_score_with_their_own_seeds(monkeypatch):

@@ -62,7 +62,9 @@ def _gate_with_known_weights(x_shape, g_shape, activation, seed=0):
         if "variance" in weight.path:
             values[index] = rng.uniform(0.5, 2.0, size=weight.shape)
     layer.set_weights(values)
-    by_name = {w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: v for w, v in zip(layer.weights, values)}
+    by_name = {
+        w.path.split("/")[-2] + "/" + w.path.split("/")[-1]: v for w, v in zip(layer.weights, values, strict=True)
+    }
     ordered = [
         by_name[key]
         for key in (
@@ -113,7 +115,7 @@ def test_config_round_trip_and_jit_compile():
     g = tf.random.normal((1, 2, 2, 6))
     eager = layer([x, g], training=False)
     compiled = tf.function(lambda a, b: layer([a, b], training=False), jit_compile=True)(x, g)
-    for want, got in zip(eager, compiled):
+    for want, got in zip(eager, compiled, strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
@@ -129,7 +131,7 @@ def test_gate_in_a_model_survives_keras_file(tmp_path):
     path = tmp_path / "gate.keras"
     model.save(path)
     restored = keras.models.load_model(path, compile=False)
-    for want, got in zip(model(inputs), restored(inputs)):
+    for want, got in zip(model(inputs), restored(inputs), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
 
 

@@ -107,7 +107,7 @@ def test_jit_compiled_call_matches_eager(features):
     layer, _ = _layer_with_fixed_weights("sigmoid")
     eager = layer(list(features))
     compiled = tf.function(lambda a, b: layer([a, b]), jit_compile=True)(*features)
-    for expected, actual in zip(eager, compiled):
+    for expected, actual in zip(eager, compiled, strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -122,7 +122,7 @@ def test_config_and_keras_file_round_trip(features, tmp_path):
     path = tmp_path / "attention.keras"
     model.save(path)
     restored = keras.models.load_model(path)
-    for before, after in zip(model(list(features)), restored(list(features))):
+    for before, after in zip(model(list(features)), restored(list(features)), strict=True):
         np.testing.assert_allclose(before, after, rtol=1e-6)
 
 

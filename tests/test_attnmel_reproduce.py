@@ -14,6 +14,7 @@ from data_tools.pipeline import classification_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.synthetic import make_isic2017
 from reproduce import attnmel_recipe, attnmel_table2, attnmel_table3
+from zoo.attnmel.recipe import ATTNMEL_AUGMENTATION
 from zoo.common.run_card import RunError
 from zoo.run import load_run
 
@@ -86,10 +87,10 @@ def test_roi_targets_follow_their_images(isic2017_train, spec, roi):
         batch_size=3,
         training=True,
         seed=5,
-        augment=attnmel_recipe.ATTNMEL_AUGMENTATION,
+        augment=ATTNMEL_AUGMENTATION,
     )
     lesion = attnmel_recipe.make_dataset(isic2017_train, training=True, roi="lesion", **make)
-    for (image, targets), (same_image, labels), (_, lesion_targets) in zip(dataset, labelled, lesion):
+    for (image, targets), (same_image, labels), (_, lesion_targets) in zip(dataset, labelled, lesion, strict=True):
         np.testing.assert_array_equal(image, same_image)
         np.testing.assert_array_equal(targets["probabilities"][:, 1], labels[:, 0])
         np.testing.assert_array_equal(targets["attention_pool3"], targets["attention_pool4"])
@@ -167,7 +168,7 @@ def test_table1_smoke_trains_on_all_training_images_and_tests_the_final_epoch(tm
     row = "VGG-16-GAP"
     result = attnmel_table1.main(["--smoke", "--out", str(tmp_path), "--rows", row]).results[row]
     assert result.monitor == "loss" and 0.0 <= result.values["AUC"] <= 1.0
-    assert result.extra["best_epoch"] == len(result.history["loss"]) - 1  # the final epoch
+    assert result.extra["kept_epoch"] == len(result.history["loss"])  # the final epoch, counted from 1
     assert "hold-out" not in (tmp_path / "table.md").read_text()
     card = load_run(tmp_path / "rows" / "vgg-16-gap").card
     assert card.model == "vgg16_gap" and card.training["keep"] == "last"

@@ -28,19 +28,19 @@ def test_part3_csv_columns_are_read_by_name_as_the_official_scorer(tmp_path):
     keratosis = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1], float)
     truth = _csv(
         tmp_path / "truth.csv",
-        [[i, m, k] for i, m, k in zip(IDS, melanoma, keratosis)],
+        [[i, m, k] for i, m, k in zip(IDS, melanoma, keratosis, strict=True)],
         ["image_id", "melanoma", "seborrheic_keratosis"],
     )
     scores_m = np.clip(melanoma * 0.6 + rng.random(12) * 0.3, 0, 1)
     scores_k = np.clip(keratosis * 0.6 + rng.random(12) * 0.3, 0, 1)
     ordered = _csv(
         tmp_path / "a" / "ordered.csv",
-        [[i, m, k] for i, m, k in zip(IDS, scores_m, scores_k)],
+        [[i, m, k] for i, m, k in zip(IDS, scores_m, scores_k, strict=True)],
         ["image_id", "melanoma", "seborrheic_keratosis"],
     )
     swapped = _csv(
         tmp_path / "b" / "swapped.csv",
-        [[k, i, m] for i, m, k in zip(IDS, scores_m, scores_k)],
+        [[k, i, m] for i, m, k in zip(IDS, scores_m, scores_k, strict=True)],
         ["seborrheic_keratosis", "image_id", "melanoma"],
     )
     first = zoo_evaluate.evaluate("isic2017-part3", truth, ordered)
@@ -48,11 +48,17 @@ def test_part3_csv_columns_are_read_by_name_as_the_official_scorer(tmp_path):
     assert first.score == 1.0
     assert second.metrics == first.metrics
     # isic2016-part3 with a header: by name as well
-    truth16 = _csv(tmp_path / "t16.csv", [[i, int(m)] for i, m in zip(IDS, melanoma)])
-    named = _csv(tmp_path / "p16.csv", [[0.5, m, i] for i, m in zip(IDS, scores_m)], ["other", "melanoma", "image_id"])
+    truth16 = _csv(tmp_path / "t16.csv", [[i, int(m)] for i, m in zip(IDS, melanoma, strict=True)])
+    named = _csv(
+        tmp_path / "p16.csv",
+        [[0.5, m, i] for i, m in zip(IDS, scores_m, strict=True)],
+        ["other", "melanoma", "image_id"],
+    )
     assert zoo_evaluate.evaluate("isic2016-part3", truth16, named).metrics["melanoma"]["area_under_roc"] == 1.0
     # a missing column: one line naming the file and the column
-    missing = _csv(tmp_path / "c" / "missing.csv", [[i, m] for i, m in zip(IDS, scores_m)], ["image_id", "melanoma"])
+    missing = _csv(
+        tmp_path / "c" / "missing.csv", [[i, m] for i, m in zip(IDS, scores_m, strict=True)], ["image_id", "melanoma"]
+    )
     assert zoo_evaluate.main(["--task", "isic2017-part3", str(truth), str(missing), "--out", str(tmp_path / "s")]) == 1
     with pytest.raises(ValueError) as caught:
         zoo_evaluate.evaluate("isic2017-part3", truth, missing)
@@ -259,11 +265,10 @@ def test_export_arguments_are_checked_before_any_work(unet, tmp_path, capsys, fl
 
 
 def test_predict_images_and_export_litert_check_their_numbers(unet, tmp_path):
+    import zoo
     from zoo.litert import export_litert
     from zoo.predict import load_predictor, predict_images
     from zoo.serving import spec_for_model
-
-    import zoo
 
     predictor = load_predictor("unet", keras_model=unet["model"], attention=False)
     for threshold in (float("nan"), 1.0, -0.1):

@@ -5,8 +5,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from zoo.cam import class_activation_map, plot_class_activation_maps
 from zoo.arl_cnn.models import build_arl_cnn14
+from zoo.cam import class_activation_map, plot_class_activation_maps
 
 matplotlib.use("Agg")
 

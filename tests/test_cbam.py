@@ -130,8 +130,8 @@ def test_layers_roundtrip_and_compile_with_xla(tmp_path):
     data = RNG.normal(size=(2, 8, 8, 16)).astype("float32")
     model.save(tmp_path / "cbam.keras")
     restored = keras.models.load_model(tmp_path / "cbam.keras")
-    for before, after in zip(model(data), restored(data)):
+    for before, after in zip(model(data), restored(data), strict=True):
         np.testing.assert_allclose(np.asarray(before), np.asarray(after), rtol=1e-6)
     xla = tf.function(lambda t: model(t), jit_compile=True)
-    for eager, compiled in zip(model(data), xla(tf.constant(data))):
+    for eager, compiled in zip(model(data), xla(tf.constant(data)), strict=True):
         np.testing.assert_allclose(np.asarray(eager), np.asarray(compiled), rtol=1e-4, atol=1e-5)

@@ -108,12 +108,8 @@ def test_rgb_to_lab_layer_is_the_tf_function_eager_in_graphs_and_under_xla():
         layer = RGBToLab(unit=unit)
         for rgb in (x, image):
             expected = reference(rgb).numpy()
-            for run in (
-                lambda: layer(rgb),
-                lambda: tf.function(lambda t: layer(t))(rgb),
-                lambda: tf.function(lambda t: layer(t), jit_compile=True)(rgb),
-            ):
-                np.testing.assert_allclose(np.asarray(run()), expected, atol=1e-5 if unit else 1e-3, rtol=0)
+            for forward in (layer, tf.function(layer), tf.function(layer, jit_compile=True)):
+                np.testing.assert_allclose(np.asarray(forward(rgb)), expected, atol=1e-5 if unit else 1e-3, rtol=0)
         lab = np.asarray(RGBToLab(unit=False)(x)).reshape(-1, 3)
         np.testing.assert_allclose(lab, rgb2lab(x.reshape(-1, 3).astype(np.float64)), atol=0.05)
     half = RGBToLab(dtype="mixed_float16")(x)

@@ -25,7 +25,10 @@ def forbidden_imports(source: str) -> list[str]:
 
 
 def test_the_check_finds_every_form_of_import():
-    source = "import os\nimport zoo\ndef f():\n    from reproduce.frame import run_table\nimport zoo_like, reproduce.x as r\n"
+    source = (
+        "import os\nimport zoo\ndef f():\n    from reproduce.frame import run_table\n"
+        "import zoo_like, reproduce.x as r\n"
+    )
     assert forbidden_imports(source) == ["2: zoo", "4: reproduce.frame", "5: reproduce.x"]
     assert forbidden_imports("from . import pipeline\nfrom data_tools.zoo import x\n") == []
 

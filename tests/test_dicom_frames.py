@@ -35,7 +35,7 @@ def _testdata(name: str):
         pytest.skip(f"pydicom's test file {name} is not installed")
     dataset = pydicom.dcmread(path)
     try:
-        dataset.pixel_array
+        _ = dataset.pixel_array
     except Exception as error:  # RuntimeError: no plugin for the transfer syntax
         pytest.skip(f"{name}: no decoder for {dataset.file_meta.TransferSyntaxUID.name} here ({error})")
     return path, dataset
@@ -176,7 +176,7 @@ def test_mask_folder_takes_masks_that_name_a_frame(tmp_path, cine):
         Image.fromarray(truth[frame]).save(masks / f"cine_frame{frame:03d}_mask.png")
     records = read_mask_folder(path.parent, masks, mask_suffix="_mask", cache_dir=tmp_path / "cache")
     assert [r.image_id for r in records] == ["cine_frame003", "cine_frame010"]
-    for record, frame in zip(records, (3, 10)):
+    for record, frame in zip(records, (3, 10), strict=True):
         np.testing.assert_array_equal(np.asarray(Image.open(record.image_path)), frames[frame - 1])
         assert record.mask_paths["mask"] == masks / f"cine_frame{frame:03d}_mask.png"
 

@@ -170,7 +170,7 @@ def test_download_extracts_into_the_reader_layout_and_reruns_are_free(server, is
         == [r.image_id for r in expected]
         == ["ISIC_0000000", "ISIC_0000001", "ISIC_0000002"]
     )
-    for got, want in zip(records, expected):
+    for got, want in zip(records, expected, strict=True):
         assert got.image_path.read_bytes() == want.image_path.read_bytes()
         for name, path in got.mask_paths.items():
             assert path.read_bytes() == want.mask_paths[name].read_bytes()

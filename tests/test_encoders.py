@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.common.input_scaling import InputScaling
 from zoo.common import encoders
+from zoo.common.input_scaling import InputScaling
 
 APPLICATION_PREPROCESSING = {
     "resnet50": keras.applications.resnet.preprocess_input,  # caffe: RGB->BGR, minus BGR mean

@@ -294,10 +294,10 @@ def test_isic2017_part3_matches_hand_computed_auc_ap_and_specificities(tmp_path)
     header = ["image_id", "melanoma", "seborrheic_keratosis"]
     truth = _csv(
         tmp_path / "gt" / "ISIC-2017_Test_v2_Part3_GroundTruth.csv",
-        [[i, m, k] for i, m, k in zip(ids, melanoma, keratosis)],
+        [[i, m, k] for i, m, k in zip(ids, melanoma, keratosis, strict=True)],
         header,
     )
-    prediction = _csv(tmp_path / "pred" / "mine.csv", [[i, *s] for i, s in zip(ids, scores)], header)
+    prediction = _csv(tmp_path / "pred" / "mine.csv", [[i, *s] for i, s in zip(ids, scores, strict=True)], header)
     result = evaluate("isic2017-part3", truth.parent, prediction.parent)
     for index, category in enumerate(("melanoma", "seborrheic_keratosis")):
         expected = reference_category(np.array([melanoma, keratosis][index]), scores[:, index])
@@ -313,7 +313,7 @@ def test_isic2016_part3_reads_headerless_csvs_and_ranks_by_ap(tmp_path):
     ids = [f"ISIC_00002{i:02d}" for i in range(10)]
     truth = _csv(tmp_path / "truth.csv", [[i, "malignant" if k % 3 == 0 else "benign"] for k, i in enumerate(ids)])
     scores = np.linspace(0.05, 0.95, 10)
-    prediction = _csv(tmp_path / "pred.csv", [[i, s] for i, s in zip(ids, scores)])
+    prediction = _csv(tmp_path / "pred.csv", [[i, s] for i, s in zip(ids, scores, strict=True)])
     result = evaluate("isic2016-part3", truth, prediction)
     labels = np.array([1.0 if k % 3 == 0 else 0.0 for k in range(10)])
     assert result.primary == ("melanoma", "average_precision")

@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from data_tools.preprocess import InputSpec, preprocess_images
-from zoo.export import load_input_spec, export_saved_model
+from zoo.export import export_saved_model, load_input_spec
 
 SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
 CLI_TIMEOUT = 180
@@ -69,7 +69,7 @@ def _images(shape, seed=0) -> np.ndarray:
 
 def _expected(model, spec, names, images) -> dict[str, np.ndarray]:
     outputs = model.predict(preprocess_images(images, spec), verbose=0)
-    return dict(zip(names, outputs if isinstance(outputs, list) else [outputs]))
+    return dict(zip(names, outputs if isinstance(outputs, list) else [outputs], strict=True))
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -64,7 +64,7 @@ def pipeline_prediction(sanet, tmp_path_factory):
     images, maps = _batch()
     root = tmp_path_factory.mktemp("data")
     records = []
-    for index, (image, labels) in enumerate(zip(images, maps)):
+    for index, (image, labels) in enumerate(zip(images, maps, strict=True)):
         image_path, mask_path = root / f"img{index}.png", root / f"img{index}_mask.png"
         Image.fromarray(image).save(image_path)
         Image.fromarray(np.zeros(IMAGE_SIZE, np.uint8)).save(mask_path)
@@ -192,7 +192,7 @@ def test_preprocess_label_maps_is_nearest_neighbour_with_the_images_geometry(fit
     _, maps = _batch(size=(13, 7), segments=300, seed=3)
     resized = preprocess_label_maps(tf.constant(maps[..., None]), spec).numpy()
     assert resized.shape == (2, 8, 12, 1) and resized.dtype == np.int32
-    for labels, result in zip(maps, resized):
+    for labels, result in zip(maps, resized, strict=True):
         expected = _nearest(_pad_to_square(labels) if fit == "pad" else labels, (8, 12))
         np.testing.assert_array_equal(result[..., 0], expected)
 
@@ -204,7 +204,7 @@ def test_map_first_rank3_model_with_a_stricter_bound(tmp_path):
     images, maps = _batch(size=(20, 24), segments=4, seed=4)
     served = serve(images=tf.constant(images), regions=tf.constant(maps))["unpool"].numpy()
     pixels = preprocess_images(images, spec).numpy()
-    for image, labels, result in zip(pixels, maps, served):
+    for image, labels, result in zip(pixels, maps, served, strict=True):
         labels = _nearest(labels, (SMALL, SMALL))
         for label in np.unique(labels):
             inside = labels == label

@@ -10,6 +10,7 @@ a temporary file) behind and raises, as a SIGKILL mid-write would leave the disk
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -46,7 +47,7 @@ def reference(tmp_path_factory):
     """An uninterrupted run: the weights and history every resumed run must end with."""
     result = _fit(tmp_path_factory.mktemp("reference"))
     losses = result.history["val_loss"]
-    assert all(b < a for a, b in zip(losses, losses[1:])), "the kill points assume a new best every epoch"
+    assert all(b < a for a, b in itertools.pairwise(losses)), "the kill points assume a new best every epoch"
     return result
 
 

@@ -156,7 +156,7 @@ def test_csv_agrees_with_json(full_run):
         lines = list(csv.DictReader(stream))
     data = json.loads((result.out_dir / "table.json").read_text())
     assert [line["method"] for line in lines] == [row["name"] for row in data["rows"]]
-    for line, row in zip(lines, data["rows"]):
+    for line, row in zip(lines, data["rows"], strict=True):
         assert line["source"] == row["source"] and line["data"] == "real"
         for column in ("JSI", "Params"):
             ours = (row["ours"] or {}).get(column)
@@ -242,7 +242,7 @@ def test_curves_draw_the_score_metric_beside_the_loss_and_mark_the_kept_epoch(tm
     monkeypatch.setattr(Axes, "plot", record_plot)
     monkeypatch.setattr(Axes, "axvline", record_kept)
     history = {"epoch": [0, 1, 2], "dice": [0.2, 0.4, 0.5], "loss": [0.8, 0.6, 0.5], "val_loss": [math.nan] * 3}
-    results = {"Alpha": RowResult({"JSI": 70.0}, history, "loss", {"best_epoch": 2})}
+    results = {"Alpha": RowResult({"JSI": 70.0}, history, "loss", {"kept_epoch": 3})}
     assert report.plot_curves(TABLE, results, tmp_path / "curves.png", synthetic=False)
     panels = {entry["axis"].get_title(): entry for entry in drawn.values()}
     assert sorted(panels) == ["Alpha: dice", "Alpha: loss"]
@@ -665,13 +665,13 @@ def test_notes_say_what_ran_and_count_epochs_from_one():
             values={"JSI": 70.0},
             history=toy_history(4),
             monitor="val_dice",
-            extra={"train_images": np.int64(32), "test_images": 8, "best_epoch": 2},
+            extra={"train_images": np.int64(32), "test_images": 8, "kept_epoch": np.int64(3)},
         ),
         "Beta Net": RowResult(
             values={"JSI": 80.0},
             history=toy_history(4),
             monitor="val_dice",
-            extra={"train_images": 32, "test_images": 8, "training": {"kept_epoch": 0}},
+            extra={"train_images": 32, "test_images": 8, "training": {"kept_epoch": 1}},
         ),
     }
     ran = "This run: 32 training / 8 test images (every row)."
@@ -687,7 +687,7 @@ def test_notes_say_what_ran_and_count_epochs_from_one():
         {"epoch": 1, "of": 4, "counted_from": 1},
         None,
     ]
-    assert "0-based" in data["epoch_numbering"]
+    assert "counts epochs from 1" in data["epoch_numbering"]
     results["Beta Net"] = RowResult(values={"JSI": 80.0}, extra={"images": {"train": 5, "test": 2}})
     assert report.run_notes(TABLE, results) == [
         "This run: Alpha: 32 training / 8 test images; Beta Net: 5 train / 2 test images.",

@@ -9,7 +9,6 @@ import io
 import json
 import threading
 import urllib.parse
-from pathlib import Path
 
 import numpy as np
 import pytest

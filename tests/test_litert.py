@@ -11,8 +11,8 @@ from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.synthetic import render_dermoscopy
 from zoo.litert import TOLERANCES, LiteRTConversionError, LiteRTModel, export_litert, keras_reference, unsupported_ops
 from zoo.metrics import Confusion
-from zoo.serving import spec_for_model
 from zoo.sanet.layers import SuperpixelAttention
+from zoo.serving import spec_for_model
 
 
 def _images(count, seed=0, low=24, high=57):
@@ -101,7 +101,7 @@ def test_superpixel_attention_converts_with_the_map_as_an_input(tmp_path):
     maps = [np.repeat(np.repeat(rng.integers(0, 8, (5, 6)), 6, 0), 6, 1)[: i.shape[0], : i.shape[1]] for i in images]
     maps = [
         np.pad(m, ((0, i.shape[0] - m.shape[0]), (0, i.shape[1] - m.shape[1])), mode="edge")
-        for m, i in zip(maps, images)
+        for m, i in zip(maps, images, strict=True)
     ]
     assert _max_diff(lite, model, spec, images, maps)["mask"] <= 1e-4
     with pytest.raises(ValueError, match=r"superpixel labels must lie in \[0, 8\)"):
@@ -160,7 +160,7 @@ def test_quantised_unet_within_its_tolerance_and_dice_change(tmp_path, trained_u
         return np.mean(
             [
                 Confusion.of(s.lesion, tf.image.resize(o["mask"], s.lesion.shape).numpy()[..., 0] > 0.5).dice()
-                for s, o in zip(samples, outputs)
+                for s, o in zip(samples, outputs, strict=True)
             ]
         )
 

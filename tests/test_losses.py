@@ -194,10 +194,10 @@ def test_losses_under_xla_match_eager_on_blank_masks():
     ]
 
     def all_losses(batches):
-        return [_loss_and_gradient(loss, y, p) for loss, (y, p) in zip(ALL_LOSSES, batches)]
+        return [_loss_and_gradient(loss, y, p) for loss, (y, p) in zip(ALL_LOSSES, batches, strict=True)]
 
     compiled = tf.function(all_losses, jit_compile=True)(batches)
-    for loss, (value, grad), (y, p) in zip(ALL_LOSSES, compiled, batches):
+    for loss, (value, grad), (y, p) in zip(ALL_LOSSES, compiled, batches, strict=True):
         eager_value, eager_grad = _loss_and_gradient(loss, y, p)
         assert np.isfinite(value.numpy()).all() and np.isfinite(grad.numpy()).all(), loss.name
         _close(value, eager_value.numpy(), err_msg=loss.name)

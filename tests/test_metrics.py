@@ -162,7 +162,7 @@ def test_isic2017_average_auc():
 
 
 def _per_image_numpy(truth, probabilities, score):
-    pairs = zip(truth > 0.5, probabilities > 0.5)
+    pairs = zip(truth > 0.5, probabilities > 0.5, strict=True)
     return np.mean([score(metrics.Confusion.of(t, p)) for t, p in pairs])
 
 

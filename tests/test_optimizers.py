@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.optimizers import L2Adam, L2SGD
+from zoo.optimizers import L2SGD, L2Adam
 
 LR, WD, MOMENTUM = 0.1, 0.05, 0.9
 GRADS = [

@@ -1,6 +1,7 @@
 """tf.data pipelines (data_tools.pipeline) and joint augmentation (data_tools.augment)."""
 
 import functools
+import itertools
 
 import numpy as np
 import pytest
@@ -9,12 +10,12 @@ from PIL import Image
 from scipy import stats
 
 from data_tools.augment import Augmentation, gaussian_blur, joint_random_crop
-from zoo.arl_cnn.recipe import ARL_AUGMENTATION
-from zoo.sanet.recipe import SANET_AUGMENTATION
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import DatasetError, Record
 from zoo.arl_cnn.patches import ARL_TEST_PATCHES, ARL_TRAIN_PATCHES, arl_test_patches, arl_training_patches
+from zoo.arl_cnn.recipe import ARL_AUGMENTATION
+from zoo.sanet.recipe import SANET_AUGMENTATION
 
 GEOMETRIC = Augmentation(
     horizontal_flip=True,
@@ -152,10 +153,10 @@ def test_segmentation_training_keeps_masks_aligned_and_is_deterministic(records)
         np.testing.assert_array_equal(image[..., 0], mask[..., 0])
     again = _all(build(1))
     other = _all(build(2))
-    for (a_image, a_mask), (b_image, b_mask) in zip(first, again):
+    for (a_image, a_mask), (b_image, b_mask) in zip(first, again, strict=True):
         np.testing.assert_array_equal(a_image, b_image)
         np.testing.assert_array_equal(a_mask, b_mask)
-    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other, strict=True))
 
 
 def test_segmentation_epochs_draw_new_augmentations(records):
@@ -288,7 +289,7 @@ def test_expand_batches_mix_many_images_in_a_new_order_every_epoch(hundred_image
 
     assert stats.spearmanr(mean_position(first), mean_position(second)).statistic < 0.5
     again = _patch_epochs(hundred_images, seed=1)
-    for epoch, same in zip((first, second), again):
+    for epoch, same in zip((first, second), again, strict=True):
         for (images, labels), (same_images, same_labels) in zip(epoch, same, strict=True):
             np.testing.assert_array_equal(images, same_images)
             np.testing.assert_array_equal(labels, same_labels)
@@ -301,7 +302,7 @@ def test_expand_patches_of_an_image_are_fixed_and_the_cache_changes_nothing(hund
     records = hundred_images[:6]
     cached = _patch_epochs(records, seed=2, drop_remainder=False)
     uncached = _patch_epochs(records, seed=2, drop_remainder=False, cache=False)
-    for epoch, same in zip(cached, uncached):
+    for epoch, same in zip(cached, uncached, strict=True):
         for (images, labels), (same_images, same_labels) in zip(epoch, same, strict=True):
             np.testing.assert_array_equal(images, same_images)
             np.testing.assert_array_equal(labels, same_labels)
@@ -381,7 +382,9 @@ def test_label_names_ride_with_their_images_and_masks(records):
     masks_only = segmentation_dataset(records, spec, **common)
     labelled = classification_dataset(records, spec, label_names=("melanoma",), **common)
     seen = []
-    for (image, targets), (same_image, masks), (image_again, labels) in zip(with_labels, masks_only, labelled):
+    for (image, targets), (same_image, masks), (image_again, labels) in zip(
+        with_labels, masks_only, labelled, strict=True
+    ):
         assert set(targets) == {"masks", "labels"}
         assert targets["labels"].dtype == tf.float32 and targets["labels"].shape == (3, 1)
         np.testing.assert_array_equal(image, same_image)
@@ -442,7 +445,7 @@ def test_an_epoch_is_the_same_in_a_new_dataset_told_which_epoch_it_is(records):
         np.testing.assert_array_equal(a, b)
     repeated = build(repeat=True)
     set_training_epoch(1)
-    batches = [batch for _, batch in zip(range(2 * len(epochs[1])), repeated)]
+    batches = list(itertools.islice(repeated, 2 * len(epochs[1])))
     for (a, _), (b, _) in zip(batches, [*epochs[1], *epochs[2]], strict=True):
         np.testing.assert_array_equal(np.asarray(a), b)
     with pytest.raises(ValueError, match="non-negative int"):

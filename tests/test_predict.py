@@ -137,7 +137,9 @@ def test_a_default_checkpoint_loads_into_the_attention_model_layer_by_layer(tmp_
     default = _distinct_checkpoint(name, weights)
     with_maps = zoo.get_model(name).build(small=True, return_attention=True)
     moved = [
-        key for (key, a), (_, b) in zip(layer_keys(default), layer_keys(with_maps)) if a.weights and a.name != b.name
+        key
+        for (key, a), (_, b) in zip(layer_keys(default), layer_keys(with_maps), strict=True)
+        if a.weights and a.name != b.name
     ]
     assert moved, f"{name}'s layer order no longer changes with its outputs: pick another model for this test"
 
@@ -263,7 +265,7 @@ def test_saved_model_gives_the_keras_predictions(tmp_path, isic2018):
     served = load_predictor("unet", saved_model=tmp_path / "served")
     local = load_predictor("unet", keras_model=model)
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(isic2018["images"].iterdir())[:2]]
-    for a, b in zip(served.predict(images), local.predict(images)):
+    for a, b in zip(served.predict(images), local.predict(images), strict=True):
         np.testing.assert_allclose(a["mask"], b["mask"], rtol=1e-5, atol=1e-6)
 
 

@@ -336,7 +336,7 @@ def readme_rows() -> dict[str, dict[str, str]]:
     rows = {}
     for line in table[2:]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        rows[cells[0].strip("`")] = dict(zip(cli.COLUMNS, cells)) | {"model": cells[0].strip("`")}
+        rows[cells[0].strip("`")] = dict(zip(cli.COLUMNS, cells, strict=True)) | {"model": cells[0].strip("`")}
     return rows
 
 

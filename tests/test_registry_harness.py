@@ -67,8 +67,8 @@ from tests.model_checks import (
 )
 from tests.test_registry import readme_rows
 from zoo.__main__ import describe_outputs
-from zoo.serving import spec_for_model
 from zoo.runtime import precision_policy
+from zoo.serving import spec_for_model
 
 ENTRIES = zoo.list_models()
 BACKEND = keras.backend.backend()
@@ -225,7 +225,7 @@ def test_every_trainable_weight_gets_a_finite_gradient(model, inputs):
     try:
         check_gradients(model, inputs)
     finally:  # the training-mode call moved the batch-norm statistics
-        for variable, value in zip(model.non_trainable_variables, statistics):
+        for variable, value in zip(model.non_trainable_variables, statistics, strict=True):
             variable.assign(value)
 
 
@@ -344,7 +344,10 @@ def test_xla_train_step_with_the_recipe(entry, model, variant, inputs):
     entry.recipe.compile(trained, steps_per_epoch=1, jit_compile=True)
     loss = trained.train_on_batch(inputs, targets, return_dict=True)["loss"]
     assert np.isfinite(loss), f"{entry.name}: loss {loss}"
-    moved = [not np.array_equal(old, variable.numpy()) for old, variable in zip(before, trained.trainable_variables)]
+    moved = [
+        not np.array_equal(old, variable.numpy())
+        for old, variable in zip(before, trained.trainable_variables, strict=True)
+    ]
     assert any(moved), f"{entry.name}: no trainable weight moved"
 
 

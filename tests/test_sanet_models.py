@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tests import model_checks
-from zoo.sanet.layers import SuperpixelAttention
 from zoo.common.encoders import encoder_spec
+from zoo.sanet.layers import SuperpixelAttention
 from zoo.sanet.models import build_attribute_danet, build_attribute_unet, build_deeplab, build_resunet, build_sanet
 
 SIZE = 32

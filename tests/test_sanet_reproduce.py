@@ -133,7 +133,7 @@ def test_rsm_training_batches_pair_each_sample_with_its_destructed_copy(tmp_path
     images, maps = inputs["image"].numpy(), inputs["superpixels"].numpy()[..., 0]
     assert images.shape[0] == maps.shape[0] == masks.shape[0] == 10
     np.testing.assert_array_equal(images[0::2], plain["image"].numpy())
-    assert all(not np.array_equal(copy, intact) for copy, intact in zip(images[1::2], images[0::2]))
+    assert all(not np.array_equal(copy, intact) for copy, intact in zip(images[1::2], images[0::2], strict=True))
     assert maps.max() < args.max_segments
     for labels in maps[1::2]:
         assert all(ndimage.label(labels == label)[1] == 1 for label in np.unique(labels))

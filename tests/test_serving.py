@@ -126,7 +126,7 @@ def test_load_model_from_a_run_takes_model_arguments_and_spec_from_run_json(unet
 
     predictor = load_predictor(run=folder)
     expected = load_predictor("unet", keras_model=model, input_spec=spec).predict(images)
-    for got, want in zip(predictor.predict(images), expected):
+    for got, want in zip(predictor.predict(images), expected, strict=True):
         np.testing.assert_allclose(got["mask"], want["mask"], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match=r"come from the run folder's run.json; leave out --small, --builder-args"):
         load_model(run=folder, small=True, builder_args={"classes": 1})
@@ -238,7 +238,7 @@ def test_export_cli_with_run_writes_a_saved_model_and_a_litert_file(tmp_path, un
     assert served.spec == spec
     images = _images()
     expected = load_predictor("unet", keras_model=model, input_spec=spec).predict(images)
-    for got, want in zip(served.predict(images), expected):
+    for got, want in zip(served.predict(images), expected, strict=True):
         np.testing.assert_allclose(got["mask"], want["mask"], rtol=1e-5, atol=1e-5)
 
     assert main(["--run", str(folder), "--litert", "--out", str(tmp_path / "unet.tflite")]) == 0
@@ -256,7 +256,7 @@ def test_export_cli_with_run_writes_a_saved_model_and_a_litert_file(tmp_path, un
     predictor = load_predictor("sanet", saved_model=tmp_path / "sanet")
     assert predictor.max_segments == 16 and predictor.extra_input == "superpixels"
     local = load_predictor(run=folder)
-    for got, want in zip(predictor.predict(images), local.predict(images)):
+    for got, want in zip(predictor.predict(images), local.predict(images), strict=True):
         np.testing.assert_allclose(got["mask"], want["mask"], rtol=1e-5, atol=1e-5)
     assert tf.saved_model.load(str(tmp_path / "sanet")).signatures["serving_default"] is not None
 

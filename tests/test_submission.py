@@ -52,7 +52,7 @@ def test_attribute_masks_one_file_per_attribute(tmp_path):
     paths = submission.write_attribute_masks("ISIC_0000002", prediction, tmp_path, original_size=(8, 8))
     names = [f"ISIC_0000002_attribute_{a}.png" for a in ISIC2018_ATTRIBUTES]
     assert [p.name for p in paths] == names
-    masks = {a: _read(p) for a, p in zip(ISIC2018_ATTRIBUTES, paths)}
+    masks = {a: _read(p) for a, p in zip(ISIC2018_ATTRIBUTES, paths, strict=True)}
     assert all(m.shape == (8, 8) for m in masks.values())
     assert np.all(masks[ISIC2018_ATTRIBUTES[0]] == 255)
     np.testing.assert_array_equal(masks[ISIC2018_ATTRIBUTES[3]][:, :4], 255)

@@ -22,8 +22,7 @@ import keras
 import numpy as np
 import pytest
 
-from reproduce import aernet_recipe, aernet_table1, aernet_table2, aernet_table3, frame
-from reproduce import apspnet_table1, apspnet_table3
+from reproduce import aernet_recipe, aernet_table1, aernet_table2, aernet_table3, apspnet_table1, apspnet_table3, frame
 from zoo.aernet.encoder_sweep import sm_backbones
 from zoo.aernet.recipe import AERNET_RECIPE
 from zoo.apspnet.recipe import APSPNET_RECIPE

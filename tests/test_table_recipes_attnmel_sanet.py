@@ -34,7 +34,7 @@ from reproduce import (
 )
 from zoo.attnmel.recipe import ATTNMEL_RECIPE, ATTNMEL_REGULARISED_RECIPE
 from zoo.losses import GlobalBalancingLoss
-from zoo.optimizers import L2Adam, L2SGD
+from zoo.optimizers import L2SGD, L2Adam
 from zoo.registry import ModelEntry, get_model
 from zoo.sanet.recipe import SANET_GEOMETRIC_AUGMENTATION, SANET_RECIPE, sanet_optimizer
 

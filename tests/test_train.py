@@ -49,7 +49,7 @@ def _run_worker(*args: str, expected_rc: int = 0) -> None:
 
 def _assert_same_weights(actual: list[np.ndarray], expected: list[np.ndarray], atol: float) -> None:
     assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
         np.testing.assert_allclose(a, e, rtol=0, atol=atol)
 
 
@@ -214,7 +214,7 @@ def test_two_workers_train_to_the_single_process_weights(tmp_path):
         for worker in workers:
             worker.kill()
             worker.wait()
-    for worker, error in zip(workers, errors):
+    for worker, error in zip(workers, errors, strict=True):
         assert worker.returncode == 0, error[-3000:]
 
     train, _ = tiny_datasets()
@@ -242,7 +242,7 @@ def test_auto_mode(tmp_path):
     assert TrainConfig(tmp_path, epochs=1, monitor="val_loss").resolved_mode == "min"
     assert TrainConfig(tmp_path, epochs=1, monitor="val_dice").resolved_mode == "max"
     with pytest.raises(ValueError, match="mode='min' or mode='max'"):
-        TrainConfig(tmp_path, epochs=1, monitor="val_hausdorff").resolved_mode
+        _ = TrainConfig(tmp_path, epochs=1, monitor="val_hausdorff").resolved_mode
 
 
 def test_fit_rejects_bad_data_before_training(tmp_path):
@@ -348,7 +348,7 @@ def test_keep_last_returns_the_final_epoch_whatever_the_monitor(tmp_path):
     final = result.model.get_weights()
     model = build_tiny_model()
     model.load_weights(result.best_weights_path)
-    for saved, kept in zip(model.get_weights(), final):
+    for saved, kept in zip(model.get_weights(), final, strict=True):
         np.testing.assert_array_equal(saved, kept)
     with pytest.raises(ValueError, match="keep must be one of"):
         TrainConfig(tmp_path, epochs=1, keep="median")
@@ -372,3 +372,21 @@ def test_a_recipe_optimizer_factory_is_explained(tmp_path):
             loss="mse",
         )
     assert not any(tmp_path.iterdir())
+
+
+def test_auto_verbosity_writes_a_line_per_epoch_into_a_log(tmp_path, capsys):
+    """Issue 26: where the output is a file or a pipe (capsys here), ``verbose="auto"``
+    prints one line per epoch; Keras' bar wrote every step's update into the log."""
+    train, val = tiny_datasets()
+    fit(build_tiny_model, train, val, TrainConfig(tmp_path, epochs=2, xla=False), **tiny_fit_kwargs())
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert "━" not in out and "\r" not in out  # no bar, no carriage returns
+    assert len([line for line in out.splitlines() if "val_loss" in line]) == 2
+
+
+def test_auto_verbosity_keeps_the_bar_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert zoo_train.fit_verbosity("auto") == 1
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert zoo_train.fit_verbosity("auto") == 2 and zoo_train.fit_verbosity(1) == 1

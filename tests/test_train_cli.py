@@ -22,9 +22,9 @@ from data_tools.detect import LAYOUTS, LayoutError, detect_layout, find_layouts,
 from data_tools.pipeline import segmentation_dataset
 from data_tools.records import BadInputPolicy
 from zoo.common.run_card import read_card
+from zoo.registry import get_model
 from zoo.run import load_run
 from zoo.train import LOG_FILE, read_log
-from zoo.registry import get_model
 from zoo.train.command import (
     SETTINGS_FILE,
     CommandError,
@@ -120,6 +120,8 @@ def test_run_json_records_overrides_data_split_and_scores(unet_run):
     scores = card.scores["validation"]
     assert 0.0 <= scores["dice"] <= 1.0 and 0.0 <= scores["jaccard"] <= scores["dice"] and scores["images"] == 4
     assert card.training["settings"]["overrides"] == {"learning_rate": 0.002, "batch_size": 4, "epochs": 2}
+    # the kept epoch as Keras prints it ("Epoch 2/2"), not the history's 0-based index (issue 26)
+    assert card.training["kept_epoch"] == unet_run.result.best_epoch + 1 and card.training["epochs_run"] == 2
     assert (unet_run.folder / SETTINGS_FILE).is_file()
 
 
@@ -141,7 +143,7 @@ def test_rerun_after_an_interruption_resumes_to_the_same_weights(data, unet_run,
     assert (out / "backup").is_dir() and not (out / "run.json").exists()
     resumed = train(parse_args(args), log=lambda line: None)
     assert read_log(out / LOG_FILE)["epoch"] == [0, 1]
-    for mine, reference in zip(load_run(out).model.weights, load_run(unet_run.folder).model.weights):
+    for mine, reference in zip(load_run(out).model.weights, load_run(unet_run.folder).model.weights, strict=True):
         np.testing.assert_allclose(np.asarray(mine), np.asarray(reference), rtol=1e-5, atol=1e-6)
     assert resumed.result.best_epoch == unet_run.result.best_epoch
 

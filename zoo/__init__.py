@@ -14,6 +14,8 @@ the tf.data pipelines, SavedModel and LiteRT export import TensorFlow when used
 """
 
 import data_tools.command_start  # noqa: F401  (first: a command starts without TensorFlow's C++ start-up log)
+
+# isort: split
 import data_tools.colour  # noqa: F401  (registers the RGBToLab layer used inside models)
 from zoo import layers, losses, metrics, submission
 from zoo.aernet import *  # noqa: F401,F403
@@ -32,7 +34,7 @@ from zoo.losses import (
     focal_loss,
 )
 from zoo.metrics import DiceCoefficient, JaccardIndex
-from zoo.optimizers import L2Adam, L2SGD
+from zoo.optimizers import L2SGD, L2Adam
 from zoo.recipe import TrainingRecipe
 from zoo.registry import PAPERS, ModelEntry, get_model, list_models, register_model
 from zoo.run import Run, load_run, save_run

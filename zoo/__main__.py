@@ -89,7 +89,7 @@ def render(rows: Sequence[dict[str, str]], fmt: str) -> str:
         return "\n".join(lines) + "\n"
     widths = [max(len(column), *(len(row[column]) for row in rows)) for column in COLUMNS]
     lines = [
-        "  ".join(text.ljust(width) for text, width in zip(values, widths)).rstrip()
+        "  ".join(text.ljust(width) for text, width in zip(values, widths, strict=True)).rstrip()
         for values in [COLUMNS, *([row[c] for c in COLUMNS] for row in rows)]
     ]
     return "\n".join(lines) + "\n"

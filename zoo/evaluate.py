@@ -57,7 +57,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.layouts import ISIC2017_PART3_COLUMNS, ISIC2018_ATTRIBUTES
 from zoo.metrics import (
     SEGMENTATION_METRICS,
-    UINT8_THRESHOLD,
     Confusion,
     SegmentationScores,
     classification_scores,
@@ -464,7 +463,7 @@ def _evaluate_index_masks(
             read_mask_png(truth[key], "truth", problems, require_png=False),
             read_mask_png(predictions[key], "prediction", problems),
         ]
-        for role, path, mask in zip(("ground truth", "prediction"), (truth[key], predictions[key]), masks):
+        for role, path, mask in zip(("ground truth", "prediction"), (truth[key], predictions[key]), masks, strict=True):
             if mask is not None and mask.max() >= classes:
                 bad = np.unique(mask[mask >= classes])
                 problems.append(

@@ -77,13 +77,13 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import keras
 
 from data_tools.atomic import fsync_file, fsync_folder
-from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.imageio import load_image
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.registry import get_model
 from zoo.serving import (

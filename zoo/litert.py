@@ -56,8 +56,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.atomic import atomic_write_bytes
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.preprocess import InputSpec, preprocess_images
 from zoo.serving import IMAGES_INPUT, SERVING_DEFAULT, ModelIO, compute_extra_input
 

@@ -63,7 +63,7 @@ def _check_same_shape(y_true, y_pred, loss: str) -> None:
     """Fail at trace time, with the loss's name, when static shapes disagree."""
     true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
     if len(true_shape) != len(pred_shape) or any(
-        t is not None and p is not None and t != p for t, p in zip(true_shape, pred_shape)
+        t is not None and p is not None and t != p for t, p in zip(true_shape, pred_shape, strict=True)
     ):
         raise ValueError(
             f"{loss}: y_true has shape {true_shape} but y_pred has shape {pred_shape}; "

@@ -154,7 +154,7 @@ def _pairs(y_true: Iterable[np.ndarray], y_pred: Iterable[np.ndarray]) -> list[t
         raise ValueError(
             f"y_true and y_pred must hold the same, non-zero number of images; got {len(y_true)} and {len(y_pred)}."
         )
-    return list(zip(y_true, y_pred))
+    return list(zip(y_true, y_pred, strict=True))
 
 
 def isic2018_task2_scores(
@@ -331,7 +331,7 @@ class SegmentationScores:
     def mean_average_precision(self) -> float:
         """Eq. 8 from the score histograms (thresholds at every bin, high to low)."""
         precisions = []
-        for positives, negatives in zip(self.positives, self.negatives):
+        for positives, negatives in zip(self.positives, self.negatives, strict=True):
             total = positives.sum()
             if total == 0:
                 continue

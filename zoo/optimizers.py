@@ -49,7 +49,7 @@ class _L2CoupledWeightDecay:
                 grad
                 if grad is None or not self._use_weight_decay(variable)
                 else grad + ops.cast(self.l2_weight_decay, grad.dtype) * ops.cast(variable, grad.dtype)
-                for grad, variable in zip(grads, trainable_variables)
+                for grad, variable in zip(grads, trainable_variables, strict=True)
             ]
         super()._backend_update_step(grads, trainable_variables, learning_rate)
 

@@ -87,7 +87,6 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.atomic import atomic_path, atomic_write_text
 from data_tools.imageio import frame_count, load_image, save_png
 from data_tools.layouts import (
@@ -97,6 +96,7 @@ from data_tools.layouts import (
     ISIC2018_MASK_SUFFIX,
     frame_stem,
 )
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.preprocess import InputSpec, preprocess_images
 from data_tools.records import BadInputPolicy, DatasetError
 from zoo import submission
@@ -283,7 +283,7 @@ def _keras_predictor(
     outputs = (
         model.output
         if isinstance(model.output, Mapping)
-        else dict(zip(model.output_names, keras.tree.flatten(model.output)))
+        else dict(zip(model.output_names, keras.tree.flatten(model.output), strict=True))
     )
     channels = int(outputs[io.main].shape[-1])
     softmax = None
@@ -691,7 +691,7 @@ def predict_images(
                     maps = [compute_extra_input(takers[0].extra_input, image, bound) for image in pixels]
                 outputs = predictor.predict(pixels, maps)
                 sk_outputs = sk_predictor.predict(pixels, maps) if sk_predictor is not None else None
-                for index, (image_id, path, image) in enumerate(batch):
+                for index, (image_id, _, image) in enumerate(batch):
                     main = outputs[index][predictor.main]
                     files += _write(
                         format,

@@ -46,9 +46,9 @@ import h5py
 import keras
 import numpy as np
 
-from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.folders import IMAGE_SUFFIXES
 from data_tools.layouts import ISIC2017_SUPERPIXELS_SUFFIX, ISIC_IMAGE_ID
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.preprocess import InputSpec, preprocess_label_maps, restore_geometry
 from data_tools.tensor_ops import KERAS
 from zoo.common.run_card import WEIGHTS_FILE, is_run_folder
@@ -236,7 +236,7 @@ class ModelIO:
         """``{name: float32 output}`` from what the model returned, named after its
         outputs (or ``names``, one per output in the model's order)."""
         flat = list(outputs.values()) if isinstance(outputs, Mapping) else keras.tree.flatten(outputs)
-        return {name: keras.ops.cast(value, "float32") for name, value in zip(names or self.outputs, flat)}
+        return {name: keras.ops.cast(value, "float32") for name, value in zip(names or self.outputs, flat, strict=True)}
 
     def run(
         self, model: keras.Model, images: Any, maps: Any = None, names: Sequence[str] | None = None
@@ -302,7 +302,7 @@ def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
 
 
 def _check_size(model_name: str, what: str, size: tuple, spec: InputSpec, caller: str) -> None:
-    if any(side is not None and side != expected for side, expected in zip(size, spec.image_size)):
+    if any(side is not None and side != expected for side, expected in zip(size, spec.image_size, strict=True)):
         raise ValueError(
             f"{caller}: model {model_name!r} {what} is {size} but input_spec.image_size is {spec.image_size}."
         )
@@ -382,7 +382,8 @@ def spec_for_model(spec: InputSpec, size: Sequence[int | None]) -> InputSpec:
         None
         if spec.pre_crop_size is None
         else tuple(
-            max(side, round(side * pre / image)) for side, pre, image in zip(size, spec.pre_crop_size, spec.image_size)
+            max(side, round(side * pre / image))
+            for side, pre, image in zip(size, spec.pre_crop_size, spec.image_size, strict=True)
         )
     )
     return dataclasses.replace(spec, image_size=tuple(int(s) for s in size), pre_crop_size=pre_crop)

@@ -1,7 +1,8 @@
 """Predictions written in the ISIC challenge submission layouts.
 
 The files can be scored with the official tools (isic-challenge-scoring) or
-uploaded, each file whole or not at all (:mod:`data_tools.atomic`): masks are 8-bit single-channel PNGs holding 0 and 255, named like the
+uploaded, each file whole or not at all (:mod:`data_tools.atomic`): masks are 8-bit
+single-channel PNGs holding 0 and 255, named like the
 ground truth and as large as the original image; classification results are CSVs
 with the official columns.
 
@@ -170,7 +171,7 @@ def write_isic2016_classification_csv(path: str | Path, image_ids: Sequence[str]
     """ISIC 2016 Part 3 CSV: ``ISIC_<id>,<melanoma probability>`` per line, no header."""
     image_ids = _check_image_ids(image_ids)
     probabilities = _probability_column(melanoma, len(image_ids), "melanoma")
-    rows = [[i, repr(float(p))] for i, p in zip(image_ids, probabilities)]
+    rows = [[i, repr(float(p))] for i, p in zip(image_ids, probabilities, strict=True)]
     return _write_csv(path, rows, header=None)
 
 

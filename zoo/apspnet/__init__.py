@@ -1,4 +1,5 @@
-"""A-PSPNet (Wen et al., Attention PSPNet for renal ultrasound) and the segmentation networks of its Table III.
+"""A-PSPNet (Wen et al., A-PSPNet: A novel segmentation method of renal ultrasound image) and the
+segmentation networks of its Table III.
 
 Builders: :func:`build_pspnet`, :func:`build_deeplabv3`, :func:`build_danet`,
 :func:`build_apspnet`; Table II's classifiers :func:`build_attention_resnet50` and

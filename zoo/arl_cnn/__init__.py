@@ -1,4 +1,5 @@
-"""ARL-CNN (Zhang, Xie, Xia and Shen, Attention Residual Learning for Skin Lesion Classification, IEEE TMI 2019) and the classifiers of its Tables II-V.
+"""ARL-CNN (Zhang, Xie, Xia and Shen, Attention Residual Learning for Skin Lesion
+Classification, IEEE TMI 2019) and the classifiers of its Tables II-V.
 
 Builders: :func:`build_resnet14`/``50``, :func:`build_arl_cnn14`/``50``,
 :func:`build_senet14`/``50``, :func:`build_ran14`/``50``; input :data:`ARL_INPUT`
@@ -64,7 +65,7 @@ _PARAMETERS = {
 def _block_maps(depth: int, suffix: str) -> tuple[str, ...]:
     return tuple(
         f"conv{stage}_block{block}_{suffix}"
-        for stage, blocks in zip((2, 3, 4, 5), _BLOCKS[depth])
+        for stage, blocks in zip((2, 3, 4, 5), _BLOCKS[depth], strict=True)
         for block in range(1, blocks + 1)
     )
 

@@ -23,7 +23,6 @@ draw their own, ``reproduce/arl_table7.py``).
 
 from __future__ import annotations
 
-
 from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.patches import crop_and_resize_boxes
 

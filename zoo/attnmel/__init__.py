@@ -1,4 +1,5 @@
-"""AttnMel-CNN (Yan, Kawahara and Hamarneh, Melanoma Recognition via Visual Attention, IPMI 2019) and the VGG-16 classifiers of its Tables 1-2.
+"""AttnMel-CNN (Yan, Kawahara and Hamarneh, Melanoma Recognition via Visual Attention, IPMI
+2019) and the VGG-16 classifiers of its Tables 1-2.
 
 Builders: :func:`build_vgg16_classifier`, :func:`build_vgg16_gap`, :func:`build_mel_cnn`,
 :func:`build_attnmel_cnn`; input :data:`ATTNMEL_INPUT`; recipes :data:`ATTNMEL_RECIPE`

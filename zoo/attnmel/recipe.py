@@ -3,7 +3,8 @@ Visual Attention", IPMI 2019, Sec. 3.1; the authors' code for the rest).
 
 SGD with momentum (section 3.1; the reference code: Nesterov, 0.9, PyTorch weight
 decay 1e-4, which adds ``1e-4 * w`` to the gradient: :class:`zoo.optimizers.L2SGD`, not
-Keras' decoupled ``weight_decay``), learning rate 0.01 times 0.1 every 10 epochs, batch 32, 50 epochs; the focal loss (gamma 2) and, for AttnMel-CNN,
+Keras' decoupled ``weight_decay``), learning rate 0.01 times 0.1 every 10 epochs, batch 32, 50
+epochs; the focal loss (gamma 2) and, for AttnMel-CNN,
 the attention Dice regularisers of eq. 5; augmentation: 90-degree rotations and
 flips (after the centre crop of :data:`zoo.attnmel.ATTNMEL_INPUT`). The best epoch by
 the validation AUC.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-
 from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.pipeline import segmentation_dataset
 from data_tools.preprocess import InputSpec

@@ -111,7 +111,9 @@ class AttentionGate(keras.layers.Layer):
         self.phi_up = None
         if code:  # their Conv2DTranspose(strides=theta_x's size // g's size)
             theta_shape = self.theta.compute_output_shape(x_shape)
-            strides = tuple(max(1, t // g) if t and g else 1 for t, g in zip(theta_shape[1:3], g_shape[1:3]))
+            strides = tuple(
+                max(1, t // g) if t and g else 1 for t, g in zip(theta_shape[1:3], g_shape[1:3], strict=True)
+            )
             self.phi_up = keras.layers.Conv2DTranspose(inter, 3, strides=strides, padding="same", name="phi_up", **conv)
             self.phi_up.build((*g_shape[:-1], inter))
         self.psi = keras.layers.Conv2D(1, 1, use_bias=True, name="psi", **conv)

@@ -102,7 +102,7 @@ def _torch(application, taps) -> EncoderSpec:
         application,
         tuple(taps),
         tuple(1.0 / s for s in _TORCH_STD),
-        tuple(-m / s for m, s in zip(_TORCH_MEAN, _TORCH_STD)),
+        tuple(-m / s for m, s in zip(_TORCH_MEAN, _TORCH_STD, strict=True)),
     )
 
 

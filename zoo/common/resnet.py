@@ -188,7 +188,9 @@ def resnet_features(
     conv1, x = resnet_stem(inputs, after_stem)
     features = [conv1]
     plan = _stage_strides_and_dilations(output_stride)
-    for stage, (blocks, filters, (stride, dilation)) in enumerate(zip(blocks_per_stage, STAGE_FILTERS, plan), start=2):
+    for stage, (blocks, filters, (stride, dilation)) in enumerate(
+        zip(blocks_per_stage, STAGE_FILTERS, plan, strict=True), start=2
+    ):
         for block in range(1, blocks + 1):
             name = f"conv{stage}_block{block}"
             x = bottleneck_block(

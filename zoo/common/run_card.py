@@ -228,7 +228,7 @@ def shapes_of(model: keras.Model) -> tuple[list, dict[str, list]]:
     outputs = (
         model.output
         if isinstance(model.output, Mapping)
-        else dict(zip(model.output_names, keras.tree.flatten(model.output)))
+        else dict(zip(model.output_names, keras.tree.flatten(model.output), strict=True))
     )
     return inputs, {name: list(tensor.shape) for name, tensor in outputs.items()}
 

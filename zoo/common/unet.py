@@ -95,7 +95,7 @@ def unet_decoder(
     code = variant == "aernet_code"
     use_bias = True if code else None  # None: no bias before a batch norm
     attention_maps = {}
-    for level, (skip, level_filters) in enumerate(zip(skips, filters), start=1):
+    for level, (skip, level_filters) in enumerate(zip(skips, filters, strict=True), start=1):
         prefix = f"{name}{level}"
         if attention and skip is not None:
             gate = gating_signal(x, level_filters, use_bias=use_bias, name=f"{prefix}_gating")

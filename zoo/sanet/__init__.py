@@ -1,4 +1,5 @@
-"""SANet (superpixel attention network for skin lesion attributes) and the networks of its Table 3.
+"""SANet (SANet: Superpixel Attention Network for Skin Lesion Attributes Detection) and the networks of
+its Table 3.
 
 Builders: :func:`build_attribute_unet`, :func:`build_deeplab`, :func:`build_attribute_danet`,
 :func:`build_resunet`, :func:`build_sanet`; input :data:`SANET_INPUT` (and, for SANet, a

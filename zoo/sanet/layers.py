@@ -22,7 +22,8 @@ centres: feature pixel ``i`` takes the label at ``floor((i + 0.5) * h / H)``,
 computed in float32 like TensorFlow's kernel), as a gather with constant indices.
 
 Everything is ``keras.ops`` (any backend; tested on TensorFlow, eager, graph and
-XLA, and on JAX with ``jit_compile=True``: tests/test_jax_backend.py). Batches are pooled with one ``keras.ops.segment_sum``
+XLA, and on JAX with ``jit_compile=True``: tests/test_jax_backend.py). Batches are pooled with
+one ``keras.ops.segment_sum``
 over the static count ``batch * max_segments`` (image ``b``'s labels offset by
 ``b * max_segments``).
 

@@ -49,7 +49,6 @@ import keras
 
 from data_tools.layouts import ISIC2018_ATTRIBUTES
 from data_tools.preprocess import InputSpec
-from zoo.sanet.layers import SAM_MERGES, SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
 from zoo.common import segmentation_heads as heads
 from zoo.common.blocks import conv_bn_relu, segmentation_head
 from zoo.common.dilated import build_dilated_model
@@ -58,6 +57,7 @@ from zoo.common.resnet import RESNET_BACKBONES
 from zoo.common.unet import build_unet, unet_decoder
 from zoo.common.validation import check_choice, check_classes, check_positive_int
 from zoo.common.weights import assemble_model, check_builder_arguments, check_checkpoint
+from zoo.sanet.layers import SAM_MERGES, SuperpixelAttention, SuperpixelAveragePooling, SuperpixelUnpooling
 
 SANET_INPUT = InputSpec(image_size=(256, 256), scale="unit")
 """RGB in [0, 1]; 256x256 (the paper gives no size; U-Nets need multiples of 32)."""

@@ -152,7 +152,7 @@ def connected_superpixels(labels: np.ndarray, max_segments: int) -> np.ndarray:
     apart = first != second
     pairs, borders = np.unique(np.sort(np.stack([first[apart], second[apart]], 1), axis=1), axis=0, return_counts=True)
     neighbours: list[list[tuple[int, int]]] = [[] for _ in range(count)]
-    for (a, b), border in zip(pairs.tolist(), borders.tolist()):
+    for (a, b), border in zip(pairs.tolist(), borders.tolist(), strict=True):
         neighbours[a].append((border, b))
         neighbours[b].append((border, a))
     parent = list(range(count))

@@ -13,9 +13,11 @@ get another folder, and a map older than its image is recomputed.
 Labels are **consecutive** (``0 .. K-1``) and **bounded** (``K <=
 params.max_segments``). The bound matters: the superpixel layers
 (:mod:`zoo.sanet.layers`) pool with ``tf.math.unsorted_segment_sum`` over
-``max_segments`` segments per image (default :data:`zoo.sanet.models.SANET_MAX_SEGMENTS`), and under XLA an id out of range is silently
+``max_segments`` segments per image (default :data:`zoo.sanet.models.SANET_MAX_SEGMENTS`), and
+under XLA an id out of range is silently
 dropped, or leaks into the next image of the batch (measured with
-TensorFlow 2.21 and JAX: tests/test_superpixel_layers.py). SLIC may return more segments than asked (n_segments=256 gave up to
+TensorFlow 2.21 and JAX: tests/test_superpixel_layers.py). SLIC may return more segments than
+asked (n_segments=256 gave up to
 266); :func:`slic_superpixels` then retries with fewer.
 
 Large images (ISIC 2018 goes up to 6688x4439) are segmented at a working size
@@ -42,9 +44,9 @@ from PIL import Image
 from skimage.segmentation import slic
 from tqdm import tqdm
 
-from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.augment import Augmentation
 from data_tools.imageio import as_policy, is_up_to_date, load_image, save_png
+from data_tools.lazy_tensorflow import lazy_tensorflow
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
 from zoo.sanet.models import SANET_MAX_SEGMENTS
@@ -255,14 +257,14 @@ def cache_superpixels(
     pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
     try:
         errors = tqdm(
-            pool.map(compute, zip(records, paths)),
+            pool.map(compute, zip(records, paths, strict=True)),
             total=len(records),
             desc=f"superpixels ({params.key})",
             unit="image",
             disable=not sys.stderr.isatty(),
         )
         updated = []
-        for record, path, error in zip(records, paths, errors):
+        for record, path, error in zip(records, paths, errors, strict=True):
             if error is not None:
                 policy.reject(error.path, error.problem)
                 continue

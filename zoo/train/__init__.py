@@ -45,7 +45,8 @@ random ops do not depend on how many epochs the process has run: the
 ``fit`` tells them which epoch starts (:func:`data_tools.pipeline.set_training_epoch`),
 so a resumed run with them ends with the weights of an uninterrupted one (tested by
 killing a training process with SIGKILL). A ``tf.data`` shuffle of your own with
-``reshuffle_each_iteration`` restarts its sequence of orders in a new process. With an integer ``backup_freq=n`` the state is also
+``reshuffle_each_iteration`` restarts its sequence of orders in a new process. With an integer
+``backup_freq=n`` the state is also
 saved every *n* batches: the weights then include the part of epoch *k* done
 before the kill, but ``fit`` cannot start in the middle of an epoch, so epoch *k*
 is rerun from its first batch and those batches are seen twice.
@@ -75,6 +76,7 @@ import dataclasses
 import inspect
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -84,7 +86,8 @@ import numpy as np
 from data_tools.atomic import atomic_write_text
 from data_tools.epochs import set_training_epoch
 from data_tools.lazy_tensorflow import lazy_tensorflow, tensorflow_imported
-from zoo.common.run_card import BACKUP_DIR, TRAINING_CHECKPOINT as BEST_WEIGHTS_FILE
+from zoo.common.run_card import BACKUP_DIR
+from zoo.common.run_card import TRAINING_CHECKPOINT as BEST_WEIGHTS_FILE
 from zoo.common.weights import first_non_finite
 from zoo.runtime import (
     STRATEGIES,
@@ -137,8 +140,10 @@ class TrainConfig:
         backup_freq: ``"epoch"`` or a number of batches between backups (see the
             module docstring for what a resumed run repeats).
         tensorboard: also write TensorBoard logs.
-        verbose: Keras ``fit`` verbosity: ``"auto"``, 0 (silent), 1 (progress
-            bar), 2 (one line per epoch).
+        verbose: Keras ``fit`` verbosity: 0 (silent), 1 (progress bar), 2 (one line
+            per epoch), or ``"auto"``: the bar on a terminal, a line per epoch where
+            the output goes to a file or a pipe (a cluster's log, where the bar would
+            write every step's update).
         keep: ``"best"`` (the epoch with the best ``monitor``) or ``"last"`` (the
             final epoch, for papers that report their final model without a
             validation set; ``monitor`` is then only logged).
@@ -208,8 +213,9 @@ class TrainResult:
         history: per-epoch logs as :func:`read_log` returns them (``"epoch"``,
             ``"loss"``, ``"val_loss"``, metrics...), from epoch 0, including the
             epochs run before a resume.
-        best_epoch: zero-based index of the kept epoch: the best by the monitored
-            quantity, or the last with ``TrainConfig.keep="last"``.
+        best_epoch: zero-based index of the kept epoch into ``history``: the best by
+            the monitored quantity, or the last with ``TrainConfig.keep="last"``
+            (:attr:`kept_epoch` is the same epoch counted from 1).
         out_dir: the folder this process wrote to.
         best_weights_path: the best epoch's weights.
     """
@@ -219,6 +225,12 @@ class TrainResult:
     best_epoch: int
     out_dir: Path
     best_weights_path: Path
+
+    @property
+    def kept_epoch(self) -> int:
+        """The kept epoch counted from 1, as Keras prints it ("Epoch 5/10"): the number
+        run cards and table results record."""
+        return self.best_epoch + 1
 
 
 Factory = Callable[[], Any]
@@ -297,7 +309,7 @@ def fit(
             steps_per_epoch=config.steps_per_epoch,
             validation_steps=config.validation_steps,
             callbacks=[*callbacks, *_run_callbacks(config, mode, state, resuming)],
-            verbose=config.verbose,
+            verbose=fit_verbosity(config.verbose),
             shuffle=False,  # datasets shuffle themselves (data_tools pipelines, with a seed)
         )
         history = read_log(out_dir / LOG_FILE)
@@ -371,6 +383,14 @@ def _best_value(history: Mapping[str, list[float]], monitor: str, mode: str) -> 
     if not values or all(math.isnan(v) for v in values):
         return None
     return float(np.nanmin(values) if mode == "min" else np.nanmax(values))
+
+
+def fit_verbosity(verbose: Literal["auto", 0, 1, 2]) -> int:
+    """Keras' ``verbose`` for :attr:`TrainConfig.verbose`: ``"auto"`` is 1 (the bar)
+    when standard output is a terminal, else 2 (a line per epoch)."""
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
 
 
 def _best_epoch(history: Mapping[str, list[float]], monitor: str, mode: str) -> int:

@@ -54,13 +54,18 @@ from typing import Any
 import keras
 import numpy as np
 
-from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools import layouts
 from data_tools.atomic import atomic_write_text
 from data_tools.detect import LAYOUTS, Layout, LayoutError, detect_layout, labelme_labels
 from data_tools.folders import read_labelme, read_mask_folder
-from data_tools.isic import read_isic2016_part1, read_isic2016_part3, read_isic2017, read_isic2018
-from data_tools.isic import write_isic2017_feature_masks
+from data_tools.isic import (
+    read_isic2016_part1,
+    read_isic2016_part3,
+    read_isic2017,
+    read_isic2018,
+    write_isic2017_feature_masks,
+)
+from data_tools.lazy_tensorflow import require_tensorflow
 from data_tools.pipeline import classification_dataset, oversample_positives, segmentation_dataset
 from data_tools.preprocess import InputSpec
 from data_tools.records import BadInputPolicy, DatasetError, Record
@@ -273,7 +278,8 @@ def build_parser(recipe: TrainingRecipe | None = None) -> argparse.ArgumentParse
         "--verbose",
         type=_verbosity,
         default="auto",
-        help="Keras progress: auto, 0 (silent), 1 (bar), 2 (a line per epoch)",
+        help="Keras progress: auto (the bar on a terminal, a line per epoch into a file or pipe), 0 (silent), "
+        "1 (bar), 2 (a line per epoch)",
     )
     runtime.add_argument("--overwrite", action="store_true", help="replace the training files of another run in --out")
     return parser
@@ -697,7 +703,7 @@ def _mask_scores(truth: np.ndarray, prediction: np.ndarray, targets: Targets) ->
         )
     per_channel = {}
     for channel, name in enumerate(names[: truth.shape[-1]]):
-        scores = [segmentation_scores(t[..., channel], p[..., channel]) for t, p in zip(truth, prediction)]
+        scores = [segmentation_scores(t[..., channel], p[..., channel]) for t, p in zip(truth, prediction, strict=True)]
         per_channel[name] = {key: float(np.mean([s[key] for s in scores])) for key in ("dice", "jaccard")}
     result: dict[str, Any] = {
         key: float(np.mean([s[key] for s in per_channel.values()])) for key in ("dice", "jaccard")
@@ -972,7 +978,7 @@ def train(
     history = result.history
     training = {
         "settings": settings,
-        "best_epoch": result.best_epoch,
+        "kept_epoch": result.kept_epoch,
         "epochs_run": len(history.get("epoch", [])),
         "monitor": monitor,
         "steps_per_epoch": steps,
@@ -997,7 +1003,7 @@ def train(
         for key, value in scores.items()
         if key in ("dice", "jaccard", "auc", "accuracy") and isinstance(value, float)
     )
-    log(f"kept epoch {result.best_epoch + 1} of {len(history.get('epoch', []))} by {monitor}; validation: {shown}")
+    log(f"kept epoch {result.kept_epoch} of {len(history.get('epoch', []))} by {monitor}; validation: {shown}")
     log(f"run folder: {args.out} (load it with zoo.load_run)")
     return Outcome(args.out, result.model, result, scores, data_record)
 

@@ -246,8 +246,8 @@ class TrainingState:
         shapes = weight_shapes(model)
         if shapes != self.recorded_shapes:
             first = next(
-                (index for index, (a, b) in enumerate(zip(shapes, self.recorded_shapes)) if a != b),
-                min(len(shapes), len(self.recorded_shapes)),
+                (index for index, (a, b) in enumerate(zip(shapes, self.recorded_shapes, strict=False)) if a != b),
+                min(len(shapes), len(self.recorded_shapes)),  # the lists may differ in length: the shorter's end
             )
             raise TrainingStateError(
                 f"{self.weights} is the backup of another model ({len(self.recorded_shapes)} weights; weight "
