@@ -45,11 +45,11 @@ random ops do not depend on how many epochs the process has run: the
 ``fit`` tells them which epoch starts (:func:`data_tools.pipeline.set_training_epoch`),
 so a resumed run with them ends with the weights of an uninterrupted one (tested by
 killing a training process with SIGKILL). A ``tf.data`` shuffle of your own with
-``reshuffle_each_iteration`` restarts its sequence of orders in a new process. With an integer
-``backup_freq=n`` the state is also
-saved every *n* batches: the weights then include the part of epoch *k* done
-before the kill, but ``fit`` cannot start in the middle of an epoch, so epoch *k*
-is rerun from its first batch and those batches are seen twice.
+``reshuffle_each_iteration`` restarts its sequence of orders in a new process.
+With an integer ``backup_freq=n`` the state is also saved every *n* batches: the
+weights then include the part of epoch *k* done before the kill, but ``fit`` cannot
+start in the middle of an epoch, so epoch *k* is rerun from its first batch and
+those batches are seen twice.
 
 **Distribution.** The datasets' batch size is the *global* batch: with
 ``strategy.num_replicas_in_sync`` replicas each replica gets ``batch /
